@@ -1,0 +1,259 @@
+//! Who is tapping: bot or person, device, browser (in-app ones named), OS, referrer host,
+//! and a cookie-free visitor hash. Pure functions of request data.
+//!
+//! Bots come from the `isbot` crate's maintained pattern list, plus link-preview fetchers the
+//! list misses. In-app browsers (Instagram, Facebook, TikTok, LINE …) are people.
+
+use std::sync::OnceLock;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::domain::ClickInfo;
+
+/// Link-preview fetchers and crawlers that KOL links meet and the default list does not name.
+const EXTRA_BOTS: &[&str] = &[
+    "meta-externalagent",
+    "meta-externalfetcher",
+    "facebookcatalog",
+    "linespider",
+    "whatsapp/",
+    "telegrambot",
+    "discordbot",
+    "twitterbot",
+    "slackbot",
+    "linkedinbot",
+    "pinterestbot",
+    "redditbot",
+    "skypeuripreview",
+    "embedly",
+    "iframely",
+    "vkshare",
+    "bytespider",
+    "applebot",
+    "google-inspectiontool",
+    "snap url preview",
+    "kakaotalk-scrap",
+    "yeti/",
+];
+
+fn bots() -> &'static isbot::Bots {
+    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
+    BOTS.get_or_init(|| {
+        let mut bots = isbot::Bots::default();
+        let extra: Vec<String> = EXTRA_BOTS.iter().map(|p| regex_escape(p)).collect();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        bots.append(&extra);
+        bots
+    })
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$/".contains(c);
+            special.then_some('\\').into_iter().chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+/// True for crawlers, link-preview fetchers, scripts and requests without a user agent.
+pub fn is_bot(user_agent: &str) -> bool {
+    let ua = user_agent.trim();
+    ua.is_empty() || bots().is_bot(ua)
+}
+
+/// The in-app browser a user agent comes from, if any.
+fn in_app(ua: &str) -> Option<&'static str> {
+    let rules: [(&str, &str); 8] = [
+        ("Instagram", "Instagram"),
+        ("Barcelona", "Threads"),
+        ("FBAN/", "Facebook"),
+        ("FBAV/", "Facebook"),
+        ("musical_ly", "TikTok"),
+        ("BytedanceWebview", "TikTok"),
+        (" Line/", "LINE"),
+        ("Twitter for", "X"),
+    ];
+    rules.iter().find(|(needle, _)| ua.contains(needle)).map(|(_, name)| *name)
+}
+
+/// Device class, browser and OS of a person's user agent.
+pub fn describe(ua: &str) -> (String, String, String) {
+    let parsed = woothee::parser::Parser::new().parse(ua);
+    let (category, name, os) = match &parsed {
+        Some(r) => (r.category, r.name, r.os),
+        None => ("", "", ""),
+    };
+    let device = if os == "iPad" || (ua.contains("Android") && !ua.contains("Mobile")) {
+        "tablet"
+    } else {
+        match category {
+            "smartphone" | "mobilephone" => "mobile",
+            "pc" => "desktop",
+            "appliance" => "appliance",
+            _ => "other",
+        }
+    };
+    let browser = in_app(ua)
+        .map(str::to_owned)
+        .or_else(|| (name != "UNKNOWN" && !name.is_empty()).then(|| name.to_owned()))
+        .unwrap_or_else(|| "other".to_owned());
+    let os = match os {
+        "" | "UNKNOWN" => "other".to_owned(),
+        "iPhone" | "iPad" | "iPod" => "iOS".to_owned(),
+        o if o.starts_with("Windows") => "Windows".to_owned(),
+        o => o.to_owned(),
+    };
+    (device.to_owned(), browser, os)
+}
+
+/// The referring site: host of the `Referer`, without `www.`-like prefixes; empty when none.
+pub fn referrer_host(referer: Option<&str>) -> String {
+    let Some(url) = referer.and_then(|r| url::Url::parse(r).ok()) else { return String::new() };
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    ["www.", "m.", "l.", "lm.", "mobile."]
+        .iter()
+        .find_map(|p| host.strip_prefix(p))
+        .map(str::to_owned)
+        .unwrap_or(host)
+}
+
+/// A two-letter country code from a trusted header value, else empty.
+pub fn country(header: Option<&str>) -> String {
+    match header.map(str::trim) {
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
+        _ => String::new(),
+    }
+}
+
+/// hash(daily salt, IP, user agent): counts unique visitors per day without cookies and
+/// without storing addresses. The salt is derived from a secret key and the UTC day, so hashes
+/// of different days cannot be linked.
+pub fn visitor_hash(key: &[u8], day: &str, ip: &str, ua: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in [day, ip, ua] {
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    let digest = mac.finalize().into_bytes();
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything the click log keeps about one request.
+pub struct RequestFacts<'a> {
+    pub user_agent: &'a str,
+    pub referer: Option<&'a str>,
+    pub ip: &'a str,
+    pub country: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub day: &'a str,
+}
+
+pub fn click_info(key: &[u8], f: &RequestFacts<'_>) -> ClickInfo {
+    let source = f
+        .source
+        .filter(|s| !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if is_bot(f.user_agent) {
+        return ClickInfo { bot: true, referrer: referrer_host(f.referer), source, ..ClickInfo::default() };
+    }
+    let (device, browser, os) = describe(f.user_agent);
+    ClickInfo {
+        bot: false,
+        visitor: visitor_hash(key, f.day, f.ip, f.user_agent),
+        referrer: referrer_host(f.referer),
+        device,
+        browser,
+        os,
+        country: country(f.country),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREVIEW_FETCHERS: &[&str] = &[
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+        "Twitterbot/1.0",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Slack-ImgProxy (+https://api.slack.com/robots)",
+        "WhatsApp/2.23.20.0 A",
+        "WhatsApp/2.2343.2 i",
+        "TelegramBot (like TwitterBot)",
+        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+        "Mozilla/5.0 (compatible; Linespider/1.1; +https://lin.ee/4dwXkTH)",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0",
+        "curl/8.5.0",
+        "python-requests/2.31.0",
+        "",
+    ];
+
+    const PEOPLE: &[&str] = &[
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 307.0.0.34.111 (iPhone15,2; iOS 17_1; en_US; en; scale=3.00; 1179x2556; 531253145)",
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.163 Mobile Safari/537.36 Instagram 307.0.0.34.111 Android (34/14; 480dpi; 1080x2340; samsung; SM-S918B; dm3q; qcom; en_US; 531253145)",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBDV/iPhone15,2;FBMD/iPhone;FBSN/iOS;FBSV/17.1;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5]",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 musical_ly_32.5.0 JsSdk/2.0 NetType/WIFI Channel/App Store ByteLocale/en Region/US ByteFullLocale/en WKWebView/1 BytedanceWebview/d8a21c6 FalconTag/",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Safari Line/13.20.0",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    ];
+
+    #[test]
+    fn link_preview_fetchers_and_scripts_are_bots() {
+        for ua in PREVIEW_FETCHERS {
+            assert!(is_bot(ua), "{ua}");
+        }
+    }
+
+    #[test]
+    fn in_app_browsers_and_plain_browsers_are_people() {
+        for ua in PEOPLE {
+            assert!(!is_bot(ua), "{ua}");
+        }
+    }
+
+    #[test]
+    fn in_app_browsers_are_named() {
+        let names: Vec<String> = PEOPLE.iter().map(|ua| describe(ua).1).collect();
+        assert_eq!(&names[..5], ["Instagram", "Instagram", "Facebook", "TikTok", "LINE"]);
+        assert_eq!(describe(PEOPLE[0]), ("mobile".into(), "Instagram".into(), "iOS".into()));
+        assert_eq!(describe(PEOPLE[1]).2, "Android");
+        assert_eq!(describe(PEOPLE[5]), ("desktop".into(), "Chrome".into(), "Windows".into()));
+        assert_eq!(describe(PEOPLE[6]).0, "tablet");
+    }
+
+    #[test]
+    fn referrer_hosts_are_normalised() {
+        assert_eq!(referrer_host(Some("https://www.instagram.com/p/abc")), "instagram.com");
+        assert_eq!(referrer_host(Some("https://l.facebook.com/l.php?u=x")), "facebook.com");
+        assert_eq!(referrer_host(Some("android-app://com.google.android.gm/")), "com.google.android.gm");
+        assert_eq!(referrer_host(Some("not a url")), "");
+        assert_eq!(referrer_host(None), "");
+    }
+
+    #[test]
+    fn visitor_hashes_depend_on_day_ip_and_agent() {
+        let k = b"key";
+        let a = visitor_hash(k, "2026-11-22", "1.2.3.4", "ua");
+        assert_eq!(a, visitor_hash(k, "2026-11-22", "1.2.3.4", "ua"));
+        assert_eq!(a.len(), 24);
+        assert_ne!(a, visitor_hash(k, "2026-11-23", "1.2.3.4", "ua"));
+        assert_ne!(a, visitor_hash(k, "2026-11-22", "1.2.3.5", "ua"));
+        assert_ne!(a, visitor_hash(k, "2026-11-22", "1.2.3.4", "ua2"));
+        assert_ne!(a, visitor_hash(b"other", "2026-11-22", "1.2.3.4", "ua"));
+    }
+
+    #[test]
+    fn countries_come_only_as_two_letters() {
+        assert_eq!(country(Some("tw")), "TW");
+        assert_eq!(country(Some("TWN")), "");
+        assert_eq!(country(None), "");
+    }
+}

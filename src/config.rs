@@ -1,0 +1,109 @@
+//! Settings, layered: `config/default.toml` (compiled in) → the file named by `KOLINK_CONFIG`
+//! (or `config/kolink.toml` when present) → `KOLINK_*` environment variables. Validated on load.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+use crate::domain::Currency;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Embedded,
+    Redis,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub storage: Option<StorageKind>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub data_dir: PathBuf,
+    pub admin_token: Option<String>,
+    pub default_currency: String,
+    pub default_attribution_window_days: u32,
+    pub click_retention_days: u32,
+    pub client_ip_header: Option<String>,
+    pub country_header: Option<String>,
+    pub link_cache_seconds: u64,
+    pub link_cache_capacity: u64,
+    pub workers: Option<usize>,
+    pub log: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("storage", &self.storage())
+            .field("data_dir", &self.data_dir)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Reads the layers from the process environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Toml::string(DEFAULTS));
+        match std::env::var_os("KOLINK_CONFIG") {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                if !path.is_file() {
+                    bail!("KOLINK_CONFIG names {}, which is not a readable file", path.display());
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("config/kolink.toml")),
+        }
+        let fig = fig.merge(Env::prefixed("KOLINK_").ignore(&["config"]));
+        let settings: Settings = fig.extract().context("Failed to read the settings")?;
+        settings.validate()
+    }
+
+    /// The defaults alone, for tests and tools.
+    pub fn defaults() -> Self {
+        Figment::from(Toml::string(DEFAULTS)).extract().expect("the compiled-in defaults are valid")
+    }
+
+    pub fn validate(self) -> anyhow::Result<Self> {
+        Currency::parse(&self.default_currency).map_err(|e| anyhow::anyhow!("default_currency: {e}"))?;
+        if let Some(u) = &self.public_url {
+            let parsed = url::Url::parse(u).with_context(|| format!("public_url {u:?} is not a URL"))?;
+            if parsed.scheme() != "http" && parsed.scheme() != "https" {
+                bail!("public_url must be an http:// or https:// URL");
+            }
+        }
+        if self.storage() == StorageKind::Redis && self.redis_url.is_none() {
+            bail!("storage is redis but no redis_url is set (KOLINK_REDIS_URL)");
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            bail!("admin_token must be at least 16 characters");
+        }
+        if u64::from(self.click_retention_days) < u64::from(self.default_attribution_window_days) {
+            bail!("click_retention_days must be at least default_attribution_window_days");
+        }
+        Ok(self)
+    }
+
+    pub fn storage(&self) -> StorageKind {
+        self.storage.unwrap_or(if self.redis_url.is_some() { StorageKind::Redis } else { StorageKind::Embedded })
+    }
+
+    /// Base of short URLs, without a trailing slash; `bound` is the address actually bound.
+    pub fn public_base(&self, bound: std::net::SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Click ids: the `kl_cid` value appended to every human redirect.
+//!
+//! A click id names the link (by its numeric id) and the click's entry in that link's click log
+//! (a stream id: milliseconds and a sequence number), so attribution finds the click with one
+//! read and no global index. Text form: three base-36 numbers joined by `-`, e.g.
+//! `2s-mgx0k2pq-5`: URL-safe, at most 40 characters, opaque to shops.
+
+use std::fmt;
+
+/// An entry id in a link's click log, ordered by time. Mirrors a Redis stream id `<ms>-<seq>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// Parses Redis' `<ms>-<seq>` form.
+    pub fn parse_redis(s: &str) -> Option<Self> {
+        let (ms, seq) = s.split_once('-')?;
+        Some(Self { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClickId {
+    pub link_id: u64,
+    pub entry: StreamId,
+}
+
+impl ClickId {
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.len() > 64 {
+            return None;
+        }
+        let mut it = s.split('-');
+        let link_id = from_base36(it.next()?)?;
+        let ms = from_base36(it.next()?)?;
+        let seq = from_base36(it.next()?)?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(Self { link_id, entry: StreamId { ms, seq } })
+    }
+}
+
+impl fmt::Display for ClickId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", to_base36(self.link_id), to_base36(self.entry.ms), to_base36(self.entry.seq))
+    }
+}
+
+fn to_base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut buf = [0u8; 13];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = DIGITS[(n % 36) as usize];
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf[i..]).into_owned()
+}
+
+fn from_base36(s: &str) -> Option<u64> {
+    // Reject empty, upper-case and leading-zero forms so that each id has exactly one spelling.
+    if s.is_empty() || s.len() > 13 || (s.len() > 1 && s.starts_with('0')) {
+        return None;
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+        return None;
+    }
+    u64::from_str_radix(s, 36).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_text() {
+        let cases = [
+            ClickId { link_id: 1, entry: StreamId { ms: 1_763_800_000_000, seq: 0 } },
+            ClickId { link_id: 0, entry: StreamId { ms: 0, seq: 0 } },
+            ClickId { link_id: u64::MAX, entry: StreamId { ms: u64::MAX, seq: u64::MAX } },
+        ];
+        for c in cases {
+            let text = c.to_string();
+            assert!(text.len() <= 64, "{text}");
+            assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{text}");
+            assert_eq!(ClickId::parse(&text), Some(c), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_foreign_text() {
+        for s in ["", "abc", "1-2", "1-2-3-4", "1--3", "A-2-3", "01-2-3", "1-2-zzzzzzzzzzzzzz", "1-2-3 "] {
+            assert_eq!(ClickId::parse(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn stream_ids_parse_redis_form_and_order_by_time() {
+        let a = StreamId::parse_redis("1700000000000-5").unwrap();
+        assert_eq!(a, StreamId { ms: 1_700_000_000_000, seq: 5 });
+        assert_eq!(a.to_string(), "1700000000000-5");
+        assert!(a < StreamId { ms: 1_700_000_000_001, seq: 0 });
+        assert_eq!(StreamId::parse_redis("x-1"), None);
+    }
+}

@@ -1,0 +1,114 @@
+//! Link codes: `[A-Za-z0-9_-]{3,64}`, never one of the paths kolink serves itself.
+
+use std::fmt;
+
+use super::{slug::truncate, Invalid};
+
+/// Default length of generated codes.
+pub const GENERATED_LEN: usize = 7;
+
+/// First path segments kolink uses or may use; a code may not shadow them (case-insensitive).
+const RESERVED: &[&str] = &[
+    "api", "webhooks", "healthz", "readyz", "metrics", "share", "dash", "static", "p",
+    "kolink.js", "favicon.ico", "robots.txt", "openapi.json", "docs", "admin", "login",
+    "logout", "assets", "well-known", "app", "auth", "status", "health", "ready",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct ShortCode(String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeError {
+    Malformed(Invalid),
+    Reserved(Invalid),
+}
+
+impl ShortCode {
+    pub fn parse(s: &str) -> Result<Self, CodeError> {
+        let ok = (3..=64).contains(&s.len())
+            && s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(CodeError::Malformed(Invalid::new(format!(
+                "'{}' is not a valid link code: use 3 to 64 letters, digits, '_' or '-'",
+                truncate(s)
+            ))));
+        }
+        if is_reserved(s) {
+            return Err(CodeError::Reserved(Invalid::new(format!(
+                "'{s}' is reserved for kolink's own paths: choose another code"
+            ))));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// A fresh random code (nanoid alphabet `A-Za-z0-9_-`), never a reserved word.
+    pub fn generate() -> Self {
+        loop {
+            let s = nanoid::nanoid!(GENERATED_LEN);
+            if !is_reserved(&s) {
+                return Self(s);
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_reserved(s: &str) -> bool {
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
+}
+
+impl fmt::Display for ShortCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ShortCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ShortCode::parse(&s).map_err(|e| match e {
+            CodeError::Malformed(i) | CodeError::Reserved(i) => serde::de::Error::custom(i),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_valid_codes() {
+        for s in ["abc", "amy-serum", "A_b-9", &"x".repeat(64)] {
+            assert!(ShortCode::parse(s).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_codes() {
+        for s in ["ab", "", "a b", "a/b", "a.b", "ä12", &"x".repeat(65)] {
+            assert!(matches!(ShortCode::parse(s), Err(CodeError::Malformed(_))), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_reserved_codes_in_any_case() {
+        for s in ["api", "API", "webhooks", "healthz", "readyz", "metrics", "share", "dash", "static"] {
+            assert!(matches!(ShortCode::parse(s), Err(CodeError::Reserved(_))), "{s}");
+        }
+    }
+
+    #[test]
+    fn generated_codes_are_valid_and_seven_long() {
+        for _ in 0..1000 {
+            let c = ShortCode::generate();
+            assert_eq!(c.as_str().len(), GENERATED_LEN);
+            assert!(ShortCode::parse(c.as_str()).is_ok());
+        }
+    }
+}

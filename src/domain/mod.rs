@@ -1,0 +1,38 @@
+//! Plain types and rules of the domain. Nothing here does I/O; every value that passed
+//! validation has its own type with a private field and a `parse` constructor, so the rest of
+//! the code cannot hold an unchecked one.
+
+mod click_id;
+mod code;
+mod destination;
+mod money;
+mod platform;
+mod records;
+mod slug;
+mod utm;
+
+pub use click_id::{ClickId, StreamId};
+pub use code::{CodeError, ShortCode};
+pub use destination::{with_click_id, Destination};
+pub use money::{Currency, Money};
+pub use platform::{Platform, Tier};
+pub use records::*;
+pub use slug::Slug;
+pub use utm::{target_url, Utm};
+
+/// Why a value was rejected; the message is one sentence a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// True when `s` holds a C0 control character or DEL. Such input is rejected, never stripped:
+/// a CR/LF that slipped into a URL or header is an attack or a copy-paste error.
+pub fn has_control_chars(s: &str) -> bool {
+    s.chars().any(|c| c.is_control())
+}

@@ -1,0 +1,215 @@
+//! Money as integer minor units (two fraction digits), never a float; and ISO 4217 currencies.
+//!
+//! Inputs may be a JSON number or a decimal string with at most two fraction digits. A JSON
+//! number is read from its decimal text, not converted through `f64` arithmetic.
+
+use std::fmt;
+
+use super::Invalid;
+
+/// Largest accepted amount: 10^13 minor units (one hundred billion), so sums never overflow.
+const MAX_MINOR: i64 = 10_000_000_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Money(i64);
+
+impl Money {
+    pub const ZERO: Money = Money(0);
+
+    pub fn from_minor(minor: i64) -> Self {
+        Self(minor)
+    }
+
+    pub fn minor(self) -> i64 {
+        self.0
+    }
+
+    /// Parses a non-negative decimal amount such as `1280`, `1280.5` or `"1280.00"`.
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let bad = || {
+            Invalid::new(format!(
+                "'{}' is not a valid amount: use a non-negative decimal with at most two fraction digits, e.g. \"1280.00\"",
+                super::slug::truncate(s)
+            ))
+        };
+        let (int, frac) = match s.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (s, ""),
+        };
+        if int.is_empty()
+            || int.len() > 14
+            || frac.len() > 2
+            || (s.contains('.') && frac.is_empty())
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let whole: i64 = int.parse().map_err(|_| bad())?;
+        let mut cents: i64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+        if frac.len() == 1 {
+            cents *= 10;
+        }
+        let minor = whole
+            .checked_mul(100)
+            .and_then(|w| w.checked_add(cents))
+            .filter(|m| *m <= MAX_MINOR)
+            .ok_or_else(bad)?;
+        Ok(Self(minor))
+    }
+
+    /// Parses a JSON value that is a number or a string.
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, Invalid> {
+        match v {
+            serde_json::Value::String(s) => Self::parse(s),
+            serde_json::Value::Number(n) => {
+                let text = n.to_string();
+                // serde_json prints floats such as 1e21 in exponent form: those are not money.
+                Self::parse(text.strip_suffix(".0").unwrap_or(&text))
+            }
+            _ => Err(Invalid::new("an amount must be a number or a decimal string such as \"1280.00\"")),
+        }
+    }
+
+    /// `self / n`, rounded half away from zero to the minor unit; `None` when `n` is zero.
+    pub fn div_round(self, n: u64) -> Option<Money> {
+        if n == 0 {
+            return None;
+        }
+        let n = n as i128;
+        let a = self.0 as i128;
+        let q = (2 * a.abs() + n) / (2 * n);
+        Some(Money((if a < 0 { -q } else { q }) as i64))
+    }
+}
+
+impl std::ops::Add for Money {
+    type Output = Money;
+    fn add(self, o: Money) -> Money {
+        Money(self.0.saturating_add(o.0))
+    }
+}
+
+impl std::ops::Sub for Money {
+    type Output = Money;
+    fn sub(self, o: Money) -> Money {
+        Money(self.0.saturating_sub(o.0))
+    }
+}
+
+impl std::iter::Sum for Money {
+    fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
+        iter.fold(Money::ZERO, |a, b| a + b)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let a = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", a / 100, a % 100)
+    }
+}
+
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Money::from_json(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An ISO 4217 code: three ASCII letters, kept upper-case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) {
+            Ok(Self(s.to_ascii_uppercase()))
+        } else {
+            Err(Invalid::new(format!(
+                "'{}' is not a currency: use a three-letter ISO 4217 code such as \"TWD\"",
+                super::slug::truncate(s)
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Currency::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_strings_with_up_to_two_fraction_digits() {
+        assert_eq!(Money::parse("5000").unwrap().minor(), 500_000);
+        assert_eq!(Money::parse("1280.5").unwrap().minor(), 128_050);
+        assert_eq!(Money::parse("1280.05").unwrap().minor(), 128_005);
+        assert_eq!(Money::parse("0.01").unwrap().minor(), 1);
+        assert_eq!(Money::parse("0").unwrap().minor(), 0);
+    }
+
+    #[test]
+    fn rejects_bad_amounts() {
+        for s in ["", "-1", "1.234", "1.", ".5", "1,5", "abc", "1e3", " 1", "NaN", "100000000000000"] {
+            assert!(Money::parse(s).is_err(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn parses_json_numbers_without_float_arithmetic() {
+        assert_eq!(Money::from_json(&json!(5000)).unwrap().minor(), 500_000);
+        assert_eq!(Money::from_json(&json!(19.99)).unwrap().minor(), 1999);
+        assert_eq!(Money::from_json(&json!(0.1)).unwrap().minor(), 10);
+        assert_eq!(Money::from_json(&json!(1280.0)).unwrap().minor(), 128_000);
+        assert!(Money::from_json(&json!(1.005)).is_err());
+        assert!(Money::from_json(&json!(-3)).is_err());
+        assert!(Money::from_json(&json!(true)).is_err());
+        assert!(Money::from_json(&json!(1e30)).is_err());
+    }
+
+    #[test]
+    fn formats_with_two_fraction_digits() {
+        assert_eq!(Money::from_minor(128_000).to_string(), "1280.00");
+        assert_eq!(Money::from_minor(5).to_string(), "0.05");
+        assert_eq!(Money::from_minor(-128_050).to_string(), "-1280.50");
+        assert_eq!(serde_json::to_string(&Money::from_minor(1)).unwrap(), "\"0.01\"");
+    }
+
+    #[test]
+    fn divides_with_half_away_from_zero_rounding() {
+        // 56320.00 / 1500 = 37.5466… → 37.55
+        assert_eq!(Money::from_minor(5_632_000).div_round(1500).unwrap().to_string(), "37.55");
+        // 5000.00 / 1500 = 3.333… → 3.33
+        assert_eq!(Money::from_minor(500_000).div_round(1500).unwrap().to_string(), "3.33");
+        assert_eq!(Money::from_minor(1).div_round(2).unwrap().minor(), 1);
+        assert_eq!(Money::from_minor(-1).div_round(2).unwrap().minor(), -1);
+        assert_eq!(Money::from_minor(10).div_round(0), None);
+    }
+
+    #[test]
+    fn currencies_are_three_letters_upper_cased() {
+        assert_eq!(Currency::parse("twd").unwrap().as_str(), "TWD");
+        for s in ["", "TW", "TWDD", "T1D", "€€€"] {
+            assert!(Currency::parse(s).is_err(), "{s}");
+        }
+    }
+}

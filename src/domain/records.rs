@@ -1,0 +1,236 @@
+//! The records kolink keeps: campaigns, KOLs, links, shops, clicks and conversions.
+//! They are what the store saves (as JSON) and what the API shows, less secrets.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Currency, Destination, Money, Platform, ShortCode, Slug, StreamId, Tier, Utm};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: Slug,
+    pub name: String,
+    pub destination: Option<Destination>,
+    pub currency: Currency,
+    pub goal_event: Event,
+    pub attribution_window_days: u32,
+    pub utm: Utm,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Kol {
+    pub id: Slug,
+    pub name: String,
+    pub handle: Option<String>,
+    pub platform: Platform,
+    pub followers: u64,
+    /// Derived from `followers`; kept in the record so that stats rows need no second lookup.
+    pub tier: Tier,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkStatus {
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Link {
+    /// Numeric id, part of every click id of this link.
+    pub id: u64,
+    pub code: ShortCode,
+    pub campaign: Slug,
+    pub kol: Slug,
+    pub destination: Destination,
+    pub target_url: String,
+    /// The merged UTM set in force (defaults, then the campaign's, then the link's own).
+    pub utm: Utm,
+    /// The link's own UTM overrides, kept so the target can be rebuilt when the link changes.
+    pub utm_link: Utm,
+    pub cost: Money,
+    pub coupon: Option<String>,
+    pub tags: Vec<String>,
+    pub status: LinkStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Link {
+    /// True when the link redirects people right now.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.status == LinkStatus::Active && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShopPlatform {
+    Generic,
+    Shopify,
+    Woocommerce,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Shop {
+    pub id: Slug,
+    pub name: String,
+    pub platform: ShopPlatform,
+    /// The signing secret: `whsec_…` for generic shops, the platform's own otherwise.
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Shop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop")
+            .field("id", &self.id)
+            .field("platform", &self.platform)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Purchase,
+    Signup,
+    Lead,
+    Install,
+    Subscribe,
+    Refund,
+}
+
+impl Event {
+    pub const ALL: [Event; 6] =
+        [Event::Purchase, Event::Signup, Event::Lead, Event::Install, Event::Subscribe, Event::Refund];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Purchase => "purchase",
+            Event::Signup => "signup",
+            Event::Lead => "lead",
+            Event::Install => "install",
+            Event::Subscribe => "subscribe",
+            Event::Refund => "refund",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversionStatus {
+    Attributed,
+    Duplicate,
+    Unattributed,
+    OutsideWindow,
+    CurrencyMismatch,
+}
+
+impl ConversionStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+}
+
+/// How a conversion was tied to its link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    ClickId,
+    Coupon,
+    Code,
+    /// A refund inherits the attribution of the purchase it reverses.
+    OrderId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Conversion {
+    pub id: String,
+    pub shop: Slug,
+    pub order_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    pub event: Event,
+    pub amount: Option<Money>,
+    pub currency: Option<Currency>,
+    pub status: ConversionStatus,
+    pub method: Option<Method>,
+    pub link: Option<String>,
+    pub kol: Option<String>,
+    pub campaign: Option<String>,
+    pub click_id: Option<String>,
+    pub coupon: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Conversion {
+    /// The key that makes a webhook delivery idempotent: (shop, event, order id), and for
+    /// refunds (shop, order id, refund id).
+    pub fn idempotency_key(&self) -> String {
+        match self.event {
+            Event::Refund => format!(
+                "{}|refund|{}|{}",
+                self.shop,
+                self.order_id,
+                self.refund_id.as_deref().unwrap_or("")
+            ),
+            e => format!("{}|{}|{}", self.shop, e.as_str(), self.order_id),
+        }
+    }
+}
+
+/// One click as the redirect saw it; stored in the link's click log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClickInfo {
+    pub bot: bool,
+    /// hash(daily salt, IP, user agent), hex; empty for bots.
+    pub visitor: String,
+    pub referrer: String,
+    pub device: String,
+    pub browser: String,
+    pub os: String,
+    pub country: String,
+    /// `qr` for scans of the QR code, else empty.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredClick {
+    pub entry: StreamId,
+    pub info: ClickInfo,
+}
+
+/// Numbers read off a platform's insights for one day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DayMetrics {
+    #[serde(default)]
+    pub impressions: u64,
+    #[serde(default)]
+    pub reach: u64,
+    #[serde(default)]
+    pub likes: u64,
+    #[serde(default)]
+    pub comments: u64,
+    #[serde(default)]
+    pub shares: u64,
+    #[serde(default)]
+    pub saves: u64,
+}
+
+/// UTC day of a timestamp.
+pub fn day_of(t: DateTime<Utc>) -> NaiveDate {
+    t.date_naive()
+}

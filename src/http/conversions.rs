@@ -1,0 +1,41 @@
+//! The list of stored conversions, newest first.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{encode_cursor, Admin, PageQuery, State};
+use crate::domain::ConversionStatus;
+use crate::error::ApiError;
+use crate::store::ConversionFilter;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/conversions").get(list));
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    campaign: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list(_: Admin, state: State, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            ConversionStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid("status must be one of attributed, duplicate, unattributed, outside_window, currency_mismatch.")
+            })
+        })
+        .transpose()?;
+    let page = PageQuery { limit: q.limit, cursor: q.cursor };
+    let filter = ConversionFilter { campaign: q.campaign, status };
+    let result = state.store.list_conversions(&filter, page.cursor()?.as_deref(), page.limit()?).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "conversions": result.items,
+        "next_cursor": encode_cursor(result.next),
+    })))
+}

@@ -1,0 +1,22 @@
+//! Liveness and readiness.
+
+use actix_web::HttpResponse;
+
+use super::State;
+use crate::error::{body, Code};
+
+/// The process is alive.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// The store answers.
+pub async fn readyz(state: State) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready", "storage": state.store.backend()})),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(body(Code::StorageUnavailable, "Storage does not answer."))
+        }
+    }
+}

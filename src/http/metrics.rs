@@ -1,0 +1,90 @@
+//! Impressions and engagement, what CTR is measured against: the numbers a KOL or analyst reads
+//! off a platform's insights per day (idempotent per day), and a counting pixel.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use chrono::{Days, NaiveDate, Utc};
+use serde::Deserialize;
+
+use super::{Admin, State};
+use crate::domain::DayMetrics;
+use crate::error::ApiError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/links/{code}/metrics").post(put_metrics));
+}
+
+pub fn pixel_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/p/{file}").route(web::get().to(pixel)));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsBody {
+    date: NaiveDate,
+    #[serde(default)]
+    impressions: u64,
+    #[serde(default)]
+    reach: u64,
+    #[serde(default)]
+    likes: u64,
+    #[serde(default)]
+    comments: u64,
+    #[serde(default)]
+    shares: u64,
+    #[serde(default)]
+    saves: u64,
+}
+
+async fn put_metrics(
+    _: Admin,
+    state: State,
+    code: web::Path<String>,
+    body: web::Json<MetricsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let link = super::links::load(&state, &code).await?;
+    let b = body.into_inner();
+    let tomorrow = Utc::now().date_naive().checked_add_days(Days::new(1)).unwrap_or(NaiveDate::MAX);
+    if b.date > tomorrow {
+        return Err(ApiError::invalid("date is in the future: report a day that has happened."));
+    }
+    let metrics = DayMetrics {
+        impressions: b.impressions,
+        reach: b.reach,
+        likes: b.likes,
+        comments: b.comments,
+        shares: b.shares,
+        saves: b.saves,
+    };
+    state.store.put_metrics(link.code.as_str(), b.date, &metrics).await?;
+    let mut out = serde_json::to_value(metrics).map_err(anyhow::Error::from)?;
+    out["code"] = link.code.as_str().into();
+    out["date"] = b.date.to_string().into();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// A 1×1 transparent GIF.
+const GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
+    0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let code = file
+        .strip_suffix(".gif")
+        .ok_or_else(|| ApiError::not_found("The pixel lives at /p/<code>.gif."))?;
+    let link = state
+        .links
+        .get(state.store.as_ref(), code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No link has the code '{code}'.")))?;
+    state
+        .store
+        .bump_counter(link.code.as_str(), &crate::counters::pixel_field(Utc::now()))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/gif")
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .body(GIF))
+}

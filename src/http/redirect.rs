@@ -1,0 +1,125 @@
+//! The redirect: `GET /{code}` → `302` to the link's target with a `kl_cid` click id, after the
+//! click is durably stored. `HEAD` answers the same headers and records nothing. Bots are
+//! redirected without a click id and counted apart.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+
+use super::State;
+use crate::classify::{click_info, RequestFacts};
+use crate::domain::{with_click_id, ClickId, Link};
+use crate::error::{body, Code};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/{code}")
+            .route(web::get().to(follow))
+            .route(web::head().to(head)),
+    );
+}
+
+/// Looks the code up; `Err` is the answer for unknown, gone or unavailable.
+async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::sync::Arc<Link>, HttpResponse> {
+    let well_formed = (3..=64).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let link = if well_formed {
+        state.links.get(state.store.as_ref(), code).await.map_err(|e| {
+            tracing::error!(error = %e, "link lookup failed");
+            page(req, Code::StorageUnavailable, "This link cannot be followed right now. Please try again in a moment.")
+        })?
+    } else {
+        None
+    };
+    let Some(link) = link else {
+        return Err(page(req, Code::NotFound, "This link does not exist. Check that it was copied whole."));
+    };
+    if !link.is_live(Utc::now()) {
+        return Err(page(req, Code::LinkGone, "This link is no longer active."));
+    }
+    Ok(link)
+}
+
+async fn head(req: HttpRequest, state: State, code: web::Path<String>) -> HttpResponse {
+    match live_link(&req, &state, &code).await {
+        Ok(link) => found(&link.target_url),
+        Err(answer) => answer,
+    }
+}
+
+async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> HttpResponse {
+    let link = match live_link(&req, &state, &code).await {
+        Ok(link) => link,
+        Err(answer) => return answer,
+    };
+    let headers = req.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ip = client_ip(&req, &state);
+    let source = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "src")
+        .map(|(_, v)| v.into_owned());
+    let day = Utc::now().format("%Y-%m-%d").to_string();
+    let info = click_info(
+        &state.visitor_key,
+        &RequestFacts {
+            user_agent: text("user-agent").unwrap_or(""),
+            referer: text("referer"),
+            ip: &ip,
+            country: state.settings.country_header.as_deref().and_then(text),
+            source: source.as_deref(),
+            day: &day,
+        },
+    );
+    let bot = info.bot;
+    match state.writer.record(link.code.as_str(), info).await {
+        Ok(_) if bot => found(&link.target_url),
+        Ok((entry, _)) => found(&with_click_id(&link.target_url, &ClickId { link_id: link.id, entry }.to_string())),
+        Err(e) => {
+            tracing::error!(error = %e, code = %link.code, "click not stored; redirect refused");
+            page(&req, Code::StorageUnavailable, "This link cannot be followed right now. Please try again in a moment.")
+        }
+    }
+}
+
+/// The client address: the peer, or the first address of a trusted proxy header.
+fn client_ip(req: &HttpRequest, state: &State) -> String {
+    if let Some(h) = &state.settings.client_ip_header {
+        if let Some(v) = req.headers().get(h.as_str()).and_then(|v| v.to_str().ok()) {
+            if let Some(first) = v.split(',').next().map(str::trim).filter(|s| !s.is_empty()) {
+                return first.to_owned();
+            }
+        }
+    }
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
+fn found(location: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .finish()
+}
+
+/// An error answer: a small HTML page for browsers, API.md's JSON for everyone else.
+fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse {
+    let (_, status) = code.describe();
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let mut res = HttpResponse::build(status);
+    res.insert_header((header::CACHE_CONTROL, "private, no-store"));
+    if wants_html {
+        let title = status.canonical_reason().unwrap_or("Error");
+        res.content_type("text/html; charset=utf-8").body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+             <title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;\
+             max-width:32rem;margin:20vh auto;padding:0 1rem;color:#333}}</style></head>\
+             <body><h1>{title}</h1><p>{message}</p></body></html>"
+        ))
+    } else {
+        res.json(body(code, message))
+    }
+}

@@ -1,0 +1,57 @@
+//! The `kolink` binary: settings → telemetry → application → run.
+
+use kolink::config::Settings;
+use kolink::startup::Application;
+
+const USAGE: &str = "\
+kolink: short links, click tracking and conversion attribution for KOL marketing
+
+Usage:
+  kolink [serve]     start the server (the default)
+  kolink --help      show this help
+  kolink --version   show the version
+
+Settings come from config/kolink.toml (or the file KOLINK_CONFIG names) and KOLINK_*
+environment variables; see config/default.toml for every key.";
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    let arg = std::env::args().nth(1);
+    match arg.as_deref() {
+        None | Some("serve") => {}
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") => {
+            println!("kolink {}", env!("CARGO_PKG_VERSION"));
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("kolink: unknown command '{other}'\n\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    match serve().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kolink: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| "info".into()))
+        .init();
+    let app = Application::build(settings.clone()).await?;
+    let bound = format!("{}:{}", settings.listen.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1"), app.port());
+    println!("kolink listening on http://{bound} (storage: {:?})", settings.storage());
+    if let Some(token) = &app.generated_admin_token {
+        println!("Admin token (shown once, keep it safe): {token}");
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}

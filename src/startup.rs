@@ -1,0 +1,113 @@
+//! Building the application: settings in, a bound listener and a running server out. Tests
+//! build it on port 0 and read `port()`.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::clicks::ClickWriter;
+use crate::config::{Settings, StorageKind};
+use crate::http::{AppState, LinkCache};
+use crate::store::redis::RedisStore;
+use crate::store::Store;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// The admin token generated at this start, if one was (it is shown once).
+    pub generated_admin_token: Option<String>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings).await?;
+        let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), &settings).await?;
+        let visitor_key = {
+            let candidate = hex(&rand::random::<[u8; 32]>());
+            store.init_secret("visitor_key", &candidate).await?.0.into_bytes()
+        };
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("Failed to bind {}", settings.listen))?;
+        let bound = listener.local_addr()?;
+        let state = web::Data::new(AppState {
+            writer: ClickWriter::start(store.clone()),
+            links: LinkCache::new(settings.link_cache_capacity, Duration::from_secs(settings.link_cache_seconds)),
+            store,
+            admin_hash,
+            visitor_key,
+            public_base: settings.public_base(bound),
+            settings: settings.clone(),
+        });
+        let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(crate::http::configure))
+            .listen(listener)?;
+        if let Some(n) = settings.workers {
+            server = server.workers(n);
+        }
+        let server = server.shutdown_timeout(10).run();
+        Ok(Self { port: bound.port(), server, generated_admin_token })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
+    match settings.storage() {
+        StorageKind::Redis => {
+            let url = settings.redis_url.as_deref().context("redis_url is not set")?;
+            let store = RedisStore::connect(url, &settings.redis_prefix, retention).await?;
+            Ok(Arc::new(store))
+        }
+        StorageKind::Embedded => anyhow::bail!(
+            "the embedded store is not built yet: set KOLINK_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to use Redis"
+        ),
+    }
+}
+
+/// The SHA-256 of the admin token in force, and the token itself when it was generated now.
+async fn admin_token(store: &dyn Store, settings: &Settings) -> anyhow::Result<([u8; 32], Option<String>)> {
+    if let Some(t) = &settings.admin_token {
+        return Ok((Sha256::digest(t.as_bytes()).into(), None));
+    }
+    let token = format!("kl_{}", B64URL.encode(rand::random::<[u8; 32]>()));
+    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let (stored, created) = store.init_secret("admin_token_sha256", &hex(&hash)).await?;
+    if created {
+        return Ok((hash, Some(token)));
+    }
+    let bytes = unhex(&stored).context("Failed to read the stored admin token hash")?;
+    Ok((bytes, None))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}

@@ -1,0 +1,385 @@
+//! Figures from counts: CTR, conversion rate, ROI … exactly as API.md defines them, and
+//! nothing else. Counts are summed from the links' counters at read time; rates are computed
+//! here and never stored. A rate whose denominator is zero is `null`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::counters::{parse_field, Field};
+use crate::domain::{Event, Money};
+use crate::store::LinkData;
+
+/// An inclusive range of UTC days; `None` ends are open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Range {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl Range {
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.from.is_none_or(|f| d >= f) && self.to.is_none_or(|t| d <= t)
+    }
+}
+
+/// Additive counts of one link or of many.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub reported_impressions: u64,
+    pub pixel_impressions: u64,
+    pub reach: u64,
+    pub engagements: u64,
+    pub clicks: u64,
+    pub unique_clicks: u64,
+    pub bot_clicks: u64,
+    /// Attributed events equal to each link's campaign goal.
+    pub conversions: u64,
+    pub events: BTreeMap<Event, u64>,
+    pub revenue: Money,
+    pub refunds: Money,
+    pub cost: Money,
+}
+
+impl Counts {
+    /// Counts of one link over `range`; `uniques` holds its unique visitors per day.
+    pub fn of_link(data: &LinkData, uniques: &BTreeMap<NaiveDate, u64>, goal: Event, cost: Money, range: Range) -> Self {
+        let mut c = Counts { cost, ..Counts::default() };
+        for (field, &n) in &data.counters {
+            let n_u = n.max(0) as u64;
+            match parse_field(field) {
+                Some(Field::Clicks { day, .. }) if range.contains(day) => c.clicks += n_u,
+                Some(Field::Bots { day, .. }) if range.contains(day) => c.bot_clicks += n_u,
+                Some(Field::Pixel { day, .. }) if range.contains(day) => c.pixel_impressions += n_u,
+                Some(Field::Event { event, day, .. }) if range.contains(day) => {
+                    *c.events.entry(event).or_default() += n_u;
+                    if event == goal {
+                        c.conversions += n_u;
+                    }
+                }
+                Some(Field::Revenue { day, .. }) if range.contains(day) => c.revenue = c.revenue + Money::from_minor(n),
+                Some(Field::Refunds { day, .. }) if range.contains(day) => c.refunds = c.refunds + Money::from_minor(n),
+                _ => {}
+            }
+        }
+        for (day, m) in &data.metrics {
+            if range.contains(*day) {
+                c.reported_impressions += m.impressions;
+                c.reach += m.reach;
+                c.engagements += m.likes + m.comments + m.shares + m.saves;
+            }
+        }
+        c.unique_clicks = uniques.iter().filter(|(d, _)| range.contains(**d)).map(|(_, n)| n).sum();
+        c
+    }
+
+    pub fn add(&mut self, o: &Counts) {
+        self.reported_impressions += o.reported_impressions;
+        self.pixel_impressions += o.pixel_impressions;
+        self.reach += o.reach;
+        self.engagements += o.engagements;
+        self.clicks += o.clicks;
+        self.unique_clicks += o.unique_clicks;
+        self.bot_clicks += o.bot_clicks;
+        self.conversions += o.conversions;
+        for (e, n) in &o.events {
+            *self.events.entry(*e).or_default() += n;
+        }
+        self.revenue = self.revenue + o.revenue;
+        self.refunds = self.refunds + o.refunds;
+        self.cost = self.cost + o.cost;
+    }
+
+    pub fn totals(&self) -> Totals {
+        let impressions = self.reported_impressions + self.pixel_impressions;
+        let net = self.revenue - self.refunds;
+        let rate = |a: f64, b: u64| if b == 0 { None } else { Some(a / b as f64) };
+        let cost_minor = self.cost.minor().max(0) as u64;
+        Totals {
+            impressions,
+            pixel_impressions: self.pixel_impressions,
+            reach: self.reach,
+            clicks: self.clicks,
+            unique_clicks: self.unique_clicks,
+            bot_clicks: self.bot_clicks,
+            ctr: rate(self.clicks as f64, impressions),
+            conversions: self.conversions,
+            conversion_rate: rate(self.conversions as f64, self.clicks),
+            events: self.events.iter().map(|(e, n)| (e.as_str(), *n)).collect(),
+            revenue: self.revenue,
+            refunds: self.refunds,
+            net_revenue: net,
+            cost: self.cost,
+            roi: rate((net - self.cost).minor() as f64, cost_minor),
+            roas: rate(net.minor() as f64, cost_minor),
+            epc: net.div_round(self.clicks),
+            cpc: self.cost.div_round(self.clicks),
+            cpa: self.cost.div_round(self.conversions),
+            aov: self.revenue.div_round(self.conversions),
+            engagements: self.engagements,
+            engagement_rate: rate(self.engagements as f64, impressions),
+        }
+    }
+}
+
+/// The figures API.md defines, as the API shows them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Totals {
+    pub impressions: u64,
+    pub pixel_impressions: u64,
+    pub reach: u64,
+    pub clicks: u64,
+    pub unique_clicks: u64,
+    pub bot_clicks: u64,
+    pub ctr: Option<f64>,
+    pub conversions: u64,
+    pub conversion_rate: Option<f64>,
+    pub events: BTreeMap<&'static str, u64>,
+    pub revenue: Money,
+    pub refunds: Money,
+    pub net_revenue: Money,
+    pub cost: Money,
+    pub roi: Option<f64>,
+    pub roas: Option<f64>,
+    pub epc: Option<Money>,
+    pub cpc: Option<Money>,
+    pub cpa: Option<Money>,
+    pub aov: Option<Money>,
+    pub engagements: u64,
+    pub engagement_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Day,
+    Hour,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Point {
+    pub t: String,
+    pub clicks: u64,
+    /// Unique visitors are kept per day: `null` in hourly series.
+    pub unique_clicks: Option<u64>,
+    pub conversions: u64,
+    pub revenue: Money,
+}
+
+/// A gap-free series over `[from, to]` (both days, inclusive).
+pub fn series(
+    data: &LinkData,
+    uniques: &BTreeMap<NaiveDate, u64>,
+    goal: Event,
+    from: NaiveDate,
+    to: NaiveDate,
+    interval: Interval,
+) -> Vec<Point> {
+    let range = Range { from: Some(from), to: Some(to) };
+    let mut buckets: BTreeMap<(NaiveDate, u32), Point> = BTreeMap::new();
+    let key = |day: NaiveDate, hour: u32| match interval {
+        Interval::Day => (day, 0),
+        Interval::Hour => (day, hour),
+    };
+    for (field, &n) in &data.counters {
+        let Some(f) = parse_field(field) else { continue };
+        let (day, hour) = match f {
+            Field::Clicks { day, hour } | Field::Revenue { day, hour } | Field::Event { day, hour, .. } => (day, hour),
+            _ => continue,
+        };
+        if !range.contains(day) {
+            continue;
+        }
+        let p = buckets.entry(key(day, hour)).or_default();
+        match f {
+            Field::Clicks { .. } => p.clicks += n.max(0) as u64,
+            Field::Revenue { .. } => p.revenue = p.revenue + Money::from_minor(n),
+            Field::Event { event, .. } if event == goal => p.conversions += n.max(0) as u64,
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut day = from;
+    while day <= to {
+        let hours: &[u32] = match interval {
+            Interval::Day => &[0],
+            Interval::Hour => &HOURS,
+        };
+        for &h in hours {
+            let mut p = buckets.remove(&(day, h)).unwrap_or_default();
+            let t = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default()));
+            p.t = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            p.unique_clicks = match interval {
+                Interval::Day => Some(uniques.get(&day).copied().unwrap_or(0)),
+                Interval::Hour => None,
+            };
+            out.push(p);
+        }
+        match day.succ_opt() {
+            Some(d) => day = d,
+            None => break,
+        }
+    }
+    out
+}
+
+const HOURS: [u32; 24] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Slice {
+    pub key: String,
+    pub clicks: u64,
+}
+
+/// Human clicks by referrer, device, browser, OS, country, hour of day and source, largest
+/// first.
+pub fn breakdown(data: &LinkData, range: Range) -> BTreeMap<&'static str, Vec<Slice>> {
+    let mut by: BTreeMap<&'static str, HashMap<String, u64>> = BTreeMap::new();
+    for (_, name) in crate::counters::DIMENSIONS {
+        by.insert(name, HashMap::new());
+    }
+    by.insert("hour_of_day", HashMap::new());
+    for (field, &n) in &data.counters {
+        match parse_field(field) {
+            Some(Field::Breakdown { dim, day, value }) if range.contains(day) => {
+                *by.entry(dim).or_default().entry(value.to_owned()).or_default() += n.max(0) as u64;
+            }
+            Some(Field::Clicks { day, hour }) if range.contains(day) => {
+                *by.entry("hour_of_day").or_default().entry(format!("{hour:02}")).or_default() += n.max(0) as u64;
+            }
+            _ => {}
+        }
+    }
+    by.into_iter()
+        .map(|(dim, m)| {
+            let mut v: Vec<Slice> = m.into_iter().map(|(key, clicks)| Slice { key, clicks }).collect();
+            v.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.key.cmp(&b.key)));
+            (dim, v)
+        })
+        .collect()
+}
+
+/// Days with human clicks in `range`: the days whose unique visitors need counting.
+pub fn click_days(data: &LinkData, range: Range) -> Vec<NaiveDate> {
+    let mut days: Vec<NaiveDate> = data
+        .counters
+        .keys()
+        .filter_map(|f| match parse_field(f) {
+            Some(Field::Clicks { day, .. }) if range.contains(day) => Some(day),
+            _ => None,
+        })
+        .collect();
+    days.sort();
+    days.dedup();
+    days
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DayMetrics;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    /// The worked example of API.md: 120,000 impressions, 1,500 clicks, 45 purchases for
+    /// 57,600.00, one refund of 1,280.00, cost 5,000.00.
+    fn example() -> (LinkData, BTreeMap<NaiveDate, u64>) {
+        let mut data = LinkData::default();
+        data.counters.insert("c|2026-11-20|08".into(), 900);
+        data.counters.insert("c|2026-11-21|09".into(), 600);
+        data.counters.insert("b|2026-11-20|08".into(), 42);
+        data.counters.insert("e|purchase|2026-11-20|10".into(), 20);
+        data.counters.insert("e|purchase|2026-11-21|10".into(), 25);
+        data.counters.insert("e|signup|2026-11-21|10".into(), 12);
+        data.counters.insert("r|2026-11-20|10".into(), 2_560_000);
+        data.counters.insert("r|2026-11-21|10".into(), 3_200_000);
+        data.counters.insert("f|2026-11-21|11".into(), 128_000);
+        data.counters.insert("x|ref|2026-11-20|instagram.com".into(), 1100);
+        data.metrics.insert(
+            d("2026-11-20"),
+            DayMetrics { impressions: 120_000, reach: 90_000, likes: 5300, comments: 410, shares: 220, saves: 380 },
+        );
+        let uniques = BTreeMap::from([(d("2026-11-20"), 800), (d("2026-11-21"), 520)]);
+        (data, uniques)
+    }
+
+    #[test]
+    fn totals_follow_the_api_definitions() {
+        let (data, uniques) = example();
+        let t = Counts::of_link(&data, &uniques, Event::Purchase, Money::from_minor(500_000), Range::default()).totals();
+        assert_eq!(t.impressions, 120_000);
+        assert_eq!(t.clicks, 1500);
+        assert_eq!(t.unique_clicks, 1320);
+        assert_eq!(t.bot_clicks, 42);
+        assert_eq!(t.ctr, Some(0.0125));
+        assert_eq!(t.conversions, 45);
+        assert_eq!(t.conversion_rate, Some(0.03));
+        assert_eq!(t.events.get("signup"), Some(&12));
+        assert_eq!(t.revenue.to_string(), "57600.00");
+        assert_eq!(t.refunds.to_string(), "1280.00");
+        assert_eq!(t.net_revenue.to_string(), "56320.00");
+        assert_eq!(t.roi, Some(10.264));
+        assert_eq!(t.roas, Some(11.264));
+        assert_eq!(t.epc.unwrap().to_string(), "37.55");
+        assert_eq!(t.cpc.unwrap().to_string(), "3.33");
+        assert_eq!(t.cpa.unwrap().to_string(), "111.11");
+        assert_eq!(t.aov.unwrap().to_string(), "1280.00");
+        assert_eq!(t.engagements, 6310);
+        assert!((t.engagement_rate.unwrap() - 0.052583).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rates_are_null_when_the_denominator_is_zero() {
+        let t = Counts::default().totals();
+        assert_eq!(t.ctr, None);
+        assert_eq!(t.conversion_rate, None);
+        assert_eq!(t.roi, None);
+        assert_eq!(t.roas, None);
+        assert_eq!(t.epc, None);
+        assert_eq!(t.cpa, None);
+        assert_eq!(t.engagement_rate, None);
+    }
+
+    #[test]
+    fn conversions_count_only_the_goal_event() {
+        let (data, uniques) = example();
+        let t = Counts::of_link(&data, &uniques, Event::Signup, Money::ZERO, Range::default()).totals();
+        assert_eq!(t.conversions, 12);
+        assert_eq!(t.events.get("purchase"), Some(&45));
+    }
+
+    #[test]
+    fn ranges_select_days() {
+        let (data, uniques) = example();
+        let r = Range { from: Some(d("2026-11-21")), to: Some(d("2026-11-21")) };
+        let t = Counts::of_link(&data, &uniques, Event::Purchase, Money::ZERO, r).totals();
+        assert_eq!((t.clicks, t.unique_clicks, t.conversions, t.impressions), (600, 520, 25, 0));
+    }
+
+    #[test]
+    fn daily_series_has_no_gaps() {
+        let (data, uniques) = example();
+        let s = series(&data, &uniques, Event::Purchase, d("2026-11-19"), d("2026-11-21"), Interval::Day);
+        let clicks: Vec<u64> = s.iter().map(|p| p.clicks).collect();
+        assert_eq!(clicks, [0, 900, 600]);
+        assert_eq!(s[1].t, "2026-11-20T00:00:00Z");
+        assert_eq!(s[1].unique_clicks, Some(800));
+        assert_eq!(s[2].conversions, 25);
+        assert_eq!(s[2].revenue.to_string(), "32000.00");
+        let h = series(&data, &uniques, Event::Purchase, d("2026-11-20"), d("2026-11-20"), Interval::Hour);
+        assert_eq!(h.len(), 24);
+        assert_eq!(h[8].clicks, 900);
+        assert_eq!(h[8].t, "2026-11-20T08:00:00Z");
+    }
+
+    #[test]
+    fn breakdowns_are_sorted_largest_first() {
+        let (data, _) = example();
+        let b = breakdown(&data, Range::default());
+        assert_eq!(b["referrer"], [Slice { key: "instagram.com".into(), clicks: 1100 }]);
+        assert_eq!(b["hour_of_day"][0], Slice { key: "08".into(), clicks: 900 });
+        assert!(b["device"].is_empty());
+    }
+}
