@@ -33,24 +33,40 @@ pub struct Decision {
     pub currency: Option<Currency>,
 }
 
-pub fn decide(candidates: Vec<Candidate>, occurred_at: DateTime<Utc>, currency: Option<Currency>) -> Decision {
+pub fn decide(
+    candidates: Vec<Candidate>,
+    occurred_at: DateTime<Utc>,
+    currency: Option<Currency>,
+) -> Decision {
     let in_window = |c: &Candidate| match c.click_at {
         Some(at) => occurred_at - at <= Duration::days(i64::from(c.window_days)),
         None => true,
     };
     let Some(first) = candidates.first().cloned() else {
-        return Decision { status: ConversionStatus::Unattributed, chosen: None, currency };
+        return Decision {
+            status: ConversionStatus::Unattributed,
+            chosen: None,
+            currency,
+        };
     };
     let Some(chosen) = candidates.into_iter().find(in_window) else {
         let currency = currency.or_else(|| Some(first.currency.clone()));
-        return Decision { status: ConversionStatus::OutsideWindow, chosen: Some(first), currency };
+        return Decision {
+            status: ConversionStatus::OutsideWindow,
+            chosen: Some(first),
+            currency,
+        };
     };
     let status = match &currency {
         Some(c) if *c != chosen.currency => ConversionStatus::CurrencyMismatch,
         _ => ConversionStatus::Attributed,
     };
     let currency = currency.or_else(|| Some(chosen.currency.clone()));
-    Decision { status, chosen: Some(chosen), currency }
+    Decision {
+        status,
+        chosen: Some(chosen),
+        currency,
+    }
 }
 
 #[cfg(test)]
@@ -79,7 +95,11 @@ mod tests {
     }
 
     fn coupon(link: &str) -> Candidate {
-        Candidate { method: Method::Coupon, click_at: None, ..click(link, 1) }
+        Candidate {
+            method: Method::Coupon,
+            click_at: None,
+            ..click(link, 1)
+        }
     }
 
     #[test]
@@ -99,7 +119,10 @@ mod tests {
 
     #[test]
     fn the_window_edge_is_inclusive() {
-        assert_eq!(decide(vec![click("a", 13)], at(20), None).status, ConversionStatus::Attributed);
+        assert_eq!(
+            decide(vec![click("a", 13)], at(20), None).status,
+            ConversionStatus::Attributed
+        );
     }
 
     #[test]
@@ -118,7 +141,11 @@ mod tests {
 
     #[test]
     fn another_currency_is_a_mismatch() {
-        let d = decide(vec![coupon("b")], at(20), Some(Currency::parse("USD").unwrap()));
+        let d = decide(
+            vec![coupon("b")],
+            at(20),
+            Some(Currency::parse("USD").unwrap()),
+        );
         assert_eq!(d.status, ConversionStatus::CurrencyMismatch);
         assert_eq!(d.currency.unwrap().as_str(), "USD");
     }

@@ -52,7 +52,10 @@ fn regex_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             let special = "\\.+*?()|[]{}^$/".contains(c);
-            special.then_some('\\').into_iter().chain(std::iter::once(c))
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
         })
         .collect()
 }
@@ -75,7 +78,10 @@ fn in_app(ua: &str) -> Option<&'static str> {
         (" Line/", "LINE"),
         ("Twitter for", "X"),
     ];
-    rules.iter().find(|(needle, _)| ua.contains(needle)).map(|(_, name)| *name)
+    rules
+        .iter()
+        .find(|(needle, _)| ua.contains(needle))
+        .map(|(_, name)| *name)
 }
 
 /// Device class, browser and OS of a person's user agent.
@@ -110,7 +116,9 @@ pub fn describe(ua: &str) -> (String, String, String) {
 
 /// The referring site: host of the `Referer`, without `www.`-like prefixes; empty when none.
 pub fn referrer_host(referer: Option<&str>) -> String {
-    let Some(url) = referer.and_then(|r| url::Url::parse(r).ok()) else { return String::new() };
+    let Some(url) = referer.and_then(|r| url::Url::parse(r).ok()) else {
+        return String::new();
+    };
     let host = url.host_str().unwrap_or("").to_ascii_lowercase();
     ["www.", "m.", "l.", "lm.", "mobile."]
         .iter()
@@ -122,7 +130,9 @@ pub fn referrer_host(referer: Option<&str>) -> String {
 /// A two-letter country code from a trusted header value, else empty.
 pub fn country(header: Option<&str>) -> String {
     match header.map(str::trim) {
-        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            c.to_ascii_uppercase()
+        }
         _ => String::new(),
     }
 }
@@ -153,11 +163,21 @@ pub struct RequestFacts<'a> {
 pub fn click_info(key: &[u8], f: &RequestFacts<'_>) -> ClickInfo {
     let source = f
         .source
-        .filter(|s| !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
     if is_bot(f.user_agent) {
-        return ClickInfo { bot: true, referrer: referrer_host(f.referer), source, ..ClickInfo::default() };
+        return ClickInfo {
+            bot: true,
+            referrer: referrer_host(f.referer),
+            source,
+            ..ClickInfo::default()
+        };
     }
     let (device, browser, os) = describe(f.user_agent);
     ClickInfo {
@@ -222,18 +242,36 @@ mod tests {
     #[test]
     fn in_app_browsers_are_named() {
         let names: Vec<String> = PEOPLE.iter().map(|ua| describe(ua).1).collect();
-        assert_eq!(&names[..5], ["Instagram", "Instagram", "Facebook", "TikTok", "LINE"]);
-        assert_eq!(describe(PEOPLE[0]), ("mobile".into(), "Instagram".into(), "iOS".into()));
+        assert_eq!(
+            &names[..5],
+            ["Instagram", "Instagram", "Facebook", "TikTok", "LINE"]
+        );
+        assert_eq!(
+            describe(PEOPLE[0]),
+            ("mobile".into(), "Instagram".into(), "iOS".into())
+        );
         assert_eq!(describe(PEOPLE[1]).2, "Android");
-        assert_eq!(describe(PEOPLE[5]), ("desktop".into(), "Chrome".into(), "Windows".into()));
+        assert_eq!(
+            describe(PEOPLE[5]),
+            ("desktop".into(), "Chrome".into(), "Windows".into())
+        );
         assert_eq!(describe(PEOPLE[6]).0, "tablet");
     }
 
     #[test]
     fn referrer_hosts_are_normalised() {
-        assert_eq!(referrer_host(Some("https://www.instagram.com/p/abc")), "instagram.com");
-        assert_eq!(referrer_host(Some("https://l.facebook.com/l.php?u=x")), "facebook.com");
-        assert_eq!(referrer_host(Some("android-app://com.google.android.gm/")), "com.google.android.gm");
+        assert_eq!(
+            referrer_host(Some("https://www.instagram.com/p/abc")),
+            "instagram.com"
+        );
+        assert_eq!(
+            referrer_host(Some("https://l.facebook.com/l.php?u=x")),
+            "facebook.com"
+        );
+        assert_eq!(
+            referrer_host(Some("android-app://com.google.android.gm/")),
+            "com.google.android.gm"
+        );
         assert_eq!(referrer_host(Some("not a url")), "");
         assert_eq!(referrer_host(None), "");
     }

@@ -47,13 +47,29 @@ impl ClickWriter {
     }
 
     /// Records one click; returns its log entry id once it is durably stored.
-    pub async fn record(&self, code: &str, info: ClickInfo) -> Result<(StreamId, DateTime<Utc>), WriteError> {
+    pub async fn record(
+        &self,
+        code: &str,
+        info: ClickInfo,
+    ) -> Result<(StreamId, DateTime<Utc>), WriteError> {
         let entry = next_id();
-        let at = Utc.timestamp_millis_opt(entry.ms as i64).single().unwrap_or_else(Utc::now);
+        let at = Utc
+            .timestamp_millis_opt(entry.ms as i64)
+            .single()
+            .unwrap_or_else(Utc::now);
         let fields = crate::counters::click_fields(at, &info);
-        let click = NewClick { code: code.to_owned(), entry, at, info, fields };
+        let click = NewClick {
+            code: code.to_owned(),
+            entry,
+            at,
+            info,
+            fields,
+        };
         let (reply, answer) = oneshot::channel();
-        self.tx.send((click, reply)).await.map_err(|_| WriteError::Stopped)?;
+        self.tx
+            .send((click, reply))
+            .await
+            .map_err(|_| WriteError::Stopped)?;
         match answer.await {
             Ok(Ok(id)) => Ok((id, at)),
             Ok(Err(e)) => Err(WriteError::Store(e)),
@@ -73,7 +89,11 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(NewClick, Reply)>) {
                 }
             }
             Err(e) => {
-                tracing::error!(error = format!("{e:#}"), clicks = clicks.len(), "Failed to store a click batch");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    clicks = clicks.len(),
+                    "Failed to store a click batch"
+                );
                 let msg = format!("{e:#}");
                 for reply in replies {
                     let _ = reply.send(Err(msg.clone()));
@@ -93,7 +113,10 @@ fn next_id() -> StreamId {
 
     // 24 random bits, shifted so that 2^32 clicks fit in one millisecond below them.
     let tag = *TAG.get_or_init(|| (rand::random::<u64>() & 0xFF_FFFF) << 32);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
     let (ms, seq) = if now > last.0 {
         (now, 0)

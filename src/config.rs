@@ -46,7 +46,10 @@ impl std::fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("storage", &self.storage())
             .field("data_dir", &self.data_dir)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -59,7 +62,10 @@ impl Settings {
             Some(path) => {
                 let path = PathBuf::from(path);
                 if !path.is_file() {
-                    bail!("KOLINK_CONFIG names {}, which is not a readable file", path.display());
+                    bail!(
+                        "KOLINK_CONFIG names {}, which is not a readable file",
+                        path.display()
+                    );
                 }
                 fig = fig.merge(Toml::file(path));
             }
@@ -72,13 +78,17 @@ impl Settings {
 
     /// The defaults alone, for tests and tools.
     pub fn defaults() -> Self {
-        Figment::from(Toml::string(DEFAULTS)).extract().expect("the compiled-in defaults are valid")
+        Figment::from(Toml::string(DEFAULTS))
+            .extract()
+            .expect("the compiled-in defaults are valid")
     }
 
     pub fn validate(self) -> anyhow::Result<Self> {
-        Currency::parse(&self.default_currency).map_err(|e| anyhow::anyhow!("default_currency: {e}"))?;
+        Currency::parse(&self.default_currency)
+            .map_err(|e| anyhow::anyhow!("default_currency: {e}"))?;
         if let Some(u) = &self.public_url {
-            let parsed = url::Url::parse(u).with_context(|| format!("public_url {u:?} is not a URL"))?;
+            let parsed =
+                url::Url::parse(u).with_context(|| format!("public_url {u:?} is not a URL"))?;
             if parsed.scheme() != "http" && parsed.scheme() != "https" {
                 bail!("public_url must be an http:// or https:// URL");
             }
@@ -96,7 +106,11 @@ impl Settings {
     }
 
     pub fn storage(&self) -> StorageKind {
-        self.storage.unwrap_or(if self.redis_url.is_some() { StorageKind::Redis } else { StorageKind::Embedded })
+        self.storage.unwrap_or(if self.redis_url.is_some() {
+            StorageKind::Redis
+        } else {
+            StorageKind::Embedded
+        })
     }
 
     /// Base of short URLs, without a trailing slash; `bound` is the address actually bound.

@@ -8,7 +8,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::attribution::{decide, Candidate, Decision};
-use crate::domain::{ClickId, Conversion, ConversionStatus, Currency, Event, Link, Method, Money, Slug};
+use crate::domain::{
+    ClickId, Conversion, ConversionStatus, Currency, Event, Link, Method, Money, Slug,
+};
 use crate::store::Store;
 
 /// A conversion as a shop reported it, already validated.
@@ -66,13 +68,19 @@ pub async fn accept(store: &dyn Store, incoming: Incoming) -> anyhow::Result<Out
     let stored = store.save_conversion(&conversion).await?;
     let fresh = stored.id == conversion.id;
     let applied = if stored.status == ConversionStatus::Attributed {
-        store.apply_conversion(&stored, &crate::counters::conversion_fields(&stored)).await?
+        store
+            .apply_conversion(&stored, &crate::counters::conversion_fields(&stored))
+            .await?
     } else {
         false
     };
     // A re-delivery that finds the work done changes nothing and says so; one that completed
     // an earlier, interrupted delivery reports what was stored.
-    let status = if fresh || applied { stored.status } else { ConversionStatus::Duplicate };
+    let status = if fresh || applied {
+        stored.status
+    } else {
+        ConversionStatus::Duplicate
+    };
     Ok(Outcome {
         status,
         conversion_id: stored.id,
@@ -119,8 +127,12 @@ async fn push(
     link: &Link,
     click_at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<()> {
-    let json = store.get_record(crate::store::Kind::Campaign, link.campaign.as_str()).await?;
-    let Some(campaign) = json.and_then(|j| serde_json::from_str::<crate::domain::Campaign>(&j).ok()) else {
+    let json = store
+        .get_record(crate::store::Kind::Campaign, link.campaign.as_str())
+        .await?;
+    let Some(campaign) =
+        json.and_then(|j| serde_json::from_str::<crate::domain::Campaign>(&j).ok())
+    else {
         return Ok(());
     };
     out.push(Candidate {
@@ -141,13 +153,27 @@ async fn refund_attribution(store: &dyn Store, c: &Incoming) -> anyhow::Result<D
     let key = format!("{}|purchase|{}", c.shop, c.order_id);
     let purchase = store.find_conversion(&key).await?;
     let attributed = purchase.filter(|p| p.status == ConversionStatus::Attributed);
-    let (Some(p), Some(link)) = (attributed.as_ref(), attributed.as_ref().and_then(|p| p.link.clone())) else {
-        return Ok(Decision { status: ConversionStatus::Unattributed, chosen: None, currency: c.currency.clone() });
+    let (Some(p), Some(link)) = (
+        attributed.as_ref(),
+        attributed.as_ref().and_then(|p| p.link.clone()),
+    ) else {
+        return Ok(Decision {
+            status: ConversionStatus::Unattributed,
+            chosen: None,
+            currency: c.currency.clone(),
+        });
     };
     let Some(purchase_currency) = p.currency.clone() else {
-        return Ok(Decision { status: ConversionStatus::Unattributed, chosen: None, currency: c.currency.clone() });
+        return Ok(Decision {
+            status: ConversionStatus::Unattributed,
+            chosen: None,
+            currency: c.currency.clone(),
+        });
     };
-    let currency = c.currency.clone().unwrap_or_else(|| purchase_currency.clone());
+    let currency = c
+        .currency
+        .clone()
+        .unwrap_or_else(|| purchase_currency.clone());
     let status = if currency == purchase_currency {
         ConversionStatus::Attributed
     } else {
@@ -162,5 +188,9 @@ async fn refund_attribution(store: &dyn Store, c: &Incoming) -> anyhow::Result<D
         currency: purchase_currency,
         click_at: None,
     };
-    Ok(Decision { status, chosen: Some(chosen), currency: Some(currency) })
+    Ok(Decision {
+        status,
+        chosen: Some(chosen),
+        currency: Some(currency),
+    })
 }

@@ -80,13 +80,36 @@ pub fn conversion_fields(c: &Conversion) -> Vec<(String, i64)> {
 /// A counter field read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field<'a> {
-    Clicks { day: NaiveDate, hour: u32 },
-    Bots { day: NaiveDate, hour: u32 },
-    Pixel { day: NaiveDate, hour: u32 },
-    Event { event: Event, day: NaiveDate, hour: u32 },
-    Revenue { day: NaiveDate, hour: u32 },
-    Refunds { day: NaiveDate, hour: u32 },
-    Breakdown { dim: &'static str, day: NaiveDate, value: &'a str },
+    Clicks {
+        day: NaiveDate,
+        hour: u32,
+    },
+    Bots {
+        day: NaiveDate,
+        hour: u32,
+    },
+    Pixel {
+        day: NaiveDate,
+        hour: u32,
+    },
+    Event {
+        event: Event,
+        day: NaiveDate,
+        hour: u32,
+    },
+    Revenue {
+        day: NaiveDate,
+        hour: u32,
+    },
+    Refunds {
+        day: NaiveDate,
+        hour: u32,
+    },
+    Breakdown {
+        dim: &'static str,
+        day: NaiveDate,
+        value: &'a str,
+    },
 }
 
 pub fn parse_field(f: &str) -> Option<Field<'_>> {
@@ -117,7 +140,11 @@ pub fn parse_field(f: &str) -> Option<Field<'_>> {
             let tag = it.next()?;
             let dim = DIMENSIONS.iter().find(|(t, _)| *t == tag)?.1;
             let day = NaiveDate::parse_from_str(it.next()?, "%Y-%m-%d").ok()?;
-            Some(Field::Breakdown { dim, day, value: it.next()? })
+            Some(Field::Breakdown {
+                dim,
+                day,
+                value: it.next()?,
+            })
         }
         _ => None,
     }
@@ -148,7 +175,12 @@ mod tests {
         let fields = click_fields(at, &click);
         assert_eq!(
             fields,
-            ["c|2026-11-22|08", "x|ref|2026-11-22|instagram.com", "x|dev|2026-11-22|mobile", "x|src|2026-11-22|qr"]
+            [
+                "c|2026-11-22|08",
+                "x|ref|2026-11-22|instagram.com",
+                "x|dev|2026-11-22|mobile",
+                "x|src|2026-11-22|qr"
+            ]
         );
         for f in &fields {
             assert!(parse_field(f).is_some(), "{f}");
@@ -166,13 +198,27 @@ mod tests {
     #[test]
     fn a_bot_click_counts_only_as_a_bot() {
         let at = Utc.with_ymd_and_hms(2026, 11, 22, 23, 0, 0).unwrap();
-        let fields = click_fields(at, &ClickInfo { bot: true, referrer: "x.com".into(), ..Default::default() });
+        let fields = click_fields(
+            at,
+            &ClickInfo {
+                bot: true,
+                referrer: "x.com".into(),
+                ..Default::default()
+            },
+        );
         assert_eq!(fields, ["b|2026-11-22|23"]);
     }
 
     #[test]
     fn unknown_fields_are_ignored() {
-        for f in ["", "z|2026-11-22|01", "c|2026-11-22|24", "c|nope|01", "x|zz|2026-11-22|a", "e|buy|2026-11-22|01"] {
+        for f in [
+            "",
+            "z|2026-11-22|01",
+            "c|2026-11-22|24",
+            "c|nope|01",
+            "x|zz|2026-11-22|a",
+            "e|buy|2026-11-22|01",
+        ] {
             assert_eq!(parse_field(f), None, "{f}");
         }
     }

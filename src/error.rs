@@ -65,7 +65,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError::Client { code, message: message.into() }
+        ApiError::Client {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {

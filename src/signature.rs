@@ -18,7 +18,9 @@ pub enum SignatureError {
     MissingHeader(&'static str),
     #[error("webhook-timestamp is not a Unix time in seconds")]
     BadTimestamp,
-    #[error("webhook-timestamp is more than 5 minutes from now: check the sender's clock or resend")]
+    #[error(
+        "webhook-timestamp is more than 5 minutes from now: check the sender's clock or resend"
+    )]
     OutsideTolerance,
     #[error("no signature in webhook-signature matches: check the signing secret")]
     NoMatch,
@@ -52,7 +54,8 @@ impl WebhookSecret {
     }
 
     fn mac(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -70,12 +73,19 @@ impl WebhookSecret {
         body: &[u8],
         now: i64,
     ) -> Result<(), SignatureError> {
-        let msg_id = msg_id.filter(|s| !s.is_empty()).ok_or(SignatureError::MissingHeader("webhook-id"))?;
-        let timestamp =
-            timestamp.filter(|s| !s.is_empty()).ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
-        let signatures =
-            signatures.filter(|s| !s.is_empty()).ok_or(SignatureError::MissingHeader("webhook-signature"))?;
-        let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+        let msg_id = msg_id
+            .filter(|s| !s.is_empty())
+            .ok_or(SignatureError::MissingHeader("webhook-id"))?;
+        let timestamp = timestamp
+            .filter(|s| !s.is_empty())
+            .ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
+        let signatures = signatures
+            .filter(|s| !s.is_empty())
+            .ok_or(SignatureError::MissingHeader("webhook-signature"))?;
+        let ts: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| SignatureError::BadTimestamp)?;
         if (now - ts).abs() > TOLERANCE_SECS {
             return Err(SignatureError::OutsideTolerance);
         }
@@ -108,7 +118,13 @@ mod tests {
         WebhookSecret::parse(SECRET).unwrap()
     }
 
-    fn verify(id: Option<&str>, ts: Option<&str>, sig: Option<&str>, body: &[u8], now: i64) -> Result<(), SignatureError> {
+    fn verify(
+        id: Option<&str>,
+        ts: Option<&str>,
+        sig: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), SignatureError> {
         secret().verify(id, ts, sig, body, now)
     }
 
@@ -119,51 +135,93 @@ mod tests {
 
     #[test]
     fn verifies_the_published_test_vector() {
-        assert_eq!(verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS), Ok(()));
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS),
+            Ok(())
+        );
     }
 
     #[test]
     fn accepts_any_matching_signature_among_several() {
         let header = format!("v1,AAAA v2,xyz {SIG}");
-        assert_eq!(verify(Some(ID), Some("1649367553"), Some(&header), BODY, TS + 10), Ok(()));
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), Some(&header), BODY, TS + 10),
+            Ok(())
+        );
     }
 
     #[test]
     fn rejects_a_wrong_secret() {
         let other = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        assert_eq!(other.verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS), Err(SignatureError::NoMatch));
+        assert_eq!(
+            other.verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS),
+            Err(SignatureError::NoMatch)
+        );
     }
 
     #[test]
     fn rejects_one_flipped_body_byte() {
         let mut body = BODY.to_vec();
         body[10] ^= 0x01;
-        assert_eq!(verify(Some(ID), Some("1649367553"), Some(SIG), &body, TS), Err(SignatureError::NoMatch));
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), Some(SIG), &body, TS),
+            Err(SignatureError::NoMatch)
+        );
     }
 
     #[test]
     fn rejects_a_truncated_signature() {
         let truncated = &SIG[..SIG.len() - 4];
-        assert_eq!(verify(Some(ID), Some("1649367553"), Some(truncated), BODY, TS), Err(SignatureError::NoMatch));
-        assert_eq!(verify(Some(ID), Some("1649367553"), Some("v1,"), BODY, TS), Err(SignatureError::NoMatch));
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), Some(truncated), BODY, TS),
+            Err(SignatureError::NoMatch)
+        );
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), Some("v1,"), BODY, TS),
+            Err(SignatureError::NoMatch)
+        );
     }
 
     #[test]
     fn rejects_timestamps_outside_five_minutes() {
         let old = TS + 301;
-        assert_eq!(verify(Some(ID), Some("1649367553"), Some(SIG), BODY, old), Err(SignatureError::OutsideTolerance));
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), Some(SIG), BODY, old),
+            Err(SignatureError::OutsideTolerance)
+        );
         let ahead = TS - 301;
-        assert_eq!(verify(Some(ID), Some("1649367553"), Some(SIG), BODY, ahead), Err(SignatureError::OutsideTolerance));
-        assert_eq!(verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS + 300), Ok(()));
-        assert_eq!(verify(Some(ID), Some("yesterday"), Some(SIG), BODY, TS), Err(SignatureError::BadTimestamp));
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), Some(SIG), BODY, ahead),
+            Err(SignatureError::OutsideTolerance)
+        );
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS + 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify(Some(ID), Some("yesterday"), Some(SIG), BODY, TS),
+            Err(SignatureError::BadTimestamp)
+        );
     }
 
     #[test]
     fn rejects_missing_headers() {
-        assert_eq!(verify(None, Some("1649367553"), Some(SIG), BODY, TS), Err(SignatureError::MissingHeader("webhook-id")));
-        assert_eq!(verify(Some(ID), None, Some(SIG), BODY, TS), Err(SignatureError::MissingHeader("webhook-timestamp")));
-        assert_eq!(verify(Some(ID), Some("1649367553"), None, BODY, TS), Err(SignatureError::MissingHeader("webhook-signature")));
-        assert_eq!(verify(Some(""), Some("1649367553"), Some(SIG), BODY, TS), Err(SignatureError::MissingHeader("webhook-id")));
+        assert_eq!(
+            verify(None, Some("1649367553"), Some(SIG), BODY, TS),
+            Err(SignatureError::MissingHeader("webhook-id"))
+        );
+        assert_eq!(
+            verify(Some(ID), None, Some(SIG), BODY, TS),
+            Err(SignatureError::MissingHeader("webhook-timestamp"))
+        );
+        assert_eq!(
+            verify(Some(ID), Some("1649367553"), None, BODY, TS),
+            Err(SignatureError::MissingHeader("webhook-signature"))
+        );
+        assert_eq!(
+            verify(Some(""), Some("1649367553"), Some(SIG), BODY, TS),
+            Err(SignatureError::MissingHeader("webhook-id"))
+        );
     }
 
     #[test]

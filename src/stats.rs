@@ -44,8 +44,17 @@ pub struct Counts {
 
 impl Counts {
     /// Counts of one link over `range`; `uniques` holds its unique visitors per day.
-    pub fn of_link(data: &LinkData, uniques: &BTreeMap<NaiveDate, u64>, goal: Event, cost: Money, range: Range) -> Self {
-        let mut c = Counts { cost, ..Counts::default() };
+    pub fn of_link(
+        data: &LinkData,
+        uniques: &BTreeMap<NaiveDate, u64>,
+        goal: Event,
+        cost: Money,
+        range: Range,
+    ) -> Self {
+        let mut c = Counts {
+            cost,
+            ..Counts::default()
+        };
         for (field, &n) in &data.counters {
             let n_u = n.max(0) as u64;
             match parse_field(field) {
@@ -58,8 +67,12 @@ impl Counts {
                         c.conversions += n_u;
                     }
                 }
-                Some(Field::Revenue { day, .. }) if range.contains(day) => c.revenue = c.revenue + Money::from_minor(n),
-                Some(Field::Refunds { day, .. }) if range.contains(day) => c.refunds = c.refunds + Money::from_minor(n),
+                Some(Field::Revenue { day, .. }) if range.contains(day) => {
+                    c.revenue = c.revenue + Money::from_minor(n)
+                }
+                Some(Field::Refunds { day, .. }) if range.contains(day) => {
+                    c.refunds = c.refunds + Money::from_minor(n)
+                }
                 _ => {}
             }
         }
@@ -70,7 +83,11 @@ impl Counts {
                 c.engagements += m.likes + m.comments + m.shares + m.saves;
             }
         }
-        c.unique_clicks = uniques.iter().filter(|(d, _)| range.contains(**d)).map(|(_, n)| n).sum();
+        c.unique_clicks = uniques
+            .iter()
+            .filter(|(d, _)| range.contains(**d))
+            .map(|(_, n)| n)
+            .sum();
         c
     }
 
@@ -175,16 +192,23 @@ pub fn series(
     to: NaiveDate,
     interval: Interval,
 ) -> Vec<Point> {
-    let range = Range { from: Some(from), to: Some(to) };
+    let range = Range {
+        from: Some(from),
+        to: Some(to),
+    };
     let mut buckets: BTreeMap<(NaiveDate, u32), Point> = BTreeMap::new();
     let key = |day: NaiveDate, hour: u32| match interval {
         Interval::Day => (day, 0),
         Interval::Hour => (day, hour),
     };
     for (field, &n) in &data.counters {
-        let Some(f) = parse_field(field) else { continue };
+        let Some(f) = parse_field(field) else {
+            continue;
+        };
         let (day, hour) = match f {
-            Field::Clicks { day, hour } | Field::Revenue { day, hour } | Field::Event { day, hour, .. } => (day, hour),
+            Field::Clicks { day, hour }
+            | Field::Revenue { day, hour }
+            | Field::Event { day, hour, .. } => (day, hour),
             _ => continue,
         };
         if !range.contains(day) {
@@ -207,7 +231,9 @@ pub fn series(
         };
         for &h in hours {
             let mut p = buckets.remove(&(day, h)).unwrap_or_default();
-            let t = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default()));
+            let t = Utc.from_utc_datetime(
+                &day.and_time(NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default()),
+            );
             p.t = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             p.unique_clicks = match interval {
                 Interval::Day => Some(uniques.get(&day).copied().unwrap_or(0)),
@@ -223,7 +249,9 @@ pub fn series(
     out
 }
 
-const HOURS: [u32; 24] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+const HOURS: [u32; 24] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+];
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Slice {
@@ -242,17 +270,26 @@ pub fn breakdown(data: &LinkData, range: Range) -> BTreeMap<&'static str, Vec<Sl
     for (field, &n) in &data.counters {
         match parse_field(field) {
             Some(Field::Breakdown { dim, day, value }) if range.contains(day) => {
-                *by.entry(dim).or_default().entry(value.to_owned()).or_default() += n.max(0) as u64;
+                *by.entry(dim)
+                    .or_default()
+                    .entry(value.to_owned())
+                    .or_default() += n.max(0) as u64;
             }
             Some(Field::Clicks { day, hour }) if range.contains(day) => {
-                *by.entry("hour_of_day").or_default().entry(format!("{hour:02}")).or_default() += n.max(0) as u64;
+                *by.entry("hour_of_day")
+                    .or_default()
+                    .entry(format!("{hour:02}"))
+                    .or_default() += n.max(0) as u64;
             }
             _ => {}
         }
     }
     by.into_iter()
         .map(|(dim, m)| {
-            let mut v: Vec<Slice> = m.into_iter().map(|(key, clicks)| Slice { key, clicks }).collect();
+            let mut v: Vec<Slice> = m
+                .into_iter()
+                .map(|(key, clicks)| Slice { key, clicks })
+                .collect();
             v.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.key.cmp(&b.key)));
             (dim, v)
         })
@@ -296,10 +333,18 @@ mod tests {
         data.counters.insert("r|2026-11-20|10".into(), 2_560_000);
         data.counters.insert("r|2026-11-21|10".into(), 3_200_000);
         data.counters.insert("f|2026-11-21|11".into(), 128_000);
-        data.counters.insert("x|ref|2026-11-20|instagram.com".into(), 1100);
+        data.counters
+            .insert("x|ref|2026-11-20|instagram.com".into(), 1100);
         data.metrics.insert(
             d("2026-11-20"),
-            DayMetrics { impressions: 120_000, reach: 90_000, likes: 5300, comments: 410, shares: 220, saves: 380 },
+            DayMetrics {
+                impressions: 120_000,
+                reach: 90_000,
+                likes: 5300,
+                comments: 410,
+                shares: 220,
+                saves: 380,
+            },
         );
         let uniques = BTreeMap::from([(d("2026-11-20"), 800), (d("2026-11-21"), 520)]);
         (data, uniques)
@@ -308,7 +353,14 @@ mod tests {
     #[test]
     fn totals_follow_the_api_definitions() {
         let (data, uniques) = example();
-        let t = Counts::of_link(&data, &uniques, Event::Purchase, Money::from_minor(500_000), Range::default()).totals();
+        let t = Counts::of_link(
+            &data,
+            &uniques,
+            Event::Purchase,
+            Money::from_minor(500_000),
+            Range::default(),
+        )
+        .totals();
         assert_eq!(t.impressions, 120_000);
         assert_eq!(t.clicks, 1500);
         assert_eq!(t.unique_clicks, 1320);
@@ -345,7 +397,14 @@ mod tests {
     #[test]
     fn conversions_count_only_the_goal_event() {
         let (data, uniques) = example();
-        let t = Counts::of_link(&data, &uniques, Event::Signup, Money::ZERO, Range::default()).totals();
+        let t = Counts::of_link(
+            &data,
+            &uniques,
+            Event::Signup,
+            Money::ZERO,
+            Range::default(),
+        )
+        .totals();
         assert_eq!(t.conversions, 12);
         assert_eq!(t.events.get("purchase"), Some(&45));
     }
@@ -353,22 +412,42 @@ mod tests {
     #[test]
     fn ranges_select_days() {
         let (data, uniques) = example();
-        let r = Range { from: Some(d("2026-11-21")), to: Some(d("2026-11-21")) };
+        let r = Range {
+            from: Some(d("2026-11-21")),
+            to: Some(d("2026-11-21")),
+        };
         let t = Counts::of_link(&data, &uniques, Event::Purchase, Money::ZERO, r).totals();
-        assert_eq!((t.clicks, t.unique_clicks, t.conversions, t.impressions), (600, 520, 25, 0));
+        assert_eq!(
+            (t.clicks, t.unique_clicks, t.conversions, t.impressions),
+            (600, 520, 25, 0)
+        );
     }
 
     #[test]
     fn daily_series_has_no_gaps() {
         let (data, uniques) = example();
-        let s = series(&data, &uniques, Event::Purchase, d("2026-11-19"), d("2026-11-21"), Interval::Day);
+        let s = series(
+            &data,
+            &uniques,
+            Event::Purchase,
+            d("2026-11-19"),
+            d("2026-11-21"),
+            Interval::Day,
+        );
         let clicks: Vec<u64> = s.iter().map(|p| p.clicks).collect();
         assert_eq!(clicks, [0, 900, 600]);
         assert_eq!(s[1].t, "2026-11-20T00:00:00Z");
         assert_eq!(s[1].unique_clicks, Some(800));
         assert_eq!(s[2].conversions, 25);
         assert_eq!(s[2].revenue.to_string(), "32000.00");
-        let h = series(&data, &uniques, Event::Purchase, d("2026-11-20"), d("2026-11-20"), Interval::Hour);
+        let h = series(
+            &data,
+            &uniques,
+            Event::Purchase,
+            d("2026-11-20"),
+            d("2026-11-20"),
+            Interval::Hour,
+        );
         assert_eq!(h.len(), 24);
         assert_eq!(h[8].clicks, 900);
         assert_eq!(h[8].t, "2026-11-20T08:00:00Z");
@@ -378,8 +457,20 @@ mod tests {
     fn breakdowns_are_sorted_largest_first() {
         let (data, _) = example();
         let b = breakdown(&data, Range::default());
-        assert_eq!(b["referrer"], [Slice { key: "instagram.com".into(), clicks: 1100 }]);
-        assert_eq!(b["hour_of_day"][0], Slice { key: "08".into(), clicks: 900 });
+        assert_eq!(
+            b["referrer"],
+            [Slice {
+                key: "instagram.com".into(),
+                clicks: 1100
+            }]
+        );
+        assert_eq!(
+            b["hour_of_day"][0],
+            Slice {
+                key: "08".into(),
+                clicks: 900
+            }
+        );
         assert!(b["device"].is_empty());
     }
 }

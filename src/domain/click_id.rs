@@ -18,7 +18,10 @@ impl StreamId {
     /// Parses Redis' `<ms>-<seq>` form.
     pub fn parse_redis(s: &str) -> Option<Self> {
         let (ms, seq) = s.split_once('-')?;
-        Some(Self { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
+        Some(Self {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
     }
 }
 
@@ -46,13 +49,22 @@ impl ClickId {
         if it.next().is_some() {
             return None;
         }
-        Some(Self { link_id, entry: StreamId { ms, seq } })
+        Some(Self {
+            link_id,
+            entry: StreamId { ms, seq },
+        })
     }
 }
 
 impl fmt::Display for ClickId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}-{}", to_base36(self.link_id), to_base36(self.entry.ms), to_base36(self.entry.seq))
+        write!(
+            f,
+            "{}-{}-{}",
+            to_base36(self.link_id),
+            to_base36(self.entry.ms),
+            to_base36(self.entry.seq)
+        )
     }
 }
 
@@ -76,7 +88,10 @@ fn from_base36(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 13 || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
-    if !s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    {
         return None;
     }
     u64::from_str_radix(s, 36).ok()
@@ -89,21 +104,49 @@ mod tests {
     #[test]
     fn round_trips_through_text() {
         let cases = [
-            ClickId { link_id: 1, entry: StreamId { ms: 1_763_800_000_000, seq: 0 } },
-            ClickId { link_id: 0, entry: StreamId { ms: 0, seq: 0 } },
-            ClickId { link_id: u64::MAX, entry: StreamId { ms: u64::MAX, seq: u64::MAX } },
+            ClickId {
+                link_id: 1,
+                entry: StreamId {
+                    ms: 1_763_800_000_000,
+                    seq: 0,
+                },
+            },
+            ClickId {
+                link_id: 0,
+                entry: StreamId { ms: 0, seq: 0 },
+            },
+            ClickId {
+                link_id: u64::MAX,
+                entry: StreamId {
+                    ms: u64::MAX,
+                    seq: u64::MAX,
+                },
+            },
         ];
         for c in cases {
             let text = c.to_string();
             assert!(text.len() <= 64, "{text}");
-            assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{text}");
+            assert!(
+                text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                "{text}"
+            );
             assert_eq!(ClickId::parse(&text), Some(c), "{text}");
         }
     }
 
     #[test]
     fn rejects_foreign_text() {
-        for s in ["", "abc", "1-2", "1-2-3-4", "1--3", "A-2-3", "01-2-3", "1-2-zzzzzzzzzzzzzz", "1-2-3 "] {
+        for s in [
+            "",
+            "abc",
+            "1-2",
+            "1-2-3-4",
+            "1--3",
+            "A-2-3",
+            "01-2-3",
+            "1-2-zzzzzzzzzzzzzz",
+            "1-2-3 ",
+        ] {
             assert_eq!(ClickId::parse(s), None, "{s:?}");
         }
     }
@@ -111,9 +154,20 @@ mod tests {
     #[test]
     fn stream_ids_parse_redis_form_and_order_by_time() {
         let a = StreamId::parse_redis("1700000000000-5").unwrap();
-        assert_eq!(a, StreamId { ms: 1_700_000_000_000, seq: 5 });
+        assert_eq!(
+            a,
+            StreamId {
+                ms: 1_700_000_000_000,
+                seq: 5
+            }
+        );
         assert_eq!(a.to_string(), "1700000000000-5");
-        assert!(a < StreamId { ms: 1_700_000_000_001, seq: 0 });
+        assert!(
+            a < StreamId {
+                ms: 1_700_000_000_001,
+                seq: 0
+            }
+        );
         assert_eq!(StreamId::parse_redis("x-1"), None);
     }
 }

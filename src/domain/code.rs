@@ -9,9 +9,30 @@ pub const GENERATED_LEN: usize = 7;
 
 /// First path segments kolink uses or may use; a code may not shadow them (case-insensitive).
 const RESERVED: &[&str] = &[
-    "api", "webhooks", "healthz", "readyz", "metrics", "share", "dash", "static", "p",
-    "kolink.js", "favicon.ico", "robots.txt", "openapi.json", "docs", "admin", "login",
-    "logout", "assets", "well-known", "app", "auth", "status", "health", "ready",
+    "api",
+    "webhooks",
+    "healthz",
+    "readyz",
+    "metrics",
+    "share",
+    "dash",
+    "static",
+    "p",
+    "kolink.js",
+    "favicon.ico",
+    "robots.txt",
+    "openapi.json",
+    "docs",
+    "admin",
+    "login",
+    "logout",
+    "assets",
+    "well-known",
+    "app",
+    "auth",
+    "status",
+    "health",
+    "ready",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -27,8 +48,7 @@ pub enum CodeError {
 impl ShortCode {
     pub fn parse(s: &str) -> Result<Self, CodeError> {
         let ok = (3..=64).contains(&s.len())
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !ok {
             return Err(CodeError::Malformed(Invalid::new(format!(
@@ -92,14 +112,22 @@ mod tests {
     #[test]
     fn rejects_malformed_codes() {
         for s in ["ab", "", "a b", "a/b", "a.b", "ä12", &"x".repeat(65)] {
-            assert!(matches!(ShortCode::parse(s), Err(CodeError::Malformed(_))), "{s:?}");
+            assert!(
+                matches!(ShortCode::parse(s), Err(CodeError::Malformed(_))),
+                "{s:?}"
+            );
         }
     }
 
     #[test]
     fn rejects_reserved_codes_in_any_case() {
-        for s in ["api", "API", "webhooks", "healthz", "readyz", "metrics", "share", "dash", "static"] {
-            assert!(matches!(ShortCode::parse(s), Err(CodeError::Reserved(_))), "{s}");
+        for s in [
+            "api", "API", "webhooks", "healthz", "readyz", "metrics", "share", "dash", "static",
+        ] {
+            assert!(
+                matches!(ShortCode::parse(s), Err(CodeError::Reserved(_))),
+                "{s}"
+            );
         }
     }
 

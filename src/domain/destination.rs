@@ -17,7 +17,9 @@ impl Destination {
         }
         // The WHATWG parser silently drops tabs and newlines; we refuse them instead.
         if has_control_chars(s) || s.contains(' ') {
-            return Err(bad("contains spaces or control characters: percent-encode them"));
+            return Err(bad(
+                "contains spaces or control characters: percent-encode them",
+            ));
         }
         let url = Url::parse(s).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
         if url.scheme() != "http" && url.scheme() != "https" {
@@ -84,7 +86,11 @@ mod tests {
 
     #[test]
     fn accepts_http_and_https_urls() {
-        for s in ["https://shop.example.com/spring", "http://127.0.0.1:8000/a?b=c#d", "https://xn--fsq.example/"] {
+        for s in [
+            "https://shop.example.com/spring",
+            "http://127.0.0.1:8000/a?b=c#d",
+            "https://xn--fsq.example/",
+        ] {
             assert!(Destination::parse(s).is_ok(), "{s}");
         }
     }
@@ -113,10 +119,25 @@ mod tests {
 
     #[test]
     fn click_id_goes_into_the_query_before_the_fragment() {
-        assert_eq!(with_click_id("https://a.example/x", "c1"), "https://a.example/x?kl_cid=c1");
-        assert_eq!(with_click_id("https://a.example/x?y=1", "c1"), "https://a.example/x?y=1&kl_cid=c1");
-        assert_eq!(with_click_id("https://a.example/x?y=1#top", "c1"), "https://a.example/x?y=1&kl_cid=c1#top");
-        assert_eq!(with_click_id("https://a.example/x#top", "c1"), "https://a.example/x?kl_cid=c1#top");
-        assert_eq!(with_click_id("https://a.example/x?#top", "c1"), "https://a.example/x?kl_cid=c1#top");
+        assert_eq!(
+            with_click_id("https://a.example/x", "c1"),
+            "https://a.example/x?kl_cid=c1"
+        );
+        assert_eq!(
+            with_click_id("https://a.example/x?y=1", "c1"),
+            "https://a.example/x?y=1&kl_cid=c1"
+        );
+        assert_eq!(
+            with_click_id("https://a.example/x?y=1#top", "c1"),
+            "https://a.example/x?y=1&kl_cid=c1#top"
+        );
+        assert_eq!(
+            with_click_id("https://a.example/x#top", "c1"),
+            "https://a.example/x?kl_cid=c1#top"
+        );
+        assert_eq!(
+            with_click_id("https://a.example/x?#top", "c1"),
+            "https://a.example/x?kl_cid=c1#top"
+        );
     }
 }

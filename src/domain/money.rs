@@ -46,7 +46,11 @@ impl Money {
             return Err(bad());
         }
         let whole: i64 = int.parse().map_err(|_| bad())?;
-        let mut cents: i64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+        let mut cents: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| bad())?
+        };
         if frac.len() == 1 {
             cents *= 10;
         }
@@ -67,7 +71,9 @@ impl Money {
                 // serde_json prints floats such as 1e21 in exponent form: those are not money.
                 Self::parse(text.strip_suffix(".0").unwrap_or(&text))
             }
-            _ => Err(Invalid::new("an amount must be a number or a decimal string such as \"1280.00\"")),
+            _ => Err(Invalid::new(
+                "an amount must be a number or a decimal string such as \"1280.00\"",
+            )),
         }
     }
 
@@ -169,7 +175,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_amounts() {
-        for s in ["", "-1", "1.234", "1.", ".5", "1,5", "abc", "1e3", " 1", "NaN", "100000000000000"] {
+        for s in [
+            "",
+            "-1",
+            "1.234",
+            "1.",
+            ".5",
+            "1,5",
+            "abc",
+            "1e3",
+            " 1",
+            "NaN",
+            "100000000000000",
+        ] {
             assert!(Money::parse(s).is_err(), "{s:?}");
         }
     }
@@ -191,15 +209,30 @@ mod tests {
         assert_eq!(Money::from_minor(128_000).to_string(), "1280.00");
         assert_eq!(Money::from_minor(5).to_string(), "0.05");
         assert_eq!(Money::from_minor(-128_050).to_string(), "-1280.50");
-        assert_eq!(serde_json::to_string(&Money::from_minor(1)).unwrap(), "\"0.01\"");
+        assert_eq!(
+            serde_json::to_string(&Money::from_minor(1)).unwrap(),
+            "\"0.01\""
+        );
     }
 
     #[test]
     fn divides_with_half_away_from_zero_rounding() {
         // 56320.00 / 1500 = 37.5466… → 37.55
-        assert_eq!(Money::from_minor(5_632_000).div_round(1500).unwrap().to_string(), "37.55");
+        assert_eq!(
+            Money::from_minor(5_632_000)
+                .div_round(1500)
+                .unwrap()
+                .to_string(),
+            "37.55"
+        );
         // 5000.00 / 1500 = 3.333… → 3.33
-        assert_eq!(Money::from_minor(500_000).div_round(1500).unwrap().to_string(), "3.33");
+        assert_eq!(
+            Money::from_minor(500_000)
+                .div_round(1500)
+                .unwrap()
+                .to_string(),
+            "3.33"
+        );
         assert_eq!(Money::from_minor(1).div_round(2).unwrap().minor(), 1);
         assert_eq!(Money::from_minor(-1).div_round(2).unwrap().minor(), -1);
         assert_eq!(Money::from_minor(10).div_round(0), None);

@@ -108,8 +108,14 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 6] =
-        [Event::Purchase, Event::Signup, Event::Lead, Event::Install, Event::Subscribe, Event::Refund];
+    pub const ALL: [Event; 6] = [
+        Event::Purchase,
+        Event::Signup,
+        Event::Lead,
+        Event::Install,
+        Event::Subscribe,
+        Event::Refund,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -152,38 +152,71 @@ mod tests {
 
     #[test]
     fn keeps_utm_parameters_the_link_does_not_set() {
-        let only_source = Utm { source: Some("tiktok".into()), ..Utm::default() };
+        let only_source = Utm {
+            source: Some("tiktok".into()),
+            ..Utm::default()
+        };
         let t = target_url(&dest("https://s.example/?utm_term=shoes&x=1"), &only_source);
         assert_eq!(t, "https://s.example/?utm_term=shoes&x=1&utm_source=tiktok");
     }
 
     #[test]
     fn keeps_the_fragment_last_and_drops_stale_click_ids() {
-        let t = target_url(&dest("https://s.example/a?kl_cid=old&q=1#section-2"), &utm("x", "kol", "c", "k"));
+        let t = target_url(
+            &dest("https://s.example/a?kl_cid=old&q=1#section-2"),
+            &utm("x", "kol", "c", "k"),
+        );
         assert_eq!(t, "https://s.example/a?q=1&utm_source=x&utm_medium=kol&utm_campaign=c&utm_content=k#section-2");
     }
 
     #[test]
     fn encodes_values() {
-        let u = Utm { content: Some("amy reel&more".into()), ..Utm::default() };
-        assert_eq!(target_url(&dest("https://s.example/"), &u), "https://s.example/?utm_content=amy+reel%26more");
+        let u = Utm {
+            content: Some("amy reel&more".into()),
+            ..Utm::default()
+        };
+        assert_eq!(
+            target_url(&dest("https://s.example/"), &u),
+            "https://s.example/?utm_content=amy+reel%26more"
+        );
     }
 
     #[test]
     fn later_layers_override_earlier_ones() {
         let defaults = utm("instagram", "kol", "spring", "amy");
-        let campaign = Utm { medium: Some("influencer".into()), ..Utm::default() };
-        let link = Utm { content: Some("amy-reel".into()), ..Utm::default() };
+        let campaign = Utm {
+            medium: Some("influencer".into()),
+            ..Utm::default()
+        };
+        let link = Utm {
+            content: Some("amy-reel".into()),
+            ..Utm::default()
+        };
         let merged = defaults.overridden_by(&campaign).overridden_by(&link);
-        assert_eq!(merged, Utm { medium: Some("influencer".into()), content: Some("amy-reel".into()), ..defaults });
+        assert_eq!(
+            merged,
+            Utm {
+                medium: Some("influencer".into()),
+                content: Some("amy-reel".into()),
+                ..defaults
+            }
+        );
     }
 
     #[test]
     fn rejects_control_characters_instead_of_stripping_them() {
         for bad in ["a\r\nb", "a\nb", "a\u{7f}", "\t", ""] {
-            let u = Utm { source: Some(bad.into()), ..Utm::default() };
+            let u = Utm {
+                source: Some(bad.into()),
+                ..Utm::default()
+            };
             assert!(u.validate().is_err(), "{bad:?}");
         }
-        assert!(Utm { source: Some("x".repeat(257)), ..Utm::default() }.validate().is_err());
+        assert!(Utm {
+            source: Some("x".repeat(257)),
+            ..Utm::default()
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -4,7 +4,10 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{created, load_record, nullable, parse_destination, parse_name, parse_slug, Admin, PageQuery, State};
+use super::{
+    created, load_record, nullable, parse_destination, parse_name, parse_slug, Admin, PageQuery,
+    State,
+};
 use crate::domain::{Campaign, Currency, Event, Utm};
 use crate::error::{ApiError, Code};
 use crate::store::Kind;
@@ -57,26 +60,51 @@ fn parse_window(state: &State, days: u32) -> Result<u32, ApiError> {
     Ok(days)
 }
 
-async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Result<HttpResponse, ApiError> {
+async fn create(
+    _: Admin,
+    state: State,
+    body: web::Json<CreateCampaign>,
+) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let now = Utc::now();
     let campaign = Campaign {
         id: parse_slug("id", &b.id)?,
         name: parse_name("name", &b.name)?,
-        destination: b.destination.as_deref().map(parse_destination).transpose()?,
-        currency: Currency::parse(b.currency.as_deref().unwrap_or(&state.settings.default_currency))?,
-        goal_event: b.goal_event.as_deref().map(parse_goal).transpose()?.unwrap_or(Event::Purchase),
+        destination: b
+            .destination
+            .as_deref()
+            .map(parse_destination)
+            .transpose()?,
+        currency: Currency::parse(
+            b.currency
+                .as_deref()
+                .unwrap_or(&state.settings.default_currency),
+        )?,
+        goal_event: b
+            .goal_event
+            .as_deref()
+            .map(parse_goal)
+            .transpose()?
+            .unwrap_or(Event::Purchase),
         attribution_window_days: parse_window(
             &state,
-            b.attribution_window_days.unwrap_or(state.settings.default_attribution_window_days),
+            b.attribution_window_days
+                .unwrap_or(state.settings.default_attribution_window_days),
         )?,
         utm: b.utm.unwrap_or_default().validate()?,
         created_at: now,
         updated_at: now,
     };
     let json = serde_json::to_string(&campaign).map_err(anyhow::Error::from)?;
-    if !state.store.create_record(Kind::Campaign, campaign.id.as_str(), &json).await? {
-        return Err(ApiError::new(Code::AlreadyExists, format!("A campaign with id '{}' exists already.", campaign.id)));
+    if !state
+        .store
+        .create_record(Kind::Campaign, campaign.id.as_str(), &json)
+        .await?
+    {
+        return Err(ApiError::new(
+            Code::AlreadyExists,
+            format!("A campaign with id '{}' exists already.", campaign.id),
+        ));
     }
     Ok(created(&campaign))
 }
@@ -92,7 +120,8 @@ async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpRespon
 }
 
 async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let (items, next) = super::list_records::<Campaign>(state.store.as_ref(), Kind::Campaign, &q).await?;
+    let (items, next) =
+        super::list_records::<Campaign>(state.store.as_ref(), Kind::Campaign, &q).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"campaigns": items, "next_cursor": next})))
 }
 
@@ -124,6 +153,9 @@ async fn patch(
     }
     c.updated_at = Utc::now();
     let json = serde_json::to_string(&c).map_err(anyhow::Error::from)?;
-    state.store.put_record(Kind::Campaign, c.id.as_str(), &json).await?;
+    state
+        .store
+        .put_record(Kind::Campaign, c.id.as_str(), &json)
+        .await?;
     Ok(HttpResponse::Ok().json(c))
 }

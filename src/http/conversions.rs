@@ -31,9 +31,18 @@ async fn list(_: Admin, state: State, q: web::Query<ListQuery>) -> Result<HttpRe
             })
         })
         .transpose()?;
-    let page = PageQuery { limit: q.limit, cursor: q.cursor };
-    let filter = ConversionFilter { campaign: q.campaign, status };
-    let result = state.store.list_conversions(&filter, page.cursor()?.as_deref(), page.limit()?).await?;
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let filter = ConversionFilter {
+        campaign: q.campaign,
+        status,
+    };
+    let result = state
+        .store
+        .list_conversions(&filter, page.cursor()?.as_deref(), page.limit()?)
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "conversions": result.items,
         "next_cursor": encode_cursor(result.next),

@@ -38,12 +38,18 @@ struct PatchKol {
 fn parse_handle(h: &str) -> Result<String, ApiError> {
     let h = h.trim();
     if h.is_empty() || h.chars().count() > 100 || has_control_chars(h) {
-        return Err(ApiError::invalid("handle must be 1 to 100 characters without control characters."));
+        return Err(ApiError::invalid(
+            "handle must be 1 to 100 characters without control characters.",
+        ));
     }
     Ok(h.to_owned())
 }
 
-async fn create(_: Admin, state: State, body: web::Json<CreateKol>) -> Result<HttpResponse, ApiError> {
+async fn create(
+    _: Admin,
+    state: State,
+    body: web::Json<CreateKol>,
+) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let now = Utc::now();
     let kol = Kol {
@@ -57,8 +63,15 @@ async fn create(_: Admin, state: State, body: web::Json<CreateKol>) -> Result<Ht
         updated_at: now,
     };
     let json = serde_json::to_string(&kol).map_err(anyhow::Error::from)?;
-    if !state.store.create_record(Kind::Kol, kol.id.as_str(), &json).await? {
-        return Err(ApiError::new(Code::AlreadyExists, format!("A KOL with id '{}' exists already.", kol.id)));
+    if !state
+        .store
+        .create_record(Kind::Kol, kol.id.as_str(), &json)
+        .await?
+    {
+        return Err(ApiError::new(
+            Code::AlreadyExists,
+            format!("A KOL with id '{}' exists already.", kol.id),
+        ));
     }
     Ok(created(&kol))
 }
@@ -78,7 +91,12 @@ async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(serde_json::json!({"kols": items, "next_cursor": next})))
 }
 
-async fn patch(_: Admin, state: State, id: web::Path<String>, body: web::Json<PatchKol>) -> Result<HttpResponse, ApiError> {
+async fn patch(
+    _: Admin,
+    state: State,
+    id: web::Path<String>,
+    body: web::Json<PatchKol>,
+) -> Result<HttpResponse, ApiError> {
     let mut k = load(&state, &id).await?;
     let b = body.into_inner();
     if let Some(name) = b.name {
@@ -96,6 +114,9 @@ async fn patch(_: Admin, state: State, id: web::Path<String>, body: web::Json<Pa
     }
     k.updated_at = Utc::now();
     let json = serde_json::to_string(&k).map_err(anyhow::Error::from)?;
-    state.store.put_record(Kind::Kol, k.id.as_str(), &json).await?;
+    state
+        .store
+        .put_record(Kind::Kol, k.id.as_str(), &json)
+        .await?;
     Ok(HttpResponse::Ok().json(k))
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{created, nullable, parse_destination, Admin, PageQuery, State};
 use crate::domain::{
-    has_control_chars, target_url, Campaign, Destination, Kol, Link, LinkStatus, Money, ShortCode, Utm,
+    has_control_chars, target_url, Campaign, Destination, Kol, Link, LinkStatus, Money, ShortCode,
+    Utm,
 };
 use crate::error::{ApiError, Code};
 use crate::store::{LinkConflict, LinkFilter};
@@ -132,8 +133,14 @@ struct ListQuery {
 }
 
 fn parse_coupon(c: &str) -> Result<String, ApiError> {
-    if c.is_empty() || c.chars().count() > 64 || has_control_chars(c) || c.chars().any(char::is_whitespace) {
-        return Err(ApiError::invalid("coupon must be 1 to 64 characters without spaces or control characters."));
+    if c.is_empty()
+        || c.chars().count() > 64
+        || has_control_chars(c)
+        || c.chars().any(char::is_whitespace)
+    {
+        return Err(ApiError::invalid(
+            "coupon must be 1 to 64 characters without spaces or control characters.",
+        ));
     }
     Ok(c.to_owned())
 }
@@ -144,7 +151,9 @@ fn parse_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
     }
     for t in &tags {
         if t.is_empty() || t.chars().count() > 64 || has_control_chars(t) {
-            return Err(ApiError::invalid("Each tag must be 1 to 64 characters without control characters."));
+            return Err(ApiError::invalid(
+                "Each tag must be 1 to 64 characters without control characters.",
+            ));
         }
     }
     Ok(tags)
@@ -172,13 +181,24 @@ struct Draft {
 
 /// Builds a link from its spec. The UTM set is the defaults (KOL's platform, `kol`, campaign
 /// id, KOL id), overridden by the campaign's, overridden by the link's own.
-fn draft(campaign: &Campaign, kol: &Kol, spec: LinkSpec, fallback: Option<&Destination>) -> Result<Draft, ApiError> {
+fn draft(
+    campaign: &Campaign,
+    kol: &Kol,
+    spec: LinkSpec,
+    fallback: Option<&Destination>,
+) -> Result<Draft, ApiError> {
     let now = Utc::now();
     let destination = match spec.destination.as_deref() {
         Some(d) => parse_destination(d)?,
-        None => fallback.or(campaign.destination.as_ref()).cloned().ok_or_else(|| {
-            ApiError::new(Code::InvalidDestination, "No destination: give one, or set the campaign's destination.")
-        })?,
+        None => fallback
+            .or(campaign.destination.as_ref())
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::InvalidDestination,
+                    "No destination: give one, or set the campaign's destination.",
+                )
+            })?,
     };
     let utm_link = spec.utm.unwrap_or_default().validate()?;
     let defaults = Utm {
@@ -188,7 +208,9 @@ fn draft(campaign: &Campaign, kol: &Kol, spec: LinkSpec, fallback: Option<&Desti
         content: Some(kol.id.to_string()),
         term: None,
     };
-    let utm = defaults.overridden_by(&campaign.utm).overridden_by(&utm_link);
+    let utm = defaults
+        .overridden_by(&campaign.utm)
+        .overridden_by(&utm_link);
     if spec.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::invalid("expires_at is in the past."));
     }
@@ -220,9 +242,13 @@ fn draft(campaign: &Campaign, kol: &Kol, spec: LinkSpec, fallback: Option<&Desti
 
 async fn load_kol_for(state: &State, id: &str) -> Result<Kol, ApiError> {
     match super::kols::load(state, id).await {
-        Err(ApiError::Client { code: Code::NotFound, .. }) => {
-            Err(ApiError::new(Code::UnknownKol, format!("No KOL has id '{id}': create it first.")))
-        }
+        Err(ApiError::Client {
+            code: Code::NotFound,
+            ..
+        }) => Err(ApiError::new(
+            Code::UnknownKol,
+            format!("No KOL has id '{id}': create it first."),
+        )),
         other => other,
     }
 }
@@ -242,22 +268,41 @@ async fn store_drafts(state: &State, mut drafts: Vec<Draft>) -> Result<Vec<Link>
                 }
                 return Ok(links);
             }
-            Err(LinkConflict::Code(code)) => match drafts.iter_mut().find(|d| d.link.code.as_str() == code) {
-                Some(d) if d.generated => d.link.code = ShortCode::generate(),
-                _ => return Err(ApiError::new(Code::CodeTaken, format!("The code '{code}' is taken: choose another."))),
-            },
+            Err(LinkConflict::Code(code)) => {
+                match drafts.iter_mut().find(|d| d.link.code.as_str() == code) {
+                    Some(d) if d.generated => d.link.code = ShortCode::generate(),
+                    _ => {
+                        return Err(ApiError::new(
+                            Code::CodeTaken,
+                            format!("The code '{code}' is taken: choose another."),
+                        ))
+                    }
+                }
+            }
             Err(LinkConflict::Coupon(c)) => {
-                return Err(ApiError::new(Code::CouponTaken, format!("The coupon '{c}' belongs to another link.")))
+                return Err(ApiError::new(
+                    Code::CouponTaken,
+                    format!("The coupon '{c}' belongs to another link."),
+                ))
             }
         }
     }
-    Err(ApiError::Store(anyhow::anyhow!("Failed to find a free code after five tries")))
+    Err(ApiError::Store(anyhow::anyhow!(
+        "Failed to find a free code after five tries"
+    )))
 }
 
-async fn create(_: Admin, state: State, body: web::Json<CreateLink>) -> Result<HttpResponse, ApiError> {
+async fn create(
+    _: Admin,
+    state: State,
+    body: web::Json<CreateLink>,
+) -> Result<HttpResponse, ApiError> {
     let (campaign_id, spec) = body.into_inner().split();
     let campaign = match super::campaigns::load(&state, &campaign_id).await {
-        Err(ApiError::Client { code: Code::NotFound, .. }) => {
+        Err(ApiError::Client {
+            code: Code::NotFound,
+            ..
+        }) => {
             return Err(ApiError::new(
                 Code::UnknownCampaign,
                 format!("No campaign has id '{campaign_id}': create it first."),
@@ -282,23 +327,34 @@ async fn create_bulk(
     if b.kols.is_empty() || b.kols.len() > 500 {
         return Err(ApiError::invalid("kols must hold 1 to 500 entries."));
     }
-    let fallback = b.destination.as_deref().map(parse_destination).transpose()?;
+    let fallback = b
+        .destination
+        .as_deref()
+        .map(parse_destination)
+        .transpose()?;
     let mut drafts = Vec::with_capacity(b.kols.len());
     let mut codes = HashSet::new();
     let mut coupons = HashSet::new();
     for (i, spec) in b.kols.into_iter().enumerate() {
         let name_entry = |e: ApiError| match e {
-            ApiError::Client { code, message } => ApiError::new(code, format!("kols[{i}]: {message}")),
+            ApiError::Client { code, message } => {
+                ApiError::new(code, format!("kols[{i}]: {message}"))
+            }
             other => other,
         };
         let kol = load_kol_for(&state, &spec.kol).await.map_err(name_entry)?;
         let d = draft(&campaign, &kol, spec, fallback.as_ref()).map_err(name_entry)?;
         if !d.generated && !codes.insert(d.link.code.to_string()) {
-            return Err(ApiError::invalid(format!("kols[{i}]: the code '{}' appears twice in this call.", d.link.code)));
+            return Err(ApiError::invalid(format!(
+                "kols[{i}]: the code '{}' appears twice in this call.",
+                d.link.code
+            )));
         }
         if let Some(c) = &d.link.coupon {
             if !coupons.insert(c.to_uppercase()) {
-                return Err(ApiError::invalid(format!("kols[{i}]: the coupon '{c}' appears twice in this call.")));
+                return Err(ApiError::invalid(format!(
+                    "kols[{i}]: the coupon '{c}' appears twice in this call."
+                )));
             }
         }
         drafts.push(d);
@@ -322,8 +378,14 @@ async fn get(_: Admin, state: State, code: web::Path<String>) -> Result<HttpResp
 }
 
 async fn list(_: Admin, state: State, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
-    let filter = LinkFilter { campaign: q.campaign.clone(), kol: q.kol.clone() };
-    let page = state.store.list_links(&filter, q.page.cursor()?.as_deref(), q.page.limit()?).await?;
+    let filter = LinkFilter {
+        campaign: q.campaign.clone(),
+        kol: q.kol.clone(),
+    };
+    let page = state
+        .store
+        .list_links(&filter, q.page.cursor()?.as_deref(), q.page.limit()?)
+        .await?;
     let views: Vec<LinkView> = page.items.iter().map(|l| view(&state, l)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "links": views,
@@ -331,7 +393,12 @@ async fn list(_: Admin, state: State, q: web::Query<ListQuery>) -> Result<HttpRe
     })))
 }
 
-async fn patch(_: Admin, state: State, code: web::Path<String>, body: web::Json<PatchLink>) -> Result<HttpResponse, ApiError> {
+async fn patch(
+    _: Admin,
+    state: State,
+    code: web::Path<String>,
+    body: web::Json<PatchLink>,
+) -> Result<HttpResponse, ApiError> {
     let old = load(&state, &code).await?;
     let mut l = old.clone();
     let b = body.into_inner();
@@ -355,8 +422,13 @@ async fn patch(_: Admin, state: State, code: web::Path<String>, body: web::Json<
         l.status = s;
     }
     l.updated_at = Utc::now();
-    if let Err(LinkConflict::Coupon(c)) | Err(LinkConflict::Code(c)) = state.store.update_link(&old, &l).await? {
-        return Err(ApiError::new(Code::CouponTaken, format!("The coupon '{c}' belongs to another link.")));
+    if let Err(LinkConflict::Coupon(c)) | Err(LinkConflict::Code(c)) =
+        state.store.update_link(&old, &l).await?
+    {
+        return Err(ApiError::new(
+            Code::CouponTaken,
+            format!("The coupon '{c}' belongs to another link."),
+        ));
     }
     state.links.forget(l.code.as_str());
     Ok(HttpResponse::Ok().json(view(&state, &l)))

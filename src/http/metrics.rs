@@ -44,9 +44,14 @@ async fn put_metrics(
 ) -> Result<HttpResponse, ApiError> {
     let link = super::links::load(&state, &code).await?;
     let b = body.into_inner();
-    let tomorrow = Utc::now().date_naive().checked_add_days(Days::new(1)).unwrap_or(NaiveDate::MAX);
+    let tomorrow = Utc::now()
+        .date_naive()
+        .checked_add_days(Days::new(1))
+        .unwrap_or(NaiveDate::MAX);
     if b.date > tomorrow {
-        return Err(ApiError::invalid("date is in the future: report a day that has happened."));
+        return Err(ApiError::invalid(
+            "date is in the future: report a day that has happened.",
+        ));
     }
     let metrics = DayMetrics {
         impressions: b.impressions,
@@ -56,7 +61,10 @@ async fn put_metrics(
         shares: b.shares,
         saves: b.saves,
     };
-    state.store.put_metrics(link.code.as_str(), b.date, &metrics).await?;
+    state
+        .store
+        .put_metrics(link.code.as_str(), b.date, &metrics)
+        .await?;
     let mut out = serde_json::to_value(metrics).map_err(anyhow::Error::from)?;
     out["code"] = link.code.as_str().into();
     out["date"] = b.date.to_string().into();
@@ -65,9 +73,9 @@ async fn put_metrics(
 
 /// A 1×1 transparent GIF.
 const GIF: &[u8] = &[
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
-    0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
-    0x02, 0x44, 0x01, 0x00, 0x3b,
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
 async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -81,7 +89,10 @@ async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, Ap
         .ok_or_else(|| ApiError::not_found(format!("No link has the code '{code}'.")))?;
     state
         .store
-        .bump_counter(link.code.as_str(), &crate::counters::pixel_field(Utc::now()))
+        .bump_counter(
+            link.code.as_str(),
+            &crate::counters::pixel_field(Utc::now()),
+        )
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("image/gif")

@@ -58,7 +58,12 @@ pub struct LinkCache(moka::sync::Cache<String, Option<Arc<Link>>>);
 
 impl LinkCache {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
-        Self(moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build())
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+        )
     }
 
     pub async fn get(&self, store: &dyn Store, code: &str) -> Result<Option<Arc<Link>>, ApiError> {
@@ -93,41 +98,60 @@ fn check_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(token) = token else {
-        return Err(ApiError::new(Code::Unauthorized, "Send the admin token as 'Authorization: Bearer <token>'."));
+        return Err(ApiError::new(
+            Code::Unauthorized,
+            "Send the admin token as 'Authorization: Bearer <token>'.",
+        ));
     };
     let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     if bool::from(hash.ct_eq(&state.admin_hash)) {
         Ok(Admin)
     } else {
-        Err(ApiError::new(Code::Unauthorized, "The admin token is not valid."))
+        Err(ApiError::new(
+            Code::Unauthorized,
+            "The admin token is not valid.",
+        ))
     }
 }
 
 /// JSON bodies: at most 64 KiB, `application/json`, errors in API.md's format.
 fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(MAX_BODY).error_handler(|err, _req| {
-        use actix_web::error::JsonPayloadError as E;
-        let e = match &err {
-            E::OverflowKnownLength { .. } | E::Overflow { .. } => {
-                ApiError::new(Code::PayloadTooLarge, "The request body is larger than 64 KiB.")
-            }
-            E::ContentType => {
-                ApiError::new(Code::UnsupportedMediaType, "Send the body as JSON with 'Content-Type: application/json'.")
-            }
-            E::Deserialize(de) if de.is_data() => ApiError::invalid(format!("The body is not valid: {de}.")),
-            E::Deserialize(de) => ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {de}.")),
-            _ => ApiError::new(Code::InvalidJson, "The body could not be read as JSON."),
-        };
-        e.into()
-    })
+    web::JsonConfig::default()
+        .limit(MAX_BODY)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError as E;
+            let e = match &err {
+                E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
+                    Code::PayloadTooLarge,
+                    "The request body is larger than 64 KiB.",
+                ),
+                E::ContentType => ApiError::new(
+                    Code::UnsupportedMediaType,
+                    "Send the body as JSON with 'Content-Type: application/json'.",
+                ),
+                E::Deserialize(de) if de.is_data() => {
+                    ApiError::invalid(format!("The body is not valid: {de}."))
+                }
+                E::Deserialize(de) => ApiError::new(
+                    Code::InvalidJson,
+                    format!("The body is not valid JSON: {de}."),
+                ),
+                _ => ApiError::new(Code::InvalidJson, "The body could not be read as JSON."),
+            };
+            e.into()
+        })
 }
 
 fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default()
-        .error_handler(|err, _req| ApiError::invalid(format!("The query string is not valid: {err}.")).into())
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::invalid(format!("The query string is not valid: {err}.")).into()
+    })
 }
 
 /// Reads a raw body of at most 64 KiB (webhooks verify signatures over the exact bytes).
@@ -136,7 +160,10 @@ pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| ApiError::invalid("The request body could not be read."))?;
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::new(Code::PayloadTooLarge, "The request body is larger than 64 KiB."));
+            return Err(ApiError::new(
+                Code::PayloadTooLarge,
+                "The request body is larger than 64 KiB.",
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -200,13 +227,18 @@ fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
         let (code, msg) = if res.status() == StatusCode::METHOD_NOT_ALLOWED {
-            (Code::MethodNotAllowed, "This method is not allowed on this path.")
+            (
+                Code::MethodNotAllowed,
+                "This method is not allowed on this path.",
+            )
         } else {
             (Code::NotFound, "Nothing is here: check the path.")
         };
         let (req, _) = res.into_parts();
         let new = HttpResponse::build(code.describe().1).json(body(code, msg));
-        Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, new).map_into_right_body()))
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, new).map_into_right_body(),
+        ))
     }
     ErrorHandlers::new()
         .handler(StatusCode::NOT_FOUND, rewrite)
@@ -235,7 +267,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(stats::routes)
                 .default_service(web::to(not_found)),
         )
-        .service(web::scope("/webhooks").wrap(error_format()).configure(webhooks::routes))
+        .service(
+            web::scope("/webhooks")
+                .wrap(error_format())
+                .configure(webhooks::routes),
+        )
         .configure(metrics::pixel_routes)
         .configure(redirect::routes)
         .default_service(web::to(not_found));
@@ -249,9 +285,9 @@ pub async fn load_record<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, ApiError> {
     match store.get_record(kind, id).await? {
         None => Ok(None),
-        Some(json) => Ok(Some(
-            serde_json::from_str(&json).map_err(|e| ApiError::Store(anyhow::anyhow!("Failed to decode a stored record: {e}")))?,
-        )),
+        Some(json) => Ok(Some(serde_json::from_str(&json).map_err(|e| {
+            ApiError::Store(anyhow::anyhow!("Failed to decode a stored record: {e}"))
+        })?)),
     }
 }
 
@@ -261,7 +297,9 @@ pub async fn list_records<T: serde::de::DeserializeOwned>(
     kind: crate::store::Kind,
     q: &PageQuery,
 ) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let page = store.list_records(kind, q.cursor()?.as_deref(), q.limit()?).await?;
+    let page = store
+        .list_records(kind, q.cursor()?.as_deref(), q.limit()?)
+        .await?;
     let items = page
         .items
         .iter()
@@ -285,7 +323,9 @@ where
 pub fn parse_name(field: &str, s: &str) -> Result<String, ApiError> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > 200 || crate::domain::has_control_chars(t) {
-        return Err(ApiError::invalid(format!("{field} must be 1 to 200 characters without control characters.")));
+        return Err(ApiError::invalid(format!(
+            "{field} must be 1 to 200 characters without control characters."
+        )));
     }
     Ok(t.to_owned())
 }
@@ -295,5 +335,6 @@ pub fn parse_slug(field: &str, s: &str) -> Result<crate::domain::Slug, ApiError>
 }
 
 pub fn parse_destination(s: &str) -> Result<crate::domain::Destination, ApiError> {
-    crate::domain::Destination::parse(s).map_err(|e| ApiError::new(Code::InvalidDestination, format!("The {e}.")))
+    crate::domain::Destination::parse(s)
+        .map_err(|e| ApiError::new(Code::InvalidDestination, format!("The {e}.")))
 }

@@ -20,19 +20,37 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Looks the code up; `Err` is the answer for unknown, gone or unavailable.
-async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::sync::Arc<Link>, HttpResponse> {
+async fn live_link(
+    req: &HttpRequest,
+    state: &State,
+    code: &str,
+) -> Result<std::sync::Arc<Link>, HttpResponse> {
     let well_formed = (3..=64).contains(&code.len())
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let link = if well_formed {
-        state.links.get(state.store.as_ref(), code).await.map_err(|e| {
-            tracing::error!(error = %e, "link lookup failed");
-            page(req, Code::StorageUnavailable, "This link cannot be followed right now. Please try again in a moment.")
-        })?
+        state
+            .links
+            .get(state.store.as_ref(), code)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "link lookup failed");
+                page(
+                    req,
+                    Code::StorageUnavailable,
+                    "This link cannot be followed right now. Please try again in a moment.",
+                )
+            })?
     } else {
         None
     };
     let Some(link) = link else {
-        return Err(page(req, Code::NotFound, "This link does not exist. Check that it was copied whole."));
+        return Err(page(
+            req,
+            Code::NotFound,
+            "This link does not exist. Check that it was copied whole.",
+        ));
     };
     if !link.is_live(Utc::now()) {
         return Err(page(req, Code::LinkGone, "This link is no longer active."));
@@ -73,10 +91,21 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     let bot = info.bot;
     match state.writer.record(link.code.as_str(), info).await {
         Ok(_) if bot => found(&link.target_url),
-        Ok((entry, _)) => found(&with_click_id(&link.target_url, &ClickId { link_id: link.id, entry }.to_string())),
+        Ok((entry, _)) => found(&with_click_id(
+            &link.target_url,
+            &ClickId {
+                link_id: link.id,
+                entry,
+            }
+            .to_string(),
+        )),
         Err(e) => {
             tracing::error!(error = %e, code = %link.code, "click not stored; redirect refused");
-            page(&req, Code::StorageUnavailable, "This link cannot be followed right now. Please try again in a moment.")
+            page(
+                &req,
+                Code::StorageUnavailable,
+                "This link cannot be followed right now. Please try again in a moment.",
+            )
         }
     }
 }
@@ -90,7 +119,9 @@ fn client_ip(req: &HttpRequest, state: &State) -> String {
             }
         }
     }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
 }
 
 fn found(location: &str) -> HttpResponse {

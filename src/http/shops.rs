@@ -52,7 +52,11 @@ fn view<'a>(state: &State, s: &'a Shop, with_secret: bool) -> ShopView<'a> {
     }
 }
 
-async fn create(_: Admin, state: State, body: web::Json<CreateShop>) -> Result<HttpResponse, ApiError> {
+async fn create(
+    _: Admin,
+    state: State,
+    body: web::Json<CreateShop>,
+) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let secret = match (b.platform, b.secret) {
         (ShopPlatform::Generic, None) => WebhookSecret::generate(),
@@ -74,8 +78,15 @@ async fn create(_: Admin, state: State, body: web::Json<CreateShop>) -> Result<H
         created_at: Utc::now(),
     };
     let json = serde_json::to_string(&shop).map_err(anyhow::Error::from)?;
-    if !state.store.create_record(Kind::Shop, shop.id.as_str(), &json).await? {
-        return Err(ApiError::new(Code::AlreadyExists, format!("A shop with id '{}' exists already.", shop.id)));
+    if !state
+        .store
+        .create_record(Kind::Shop, shop.id.as_str(), &json)
+        .await?
+    {
+        return Err(ApiError::new(
+            Code::AlreadyExists,
+            format!("A shop with id '{}' exists already.", shop.id),
+        ));
     }
     let with_secret = shop.platform == ShopPlatform::Generic;
     Ok(created(&view(&state, &shop, with_secret)))

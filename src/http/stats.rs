@@ -38,7 +38,10 @@ fn parse_day(field: &str, s: Option<&str>) -> Result<Option<NaiveDate>, ApiError
 
 impl StatsQuery {
     fn range(&self) -> Result<Range, ApiError> {
-        let r = Range { from: parse_day("from", self.from.as_deref())?, to: parse_day("to", self.to.as_deref())? };
+        let r = Range {
+            from: parse_day("from", self.from.as_deref())?,
+            to: parse_day("to", self.to.as_deref())?,
+        };
         if let (Some(f), Some(t)) = (r.from, r.to) {
             if f > t {
                 return Err(ApiError::invalid("from must not be after to."));
@@ -49,7 +52,12 @@ impl StatsQuery {
 }
 
 /// Counts of each link over `range`, in order, with the goal of each link's campaign.
-async fn counts_of(state: &State, links: &[Link], goals: &HashMap<String, Event>, range: Range) -> Result<Vec<(Counts, LinkData, BTreeMap<NaiveDate, u64>)>, ApiError> {
+async fn counts_of(
+    state: &State,
+    links: &[Link],
+    goals: &HashMap<String, Event>,
+    range: Range,
+) -> Result<Vec<(Counts, LinkData, BTreeMap<NaiveDate, u64>)>, ApiError> {
     let codes: Vec<String> = links.iter().map(|l| l.code.to_string()).collect();
     let data = state.store.link_data(&codes).await?;
     let mut pairs = Vec::new();
@@ -68,7 +76,10 @@ async fn counts_of(state: &State, links: &[Link], goals: &HashMap<String, Event>
         .zip(data)
         .map(|(l, d)| {
             let u = uniques.remove(l.code.as_str()).unwrap_or_default();
-            let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
+            let goal = goals
+                .get(l.campaign.as_str())
+                .copied()
+                .unwrap_or(Event::Purchase);
             (Counts::of_link(&d, &u, goal, l.cost, range), d, u)
         })
         .collect())
@@ -78,7 +89,10 @@ async fn all_links(state: &State, filter: LinkFilter) -> Result<Vec<Link>, ApiEr
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = state.store.list_links(&filter, cursor.as_deref(), 200).await?;
+        let page = state
+            .store
+            .list_links(&filter, cursor.as_deref(), 200)
+            .await?;
         out.extend(page.items);
         match page.next {
             Some(n) => cursor = Some(n),
@@ -87,7 +101,12 @@ async fn all_links(state: &State, filter: LinkFilter) -> Result<Vec<Link>, ApiEr
     }
 }
 
-async fn link_stats(_: Admin, state: State, code: web::Path<String>, q: web::Query<StatsQuery>) -> Result<HttpResponse, ApiError> {
+async fn link_stats(
+    _: Admin,
+    state: State,
+    code: web::Path<String>,
+    q: web::Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
     let link = super::links::load(&state, &code).await?;
     let campaign = super::campaigns::load(&state, link.campaign.as_str()).await?;
     let range = q.range()?;
@@ -102,10 +121,17 @@ async fn link_stats(_: Admin, state: State, code: web::Path<String>, q: web::Que
         Interval::Day => 400,
         Interval::Hour => 31,
     };
-    if from.checked_add_days(Days::new(max_days)).is_some_and(|limit| to >= limit) {
+    if from
+        .checked_add_days(Days::new(max_days))
+        .is_some_and(|limit| to >= limit)
+    {
         return Err(ApiError::invalid(format!(
             "A {} series spans at most {max_days} days: narrow from and to.",
-            if interval == Interval::Day { "daily" } else { "hourly" }
+            if interval == Interval::Day {
+                "daily"
+            } else {
+                "hourly"
+            }
         )));
     }
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
@@ -171,18 +197,49 @@ fn sort_rows(rows: Vec<serde_json::Value>, by: &str) -> Vec<serde_json::Value> {
 }
 
 const SORTABLE: &[&str] = &[
-    "roi", "roas", "clicks", "unique_clicks", "impressions", "ctr", "conversions", "conversion_rate",
-    "revenue", "net_revenue", "refunds", "cost", "epc", "cpc", "cpa", "aov", "engagements", "engagement_rate",
+    "roi",
+    "roas",
+    "clicks",
+    "unique_clicks",
+    "impressions",
+    "ctr",
+    "conversions",
+    "conversion_rate",
+    "revenue",
+    "net_revenue",
+    "refunds",
+    "cost",
+    "epc",
+    "cpc",
+    "cpa",
+    "aov",
+    "engagements",
+    "engagement_rate",
 ];
 
-async fn campaign_stats(_: Admin, state: State, id: web::Path<String>, q: web::Query<StatsQuery>) -> Result<HttpResponse, ApiError> {
+async fn campaign_stats(
+    _: Admin,
+    state: State,
+    id: web::Path<String>,
+    q: web::Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
     let campaign = super::campaigns::load(&state, &id).await?;
     let range = q.range()?;
     let sort = q.sort.as_deref().unwrap_or("roi");
     if !SORTABLE.contains(&sort) {
-        return Err(ApiError::invalid(format!("sort must be one of {}.", SORTABLE.join(", "))));
+        return Err(ApiError::invalid(format!(
+            "sort must be one of {}.",
+            SORTABLE.join(", ")
+        )));
     }
-    let links = all_links(&state, LinkFilter { campaign: Some(campaign.id.to_string()), kol: None }).await?;
+    let links = all_links(
+        &state,
+        LinkFilter {
+            campaign: Some(campaign.id.to_string()),
+            kol: None,
+        },
+    )
+    .await?;
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
     let counts = counts_of(&state, &links, &goals, range).await?;
 
@@ -190,7 +247,9 @@ async fn campaign_stats(_: Admin, state: State, id: web::Path<String>, q: web::Q
     let mut total = Counts::default();
     for (l, (c, _, _)) in links.iter().zip(&counts) {
         total.add(c);
-        let e = kols.entry(l.kol.to_string()).or_insert((None, 0, Counts::default()));
+        let e = kols
+            .entry(l.kol.to_string())
+            .or_insert((None, 0, Counts::default()));
         e.1 += 1;
         e.2.add(c);
     }
@@ -205,12 +264,29 @@ async fn campaign_stats(_: Admin, state: State, id: web::Path<String>, q: web::Q
         t.0 += 1;
         t.1 += n;
         t.2.add(c);
-        let key = KolKey { kol: id.clone(), name: kol.as_ref().map(|k| k.name.clone()).unwrap_or_default(), tier };
-        kol_rows.push(serde_json::to_value(Row { key, links: *n, totals: c.totals() }).map_err(anyhow::Error::from)?);
+        let key = KolKey {
+            kol: id.clone(),
+            name: kol.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
+            tier,
+        };
+        kol_rows.push(
+            serde_json::to_value(Row {
+                key,
+                links: *n,
+                totals: c.totals(),
+            })
+            .map_err(anyhow::Error::from)?,
+        );
     }
     let tier_rows = tiers
         .into_iter()
-        .map(|(tier, (k, n, c))| serde_json::to_value(Row { key: TierKey { tier, kols: k }, links: n, totals: c.totals() }))
+        .map(|(tier, (k, n, c))| {
+            serde_json::to_value(Row {
+                key: TierKey { tier, kols: k },
+                links: n,
+                totals: c.totals(),
+            })
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::from)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -225,10 +301,22 @@ async fn campaign_stats(_: Admin, state: State, id: web::Path<String>, q: web::Q
     })))
 }
 
-async fn kol_stats(_: Admin, state: State, id: web::Path<String>, q: web::Query<StatsQuery>) -> Result<HttpResponse, ApiError> {
+async fn kol_stats(
+    _: Admin,
+    state: State,
+    id: web::Path<String>,
+    q: web::Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
     let kol = super::kols::load(&state, &id).await?;
     let range = q.range()?;
-    let links = all_links(&state, LinkFilter { campaign: None, kol: Some(kol.id.to_string()) }).await?;
+    let links = all_links(
+        &state,
+        LinkFilter {
+            campaign: None,
+            kol: Some(kol.id.to_string()),
+        },
+    )
+    .await?;
     let mut campaigns: BTreeMap<String, Option<Campaign>> = BTreeMap::new();
     for l in &links {
         campaigns.entry(l.campaign.to_string()).or_default();
@@ -236,8 +324,10 @@ async fn kol_stats(_: Admin, state: State, id: web::Path<String>, q: web::Query<
     for (cid, c) in campaigns.iter_mut() {
         *c = super::load_record::<Campaign>(state.store.as_ref(), Kind::Campaign, cid).await?;
     }
-    let goals: HashMap<String, Event> =
-        campaigns.iter().filter_map(|(id, c)| Some((id.clone(), c.as_ref()?.goal_event))).collect();
+    let goals: HashMap<String, Event> = campaigns
+        .iter()
+        .filter_map(|(id, c)| Some((id.clone(), c.as_ref()?.goal_event)))
+        .collect();
     let counts = counts_of(&state, &links, &goals, range).await?;
     let mut total = Counts::default();
     let mut per: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
@@ -250,8 +340,19 @@ async fn kol_stats(_: Admin, state: State, id: web::Path<String>, q: web::Query<
     let rows = per
         .into_iter()
         .map(|(cid, (n, c))| {
-            let name = campaigns.get(&cid).and_then(|c| c.as_ref()).map(|c| c.name.clone()).unwrap_or_default();
-            serde_json::to_value(Row { key: CampaignKey { campaign: cid, name }, links: n, totals: c.totals() })
+            let name = campaigns
+                .get(&cid)
+                .and_then(|c| c.as_ref())
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            serde_json::to_value(Row {
+                key: CampaignKey {
+                    campaign: cid,
+                    name,
+                },
+                links: n,
+                totals: c.totals(),
+            })
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::from)?;

@@ -34,17 +34,25 @@ fn text_id(field: &str, v: &serde_json::Value) -> Result<String, ApiError> {
     let s = match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
-        _ => return Err(ApiError::invalid(format!("{field} must be a string or an integer."))),
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "{field} must be a string or an integer."
+            )))
+        }
     };
     if s.is_empty() || s.len() > 128 || has_control_chars(&s) {
-        return Err(ApiError::invalid(format!("{field} must be 1 to 128 characters without control characters.")));
+        return Err(ApiError::invalid(format!(
+            "{field} must be 1 to 128 characters without control characters."
+        )));
     }
     Ok(s)
 }
 
 fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incoming, ApiError> {
     let event = Event::parse(&b.event).ok_or_else(|| {
-        ApiError::invalid("event must be one of purchase, signup, lead, install, subscribe, refund.")
+        ApiError::invalid(
+            "event must be one of purchase, signup, lead, install, subscribe, refund.",
+        )
     })?;
     let amount = b
         .amount
@@ -53,8 +61,12 @@ fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incomi
         .map(|v| Money::from_json(v).map_err(|e| ApiError::invalid(format!("amount: {e}."))))
         .transpose()?;
     let currency = b.currency.as_deref().map(Currency::parse).transpose()?;
-    if matches!(event, Event::Purchase | Event::Refund) && (amount.is_none() || currency.is_none()) {
-        return Err(ApiError::invalid(format!("amount and currency are required for a {}.", event.as_str())));
+    if matches!(event, Event::Purchase | Event::Refund) && (amount.is_none() || currency.is_none())
+    {
+        return Err(ApiError::invalid(format!(
+            "amount and currency are required for a {}.",
+            event.as_str()
+        )));
     }
     if event == Event::Refund && amount == Some(Money::ZERO) {
         return Err(ApiError::invalid("A refund's amount must be positive."));
@@ -62,20 +74,27 @@ fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incomi
     let now = Utc::now();
     let occurred_at = b.occurred_at.unwrap_or(now);
     if occurred_at > now + Duration::hours(24) {
-        return Err(ApiError::invalid("occurred_at is more than a day in the future."));
+        return Err(ApiError::invalid(
+            "occurred_at is more than a day in the future.",
+        ));
     }
     let short = |field: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
         match v {
-            Some(s) if s.len() > 128 || has_control_chars(&s) => {
-                Err(ApiError::invalid(format!("{field} must be at most 128 characters without control characters.")))
-            }
+            Some(s) if s.len() > 128 || has_control_chars(&s) => Err(ApiError::invalid(format!(
+                "{field} must be at most 128 characters without control characters."
+            ))),
             other => Ok(other.filter(|s| !s.is_empty())),
         }
     };
     Ok(Incoming {
         shop,
         order_id: text_id("order_id", &b.order_id)?,
-        refund_id: b.refund_id.as_ref().filter(|v| !v.is_null()).map(|v| text_id("refund_id", v)).transpose()?,
+        refund_id: b
+            .refund_id
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(|v| text_id("refund_id", v))
+            .transpose()?,
         event,
         amount,
         currency,
@@ -86,7 +105,12 @@ fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incomi
     })
 }
 
-async fn generic(req: HttpRequest, state: State, shop: web::Path<String>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn generic(
+    req: HttpRequest,
+    state: State,
+    shop: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let shop = super::shops::load(&state, &shop).await?;
     if shop.platform != ShopPlatform::Generic {
         return Err(ApiError::invalid(format!(
@@ -95,21 +119,43 @@ async fn generic(req: HttpRequest, state: State, shop: web::Path<String>, payloa
         )));
     }
     let body = read_body(payload).await?;
-    let secret = WebhookSecret::parse(&shop.secret)
-        .ok_or_else(|| ApiError::Store(anyhow::anyhow!("Failed to decode the stored secret of shop {}", shop.id)))?;
+    let secret = WebhookSecret::parse(&shop.secret).ok_or_else(|| {
+        ApiError::Store(anyhow::anyhow!(
+            "Failed to decode the stored secret of shop {}",
+            shop.id
+        ))
+    })?;
     let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     secret
-        .verify(h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"), &body, Utc::now().timestamp())
-        .map_err(|e| ApiError::new(Code::InvalidSignature, format!("{}.", capitalise(&e.to_string()))))?;
-    let is_json = h(header::CONTENT_TYPE.as_str()).is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+        .verify(
+            h("webhook-id"),
+            h("webhook-timestamp"),
+            h("webhook-signature"),
+            &body,
+            Utc::now().timestamp(),
+        )
+        .map_err(|e| {
+            ApiError::new(
+                Code::InvalidSignature,
+                format!("{}.", capitalise(&e.to_string())),
+            )
+        })?;
+    let is_json = h(header::CONTENT_TYPE.as_str())
+        .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
     if !is_json {
-        return Err(ApiError::new(Code::UnsupportedMediaType, "Send the body as JSON with 'Content-Type: application/json'."));
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        ));
     }
     let parsed: ConversionBody = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             ApiError::invalid(format!("The body is not valid: {e}."))
         } else {
-            ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {e}."))
+            ApiError::new(
+                Code::InvalidJson,
+                format!("The body is not valid JSON: {e}."),
+            )
         }
     })?;
     let incoming = parse_incoming(shop.id.clone(), parsed)?;

@@ -176,7 +176,11 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects (the connection reconnects by itself later) and loads the scripts.
-    pub async fn connect(url: &str, prefix: &str, click_retention: Duration) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        click_retention: Duration,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("Failed to parse the Redis URL")?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -203,7 +207,12 @@ impl RedisStore {
 
     async fn load_scripts(&self) -> anyhow::Result<()> {
         let mut conn = self.conn.clone();
-        for s in [&self.clicks, &self.create_links, &self.create_record, &self.update_link] {
+        for s in [
+            &self.clicks,
+            &self.create_links,
+            &self.create_record,
+            &self.update_link,
+        ] {
             s.prepare_invoke()
                 .load_async(&mut conn)
                 .await
@@ -244,9 +253,17 @@ impl RedisStore {
     }
 
     /// Newest-first page of members of a zset scored by sequence, with a numeric cursor.
-    async fn page_ids(&self, zset: &str, cursor: Option<&str>, limit: usize) -> Result<(Vec<String>, Option<String>)> {
+    async fn page_ids(
+        &self,
+        zset: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>)> {
         let max = match cursor {
-            Some(c) => format!("({}", c.parse::<u64>().context("Failed to read the cursor")?),
+            Some(c) => format!(
+                "({}",
+                c.parse::<u64>().context("Failed to read the cursor")?
+            ),
             None => "+inf".to_owned(),
         };
         let mut conn = self.conn.clone();
@@ -254,7 +271,11 @@ impl RedisStore {
             .zrevrangebyscore_limit_withscores(zset, max, "-inf", 0, limit as isize)
             .await
             .context("Failed to list from Redis")?;
-        let next = if rows.len() == limit { rows.last().map(|(_, s)| (*s as u64).to_string()) } else { None };
+        let next = if rows.len() == limit {
+            rows.last().map(|(_, s)| (*s as u64).to_string())
+        } else {
+            None
+        };
         Ok((rows.into_iter().map(|(id, _)| id).collect(), next))
     }
 
@@ -277,7 +298,8 @@ impl RedisStore {
         let mut invocations = Vec::with_capacity(groups.len());
         for (code, idx) in &groups {
             let mut inv = self.clicks.prepare_invoke();
-            inv.key(self.link_key(code, "clicks")).key(self.link_key(code, "stats"));
+            inv.key(self.link_key(code, "clicks"))
+                .key(self.link_key(code, "stats"));
             let mut days: Vec<String> = Vec::new();
             inv.arg(&minid).arg(idx.len());
             for &i in idx {
@@ -295,7 +317,10 @@ impl RedisStore {
                     }
                 };
                 let kv = entry_fields(&c.info);
-                inv.arg(c.entry.to_string()).arg(uv).arg(&c.info.visitor).arg(kv.len());
+                inv.arg(c.entry.to_string())
+                    .arg(uv)
+                    .arg(&c.info.visitor)
+                    .arg(kv.len());
                 for f in &kv {
                     inv.arg(*f);
                 }
@@ -383,7 +408,10 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<()> {
         let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING").query_async(&mut conn).await.context("Failed to ping Redis")?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .context("Failed to ping Redis")?;
         Ok(())
     }
 
@@ -422,19 +450,35 @@ impl Store for RedisStore {
 
     async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        Ok(conn.hget(self.kind_key(kind), id).await.context("Failed to read a record from Redis")?)
+        Ok(conn
+            .hget(self.kind_key(kind), id)
+            .await
+            .context("Failed to read a record from Redis")?)
     }
 
     async fn put_record(&self, kind: Kind, id: &str, json: &str) -> Result<()> {
         let mut conn = self.conn.clone();
-        let _: () = conn.hset(self.kind_key(kind), id, json).await.context("Failed to update a record in Redis")?;
+        let _: () = conn
+            .hset(self.kind_key(kind), id, json)
+            .await
+            .context("Failed to update a record in Redis")?;
         Ok(())
     }
 
-    async fn list_records(&self, kind: Kind, cursor: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let (ids, next) = self.page_ids(&format!("{}:idx", self.kind_key(kind)), cursor, limit).await?;
+    async fn list_records(
+        &self,
+        kind: Kind,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<String>> {
+        let (ids, next) = self
+            .page_ids(&format!("{}:idx", self.kind_key(kind)), cursor, limit)
+            .await?;
         if ids.is_empty() {
-            return Ok(Page { items: vec![], next: None });
+            return Ok(Page {
+                items: vec![],
+                next: None,
+            });
         }
         let mut conn = self.conn.clone();
         let items: Vec<Option<String>> = redis::cmd("HMGET")
@@ -443,12 +487,18 @@ impl Store for RedisStore {
             .query_async(&mut conn)
             .await
             .context("Failed to read records from Redis")?;
-        Ok(Page { items: items.into_iter().flatten().collect(), next })
+        Ok(Page {
+            items: items.into_iter().flatten().collect(),
+            next,
+        })
     }
 
     async fn reserve_link_ids(&self, n: u64) -> Result<u64> {
         let mut conn = self.conn.clone();
-        let last: u64 = conn.incr(self.meta("seq:link"), n).await.context("Failed to reserve link ids")?;
+        let last: u64 = conn
+            .incr(self.meta("seq:link"), n)
+            .await
+            .context("Failed to reserve link ids")?;
         Ok(last + 1 - n)
     }
 
@@ -467,12 +517,18 @@ impl Store for RedisStore {
                 .arg(serde_json::to_string(l)?);
         }
         let mut conn = self.conn.clone();
-        let (what, which): (String, String) =
-            inv.invoke_async(&mut conn).await.context("Failed to create links in Redis")?;
+        let (what, which): (String, String) = inv
+            .invoke_async(&mut conn)
+            .await
+            .context("Failed to create links in Redis")?;
         Ok(conflict(&what, which))
     }
 
-    async fn update_link(&self, old: &Link, new: &Link) -> Result<std::result::Result<(), LinkConflict>> {
+    async fn update_link(
+        &self,
+        old: &Link,
+        new: &Link,
+    ) -> Result<std::result::Result<(), LinkConflict>> {
         let mut conn = self.conn.clone();
         let (what, which): (String, String) = self
             .update_link
@@ -490,13 +546,20 @@ impl Store for RedisStore {
 
     async fn get_link(&self, code: &str) -> Result<Option<Link>> {
         let mut conn = self.conn.clone();
-        let json: Option<String> = conn.hget(self.meta("links"), code).await.context("Failed to read a link from Redis")?;
-        json.map(|j| serde_json::from_str(&j).context("Failed to decode a stored link")).transpose()
+        let json: Option<String> = conn
+            .hget(self.meta("links"), code)
+            .await
+            .context("Failed to read a link from Redis")?;
+        json.map(|j| serde_json::from_str(&j).context("Failed to decode a stored link"))
+            .transpose()
     }
 
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        Ok(conn.hget(self.meta("link_ids"), id).await.context("Failed to read a link id from Redis")?)
+        Ok(conn
+            .hget(self.meta("link_ids"), id)
+            .await
+            .context("Failed to read a link id from Redis")?)
     }
 
     async fn link_code_by_coupon(&self, coupon: &str) -> Result<Option<String>> {
@@ -507,14 +570,21 @@ impl Store for RedisStore {
             .context("Failed to read a coupon from Redis")?)
     }
 
-    async fn list_links(&self, filter: &LinkFilter, cursor: Option<&str>, limit: usize) -> Result<Page<Link>> {
+    async fn list_links(
+        &self,
+        filter: &LinkFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Link>> {
         // With both filters, page through the campaign's links and keep the KOL's.
         let zset = self.links_for(filter);
         let mut cursor = cursor.map(str::to_owned);
         let mut items = Vec::new();
         loop {
             let want = limit - items.len();
-            let (codes, next) = self.page_ids(&zset, cursor.as_deref(), want.max(50)).await?;
+            let (codes, next) = self
+                .page_ids(&zset, cursor.as_deref(), want.max(50))
+                .await?;
             if codes.is_empty() {
                 return Ok(Page { items, next: None });
             }
@@ -526,13 +596,17 @@ impl Store for RedisStore {
                 .await
                 .context("Failed to read links from Redis")?;
             for json in rows.into_iter().flatten() {
-                let link: Link = serde_json::from_str(&json).context("Failed to decode a stored link")?;
+                let link: Link =
+                    serde_json::from_str(&json).context("Failed to decode a stored link")?;
                 if filter.kol.as_ref().is_some_and(|k| link.kol.as_str() != k) {
                     continue;
                 }
                 items.push(link);
                 if items.len() == limit {
-                    return Ok(Page { next: Some(items.last().map(|l| l.id.to_string()).unwrap_or_default()), items });
+                    return Ok(Page {
+                        next: Some(items.last().map(|l| l.id.to_string()).unwrap_or_default()),
+                        items,
+                    });
                 }
             }
             match next {
@@ -560,16 +634,25 @@ impl Store for RedisStore {
                 Err(e) => return Err(e).context("Failed to write clicks to Redis"),
             }
         }
-        Err(last_err.map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
-            .context("Failed to write clicks to Redis")
+        Err(last_err
+            .map(anyhow::Error::from)
+            .unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
+        .context("Failed to write clicks to Redis")
     }
 
     async fn get_click(&self, code: &str, entry: StreamId) -> Result<Option<StoredClick>> {
-        let mut clicks = self.read_range(code, &entry.to_string(), &entry.to_string(), 1).await?;
+        let mut clicks = self
+            .read_range(code, &entry.to_string(), &entry.to_string(), 1)
+            .await?;
         Ok(clicks.pop())
     }
 
-    async fn read_clicks(&self, code: &str, after: Option<StreamId>, limit: usize) -> Result<Vec<StoredClick>> {
+    async fn read_clicks(
+        &self,
+        code: &str,
+        after: Option<StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StoredClick>> {
         let start = match after {
             Some(a) => format!("({a}"),
             None => "-".to_owned(),
@@ -579,14 +662,21 @@ impl Store for RedisStore {
 
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()> {
         let mut conn = self.conn.clone();
-        let _: i64 = conn.hincr(self.link_key(code, "stats"), field, 1).await.context("Failed to count in Redis")?;
+        let _: i64 = conn
+            .hincr(self.link_key(code, "stats"), field, 1)
+            .await
+            .context("Failed to count in Redis")?;
         Ok(())
     }
 
     async fn put_metrics(&self, code: &str, day: NaiveDate, metrics: &DayMetrics) -> Result<()> {
         let mut conn = self.conn.clone();
         let _: () = conn
-            .hset(self.link_key(code, "metrics"), day.to_string(), serde_json::to_string(metrics)?)
+            .hset(
+                self.link_key(code, "metrics"),
+                day.to_string(),
+                serde_json::to_string(metrics)?,
+            )
             .await
             .context("Failed to store metrics in Redis")?;
         Ok(())
@@ -608,21 +698,35 @@ impl Store for RedisStore {
 
     async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>> {
         let mut conn = self.conn.clone();
-        let id: Option<String> = conn.hget(self.conv("idem"), idempotency_key).await.context("Failed to read from Redis")?;
+        let id: Option<String> = conn
+            .hget(self.conv("idem"), idempotency_key)
+            .await
+            .context("Failed to read from Redis")?;
         let Some(id) = id else { return Ok(None) };
         let page = self.conversions_range(&id, &id, 1, false).await?;
         Ok(page.into_iter().next().map(|(_, c)| c))
     }
 
-    async fn apply_conversion(&self, conversion: &Conversion, fields: &[(String, i64)]) -> Result<bool> {
-        let Some(code) = &conversion.link else { return Ok(false) };
+    async fn apply_conversion(
+        &self,
+        conversion: &Conversion,
+        fields: &[(String, i64)],
+    ) -> Result<bool> {
+        let Some(code) = &conversion.link else {
+            return Ok(false);
+        };
         let mut inv = self.apply_conversion.prepare_invoke();
-        inv.key(self.link_key(code, "orders")).key(self.link_key(code, "stats")).arg(&conversion.id);
+        inv.key(self.link_key(code, "orders"))
+            .key(self.link_key(code, "stats"))
+            .arg(&conversion.id);
         for (f, n) in fields {
             inv.arg(f).arg(n);
         }
         let mut conn = self.conn.clone();
-        let applied: i64 = inv.invoke_async(&mut conn).await.context("Failed to count a conversion in Redis")?;
+        let applied: i64 = inv
+            .invoke_async(&mut conn)
+            .await
+            .context("Failed to count a conversion in Redis")?;
         Ok(applied == 1)
     }
 
@@ -633,7 +737,10 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<Page<Conversion>> {
         let mut end = match cursor {
-            Some(c) => format!("({}", StreamId::parse_redis(c).context("Failed to read the cursor")?),
+            Some(c) => format!(
+                "({}",
+                StreamId::parse_redis(c).context("Failed to read the cursor")?
+            ),
             None => "+".to_owned(),
         };
         let mut items = Vec::new();
@@ -645,7 +752,10 @@ impl Store for RedisStore {
                 if filter.matches(&c) {
                     items.push(c);
                     if items.len() == limit {
-                        return Ok(Page { items, next: Some(id) });
+                        return Ok(Page {
+                            items,
+                            next: Some(id),
+                        });
                     }
                 }
             }
@@ -661,15 +771,21 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         for code in codes {
-            pipe.hgetall(self.link_key(code, "stats")).hgetall(self.link_key(code, "metrics"));
+            pipe.hgetall(self.link_key(code, "stats"))
+                .hgetall(self.link_key(code, "metrics"));
         }
         let mut conn = self.conn.clone();
-        let replies: Vec<HashMap<String, String>> =
-            pipe.query_async(&mut conn).await.context("Failed to read counters from Redis")?;
+        let replies: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut conn)
+            .await
+            .context("Failed to read counters from Redis")?;
         let mut out = Vec::with_capacity(codes.len());
         let mut it = replies.into_iter();
         while let (Some(stats), Some(metrics)) = (it.next(), it.next()) {
-            let counters = stats.into_iter().filter_map(|(k, v)| Some((k, v.parse().ok()?))).collect();
+            let counters = stats
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+                .collect();
             let metrics = metrics
                 .into_iter()
                 .filter_map(|(d, j)| Some((d.parse().ok()?, serde_json::from_str(&j).ok()?)))
@@ -685,25 +801,45 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         for (code, day) in pairs {
-            pipe.cmd("PFCOUNT").arg(self.link_key(code, &format!("uv:{day}")));
+            pipe.cmd("PFCOUNT")
+                .arg(self.link_key(code, &format!("uv:{day}")));
         }
         let mut conn = self.conn.clone();
-        Ok(pipe.query_async(&mut conn).await.context("Failed to count visitors in Redis")?)
+        Ok(pipe
+            .query_async(&mut conn)
+            .await
+            .context("Failed to count visitors in Redis")?)
     }
 }
 
 impl RedisStore {
-    async fn read_range(&self, code: &str, start: &str, end: &str, limit: usize) -> Result<Vec<StoredClick>> {
+    async fn read_range(
+        &self,
+        code: &str,
+        start: &str,
+        end: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredClick>> {
         let mut conn = self.conn.clone();
         let reply: redis::streams::StreamRangeReply = conn
             .xrange_count(self.link_key(code, "clicks"), start, end, limit)
             .await
             .context("Failed to read clicks from Redis")?;
-        Ok(reply.ids.iter().filter_map(|e| click_from_entry(&e.id, &e.map)).collect())
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|e| click_from_entry(&e.id, &e.map))
+            .collect())
     }
 
     /// Conversion log entries between `a` and `b` (XREVRANGE when `rev`), with their ids.
-    async fn conversions_range(&self, a: &str, b: &str, count: usize, rev: bool) -> Result<Vec<(String, Conversion)>> {
+    async fn conversions_range(
+        &self,
+        a: &str,
+        b: &str,
+        count: usize,
+        rev: bool,
+    ) -> Result<Vec<(String, Conversion)>> {
         let mut conn = self.conn.clone();
         let reply: redis::streams::StreamRangeReply = if rev {
             conn.xrevrange_count(self.conv("log"), a, b, count).await
@@ -713,8 +849,11 @@ impl RedisStore {
         .context("Failed to read conversions from Redis")?;
         let mut out = Vec::with_capacity(reply.ids.len());
         for e in reply.ids {
-            let Some(Value::BulkString(j)) = e.map.get("j") else { continue };
-            let c: Conversion = serde_json::from_slice(j).context("Failed to decode a stored conversion")?;
+            let Some(Value::BulkString(j)) = e.map.get("j") else {
+                continue;
+            };
+            let c: Conversion =
+                serde_json::from_slice(j).context("Failed to decode a stored conversion")?;
             out.push((e.id, c));
         }
         Ok(out)

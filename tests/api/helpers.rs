@@ -1,0 +1,326 @@
+//! The test harness: a private `redis-server` per test (free loopback port, temp dir), the real
+//! kolink server on port 0, and typed helpers that speak real HTTP.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use kolink::config::Settings;
+use kolink::signature::WebhookSecret;
+use kolink::startup::Application;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// The stores every test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Redis,
+}
+
+pub const BACKENDS: [Backend; 1] = [Backend::Redis];
+
+/// A private redis-server, stopped when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (run scripts/test, which installs it)");
+        let server = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(server.url()) {
+                if let Ok(mut c) = client.get_connection() {
+                    if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                        return server;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test redis")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running kolink server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub api: reqwest::Client,
+    pub redis: Option<RedisServer>,
+    pub settings: Settings,
+    handle: ServerHandle,
+}
+
+pub fn settings_for(backend: Backend, redis: Option<&RedisServer>) -> Settings {
+    let mut s = Settings::defaults();
+    s.listen = "127.0.0.1:0".into();
+    s.admin_token = Some(TOKEN.into());
+    s.default_currency = "TWD".into();
+    s.workers = Some(2);
+    match backend {
+        Backend::Redis => s.redis_url = redis.map(|r| r.url()),
+    }
+    s
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let redis = match backend {
+        Backend::Redis => Some(RedisServer::start()),
+    };
+    let settings = settings_for(backend, redis.as_ref());
+    start(backend, redis, settings).await
+}
+
+/// Starts kolink with `settings` (and keeps `redis` alive with it).
+pub async fn start(_backend: Backend, redis: Option<RedisServer>, settings: Settings) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("build the application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let api = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        api,
+        redis,
+        settings,
+        handle,
+    }
+}
+
+impl TestApp {
+    /// Stops the server and returns its store so that a new one can start on it.
+    pub async fn stop(mut self) -> (Option<RedisServer>, Settings) {
+        self.handle.stop(true).await;
+        (self.redis.take(), self.settings.clone())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.api
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.api
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.api
+            .patch(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET, asserting 200, returning the JSON.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    /// POST, asserting `status`, returning the JSON.
+    pub async fn post_expect(&self, path: &str, body: &Value, status: u16) -> Value {
+        let r = self.post(path, body).await;
+        let got = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(got, status, "POST {path} answered {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub async fn create_campaign(&self, id: &str) -> Value {
+        self.post_expect(
+            "/api/v1/campaigns",
+            &json!({"id": id, "name": format!("Campaign {id}"), "destination": "https://shop.example.com/spring",
+                    "currency": "TWD", "attribution_window_days": 30}),
+            201,
+        )
+        .await
+    }
+
+    pub async fn create_kol(&self, id: &str, followers: u64) -> Value {
+        self.post_expect(
+            "/api/v1/kols",
+            &json!({"id": id, "name": format!("KOL {id}"), "handle": format!("@{id}"), "platform": "instagram", "followers": followers}),
+            201,
+        )
+        .await
+    }
+
+    pub async fn create_link(&self, body: Value) -> Value {
+        self.post_expect("/api/v1/links", &body, 201).await
+    }
+
+    /// A campaign `spring-sale`, a KOL `amy`, and her link `amy-serum` costing 5000.
+    pub async fn seed(&self) -> Value {
+        self.create_campaign("spring-sale").await;
+        self.create_kol("amy", 42_000).await;
+        self.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-serum", "cost": "5000", "coupon": "AMY10",
+                                "destination": "https://shop.example.com/serum?ref=home"}))
+            .await
+    }
+
+    /// Follows a short link as a person on a phone would; returns the response.
+    pub async fn tap(&self, code: &str) -> Response {
+        self.tap_as(code, PHONE).await
+    }
+
+    pub async fn tap_as(&self, code: &str, user_agent: &str) -> Response {
+        self.api
+            .get(self.url(&format!("/{code}")))
+            .header("user-agent", user_agent)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `kl_cid` of a redirect answer.
+    pub async fn click_id(&self, code: &str) -> String {
+        let r = self.tap(code).await;
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        url::Url::parse(&loc)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "kl_cid")
+            .map(|(_, v)| v.into_owned())
+            .expect("a kl_cid in the Location")
+    }
+
+    pub async fn create_shop(&self, id: &str) -> String {
+        let v = self
+            .post_expect(
+                "/api/v1/shops",
+                &json!({"id": id, "name": "Acme Store", "platform": "generic"}),
+                201,
+            )
+            .await;
+        v["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts a conversion signed per Standard Webhooks with `secret`.
+    pub async fn webhook(&self, shop: &str, secret: &str, body: &Value) -> Response {
+        let raw = serde_json::to_vec(body).unwrap();
+        self.signed_webhook(shop, secret, &raw, chrono::Utc::now().timestamp())
+            .await
+    }
+
+    pub async fn signed_webhook(&self, shop: &str, secret: &str, raw: &[u8], ts: i64) -> Response {
+        let id = format!("msg_{}", nanoid::nanoid!(12));
+        let sig = WebhookSecret::parse(secret).unwrap().sign(&id, ts, raw);
+        self.api
+            .post(self.url(&format!("/webhooks/conversions/{shop}")))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(raw.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn webhook_ok(&self, shop: &str, secret: &str, body: &Value) -> Value {
+        let r = self.webhook(shop, secret, body).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    pub async fn link_totals(&self, code: &str) -> Value {
+        self.get_ok(&format!("/api/v1/links/{code}/stats")).await["totals"].clone()
+    }
+}
+
+pub const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 307.0.0.34.111 (iPhone15,2; iOS 17_1; en_US; en; scale=3.00; 1179x2556; 531253145)";
+
+/// Asserts an API.md error body with `code` and a message.
+pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status, "expected {status} {code}");
+    let body: Value = r.json().await.expect("a JSON error body");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}

@@ -1,0 +1,13 @@
+//! The contract test suite: every test runs against every store backend, over real HTTP.
+
+mod helpers;
+
+mod campaigns;
+mod conventions;
+mod health;
+mod kols;
+mod links;
+mod metrics;
+mod redirect;
+mod stats;
+mod webhooks;

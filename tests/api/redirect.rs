@@ -1,0 +1,280 @@
+//! The redirect: 302 with a click id, stored before it is answered.
+
+use std::collections::HashSet;
+
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::helpers::{assert_error, spawn_app, Backend, BACKENDS, PHONE};
+
+#[tokio::test]
+async fn a_tap_redirects_with_a_click_id_and_no_caching() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let link = app.seed().await;
+        let r = app.tap("amy-serum").await;
+        assert_eq!(r.status(), 302);
+        assert_eq!(r.headers()["cache-control"], "private, no-store");
+        let loc = r.headers()["location"].to_str().unwrap();
+        let target = link["target_url"].as_str().unwrap();
+        let (head, cid) = loc.split_once("&kl_cid=").expect("kl_cid appended with &");
+        assert_eq!(head, target);
+        assert!(!cid.is_empty() && cid.len() <= 64);
+        assert!(cid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
+    }
+}
+
+#[tokio::test]
+async fn every_click_id_is_unique() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        app.seed().await;
+        let mut seen = HashSet::new();
+        for _ in 0..50 {
+            assert!(seen.insert(app.click_id("amy-serum").await));
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_click_id_goes_before_the_fragment_and_starts_the_query_when_there_is_none() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        app.create_campaign("c").await;
+        app.create_kol("amy", 1).await;
+        app.create_link(json!({"campaign": "c", "kol": "amy", "code": "frag", "destination": "https://s.example/p#reviews",
+                               "utm": {"source": "x"}}))
+            .await;
+        let r = app.tap("frag").await;
+        let loc = r.headers()["location"].to_str().unwrap();
+        assert!(
+            loc.starts_with("https://s.example/p?utm_source=x&"),
+            "{loc}"
+        );
+        assert!(loc.contains("&kl_cid="), "{loc}");
+        assert!(loc.ends_with("#reviews"), "{loc}");
+    }
+}
+
+#[tokio::test]
+async fn head_answers_the_same_headers_and_records_nothing() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let link = app.seed().await;
+        let r = app
+            .api
+            .head(app.url("/amy-serum"))
+            .header("user-agent", PHONE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        assert_eq!(
+            r.headers()["location"],
+            link["target_url"].as_str().unwrap()
+        );
+        assert_eq!(r.headers()["cache-control"], "private, no-store");
+        let t = app.link_totals("amy-serum").await;
+        assert_eq!(
+            (t["clicks"].as_u64(), t["bot_clicks"].as_u64()),
+            (Some(0), Some(0))
+        );
+        let r = app.api.head(app.url("/nope-nope")).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_code_is_not_found_with_a_page_for_browsers() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        assert_error(app.tap("no-such-code").await, 404, "not_found").await;
+        let r = app
+            .api
+            .get(app.url("/no-such-code"))
+            .header("accept", "text/html,*/*")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(r.text().await.unwrap().contains("does not exist"));
+        // Malformed codes are unknown too, never an error of the server.
+        assert_eq!(app.tap("a.b").await.status(), 404);
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_link_is_gone_and_counts_nothing() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        app.seed().await;
+        app.tap("amy-serum").await; // warm the link cache
+        assert_eq!(
+            app.patch("/api/v1/links/amy-serum", &json!({"status": "disabled"}))
+                .await
+                .status(),
+            200
+        );
+        assert_error(app.tap("amy-serum").await, 410, "link_gone").await;
+        let r = app
+            .api
+            .get(app.url("/amy-serum"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 410);
+        assert!(r.text().await.unwrap().contains("no longer active"));
+        assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
+        assert_eq!(
+            app.patch("/api/v1/links/amy-serum", &json!({"status": "active"}))
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(app.tap("amy-serum").await.status(), 302);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_link_is_gone() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        app.seed().await;
+        let r = app
+            .patch(
+                "/api/v1/links/amy-serum",
+                &json!({"expires_at": "2020-01-01T00:00:00Z"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        assert_error(app.tap("amy-serum").await, 410, "link_gone").await;
+    }
+}
+
+#[tokio::test]
+async fn link_preview_bots_are_redirected_without_a_click_id_and_counted_apart() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let link = app.seed().await;
+        for ua in [
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "Twitterbot/1.0",
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+            "WhatsApp/2.23.20.0 A",
+            "TelegramBot (like TwitterBot)",
+            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+            "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+        ] {
+            let r = app.tap_as("amy-serum", ua).await;
+            assert_eq!(r.status(), 302, "{ua}");
+            assert_eq!(r.headers()["location"], link["target_url"].as_str().unwrap(), "{ua}");
+        }
+        app.tap("amy-serum").await;
+        let t = app.link_totals("amy-serum").await;
+        assert_eq!(t["bot_clicks"], 7);
+        assert_eq!(t["clicks"], 1);
+        assert_eq!(t["unique_clicks"], 1);
+    }
+}
+
+#[tokio::test]
+async fn a_qr_scan_is_told_apart_in_the_source_breakdown() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        app.seed().await;
+        let r = app
+            .api
+            .get(app.url("/amy-serum?src=qr"))
+            .header("user-agent", PHONE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        app.tap("amy-serum").await;
+        let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
+        assert_eq!(
+            s["breakdown"]["source"],
+            json!([{"key": "qr", "clicks": 1}])
+        );
+        assert_eq!(
+            s["breakdown"]["browser"],
+            json!([{"key": "Instagram", "clicks": 2}])
+        );
+        assert_eq!(
+            s["breakdown"]["device"],
+            json!([{"key": "mobile", "clicks": 2}])
+        );
+    }
+}
+
+/// Reads the link's click stream in Redis directly: every answered 302 is there.
+#[tokio::test]
+async fn every_answered_redirect_is_in_the_redis_stream() {
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let api = app.api.clone();
+        let url = app.url("/amy-serum");
+        tasks.push(tokio::spawn(async move {
+            let r = api
+                .get(url)
+                .header("user-agent", PHONE)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 302);
+            let loc = r.headers()["location"].to_str().unwrap().to_owned();
+            loc.rsplit_once("kl_cid=").unwrap().1.to_owned()
+        }));
+    }
+    let mut answered = HashSet::new();
+    for t in tasks {
+        answered.insert(t.await.unwrap());
+    }
+    assert_eq!(answered.len(), 200);
+
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let reply: redis::streams::StreamRangeReply =
+        conn.xrange_all("kl:{amy-serum}:clicks").await.unwrap();
+    assert_eq!(reply.ids.len(), 200);
+    let stored: HashSet<String> = reply.ids.iter().map(|e| e.id.clone()).collect();
+    for cid in &answered {
+        let parsed = kolink::domain::ClickId::parse(cid).expect("a kolink click id");
+        assert!(
+            stored.contains(&parsed.entry.to_string()),
+            "click {cid} is not in the stream"
+        );
+    }
+    let clicks: i64 = {
+        let stats: std::collections::HashMap<String, i64> =
+            conn.hgetall("kl:{amy-serum}:stats").await.unwrap();
+        stats
+            .iter()
+            .filter(|(k, _)| k.starts_with("c|"))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!(clicks, 200);
+    assert_eq!(app.link_totals("amy-serum").await["clicks"], 200);
+}
+
+/// A redirect while Redis is down is refused, not answered without its click.
+#[tokio::test]
+async fn a_redirect_that_cannot_be_stored_is_refused() {
+    let mut app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    app.tap("amy-serum").await; // the link is cached now
+    app.redis.take();
+    let r = app.tap("amy-serum").await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("location").is_none());
+}
