@@ -33,11 +33,7 @@ pub struct Decision {
     pub currency: Option<Currency>,
 }
 
-pub fn decide(
-    candidates: Vec<Candidate>,
-    occurred_at: DateTime<Utc>,
-    currency: Option<Currency>,
-) -> Decision {
+pub fn decide(candidates: Vec<Candidate>, occurred_at: DateTime<Utc>, currency: Option<Currency>) -> Decision {
     let in_window = |c: &Candidate| match c.click_at {
         Some(at) => occurred_at - at <= Duration::days(i64::from(c.window_days)),
         None => true,
@@ -141,11 +137,7 @@ mod tests {
 
     #[test]
     fn another_currency_is_a_mismatch() {
-        let d = decide(
-            vec![coupon("b")],
-            at(20),
-            Some(Currency::parse("USD").unwrap()),
-        );
+        let d = decide(vec![coupon("b")], at(20), Some(Currency::parse("USD").unwrap()));
         assert_eq!(d.status, ConversionStatus::CurrencyMismatch);
         assert_eq!(d.currency.unwrap().as_str(), "USD");
     }

@@ -52,10 +52,7 @@ fn regex_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             let special = "\\.+*?()|[]{}^$/".contains(c);
-            special
-                .then_some('\\')
-                .into_iter()
-                .chain(std::iter::once(c))
+            special.then_some('\\').into_iter().chain(std::iter::once(c))
         })
         .collect()
 }
@@ -82,6 +79,45 @@ fn in_app(ua: &str) -> Option<&'static str> {
         .iter()
         .find(|(needle, _)| ua.contains(needle))
         .map(|(_, name)| *name)
+}
+
+/// What a user agent says: bot or not, and for people device class, browser and OS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub bot: bool,
+    pub device: String,
+    pub browser: String,
+    pub os: String,
+}
+
+/// Classifying a user agent runs two regex sets; the same agents come back again and again
+/// (one app version on one phone model), so answers are kept in a bounded cache.
+fn agent(ua: &str) -> Agent {
+    static CACHE: OnceLock<moka::sync::Cache<String, Agent>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| moka::sync::Cache::new(20_000));
+    if let Some(a) = cache.get(ua) {
+        return a;
+    }
+    let a = if is_bot(ua) {
+        Agent {
+            bot: true,
+            device: String::new(),
+            browser: String::new(),
+            os: String::new(),
+        }
+    } else {
+        let (device, browser, os) = describe(ua);
+        Agent {
+            bot: false,
+            device,
+            browser,
+            os,
+        }
+    };
+    if ua.len() <= 512 {
+        cache.insert(ua.to_owned(), a.clone());
+    }
+    a
 }
 
 /// Device class, browser and OS of a person's user agent.
@@ -130,9 +166,7 @@ pub fn referrer_host(referer: Option<&str>) -> String {
 /// A two-letter country code from a trusted header value, else empty.
 pub fn country(header: Option<&str>) -> String {
     match header.map(str::trim) {
-        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            c.to_ascii_uppercase()
-        }
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
         _ => String::new(),
     }
 }
@@ -164,14 +198,17 @@ pub fn click_info(key: &[u8], f: &RequestFacts<'_>) -> ClickInfo {
     let source = f
         .source
         .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 32
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    if is_bot(f.user_agent) {
+    let Agent {
+        bot,
+        device,
+        browser,
+        os,
+    } = agent(f.user_agent);
+    if bot {
         return ClickInfo {
             bot: true,
             referrer: referrer_host(f.referer),
@@ -179,7 +216,6 @@ pub fn click_info(key: &[u8], f: &RequestFacts<'_>) -> ClickInfo {
             ..ClickInfo::default()
         };
     }
-    let (device, browser, os) = describe(f.user_agent);
     ClickInfo {
         bot: false,
         visitor: visitor_hash(key, f.day, f.ip, f.user_agent),
@@ -242,14 +278,8 @@ mod tests {
     #[test]
     fn in_app_browsers_are_named() {
         let names: Vec<String> = PEOPLE.iter().map(|ua| describe(ua).1).collect();
-        assert_eq!(
-            &names[..5],
-            ["Instagram", "Instagram", "Facebook", "TikTok", "LINE"]
-        );
-        assert_eq!(
-            describe(PEOPLE[0]),
-            ("mobile".into(), "Instagram".into(), "iOS".into())
-        );
+        assert_eq!(&names[..5], ["Instagram", "Instagram", "Facebook", "TikTok", "LINE"]);
+        assert_eq!(describe(PEOPLE[0]), ("mobile".into(), "Instagram".into(), "iOS".into()));
         assert_eq!(describe(PEOPLE[1]).2, "Android");
         assert_eq!(
             describe(PEOPLE[5]),
@@ -260,14 +290,8 @@ mod tests {
 
     #[test]
     fn referrer_hosts_are_normalised() {
-        assert_eq!(
-            referrer_host(Some("https://www.instagram.com/p/abc")),
-            "instagram.com"
-        );
-        assert_eq!(
-            referrer_host(Some("https://l.facebook.com/l.php?u=x")),
-            "facebook.com"
-        );
+        assert_eq!(referrer_host(Some("https://www.instagram.com/p/abc")), "instagram.com");
+        assert_eq!(referrer_host(Some("https://l.facebook.com/l.php?u=x")), "facebook.com");
         assert_eq!(
             referrer_host(Some("android-app://com.google.android.gm/")),
             "com.google.android.gm"

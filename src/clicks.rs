@@ -7,14 +7,14 @@
 //! each click's log entry, counters and visitor are written together.
 //!
 //! Log entry ids are chosen here, not by the store, so a batch written again after a dropped
-//! connection is recognised entry by entry and never counted twice. Ids are strictly increasing
-//! within this process; the sequence part starts with a random per-process tag so that two
+//! connection is recognised entry by entry and never counted twice. Ids are given by the writer
+//! in write order and strictly increase within this process (so a link's log only grows); the sequence part starts with a random per-process tag so that two
 //! kolink instances never propose the same id.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{ClickInfo, StreamId};
@@ -25,9 +25,15 @@ const QUEUE: usize = 16 * 1024;
 
 type Reply = oneshot::Sender<Result<StreamId, String>>;
 
+/// A click waiting for the writer: its link and what the redirect saw.
+struct Pending {
+    code: String,
+    info: ClickInfo,
+}
+
 #[derive(Clone)]
 pub struct ClickWriter {
-    tx: mpsc::Sender<(NewClick, Reply)>,
+    tx: mpsc::Sender<(Pending, Reply)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,41 +53,46 @@ impl ClickWriter {
     }
 
     /// Records one click; returns its log entry id once it is durably stored.
-    pub async fn record(
-        &self,
-        code: &str,
-        info: ClickInfo,
-    ) -> Result<(StreamId, DateTime<Utc>), WriteError> {
-        let entry = next_id();
-        let at = Utc
-            .timestamp_millis_opt(entry.ms as i64)
-            .single()
-            .unwrap_or_else(Utc::now);
-        let fields = crate::counters::click_fields(at, &info);
-        let click = NewClick {
-            code: code.to_owned(),
-            entry,
-            at,
-            info,
-            fields,
-        };
+    pub async fn record(&self, code: &str, info: ClickInfo) -> Result<StreamId, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((click, reply))
-            .await
-            .map_err(|_| WriteError::Stopped)?;
+        let pending = Pending {
+            code: code.to_owned(),
+            info,
+        };
+        self.tx.send((pending, reply)).await.map_err(|_| WriteError::Stopped)?;
         match answer.await {
-            Ok(Ok(id)) => Ok((id, at)),
+            Ok(Ok(id)) => Ok(id),
             Ok(Err(e)) => Err(WriteError::Store(e)),
             Err(_) => Err(WriteError::Stopped),
         }
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(NewClick, Reply)>) {
-    let mut batch: Vec<(NewClick, Reply)> = Vec::with_capacity(MAX_BATCH);
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(Pending, Reply)>) {
+    let mut batch: Vec<(Pending, Reply)> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (clicks, replies): (Vec<NewClick>, Vec<Reply>) = batch.drain(..).unzip();
+        // Ids are given here, in write order, so that each link's log only ever grows.
+        let (clicks, replies): (Vec<NewClick>, Vec<Reply>) = batch
+            .drain(..)
+            .map(|(p, reply)| {
+                let entry = next_id();
+                let at = Utc
+                    .timestamp_millis_opt(entry.ms as i64)
+                    .single()
+                    .unwrap_or_else(Utc::now);
+                let fields = crate::counters::click_fields(at, &p.info);
+                (
+                    NewClick {
+                        code: p.code,
+                        entry,
+                        at,
+                        info: p.info,
+                        fields,
+                    },
+                    reply,
+                )
+            })
+            .unzip();
         match store.write_clicks(&clicks).await {
             Ok(ids) => {
                 for (reply, id) in replies.into_iter().zip(ids) {

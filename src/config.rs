@@ -46,10 +46,7 @@ impl std::fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("storage", &self.storage())
             .field("data_dir", &self.data_dir)
-            .field(
-                "admin_token",
-                &self.admin_token.as_ref().map(|_| "[redacted]"),
-            )
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
@@ -62,10 +59,7 @@ impl Settings {
             Some(path) => {
                 let path = PathBuf::from(path);
                 if !path.is_file() {
-                    bail!(
-                        "KOLINK_CONFIG names {}, which is not a readable file",
-                        path.display()
-                    );
+                    bail!("KOLINK_CONFIG names {}, which is not a readable file", path.display());
                 }
                 fig = fig.merge(Toml::file(path));
             }
@@ -84,11 +78,9 @@ impl Settings {
     }
 
     pub fn validate(self) -> anyhow::Result<Self> {
-        Currency::parse(&self.default_currency)
-            .map_err(|e| anyhow::anyhow!("default_currency: {e}"))?;
+        Currency::parse(&self.default_currency).map_err(|e| anyhow::anyhow!("default_currency: {e}"))?;
         if let Some(u) = &self.public_url {
-            let parsed =
-                url::Url::parse(u).with_context(|| format!("public_url {u:?} is not a URL"))?;
+            let parsed = url::Url::parse(u).with_context(|| format!("public_url {u:?} is not a URL"))?;
             if parsed.scheme() != "http" && parsed.scheme() != "https" {
                 bail!("public_url must be an http:// or https:// URL");
             }

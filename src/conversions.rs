@@ -8,9 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::attribution::{decide, Candidate, Decision};
-use crate::domain::{
-    ClickId, Conversion, ConversionStatus, Currency, Event, Link, Method, Money, Slug,
-};
+use crate::domain::{ClickId, Conversion, ConversionStatus, Currency, Event, Link, Method, Money, Slug};
 use crate::store::Store;
 
 /// A conversion as a shop reported it, already validated.
@@ -130,9 +128,7 @@ async fn push(
     let json = store
         .get_record(crate::store::Kind::Campaign, link.campaign.as_str())
         .await?;
-    let Some(campaign) =
-        json.and_then(|j| serde_json::from_str::<crate::domain::Campaign>(&j).ok())
-    else {
+    let Some(campaign) = json.and_then(|j| serde_json::from_str::<crate::domain::Campaign>(&j).ok()) else {
         return Ok(());
     };
     out.push(Candidate {
@@ -153,10 +149,7 @@ async fn refund_attribution(store: &dyn Store, c: &Incoming) -> anyhow::Result<D
     let key = format!("{}|purchase|{}", c.shop, c.order_id);
     let purchase = store.find_conversion(&key).await?;
     let attributed = purchase.filter(|p| p.status == ConversionStatus::Attributed);
-    let (Some(p), Some(link)) = (
-        attributed.as_ref(),
-        attributed.as_ref().and_then(|p| p.link.clone()),
-    ) else {
+    let (Some(p), Some(link)) = (attributed.as_ref(), attributed.as_ref().and_then(|p| p.link.clone())) else {
         return Ok(Decision {
             status: ConversionStatus::Unattributed,
             chosen: None,
@@ -170,10 +163,7 @@ async fn refund_attribution(store: &dyn Store, c: &Incoming) -> anyhow::Result<D
             currency: c.currency.clone(),
         });
     };
-    let currency = c
-        .currency
-        .clone()
-        .unwrap_or_else(|| purchase_currency.clone());
+    let currency = c.currency.clone().unwrap_or_else(|| purchase_currency.clone());
     let status = if currency == purchase_currency {
         ConversionStatus::Attributed
     } else {

@@ -17,7 +17,7 @@
 //! `<dim>` is one of `ref`, `dev`, `br`, `os`, `cc`, `src`. Unique visitors are kept apart, one
 //! set per link and day (a HyperLogLog in Redis).
 
-use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use crate::domain::{ClickInfo, Conversion, Event};
 
@@ -31,8 +31,14 @@ pub const DIMENSIONS: [(&str, &str); 6] = [
     ("src", "source"),
 ];
 
+/// `YYYY-MM-DD` of a UTC time; written by hand because chrono's `format` parses its pattern
+/// on every call, and this runs for every click.
+pub fn day_string(t: DateTime<Utc>) -> String {
+    format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+}
+
 fn hour_key(t: DateTime<Utc>) -> String {
-    format!("{}|{:02}", t.format("%Y-%m-%d"), t.hour())
+    format!("{:04}-{:02}-{:02}|{:02}", t.year(), t.month(), t.day(), t.hour())
 }
 
 /// The fields one click increments by one.
@@ -40,7 +46,7 @@ pub fn click_fields(at: DateTime<Utc>, click: &ClickInfo) -> Vec<String> {
     if click.bot {
         return vec![format!("b|{}", hour_key(at))];
     }
-    let day = at.format("%Y-%m-%d");
+    let day = day_string(at);
     let mut fields = vec![format!("c|{}", hour_key(at))];
     let values = [
         &click.referrer,
@@ -152,10 +158,7 @@ pub fn parse_field(f: &str) -> Option<Field<'_>> {
 
 /// Breakdown values are short, printable and free of the field separator.
 fn clean(v: &str) -> String {
-    v.chars()
-        .filter(|c| !c.is_control() && *c != '|')
-        .take(100)
-        .collect()
+    v.chars().filter(|c| !c.is_control() && *c != '|').take(100).collect()
 }
 
 #[cfg(test)]

@@ -44,24 +44,15 @@ async fn main() -> std::process::ExitCode {
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| "info".into()))
         .init();
     let app = Application::build(settings.clone()).await?;
     let bound = format!(
         "{}:{}",
-        settings
-            .listen
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or("127.0.0.1"),
+        settings.listen.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1"),
         app.port()
     );
-    println!(
-        "kolink listening on http://{bound} (storage: {:?})",
-        settings.storage()
-    );
+    println!("kolink listening on http://{bound} (storage: {:?})", settings.storage());
     if let Some(token) = &app.generated_admin_token {
         println!("Admin token (shown once, keep it safe): {token}");
     }

@@ -18,9 +18,7 @@ pub enum SignatureError {
     MissingHeader(&'static str),
     #[error("webhook-timestamp is not a Unix time in seconds")]
     BadTimestamp,
-    #[error(
-        "webhook-timestamp is more than 5 minutes from now: check the sender's clock or resend"
-    )]
+    #[error("webhook-timestamp is more than 5 minutes from now: check the sender's clock or resend")]
     OutsideTolerance,
     #[error("no signature in webhook-signature matches: check the signing secret")]
     NoMatch,
@@ -54,8 +52,7 @@ impl WebhookSecret {
     }
 
     fn mac(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -82,10 +79,7 @@ impl WebhookSecret {
         let signatures = signatures
             .filter(|s| !s.is_empty())
             .ok_or(SignatureError::MissingHeader("webhook-signature"))?;
-        let ts: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| SignatureError::BadTimestamp)?;
+        let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
         if (now - ts).abs() > TOLERANCE_SECS {
             return Err(SignatureError::OutsideTolerance);
         }
@@ -135,10 +129,7 @@ mod tests {
 
     #[test]
     fn verifies_the_published_test_vector() {
-        assert_eq!(
-            verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS),
-            Ok(())
-        );
+        assert_eq!(verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS), Ok(()));
     }
 
     #[test]
@@ -194,10 +185,7 @@ mod tests {
             verify(Some(ID), Some("1649367553"), Some(SIG), BODY, ahead),
             Err(SignatureError::OutsideTolerance)
         );
-        assert_eq!(
-            verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS + 300),
-            Ok(())
-        );
+        assert_eq!(verify(Some(ID), Some("1649367553"), Some(SIG), BODY, TS + 300), Ok(()));
         assert_eq!(
             verify(Some(ID), Some("yesterday"), Some(SIG), BODY, TS),
             Err(SignatureError::BadTimestamp)

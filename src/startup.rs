@@ -31,14 +31,10 @@ impl Application {
         let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), &settings).await?;
         let visitor_key = {
             let candidate = hex(&rand::random::<[u8; 32]>());
-            store
-                .init_secret("visitor_key", &candidate)
-                .await?
-                .0
-                .into_bytes()
+            store.init_secret("visitor_key", &candidate).await?.0.into_bytes()
         };
-        let listener = TcpListener::bind(&settings.listen)
-            .with_context(|| format!("Failed to bind {}", settings.listen))?;
+        let listener =
+            TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
         let bound = listener.local_addr()?;
         let state = web::Data::new(AppState {
             writer: ClickWriter::start(store.clone()),
@@ -52,12 +48,8 @@ impl Application {
             public_base: settings.public_base(bound),
             settings: settings.clone(),
         });
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(crate::http::configure)
-        })
-        .listen(listener)?;
+        let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(crate::http::configure))
+            .listen(listener)?;
         if let Some(n) = settings.workers {
             server = server.workers(n);
         }
@@ -98,10 +90,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// The SHA-256 of the admin token in force, and the token itself when it was generated now.
-async fn admin_token(
-    store: &dyn Store,
-    settings: &Settings,
-) -> anyhow::Result<([u8; 32], Option<String>)> {
+async fn admin_token(store: &dyn Store, settings: &Settings) -> anyhow::Result<([u8; 32], Option<String>)> {
     if let Some(t) = &settings.admin_token {
         return Ok((Sha256::digest(t.as_bytes()).into(), None));
     }

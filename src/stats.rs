@@ -67,12 +67,8 @@ impl Counts {
                         c.conversions += n_u;
                     }
                 }
-                Some(Field::Revenue { day, .. }) if range.contains(day) => {
-                    c.revenue = c.revenue + Money::from_minor(n)
-                }
-                Some(Field::Refunds { day, .. }) if range.contains(day) => {
-                    c.refunds = c.refunds + Money::from_minor(n)
-                }
+                Some(Field::Revenue { day, .. }) if range.contains(day) => c.revenue = c.revenue + Money::from_minor(n),
+                Some(Field::Refunds { day, .. }) if range.contains(day) => c.refunds = c.refunds + Money::from_minor(n),
                 _ => {}
             }
         }
@@ -206,9 +202,7 @@ pub fn series(
             continue;
         };
         let (day, hour) = match f {
-            Field::Clicks { day, hour }
-            | Field::Revenue { day, hour }
-            | Field::Event { day, hour, .. } => (day, hour),
+            Field::Clicks { day, hour } | Field::Revenue { day, hour } | Field::Event { day, hour, .. } => (day, hour),
             _ => continue,
         };
         if !range.contains(day) {
@@ -231,9 +225,7 @@ pub fn series(
         };
         for &h in hours {
             let mut p = buckets.remove(&(day, h)).unwrap_or_default();
-            let t = Utc.from_utc_datetime(
-                &day.and_time(NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default()),
-            );
+            let t = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default()));
             p.t = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             p.unique_clicks = match interval {
                 Interval::Day => Some(uniques.get(&day).copied().unwrap_or(0)),
@@ -270,10 +262,7 @@ pub fn breakdown(data: &LinkData, range: Range) -> BTreeMap<&'static str, Vec<Sl
     for (field, &n) in &data.counters {
         match parse_field(field) {
             Some(Field::Breakdown { dim, day, value }) if range.contains(day) => {
-                *by.entry(dim)
-                    .or_default()
-                    .entry(value.to_owned())
-                    .or_default() += n.max(0) as u64;
+                *by.entry(dim).or_default().entry(value.to_owned()).or_default() += n.max(0) as u64;
             }
             Some(Field::Clicks { day, hour }) if range.contains(day) => {
                 *by.entry("hour_of_day")
@@ -286,10 +275,7 @@ pub fn breakdown(data: &LinkData, range: Range) -> BTreeMap<&'static str, Vec<Sl
     }
     by.into_iter()
         .map(|(dim, m)| {
-            let mut v: Vec<Slice> = m
-                .into_iter()
-                .map(|(key, clicks)| Slice { key, clicks })
-                .collect();
+            let mut v: Vec<Slice> = m.into_iter().map(|(key, clicks)| Slice { key, clicks }).collect();
             v.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.key.cmp(&b.key)));
             (dim, v)
         })
@@ -333,8 +319,7 @@ mod tests {
         data.counters.insert("r|2026-11-20|10".into(), 2_560_000);
         data.counters.insert("r|2026-11-21|10".into(), 3_200_000);
         data.counters.insert("f|2026-11-21|11".into(), 128_000);
-        data.counters
-            .insert("x|ref|2026-11-20|instagram.com".into(), 1100);
+        data.counters.insert("x|ref|2026-11-20|instagram.com".into(), 1100);
         data.metrics.insert(
             d("2026-11-20"),
             DayMetrics {
@@ -397,14 +382,7 @@ mod tests {
     #[test]
     fn conversions_count_only_the_goal_event() {
         let (data, uniques) = example();
-        let t = Counts::of_link(
-            &data,
-            &uniques,
-            Event::Signup,
-            Money::ZERO,
-            Range::default(),
-        )
-        .totals();
+        let t = Counts::of_link(&data, &uniques, Event::Signup, Money::ZERO, Range::default()).totals();
         assert_eq!(t.conversions, 12);
         assert_eq!(t.events.get("purchase"), Some(&45));
     }

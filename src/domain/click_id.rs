@@ -88,10 +88,7 @@ fn from_base36(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 13 || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
-    {
+    if !s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
         return None;
     }
     u64::from_str_radix(s, 36).ok()
@@ -126,10 +123,7 @@ mod tests {
         for c in cases {
             let text = c.to_string();
             assert!(text.len() <= 64, "{text}");
-            assert!(
-                text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
-                "{text}"
-            );
+            assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{text}");
             assert_eq!(ClickId::parse(&text), Some(c), "{text}");
         }
     }

@@ -47,9 +47,7 @@ pub enum CodeError {
 
 impl ShortCode {
     pub fn parse(s: &str) -> Result<Self, CodeError> {
-        let ok = (3..=64).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok = (3..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !ok {
             return Err(CodeError::Malformed(Invalid::new(format!(
                 "'{}' is not a valid link code: use 3 to 64 letters, digits, '_' or '-'",
@@ -112,10 +110,7 @@ mod tests {
     #[test]
     fn rejects_malformed_codes() {
         for s in ["ab", "", "a b", "a/b", "a.b", "ä12", &"x".repeat(65)] {
-            assert!(
-                matches!(ShortCode::parse(s), Err(CodeError::Malformed(_))),
-                "{s:?}"
-            );
+            assert!(matches!(ShortCode::parse(s), Err(CodeError::Malformed(_))), "{s:?}");
         }
     }
 
@@ -124,10 +119,7 @@ mod tests {
         for s in [
             "api", "API", "webhooks", "healthz", "readyz", "metrics", "share", "dash", "static",
         ] {
-            assert!(
-                matches!(ShortCode::parse(s), Err(CodeError::Reserved(_))),
-                "{s}"
-            );
+            assert!(matches!(ShortCode::parse(s), Err(CodeError::Reserved(_))), "{s}");
         }
     }
 

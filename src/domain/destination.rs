@@ -17,9 +17,7 @@ impl Destination {
         }
         // The WHATWG parser silently drops tabs and newlines; we refuse them instead.
         if has_control_chars(s) || s.contains(' ') {
-            return Err(bad(
-                "contains spaces or control characters: percent-encode them",
-            ));
+            return Err(bad("contains spaces or control characters: percent-encode them"));
         }
         let url = Url::parse(s).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
         if url.scheme() != "http" && url.scheme() != "https" {

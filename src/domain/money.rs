@@ -209,30 +209,18 @@ mod tests {
         assert_eq!(Money::from_minor(128_000).to_string(), "1280.00");
         assert_eq!(Money::from_minor(5).to_string(), "0.05");
         assert_eq!(Money::from_minor(-128_050).to_string(), "-1280.50");
-        assert_eq!(
-            serde_json::to_string(&Money::from_minor(1)).unwrap(),
-            "\"0.01\""
-        );
+        assert_eq!(serde_json::to_string(&Money::from_minor(1)).unwrap(), "\"0.01\"");
     }
 
     #[test]
     fn divides_with_half_away_from_zero_rounding() {
         // 56320.00 / 1500 = 37.5466… → 37.55
         assert_eq!(
-            Money::from_minor(5_632_000)
-                .div_round(1500)
-                .unwrap()
-                .to_string(),
+            Money::from_minor(5_632_000).div_round(1500).unwrap().to_string(),
             "37.55"
         );
         // 5000.00 / 1500 = 3.333… → 3.33
-        assert_eq!(
-            Money::from_minor(500_000)
-                .div_round(1500)
-                .unwrap()
-                .to_string(),
-            "3.33"
-        );
+        assert_eq!(Money::from_minor(500_000).div_round(1500).unwrap().to_string(), "3.33");
         assert_eq!(Money::from_minor(1).div_round(2).unwrap().minor(), 1);
         assert_eq!(Money::from_minor(-1).div_round(2).unwrap().minor(), -1);
         assert_eq!(Money::from_minor(10).div_round(0), None);

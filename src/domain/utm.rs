@@ -166,7 +166,10 @@ mod tests {
             &dest("https://s.example/a?kl_cid=old&q=1#section-2"),
             &utm("x", "kol", "c", "k"),
         );
-        assert_eq!(t, "https://s.example/a?q=1&utm_source=x&utm_medium=kol&utm_campaign=c&utm_content=k#section-2");
+        assert_eq!(
+            t,
+            "https://s.example/a?q=1&utm_source=x&utm_medium=kol&utm_campaign=c&utm_content=k#section-2"
+        );
     }
 
     #[test]

@@ -4,10 +4,7 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{
-    created, load_record, nullable, parse_destination, parse_name, parse_slug, Admin, PageQuery,
-    State,
-};
+use super::{created, load_record, nullable, parse_destination, parse_name, parse_slug, Admin, PageQuery, State};
 use crate::domain::{Campaign, Currency, Event, Utm};
 use crate::error::{ApiError, Code};
 use crate::store::Kind;
@@ -60,26 +57,14 @@ fn parse_window(state: &State, days: u32) -> Result<u32, ApiError> {
     Ok(days)
 }
 
-async fn create(
-    _: Admin,
-    state: State,
-    body: web::Json<CreateCampaign>,
-) -> Result<HttpResponse, ApiError> {
+async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let now = Utc::now();
     let campaign = Campaign {
         id: parse_slug("id", &b.id)?,
         name: parse_name("name", &b.name)?,
-        destination: b
-            .destination
-            .as_deref()
-            .map(parse_destination)
-            .transpose()?,
-        currency: Currency::parse(
-            b.currency
-                .as_deref()
-                .unwrap_or(&state.settings.default_currency),
-        )?,
+        destination: b.destination.as_deref().map(parse_destination).transpose()?,
+        currency: Currency::parse(b.currency.as_deref().unwrap_or(&state.settings.default_currency))?,
         goal_event: b
             .goal_event
             .as_deref()
@@ -120,8 +105,7 @@ async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpRespon
 }
 
 async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let (items, next) =
-        super::list_records::<Campaign>(state.store.as_ref(), Kind::Campaign, &q).await?;
+    let (items, next) = super::list_records::<Campaign>(state.store.as_ref(), Kind::Campaign, &q).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"campaigns": items, "next_cursor": next})))
 }
 
@@ -153,9 +137,6 @@ async fn patch(
     }
     c.updated_at = Utc::now();
     let json = serde_json::to_string(&c).map_err(anyhow::Error::from)?;
-    state
-        .store
-        .put_record(Kind::Campaign, c.id.as_str(), &json)
-        .await?;
+    state.store.put_record(Kind::Campaign, c.id.as_str(), &json).await?;
     Ok(HttpResponse::Ok().json(c))
 }

@@ -27,7 +27,9 @@ async fn list(_: Admin, state: State, q: web::Query<ListQuery>) -> Result<HttpRe
         .as_deref()
         .map(|s| {
             ConversionStatus::parse(s).ok_or_else(|| {
-                ApiError::invalid("status must be one of attributed, duplicate, unattributed, outside_window, currency_mismatch.")
+                ApiError::invalid(
+                    "status must be one of attributed, duplicate, unattributed, outside_window, currency_mismatch.",
+                )
             })
         })
         .transpose()?;

@@ -13,12 +13,10 @@ pub async fn healthz() -> HttpResponse {
 /// The store answers.
 pub async fn readyz(state: State) -> HttpResponse {
     match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok()
-            .json(serde_json::json!({"status": "ready", "storage": state.store.backend()})),
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready", "storage": state.store.backend()})),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .json(body(Code::StorageUnavailable, "Storage does not answer."))
+            HttpResponse::ServiceUnavailable().json(body(Code::StorageUnavailable, "Storage does not answer."))
         }
     }
 }

@@ -45,11 +45,7 @@ fn parse_handle(h: &str) -> Result<String, ApiError> {
     Ok(h.to_owned())
 }
 
-async fn create(
-    _: Admin,
-    state: State,
-    body: web::Json<CreateKol>,
-) -> Result<HttpResponse, ApiError> {
+async fn create(_: Admin, state: State, body: web::Json<CreateKol>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let now = Utc::now();
     let kol = Kol {
@@ -63,11 +59,7 @@ async fn create(
         updated_at: now,
     };
     let json = serde_json::to_string(&kol).map_err(anyhow::Error::from)?;
-    if !state
-        .store
-        .create_record(Kind::Kol, kol.id.as_str(), &json)
-        .await?
-    {
+    if !state.store.create_record(Kind::Kol, kol.id.as_str(), &json).await? {
         return Err(ApiError::new(
             Code::AlreadyExists,
             format!("A KOL with id '{}' exists already.", kol.id),
@@ -114,9 +106,6 @@ async fn patch(
     }
     k.updated_at = Utc::now();
     let json = serde_json::to_string(&k).map_err(anyhow::Error::from)?;
-    state
-        .store
-        .put_record(Kind::Kol, k.id.as_str(), &json)
-        .await?;
+    state.store.put_record(Kind::Kol, k.id.as_str(), &json).await?;
     Ok(HttpResponse::Ok().json(k))
 }

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{created, nullable, parse_destination, Admin, PageQuery, State};
 use crate::domain::{
-    has_control_chars, target_url, Campaign, Destination, Kol, Link, LinkStatus, Money, ShortCode,
-    Utm,
+    has_control_chars, target_url, Campaign, Destination, Kol, Link, LinkStatus, Money, ShortCode, Utm,
 };
 use crate::error::{ApiError, Code};
 use crate::store::{LinkConflict, LinkFilter};
@@ -133,11 +132,7 @@ struct ListQuery {
 }
 
 fn parse_coupon(c: &str) -> Result<String, ApiError> {
-    if c.is_empty()
-        || c.chars().count() > 64
-        || has_control_chars(c)
-        || c.chars().any(char::is_whitespace)
-    {
+    if c.is_empty() || c.chars().count() > 64 || has_control_chars(c) || c.chars().any(char::is_whitespace) {
         return Err(ApiError::invalid(
             "coupon must be 1 to 64 characters without spaces or control characters.",
         ));
@@ -181,24 +176,16 @@ struct Draft {
 
 /// Builds a link from its spec. The UTM set is the defaults (KOL's platform, `kol`, campaign
 /// id, KOL id), overridden by the campaign's, overridden by the link's own.
-fn draft(
-    campaign: &Campaign,
-    kol: &Kol,
-    spec: LinkSpec,
-    fallback: Option<&Destination>,
-) -> Result<Draft, ApiError> {
+fn draft(campaign: &Campaign, kol: &Kol, spec: LinkSpec, fallback: Option<&Destination>) -> Result<Draft, ApiError> {
     let now = Utc::now();
     let destination = match spec.destination.as_deref() {
         Some(d) => parse_destination(d)?,
-        None => fallback
-            .or(campaign.destination.as_ref())
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    Code::InvalidDestination,
-                    "No destination: give one, or set the campaign's destination.",
-                )
-            })?,
+        None => fallback.or(campaign.destination.as_ref()).cloned().ok_or_else(|| {
+            ApiError::new(
+                Code::InvalidDestination,
+                "No destination: give one, or set the campaign's destination.",
+            )
+        })?,
     };
     let utm_link = spec.utm.unwrap_or_default().validate()?;
     let defaults = Utm {
@@ -208,9 +195,7 @@ fn draft(
         content: Some(kol.id.to_string()),
         term: None,
     };
-    let utm = defaults
-        .overridden_by(&campaign.utm)
-        .overridden_by(&utm_link);
+    let utm = defaults.overridden_by(&campaign.utm).overridden_by(&utm_link);
     if spec.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::invalid("expires_at is in the past."));
     }
@@ -243,8 +228,7 @@ fn draft(
 async fn load_kol_for(state: &State, id: &str) -> Result<Kol, ApiError> {
     match super::kols::load(state, id).await {
         Err(ApiError::Client {
-            code: Code::NotFound,
-            ..
+            code: Code::NotFound, ..
         }) => Err(ApiError::new(
             Code::UnknownKol,
             format!("No KOL has id '{id}': create it first."),
@@ -268,17 +252,15 @@ async fn store_drafts(state: &State, mut drafts: Vec<Draft>) -> Result<Vec<Link>
                 }
                 return Ok(links);
             }
-            Err(LinkConflict::Code(code)) => {
-                match drafts.iter_mut().find(|d| d.link.code.as_str() == code) {
-                    Some(d) if d.generated => d.link.code = ShortCode::generate(),
-                    _ => {
-                        return Err(ApiError::new(
-                            Code::CodeTaken,
-                            format!("The code '{code}' is taken: choose another."),
-                        ))
-                    }
+            Err(LinkConflict::Code(code)) => match drafts.iter_mut().find(|d| d.link.code.as_str() == code) {
+                Some(d) if d.generated => d.link.code = ShortCode::generate(),
+                _ => {
+                    return Err(ApiError::new(
+                        Code::CodeTaken,
+                        format!("The code '{code}' is taken: choose another."),
+                    ))
                 }
-            }
+            },
             Err(LinkConflict::Coupon(c)) => {
                 return Err(ApiError::new(
                     Code::CouponTaken,
@@ -292,16 +274,11 @@ async fn store_drafts(state: &State, mut drafts: Vec<Draft>) -> Result<Vec<Link>
     )))
 }
 
-async fn create(
-    _: Admin,
-    state: State,
-    body: web::Json<CreateLink>,
-) -> Result<HttpResponse, ApiError> {
+async fn create(_: Admin, state: State, body: web::Json<CreateLink>) -> Result<HttpResponse, ApiError> {
     let (campaign_id, spec) = body.into_inner().split();
     let campaign = match super::campaigns::load(&state, &campaign_id).await {
         Err(ApiError::Client {
-            code: Code::NotFound,
-            ..
+            code: Code::NotFound, ..
         }) => {
             return Err(ApiError::new(
                 Code::UnknownCampaign,
@@ -327,19 +304,13 @@ async fn create_bulk(
     if b.kols.is_empty() || b.kols.len() > 500 {
         return Err(ApiError::invalid("kols must hold 1 to 500 entries."));
     }
-    let fallback = b
-        .destination
-        .as_deref()
-        .map(parse_destination)
-        .transpose()?;
+    let fallback = b.destination.as_deref().map(parse_destination).transpose()?;
     let mut drafts = Vec::with_capacity(b.kols.len());
     let mut codes = HashSet::new();
     let mut coupons = HashSet::new();
     for (i, spec) in b.kols.into_iter().enumerate() {
         let name_entry = |e: ApiError| match e {
-            ApiError::Client { code, message } => {
-                ApiError::new(code, format!("kols[{i}]: {message}"))
-            }
+            ApiError::Client { code, message } => ApiError::new(code, format!("kols[{i}]: {message}")),
             other => other,
         };
         let kol = load_kol_for(&state, &spec.kol).await.map_err(name_entry)?;
@@ -422,9 +393,7 @@ async fn patch(
         l.status = s;
     }
     l.updated_at = Utc::now();
-    if let Err(LinkConflict::Coupon(c)) | Err(LinkConflict::Code(c)) =
-        state.store.update_link(&old, &l).await?
-    {
+    if let Err(LinkConflict::Coupon(c)) | Err(LinkConflict::Code(c)) = state.store.update_link(&old, &l).await? {
         return Err(ApiError::new(
             Code::CouponTaken,
             format!("The coupon '{c}' belongs to another link."),

@@ -98,10 +98,7 @@ fn check_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     let Some(token) = token else {
         return Err(ApiError::new(
@@ -113,45 +110,33 @@ fn check_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     if bool::from(hash.ct_eq(&state.admin_hash)) {
         Ok(Admin)
     } else {
-        Err(ApiError::new(
-            Code::Unauthorized,
-            "The admin token is not valid.",
-        ))
+        Err(ApiError::new(Code::Unauthorized, "The admin token is not valid."))
     }
 }
 
 /// JSON bodies: at most 64 KiB, `application/json`, errors in API.md's format.
 fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY)
-        .error_handler(|err, _req| {
-            use actix_web::error::JsonPayloadError as E;
-            let e = match &err {
-                E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
-                    Code::PayloadTooLarge,
-                    "The request body is larger than 64 KiB.",
-                ),
-                E::ContentType => ApiError::new(
-                    Code::UnsupportedMediaType,
-                    "Send the body as JSON with 'Content-Type: application/json'.",
-                ),
-                E::Deserialize(de) if de.is_data() => {
-                    ApiError::invalid(format!("The body is not valid: {de}."))
-                }
-                E::Deserialize(de) => ApiError::new(
-                    Code::InvalidJson,
-                    format!("The body is not valid JSON: {de}."),
-                ),
-                _ => ApiError::new(Code::InvalidJson, "The body could not be read as JSON."),
-            };
-            e.into()
-        })
+    web::JsonConfig::default().limit(MAX_BODY).error_handler(|err, _req| {
+        use actix_web::error::JsonPayloadError as E;
+        let e = match &err {
+            E::OverflowKnownLength { .. } | E::Overflow { .. } => {
+                ApiError::new(Code::PayloadTooLarge, "The request body is larger than 64 KiB.")
+            }
+            E::ContentType => ApiError::new(
+                Code::UnsupportedMediaType,
+                "Send the body as JSON with 'Content-Type: application/json'.",
+            ),
+            E::Deserialize(de) if de.is_data() => ApiError::invalid(format!("The body is not valid: {de}.")),
+            E::Deserialize(de) => ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {de}.")),
+            _ => ApiError::new(Code::InvalidJson, "The body could not be read as JSON."),
+        };
+        e.into()
+    })
 }
 
 fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _req| {
-        ApiError::invalid(format!("The query string is not valid: {err}.")).into()
-    })
+    web::QueryConfig::default()
+        .error_handler(|err, _req| ApiError::invalid(format!("The query string is not valid: {err}.")).into())
 }
 
 /// Reads a raw body of at most 64 KiB (webhooks verify signatures over the exact bytes).
@@ -227,10 +212,7 @@ fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
         let (code, msg) = if res.status() == StatusCode::METHOD_NOT_ALLOWED {
-            (
-                Code::MethodNotAllowed,
-                "This method is not allowed on this path.",
-            )
+            (Code::MethodNotAllowed, "This method is not allowed on this path.")
         } else {
             (Code::NotFound, "Nothing is here: check the path.")
         };
@@ -267,11 +249,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(stats::routes)
                 .default_service(web::to(not_found)),
         )
-        .service(
-            web::scope("/webhooks")
-                .wrap(error_format())
-                .configure(webhooks::routes),
-        )
+        .service(web::scope("/webhooks").wrap(error_format()).configure(webhooks::routes))
         .configure(metrics::pixel_routes)
         .configure(redirect::routes)
         .default_service(web::to(not_found));
@@ -297,9 +275,7 @@ pub async fn list_records<T: serde::de::DeserializeOwned>(
     kind: crate::store::Kind,
     q: &PageQuery,
 ) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let page = store
-        .list_records(kind, q.cursor()?.as_deref(), q.limit()?)
-        .await?;
+    let page = store.list_records(kind, q.cursor()?.as_deref(), q.limit()?).await?;
     let items = page
         .items
         .iter()
@@ -335,6 +311,5 @@ pub fn parse_slug(field: &str, s: &str) -> Result<crate::domain::Slug, ApiError>
 }
 
 pub fn parse_destination(s: &str) -> Result<crate::domain::Destination, ApiError> {
-    crate::domain::Destination::parse(s)
-        .map_err(|e| ApiError::new(Code::InvalidDestination, format!("The {e}.")))
+    crate::domain::Destination::parse(s).map_err(|e| ApiError::new(Code::InvalidDestination, format!("The {e}.")))
 }

@@ -20,28 +20,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Looks the code up; `Err` is the answer for unknown, gone or unavailable.
-async fn live_link(
-    req: &HttpRequest,
-    state: &State,
-    code: &str,
-) -> Result<std::sync::Arc<Link>, HttpResponse> {
+async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::sync::Arc<Link>, HttpResponse> {
     let well_formed = (3..=64).contains(&code.len())
         && code
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let link = if well_formed {
-        state
-            .links
-            .get(state.store.as_ref(), code)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "link lookup failed");
-                page(
-                    req,
-                    Code::StorageUnavailable,
-                    "This link cannot be followed right now. Please try again in a moment.",
-                )
-            })?
+        state.links.get(state.store.as_ref(), code).await.map_err(|e| {
+            tracing::error!(error = %e, "link lookup failed");
+            page(
+                req,
+                Code::StorageUnavailable,
+                "This link cannot be followed right now. Please try again in a moment.",
+            )
+        })?
     } else {
         None
     };
@@ -76,7 +68,7 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     let source = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "src")
         .map(|(_, v)| v.into_owned());
-    let day = Utc::now().format("%Y-%m-%d").to_string();
+    let day = crate::counters::day_string(Utc::now());
     let info = click_info(
         &state.visitor_key,
         &RequestFacts {
@@ -91,7 +83,7 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     let bot = info.bot;
     match state.writer.record(link.code.as_str(), info).await {
         Ok(_) if bot => found(&link.target_url),
-        Ok((entry, _)) => found(&with_click_id(
+        Ok(entry) => found(&with_click_id(
             &link.target_url,
             &ClickId {
                 link_id: link.id,
@@ -119,9 +111,7 @@ fn client_ip(req: &HttpRequest, state: &State) -> String {
             }
         }
     }
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
 }
 
 fn found(location: &str) -> HttpResponse {

@@ -76,10 +76,7 @@ async fn counts_of(
         .zip(data)
         .map(|(l, d)| {
             let u = uniques.remove(l.code.as_str()).unwrap_or_default();
-            let goal = goals
-                .get(l.campaign.as_str())
-                .copied()
-                .unwrap_or(Event::Purchase);
+            let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
             (Counts::of_link(&d, &u, goal, l.cost, range), d, u)
         })
         .collect())
@@ -89,10 +86,7 @@ async fn all_links(state: &State, filter: LinkFilter) -> Result<Vec<Link>, ApiEr
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = state
-            .store
-            .list_links(&filter, cursor.as_deref(), 200)
-            .await?;
+        let page = state.store.list_links(&filter, cursor.as_deref(), 200).await?;
         out.extend(page.items);
         match page.next {
             Some(n) => cursor = Some(n),
@@ -127,11 +121,7 @@ async fn link_stats(
     {
         return Err(ApiError::invalid(format!(
             "A {} series spans at most {max_days} days: narrow from and to.",
-            if interval == Interval::Day {
-                "daily"
-            } else {
-                "hourly"
-            }
+            if interval == Interval::Day { "daily" } else { "hourly" }
         )));
     }
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
@@ -247,9 +237,7 @@ async fn campaign_stats(
     let mut total = Counts::default();
     for (l, (c, _, _)) in links.iter().zip(&counts) {
         total.add(c);
-        let e = kols
-            .entry(l.kol.to_string())
-            .or_insert((None, 0, Counts::default()));
+        let e = kols.entry(l.kol.to_string()).or_insert((None, 0, Counts::default()));
         e.1 += 1;
         e.2.add(c);
     }
@@ -346,10 +334,7 @@ async fn kol_stats(
                 .map(|c| c.name.clone())
                 .unwrap_or_default();
             serde_json::to_value(Row {
-                key: CampaignKey {
-                    campaign: cid,
-                    name,
-                },
+                key: CampaignKey { campaign: cid, name },
                 links: n,
                 totals: c.totals(),
             })

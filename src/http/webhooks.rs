@@ -34,11 +34,7 @@ fn text_id(field: &str, v: &serde_json::Value) -> Result<String, ApiError> {
     let s = match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
-        _ => {
-            return Err(ApiError::invalid(format!(
-                "{field} must be a string or an integer."
-            )))
-        }
+        _ => return Err(ApiError::invalid(format!("{field} must be a string or an integer."))),
     };
     if s.is_empty() || s.len() > 128 || has_control_chars(&s) {
         return Err(ApiError::invalid(format!(
@@ -49,11 +45,8 @@ fn text_id(field: &str, v: &serde_json::Value) -> Result<String, ApiError> {
 }
 
 fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incoming, ApiError> {
-    let event = Event::parse(&b.event).ok_or_else(|| {
-        ApiError::invalid(
-            "event must be one of purchase, signup, lead, install, subscribe, refund.",
-        )
-    })?;
+    let event = Event::parse(&b.event)
+        .ok_or_else(|| ApiError::invalid("event must be one of purchase, signup, lead, install, subscribe, refund."))?;
     let amount = b
         .amount
         .as_ref()
@@ -61,8 +54,7 @@ fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incomi
         .map(|v| Money::from_json(v).map_err(|e| ApiError::invalid(format!("amount: {e}."))))
         .transpose()?;
     let currency = b.currency.as_deref().map(Currency::parse).transpose()?;
-    if matches!(event, Event::Purchase | Event::Refund) && (amount.is_none() || currency.is_none())
-    {
+    if matches!(event, Event::Purchase | Event::Refund) && (amount.is_none() || currency.is_none()) {
         return Err(ApiError::invalid(format!(
             "amount and currency are required for a {}.",
             event.as_str()
@@ -74,9 +66,7 @@ fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incomi
     let now = Utc::now();
     let occurred_at = b.occurred_at.unwrap_or(now);
     if occurred_at > now + Duration::hours(24) {
-        return Err(ApiError::invalid(
-            "occurred_at is more than a day in the future.",
-        ));
+        return Err(ApiError::invalid("occurred_at is more than a day in the future."));
     }
     let short = |field: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
         match v {
@@ -134,14 +124,8 @@ async fn generic(
             &body,
             Utc::now().timestamp(),
         )
-        .map_err(|e| {
-            ApiError::new(
-                Code::InvalidSignature,
-                format!("{}.", capitalise(&e.to_string())),
-            )
-        })?;
-    let is_json = h(header::CONTENT_TYPE.as_str())
-        .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+        .map_err(|e| ApiError::new(Code::InvalidSignature, format!("{}.", capitalise(&e.to_string()))))?;
+    let is_json = h(header::CONTENT_TYPE.as_str()).is_some_and(|ct| ct.trim_start().starts_with("application/json"));
     if !is_json {
         return Err(ApiError::new(
             Code::UnsupportedMediaType,
@@ -152,10 +136,7 @@ async fn generic(
         if e.is_data() {
             ApiError::invalid(format!("The body is not valid: {e}."))
         } else {
-            ApiError::new(
-                Code::InvalidJson,
-                format!("The body is not valid JSON: {e}."),
-            )
+            ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {e}."))
         }
     })?;
     let incoming = parse_incoming(shop.id.clone(), parsed)?;

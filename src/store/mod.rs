@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::{
-    ClickInfo, Conversion, ConversionStatus, DayMetrics, Link, StoredClick, StreamId,
-};
+use crate::domain::{ClickInfo, Conversion, ConversionStatus, DayMetrics, Link, StoredClick, StreamId};
 
 pub type Result<T> = anyhow::Result<T>;
 
@@ -61,9 +59,7 @@ pub struct ConversionFilter {
 
 impl ConversionFilter {
     pub fn matches(&self, c: &Conversion) -> bool {
-        self.campaign
-            .as_ref()
-            .is_none_or(|id| c.campaign.as_ref() == Some(id))
+        self.campaign.as_ref().is_none_or(|id| c.campaign.as_ref() == Some(id))
             && self.status.is_none_or(|s| c.status == s)
     }
 }
@@ -103,31 +99,17 @@ pub trait Store: Send + Sync + 'static {
     async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>>;
     /// Replaces an existing record.
     async fn put_record(&self, kind: Kind, id: &str, json: &str) -> Result<()>;
-    async fn list_records(
-        &self,
-        kind: Kind,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<String>>;
+    async fn list_records(&self, kind: Kind, cursor: Option<&str>, limit: usize) -> Result<Page<String>>;
 
     /// Reserves `n` consecutive numeric link ids and returns the first.
     async fn reserve_link_ids(&self, n: u64) -> Result<u64>;
     /// Creates all links or none.
     async fn create_links(&self, links: &[Link]) -> Result<std::result::Result<(), LinkConflict>>;
-    async fn update_link(
-        &self,
-        old: &Link,
-        new: &Link,
-    ) -> Result<std::result::Result<(), LinkConflict>>;
+    async fn update_link(&self, old: &Link, new: &Link) -> Result<std::result::Result<(), LinkConflict>>;
     async fn get_link(&self, code: &str) -> Result<Option<Link>>;
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
     async fn link_code_by_coupon(&self, coupon: &str) -> Result<Option<String>>;
-    async fn list_links(
-        &self,
-        filter: &LinkFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Link>>;
+    async fn list_links(&self, filter: &LinkFilter, cursor: Option<&str>, limit: usize) -> Result<Page<Link>>;
 
     /// Writes each click, its counters and its visitor together, durably, and returns the log
     /// entry id each click got (normally the proposed one). Writing the same batch again is a
@@ -135,12 +117,7 @@ pub trait Store: Send + Sync + 'static {
     async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<StreamId>>;
     async fn get_click(&self, code: &str, entry: StreamId) -> Result<Option<StoredClick>>;
     /// Clicks of a link in log order, after `after` (exclusive).
-    async fn read_clicks(
-        &self,
-        code: &str,
-        after: Option<StreamId>,
-        limit: usize,
-    ) -> Result<Vec<StoredClick>>;
+    async fn read_clicks(&self, code: &str, after: Option<StreamId>, limit: usize) -> Result<Vec<StoredClick>>;
 
     /// Adds one to a counter of the link (pixel impressions).
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()>;
@@ -152,11 +129,7 @@ pub trait Store: Send + Sync + 'static {
     async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion>;
     async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>>;
     /// Adds an attributed conversion to its link's counters, once; `Ok(true)` when added now.
-    async fn apply_conversion(
-        &self,
-        conversion: &Conversion,
-        fields: &[(String, i64)],
-    ) -> Result<bool>;
+    async fn apply_conversion(&self, conversion: &Conversion, fields: &[(String, i64)]) -> Result<bool>;
     async fn list_conversions(
         &self,
         filter: &ConversionFilter,

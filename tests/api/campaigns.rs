@@ -34,16 +34,10 @@ async fn the_same_campaign_id_twice_is_a_conflict() {
         let app = spawn_app(backend).await;
         app.create_campaign("spring").await;
         let r = app
-            .post(
-                "/api/v1/campaigns",
-                &json!({"id": "spring", "name": "Again"}),
-            )
+            .post("/api/v1/campaigns", &json!({"id": "spring", "name": "Again"}))
             .await;
         assert_error(r, 409, "already_exists").await;
-        assert_eq!(
-            app.get_ok("/api/v1/campaigns/spring").await["name"],
-            "Campaign spring"
-        );
+        assert_eq!(app.get_ok("/api/v1/campaigns/spring").await["name"], "Campaign spring");
     }
 }
 
@@ -54,10 +48,7 @@ async fn invalid_campaign_fields_are_rejected() {
         for (body, code) in [
             (json!({"id": "Spring Sale", "name": "x"}), "invalid_input"),
             (json!({"id": "ok", "name": ""}), "invalid_input"),
-            (
-                json!({"id": "ok", "name": "x", "currency": "dollars"}),
-                "invalid_input",
-            ),
+            (json!({"id": "ok", "name": "x", "currency": "dollars"}), "invalid_input"),
             (
                 json!({"id": "ok", "name": "x", "goal_event": "refund"}),
                 "invalid_input",
@@ -77,10 +68,7 @@ async fn invalid_campaign_fields_are_rejected() {
         ] {
             assert_error(app.post("/api/v1/campaigns", &body).await, 400, code).await;
         }
-        assert_eq!(
-            app.get_ok("/api/v1/campaigns").await["campaigns"],
-            json!([])
-        );
+        assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
     }
 }
 
@@ -100,9 +88,7 @@ async fn campaigns_list_newest_first_with_a_cursor() {
             .collect();
         assert_eq!(ids, ["c3", "c2"]);
         let cursor = page["next_cursor"].as_str().unwrap();
-        let page = app
-            .get_ok(&format!("/api/v1/campaigns?limit=2&cursor={cursor}"))
-            .await;
+        let page = app.get_ok(&format!("/api/v1/campaigns?limit=2&cursor={cursor}")).await;
         assert_eq!(page["campaigns"][0]["id"], "c1");
         assert_eq!(page["campaigns"].as_array().unwrap().len(), 1);
         assert_eq!(page["next_cursor"], json!(null));
@@ -131,8 +117,7 @@ async fn patching_a_campaign_changes_only_what_is_sent() {
         let c: serde_json::Value = r.json().await.unwrap();
         assert_eq!(c["destination"], json!(null));
         assert_error(
-            app.patch("/api/v1/campaigns/nope", &json!({"name": "x"}))
-                .await,
+            app.patch("/api/v1/campaigns/nope", &json!({"name": "x"})).await,
             404,
             "not_found",
         )

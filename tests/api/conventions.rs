@@ -8,12 +8,7 @@ use crate::helpers::{assert_error, spawn_app, BACKENDS, TOKEN};
 async fn management_without_a_token_is_unauthorized() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
-        let r = app
-            .api
-            .get(app.url("/api/v1/campaigns"))
-            .send()
-            .await
-            .unwrap();
+        let r = app.api.get(app.url("/api/v1/campaigns")).send().await.unwrap();
         assert_error(r, 401, "unauthorized").await;
         let r = app
             .api
@@ -32,10 +27,7 @@ async fn management_without_a_token_is_unauthorized() {
             .unwrap();
         assert_error(r, 401, "unauthorized").await;
         // Nothing was created by the refused call.
-        assert_eq!(
-            app.get_ok("/api/v1/campaigns").await["campaigns"],
-            json!([])
-        );
+        assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
     }
 }
 
@@ -54,10 +46,7 @@ async fn malformed_json_is_a_bad_request() {
             .unwrap();
         assert_error(r, 400, "invalid_json").await;
         // The server keeps serving.
-        assert_eq!(
-            app.get_ok("/api/v1/campaigns").await["campaigns"],
-            json!([])
-        );
+        assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
     }
 }
 
@@ -83,12 +72,7 @@ async fn a_body_over_64_kib_is_too_large() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
         let big = json!({"id": "big", "name": "x".repeat(70 * 1024)});
-        assert_error(
-            app.post("/api/v1/campaigns", &big).await,
-            413,
-            "payload_too_large",
-        )
-        .await;
+        assert_error(app.post("/api/v1/campaigns", &big).await, 413, "payload_too_large").await;
         let r = app
             .api
             .post(app.url("/webhooks/conversions/acme"))
@@ -106,9 +90,7 @@ async fn a_body_over_64_kib_is_too_large() {
 async fn wrong_types_and_unknown_fields_are_invalid_input() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
-        let r = app
-            .post("/api/v1/campaigns", &json!({"id": "x", "name": 5}))
-            .await;
+        let r = app.post("/api/v1/campaigns", &json!({"id": "x", "name": 5})).await;
         assert_error(r, 400, "invalid_input").await;
         let r = app
             .post(
@@ -117,10 +99,7 @@ async fn wrong_types_and_unknown_fields_are_invalid_input() {
             )
             .await;
         let body = assert_error(r, 400, "invalid_input").await;
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("destinaton"));
+        assert!(body["error"]["message"].as_str().unwrap().contains("destinaton"));
         let r = app.post("/api/v1/campaigns", &json!({"name": "X"})).await;
         assert_error(r, 400, "invalid_input").await;
     }
@@ -146,29 +125,9 @@ async fn unknown_paths_and_methods_answer_in_the_error_format() {
 async fn a_bad_cursor_or_limit_is_invalid_input() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
-        assert_error(
-            app.get("/api/v1/campaigns?cursor=%%%").await,
-            400,
-            "invalid_input",
-        )
-        .await;
-        assert_error(
-            app.get("/api/v1/campaigns?limit=0").await,
-            400,
-            "invalid_input",
-        )
-        .await;
-        assert_error(
-            app.get("/api/v1/campaigns?limit=abc").await,
-            400,
-            "invalid_input",
-        )
-        .await;
-        assert_error(
-            app.get("/api/v1/kols?limit=1000").await,
-            400,
-            "invalid_input",
-        )
-        .await;
+        assert_error(app.get("/api/v1/campaigns?cursor=%%%").await, 400, "invalid_input").await;
+        assert_error(app.get("/api/v1/campaigns?limit=0").await, 400, "invalid_input").await;
+        assert_error(app.get("/api/v1/campaigns?limit=abc").await, 400, "invalid_input").await;
+        assert_error(app.get("/api/v1/kols?limit=1000").await, 400, "invalid_input").await;
     }
 }

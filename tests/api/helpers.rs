@@ -22,51 +22,57 @@ pub enum Backend {
 
 pub const BACKENDS: [Backend; 1] = [Backend::Redis];
 
-/// A private redis-server, stopped when dropped.
+/// A private redis-server (AOF on, fsync always), stopped when dropped.
 pub struct RedisServer {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let child = Self::spawn(port, dir.path());
+        let server = Self { child, port, dir };
+        server.wait_ready();
+        server
+    }
+
+    /// Stops and starts the server on the same port and data (AOF keeps what was written).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, self.dir.path());
+        self.wait_ready();
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (run scripts/test, which installs it)");
-        let server = Self {
-            child,
-            port,
-            _dir: dir,
-        };
+            .expect("redis-server must be installed (run scripts/test, which installs it)")
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(client) = redis::Client::open(server.url()) {
+            if let Ok(client) = redis::Client::open(self.url()) {
                 if let Ok(mut c) = client.get_connection() {
                     if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                        return server;
+                        return;
                     }
                 }
             }
             assert!(
                 Instant::now() < deadline,
-                "redis-server did not start on port {port}"
+                "redis-server did not start on port {}",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -93,11 +99,7 @@ impl Drop for RedisServer {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running kolink server and what a test needs to talk to it.
@@ -162,12 +164,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.api
-            .get(self.url(path))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
+        self.api.get(self.url(path)).bearer_auth(TOKEN).send().await.unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
@@ -233,9 +230,11 @@ impl TestApp {
     pub async fn seed(&self) -> Value {
         self.create_campaign("spring-sale").await;
         self.create_kol("amy", 42_000).await;
-        self.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-serum", "cost": "5000", "coupon": "AMY10",
-                                "destination": "https://shop.example.com/serum?ref=home"}))
-            .await
+        self.create_link(
+            json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-serum", "cost": "5000", "coupon": "AMY10",
+                                "destination": "https://shop.example.com/serum?ref=home"}),
+        )
+        .await
     }
 
     /// Follows a short link as a person on a phone would; returns the response.
@@ -317,9 +316,7 @@ pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
     let body: Value = r.json().await.expect("a JSON error body");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{body}"
     );
     body

@@ -30,9 +30,7 @@ async fn patching_followers_moves_the_tier() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
         app.create_kol("amy", 42_000).await;
-        let r = app
-            .patch("/api/v1/kols/amy", &json!({"followers": 1_200_000}))
-            .await;
+        let r = app.patch("/api/v1/kols/amy", &json!({"followers": 1_200_000})).await;
         assert_eq!(r.status(), 200);
         let k: serde_json::Value = r.json().await.unwrap();
         assert_eq!(k["tier"], "mega");

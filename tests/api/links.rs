@@ -49,9 +49,7 @@ async fn campaign_utm_overrides_defaults_and_the_destination_defaults_to_the_cam
         )
         .await;
         app.create_kol("ben", 800).await;
-        let l = app
-            .create_link(json!({"campaign": "c", "kol": "ben"}))
-            .await;
+        let l = app.create_link(json!({"campaign": "c", "kol": "ben"})).await;
         assert_eq!(
             l["target_url"],
             "https://s.example/x?utm_source=instagram&utm_medium=influencer&utm_campaign=c&utm_content=ben#top"
@@ -128,11 +126,7 @@ async fn bad_link_fields_are_rejected() {
             (with("cost", json!("12.345")), 400, "invalid_input"),
             (with("cost", json!(-5)), 400, "invalid_input"),
             (with("coupon", json!("has space")), 400, "invalid_input"),
-            (
-                with("expires_at", json!("2001-01-01T00:00:00Z")),
-                400,
-                "invalid_input",
-            ),
+            (with("expires_at", json!("2001-01-01T00:00:00Z")), 400, "invalid_input"),
             (with("expires_at", json!("tomorrow")), 400, "invalid_input"),
             (with("utm", json!({"source": "x\ny"})), 400, "invalid_input"),
         ] {
@@ -162,13 +156,7 @@ async fn taken_codes_and_coupons_conflict() {
             )
             .await;
         assert_error(r, 409, "coupon_taken").await;
-        assert_eq!(
-            app.get_ok("/api/v1/links").await["links"]
-                .as_array()
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(app.get_ok("/api/v1/links").await["links"].as_array().unwrap().len(), 1);
     }
 }
 
@@ -193,10 +181,7 @@ async fn bulk_minting_creates_one_link_per_kol() {
         assert_eq!(links[0]["cost"], "5000.00");
         assert_eq!(links[1]["kol"], "ben");
         assert_eq!(links[1]["cost"], "800.00");
-        assert!(links[1]["target_url"]
-            .as_str()
-            .unwrap()
-            .contains("utm_content=ben"));
+        assert!(links[1]["target_url"].as_str().unwrap().contains("utm_content=ben"));
         assert_ne!(links[0]["code"], links[1]["code"]);
     }
 }
@@ -209,11 +194,7 @@ async fn bulk_minting_with_one_bad_entry_creates_nothing() {
         app.create_kol("amy", 42_000).await;
         app.create_kol("ben", 800).await;
         for (kols, status, code) in [
-            (
-                json!([{"kol": "amy"}, {"kol": "nobody"}]),
-                400,
-                "unknown_kol",
-            ),
+            (json!([{"kol": "amy"}, {"kol": "nobody"}]), 400, "unknown_kol"),
             (
                 json!([{"kol": "amy"}, {"kol": "ben", "cost": "1.234"}]),
                 400,
@@ -235,15 +216,10 @@ async fn bulk_minting_with_one_bad_entry_creates_nothing() {
                 "invalid_destination",
             ),
         ] {
-            let r = app
-                .post("/api/v1/campaigns/spring/links", &json!({"kols": kols}))
-                .await;
+            let r = app.post("/api/v1/campaigns/spring/links", &json!({"kols": kols})).await;
             let body = assert_error(r, status, code).await;
             assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("kols[1]"),
+                body["error"]["message"].as_str().unwrap().starts_with("kols[1]"),
                 "{body}"
             );
         }
@@ -276,8 +252,7 @@ async fn links_list_newest_first_filtered_by_campaign_and_kol() {
             ("c2", "amy", "l-3"),
             ("c1", "amy", "l-4"),
         ] {
-            app.create_link(json!({"campaign": c, "kol": k, "code": code}))
-                .await;
+            app.create_link(json!({"campaign": c, "kol": k, "code": code})).await;
         }
         let codes = |v: &Value| -> Vec<String> {
             v["links"]
@@ -287,18 +262,12 @@ async fn links_list_newest_first_filtered_by_campaign_and_kol() {
                 .map(|l| l["code"].as_str().unwrap().to_owned())
                 .collect()
         };
-        assert_eq!(
-            codes(&app.get_ok("/api/v1/links").await),
-            ["l-4", "l-3", "l-2", "l-1"]
-        );
+        assert_eq!(codes(&app.get_ok("/api/v1/links").await), ["l-4", "l-3", "l-2", "l-1"]);
         assert_eq!(
             codes(&app.get_ok("/api/v1/links?campaign=c1").await),
             ["l-4", "l-2", "l-1"]
         );
-        assert_eq!(
-            codes(&app.get_ok("/api/v1/links?kol=amy").await),
-            ["l-4", "l-3", "l-1"]
-        );
+        assert_eq!(codes(&app.get_ok("/api/v1/links?kol=amy").await), ["l-4", "l-3", "l-1"]);
         assert_eq!(
             codes(&app.get_ok("/api/v1/links?campaign=c1&kol=amy").await),
             ["l-4", "l-1"]
@@ -330,11 +299,7 @@ async fn patching_a_link_updates_target_coupon_and_status() {
             .unwrap()
             .starts_with("https://shop.example.com/new?utm_source=instagram"));
         assert_eq!(
-            (
-                l["coupon"].as_str(),
-                l["cost"].as_str(),
-                l["status"].as_str()
-            ),
+            (l["coupon"].as_str(), l["cost"].as_str(), l["status"].as_str()),
             (Some("AMY20"), Some("6000.00"), Some("disabled"))
         );
         // The old coupon is free again, the new one is taken.
@@ -348,9 +313,7 @@ async fn patching_a_link_updates_target_coupon_and_status() {
             )
             .await;
         assert_error(r, 409, "coupon_taken").await;
-        let r = app
-            .patch("/api/v1/links/amy-serum", &json!({"coupon": "AMY10"}))
-            .await;
+        let r = app.patch("/api/v1/links/amy-serum", &json!({"coupon": "AMY10"})).await;
         assert_error(r, 409, "coupon_taken").await;
         assert_error(
             app.patch("/api/v1/links/amy-serum", &json!({"status": "deleted"}))
@@ -360,8 +323,7 @@ async fn patching_a_link_updates_target_coupon_and_status() {
         )
         .await;
         assert_error(
-            app.patch("/api/v1/links/nope", &json!({"status": "active"}))
-                .await,
+            app.patch("/api/v1/links/nope", &json!({"status": "active"})).await,
             404,
             "not_found",
         )

@@ -10,4 +10,5 @@ mod links;
 mod metrics;
 mod redirect;
 mod stats;
+mod store;
 mod webhooks;

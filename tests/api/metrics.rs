@@ -17,12 +17,7 @@ async fn reporting_a_day_twice_replaces_it() {
             (body["code"].as_str(), body["impressions"].as_u64()),
             (Some("amy-serum"), Some(120000))
         );
-        assert_eq!(
-            app.post("/api/v1/links/amy-serum/metrics", &day)
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(app.post("/api/v1/links/amy-serum/metrics", &day).await.status(), 200);
         let t = app.link_totals("amy-serum").await;
         assert_eq!(t["impressions"], 120000);
         assert_eq!(t["engagements"], 6310);
@@ -79,12 +74,7 @@ async fn the_pixel_is_a_gif_that_counts_impressions() {
         let app = spawn_app(backend).await;
         app.seed().await;
         for _ in 0..3 {
-            let r = app
-                .api
-                .get(app.url("/p/amy-serum.gif"))
-                .send()
-                .await
-                .unwrap();
+            let r = app.api.get(app.url("/p/amy-serum.gif")).send().await.unwrap();
             assert_eq!(r.status(), 200);
             assert_eq!(r.headers()["content-type"], "image/gif");
             assert!(r.bytes().await.unwrap().starts_with(b"GIF89a"));
@@ -95,22 +85,13 @@ async fn the_pixel_is_a_gif_that_counts_impressions() {
             (Some(3), Some(3))
         );
         assert_error(
-            app.api
-                .get(app.url("/p/nope-nope.gif"))
-                .send()
-                .await
-                .unwrap(),
+            app.api.get(app.url("/p/nope-nope.gif")).send().await.unwrap(),
             404,
             "not_found",
         )
         .await;
         assert_eq!(
-            app.api
-                .get(app.url("/p/amy-serum.png"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            app.api.get(app.url("/p/amy-serum.png")).send().await.unwrap().status(),
             404
         );
     }

@@ -20,9 +20,7 @@ async fn a_tap_redirects_with_a_click_id_and_no_caching() {
         let (head, cid) = loc.split_once("&kl_cid=").expect("kl_cid appended with &");
         assert_eq!(head, target);
         assert!(!cid.is_empty() && cid.len() <= 64);
-        assert!(cid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(cid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
     }
 }
@@ -45,15 +43,14 @@ async fn the_click_id_goes_before_the_fragment_and_starts_the_query_when_there_i
         let app = spawn_app(backend).await;
         app.create_campaign("c").await;
         app.create_kol("amy", 1).await;
-        app.create_link(json!({"campaign": "c", "kol": "amy", "code": "frag", "destination": "https://s.example/p#reviews",
-                               "utm": {"source": "x"}}))
-            .await;
+        app.create_link(
+            json!({"campaign": "c", "kol": "amy", "code": "frag", "destination": "https://s.example/p#reviews",
+                               "utm": {"source": "x"}}),
+        )
+        .await;
         let r = app.tap("frag").await;
         let loc = r.headers()["location"].to_str().unwrap();
-        assert!(
-            loc.starts_with("https://s.example/p?utm_source=x&"),
-            "{loc}"
-        );
+        assert!(loc.starts_with("https://s.example/p?utm_source=x&"), "{loc}");
         assert!(loc.contains("&kl_cid="), "{loc}");
         assert!(loc.ends_with("#reviews"), "{loc}");
     }
@@ -72,16 +69,10 @@ async fn head_answers_the_same_headers_and_records_nothing() {
             .await
             .unwrap();
         assert_eq!(r.status(), 302);
-        assert_eq!(
-            r.headers()["location"],
-            link["target_url"].as_str().unwrap()
-        );
+        assert_eq!(r.headers()["location"], link["target_url"].as_str().unwrap());
         assert_eq!(r.headers()["cache-control"], "private, no-store");
         let t = app.link_totals("amy-serum").await;
-        assert_eq!(
-            (t["clicks"].as_u64(), t["bot_clicks"].as_u64()),
-            (Some(0), Some(0))
-        );
+        assert_eq!((t["clicks"].as_u64(), t["bot_clicks"].as_u64()), (Some(0), Some(0)));
         let r = app.api.head(app.url("/nope-nope")).send().await.unwrap();
         assert_eq!(r.status(), 404);
     }
@@ -100,10 +91,7 @@ async fn an_unknown_code_is_not_found_with_a_page_for_browsers() {
             .await
             .unwrap();
         assert_eq!(r.status(), 404);
-        assert!(r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html"));
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
         assert!(r.text().await.unwrap().contains("does not exist"));
         // Malformed codes are unknown too, never an error of the server.
         assert_eq!(app.tap("a.b").await.status(), 404);
@@ -200,18 +188,9 @@ async fn a_qr_scan_is_told_apart_in_the_source_breakdown() {
         assert_eq!(r.status(), 302);
         app.tap("amy-serum").await;
         let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
-        assert_eq!(
-            s["breakdown"]["source"],
-            json!([{"key": "qr", "clicks": 1}])
-        );
-        assert_eq!(
-            s["breakdown"]["browser"],
-            json!([{"key": "Instagram", "clicks": 2}])
-        );
-        assert_eq!(
-            s["breakdown"]["device"],
-            json!([{"key": "mobile", "clicks": 2}])
-        );
+        assert_eq!(s["breakdown"]["source"], json!([{"key": "qr", "clicks": 1}]));
+        assert_eq!(s["breakdown"]["browser"], json!([{"key": "Instagram", "clicks": 2}]));
+        assert_eq!(s["breakdown"]["device"], json!([{"key": "mobile", "clicks": 2}]));
     }
 }
 
@@ -225,12 +204,7 @@ async fn every_answered_redirect_is_in_the_redis_stream() {
         let api = app.api.clone();
         let url = app.url("/amy-serum");
         tasks.push(tokio::spawn(async move {
-            let r = api
-                .get(url)
-                .header("user-agent", PHONE)
-                .send()
-                .await
-                .unwrap();
+            let r = api.get(url).header("user-agent", PHONE).send().await.unwrap();
             assert_eq!(r.status(), 302);
             let loc = r.headers()["location"].to_str().unwrap().to_owned();
             loc.rsplit_once("kl_cid=").unwrap().1.to_owned()
@@ -243,8 +217,7 @@ async fn every_answered_redirect_is_in_the_redis_stream() {
     assert_eq!(answered.len(), 200);
 
     let mut conn = app.redis.as_ref().unwrap().connection().await;
-    let reply: redis::streams::StreamRangeReply =
-        conn.xrange_all("kl:{amy-serum}:clicks").await.unwrap();
+    let reply: redis::streams::StreamRangeReply = conn.xrange_all("kl:{amy-serum}:clicks").await.unwrap();
     assert_eq!(reply.ids.len(), 200);
     let stored: HashSet<String> = reply.ids.iter().map(|e| e.id.clone()).collect();
     for cid in &answered {
@@ -255,13 +228,8 @@ async fn every_answered_redirect_is_in_the_redis_stream() {
         );
     }
     let clicks: i64 = {
-        let stats: std::collections::HashMap<String, i64> =
-            conn.hgetall("kl:{amy-serum}:stats").await.unwrap();
-        stats
-            .iter()
-            .filter(|(k, _)| k.starts_with("c|"))
-            .map(|(_, v)| v)
-            .sum()
+        let stats: std::collections::HashMap<String, i64> = conn.hgetall("kl:{amy-serum}:stats").await.unwrap();
+        stats.iter().filter(|(k, _)| k.starts_with("c|")).map(|(_, v)| v).sum()
     };
     assert_eq!(clicks, 200);
     assert_eq!(app.link_totals("amy-serum").await["clicks"], 200);

@@ -10,7 +10,10 @@ async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi() {
         let app = spawn_app(backend).await;
         app.seed().await; // amy (micro), amy-serum cost 5000
         app.create_kol("ben", 800).await; // nano
-        app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"})).await;
+        app.create_link(
+            json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}),
+        )
+        .await;
         let secret = app.create_shop("acme").await;
         for _ in 0..4 {
             app.tap("amy-serum").await;
@@ -27,10 +30,8 @@ async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi() {
         )
         .await;
         let buy = |order: &str, coupon: &str, amount: &str| json!({"order_id": order, "event": "purchase", "amount": amount, "currency": "TWD", "coupon": coupon});
-        app.webhook_ok("acme", &secret, &buy("1", "AMY10", "3000"))
-            .await;
-        app.webhook_ok("acme", &secret, &buy("2", "BEN", "1600"))
-            .await;
+        app.webhook_ok("acme", &secret, &buy("1", "AMY10", "3000")).await;
+        app.webhook_ok("acme", &secret, &buy("2", "BEN", "1600")).await;
 
         let s = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
         let t = &s["totals"];
@@ -60,13 +61,10 @@ async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi() {
             (tiers[0]["tier"].as_str(), tiers[0]["kols"].as_u64()),
             (Some("nano"), Some(1))
         );
-        let by_clicks = app
-            .get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks")
-            .await;
+        let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
         assert_eq!(by_clicks["kols"][0]["kol"], "amy");
         crate::helpers::assert_error(
-            app.get("/api/v1/campaigns/spring-sale/stats?sort=vibes")
-                .await,
+            app.get("/api/v1/campaigns/spring-sale/stats?sort=vibes").await,
             400,
             "invalid_input",
         )
@@ -115,8 +113,7 @@ async fn link_stats_have_a_daily_series_and_reject_bad_ranges() {
             let r = app.get(&format!("/api/v1/links/amy-serum/stats?{q}")).await;
             crate::helpers::assert_error(r, 400, "invalid_input").await;
         }
-        crate::helpers::assert_error(app.get("/api/v1/links/nope/stats").await, 404, "not_found")
-            .await;
+        crate::helpers::assert_error(app.get("/api/v1/links/nope/stats").await, 404, "not_found").await;
     }
 }
 
@@ -139,10 +136,7 @@ async fn stats_survive_a_server_restart() {
         assert_eq!(after["clicks"], 2);
         assert_eq!(after["revenue"], "100.00");
         // The click id minted before the restart still attributes; the order is still known.
-        assert_eq!(
-            app.webhook_ok("acme", &secret, &order).await["status"],
-            "duplicate"
-        );
+        assert_eq!(app.webhook_ok("acme", &secret, &order).await["status"], "duplicate");
         assert_eq!(app.tap("amy-serum").await.status(), 302);
     }
 }

@@ -6,8 +6,7 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_error, spawn_app, Backend, BACKENDS};
 
 fn purchase(order: &str, extra: Value) -> Value {
-    let mut v =
-        json!({"order_id": order, "event": "purchase", "amount": "1280.00", "currency": "TWD"});
+    let mut v = json!({"order_id": order, "event": "purchase", "amount": "1280.00", "currency": "TWD"});
     for (k, x) in extra.as_object().unwrap() {
         v[k] = x.clone();
     }
@@ -60,11 +59,7 @@ async fn a_purchase_with_a_click_id_is_attributed_to_that_click() {
         assert_eq!(v["status"], "attributed");
         assert_eq!(v["method"], "click_id");
         assert_eq!(
-            (
-                v["link"].as_str(),
-                v["kol"].as_str(),
-                v["campaign"].as_str()
-            ),
+            (v["link"].as_str(), v["kol"].as_str(), v["campaign"].as_str()),
             (Some("amy-serum"), Some("amy"), Some("spring-sale"))
         );
         assert!(v["conversion_id"].as_str().is_some_and(|s| !s.is_empty()));
@@ -126,22 +121,14 @@ async fn a_conversion_nobody_can_place_is_stored_unattributed() {
         app.seed().await;
         let secret = app.create_shop("acme").await;
         let v = app
-            .webhook_ok(
-                "acme",
-                &secret,
-                &purchase("9", json!({"coupon": "UNKNOWN"})),
-            )
+            .webhook_ok("acme", &secret, &purchase("9", json!({"coupon": "UNKNOWN"})))
             .await;
         assert_eq!(v["status"], "unattributed");
         assert_eq!(v["link"], json!(null));
         let list = app.get_ok("/api/v1/conversions?status=unattributed").await;
         let c = &list["conversions"][0];
         assert_eq!(
-            (
-                c["order_id"].as_str(),
-                c["shop"].as_str(),
-                c["amount"].as_str()
-            ),
+            (c["order_id"].as_str(), c["shop"].as_str(), c["amount"].as_str()),
             (Some("9"), Some("acme"), Some("1280.00"))
         );
         assert_eq!(app.link_totals("amy-serum").await["conversions"], 0);
@@ -186,33 +173,24 @@ async fn a_refund_lowers_net_revenue_and_follows_its_purchase() {
             &purchase("1001", json!({"coupon": "AMY10", "amount": "2000.00"})),
         )
         .await;
-        let refund = json!({"order_id": "1001", "event": "refund", "amount": "500", "currency": "TWD", "refund_id": "r1"});
+        let refund =
+            json!({"order_id": "1001", "event": "refund", "amount": "500", "currency": "TWD", "refund_id": "r1"});
         let v = app.webhook_ok("acme", &secret, &refund).await;
         assert_eq!(
-            (
-                v["status"].as_str(),
-                v["method"].as_str(),
-                v["link"].as_str()
-            ),
+            (v["status"].as_str(), v["method"].as_str(), v["link"].as_str()),
             (Some("attributed"), Some("order_id"), Some("amy-serum"))
         );
-        assert_eq!(
-            app.webhook_ok("acme", &secret, &refund).await["status"],
-            "duplicate"
-        );
-        let second = json!({"order_id": "1001", "event": "refund", "amount": "300", "currency": "TWD", "refund_id": "r2"});
-        assert_eq!(
-            app.webhook_ok("acme", &secret, &second).await["status"],
-            "attributed"
-        );
+        assert_eq!(app.webhook_ok("acme", &secret, &refund).await["status"], "duplicate");
+        let second =
+            json!({"order_id": "1001", "event": "refund", "amount": "300", "currency": "TWD", "refund_id": "r2"});
+        assert_eq!(app.webhook_ok("acme", &secret, &second).await["status"], "attributed");
         let t = app.link_totals("amy-serum").await;
         assert_eq!(t["revenue"], "2000.00");
         assert_eq!(t["refunds"], "800.00");
         assert_eq!(t["net_revenue"], "1200.00");
         // roi = (1200 - 5000) / 5000
         assert_eq!(t["roi"], -0.76);
-        let unknown =
-            json!({"order_id": "777", "event": "refund", "amount": "10", "currency": "TWD"});
+        let unknown = json!({"order_id": "777", "event": "refund", "amount": "10", "currency": "TWD"});
         assert_eq!(
             app.webhook_ok("acme", &secret, &unknown).await["status"],
             "unattributed"
@@ -236,8 +214,7 @@ async fn another_currency_is_stored_as_a_mismatch_and_not_summed() {
         assert_eq!(v["status"], "currency_mismatch");
         assert_eq!(app.link_totals("amy-serum").await["revenue"], "0.00");
         assert_eq!(
-            app.get_ok("/api/v1/conversions?status=currency_mismatch")
-                .await["conversions"]
+            app.get_ok("/api/v1/conversions?status=currency_mismatch").await["conversions"]
                 .as_array()
                 .unwrap()
                 .len(),
@@ -269,11 +246,7 @@ async fn a_click_older_than_the_window_is_outside_window() {
         entry: kolink::domain::StreamId { ms: old_ms, seq: 0 },
     };
     let v = app
-        .webhook_ok(
-            "acme",
-            &secret,
-            &purchase("1", json!({"click_id": old.to_string()})),
-        )
+        .webhook_ok("acme", &secret, &purchase("1", json!({"click_id": old.to_string()})))
         .await;
     assert_eq!(
         (v["status"].as_str(), v["link"].as_str()),
@@ -318,17 +291,9 @@ async fn bad_signatures_are_unauthorized_and_store_nothing() {
             .await
             .unwrap();
         assert_error(r, 401, "invalid_signature").await;
-        assert_eq!(
-            app.get_ok("/api/v1/conversions").await["conversions"],
-            json!([])
-        );
+        assert_eq!(app.get_ok("/api/v1/conversions").await["conversions"], json!([]));
         // The real signature still works afterwards.
-        assert_eq!(
-            app.signed_webhook("acme", &secret, &raw, now)
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(app.signed_webhook("acme", &secret, &raw, now).await.status(), 200);
     }
 }
 
@@ -353,10 +318,7 @@ async fn malformed_conversions_are_bad_requests() {
             let r = app.webhook("acme", &secret, &body).await;
             assert_error(r, 400, "invalid_input").await;
         }
-        assert_eq!(
-            app.get_ok("/api/v1/conversions").await["conversions"],
-            json!([])
-        );
+        assert_eq!(app.get_ok("/api/v1/conversions").await["conversions"], json!([]));
     }
 }
 
@@ -365,9 +327,7 @@ async fn an_unknown_shop_is_not_found() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
         let secret = kolink::signature::WebhookSecret::generate();
-        let r = app
-            .webhook("nobody", &secret, &purchase("1", json!({})))
-            .await;
+        let r = app.webhook("nobody", &secret, &purchase("1", json!({}))).await;
         assert_error(r, 404, "not_found").await;
     }
 }
@@ -379,18 +339,11 @@ async fn conversions_list_newest_first_filtered_by_campaign() {
         app.seed().await;
         let secret = app.create_shop("acme").await;
         for order in ["1", "2", "3"] {
-            app.webhook_ok(
-                "acme",
-                &secret,
-                &purchase(order, json!({"coupon": "AMY10"})),
-            )
-            .await;
+            app.webhook_ok("acme", &secret, &purchase(order, json!({"coupon": "AMY10"})))
+                .await;
         }
-        app.webhook_ok("acme", &secret, &purchase("4", json!({})))
-            .await;
-        let page = app
-            .get_ok("/api/v1/conversions?campaign=spring-sale&limit=2")
-            .await;
+        app.webhook_ok("acme", &secret, &purchase("4", json!({}))).await;
+        let page = app.get_ok("/api/v1/conversions?campaign=spring-sale&limit=2").await;
         let orders: Vec<&str> = page["conversions"]
             .as_array()
             .unwrap()
@@ -424,11 +377,6 @@ async fn conversions_list_newest_first_filtered_by_campaign() {
             .await;
         assert_eq!(page["conversions"][0]["order_id"], "1");
         assert_eq!(page["conversions"].as_array().unwrap().len(), 1);
-        assert_error(
-            app.get("/api/v1/conversions?status=maybe").await,
-            400,
-            "invalid_input",
-        )
-        .await;
+        assert_error(app.get("/api/v1/conversions?status=maybe").await, 400, "invalid_input").await;
     }
 }

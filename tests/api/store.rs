@@ -1,0 +1,120 @@
+//! The store contract below HTTP: writes that are retried count once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use kolink::counters::click_fields;
+use kolink::domain::{ClickInfo, StreamId};
+use kolink::store::redis::RedisStore;
+use kolink::store::{NewClick, Store};
+use redis::AsyncCommands;
+
+use crate::helpers::{Backend, RedisServer, BACKENDS};
+
+/// An open store of `backend` and what keeps it alive.
+async fn open(backend: Backend) -> (Arc<dyn Store>, Option<RedisServer>) {
+    match backend {
+        Backend::Redis => {
+            let redis = RedisServer::start();
+            let store = RedisStore::connect(&redis.url(), "kl", Duration::from_secs(400 * 86_400))
+                .await
+                .unwrap();
+            (Arc::new(store), Some(redis))
+        }
+    }
+}
+
+fn click(code: &str, ms: u64, seq: u64, visitor: &str) -> NewClick {
+    let at = Utc.timestamp_millis_opt(ms as i64).unwrap();
+    let info = ClickInfo {
+        visitor: visitor.into(),
+        device: "mobile".into(),
+        ..ClickInfo::default()
+    };
+    NewClick {
+        code: code.into(),
+        entry: StreamId { ms, seq },
+        at,
+        fields: click_fields(at, &info),
+        info,
+    }
+}
+
+fn clicks_counted(data: &kolink::store::LinkData) -> i64 {
+    data.counters
+        .iter()
+        .filter(|(k, _)| k.starts_with("c|"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[tokio::test]
+async fn writing_the_same_click_batch_again_counts_nothing_twice() {
+    for backend in BACKENDS {
+        let (store, _guard) = open(backend).await;
+        let now = Utc::now().timestamp_millis() as u64;
+        let batch = vec![
+            click("a-1", now, 7, "v1"),
+            click("a-1", now, 8, "v2"),
+            click("b-2", now, 9, "v1"),
+        ];
+        let first = store.write_clicks(&batch).await.unwrap();
+        assert_eq!(first, batch.iter().map(|c| c.entry).collect::<Vec<_>>());
+        // A retry after a dropped connection sends the very same batch.
+        let again = store.write_clicks(&batch).await.unwrap();
+        assert_eq!(again, first);
+        let data = store.link_data(&["a-1".into(), "b-2".into()]).await.unwrap();
+        assert_eq!(clicks_counted(&data[0]), 2);
+        assert_eq!(clicks_counted(&data[1]), 1);
+        assert_eq!(store.read_clicks("a-1", None, 100).await.unwrap().len(), 2);
+        let day = batch[0].at.date_naive();
+        let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap();
+        assert_eq!(uv, [2]);
+    }
+}
+
+/// Another instance wrote a later entry to the stream first: the click still lands, once.
+#[tokio::test]
+async fn a_click_behind_another_writer_lands_once_even_when_retried() {
+    let (store, guard) = open(Backend::Redis).await;
+    let redis = guard.as_ref().unwrap();
+    let now = Utc::now().timestamp_millis() as u64;
+    let mut conn = redis.connection().await;
+    let _: String = conn
+        .xadd("kl:{a-1}:clicks", format!("{}-0", now + 5_000), &[("v", "other")])
+        .await
+        .unwrap();
+    let batch = vec![click("a-1", now, 1, "v1")];
+    let first = store.write_clicks(&batch).await.unwrap();
+    assert!(
+        first[0]
+            > StreamId {
+                ms: now + 5_000,
+                seq: 0
+            },
+        "got a fresh id after the other writer's"
+    );
+    let again = store.write_clicks(&batch).await.unwrap();
+    assert_eq!(again, first, "the retry finds the entry by its proposed id");
+    let data = store.link_data(&["a-1".into()]).await.unwrap();
+    assert_eq!(clicks_counted(&data[0]), 1);
+    let stored = store.get_click("a-1", first[0]).await.unwrap().unwrap();
+    assert_eq!(stored.info.visitor, "v1");
+}
+
+/// Redis restarted (its script cache is empty): clicks are still written.
+#[tokio::test]
+async fn clicks_are_written_after_redis_restarts() {
+    let (store, mut guard) = open(Backend::Redis).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    store.write_clicks(&[click("a-1", now, 1, "v1")]).await.unwrap();
+    guard.as_mut().unwrap().restart();
+    store.write_clicks(&[click("a-1", now, 2, "v2")]).await.unwrap();
+    let data = store.link_data(&["a-1".into()]).await.unwrap();
+    assert_eq!(
+        clicks_counted(&data[0]),
+        2,
+        "AOF kept the first click; the second was written after the restart"
+    );
+}
