@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::clicks::ClickWriter;
 use crate::config::{Settings, StorageKind};
 use crate::http::{AppState, LinkCache};
+use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::Store;
 
@@ -83,9 +84,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             let store = RedisStore::connect(url, &settings.redis_prefix, retention).await?;
             Ok(Arc::new(store))
         }
-        StorageKind::Embedded => anyhow::bail!(
-            "the embedded store is not built yet: set KOLINK_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to use Redis"
-        ),
+        StorageKind::Embedded => Ok(Arc::new(EmbeddedStore::open(&settings.data_dir, retention).await?)),
     }
 }
 

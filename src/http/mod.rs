@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod conversions;
+mod exports;
 mod health;
 mod kols;
 mod links;
@@ -246,6 +247,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(metrics::routes)
                 .configure(shops::routes)
                 .configure(conversions::routes)
+                .configure(exports::routes)
                 .configure(stats::routes)
                 .default_service(web::to(not_found)),
         )

@@ -4,6 +4,7 @@
 //! `Ok` for a taken code or coupon); `anyhow::Error` means the store itself failed, which the
 //! API answers with `503`.
 
+pub mod embedded;
 pub mod redis;
 
 use std::collections::{BTreeMap, HashMap};

@@ -12,6 +12,11 @@ async fn healthz_and_readyz_answer_when_storage_is_up() {
         assert_eq!(r.status(), 200);
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["status"], "ready");
+        let expected = match backend {
+            crate::helpers::Backend::Redis => "redis",
+            crate::helpers::Backend::Embedded => "embedded",
+        };
+        assert_eq!(body["storage"], expected);
     }
 }
 

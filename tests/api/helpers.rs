@@ -18,9 +18,31 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Redis,
+    Embedded,
 }
 
-pub const BACKENDS: [Backend; 1] = [Backend::Redis];
+pub const BACKENDS: [Backend; 2] = [Backend::Redis, Backend::Embedded];
+
+/// What a store lives on: a private redis-server or a temp data dir. Dropping it removes it.
+pub struct Backing {
+    pub redis: Option<RedisServer>,
+    pub data: Option<tempfile::TempDir>,
+}
+
+impl Backing {
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Redis => Backing {
+                redis: Some(RedisServer::start()),
+                data: None,
+            },
+            Backend::Embedded => Backing {
+                redis: None,
+                data: Some(tempfile::tempdir().expect("temp dir")),
+            },
+        }
+    }
+}
 
 /// A private redis-server (AOF on, fsync always), stopped when dropped.
 pub struct RedisServer {
@@ -107,32 +129,32 @@ pub struct TestApp {
     pub address: String,
     pub api: reqwest::Client,
     pub redis: Option<RedisServer>,
+    pub data: Option<tempfile::TempDir>,
     pub settings: Settings,
     handle: ServerHandle,
 }
 
-pub fn settings_for(backend: Backend, redis: Option<&RedisServer>) -> Settings {
+pub fn settings_for(backing: &Backing) -> Settings {
     let mut s = Settings::defaults();
     s.listen = "127.0.0.1:0".into();
     s.admin_token = Some(TOKEN.into());
     s.default_currency = "TWD".into();
     s.workers = Some(2);
-    match backend {
-        Backend::Redis => s.redis_url = redis.map(|r| r.url()),
+    s.redis_url = backing.redis.as_ref().map(|r| r.url());
+    if let Some(d) = &backing.data {
+        s.data_dir = d.path().to_owned();
     }
     s
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    let redis = match backend {
-        Backend::Redis => Some(RedisServer::start()),
-    };
-    let settings = settings_for(backend, redis.as_ref());
-    start(backend, redis, settings).await
+    let backing = Backing::new(backend);
+    let settings = settings_for(&backing);
+    start(backing, settings).await
 }
 
-/// Starts kolink with `settings` (and keeps `redis` alive with it).
-pub async fn start(_backend: Backend, redis: Option<RedisServer>, settings: Settings) -> TestApp {
+/// Starts kolink with `settings` (and keeps its backing alive with it).
+pub async fn start(backing: Backing, settings: Settings) -> TestApp {
     let app = Application::build(settings.clone())
         .await
         .expect("build the application");
@@ -146,17 +168,24 @@ pub async fn start(_backend: Backend, redis: Option<RedisServer>, settings: Sett
     TestApp {
         address,
         api,
-        redis,
+        redis: backing.redis,
+        data: backing.data,
         settings,
         handle,
     }
 }
 
 impl TestApp {
-    /// Stops the server and returns its store so that a new one can start on it.
-    pub async fn stop(mut self) -> (Option<RedisServer>, Settings) {
+    /// Stops the server and returns its backing so that a new one can start on it.
+    pub async fn stop(mut self) -> (Backing, Settings) {
         self.handle.stop(true).await;
-        (self.redis.take(), self.settings.clone())
+        (
+            Backing {
+                redis: self.redis.take(),
+                data: self.data.take(),
+            },
+            self.settings.clone(),
+        )
     }
 
     pub fn url(&self, path: &str) -> String {

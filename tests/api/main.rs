@@ -4,6 +4,8 @@ mod helpers;
 
 mod campaigns;
 mod conventions;
+mod crash;
+mod exports;
 mod health;
 mod kols;
 mod links;

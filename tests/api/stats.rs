@@ -129,8 +129,8 @@ async fn stats_survive_a_server_restart() {
         app.webhook_ok("acme", &secret, &order).await;
         let before = app.link_totals("amy-serum").await;
 
-        let (redis, settings) = app.stop().await;
-        let app = start(backend, redis, settings).await;
+        let (backing, settings) = app.stop().await;
+        let app = start(backing, settings).await;
         let after = app.link_totals("amy-serum").await;
         assert_eq!(before, after);
         assert_eq!(after["clicks"], 2);

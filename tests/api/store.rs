@@ -6,23 +6,23 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use kolink::counters::click_fields;
 use kolink::domain::{ClickInfo, StreamId};
+use kolink::store::embedded::EmbeddedStore;
 use kolink::store::redis::RedisStore;
 use kolink::store::{NewClick, Store};
 use redis::AsyncCommands;
 
-use crate::helpers::{Backend, RedisServer, BACKENDS};
+use crate::helpers::{Backend, Backing, BACKENDS};
 
 /// An open store of `backend` and what keeps it alive.
-async fn open(backend: Backend) -> (Arc<dyn Store>, Option<RedisServer>) {
-    match backend {
-        Backend::Redis => {
-            let redis = RedisServer::start();
-            let store = RedisStore::connect(&redis.url(), "kl", Duration::from_secs(400 * 86_400))
-                .await
-                .unwrap();
-            (Arc::new(store), Some(redis))
-        }
-    }
+async fn open(backend: Backend) -> (Arc<dyn Store>, Backing) {
+    let backing = Backing::new(backend);
+    let retention = Duration::from_secs(400 * 86_400);
+    let store: Arc<dyn Store> = match (&backing.redis, &backing.data) {
+        (Some(redis), _) => Arc::new(RedisStore::connect(&redis.url(), "kl", retention).await.unwrap()),
+        (None, Some(dir)) => Arc::new(EmbeddedStore::open(dir.path(), retention).await.unwrap()),
+        (None, None) => unreachable!("a backing has a redis or a data dir"),
+    };
+    (store, backing)
 }
 
 fn click(code: &str, ms: u64, seq: u64, visitor: &str) -> NewClick {
@@ -78,7 +78,7 @@ async fn writing_the_same_click_batch_again_counts_nothing_twice() {
 #[tokio::test]
 async fn a_click_behind_another_writer_lands_once_even_when_retried() {
     let (store, guard) = open(Backend::Redis).await;
-    let redis = guard.as_ref().unwrap();
+    let redis = guard.redis.as_ref().unwrap();
     let now = Utc::now().timestamp_millis() as u64;
     let mut conn = redis.connection().await;
     let _: String = conn
@@ -109,7 +109,7 @@ async fn clicks_are_written_after_redis_restarts() {
     let (store, mut guard) = open(Backend::Redis).await;
     let now = Utc::now().timestamp_millis() as u64;
     store.write_clicks(&[click("a-1", now, 1, "v1")]).await.unwrap();
-    guard.as_mut().unwrap().restart();
+    guard.redis.as_mut().unwrap().restart();
     store.write_clicks(&[click("a-1", now, 2, "v2")]).await.unwrap();
     let data = store.link_data(&["a-1".into()]).await.unwrap();
     assert_eq!(

@@ -1,0 +1,688 @@
+//! The embedded store: the zero-setup default, one redb file (`<data_dir>/kolink.redb`).
+//!
+//! redb is pure Rust, ACID and crash-safe: a committed write transaction is on disk (fsync)
+//! when `commit` returns. Every call runs on tokio's blocking pool, never on an actix worker.
+//! Clicks arrive in groups from `crate::clicks` and each group is one transaction, so many
+//! concurrent redirects share one fsync.
+//!
+//! | table            | key                        | value                                  |
+//! |------------------|----------------------------|----------------------------------------|
+//! | `secrets`        | name                       | admin token hash, visitor-hash key     |
+//! | `records`        | (kind, id)                 | campaign / KOL / shop JSON             |
+//! | `record_idx`     | (kind, seq)                | id (newest-first lists)                |
+//! | `seqs`           | name                       | last sequence number given             |
+//! | `links`          | code                       | link JSON                              |
+//! | `link_ids`       | numeric link id            | code (click ids; newest-first list)    |
+//! | `coupons`        | upper-cased coupon         | code                                   |
+//! | `campaign_links` | (campaign, link id)        | code                                   |
+//! | `kol_links`      | (KOL, link id)             | code                                   |
+//! | `clicks`         | (code, ms, seq)            | click JSON (the link's click log)      |
+//! | `counters`       | (code, field)              | count (`crate::counters` fields)       |
+//! | `visitors`       | (code, day, visitor hash)  | () — exact unique visitors per day     |
+//! | `metrics`        | (code, day)                | platform metrics JSON                  |
+//! | `orders`         | (code, conversion id)      | () — conversions already counted       |
+//! | `conversions`    | seq                        | conversion JSON                        |
+//! | `conversion_idem`| idempotency key            | seq in `conversions`                   |
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{NaiveDate, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{ConversionFilter, Kind, LinkConflict, LinkData, LinkFilter, NewClick, Page, Result, Store};
+use crate::domain::{ClickInfo, Conversion, DayMetrics, Link, StoredClick, StreamId};
+
+const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
+const RECORDS: TableDefinition<(&str, &str), &str> = TableDefinition::new("records");
+const RECORD_IDX: TableDefinition<(&str, u64), &str> = TableDefinition::new("record_idx");
+const SEQS: TableDefinition<&str, u64> = TableDefinition::new("seqs");
+const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
+const LINK_IDS: TableDefinition<u64, &str> = TableDefinition::new("link_ids");
+const COUPONS: TableDefinition<&str, &str> = TableDefinition::new("coupons");
+const CAMPAIGN_LINKS: TableDefinition<(&str, u64), &str> = TableDefinition::new("campaign_links");
+const KOL_LINKS: TableDefinition<(&str, u64), &str> = TableDefinition::new("kol_links");
+const CLICKS: TableDefinition<(&str, u64, u64), &str> = TableDefinition::new("clicks");
+const COUNTERS: TableDefinition<(&str, &str), i64> = TableDefinition::new("counters");
+const VISITORS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("visitors");
+const METRICS: TableDefinition<(&str, &str), &str> = TableDefinition::new("metrics");
+const ORDERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("orders");
+const CONVERSIONS: TableDefinition<u64, &str> = TableDefinition::new("conversions");
+const CONVERSION_IDEM: TableDefinition<&str, u64> = TableDefinition::new("conversion_idem");
+
+/// How often clicks older than the retention are removed.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `<dir>/kolink.redb` and starts the hourly pruning of old clicks.
+    pub async fn open(dir: &Path, click_retention: Duration) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Failed to create the data directory {}", dir.display()))?;
+        let path = dir.join("kolink.redb");
+        let db = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || open_db(&path)).await??
+        };
+        let db = Arc::new(db);
+        let weak = Arc::downgrade(&db);
+        tokio::spawn(prune_forever(weak, click_retention));
+        Ok(Self { db })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Database) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .context("The embedded store task failed")?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            let out = f(&txn)?;
+            txn.commit().context("Failed to commit to the embedded store")?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Opens the file, waiting a little while another handle in this process is still closing.
+fn open_db(path: &Path) -> anyhow::Result<Database> {
+    let mut tries = 0;
+    loop {
+        match Database::create(path) {
+            Ok(db) => {
+                let txn = db.begin_write()?;
+                // Create every table so that readers never meet a missing one.
+                txn.open_table(SECRETS)?;
+                txn.open_table(RECORDS)?;
+                txn.open_table(RECORD_IDX)?;
+                txn.open_table(SEQS)?;
+                txn.open_table(LINKS)?;
+                txn.open_table(LINK_IDS)?;
+                txn.open_table(COUPONS)?;
+                txn.open_table(CAMPAIGN_LINKS)?;
+                txn.open_table(KOL_LINKS)?;
+                txn.open_table(CLICKS)?;
+                txn.open_table(COUNTERS)?;
+                txn.open_table(VISITORS)?;
+                txn.open_table(METRICS)?;
+                txn.open_table(ORDERS)?;
+                txn.open_table(CONVERSIONS)?;
+                txn.open_table(CONVERSION_IDEM)?;
+                txn.commit()?;
+                return Ok(db);
+            }
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("Failed to open the embedded database {}", path.display()))
+            }
+        }
+    }
+}
+
+async fn prune_forever(db: Weak<Database>, retention: Duration) {
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        let Some(db) = db.upgrade() else { return };
+        let cutoff = (Utc::now().timestamp_millis() as u64).saturating_sub(retention.as_millis() as u64);
+        let result = tokio::task::spawn_blocking(move || prune(&db, cutoff)).await;
+        match result {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned clicks past their retention"),
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "Failed to prune old clicks"),
+            _ => {}
+        }
+    }
+}
+
+/// Removes click log entries older than `cutoff_ms`; counters stay.
+fn prune(db: &Database, cutoff_ms: u64) -> anyhow::Result<u64> {
+    let codes: Vec<String> = {
+        let txn = db.begin_read()?;
+        let links = txn.open_table(LINKS)?;
+        links
+            .iter()?
+            .map(|r| r.map(|(k, _)| k.value().to_owned()))
+            .collect::<std::result::Result<_, _>>()?
+    };
+    let txn = db.begin_write()?;
+    let mut removed = 0;
+    {
+        let mut clicks = txn.open_table(CLICKS)?;
+        for code in &codes {
+            clicks.retain_in((code.as_str(), 0, 0)..(code.as_str(), cutoff_ms, 0), |_, _| {
+                removed += 1;
+                false
+            })?;
+        }
+    }
+    txn.commit()?;
+    Ok(removed)
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    kind.plural()
+}
+
+fn next_seq(txn: &WriteTransaction, name: &str, n: u64) -> Result<u64> {
+    let mut seqs = txn.open_table(SEQS)?;
+    let last = seqs.get(name)?.map(|v| v.value()).unwrap_or(0);
+    seqs.insert(name, last + n)?;
+    Ok(last + 1)
+}
+
+fn coupon_key(coupon: Option<&str>) -> Option<String> {
+    coupon.map(str::to_uppercase)
+}
+
+fn parse_cursor(c: Option<&str>) -> Result<u64> {
+    match c {
+        Some(c) => c.parse::<u64>().context("Failed to read the cursor"),
+        None => Ok(u64::MAX),
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.run(|db| {
+            db.begin_read()?.open_table(SEQS)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn init_secret(&self, name: &str, candidate: &str) -> Result<(String, bool)> {
+        let (name, candidate) = (name.to_owned(), candidate.to_owned());
+        self.write(move |txn| {
+            let mut t = txn.open_table(SECRETS)?;
+            if let Some(v) = t.get(name.as_str())? {
+                return Ok((v.value().to_owned(), false));
+            }
+            t.insert(name.as_str(), candidate.as_str())?;
+            Ok((candidate, true))
+        })
+        .await
+    }
+
+    async fn create_record(&self, kind: Kind, id: &str, json: &str) -> Result<bool> {
+        let (id, json) = (id.to_owned(), json.to_owned());
+        self.write(move |txn| {
+            let k = kind_name(kind);
+            {
+                let records = txn.open_table(RECORDS)?;
+                if records.get((k, id.as_str()))?.is_some() {
+                    return Ok(false);
+                }
+            }
+            let seq = next_seq(txn, k, 1)?;
+            txn.open_table(RECORDS)?.insert((k, id.as_str()), json.as_str())?;
+            txn.open_table(RECORD_IDX)?.insert((k, seq), id.as_str())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>> {
+        let id = id.to_owned();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(RECORDS)?;
+            Ok(t.get((kind_name(kind), id.as_str()))?.map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn put_record(&self, kind: Kind, id: &str, json: &str) -> Result<()> {
+        let (id, json) = (id.to_owned(), json.to_owned());
+        self.write(move |txn| {
+            txn.open_table(RECORDS)?
+                .insert((kind_name(kind), id.as_str()), json.as_str())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_records(&self, kind: Kind, cursor: Option<&str>, limit: usize) -> Result<Page<String>> {
+        let before = parse_cursor(cursor)?;
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let idx = txn.open_table(RECORD_IDX)?;
+            let records = txn.open_table(RECORDS)?;
+            let k = kind_name(kind);
+            let mut items = Vec::new();
+            let mut last = None;
+            for row in idx.range((k, 0)..(k, before))?.rev().take(limit) {
+                let (key, id) = row?;
+                last = Some(key.value().1);
+                if let Some(json) = records.get((k, id.value()))? {
+                    items.push(json.value().to_owned());
+                }
+            }
+            let next = if items.len() == limit {
+                last.map(|s| s.to_string())
+            } else {
+                None
+            };
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn reserve_link_ids(&self, n: u64) -> Result<u64> {
+        self.write(move |txn| next_seq(txn, "link", n)).await
+    }
+
+    async fn create_links(&self, links: &[Link]) -> Result<std::result::Result<(), LinkConflict>> {
+        let links = links.to_vec();
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            {
+                let existing = txn.open_table(LINKS)?;
+                let coupons = txn.open_table(COUPONS)?;
+                for l in &links {
+                    if existing.get(l.code.as_str())?.is_some() {
+                        return Ok(Err(LinkConflict::Code(l.code.to_string())));
+                    }
+                    if let Some(c) = coupon_key(l.coupon.as_deref()) {
+                        if coupons.get(c.as_str())?.is_some() {
+                            return Ok(Err(LinkConflict::Coupon(c)));
+                        }
+                    }
+                }
+            }
+            {
+                let mut table = txn.open_table(LINKS)?;
+                let mut ids = txn.open_table(LINK_IDS)?;
+                let mut coupons = txn.open_table(COUPONS)?;
+                let mut by_campaign = txn.open_table(CAMPAIGN_LINKS)?;
+                let mut by_kol = txn.open_table(KOL_LINKS)?;
+                for l in &links {
+                    let code = l.code.as_str();
+                    table.insert(code, serde_json::to_string(l)?.as_str())?;
+                    ids.insert(l.id, code)?;
+                    if let Some(c) = coupon_key(l.coupon.as_deref()) {
+                        coupons.insert(c.as_str(), code)?;
+                    }
+                    by_campaign.insert((l.campaign.as_str(), l.id), code)?;
+                    by_kol.insert((l.kol.as_str(), l.id), code)?;
+                }
+            }
+            txn.commit()?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn update_link(&self, old: &Link, new: &Link) -> Result<std::result::Result<(), LinkConflict>> {
+        let (old, new) = (old.clone(), new.clone());
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            let code = new.code.as_str();
+            let (old_c, new_c) = (coupon_key(old.coupon.as_deref()), coupon_key(new.coupon.as_deref()));
+            {
+                let mut coupons = txn.open_table(COUPONS)?;
+                if let Some(n) = new_c.as_deref().filter(|n| Some(*n) != old_c.as_deref()) {
+                    let owner = coupons.get(n)?.map(|v| v.value().to_owned());
+                    if owner.is_some_and(|o| o != code) {
+                        return Ok(Err(LinkConflict::Coupon(n.to_owned())));
+                    }
+                }
+                if let Some(o) = old_c.as_deref().filter(|o| Some(*o) != new_c.as_deref()) {
+                    let owned = coupons.get(o)?.is_some_and(|v| v.value() == code);
+                    if owned {
+                        coupons.remove(o)?;
+                    }
+                }
+                if let Some(n) = new_c.as_deref() {
+                    coupons.insert(n, code)?;
+                }
+                txn.open_table(LINKS)?
+                    .insert(code, serde_json::to_string(&new)?.as_str())?;
+            }
+            txn.commit()?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn get_link(&self, code: &str) -> Result<Option<Link>> {
+        let code = code.to_owned();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(LINKS)?;
+            let json = t.get(code.as_str())?.map(|v| v.value().to_owned());
+            json.map(|j| serde_json::from_str(&j).context("Failed to decode a stored link"))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn link_code_by_id(&self, id: u64) -> Result<Option<String>> {
+        self.run(move |db| {
+            Ok(db
+                .begin_read()?
+                .open_table(LINK_IDS)?
+                .get(id)?
+                .map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn link_code_by_coupon(&self, coupon: &str) -> Result<Option<String>> {
+        let key = coupon.to_uppercase();
+        self.run(move |db| {
+            Ok(db
+                .begin_read()?
+                .open_table(COUPONS)?
+                .get(key.as_str())?
+                .map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn list_links(&self, filter: &LinkFilter, cursor: Option<&str>, limit: usize) -> Result<Page<Link>> {
+        let before = parse_cursor(cursor)?;
+        let filter = filter.clone();
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let links = txn.open_table(LINKS)?;
+            // (link id, code) newest first, from the narrowest index.
+            let rows: Vec<(u64, String)> = match (&filter.campaign, &filter.kol) {
+                (Some(c), _) => txn
+                    .open_table(CAMPAIGN_LINKS)?
+                    .range((c.as_str(), 0)..(c.as_str(), before))?
+                    .rev()
+                    .map(|r| r.map(|(k, v)| (k.value().1, v.value().to_owned())))
+                    .collect::<std::result::Result<_, _>>()?,
+                (None, Some(k)) => txn
+                    .open_table(KOL_LINKS)?
+                    .range((k.as_str(), 0)..(k.as_str(), before))?
+                    .rev()
+                    .take(limit)
+                    .map(|r| r.map(|(k, v)| (k.value().1, v.value().to_owned())))
+                    .collect::<std::result::Result<_, _>>()?,
+                (None, None) => txn
+                    .open_table(LINK_IDS)?
+                    .range(0..before)?
+                    .rev()
+                    .take(limit)
+                    .map(|r| r.map(|(k, v)| (k.value(), v.value().to_owned())))
+                    .collect::<std::result::Result<_, _>>()?,
+            };
+            let mut items = Vec::new();
+            for (id, code) in rows {
+                let Some(json) = links.get(code.as_str())? else {
+                    continue;
+                };
+                let link: Link = serde_json::from_str(json.value()).context("Failed to decode a stored link")?;
+                if filter.kol.as_ref().is_some_and(|k| link.kol.as_str() != k) {
+                    continue;
+                }
+                items.push(link);
+                if items.len() == limit {
+                    return Ok(Page {
+                        items,
+                        next: Some(id.to_string()),
+                    });
+                }
+            }
+            Ok(Page { items, next: None })
+        })
+        .await
+    }
+
+    async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<StreamId>> {
+        let clicks = clicks.to_vec();
+        self.write(move |txn| {
+            let mut log = txn.open_table(CLICKS)?;
+            let mut visitors = txn.open_table(VISITORS)?;
+            let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
+            for c in &clicks {
+                let key = (c.code.as_str(), c.entry.ms, c.entry.seq);
+                // Written already (the same batch again): count nothing twice.
+                if log.get(key)?.is_some() {
+                    continue;
+                }
+                log.insert(key, serde_json::to_string(&c.info)?.as_str())?;
+                for f in &c.fields {
+                    *sums.entry((c.code.as_str(), f.as_str())).or_default() += 1;
+                }
+                if !c.info.bot && !c.info.visitor.is_empty() {
+                    let day = crate::counters::day_string(c.at);
+                    visitors.insert((c.code.as_str(), day.as_str(), c.info.visitor.as_str()), ())?;
+                }
+            }
+            add_counters(txn, sums)?;
+            Ok(clicks.iter().map(|c| c.entry).collect())
+        })
+        .await
+    }
+
+    async fn get_click(&self, code: &str, entry: StreamId) -> Result<Option<StoredClick>> {
+        let code = code.to_owned();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(CLICKS)?;
+            let json = t
+                .get((code.as_str(), entry.ms, entry.seq))?
+                .map(|v| v.value().to_owned());
+            json.map(|j| {
+                let info: ClickInfo = serde_json::from_str(&j).context("Failed to decode a stored click")?;
+                Ok(StoredClick { entry, info })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn read_clicks(&self, code: &str, after: Option<StreamId>, limit: usize) -> Result<Vec<StoredClick>> {
+        let code = code.to_owned();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(CLICKS)?;
+            let c = code.as_str();
+            let start = after.map(|a| (a.ms, a.seq)).unwrap_or((0, 0));
+            let mut out = Vec::new();
+            for row in t.range((c, start.0, start.1)..=(c, u64::MAX, u64::MAX))? {
+                let (k, v) = row?;
+                let (_, ms, seq) = k.value();
+                let entry = StreamId { ms, seq };
+                if after == Some(entry) {
+                    continue;
+                }
+                let info: ClickInfo = serde_json::from_str(v.value()).context("Failed to decode a stored click")?;
+                out.push(StoredClick { entry, info });
+                if out.len() == limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn bump_counter(&self, code: &str, field: &str) -> Result<()> {
+        let (code, field) = (code.to_owned(), field.to_owned());
+        self.write(move |txn| add_counters(txn, HashMap::from([((code.as_str(), field.as_str()), 1)])))
+            .await
+    }
+
+    async fn put_metrics(&self, code: &str, day: NaiveDate, metrics: &DayMetrics) -> Result<()> {
+        let (code, day, json) = (code.to_owned(), day.to_string(), serde_json::to_string(metrics)?);
+        self.write(move |txn| {
+            txn.open_table(METRICS)?
+                .insert((code.as_str(), day.as_str()), json.as_str())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion> {
+        let conversion = conversion.clone();
+        self.write(move |txn| {
+            let key = conversion.idempotency_key();
+            let existing = txn.open_table(CONVERSION_IDEM)?.get(key.as_str())?.map(|v| v.value());
+            if let Some(seq) = existing {
+                if let Some(json) = txn.open_table(CONVERSIONS)?.get(seq)? {
+                    return serde_json::from_str(json.value()).context("Failed to decode a stored conversion");
+                }
+            }
+            let seq = next_seq(txn, "conversions", 1)?;
+            txn.open_table(CONVERSIONS)?
+                .insert(seq, serde_json::to_string(&conversion)?.as_str())?;
+            txn.open_table(CONVERSION_IDEM)?.insert(key.as_str(), seq)?;
+            Ok(conversion)
+        })
+        .await
+    }
+
+    async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>> {
+        let key = idempotency_key.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let Some(seq) = txn.open_table(CONVERSION_IDEM)?.get(key.as_str())?.map(|v| v.value()) else {
+                return Ok(None);
+            };
+            let json = txn.open_table(CONVERSIONS)?.get(seq)?.map(|v| v.value().to_owned());
+            json.map(|j| serde_json::from_str(&j).context("Failed to decode a stored conversion"))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn apply_conversion(&self, conversion: &Conversion, fields: &[(String, i64)]) -> Result<bool> {
+        let Some(code) = conversion.link.clone() else {
+            return Ok(false);
+        };
+        let (id, fields) = (conversion.id.clone(), fields.to_vec());
+        self.write(move |txn| {
+            let mut orders = txn.open_table(ORDERS)?;
+            if orders.get((code.as_str(), id.as_str()))?.is_some() {
+                return Ok(false);
+            }
+            orders.insert((code.as_str(), id.as_str()), ())?;
+            let sums = fields.iter().map(|(f, n)| ((code.as_str(), f.as_str()), *n)).collect();
+            add_counters(txn, sums)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_conversions(
+        &self,
+        filter: &ConversionFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Conversion>> {
+        let before = parse_cursor(cursor)?;
+        let filter = filter.clone();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(CONVERSIONS)?;
+            let mut items = Vec::new();
+            for row in t.range(0..before)?.rev() {
+                let (seq, json) = row?;
+                let c: Conversion =
+                    serde_json::from_str(json.value()).context("Failed to decode a stored conversion")?;
+                if filter.matches(&c) {
+                    items.push(c);
+                    if items.len() == limit {
+                        return Ok(Page {
+                            items,
+                            next: Some(seq.value().to_string()),
+                        });
+                    }
+                }
+            }
+            Ok(Page { items, next: None })
+        })
+        .await
+    }
+
+    async fn link_data(&self, codes: &[String]) -> Result<Vec<LinkData>> {
+        let codes = codes.to_vec();
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let counters = txn.open_table(COUNTERS)?;
+            let metrics = txn.open_table(METRICS)?;
+            let mut out = Vec::with_capacity(codes.len());
+            for code in &codes {
+                let c = code.as_str();
+                let mut data = LinkData::default();
+                for row in counters.range((c, "")..)? {
+                    let (k, v) = row?;
+                    let (kc, field) = k.value();
+                    if kc != c {
+                        break;
+                    }
+                    data.counters.insert(field.to_owned(), v.value());
+                }
+                for row in metrics.range((c, "")..)? {
+                    let (k, v) = row?;
+                    let (kc, day) = k.value();
+                    if kc != c {
+                        break;
+                    }
+                    if let (Ok(d), Ok(m)) = (day.parse(), serde_json::from_str(v.value())) {
+                        data.metrics.insert(d, m);
+                    }
+                }
+                out.push(data);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>> {
+        let pairs = pairs.to_vec();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(VISITORS)?;
+            let mut out = Vec::with_capacity(pairs.len());
+            for (code, day) in &pairs {
+                let d = day.to_string();
+                let mut n = 0u64;
+                for row in t.range((code.as_str(), d.as_str(), "")..)? {
+                    let (k, _) = row?;
+                    let (kc, kd, _) = k.value();
+                    if kc != code || kd != d {
+                        break;
+                    }
+                    n += 1;
+                }
+                out.push(n);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Adds each sum to its counter.
+fn add_counters(txn: &WriteTransaction, sums: HashMap<(&str, &str), i64>) -> Result<()> {
+    let mut t = txn.open_table(COUNTERS)?;
+    for (key, n) in sums {
+        let current = t.get(key)?.map(|v| v.value()).unwrap_or(0);
+        t.insert(key, current + n)?;
+    }
+    Ok(())
+}
