@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{ClickInfo, StreamId};
 use crate::store::{NewClick, Store};
+use crate::telemetry::Meters;
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 16 * 1024;
@@ -46,9 +47,9 @@ pub enum WriteError {
 
 impl ClickWriter {
     /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, meters: Arc<Meters>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, meters, rx));
         Self { tx }
     }
 
@@ -68,7 +69,7 @@ impl ClickWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(Pending, Reply)>) {
+async fn run(store: Arc<dyn Store>, meters: Arc<Meters>, mut rx: mpsc::Receiver<(Pending, Reply)>) {
     let mut batch: Vec<(Pending, Reply)> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Ids are given here, in write order, so that each link's log only ever grows.
@@ -93,13 +94,16 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(Pending, Reply)>) {
                 )
             })
             .unzip();
+        meters.click_batches.inc();
         match store.write_clicks(&clicks).await {
             Ok(ids) => {
+                meters.clicks_written.inc_by(ids.len() as u64);
                 for (reply, id) in replies.into_iter().zip(ids) {
                     let _ = reply.send(Ok(id));
                 }
             }
             Err(e) => {
+                meters.click_batch_failures.inc();
                 tracing::error!(
                     error = format!("{e:#}"),
                     clicks = clicks.len(),

@@ -17,6 +17,7 @@
 //! - `conversions`: taking a conversion: attribute, store, count once.
 //! - `stats`: figures from counts (CTR, conversion rate, ROI …) as API.md defines them.
 //! - `signature`: webhook signature schemes (Standard Webhooks).
+//! - `telemetry`: the counters served at `/metrics`.
 
 pub mod attribution;
 pub mod classify;
@@ -31,3 +32,4 @@ pub mod signature;
 pub mod startup;
 pub mod stats;
 pub mod store;
+pub mod telemetry;

@@ -18,6 +18,7 @@ use crate::http::{AppState, LinkCache};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::Store;
+use crate::telemetry::Meters;
 
 pub struct Application {
     port: u16,
@@ -37,8 +38,10 @@ impl Application {
         let listener =
             TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
         let bound = listener.local_addr()?;
+        let meters = Arc::new(Meters::default());
         let state = web::Data::new(AppState {
-            writer: ClickWriter::start(store.clone()),
+            writer: ClickWriter::start(store.clone(), meters.clone()),
+            meters,
             links: LinkCache::new(
                 settings.link_cache_capacity,
                 Duration::from_secs(settings.link_cache_seconds),

@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness, readiness and the Prometheus counters.
 
 use actix_web::HttpResponse;
 
@@ -19,4 +19,11 @@ pub async fn readyz(state: State) -> HttpResponse {
             HttpResponse::ServiceUnavailable().json(body(Code::StorageUnavailable, "Storage does not answer."))
         }
     }
+}
+
+/// Counters in the Prometheus text format.
+pub async fn metrics(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.meters.encode())
 }

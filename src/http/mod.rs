@@ -40,6 +40,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub writer: ClickWriter,
+    pub meters: Arc<crate::telemetry::Meters>,
     pub links: LinkCache,
     /// SHA-256 of the admin token.
     pub admin_hash: [u8; 32],
@@ -238,6 +239,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(query_config())
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .service(
             web::scope("/api/v1")
                 .wrap(error_format())

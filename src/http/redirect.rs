@@ -10,6 +10,7 @@ use super::State;
 use crate::classify::{click_info, RequestFacts};
 use crate::domain::{with_click_id, ClickId, Link};
 use crate::error::{body, Code};
+use crate::telemetry::Outcome;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -27,7 +28,8 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let link = if well_formed {
         state.links.get(state.store.as_ref(), code).await.map_err(|e| {
-            tracing::error!(error = %e, "link lookup failed");
+            tracing::error!(error = ?e, "link lookup failed");
+            state.meters.redirect(Outcome::Unavailable);
             page(
                 req,
                 Code::StorageUnavailable,
@@ -38,6 +40,7 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
         None
     };
     let Some(link) = link else {
+        state.meters.redirect(Outcome::NotFound);
         return Err(page(
             req,
             Code::NotFound,
@@ -45,6 +48,7 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
         ));
     };
     if !link.is_live(Utc::now()) {
+        state.meters.redirect(Outcome::Gone);
         return Err(page(req, Code::LinkGone, "This link is no longer active."));
     }
     Ok(link)
@@ -82,16 +86,23 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     );
     let bot = info.bot;
     match state.writer.record(link.code.as_str(), info).await {
-        Ok(_) if bot => found(&link.target_url),
-        Ok(entry) => found(&with_click_id(
-            &link.target_url,
-            &ClickId {
-                link_id: link.id,
-                entry,
-            }
-            .to_string(),
-        )),
+        Ok(_) if bot => {
+            state.meters.redirect(Outcome::Bot);
+            found(&link.target_url)
+        }
+        Ok(entry) => {
+            state.meters.redirect(Outcome::Redirected);
+            found(&with_click_id(
+                &link.target_url,
+                &ClickId {
+                    link_id: link.id,
+                    entry,
+                }
+                .to_string(),
+            ))
+        }
         Err(e) => {
+            state.meters.redirect(Outcome::Unavailable);
             tracing::error!(error = %e, code = %link.code, "click not stored; redirect refused");
             page(
                 &req,

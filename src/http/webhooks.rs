@@ -141,6 +141,15 @@ async fn generic(
     })?;
     let incoming = parse_incoming(shop.id.clone(), parsed)?;
     let outcome = accept(state.store.as_ref(), incoming).await?;
+    let status = serde_json::to_value(outcome.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    state
+        .meters
+        .conversions
+        .get_or_create(&crate::telemetry::StatusLabel { status })
+        .inc();
     Ok(HttpResponse::Ok().json(outcome))
 }
 

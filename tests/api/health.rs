@@ -31,3 +31,26 @@ async fn readyz_is_unavailable_when_redis_is_down_and_the_server_keeps_serving()
     let r = app.api.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn metrics_count_redirects_and_click_writes() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        app.seed().await;
+        app.tap("amy-serum").await;
+        app.tap("amy-serum").await;
+        app.tap_as("amy-serum", "Twitterbot/1.0").await;
+        app.tap("no-such-link").await;
+        let r = app.api.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        for line in [
+            "kolink_redirects_total{outcome=\"Redirected\"} 2",
+            "kolink_redirects_total{outcome=\"Bot\"} 1",
+            "kolink_redirects_total{outcome=\"NotFound\"} 1",
+            "kolink_clicks_written_total 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+}
