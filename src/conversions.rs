@@ -61,7 +61,7 @@ pub async fn accept(store: &dyn Store, incoming: Incoming) -> anyhow::Result<Out
         click_id: incoming.click_id,
         coupon: incoming.coupon,
         occurred_at: incoming.occurred_at,
-        received_at: Utc::now(),
+        received_at: crate::domain::now(),
     };
     let stored = store.save_conversion(&conversion).await?;
     let fresh = stored.id == conversion.id;

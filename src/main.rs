@@ -43,8 +43,11 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
+    // Logs go to stderr (coloured only on a terminal); stdout carries the address and the token.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let app = Application::build(settings.clone()).await?;
     let bound = format!(
@@ -52,7 +55,13 @@ async fn serve() -> anyhow::Result<()> {
         settings.listen.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1"),
         app.port()
     );
-    println!("kolink listening on http://{bound} (storage: {:?})", settings.storage());
+    let storage = match settings.storage() {
+        kolink::config::StorageKind::Embedded => {
+            format!("embedded, {}", settings.data_dir.join("kolink.redb").display())
+        }
+        kolink::config::StorageKind::Redis => "redis".to_owned(),
+    };
+    println!("kolink listening on http://{bound} (storage: {storage})");
     if let Some(token) = &app.generated_admin_token {
         println!("Admin token (shown once, keep it safe): {token}");
     }

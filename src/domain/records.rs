@@ -236,6 +236,12 @@ pub struct DayMetrics {
     pub saves: u64,
 }
 
+/// Now, to the second: record times are shown as `2026-11-22T08:15:00Z`.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(0)
+}
+
 /// UTC day of a timestamp.
 pub fn day_of(t: DateTime<Utc>) -> NaiveDate {
     t.date_naive()

@@ -1,7 +1,6 @@
 //! Campaigns: create, list, get, patch.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::{created, load_record, nullable, parse_destination, parse_name, parse_slug, Admin, PageQuery, State};
@@ -59,7 +58,7 @@ fn parse_window(state: &State, days: u32) -> Result<u32, ApiError> {
 
 async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let now = Utc::now();
+    let now = crate::domain::now();
     let campaign = Campaign {
         id: parse_slug("id", &b.id)?,
         name: parse_name("name", &b.name)?,
@@ -135,7 +134,7 @@ async fn patch(
     if let Some(utm) = b.utm {
         c.utm = utm.validate()?;
     }
-    c.updated_at = Utc::now();
+    c.updated_at = crate::domain::now();
     let json = serde_json::to_string(&c).map_err(anyhow::Error::from)?;
     state.store.put_record(Kind::Campaign, c.id.as_str(), &json).await?;
     Ok(HttpResponse::Ok().json(c))

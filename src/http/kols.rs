@@ -1,7 +1,6 @@
 //! KOLs (influencers): create, list, get, patch. The tier follows the follower count.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::{created, load_record, nullable, parse_name, parse_slug, Admin, PageQuery, State};
@@ -47,7 +46,7 @@ fn parse_handle(h: &str) -> Result<String, ApiError> {
 
 async fn create(_: Admin, state: State, body: web::Json<CreateKol>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let now = Utc::now();
+    let now = crate::domain::now();
     let kol = Kol {
         id: parse_slug("id", &b.id)?,
         name: parse_name("name", &b.name)?,
@@ -104,7 +103,7 @@ async fn patch(
         k.followers = f;
         k.tier = Tier::from_followers(f);
     }
-    k.updated_at = Utc::now();
+    k.updated_at = crate::domain::now();
     let json = serde_json::to_string(&k).map_err(anyhow::Error::from)?;
     state.store.put_record(Kind::Kol, k.id.as_str(), &json).await?;
     Ok(HttpResponse::Ok().json(k))

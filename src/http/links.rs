@@ -177,7 +177,7 @@ struct Draft {
 /// Builds a link from its spec. The UTM set is the defaults (KOL's platform, `kol`, campaign
 /// id, KOL id), overridden by the campaign's, overridden by the link's own.
 fn draft(campaign: &Campaign, kol: &Kol, spec: LinkSpec, fallback: Option<&Destination>) -> Result<Draft, ApiError> {
-    let now = Utc::now();
+    let now = crate::domain::now();
     let destination = match spec.destination.as_deref() {
         Some(d) => parse_destination(d)?,
         None => fallback.or(campaign.destination.as_ref()).cloned().ok_or_else(|| {
@@ -392,7 +392,7 @@ async fn patch(
     if let Some(s) = b.status {
         l.status = s;
     }
-    l.updated_at = Utc::now();
+    l.updated_at = crate::domain::now();
     if let Err(LinkConflict::Coupon(c)) | Err(LinkConflict::Code(c)) = state.store.update_link(&old, &l).await? {
         return Err(ApiError::new(
             Code::CouponTaken,

@@ -73,7 +73,7 @@ async fn create(_: Admin, state: State, body: web::Json<CreateShop>) -> Result<H
         name: parse_name("name", &b.name)?,
         platform: b.platform,
         secret,
-        created_at: Utc::now(),
+        created_at: crate::domain::now(),
     };
     let json = serde_json::to_string(&shop).map_err(anyhow::Error::from)?;
     if !state.store.create_record(Kind::Shop, shop.id.as_str(), &json).await? {

@@ -63,7 +63,7 @@ fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incomi
     if event == Event::Refund && amount == Some(Money::ZERO) {
         return Err(ApiError::invalid("A refund's amount must be positive."));
     }
-    let now = Utc::now();
+    let now = crate::domain::now();
     let occurred_at = b.occurred_at.unwrap_or(now);
     if occurred_at > now + Duration::hours(24) {
         return Err(ApiError::invalid("occurred_at is more than a day in the future."));
