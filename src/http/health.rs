@@ -1,4 +1,4 @@
-//! Liveness, readiness and the Prometheus counters.
+//! Liveness, readiness, the Prometheus counters and the OpenAPI document.
 
 use actix_web::HttpResponse;
 
@@ -26,4 +26,11 @@ pub async fn metrics(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.meters.encode())
+}
+
+/// The OpenAPI document of this API (`src/http/openapi.yaml`, compiled in).
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(include_str!("openapi.yaml"))
 }

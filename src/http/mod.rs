@@ -240,6 +240,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/openapi.yaml", web::get().to(health::openapi))
         .service(
             web::scope("/api/v1")
                 .wrap(error_format())

@@ -54,3 +54,40 @@ async fn metrics_count_redirects_and_click_writes() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_path() {
+    let app = spawn_app(crate::helpers::Backend::Embedded).await;
+    let r = app.api.get(app.url("/openapi.yaml")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc = r.text().await.unwrap();
+    assert!(doc.starts_with("openapi: 3.1.0"));
+    for path in [
+        "/api/v1/campaigns:",
+        "/api/v1/campaigns/{id}:",
+        "/api/v1/campaigns/{id}/links:",
+        "/api/v1/campaigns/{id}/stats:",
+        "/api/v1/kols:",
+        "/api/v1/kols/{id}:",
+        "/api/v1/kols/{id}/stats:",
+        "/api/v1/links:",
+        "/api/v1/links/{code}:",
+        "/api/v1/links/{code}/metrics:",
+        "/api/v1/links/{code}/stats:",
+        "/api/v1/links/{code}/clicks:",
+        "/api/v1/shops:",
+        "/api/v1/shops/{id}:",
+        "/api/v1/conversions:",
+        "/webhooks/conversions/{shop}:",
+        "/{code}:",
+        "/p/{code}.gif:",
+        "/healthz:",
+        "/readyz:",
+        "/metrics:",
+    ] {
+        assert!(
+            doc.lines().any(|l| l == format!("  {path}")),
+            "{path} is not in the OpenAPI document"
+        );
+    }
+}
