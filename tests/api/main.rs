@@ -3,6 +3,7 @@
 mod helpers;
 
 mod campaigns;
+mod cli;
 mod conventions;
 mod crash;
 mod exports;
