@@ -72,35 +72,17 @@ struct LinkSpec {
     expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateLink {
-    campaign: String,
-    kol: String,
-    destination: Option<String>,
-    cost: Option<serde_json::Value>,
-    coupon: Option<String>,
-    code: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    utm: Option<Utm>,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-impl CreateLink {
-    fn split(self) -> (String, LinkSpec) {
-        let spec = LinkSpec {
-            kol: self.kol,
-            destination: self.destination,
-            cost: self.cost,
-            coupon: self.coupon,
-            code: self.code,
-            tags: self.tags,
-            utm: self.utm,
-            expires_at: self.expires_at,
-        };
-        (self.campaign, spec)
-    }
+/// The single-link body is a `LinkSpec` plus `campaign`. serde cannot deny unknown fields
+/// through `flatten`, so `campaign` is taken off the object and the rest read as a `LinkSpec`.
+fn split_create(mut body: serde_json::Map<String, serde_json::Value>) -> Result<(String, LinkSpec), ApiError> {
+    let campaign = match body.remove("campaign") {
+        Some(serde_json::Value::String(c)) => c,
+        Some(_) => return Err(ApiError::invalid("campaign must be a string.")),
+        None => return Err(ApiError::invalid("The body is not valid: missing field `campaign`.")),
+    };
+    let spec = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::invalid(format!("The body is not valid: {e}.")))?;
+    Ok((campaign, spec))
 }
 
 #[derive(Deserialize)]
@@ -274,8 +256,12 @@ async fn store_drafts(state: &State, mut drafts: Vec<Draft>) -> Result<Vec<Link>
     )))
 }
 
-async fn create(_: Admin, state: State, body: web::Json<CreateLink>) -> Result<HttpResponse, ApiError> {
-    let (campaign_id, spec) = body.into_inner().split();
+async fn create(
+    _: Admin,
+    state: State,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let (campaign_id, spec) = split_create(body.into_inner())?;
     let campaign = match super::campaigns::load(&state, &campaign_id).await {
         Err(ApiError::Client {
             code: Code::NotFound, ..

@@ -4,7 +4,6 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{Days, NaiveDate, Utc};
-use serde::Deserialize;
 
 use super::{Admin, State};
 use crate::domain::DayMetrics;
@@ -18,53 +17,37 @@ pub fn pixel_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/p/{file}").route(web::get().to(pixel)));
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MetricsBody {
-    date: NaiveDate,
-    #[serde(default)]
-    impressions: u64,
-    #[serde(default)]
-    reach: u64,
-    #[serde(default)]
-    likes: u64,
-    #[serde(default)]
-    comments: u64,
-    #[serde(default)]
-    shares: u64,
-    #[serde(default)]
-    saves: u64,
-}
-
 async fn put_metrics(
     _: Admin,
     state: State,
     code: web::Path<String>,
-    body: web::Json<MetricsBody>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let link = super::links::load(&state, &code).await?;
-    let b = body.into_inner();
+    // The body is a `DayMetrics` plus `date`; serde cannot deny unknown fields through
+    // `flatten`, so `date` is taken off and the rest read as `DayMetrics`.
+    let mut body = body.into_inner();
+    let date: NaiveDate = match body.remove("date") {
+        Some(serde_json::Value::String(d)) => d
+            .parse()
+            .map_err(|_| ApiError::invalid("date must be a day as YYYY-MM-DD."))?,
+        _ => return Err(ApiError::invalid("date is required, as YYYY-MM-DD.")),
+    };
+    let metrics: DayMetrics = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::invalid(format!("The body is not valid: {e}.")))?;
     let tomorrow = Utc::now()
         .date_naive()
         .checked_add_days(Days::new(1))
         .unwrap_or(NaiveDate::MAX);
-    if b.date > tomorrow {
+    if date > tomorrow {
         return Err(ApiError::invalid(
             "date is in the future: report a day that has happened.",
         ));
     }
-    let metrics = DayMetrics {
-        impressions: b.impressions,
-        reach: b.reach,
-        likes: b.likes,
-        comments: b.comments,
-        shares: b.shares,
-        saves: b.saves,
-    };
-    state.store.put_metrics(link.code.as_str(), b.date, &metrics).await?;
+    state.store.put_metrics(link.code.as_str(), date, &metrics).await?;
     let mut out = serde_json::to_value(metrics).map_err(anyhow::Error::from)?;
     out["code"] = link.code.as_str().into();
-    out["date"] = b.date.to_string().into();
+    out["date"] = date.to_string().into();
     Ok(HttpResponse::Ok().json(out))
 }
 

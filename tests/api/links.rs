@@ -129,6 +129,9 @@ async fn bad_link_fields_are_rejected() {
             (with("expires_at", json!("2001-01-01T00:00:00Z")), 400, "invalid_input"),
             (with("expires_at", json!("tomorrow")), 400, "invalid_input"),
             (with("utm", json!({"source": "x\ny"})), 400, "invalid_input"),
+            (with("destinaton", json!("https://typo.example/")), 400, "invalid_input"),
+            (with("campaign", json!(5)), 400, "invalid_input"),
+            (json!({"kol": "amy"}), 400, "invalid_input"),
         ] {
             assert_error(app.post("/api/v1/links", &body).await, status, code).await;
         }
