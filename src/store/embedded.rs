@@ -76,6 +76,12 @@ impl EmbeddedStore {
         Ok(Self { db })
     }
 
+    /// Removes click log entries older than `cutoff_ms` (counters stay); returns how many.
+    /// Runs hourly by itself; public for tests and tools.
+    pub async fn prune_clicks_before(&self, cutoff_ms: u64) -> Result<u64> {
+        self.run(move |db| prune(db, cutoff_ms)).await
+    }
+
     async fn run<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&Database) -> Result<T> + Send + 'static,
@@ -154,25 +160,31 @@ async fn prune_forever(db: Weak<Database>, retention: Duration) {
     }
 }
 
-/// Removes click log entries older than `cutoff_ms`; counters stay.
+/// Removes click log entries older than `cutoff_ms`; counters stay. Walks the log link by
+/// link (seeking past each link's entries), so it needs no other table.
 fn prune(db: &Database, cutoff_ms: u64) -> anyhow::Result<u64> {
-    let codes: Vec<String> = {
-        let txn = db.begin_read()?;
-        let links = txn.open_table(LINKS)?;
-        links
-            .iter()?
-            .map(|r| r.map(|(k, _)| k.value().to_owned()))
-            .collect::<std::result::Result<_, _>>()?
-    };
+    use std::ops::Bound;
     let txn = db.begin_write()?;
     let mut removed = 0;
     {
         let mut clicks = txn.open_table(CLICKS)?;
-        for code in &codes {
+        let mut after: Option<String> = None;
+        loop {
+            let code = {
+                let mut range = match &after {
+                    None => clicks.range::<(&str, u64, u64)>(..)?,
+                    Some(c) => clicks.range((Bound::Excluded((c.as_str(), u64::MAX, u64::MAX)), Bound::Unbounded))?,
+                };
+                match range.next() {
+                    Some(row) => row?.0.value().0.to_owned(),
+                    None => break,
+                }
+            };
             clicks.retain_in((code.as_str(), 0, 0)..(code.as_str(), cutoff_ms, 0), |_, _| {
                 removed += 1;
                 false
             })?;
+            after = Some(code);
         }
     }
     txn.commit()?;

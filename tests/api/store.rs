@@ -118,3 +118,25 @@ async fn clicks_are_written_after_redis_restarts() {
         "AOF kept the first click; the second was written after the restart"
     );
 }
+
+/// Clicks past the retention leave the embedded click log; their counts stay.
+#[tokio::test]
+async fn old_clicks_are_pruned_from_the_embedded_log_but_still_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp_millis() as u64;
+    let old = now - 3 * 86_400_000;
+    store
+        .write_clicks(&[click("a-1", old, 1, "v1"), click("a-1", now, 2, "v2")])
+        .await
+        .unwrap();
+    let removed = store.prune_clicks_before(now - 86_400_000).await.unwrap();
+    assert_eq!(removed, 1);
+    let left = store.read_clicks("a-1", None, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].entry, StreamId { ms: now, seq: 2 });
+    let data = store.link_data(&["a-1".into()]).await.unwrap();
+    assert_eq!(clicks_counted(&data[0]), 2);
+}
