@@ -1,6 +1,9 @@
 //! The `kolink` binary: settings → telemetry → application → run.
 
 use kolink::config::Settings;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use kolink::startup::Application;
 
 const USAGE: &str = "\
