@@ -37,6 +37,9 @@
 //! Production Redis needs persistence: `appendonly yes` (AOF, `appendfsync everysec` or
 //! `always`), or a click answered with `302` may be lost when Redis restarts.
 
+mod clicks;
+mod scripts;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -46,129 +49,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 
 use super::{ConversionFilter, Kind, LinkConflict, LinkData, LinkFilter, NewClick, Page, Result, Store};
-use crate::domain::{ClickInfo, Conversion, DayMetrics, Link, StoredClick, StreamId};
-
-const CREATE_RECORD: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-local n = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], n, ARGV[1])
-return 1
-";
-
-// KEYS: links, link_ids, coupons, links:idx, then per link: campaign zset, kol zset.
-// ARGV per link: code, id, COUPON (or ''), json.
-const CREATE_LINKS: &str = r"
-local n = #ARGV / 4
-for i = 0, n - 1 do
-  local code, coupon = ARGV[i*4+1], ARGV[i*4+3]
-  if redis.call('HEXISTS', KEYS[1], code) == 1 then return {'code', code} end
-  if coupon ~= '' and redis.call('HEXISTS', KEYS[3], coupon) == 1 then return {'coupon', coupon} end
-end
-for i = 0, n - 1 do
-  local code, id, coupon, json = ARGV[i*4+1], ARGV[i*4+2], ARGV[i*4+3], ARGV[i*4+4]
-  redis.call('HSET', KEYS[1], code, json)
-  redis.call('HSET', KEYS[2], id, code)
-  if coupon ~= '' then redis.call('HSET', KEYS[3], coupon, code) end
-  redis.call('ZADD', KEYS[4], id, code)
-  redis.call('ZADD', KEYS[5 + i*2], id, code)
-  redis.call('ZADD', KEYS[6 + i*2], id, code)
-end
-return {'ok', ''}
-";
-
-// KEYS: links, coupons. ARGV: code, OLD COUPON, NEW COUPON, json.
-const UPDATE_LINK: &str = r"
-local code, old, new = ARGV[1], ARGV[2], ARGV[3]
-if new ~= '' and new ~= old then
-  local owner = redis.call('HGET', KEYS[2], new)
-  if owner and owner ~= code then return {'coupon', new} end
-end
-if old ~= '' and old ~= new and redis.call('HGET', KEYS[2], old) == code then
-  redis.call('HDEL', KEYS[2], old)
-end
-if new ~= '' then redis.call('HSET', KEYS[2], new, code) end
-redis.call('HSET', KEYS[1], code, ARGV[4])
-return {'ok', ''}
-";
-
-// KEYS: stream, stats, then the day HLLs the clicks name by index.
-// ARGV: minid, n, then per click: id, hll index (0: none), visitor, #kv, kv..., #fields, fields...
-// Each click's entry is added first; the counters and visitors of the clicks that were new are
-// then summed per field and written with one HINCRBY per distinct field and one PFADD per day,
-// so a group of clicks costs about one XADD each.
-const CLICKS: &str = r"
-local stream, stats = KEYS[1], KEYS[2]
-local minid = ARGV[1]
-local p = 3
-local out = {}
-local incr, order, visitors = {}, {}, {}
-for i = 1, tonumber(ARGV[2]) do
-  local id, uv, visitor = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2]
-  local nkv = tonumber(ARGV[p+3])
-  local kv = {}
-  for j = 1, nkv do kv[j] = ARGV[p+3+j] end
-  p = p + 4 + nkv
-  local nf = tonumber(ARGV[p])
-  local first_field = p + 1
-  p = p + 1 + nf
-  local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, unpack(kv))
-  local fresh = true
-  if type(res) == 'table' and res.err then
-    res = nil
-    fresh = false
-    if #redis.call('XRANGE', stream, id, id) > 0 then
-      res = id
-    else
-      for _, e in ipairs(redis.call('XRANGE', stream, id, '+')) do
-        local f = e[2]
-        for k = 1, #f, 2 do
-          if f[k] == 'rid' and f[k+1] == id then res = e[1] end
-        end
-        if res then break end
-      end
-      if not res then
-        res = redis.call('XADD', stream, 'MINID', '~', minid, '*', 'rid', id, unpack(kv))
-        fresh = true
-      end
-    end
-  end
-  if fresh then
-    for j = first_field, first_field + nf - 1 do
-      local f = ARGV[j]
-      if incr[f] then incr[f] = incr[f] + 1 else incr[f] = 1; order[#order + 1] = f end
-    end
-    if uv > 0 and visitor ~= '' then
-      local l = visitors[uv]
-      if not l then l = {}; visitors[uv] = l end
-      l[#l + 1] = visitor
-    end
-  end
-  out[i] = res
-end
-for _, f in ipairs(order) do redis.call('HINCRBY', stats, f, incr[f]) end
-for k, l in pairs(visitors) do redis.call('PFADD', KEYS[2 + k], unpack(l)) end
-return out
-";
-
-// KEYS: idem, log. ARGV: key, json. Returns the stored JSON.
-const SAVE_CONVERSION: &str = r"
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing then
-  local e = redis.call('XRANGE', KEYS[2], existing, existing)
-  if #e > 0 then return e[1][2][2] end
-end
-local id = redis.call('XADD', KEYS[2], '*', 'j', ARGV[2])
-redis.call('HSET', KEYS[1], ARGV[1], id)
-return ARGV[2]
-";
-
-// KEYS: orders, stats. ARGV: conversion id, then field, amount pairs.
-const APPLY_CONVERSION: &str = r"
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i+1]) end
-return 1
-";
+use crate::domain::{Conversion, DayMetrics, Link, StoredClick, StreamId};
+use scripts::*;
 
 /// How many times a click batch is written again after a connection error before giving up.
 const CLICK_WRITE_TRIES: usize = 5;
@@ -277,113 +159,6 @@ impl RedisStore {
         let cutoff = Utc::now().timestamp_millis() - self.click_retention.as_millis() as i64;
         cutoff.max(0).to_string()
     }
-
-    async fn invoke_clicks(&self, clicks: &[NewClick]) -> redis::RedisResult<Vec<StreamId>> {
-        // Group by link, keeping each link's clicks in order: one script call per link.
-        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-        for (i, c) in clicks.iter().enumerate() {
-            match groups.iter_mut().find(|(code, _)| *code == c.code) {
-                Some((_, idx)) => idx.push(i),
-                None => groups.push((&c.code, vec![i])),
-            }
-        }
-        let minid = self.minid();
-        let mut pipe = redis::pipe();
-        let mut invocations = Vec::with_capacity(groups.len());
-        for (code, idx) in &groups {
-            let mut inv = self.clicks.prepare_invoke();
-            inv.key(self.link_key(code, "clicks")).key(self.link_key(code, "stats"));
-            let mut days: Vec<String> = Vec::new();
-            inv.arg(&minid).arg(idx.len());
-            for &i in idx {
-                let c = &clicks[i];
-                let uv = if c.info.bot || c.info.visitor.is_empty() {
-                    0
-                } else {
-                    let day = crate::counters::day_string(c.at);
-                    match days.iter().position(|d| *d == day) {
-                        Some(p) => p + 1,
-                        None => {
-                            days.push(day);
-                            days.len()
-                        }
-                    }
-                };
-                let kv = entry_fields(&c.info);
-                inv.arg(c.entry.to_string()).arg(uv).arg(&c.info.visitor).arg(kv.len());
-                for f in &kv {
-                    inv.arg(*f);
-                }
-                inv.arg(c.fields.len());
-                for f in &c.fields {
-                    inv.arg(f);
-                }
-            }
-            for d in &days {
-                inv.key(self.link_key(code, &format!("uv:{d}")));
-            }
-            invocations.push(inv);
-        }
-        for inv in &invocations {
-            pipe.invoke_script(inv);
-        }
-        let mut conn = self.conn.clone();
-        let replies: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-        let mut out = vec![StreamId { ms: 0, seq: 0 }; clicks.len()];
-        for ((_, idx), ids) in groups.iter().zip(replies) {
-            for (&i, id) in idx.iter().zip(ids) {
-                out[i] = StreamId::parse_redis(&id).unwrap_or(clicks[i].entry);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The fields of a click log entry; empty values are left out to save memory.
-fn entry_fields(c: &ClickInfo) -> Vec<&str> {
-    let mut kv = Vec::with_capacity(16);
-    if c.bot {
-        kv.extend(["bot", "1"]);
-    }
-    for (k, v) in [
-        ("v", &c.visitor),
-        ("r", &c.referrer),
-        ("d", &c.device),
-        ("b", &c.browser),
-        ("o", &c.os),
-        ("c", &c.country),
-        ("s", &c.source),
-    ] {
-        if !v.is_empty() {
-            kv.push(k);
-            kv.push(v);
-        }
-    }
-    if kv.is_empty() {
-        kv.extend(["v", ""]);
-    }
-    kv
-}
-
-fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Option<StoredClick> {
-    let get = |k: &str| match fields.get(k) {
-        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-        Some(Value::SimpleString(s)) => s.clone(),
-        _ => String::new(),
-    };
-    Some(StoredClick {
-        entry: StreamId::parse_redis(id)?,
-        info: ClickInfo {
-            bot: get("bot") == "1",
-            visitor: get("v"),
-            referrer: get("r"),
-            device: get("d"),
-            browser: get("b"),
-            os: get("o"),
-            country: get("c"),
-            source: get("s"),
-        },
-    })
 }
 
 fn is_noscript(e: &redis::RedisError) -> bool {
@@ -768,19 +543,6 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
-    async fn read_range(&self, code: &str, start: &str, end: &str, limit: usize) -> Result<Vec<StoredClick>> {
-        let mut conn = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply = conn
-            .xrange_count(self.link_key(code, "clicks"), start, end, limit)
-            .await
-            .context("Failed to read clicks from Redis")?;
-        Ok(reply
-            .ids
-            .iter()
-            .filter_map(|e| click_from_entry(&e.id, &e.map))
-            .collect())
-    }
-
     /// Conversion log entries between `a` and `b` (XREVRANGE when `rev`), with their ids.
     async fn conversions_range(&self, a: &str, b: &str, count: usize, rev: bool) -> Result<Vec<(String, Conversion)>> {
         let mut conn = self.conn.clone();

@@ -1,0 +1,112 @@
+//! The tables of the embedded store, opening the file, and pruning old clicks.
+
+use std::path::Path;
+use std::sync::Weak;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use redb::{Database, ReadableTable, TableDefinition};
+
+pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
+pub(super) const RECORDS: TableDefinition<(&str, &str), &str> = TableDefinition::new("records");
+pub(super) const RECORD_IDX: TableDefinition<(&str, u64), &str> = TableDefinition::new("record_idx");
+pub(super) const SEQS: TableDefinition<&str, u64> = TableDefinition::new("seqs");
+pub(super) const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
+pub(super) const LINK_IDS: TableDefinition<u64, &str> = TableDefinition::new("link_ids");
+pub(super) const COUPONS: TableDefinition<&str, &str> = TableDefinition::new("coupons");
+pub(super) const CAMPAIGN_LINKS: TableDefinition<(&str, u64), &str> = TableDefinition::new("campaign_links");
+pub(super) const KOL_LINKS: TableDefinition<(&str, u64), &str> = TableDefinition::new("kol_links");
+pub(super) const CLICKS: TableDefinition<(&str, u64, u64), &str> = TableDefinition::new("clicks");
+pub(super) const COUNTERS: TableDefinition<(&str, &str), i64> = TableDefinition::new("counters");
+pub(super) const VISITORS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("visitors");
+pub(super) const METRICS: TableDefinition<(&str, &str), &str> = TableDefinition::new("metrics");
+pub(super) const ORDERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("orders");
+pub(super) const CONVERSIONS: TableDefinition<u64, &str> = TableDefinition::new("conversions");
+pub(super) const CONVERSION_IDEM: TableDefinition<&str, u64> = TableDefinition::new("conversion_idem");
+
+/// How often clicks older than the retention are removed.
+pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Opens the file, waiting a little while another handle in this process is still closing.
+pub(super) fn open_db(path: &Path) -> anyhow::Result<Database> {
+    let mut tries = 0;
+    loop {
+        match Database::create(path) {
+            Ok(db) => {
+                let txn = db.begin_write()?;
+                // Create every table so that readers never meet a missing one.
+                txn.open_table(SECRETS)?;
+                txn.open_table(RECORDS)?;
+                txn.open_table(RECORD_IDX)?;
+                txn.open_table(SEQS)?;
+                txn.open_table(LINKS)?;
+                txn.open_table(LINK_IDS)?;
+                txn.open_table(COUPONS)?;
+                txn.open_table(CAMPAIGN_LINKS)?;
+                txn.open_table(KOL_LINKS)?;
+                txn.open_table(CLICKS)?;
+                txn.open_table(COUNTERS)?;
+                txn.open_table(VISITORS)?;
+                txn.open_table(METRICS)?;
+                txn.open_table(ORDERS)?;
+                txn.open_table(CONVERSIONS)?;
+                txn.open_table(CONVERSION_IDEM)?;
+                txn.commit()?;
+                return Ok(db);
+            }
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("Failed to open the embedded database {}", path.display()))
+            }
+        }
+    }
+}
+
+pub(super) async fn prune_forever(db: Weak<Database>, retention: Duration) {
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        let Some(db) = db.upgrade() else { return };
+        let cutoff = (Utc::now().timestamp_millis() as u64).saturating_sub(retention.as_millis() as u64);
+        let result = tokio::task::spawn_blocking(move || prune(&db, cutoff)).await;
+        match result {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned clicks past their retention"),
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "Failed to prune old clicks"),
+            _ => {}
+        }
+    }
+}
+
+/// Removes click log entries older than `cutoff_ms`; counters stay. Walks the log link by
+/// link (seeking past each link's entries), so it needs no other table.
+pub(super) fn prune(db: &Database, cutoff_ms: u64) -> anyhow::Result<u64> {
+    use std::ops::Bound;
+    let txn = db.begin_write()?;
+    let mut removed = 0;
+    {
+        let mut clicks = txn.open_table(CLICKS)?;
+        let mut after: Option<String> = None;
+        loop {
+            let code = {
+                let mut range = match &after {
+                    None => clicks.range::<(&str, u64, u64)>(..)?,
+                    Some(c) => clicks.range((Bound::Excluded((c.as_str(), u64::MAX, u64::MAX)), Bound::Unbounded))?,
+                };
+                match range.next() {
+                    Some(row) => row?.0.value().0.to_owned(),
+                    None => break,
+                }
+            };
+            clicks.retain_in((code.as_str(), 0, 0)..(code.as_str(), cutoff_ms, 0), |_, _| {
+                removed += 1;
+                false
+            })?;
+            after = Some(code);
+        }
+    }
+    txn.commit()?;
+    Ok(removed)
+}

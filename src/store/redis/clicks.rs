@@ -1,0 +1,138 @@
+//! The click log in Redis: writing groups of clicks with the `CLICKS` script, reading entries back.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use redis::{AsyncCommands, Value};
+
+use super::RedisStore;
+use crate::domain::{ClickInfo, StoredClick, StreamId};
+use crate::store::{NewClick, Result};
+
+impl RedisStore {
+    pub(super) async fn invoke_clicks(&self, clicks: &[NewClick]) -> redis::RedisResult<Vec<StreamId>> {
+        // Group by link, keeping each link's clicks in order: one script call per link.
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, c) in clicks.iter().enumerate() {
+            match groups.iter_mut().find(|(code, _)| *code == c.code) {
+                Some((_, idx)) => idx.push(i),
+                None => groups.push((&c.code, vec![i])),
+            }
+        }
+        let minid = self.minid();
+        let mut pipe = redis::pipe();
+        let mut invocations = Vec::with_capacity(groups.len());
+        for (code, idx) in &groups {
+            let mut inv = self.clicks.prepare_invoke();
+            inv.key(self.link_key(code, "clicks")).key(self.link_key(code, "stats"));
+            let mut days: Vec<String> = Vec::new();
+            inv.arg(&minid).arg(idx.len());
+            for &i in idx {
+                let c = &clicks[i];
+                let uv = if c.info.bot || c.info.visitor.is_empty() {
+                    0
+                } else {
+                    let day = crate::counters::day_string(c.at);
+                    match days.iter().position(|d| *d == day) {
+                        Some(p) => p + 1,
+                        None => {
+                            days.push(day);
+                            days.len()
+                        }
+                    }
+                };
+                let kv = entry_fields(&c.info);
+                inv.arg(c.entry.to_string()).arg(uv).arg(&c.info.visitor).arg(kv.len());
+                for f in &kv {
+                    inv.arg(*f);
+                }
+                inv.arg(c.fields.len());
+                for f in &c.fields {
+                    inv.arg(f);
+                }
+            }
+            for d in &days {
+                inv.key(self.link_key(code, &format!("uv:{d}")));
+            }
+            invocations.push(inv);
+        }
+        for inv in &invocations {
+            pipe.invoke_script(inv);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
+        let mut out = vec![StreamId { ms: 0, seq: 0 }; clicks.len()];
+        for ((_, idx), ids) in groups.iter().zip(replies) {
+            for (&i, id) in idx.iter().zip(ids) {
+                out[i] = StreamId::parse_redis(&id).unwrap_or(clicks[i].entry);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn read_range(
+        &self,
+        code: &str,
+        start: &str,
+        end: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredClick>> {
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = conn
+            .xrange_count(self.link_key(code, "clicks"), start, end, limit)
+            .await
+            .context("Failed to read clicks from Redis")?;
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|e| click_from_entry(&e.id, &e.map))
+            .collect())
+    }
+}
+
+/// The fields of a click log entry; empty values are left out to save memory.
+pub(super) fn entry_fields(c: &ClickInfo) -> Vec<&str> {
+    let mut kv = Vec::with_capacity(16);
+    if c.bot {
+        kv.extend(["bot", "1"]);
+    }
+    for (k, v) in [
+        ("v", &c.visitor),
+        ("r", &c.referrer),
+        ("d", &c.device),
+        ("b", &c.browser),
+        ("o", &c.os),
+        ("c", &c.country),
+        ("s", &c.source),
+    ] {
+        if !v.is_empty() {
+            kv.push(k);
+            kv.push(v);
+        }
+    }
+    if kv.is_empty() {
+        kv.extend(["v", ""]);
+    }
+    kv
+}
+
+pub(super) fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Option<StoredClick> {
+    let get = |k: &str| match fields.get(k) {
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(Value::SimpleString(s)) => s.clone(),
+        _ => String::new(),
+    };
+    Some(StoredClick {
+        entry: StreamId::parse_redis(id)?,
+        info: ClickInfo {
+            bot: get("bot") == "1",
+            visitor: get("v"),
+            referrer: get("r"),
+            device: get("d"),
+            browser: get("b"),
+            os: get("o"),
+            country: get("c"),
+            source: get("s"),
+        },
+    })
+}
