@@ -9,7 +9,7 @@
 //! - `domain`: plain validated types (slugs, codes, destinations, UTM, money, click ids,
 //!   records); no I/O.
 //! - `http`: one file per resource; handlers parse, call the domain and the store, answer.
-//! - `store`: the `Store` trait and its Redis implementation.
+//! - `store`: the `Store` trait, its Redis implementation and the embedded (redb) one.
 //! - `clicks`: the click writer that groups concurrent clicks into one store round trip.
 //! - `classify`: bot or person, device, browser, OS, referrer, visitor hash.
 //! - `counters`: names of a link's counters, shared by every store.
