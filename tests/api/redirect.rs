@@ -95,6 +95,9 @@ async fn an_unknown_code_is_not_found_with_a_page_for_browsers() {
         assert!(r.text().await.unwrap().contains("does not exist"));
         // Malformed codes are unknown too, never an error of the server.
         assert_eq!(app.tap("a.b").await.status(), 404);
+        assert_eq!(app.tap(&"a".repeat(65)).await.status(), 404);
+        assert_eq!(app.tap("%E4%BD%A0%E5%A5%BD").await.status(), 404);
+        assert_eq!(app.tap("amy-serum%0d%0aSet-Cookie:%20x=1").await.status(), 404);
     }
 }
 

@@ -314,11 +314,42 @@ async fn malformed_conversions_are_bad_requests() {
             json!({"order_id": "1", "event": "signup", "occurred_at": "yesterday"}),
             json!({"order_id": "", "event": "signup"}),
             json!({"order_id": "1", "event": "refund", "amount": "0", "currency": "TWD"}),
+            json!({"order_id": "1", "event": "signup", "occurred_at": "2999-01-01T00:00:00Z"}),
+            json!({"order_id": "1", "event": "purchase", "amount": "1", "currency": "NTD$"}),
+            json!({"order_id": {"id": 1}, "event": "signup"}),
+            json!({"order_id": "1", "event": "signup", "click_id": "x".repeat(200)}),
+            json!(["not", "an", "object"]),
         ] {
             let r = app.webhook("acme", &secret, &body).await;
             assert_error(r, 400, "invalid_input").await;
         }
         assert_eq!(app.get_ok("/api/v1/conversions").await["conversions"], json!([]));
+    }
+}
+
+#[tokio::test]
+async fn a_signed_body_that_is_not_json_is_an_unsupported_media_type() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let secret = app.create_shop("acme").await;
+        let raw = b"order_id=1&event=signup";
+        let ts = chrono::Utc::now().timestamp();
+        let id = "msg_form";
+        let sig = kolink::signature::WebhookSecret::parse(&secret)
+            .unwrap()
+            .sign(id, ts, raw);
+        let r = app
+            .api
+            .post(app.url("/webhooks/conversions/acme"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(raw.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 415, "unsupported_media_type").await;
     }
 }
 
