@@ -146,7 +146,7 @@ async fn push(
 /// A refund takes the attribution of the purchase it reverses; without an attributed
 /// purchase it is `unattributed`. Its currency must be the purchase's.
 async fn refund_attribution(store: &dyn Store, c: &Incoming) -> anyhow::Result<Decision> {
-    let key = format!("{}|purchase|{}", c.shop, c.order_id);
+    let key = Conversion::key_of(c.shop.as_str(), Event::Purchase, &c.order_id);
     let purchase = store.find_conversion(&key).await?;
     let attributed = purchase.filter(|p| p.status == ConversionStatus::Attributed);
     let (Some(p), Some(link)) = (attributed.as_ref(), attributed.as_ref().and_then(|p| p.link.clone())) else {

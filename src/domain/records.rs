@@ -183,17 +183,24 @@ pub struct Conversion {
 
 impl Conversion {
     /// The key that makes a webhook delivery idempotent: (shop, event, order id), and for
-    /// refunds (shop, order id, refund id).
+    /// refunds (shop, order id, refund id). Written as a JSON array so that no id, whatever
+    /// characters it holds, can make two keys alike.
     pub fn idempotency_key(&self) -> String {
         match self.event {
-            Event::Refund => format!(
-                "{}|refund|{}|{}",
-                self.shop,
+            Event::Refund => serde_json::json!([
+                self.shop.as_str(),
+                "refund",
                 self.order_id,
                 self.refund_id.as_deref().unwrap_or("")
-            ),
-            e => format!("{}|{}|{}", self.shop, e.as_str(), self.order_id),
+            ])
+            .to_string(),
+            e => Self::key_of(self.shop.as_str(), e, &self.order_id),
         }
+    }
+
+    /// The idempotency key of a non-refund event: how a refund finds its purchase.
+    pub fn key_of(shop: &str, event: Event, order_id: &str) -> String {
+        serde_json::json!([shop, event.as_str(), order_id]).to_string()
     }
 }
 
@@ -245,4 +252,43 @@ pub fn now() -> DateTime<Utc> {
 /// UTC day of a timestamp.
 pub fn day_of(t: DateTime<Utc>) -> NaiveDate {
     t.date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversion(event: Event, order_id: &str, refund_id: Option<&str>) -> Conversion {
+        Conversion {
+            id: "cv_1".into(),
+            shop: Slug::parse("acme").unwrap(),
+            order_id: order_id.into(),
+            refund_id: refund_id.map(str::to_owned),
+            event,
+            amount: None,
+            currency: None,
+            status: ConversionStatus::Unattributed,
+            method: None,
+            link: None,
+            kol: None,
+            campaign: None,
+            click_id: None,
+            coupon: None,
+            occurred_at: now(),
+            received_at: now(),
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_cannot_be_forged_by_separators_in_ids() {
+        let a = conversion(Event::Refund, "1|x", Some(""));
+        let b = conversion(Event::Refund, "1", Some("x|"));
+        assert_ne!(a.idempotency_key(), b.idempotency_key());
+        let p = conversion(Event::Purchase, "1001", None);
+        assert_eq!(p.idempotency_key(), Conversion::key_of("acme", Event::Purchase, "1001"));
+        assert_ne!(
+            p.idempotency_key(),
+            conversion(Event::Signup, "1001", None).idempotency_key()
+        );
+    }
 }
