@@ -5,13 +5,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+/// Label values are written as the variant names, so these are snake_case as Prometheus wants.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
 pub enum Outcome {
-    Redirected,
-    Bot,
-    NotFound,
-    Gone,
-    Unavailable,
+    redirected,
+    bot,
+    not_found,
+    gone,
+    unavailable,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -29,7 +29,7 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
     let link = if well_formed {
         state.links.get(state.store.as_ref(), code).await.map_err(|e| {
             tracing::error!(error = ?e, "link lookup failed");
-            state.meters.redirect(Outcome::Unavailable);
+            state.meters.redirect(Outcome::unavailable);
             page(
                 req,
                 Code::StorageUnavailable,
@@ -40,7 +40,7 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
         None
     };
     let Some(link) = link else {
-        state.meters.redirect(Outcome::NotFound);
+        state.meters.redirect(Outcome::not_found);
         return Err(page(
             req,
             Code::NotFound,
@@ -48,7 +48,7 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
         ));
     };
     if !link.is_live(Utc::now()) {
-        state.meters.redirect(Outcome::Gone);
+        state.meters.redirect(Outcome::gone);
         return Err(page(req, Code::LinkGone, "This link is no longer active."));
     }
     Ok(link)
@@ -87,11 +87,11 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     let bot = info.bot;
     match state.writer.record(link.code.as_str(), info).await {
         Ok(_) if bot => {
-            state.meters.redirect(Outcome::Bot);
+            state.meters.redirect(Outcome::bot);
             found(&link.target_url)
         }
         Ok(entry) => {
-            state.meters.redirect(Outcome::Redirected);
+            state.meters.redirect(Outcome::redirected);
             found(&with_click_id(
                 &link.target_url,
                 &ClickId {
@@ -102,7 +102,7 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
             ))
         }
         Err(e) => {
-            state.meters.redirect(Outcome::Unavailable);
+            state.meters.redirect(Outcome::unavailable);
             tracing::error!(error = %e, code = %link.code, "click not stored; redirect refused");
             page(
                 &req,

@@ -45,9 +45,9 @@ async fn metrics_count_redirects_and_click_writes() {
         assert_eq!(r.status(), 200);
         let text = r.text().await.unwrap();
         for line in [
-            "kolink_redirects_total{outcome=\"Redirected\"} 2",
-            "kolink_redirects_total{outcome=\"Bot\"} 1",
-            "kolink_redirects_total{outcome=\"NotFound\"} 1",
+            "kolink_redirects_total{outcome=\"redirected\"} 2",
+            "kolink_redirects_total{outcome=\"bot\"} 1",
+            "kolink_redirects_total{outcome=\"not_found\"} 1",
             "kolink_clicks_written_total 3",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
