@@ -312,11 +312,23 @@ impl TestApp {
     }
 
     pub async fn signed_webhook(&self, shop: &str, secret: &str, raw: &[u8], ts: i64) -> Response {
+        self.signed_webhook_as(shop, secret, raw, ts, "application/json").await
+    }
+
+    /// Posts `raw`, correctly signed at `ts`, with the given content type.
+    pub async fn signed_webhook_as(
+        &self,
+        shop: &str,
+        secret: &str,
+        raw: &[u8],
+        ts: i64,
+        content_type: &str,
+    ) -> Response {
         let id = format!("msg_{}", nanoid::nanoid!(12));
         let sig = WebhookSecret::parse(secret).unwrap().sign(&id, ts, raw);
         self.api
             .post(self.url(&format!("/webhooks/conversions/{shop}")))
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header("webhook-id", id)
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-signature", sig)

@@ -334,21 +334,9 @@ async fn a_signed_body_that_is_not_json_is_an_unsupported_media_type() {
         let secret = app.create_shop("acme").await;
         let raw = b"order_id=1&event=signup";
         let ts = chrono::Utc::now().timestamp();
-        let id = "msg_form";
-        let sig = kolink::signature::WebhookSecret::parse(&secret)
-            .unwrap()
-            .sign(id, ts, raw);
         let r = app
-            .api
-            .post(app.url("/webhooks/conversions/acme"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sig)
-            .body(raw.to_vec())
-            .send()
-            .await
-            .unwrap();
+            .signed_webhook_as("acme", &secret, raw, ts, "application/x-www-form-urlencoded")
+            .await;
         assert_error(r, 415, "unsupported_media_type").await;
     }
 }
