@@ -48,10 +48,9 @@ pub struct Link {
     pub kol: Slug,
     pub destination: Destination,
     pub target_url: String,
-    /// The merged UTM set in force (defaults, then the campaign's, then the link's own).
+    /// The merged UTM set in force (defaults, then the campaign's, then the link's own); the
+    /// target is rebuilt from it when the destination changes.
     pub utm: Utm,
-    /// The link's own UTM overrides, kept so the target can be rebuilt when the link changes.
-    pub utm_link: Utm,
     pub cost: Money,
     pub coupon: Option<String>,
     pub tags: Vec<String>,

@@ -169,7 +169,7 @@ fn draft(campaign: &Campaign, kol: &Kol, spec: LinkSpec, fallback: Option<&Desti
             )
         })?,
     };
-    let utm_link = spec.utm.unwrap_or_default().validate()?;
+    let link_utm = spec.utm.unwrap_or_default().validate()?;
     let defaults = Utm {
         source: Some(kol.platform.as_str().to_owned()),
         medium: Some("kol".to_owned()),
@@ -177,7 +177,7 @@ fn draft(campaign: &Campaign, kol: &Kol, spec: LinkSpec, fallback: Option<&Desti
         content: Some(kol.id.to_string()),
         term: None,
     };
-    let utm = defaults.overridden_by(&campaign.utm).overridden_by(&utm_link);
+    let utm = defaults.overridden_by(&campaign.utm).overridden_by(&link_utm);
     if spec.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::invalid("expires_at is in the past."));
     }
@@ -194,7 +194,6 @@ fn draft(campaign: &Campaign, kol: &Kol, spec: LinkSpec, fallback: Option<&Desti
             kol: kol.id.clone(),
             destination,
             utm,
-            utm_link,
             cost: parse_cost(spec.cost.as_ref())?,
             coupon: spec.coupon.as_deref().map(parse_coupon).transpose()?,
             tags: parse_tags(spec.tags)?,
