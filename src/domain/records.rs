@@ -1,7 +1,7 @@
 //! The records kolink keeps: campaigns, KOLs, links, shops, clicks and conversions.
 //! They are what the store saves (as JSON) and what the API shows, less secrets.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Currency, Destination, Money, Platform, ShortCode, Slug, StreamId, Tier, Utm};
@@ -246,11 +246,6 @@ pub struct DayMetrics {
 pub fn now() -> DateTime<Utc> {
     use chrono::SubsecRound;
     Utc::now().trunc_subsecs(0)
-}
-
-/// UTC day of a timestamp.
-pub fn day_of(t: DateTime<Utc>) -> NaiveDate {
-    t.date_naive()
 }
 
 #[cfg(test)]
