@@ -249,3 +249,34 @@ async fn a_redirect_that_cannot_be_stored_is_refused() {
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("location").is_none());
 }
+
+/// Redis that stops answering writes: the redirect is refused after a bounded wait instead of
+/// hanging until Redis comes back.
+#[tokio::test]
+async fn a_redirect_waits_for_a_stalled_redis_only_so_long() {
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    app.tap("amy-serum").await; // the link is cached now
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    // Writes stall for 20 s; kolink's deadline for a click write is shorter.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(20_000)
+        .arg("WRITE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let r = app.tap("amy-serum").await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("location").is_none());
+    assert_eq!(
+        app.tap("amy-serum").await.status(),
+        302,
+        "redirects resume when Redis does"
+    );
+}

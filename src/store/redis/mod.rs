@@ -55,6 +55,9 @@ use scripts::*;
 /// How many times a click batch is written again after a connection error before giving up.
 const CLICK_WRITE_TRIES: usize = 5;
 
+/// The longest a click batch may take, retries included, before its redirects are refused.
+const CLICK_WRITE_DEADLINE: Duration = Duration::from_secs(8);
+
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
@@ -365,27 +368,11 @@ impl Store for RedisStore {
     }
 
     async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<StreamId>> {
-        let mut last_err = None;
-        for attempt in 0..CLICK_WRITE_TRIES {
-            match self.invoke_clicks(clicks).await {
-                Ok(ids) => return Ok(ids),
-                Err(e) if is_noscript(&e) => {
-                    // Redis restarted or flushed its script cache; load and write again.
-                    self.load_scripts().await?;
-                    last_err = Some(e);
-                }
-                Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
-                    tracing::warn!(attempt, error = %e, "click batch write failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(20 * (attempt as u64 + 1))).await;
-                    last_err = Some(e);
-                }
-                Err(e) => return Err(e).context("Failed to write clicks to Redis"),
-            }
-        }
-        Err(last_err
-            .map(anyhow::Error::from)
-            .unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
-        .context("Failed to write clicks to Redis")
+        // Redirects wait on this write: give up after a bounded time, so that an unreachable
+        // Redis means a prompt 503 rather than tapping into a hanging page.
+        tokio::time::timeout(CLICK_WRITE_DEADLINE, self.write_clicks_retrying(clicks))
+            .await
+            .map_err(|_| anyhow::anyhow!("Redis did not store the clicks within {CLICK_WRITE_DEADLINE:?}"))?
     }
 
     async fn get_click(&self, code: &str, entry: StreamId) -> Result<Option<StoredClick>> {
@@ -543,6 +530,31 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
+    /// Writes a click group, again after connection errors (the script skips what is stored).
+    async fn write_clicks_retrying(&self, clicks: &[NewClick]) -> Result<Vec<StreamId>> {
+        let mut last_err = None;
+        for attempt in 0..CLICK_WRITE_TRIES {
+            match self.invoke_clicks(clicks).await {
+                Ok(ids) => return Ok(ids),
+                Err(e) if is_noscript(&e) => {
+                    // Redis restarted or flushed its script cache; load and write again.
+                    self.load_scripts().await?;
+                    last_err = Some(e);
+                }
+                Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                    tracing::warn!(attempt, error = %e, "click batch write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * (attempt as u64 + 1))).await;
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e).context("Failed to write clicks to Redis"),
+            }
+        }
+        Err(last_err
+            .map(anyhow::Error::from)
+            .unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
+        .context("Failed to write clicks to Redis")
+    }
+
     /// Conversion log entries between `a` and `b` (XREVRANGE when `rev`), with their ids.
     async fn conversions_range(&self, a: &str, b: &str, count: usize, rev: bool) -> Result<Vec<(String, Conversion)>> {
         let mut conn = self.conn.clone();
