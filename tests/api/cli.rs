@@ -2,9 +2,7 @@
 
 use std::process::Command;
 
-use kolink::startup::Application;
-
-use crate::helpers::{settings_for, Backend, Backing};
+use crate::helpers::{settings_for, start, Backend, Backing};
 
 fn kolink(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kolink"))
@@ -62,40 +60,15 @@ async fn a_generated_admin_token_is_shown_once_and_kept() {
         let mut settings = settings_for(&backing);
         settings.admin_token = None;
 
-        let app = Application::build(settings.clone()).await.unwrap();
+        let app = start(backing, settings).await;
         let token = app.generated_admin_token.clone().expect("a token at the first start");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
-        let client = reqwest::Client::new();
-        let ok = client
-            .get(format!("{base}/api/v1/campaigns"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ok.status(), 200);
-        handle.stop(true).await;
+        assert_eq!(app.get_as("/api/v1/campaigns", &token).await.status(), 200);
 
-        let app = Application::build(settings).await.unwrap();
+        let (backing, settings) = app.stop().await;
+        let app = start(backing, settings).await;
         assert_eq!(app.generated_admin_token, None, "{backend:?}: generated only once");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
-        let ok = client
-            .get(format!("{base}/api/v1/campaigns"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let ok = app.get_as("/api/v1/campaigns", &token).await;
         assert_eq!(ok.status(), 200, "{backend:?}: the token survives a restart");
-        let bad = client
-            .get(format!("{base}/api/v1/campaigns"))
-            .bearer_auth("kl_guess")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(bad.status(), 401);
-        handle.stop(true).await;
+        assert_eq!(app.get_as("/api/v1/campaigns", "kl_guess").await.status(), 401);
     }
 }

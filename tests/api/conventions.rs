@@ -36,14 +36,8 @@ async fn malformed_json_is_a_bad_request() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
         let r = app
-            .api
-            .post(app.url("/api/v1/campaigns"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .body("{\"id\": \"x\", ")
-            .send()
-            .await
-            .unwrap();
+            .post_raw("/api/v1/campaigns", "application/json", "{\"id\": \"x\", ")
+            .await;
         assert_error(r, 400, "invalid_json").await;
         // The server keeps serving.
         assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
@@ -54,15 +48,7 @@ async fn malformed_json_is_a_bad_request() {
 async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
-        let r = app
-            .api
-            .post(app.url("/api/v1/campaigns"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "text/plain")
-            .body("id=x")
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_raw("/api/v1/campaigns", "text/plain", "id=x").await;
         assert_error(r, 415, "unsupported_media_type").await;
     }
 }

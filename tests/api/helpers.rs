@@ -131,6 +131,8 @@ pub struct TestApp {
     pub redis: Option<RedisServer>,
     pub data: Option<tempfile::TempDir>,
     pub settings: Settings,
+    /// The admin token this start generated, when the settings named none.
+    pub generated_admin_token: Option<String>,
     handle: ServerHandle,
 }
 
@@ -160,6 +162,7 @@ pub async fn start(backing: Backing, settings: Settings) -> TestApp {
         .expect("build the application");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
+    let generated_admin_token = app.generated_admin_token.clone();
     tokio::spawn(app.run_until_stopped());
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -171,6 +174,7 @@ pub async fn start(backing: Backing, settings: Settings) -> TestApp {
         redis: backing.redis,
         data: backing.data,
         settings,
+        generated_admin_token,
         handle,
     }
 }
@@ -214,6 +218,21 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// POST of a raw body with the admin token and the given content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Response {
+        let req = self
+            .api
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type);
+        req.body(body.to_owned()).send().await.unwrap()
+    }
+
+    /// GET with a bearer token of the caller's choosing.
+    pub async fn get_as(&self, path: &str, token: &str) -> Response {
+        self.api.get(self.url(path)).bearer_auth(token).send().await.unwrap()
     }
 
     /// GET, asserting 200, returning the JSON.
