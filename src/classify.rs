@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::ClickInfo;
+use crate::domain::{ClickInfo, Dimension, Dimensions};
 
 /// Link-preview fetchers and crawlers that KOL links meet and the default list does not name.
 const EXTRA_BOTS: &[&str] = &[
@@ -41,20 +41,11 @@ fn bots() -> &'static isbot::Bots {
     static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
     BOTS.get_or_init(|| {
         let mut bots = isbot::Bots::default();
-        let extra: Vec<String> = EXTRA_BOTS.iter().map(|p| regex_escape(p)).collect();
+        let extra: Vec<String> = EXTRA_BOTS.iter().map(|p| regex::escape(p)).collect();
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         bots.append(&extra);
         bots
     })
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$/".contains(c);
-            special.then_some('\\').into_iter().chain(std::iter::once(c))
-        })
-        .collect()
 }
 
 /// True for crawlers, link-preview fetchers, scripts and requests without a user agent.
@@ -180,8 +171,7 @@ pub fn visitor_hash(key: &[u8], day: &str, ip: &str, ua: &str) -> String {
         mac.update(part.as_bytes());
         mac.update(&[0]);
     }
-    let digest = mac.finalize().into_bytes();
-    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&mac.finalize().into_bytes()[..12])
 }
 
 /// Everything the click log keeps about one request.
@@ -195,36 +185,45 @@ pub struct RequestFacts<'a> {
 }
 
 pub fn click_info(key: &[u8], f: &RequestFacts<'_>) -> ClickInfo {
-    let source = f
-        .source
-        .filter(|s| {
-            !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let Agent {
-        bot,
-        device,
-        browser,
-        os,
-    } = agent(f.user_agent);
-    if bot {
-        return ClickInfo {
-            bot: true,
-            referrer: referrer_host(f.referer),
-            source,
-            ..ClickInfo::default()
-        };
+    let agent = agent(f.user_agent);
+    let mut dims = Dimensions::default();
+    for d in Dimension::ALL {
+        dims.set(d, classify(d, f, &agent));
     }
     ClickInfo {
-        bot: false,
-        visitor: visitor_hash(key, f.day, f.ip, f.user_agent),
-        referrer: referrer_host(f.referer),
-        device,
-        browser,
-        os,
-        country: country(f.country),
-        source,
+        bot: agent.bot,
+        visitor: if agent.bot {
+            String::new()
+        } else {
+            visitor_hash(key, f.day, f.ip, f.user_agent)
+        },
+        dims,
+    }
+}
+
+/// The value of one dimension for a request: each dimension's classifier. Of a bot, only the
+/// referrer and the source are kept.
+fn classify(d: Dimension, f: &RequestFacts<'_>, agent: &Agent) -> String {
+    let person = |v: &str| if agent.bot { String::new() } else { v.to_owned() };
+    match d {
+        Dimension::Referrer => referrer_host(f.referer),
+        Dimension::Device => person(&agent.device),
+        Dimension::Browser => person(&agent.browser),
+        Dimension::Os => person(&agent.os),
+        Dimension::Country => {
+            if agent.bot {
+                String::new()
+            } else {
+                country(f.country)
+            }
+        }
+        Dimension::Source => f
+            .source
+            .filter(|s| {
+                !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default(),
     }
 }
 

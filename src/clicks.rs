@@ -8,23 +8,28 @@
 //!
 //! Log entry ids are chosen here, not by the store, so a batch written again after a dropped
 //! connection is recognised entry by entry and never counted twice. Ids are given by the writer
-//! in write order and strictly increase within this process (so a link's log only grows); the sequence part starts with a random per-process tag so that two
-//! kolink instances never propose the same id.
+//! in write order and strictly increase (so a link's log only grows); the sequence part starts
+//! with a random per-writer tag so that two kolink instances never propose the same id. The
+//! time part comes from the application's clock.
+//!
+//! The writer stops when every `ClickWriter` handle is gone; `ClickWriter::start` returns its
+//! task so that shutdown can wait for the last group to be written.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-use crate::domain::{ClickInfo, StreamId};
+use crate::clock::SharedClock;
+use crate::domain::{ClickInfo, EntryId};
 use crate::store::{NewClick, Store};
 use crate::telemetry::Meters;
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 16 * 1024;
 
-type Reply = oneshot::Sender<Result<StreamId, String>>;
+type Reply = oneshot::Sender<Result<EntryId, String>>;
 
 /// A click waiting for the writer: its link and what the redirect saw.
 struct Pending {
@@ -46,15 +51,15 @@ pub enum WriteError {
 }
 
 impl ClickWriter {
-    /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>, meters: Arc<Meters>) -> Self {
+    /// Starts the writer task on the current runtime; the task ends once every handle is dropped.
+    pub fn start(store: Arc<dyn Store>, meters: Arc<Meters>, clock: SharedClock) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, meters, rx));
-        Self { tx }
+        let task = tokio::spawn(run(store, meters, clock, rx));
+        (Self { tx }, task)
     }
 
     /// Records one click; returns its log entry id once it is durably stored.
-    pub async fn record(&self, code: &str, info: ClickInfo) -> Result<StreamId, WriteError> {
+    pub async fn record(&self, code: &str, info: ClickInfo) -> Result<EntryId, WriteError> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             code: code.to_owned(),
@@ -69,26 +74,27 @@ impl ClickWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, meters: Arc<Meters>, mut rx: mpsc::Receiver<(Pending, Reply)>) {
+async fn run(store: Arc<dyn Store>, meters: Arc<Meters>, clock: SharedClock, mut rx: mpsc::Receiver<(Pending, Reply)>) {
+    let mut ids = EntryIds::new();
     let mut batch: Vec<(Pending, Reply)> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Ids are given here, in write order, so that each link's log only ever grows.
         let (clicks, replies): (Vec<NewClick>, Vec<Reply>) = batch
             .drain(..)
             .map(|(p, reply)| {
-                let entry = next_id();
+                let entry = ids.next(clock.now());
                 let at = Utc
                     .timestamp_millis_opt(entry.ms as i64)
                     .single()
-                    .unwrap_or_else(Utc::now);
-                let fields = crate::counters::click_fields(at, &p.info);
+                    .unwrap_or_else(|| clock.now());
                 (
                     NewClick {
+                        fields: crate::counters::click_fields(at, &p.info),
+                        visit: crate::counters::visit(at, &p.info),
                         code: p.code,
                         entry,
                         at,
                         info: p.info,
-                        fields,
                     },
                     reply,
                 )
@@ -118,29 +124,35 @@ async fn run(store: Arc<dyn Store>, meters: Arc<Meters>, mut rx: mpsc::Receiver<
     }
 }
 
-/// Per-process generator of strictly increasing stream ids.
-fn next_id() -> StreamId {
-    use std::sync::Mutex;
-    use std::sync::OnceLock;
+/// Strictly increasing log entry ids of one writer.
+struct EntryIds {
+    /// 24 random bits, shifted so that 2^32 clicks fit in one millisecond below them.
+    tag: u64,
+    last: (u64, u64),
+}
 
-    static TAG: OnceLock<u64> = OnceLock::new();
-    static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
+impl EntryIds {
+    fn new() -> Self {
+        Self {
+            tag: (rand::random::<u64>() & 0xFF_FFFF) << 32,
+            last: (0, 0),
+        }
+    }
 
-    // 24 random bits, shifted so that 2^32 clicks fit in one millisecond below them.
-    let tag = *TAG.get_or_init(|| (rand::random::<u64>() & 0xFF_FFFF) << 32);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    let (ms, seq) = if now > last.0 {
-        (now, 0)
-    } else {
-        // Same millisecond, or the clock stepped back: stay on the last one.
-        (last.0, last.1 + 1)
-    };
-    *last = (ms, seq);
-    StreamId { ms, seq: tag | seq }
+    fn next(&mut self, now: DateTime<Utc>) -> EntryId {
+        let now = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+        let (ms, seq) = if now > self.last.0 {
+            (now, 0)
+        } else {
+            // Same millisecond, or the clock stepped back: stay on the last one.
+            (self.last.0, self.last.1 + 1)
+        };
+        self.last = (ms, seq);
+        EntryId {
+            ms,
+            seq: self.tag | seq,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,11 +160,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_strictly_increase_and_carry_the_process_tag() {
-        let mut prev = next_id();
-        for _ in 0..100_000 {
-            let id = next_id();
-            assert!(id > prev, "{id} after {prev}");
+    fn ids_strictly_increase_and_carry_the_writer_tag_even_when_the_clock_steps_back() {
+        let mut ids = EntryIds::new();
+        let t0 = Utc::now();
+        let mut prev = ids.next(t0);
+        for i in 0..100_000i64 {
+            // Every tenth id the clock steps back a second.
+            let t = if i % 10 == 0 {
+                t0 - chrono::TimeDelta::seconds(1)
+            } else {
+                t0 + chrono::TimeDelta::milliseconds(i / 100)
+            };
+            let id = ids.next(t);
+            assert!(id > prev, "{id:?} after {prev:?}");
             assert_eq!(id.seq >> 32, prev.seq >> 32);
             prev = id;
         }

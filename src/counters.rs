@@ -14,22 +14,13 @@
 //! | `f|<day>|<hh>`                | attributed refunds, minor units          |
 //! | `x|<dim>|<day>|<value>`       | human clicks by breakdown dimension      |
 //!
-//! `<dim>` is one of `ref`, `dev`, `br`, `os`, `cc`, `src`. Unique visitors are kept apart, one
-//! set per link and day (a HyperLogLog in Redis).
+//! `<dim>` is a `Dimension::tag`. Unique visitors are kept apart, one set per link and day:
+//! [`visit`] says which clicks count as visitors and on which day.
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
-use crate::domain::{ClickInfo, Conversion, Event};
-
-/// Breakdown dimensions: (field tag, API name).
-pub const DIMENSIONS: [(&str, &str); 6] = [
-    ("ref", "referrer"),
-    ("dev", "device"),
-    ("br", "browser"),
-    ("os", "os"),
-    ("cc", "country"),
-    ("src", "source"),
-];
+use crate::domain::{ClickInfo, Conversion, Dimension, Event};
+use crate::store::Visit;
 
 /// `YYYY-MM-DD` of a UTC time; written by hand because chrono's `format` parses its pattern
 /// on every call, and this runs for every click.
@@ -48,20 +39,21 @@ pub fn click_fields(at: DateTime<Utc>, click: &ClickInfo) -> Vec<String> {
     }
     let day = day_string(at);
     let mut fields = vec![format!("c|{}", hour_key(at))];
-    let values = [
-        &click.referrer,
-        &click.device,
-        &click.browser,
-        &click.os,
-        &click.country,
-        &click.source,
-    ];
-    for ((tag, _), value) in DIMENSIONS.iter().zip(values) {
+    for (dim, value) in click.dims.iter() {
         if !value.is_empty() {
-            fields.push(format!("x|{tag}|{day}|{}", clean(value)));
+            fields.push(format!("x|{}|{day}|{}", dim.tag(), clean(value)));
         }
     }
     fields
+}
+
+/// The unique visit a click adds: a person's visitor hash on the click's UTC day. Bots and
+/// clicks without a visitor hash add none.
+pub fn visit(at: DateTime<Utc>, click: &ClickInfo) -> Option<Visit> {
+    (!click.bot && !click.visitor.is_empty()).then(|| Visit {
+        day: day_string(at),
+        visitor: click.visitor.clone(),
+    })
 }
 
 /// The field a pixel impression increments.
@@ -112,7 +104,7 @@ pub enum Field<'a> {
         hour: u32,
     },
     Breakdown {
-        dim: &'static str,
+        dim: Dimension,
         day: NaiveDate,
         value: &'a str,
     },
@@ -143,8 +135,7 @@ pub fn parse_field(f: &str) -> Option<Field<'_>> {
             Some(Field::Event { event, day, hour })
         }
         "x" => {
-            let tag = it.next()?;
-            let dim = DIMENSIONS.iter().find(|(t, _)| *t == tag)?.1;
+            let dim = Dimension::from_tag(it.next()?)?;
             let day = NaiveDate::parse_from_str(it.next()?, "%Y-%m-%d").ok()?;
             Some(Field::Breakdown {
                 dim,
@@ -170,9 +161,11 @@ mod tests {
     fn a_human_click_counts_its_hour_and_breakdowns() {
         let at = Utc.with_ymd_and_hms(2026, 11, 22, 8, 15, 0).unwrap();
         let click = ClickInfo {
-            referrer: "instagram.com".into(),
-            device: "mobile".into(),
-            source: "qr".into(),
+            visitor: "v1".into(),
+            dims: crate::domain::Dimensions::default()
+                .with(Dimension::Referrer, "instagram.com")
+                .with(Dimension::Device, "mobile")
+                .with(Dimension::Source, "qr"),
             ..ClickInfo::default()
         };
         let fields = click_fields(at, &click);
@@ -189,9 +182,16 @@ mod tests {
             assert!(parse_field(f).is_some(), "{f}");
         }
         assert_eq!(
+            visit(at, &click),
+            Some(Visit {
+                day: "2026-11-22".into(),
+                visitor: "v1".into()
+            })
+        );
+        assert_eq!(
             parse_field(&fields[1]),
             Some(Field::Breakdown {
-                dim: "referrer",
+                dim: Dimension::Referrer,
                 day: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
                 value: "instagram.com"
             })
@@ -205,11 +205,17 @@ mod tests {
             at,
             &ClickInfo {
                 bot: true,
-                referrer: "x.com".into(),
+                dims: crate::domain::Dimensions::default().with(Dimension::Referrer, "x.com"),
                 ..Default::default()
             },
         );
         assert_eq!(fields, ["b|2026-11-22|23"]);
+        let bot = ClickInfo {
+            bot: true,
+            visitor: "v1".into(),
+            ..Default::default()
+        };
+        assert_eq!(visit(at, &bot), None, "bots are never visitors");
     }
 
     #[test]

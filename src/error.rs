@@ -1,9 +1,15 @@
 //! The one table of client-visible errors: a stable snake_case code and one status each.
-//! Bodies follow API.md: `{"error": {"code": "...", "message": "..."}}`. Unexpected failures
-//! (the store being down) are logged with their cause chain and answered without details.
+//! Bodies follow API.md: `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! Two kinds of failure are not the client's: a store that does not answer is
+//! `503 storage_unavailable` with `Retry-After` (retrying later works), and anything unexpected
+//! (a bug, data kolink cannot read) is `500 internal`, logged with its cause chain and answered
+//! without details.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -25,6 +31,7 @@ pub enum Code {
     PayloadTooLarge,
     UnsupportedMediaType,
     StorageUnavailable,
+    Internal,
 }
 
 impl Code {
@@ -50,6 +57,7 @@ impl Code {
             PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             UnsupportedMediaType => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
             StorageUnavailable => ("storage_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 }
@@ -58,9 +66,25 @@ impl Code {
 pub enum ApiError {
     #[error("{message}")]
     Client { code: Code, message: String },
-    /// The store failed; the cause is logged, never shown.
-    #[error("storage failed")]
-    Store(#[from] anyhow::Error),
+    /// The store does not answer; the cause is logged, never shown.
+    #[error("storage is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// Not the client's doing; the cause is logged, never shown.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+/// How long a client is asked to wait before retrying a `503`, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(e) => ApiError::Unavailable(e),
+            StoreError::Corrupt(e) => ApiError::Internal(e),
+            StoreError::BadCursor => ApiError::invalid("cursor is not one this server handed out."),
+        }
+    }
 }
 
 impl ApiError {
@@ -82,7 +106,8 @@ impl ApiError {
     pub fn code(&self) -> Code {
         match self {
             ApiError::Client { code, .. } => *code,
-            ApiError::Store(_) => Code::StorageUnavailable,
+            ApiError::Unavailable(_) => Code::StorageUnavailable,
+            ApiError::Internal(_) => Code::Internal,
         }
     }
 }
@@ -104,13 +129,19 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
         let message = match self {
             ApiError::Client { message, .. } => message.clone(),
-            ApiError::Store(e) => {
-                tracing::error!(error = format!("{e:#}"), "storage failure");
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = format!("{e:#}"), "storage unavailable");
+                res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
                 "Storage is unavailable right now; retry in a moment.".to_owned()
             }
+            ApiError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                "Something went wrong on our side; it has been logged.".to_owned()
+            }
         };
-        HttpResponse::build(self.status_code()).json(body(self.code(), &message))
+        res.json(body(self.code(), &message))
     }
 }

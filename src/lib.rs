@@ -3,31 +3,54 @@
 //!
 //! # Layout
 //!
+//! ```text
+//! http ──────── handlers: extract, call a rule module, render (one file per resource)
+//!   │
+//! rules ─────── minting (links), intake (conversions, one for every shop platform),
+//!   │           report (stats per link / campaign / KOL), lookup (shared reads and lists),
+//!   │           clicks (the grouped click writer), classify, counters, attribution, stats
+//! domain ────── plain validated types; no I/O
+//! store ─────── small traits (Records, Links, ClickLog, Counters, Conversions) over typed
+//!               records; Redis and the embedded store implement them; they store, the rules
+//!               above decide
+//! ```
+//!
 //! - `config`: settings, layered defaults → file → `KOLINK_*` environment.
-//! - `startup`: `Application::build` binds the listener, opens the store, starts the server.
-//! - `error`: the one table of client-visible errors and their JSON body.
-//! - `domain`: plain validated types (slugs, codes, destinations, UTM, money, click ids,
-//!   records); no I/O.
-//! - `http`: one file per resource; handlers parse, call the domain and the store, answer.
-//! - `store`: the `Store` trait, its Redis implementation and the embedded (redb) one.
-//! - `clicks`: the click writer that groups concurrent clicks into one store round trip.
-//! - `classify`: bot or person, device, browser, OS, referrer, visitor hash.
-//! - `counters`: names of a link's counters, shared by every store.
+//! - `startup`: `Application::build` opens the store, binds, serves, shuts down in order.
+//! - `clock`: where "now" comes from (the system, or a test's clock).
+//! - `error`: the one table of client-visible errors and their JSON body; `503` for an
+//!   unavailable store, `500` for bugs.
+//! - `domain`: slugs, codes, coupons, destinations, UTM, money, click ids, click dimensions,
+//!   records.
+//! - `http`: the API.md surface.
+//! - `minting`: links from specs (UTM defaults, destination fallback, ids, code retries).
+//! - `intake`: conversions from shops: the `ShopWebhooks` trait per platform, then `accept`.
 //! - `attribution`: which link a conversion belongs to, and why (pure rules).
-//! - `conversions`: taking a conversion: attribute, store, count once.
+//! - `report`: the stats reports and their rows, sorted by a typed `SortKey`.
 //! - `stats`: figures from counts (CTR, conversion rate, ROI …) as API.md defines them.
+//! - `lookup`: a record by id or `404`; filtered, paged lists of links and conversions.
+//! - `cache`: the redirect path's cache of link records.
+//! - `clicks`: the click writer that groups concurrent clicks into one store round trip.
+//! - `classify`: bot or person, and each click dimension's value; the visitor hash.
+//! - `counters`: the counter fields of a click, a conversion, a pixel; which clicks are visits.
 //! - `signature`: webhook signature schemes (Standard Webhooks).
-//! - `telemetry`: the counters served at `/metrics`.
+//! - `store`: the store traits, `StoreError`, cursors, paging; `redis` and `embedded`.
+//! - `telemetry`: the Prometheus counters served at `/metrics`.
 
 pub mod attribution;
+pub mod cache;
 pub mod classify;
 pub mod clicks;
+pub mod clock;
 pub mod config;
-pub mod conversions;
 pub mod counters;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod intake;
+pub mod lookup;
+pub mod minting;
+pub mod report;
 pub mod signature;
 pub mod startup;
 pub mod stats;

@@ -1,5 +1,9 @@
 //! Building the application: settings in, a bound listener and a running server out. Tests
-//! build it on port 0 and read `port()`.
+//! build it on port 0 and read `port()`, and may give it a clock of their own.
+//!
+//! Shutdown is orderly: the server stops taking requests and finishes those in flight, the click
+//! writer writes what it holds and ends, the store's background work is stopped, and only then
+//! does `run_until_stopped` return (so the store's files are closed when it does).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -11,10 +15,13 @@ use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
 
+use crate::cache::LinkCache;
 use crate::clicks::ClickWriter;
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Settings, StorageKind};
-use crate::http::{AppState, LinkCache};
+use crate::http::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::Store;
@@ -23,30 +30,38 @@ use crate::telemetry::Meters;
 pub struct Application {
     port: u16,
     server: Server,
+    store: Arc<dyn Store>,
+    writer: JoinHandle<()>,
     /// The admin token generated at this start, if one was (it is shown once).
     pub generated_admin_token: Option<String>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = open_store(&settings).await?;
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let store = open_store(&settings, clock.clone()).await?;
         let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), &settings).await?;
         let visitor_key = {
-            let candidate = hex(&rand::random::<[u8; 32]>());
+            let candidate = hex::encode(rand::random::<[u8; 32]>());
             store.init_secret("visitor_key", &candidate).await?.0.into_bytes()
         };
         let listener =
             TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
         let bound = listener.local_addr()?;
         let meters = Arc::new(Meters::default());
+        let (writer, writer_task) = ClickWriter::start(store.clone(), meters.clone(), clock.clone());
         let state = web::Data::new(AppState {
-            writer: ClickWriter::start(store.clone(), meters.clone()),
+            writer,
             meters,
+            clock,
             links: LinkCache::new(
                 settings.link_cache_capacity,
                 Duration::from_secs(settings.link_cache_seconds),
             ),
-            store,
+            store: store.clone(),
             admin_hash,
             visitor_key,
             public_base: settings.public_base(bound),
@@ -61,6 +76,8 @@ impl Application {
         Ok(Self {
             port: bound.port(),
             server,
+            store,
+            writer: writer_task,
             generated_admin_token,
         })
     }
@@ -74,20 +91,33 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped, then shuts down in order (see the module doc).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        // The writer ends once the workers' handles to it are gone; it writes what it holds
+        // first. Bounded, in case a handle outlives the server.
+        if tokio::time::timeout(Duration::from_secs(15), self.writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the click writer did not stop within 15 s");
+        }
+        self.store.close().await;
+        served
     }
 }
 
-async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(settings: &Settings, clock: SharedClock) -> anyhow::Result<Arc<dyn Store>> {
     let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
     match settings.storage() {
         StorageKind::Redis => {
             let url = settings.redis_url.as_deref().context("redis_url is not set")?;
-            let store = RedisStore::connect(url, &settings.redis_prefix, retention).await?;
+            let store = RedisStore::connect(url, &settings.redis_prefix, retention, clock).await?;
             Ok(Arc::new(store))
         }
-        StorageKind::Embedded => Ok(Arc::new(EmbeddedStore::open(&settings.data_dir, retention).await?)),
+        StorageKind::Embedded => Ok(Arc::new(
+            EmbeddedStore::open(&settings.data_dir, retention, clock).await?,
+        )),
     }
 }
 
@@ -98,25 +128,11 @@ async fn admin_token(store: &dyn Store, settings: &Settings) -> anyhow::Result<(
     }
     let token = format!("kl_{}", B64URL.encode(rand::random::<[u8; 32]>()));
     let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let (stored, created) = store.init_secret("admin_token_sha256", &hex(&hash)).await?;
+    let (stored, created) = store.init_secret("admin_token_sha256", &hex::encode(hash)).await?;
     if created {
         return Ok((hash, Some(token)));
     }
-    let bytes = unhex(&stored).context("Failed to read the stored admin token hash")?;
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(&stored, &mut bytes).context("Failed to read the stored admin token hash")?;
     Ok((bytes, None))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
 }

@@ -8,7 +8,7 @@ use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
 
 use crate::counters::{parse_field, Field};
-use crate::domain::{Event, Money};
+use crate::domain::{Dimension, Event, Money};
 use crate::store::LinkData;
 
 /// An inclusive range of UTC days; `None` ends are open.
@@ -72,7 +72,7 @@ impl Counts {
                 _ => {}
             }
         }
-        for (day, m) in &data.metrics {
+        for (day, m) in &data.insights {
             if range.contains(*day) {
                 c.reported_impressions += m.impressions;
                 c.reach += m.reach;
@@ -251,18 +251,20 @@ pub struct Slice {
     pub clicks: u64,
 }
 
-/// Human clicks by referrer, device, browser, OS, country, hour of day and source, largest
-/// first.
-pub fn breakdown(data: &LinkData, range: Range) -> BTreeMap<&'static str, Vec<Slice>> {
+/// Human clicks by dimension, by name: every `Dimension`, and `hour_of_day`.
+pub type Breakdown = BTreeMap<&'static str, Vec<Slice>>;
+
+/// Human clicks by every dimension and by hour of day, largest first.
+pub fn breakdown(data: &LinkData, range: Range) -> Breakdown {
     let mut by: BTreeMap<&'static str, HashMap<String, u64>> = BTreeMap::new();
-    for (_, name) in crate::counters::DIMENSIONS {
-        by.insert(name, HashMap::new());
+    for dim in Dimension::ALL {
+        by.insert(dim.name(), HashMap::new());
     }
     by.insert("hour_of_day", HashMap::new());
     for (field, &n) in &data.counters {
         match parse_field(field) {
             Some(Field::Breakdown { dim, day, value }) if range.contains(day) => {
-                *by.entry(dim).or_default().entry(value.to_owned()).or_default() += n.max(0) as u64;
+                *by.entry(dim.name()).or_default().entry(value.to_owned()).or_default() += n.max(0) as u64;
             }
             Some(Field::Clicks { day, hour }) if range.contains(day) => {
                 *by.entry("hour_of_day")
@@ -300,7 +302,7 @@ pub fn click_days(data: &LinkData, range: Range) -> Vec<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::DayMetrics;
+    use crate::domain::DayInsights;
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
@@ -320,9 +322,9 @@ mod tests {
         data.counters.insert("r|2026-11-21|10".into(), 3_200_000);
         data.counters.insert("f|2026-11-21|11".into(), 128_000);
         data.counters.insert("x|ref|2026-11-20|instagram.com".into(), 1100);
-        data.metrics.insert(
+        data.insights.insert(
             d("2026-11-20"),
-            DayMetrics {
+            DayInsights {
                 impressions: 120_000,
                 reach: 90_000,
                 likes: 5300,

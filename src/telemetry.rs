@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 /// Label values are written as the variant names, so these are snake_case as Prometheus wants.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
-pub enum Outcome {
+pub enum RedirectOutcome {
     redirected,
     bot,
     not_found,
@@ -18,7 +18,7 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
-    pub outcome: Outcome,
+    pub outcome: RedirectOutcome,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,7 +77,7 @@ impl Default for Meters {
 }
 
 impl Meters {
-    pub fn redirect(&self, outcome: Outcome) {
+    pub fn redirect(&self, outcome: RedirectOutcome) {
         self.redirects.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 

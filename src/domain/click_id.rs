@@ -1,40 +1,24 @@
 //! Click ids: the `kl_cid` value appended to every human redirect.
 //!
 //! A click id names the link (by its numeric id) and the click's entry in that link's click log
-//! (a stream id: milliseconds and a sequence number), so attribution finds the click with one
+//! (an `EntryId`: milliseconds and a sequence number), so attribution finds the click with one
 //! read and no global index. Text form: three base-36 numbers joined by `-`, e.g.
 //! `2s-mgx0k2pq-5`: URL-safe, at most 40 characters, opaque to shops.
 
 use std::fmt;
 
-/// An entry id in a link's click log, ordered by time. Mirrors a Redis stream id `<ms>-<seq>`.
+/// The id of an entry in a link's click log: the click's time in milliseconds and a sequence
+/// number, ordered by time. Each store keeps it in its own form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StreamId {
+pub struct EntryId {
     pub ms: u64,
     pub seq: u64,
-}
-
-impl StreamId {
-    /// Parses Redis' `<ms>-<seq>` form.
-    pub fn parse_redis(s: &str) -> Option<Self> {
-        let (ms, seq) = s.split_once('-')?;
-        Some(Self {
-            ms: ms.parse().ok()?,
-            seq: seq.parse().ok()?,
-        })
-    }
-}
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClickId {
     pub link_id: u64,
-    pub entry: StreamId,
+    pub entry: EntryId,
 }
 
 impl ClickId {
@@ -51,7 +35,7 @@ impl ClickId {
         }
         Some(Self {
             link_id,
-            entry: StreamId { ms, seq },
+            entry: EntryId { ms, seq },
         })
     }
 }
@@ -103,18 +87,18 @@ mod tests {
         let cases = [
             ClickId {
                 link_id: 1,
-                entry: StreamId {
+                entry: EntryId {
                     ms: 1_763_800_000_000,
                     seq: 0,
                 },
             },
             ClickId {
                 link_id: 0,
-                entry: StreamId { ms: 0, seq: 0 },
+                entry: EntryId { ms: 0, seq: 0 },
             },
             ClickId {
                 link_id: u64::MAX,
-                entry: StreamId {
+                entry: EntryId {
                     ms: u64::MAX,
                     seq: u64::MAX,
                 },
@@ -143,25 +127,5 @@ mod tests {
         ] {
             assert_eq!(ClickId::parse(s), None, "{s:?}");
         }
-    }
-
-    #[test]
-    fn stream_ids_parse_redis_form_and_order_by_time() {
-        let a = StreamId::parse_redis("1700000000000-5").unwrap();
-        assert_eq!(
-            a,
-            StreamId {
-                ms: 1_700_000_000_000,
-                seq: 5
-            }
-        );
-        assert_eq!(a.to_string(), "1700000000000-5");
-        assert!(
-            a < StreamId {
-                ms: 1_700_000_000_001,
-                seq: 0
-            }
-        );
-        assert_eq!(StreamId::parse_redis("x-1"), None);
     }
 }

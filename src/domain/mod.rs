@@ -4,16 +4,20 @@
 
 mod click_id;
 mod code;
+mod coupon;
 mod destination;
+mod dimension;
 mod money;
 mod platform;
 mod records;
 mod slug;
 mod utm;
 
-pub use click_id::{ClickId, StreamId};
+pub use click_id::{ClickId, EntryId};
 pub use code::{CodeError, ShortCode};
+pub use coupon::{Coupon, CouponKey};
 pub use destination::{with_click_id, Destination};
+pub use dimension::{ClickInfo, Dimension, Dimensions};
 pub use money::{Currency, Money};
 pub use platform::{Platform, Tier};
 pub use records::*;
@@ -35,4 +39,14 @@ impl Invalid {
 /// a CR/LF that slipped into a URL or header is an attack or a copy-paste error.
 pub fn has_control_chars(s: &str) -> bool {
     s.chars().any(|c| c.is_control())
+}
+
+/// Deserializes a field that may be absent (outer `None`), `null` (inner `None`) or a value:
+/// how a PATCH tells "leave as is" from "clear". Use with `#[serde(default)]`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }

@@ -3,10 +3,12 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{created, load_record, nullable, parse_destination, parse_name, parse_slug, Admin, PageQuery, State};
-use crate::domain::{Campaign, Currency, Event, Utm};
+use super::{created, parse_name, parse_slug, Admin, PageQuery, State};
+use crate::domain::{nullable, Campaign, Currency, Event, Utm};
 use crate::error::{ApiError, Code};
-use crate::store::Kind;
+use crate::lookup;
+use crate::minting::parse_destination;
+use crate::store::RecordsExt;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/campaigns").get(list).post(create))
@@ -58,7 +60,7 @@ fn parse_window(state: &State, days: u32) -> Result<u32, ApiError> {
 
 async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let now = crate::domain::now();
+    let now = state.clock.now_to_second();
     let campaign = Campaign {
         id: parse_slug("id", &b.id)?,
         name: parse_name("name", &b.name)?,
@@ -79,12 +81,7 @@ async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Resu
         created_at: now,
         updated_at: now,
     };
-    let json = serde_json::to_string(&campaign).map_err(anyhow::Error::from)?;
-    if !state
-        .store
-        .create_record(Kind::Campaign, campaign.id.as_str(), &json)
-        .await?
-    {
+    if !state.store().create(&campaign).await? {
         return Err(ApiError::new(
             Code::AlreadyExists,
             format!("A campaign with id '{}' exists already.", campaign.id),
@@ -93,19 +90,13 @@ async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Resu
     Ok(created(&campaign))
 }
 
-pub async fn load(state: &State, id: &str) -> Result<Campaign, ApiError> {
-    load_record(state.store.as_ref(), Kind::Campaign, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No campaign has id '{id}'.")))
-}
-
 async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(load(&state, &id).await?))
+    Ok(HttpResponse::Ok().json(lookup::campaign(state.store(), &id).await?))
 }
 
 async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let (items, next) = super::list_records::<Campaign>(state.store.as_ref(), Kind::Campaign, &q).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"campaigns": items, "next_cursor": next})))
+    let page = state.store().list::<Campaign>(q.cursor()?, q.limit()?).await?;
+    Ok(super::list("campaigns", &page.items, page.next))
 }
 
 async fn patch(
@@ -114,7 +105,7 @@ async fn patch(
     id: web::Path<String>,
     body: web::Json<PatchCampaign>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut c = load(&state, &id).await?;
+    let mut c = lookup::campaign(state.store(), &id).await?;
     let b = body.into_inner();
     if let Some(name) = b.name {
         c.name = parse_name("name", &name)?;
@@ -134,8 +125,7 @@ async fn patch(
     if let Some(utm) = b.utm {
         c.utm = utm.validate()?;
     }
-    c.updated_at = crate::domain::now();
-    let json = serde_json::to_string(&c).map_err(anyhow::Error::from)?;
-    state.store.put_record(Kind::Campaign, c.id.as_str(), &json).await?;
+    c.updated_at = state.clock.now_to_second();
+    state.store().put(&c).await?;
     Ok(HttpResponse::Ok().json(c))
 }

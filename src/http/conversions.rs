@@ -3,10 +3,10 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{encode_cursor, Admin, PageQuery, State};
+use super::{Admin, PageQuery, State};
 use crate::domain::ConversionStatus;
 use crate::error::ApiError;
-use crate::store::ConversionFilter;
+use crate::lookup::{self, ConversionFilter};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/conversions").get(list));
@@ -41,12 +41,6 @@ async fn list(_: Admin, state: State, q: web::Query<ListQuery>) -> Result<HttpRe
         campaign: q.campaign,
         status,
     };
-    let result = state
-        .store
-        .list_conversions(&filter, page.cursor()?.as_deref(), page.limit()?)
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "conversions": result.items,
-        "next_cursor": encode_cursor(result.next),
-    })))
+    let result = lookup::conversions(state.store(), &filter, page.cursor()?, page.limit()?).await?;
+    Ok(super::list("conversions", &result.items, result.next))
 }

@@ -3,11 +3,12 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{Admin, State};
-use crate::domain::{ClickId, StoredClick};
+use crate::domain::{ClickId, Dimension, StoredClick};
 use crate::error::ApiError;
+use crate::lookup;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/links/{code}/clicks").get(clicks));
@@ -19,40 +20,29 @@ struct ClicksQuery {
     limit: Option<String>,
 }
 
-/// One click as exported; `id` is the `kl_cid` the redirect handed out (bots got none, but
-/// their entries carry an id all the same).
-#[derive(Serialize)]
-struct ClickRow<'a> {
-    id: String,
-    at: String,
-    bot: bool,
-    visitor: &'a str,
-    referrer: &'a str,
-    device: &'a str,
-    browser: &'a str,
-    os: &'a str,
-    country: &'a str,
-    source: &'a str,
+/// The columns of a click export: id, time, bot, visitor, then every dimension.
+fn columns() -> Vec<&'static str> {
+    let mut c = vec!["id", "at", "bot", "visitor"];
+    c.extend(Dimension::ALL.iter().map(|d| d.name()));
+    c
 }
 
-fn row(link_id: u64, c: &StoredClick) -> ClickRow<'_> {
+/// One click as exported, column by column; `id` is the `kl_cid` the redirect handed out (bots
+/// got none, but their entries carry an id all the same).
+fn row(link_id: u64, c: &StoredClick) -> Vec<String> {
     let at = DateTime::from_timestamp_millis(c.entry.ms as i64).unwrap_or_default();
-    ClickRow {
-        id: ClickId {
+    let mut r = vec![
+        ClickId {
             link_id,
             entry: c.entry,
         }
         .to_string(),
-        at: at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        bot: c.info.bot,
-        visitor: &c.info.visitor,
-        referrer: &c.info.referrer,
-        device: &c.info.device,
-        browser: &c.info.browser,
-        os: &c.info.os,
-        country: &c.info.country,
-        source: &c.info.source,
-    }
+        at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        c.info.bot.to_string(),
+        c.info.visitor.clone(),
+    ];
+    r.extend(c.info.dims.iter().map(|(_, v)| v.to_owned()));
+    r
 }
 
 async fn clicks(
@@ -62,7 +52,7 @@ async fn clicks(
     code: web::Path<String>,
     q: web::Query<ClicksQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let link = super::links::load(&state, &code).await?;
+    let link = lookup::link(state.store(), &code).await?;
     let limit = match q.limit.as_deref() {
         None => 1000,
         Some(l) => l
@@ -80,31 +70,44 @@ async fn clicks(
                 .entry,
         ),
     };
-    let clicks = state.store.read_clicks(link.code.as_str(), after, limit).await?;
-    let rows: Vec<ClickRow> = clicks.iter().map(|c| row(link.id, c)).collect();
+    let clicks = state.store().read_clicks(link.code.as_str(), after, limit).await?;
+    let rows: Vec<Vec<String>> = clicks.iter().map(|c| row(link.id, c)).collect();
     let wants_csv = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/csv"));
+    let cols = columns();
     if wants_csv {
+        let csv_failed = |e: csv::Error| ApiError::Internal(anyhow::Error::new(e).context("Failed to write CSV"));
         let mut w = csv::Writer::from_writer(Vec::new());
-        if rows.is_empty() {
-            w.write_record([
-                "id", "at", "bot", "visitor", "referrer", "device", "browser", "os", "country", "source",
-            ])
-            .map_err(anyhow::Error::from)?;
-        }
+        w.write_record(&cols).map_err(csv_failed)?;
         for r in &rows {
-            w.serialize(r).map_err(anyhow::Error::from)?;
+            w.write_record(r).map_err(csv_failed)?;
         }
         let body = w
             .into_inner()
-            .map_err(|e| anyhow::anyhow!("Failed to write CSV: {e}"))?;
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("Failed to write CSV: {e}")))?;
         return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(body));
     }
     let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
+        .then(|| rows.last().map(|r| r[0].clone()))
         .flatten();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"clicks": rows, "next_cursor": next})))
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> = clicks
+        .iter()
+        .zip(&rows)
+        .map(|(c, r)| {
+            cols.iter()
+                .zip(r)
+                .map(|(k, v)| {
+                    let v = match *k {
+                        "bot" => serde_json::Value::Bool(c.info.bot),
+                        _ => serde_json::Value::String(v.clone()),
+                    };
+                    ((*k).to_owned(), v)
+                })
+                .collect()
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"clicks": objects, "next_cursor": next})))
 }

@@ -3,10 +3,11 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{created, load_record, nullable, parse_name, parse_slug, Admin, PageQuery, State};
-use crate::domain::{has_control_chars, Kol, Platform, Tier};
+use super::{created, parse_name, parse_slug, Admin, PageQuery, State};
+use crate::domain::{has_control_chars, nullable, Kol, Platform, Tier};
 use crate::error::{ApiError, Code};
-use crate::store::Kind;
+use crate::lookup;
+use crate::store::RecordsExt;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/kols").get(list).post(create))
@@ -46,7 +47,7 @@ fn parse_handle(h: &str) -> Result<String, ApiError> {
 
 async fn create(_: Admin, state: State, body: web::Json<CreateKol>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let now = crate::domain::now();
+    let now = state.clock.now_to_second();
     let kol = Kol {
         id: parse_slug("id", &b.id)?,
         name: parse_name("name", &b.name)?,
@@ -57,8 +58,7 @@ async fn create(_: Admin, state: State, body: web::Json<CreateKol>) -> Result<Ht
         created_at: now,
         updated_at: now,
     };
-    let json = serde_json::to_string(&kol).map_err(anyhow::Error::from)?;
-    if !state.store.create_record(Kind::Kol, kol.id.as_str(), &json).await? {
+    if !state.store().create(&kol).await? {
         return Err(ApiError::new(
             Code::AlreadyExists,
             format!("A KOL with id '{}' exists already.", kol.id),
@@ -67,19 +67,13 @@ async fn create(_: Admin, state: State, body: web::Json<CreateKol>) -> Result<Ht
     Ok(created(&kol))
 }
 
-pub async fn load(state: &State, id: &str) -> Result<Kol, ApiError> {
-    load_record(state.store.as_ref(), Kind::Kol, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No KOL has id '{id}'.")))
-}
-
 async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(load(&state, &id).await?))
+    Ok(HttpResponse::Ok().json(lookup::kol(state.store(), &id).await?))
 }
 
 async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let (items, next) = super::list_records::<Kol>(state.store.as_ref(), Kind::Kol, &q).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"kols": items, "next_cursor": next})))
+    let page = state.store().list::<Kol>(q.cursor()?, q.limit()?).await?;
+    Ok(super::list("kols", &page.items, page.next))
 }
 
 async fn patch(
@@ -88,7 +82,7 @@ async fn patch(
     id: web::Path<String>,
     body: web::Json<PatchKol>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut k = load(&state, &id).await?;
+    let mut k = lookup::kol(state.store(), &id).await?;
     let b = body.into_inner();
     if let Some(name) = b.name {
         k.name = parse_name("name", &name)?;
@@ -103,8 +97,7 @@ async fn patch(
         k.followers = f;
         k.tier = Tier::from_followers(f);
     }
-    k.updated_at = crate::domain::now();
-    let json = serde_json::to_string(&k).map_err(anyhow::Error::from)?;
-    state.store.put_record(Kind::Kol, k.id.as_str(), &json).await?;
+    k.updated_at = state.clock.now_to_second();
+    state.store().put(&k).await?;
     Ok(HttpResponse::Ok().json(k))
 }

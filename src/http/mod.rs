@@ -1,37 +1,36 @@
-//! The HTTP surface of API.md. Handlers parse and validate, call the domain and the store,
-//! and map results and errors to HTTP; one file per resource.
+//! The HTTP surface of API.md, one file per resource. Handlers only extract, call and render:
+//! the rules they call live in `crate::minting`, `crate::intake`, `crate::report` and
+//! `crate::lookup`, and take domain types.
 
 mod campaigns;
 mod conversions;
 mod exports;
 mod health;
+mod insights;
 mod kols;
 mod links;
-mod metrics;
 mod redirect;
 mod shops;
 mod stats;
 mod webhooks;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine;
-use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::cache::LinkCache;
 use crate::clicks::ClickWriter;
+use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::domain::Link;
 use crate::error::{body, ApiError, Code};
-use crate::store::Store;
+use crate::minting::Minter;
+use crate::store::{Cursor, Store};
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -42,6 +41,7 @@ pub struct AppState {
     pub writer: ClickWriter,
     pub meters: Arc<crate::telemetry::Meters>,
     pub links: LinkCache,
+    pub clock: SharedClock,
     /// SHA-256 of the admin token.
     pub admin_hash: [u8; 32],
     /// Key of the daily visitor-hash salt.
@@ -51,36 +51,21 @@ pub struct AppState {
     pub settings: Settings,
 }
 
-pub type State = web::Data<AppState>;
-
-/// In-process cache of link records for the redirect hot path: bounded, short-lived, and
-/// invalidated when this process changes a link. Unknown codes are cached too, so that a
-/// scanner trying random paths costs one store read per code and TTL.
-pub struct LinkCache(moka::sync::Cache<String, Option<Arc<Link>>>);
-
-impl LinkCache {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
-        )
+impl AppState {
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
-    pub async fn get(&self, store: &dyn Store, code: &str) -> Result<Option<Arc<Link>>, ApiError> {
-        if let Some(hit) = self.0.get(code) {
-            return Ok(hit);
+    pub fn minter(&self) -> Minter<'_> {
+        Minter {
+            store: self.store.as_ref(),
+            cache: &self.links,
+            clock: self.clock.as_ref(),
         }
-        let link = store.get_link(code).await?.map(Arc::new);
-        self.0.insert(code.to_owned(), link.clone());
-        Ok(link)
-    }
-
-    pub fn forget(&self, code: &str) {
-        self.0.invalidate(code);
     }
 }
+
+pub type State = web::Data<AppState>;
 
 /// Proof that the request carried the admin bearer token.
 pub struct Admin;
@@ -142,19 +127,15 @@ fn query_config() -> web::QueryConfig {
 }
 
 /// Reads a raw body of at most 64 KiB (webhooks verify signatures over the exact bytes).
-pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::invalid("The request body could not be read."))?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::new(
-                Code::PayloadTooLarge,
-                "The request body is larger than 64 KiB.",
-            ));
-        }
-        body.extend_from_slice(&chunk);
+pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(MAX_BODY).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(ApiError::invalid("The request body could not be read.")),
+        Err(_) => Err(ApiError::new(
+            Code::PayloadTooLarge,
+            "The request body is larger than 64 KiB.",
+        )),
     }
-    Ok(body.freeze())
 }
 
 /// `?limit=&cursor=` of list endpoints.
@@ -176,25 +157,27 @@ impl PageQuery {
         }
     }
 
-    /// The store's cursor inside the opaque one handed out.
-    pub fn cursor(&self) -> Result<Option<String>, ApiError> {
-        self.cursor
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .map(|c| {
-                B64URL
-                    .decode(c)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
-                    .ok_or_else(|| ApiError::invalid("cursor is not one this server handed out."))
-            })
-            .transpose()
+    /// The cursor as the client sent it; only the store reads it (a foreign one is `400`).
+    pub fn cursor(&self) -> Result<Option<Cursor>, ApiError> {
+        match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => Ok(None),
+            Some(c) => Cursor::from_client(c)
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid("cursor is not one this server handed out.")),
+        }
     }
 }
 
-pub fn encode_cursor(c: Option<String>) -> Option<String> {
-    c.map(|c| B64URL.encode(c))
+/// A list answer: `{"<plural>": [...], "next_cursor": ...}`.
+pub fn list<T: serde::Serialize>(plural: &str, items: &[T], next: Option<Cursor>) -> HttpResponse {
+    let mut body = serde_json::Map::new();
+    body.insert(plural.to_owned(), serde_json::to_value(items).unwrap_or_default());
+    body.insert(
+        "next_cursor".to_owned(),
+        next.map(|c| serde_json::Value::String(c.as_str().to_owned()))
+            .unwrap_or(serde_json::Value::Null),
+    );
+    HttpResponse::Ok().json(body)
 }
 
 /// Answers `201` with a JSON resource.
@@ -247,7 +230,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(campaigns::routes)
                 .configure(kols::routes)
                 .configure(links::routes)
-                .configure(metrics::routes)
+                .configure(insights::routes)
                 .configure(shops::routes)
                 .configure(conversions::routes)
                 .configure(exports::routes)
@@ -255,49 +238,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(not_found)),
         )
         .service(web::scope("/webhooks").wrap(error_format()).configure(webhooks::routes))
-        .configure(metrics::pixel_routes)
+        .configure(insights::pixel_routes)
         .configure(redirect::routes)
         .default_service(web::to(not_found));
-}
-
-/// Reads a JSON record of `kind`.
-pub async fn load_record<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    kind: crate::store::Kind,
-    id: &str,
-) -> Result<Option<T>, ApiError> {
-    match store.get_record(kind, id).await? {
-        None => Ok(None),
-        Some(json) => Ok(Some(serde_json::from_str(&json).map_err(|e| {
-            ApiError::Store(anyhow::anyhow!("Failed to decode a stored record: {e}"))
-        })?)),
-    }
-}
-
-/// A page of JSON records of `kind`, decoded.
-pub async fn list_records<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    kind: crate::store::Kind,
-    q: &PageQuery,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let page = store.list_records(kind, q.cursor()?.as_deref(), q.limit()?).await?;
-    let items = page
-        .items
-        .iter()
-        .map(|j| serde_json::from_str(j))
-        .collect::<Result<Vec<T>, _>>()
-        .map_err(|e| ApiError::Store(anyhow::anyhow!("Failed to decode a stored record: {e}")))?;
-    Ok((items, encode_cursor(page.next)))
-}
-
-/// Deserializes a field that may be absent (outer `None`), `null` (inner `None`) or a value:
-/// how PATCH tells "leave as is" from "clear".
-pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A display name: 1 to 200 characters, no control characters.
@@ -313,8 +256,4 @@ pub fn parse_name(field: &str, s: &str) -> Result<String, ApiError> {
 
 pub fn parse_slug(field: &str, s: &str) -> Result<crate::domain::Slug, ApiError> {
     crate::domain::Slug::parse(s).map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
-}
-
-pub fn parse_destination(s: &str) -> Result<crate::domain::Destination, ApiError> {
-    crate::domain::Destination::parse(s).map_err(|e| ApiError::new(Code::InvalidDestination, format!("The {e}.")))
 }

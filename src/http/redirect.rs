@@ -4,13 +4,13 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 
 use super::State;
 use crate::classify::{click_info, RequestFacts};
 use crate::domain::{with_click_id, ClickId, Link};
-use crate::error::{body, Code};
-use crate::telemetry::Outcome;
+use crate::error::{body, Code, RETRY_AFTER_SECS};
+use crate::store::StoreError;
+use crate::telemetry::RedirectOutcome as Outcome;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -27,14 +27,22 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let link = if well_formed {
-        state.links.get(state.store.as_ref(), code).await.map_err(|e| {
-            tracing::error!(error = ?e, "link lookup failed");
+        state.links.get(state.store(), code).await.map_err(|e| {
             state.meters.redirect(Outcome::unavailable);
-            page(
-                req,
-                Code::StorageUnavailable,
-                "This link cannot be followed right now. Please try again in a moment.",
-            )
+            match e {
+                StoreError::Unavailable(_) => {
+                    tracing::warn!(error = %e, "link lookup failed");
+                    unavailable(req)
+                }
+                _ => {
+                    tracing::error!(error = %e, "link lookup failed");
+                    page(
+                        req,
+                        Code::Internal,
+                        "This link cannot be followed because of an error on our side.",
+                    )
+                }
+            }
         })?
     } else {
         None
@@ -47,7 +55,7 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
             "This link does not exist. Check that it was copied whole.",
         ));
     };
-    if !link.is_live(Utc::now()) {
+    if !link.is_live(state.clock.now()) {
         state.meters.redirect(Outcome::gone);
         return Err(page(req, Code::LinkGone, "This link is no longer active."));
     }
@@ -72,7 +80,7 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     let source = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "src")
         .map(|(_, v)| v.into_owned());
-    let day = crate::counters::day_string(Utc::now());
+    let day = crate::counters::day_string(state.clock.now());
     let info = click_info(
         &state.visitor_key,
         &RequestFacts {
@@ -103,12 +111,8 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
         }
         Err(e) => {
             state.meters.redirect(Outcome::unavailable);
-            tracing::error!(error = %e, code = %link.code, "click not stored; redirect refused");
-            page(
-                &req,
-                Code::StorageUnavailable,
-                "This link cannot be followed right now. Please try again in a moment.",
-            )
+            tracing::warn!(error = %e, code = %link.code, "click not stored; redirect refused");
+            unavailable(&req)
         }
     }
 }
@@ -130,6 +134,17 @@ fn found(location: &str) -> HttpResponse {
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
         .finish()
+}
+
+/// The store does not answer: `503` with `Retry-After`.
+fn unavailable(req: &HttpRequest) -> HttpResponse {
+    let mut res = page(
+        req,
+        Code::StorageUnavailable,
+        "This link cannot be followed right now. Please try again in a moment.",
+    );
+    res.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+    res
 }
 
 /// An error answer: a small HTML page for browsers, API.md's JSON for everyone else.

@@ -4,11 +4,12 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{created, load_record, parse_name, parse_slug, Admin, PageQuery, State};
+use super::{created, parse_name, parse_slug, Admin, PageQuery, State};
 use crate::domain::{has_control_chars, Shop, ShopPlatform};
 use crate::error::{ApiError, Code};
+use crate::lookup;
 use crate::signature::WebhookSecret;
-use crate::store::Kind;
+use crate::store::RecordsExt;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/shops").get(list).post(create))
@@ -37,11 +38,7 @@ struct ShopView<'a> {
 }
 
 fn view<'a>(state: &State, s: &'a Shop, with_secret: bool) -> ShopView<'a> {
-    let path = match s.platform {
-        ShopPlatform::Generic => "conversions",
-        ShopPlatform::Shopify => "shopify",
-        ShopPlatform::Woocommerce => "woocommerce",
-    };
+    let path = crate::intake::path_of(s.platform);
     ShopView {
         id: s.id.as_str(),
         name: &s.name,
@@ -73,10 +70,9 @@ async fn create(_: Admin, state: State, body: web::Json<CreateShop>) -> Result<H
         name: parse_name("name", &b.name)?,
         platform: b.platform,
         secret,
-        created_at: crate::domain::now(),
+        created_at: state.clock.now_to_second(),
     };
-    let json = serde_json::to_string(&shop).map_err(anyhow::Error::from)?;
-    if !state.store.create_record(Kind::Shop, shop.id.as_str(), &json).await? {
+    if !state.store().create(&shop).await? {
         return Err(ApiError::new(
             Code::AlreadyExists,
             format!("A shop with id '{}' exists already.", shop.id),
@@ -86,19 +82,13 @@ async fn create(_: Admin, state: State, body: web::Json<CreateShop>) -> Result<H
     Ok(created(&view(&state, &shop, with_secret)))
 }
 
-pub async fn load(state: &State, id: &str) -> Result<Shop, ApiError> {
-    load_record(state.store.as_ref(), Kind::Shop, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No shop has id '{id}'.")))
-}
-
 async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let shop = load(&state, &id).await?;
+    let shop = lookup::shop(state.store(), &id).await?;
     Ok(HttpResponse::Ok().json(view(&state, &shop, false)))
 }
 
 async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let (items, next) = super::list_records::<Shop>(state.store.as_ref(), Kind::Shop, &q).await?;
-    let views: Vec<ShopView> = items.iter().map(|s| view(&state, s, false)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"shops": views, "next_cursor": next})))
+    let page = state.store().list::<Shop>(q.cursor()?, q.limit()?).await?;
+    let views: Vec<ShopView> = page.items.iter().map(|s| view(&state, s, false)).collect();
+    Ok(super::list("shops", &views, page.next))
 }

@@ -1,162 +1,61 @@
-//! Conversion webhooks. `generic` shops sign per Standard Webhooks.
+//! Conversion webhooks: `POST /webhooks/<platform path>/<shop>`. The shop platform
+//! (`crate::intake::ShopWebhooks`) verifies the delivery and reads it; the one intake takes it.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
 
 use super::{read_body, State};
-use crate::conversions::{accept, Incoming};
-use crate::domain::{has_control_chars, Currency, Event, Money, ShopPlatform};
-use crate::error::{ApiError, Code};
-use crate::signature::WebhookSecret;
+use crate::error::ApiError;
+use crate::intake::{self, Delivery};
+use crate::lookup;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/conversions/{shop}").post(generic));
+    cfg.service(web::resource("/{platform}/{shop}").post(receive));
 }
 
-/// The body of a generic conversion webhook. Unknown fields are ignored: shops send more.
-#[derive(Deserialize)]
-struct ConversionBody {
-    order_id: serde_json::Value,
-    event: String,
-    amount: Option<serde_json::Value>,
-    currency: Option<String>,
-    click_id: Option<String>,
-    coupon: Option<String>,
-    code: Option<String>,
-    occurred_at: Option<DateTime<Utc>>,
-    refund_id: Option<serde_json::Value>,
-}
-
-/// An order or refund id: a string or an integer, 1 to 128 characters.
-fn text_id(field: &str, v: &serde_json::Value) -> Result<String, ApiError> {
-    let s = match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
-        _ => return Err(ApiError::invalid(format!("{field} must be a string or an integer."))),
-    };
-    if s.is_empty() || s.len() > 128 || has_control_chars(&s) {
-        return Err(ApiError::invalid(format!(
-            "{field} must be 1 to 128 characters without control characters."
-        )));
-    }
-    Ok(s)
-}
-
-fn parse_incoming(shop: crate::domain::Slug, b: ConversionBody) -> Result<Incoming, ApiError> {
-    let event = Event::parse(&b.event)
-        .ok_or_else(|| ApiError::invalid("event must be one of purchase, signup, lead, install, subscribe, refund."))?;
-    let amount = b
-        .amount
-        .as_ref()
-        .filter(|v| !v.is_null())
-        .map(|v| Money::from_json(v).map_err(|e| ApiError::invalid(format!("amount: {e}."))))
-        .transpose()?;
-    let currency = b.currency.as_deref().map(Currency::parse).transpose()?;
-    if matches!(event, Event::Purchase | Event::Refund) && (amount.is_none() || currency.is_none()) {
-        return Err(ApiError::invalid(format!(
-            "amount and currency are required for a {}.",
-            event.as_str()
-        )));
-    }
-    if event == Event::Refund && amount == Some(Money::ZERO) {
-        return Err(ApiError::invalid("A refund's amount must be positive."));
-    }
-    let now = crate::domain::now();
-    let occurred_at = b.occurred_at.unwrap_or(now);
-    if occurred_at > now + Duration::hours(24) {
-        return Err(ApiError::invalid("occurred_at is more than a day in the future."));
-    }
-    let short = |field: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
-        match v {
-            Some(s) if s.len() > 128 || has_control_chars(&s) => Err(ApiError::invalid(format!(
-                "{field} must be at most 128 characters without control characters."
-            ))),
-            other => Ok(other.filter(|s| !s.is_empty())),
-        }
-    };
-    Ok(Incoming {
-        shop,
-        order_id: text_id("order_id", &b.order_id)?,
-        refund_id: b
-            .refund_id
-            .as_ref()
-            .filter(|v| !v.is_null())
-            .map(|v| text_id("refund_id", v))
-            .transpose()?,
-        event,
-        amount,
-        currency,
-        click_id: short("click_id", b.click_id)?,
-        coupon: short("coupon", b.coupon)?,
-        code: short("code", b.code)?,
-        occurred_at,
-    })
-}
-
-async fn generic(
+async fn receive(
     req: HttpRequest,
     state: State,
-    shop: web::Path<String>,
+    path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let shop = super::shops::load(&state, &shop).await?;
-    if shop.platform != ShopPlatform::Generic {
+    let (platform, shop) = path.into_inner();
+    let Some(platform) = intake::by_path(&platform) else {
+        return Err(ApiError::not_found("Nothing is here: check the path."));
+    };
+    let shop = lookup::shop(state.store(), &shop).await?;
+    if shop.platform != platform.platform() {
         return Err(ApiError::invalid(format!(
             "Shop '{}' is a {:?} shop: its webhooks go to its own webhook_url.",
             shop.id, shop.platform
         )));
     }
     let body = read_body(payload).await?;
-    let secret = WebhookSecret::parse(&shop.secret).ok_or_else(|| {
-        ApiError::Store(anyhow::anyhow!(
-            "Failed to decode the stored secret of shop {}",
-            shop.id
-        ))
-    })?;
-    let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    secret
-        .verify(
-            h("webhook-id"),
-            h("webhook-timestamp"),
-            h("webhook-signature"),
-            &body,
-            Utc::now().timestamp(),
-        )
-        .map_err(|e| ApiError::new(Code::InvalidSignature, format!("{}.", capitalise(&e.to_string()))))?;
-    let is_json = h(header::CONTENT_TYPE.as_str()).is_some_and(|ct| ct.trim_start().starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            Code::UnsupportedMediaType,
-            "Send the body as JSON with 'Content-Type: application/json'.",
-        ));
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let delivery = Delivery {
+        header: &header,
+        body: &body,
+    };
+    let now = state.clock.now();
+    platform.verify(&shop, &delivery, now)?;
+    let mut receipts = Vec::new();
+    for incoming in platform.parse(&shop, &delivery, now)? {
+        let receipt = intake::accept(state.store(), state.clock.as_ref(), incoming).await?;
+        let status = serde_json::to_value(receipt.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        state
+            .meters
+            .conversions
+            .get_or_create(&crate::telemetry::StatusLabel { status })
+            .inc();
+        receipts.push(receipt);
     }
-    let parsed: ConversionBody = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid(format!("The body is not valid: {e}."))
-        } else {
-            ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {e}."))
-        }
-    })?;
-    let incoming = parse_incoming(shop.id.clone(), parsed)?;
-    let outcome = accept(state.store.as_ref(), incoming).await?;
-    let status = serde_json::to_value(outcome.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    state
-        .meters
-        .conversions
-        .get_or_create(&crate::telemetry::StatusLabel { status })
-        .inc();
-    Ok(HttpResponse::Ok().json(outcome))
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
+    // One conversion per delivery is the common case and API.md's answer; a delivery that
+    // reports several is answered with all of them, and one that reports none (a ping) plainly.
+    Ok(match receipts.len() {
+        1 => HttpResponse::Ok().json(&receipts[0]),
+        0 => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        _ => HttpResponse::Ok().json(serde_json::json!({"conversions": receipts})),
+    })
 }

@@ -1,19 +1,63 @@
-//! The one async interface the rest of kolink talks to; which store runs is chosen at start-up.
+//! The store seam: a few small traits over typed records that the rest of kolink talks to; which
+//! store runs is chosen at start-up (`Arc<dyn Store>`).
+//!
+//! - [`Records`]: campaigns, KOLs and shops by id, newest first. Typed access is the provided
+//!   [`RecordsExt`] (`create`, `get`, `put`, `list` of any [`Record`]); the store sees JSON.
+//! - [`Links`]: links with their code, id, coupon, campaign and KOL indexes.
+//! - [`ClickLog`]: each link's log of clicks, written in groups.
+//! - [`Counters`]: each link's counters, day insights and unique visitors.
+//! - [`Conversions`]: the conversion log, its idempotency, and counting a conversion once.
+//!
+//! The stores store; the rules live above them: which clicks count as unique visitors and on
+//! which day (`crate::counters`), how coupons fold (`CouponKey`), which conversions count
+//! (`crate::intake`), what a filtered page holds ([`fill_page`]).
 //!
 //! Expected outcomes are values (`Ok(false)` for "already exists", `Err(LinkConflict)` inside
-//! `Ok` for a taken code or coupon); `anyhow::Error` means the store itself failed, which the
-//! API answers with `503`.
+//! `Ok`). [`StoreError`] tells a store that does not answer (`Unavailable`: the API says `503`
+//! with `Retry-After`) from data or use it cannot make sense of (`Corrupt`: a bug, `500`), and a
+//! cursor it never minted (`BadCursor`: `400`). Cursors are opaque: a store mints them from its
+//! own positions and reads them back; nothing else looks inside.
 
 pub mod embedded;
 pub mod redis;
 
 use std::collections::{BTreeMap, HashMap};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::domain::{ClickInfo, Conversion, ConversionStatus, DayMetrics, Link, StoredClick, StreamId};
+use crate::domain::{Campaign, ClickInfo, Conversion, CouponKey, DayInsights, EntryId, Kol, Link, Shop, StoredClick};
 
-pub type Result<T> = anyhow::Result<T>;
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store did not answer (down, timed out, out of disk): retrying later may work.
+    #[error("storage is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// The store answered with data kolink cannot read, or refused what kolink asked: a bug.
+    #[error("storage failed: {0:#}")]
+    Corrupt(anyhow::Error),
+    /// A list cursor that this store did not mint.
+    #[error("the cursor was not minted by this store")]
+    BadCursor,
+}
+
+impl StoreError {
+    pub fn corrupt(message: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt(anyhow::anyhow!("{message}"))
+    }
+}
+
+/// Decoding a stored record can only fail when the data is not what kolink wrote.
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(anyhow::Error::new(e).context("Failed to decode a stored record"))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Records kept as JSON by id, listed newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +77,110 @@ impl Kind {
     }
 }
 
-/// One page of a newest-first list; `next` is the store's cursor for the page after it.
+/// A record the [`Records`] store keeps.
+pub trait Record: Serialize + DeserializeOwned + Send + Sync {
+    const KIND: Kind;
+    fn id(&self) -> &str;
+}
+
+impl Record for Campaign {
+    const KIND: Kind = Kind::Campaign;
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+impl Record for Kol {
+    const KIND: Kind = Kind::Kol;
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+impl Record for Shop {
+    const KIND: Kind = Kind::Shop;
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+/// A position in a newest-first list, opaque outside the store that minted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(String);
+
+impl Cursor {
+    /// What a client sent back; only the store can tell whether it is one of its own.
+    pub fn from_client(s: &str) -> Option<Self> {
+        (!s.is_empty() && s.len() <= 128).then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A store's position as a cursor: `N` numbers.
+    pub(crate) fn mint<const N: usize>(position: [u64; N]) -> Self {
+        let bytes: Vec<u8> = position.iter().flat_map(|n| n.to_be_bytes()).collect();
+        Self(B64URL.encode(bytes))
+    }
+
+    /// The `N` numbers of a cursor minted by `mint::<N>`.
+    pub(crate) fn position<const N: usize>(&self) -> Result<[u64; N]> {
+        let bytes = B64URL.decode(&self.0).map_err(|_| StoreError::BadCursor)?;
+        if bytes.len() != N * 8 {
+            return Err(StoreError::BadCursor);
+        }
+        let mut out = [0u64; N];
+        for (o, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            *o = u64::from_be_bytes(chunk.try_into().map_err(|_| StoreError::BadCursor)?);
+        }
+        Ok(out)
+    }
+}
+
+/// One page of a newest-first list; `next` is the cursor of the page after it.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    pub next: Option<String>,
+    pub next: Option<Cursor>,
+}
+
+/// Items of a store's list, each with the cursor that continues after it. Fewer than asked for
+/// means the list ends there.
+pub type Scan<T> = Vec<(Cursor, T)>;
+
+/// Fills a page of up to `limit` items that pass `keep`, reading the store's list in scans.
+/// The one place where lists are paged and filtered, for every store.
+pub async fn fill_page<T, F>(
+    after: Option<Cursor>,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+    mut scan: impl FnMut(Option<Cursor>, usize) -> F,
+    filtered: bool,
+) -> Result<Page<T>>
+where
+    F: std::future::Future<Output = Result<Scan<T>>>,
+{
+    // Unfiltered, one scan of `limit` is a page; filtered, scan wider to skip faster.
+    let width = if filtered { limit.max(100) } else { limit };
+    let mut cursor = after;
+    let mut items = Vec::new();
+    loop {
+        let batch = scan(cursor.clone(), width).await?;
+        let ended = batch.len() < width;
+        for (c, item) in batch {
+            cursor = Some(c.clone());
+            if keep(&item) {
+                items.push(item);
+                if items.len() == limit {
+                    return Ok(Page { items, next: Some(c) });
+                }
+            }
+        }
+        if ended {
+            return Ok(Page { items, next: None });
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,45 +189,142 @@ pub enum LinkConflict {
     Coupon(String),
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct LinkFilter {
-    pub campaign: Option<String>,
-    pub kol: Option<String>,
+/// Which index a list of links is read from.
+#[derive(Debug, Clone, Copy)]
+pub enum LinkIndex<'a> {
+    All,
+    Campaign(&'a str),
+    Kol(&'a str),
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ConversionFilter {
-    pub campaign: Option<String>,
-    pub status: Option<ConversionStatus>,
-}
-
-impl ConversionFilter {
-    pub fn matches(&self, c: &Conversion) -> bool {
-        self.campaign.as_ref().is_none_or(|id| c.campaign.as_ref() == Some(id))
-            && self.status.is_none_or(|s| c.status == s)
-    }
-}
-
-/// A click ready to be written: its proposed log entry id and the counters it bumps.
+/// A click ready to be written: its log entry id, the counters it bumps and, for a person, the
+/// day's unique visitor it adds to.
 #[derive(Debug, Clone)]
 pub struct NewClick {
     pub code: String,
-    pub entry: StreamId,
+    pub entry: EntryId,
     pub at: DateTime<Utc>,
     pub info: ClickInfo,
     pub fields: Vec<String>,
+    pub visit: Option<Visit>,
 }
 
-/// Everything counted for one link: the counter map (see `crate::counters`) and the
-/// per-day platform metrics.
+/// A visitor counted once per link and UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visit {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub visitor: String,
+}
+
+/// Everything counted for one link: the counter map (see `crate::counters`) and the per-day
+/// platform insights.
 #[derive(Debug, Clone, Default)]
 pub struct LinkData {
     pub counters: HashMap<String, i64>,
-    pub metrics: BTreeMap<NaiveDate, DayMetrics>,
+    pub insights: BTreeMap<NaiveDate, DayInsights>,
 }
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Records: Send + Sync {
+    /// Stores a new record; `Ok(false)` when the id exists.
+    async fn create_record(&self, kind: Kind, id: &str, json: String) -> Result<bool>;
+    async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>>;
+    /// Replaces an existing record.
+    async fn put_record(&self, kind: Kind, id: &str, json: String) -> Result<()>;
+    /// Newest first, after `after`.
+    async fn scan_records(&self, kind: Kind, after: Option<Cursor>, limit: usize) -> Result<Scan<String>>;
+}
+
+/// Typed access to [`Records`]: the one place records are encoded and decoded.
+#[async_trait::async_trait]
+pub trait RecordsExt: Records {
+    async fn create<R: Record>(&self, record: &R) -> Result<bool> {
+        let json = serde_json::to_string(record)?;
+        self.create_record(R::KIND, record.id(), json).await
+    }
+
+    async fn get<R: Record>(&self, id: &str) -> Result<Option<R>> {
+        match self.get_record(R::KIND, id).await? {
+            Some(json) => Ok(Some(serde_json::from_str(&json)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn put<R: Record>(&self, record: &R) -> Result<()> {
+        let json = serde_json::to_string(record)?;
+        self.put_record(R::KIND, record.id(), json).await
+    }
+
+    async fn list<R: Record>(&self, after: Option<Cursor>, limit: usize) -> Result<Page<R>> {
+        let page = fill_page(after, limit, |_| true, |c, n| self.scan_records(R::KIND, c, n), false).await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(|j| serde_json::from_str(j))
+                .collect::<Result<_, _>>()?,
+            next: page.next,
+        })
+    }
+}
+
+impl<T: Records + ?Sized> RecordsExt for T {}
+
+#[async_trait::async_trait]
+pub trait Links: Send + Sync {
+    /// Reserves `n` consecutive numeric link ids and returns the first.
+    async fn reserve_link_ids(&self, n: u64) -> Result<u64>;
+    /// Creates all links or none.
+    async fn create_links(&self, links: &[Link]) -> Result<std::result::Result<(), LinkConflict>>;
+    /// Replaces a link, moving its coupon in the coupon index.
+    async fn update_link(&self, old: &Link, new: &Link) -> Result<std::result::Result<(), LinkConflict>>;
+    async fn get_link(&self, code: &str) -> Result<Option<Link>>;
+    async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
+    async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>>;
+    /// Newest first from one index, after `after`.
+    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<Link>>;
+}
+
+#[async_trait::async_trait]
+pub trait ClickLog: Send + Sync {
+    /// Writes each click, its counters and its visit together, durably, and returns the log
+    /// entry id each click got (normally the proposed one). Writing the same batch again is a
+    /// no-op for every click already written: a retry never double counts.
+    async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>>;
+    async fn get_click(&self, code: &str, entry: EntryId) -> Result<Option<StoredClick>>;
+    /// Clicks of a link in log order, after `after` (exclusive).
+    async fn read_clicks(&self, code: &str, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredClick>>;
+}
+
+#[async_trait::async_trait]
+pub trait Counters: Send + Sync {
+    /// Adds one to a counter of the link (pixel impressions).
+    async fn bump_counter(&self, code: &str, field: &str) -> Result<()>;
+    /// Replaces the platform insights of one day.
+    async fn put_insights(&self, code: &str, day: NaiveDate, insights: &DayInsights) -> Result<()>;
+    /// Counters and insights of each link, in the order given.
+    async fn link_data(&self, codes: &[String]) -> Result<Vec<LinkData>>;
+    /// Unique visitors of each (link, day) pair, in the order given.
+    async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>>;
+}
+
+#[async_trait::async_trait]
+pub trait Conversions: Send + Sync {
+    /// Stores a conversion unless one with the same idempotency key exists; returns the stored
+    /// one (the given one, or the earlier one).
+    async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion>;
+    async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>>;
+    /// Adds a conversion's amounts to a link's counters, once per conversion id; `Ok(true)`
+    /// when added now.
+    async fn count_conversion(&self, code: &str, conversion_id: &str, fields: &[(String, i64)]) -> Result<bool>;
+    /// Newest first, after `after`.
+    async fn scan_conversions(&self, after: Option<Cursor>, limit: usize) -> Result<Scan<Conversion>>;
+}
+
+/// Everything a store does.
+#[async_trait::async_trait]
+pub trait Store: Records + Links + ClickLog + Counters + Conversions + Send + Sync + 'static {
     /// `redis` or `embedded`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 
@@ -95,51 +335,52 @@ pub trait Store: Send + Sync + 'static {
     /// force and whether it was just stored.
     async fn init_secret(&self, name: &str, candidate: &str) -> Result<(String, bool)>;
 
-    /// Stores a new record; `Ok(false)` when the id exists.
-    async fn create_record(&self, kind: Kind, id: &str, json: &str) -> Result<bool>;
-    async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>>;
-    /// Replaces an existing record.
-    async fn put_record(&self, kind: Kind, id: &str, json: &str) -> Result<()>;
-    async fn list_records(&self, kind: Kind, cursor: Option<&str>, limit: usize) -> Result<Page<String>>;
+    /// Stops background work (pruning) and waits for it; called once at shutdown.
+    async fn close(&self) {}
+}
 
-    /// Reserves `n` consecutive numeric link ids and returns the first.
-    async fn reserve_link_ids(&self, n: u64) -> Result<u64>;
-    /// Creates all links or none.
-    async fn create_links(&self, links: &[Link]) -> Result<std::result::Result<(), LinkConflict>>;
-    async fn update_link(&self, old: &Link, new: &Link) -> Result<std::result::Result<(), LinkConflict>>;
-    async fn get_link(&self, code: &str) -> Result<Option<Link>>;
-    async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
-    async fn link_code_by_coupon(&self, coupon: &str) -> Result<Option<String>>;
-    async fn list_links(&self, filter: &LinkFilter, cursor: Option<&str>, limit: usize) -> Result<Page<Link>>;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Writes each click, its counters and its visitor together, durably, and returns the log
-    /// entry id each click got (normally the proposed one). Writing the same batch again is a
-    /// no-op for every click already written: a retry never double counts.
-    async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<StreamId>>;
-    async fn get_click(&self, code: &str, entry: StreamId) -> Result<Option<StoredClick>>;
-    /// Clicks of a link in log order, after `after` (exclusive).
-    async fn read_clicks(&self, code: &str, after: Option<StreamId>, limit: usize) -> Result<Vec<StoredClick>>;
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let c = Cursor::mint([7, u64::MAX]);
+        assert_eq!(c.position::<2>().unwrap(), [7, u64::MAX]);
+        assert!(matches!(c.position::<1>(), Err(StoreError::BadCursor)));
+        for bad in ["MTIz", "not base64!", "AAAAAAAAAA"] {
+            let c = Cursor::from_client(bad).unwrap();
+            assert!(matches!(c.position::<1>(), Err(StoreError::BadCursor)), "{bad}");
+        }
+    }
 
-    /// Adds one to a counter of the link (pixel impressions).
-    async fn bump_counter(&self, code: &str, field: &str) -> Result<()>;
-    /// Replaces the platform metrics of one day.
-    async fn put_metrics(&self, code: &str, day: NaiveDate, metrics: &DayMetrics) -> Result<()>;
-
-    /// Stores a conversion unless one with the same idempotency key exists; returns the stored
-    /// one (the given one, or the earlier one).
-    async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion>;
-    async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>>;
-    /// Adds an attributed conversion to its link's counters, once; `Ok(true)` when added now.
-    async fn apply_conversion(&self, conversion: &Conversion, fields: &[(String, i64)]) -> Result<bool>;
-    async fn list_conversions(
-        &self,
-        filter: &ConversionFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Conversion>>;
-
-    /// Counters and metrics of each link, in the order given.
-    async fn link_data(&self, codes: &[String]) -> Result<Vec<LinkData>>;
-    /// Unique visitors of each (link, day) pair, in the order given.
-    async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>>;
+    #[tokio::test]
+    async fn fill_page_keeps_filtering_across_scans_and_resumes_after_the_last_kept_item() {
+        // A list of 0..250, newest first; keep multiples of 3.
+        let items: Vec<u64> = (0..250).rev().collect();
+        let scan = |after: Option<Cursor>, n: usize| {
+            let page = match after.map(|c| c.position::<1>()) {
+                Some(Err(e)) => Err(e),
+                start => {
+                    let start = start.map_or(0, |s| s.map_or(0, |p| p[0] as usize));
+                    Ok(items
+                        .iter()
+                        .enumerate()
+                        .skip(start)
+                        .take(n)
+                        .map(|(i, v)| (Cursor::mint([i as u64 + 1]), *v))
+                        .collect())
+                }
+            };
+            std::future::ready(page)
+        };
+        let keep = |v: &u64| v.is_multiple_of(3);
+        let first = fill_page(None, 50, keep, scan, true).await.unwrap();
+        assert_eq!(first.items.len(), 50);
+        assert_eq!(first.items[0], 249);
+        let second = fill_page(first.next, 50, keep, scan, true).await.unwrap();
+        assert_eq!(second.items[0], first.items[49] - 3);
+        assert_eq!(second.items.len(), 34);
+        assert!(second.next.is_none());
+    }
 }

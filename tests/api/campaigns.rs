@@ -2,126 +2,116 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, BACKENDS};
+use crate::helpers::{assert_error, spawn_app, Backend};
 
-#[tokio::test]
-async fn creating_a_campaign_answers_201_with_defaults_filled_in() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let c = app
-            .post_expect(
-                "/api/v1/campaigns",
-                &json!({"id": "spring-sale", "name": "Spring Sale 2026"}),
-                201,
-            )
-            .await;
-        assert_eq!(c["id"], "spring-sale");
-        assert_eq!(c["name"], "Spring Sale 2026");
-        assert_eq!(c["goal_event"], "purchase");
-        assert_eq!(c["attribution_window_days"], 30);
-        assert_eq!(c["currency"], "TWD");
-        assert_eq!(c["destination"], json!(null));
-        assert_eq!(
-            app.get_ok("/api/v1/campaigns/spring-sale").await["name"],
-            "Spring Sale 2026"
-        );
-    }
-}
-
-#[tokio::test]
-async fn the_same_campaign_id_twice_is_a_conflict() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.create_campaign("spring").await;
-        let r = app
-            .post("/api/v1/campaigns", &json!({"id": "spring", "name": "Again"}))
-            .await;
-        assert_error(r, 409, "already_exists").await;
-        assert_eq!(app.get_ok("/api/v1/campaigns/spring").await["name"], "Campaign spring");
-    }
-}
-
-#[tokio::test]
-async fn invalid_campaign_fields_are_rejected() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        for (body, code) in [
-            (json!({"id": "Spring Sale", "name": "x"}), "invalid_input"),
-            (json!({"id": "ok", "name": ""}), "invalid_input"),
-            (json!({"id": "ok", "name": "x", "currency": "dollars"}), "invalid_input"),
-            (
-                json!({"id": "ok", "name": "x", "goal_event": "refund"}),
-                "invalid_input",
-            ),
-            (
-                json!({"id": "ok", "name": "x", "attribution_window_days": 0}),
-                "invalid_input",
-            ),
-            (
-                json!({"id": "ok", "name": "x", "destination": "javascript:alert(1)"}),
-                "invalid_destination",
-            ),
-            (
-                json!({"id": "ok", "name": "x", "utm": {"source": "a\r\nb"}}),
-                "invalid_input",
-            ),
-        ] {
-            assert_error(app.post("/api/v1/campaigns", &body).await, 400, code).await;
-        }
-        assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
-    }
-}
-
-#[tokio::test]
-async fn campaigns_list_newest_first_with_a_cursor() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        for id in ["c1", "c2", "c3"] {
-            app.create_campaign(id).await;
-        }
-        let page = app.get_ok("/api/v1/campaigns?limit=2").await;
-        let ids: Vec<&str> = page["campaigns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, ["c3", "c2"]);
-        let cursor = page["next_cursor"].as_str().unwrap();
-        let page = app.get_ok(&format!("/api/v1/campaigns?limit=2&cursor={cursor}")).await;
-        assert_eq!(page["campaigns"][0]["id"], "c1");
-        assert_eq!(page["campaigns"].as_array().unwrap().len(), 1);
-        assert_eq!(page["next_cursor"], json!(null));
-    }
-}
-
-#[tokio::test]
-async fn patching_a_campaign_changes_only_what_is_sent() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.create_campaign("spring").await;
-        let r = app
-            .patch(
-                "/api/v1/campaigns/spring",
-                &json!({"name": "Spring!", "goal_event": "signup"}),
-            )
-            .await;
-        assert_eq!(r.status(), 200);
-        let c: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(c["name"], "Spring!");
-        assert_eq!(c["goal_event"], "signup");
-        assert_eq!(c["destination"], "https://shop.example.com/spring");
-        let r = app
-            .patch("/api/v1/campaigns/spring", &json!({"destination": null}))
-            .await;
-        let c: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(c["destination"], json!(null));
-        assert_error(
-            app.patch("/api/v1/campaigns/nope", &json!({"name": "x"})).await,
-            404,
-            "not_found",
+per_store!(creating_a_campaign_answers_201_with_defaults_filled_in);
+async fn creating_a_campaign_answers_201_with_defaults_filled_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = app
+        .post_expect(
+            "/api/v1/campaigns",
+            &json!({"id": "spring-sale", "name": "Spring Sale 2026"}),
+            201,
         )
         .await;
-        assert_error(app.get("/api/v1/campaigns/nope").await, 404, "not_found").await;
+    assert_eq!(c["id"], "spring-sale");
+    assert_eq!(c["name"], "Spring Sale 2026");
+    assert_eq!(c["goal_event"], "purchase");
+    assert_eq!(c["attribution_window_days"], 30);
+    assert_eq!(c["currency"], "TWD");
+    assert_eq!(c["destination"], json!(null));
+    assert_eq!(
+        app.get_ok("/api/v1/campaigns/spring-sale").await["name"],
+        "Spring Sale 2026"
+    );
+}
+
+per_store!(the_same_campaign_id_twice_is_a_conflict);
+async fn the_same_campaign_id_twice_is_a_conflict(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_campaign("spring").await;
+    let r = app
+        .post("/api/v1/campaigns", &json!({"id": "spring", "name": "Again"}))
+        .await;
+    assert_error(r, 409, "already_exists").await;
+    assert_eq!(app.get_ok("/api/v1/campaigns/spring").await["name"], "Campaign spring");
+}
+
+per_store!(invalid_campaign_fields_are_rejected);
+async fn invalid_campaign_fields_are_rejected(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (body, code) in [
+        (json!({"id": "Spring Sale", "name": "x"}), "invalid_input"),
+        (json!({"id": "ok", "name": ""}), "invalid_input"),
+        (json!({"id": "ok", "name": "x", "currency": "dollars"}), "invalid_input"),
+        (
+            json!({"id": "ok", "name": "x", "goal_event": "refund"}),
+            "invalid_input",
+        ),
+        (
+            json!({"id": "ok", "name": "x", "attribution_window_days": 0}),
+            "invalid_input",
+        ),
+        (
+            json!({"id": "ok", "name": "x", "destination": "javascript:alert(1)"}),
+            "invalid_destination",
+        ),
+        (
+            json!({"id": "ok", "name": "x", "utm": {"source": "a\r\nb"}}),
+            "invalid_input",
+        ),
+    ] {
+        assert_error(app.post("/api/v1/campaigns", &body).await, 400, code).await;
     }
+    assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
+}
+
+per_store!(campaigns_list_newest_first_with_a_cursor);
+async fn campaigns_list_newest_first_with_a_cursor(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for id in ["c1", "c2", "c3"] {
+        app.create_campaign(id).await;
+    }
+    let page = app.get_ok("/api/v1/campaigns?limit=2").await;
+    let ids: Vec<&str> = page["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c3", "c2"]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let page = app.get_ok(&format!("/api/v1/campaigns?limit=2&cursor={cursor}")).await;
+    assert_eq!(page["campaigns"][0]["id"], "c1");
+    assert_eq!(page["campaigns"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next_cursor"], json!(null));
+}
+
+per_store!(patching_a_campaign_changes_only_what_is_sent);
+async fn patching_a_campaign_changes_only_what_is_sent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_campaign("spring").await;
+    let r = app
+        .patch(
+            "/api/v1/campaigns/spring",
+            &json!({"name": "Spring!", "goal_event": "signup"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let c: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(c["name"], "Spring!");
+    assert_eq!(c["goal_event"], "signup");
+    assert_eq!(c["destination"], "https://shop.example.com/spring");
+    let r = app
+        .patch("/api/v1/campaigns/spring", &json!({"destination": null}))
+        .await;
+    let c: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(c["destination"], json!(null));
+    assert_error(
+        app.patch("/api/v1/campaigns/nope", &json!({"name": "x"})).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(app.get("/api/v1/campaigns/nope").await, 404, "not_found").await;
 }

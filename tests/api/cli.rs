@@ -51,24 +51,22 @@ fn bad_settings_stop_the_start_with_a_clear_message() {
     );
 }
 
+per_store!(a_generated_admin_token_is_shown_once_and_kept);
 /// With no token configured, one is generated at the first start, works, is kept with the data
 /// and is not generated (nor shown) again.
-#[tokio::test]
-async fn a_generated_admin_token_is_shown_once_and_kept() {
-    for backend in [Backend::Embedded, Backend::Redis] {
-        let backing = Backing::new(backend);
-        let mut settings = settings_for(&backing);
-        settings.admin_token = None;
+async fn a_generated_admin_token_is_shown_once_and_kept(backend: Backend) {
+    let backing = Backing::new(backend);
+    let mut settings = settings_for(&backing);
+    settings.admin_token = None;
 
-        let app = start(backing, settings).await;
-        let token = app.generated_admin_token.clone().expect("a token at the first start");
-        assert_eq!(app.get_as("/api/v1/campaigns", &token).await.status(), 200);
+    let app = start(backing, settings).await;
+    let token = app.generated_admin_token.clone().expect("a token at the first start");
+    assert_eq!(app.get_as("/api/v1/campaigns", &token).await.status(), 200);
 
-        let (backing, settings) = app.stop().await;
-        let app = start(backing, settings).await;
-        assert_eq!(app.generated_admin_token, None, "{backend:?}: generated only once");
-        let ok = app.get_as("/api/v1/campaigns", &token).await;
-        assert_eq!(ok.status(), 200, "{backend:?}: the token survives a restart");
-        assert_eq!(app.get_as("/api/v1/campaigns", "kl_guess").await.status(), 401);
-    }
+    let (backing, settings) = app.stop().await;
+    let app = start(backing, settings).await;
+    assert_eq!(app.generated_admin_token, None, "generated only once");
+    let ok = app.get_as("/api/v1/campaigns", &token).await;
+    assert_eq!(ok.status(), 200, "the token survives a restart");
+    assert_eq!(app.get_as("/api/v1/campaigns", "kl_guess").await.status(), 401);
 }

@@ -2,118 +2,104 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, BACKENDS, TOKEN};
+use crate::helpers::{assert_error, spawn_app, Backend, TOKEN};
 
-#[tokio::test]
-async fn management_without_a_token_is_unauthorized() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let r = app.api.get(app.url("/api/v1/campaigns")).send().await.unwrap();
-        assert_error(r, 401, "unauthorized").await;
-        let r = app
-            .api
-            .get(app.url("/api/v1/campaigns"))
-            .bearer_auth("wrong-token")
-            .send()
-            .await
-            .unwrap();
-        assert_error(r, 401, "unauthorized").await;
-        let r = app
-            .api
-            .post(app.url("/api/v1/campaigns"))
-            .json(&json!({"id": "x", "name": "X"}))
-            .send()
-            .await
-            .unwrap();
-        assert_error(r, 401, "unauthorized").await;
-        // Nothing was created by the refused call.
-        assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
-    }
+per_store!(management_without_a_token_is_unauthorized);
+async fn management_without_a_token_is_unauthorized(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app.api.get(app.url("/api/v1/campaigns")).send().await.unwrap();
+    assert_error(r, 401, "unauthorized").await;
+    let r = app
+        .api
+        .get(app.url("/api/v1/campaigns"))
+        .bearer_auth("wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 401, "unauthorized").await;
+    let r = app
+        .api
+        .post(app.url("/api/v1/campaigns"))
+        .json(&json!({"id": "x", "name": "X"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 401, "unauthorized").await;
+    // Nothing was created by the refused call.
+    assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
 }
 
-#[tokio::test]
-async fn malformed_json_is_a_bad_request() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let r = app
-            .post_raw("/api/v1/campaigns", "application/json", "{\"id\": \"x\", ")
-            .await;
-        assert_error(r, 400, "invalid_json").await;
-        // The server keeps serving.
-        assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
-    }
+per_store!(malformed_json_is_a_bad_request);
+async fn malformed_json_is_a_bad_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app
+        .post_raw("/api/v1/campaigns", "application/json", "{\"id\": \"x\", ")
+        .await;
+    assert_error(r, 400, "invalid_json").await;
+    // The server keeps serving.
+    assert_eq!(app.get_ok("/api/v1/campaigns").await["campaigns"], json!([]));
 }
 
-#[tokio::test]
-async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let r = app.post_raw("/api/v1/campaigns", "text/plain", "id=x").await;
-        assert_error(r, 415, "unsupported_media_type").await;
-    }
+per_store!(a_body_that_is_not_json_is_an_unsupported_media_type);
+async fn a_body_that_is_not_json_is_an_unsupported_media_type(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app.post_raw("/api/v1/campaigns", "text/plain", "id=x").await;
+    assert_error(r, 415, "unsupported_media_type").await;
 }
 
-#[tokio::test]
-async fn a_body_over_64_kib_is_too_large() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let big = json!({"id": "big", "name": "x".repeat(70 * 1024)});
-        assert_error(app.post("/api/v1/campaigns", &big).await, 413, "payload_too_large").await;
-        let r = app
-            .api
-            .post(app.url("/webhooks/conversions/acme"))
-            .header("content-type", "application/json")
-            .body(vec![b' '; 70 * 1024])
-            .send()
-            .await
-            .unwrap();
-        // The shop does not exist: either answer is a clear error, never a 500.
-        assert!(matches!(r.status().as_u16(), 404 | 413));
-    }
+per_store!(a_body_over_64_kib_is_too_large);
+async fn a_body_over_64_kib_is_too_large(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let big = json!({"id": "big", "name": "x".repeat(70 * 1024)});
+    assert_error(app.post("/api/v1/campaigns", &big).await, 413, "payload_too_large").await;
+    let r = app
+        .api
+        .post(app.url("/webhooks/conversions/acme"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .unwrap();
+    // The shop does not exist: either answer is a clear error, never a 500.
+    assert!(matches!(r.status().as_u16(), 404 | 413));
 }
 
-#[tokio::test]
-async fn wrong_types_and_unknown_fields_are_invalid_input() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let r = app.post("/api/v1/campaigns", &json!({"id": "x", "name": 5})).await;
-        assert_error(r, 400, "invalid_input").await;
-        let r = app
-            .post(
-                "/api/v1/campaigns",
-                &json!({"id": "x", "name": "X", "destinaton": "https://a.example"}),
-            )
-            .await;
-        let body = assert_error(r, 400, "invalid_input").await;
-        assert!(body["error"]["message"].as_str().unwrap().contains("destinaton"));
-        let r = app.post("/api/v1/campaigns", &json!({"name": "X"})).await;
-        assert_error(r, 400, "invalid_input").await;
-    }
+per_store!(wrong_types_and_unknown_fields_are_invalid_input);
+async fn wrong_types_and_unknown_fields_are_invalid_input(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app.post("/api/v1/campaigns", &json!({"id": "x", "name": 5})).await;
+    assert_error(r, 400, "invalid_input").await;
+    let r = app
+        .post(
+            "/api/v1/campaigns",
+            &json!({"id": "x", "name": "X", "destinaton": "https://a.example"}),
+        )
+        .await;
+    let body = assert_error(r, 400, "invalid_input").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("destinaton"));
+    let r = app.post("/api/v1/campaigns", &json!({"name": "X"})).await;
+    assert_error(r, 400, "invalid_input").await;
 }
 
-#[tokio::test]
-async fn unknown_paths_and_methods_answer_in_the_error_format() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        assert_error(app.get("/api/v1/nothing-here").await, 404, "not_found").await;
-        let r = app
-            .api
-            .delete(app.url("/api/v1/campaigns"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_error(r, 405, "method_not_allowed").await;
-    }
+per_store!(unknown_paths_and_methods_answer_in_the_error_format);
+async fn unknown_paths_and_methods_answer_in_the_error_format(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_error(app.get("/api/v1/nothing-here").await, 404, "not_found").await;
+    let r = app
+        .api
+        .delete(app.url("/api/v1/campaigns"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 405, "method_not_allowed").await;
 }
 
-#[tokio::test]
-async fn a_bad_cursor_or_limit_is_invalid_input() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        assert_error(app.get("/api/v1/campaigns?cursor=%%%").await, 400, "invalid_input").await;
-        assert_error(app.get("/api/v1/campaigns?limit=0").await, 400, "invalid_input").await;
-        assert_error(app.get("/api/v1/campaigns?limit=abc").await, 400, "invalid_input").await;
-        assert_error(app.get("/api/v1/kols?limit=1000").await, 400, "invalid_input").await;
-    }
+per_store!(a_bad_cursor_or_limit_is_invalid_input);
+async fn a_bad_cursor_or_limit_is_invalid_input(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_error(app.get("/api/v1/campaigns?cursor=%%%").await, 400, "invalid_input").await;
+    assert_error(app.get("/api/v1/campaigns?limit=0").await, 400, "invalid_input").await;
+    assert_error(app.get("/api/v1/campaigns?limit=abc").await, 400, "invalid_input").await;
+    assert_error(app.get("/api/v1/kols?limit=1000").await, 400, "invalid_input").await;
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Backing, BACKENDS, PHONE, TOKEN};
+use crate::helpers::{Backend, Backing, PHONE, TOKEN};
 
 fn spawn_kolink(backing: &Backing, port: u16) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kolink"));
@@ -40,109 +40,107 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
     panic!("kolink did not become ready at {base}");
 }
 
-#[tokio::test]
-async fn clicks_answered_before_a_sigkill_survive_it() {
-    for backend in BACKENDS {
-        let backing = Backing::new(backend);
-        let port = crate::helpers::free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let mut child = spawn_kolink(&backing, port);
-        wait_healthy(&client, &base).await;
-        let post = |path: &str, body: serde_json::Value| {
-            client
-                .post(format!("{base}{path}"))
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-        };
-        post(
-            "/api/v1/campaigns",
-            json!({"id": "c", "name": "C", "destination": "https://s.example/"}),
-        )
-        .await
+per_store!(clicks_answered_before_a_sigkill_survive_it);
+async fn clicks_answered_before_a_sigkill_survive_it(backend: Backend) {
+    let backing = Backing::new(backend);
+    let port = crate::helpers::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
         .unwrap();
-        post(
-            "/api/v1/kols",
-            json!({"id": "amy", "name": "Amy", "platform": "instagram"}),
-        )
-        .await
-        .unwrap();
-        let r = post(
-            "/api/v1/links",
-            json!({"campaign": "c", "kol": "amy", "code": "crash-1"}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status(), 201);
+    let mut child = spawn_kolink(&backing, port);
+    wait_healthy(&client, &base).await;
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    post(
+        "/api/v1/campaigns",
+        json!({"id": "c", "name": "C", "destination": "https://s.example/"}),
+    )
+    .await
+    .unwrap();
+    post(
+        "/api/v1/kols",
+        json!({"id": "amy", "name": "Amy", "platform": "instagram"}),
+    )
+    .await
+    .unwrap();
+    let r = post(
+        "/api/v1/links",
+        json!({"campaign": "c", "kol": "amy", "code": "crash-1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
 
-        // 32 tappers in a loop; SIGKILL lands while they are busy.
-        let mut tasks = Vec::new();
-        for _ in 0..32 {
-            let client = client.clone();
-            let url = format!("{base}/crash-1");
-            tasks.push(tokio::spawn(async move {
-                let mut answered = Vec::new();
-                for _ in 0..200 {
-                    match client.get(&url).header("user-agent", PHONE).send().await {
-                        Ok(r) if r.status() == 302 => {
-                            let loc = r.headers()["location"].to_str().unwrap().to_owned();
-                            answered.push(loc.rsplit_once("kl_cid=").unwrap().1.to_owned());
-                        }
-                        _ => break,
+    // 32 tappers in a loop; SIGKILL lands while they are busy.
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        let url = format!("{base}/crash-1");
+        tasks.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            for _ in 0..200 {
+                match client.get(&url).header("user-agent", PHONE).send().await {
+                    Ok(r) if r.status() == 302 => {
+                        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+                        answered.push(loc.rsplit_once("kl_cid=").unwrap().1.to_owned());
                     }
+                    _ => break,
                 }
-                answered
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        child.kill().expect("SIGKILL kolink");
-        child.wait().unwrap();
-        let mut answered = HashSet::new();
-        for t in tasks {
-            answered.extend(t.await.unwrap());
-        }
-        assert!(
-            answered.len() > 10,
-            "{backend:?}: the load ran before the kill ({} answered)",
-            answered.len()
-        );
-
-        let mut child = spawn_kolink(&backing, port);
-        wait_healthy(&client, &base).await;
-        let mut stored = HashSet::new();
-        let mut after = String::new();
-        loop {
-            let url = format!("{base}/api/v1/links/crash-1/clicks?limit=10000&after={after}");
-            let page: serde_json::Value = client
-                .get(url)
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            for c in page["clicks"].as_array().unwrap() {
-                stored.insert(c["id"].as_str().unwrap().to_owned());
             }
-            match page["next_cursor"].as_str() {
-                Some(n) => after = n.to_owned(),
-                None => break,
-            }
-        }
-        eprintln!("{backend:?}: answered {} stored {}", answered.len(), stored.len());
-        let lost: Vec<&String> = answered.difference(&stored).collect();
-        assert!(
-            lost.is_empty(),
-            "{backend:?}: {} answered clicks lost, e.g. {:?}",
-            lost.len(),
-            lost.first()
-        );
-        child.kill().unwrap();
-        child.wait().unwrap();
+            answered
+        }));
     }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    child.kill().expect("SIGKILL kolink");
+    child.wait().unwrap();
+    let mut answered = HashSet::new();
+    for t in tasks {
+        answered.extend(t.await.unwrap());
+    }
+    assert!(
+        answered.len() > 10,
+        "{backend:?}: the load ran before the kill ({} answered)",
+        answered.len()
+    );
+
+    let mut child = spawn_kolink(&backing, port);
+    wait_healthy(&client, &base).await;
+    let mut stored = HashSet::new();
+    let mut after = String::new();
+    loop {
+        let url = format!("{base}/api/v1/links/crash-1/clicks?limit=10000&after={after}");
+        let page: serde_json::Value = client
+            .get(url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for c in page["clicks"].as_array().unwrap() {
+            stored.insert(c["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(n) => after = n.to_owned(),
+            None => break,
+        }
+    }
+    eprintln!("{backend:?}: answered {} stored {}", answered.len(), stored.len());
+    let lost: Vec<&String> = answered.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{backend:?}: {} answered clicks lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

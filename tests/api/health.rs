@@ -1,23 +1,21 @@
 //! Liveness and readiness.
 
-use crate::helpers::{assert_error, spawn_app, BACKENDS};
+use crate::helpers::{assert_error, spawn_app, Backend};
 
-#[tokio::test]
-async fn healthz_and_readyz_answer_when_storage_is_up() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let r = app.api.get(app.url("/healthz")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let r = app.api.get(app.url("/readyz")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let body: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(body["status"], "ready");
-        let expected = match backend {
-            crate::helpers::Backend::Redis => "redis",
-            crate::helpers::Backend::Embedded => "embedded",
-        };
-        assert_eq!(body["storage"], expected);
-    }
+per_store!(healthz_and_readyz_answer_when_storage_is_up);
+async fn healthz_and_readyz_answer_when_storage_is_up(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app.api.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.api.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    let expected = match backend {
+        crate::helpers::Backend::Redis => "redis",
+        crate::helpers::Backend::Embedded => "embedded",
+    };
+    assert_eq!(body["storage"], expected);
 }
 
 #[tokio::test]
@@ -32,26 +30,24 @@ async fn readyz_is_unavailable_when_redis_is_down_and_the_server_keeps_serving()
     assert_eq!(r.status(), 200);
 }
 
-#[tokio::test]
-async fn metrics_count_redirects_and_click_writes() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        app.tap("amy-serum").await;
-        app.tap("amy-serum").await;
-        app.tap_as("amy-serum", "Twitterbot/1.0").await;
-        app.tap("no-such-link").await;
-        let r = app.api.get(app.url("/metrics")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let text = r.text().await.unwrap();
-        for line in [
-            "kolink_redirects_total{outcome=\"redirected\"} 2",
-            "kolink_redirects_total{outcome=\"bot\"} 1",
-            "kolink_redirects_total{outcome=\"not_found\"} 1",
-            "kolink_clicks_written_total 3",
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
-        }
+per_store!(metrics_count_redirects_and_click_writes);
+async fn metrics_count_redirects_and_click_writes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    app.tap("amy-serum").await;
+    app.tap_as("amy-serum", "Twitterbot/1.0").await;
+    app.tap("no-such-link").await;
+    let r = app.api.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    for line in [
+        "kolink_redirects_total{outcome=\"redirected\"} 2",
+        "kolink_redirects_total{outcome=\"bot\"} 1",
+        "kolink_redirects_total{outcome=\"not_found\"} 1",
+        "kolink_clicks_written_total 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
 }
 

@@ -5,7 +5,10 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use actix_web::dev::ServerHandle;
+use kolink::clock::{SharedClock, SystemClock};
 use kolink::config::Settings;
 use kolink::signature::WebhookSecret;
 use kolink::startup::Application;
@@ -20,8 +23,6 @@ pub enum Backend {
     Redis,
     Embedded,
 }
-
-pub const BACKENDS: [Backend; 2] = [Backend::Redis, Backend::Embedded];
 
 /// What a store lives on: a private redis-server or a temp data dir. Dropping it removes it.
 pub struct Backing {
@@ -134,6 +135,7 @@ pub struct TestApp {
     /// The admin token this start generated, when the settings named none.
     pub generated_admin_token: Option<String>,
     handle: ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub fn settings_for(backing: &Backing) -> Settings {
@@ -150,20 +152,29 @@ pub fn settings_for(backing: &Backing) -> Settings {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with_clock(backend, Arc::new(SystemClock)).await
+}
+
+/// A kolink whose "now" is `clock` (see `kolink::clock::ManualClock`).
+pub async fn spawn_app_with_clock(backend: Backend, clock: SharedClock) -> TestApp {
     let backing = Backing::new(backend);
     let settings = settings_for(&backing);
-    start(backing, settings).await
+    start_with_clock(backing, settings, clock).await
 }
 
 /// Starts kolink with `settings` (and keeps its backing alive with it).
 pub async fn start(backing: Backing, settings: Settings) -> TestApp {
-    let app = Application::build(settings.clone())
+    start_with_clock(backing, settings, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(backing: Backing, settings: Settings, clock: SharedClock) -> TestApp {
+    let app = Application::build_with_clock(settings.clone(), clock)
         .await
         .expect("build the application");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let generated_admin_token = app.generated_admin_token.clone();
-    tokio::spawn(app.run_until_stopped());
+    let running = tokio::spawn(app.run_until_stopped());
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -176,13 +187,19 @@ pub async fn start(backing: Backing, settings: Settings) -> TestApp {
         settings,
         generated_admin_token,
         handle,
+        running,
     }
 }
 
 impl TestApp {
-    /// Stops the server and returns its backing so that a new one can start on it.
+    /// Stops the server, waits until it has shut down (its store closed), and returns its
+    /// backing so that a new one can start on it.
     pub async fn stop(mut self) -> (Backing, Settings) {
         self.handle.stop(true).await;
+        (&mut self.running)
+            .await
+            .expect("the server task ends")
+            .expect("the server shuts down cleanly");
         (
             Backing {
                 redis: self.redis.take(),

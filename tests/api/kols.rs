@@ -2,69 +2,63 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, BACKENDS};
+use crate::helpers::{assert_error, spawn_app, Backend};
 
-#[tokio::test]
-async fn a_kol_gets_the_tier_of_its_follower_count() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        for (id, followers, tier) in [
-            ("a", 9_999, "nano"),
-            ("b", 10_000, "micro"),
-            ("c", 50_000, "mid"),
-            ("d", 500_000, "macro"),
-            ("e", 1_000_000, "mega"),
-        ] {
-            assert_eq!(app.create_kol(id, followers).await["tier"], tier);
-        }
-        let k = app.get_ok("/api/v1/kols/b").await;
-        assert_eq!(
-            (k["platform"].as_str(), k["handle"].as_str()),
-            (Some("instagram"), Some("@b"))
-        );
+per_store!(a_kol_gets_the_tier_of_its_follower_count);
+async fn a_kol_gets_the_tier_of_its_follower_count(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (id, followers, tier) in [
+        ("a", 9_999, "nano"),
+        ("b", 10_000, "micro"),
+        ("c", 50_000, "mid"),
+        ("d", 500_000, "macro"),
+        ("e", 1_000_000, "mega"),
+    ] {
+        assert_eq!(app.create_kol(id, followers).await["tier"], tier);
     }
+    let k = app.get_ok("/api/v1/kols/b").await;
+    assert_eq!(
+        (k["platform"].as_str(), k["handle"].as_str()),
+        (Some("instagram"), Some("@b"))
+    );
 }
 
-#[tokio::test]
-async fn patching_followers_moves_the_tier() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.create_kol("amy", 42_000).await;
-        let r = app.patch("/api/v1/kols/amy", &json!({"followers": 1_200_000})).await;
-        assert_eq!(r.status(), 200);
-        let k: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(k["tier"], "mega");
-        assert_eq!(app.get_ok("/api/v1/kols/amy").await["tier"], "mega");
-    }
+per_store!(patching_followers_moves_the_tier);
+async fn patching_followers_moves_the_tier(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_kol("amy", 42_000).await;
+    let r = app.patch("/api/v1/kols/amy", &json!({"followers": 1_200_000})).await;
+    assert_eq!(r.status(), 200);
+    let k: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(k["tier"], "mega");
+    assert_eq!(app.get_ok("/api/v1/kols/amy").await["tier"], "mega");
 }
 
-#[tokio::test]
-async fn invalid_kols_are_rejected_and_duplicates_conflict() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let r = app
-            .post(
-                "/api/v1/kols",
-                &json!({"id": "amy", "name": "Amy", "platform": "myspace"}),
-            )
-            .await;
-        assert_error(r, 400, "invalid_input").await;
-        let r = app
-            .post(
-                "/api/v1/kols",
-                &json!({"id": "amy", "name": "Amy", "platform": "tiktok", "followers": -5}),
-            )
-            .await;
-        assert_error(r, 400, "invalid_input").await;
-        app.create_kol("amy", 1).await;
-        let r = app
-            .post(
-                "/api/v1/kols",
-                &json!({"id": "amy", "name": "Amy", "platform": "tiktok"}),
-            )
-            .await;
-        assert_error(r, 409, "already_exists").await;
-        let list = app.get_ok("/api/v1/kols").await;
-        assert_eq!(list["kols"].as_array().unwrap().len(), 1);
-    }
+per_store!(invalid_kols_are_rejected_and_duplicates_conflict);
+async fn invalid_kols_are_rejected_and_duplicates_conflict(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app
+        .post(
+            "/api/v1/kols",
+            &json!({"id": "amy", "name": "Amy", "platform": "myspace"}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+    let r = app
+        .post(
+            "/api/v1/kols",
+            &json!({"id": "amy", "name": "Amy", "platform": "tiktok", "followers": -5}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+    app.create_kol("amy", 1).await;
+    let r = app
+        .post(
+            "/api/v1/kols",
+            &json!({"id": "amy", "name": "Amy", "platform": "tiktok"}),
+        )
+        .await;
+    assert_error(r, 409, "already_exists").await;
+    let list = app.get_ok("/api/v1/kols").await;
+    assert_eq!(list["kols"].as_array().unwrap().len(), 1);
 }

@@ -1,4 +1,22 @@
-//! The contract test suite: every test runs against every store backend, over real HTTP.
+//! The contract test suite, over real HTTP: every contract test runs once per store, as
+//! `<file>::<test>::redis` and `<file>::<test>::embedded`.
+
+/// Runs `async fn $name(backend: Backend)` as one test per store.
+macro_rules! per_store {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn redis() {
+                super::$name(crate::helpers::Backend::Redis).await
+            }
+
+            #[tokio::test]
+            async fn embedded() {
+                super::$name(crate::helpers::Backend::Embedded).await
+            }
+        }
+    };
+}
 
 mod helpers;
 

@@ -2,97 +2,91 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, BACKENDS};
+use crate::helpers::{assert_error, spawn_app, Backend};
 
-#[tokio::test]
-async fn reporting_a_day_twice_replaces_it() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let day = json!({"date": "2026-11-20", "impressions": 120000, "reach": 90000, "likes": 5300, "comments": 410, "shares": 220, "saves": 380});
-        let r = app.post("/api/v1/links/amy-serum/metrics", &day).await;
-        assert_eq!(r.status(), 200);
-        let body: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(
-            (body["code"].as_str(), body["impressions"].as_u64()),
-            (Some("amy-serum"), Some(120000))
-        );
-        assert_eq!(app.post("/api/v1/links/amy-serum/metrics", &day).await.status(), 200);
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!(t["impressions"], 120000);
-        assert_eq!(t["engagements"], 6310);
-        let r = app
-            .post(
-                "/api/v1/links/amy-serum/metrics",
-                &json!({"date": "2026-11-20", "impressions": 100000}),
-            )
-            .await;
-        assert_eq!(r.status(), 200);
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!(
-            (t["impressions"].as_u64(), t["engagements"].as_u64()),
-            (Some(100000), Some(0))
-        );
-        app.post(
+per_store!(reporting_a_day_twice_replaces_it);
+async fn reporting_a_day_twice_replaces_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let day = json!({"date": "2026-11-20", "impressions": 120000, "reach": 90000, "likes": 5300, "comments": 410, "shares": 220, "saves": 380});
+    let r = app.post("/api/v1/links/amy-serum/metrics", &day).await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["code"].as_str(), body["impressions"].as_u64()),
+        (Some("amy-serum"), Some(120000))
+    );
+    assert_eq!(app.post("/api/v1/links/amy-serum/metrics", &day).await.status(), 200);
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(t["impressions"], 120000);
+    assert_eq!(t["engagements"], 6310);
+    let r = app
+        .post(
             "/api/v1/links/amy-serum/metrics",
-            &json!({"date": "2026-11-21", "impressions": 20000}),
+            &json!({"date": "2026-11-20", "impressions": 100000}),
         )
         .await;
-        assert_eq!(app.link_totals("amy-serum").await["impressions"], 120000);
-    }
+    assert_eq!(r.status(), 200);
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["impressions"].as_u64(), t["engagements"].as_u64()),
+        (Some(100000), Some(0))
+    );
+    app.post(
+        "/api/v1/links/amy-serum/metrics",
+        &json!({"date": "2026-11-21", "impressions": 20000}),
+    )
+    .await;
+    assert_eq!(app.link_totals("amy-serum").await["impressions"], 120000);
 }
 
-#[tokio::test]
-async fn bad_metrics_are_rejected() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        for body in [
-            json!({"impressions": 5}),
-            json!({"date": "20-11-2026", "impressions": 5}),
-            json!({"date": "2026-11-20", "impressions": -5}),
-            json!({"date": "2026-11-20", "views": 5}),
-            json!({"date": "2999-01-01", "impressions": 5}),
-        ] {
-            assert_error(
-                app.post("/api/v1/links/amy-serum/metrics", &body).await,
-                400,
-                "invalid_input",
-            )
-            .await;
-        }
-        let r = app
-            .post("/api/v1/links/nope/metrics", &json!({"date": "2026-11-20"}))
-            .await;
-        assert_error(r, 404, "not_found").await;
-    }
-}
-
-#[tokio::test]
-async fn the_pixel_is_a_gif_that_counts_impressions() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        for _ in 0..3 {
-            let r = app.api.get(app.url("/p/amy-serum.gif")).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            assert_eq!(r.headers()["content-type"], "image/gif");
-            assert!(r.bytes().await.unwrap().starts_with(b"GIF89a"));
-        }
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!(
-            (t["pixel_impressions"].as_u64(), t["impressions"].as_u64()),
-            (Some(3), Some(3))
-        );
+per_store!(bad_metrics_are_rejected);
+async fn bad_metrics_are_rejected(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    for body in [
+        json!({"impressions": 5}),
+        json!({"date": "20-11-2026", "impressions": 5}),
+        json!({"date": "2026-11-20", "impressions": -5}),
+        json!({"date": "2026-11-20", "views": 5}),
+        json!({"date": "2999-01-01", "impressions": 5}),
+    ] {
         assert_error(
-            app.api.get(app.url("/p/nope-nope.gif")).send().await.unwrap(),
-            404,
-            "not_found",
+            app.post("/api/v1/links/amy-serum/metrics", &body).await,
+            400,
+            "invalid_input",
         )
         .await;
-        assert_eq!(
-            app.api.get(app.url("/p/amy-serum.png")).send().await.unwrap().status(),
-            404
-        );
     }
+    let r = app
+        .post("/api/v1/links/nope/metrics", &json!({"date": "2026-11-20"}))
+        .await;
+    assert_error(r, 404, "not_found").await;
+}
+
+per_store!(the_pixel_is_a_gif_that_counts_impressions);
+async fn the_pixel_is_a_gif_that_counts_impressions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    for _ in 0..3 {
+        let r = app.api.get(app.url("/p/amy-serum.gif")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/gif");
+        assert!(r.bytes().await.unwrap().starts_with(b"GIF89a"));
+    }
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["pixel_impressions"].as_u64(), t["impressions"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_error(
+        app.api.get(app.url("/p/nope-nope.gif")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        app.api.get(app.url("/p/amy-serum.png")).send().await.unwrap().status(),
+        404
+    );
 }

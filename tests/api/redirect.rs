@@ -5,196 +5,178 @@ use std::collections::HashSet;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, Backend, BACKENDS, PHONE};
+use crate::helpers::{assert_error, spawn_app, Backend, PHONE};
 
-#[tokio::test]
-async fn a_tap_redirects_with_a_click_id_and_no_caching() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let link = app.seed().await;
-        let r = app.tap("amy-serum").await;
-        assert_eq!(r.status(), 302);
-        assert_eq!(r.headers()["cache-control"], "private, no-store");
-        let loc = r.headers()["location"].to_str().unwrap();
-        let target = link["target_url"].as_str().unwrap();
-        let (head, cid) = loc.split_once("&kl_cid=").expect("kl_cid appended with &");
-        assert_eq!(head, target);
-        assert!(!cid.is_empty() && cid.len() <= 64);
-        assert!(cid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
+per_store!(a_tap_redirects_with_a_click_id_and_no_caching);
+async fn a_tap_redirects_with_a_click_id_and_no_caching(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let link = app.seed().await;
+    let r = app.tap("amy-serum").await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
+    let loc = r.headers()["location"].to_str().unwrap();
+    let target = link["target_url"].as_str().unwrap();
+    let (head, cid) = loc.split_once("&kl_cid=").expect("kl_cid appended with &");
+    assert_eq!(head, target);
+    assert!(!cid.is_empty() && cid.len() <= 64);
+    assert!(cid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
+}
+
+per_store!(every_click_id_is_unique);
+async fn every_click_id_is_unique(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let mut seen = HashSet::new();
+    for _ in 0..50 {
+        assert!(seen.insert(app.click_id("amy-serum").await));
     }
 }
 
-#[tokio::test]
-async fn every_click_id_is_unique() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let mut seen = HashSet::new();
-        for _ in 0..50 {
-            assert!(seen.insert(app.click_id("amy-serum").await));
-        }
-    }
+per_store!(the_click_id_goes_before_the_fragment_and_starts_the_query_when_there_is_none);
+async fn the_click_id_goes_before_the_fragment_and_starts_the_query_when_there_is_none(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_campaign("c").await;
+    app.create_kol("amy", 1).await;
+    app.create_link(
+        json!({"campaign": "c", "kol": "amy", "code": "frag", "destination": "https://s.example/p#reviews",
+                           "utm": {"source": "x"}}),
+    )
+    .await;
+    let r = app.tap("frag").await;
+    let loc = r.headers()["location"].to_str().unwrap();
+    assert!(loc.starts_with("https://s.example/p?utm_source=x&"), "{loc}");
+    assert!(loc.contains("&kl_cid="), "{loc}");
+    assert!(loc.ends_with("#reviews"), "{loc}");
 }
 
-#[tokio::test]
-async fn the_click_id_goes_before_the_fragment_and_starts_the_query_when_there_is_none() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.create_campaign("c").await;
-        app.create_kol("amy", 1).await;
-        app.create_link(
-            json!({"campaign": "c", "kol": "amy", "code": "frag", "destination": "https://s.example/p#reviews",
-                               "utm": {"source": "x"}}),
+per_store!(head_answers_the_same_headers_and_records_nothing);
+async fn head_answers_the_same_headers_and_records_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let link = app.seed().await;
+    let r = app
+        .api
+        .head(app.url("/amy-serum"))
+        .header("user-agent", PHONE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], link["target_url"].as_str().unwrap());
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!((t["clicks"].as_u64(), t["bot_clicks"].as_u64()), (Some(0), Some(0)));
+    let r = app.api.head(app.url("/nope-nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+per_store!(an_unknown_code_is_not_found_with_a_page_for_browsers);
+async fn an_unknown_code_is_not_found_with_a_page_for_browsers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_error(app.tap("no-such-code").await, 404, "not_found").await;
+    let r = app
+        .api
+        .get(app.url("/no-such-code"))
+        .header("accept", "text/html,*/*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("does not exist"));
+    // Malformed codes are unknown too, never an error of the server.
+    assert_eq!(app.tap("a.b").await.status(), 404);
+    assert_eq!(app.tap(&"a".repeat(65)).await.status(), 404);
+    assert_eq!(app.tap("%E4%BD%A0%E5%A5%BD").await.status(), 404);
+    assert_eq!(app.tap("amy-serum%0d%0aSet-Cookie:%20x=1").await.status(), 404);
+}
+
+per_store!(a_disabled_link_is_gone_and_counts_nothing);
+async fn a_disabled_link_is_gone_and_counts_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.tap("amy-serum").await; // warm the link cache
+    assert_eq!(
+        app.patch("/api/v1/links/amy-serum", &json!({"status": "disabled"}))
+            .await
+            .status(),
+        200
+    );
+    assert_error(app.tap("amy-serum").await, 410, "link_gone").await;
+    let r = app
+        .api
+        .get(app.url("/amy-serum"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 410);
+    assert!(r.text().await.unwrap().contains("no longer active"));
+    assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
+    assert_eq!(
+        app.patch("/api/v1/links/amy-serum", &json!({"status": "active"}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
+}
+
+per_store!(an_expired_link_is_gone);
+async fn an_expired_link_is_gone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let r = app
+        .patch(
+            "/api/v1/links/amy-serum",
+            &json!({"expires_at": "2020-01-01T00:00:00Z"}),
         )
         .await;
-        let r = app.tap("frag").await;
-        let loc = r.headers()["location"].to_str().unwrap();
-        assert!(loc.starts_with("https://s.example/p?utm_source=x&"), "{loc}");
-        assert!(loc.contains("&kl_cid="), "{loc}");
-        assert!(loc.ends_with("#reviews"), "{loc}");
-    }
+    assert_eq!(r.status(), 200);
+    assert_error(app.tap("amy-serum").await, 410, "link_gone").await;
 }
 
-#[tokio::test]
-async fn head_answers_the_same_headers_and_records_nothing() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let link = app.seed().await;
-        let r = app
-            .api
-            .head(app.url("/amy-serum"))
-            .header("user-agent", PHONE)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 302);
-        assert_eq!(r.headers()["location"], link["target_url"].as_str().unwrap());
-        assert_eq!(r.headers()["cache-control"], "private, no-store");
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!((t["clicks"].as_u64(), t["bot_clicks"].as_u64()), (Some(0), Some(0)));
-        let r = app.api.head(app.url("/nope-nope")).send().await.unwrap();
-        assert_eq!(r.status(), 404);
+per_store!(link_preview_bots_are_redirected_without_a_click_id_and_counted_apart);
+async fn link_preview_bots_are_redirected_without_a_click_id_and_counted_apart(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let link = app.seed().await;
+    for ua in [
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "Twitterbot/1.0",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "WhatsApp/2.23.20.0 A",
+        "TelegramBot (like TwitterBot)",
+        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+    ] {
+        let r = app.tap_as("amy-serum", ua).await;
+        assert_eq!(r.status(), 302, "{ua}");
+        assert_eq!(r.headers()["location"], link["target_url"].as_str().unwrap(), "{ua}");
     }
+    app.tap("amy-serum").await;
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(t["bot_clicks"], 7);
+    assert_eq!(t["clicks"], 1);
+    assert_eq!(t["unique_clicks"], 1);
 }
 
-#[tokio::test]
-async fn an_unknown_code_is_not_found_with_a_page_for_browsers() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        assert_error(app.tap("no-such-code").await, 404, "not_found").await;
-        let r = app
-            .api
-            .get(app.url("/no-such-code"))
-            .header("accept", "text/html,*/*")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 404);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-        assert!(r.text().await.unwrap().contains("does not exist"));
-        // Malformed codes are unknown too, never an error of the server.
-        assert_eq!(app.tap("a.b").await.status(), 404);
-        assert_eq!(app.tap(&"a".repeat(65)).await.status(), 404);
-        assert_eq!(app.tap("%E4%BD%A0%E5%A5%BD").await.status(), 404);
-        assert_eq!(app.tap("amy-serum%0d%0aSet-Cookie:%20x=1").await.status(), 404);
-    }
-}
-
-#[tokio::test]
-async fn a_disabled_link_is_gone_and_counts_nothing() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        app.tap("amy-serum").await; // warm the link cache
-        assert_eq!(
-            app.patch("/api/v1/links/amy-serum", &json!({"status": "disabled"}))
-                .await
-                .status(),
-            200
-        );
-        assert_error(app.tap("amy-serum").await, 410, "link_gone").await;
-        let r = app
-            .api
-            .get(app.url("/amy-serum"))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 410);
-        assert!(r.text().await.unwrap().contains("no longer active"));
-        assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
-        assert_eq!(
-            app.patch("/api/v1/links/amy-serum", &json!({"status": "active"}))
-                .await
-                .status(),
-            200
-        );
-        assert_eq!(app.tap("amy-serum").await.status(), 302);
-    }
-}
-
-#[tokio::test]
-async fn an_expired_link_is_gone() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let r = app
-            .patch(
-                "/api/v1/links/amy-serum",
-                &json!({"expires_at": "2020-01-01T00:00:00Z"}),
-            )
-            .await;
-        assert_eq!(r.status(), 200);
-        assert_error(app.tap("amy-serum").await, 410, "link_gone").await;
-    }
-}
-
-#[tokio::test]
-async fn link_preview_bots_are_redirected_without_a_click_id_and_counted_apart() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let link = app.seed().await;
-        for ua in [
-            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
-            "Twitterbot/1.0",
-            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
-            "WhatsApp/2.23.20.0 A",
-            "TelegramBot (like TwitterBot)",
-            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
-            "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
-        ] {
-            let r = app.tap_as("amy-serum", ua).await;
-            assert_eq!(r.status(), 302, "{ua}");
-            assert_eq!(r.headers()["location"], link["target_url"].as_str().unwrap(), "{ua}");
-        }
-        app.tap("amy-serum").await;
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!(t["bot_clicks"], 7);
-        assert_eq!(t["clicks"], 1);
-        assert_eq!(t["unique_clicks"], 1);
-    }
-}
-
-#[tokio::test]
-async fn a_qr_scan_is_told_apart_in_the_source_breakdown() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let r = app
-            .api
-            .get(app.url("/amy-serum?src=qr"))
-            .header("user-agent", PHONE)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 302);
-        app.tap("amy-serum").await;
-        let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
-        assert_eq!(s["breakdown"]["source"], json!([{"key": "qr", "clicks": 1}]));
-        assert_eq!(s["breakdown"]["browser"], json!([{"key": "Instagram", "clicks": 2}]));
-        assert_eq!(s["breakdown"]["device"], json!([{"key": "mobile", "clicks": 2}]));
-    }
+per_store!(a_qr_scan_is_told_apart_in_the_source_breakdown);
+async fn a_qr_scan_is_told_apart_in_the_source_breakdown(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let r = app
+        .api
+        .get(app.url("/amy-serum?src=qr"))
+        .header("user-agent", PHONE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    app.tap("amy-serum").await;
+    let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    assert_eq!(s["breakdown"]["source"], json!([{"key": "qr", "clicks": 1}]));
+    assert_eq!(s["breakdown"]["browser"], json!([{"key": "Instagram", "clicks": 2}]));
+    assert_eq!(s["breakdown"]["device"], json!([{"key": "mobile", "clicks": 2}]));
 }
 
 /// Reads the link's click stream in Redis directly: every answered 302 is there.
@@ -226,7 +208,7 @@ async fn every_answered_redirect_is_in_the_redis_stream() {
     for cid in &answered {
         let parsed = kolink::domain::ClickId::parse(cid).expect("a kolink click id");
         assert!(
-            stored.contains(&parsed.entry.to_string()),
+            stored.contains(&format!("{}-{}", parsed.entry.ms, parsed.entry.seq)),
             "click {cid} is not in the stream"
         );
     }

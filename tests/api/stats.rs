@@ -2,141 +2,133 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, start, BACKENDS};
+use crate::helpers::{spawn_app, start, Backend};
 
-#[tokio::test]
-async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await; // amy (micro), amy-serum cost 5000
-        app.create_kol("ben", 800).await; // nano
-        app.create_link(
-            json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}),
-        )
+per_store!(campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi);
+async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await; // amy (micro), amy-serum cost 5000
+    app.create_kol("ben", 800).await; // nano
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}))
         .await;
-        let secret = app.create_shop("acme").await;
-        for _ in 0..4 {
-            app.tap("amy-serum").await;
-        }
-        app.tap("ben-1").await;
-        app.post(
-            "/api/v1/links/amy-serum/metrics",
-            &json!({"date": "2026-11-20", "impressions": 400}),
-        )
-        .await;
-        app.post(
-            "/api/v1/links/ben-1/metrics",
-            &json!({"date": "2026-11-20", "impressions": 100}),
-        )
-        .await;
-        let buy = |order: &str, coupon: &str, amount: &str| json!({"order_id": order, "event": "purchase", "amount": amount, "currency": "TWD", "coupon": coupon});
-        app.webhook_ok("acme", &secret, &buy("1", "AMY10", "3000")).await;
-        app.webhook_ok("acme", &secret, &buy("2", "BEN", "1600")).await;
-
-        let s = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
-        let t = &s["totals"];
-        assert_eq!(
-            (
-                t["impressions"].as_u64(),
-                t["clicks"].as_u64(),
-                t["conversions"].as_u64()
-            ),
-            (Some(500), Some(5), Some(2))
-        );
-        assert_eq!(t["ctr"], 0.01);
-        assert_eq!(t["revenue"], "4600.00");
-        assert_eq!(t["cost"], "5800.00");
-        let kols = s["kols"].as_array().unwrap();
-        // ben: roi (1600-800)/800 = 1.0; amy: (3000-5000)/5000 = -0.4
-        assert_eq!(kols[0]["kol"], "ben");
-        assert_eq!(kols[0]["tier"], "nano");
-        assert_eq!(kols[0]["roi"], 1.0);
-        assert_eq!(kols[0]["links"], 1);
-        assert_eq!(kols[1]["kol"], "amy");
-        assert_eq!(kols[1]["roi"], -0.4);
-        assert_eq!(kols[1]["ctr"], 0.01);
-        let tiers = s["tiers"].as_array().unwrap();
-        assert_eq!(tiers.len(), 2);
-        assert_eq!(
-            (tiers[0]["tier"].as_str(), tiers[0]["kols"].as_u64()),
-            (Some("nano"), Some(1))
-        );
-        let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
-        assert_eq!(by_clicks["kols"][0]["kol"], "amy");
-        crate::helpers::assert_error(
-            app.get("/api/v1/campaigns/spring-sale/stats?sort=vibes").await,
-            400,
-            "invalid_input",
-        )
-        .await;
-
-        let k = app.get_ok("/api/v1/kols/amy/stats").await;
-        assert_eq!(k["totals"]["clicks"], 4);
-        assert_eq!(k["campaigns"][0]["campaign"], "spring-sale");
-        assert_eq!(k["campaigns"][0]["revenue"], "3000.00");
+    let secret = app.create_shop("acme").await;
+    for _ in 0..4 {
+        app.tap("amy-serum").await;
     }
+    app.tap("ben-1").await;
+    app.post(
+        "/api/v1/links/amy-serum/metrics",
+        &json!({"date": "2026-11-20", "impressions": 400}),
+    )
+    .await;
+    app.post(
+        "/api/v1/links/ben-1/metrics",
+        &json!({"date": "2026-11-20", "impressions": 100}),
+    )
+    .await;
+    let buy = |order: &str, coupon: &str, amount: &str| json!({"order_id": order, "event": "purchase", "amount": amount, "currency": "TWD", "coupon": coupon});
+    app.webhook_ok("acme", &secret, &buy("1", "AMY10", "3000")).await;
+    app.webhook_ok("acme", &secret, &buy("2", "BEN", "1600")).await;
+
+    let s = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    let t = &s["totals"];
+    assert_eq!(
+        (
+            t["impressions"].as_u64(),
+            t["clicks"].as_u64(),
+            t["conversions"].as_u64()
+        ),
+        (Some(500), Some(5), Some(2))
+    );
+    assert_eq!(t["ctr"], 0.01);
+    assert_eq!(t["revenue"], "4600.00");
+    assert_eq!(t["cost"], "5800.00");
+    let kols = s["kols"].as_array().unwrap();
+    // ben: roi (1600-800)/800 = 1.0; amy: (3000-5000)/5000 = -0.4
+    assert_eq!(kols[0]["kol"], "ben");
+    assert_eq!(kols[0]["tier"], "nano");
+    assert_eq!(kols[0]["roi"], 1.0);
+    assert_eq!(kols[0]["links"], 1);
+    assert_eq!(kols[1]["kol"], "amy");
+    assert_eq!(kols[1]["roi"], -0.4);
+    assert_eq!(kols[1]["ctr"], 0.01);
+    let tiers = s["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 2);
+    assert_eq!(
+        (tiers[0]["tier"].as_str(), tiers[0]["kols"].as_u64()),
+        (Some("nano"), Some(1))
+    );
+    let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
+    assert_eq!(by_clicks["kols"][0]["kol"], "amy");
+    crate::helpers::assert_error(
+        app.get("/api/v1/campaigns/spring-sale/stats?sort=vibes").await,
+        400,
+        "invalid_input",
+    )
+    .await;
+
+    let k = app.get_ok("/api/v1/kols/amy/stats").await;
+    assert_eq!(k["totals"]["clicks"], 4);
+    assert_eq!(k["campaigns"][0]["campaign"], "spring-sale");
+    assert_eq!(k["campaigns"][0]["revenue"], "3000.00");
 }
 
-#[tokio::test]
-async fn link_stats_have_a_daily_series_and_reject_bad_ranges() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        app.tap("amy-serum").await;
-        app.tap("amy-serum").await;
-        let today = chrono::Utc::now().date_naive();
-        let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
-        let series = s["series"].as_array().unwrap();
-        let last = series.last().unwrap();
-        assert_eq!(last["t"], format!("{today}T00:00:00Z"));
-        assert_eq!(last["clicks"], 2);
-        assert_eq!(last["unique_clicks"], 1);
-        let h = app
-            .get_ok(&format!(
-                "/api/v1/links/amy-serum/stats?interval=hour&from={today}&to={today}"
-            ))
-            .await;
-        assert_eq!(h["series"].as_array().unwrap().len(), 24);
-        let sum: u64 = h["series"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["clicks"].as_u64().unwrap())
-            .sum();
-        assert_eq!(sum, 2);
-        for q in [
-            "from=2026-13-01",
-            "interval=week",
-            "from=2026-11-22&to=2026-11-01",
-            "interval=hour&from=2026-01-01&to=2026-11-01",
-        ] {
-            let r = app.get(&format!("/api/v1/links/amy-serum/stats?{q}")).await;
-            crate::helpers::assert_error(r, 400, "invalid_input").await;
-        }
-        crate::helpers::assert_error(app.get("/api/v1/links/nope/stats").await, 404, "not_found").await;
+per_store!(link_stats_have_a_daily_series_and_reject_bad_ranges);
+async fn link_stats_have_a_daily_series_and_reject_bad_ranges(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    app.tap("amy-serum").await;
+    let today = chrono::Utc::now().date_naive();
+    let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    let series = s["series"].as_array().unwrap();
+    let last = series.last().unwrap();
+    assert_eq!(last["t"], format!("{today}T00:00:00Z"));
+    assert_eq!(last["clicks"], 2);
+    assert_eq!(last["unique_clicks"], 1);
+    let h = app
+        .get_ok(&format!(
+            "/api/v1/links/amy-serum/stats?interval=hour&from={today}&to={today}"
+        ))
+        .await;
+    assert_eq!(h["series"].as_array().unwrap().len(), 24);
+    let sum: u64 = h["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["clicks"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, 2);
+    for q in [
+        "from=2026-13-01",
+        "interval=week",
+        "from=2026-11-22&to=2026-11-01",
+        "interval=hour&from=2026-01-01&to=2026-11-01",
+    ] {
+        let r = app.get(&format!("/api/v1/links/amy-serum/stats?{q}")).await;
+        crate::helpers::assert_error(r, 400, "invalid_input").await;
     }
+    crate::helpers::assert_error(app.get("/api/v1/links/nope/stats").await, 404, "not_found").await;
 }
 
-#[tokio::test]
-async fn stats_survive_a_server_restart() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        let cid = app.click_id("amy-serum").await;
-        app.tap("amy-serum").await;
-        let order = json!({"order_id": "1", "event": "purchase", "amount": "100", "currency": "TWD", "click_id": cid});
-        app.webhook_ok("acme", &secret, &order).await;
-        let before = app.link_totals("amy-serum").await;
+per_store!(stats_survive_a_server_restart);
+async fn stats_survive_a_server_restart(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let cid = app.click_id("amy-serum").await;
+    app.tap("amy-serum").await;
+    let order = json!({"order_id": "1", "event": "purchase", "amount": "100", "currency": "TWD", "click_id": cid});
+    app.webhook_ok("acme", &secret, &order).await;
+    let before = app.link_totals("amy-serum").await;
 
-        let (backing, settings) = app.stop().await;
-        let app = start(backing, settings).await;
-        let after = app.link_totals("amy-serum").await;
-        assert_eq!(before, after);
-        assert_eq!(after["clicks"], 2);
-        assert_eq!(after["revenue"], "100.00");
-        // The click id minted before the restart still attributes; the order is still known.
-        assert_eq!(app.webhook_ok("acme", &secret, &order).await["status"], "duplicate");
-        assert_eq!(app.tap("amy-serum").await.status(), 302);
-    }
+    let (backing, settings) = app.stop().await;
+    let app = start(backing, settings).await;
+    let after = app.link_totals("amy-serum").await;
+    assert_eq!(before, after);
+    assert_eq!(after["clicks"], 2);
+    assert_eq!(after["revenue"], "100.00");
+    // The click id minted before the restart still attributes; the order is still known.
+    assert_eq!(app.webhook_ok("acme", &secret, &order).await["status"], "duplicate");
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
 }

@@ -4,22 +4,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use kolink::counters::click_fields;
-use kolink::domain::{ClickInfo, StreamId};
+use kolink::clock::SystemClock;
+use kolink::counters::{click_fields, visit};
+use kolink::domain::{ClickInfo, Dimension, Dimensions, EntryId};
 use kolink::store::embedded::EmbeddedStore;
 use kolink::store::redis::RedisStore;
-use kolink::store::{NewClick, Store};
+use kolink::store::{ClickLog, Counters, NewClick, Store};
 use redis::AsyncCommands;
 
-use crate::helpers::{Backend, Backing, BACKENDS};
+use crate::helpers::{Backend, Backing};
 
 /// An open store of `backend` and what keeps it alive.
 async fn open(backend: Backend) -> (Arc<dyn Store>, Backing) {
     let backing = Backing::new(backend);
     let retention = Duration::from_secs(400 * 86_400);
     let store: Arc<dyn Store> = match (&backing.redis, &backing.data) {
-        (Some(redis), _) => Arc::new(RedisStore::connect(&redis.url(), "kl", retention).await.unwrap()),
-        (None, Some(dir)) => Arc::new(EmbeddedStore::open(dir.path(), retention).await.unwrap()),
+        (Some(redis), _) => Arc::new(
+            RedisStore::connect(&redis.url(), "kl", retention, Arc::new(SystemClock))
+                .await
+                .unwrap(),
+        ),
+        (None, Some(dir)) => Arc::new(
+            EmbeddedStore::open(dir.path(), retention, Arc::new(SystemClock))
+                .await
+                .unwrap(),
+        ),
         (None, None) => unreachable!("a backing has a redis or a data dir"),
     };
     (store, backing)
@@ -29,14 +38,15 @@ fn click(code: &str, ms: u64, seq: u64, visitor: &str) -> NewClick {
     let at = Utc.timestamp_millis_opt(ms as i64).unwrap();
     let info = ClickInfo {
         visitor: visitor.into(),
-        device: "mobile".into(),
+        dims: Dimensions::default().with(Dimension::Device, "mobile"),
         ..ClickInfo::default()
     };
     NewClick {
         code: code.into(),
-        entry: StreamId { ms, seq },
+        entry: EntryId { ms, seq },
         at,
         fields: click_fields(at, &info),
+        visit: visit(at, &info),
         info,
     }
 }
@@ -49,29 +59,27 @@ fn clicks_counted(data: &kolink::store::LinkData) -> i64 {
         .sum()
 }
 
-#[tokio::test]
-async fn writing_the_same_click_batch_again_counts_nothing_twice() {
-    for backend in BACKENDS {
-        let (store, _guard) = open(backend).await;
-        let now = Utc::now().timestamp_millis() as u64;
-        let batch = vec![
-            click("a-1", now, 7, "v1"),
-            click("a-1", now, 8, "v2"),
-            click("b-2", now, 9, "v1"),
-        ];
-        let first = store.write_clicks(&batch).await.unwrap();
-        assert_eq!(first, batch.iter().map(|c| c.entry).collect::<Vec<_>>());
-        // A retry after a dropped connection sends the very same batch.
-        let again = store.write_clicks(&batch).await.unwrap();
-        assert_eq!(again, first);
-        let data = store.link_data(&["a-1".into(), "b-2".into()]).await.unwrap();
-        assert_eq!(clicks_counted(&data[0]), 2);
-        assert_eq!(clicks_counted(&data[1]), 1);
-        assert_eq!(store.read_clicks("a-1", None, 100).await.unwrap().len(), 2);
-        let day = batch[0].at.date_naive();
-        let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap();
-        assert_eq!(uv, [2]);
-    }
+per_store!(writing_the_same_click_batch_again_counts_nothing_twice);
+async fn writing_the_same_click_batch_again_counts_nothing_twice(backend: Backend) {
+    let (store, _guard) = open(backend).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let batch = vec![
+        click("a-1", now, 7, "v1"),
+        click("a-1", now, 8, "v2"),
+        click("b-2", now, 9, "v1"),
+    ];
+    let first = store.write_clicks(&batch).await.unwrap();
+    assert_eq!(first, batch.iter().map(|c| c.entry).collect::<Vec<_>>());
+    // A retry after a dropped connection sends the very same batch.
+    let again = store.write_clicks(&batch).await.unwrap();
+    assert_eq!(again, first);
+    let data = store.link_data(&["a-1".into(), "b-2".into()]).await.unwrap();
+    assert_eq!(clicks_counted(&data[0]), 2);
+    assert_eq!(clicks_counted(&data[1]), 1);
+    assert_eq!(store.read_clicks("a-1", None, 100).await.unwrap().len(), 2);
+    let day = batch[0].at.date_naive();
+    let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap();
+    assert_eq!(uv, [2]);
 }
 
 /// Another instance wrote a later entry to the stream first: the click still lands, once.
@@ -89,7 +97,7 @@ async fn a_click_behind_another_writer_lands_once_even_when_retried() {
     let first = store.write_clicks(&batch).await.unwrap();
     assert!(
         first[0]
-            > StreamId {
+            > EntryId {
                 ms: now + 5_000,
                 seq: 0
             },
@@ -123,7 +131,7 @@ async fn clicks_are_written_after_redis_restarts() {
 #[tokio::test]
 async fn old_clicks_are_pruned_from_the_embedded_log_but_still_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400))
+    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Arc::new(SystemClock))
         .await
         .unwrap();
     let now = Utc::now().timestamp_millis() as u64;
@@ -136,7 +144,7 @@ async fn old_clicks_are_pruned_from_the_embedded_log_but_still_counted() {
     assert_eq!(removed, 1);
     let left = store.read_clicks("a-1", None, 10).await.unwrap();
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].entry, StreamId { ms: now, seq: 2 });
+    assert_eq!(left[0].entry, EntryId { ms: now, seq: 2 });
     let data = store.link_data(&["a-1".into()]).await.unwrap();
     assert_eq!(clicks_counted(&data[0]), 2);
 }

@@ -1,9 +1,9 @@
 //! Conversion webhooks (Standard Webhooks signatures) and attribution.
 
-use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, Backend, BACKENDS};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with_clock, Backend};
+use kolink::clock::ManualClock;
 
 fn purchase(order: &str, extra: Value) -> Value {
     let mut v = json!({"order_id": order, "event": "purchase", "amount": "1280.00", "currency": "TWD"});
@@ -13,389 +13,359 @@ fn purchase(order: &str, extra: Value) -> Value {
     v
 }
 
-#[tokio::test]
-async fn a_generic_shop_gets_a_secret_once_and_a_webhook_url() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let v = app
-            .post_expect(
-                "/api/v1/shops",
-                &json!({"id": "acme", "name": "Acme Store", "platform": "generic"}),
-                201,
-            )
-            .await;
-        let secret = v["secret"].as_str().unwrap();
-        assert!(secret.starts_with("whsec_"));
-        assert_eq!(v["webhook_url"], app.url("/webhooks/conversions/acme"));
-        let again = app.get_ok("/api/v1/shops/acme").await;
-        assert_eq!(again["secret"], json!(null));
-        let r = app
-            .post(
-                "/api/v1/shops",
-                &json!({"id": "shopi", "name": "S", "platform": "shopify"}),
-            )
-            .await;
-        assert_error(r, 400, "invalid_input").await;
-        let r = app
-            .post(
-                "/api/v1/shops",
-                &json!({"id": "acme", "name": "Again", "platform": "generic"}),
-            )
-            .await;
-        assert_error(r, 409, "already_exists").await;
-    }
-}
-
-#[tokio::test]
-async fn a_purchase_with_a_click_id_is_attributed_to_that_click() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        let cid = app.click_id("amy-serum").await;
-        let v = app
-            .webhook_ok("acme", &secret, &purchase("1001", json!({"click_id": cid})))
-            .await;
-        assert_eq!(v["status"], "attributed");
-        assert_eq!(v["method"], "click_id");
-        assert_eq!(
-            (v["link"].as_str(), v["kol"].as_str(), v["campaign"].as_str()),
-            (Some("amy-serum"), Some("amy"), Some("spring-sale"))
-        );
-        assert!(v["conversion_id"].as_str().is_some_and(|s| !s.is_empty()));
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!(
-            (t["conversions"].as_u64(), t["revenue"].as_str()),
-            (Some(1), Some("1280.00"))
-        );
-        assert_eq!(t["conversion_rate"], 1.0);
-    }
-}
-
-#[tokio::test]
-async fn coupon_then_code_attribute_when_there_is_no_click() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        let v = app
-            .webhook_ok(
-                "acme",
-                &secret,
-                &purchase("1", json!({"coupon": "amy10", "click_id": "1-2-3"})),
-            )
-            .await;
-        assert_eq!(
-            (v["status"].as_str(), v["method"].as_str()),
-            (Some("attributed"), Some("coupon"))
-        );
-        let v = app
-            .webhook_ok(
-                "acme",
-                &secret,
-                &purchase("2", json!({"code": "amy-serum", "coupon": "NOPE"})),
-            )
-            .await;
-        assert_eq!(
-            (v["status"].as_str(), v["method"].as_str()),
-            (Some("attributed"), Some("code"))
-        );
-        let v = app
-            .webhook_ok(
-                "acme",
-                &secret,
-                &json!({"order_id": 3, "event": "signup", "code": "amy-serum"}),
-            )
-            .await;
-        assert_eq!(v["status"], "attributed");
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!(t["conversions"], 2, "signups are not the goal event");
-        assert_eq!(t["events"], json!({"purchase": 2, "signup": 1}));
-    }
-}
-
-#[tokio::test]
-async fn a_conversion_nobody_can_place_is_stored_unattributed() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        let v = app
-            .webhook_ok("acme", &secret, &purchase("9", json!({"coupon": "UNKNOWN"})))
-            .await;
-        assert_eq!(v["status"], "unattributed");
-        assert_eq!(v["link"], json!(null));
-        let list = app.get_ok("/api/v1/conversions?status=unattributed").await;
-        let c = &list["conversions"][0];
-        assert_eq!(
-            (c["order_id"].as_str(), c["shop"].as_str(), c["amount"].as_str()),
-            (Some("9"), Some("acme"), Some("1280.00"))
-        );
-        assert_eq!(app.link_totals("amy-serum").await["conversions"], 0);
-    }
-}
-
-#[tokio::test]
-async fn the_same_webhook_twice_is_a_duplicate_that_changes_nothing() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        let body = purchase("1001", json!({"coupon": "AMY10"}));
-        let first = app.webhook_ok("acme", &secret, &body).await;
-        let second = app.webhook_ok("acme", &secret, &body).await;
-        assert_eq!(second["status"], "duplicate");
-        assert_eq!(second["conversion_id"], first["conversion_id"]);
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!(
-            (t["conversions"].as_u64(), t["revenue"].as_str()),
-            (Some(1), Some("1280.00"))
-        );
-        assert_eq!(
-            app.get_ok("/api/v1/conversions").await["conversions"]
-                .as_array()
-                .unwrap()
-                .len(),
-            1
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_refund_lowers_net_revenue_and_follows_its_purchase() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        app.webhook_ok(
-            "acme",
-            &secret,
-            &purchase("1001", json!({"coupon": "AMY10", "amount": "2000.00"})),
+per_store!(a_generic_shop_gets_a_secret_once_and_a_webhook_url);
+async fn a_generic_shop_gets_a_secret_once_and_a_webhook_url(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let v = app
+        .post_expect(
+            "/api/v1/shops",
+            &json!({"id": "acme", "name": "Acme Store", "platform": "generic"}),
+            201,
         )
         .await;
-        let refund =
-            json!({"order_id": "1001", "event": "refund", "amount": "500", "currency": "TWD", "refund_id": "r1"});
-        let v = app.webhook_ok("acme", &secret, &refund).await;
-        assert_eq!(
-            (v["status"].as_str(), v["method"].as_str(), v["link"].as_str()),
-            (Some("attributed"), Some("order_id"), Some("amy-serum"))
-        );
-        assert_eq!(app.webhook_ok("acme", &secret, &refund).await["status"], "duplicate");
-        let second =
-            json!({"order_id": "1001", "event": "refund", "amount": "300", "currency": "TWD", "refund_id": "r2"});
-        assert_eq!(app.webhook_ok("acme", &secret, &second).await["status"], "attributed");
-        let t = app.link_totals("amy-serum").await;
-        assert_eq!(t["revenue"], "2000.00");
-        assert_eq!(t["refunds"], "800.00");
-        assert_eq!(t["net_revenue"], "1200.00");
-        // roi = (1200 - 5000) / 5000
-        assert_eq!(t["roi"], -0.76);
-        let unknown = json!({"order_id": "777", "event": "refund", "amount": "10", "currency": "TWD"});
-        assert_eq!(
-            app.webhook_ok("acme", &secret, &unknown).await["status"],
-            "unattributed"
-        );
-    }
-}
-
-#[tokio::test]
-async fn another_currency_is_stored_as_a_mismatch_and_not_summed() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        let v = app
-            .webhook_ok(
-                "acme",
-                &secret,
-                &purchase("5", json!({"coupon": "AMY10", "currency": "USD"})),
-            )
-            .await;
-        assert_eq!(v["status"], "currency_mismatch");
-        assert_eq!(app.link_totals("amy-serum").await["revenue"], "0.00");
-        assert_eq!(
-            app.get_ok("/api/v1/conversions?status=currency_mismatch").await["conversions"]
-                .as_array()
-                .unwrap()
-                .len(),
-            1
-        );
-    }
-}
-
-/// A click older than the campaign's window: written into the link's stream with an old id,
-/// as a click of long ago would have been.
-#[tokio::test]
-async fn a_click_older_than_the_window_is_outside_window() {
-    let app = spawn_app(Backend::Redis).await;
-    app.seed().await;
-    app.create_kol("ben", 1).await;
-    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-old"}))
+    let secret = v["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(v["webhook_url"], app.url("/webhooks/conversions/acme"));
+    let again = app.get_ok("/api/v1/shops/acme").await;
+    assert_eq!(again["secret"], json!(null));
+    let r = app
+        .post(
+            "/api/v1/shops",
+            &json!({"id": "shopi", "name": "S", "platform": "shopify"}),
+        )
         .await;
+    assert_error(r, 400, "invalid_input").await;
+    let r = app
+        .post(
+            "/api/v1/shops",
+            &json!({"id": "acme", "name": "Again", "platform": "generic"}),
+        )
+        .await;
+    assert_error(r, 409, "already_exists").await;
+}
+
+per_store!(a_purchase_with_a_click_id_is_attributed_to_that_click);
+async fn a_purchase_with_a_click_id_is_attributed_to_that_click(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
     let secret = app.create_shop("acme").await;
-    // Learn the numeric id of ben-old from a click id of amy-serum (minted just before it).
-    let amy = kolink::domain::ClickId::parse(&app.click_id("amy-serum").await).unwrap();
-    let old_ms = chrono::Utc::now().timestamp_millis() as u64 - 40 * 86_400_000;
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
-    let _: String = conn
-        .xadd("kl:{ben-old}:clicks", format!("{old_ms}-0"), &[("v", "x")])
-        .await
-        .unwrap();
-    let old = kolink::domain::ClickId {
-        link_id: amy.link_id + 1,
-        entry: kolink::domain::StreamId { ms: old_ms, seq: 0 },
-    };
+    let cid = app.click_id("amy-serum").await;
     let v = app
-        .webhook_ok("acme", &secret, &purchase("1", json!({"click_id": old.to_string()})))
+        .webhook_ok("acme", &secret, &purchase("1001", json!({"click_id": cid})))
+        .await;
+    assert_eq!(v["status"], "attributed");
+    assert_eq!(v["method"], "click_id");
+    assert_eq!(
+        (v["link"].as_str(), v["kol"].as_str(), v["campaign"].as_str()),
+        (Some("amy-serum"), Some("amy"), Some("spring-sale"))
+    );
+    assert!(v["conversion_id"].as_str().is_some_and(|s| !s.is_empty()));
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["conversions"].as_u64(), t["revenue"].as_str()),
+        (Some(1), Some("1280.00"))
+    );
+    assert_eq!(t["conversion_rate"], 1.0);
+}
+
+per_store!(coupon_then_code_attribute_when_there_is_no_click);
+async fn coupon_then_code_attribute_when_there_is_no_click(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let v = app
+        .webhook_ok(
+            "acme",
+            &secret,
+            &purchase("1", json!({"coupon": "amy10", "click_id": "1-2-3"})),
+        )
+        .await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("attributed"), Some("coupon"))
+    );
+    let v = app
+        .webhook_ok(
+            "acme",
+            &secret,
+            &purchase("2", json!({"code": "amy-serum", "coupon": "NOPE"})),
+        )
+        .await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("attributed"), Some("code"))
+    );
+    let v = app
+        .webhook_ok(
+            "acme",
+            &secret,
+            &json!({"order_id": 3, "event": "signup", "code": "amy-serum"}),
+        )
+        .await;
+    assert_eq!(v["status"], "attributed");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(t["conversions"], 2, "signups are not the goal event");
+    assert_eq!(t["events"], json!({"purchase": 2, "signup": 1}));
+}
+
+per_store!(a_conversion_nobody_can_place_is_stored_unattributed);
+async fn a_conversion_nobody_can_place_is_stored_unattributed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let v = app
+        .webhook_ok("acme", &secret, &purchase("9", json!({"coupon": "UNKNOWN"})))
+        .await;
+    assert_eq!(v["status"], "unattributed");
+    assert_eq!(v["link"], json!(null));
+    let list = app.get_ok("/api/v1/conversions?status=unattributed").await;
+    let c = &list["conversions"][0];
+    assert_eq!(
+        (c["order_id"].as_str(), c["shop"].as_str(), c["amount"].as_str()),
+        (Some("9"), Some("acme"), Some("1280.00"))
+    );
+    assert_eq!(app.link_totals("amy-serum").await["conversions"], 0);
+}
+
+per_store!(the_same_webhook_twice_is_a_duplicate_that_changes_nothing);
+async fn the_same_webhook_twice_is_a_duplicate_that_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let body = purchase("1001", json!({"coupon": "AMY10"}));
+    let first = app.webhook_ok("acme", &secret, &body).await;
+    let second = app.webhook_ok("acme", &secret, &body).await;
+    assert_eq!(second["status"], "duplicate");
+    assert_eq!(second["conversion_id"], first["conversion_id"]);
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["conversions"].as_u64(), t["revenue"].as_str()),
+        (Some(1), Some("1280.00"))
+    );
+    assert_eq!(
+        app.get_ok("/api/v1/conversions").await["conversions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+per_store!(a_refund_lowers_net_revenue_and_follows_its_purchase);
+async fn a_refund_lowers_net_revenue_and_follows_its_purchase(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    app.webhook_ok(
+        "acme",
+        &secret,
+        &purchase("1001", json!({"coupon": "AMY10", "amount": "2000.00"})),
+    )
+    .await;
+    let refund = json!({"order_id": "1001", "event": "refund", "amount": "500", "currency": "TWD", "refund_id": "r1"});
+    let v = app.webhook_ok("acme", &secret, &refund).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str(), v["link"].as_str()),
+        (Some("attributed"), Some("order_id"), Some("amy-serum"))
+    );
+    assert_eq!(app.webhook_ok("acme", &secret, &refund).await["status"], "duplicate");
+    let second = json!({"order_id": "1001", "event": "refund", "amount": "300", "currency": "TWD", "refund_id": "r2"});
+    assert_eq!(app.webhook_ok("acme", &secret, &second).await["status"], "attributed");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(t["revenue"], "2000.00");
+    assert_eq!(t["refunds"], "800.00");
+    assert_eq!(t["net_revenue"], "1200.00");
+    // roi = (1200 - 5000) / 5000
+    assert_eq!(t["roi"], -0.76);
+    let unknown = json!({"order_id": "777", "event": "refund", "amount": "10", "currency": "TWD"});
+    assert_eq!(
+        app.webhook_ok("acme", &secret, &unknown).await["status"],
+        "unattributed"
+    );
+}
+
+per_store!(another_currency_is_stored_as_a_mismatch_and_not_summed);
+async fn another_currency_is_stored_as_a_mismatch_and_not_summed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let v = app
+        .webhook_ok(
+            "acme",
+            &secret,
+            &purchase("5", json!({"coupon": "AMY10", "currency": "USD"})),
+        )
+        .await;
+    assert_eq!(v["status"], "currency_mismatch");
+    assert_eq!(app.link_totals("amy-serum").await["revenue"], "0.00");
+    assert_eq!(
+        app.get_ok("/api/v1/conversions?status=currency_mismatch").await["conversions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+per_store!(a_click_older_than_the_window_is_outside_window);
+/// A click 40 days before the purchase, in a campaign with a 30-day window: the app's clock is
+/// set back for the tap, then forward for the purchase.
+async fn a_click_older_than_the_window_is_outside_window(backend: Backend) {
+    let now = chrono::Utc::now();
+    let clock = ManualClock::at(now - chrono::TimeDelta::days(40));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let old = app.click_id("amy-serum").await;
+    clock.set(now - chrono::TimeDelta::days(29));
+    let recent = app.click_id("amy-serum").await;
+    clock.set(now);
+
+    let v = app
+        .webhook_ok("acme", &secret, &purchase("1", json!({"click_id": old})))
         .await;
     assert_eq!(
         (v["status"].as_str(), v["link"].as_str()),
-        (Some("outside_window"), Some("ben-old"))
+        (Some("outside_window"), Some("amy-serum"))
     );
-    assert_eq!(app.link_totals("ben-old").await["conversions"], 0);
+    let v = app
+        .webhook_ok("acme", &secret, &purchase("2", json!({"click_id": recent})))
+        .await;
+    assert_eq!(v["status"], "attributed", "29 days is inside the window");
+    assert_eq!(app.link_totals("amy-serum").await["conversions"], 1);
 }
 
-#[tokio::test]
-async fn bad_signatures_are_unauthorized_and_store_nothing() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        let raw = serde_json::to_vec(&purchase("1", json!({"coupon": "AMY10"}))).unwrap();
-        let now = chrono::Utc::now().timestamp();
-        let other = kolink::signature::WebhookSecret::generate();
-        assert_error(
-            app.signed_webhook("acme", &other, &raw, now).await,
-            401,
-            "invalid_signature",
-        )
-        .await;
-        assert_error(
-            app.signed_webhook("acme", &secret, &raw, now - 301).await,
-            401,
-            "invalid_signature",
-        )
-        .await;
-        assert_error(
-            app.signed_webhook("acme", &secret, &raw, now + 301).await,
-            401,
-            "invalid_signature",
-        )
-        .await;
-        let r = app
-            .api
-            .post(app.url("/webhooks/conversions/acme"))
-            .header("content-type", "application/json")
-            .body(raw.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_error(r, 401, "invalid_signature").await;
-        assert_eq!(app.get_ok("/api/v1/conversions").await["conversions"], json!([]));
-        // The real signature still works afterwards.
-        assert_eq!(app.signed_webhook("acme", &secret, &raw, now).await.status(), 200);
+per_store!(bad_signatures_are_unauthorized_and_store_nothing);
+async fn bad_signatures_are_unauthorized_and_store_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let raw = serde_json::to_vec(&purchase("1", json!({"coupon": "AMY10"}))).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let other = kolink::signature::WebhookSecret::generate();
+    assert_error(
+        app.signed_webhook("acme", &other, &raw, now).await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    assert_error(
+        app.signed_webhook("acme", &secret, &raw, now - 301).await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    assert_error(
+        app.signed_webhook("acme", &secret, &raw, now + 301).await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    let r = app
+        .api
+        .post(app.url("/webhooks/conversions/acme"))
+        .header("content-type", "application/json")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 401, "invalid_signature").await;
+    assert_eq!(app.get_ok("/api/v1/conversions").await["conversions"], json!([]));
+    // The real signature still works afterwards.
+    assert_eq!(app.signed_webhook("acme", &secret, &raw, now).await.status(), 200);
+}
+
+per_store!(malformed_conversions_are_bad_requests);
+async fn malformed_conversions_are_bad_requests(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let now = chrono::Utc::now().timestamp();
+    let r = app.signed_webhook("acme", &secret, b"{not json", now).await;
+    assert_error(r, 400, "invalid_json").await;
+    for body in [
+        json!({"event": "purchase", "amount": "1", "currency": "TWD"}),
+        json!({"order_id": "1", "event": "purchase"}),
+        json!({"order_id": "1", "event": "purchase", "amount": "1.234", "currency": "TWD"}),
+        json!({"order_id": "1", "event": "buy"}),
+        json!({"order_id": "1", "event": "signup", "occurred_at": "yesterday"}),
+        json!({"order_id": "", "event": "signup"}),
+        json!({"order_id": "1", "event": "refund", "amount": "0", "currency": "TWD"}),
+        json!({"order_id": "1", "event": "signup", "occurred_at": "2999-01-01T00:00:00Z"}),
+        json!({"order_id": "1", "event": "purchase", "amount": "1", "currency": "NTD$"}),
+        json!({"order_id": {"id": 1}, "event": "signup"}),
+        json!({"order_id": "1", "event": "signup", "click_id": "x".repeat(200)}),
+        json!(["not", "an", "object"]),
+    ] {
+        let r = app.webhook("acme", &secret, &body).await;
+        assert_error(r, 400, "invalid_input").await;
     }
+    assert_eq!(app.get_ok("/api/v1/conversions").await["conversions"], json!([]));
 }
 
-#[tokio::test]
-async fn malformed_conversions_are_bad_requests() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        let now = chrono::Utc::now().timestamp();
-        let r = app.signed_webhook("acme", &secret, b"{not json", now).await;
-        assert_error(r, 400, "invalid_json").await;
-        for body in [
-            json!({"event": "purchase", "amount": "1", "currency": "TWD"}),
-            json!({"order_id": "1", "event": "purchase"}),
-            json!({"order_id": "1", "event": "purchase", "amount": "1.234", "currency": "TWD"}),
-            json!({"order_id": "1", "event": "buy"}),
-            json!({"order_id": "1", "event": "signup", "occurred_at": "yesterday"}),
-            json!({"order_id": "", "event": "signup"}),
-            json!({"order_id": "1", "event": "refund", "amount": "0", "currency": "TWD"}),
-            json!({"order_id": "1", "event": "signup", "occurred_at": "2999-01-01T00:00:00Z"}),
-            json!({"order_id": "1", "event": "purchase", "amount": "1", "currency": "NTD$"}),
-            json!({"order_id": {"id": 1}, "event": "signup"}),
-            json!({"order_id": "1", "event": "signup", "click_id": "x".repeat(200)}),
-            json!(["not", "an", "object"]),
-        ] {
-            let r = app.webhook("acme", &secret, &body).await;
-            assert_error(r, 400, "invalid_input").await;
-        }
-        assert_eq!(app.get_ok("/api/v1/conversions").await["conversions"], json!([]));
-    }
+per_store!(a_signed_body_that_is_not_json_is_an_unsupported_media_type);
+async fn a_signed_body_that_is_not_json_is_an_unsupported_media_type(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let secret = app.create_shop("acme").await;
+    let raw = b"order_id=1&event=signup";
+    let ts = chrono::Utc::now().timestamp();
+    let r = app
+        .signed_webhook_as("acme", &secret, raw, ts, "application/x-www-form-urlencoded")
+        .await;
+    assert_error(r, 415, "unsupported_media_type").await;
 }
 
-#[tokio::test]
-async fn a_signed_body_that_is_not_json_is_an_unsupported_media_type() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let secret = app.create_shop("acme").await;
-        let raw = b"order_id=1&event=signup";
-        let ts = chrono::Utc::now().timestamp();
-        let r = app
-            .signed_webhook_as("acme", &secret, raw, ts, "application/x-www-form-urlencoded")
+per_store!(an_unknown_shop_is_not_found);
+async fn an_unknown_shop_is_not_found(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let secret = kolink::signature::WebhookSecret::generate();
+    let r = app.webhook("nobody", &secret, &purchase("1", json!({}))).await;
+    assert_error(r, 404, "not_found").await;
+}
+
+per_store!(conversions_list_newest_first_filtered_by_campaign);
+async fn conversions_list_newest_first_filtered_by_campaign(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    for order in ["1", "2", "3"] {
+        app.webhook_ok("acme", &secret, &purchase(order, json!({"coupon": "AMY10"})))
             .await;
-        assert_error(r, 415, "unsupported_media_type").await;
     }
-}
-
-#[tokio::test]
-async fn an_unknown_shop_is_not_found() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let secret = kolink::signature::WebhookSecret::generate();
-        let r = app.webhook("nobody", &secret, &purchase("1", json!({}))).await;
-        assert_error(r, 404, "not_found").await;
+    app.webhook_ok("acme", &secret, &purchase("4", json!({}))).await;
+    let page = app.get_ok("/api/v1/conversions?campaign=spring-sale&limit=2").await;
+    let orders: Vec<&str> = page["conversions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(orders, ["3", "2"]);
+    let c = &page["conversions"][0];
+    for field in [
+        "id",
+        "shop",
+        "order_id",
+        "event",
+        "amount",
+        "currency",
+        "status",
+        "method",
+        "link",
+        "kol",
+        "campaign",
+        "occurred_at",
+        "received_at",
+    ] {
+        assert!(!c[field].is_null(), "{field} in {c}");
     }
-}
-
-#[tokio::test]
-async fn conversions_list_newest_first_filtered_by_campaign() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        app.seed().await;
-        let secret = app.create_shop("acme").await;
-        for order in ["1", "2", "3"] {
-            app.webhook_ok("acme", &secret, &purchase(order, json!({"coupon": "AMY10"})))
-                .await;
-        }
-        app.webhook_ok("acme", &secret, &purchase("4", json!({}))).await;
-        let page = app.get_ok("/api/v1/conversions?campaign=spring-sale&limit=2").await;
-        let orders: Vec<&str> = page["conversions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["order_id"].as_str().unwrap())
-            .collect();
-        assert_eq!(orders, ["3", "2"]);
-        let c = &page["conversions"][0];
-        for field in [
-            "id",
-            "shop",
-            "order_id",
-            "event",
-            "amount",
-            "currency",
-            "status",
-            "method",
-            "link",
-            "kol",
-            "campaign",
-            "occurred_at",
-            "received_at",
-        ] {
-            assert!(!c[field].is_null(), "{field} in {c}");
-        }
-        let next = page["next_cursor"].as_str().unwrap();
-        let page = app
-            .get_ok(&format!(
-                "/api/v1/conversions?campaign=spring-sale&limit=2&cursor={next}"
-            ))
-            .await;
-        assert_eq!(page["conversions"][0]["order_id"], "1");
-        assert_eq!(page["conversions"].as_array().unwrap().len(), 1);
-        assert_error(app.get("/api/v1/conversions?status=maybe").await, 400, "invalid_input").await;
-    }
+    let next = page["next_cursor"].as_str().unwrap();
+    let page = app
+        .get_ok(&format!(
+            "/api/v1/conversions?campaign=spring-sale&limit=2&cursor={next}"
+        ))
+        .await;
+    assert_eq!(page["conversions"][0]["order_id"], "1");
+    assert_eq!(page["conversions"].as_array().unwrap().len(), 1);
+    assert_error(app.get("/api/v1/conversions?status=maybe").await, 400, "invalid_input").await;
 }

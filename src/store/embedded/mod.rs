@@ -13,50 +13,89 @@
 //! | `seqs`           | name                       | last sequence number given             |
 //! | `links`          | code                       | link JSON                              |
 //! | `link_ids`       | numeric link id            | code (click ids; newest-first list)    |
-//! | `coupons`        | upper-cased coupon         | code                                   |
+//! | `coupons`        | coupon key (`CouponKey`)   | code                                   |
 //! | `campaign_links` | (campaign, link id)        | code                                   |
 //! | `kol_links`      | (KOL, link id)             | code                                   |
 //! | `clicks`         | (code, ms, seq)            | click JSON (the link's click log)      |
 //! | `counters`       | (code, field)              | count (`crate::counters` fields)       |
 //! | `visitors`       | (code, day, visitor hash)  | () — exact unique visitors per day     |
-//! | `metrics`        | (code, day)                | platform metrics JSON                  |
+//! | `metrics`        | (code, day)                | platform insights JSON (`DayInsights`) |
 //! | `orders`         | (code, conversion id)      | () — conversions already counted       |
 //! | `conversions`    | seq                        | conversion JSON                        |
 //! | `conversion_idem`| idempotency key            | seq in `conversions`                   |
+//!
+//! Cursors are the sequence or link id of the last item of a page. I/O errors are
+//! `StoreError::Unavailable`; anything else redb reports is `StoreError::Corrupt`.
 
 mod tables;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use tokio::task::JoinHandle;
 
-use super::{ConversionFilter, Kind, LinkConflict, LinkData, LinkFilter, NewClick, Page, Result, Store};
-use crate::domain::{ClickInfo, Conversion, DayMetrics, Link, StoredClick, StreamId};
+use super::{
+    ClickLog, Conversions, Counters, Cursor, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick, Records, Result,
+    Scan, Store, StoreError,
+};
+use crate::clock::SharedClock;
+use crate::domain::{ClickInfo, Conversion, CouponKey, DayInsights, EntryId, Link, StoredClick};
 use tables::*;
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    pruner: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// What redb reports, sorted: I/O failures are `Unavailable`, the rest `Corrupt`.
+fn sort(e: redb::Error) -> StoreError {
+    let unavailable = matches!(
+        e,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+    );
+    let e = anyhow::Error::new(e).context("The embedded store failed");
+    if unavailable {
+        StoreError::Unavailable(e)
+    } else {
+        StoreError::Corrupt(e)
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                sort(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError
+);
 
 impl EmbeddedStore {
     /// Opens (or creates) `<dir>/kolink.redb` and starts the hourly pruning of old clicks.
-    pub async fn open(dir: &Path, click_retention: Duration) -> anyhow::Result<Self> {
+    pub async fn open(dir: &Path, click_retention: Duration, clock: SharedClock) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
-            .with_context(|| format!("Failed to create the data directory {}", dir.display()))?;
+            .map_err(|e| anyhow::anyhow!("Failed to create the data directory {}: {e}", dir.display()))?;
         let path = dir.join("kolink.redb");
-        let db = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || open_db(&path)).await??
-        };
+        let db = tokio::task::spawn_blocking(move || open_db(&path)).await??;
         let db = Arc::new(db);
-        let weak = Arc::downgrade(&db);
-        tokio::spawn(prune_forever(weak, click_retention));
-        Ok(Self { db })
+        let pruner = tokio::spawn(prune_forever(Arc::downgrade(&db), click_retention, clock));
+        Ok(Self {
+            db,
+            pruner: Mutex::new(Some(pruner)),
+        })
     }
 
     /// Removes click log entries older than `cutoff_ms` (counters stay); returns how many.
@@ -73,7 +112,7 @@ impl EmbeddedStore {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .context("The embedded store task failed")?
+            .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("An embedded store task failed")))?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -84,15 +123,11 @@ impl EmbeddedStore {
         self.run(move |db| {
             let txn = db.begin_write()?;
             let out = f(&txn)?;
-            txn.commit().context("Failed to commit to the embedded store")?;
+            txn.commit()?;
             Ok(out)
         })
         .await
     }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    kind.plural()
 }
 
 fn next_seq(txn: &WriteTransaction, name: &str, n: u64) -> Result<u64> {
@@ -102,13 +137,14 @@ fn next_seq(txn: &WriteTransaction, name: &str, n: u64) -> Result<u64> {
     Ok(last + 1)
 }
 
-fn coupon_key(coupon: Option<&str>) -> Option<String> {
-    coupon.map(str::to_uppercase)
+fn coupon_key(link: &Link) -> Option<CouponKey> {
+    link.coupon.as_ref().map(|c| c.key())
 }
 
-fn parse_cursor(c: Option<&str>) -> Result<u64> {
-    match c {
-        Some(c) => c.parse::<u64>().context("Failed to read the cursor"),
+/// The exclusive upper bound a cursor stands for; no cursor is the top of the list.
+fn before(after: Option<Cursor>) -> Result<u64> {
+    match after {
+        Some(c) => Ok(c.position::<1>()?[0]),
         None => Ok(u64::MAX),
     }
 }
@@ -140,15 +176,23 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn create_record(&self, kind: Kind, id: &str, json: &str) -> Result<bool> {
-        let (id, json) = (id.to_owned(), json.to_owned());
+    async fn close(&self) {
+        let pruner = self.pruner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(p) = pruner {
+            p.abort();
+            let _ = p.await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Records for EmbeddedStore {
+    async fn create_record(&self, kind: Kind, id: &str, json: String) -> Result<bool> {
+        let id = id.to_owned();
         self.write(move |txn| {
-            let k = kind_name(kind);
-            {
-                let records = txn.open_table(RECORDS)?;
-                if records.get((k, id.as_str()))?.is_some() {
-                    return Ok(false);
-                }
+            let k = kind.plural();
+            if txn.open_table(RECORDS)?.get((k, id.as_str()))?.is_some() {
+                return Ok(false);
             }
             let seq = next_seq(txn, k, 1)?;
             txn.open_table(RECORDS)?.insert((k, id.as_str()), json.as_str())?;
@@ -162,47 +206,43 @@ impl Store for EmbeddedStore {
         let id = id.to_owned();
         self.run(move |db| {
             let t = db.begin_read()?.open_table(RECORDS)?;
-            Ok(t.get((kind_name(kind), id.as_str()))?.map(|v| v.value().to_owned()))
+            Ok(t.get((kind.plural(), id.as_str()))?.map(|v| v.value().to_owned()))
         })
         .await
     }
 
-    async fn put_record(&self, kind: Kind, id: &str, json: &str) -> Result<()> {
-        let (id, json) = (id.to_owned(), json.to_owned());
+    async fn put_record(&self, kind: Kind, id: &str, json: String) -> Result<()> {
+        let id = id.to_owned();
         self.write(move |txn| {
             txn.open_table(RECORDS)?
-                .insert((kind_name(kind), id.as_str()), json.as_str())?;
+                .insert((kind.plural(), id.as_str()), json.as_str())?;
             Ok(())
         })
         .await
     }
 
-    async fn list_records(&self, kind: Kind, cursor: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let before = parse_cursor(cursor)?;
+    async fn scan_records(&self, kind: Kind, after: Option<Cursor>, limit: usize) -> Result<Scan<String>> {
+        let before = before(after)?;
         self.run(move |db| {
             let txn = db.begin_read()?;
             let idx = txn.open_table(RECORD_IDX)?;
             let records = txn.open_table(RECORDS)?;
-            let k = kind_name(kind);
-            let mut items = Vec::new();
-            let mut last = None;
+            let k = kind.plural();
+            let mut out = Vec::new();
             for row in idx.range((k, 0)..(k, before))?.rev().take(limit) {
                 let (key, id) = row?;
-                last = Some(key.value().1);
                 if let Some(json) = records.get((k, id.value()))? {
-                    items.push(json.value().to_owned());
+                    out.push((Cursor::mint([key.value().1]), json.value().to_owned()));
                 }
             }
-            let next = if items.len() == limit {
-                last.map(|s| s.to_string())
-            } else {
-                None
-            };
-            Ok(Page { items, next })
+            Ok(out)
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl Links for EmbeddedStore {
     async fn reserve_link_ids(&self, n: u64) -> Result<u64> {
         self.write(move |txn| next_seq(txn, "link", n)).await
     }
@@ -218,9 +258,9 @@ impl Store for EmbeddedStore {
                     if existing.get(l.code.as_str())?.is_some() {
                         return Ok(Err(LinkConflict::Code(l.code.to_string())));
                     }
-                    if let Some(c) = coupon_key(l.coupon.as_deref()) {
+                    if let Some(c) = coupon_key(l) {
                         if coupons.get(c.as_str())?.is_some() {
-                            return Ok(Err(LinkConflict::Coupon(c)));
+                            return Ok(Err(LinkConflict::Coupon(c.as_str().to_owned())));
                         }
                     }
                 }
@@ -235,7 +275,7 @@ impl Store for EmbeddedStore {
                     let code = l.code.as_str();
                     table.insert(code, serde_json::to_string(l)?.as_str())?;
                     ids.insert(l.id, code)?;
-                    if let Some(c) = coupon_key(l.coupon.as_deref()) {
+                    if let Some(c) = coupon_key(l) {
                         coupons.insert(c.as_str(), code)?;
                     }
                     by_campaign.insert((l.campaign.as_str(), l.id), code)?;
@@ -253,23 +293,23 @@ impl Store for EmbeddedStore {
         self.run(move |db| {
             let txn = db.begin_write()?;
             let code = new.code.as_str();
-            let (old_c, new_c) = (coupon_key(old.coupon.as_deref()), coupon_key(new.coupon.as_deref()));
+            let (old_c, new_c) = (coupon_key(&old), coupon_key(&new));
             {
                 let mut coupons = txn.open_table(COUPONS)?;
-                if let Some(n) = new_c.as_deref().filter(|n| Some(*n) != old_c.as_deref()) {
-                    let owner = coupons.get(n)?.map(|v| v.value().to_owned());
+                if let Some(n) = new_c.as_ref().filter(|n| Some(*n) != old_c.as_ref()) {
+                    let owner = coupons.get(n.as_str())?.map(|v| v.value().to_owned());
                     if owner.is_some_and(|o| o != code) {
-                        return Ok(Err(LinkConflict::Coupon(n.to_owned())));
+                        return Ok(Err(LinkConflict::Coupon(n.as_str().to_owned())));
                     }
                 }
-                if let Some(o) = old_c.as_deref().filter(|o| Some(*o) != new_c.as_deref()) {
-                    let owned = coupons.get(o)?.is_some_and(|v| v.value() == code);
+                if let Some(o) = old_c.as_ref().filter(|o| Some(*o) != new_c.as_ref()) {
+                    let owned = coupons.get(o.as_str())?.is_some_and(|v| v.value() == code);
                     if owned {
-                        coupons.remove(o)?;
+                        coupons.remove(o.as_str())?;
                     }
                 }
-                if let Some(n) = new_c.as_deref() {
-                    coupons.insert(n, code)?;
+                if let Some(n) = &new_c {
+                    coupons.insert(n.as_str(), code)?;
                 }
                 txn.open_table(LINKS)?
                     .insert(code, serde_json::to_string(&new)?.as_str())?;
@@ -285,8 +325,7 @@ impl Store for EmbeddedStore {
         self.run(move |db| {
             let t = db.begin_read()?.open_table(LINKS)?;
             let json = t.get(code.as_str())?.map(|v| v.value().to_owned());
-            json.map(|j| serde_json::from_str(&j).context("Failed to decode a stored link"))
-                .transpose()
+            Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
         })
         .await
     }
@@ -302,8 +341,8 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn link_code_by_coupon(&self, coupon: &str) -> Result<Option<String>> {
-        let key = coupon.to_uppercase();
+    async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>> {
+        let key = coupon.clone();
         self.run(move |db| {
             Ok(db
                 .begin_read()?
@@ -314,28 +353,26 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn list_links(&self, filter: &LinkFilter, cursor: Option<&str>, limit: usize) -> Result<Page<Link>> {
-        let before = parse_cursor(cursor)?;
-        let filter = filter.clone();
+    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<Link>> {
+        let before = before(after)?;
+        let index = match index {
+            LinkIndex::All => None,
+            LinkIndex::Campaign(c) => Some((CAMPAIGN_LINKS, c.to_owned())),
+            LinkIndex::Kol(k) => Some((KOL_LINKS, k.to_owned())),
+        };
         self.run(move |db| {
             let txn = db.begin_read()?;
             let links = txn.open_table(LINKS)?;
-            // (link id, code) newest first, from the narrowest index.
-            let rows: Vec<(u64, String)> = match (&filter.campaign, &filter.kol) {
-                (Some(c), _) => txn
-                    .open_table(CAMPAIGN_LINKS)?
-                    .range((c.as_str(), 0)..(c.as_str(), before))?
-                    .rev()
-                    .map(|r| r.map(|(k, v)| (k.value().1, v.value().to_owned())))
-                    .collect::<std::result::Result<_, _>>()?,
-                (None, Some(k)) => txn
-                    .open_table(KOL_LINKS)?
-                    .range((k.as_str(), 0)..(k.as_str(), before))?
+            // (link id, code) newest first.
+            let rows: Vec<(u64, String)> = match &index {
+                Some((table, owner)) => txn
+                    .open_table(*table)?
+                    .range((owner.as_str(), 0)..(owner.as_str(), before))?
                     .rev()
                     .take(limit)
                     .map(|r| r.map(|(k, v)| (k.value().1, v.value().to_owned())))
                     .collect::<std::result::Result<_, _>>()?,
-                (None, None) => txn
+                None => txn
                     .open_table(LINK_IDS)?
                     .range(0..before)?
                     .rev()
@@ -343,29 +380,21 @@ impl Store for EmbeddedStore {
                     .map(|r| r.map(|(k, v)| (k.value(), v.value().to_owned())))
                     .collect::<std::result::Result<_, _>>()?,
             };
-            let mut items = Vec::new();
+            let mut out = Vec::with_capacity(rows.len());
             for (id, code) in rows {
-                let Some(json) = links.get(code.as_str())? else {
-                    continue;
-                };
-                let link: Link = serde_json::from_str(json.value()).context("Failed to decode a stored link")?;
-                if filter.kol.as_ref().is_some_and(|k| link.kol.as_str() != k) {
-                    continue;
-                }
-                items.push(link);
-                if items.len() == limit {
-                    return Ok(Page {
-                        items,
-                        next: Some(id.to_string()),
-                    });
+                if let Some(json) = links.get(code.as_str())? {
+                    out.push((Cursor::mint([id]), serde_json::from_str(json.value())?));
                 }
             }
-            Ok(Page { items, next: None })
+            Ok(out)
         })
         .await
     }
+}
 
-    async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<StreamId>> {
+#[async_trait::async_trait]
+impl ClickLog for EmbeddedStore {
+    async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
         let clicks = clicks.to_vec();
         self.write(move |txn| {
             let mut log = txn.open_table(CLICKS)?;
@@ -381,9 +410,8 @@ impl Store for EmbeddedStore {
                 for f in &c.fields {
                     *sums.entry((c.code.as_str(), f.as_str())).or_default() += 1;
                 }
-                if !c.info.bot && !c.info.visitor.is_empty() {
-                    let day = crate::counters::day_string(c.at);
-                    visitors.insert((c.code.as_str(), day.as_str(), c.info.visitor.as_str()), ())?;
+                if let Some(v) = &c.visit {
+                    visitors.insert((c.code.as_str(), v.day.as_str(), v.visitor.as_str()), ())?;
                 }
             }
             add_counters(txn, sums)?;
@@ -392,23 +420,25 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn get_click(&self, code: &str, entry: StreamId) -> Result<Option<StoredClick>> {
+    async fn get_click(&self, code: &str, entry: EntryId) -> Result<Option<StoredClick>> {
         let code = code.to_owned();
         self.run(move |db| {
             let t = db.begin_read()?.open_table(CLICKS)?;
             let json = t
                 .get((code.as_str(), entry.ms, entry.seq))?
                 .map(|v| v.value().to_owned());
-            json.map(|j| {
-                let info: ClickInfo = serde_json::from_str(&j).context("Failed to decode a stored click")?;
-                Ok(StoredClick { entry, info })
-            })
-            .transpose()
+            match json {
+                Some(j) => Ok(Some(StoredClick {
+                    entry,
+                    info: serde_json::from_str(&j)?,
+                })),
+                None => Ok(None),
+            }
         })
         .await
     }
 
-    async fn read_clicks(&self, code: &str, after: Option<StreamId>, limit: usize) -> Result<Vec<StoredClick>> {
+    async fn read_clicks(&self, code: &str, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredClick>> {
         let code = code.to_owned();
         self.run(move |db| {
             let t = db.begin_read()?.open_table(CLICKS)?;
@@ -418,11 +448,11 @@ impl Store for EmbeddedStore {
             for row in t.range((c, start.0, start.1)..=(c, u64::MAX, u64::MAX))? {
                 let (k, v) = row?;
                 let (_, ms, seq) = k.value();
-                let entry = StreamId { ms, seq };
+                let entry = EntryId { ms, seq };
                 if after == Some(entry) {
                     continue;
                 }
-                let info: ClickInfo = serde_json::from_str(v.value()).context("Failed to decode a stored click")?;
+                let info: ClickInfo = serde_json::from_str(v.value())?;
                 out.push(StoredClick { entry, info });
                 if out.len() == limit {
                     break;
@@ -432,100 +462,22 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl Counters for EmbeddedStore {
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()> {
         let (code, field) = (code.to_owned(), field.to_owned());
         self.write(move |txn| add_counters(txn, HashMap::from([((code.as_str(), field.as_str()), 1)])))
             .await
     }
 
-    async fn put_metrics(&self, code: &str, day: NaiveDate, metrics: &DayMetrics) -> Result<()> {
-        let (code, day, json) = (code.to_owned(), day.to_string(), serde_json::to_string(metrics)?);
+    async fn put_insights(&self, code: &str, day: NaiveDate, insights: &DayInsights) -> Result<()> {
+        let (code, day, json) = (code.to_owned(), day.to_string(), serde_json::to_string(insights)?);
         self.write(move |txn| {
             txn.open_table(METRICS)?
                 .insert((code.as_str(), day.as_str()), json.as_str())?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion> {
-        let conversion = conversion.clone();
-        self.write(move |txn| {
-            let key = conversion.idempotency_key();
-            let existing = txn.open_table(CONVERSION_IDEM)?.get(key.as_str())?.map(|v| v.value());
-            if let Some(seq) = existing {
-                if let Some(json) = txn.open_table(CONVERSIONS)?.get(seq)? {
-                    return serde_json::from_str(json.value()).context("Failed to decode a stored conversion");
-                }
-            }
-            let seq = next_seq(txn, "conversions", 1)?;
-            txn.open_table(CONVERSIONS)?
-                .insert(seq, serde_json::to_string(&conversion)?.as_str())?;
-            txn.open_table(CONVERSION_IDEM)?.insert(key.as_str(), seq)?;
-            Ok(conversion)
-        })
-        .await
-    }
-
-    async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>> {
-        let key = idempotency_key.to_owned();
-        self.run(move |db| {
-            let txn = db.begin_read()?;
-            let Some(seq) = txn.open_table(CONVERSION_IDEM)?.get(key.as_str())?.map(|v| v.value()) else {
-                return Ok(None);
-            };
-            let json = txn.open_table(CONVERSIONS)?.get(seq)?.map(|v| v.value().to_owned());
-            json.map(|j| serde_json::from_str(&j).context("Failed to decode a stored conversion"))
-                .transpose()
-        })
-        .await
-    }
-
-    async fn apply_conversion(&self, conversion: &Conversion, fields: &[(String, i64)]) -> Result<bool> {
-        let Some(code) = conversion.link.clone() else {
-            return Ok(false);
-        };
-        let (id, fields) = (conversion.id.clone(), fields.to_vec());
-        self.write(move |txn| {
-            let mut orders = txn.open_table(ORDERS)?;
-            if orders.get((code.as_str(), id.as_str()))?.is_some() {
-                return Ok(false);
-            }
-            orders.insert((code.as_str(), id.as_str()), ())?;
-            let sums = fields.iter().map(|(f, n)| ((code.as_str(), f.as_str()), *n)).collect();
-            add_counters(txn, sums)?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn list_conversions(
-        &self,
-        filter: &ConversionFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Conversion>> {
-        let before = parse_cursor(cursor)?;
-        let filter = filter.clone();
-        self.run(move |db| {
-            let t = db.begin_read()?.open_table(CONVERSIONS)?;
-            let mut items = Vec::new();
-            for row in t.range(0..before)?.rev() {
-                let (seq, json) = row?;
-                let c: Conversion =
-                    serde_json::from_str(json.value()).context("Failed to decode a stored conversion")?;
-                if filter.matches(&c) {
-                    items.push(c);
-                    if items.len() == limit {
-                        return Ok(Page {
-                            items,
-                            next: Some(seq.value().to_string()),
-                        });
-                    }
-                }
-            }
-            Ok(Page { items, next: None })
         })
         .await
     }
@@ -535,7 +487,7 @@ impl Store for EmbeddedStore {
         self.run(move |db| {
             let txn = db.begin_read()?;
             let counters = txn.open_table(COUNTERS)?;
-            let metrics = txn.open_table(METRICS)?;
+            let insights = txn.open_table(METRICS)?;
             let mut out = Vec::with_capacity(codes.len());
             for code in &codes {
                 let c = code.as_str();
@@ -548,14 +500,14 @@ impl Store for EmbeddedStore {
                     }
                     data.counters.insert(field.to_owned(), v.value());
                 }
-                for row in metrics.range((c, "")..)? {
+                for row in insights.range((c, "")..)? {
                     let (k, v) = row?;
                     let (kc, day) = k.value();
                     if kc != c {
                         break;
                     }
                     if let (Ok(d), Ok(m)) = (day.parse(), serde_json::from_str(v.value())) {
-                        data.metrics.insert(d, m);
+                        data.insights.insert(d, m);
                     }
                 }
                 out.push(data);
@@ -582,6 +534,70 @@ impl Store for EmbeddedStore {
                     n += 1;
                 }
                 out.push(n);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Conversions for EmbeddedStore {
+    async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion> {
+        let conversion = conversion.clone();
+        self.write(move |txn| {
+            let key = conversion.idempotency_key();
+            let existing = txn.open_table(CONVERSION_IDEM)?.get(key.as_str())?.map(|v| v.value());
+            if let Some(seq) = existing {
+                if let Some(json) = txn.open_table(CONVERSIONS)?.get(seq)? {
+                    return Ok(serde_json::from_str(json.value())?);
+                }
+            }
+            let seq = next_seq(txn, "conversions", 1)?;
+            txn.open_table(CONVERSIONS)?
+                .insert(seq, serde_json::to_string(&conversion)?.as_str())?;
+            txn.open_table(CONVERSION_IDEM)?.insert(key.as_str(), seq)?;
+            Ok(conversion)
+        })
+        .await
+    }
+
+    async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>> {
+        let key = idempotency_key.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let Some(seq) = txn.open_table(CONVERSION_IDEM)?.get(key.as_str())?.map(|v| v.value()) else {
+                return Ok(None);
+            };
+            let json = txn.open_table(CONVERSIONS)?.get(seq)?.map(|v| v.value().to_owned());
+            Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+        })
+        .await
+    }
+
+    async fn count_conversion(&self, code: &str, conversion_id: &str, fields: &[(String, i64)]) -> Result<bool> {
+        let (code, id, fields) = (code.to_owned(), conversion_id.to_owned(), fields.to_vec());
+        self.write(move |txn| {
+            let mut orders = txn.open_table(ORDERS)?;
+            if orders.get((code.as_str(), id.as_str()))?.is_some() {
+                return Ok(false);
+            }
+            orders.insert((code.as_str(), id.as_str()), ())?;
+            let sums = fields.iter().map(|(f, n)| ((code.as_str(), f.as_str()), *n)).collect();
+            add_counters(txn, sums)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn scan_conversions(&self, after: Option<Cursor>, limit: usize) -> Result<Scan<Conversion>> {
+        let before = before(after)?;
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(CONVERSIONS)?;
+            let mut out = Vec::new();
+            for row in t.range(0..before)?.rev().take(limit) {
+                let (seq, json) = row?;
+                out.push((Cursor::mint([seq.value()]), serde_json::from_str(json.value())?));
             }
             Ok(out)
         })

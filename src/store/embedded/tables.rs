@@ -5,8 +5,9 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
 use redb::{Database, ReadableTable, TableDefinition};
+
+use crate::clock::SharedClock;
 
 pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
 pub(super) const RECORDS: TableDefinition<(&str, &str), &str> = TableDefinition::new("records");
@@ -28,49 +29,37 @@ pub(super) const CONVERSION_IDEM: TableDefinition<&str, u64> = TableDefinition::
 /// How often clicks older than the retention are removed.
 pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Opens the file, waiting a little while another handle in this process is still closing.
+/// Opens the file and creates every table, so that readers never meet a missing one.
 pub(super) fn open_db(path: &Path) -> anyhow::Result<Database> {
-    let mut tries = 0;
-    loop {
-        match Database::create(path) {
-            Ok(db) => {
-                let txn = db.begin_write()?;
-                // Create every table so that readers never meet a missing one.
-                txn.open_table(SECRETS)?;
-                txn.open_table(RECORDS)?;
-                txn.open_table(RECORD_IDX)?;
-                txn.open_table(SEQS)?;
-                txn.open_table(LINKS)?;
-                txn.open_table(LINK_IDS)?;
-                txn.open_table(COUPONS)?;
-                txn.open_table(CAMPAIGN_LINKS)?;
-                txn.open_table(KOL_LINKS)?;
-                txn.open_table(CLICKS)?;
-                txn.open_table(COUNTERS)?;
-                txn.open_table(VISITORS)?;
-                txn.open_table(METRICS)?;
-                txn.open_table(ORDERS)?;
-                txn.open_table(CONVERSIONS)?;
-                txn.open_table(CONVERSION_IDEM)?;
-                txn.commit()?;
-                return Ok(db);
-            }
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("Failed to open the embedded database {}", path.display()))
-            }
-        }
-    }
+    let db =
+        Database::create(path).with_context(|| format!("Failed to open the embedded database {}", path.display()))?;
+    let txn = db.begin_write()?;
+    txn.open_table(SECRETS)?;
+    txn.open_table(RECORDS)?;
+    txn.open_table(RECORD_IDX)?;
+    txn.open_table(SEQS)?;
+    txn.open_table(LINKS)?;
+    txn.open_table(LINK_IDS)?;
+    txn.open_table(COUPONS)?;
+    txn.open_table(CAMPAIGN_LINKS)?;
+    txn.open_table(KOL_LINKS)?;
+    txn.open_table(CLICKS)?;
+    txn.open_table(COUNTERS)?;
+    txn.open_table(VISITORS)?;
+    txn.open_table(METRICS)?;
+    txn.open_table(ORDERS)?;
+    txn.open_table(CONVERSIONS)?;
+    txn.open_table(CONVERSION_IDEM)?;
+    txn.commit()?;
+    Ok(db)
 }
 
-pub(super) async fn prune_forever(db: Weak<Database>, retention: Duration) {
+/// Prunes hourly until the store is closed (the task is aborted) or dropped.
+pub(super) async fn prune_forever(db: Weak<Database>, retention: Duration, clock: SharedClock) {
     loop {
         tokio::time::sleep(PRUNE_EVERY).await;
         let Some(db) = db.upgrade() else { return };
-        let cutoff = (Utc::now().timestamp_millis() as u64).saturating_sub(retention.as_millis() as u64);
+        let cutoff = (clock.now().timestamp_millis() as u64).saturating_sub(retention.as_millis() as u64);
         let result = tokio::task::spawn_blocking(move || prune(&db, cutoff)).await;
         match result {
             Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned clicks past their retention"),
@@ -82,7 +71,7 @@ pub(super) async fn prune_forever(db: Weak<Database>, retention: Duration) {
 
 /// Removes click log entries older than `cutoff_ms`; counters stay. Walks the log link by
 /// link (seeking past each link's entries), so it needs no other table.
-pub(super) fn prune(db: &Database, cutoff_ms: u64) -> anyhow::Result<u64> {
+pub(super) fn prune(db: &Database, cutoff_ms: u64) -> crate::store::Result<u64> {
     use std::ops::Bound;
     let txn = db.begin_write()?;
     let mut removed = 0;

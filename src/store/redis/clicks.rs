@@ -2,15 +2,14 @@
 
 use std::collections::HashMap;
 
-use anyhow::Context;
 use redis::{AsyncCommands, Value};
 
-use super::RedisStore;
-use crate::domain::{ClickInfo, StoredClick, StreamId};
+use super::{failed, parse_stream_id, stream_id, RedisStore};
+use crate::domain::{ClickInfo, Dimension, EntryId, StoredClick};
 use crate::store::{NewClick, Result};
 
 impl RedisStore {
-    pub(super) async fn invoke_clicks(&self, clicks: &[NewClick]) -> redis::RedisResult<Vec<StreamId>> {
+    pub(super) async fn invoke_clicks(&self, clicks: &[NewClick]) -> redis::RedisResult<Vec<EntryId>> {
         // Group by link, keeping each link's clicks in order: one script call per link.
         let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
         for (i, c) in clicks.iter().enumerate() {
@@ -29,20 +28,18 @@ impl RedisStore {
             inv.arg(&minid).arg(idx.len());
             for &i in idx {
                 let c = &clicks[i];
-                let uv = if c.info.bot || c.info.visitor.is_empty() {
-                    0
-                } else {
-                    let day = crate::counters::day_string(c.at);
-                    match days.iter().position(|d| *d == day) {
-                        Some(p) => p + 1,
+                let (uv, visitor) = match &c.visit {
+                    None => (0, ""),
+                    Some(v) => match days.iter().position(|d| *d == v.day) {
+                        Some(p) => (p + 1, v.visitor.as_str()),
                         None => {
-                            days.push(day);
-                            days.len()
+                            days.push(v.day.clone());
+                            (days.len(), v.visitor.as_str())
                         }
-                    }
+                    },
                 };
                 let kv = entry_fields(&c.info);
-                inv.arg(c.entry.to_string()).arg(uv).arg(&c.info.visitor).arg(kv.len());
+                inv.arg(stream_id(c.entry)).arg(uv).arg(visitor).arg(kv.len());
                 for f in &kv {
                     inv.arg(*f);
                 }
@@ -61,10 +58,10 @@ impl RedisStore {
         }
         let mut conn = self.conn.clone();
         let replies: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-        let mut out = vec![StreamId { ms: 0, seq: 0 }; clicks.len()];
+        let mut out = vec![EntryId { ms: 0, seq: 0 }; clicks.len()];
         for ((_, idx), ids) in groups.iter().zip(replies) {
             for (&i, id) in idx.iter().zip(ids) {
-                out[i] = StreamId::parse_redis(&id).unwrap_or(clicks[i].entry);
+                out[i] = parse_stream_id(&id).unwrap_or(clicks[i].entry);
             }
         }
         Ok(out)
@@ -81,7 +78,7 @@ impl RedisStore {
         let reply: redis::streams::StreamRangeReply = conn
             .xrange_count(self.link_key(code, "clicks"), start, end, limit)
             .await
-            .context("Failed to read clicks from Redis")?;
+            .map_err(failed("Failed to read clicks from Redis"))?;
         Ok(reply
             .ids
             .iter()
@@ -90,23 +87,19 @@ impl RedisStore {
     }
 }
 
-/// The fields of a click log entry; empty values are left out to save memory.
+/// The fields of a click log entry: `bot`, `v` (visitor), then each dimension under its
+/// `Dimension::key`; empty values are left out to save memory.
 pub(super) fn entry_fields(c: &ClickInfo) -> Vec<&str> {
     let mut kv = Vec::with_capacity(16);
     if c.bot {
         kv.extend(["bot", "1"]);
     }
-    for (k, v) in [
-        ("v", &c.visitor),
-        ("r", &c.referrer),
-        ("d", &c.device),
-        ("b", &c.browser),
-        ("o", &c.os),
-        ("c", &c.country),
-        ("s", &c.source),
-    ] {
+    if !c.visitor.is_empty() {
+        kv.extend(["v", c.visitor.as_str()]);
+    }
+    for (d, v) in c.dims.iter() {
         if !v.is_empty() {
-            kv.push(k);
+            kv.push(d.key());
             kv.push(v);
         }
     }
@@ -117,22 +110,25 @@ pub(super) fn entry_fields(c: &ClickInfo) -> Vec<&str> {
 }
 
 pub(super) fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Option<StoredClick> {
-    let get = |k: &str| match fields.get(k) {
-        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-        Some(Value::SimpleString(s)) => s.clone(),
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
         _ => String::new(),
     };
+    let mut info = ClickInfo::default();
+    for (k, v) in fields {
+        match k.as_str() {
+            "bot" => info.bot = text(v) == "1",
+            "v" => info.visitor = text(v),
+            key => {
+                if let Some(d) = Dimension::from_key(key) {
+                    info.dims.set(d, text(v));
+                }
+            }
+        }
+    }
     Some(StoredClick {
-        entry: StreamId::parse_redis(id)?,
-        info: ClickInfo {
-            bot: get("bot") == "1",
-            visitor: get("v"),
-            referrer: get("r"),
-            device: get("d"),
-            browser: get("b"),
-            os: get("o"),
-            country: get("c"),
-            source: get("s"),
-        },
+        entry: parse_stream_id(id)?,
+        info,
     })
 }

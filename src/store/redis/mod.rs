@@ -14,25 +14,27 @@
 //! | `kl:{meta}:links`                 | hash   | link code → JSON record                           |
 //! | `kl:{meta}:links:idx`             | zset   | link code scored by numeric link id               |
 //! | `kl:{meta}:link_ids`              | hash   | numeric link id → code (resolves click ids)       |
-//! | `kl:{meta}:coupons`               | hash   | upper-cased coupon → code (coupons are unique)    |
+//! | `kl:{meta}:coupons`               | hash   | coupon key (`CouponKey`) → code                   |
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
 //! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
 //! | `kl:{<code>}:uv:<YYYY-MM-DD>`     | HLL    | the link's unique visitors of that UTC day        |
-//! | `kl:{<code>}:metrics`             | hash   | day → JSON platform metrics                       |
+//! | `kl:{<code>}:metrics`             | hash   | day → JSON platform insights (`DayInsights`)      |
 //! | `kl:{<code>}:orders`              | set    | conversion ids already added to the counters      |
 //! | `kl:{conv}:log`                   | stream | every accepted conversion, field `j` = JSON       |
 //! | `kl:{conv}:idem`                  | hash   | idempotency key → entry id in the log             |
 //!
 //! Scripts: `CREATE_RECORD`, `CREATE_LINKS`, `UPDATE_LINK` keep the `{meta}` indexes in step;
 //! `CLICKS` writes a group of one link's clicks (XADD + HINCRBY + PFADD per click, atomically);
-//! `SAVE_CONVERSION` and `APPLY_CONVERSION` make webhooks idempotent.
+//! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent.
 //!
 //! Click entries get ids chosen by kolink (see `crate::clicks`), so writing a batch again after
 //! a dropped connection finds each entry already there and counts nothing twice. When another
 //! instance wrote a later id to the same stream first, the entry falls back to a Redis-chosen id
 //! and remembers the proposed one in its `rid` field, so that a retry finds it too.
+//!
+//! Cursors are scores of the list's zset, or stream ids of the conversion log.
 //!
 //! Production Redis needs persistence: `appendonly yes` (AOF, `appendfsync everysec` or
 //! `always`), or a click answered with `302` may be lost when Redis restarts.
@@ -44,12 +46,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 
-use super::{ConversionFilter, Kind, LinkConflict, LinkData, LinkFilter, NewClick, Page, Result, Store};
-use crate::domain::{Conversion, DayMetrics, Link, StoredClick, StreamId};
+use super::{
+    ClickLog, Conversions, Counters, Cursor, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick, Records, Result,
+    Scan, Store, StoreError,
+};
+use crate::clock::SharedClock;
+use crate::domain::{Conversion, CouponKey, DayInsights, EntryId, Link, StoredClick};
 use scripts::*;
 
 /// How many times a click batch is written again after a connection error before giving up.
@@ -62,17 +68,58 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     click_retention: Duration,
+    clock: SharedClock,
     create_record: Script,
     create_links: Script,
     update_link: Script,
     clicks: Script,
     save_conversion: Script,
-    apply_conversion: Script,
+    count_conversion: Script,
+}
+
+/// Sorts a Redis failure: no answer (connection, timeout, a server not ready) is
+/// `Unavailable`; anything else Redis refused is a bug of ours, `Corrupt`.
+fn failed(what: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
+    move |e| {
+        let unavailable = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+            || matches!(
+                e.code(),
+                Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY")
+            );
+        let e = anyhow::Error::new(e).context(what);
+        if unavailable {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Corrupt(e)
+        }
+    }
+}
+
+/// Redis' `<ms>-<seq>` form of a log entry id.
+fn stream_id(e: EntryId) -> String {
+    format!("{}-{}", e.ms, e.seq)
+}
+
+fn parse_stream_id(s: &str) -> Option<EntryId> {
+    let (ms, seq) = s.split_once('-')?;
+    Some(EntryId {
+        ms: ms.parse().ok()?,
+        seq: seq.parse().ok()?,
+    })
 }
 
 impl RedisStore {
     /// Connects (the connection reconnects by itself later) and loads the scripts.
-    pub async fn connect(url: &str, prefix: &str, click_retention: Duration) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        click_retention: Duration,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("Failed to parse the Redis URL")?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -86,24 +133,25 @@ impl RedisStore {
             conn,
             prefix: prefix.to_owned(),
             click_retention,
+            clock,
             create_record: Script::new(CREATE_RECORD),
             create_links: Script::new(CREATE_LINKS),
             update_link: Script::new(UPDATE_LINK),
             clicks: Script::new(CLICKS),
             save_conversion: Script::new(SAVE_CONVERSION),
-            apply_conversion: Script::new(APPLY_CONVERSION),
+            count_conversion: Script::new(COUNT_CONVERSION),
         };
-        store.load_scripts().await?;
+        store.load_scripts().await.context("Failed to load the Redis scripts")?;
         Ok(store)
     }
 
-    async fn load_scripts(&self) -> anyhow::Result<()> {
+    async fn load_scripts(&self) -> Result<()> {
         let mut conn = self.conn.clone();
         for s in [&self.clicks, &self.create_links, &self.create_record, &self.update_link] {
             s.prepare_invoke()
                 .load_async(&mut conn)
                 .await
-                .context("Failed to load a Redis script")?;
+                .map_err(failed("Failed to load a Redis script"))?;
         }
         Ok(())
     }
@@ -123,43 +171,62 @@ impl RedisStore {
         format!("{}:{{conv}}:{rest}", self.prefix)
     }
 
+    /// `kl:{meta}:<kinds>`: records of one kind by id.
     fn kind_key(&self, kind: Kind) -> String {
         self.meta(kind.plural())
     }
 
+    /// `kl:{meta}:seq:<kinds>`: the creation sequence of one kind.
     fn kind_seq(&self, kind: Kind) -> String {
         self.meta(&format!("seq:{}", kind.plural()))
     }
 
-    fn links_for(&self, filter: &LinkFilter) -> String {
-        match (&filter.campaign, &filter.kol) {
-            (Some(c), _) => self.meta(&format!("campaign:{c}:links")),
-            (None, Some(k)) => self.meta(&format!("kol:{k}:links")),
-            (None, None) => self.meta("links:idx"),
+    /// The zset of link codes scored by link id that `index` reads.
+    fn link_index(&self, index: LinkIndex<'_>) -> String {
+        match index {
+            LinkIndex::All => self.meta("links:idx"),
+            LinkIndex::Campaign(c) => self.meta(&format!("campaign:{c}:links")),
+            LinkIndex::Kol(k) => self.meta(&format!("kol:{k}:links")),
         }
     }
 
-    /// Newest-first page of members of a zset scored by sequence, with a numeric cursor.
-    async fn page_ids(&self, zset: &str, cursor: Option<&str>, limit: usize) -> Result<(Vec<String>, Option<String>)> {
-        let max = match cursor {
-            Some(c) => format!("({}", c.parse::<u64>().context("Failed to read the cursor")?),
+    /// Newest-first members of a zset scored by sequence, each with its cursor.
+    async fn scan_zset(&self, zset: &str, after: Option<Cursor>, limit: usize) -> Result<Vec<(Cursor, String)>> {
+        let max = match after {
+            Some(c) => format!("({}", c.position::<1>()?[0]),
             None => "+inf".to_owned(),
         };
         let mut conn = self.conn.clone();
-        let rows: Vec<(String, f64)> = conn
+        let rows: Vec<(String, u64)> = conn
             .zrevrangebyscore_limit_withscores(zset, max, "-inf", 0, limit as isize)
             .await
-            .context("Failed to list from Redis")?;
-        let next = if rows.len() == limit {
-            rows.last().map(|(_, s)| (*s as u64).to_string())
-        } else {
-            None
-        };
-        Ok((rows.into_iter().map(|(id, _)| id).collect(), next))
+            .map_err(failed("Failed to list from Redis"))?;
+        Ok(rows.into_iter().map(|(id, s)| (Cursor::mint([s]), id)).collect())
     }
 
+    /// Values of `hash` for the members of a scan, each keeping its member's cursor.
+    async fn hash_values(&self, hash: &str, members: Vec<(Cursor, String)>) -> Result<Vec<(Cursor, String)>> {
+        if members.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids: Vec<&String> = members.iter().map(|(_, id)| id).collect();
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(hash)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed("Failed to read records from Redis"))?;
+        Ok(members
+            .into_iter()
+            .zip(values)
+            .filter_map(|((c, _), v)| Some((c, v?)))
+            .collect())
+    }
+
+    /// Clicks before this id are past their retention (`MINID` of each `XADD`).
     fn minid(&self) -> String {
-        let cutoff = Utc::now().timestamp_millis() - self.click_retention.as_millis() as i64;
+        let cutoff = self.clock.now().timestamp_millis() - self.click_retention.as_millis() as i64;
         cutoff.max(0).to_string()
     }
 }
@@ -179,7 +246,7 @@ impl Store for RedisStore {
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .context("Failed to ping Redis")?;
+            .map_err(failed("Failed to ping Redis"))?;
         Ok(())
     }
 
@@ -192,16 +259,19 @@ impl Store for RedisStore {
             .arg("NX")
             .query_async::<Option<String>>(&mut conn)
             .await
-            .context("Failed to store a secret")?
+            .map_err(failed("Failed to store a secret"))?
             .is_some();
         if set {
             return Ok((candidate.to_owned(), true));
         }
-        let v: String = conn.get(&key).await.context("Failed to read a secret")?;
+        let v: String = conn.get(&key).await.map_err(failed("Failed to read a secret"))?;
         Ok((v, false))
     }
+}
 
-    async fn create_record(&self, kind: Kind, id: &str, json: &str) -> Result<bool> {
+#[async_trait::async_trait]
+impl Records for RedisStore {
+    async fn create_record(&self, kind: Kind, id: &str, json: String) -> Result<bool> {
         let mut conn = self.conn.clone();
         let created: i64 = self
             .create_record
@@ -212,56 +282,40 @@ impl Store for RedisStore {
             .arg(json)
             .invoke_async(&mut conn)
             .await
-            .context("Failed to create a record in Redis")?;
+            .map_err(failed("Failed to create a record in Redis"))?;
         Ok(created == 1)
     }
 
     async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        Ok(conn
-            .hget(self.kind_key(kind), id)
+        conn.hget(self.kind_key(kind), id)
             .await
-            .context("Failed to read a record from Redis")?)
+            .map_err(failed("Failed to read a record from Redis"))
     }
 
-    async fn put_record(&self, kind: Kind, id: &str, json: &str) -> Result<()> {
+    async fn put_record(&self, kind: Kind, id: &str, json: String) -> Result<()> {
         let mut conn = self.conn.clone();
-        let _: () = conn
-            .hset(self.kind_key(kind), id, json)
+        conn.hset(self.kind_key(kind), id, json)
             .await
-            .context("Failed to update a record in Redis")?;
-        Ok(())
+            .map_err(failed("Failed to update a record in Redis"))
     }
 
-    async fn list_records(&self, kind: Kind, cursor: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let (ids, next) = self
-            .page_ids(&format!("{}:idx", self.kind_key(kind)), cursor, limit)
+    async fn scan_records(&self, kind: Kind, after: Option<Cursor>, limit: usize) -> Result<Scan<String>> {
+        let ids = self
+            .scan_zset(&format!("{}:idx", self.kind_key(kind)), after, limit)
             .await?;
-        if ids.is_empty() {
-            return Ok(Page {
-                items: vec![],
-                next: None,
-            });
-        }
-        let mut conn = self.conn.clone();
-        let items: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.kind_key(kind))
-            .arg(&ids)
-            .query_async(&mut conn)
-            .await
-            .context("Failed to read records from Redis")?;
-        Ok(Page {
-            items: items.into_iter().flatten().collect(),
-            next,
-        })
+        self.hash_values(&self.kind_key(kind), ids).await
     }
+}
 
+#[async_trait::async_trait]
+impl Links for RedisStore {
     async fn reserve_link_ids(&self, n: u64) -> Result<u64> {
         let mut conn = self.conn.clone();
         let last: u64 = conn
             .incr(self.meta("seq:link"), n)
             .await
-            .context("Failed to reserve link ids")?;
+            .map_err(failed("Failed to reserve link ids"))?;
         Ok(last + 1 - n)
     }
 
@@ -272,18 +326,18 @@ impl Store for RedisStore {
             .key(self.meta("coupons"))
             .key(self.meta("links:idx"));
         for l in links {
-            inv.key(self.meta(&format!("campaign:{}:links", l.campaign)))
-                .key(self.meta(&format!("kol:{}:links", l.kol)));
+            inv.key(self.link_index(LinkIndex::Campaign(l.campaign.as_str())))
+                .key(self.link_index(LinkIndex::Kol(l.kol.as_str())));
             inv.arg(l.code.as_str())
                 .arg(l.id)
-                .arg(coupon_key(l.coupon.as_deref()))
+                .arg(coupon_arg(l))
                 .arg(serde_json::to_string(l)?);
         }
         let mut conn = self.conn.clone();
         let (what, which): (String, String) = inv
             .invoke_async(&mut conn)
             .await
-            .context("Failed to create links in Redis")?;
+            .map_err(failed("Failed to create links in Redis"))?;
         Ok(conflict(&what, which))
     }
 
@@ -294,12 +348,12 @@ impl Store for RedisStore {
             .key(self.meta("links"))
             .key(self.meta("coupons"))
             .arg(new.code.as_str())
-            .arg(coupon_key(old.coupon.as_deref()))
-            .arg(coupon_key(new.coupon.as_deref()))
+            .arg(coupon_arg(old))
+            .arg(coupon_arg(new))
             .arg(serde_json::to_string(new)?)
             .invoke_async(&mut conn)
             .await
-            .context("Failed to update a link in Redis")?;
+            .map_err(failed("Failed to update a link in Redis"))?;
         Ok(conflict(&what, which))
     }
 
@@ -308,179 +362,82 @@ impl Store for RedisStore {
         let json: Option<String> = conn
             .hget(self.meta("links"), code)
             .await
-            .context("Failed to read a link from Redis")?;
-        json.map(|j| serde_json::from_str(&j).context("Failed to decode a stored link"))
-            .transpose()
+            .map_err(failed("Failed to read a link from Redis"))?;
+        Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
     }
 
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        Ok(conn
-            .hget(self.meta("link_ids"), id)
+        conn.hget(self.meta("link_ids"), id)
             .await
-            .context("Failed to read a link id from Redis")?)
+            .map_err(failed("Failed to read a link id from Redis"))
     }
 
-    async fn link_code_by_coupon(&self, coupon: &str) -> Result<Option<String>> {
+    async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        Ok(conn
-            .hget(self.meta("coupons"), coupon_key(Some(coupon)))
+        conn.hget(self.meta("coupons"), coupon.as_str())
             .await
-            .context("Failed to read a coupon from Redis")?)
+            .map_err(failed("Failed to read a coupon from Redis"))
     }
 
-    async fn list_links(&self, filter: &LinkFilter, cursor: Option<&str>, limit: usize) -> Result<Page<Link>> {
-        // With both filters, page through the campaign's links and keep the KOL's.
-        let zset = self.links_for(filter);
-        let mut cursor = cursor.map(str::to_owned);
-        let mut items = Vec::new();
-        loop {
-            let want = limit - items.len();
-            let (codes, next) = self.page_ids(&zset, cursor.as_deref(), want.max(50)).await?;
-            if codes.is_empty() {
-                return Ok(Page { items, next: None });
-            }
-            let mut conn = self.conn.clone();
-            let rows: Vec<Option<String>> = redis::cmd("HMGET")
-                .arg(self.meta("links"))
-                .arg(&codes)
-                .query_async(&mut conn)
-                .await
-                .context("Failed to read links from Redis")?;
-            for json in rows.into_iter().flatten() {
-                let link: Link = serde_json::from_str(&json).context("Failed to decode a stored link")?;
-                if filter.kol.as_ref().is_some_and(|k| link.kol.as_str() != k) {
-                    continue;
-                }
-                items.push(link);
-                if items.len() == limit {
-                    return Ok(Page {
-                        next: Some(items.last().map(|l| l.id.to_string()).unwrap_or_default()),
-                        items,
-                    });
-                }
-            }
-            match next {
-                Some(n) => cursor = Some(n),
-                None => return Ok(Page { items, next: None }),
-            }
-        }
+    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<Link>> {
+        let codes = self.scan_zset(&self.link_index(index), after, limit).await?;
+        let rows = self.hash_values(&self.meta("links"), codes).await?;
+        rows.into_iter()
+            .map(|(c, json)| Ok((c, serde_json::from_str(&json)?)))
+            .collect()
     }
+}
 
-    async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<StreamId>> {
+#[async_trait::async_trait]
+impl ClickLog for RedisStore {
+    async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
         // Redirects wait on this write: give up after a bounded time, so that an unreachable
         // Redis means a prompt 503 rather than tapping into a hanging page.
         tokio::time::timeout(CLICK_WRITE_DEADLINE, self.write_clicks_retrying(clicks))
             .await
-            .map_err(|_| anyhow::anyhow!("Redis did not store the clicks within {CLICK_WRITE_DEADLINE:?}"))?
+            .map_err(|_| {
+                StoreError::Unavailable(anyhow::anyhow!(
+                    "Redis did not store the clicks within {CLICK_WRITE_DEADLINE:?}"
+                ))
+            })?
     }
 
-    async fn get_click(&self, code: &str, entry: StreamId) -> Result<Option<StoredClick>> {
-        let mut clicks = self.read_range(code, &entry.to_string(), &entry.to_string(), 1).await?;
+    async fn get_click(&self, code: &str, entry: EntryId) -> Result<Option<StoredClick>> {
+        let id = stream_id(entry);
+        let mut clicks = self.read_range(code, &id, &id, 1).await?;
         Ok(clicks.pop())
     }
 
-    async fn read_clicks(&self, code: &str, after: Option<StreamId>, limit: usize) -> Result<Vec<StoredClick>> {
+    async fn read_clicks(&self, code: &str, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredClick>> {
         let start = match after {
-            Some(a) => format!("({a}"),
+            Some(a) => format!("({}", stream_id(a)),
             None => "-".to_owned(),
         };
         self.read_range(code, &start, "+", limit).await
     }
+}
 
+#[async_trait::async_trait]
+impl Counters for RedisStore {
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()> {
         let mut conn = self.conn.clone();
         let _: i64 = conn
             .hincr(self.link_key(code, "stats"), field, 1)
             .await
-            .context("Failed to count in Redis")?;
+            .map_err(failed("Failed to count in Redis"))?;
         Ok(())
     }
 
-    async fn put_metrics(&self, code: &str, day: NaiveDate, metrics: &DayMetrics) -> Result<()> {
+    async fn put_insights(&self, code: &str, day: NaiveDate, insights: &DayInsights) -> Result<()> {
         let mut conn = self.conn.clone();
-        let _: () = conn
-            .hset(
-                self.link_key(code, "metrics"),
-                day.to_string(),
-                serde_json::to_string(metrics)?,
-            )
-            .await
-            .context("Failed to store metrics in Redis")?;
-        Ok(())
-    }
-
-    async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion> {
-        let mut conn = self.conn.clone();
-        let json: String = self
-            .save_conversion
-            .key(self.conv("idem"))
-            .key(self.conv("log"))
-            .arg(conversion.idempotency_key())
-            .arg(serde_json::to_string(conversion)?)
-            .invoke_async(&mut conn)
-            .await
-            .context("Failed to store a conversion in Redis")?;
-        serde_json::from_str(&json).context("Failed to decode a stored conversion")
-    }
-
-    async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>> {
-        let mut conn = self.conn.clone();
-        let id: Option<String> = conn
-            .hget(self.conv("idem"), idempotency_key)
-            .await
-            .context("Failed to read from Redis")?;
-        let Some(id) = id else { return Ok(None) };
-        let page = self.conversions_range(&id, &id, 1, false).await?;
-        Ok(page.into_iter().next().map(|(_, c)| c))
-    }
-
-    async fn apply_conversion(&self, conversion: &Conversion, fields: &[(String, i64)]) -> Result<bool> {
-        let Some(code) = &conversion.link else {
-            return Ok(false);
-        };
-        let mut inv = self.apply_conversion.prepare_invoke();
-        inv.key(self.link_key(code, "orders"))
-            .key(self.link_key(code, "stats"))
-            .arg(&conversion.id);
-        for (f, n) in fields {
-            inv.arg(f).arg(n);
-        }
-        let mut conn = self.conn.clone();
-        let applied: i64 = inv
-            .invoke_async(&mut conn)
-            .await
-            .context("Failed to count a conversion in Redis")?;
-        Ok(applied == 1)
-    }
-
-    async fn list_conversions(
-        &self,
-        filter: &ConversionFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Conversion>> {
-        let mut end = match cursor {
-            Some(c) => format!("({}", StreamId::parse_redis(c).context("Failed to read the cursor")?),
-            None => "+".to_owned(),
-        };
-        let mut items = Vec::new();
-        loop {
-            let batch = self.conversions_range(&end, "-", 200, true).await?;
-            let exhausted = batch.len() < 200;
-            for (id, c) in batch {
-                end = format!("({id}");
-                if filter.matches(&c) {
-                    items.push(c);
-                    if items.len() == limit {
-                        return Ok(Page { items, next: Some(id) });
-                    }
-                }
-            }
-            if exhausted {
-                return Ok(Page { items, next: None });
-            }
-        }
+        conn.hset(
+            self.link_key(code, "metrics"),
+            day.to_string(),
+            serde_json::to_string(insights)?,
+        )
+        .await
+        .map_err(failed("Failed to store insights in Redis"))
     }
 
     async fn link_data(&self, codes: &[String]) -> Result<Vec<LinkData>> {
@@ -496,19 +453,19 @@ impl Store for RedisStore {
         let replies: Vec<HashMap<String, String>> = pipe
             .query_async(&mut conn)
             .await
-            .context("Failed to read counters from Redis")?;
+            .map_err(failed("Failed to read counters from Redis"))?;
         let mut out = Vec::with_capacity(codes.len());
         let mut it = replies.into_iter();
-        while let (Some(stats), Some(metrics)) = (it.next(), it.next()) {
+        while let (Some(stats), Some(insights)) = (it.next(), it.next()) {
             let counters = stats
                 .into_iter()
                 .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
                 .collect();
-            let metrics = metrics
+            let insights = insights
                 .into_iter()
                 .filter_map(|(d, j)| Some((d.parse().ok()?, serde_json::from_str(&j).ok()?)))
                 .collect();
-            out.push(LinkData { counters, metrics });
+            out.push(LinkData { counters, insights });
         }
         Ok(out)
     }
@@ -522,16 +479,74 @@ impl Store for RedisStore {
             pipe.cmd("PFCOUNT").arg(self.link_key(code, &format!("uv:{day}")));
         }
         let mut conn = self.conn.clone();
-        Ok(pipe
-            .query_async(&mut conn)
+        pipe.query_async(&mut conn)
             .await
-            .context("Failed to count visitors in Redis")?)
+            .map_err(failed("Failed to count visitors in Redis"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Conversions for RedisStore {
+    async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion> {
+        let mut conn = self.conn.clone();
+        let json: String = self
+            .save_conversion
+            .key(self.conv("idem"))
+            .key(self.conv("log"))
+            .arg(conversion.idempotency_key())
+            .arg(serde_json::to_string(conversion)?)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed("Failed to store a conversion in Redis"))?;
+        Ok(serde_json::from_str(&json)?)
+    }
+
+    async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = conn
+            .hget(self.conv("idem"), idempotency_key)
+            .await
+            .map_err(failed("Failed to read from Redis"))?;
+        let Some(id) = id else { return Ok(None) };
+        let found = self.conversions_range(&id, &id, 1, false).await?;
+        Ok(found.into_iter().next().map(|(_, c)| c))
+    }
+
+    async fn count_conversion(&self, code: &str, conversion_id: &str, fields: &[(String, i64)]) -> Result<bool> {
+        let mut inv = self.count_conversion.prepare_invoke();
+        inv.key(self.link_key(code, "orders"))
+            .key(self.link_key(code, "stats"))
+            .arg(conversion_id);
+        for (f, n) in fields {
+            inv.arg(f).arg(n);
+        }
+        let mut conn = self.conn.clone();
+        let applied: i64 = inv
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed("Failed to count a conversion in Redis"))?;
+        Ok(applied == 1)
+    }
+
+    async fn scan_conversions(&self, after: Option<Cursor>, limit: usize) -> Result<Scan<Conversion>> {
+        let end = match after {
+            Some(c) => {
+                let [ms, seq] = c.position::<2>()?;
+                format!("({}", stream_id(EntryId { ms, seq }))
+            }
+            None => "+".to_owned(),
+        };
+        let rows = self.conversions_range(&end, "-", limit, true).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, c)| (Cursor::mint([id.ms, id.seq]), c))
+            .collect())
     }
 }
 
 impl RedisStore {
     /// Writes a click group, again after connection errors (the script skips what is stored).
-    async fn write_clicks_retrying(&self, clicks: &[NewClick]) -> Result<Vec<StreamId>> {
+    async fn write_clicks_retrying(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
         let mut last_err = None;
         for attempt in 0..CLICK_WRITE_TRIES {
             match self.invoke_clicks(clicks).await {
@@ -546,39 +561,43 @@ impl RedisStore {
                     tokio::time::sleep(Duration::from_millis(20 * (attempt as u64 + 1))).await;
                     last_err = Some(e);
                 }
-                Err(e) => return Err(e).context("Failed to write clicks to Redis"),
+                Err(e) => return Err(failed("Failed to write clicks to Redis")(e)),
             }
         }
-        Err(last_err
-            .map(anyhow::Error::from)
-            .unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
-        .context("Failed to write clicks to Redis")
+        Err(match last_err {
+            Some(e) => failed("Failed to write clicks to Redis")(e),
+            None => StoreError::corrupt("no attempt made to write clicks"),
+        })
     }
 
     /// Conversion log entries between `a` and `b` (XREVRANGE when `rev`), with their ids.
-    async fn conversions_range(&self, a: &str, b: &str, count: usize, rev: bool) -> Result<Vec<(String, Conversion)>> {
+    async fn conversions_range(&self, a: &str, b: &str, count: usize, rev: bool) -> Result<Vec<(EntryId, Conversion)>> {
         let mut conn = self.conn.clone();
         let reply: redis::streams::StreamRangeReply = if rev {
             conn.xrevrange_count(self.conv("log"), a, b, count).await
         } else {
             conn.xrange_count(self.conv("log"), a, b, count).await
         }
-        .context("Failed to read conversions from Redis")?;
+        .map_err(failed("Failed to read conversions from Redis"))?;
         let mut out = Vec::with_capacity(reply.ids.len());
         for e in reply.ids {
             let Some(Value::BulkString(j)) = e.map.get("j") else {
-                continue;
+                return Err(StoreError::corrupt(format!("conversion entry {} has no record", e.id)));
             };
-            let c: Conversion = serde_json::from_slice(j).context("Failed to decode a stored conversion")?;
-            out.push((e.id, c));
+            let id = parse_stream_id(&e.id)
+                .ok_or_else(|| StoreError::corrupt(format!("conversion entry id {} is not a stream id", e.id)))?;
+            out.push((id, serde_json::from_slice(j)?));
         }
         Ok(out)
     }
 }
 
-/// Coupons are unique regardless of case.
-fn coupon_key(coupon: Option<&str>) -> String {
-    coupon.map(str::to_uppercase).unwrap_or_default()
+/// The coupon index key of a link, `''` for none (the scripts' convention).
+fn coupon_arg(link: &Link) -> String {
+    link.coupon
+        .as_ref()
+        .map(|c| c.key().as_str().to_owned())
+        .unwrap_or_default()
 }
 
 fn conflict(what: &str, which: String) -> std::result::Result<(), LinkConflict> {
@@ -586,5 +605,21 @@ fn conflict(what: &str, which: String) -> std::result::Result<(), LinkConflict> 
         "code" => Err(LinkConflict::Code(which)),
         "coupon" => Err(LinkConflict::Coupon(which)),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_round_trip() {
+        let e = EntryId {
+            ms: 1_700_000_000_000,
+            seq: 5,
+        };
+        assert_eq!(stream_id(e), "1700000000000-5");
+        assert_eq!(parse_stream_id("1700000000000-5"), Some(e));
+        assert_eq!(parse_stream_id("x-1"), None);
     }
 }

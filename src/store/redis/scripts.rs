@@ -116,7 +116,7 @@ return ARGV[2]
 ";
 
 // KEYS: orders, stats. ARGV: conversion id, then field, amount pairs.
-pub(super) const APPLY_CONVERSION: &str = r"
+pub(super) const COUNT_CONVERSION: &str = r"
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i+1]) end
 return 1

@@ -1,31 +1,34 @@
 //! Impressions and engagement, what CTR is measured against: the numbers a KOL or analyst reads
-//! off a platform's insights per day (idempotent per day), and a counting pixel.
+//! off a platform's insights per day (`POST /api/v1/links/{code}/metrics`, idempotent per day),
+//! and a counting pixel. ("metrics" in the path is API.md's word; inside kolink these are
+//! insights, and metrics are the Prometheus counters of `crate::telemetry`.)
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate};
 
 use super::{Admin, State};
-use crate::domain::DayMetrics;
+use crate::domain::DayInsights;
 use crate::error::ApiError;
+use crate::lookup;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/links/{code}/metrics").post(put_metrics));
+    cfg.service(web::resource("/links/{code}/metrics").post(put_insights));
 }
 
 pub fn pixel_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/p/{file}").route(web::get().to(pixel)));
 }
 
-async fn put_metrics(
+async fn put_insights(
     _: Admin,
     state: State,
     code: web::Path<String>,
     body: web::Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    let link = super::links::load(&state, &code).await?;
-    // The body is a `DayMetrics` plus `date`; serde cannot deny unknown fields through
-    // `flatten`, so `date` is taken off and the rest read as `DayMetrics`.
+    let link = lookup::link(state.store(), &code).await?;
+    // The body is a `DayInsights` plus `date`; serde cannot deny unknown fields through
+    // `flatten`, so `date` is taken off and the rest read as `DayInsights`.
     let mut body = body.into_inner();
     let date: NaiveDate = match body.remove("date") {
         Some(serde_json::Value::String(d)) => d
@@ -33,9 +36,11 @@ async fn put_metrics(
             .map_err(|_| ApiError::invalid("date must be a day as YYYY-MM-DD."))?,
         _ => return Err(ApiError::invalid("date is required, as YYYY-MM-DD.")),
     };
-    let metrics: DayMetrics = serde_json::from_value(serde_json::Value::Object(body))
+    let insights: DayInsights = serde_json::from_value(serde_json::Value::Object(body))
         .map_err(|e| ApiError::invalid(format!("The body is not valid: {e}.")))?;
-    let tomorrow = Utc::now()
+    let tomorrow = state
+        .clock
+        .now()
         .date_naive()
         .checked_add_days(Days::new(1))
         .unwrap_or(NaiveDate::MAX);
@@ -44,8 +49,8 @@ async fn put_metrics(
             "date is in the future: report a day that has happened.",
         ));
     }
-    state.store.put_metrics(link.code.as_str(), date, &metrics).await?;
-    let mut out = serde_json::to_value(metrics).map_err(anyhow::Error::from)?;
+    state.store().put_insights(link.code.as_str(), date, &insights).await?;
+    let mut out = serde_json::to_value(insights).map_err(|e| ApiError::Internal(e.into()))?;
     out["code"] = link.code.as_str().into();
     out["date"] = date.to_string().into();
     Ok(HttpResponse::Ok().json(out))
@@ -64,12 +69,12 @@ async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, Ap
         .ok_or_else(|| ApiError::not_found("The pixel lives at /p/<code>.gif."))?;
     let link = state
         .links
-        .get(state.store.as_ref(), code)
+        .get(state.store(), code)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No link has the code '{code}'.")))?;
     state
-        .store
-        .bump_counter(link.code.as_str(), &crate::counters::pixel_field(Utc::now()))
+        .store()
+        .bump_counter(link.code.as_str(), &crate::counters::pixel_field(state.clock.now()))
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("image/gif")

@@ -1,15 +1,70 @@
-//! Taking a conversion from a shop: find its link (click id, coupon, code; a refund follows its
-//! purchase), store it whatever the outcome, count it once if attributed.
+//! Taking a conversion from a shop, whatever platform it runs on: the one intake.
+//!
+//! A shop platform ([`ShopWebhooks`]: Standard Webhooks in `standard`, the next ones beside it)
+//! verifies a delivery and reads it into [`Incoming`] values; [`accept`] then finds each one's
+//! link (click id, coupon, code; a refund follows its purchase), stores it whatever the outcome,
+//! and counts it once if attributed.
 //!
 //! Nothing a shop sent is lost: the conversion is stored first (idempotent on its key), then
 //! added to its link's counters (idempotent on its id). A delivery that failed between the two
 //! steps is completed by the shop's retry.
 
+mod standard;
+
 use chrono::{DateTime, Utc};
 
+pub use standard::StandardWebhooks;
+
 use crate::attribution::{decide, Candidate, Decision};
-use crate::domain::{ClickId, Conversion, ConversionStatus, Currency, Event, Link, Method, Money, Slug};
-use crate::store::Store;
+use crate::clock::Clock;
+use crate::domain::{
+    Campaign, ClickId, Conversion, ConversionStatus, CouponKey, Currency, Event, Link, Method, Money, Shop,
+    ShopPlatform, Slug,
+};
+use crate::error::ApiError;
+use crate::store::{RecordsExt, Result, Store};
+
+/// A delivery as it arrived: its headers (by lower-case name) and its exact body.
+pub struct Delivery<'a> {
+    pub header: &'a dyn Fn(&str) -> Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// One shop platform's webhooks: how a delivery is verified, and what it says.
+pub trait ShopWebhooks: Send + Sync {
+    /// The platform whose shops send these webhooks.
+    fn platform(&self) -> ShopPlatform;
+
+    /// The path segment of its webhook URL: `/webhooks/<path>/<shop>`.
+    fn path(&self) -> &'static str;
+
+    /// Checks that the delivery comes from `shop` (signature, freshness), before anything
+    /// else reads it; `401` when it does not.
+    fn verify(&self, shop: &Shop, delivery: &Delivery<'_>, now: DateTime<Utc>) -> Result<(), ApiError>;
+
+    /// Reads a verified delivery into the conversions it reports (none for a ping).
+    fn parse(&self, shop: &Shop, delivery: &Delivery<'_>, now: DateTime<Utc>) -> Result<Vec<Incoming>, ApiError>;
+}
+
+/// Every platform kolink takes webhooks from.
+pub const PLATFORMS: &[&dyn ShopWebhooks] = &[&StandardWebhooks];
+
+/// The platform behind a webhook path segment.
+pub fn by_path(path: &str) -> Option<&'static dyn ShopWebhooks> {
+    PLATFORMS.iter().copied().find(|p| p.path() == path)
+}
+
+/// The webhook path segment of a shop platform.
+pub fn path_of(platform: ShopPlatform) -> &'static str {
+    match PLATFORMS.iter().find(|p| p.platform() == platform) {
+        Some(p) => p.path(),
+        None => match platform {
+            ShopPlatform::Generic => "conversions",
+            ShopPlatform::Shopify => "shopify",
+            ShopPlatform::Woocommerce => "woocommerce",
+        },
+    }
+}
 
 /// A conversion as a shop reported it, already validated.
 #[derive(Debug, Clone)]
@@ -26,9 +81,9 @@ pub struct Incoming {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// What the shop is told.
+/// What the shop is told about one conversion.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Outcome {
+pub struct Receipt {
     pub status: ConversionStatus,
     pub conversion_id: String,
     pub method: Option<Method>,
@@ -37,7 +92,7 @@ pub struct Outcome {
     pub campaign: Option<String>,
 }
 
-pub async fn accept(store: &dyn Store, incoming: Incoming) -> anyhow::Result<Outcome> {
+pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) -> Result<Receipt> {
     let decision = if incoming.event == Event::Refund {
         refund_attribution(store, &incoming).await?
     } else {
@@ -61,16 +116,18 @@ pub async fn accept(store: &dyn Store, incoming: Incoming) -> anyhow::Result<Out
         click_id: incoming.click_id,
         coupon: incoming.coupon,
         occurred_at: incoming.occurred_at,
-        received_at: crate::domain::now(),
+        received_at: clock.now_to_second(),
     };
     let stored = store.save_conversion(&conversion).await?;
     let fresh = stored.id == conversion.id;
-    let applied = if stored.status == ConversionStatus::Attributed {
-        store
-            .apply_conversion(&stored, &crate::counters::conversion_fields(&stored))
-            .await?
-    } else {
-        false
+    // Only an attributed conversion counts, and only on its link.
+    let applied = match (&stored.status, &stored.link) {
+        (ConversionStatus::Attributed, Some(code)) => {
+            store
+                .count_conversion(code, &stored.id, &crate::counters::conversion_fields(&stored))
+                .await?
+        }
+        _ => false,
     };
     // A re-delivery that finds the work done changes nothing and says so; one that completed
     // an earlier, interrupted delivery reports what was stored.
@@ -79,7 +136,7 @@ pub async fn accept(store: &dyn Store, incoming: Incoming) -> anyhow::Result<Out
     } else {
         ConversionStatus::Duplicate
     };
-    Ok(Outcome {
+    Ok(Receipt {
         status,
         conversion_id: stored.id,
         method: stored.method,
@@ -90,7 +147,7 @@ pub async fn accept(store: &dyn Store, incoming: Incoming) -> anyhow::Result<Out
 }
 
 /// The links this conversion may belong to, in order: click id, coupon, code.
-async fn candidates(store: &dyn Store, c: &Incoming) -> anyhow::Result<Vec<Candidate>> {
+async fn candidates(store: &dyn Store, c: &Incoming) -> Result<Vec<Candidate>> {
     let mut out = Vec::new();
     if let Some(cid) = c.click_id.as_deref().and_then(ClickId::parse) {
         if let Some(code) = store.link_code_by_id(cid.link_id).await? {
@@ -104,7 +161,7 @@ async fn candidates(store: &dyn Store, c: &Incoming) -> anyhow::Result<Vec<Candi
         }
     }
     if let Some(coupon) = c.coupon.as_deref().filter(|s| !s.is_empty()) {
-        if let Some(code) = store.link_code_by_coupon(coupon).await? {
+        if let Some(code) = store.link_code_by_coupon(&CouponKey::of(coupon)).await? {
             if let Some(link) = store.get_link(&code).await? {
                 push(store, &mut out, Method::Coupon, &link, None).await?;
             }
@@ -124,11 +181,8 @@ async fn push(
     method: Method,
     link: &Link,
     click_at: Option<DateTime<Utc>>,
-) -> anyhow::Result<()> {
-    let json = store
-        .get_record(crate::store::Kind::Campaign, link.campaign.as_str())
-        .await?;
-    let Some(campaign) = json.and_then(|j| serde_json::from_str::<crate::domain::Campaign>(&j).ok()) else {
+) -> Result<()> {
+    let Some(campaign) = store.get::<Campaign>(link.campaign.as_str()).await? else {
         return Ok(());
     };
     out.push(Candidate {
@@ -145,7 +199,7 @@ async fn push(
 
 /// A refund takes the attribution of the purchase it reverses; without an attributed
 /// purchase it is `unattributed`. Its currency must be the purchase's.
-async fn refund_attribution(store: &dyn Store, c: &Incoming) -> anyhow::Result<Decision> {
+async fn refund_attribution(store: &dyn Store, c: &Incoming) -> Result<Decision> {
     let key = Conversion::key_of(c.shop.as_str(), Event::Purchase, &c.order_id);
     let purchase = store.find_conversion(&key).await?;
     let attributed = purchase.filter(|p| p.status == ConversionStatus::Attributed);

@@ -1,0 +1,146 @@
+//! Shops on the `generic` platform: their own backend posts one conversion per delivery, signed
+//! per Standard Webhooks (`crate::signature`), with the JSON body of API.md.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::{Delivery, Incoming, ShopWebhooks};
+use crate::domain::{has_control_chars, Currency, Event, Money, Shop, ShopPlatform};
+use crate::error::{ApiError, Code};
+use crate::signature::WebhookSecret;
+
+pub struct StandardWebhooks;
+
+/// The body of a generic conversion webhook. Unknown fields are ignored: shops send more.
+#[derive(Deserialize)]
+struct ConversionBody {
+    order_id: serde_json::Value,
+    event: String,
+    amount: Option<serde_json::Value>,
+    currency: Option<String>,
+    click_id: Option<String>,
+    coupon: Option<String>,
+    code: Option<String>,
+    occurred_at: Option<DateTime<Utc>>,
+    refund_id: Option<serde_json::Value>,
+}
+
+impl ShopWebhooks for StandardWebhooks {
+    fn platform(&self) -> ShopPlatform {
+        ShopPlatform::Generic
+    }
+
+    fn path(&self) -> &'static str {
+        "conversions"
+    }
+
+    fn verify(&self, shop: &Shop, d: &Delivery<'_>, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let secret = WebhookSecret::parse(&shop.secret).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "Failed to decode the stored secret of shop {}",
+                shop.id
+            ))
+        })?;
+        secret
+            .verify(
+                (d.header)("webhook-id"),
+                (d.header)("webhook-timestamp"),
+                (d.header)("webhook-signature"),
+                d.body,
+                now.timestamp(),
+            )
+            .map_err(|e| ApiError::new(Code::InvalidSignature, format!("{}.", capitalise(&e.to_string()))))
+    }
+
+    fn parse(&self, shop: &Shop, d: &Delivery<'_>, now: DateTime<Utc>) -> Result<Vec<Incoming>, ApiError> {
+        let is_json = (d.header)("content-type").is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                "Send the body as JSON with 'Content-Type: application/json'.",
+            ));
+        }
+        let body: ConversionBody = serde_json::from_slice(d.body).map_err(|e| {
+            if e.is_data() {
+                ApiError::invalid(format!("The body is not valid: {e}."))
+            } else {
+                ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {e}."))
+            }
+        })?;
+        Ok(vec![incoming(shop, body, now)?])
+    }
+}
+
+/// An order or refund id: a string or an integer, 1 to 128 characters.
+fn text_id(field: &str, v: &serde_json::Value) -> Result<String, ApiError> {
+    let s = match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        _ => return Err(ApiError::invalid(format!("{field} must be a string or an integer."))),
+    };
+    if s.is_empty() || s.len() > 128 || has_control_chars(&s) {
+        return Err(ApiError::invalid(format!(
+            "{field} must be 1 to 128 characters without control characters."
+        )));
+    }
+    Ok(s)
+}
+
+fn incoming(shop: &Shop, b: ConversionBody, now: DateTime<Utc>) -> Result<Incoming, ApiError> {
+    let event = Event::parse(&b.event)
+        .ok_or_else(|| ApiError::invalid("event must be one of purchase, signup, lead, install, subscribe, refund."))?;
+    let amount = b
+        .amount
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| Money::from_json(v).map_err(|e| ApiError::invalid(format!("amount: {e}."))))
+        .transpose()?;
+    let currency = b.currency.as_deref().map(Currency::parse).transpose()?;
+    if matches!(event, Event::Purchase | Event::Refund) && (amount.is_none() || currency.is_none()) {
+        return Err(ApiError::invalid(format!(
+            "amount and currency are required for a {}.",
+            event.as_str()
+        )));
+    }
+    if event == Event::Refund && amount == Some(Money::ZERO) {
+        return Err(ApiError::invalid("A refund's amount must be positive."));
+    }
+    let now = chrono::SubsecRound::trunc_subsecs(now, 0);
+    let occurred_at = b.occurred_at.unwrap_or(now);
+    if occurred_at > now + Duration::hours(24) {
+        return Err(ApiError::invalid("occurred_at is more than a day in the future."));
+    }
+    let short = |field: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
+        match v {
+            Some(s) if s.len() > 128 || has_control_chars(&s) => Err(ApiError::invalid(format!(
+                "{field} must be at most 128 characters without control characters."
+            ))),
+            other => Ok(other.filter(|s| !s.is_empty())),
+        }
+    };
+    Ok(Incoming {
+        shop: shop.id.clone(),
+        order_id: text_id("order_id", &b.order_id)?,
+        refund_id: b
+            .refund_id
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(|v| text_id("refund_id", v))
+            .transpose()?,
+        event,
+        amount,
+        currency,
+        click_id: short("click_id", b.click_id)?,
+        coupon: short("coupon", b.coupon)?,
+        code: short("code", b.code)?,
+        occurred_at,
+    })
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

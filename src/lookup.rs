@@ -1,0 +1,122 @@
+//! Reads that handlers and rules share: a record by id (or `404`), and the filtered lists.
+//! Filtering of lists happens here, above the stores, through `store::fill_page`.
+
+use crate::domain::{Campaign, Conversion, ConversionStatus, Kol, Link, Shop};
+use crate::error::{ApiError, Code};
+use crate::store::{fill_page, Cursor, LinkIndex, Page, Record, RecordsExt, Result as StoreResult, Store};
+
+async fn record<R: Record>(store: &dyn Store, id: &str, what: &str) -> Result<R, ApiError> {
+    store
+        .get::<R>(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No {what} has id '{id}'.")))
+}
+
+pub async fn campaign(store: &dyn Store, id: &str) -> Result<Campaign, ApiError> {
+    record(store, id, "campaign").await
+}
+
+pub async fn kol(store: &dyn Store, id: &str) -> Result<Kol, ApiError> {
+    record(store, id, "KOL").await
+}
+
+pub async fn shop(store: &dyn Store, id: &str) -> Result<Shop, ApiError> {
+    record(store, id, "shop").await
+}
+
+pub async fn link(store: &dyn Store, code: &str) -> Result<Link, ApiError> {
+    store
+        .get_link(code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No link has the code '{code}'.")))
+}
+
+/// A campaign that a request names in its body: unknown is `400 unknown_campaign`.
+pub async fn named_campaign(store: &dyn Store, id: &str) -> Result<Campaign, ApiError> {
+    store.get::<Campaign>(id).await?.ok_or_else(|| {
+        ApiError::new(
+            Code::UnknownCampaign,
+            format!("No campaign has id '{id}': create it first."),
+        )
+    })
+}
+
+/// A KOL that a request names in its body: unknown is `400 unknown_kol`.
+pub async fn named_kol(store: &dyn Store, id: &str) -> Result<Kol, ApiError> {
+    store
+        .get::<Kol>(id)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::UnknownKol, format!("No KOL has id '{id}': create it first.")))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LinkFilter {
+    pub campaign: Option<String>,
+    pub kol: Option<String>,
+}
+
+/// A page of links, newest first. With both filters, the campaign's index is read and the
+/// KOL's links kept.
+pub async fn links(
+    store: &dyn Store,
+    filter: &LinkFilter,
+    after: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<Link>> {
+    let index = match (&filter.campaign, &filter.kol) {
+        (Some(c), _) => LinkIndex::Campaign(c),
+        (None, Some(k)) => LinkIndex::Kol(k),
+        (None, None) => LinkIndex::All,
+    };
+    let both = filter.campaign.is_some() && filter.kol.is_some();
+    let keep = |l: &Link| filter.kol.as_deref().is_none_or(|k| l.kol.as_str() == k);
+    fill_page(after, limit, keep, |c, n| store.scan_links(index, c, n), both).await
+}
+
+/// Every link that `filter` selects, newest first.
+pub async fn all_links(store: &dyn Store, filter: &LinkFilter) -> StoreResult<Vec<Link>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = links(store, filter, cursor, 500).await?;
+        out.extend(page.items);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversionFilter {
+    pub campaign: Option<String>,
+    pub status: Option<ConversionStatus>,
+}
+
+impl ConversionFilter {
+    pub fn matches(&self, c: &Conversion) -> bool {
+        self.campaign.as_ref().is_none_or(|id| c.campaign.as_ref() == Some(id))
+            && self.status.is_none_or(|s| c.status == s)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.campaign.is_none() && self.status.is_none()
+    }
+}
+
+/// A page of stored conversions, newest first.
+pub async fn conversions(
+    store: &dyn Store,
+    filter: &ConversionFilter,
+    after: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<Conversion>> {
+    fill_page(
+        after,
+        limit,
+        |c| filter.matches(c),
+        |c, n| store.scan_conversions(c, n),
+        !filter.is_empty(),
+    )
+    .await
+}

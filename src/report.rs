@@ -1,0 +1,452 @@
+//! Reports: per link (totals, series, breakdowns), per campaign (a row per KOL and per follower
+//! tier) and per KOL (a row per campaign). The JSON API and the screens render these same
+//! types, so a figure cannot differ between them. Figures come from `crate::stats`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Days, NaiveDate};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::domain::{Campaign, Event, Kol, Link, Tier};
+use crate::error::ApiError;
+use crate::lookup::{self, LinkFilter};
+use crate::stats::{breakdown, click_days, series, Breakdown, Counts, Interval, Point, Range, Totals};
+use crate::store::{LinkData, RecordsExt, Store};
+
+/// A figure rows can be sorted by, largest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Roi,
+    Roas,
+    Clicks,
+    UniqueClicks,
+    Impressions,
+    Ctr,
+    Conversions,
+    ConversionRate,
+    Revenue,
+    NetRevenue,
+    Refunds,
+    Cost,
+    Epc,
+    Cpc,
+    Cpa,
+    Aov,
+    Engagements,
+    EngagementRate,
+}
+
+/// A figure's value, compared within its kind: counts and money exactly, rates as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+enum Figure {
+    Count(u64),
+    Minor(i64),
+    Rate(f64),
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 18] = [
+        SortKey::Roi,
+        SortKey::Roas,
+        SortKey::Clicks,
+        SortKey::UniqueClicks,
+        SortKey::Impressions,
+        SortKey::Ctr,
+        SortKey::Conversions,
+        SortKey::ConversionRate,
+        SortKey::Revenue,
+        SortKey::NetRevenue,
+        SortKey::Refunds,
+        SortKey::Cost,
+        SortKey::Epc,
+        SortKey::Cpc,
+        SortKey::Cpa,
+        SortKey::Aov,
+        SortKey::Engagements,
+        SortKey::EngagementRate,
+    ];
+
+    /// The name of the figure in `totals`, and in `?sort=`.
+    pub fn name(self) -> &'static str {
+        use SortKey::*;
+        match self {
+            Roi => "roi",
+            Roas => "roas",
+            Clicks => "clicks",
+            UniqueClicks => "unique_clicks",
+            Impressions => "impressions",
+            Ctr => "ctr",
+            Conversions => "conversions",
+            ConversionRate => "conversion_rate",
+            Revenue => "revenue",
+            NetRevenue => "net_revenue",
+            Refunds => "refunds",
+            Cost => "cost",
+            Epc => "epc",
+            Cpc => "cpc",
+            Cpa => "cpa",
+            Aov => "aov",
+            Engagements => "engagements",
+            EngagementRate => "engagement_rate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Self::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+            ApiError::invalid(format!("sort must be one of {}.", names.join(", ")))
+        })
+    }
+
+    fn figure(self, t: &Totals) -> Option<Figure> {
+        use SortKey::*;
+        let rate = |r: Option<f64>| r.map(Figure::Rate);
+        let money = |m: Option<crate::domain::Money>| m.map(|m| Figure::Minor(m.minor()));
+        match self {
+            Roi => rate(t.roi),
+            Roas => rate(t.roas),
+            Clicks => Some(Figure::Count(t.clicks)),
+            UniqueClicks => Some(Figure::Count(t.unique_clicks)),
+            Impressions => Some(Figure::Count(t.impressions)),
+            Ctr => rate(t.ctr),
+            Conversions => Some(Figure::Count(t.conversions)),
+            ConversionRate => rate(t.conversion_rate),
+            Revenue => money(Some(t.revenue)),
+            NetRevenue => money(Some(t.net_revenue)),
+            Refunds => money(Some(t.refunds)),
+            Cost => money(Some(t.cost)),
+            Epc => money(t.epc),
+            Cpc => money(t.cpc),
+            Cpa => money(t.cpa),
+            Aov => money(t.aov),
+            Engagements => Some(Figure::Count(t.engagements)),
+            EngagementRate => rate(t.engagement_rate),
+        }
+    }
+
+    /// Sorts rows by this figure, largest first, missing (`null`) last; ties keep their order.
+    pub fn sort<K>(self, rows: &mut [Row<K>]) {
+        rows.sort_by(|a, b| match (self.figure(&a.totals), self.figure(&b.totals)) {
+            (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
+}
+
+impl Serialize for SortKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A row of a report: what it groups, how many links, and their totals.
+#[derive(Debug, Serialize)]
+pub struct Row<K> {
+    #[serde(flatten)]
+    pub key: K,
+    pub links: usize,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KolKey {
+    pub kol: String,
+    pub name: String,
+    pub tier: Tier,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TierKey {
+    pub tier: Tier,
+    pub kols: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CampaignKey {
+    pub campaign: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkReport {
+    pub code: String,
+    pub campaign: String,
+    pub kol: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub totals: Totals,
+    pub series: Vec<Point>,
+    pub breakdown: Breakdown,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CampaignReport {
+    pub campaign: String,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub sort: SortKey,
+    pub links: usize,
+    pub totals: Totals,
+    pub kols: Vec<Row<KolKey>>,
+    pub tiers: Vec<Row<TierKey>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KolReport {
+    pub kol: String,
+    pub tier: Tier,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub links: usize,
+    pub totals: Totals,
+    pub campaigns: Vec<Row<CampaignKey>>,
+}
+
+/// Counts of one link, with what its series and breakdowns are built from.
+struct LinkCounts {
+    counts: Counts,
+    data: LinkData,
+    uniques: BTreeMap<NaiveDate, u64>,
+}
+
+/// Counts of each link over `range`, in order; `goals` gives each campaign's goal event.
+async fn counts_of(
+    store: &dyn Store,
+    links: &[Link],
+    goals: &HashMap<String, Event>,
+    range: Range,
+) -> Result<Vec<LinkCounts>, ApiError> {
+    let codes: Vec<String> = links.iter().map(|l| l.code.to_string()).collect();
+    let data = store.link_data(&codes).await?;
+    let mut pairs = Vec::new();
+    for (code, d) in codes.iter().zip(&data) {
+        for day in click_days(d, range) {
+            pairs.push((code.clone(), day));
+        }
+    }
+    let counts = store.unique_visitors(&pairs).await?;
+    let mut uniques: HashMap<&str, BTreeMap<NaiveDate, u64>> = HashMap::new();
+    for ((code, day), n) in pairs.iter().zip(counts) {
+        uniques.entry(code.as_str()).or_default().insert(*day, n);
+    }
+    Ok(links
+        .iter()
+        .zip(data)
+        .map(|(l, data)| {
+            let uniques = uniques.remove(l.code.as_str()).unwrap_or_default();
+            let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
+            LinkCounts {
+                counts: Counts::of_link(&data, &uniques, goal, l.cost, range),
+                data,
+                uniques,
+            }
+        })
+        .collect())
+}
+
+pub async fn link(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    code: &str,
+    range: Range,
+    interval: Interval,
+) -> Result<LinkReport, ApiError> {
+    let link = lookup::link(store, code).await?;
+    let campaign = lookup::campaign(store, link.campaign.as_str()).await?;
+    let from = range.from.unwrap_or_else(|| link.created_at.date_naive());
+    let to = range.to.unwrap_or_else(|| clock.now().date_naive());
+    let max_days = match interval {
+        Interval::Day => 400,
+        Interval::Hour => 31,
+    };
+    if from
+        .checked_add_days(Days::new(max_days))
+        .is_some_and(|limit| to >= limit)
+    {
+        return Err(ApiError::invalid(format!(
+            "A {} series spans at most {max_days} days: narrow from and to.",
+            if interval == Interval::Day { "daily" } else { "hourly" }
+        )));
+    }
+    let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
+    let c = counts_of(store, std::slice::from_ref(&link), &goals, range)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no counts for link {code}")))?;
+    Ok(LinkReport {
+        code: link.code.to_string(),
+        campaign: link.campaign.to_string(),
+        kol: link.kol.to_string(),
+        from,
+        to,
+        totals: c.counts.totals(),
+        series: series(&c.data, &c.uniques, campaign.goal_event, from, to, interval),
+        breakdown: breakdown(&c.data, range),
+    })
+}
+
+pub async fn campaign(store: &dyn Store, id: &str, range: Range, sort: SortKey) -> Result<CampaignReport, ApiError> {
+    let campaign = lookup::campaign(store, id).await?;
+    let filter = LinkFilter {
+        campaign: Some(campaign.id.to_string()),
+        kol: None,
+    };
+    let links = lookup::all_links(store, &filter).await?;
+    let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
+    let counts = counts_of(store, &links, &goals, range).await?;
+
+    let mut per_kol: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
+    let mut total = Counts::default();
+    for (l, c) in links.iter().zip(&counts) {
+        total.add(&c.counts);
+        let e = per_kol.entry(l.kol.to_string()).or_default();
+        e.0 += 1;
+        e.1.add(&c.counts);
+    }
+    let mut tiers: BTreeMap<Tier, (usize, usize, Counts)> = BTreeMap::new();
+    let mut kol_rows = Vec::with_capacity(per_kol.len());
+    for (kol_id, (n, c)) in per_kol {
+        let kol = store.get::<Kol>(&kol_id).await?;
+        let tier = kol.as_ref().map(|k| k.tier).unwrap_or(Tier::Nano);
+        let t = tiers.entry(tier).or_default();
+        t.0 += 1;
+        t.1 += n;
+        t.2.add(&c);
+        kol_rows.push(Row {
+            key: KolKey {
+                name: kol.map(|k| k.name).unwrap_or_default(),
+                kol: kol_id,
+                tier,
+            },
+            links: n,
+            totals: c.totals(),
+        });
+    }
+    let mut tier_rows: Vec<Row<TierKey>> = tiers
+        .into_iter()
+        .map(|(tier, (kols, links, c))| Row {
+            key: TierKey { tier, kols },
+            links,
+            totals: c.totals(),
+        })
+        .collect();
+    sort.sort(&mut kol_rows);
+    sort.sort(&mut tier_rows);
+    Ok(CampaignReport {
+        campaign: campaign.id.to_string(),
+        from: range.from,
+        to: range.to,
+        sort,
+        links: links.len(),
+        totals: total.totals(),
+        kols: kol_rows,
+        tiers: tier_rows,
+    })
+}
+
+pub async fn kol(store: &dyn Store, id: &str, range: Range) -> Result<KolReport, ApiError> {
+    let kol = lookup::kol(store, id).await?;
+    let filter = LinkFilter {
+        campaign: None,
+        kol: Some(kol.id.to_string()),
+    };
+    let links = lookup::all_links(store, &filter).await?;
+    let mut campaigns: BTreeMap<String, Option<Campaign>> = BTreeMap::new();
+    for l in &links {
+        campaigns.entry(l.campaign.to_string()).or_default();
+    }
+    for (cid, c) in campaigns.iter_mut() {
+        *c = store.get::<Campaign>(cid).await?;
+    }
+    let goals: HashMap<String, Event> = campaigns
+        .iter()
+        .filter_map(|(id, c)| Some((id.clone(), c.as_ref()?.goal_event)))
+        .collect();
+    let counts = counts_of(store, &links, &goals, range).await?;
+    let mut total = Counts::default();
+    let mut per: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
+    for (l, c) in links.iter().zip(&counts) {
+        total.add(&c.counts);
+        let e = per.entry(l.campaign.to_string()).or_default();
+        e.0 += 1;
+        e.1.add(&c.counts);
+    }
+    let mut rows: Vec<Row<CampaignKey>> = per
+        .into_iter()
+        .map(|(cid, (n, c))| {
+            let name = campaigns
+                .get(&cid)
+                .and_then(|c| c.as_ref())
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            Row {
+                key: CampaignKey { campaign: cid, name },
+                links: n,
+                totals: c.totals(),
+            }
+        })
+        .collect();
+    SortKey::Roi.sort(&mut rows);
+    Ok(KolReport {
+        kol: kol.id.to_string(),
+        tier: kol.tier,
+        from: range.from,
+        to: range.to,
+        links: links.len(),
+        totals: total.totals(),
+        campaigns: rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Money;
+
+    fn row(name: &str, totals: Totals) -> Row<String> {
+        Row {
+            key: name.to_owned(),
+            links: 1,
+            totals,
+        }
+    }
+
+    fn totals(clicks: u64, revenue_minor: i64, cost_minor: i64) -> Totals {
+        Counts {
+            clicks,
+            revenue: Money::from_minor(revenue_minor),
+            cost: Money::from_minor(cost_minor),
+            ..Counts::default()
+        }
+        .totals()
+    }
+
+    #[test]
+    fn every_sort_key_names_a_figure_of_the_totals() {
+        let json = serde_json::to_value(totals(1, 1, 1)).unwrap();
+        for k in SortKey::ALL {
+            assert!(json.get(k.name()).is_some(), "{}", k.name());
+            assert_eq!(SortKey::parse(k.name()).unwrap(), k);
+        }
+        assert!(SortKey::parse("followers").is_err());
+    }
+
+    #[test]
+    fn rows_sort_largest_first_with_missing_figures_last_and_money_exactly() {
+        let mut rows = vec![
+            row("free", totals(10, 0, 0)),
+            // Money differing in the last minor unit of a large sum: exact, not float.
+            row("a", totals(10, 9_007_199_254_740_993, 100)),
+            row("b", totals(10, 9_007_199_254_740_992, 100)),
+        ];
+        SortKey::Revenue.sort(&mut rows);
+        let order: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(order, ["a", "b", "free"]);
+        SortKey::Roi.sort(&mut rows);
+        assert_eq!(rows[2].key, "free", "no cost: roi is null and sorts last");
+    }
+}
