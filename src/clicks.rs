@@ -23,13 +23,13 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::domain::{ClickInfo, EntryId};
-use crate::store::{NewClick, Store};
+use crate::store::{NewClick, Store, StoreError};
 use crate::telemetry::Meters;
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 16 * 1024;
 
-type Reply = oneshot::Sender<Result<EntryId, String>>;
+type Reply = oneshot::Sender<Result<EntryId, Arc<StoreError>>>;
 
 /// A click waiting for the writer: its link and what the redirect saw.
 struct Pending {
@@ -44,8 +44,9 @@ pub struct ClickWriter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The store refused or did not answer; which one, the error says.
     #[error("the click could not be stored: {0}")]
-    Store(String),
+    Store(Arc<StoreError>),
     #[error("the click writer has stopped")]
     Stopped,
 }
@@ -110,14 +111,10 @@ async fn run(store: Arc<dyn Store>, meters: Arc<Meters>, clock: SharedClock, mut
             }
             Err(e) => {
                 meters.click_batch_failures.inc();
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    clicks = clicks.len(),
-                    "Failed to store a click batch"
-                );
-                let msg = format!("{e:#}");
+                tracing::error!(error = %e, clicks = clicks.len(), "Failed to store a click batch");
+                let e = Arc::new(e);
                 for reply in replies {
-                    let _ = reply.send(Err(msg.clone()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }

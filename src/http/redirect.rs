@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::State;
 use crate::classify::{click_info, RequestFacts};
+use crate::clicks::WriteError;
 use crate::domain::{with_click_id, ClickId, Link};
 use crate::error::{body, Code, RETRY_AFTER_SECS};
 use crate::store::StoreError;
@@ -112,7 +113,14 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
         Err(e) => {
             state.meters.redirect(Outcome::unavailable);
             tracing::warn!(error = %e, code = %link.code, "click not stored; redirect refused");
-            unavailable(&req)
+            match e {
+                WriteError::Store(e) if !matches!(*e, StoreError::Unavailable(_)) => page(
+                    &req,
+                    Code::Internal,
+                    "This link cannot be followed because of an error on our side.",
+                ),
+                _ => unavailable(&req),
+            }
         }
     }
 }

@@ -86,4 +86,25 @@ async fn the_openapi_document_describes_every_path() {
             "{path} is not in the OpenAPI document"
         );
     }
+    // Every click dimension is documented in the click export and the breakdowns.
+    let click: String = doc
+        .lines()
+        .skip_while(|l| *l != "    Click:")
+        .skip(1)
+        .take_while(|l| l.starts_with("      "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let breakdown = doc
+        .lines()
+        .find(|l| l.contains("Human clicks by dimension"))
+        .expect("the breakdown's description");
+    for d in kolink::domain::Dimension::ALL {
+        assert!(
+            click.contains(&format!("        {}: ", d.name())),
+            "Click lacks {}",
+            d.name()
+        );
+        assert!(breakdown.contains(d.name()), "breakdown lacks {}", d.name());
+    }
+    assert!(doc.contains("storage_unavailable, internal"));
 }

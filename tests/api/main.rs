@@ -24,6 +24,7 @@ mod campaigns;
 mod cli;
 mod conventions;
 mod crash;
+mod errors;
 mod exports;
 mod health;
 mod kols;

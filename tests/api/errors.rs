@@ -1,0 +1,112 @@
+//! Failures that are not the client's, told apart: a cursor the store never minted is `400`,
+//! data the store cannot read is `500` (logged, no details), a store that does not answer is
+//! `503` with `Retry-After`.
+
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::helpers::{assert_error, spawn_app, start, Backend};
+
+per_store!(a_crafted_cursor_is_invalid_input_on_every_list);
+async fn a_crafted_cursor_is_invalid_input_on_every_list(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    // Well-formed text a client could craft: base64url of "1-2", of three bytes, of 21 bytes.
+    for cursor in ["MS0y", "AAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA", "%%%"] {
+        for list in [
+            "/api/v1/campaigns",
+            "/api/v1/kols",
+            "/api/v1/shops",
+            "/api/v1/links",
+            "/api/v1/links?campaign=spring-sale",
+            "/api/v1/links?campaign=spring-sale&kol=amy",
+            "/api/v1/links?kol=amy",
+            "/api/v1/conversions",
+            "/api/v1/conversions?status=attributed",
+        ] {
+            let sep = if list.contains('?') { '&' } else { '?' };
+            let r = app.get(&format!("{list}{sep}cursor={cursor}")).await;
+            let body = assert_error(r, 400, "invalid_input").await;
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains("cursor"),
+                "{list} {cursor}: {body}"
+            );
+        }
+    }
+}
+
+per_store!(a_cursor_handed_out_pages_on);
+async fn a_cursor_handed_out_pages_on(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for i in 0..3 {
+        app.create_kol(&format!("k{i}"), 10).await;
+    }
+    let first = app.get_ok("/api/v1/kols?limit=2").await;
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = app.get_ok(&format!("/api/v1/kols?limit=2&cursor={cursor}")).await;
+    assert_eq!(second["kols"][0]["id"], "k0");
+    assert_eq!(second["next_cursor"], json!(null));
+}
+
+per_store!(a_stored_record_that_cannot_be_read_is_an_internal_error);
+/// The link's stored record is replaced by bytes kolink never wrote: that is a bug or a
+/// damaged store, not something to retry, so `500 internal` without details; everything else
+/// keeps working.
+async fn a_stored_record_that_cannot_be_read_is_an_internal_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.create_kol("ben", 1).await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-ok"}))
+        .await;
+    let app = match backend {
+        Backend::Redis => {
+            let mut conn = app.redis.as_ref().unwrap().connection().await;
+            let _: () = conn.hset("kl:{meta}:links", "amy-serum", "{not json").await.unwrap();
+            app
+        }
+        Backend::Embedded => {
+            let (backing, settings) = app.stop().await;
+            let file = backing.data.as_ref().unwrap().path().join("kolink.redb");
+            let db = redb::Database::create(&file).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let links: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("links");
+                let mut t = txn.open_table(links).unwrap();
+                t.insert("amy-serum", "{not json").unwrap();
+            }
+            txn.commit().unwrap();
+            drop(db);
+            start(backing, settings).await
+        }
+    };
+    let body = assert_error(app.get("/api/v1/links/amy-serum").await, 500, "internal").await;
+    assert!(
+        !body["error"]["message"].as_str().unwrap().contains("json"),
+        "no details: {body}"
+    );
+    assert_eq!(app.tap("amy-serum").await.status(), 500);
+    assert_eq!(app.get("/api/v1/links/ben-ok").await.status(), 200);
+    assert_eq!(app.tap("ben-ok").await.status(), 302);
+    assert_eq!(app.api.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+}
+
+/// Redis stopped: the API, the readiness check and the redirect answer `503` with
+/// `Retry-After`; the process stays alive. (The embedded store's outage is a full disk, which
+/// the fault tests cover.)
+#[tokio::test]
+async fn an_unavailable_store_is_503_with_retry_after() {
+    let mut app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    app.redis.take(); // stops redis-server
+    for r in [
+        app.get("/api/v1/campaigns").await,
+        app.get("/api/v1/links/amy-serum").await,
+        app.tap("not-cached").await,
+    ] {
+        assert!(r.headers().get("retry-after").is_some(), "{:?}", r.headers());
+        assert_error(r, 503, "storage_unavailable").await;
+    }
+    let r = app.api.get(app.url("/readyz")).send().await.unwrap();
+    assert_error(r, 503, "storage_unavailable").await;
+    assert_eq!(app.api.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+}
