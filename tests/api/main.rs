@@ -33,4 +33,5 @@ mod metrics;
 mod redirect;
 mod stats;
 mod store;
+mod time;
 mod webhooks;
