@@ -2,13 +2,14 @@
 //! `crate::conversions`.
 //!
 //! Candidates come in API.md's order: the click id, then the coupon, then the link code. The
-//! first candidate that qualifies wins. Only a click can be too old: a click older than its
+//! first candidate that qualifies wins. A click later than the conversion never qualifies (the
+//! next method is tried). Only a click can be too old: a click older than its
 //! campaign's attribution window at `occurred_at` does not qualify, and when nothing else does,
 //! the conversion is `outside_window` (stored with that link, but not counted). A currency other
 //! than the campaign's makes it `currency_mismatch` (stored, not counted: sums never mix
 //! currencies).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use crate::domain::{ConversionStatus, Currency, Method};
 
@@ -21,6 +22,8 @@ pub struct Candidate {
     pub campaign: String,
     pub window_days: u32,
     pub currency: Currency,
+    /// Whether the campaign's currency is locked already (it has conversions).
+    pub currency_locked: bool,
     /// When the click happened (for `Method::ClickId`).
     pub click_at: Option<DateTime<Utc>>,
 }
@@ -34,6 +37,11 @@ pub struct Decision {
 }
 
 pub fn decide(candidates: Vec<Candidate>, occurred_at: DateTime<Utc>, currency: Option<Currency>) -> Decision {
+    let candidates: Vec<Candidate> = candidates
+        .into_iter()
+        // Shops send times to the second: a click in the purchase's own second qualifies.
+        .filter(|c| c.click_at.is_none_or(|at| at.trunc_subsecs(0) <= occurred_at))
+        .collect();
     let in_window = |c: &Candidate| match c.click_at {
         Some(at) => occurred_at - at <= Duration::days(i64::from(c.window_days)),
         None => true,
@@ -86,6 +94,7 @@ mod tests {
             campaign: "spring".into(),
             window_days: 7,
             currency: twd(),
+            currency_locked: true,
             click_at: Some(at(day)),
         }
     }
@@ -133,6 +142,14 @@ mod tests {
         let d = decide(vec![click("a", 1)], at(20), None);
         assert_eq!(d.status, ConversionStatus::OutsideWindow);
         assert_eq!(d.chosen.unwrap().link, "a");
+    }
+
+    #[test]
+    fn a_click_after_the_conversion_gives_way_to_the_next_method() {
+        let d = decide(vec![click("a", 21), coupon("b")], at(20), None);
+        assert_eq!(d.chosen.unwrap().method, Method::Coupon);
+        let d = decide(vec![click("a", 21)], at(20), None);
+        assert_eq!((d.status, d.chosen), (ConversionStatus::Unattributed, None));
     }
 
     #[test]

@@ -110,6 +110,21 @@ pub enum Field<'a> {
     },
 }
 
+impl Field<'_> {
+    /// The UTC day the field counts.
+    pub fn day(&self) -> NaiveDate {
+        match self {
+            Field::Clicks { day, .. }
+            | Field::Bots { day, .. }
+            | Field::Pixel { day, .. }
+            | Field::Event { day, .. }
+            | Field::Revenue { day, .. }
+            | Field::Refunds { day, .. }
+            | Field::Breakdown { day, .. } => *day,
+        }
+    }
+}
+
 pub fn parse_field(f: &str) -> Option<Field<'_>> {
     let mut it = f.splitn(4, '|');
     let kind = it.next()?;

@@ -3,13 +3,40 @@
 
 use crate::domain::{Campaign, Conversion, ConversionStatus, Kol, Link, Shop};
 use crate::error::{ApiError, Code};
-use crate::store::{fill_page, Cursor, LinkIndex, Page, Record, RecordsExt, Result as StoreResult, Store};
+use crate::store::{fill_page, Cursor, LinkIndex, Page, Record, RecordsExt, Result as StoreResult, Store, StoreError};
 
 async fn record<R: Record>(store: &dyn Store, id: &str, what: &str) -> Result<R, ApiError> {
     store
         .get::<R>(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No {what} has id '{id}'.")))
+}
+
+/// How often an update is tried again when the record changed between its read and its write.
+const UPDATE_TRIES: usize = 50;
+
+/// Changes a record atomically: reads it, applies `change`, and writes it only if nobody wrote
+/// it meanwhile; otherwise reads it again and re-applies `change`. No concurrent change is lost.
+pub async fn update<R: Record>(
+    store: &dyn Store,
+    id: &str,
+    what: &str,
+    mut change: impl FnMut(&mut R) -> Result<(), ApiError> + Send,
+) -> Result<R, ApiError> {
+    for _ in 0..UPDATE_TRIES {
+        let Some(raw) = store.get_record(R::KIND, id).await? else {
+            return Err(ApiError::not_found(format!("No {what} has id '{id}'.")));
+        };
+        let mut record: R = serde_json::from_str(&raw).map_err(StoreError::from)?;
+        change(&mut record)?;
+        let json = serde_json::to_string(&record).map_err(StoreError::from)?;
+        if store.replace_record(R::KIND, id, &raw, json).await? {
+            return Ok(record);
+        }
+    }
+    Err(ApiError::Unavailable(anyhow::anyhow!(
+        "the {what} '{id}' changed {UPDATE_TRIES} times while it was being updated"
+    )))
 }
 
 pub async fn campaign(store: &dyn Store, id: &str) -> Result<Campaign, ApiError> {

@@ -13,12 +13,15 @@ use serde::Deserialize;
 use crate::cache::LinkCache;
 use crate::clock::Clock;
 use crate::domain::{
-    has_control_chars, target_url, Campaign, CodeError, Coupon, Destination, Kol, Link, LinkStatus, Money, ShortCode,
-    Utm,
+    has_control_chars, target_url, writable_time, Campaign, CodeError, Coupon, Destination, Kol, Link, LinkStatus,
+    Money, ShortCode, Utm,
 };
 use crate::error::{ApiError, Code};
 use crate::lookup;
-use crate::store::{LinkConflict, Store};
+use crate::store::{LinkConflict, Store, StoreError};
+
+/// How often a link update is tried again when the link changed between read and write.
+const UPDATE_TRIES: usize = 50;
 
 /// The per-link fields of both the single and the bulk call.
 #[derive(Deserialize)]
@@ -75,7 +78,10 @@ impl Minter<'_> {
         let campaign = lookup::named_campaign(self.store, campaign).await?;
         let kol = lookup::named_kol(self.store, &spec.kol).await?;
         let d = self.draft(&campaign, &kol, spec, None)?;
-        Ok(self.store_drafts(vec![d]).await?.remove(0))
+        match self.store_drafts(vec![d]).await? {
+            Ok(mut links) => Ok(links.remove(0)),
+            Err((_, conflict)) => Err(conflict_error(&conflict)),
+        }
     }
 
     /// All entries are checked before any link is created; an error names the bad entry.
@@ -112,37 +118,63 @@ impl Minter<'_> {
             }
             drafts.push(d);
         }
-        self.store_drafts(drafts).await
+        // One entry's conflict fails the call as a bad entry, named like the others.
+        self.store_drafts(drafts).await?.map_err(|(i, conflict)| {
+            ApiError::new(Code::InvalidInput, format!("kols[{i}]: {}", conflict_error(&conflict)))
+        })
     }
 
+    /// Changes a link atomically with its coupon: a change made meanwhile by another request
+    /// is read again and kept, never overwritten.
     pub async fn patch(&self, code: &str, patch: LinkPatch) -> Result<Link, ApiError> {
-        let old = lookup::link(self.store, code).await?;
-        let mut l = old.clone();
-        if let Some(d) = patch.destination {
-            l.destination = parse_destination(&d)?;
-            l.target_url = target_url(&l.destination, &l.utm);
+        let destination = patch.destination.as_deref().map(parse_destination).transpose()?;
+        let cost = patch.cost.as_ref().map(|c| parse_cost(Some(c))).transpose()?;
+        let coupon = patch
+            .coupon
+            .map(|c| c.as_deref().map(Coupon::parse).transpose())
+            .transpose()?;
+        let tags = patch.tags.map(parse_tags).transpose()?;
+        let expires_at = patch
+            .expires_at
+            .map(|e| e.map(|t| writable_time("expires_at", t)).transpose())
+            .transpose()?;
+        for _ in 0..UPDATE_TRIES {
+            let Some(raw) = self.store.get_link_json(code).await? else {
+                return Err(ApiError::not_found(format!("No link has the code '{code}'.")));
+            };
+            let mut l: Link = serde_json::from_str(&raw).map_err(StoreError::from)?;
+            if let Some(d) = &destination {
+                l.destination = d.clone();
+                l.target_url = target_url(&l.destination, &l.utm);
+            }
+            if let Some(c) = cost {
+                l.cost = c;
+            }
+            if let Some(c) = &coupon {
+                l.coupon = c.clone();
+            }
+            if let Some(t) = &tags {
+                l.tags = t.clone();
+            }
+            if let Some(e) = expires_at {
+                l.expires_at = e;
+            }
+            if let Some(s) = patch.status {
+                l.status = s;
+            }
+            l.updated_at = self.clock.now_to_second();
+            match self.store.update_link(&raw, &l).await? {
+                Ok(()) => {
+                    self.cache.forget(l.code.as_str());
+                    return Ok(l);
+                }
+                Err(LinkConflict::Stale) => continue,
+                Err(conflict) => return Err(conflict_error(&conflict)),
+            }
         }
-        if patch.cost.is_some() {
-            l.cost = parse_cost(patch.cost.as_ref())?;
-        }
-        if let Some(c) = patch.coupon {
-            l.coupon = c.as_deref().map(Coupon::parse).transpose()?;
-        }
-        if let Some(t) = patch.tags {
-            l.tags = parse_tags(t)?;
-        }
-        if let Some(e) = patch.expires_at {
-            l.expires_at = e;
-        }
-        if let Some(s) = patch.status {
-            l.status = s;
-        }
-        l.updated_at = self.clock.now_to_second();
-        if let Err(LinkConflict::Coupon(c) | LinkConflict::Code(c)) = self.store.update_link(&old, &l).await? {
-            return Err(coupon_taken(&c));
-        }
-        self.cache.forget(l.code.as_str());
-        Ok(l)
+        Err(ApiError::Unavailable(anyhow::anyhow!(
+            "the link '{code}' changed {UPDATE_TRIES} times while it was being updated"
+        )))
     }
 
     fn draft(
@@ -171,7 +203,8 @@ impl Minter<'_> {
             term: None,
         };
         let utm = defaults.overridden_by(&campaign.utm).overridden_by(&link_utm);
-        if spec.expires_at.is_some_and(|e| e <= now) {
+        let expires_at = spec.expires_at.map(|t| writable_time("expires_at", t)).transpose()?;
+        if expires_at.is_some_and(|e| e <= now) {
             return Err(ApiError::invalid("expires_at is in the past."));
         }
         let (code, generated) = match spec.code.as_deref() {
@@ -193,14 +226,15 @@ impl Minter<'_> {
                 status: LinkStatus::Active,
                 created_at: now,
                 updated_at: now,
-                expires_at: spec.expires_at,
+                expires_at,
             },
             generated,
         })
     }
 
-    /// Stores drafts all together; chooses kolink-chosen codes again when they are taken.
-    async fn store_drafts(&self, mut drafts: Vec<Draft>) -> Result<Vec<Link>, ApiError> {
+    /// Stores drafts all together; chooses kolink-chosen codes again when they are taken. A
+    /// conflict that remains is given with the index of its draft.
+    async fn store_drafts(&self, mut drafts: Vec<Draft>) -> Result<Result<Vec<Link>, (usize, LinkConflict)>, ApiError> {
         let first = self.store.reserve_link_ids(drafts.len() as u64).await?;
         for (i, d) in drafts.iter_mut().enumerate() {
             d.link.id = first + i as u64;
@@ -212,23 +246,39 @@ impl Minter<'_> {
                     for l in &links {
                         self.cache.forget(l.code.as_str());
                     }
-                    return Ok(links);
+                    return Ok(Ok(links));
                 }
-                Err(LinkConflict::Code(code)) => match drafts.iter_mut().find(|d| d.link.code.as_str() == code) {
-                    Some(d) if d.generated => d.link.code = ShortCode::generate(),
-                    _ => {
-                        return Err(ApiError::new(
-                            Code::CodeTaken,
-                            format!("The code '{code}' is taken: choose another."),
-                        ))
-                    }
+                Err(LinkConflict::Code(code)) => match drafts.iter().position(|d| d.link.code.as_str() == code) {
+                    Some(i) if drafts[i].generated => drafts[i].link.code = ShortCode::generate(),
+                    Some(i) => return Ok(Err((i, LinkConflict::Code(code)))),
+                    None => return Ok(Err((0, LinkConflict::Code(code)))),
                 },
-                Err(LinkConflict::Coupon(c)) => return Err(coupon_taken(&c)),
+                Err(LinkConflict::Coupon(key)) => {
+                    let i = drafts
+                        .iter()
+                        .position(|d| d.link.coupon.as_ref().is_some_and(|c| c.key().as_str() == key))
+                        .unwrap_or(0);
+                    let shown = drafts[i].link.coupon.as_ref().map_or(key, |c| c.to_string());
+                    return Ok(Err((i, LinkConflict::Coupon(shown))));
+                }
+                Err(LinkConflict::Stale) => {
+                    return Err(ApiError::Internal(anyhow::anyhow!("creating links cannot be stale")))
+                }
             }
         }
         Err(ApiError::Internal(anyhow::anyhow!(
             "Failed to find a free code after five tries"
         )))
+    }
+}
+
+fn conflict_error(conflict: &LinkConflict) -> ApiError {
+    match conflict {
+        LinkConflict::Code(code) => {
+            ApiError::new(Code::CodeTaken, format!("The code '{code}' is taken: choose another."))
+        }
+        LinkConflict::Coupon(c) => coupon_taken(c),
+        LinkConflict::Stale => ApiError::Internal(anyhow::anyhow!("a new link cannot be stale")),
     }
 }
 

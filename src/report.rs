@@ -112,10 +112,10 @@ impl SortKey {
             Ctr => rate(t.ctr),
             Conversions => Some(Figure::Count(t.conversions)),
             ConversionRate => rate(t.conversion_rate),
-            Revenue => money(Some(t.revenue)),
-            NetRevenue => money(Some(t.net_revenue)),
-            Refunds => money(Some(t.refunds)),
-            Cost => money(Some(t.cost)),
+            Revenue => money(t.revenue),
+            NetRevenue => money(t.net_revenue),
+            Refunds => money(t.refunds),
+            Cost => money(t.cost),
             Epc => money(t.epc),
             Cpc => money(t.cpc),
             Cpa => money(t.cpa),
@@ -176,8 +176,9 @@ pub struct LinkReport {
     pub code: String,
     pub campaign: String,
     pub kol: String,
-    pub from: NaiveDate,
-    pub to: NaiveDate,
+    /// The range asked for; `null` ends are open (every day), as the totals are.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
     pub totals: Totals,
     pub series: Vec<Point>,
     pub breakdown: Breakdown,
@@ -202,7 +203,11 @@ pub struct KolReport {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub links: usize,
+    /// Over every campaign; its money figures are `null` when the campaigns use several
+    /// currencies (money is never summed across currencies).
     pub totals: Totals,
+    /// The totals of each currency's campaigns, by currency code.
+    pub totals_by_currency: BTreeMap<String, Totals>,
     pub campaigns: Vec<Row<CampaignKey>>,
 }
 
@@ -257,9 +262,21 @@ pub async fn link(
 ) -> Result<LinkReport, ApiError> {
     let link = lookup::link(store, code).await?;
     let campaign = lookup::campaign(store, link.campaign.as_str()).await?;
-    let from = range.from.unwrap_or_else(|| link.created_at.date_naive());
-    let to = range.to.unwrap_or_else(|| clock.now().date_naive());
+    let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
+    let c = counts_of(store, std::slice::from_ref(&link), &goals, range)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no counts for link {code}")))?;
+    // An open end of the series reaches as far as the totals do: from the first day with data
+    // (or the link's creation) to the last (or today).
+    let (first, last) = data_days(&c.data);
+    let today = clock.now().date_naive();
+    let created = link.created_at.date_naive();
+    let from = range.from.unwrap_or_else(|| first.map_or(created, |f| f.min(created)));
+    let to = range.to.unwrap_or_else(|| last.map_or(today, |l| l.max(today)));
     let max_days = match interval {
+        // An open daily range is the link's life: as long as its data, never capped.
+        Interval::Day if range.from.is_none() || range.to.is_none() => u64::MAX,
         Interval::Day => 400,
         Interval::Hour => 31,
     };
@@ -272,20 +289,30 @@ pub async fn link(
             if interval == Interval::Day { "daily" } else { "hourly" }
         )));
     }
-    let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
-    let c = counts_of(store, std::slice::from_ref(&link), &goals, range)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no counts for link {code}")))?;
     Ok(LinkReport {
         code: link.code.to_string(),
         campaign: link.campaign.to_string(),
         kol: link.kol.to_string(),
-        from,
-        to,
+        from: range.from,
+        to: range.to,
         totals: c.counts.totals(),
         series: series(&c.data, &c.uniques, campaign.goal_event, from, to, interval),
         breakdown: breakdown(&c.data, range),
+    })
+}
+
+/// The first and last day that a link's counters or insights name.
+fn data_days(data: &LinkData) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    let days = data
+        .counters
+        .keys()
+        .filter_map(|f| crate::counters::parse_field(f).map(|f| f.day()))
+        .chain(data.insights.keys().copied());
+    days.fold((None, None), |(lo, hi), d| {
+        (
+            Some(lo.map_or(d, |l: NaiveDate| l.min(d))),
+            Some(hi.map_or(d, |h: NaiveDate| h.max(d))),
+        )
     })
 }
 
@@ -369,12 +396,22 @@ pub async fn kol(store: &dyn Store, id: &str, range: Range) -> Result<KolReport,
     let counts = counts_of(store, &links, &goals, range).await?;
     let mut total = Counts::default();
     let mut per: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
+    let mut by_currency: BTreeMap<String, Counts> = BTreeMap::new();
     for (l, c) in links.iter().zip(&counts) {
         total.add(&c.counts);
         let e = per.entry(l.campaign.to_string()).or_default();
         e.0 += 1;
         e.1.add(&c.counts);
+        let currency = campaigns
+            .get(l.campaign.as_str())
+            .and_then(|c| c.as_ref())
+            .map_or_else(String::new, |c| c.currency.as_str().to_owned());
+        by_currency.entry(currency).or_default().add(&c.counts);
     }
+    let totals = match by_currency.len() {
+        0 | 1 => total.totals(),
+        _ => total.totals().without_money(),
+    };
     let mut rows: Vec<Row<CampaignKey>> = per
         .into_iter()
         .map(|(cid, (n, c))| {
@@ -397,7 +434,8 @@ pub async fn kol(store: &dyn Store, id: &str, range: Range) -> Result<KolReport,
         from: range.from,
         to: range.to,
         links: links.len(),
-        totals: total.totals(),
+        totals,
+        totals_by_currency: by_currency.into_iter().map(|(k, c)| (k, c.totals())).collect(),
         campaigns: rows,
     })
 }
@@ -417,7 +455,7 @@ mod tests {
 
     fn totals(clicks: u64, revenue_minor: i64, cost_minor: i64) -> Totals {
         Counts {
-            clicks,
+            clicks: u128::from(clicks),
             revenue: Money::from_minor(revenue_minor),
             cost: Money::from_minor(cost_minor),
             ..Counts::default()

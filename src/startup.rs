@@ -67,8 +67,13 @@ impl Application {
             public_base: settings.public_base(bound),
             settings: settings.clone(),
         });
-        let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(crate::http::configure))
-            .listen(listener)?;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(crate::http::error_format())
+                .configure(crate::http::configure)
+        })
+        .listen(listener)?;
         if let Some(n) = settings.workers {
             server = server.workers(n);
         }

@@ -24,22 +24,28 @@ impl Range {
     }
 }
 
-/// Additive counts of one link or of many.
+/// Additive counts of one link or of many. Counts are summed in 128 bits and saturate when
+/// shown; money saturates (`Money` addition).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
-    pub reported_impressions: u64,
-    pub pixel_impressions: u64,
-    pub reach: u64,
-    pub engagements: u64,
-    pub clicks: u64,
-    pub unique_clicks: u64,
-    pub bot_clicks: u64,
+    pub reported_impressions: u128,
+    pub pixel_impressions: u128,
+    pub reach: u128,
+    pub engagements: u128,
+    pub clicks: u128,
+    pub unique_clicks: u128,
+    pub bot_clicks: u128,
     /// Attributed events equal to each link's campaign goal.
-    pub conversions: u64,
-    pub events: BTreeMap<Event, u64>,
+    pub conversions: u128,
+    pub events: BTreeMap<Event, u128>,
     pub revenue: Money,
     pub refunds: Money,
     pub cost: Money,
+}
+
+/// A count as shown: at most `u64::MAX`.
+fn saturate(n: u128) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 impl Counts {
@@ -56,7 +62,7 @@ impl Counts {
             ..Counts::default()
         };
         for (field, &n) in &data.counters {
-            let n_u = n.max(0) as u64;
+            let n_u = n.max(0) as u128;
             match parse_field(field) {
                 Some(Field::Clicks { day, .. }) if range.contains(day) => c.clicks += n_u,
                 Some(Field::Bots { day, .. }) if range.contains(day) => c.bot_clicks += n_u,
@@ -74,15 +80,16 @@ impl Counts {
         }
         for (day, m) in &data.insights {
             if range.contains(*day) {
-                c.reported_impressions += m.impressions;
-                c.reach += m.reach;
-                c.engagements += m.likes + m.comments + m.shares + m.saves;
+                c.reported_impressions += u128::from(m.impressions);
+                c.reach += u128::from(m.reach);
+                c.engagements +=
+                    u128::from(m.likes) + u128::from(m.comments) + u128::from(m.shares) + u128::from(m.saves);
             }
         }
         c.unique_clicks = uniques
             .iter()
             .filter(|(d, _)| range.contains(**d))
-            .map(|(_, n)| n)
+            .map(|(_, n)| u128::from(*n))
             .sum();
         c
     }
@@ -107,36 +114,38 @@ impl Counts {
     pub fn totals(&self) -> Totals {
         let impressions = self.reported_impressions + self.pixel_impressions;
         let net = self.revenue - self.refunds;
-        let rate = |a: f64, b: u64| if b == 0 { None } else { Some(a / b as f64) };
-        let cost_minor = self.cost.minor().max(0) as u64;
+        let rate = |a: f64, b: u128| if b == 0 { None } else { Some(a / b as f64) };
+        let cost_minor = self.cost.minor().max(0) as u128;
+        let purchases = self.events.get(&Event::Purchase).copied().unwrap_or(0);
         Totals {
-            impressions,
-            pixel_impressions: self.pixel_impressions,
-            reach: self.reach,
-            clicks: self.clicks,
-            unique_clicks: self.unique_clicks,
-            bot_clicks: self.bot_clicks,
+            impressions: saturate(impressions),
+            pixel_impressions: saturate(self.pixel_impressions),
+            reach: saturate(self.reach),
+            clicks: saturate(self.clicks),
+            unique_clicks: saturate(self.unique_clicks),
+            bot_clicks: saturate(self.bot_clicks),
             ctr: rate(self.clicks as f64, impressions),
-            conversions: self.conversions,
+            conversions: saturate(self.conversions),
             conversion_rate: rate(self.conversions as f64, self.clicks),
-            events: self.events.iter().map(|(e, n)| (e.as_str(), *n)).collect(),
-            revenue: self.revenue,
-            refunds: self.refunds,
-            net_revenue: net,
-            cost: self.cost,
+            events: self.events.iter().map(|(e, n)| (e.as_str(), saturate(*n))).collect(),
+            revenue: Some(self.revenue),
+            refunds: Some(self.refunds),
+            net_revenue: Some(net),
+            cost: Some(self.cost),
             roi: rate((net - self.cost).minor() as f64, cost_minor),
             roas: rate(net.minor() as f64, cost_minor),
-            epc: net.div_round(self.clicks),
-            cpc: self.cost.div_round(self.clicks),
-            cpa: self.cost.div_round(self.conversions),
-            aov: self.revenue.div_round(self.conversions),
-            engagements: self.engagements,
+            epc: net.div_round(saturate(self.clicks)),
+            cpc: self.cost.div_round(saturate(self.clicks)),
+            cpa: self.cost.div_round(saturate(self.conversions)),
+            aov: self.revenue.div_round(saturate(purchases)),
+            engagements: saturate(self.engagements),
             engagement_rate: rate(self.engagements as f64, impressions),
         }
     }
 }
 
-/// The figures API.md defines, as the API shows them.
+/// The figures API.md defines, as the API shows them. Money figures are `None` (`null`) only
+/// in totals that would mix currencies (see `Totals::without_money`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Totals {
     pub impressions: u64,
@@ -149,18 +158,37 @@ pub struct Totals {
     pub conversions: u64,
     pub conversion_rate: Option<f64>,
     pub events: BTreeMap<&'static str, u64>,
-    pub revenue: Money,
-    pub refunds: Money,
-    pub net_revenue: Money,
-    pub cost: Money,
+    pub revenue: Option<Money>,
+    pub refunds: Option<Money>,
+    pub net_revenue: Option<Money>,
+    pub cost: Option<Money>,
     pub roi: Option<f64>,
     pub roas: Option<f64>,
     pub epc: Option<Money>,
     pub cpc: Option<Money>,
     pub cpa: Option<Money>,
+    /// Revenue per purchase, whatever the campaign's goal event.
     pub aov: Option<Money>,
     pub engagements: u64,
     pub engagement_rate: Option<f64>,
+}
+
+impl Totals {
+    /// These totals with every money figure (and the rates made of money) `null`: what totals
+    /// over several currencies show.
+    pub fn without_money(mut self) -> Self {
+        self.revenue = None;
+        self.refunds = None;
+        self.net_revenue = None;
+        self.cost = None;
+        self.roi = None;
+        self.roas = None;
+        self.epc = None;
+        self.cpc = None;
+        self.cpa = None;
+        self.aov = None;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,9 +384,9 @@ mod tests {
         assert_eq!(t.conversions, 45);
         assert_eq!(t.conversion_rate, Some(0.03));
         assert_eq!(t.events.get("signup"), Some(&12));
-        assert_eq!(t.revenue.to_string(), "57600.00");
-        assert_eq!(t.refunds.to_string(), "1280.00");
-        assert_eq!(t.net_revenue.to_string(), "56320.00");
+        assert_eq!(t.revenue.unwrap().to_string(), "57600.00");
+        assert_eq!(t.refunds.unwrap().to_string(), "1280.00");
+        assert_eq!(t.net_revenue.unwrap().to_string(), "56320.00");
         assert_eq!(t.roi, Some(10.264));
         assert_eq!(t.roas, Some(11.264));
         assert_eq!(t.epc.unwrap().to_string(), "37.55");

@@ -1,6 +1,8 @@
-//! Coupon codes. A coupon names one link; two coupons that differ only in letter case are the
-//! same coupon (`amy10` is `AMY10`). That folding rule lives here and nowhere else: every store
-//! keeps coupons by their `CouponKey`.
+//! Coupon codes. A coupon names one link; two coupons that differ only in the case of ASCII
+//! letters are the same coupon (`amy10` is `AMY10`), as shop platforms treat discount codes.
+//! Nothing else folds: `straße` and `STRASSE`, `Ä` and `ä` are different coupons (Unicode
+//! case mapping changes lengths and differs by language, so it is not used). That rule lives
+//! here and nowhere else: every store keeps coupons by their `CouponKey`.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +45,7 @@ pub struct CouponKey(String);
 impl CouponKey {
     /// Folds the case of what a shop or a user sent.
     pub fn of(coupon: &str) -> Self {
-        Self(coupon.to_uppercase())
+        Self(coupon.to_ascii_uppercase())
     }
 
     pub fn as_str(&self) -> &str {
@@ -59,6 +61,8 @@ mod tests {
     fn coupons_differing_in_case_share_a_key() {
         assert_eq!(Coupon::parse("amy10").unwrap().key(), CouponKey::of("AMY10"));
         assert_ne!(CouponKey::of("AMY10"), CouponKey::of("AMY11"));
+        assert_ne!(CouponKey::of("straße"), CouponKey::of("STRASSE"));
+        assert_ne!(CouponKey::of("ä"), CouponKey::of("Ä"));
     }
 
     #[test]

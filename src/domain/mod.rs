@@ -35,6 +35,18 @@ impl Invalid {
     }
 }
 
+/// A time a client sent, if RFC 3339 can write it back: years 0000 to 9999.
+pub fn writable_time(field: &str, t: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, Invalid> {
+    use chrono::Datelike;
+    if (0..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(Invalid::new(format!(
+            "{field} must be a time between the years 0000 and 9999."
+        )))
+    }
+}
+
 /// True when `s` holds a C0 control character or DEL. Such input is rejected, never stripped:
 /// a CR/LF that slipped into a URL or header is an attack or a copy-paste error.
 pub fn has_control_chars(s: &str) -> bool {

@@ -15,6 +15,10 @@ pub struct Campaign {
     pub goal_event: Event,
     pub attribution_window_days: u32,
     pub utm: Utm,
+    /// Set when the first conversion is stored for the campaign: from then on its currency
+    /// cannot change, so that its sums never mix currencies.
+    #[serde(default)]
+    pub currency_locked: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -78,6 +78,7 @@ async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Resu
                 .unwrap_or(state.settings.default_attribution_window_days),
         )?,
         utm: b.utm.unwrap_or_default().validate()?,
+        currency_locked: false,
         created_at: now,
         updated_at: now,
     };
@@ -105,27 +106,49 @@ async fn patch(
     id: web::Path<String>,
     body: web::Json<PatchCampaign>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut c = lookup::campaign(state.store(), &id).await?;
     let b = body.into_inner();
-    if let Some(name) = b.name {
-        c.name = parse_name("name", &name)?;
-    }
-    if let Some(dest) = b.destination {
-        c.destination = dest.as_deref().map(parse_destination).transpose()?;
-    }
-    if let Some(cur) = b.currency {
-        c.currency = Currency::parse(&cur)?;
-    }
-    if let Some(goal) = b.goal_event {
-        c.goal_event = parse_goal(&goal)?;
-    }
-    if let Some(days) = b.attribution_window_days {
-        c.attribution_window_days = parse_window(&state, days)?;
-    }
-    if let Some(utm) = b.utm {
-        c.utm = utm.validate()?;
-    }
-    c.updated_at = state.clock.now_to_second();
-    state.store().put(&c).await?;
+    let name = b.name.as_deref().map(|n| parse_name("name", n)).transpose()?;
+    let destination = b
+        .destination
+        .map(|d| d.as_deref().map(parse_destination).transpose())
+        .transpose()?;
+    let currency = b.currency.as_deref().map(Currency::parse).transpose()?;
+    let goal = b.goal_event.as_deref().map(parse_goal).transpose()?;
+    let window = b.attribution_window_days.map(|d| parse_window(&state, d)).transpose()?;
+    let utm = b.utm.map(Utm::validate).transpose()?;
+    let now = state.clock.now_to_second();
+    let c = lookup::update::<Campaign>(state.store(), &id, "campaign", |c| {
+        if let Some(cur) = &currency {
+            // Sums never mix currencies: once a conversion is stored, the currency stays.
+            if c.currency_locked && *cur != c.currency {
+                return Err(ApiError::new(
+                    Code::CurrencyLocked,
+                    format!(
+                        "The campaign has conversions in {}: its currency cannot change.",
+                        c.currency.as_str()
+                    ),
+                ));
+            }
+            c.currency = cur.clone();
+        }
+        if let Some(n) = &name {
+            c.name = n.clone();
+        }
+        if let Some(d) = &destination {
+            c.destination = d.clone();
+        }
+        if let Some(g) = goal {
+            c.goal_event = g;
+        }
+        if let Some(w) = window {
+            c.attribution_window_days = w;
+        }
+        if let Some(u) = &utm {
+            c.utm = u.clone();
+        }
+        c.updated_at = now;
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(c))
 }

@@ -82,22 +82,30 @@ async fn patch(
     id: web::Path<String>,
     body: web::Json<PatchKol>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut k = lookup::kol(state.store(), &id).await?;
     let b = body.into_inner();
-    if let Some(name) = b.name {
-        k.name = parse_name("name", &name)?;
-    }
-    if let Some(handle) = b.handle {
-        k.handle = handle.as_deref().map(parse_handle).transpose()?;
-    }
-    if let Some(p) = b.platform {
-        k.platform = p;
-    }
-    if let Some(f) = b.followers {
-        k.followers = f;
-        k.tier = Tier::from_followers(f);
-    }
-    k.updated_at = state.clock.now_to_second();
-    state.store().put(&k).await?;
+    let name = b.name.as_deref().map(|n| parse_name("name", n)).transpose()?;
+    let handle = b
+        .handle
+        .map(|h| h.as_deref().map(parse_handle).transpose())
+        .transpose()?;
+    let now = state.clock.now_to_second();
+    let k = lookup::update::<Kol>(state.store(), &id, "KOL", |k| {
+        if let Some(n) = &name {
+            k.name = n.clone();
+        }
+        if let Some(h) = &handle {
+            k.handle = h.clone();
+        }
+        if let Some(p) = b.platform {
+            k.platform = p;
+        }
+        if let Some(f) = b.followers {
+            k.followers = f;
+            k.tier = Tier::from_followers(f);
+        }
+        k.updated_at = now;
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(k))
 }

@@ -81,12 +81,14 @@ impl FromRequest for Admin {
 
 fn check_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     let state = req.app_data::<State>().expect("state is registered");
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let Some(token) = token else {
         return Err(ApiError::new(
             Code::Unauthorized,
@@ -185,8 +187,9 @@ pub fn created<T: serde::Serialize>(v: &T) -> HttpResponse {
     HttpResponse::Created().json(v)
 }
 
-/// Rewrites framework-made 404/405 answers into API.md's error format.
-fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
+/// Rewrites framework-made error answers (404, 405, 400s of extractors, …) into API.md's
+/// error format; answers that are JSON or HTML already are left as they are.
+pub fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
     fn rewrite<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
         let already = res
             .headers()
@@ -196,20 +199,25 @@ fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
         if already {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
-        let (code, msg) = if res.status() == StatusCode::METHOD_NOT_ALLOWED {
-            (Code::MethodNotAllowed, "This method is not allowed on this path.")
-        } else {
-            (Code::NotFound, "Nothing is here: check the path.")
+        let status = res.status();
+        let (code, msg) = match status {
+            StatusCode::METHOD_NOT_ALLOWED => (Code::MethodNotAllowed, "This method is not allowed on this path."),
+            StatusCode::NOT_FOUND => (Code::NotFound, "Nothing is here: check the path."),
+            StatusCode::PAYLOAD_TOO_LARGE => (Code::PayloadTooLarge, "The request is too large."),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (Code::UnsupportedMediaType, "This media type is not accepted here."),
+            StatusCode::UNAUTHORIZED => (
+                Code::Unauthorized,
+                "Send the admin token as 'Authorization: Bearer <token>'.",
+            ),
+            _ => (Code::InvalidInput, "The request could not be read: check its form."),
         };
         let (req, _) = res.into_parts();
-        let new = HttpResponse::build(code.describe().1).json(body(code, msg));
+        let new = HttpResponse::build(status).json(body(code, msg));
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(req, new).map_into_right_body(),
         ))
     }
-    ErrorHandlers::new()
-        .handler(StatusCode::NOT_FOUND, rewrite)
-        .handler(StatusCode::METHOD_NOT_ALLOWED, rewrite)
+    ErrorHandlers::new().default_handler_client(rewrite)
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -226,7 +234,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/openapi.yaml", web::get().to(health::openapi))
         .service(
             web::scope("/api/v1")
-                .wrap(error_format())
                 .configure(campaigns::routes)
                 .configure(kols::routes)
                 .configure(links::routes)
@@ -237,7 +244,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(stats::routes)
                 .default_service(web::to(not_found)),
         )
-        .service(web::scope("/webhooks").wrap(error_format()).configure(webhooks::routes))
+        .service(web::scope("/webhooks").configure(webhooks::routes))
         .configure(insights::pixel_routes)
         .configure(redirect::routes)
         .default_service(web::to(not_found));

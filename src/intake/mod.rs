@@ -92,12 +92,29 @@ pub struct Receipt {
     pub campaign: Option<String>,
 }
 
-pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) -> Result<Receipt> {
+pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) -> Result<Receipt, ApiError> {
     let decision = if incoming.event == Event::Refund {
         refund_attribution(store, &incoming).await?
     } else {
-        let candidates = candidates(store, &incoming).await?;
-        decide(candidates, incoming.occurred_at, incoming.currency.clone())
+        let mut decision = decide(
+            candidates(store, &incoming).await?,
+            incoming.occurred_at,
+            incoming.currency.clone(),
+        );
+        // The chosen campaign's currency is locked before the decision is final, so that a
+        // PATCH of the currency cannot slip between the decision and the sums.
+        for _ in 0..3 {
+            match &decision.chosen {
+                Some(c) if !c.currency_locked => lock_currency(store, &c.campaign).await?,
+                _ => break,
+            }
+            decision = decide(
+                candidates(store, &incoming).await?,
+                incoming.occurred_at,
+                incoming.currency.clone(),
+            );
+        }
+        decision
     };
     let chosen = decision.chosen;
     let conversion = Conversion {
@@ -129,12 +146,13 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) ->
         }
         _ => false,
     };
-    // A re-delivery that finds the work done changes nothing and says so; one that completed
-    // an earlier, interrupted delivery reports what was stored.
-    let status = if fresh || applied {
-        stored.status
-    } else {
-        ConversionStatus::Duplicate
+    // Exactly one answer per conversion says `attributed`: the delivery that counted it (the
+    // first, or the one that completed an interrupted first). Deliveries racing it, and later
+    // ones, are `duplicate`; so are re-deliveries of conversions that were not counted.
+    let status = match stored.status {
+        ConversionStatus::Attributed if applied => ConversionStatus::Attributed,
+        s if fresh && s != ConversionStatus::Attributed => s,
+        _ => ConversionStatus::Duplicate,
     };
     Ok(Receipt {
         status,
@@ -192,9 +210,20 @@ async fn push(
         campaign: campaign.id.to_string(),
         window_days: campaign.attribution_window_days,
         currency: campaign.currency,
+        currency_locked: campaign.currency_locked,
         click_at,
     });
     Ok(())
+}
+
+/// Marks a campaign as having conversions: its currency may no longer change.
+async fn lock_currency(store: &dyn Store, campaign: &str) -> Result<(), ApiError> {
+    crate::lookup::update::<Campaign>(store, campaign, "campaign", |c| {
+        c.currency_locked = true;
+        Ok(())
+    })
+    .await
+    .map(|_| ())
 }
 
 /// A refund takes the attribution of the purchase it reverses; without an attributed
@@ -230,6 +259,8 @@ async fn refund_attribution(store: &dyn Store, c: &Incoming) -> Result<Decision>
         campaign: p.campaign.clone().unwrap_or_default(),
         window_days: 0,
         currency: purchase_currency,
+        // The purchase locked its campaign.
+        currency_locked: true,
         click_at: None,
     };
     Ok(Decision {

@@ -106,7 +106,11 @@ fn incoming(shop: &Shop, b: ConversionBody, now: DateTime<Utc>) -> Result<Incomi
         return Err(ApiError::invalid("A refund's amount must be positive."));
     }
     let now = chrono::SubsecRound::trunc_subsecs(now, 0);
-    let occurred_at = b.occurred_at.unwrap_or(now);
+    let occurred_at = b
+        .occurred_at
+        .map(|t| crate::domain::writable_time("occurred_at", t))
+        .transpose()?
+        .unwrap_or(now);
     if occurred_at > now + Duration::hours(24) {
         return Err(ApiError::invalid("occurred_at is more than a day in the future."));
     }

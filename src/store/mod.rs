@@ -187,6 +187,8 @@ where
 pub enum LinkConflict {
     Code(String),
     Coupon(String),
+    /// The link changed since it was read: read it again and retry.
+    Stale,
 }
 
 /// Which index a list of links is read from.
@@ -230,13 +232,15 @@ pub trait Records: Send + Sync {
     /// Stores a new record; `Ok(false)` when the id exists.
     async fn create_record(&self, kind: Kind, id: &str, json: String) -> Result<bool>;
     async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>>;
-    /// Replaces an existing record.
-    async fn put_record(&self, kind: Kind, id: &str, json: String) -> Result<()>;
+    /// Replaces a record if it is still `expected` (the JSON read before); `Ok(false)` when it
+    /// changed meanwhile (or is gone). Updates are compare-and-set: none is lost to a race.
+    async fn replace_record(&self, kind: Kind, id: &str, expected: &str, json: String) -> Result<bool>;
     /// Newest first, after `after`.
     async fn scan_records(&self, kind: Kind, after: Option<Cursor>, limit: usize) -> Result<Scan<String>>;
 }
 
-/// Typed access to [`Records`]: the one place records are encoded and decoded.
+/// Typed access to [`Records`]: the one place records are encoded and decoded (updates, which
+/// need the JSON read, are `crate::lookup::update`).
 #[async_trait::async_trait]
 pub trait RecordsExt: Records {
     async fn create<R: Record>(&self, record: &R) -> Result<bool> {
@@ -249,11 +253,6 @@ pub trait RecordsExt: Records {
             Some(json) => Ok(Some(serde_json::from_str(&json)?)),
             None => Ok(None),
         }
-    }
-
-    async fn put<R: Record>(&self, record: &R) -> Result<()> {
-        let json = serde_json::to_string(record)?;
-        self.put_record(R::KIND, record.id(), json).await
     }
 
     async fn list<R: Record>(&self, after: Option<Cursor>, limit: usize) -> Result<Page<R>> {
@@ -277,9 +276,17 @@ pub trait Links: Send + Sync {
     async fn reserve_link_ids(&self, n: u64) -> Result<u64>;
     /// Creates all links or none.
     async fn create_links(&self, links: &[Link]) -> Result<std::result::Result<(), LinkConflict>>;
-    /// Replaces a link, moving its coupon in the coupon index.
-    async fn update_link(&self, old: &Link, new: &Link) -> Result<std::result::Result<(), LinkConflict>>;
-    async fn get_link(&self, code: &str) -> Result<Option<Link>>;
+    /// Replaces a link if its stored JSON is still `expected`, moving its coupon in the coupon
+    /// index in the same step (`Stale` when it changed meanwhile).
+    async fn update_link(&self, expected: &str, new: &Link) -> Result<std::result::Result<(), LinkConflict>>;
+    /// A link's stored JSON, as `update_link` expects it.
+    async fn get_link_json(&self, code: &str) -> Result<Option<String>>;
+    async fn get_link(&self, code: &str) -> Result<Option<Link>> {
+        match self.get_link_json(code).await? {
+            Some(json) => Ok(Some(serde_json::from_str(&json)?)),
+            None => Ok(None),
+        }
+    }
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>>;
     /// Newest first from one index, after `after`.

@@ -361,7 +361,7 @@ impl TestApp {
         content_type: &str,
     ) -> Response {
         let id = format!("msg_{}", nanoid::nanoid!(12));
-        let sig = WebhookSecret::parse(secret).unwrap().sign(&id, ts, raw);
+        let sig = WebhookSecret::parse(secret).unwrap().sign(&id, &ts.to_string(), raw);
         self.api
             .post(self.url(&format!("/webhooks/conversions/{shop}")))
             .header("content-type", content_type)

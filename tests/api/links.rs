@@ -224,7 +224,12 @@ async fn bulk_minting_with_one_bad_entry_creates_nothing(backend: Backend) {
             &json!({"kols": [{"kol": "amy"}, {"kol": "ben", "code": "taken"}]}),
         )
         .await;
-    assert_error(r, 409, "code_taken").await;
+    // A taken code fails the call like any bad entry: 400, naming the entry.
+    let body = assert_error(r, 400, "invalid_input").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().starts_with("kols[1]: "),
+        "{body}"
+    );
     let links = app.get_ok("/api/v1/links").await;
     assert_eq!(links["links"].as_array().unwrap().len(), 1, "{links}");
 }

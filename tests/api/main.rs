@@ -25,6 +25,7 @@ mod cli;
 mod conventions;
 mod crash;
 mod errors;
+mod exact;
 mod exports;
 mod health;
 mod kols;

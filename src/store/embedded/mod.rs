@@ -211,12 +211,16 @@ impl Records for EmbeddedStore {
         .await
     }
 
-    async fn put_record(&self, kind: Kind, id: &str, json: String) -> Result<()> {
-        let id = id.to_owned();
+    async fn replace_record(&self, kind: Kind, id: &str, expected: &str, json: String) -> Result<bool> {
+        let (id, expected) = (id.to_owned(), expected.to_owned());
         self.write(move |txn| {
-            txn.open_table(RECORDS)?
-                .insert((kind.plural(), id.as_str()), json.as_str())?;
-            Ok(())
+            let mut t = txn.open_table(RECORDS)?;
+            let key = (kind.plural(), id.as_str());
+            if t.get(key)?.is_none_or(|v| v.value() != expected) {
+                return Ok(false);
+            }
+            t.insert(key, json.as_str())?;
+            Ok(true)
         })
         .await
     }
@@ -288,11 +292,15 @@ impl Links for EmbeddedStore {
         .await
     }
 
-    async fn update_link(&self, old: &Link, new: &Link) -> Result<std::result::Result<(), LinkConflict>> {
-        let (old, new) = (old.clone(), new.clone());
+    async fn update_link(&self, expected: &str, new: &Link) -> Result<std::result::Result<(), LinkConflict>> {
+        let old: Link = serde_json::from_str(expected)?;
+        let (expected, new) = (expected.to_owned(), new.clone());
         self.run(move |db| {
             let txn = db.begin_write()?;
             let code = new.code.as_str();
+            if txn.open_table(LINKS)?.get(code)?.is_none_or(|v| v.value() != expected) {
+                return Ok(Err(LinkConflict::Stale));
+            }
             let (old_c, new_c) = (coupon_key(&old), coupon_key(&new));
             {
                 let mut coupons = txn.open_table(COUPONS)?;
@@ -320,12 +328,11 @@ impl Links for EmbeddedStore {
         .await
     }
 
-    async fn get_link(&self, code: &str) -> Result<Option<Link>> {
+    async fn get_link_json(&self, code: &str) -> Result<Option<String>> {
         let code = code.to_owned();
         self.run(move |db| {
             let t = db.begin_read()?.open_table(LINKS)?;
-            let json = t.get(code.as_str())?.map(|v| v.value().to_owned());
-            Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+            Ok(t.get(code.as_str())?.map(|v| v.value().to_owned()))
         })
         .await
     }

@@ -72,6 +72,7 @@ pub struct RedisStore {
     create_record: Script,
     create_links: Script,
     update_link: Script,
+    replace_record: Script,
     clicks: Script,
     save_conversion: Script,
     count_conversion: Script,
@@ -137,6 +138,7 @@ impl RedisStore {
             create_record: Script::new(CREATE_RECORD),
             create_links: Script::new(CREATE_LINKS),
             update_link: Script::new(UPDATE_LINK),
+            replace_record: Script::new(REPLACE_RECORD),
             clicks: Script::new(CLICKS),
             save_conversion: Script::new(SAVE_CONVERSION),
             count_conversion: Script::new(COUNT_CONVERSION),
@@ -293,11 +295,18 @@ impl Records for RedisStore {
             .map_err(failed("Failed to read a record from Redis"))
     }
 
-    async fn put_record(&self, kind: Kind, id: &str, json: String) -> Result<()> {
+    async fn replace_record(&self, kind: Kind, id: &str, expected: &str, json: String) -> Result<bool> {
         let mut conn = self.conn.clone();
-        conn.hset(self.kind_key(kind), id, json)
+        let replaced: i64 = self
+            .replace_record
+            .key(self.kind_key(kind))
+            .arg(id)
+            .arg(expected)
+            .arg(json)
+            .invoke_async(&mut conn)
             .await
-            .map_err(failed("Failed to update a record in Redis"))
+            .map_err(failed("Failed to update a record in Redis"))?;
+        Ok(replaced == 1)
     }
 
     async fn scan_records(&self, kind: Kind, after: Option<Cursor>, limit: usize) -> Result<Scan<String>> {
@@ -341,29 +350,29 @@ impl Links for RedisStore {
         Ok(conflict(&what, which))
     }
 
-    async fn update_link(&self, old: &Link, new: &Link) -> Result<std::result::Result<(), LinkConflict>> {
+    async fn update_link(&self, expected: &str, new: &Link) -> Result<std::result::Result<(), LinkConflict>> {
+        let old: Link = serde_json::from_str(expected)?;
         let mut conn = self.conn.clone();
         let (what, which): (String, String) = self
             .update_link
             .key(self.meta("links"))
             .key(self.meta("coupons"))
             .arg(new.code.as_str())
-            .arg(coupon_arg(old))
+            .arg(coupon_arg(&old))
             .arg(coupon_arg(new))
             .arg(serde_json::to_string(new)?)
+            .arg(expected)
             .invoke_async(&mut conn)
             .await
             .map_err(failed("Failed to update a link in Redis"))?;
         Ok(conflict(&what, which))
     }
 
-    async fn get_link(&self, code: &str) -> Result<Option<Link>> {
+    async fn get_link_json(&self, code: &str) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        let json: Option<String> = conn
-            .hget(self.meta("links"), code)
+        conn.hget(self.meta("links"), code)
             .await
-            .map_err(failed("Failed to read a link from Redis"))?;
-        Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+            .map_err(failed("Failed to read a link from Redis"))
     }
 
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>> {
@@ -604,6 +613,7 @@ fn conflict(what: &str, which: String) -> std::result::Result<(), LinkConflict> 
     match what {
         "code" => Err(LinkConflict::Code(which)),
         "coupon" => Err(LinkConflict::Coupon(which)),
+        "stale" => Err(LinkConflict::Stale),
         _ => Ok(()),
     }
 }

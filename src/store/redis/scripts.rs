@@ -29,9 +29,18 @@ end
 return {'ok', ''}
 ";
 
-// KEYS: links, coupons. ARGV: code, OLD COUPON, NEW COUPON, json.
+// KEYS: hash. ARGV: id, expected json, new json. Compare-and-set.
+pub(super) const REPLACE_RECORD: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+";
+
+// KEYS: links, coupons. ARGV: code, OLD COUPON, NEW COUPON, json, expected json.
+// Compare-and-set: the coupon index moves only if the link is still the one read.
 pub(super) const UPDATE_LINK: &str = r"
 local code, old, new = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HGET', KEYS[1], code) ~= ARGV[5] then return {'stale', ''} end
 if new ~= '' and new ~= old then
   local owner = redis.call('HGET', KEYS[2], new)
   if owner and owner ~= code then return {'coupon', new} end
