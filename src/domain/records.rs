@@ -144,6 +144,10 @@ pub enum ConversionStatus {
     Unattributed,
     OutsideWindow,
     CurrencyMismatch,
+    /// A refund whose purchase has not arrived yet; applied when it does.
+    Pending,
+    /// A refund that would take an order's refunds past its purchase amount; not counted.
+    OverRefund,
 }
 
 impl ConversionStatus {

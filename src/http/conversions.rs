@@ -28,7 +28,7 @@ async fn list(_: Admin, state: State, q: web::Query<ListQuery>) -> Result<HttpRe
         .map(|s| {
             ConversionStatus::parse(s).ok_or_else(|| {
                 ApiError::invalid(
-                    "status must be one of attributed, duplicate, unattributed, outside_window, currency_mismatch.",
+                    "status must be one of attributed, duplicate, unattributed, outside_window, currency_mismatch, pending, over_refund.",
                 )
             })
         })

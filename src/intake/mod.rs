@@ -9,13 +9,14 @@
 //! added to its link's counters (idempotent on its id). A delivery that failed between the two
 //! steps is completed by the shop's retry.
 
+mod refunds;
 mod standard;
 
 use chrono::{DateTime, Utc};
 
 pub use standard::StandardWebhooks;
 
-use crate::attribution::{decide, Candidate, Decision};
+use crate::attribution::{decide, Candidate};
 use crate::clock::Clock;
 use crate::domain::{
     Campaign, ClickId, Conversion, ConversionStatus, CouponKey, Currency, Event, Link, Method, Money, Shop,
@@ -94,7 +95,13 @@ pub struct Receipt {
 
 pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) -> Result<Receipt, ApiError> {
     let decision = if incoming.event == Event::Refund {
-        refund_attribution(store, &incoming).await?
+        refunds::attribution(
+            store,
+            incoming.shop.as_str(),
+            &incoming.order_id,
+            incoming.currency.clone(),
+        )
+        .await?
     } else {
         let mut decision = decide(
             candidates(store, &incoming).await?,
@@ -137,20 +144,26 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) ->
     };
     let stored = store.save_conversion(&conversion).await?;
     let fresh = stored.id == conversion.id;
-    // Only an attributed conversion counts, and only on its link.
-    let applied = match (&stored.status, &stored.link) {
-        (ConversionStatus::Attributed, Some(code)) => {
-            store
-                .count_conversion(code, &stored.id, &crate::counters::conversion_fields(&stored))
-                .await?
-        }
-        _ => false,
+    // Only an attributed conversion counts, once, and a refund only within its purchase.
+    let (status, counted_now) = match stored.status {
+        ConversionStatus::Attributed => refunds::count(store, &stored).await?,
+        s => (s, false),
     };
+    match stored.event {
+        Event::Refund if fresh && stored.status == ConversionStatus::Pending => {
+            let purchase = Conversion::key_of(stored.shop.as_str(), Event::Purchase, &stored.order_id);
+            store.add_pending(&purchase, &stored.idempotency_key()).await?;
+            // The purchase may have been stored between this refund's look and now.
+            refunds::settle(store, stored.shop.as_str(), &stored.order_id).await?;
+        }
+        Event::Purchase => refunds::settle(store, stored.shop.as_str(), &stored.order_id).await?,
+        _ => {}
+    }
     // Exactly one answer per conversion says `attributed`: the delivery that counted it (the
     // first, or the one that completed an interrupted first). Deliveries racing it, and later
     // ones, are `duplicate`; so are re-deliveries of conversions that were not counted.
-    let status = match stored.status {
-        ConversionStatus::Attributed if applied => ConversionStatus::Attributed,
+    let status = match status {
+        ConversionStatus::Attributed if counted_now => ConversionStatus::Attributed,
         s if fresh && s != ConversionStatus::Attributed => s,
         _ => ConversionStatus::Duplicate,
     };
@@ -224,48 +237,4 @@ async fn lock_currency(store: &dyn Store, campaign: &str) -> Result<(), ApiError
     })
     .await
     .map(|_| ())
-}
-
-/// A refund takes the attribution of the purchase it reverses; without an attributed
-/// purchase it is `unattributed`. Its currency must be the purchase's.
-async fn refund_attribution(store: &dyn Store, c: &Incoming) -> Result<Decision> {
-    let key = Conversion::key_of(c.shop.as_str(), Event::Purchase, &c.order_id);
-    let purchase = store.find_conversion(&key).await?;
-    let attributed = purchase.filter(|p| p.status == ConversionStatus::Attributed);
-    let (Some(p), Some(link)) = (attributed.as_ref(), attributed.as_ref().and_then(|p| p.link.clone())) else {
-        return Ok(Decision {
-            status: ConversionStatus::Unattributed,
-            chosen: None,
-            currency: c.currency.clone(),
-        });
-    };
-    let Some(purchase_currency) = p.currency.clone() else {
-        return Ok(Decision {
-            status: ConversionStatus::Unattributed,
-            chosen: None,
-            currency: c.currency.clone(),
-        });
-    };
-    let currency = c.currency.clone().unwrap_or_else(|| purchase_currency.clone());
-    let status = if currency == purchase_currency {
-        ConversionStatus::Attributed
-    } else {
-        ConversionStatus::CurrencyMismatch
-    };
-    let chosen = Candidate {
-        method: Method::OrderId,
-        link,
-        kol: p.kol.clone().unwrap_or_default(),
-        campaign: p.campaign.clone().unwrap_or_default(),
-        window_days: 0,
-        currency: purchase_currency,
-        // The purchase locked its campaign.
-        currency_locked: true,
-        click_at: None,
-    };
-    Ok(Decision {
-        status,
-        chosen: Some(chosen),
-        currency: Some(currency),
-    })
 }

@@ -322,11 +322,45 @@ pub trait Conversions: Send + Sync {
     /// one (the given one, or the earlier one).
     async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion>;
     async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>>;
-    /// Adds a conversion's amounts to a link's counters, once per conversion id; `Ok(true)`
-    /// when added now.
-    async fn count_conversion(&self, code: &str, conversion_id: &str, fields: &[(String, i64)]) -> Result<bool>;
+    /// Adds a conversion's amounts to a link's counters, once per conversion id. A refund
+    /// comes with its `RefundCap`: it is added only if the order's refunds stay within the
+    /// purchase amount, checked and added in one atomic step.
+    async fn count_conversion(
+        &self,
+        code: &str,
+        conversion_id: &str,
+        fields: &[(String, i64)],
+        refund: Option<&RefundCap>,
+    ) -> Result<Counted>;
+    /// Replaces the stored conversion with the same idempotency key (its status changed).
+    async fn update_conversion(&self, conversion: &Conversion) -> Result<()>;
+    /// Remembers a refund (by idempotency key) that waits for the purchase `order_key`.
+    async fn add_pending(&self, order_key: &str, refund_key: &str) -> Result<()>;
+    /// The refunds waiting for the purchase `order_key`.
+    async fn pending(&self, order_key: &str) -> Result<Vec<String>>;
+    async fn remove_pending(&self, order_key: &str, refund_key: &str) -> Result<()>;
     /// Newest first, after `after`.
     async fn scan_conversions(&self, after: Option<Cursor>, limit: usize) -> Result<Scan<Conversion>>;
+}
+
+/// What counting a conversion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Added now.
+    Now,
+    /// Added by an earlier call.
+    Before,
+    /// A refund that would take its order's refunds past the purchase amount: not added.
+    OverRefund,
+}
+
+/// A refund's limit: its order's refunds (in minor units, per link) may not pass `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundCap {
+    /// The purchase's idempotency key.
+    pub order: String,
+    pub amount: i64,
+    pub limit: i64,
 }
 
 /// Everything a store does.

@@ -17,6 +17,10 @@ fn purchase(order: &str, amount: &str, extra: Value) -> Value {
     v
 }
 
+fn refund(order: &str, refund_id: &str, amount: &str) -> Value {
+    json!({"order_id": order, "refund_id": refund_id, "event": "refund", "amount": amount, "currency": "TWD"})
+}
+
 per_store!(racing_deliveries_of_one_order_are_attributed_exactly_once);
 /// 40 orders, each delivered 5 times at once (200 deliveries in flight together).
 async fn racing_deliveries_of_one_order_are_attributed_exactly_once(backend: Backend) {
@@ -212,6 +216,62 @@ async fn unique_clicks_are_exact_at_small_counts(backend: Backend) {
     let c = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
     assert_eq!(c["kols"][0]["unique_clicks"], 300);
     assert_eq!(c["tiers"][0]["unique_clicks"], 300);
+}
+
+per_store!(refunds_past_the_purchase_are_over_refunds_and_not_counted);
+async fn refunds_past_the_purchase_are_over_refunds_and_not_counted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    app.webhook_ok("acme", &secret, &purchase("1", "1000", json!({"coupon": "AMY10"})))
+        .await;
+    assert_eq!(
+        app.webhook_ok("acme", &secret, &refund("1", "r1", "600")).await["status"],
+        "attributed"
+    );
+    assert_eq!(
+        app.webhook_ok("acme", &secret, &refund("1", "r2", "500")).await["status"],
+        "over_refund"
+    );
+    assert_eq!(
+        app.webhook_ok("acme", &secret, &refund("1", "r3", "400")).await["status"],
+        "attributed"
+    );
+    assert_eq!(
+        app.webhook_ok("acme", &secret, &refund("1", "r4", "0.01")).await["status"],
+        "over_refund"
+    );
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["refunds"].as_str(), t["net_revenue"].as_str()),
+        (Some("1000.00"), Some("0.00"))
+    );
+    let listed = app.get_ok("/api/v1/conversions?status=over_refund").await;
+    assert_eq!(listed["conversions"].as_array().unwrap().len(), 2);
+}
+
+per_store!(a_refund_before_its_purchase_waits_and_applies_when_the_purchase_comes);
+async fn a_refund_before_its_purchase_waits_and_applies_when_the_purchase_comes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    assert_eq!(
+        app.webhook_ok("acme", &secret, &refund("9", "r1", "300")).await["status"],
+        "pending"
+    );
+    assert_eq!(app.link_totals("amy-serum").await["refunds"], "0.00");
+    app.webhook_ok("acme", &secret, &purchase("9", "1000", json!({"coupon": "AMY10"})))
+        .await;
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["revenue"].as_str(), t["refunds"].as_str()),
+        (Some("1000.00"), Some("300.00"))
+    );
+    let listed = app.get_ok("/api/v1/conversions?status=pending").await;
+    assert_eq!(listed["conversions"], json!([]), "nothing is left pending");
+    let r = app.webhook_ok("acme", &secret, &refund("9", "r1", "300")).await;
+    assert_eq!(r["status"], "duplicate");
+    assert_eq!(app.link_totals("amy-serum").await["refunds"], "300.00");
 }
 
 per_store!(a_purchase_dated_before_its_click_is_not_the_clicks);

@@ -148,3 +148,33 @@ async fn old_clicks_are_pruned_from_the_embedded_log_but_still_counted() {
     let data = store.link_data(&["a-1".into()]).await.unwrap();
     assert_eq!(clicks_counted(&data[0]), 2);
 }
+
+per_store!(unique_visitors_are_exact_to_ten_thousand_a_day_and_within_one_percent_above);
+async fn unique_visitors_are_exact_to_ten_thousand_a_day_and_within_one_percent_above(backend: Backend) {
+    let (store, _guard) = open(backend).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let day = Utc.timestamp_millis_opt(now as i64).unwrap().date_naive();
+    let mut seq = 0;
+    let mut write = async |from: usize, to: usize| {
+        for chunk in (from..to).collect::<Vec<_>>().chunks(500) {
+            let batch: Vec<NewClick> = chunk
+                .iter()
+                .map(|i| {
+                    seq += 1;
+                    click("a-1", now, seq, &format!("{i:024x}"))
+                })
+                .collect();
+            store.write_clicks(&batch).await.unwrap();
+        }
+    };
+    write(0, 10_000).await;
+    // Visitors coming back count once.
+    write(0, 2_000).await;
+    let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap();
+    assert_eq!(uv, [10_000], "exact up to 10,000");
+    write(10_000, 15_000).await;
+    write(5_000, 15_000).await;
+    let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap()[0];
+    let error = (uv as f64 - 15_000.0).abs() / 15_000.0;
+    assert!(error <= 0.01, "{uv} is {:.2} % off 15,000", error * 100.0);
+}

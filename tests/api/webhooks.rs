@@ -177,11 +177,20 @@ async fn a_refund_lowers_net_revenue_and_follows_its_purchase(backend: Backend) 
     assert_eq!(t["net_revenue"], "1200.00");
     // roi = (1200 - 5000) / 5000
     assert_eq!(t["roi"], -0.76);
+    // A refund of an order not seen yet waits for its purchase; a purchase that arrives
+    // unattributed leaves it unattributed.
     let unknown = json!({"order_id": "777", "event": "refund", "amount": "10", "currency": "TWD"});
-    assert_eq!(
-        app.webhook_ok("acme", &secret, &unknown).await["status"],
-        "unattributed"
-    );
+    assert_eq!(app.webhook_ok("acme", &secret, &unknown).await["status"], "pending");
+    app.webhook_ok("acme", &secret, &purchase("777", json!({}))).await;
+    let listed = app.get_ok("/api/v1/conversions?status=unattributed").await;
+    let refunds: Vec<&Value> = listed["conversions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["event"] == "refund")
+        .collect();
+    assert_eq!(refunds.len(), 1, "{listed}");
+    assert_eq!(app.link_totals("amy-serum").await["refunds"], "800.00");
 }
 
 per_store!(another_currency_is_stored_as_a_mismatch_and_not_summed);

@@ -23,6 +23,8 @@
 //! | `orders`         | (code, conversion id)      | () — conversions already counted       |
 //! | `conversions`    | seq                        | conversion JSON                        |
 //! | `conversion_idem`| idempotency key            | seq in `conversions`                   |
+//! | `refunded`       | (code, purchase key)       | refunds counted, minor units           |
+//! | `pending`        | (purchase key, refund key) | () — refunds waiting for the purchase  |
 //!
 //! Cursors are the sequence or link id of the last item of a page. I/O errors are
 //! `StoreError::Unavailable`; anything else redb reports is `StoreError::Corrupt`.
@@ -39,8 +41,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::task::JoinHandle;
 
 use super::{
-    ClickLog, Conversions, Counters, Cursor, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick, Records, Result,
-    Scan, Store, StoreError,
+    ClickLog, Conversions, Counted, Counters, Cursor, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
+    Records, RefundCap, Result, Scan, Store, StoreError,
 };
 use crate::clock::SharedClock;
 use crate::domain::{ClickInfo, Conversion, CouponKey, DayInsights, EntryId, Link, StoredClick};
@@ -582,17 +584,85 @@ impl Conversions for EmbeddedStore {
         .await
     }
 
-    async fn count_conversion(&self, code: &str, conversion_id: &str, fields: &[(String, i64)]) -> Result<bool> {
-        let (code, id, fields) = (code.to_owned(), conversion_id.to_owned(), fields.to_vec());
+    async fn count_conversion(
+        &self,
+        code: &str,
+        conversion_id: &str,
+        fields: &[(String, i64)],
+        refund: Option<&RefundCap>,
+    ) -> Result<Counted> {
+        let (code, id, fields, refund) = (
+            code.to_owned(),
+            conversion_id.to_owned(),
+            fields.to_vec(),
+            refund.cloned(),
+        );
         self.write(move |txn| {
             let mut orders = txn.open_table(ORDERS)?;
             if orders.get((code.as_str(), id.as_str()))?.is_some() {
-                return Ok(false);
+                return Ok(Counted::Before);
+            }
+            if let Some(r) = &refund {
+                let mut refunded = txn.open_table(REFUNDED)?;
+                let key = (code.as_str(), r.order.as_str());
+                let so_far = refunded.get(key)?.map(|v| v.value()).unwrap_or(0);
+                if so_far.saturating_add(r.amount) > r.limit {
+                    return Ok(Counted::OverRefund);
+                }
+                refunded.insert(key, so_far + r.amount)?;
             }
             orders.insert((code.as_str(), id.as_str()), ())?;
             let sums = fields.iter().map(|(f, n)| ((code.as_str(), f.as_str()), *n)).collect();
             add_counters(txn, sums)?;
-            Ok(true)
+            Ok(Counted::Now)
+        })
+        .await
+    }
+
+    async fn update_conversion(&self, conversion: &Conversion) -> Result<()> {
+        let (key, json) = (conversion.idempotency_key(), serde_json::to_string(conversion)?);
+        self.write(move |txn| {
+            let seq = txn.open_table(CONVERSION_IDEM)?.get(key.as_str())?.map(|v| v.value());
+            if let Some(seq) = seq {
+                txn.open_table(CONVERSIONS)?.insert(seq, json.as_str())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_pending(&self, order_key: &str, refund_key: &str) -> Result<()> {
+        let (order, refund) = (order_key.to_owned(), refund_key.to_owned());
+        self.write(move |txn| {
+            txn.open_table(PENDING)?.insert((order.as_str(), refund.as_str()), ())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending(&self, order_key: &str) -> Result<Vec<String>> {
+        let order = order_key.to_owned();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(PENDING)?;
+            let mut out = Vec::new();
+            for row in t.range((order.as_str(), "")..)? {
+                let (k, _) = row?;
+                let (o, refund) = k.value();
+                if o != order {
+                    break;
+                }
+                out.push(refund.to_owned());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn remove_pending(&self, order_key: &str, refund_key: &str) -> Result<()> {
+        let (order, refund) = (order_key.to_owned(), refund_key.to_owned());
+        self.write(move |txn| {
+            txn.open_table(PENDING)?.remove((order.as_str(), refund.as_str()))?;
+            Ok(())
         })
         .await
     }

@@ -25,6 +25,8 @@ pub(super) const METRICS: TableDefinition<(&str, &str), &str> = TableDefinition:
 pub(super) const ORDERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("orders");
 pub(super) const CONVERSIONS: TableDefinition<u64, &str> = TableDefinition::new("conversions");
 pub(super) const CONVERSION_IDEM: TableDefinition<&str, u64> = TableDefinition::new("conversion_idem");
+pub(super) const REFUNDED: TableDefinition<(&str, &str), i64> = TableDefinition::new("refunded");
+pub(super) const PENDING: TableDefinition<(&str, &str), ()> = TableDefinition::new("pending");
 
 /// How often clicks older than the retention are removed.
 pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -50,6 +52,8 @@ pub(super) fn open_db(path: &Path) -> anyhow::Result<Database> {
     txn.open_table(ORDERS)?;
     txn.open_table(CONVERSIONS)?;
     txn.open_table(CONVERSION_IDEM)?;
+    txn.open_table(REFUNDED)?;
+    txn.open_table(PENDING)?;
     txn.commit()?;
     Ok(db)
 }

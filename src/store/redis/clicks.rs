@@ -25,7 +25,7 @@ impl RedisStore {
             let mut inv = self.clicks.prepare_invoke();
             inv.key(self.link_key(code, "clicks")).key(self.link_key(code, "stats"));
             let mut days: Vec<String> = Vec::new();
-            inv.arg(&minid).arg(idx.len());
+            inv.arg(&minid).arg(super::EXACT_VISITORS).arg(idx.len());
             for &i in idx {
                 let c = &clicks[i];
                 let (uv, visitor) = match &c.visit {
@@ -49,7 +49,8 @@ impl RedisStore {
                 }
             }
             for d in &days {
-                inv.key(self.link_key(code, &format!("uv:{d}")));
+                inv.key(self.link_key(code, &format!("uvs:{d}")))
+                    .key(self.link_key(code, &format!("uv:{d}")));
             }
             invocations.push(inv);
         }

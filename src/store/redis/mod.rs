@@ -19,14 +19,18 @@
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
 //! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
-//! | `kl:{<code>}:uv:<YYYY-MM-DD>`     | HLL    | the link's unique visitors of that UTC day        |
+//! | `kl:{<code>}:uvs:<YYYY-MM-DD>`    | set    | the day's first 10,000 unique visitors (exact)    |
+//! | `kl:{<code>}:uv:<YYYY-MM-DD>`     | HLL    | the day's unique visitors past those 10,000       |
 //! | `kl:{<code>}:metrics`             | hash   | day → JSON platform insights (`DayInsights`)      |
 //! | `kl:{<code>}:orders`              | set    | conversion ids already added to the counters      |
+//! | `kl:{<code>}:refunded`            | hash   | purchase key → refunds counted, minor units       |
 //! | `kl:{conv}:log`                   | stream | every accepted conversion, field `j` = JSON       |
+//! | `kl:{conv}:recs`                  | hash   | entry id → a conversion's changed JSON (status)   |
 //! | `kl:{conv}:idem`                  | hash   | idempotency key → entry id in the log             |
+//! | `kl:{conv}:pending:<purchase key>`| set    | refunds waiting for that purchase                 |
 //!
 //! Scripts: `CREATE_RECORD`, `CREATE_LINKS`, `UPDATE_LINK` keep the `{meta}` indexes in step;
-//! `CLICKS` writes a group of one link's clicks (XADD + HINCRBY + PFADD per click, atomically);
+//! `CLICKS` writes a group of one link's clicks (XADD, counters, visitor per click, atomically);
 //! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent.
 //!
 //! Click entries get ids chosen by kolink (see `crate::clicks`), so writing a batch again after
@@ -51,12 +55,16 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 
 use super::{
-    ClickLog, Conversions, Counters, Cursor, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick, Records, Result,
-    Scan, Store, StoreError,
+    ClickLog, Conversions, Counted, Counters, Cursor, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
+    Records, RefundCap, Result, Scan, Store, StoreError,
 };
 use crate::clock::SharedClock;
 use crate::domain::{Conversion, CouponKey, DayInsights, EntryId, Link, StoredClick};
 use scripts::*;
+
+/// Unique visitors of a link and day are counted exactly up to this many (a set); past it, an
+/// estimate is added for the rest (a HyperLogLog, ±0.81 % of the rest only).
+pub const EXACT_VISITORS: u64 = 10_000;
 
 /// How many times a click batch is written again after a connection error before giving up.
 const CLICK_WRITE_TRIES: usize = 5;
@@ -76,6 +84,7 @@ pub struct RedisStore {
     clicks: Script,
     save_conversion: Script,
     count_conversion: Script,
+    update_conversion: Script,
 }
 
 /// Sorts a Redis failure: no answer (connection, timeout, a server not ready) is
@@ -142,6 +151,7 @@ impl RedisStore {
             clicks: Script::new(CLICKS),
             save_conversion: Script::new(SAVE_CONVERSION),
             count_conversion: Script::new(COUNT_CONVERSION),
+            update_conversion: Script::new(UPDATE_CONVERSION),
         };
         store.load_scripts().await.context("Failed to load the Redis scripts")?;
         Ok(store)
@@ -485,12 +495,16 @@ impl Counters for RedisStore {
         }
         let mut pipe = redis::pipe();
         for (code, day) in pairs {
-            pipe.cmd("PFCOUNT").arg(self.link_key(code, &format!("uv:{day}")));
+            pipe.scard(self.link_key(code, &format!("uvs:{day}")))
+                .cmd("PFCOUNT")
+                .arg(self.link_key(code, &format!("uv:{day}")));
         }
         let mut conn = self.conn.clone();
-        pipe.query_async(&mut conn)
+        let counts: Vec<u64> = pipe
+            .query_async(&mut conn)
             .await
-            .map_err(failed("Failed to count visitors in Redis"))
+            .map_err(failed("Failed to count visitors in Redis"))?;
+        Ok(counts.chunks(2).map(|c| c.iter().sum()).collect())
     }
 }
 
@@ -502,6 +516,7 @@ impl Conversions for RedisStore {
             .save_conversion
             .key(self.conv("idem"))
             .key(self.conv("log"))
+            .key(self.conv("recs"))
             .arg(conversion.idempotency_key())
             .arg(serde_json::to_string(conversion)?)
             .invoke_async(&mut conn)
@@ -521,20 +536,70 @@ impl Conversions for RedisStore {
         Ok(found.into_iter().next().map(|(_, c)| c))
     }
 
-    async fn count_conversion(&self, code: &str, conversion_id: &str, fields: &[(String, i64)]) -> Result<bool> {
+    async fn count_conversion(
+        &self,
+        code: &str,
+        conversion_id: &str,
+        fields: &[(String, i64)],
+        refund: Option<&RefundCap>,
+    ) -> Result<Counted> {
         let mut inv = self.count_conversion.prepare_invoke();
         inv.key(self.link_key(code, "orders"))
             .key(self.link_key(code, "stats"))
+            .key(self.link_key(code, "refunded"))
             .arg(conversion_id);
+        match refund {
+            Some(r) => inv.arg(&r.order).arg(r.amount).arg(r.limit),
+            None => inv.arg("").arg(0).arg(0),
+        };
         for (f, n) in fields {
             inv.arg(f).arg(n);
         }
         let mut conn = self.conn.clone();
-        let applied: i64 = inv
+        let counted: i64 = inv
             .invoke_async(&mut conn)
             .await
             .map_err(failed("Failed to count a conversion in Redis"))?;
-        Ok(applied == 1)
+        Ok(match counted {
+            1 => Counted::Now,
+            2 => Counted::OverRefund,
+            _ => Counted::Before,
+        })
+    }
+
+    async fn update_conversion(&self, conversion: &Conversion) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .update_conversion
+            .key(self.conv("idem"))
+            .key(self.conv("recs"))
+            .arg(conversion.idempotency_key())
+            .arg(serde_json::to_string(conversion)?)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed("Failed to update a conversion in Redis"))?;
+        Ok(())
+    }
+
+    async fn add_pending(&self, order_key: &str, refund_key: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        conn.sadd(self.conv(&format!("pending:{order_key}")), refund_key)
+            .await
+            .map_err(failed("Failed to remember a pending refund in Redis"))
+    }
+
+    async fn pending(&self, order_key: &str) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        conn.smembers(self.conv(&format!("pending:{order_key}")))
+            .await
+            .map_err(failed("Failed to read pending refunds from Redis"))
+    }
+
+    async fn remove_pending(&self, order_key: &str, refund_key: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        conn.srem(self.conv(&format!("pending:{order_key}")), refund_key)
+            .await
+            .map_err(failed("Failed to forget a pending refund in Redis"))
     }
 
     async fn scan_conversions(&self, after: Option<Cursor>, limit: usize) -> Result<Scan<Conversion>> {
@@ -588,14 +653,27 @@ impl RedisStore {
             conn.xrange_count(self.conv("log"), a, b, count).await
         }
         .map_err(failed("Failed to read conversions from Redis"))?;
+        // Conversions whose status changed keep their new version beside the log.
+        let changed: Vec<Option<String>> = if reply.ids.is_empty() {
+            vec![]
+        } else {
+            redis::cmd("HMGET")
+                .arg(self.conv("recs"))
+                .arg(reply.ids.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+                .query_async(&mut conn)
+                .await
+                .map_err(failed("Failed to read conversions from Redis"))?
+        };
         let mut out = Vec::with_capacity(reply.ids.len());
-        for e in reply.ids {
-            let Some(Value::BulkString(j)) = e.map.get("j") else {
-                return Err(StoreError::corrupt(format!("conversion entry {} has no record", e.id)));
-            };
+        for (e, changed) in reply.ids.iter().zip(changed) {
             let id = parse_stream_id(&e.id)
                 .ok_or_else(|| StoreError::corrupt(format!("conversion entry id {} is not a stream id", e.id)))?;
-            out.push((id, serde_json::from_slice(j)?));
+            let conversion = match (changed, e.map.get("j")) {
+                (Some(json), _) => serde_json::from_str(&json)?,
+                (None, Some(Value::BulkString(j))) => serde_json::from_slice(j)?,
+                (None, _) => return Err(StoreError::corrupt(format!("conversion entry {} has no record", e.id))),
+            };
+            out.push((id, conversion));
         }
         Ok(out)
     }

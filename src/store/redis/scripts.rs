@@ -53,18 +53,21 @@ redis.call('HSET', KEYS[1], code, ARGV[4])
 return {'ok', ''}
 ";
 
-// KEYS: stream, stats, then the day HLLs the clicks name by index.
-// ARGV: minid, n, then per click: id, hll index (0: none), visitor, #kv, kv..., #fields, fields...
+// KEYS: stream, stats, then per day the clicks name by index k (1, 2, ...): its visitor set at
+// KEYS[1 + 2k] and its HyperLogLog at KEYS[2 + 2k].
+// ARGV: minid, exact visitor limit, n, then per click: id, day index (0: none), visitor, #kv,
+// kv..., #fields, fields...
+// A day's first `limit` visitors go to its set (exact); later new visitors to its HyperLogLog.
 // Each click's entry is added first; the counters and visitors of the clicks that were new are
 // then summed per field and written with one HINCRBY per distinct field and one PFADD per day,
 // so a group of clicks costs about one XADD each.
 pub(super) const CLICKS: &str = r"
 local stream, stats = KEYS[1], KEYS[2]
-local minid = ARGV[1]
-local p = 3
+local minid, limit = ARGV[1], tonumber(ARGV[2])
+local p = 4
 local out = {}
 local incr, order, visitors = {}, {}, {}
-for i = 1, tonumber(ARGV[2]) do
+for i = 1, tonumber(ARGV[3]) do
   local id, uv, visitor = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2]
   local nkv = tonumber(ARGV[p+3])
   local kv = {}
@@ -108,14 +111,31 @@ for i = 1, tonumber(ARGV[2]) do
   out[i] = res
 end
 for _, f in ipairs(order) do redis.call('HINCRBY', stats, f, incr[f]) end
-for k, l in pairs(visitors) do redis.call('PFADD', KEYS[2 + k], unpack(l)) end
+for k, l in pairs(visitors) do
+  local set, hll = KEYS[1 + 2 * k], KEYS[2 + 2 * k]
+  local n = redis.call('SCARD', set)
+  local rest = {}
+  for _, v in ipairs(l) do
+    if redis.call('SISMEMBER', set, v) == 0 then
+      if n < limit then
+        redis.call('SADD', set, v)
+        n = n + 1
+      else
+        rest[#rest + 1] = v
+      end
+    end
+  end
+  if #rest > 0 then redis.call('PFADD', hll, unpack(rest)) end
+end
 return out
 ";
 
-// KEYS: idem, log. ARGV: key, json. Returns the stored JSON.
+// KEYS: idem, log, recs. ARGV: key, json. Returns the stored JSON (its latest version).
 pub(super) const SAVE_CONVERSION: &str = r"
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then
+  local changed = redis.call('HGET', KEYS[3], existing)
+  if changed then return changed end
   local e = redis.call('XRANGE', KEYS[2], existing, existing)
   if #e > 0 then return e[1][2][2] end
 end
@@ -124,9 +144,25 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return ARGV[2]
 ";
 
-// KEYS: orders, stats. ARGV: conversion id, then field, amount pairs.
+// KEYS: orders, stats, refunded. ARGV: conversion id, order key ('' unless a refund), refund
+// amount, refund limit, then field, amount pairs. Returns 1 counted now, 0 counted before,
+// 2 over the refund limit (not counted).
 pub(super) const COUNT_CONVERSION: &str = r"
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i+1]) end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+if ARGV[2] ~= '' then
+  local refunded = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+  if refunded + tonumber(ARGV[3]) > tonumber(ARGV[4]) then return 2 end
+  redis.call('HINCRBY', KEYS[3], ARGV[2], ARGV[3])
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+for i = 5, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i+1]) end
+return 1
+";
+
+// KEYS: idem, recs. ARGV: key, json. A conversion's new version, kept beside its log entry.
+pub(super) const UPDATE_CONVERSION: &str = r"
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+if not id then return 0 end
+redis.call('HSET', KEYS[2], id, ARGV[2])
 return 1
 ";
