@@ -8,6 +8,8 @@
 //! |-------------------------------|------------------------------------------|
 //! | `c|<day>|<hh>`                | human clicks in that hour                |
 //! | `b|<day>|<hh>`                | bot clicks (link-preview fetchers …)     |
+//! | `pv|<day>|<app>`              | link-preview fetches, by app             |
+//! | `s|<day>|<hh>`                | suspicious clicks (not counted as clicks)|
 //! | `p|<day>|<hh>`                | pixel impressions                        |
 //! | `e|<event>|<day>|<hh>`        | attributed conversions of that event     |
 //! | `r|<day>|<hh>`                | attributed purchase revenue, minor units |
@@ -35,7 +37,14 @@ fn hour_key(t: DateTime<Utc>) -> String {
 /// The fields one click increments by one.
 pub fn click_fields(at: DateTime<Utc>, click: &ClickInfo) -> Vec<String> {
     if click.bot {
-        return vec![format!("b|{}", hour_key(at))];
+        let mut fields = vec![format!("b|{}", hour_key(at))];
+        if !click.preview.is_empty() {
+            fields.push(format!("pv|{}|{}", day_string(at), clean(&click.preview)));
+        }
+        return fields;
+    }
+    if click.suspicious {
+        return vec![format!("s|{}", hour_key(at))];
     }
     let day = day_string(at);
     let mut fields = vec![format!("c|{}", hour_key(at))];
@@ -47,10 +56,10 @@ pub fn click_fields(at: DateTime<Utc>, click: &ClickInfo) -> Vec<String> {
     fields
 }
 
-/// The unique visit a click adds: a person's visitor hash on the click's UTC day. Bots and
-/// clicks without a visitor hash add none.
+/// The unique visit a click adds: a person's visitor hash on the click's UTC day. Bots,
+/// suspicious clicks and clicks without a visitor hash add none.
 pub fn visit(at: DateTime<Utc>, click: &ClickInfo) -> Option<Visit> {
-    (!click.bot && !click.visitor.is_empty()).then(|| Visit {
+    (!click.bot && !click.suspicious && !click.visitor.is_empty()).then(|| Visit {
         day: day_string(at),
         visitor: click.visitor.clone(),
     })
@@ -86,6 +95,14 @@ pub enum Field<'a> {
         day: NaiveDate,
         hour: u32,
     },
+    Suspicious {
+        day: NaiveDate,
+        hour: u32,
+    },
+    Preview {
+        day: NaiveDate,
+        app: &'a str,
+    },
     Pixel {
         day: NaiveDate,
         hour: u32,
@@ -116,6 +133,8 @@ impl Field<'_> {
         match self {
             Field::Clicks { day, .. }
             | Field::Bots { day, .. }
+            | Field::Suspicious { day, .. }
+            | Field::Preview { day, .. }
             | Field::Pixel { day, .. }
             | Field::Event { day, .. }
             | Field::Revenue { day, .. }
@@ -134,11 +153,16 @@ pub fn parse_field(f: &str) -> Option<Field<'_>> {
         Some((d, h))
     };
     match kind {
-        "c" | "b" | "p" | "r" | "f" => {
+        "pv" => {
+            let day = NaiveDate::parse_from_str(it.next()?, "%Y-%m-%d").ok()?;
+            Some(Field::Preview { day, app: it.next()? })
+        }
+        "c" | "b" | "s" | "p" | "r" | "f" => {
             let (day, hour) = day_hour(it.next()?, it.next()?)?;
             Some(match kind {
                 "c" => Field::Clicks { day, hour },
                 "b" => Field::Bots { day, hour },
+                "s" => Field::Suspicious { day, hour },
                 "p" => Field::Pixel { day, hour },
                 "r" => Field::Revenue { day, hour },
                 _ => Field::Refunds { day, hour },
@@ -225,6 +249,27 @@ mod tests {
             },
         );
         assert_eq!(fields, ["b|2026-11-22|23"]);
+        let preview = ClickInfo {
+            bot: true,
+            preview: "line".into(),
+            ..Default::default()
+        };
+        let fields = click_fields(at, &preview);
+        assert_eq!(fields, ["b|2026-11-22|23", "pv|2026-11-22|line"]);
+        assert_eq!(
+            parse_field(&fields[1]),
+            Some(Field::Preview {
+                day: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+                app: "line"
+            })
+        );
+        let suspicious = ClickInfo {
+            suspicious: true,
+            visitor: "v1".into(),
+            ..Default::default()
+        };
+        assert_eq!(click_fields(at, &suspicious), ["s|2026-11-22|23"]);
+        assert_eq!(visit(at, &suspicious), None);
         let bot = ClickInfo {
             bot: true,
             visitor: "v1".into(),

@@ -34,6 +34,7 @@
 //! - `classify`: bot or person, and each click dimension's value; the visitor hash.
 //! - `counters`: the counter fields of a click, a conversion, a pixel; which clicks are visits.
 //! - `signature`: webhook signature schemes (Standard Webhooks).
+//! - `suspicion`: more than 10 clicks a minute from one visitor on one link.
 //! - `store`: the store traits, `StoreError`, cursors, paging; `redis` and `embedded`.
 //! - `telemetry`: the Prometheus counters served at `/metrics`.
 
@@ -55,4 +56,5 @@ pub mod signature;
 pub mod startup;
 pub mod stats;
 pub mod store;
+pub mod suspicion;
 pub mod telemetry;

@@ -57,6 +57,7 @@ impl Application {
             writer,
             meters,
             clock,
+            suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
             links: LinkCache::new(
                 settings.link_cache_capacity,
                 Duration::from_secs(settings.link_cache_seconds),

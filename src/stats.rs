@@ -35,6 +35,8 @@ pub struct Counts {
     pub clicks: u128,
     pub unique_clicks: u128,
     pub bot_clicks: u128,
+    pub previews: u128,
+    pub suspicious_clicks: u128,
     /// Attributed events equal to each link's campaign goal.
     pub conversions: u128,
     pub events: BTreeMap<Event, u128>,
@@ -66,6 +68,8 @@ impl Counts {
             match parse_field(field) {
                 Some(Field::Clicks { day, .. }) if range.contains(day) => c.clicks += n_u,
                 Some(Field::Bots { day, .. }) if range.contains(day) => c.bot_clicks += n_u,
+                Some(Field::Preview { day, .. }) if range.contains(day) => c.previews += n_u,
+                Some(Field::Suspicious { day, .. }) if range.contains(day) => c.suspicious_clicks += n_u,
                 Some(Field::Pixel { day, .. }) if range.contains(day) => c.pixel_impressions += n_u,
                 Some(Field::Event { event, day, .. }) if range.contains(day) => {
                     *c.events.entry(event).or_default() += n_u;
@@ -102,6 +106,8 @@ impl Counts {
         self.clicks += o.clicks;
         self.unique_clicks += o.unique_clicks;
         self.bot_clicks += o.bot_clicks;
+        self.previews += o.previews;
+        self.suspicious_clicks += o.suspicious_clicks;
         self.conversions += o.conversions;
         for (e, n) in &o.events {
             *self.events.entry(*e).or_default() += n;
@@ -124,6 +130,8 @@ impl Counts {
             clicks: saturate(self.clicks),
             unique_clicks: saturate(self.unique_clicks),
             bot_clicks: saturate(self.bot_clicks),
+            previews: saturate(self.previews),
+            suspicious_clicks: saturate(self.suspicious_clicks),
             ctr: rate(self.clicks as f64, impressions),
             conversions: saturate(self.conversions),
             conversion_rate: rate(self.conversions as f64, self.clicks),
@@ -154,6 +162,10 @@ pub struct Totals {
     pub clicks: u64,
     pub unique_clicks: u64,
     pub bot_clicks: u64,
+    /// Link-preview fetches (also in `bot_clicks`): a reach signal.
+    pub previews: u64,
+    /// Clicks past 10 from one visitor on one link within a minute (not in `clicks`).
+    pub suspicious_clicks: u64,
     pub ctr: Option<f64>,
     pub conversions: u64,
     pub conversion_rate: Option<f64>,
@@ -279,7 +291,8 @@ pub struct Slice {
     pub clicks: u64,
 }
 
-/// Human clicks by dimension, by name: every `Dimension`, and `hour_of_day`.
+/// Human clicks by dimension, by name: every `Dimension`, and `hour_of_day`; and `preview`,
+/// link-preview fetches by app.
 pub type Breakdown = BTreeMap<&'static str, Vec<Slice>>;
 
 /// Human clicks by every dimension and by hour of day, largest first.
@@ -289,8 +302,12 @@ pub fn breakdown(data: &LinkData, range: Range) -> Breakdown {
         by.insert(dim.name(), HashMap::new());
     }
     by.insert("hour_of_day", HashMap::new());
+    by.insert("preview", HashMap::new());
     for (field, &n) in &data.counters {
         match parse_field(field) {
+            Some(Field::Preview { day, app }) if range.contains(day) => {
+                *by.entry("preview").or_default().entry(app.to_owned()).or_default() += n.max(0) as u64;
+            }
             Some(Field::Breakdown { dim, day, value }) if range.contains(day) => {
                 *by.entry(dim.name()).or_default().entry(value.to_owned()).or_default() += n.max(0) as u64;
             }

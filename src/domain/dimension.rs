@@ -17,16 +17,19 @@ pub enum Dimension {
     Os,
     Country,
     Source,
+    /// The in-app browser (`instagram`, `line` …), empty for plain browsers.
+    App,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 6] = [
+    pub const ALL: [Dimension; 7] = [
         Dimension::Referrer,
         Dimension::Device,
         Dimension::Browser,
         Dimension::Os,
         Dimension::Country,
         Dimension::Source,
+        Dimension::App,
     ];
 
     /// The name the API uses (breakdown keys, export columns).
@@ -38,6 +41,7 @@ impl Dimension {
             Dimension::Os => "os",
             Dimension::Country => "country",
             Dimension::Source => "source",
+            Dimension::App => "app",
         }
     }
 
@@ -50,6 +54,7 @@ impl Dimension {
             Dimension::Os => "os",
             Dimension::Country => "cc",
             Dimension::Source => "src",
+            Dimension::App => "app",
         }
     }
 
@@ -62,6 +67,7 @@ impl Dimension {
             Dimension::Os => "o",
             Dimension::Country => "c",
             Dimension::Source => "s",
+            Dimension::App => "a",
         }
     }
 
@@ -108,10 +114,14 @@ impl Dimensions {
 }
 
 /// One click as the redirect saw it; stored in the link's click log. Serialised as a flat
-/// object: `bot`, `visitor`, then each dimension by name.
+/// object: `bot`, `preview`, `suspicious`, `visitor`, then each dimension by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClickInfo {
     pub bot: bool,
+    /// For a link-preview fetch, the app whose card it draws (`whatsapp`, `line` …).
+    pub preview: String,
+    /// A person's click past 10 from one visitor on one link within a minute.
+    pub suspicious: bool,
     /// hash(daily salt, IP, user agent), hex; empty for bots.
     pub visitor: String,
     pub dims: Dimensions,
@@ -120,8 +130,10 @@ pub struct ClickInfo {
 impl Serialize for ClickInfo {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(2 + Dimension::ALL.len()))?;
+        let mut m = s.serialize_map(Some(4 + Dimension::ALL.len()))?;
         m.serialize_entry("bot", &self.bot)?;
+        m.serialize_entry("preview", &self.preview)?;
+        m.serialize_entry("suspicious", &self.suspicious)?;
         m.serialize_entry("visitor", &self.visitor)?;
         for (d, v) in self.dims.iter() {
             m.serialize_entry(d.name(), v)?;
@@ -137,6 +149,10 @@ impl<'de> Deserialize<'de> for ClickInfo {
             #[serde(default)]
             bot: bool,
             #[serde(default)]
+            preview: String,
+            #[serde(default)]
+            suspicious: bool,
+            #[serde(default)]
             visitor: String,
             #[serde(flatten)]
             dims: HashMap<String, String>,
@@ -150,6 +166,8 @@ impl<'de> Deserialize<'de> for ClickInfo {
         }
         Ok(ClickInfo {
             bot: raw.bot,
+            preview: raw.preview,
+            suspicious: raw.suspicious,
             visitor: raw.visitor,
             dims,
         })
@@ -179,6 +197,8 @@ mod tests {
     fn click_info_round_trips_through_its_flat_json() {
         let info = ClickInfo {
             bot: false,
+            preview: String::new(),
+            suspicious: true,
             visitor: "abc".into(),
             dims: Dimensions::default()
                 .with(Dimension::Referrer, "instagram.com")

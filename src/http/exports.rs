@@ -20,9 +20,10 @@ struct ClicksQuery {
     limit: Option<String>,
 }
 
-/// The columns of a click export: id, time, bot, visitor, then every dimension.
+/// The columns of a click export: id, time, bot, preview, suspicious, visitor, then every
+/// dimension.
 fn columns() -> Vec<&'static str> {
-    let mut c = vec!["id", "at", "bot", "visitor"];
+    let mut c = vec!["id", "at", "bot", "preview", "suspicious", "visitor"];
     c.extend(Dimension::ALL.iter().map(|d| d.name()));
     c
 }
@@ -39,6 +40,8 @@ fn row(link_id: u64, c: &StoredClick) -> Vec<String> {
         .to_string(),
         at.to_rfc3339_opts(SecondsFormat::Millis, true),
         c.info.bot.to_string(),
+        c.info.preview.clone(),
+        c.info.suspicious.to_string(),
         c.info.visitor.clone(),
     ];
     r.extend(c.info.dims.iter().map(|(_, v)| v.to_owned()));
@@ -102,6 +105,7 @@ async fn clicks(
                 .map(|(k, v)| {
                     let v = match *k {
                         "bot" => serde_json::Value::Bool(c.info.bot),
+                        "suspicious" => serde_json::Value::Bool(c.info.suspicious),
                         _ => serde_json::Value::String(v.clone()),
                     };
                     ((*k).to_owned(), v)

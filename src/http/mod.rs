@@ -41,6 +41,7 @@ pub struct AppState {
     pub writer: ClickWriter,
     pub meters: Arc<crate::telemetry::Meters>,
     pub links: LinkCache,
+    pub suspicion: crate::suspicion::Suspicion,
     pub clock: SharedClock,
     /// SHA-256 of the admin token.
     pub admin_hash: [u8; 32],

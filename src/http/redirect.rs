@@ -77,15 +77,21 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     };
     let headers = req.headers();
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // A user agent with bytes outside ASCII is read lossily, never dropped.
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .unwrap_or_default();
     let ip = client_ip(&req, &state);
     let source = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "src")
         .map(|(_, v)| v.into_owned());
-    let day = crate::counters::day_string(state.clock.now());
-    let info = click_info(
+    let now = state.clock.now();
+    let day = crate::counters::day_string(now);
+    let mut info = click_info(
         &state.visitor_key,
         &RequestFacts {
-            user_agent: text("user-agent").unwrap_or(""),
+            user_agent: &user_agent,
             referer: text("referer"),
             ip: &ip,
             country: state.settings.country_header.as_deref().and_then(text),
@@ -93,6 +99,9 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
             day: &day,
         },
     );
+    if !info.bot && !info.visitor.is_empty() {
+        info.suspicious = state.suspicion.click(link.code.as_str(), &info.visitor, now);
+    }
     let bot = info.bot;
     match state.writer.record(link.code.as_str(), info).await {
         Ok(_) if bot => {

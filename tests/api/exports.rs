@@ -60,7 +60,7 @@ async fn raw_clicks_export_as_csv(backend: Backend) {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("id,at,bot,visitor,referrer,device,browser,os,country,source")
+        Some("id,at,bot,preview,suspicious,visitor,referrer,device,browser,os,country,source,app")
     );
     assert!(lines.next().unwrap().starts_with(&format!("{id},")));
 }

@@ -21,6 +21,7 @@ macro_rules! per_store {
 mod helpers;
 
 mod campaigns;
+mod classify;
 mod cli;
 mod conventions;
 mod crash;

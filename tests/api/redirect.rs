@@ -185,11 +185,13 @@ async fn every_answered_redirect_is_in_the_redis_stream() {
     let app = spawn_app(Backend::Redis).await;
     app.seed().await;
     let mut tasks = Vec::new();
-    for _ in 0..200 {
+    for i in 0..200 {
         let api = app.api.clone();
         let url = app.url("/amy-serum");
         tasks.push(tokio::spawn(async move {
-            let r = api.get(url).header("user-agent", PHONE).send().await.unwrap();
+            // 200 people (one visitor tapping 200 times would be mostly suspicious clicks).
+            let ua = format!("{PHONE} p{i}");
+            let r = api.get(url).header("user-agent", ua).send().await.unwrap();
             assert_eq!(r.status(), 302);
             let loc = r.headers()["location"].to_str().unwrap().to_owned();
             loc.rsplit_once("kl_cid=").unwrap().1.to_owned()
@@ -261,4 +263,90 @@ async fn a_redirect_waits_for_a_stalled_redis_only_so_long() {
         302,
         "redirects resume when Redis does"
     );
+}
+
+per_store!(link_previews_count_as_bots_and_as_previews_by_app);
+async fn link_previews_count_as_bots_and_as_previews_by_app(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    for ua in [
+        "WhatsApp/2.24.8.78 A",
+        "WhatsApp/2.2413.51 i",
+        "Mozilla/5.0 (compatible; Bluesky Cardyb/1.1; +mailto:support@bsky.app)",
+        "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+    ] {
+        let r = app.tap_as("amy-serum", ua).await;
+        assert_eq!(r.status(), 302);
+        assert!(!r.headers()["location"].to_str().unwrap().contains("kl_cid"), "{ua}");
+    }
+    let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    assert_eq!(
+        (s["totals"]["clicks"].as_u64(), s["totals"]["bot_clicks"].as_u64()),
+        (Some(0), Some(4))
+    );
+    assert_eq!(s["totals"]["previews"], 3, "the crawler is a bot, not a preview");
+    assert_eq!(
+        s["breakdown"]["preview"],
+        json!([{"key": "whatsapp", "clicks": 2}, {"key": "bluesky", "clicks": 1}])
+    );
+}
+
+per_store!(in_app_browsers_are_people_named_in_the_app_breakdown);
+async fn in_app_browsers_are_people_named_in_the_app_breakdown(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let line = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Safari Line/14.3.1";
+    let threads = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Barcelona 330.0.3.29.91 (iPhone15,3; iOS 17_4; en_US; en; scale=3.00; 1290x2796; 589104556)";
+    for ua in [line, line, threads, PHONE] {
+        assert!(app.tap_as("amy-serum", ua).await.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("kl_cid"));
+    }
+    let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    assert_eq!(s["totals"]["clicks"], 4);
+    assert_eq!(
+        s["breakdown"]["app"],
+        json!([{"key": "line", "clicks": 2}, {"key": "instagram", "clicks": 1}, {"key": "threads", "clicks": 1}])
+    );
+}
+
+per_store!(more_than_ten_clicks_a_minute_from_one_visitor_are_suspicious);
+async fn more_than_ten_clicks_a_minute_from_one_visitor_are_suspicious(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    for _ in 0..13 {
+        // Never refused for rate: every tap is redirected.
+        assert_eq!(app.tap("amy-serum").await.status(), 302);
+    }
+    app.tap_as("amy-serum", &format!("{PHONE} other")).await;
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (
+            t["clicks"].as_u64(),
+            t["suspicious_clicks"].as_u64(),
+            t["unique_clicks"].as_u64()
+        ),
+        (Some(11), Some(3), Some(2))
+    );
+}
+
+per_store!(a_user_agent_with_non_ascii_bytes_is_a_person);
+async fn a_user_agent_with_non_ascii_bytes_is_a_person(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let ua = "Mozilla/5.0 (Linux; Android 13; Xiaomi 红米 Note 12) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36";
+    let r = app
+        .api
+        .get(app.url("/amy-serum"))
+        .header(
+            "user-agent",
+            reqwest::header::HeaderValue::from_bytes(ua.as_bytes()).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("kl_cid"));
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!((t["clicks"].as_u64(), t["bot_clicks"].as_u64()), (Some(1), Some(0)));
 }

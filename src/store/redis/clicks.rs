@@ -95,6 +95,12 @@ pub(super) fn entry_fields(c: &ClickInfo) -> Vec<&str> {
     if c.bot {
         kv.extend(["bot", "1"]);
     }
+    if !c.preview.is_empty() {
+        kv.extend(["pv", c.preview.as_str()]);
+    }
+    if c.suspicious {
+        kv.extend(["sus", "1"]);
+    }
     if !c.visitor.is_empty() {
         kv.extend(["v", c.visitor.as_str()]);
     }
@@ -120,6 +126,8 @@ pub(super) fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Opt
     for (k, v) in fields {
         match k.as_str() {
             "bot" => info.bot = text(v) == "1",
+            "pv" => info.preview = text(v),
+            "sus" => info.suspicious = text(v) == "1",
             "v" => info.visitor = text(v),
             key => {
                 if let Some(d) = Dimension::from_key(key) {

@@ -1,8 +1,13 @@
-//! Who is tapping: bot or person, device, browser (in-app ones named), OS, referrer host,
-//! and a cookie-free visitor hash. Pure functions of request data.
+//! Who is tapping: a person or a fetcher; for people device, browser (in-app ones named), OS,
+//! app, referrer host and a cookie-free visitor hash; for link-preview fetchers the app whose
+//! card they draw. Pure functions of request data.
 //!
-//! Bots come from the `isbot` crate's maintained pattern list, plus link-preview fetchers the
-//! list misses. In-app browsers (Instagram, Facebook, TikTok, LINE …) are people.
+//! The order of the rules: an empty user agent is a bot; a link-preview fetcher is a bot named
+//! by its app; an app's web view (`apps`) is a person whatever else it says; anything the bot
+//! list names (`bots`) is a bot; the rest are people.
+
+mod apps;
+mod bots;
 
 use std::sync::OnceLock;
 
@@ -11,100 +16,94 @@ use sha2::Sha256;
 
 use crate::domain::{ClickInfo, Dimension, Dimensions};
 
-/// Link-preview fetchers and crawlers that KOL links meet and the default list does not name.
-const EXTRA_BOTS: &[&str] = &[
-    "meta-externalagent",
-    "meta-externalfetcher",
-    "facebookcatalog",
-    "linespider",
-    "whatsapp/",
-    "telegrambot",
-    "discordbot",
-    "twitterbot",
-    "slackbot",
-    "linkedinbot",
-    "pinterestbot",
-    "redditbot",
-    "skypeuripreview",
-    "embedly",
-    "iframely",
-    "vkshare",
-    "bytespider",
-    "applebot",
-    "google-inspectiontool",
-    "snap url preview",
-    "kakaotalk-scrap",
-    "yeti/",
-];
+pub use apps::in_app;
 
-fn bots() -> &'static isbot::Bots {
-    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
-    BOTS.get_or_init(|| {
-        let mut bots = isbot::Bots::default();
-        let extra: Vec<String> = EXTRA_BOTS.iter().map(|p| regex::escape(p)).collect();
-        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        bots.append(&extra);
-        bots
-    })
-}
-
-/// True for crawlers, link-preview fetchers, scripts and requests without a user agent.
-pub fn is_bot(user_agent: &str) -> bool {
-    let ua = user_agent.trim();
-    ua.is_empty() || bots().is_bot(ua)
-}
-
-/// The in-app browser a user agent comes from, if any.
-fn in_app(ua: &str) -> Option<&'static str> {
-    let rules: [(&str, &str); 8] = [
-        ("Instagram", "Instagram"),
-        ("Barcelona", "Threads"),
-        ("FBAN/", "Facebook"),
-        ("FBAV/", "Facebook"),
-        ("musical_ly", "TikTok"),
-        ("BytedanceWebview", "TikTok"),
-        (" Line/", "LINE"),
-        ("Twitter for", "X"),
-    ];
-    rules
-        .iter()
-        .find(|(needle, _)| ua.contains(needle))
-        .map(|(_, name)| *name)
-}
-
-/// What a user agent says: bot or not, and for people device class, browser and OS.
+/// What a user agent says about who sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
     pub bot: bool,
+    /// The app whose link preview this fetch is for.
+    pub preview: Option<&'static str>,
+    /// The app whose web view this is.
+    pub app: Option<&'static str>,
     pub device: String,
     pub browser: String,
     pub os: String,
 }
 
-/// Classifying a user agent runs two regex sets; the same agents come back again and again
-/// (one app version on one phone model), so answers are kept in a bounded cache.
+impl Agent {
+    fn bot(preview: Option<&'static str>) -> Self {
+        Agent {
+            bot: true,
+            preview,
+            app: None,
+            device: String::new(),
+            browser: String::new(),
+            os: String::new(),
+        }
+    }
+}
+
+/// Classifies a user agent (see the module doc for the order of the rules).
+pub fn classify_agent(user_agent: &str) -> Agent {
+    let ua = user_agent.trim();
+    if ua.is_empty() {
+        return Agent::bot(None);
+    }
+    let app = in_app(ua).filter(|_| apps::is_web_view(ua));
+    if app.is_none() && !(apps::is_web_view(ua) && apps::is_known_browser(ua)) {
+        if let Some(p) = bots::preview_app(&ua.to_ascii_lowercase()) {
+            return Agent::bot(Some(p));
+        }
+        if bots::listed(&without_android_model(ua)) {
+            return Agent::bot(None);
+        }
+    }
+    let (device, browser, os) = describe(ua);
+    Agent {
+        bot: false,
+        preview: None,
+        app,
+        device,
+        browser,
+        os,
+    }
+}
+
+/// The user agent without the device model of an Android browser's platform part
+/// (`Linux; Android 11; Moto E Bot Build/…`): a phone's name says nothing about who taps, and
+/// some say `Bot`. Bots that pose as Android phones say so elsewhere in the string.
+fn without_android_model(ua: &str) -> std::borrow::Cow<'_, str> {
+    let Some(rest) = ua.strip_prefix("Mozilla/5.0 (Linux;") else {
+        return ua.into();
+    };
+    let Some(end) = rest.find(')') else {
+        return ua.into();
+    };
+    let platform = &rest[..end];
+    if !platform.contains("Android") {
+        return ua.into();
+    }
+    match platform.rfind(';') {
+        Some(i) => format!("Mozilla/5.0 (Linux;{}){}", &platform[..i], &rest[end + 1..]).into(),
+        None => ua.into(),
+    }
+}
+
+/// True for crawlers, link-preview fetchers, agents, tools and empty user agents.
+pub fn is_bot(user_agent: &str) -> bool {
+    classify_agent(user_agent).bot
+}
+
+/// Classifying runs a large regex set; the same agents come back again and again (one app
+/// version on one phone model), so answers are kept in a bounded cache.
 fn agent(ua: &str) -> Agent {
     static CACHE: OnceLock<moka::sync::Cache<String, Agent>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| moka::sync::Cache::new(20_000));
     if let Some(a) = cache.get(ua) {
         return a;
     }
-    let a = if is_bot(ua) {
-        Agent {
-            bot: true,
-            device: String::new(),
-            browser: String::new(),
-            os: String::new(),
-        }
-    } else {
-        let (device, browser, os) = describe(ua);
-        Agent {
-            bot: false,
-            device,
-            browser,
-            os,
-        }
-    };
+    let a = classify_agent(ua);
     if ua.len() <= 512 {
         cache.insert(ua.to_owned(), a.clone());
     }
@@ -118,27 +117,91 @@ pub fn describe(ua: &str) -> (String, String, String) {
         Some(r) => (r.category, r.name, r.os),
         None => ("", "", ""),
     };
-    let device = if os == "iPad" || (ua.contains("Android") && !ua.contains("Mobile")) {
-        "tablet"
-    } else {
-        match category {
-            "smartphone" | "mobilephone" => "mobile",
-            "pc" => "desktop",
-            "appliance" => "appliance",
-            _ => "other",
-        }
-    };
+    let device = device_class(ua, category, os);
     let browser = in_app(ua)
+        .map(app_browser_name)
         .map(str::to_owned)
         .or_else(|| (name != "UNKNOWN" && !name.is_empty()).then(|| name.to_owned()))
         .unwrap_or_else(|| "other".to_owned());
     let os = match os {
+        "" | "UNKNOWN" if ua.contains("Android") => "Android".to_owned(),
         "" | "UNKNOWN" => "other".to_owned(),
         "iPhone" | "iPad" | "iPod" => "iOS".to_owned(),
         o if o.starts_with("Windows") => "Windows".to_owned(),
         o => o.to_owned(),
     };
     (device.to_owned(), browser, os)
+}
+
+/// mobile, tablet, desktop, appliance or other.
+fn device_class(ua: &str, category: &str, os: &str) -> &'static str {
+    // Android apps on Chromebooks and Facebook for Windows run on computers.
+    if ua.contains("Chromebook") || ua.contains("FBAN/FBW") || ua.contains("WindowsDevice") {
+        return "desktop";
+    }
+    if os == "iPad" || ua.contains("iPad") {
+        return "tablet";
+    }
+    if ua.contains("Android") {
+        // Tablet models say so in their name whatever the `Mobile` token says.
+        if is_android_tablet_model(ua) {
+            return "tablet";
+        }
+        // An app's web view often leaves `Mobile` out: a phone unless the model says tablet.
+        if ua.contains("Mobile") || in_app(ua).is_some() {
+            return "mobile";
+        }
+        return "tablet";
+    }
+    match category {
+        "smartphone" | "mobilephone" => "mobile",
+        "pc" => "desktop",
+        "appliance" => "appliance",
+        _ => "other",
+    }
+}
+
+/// Android tablet model names: Samsung Galaxy Tab (SM-T, SM-X, SM-P), Lenovo Tab (TB-),
+/// Amazon Fire (KF…), Huawei MatePad / MediaPad, Xiaomi and others' "Pad", "Tab".
+fn is_android_tablet_model(ua: &str) -> bool {
+    let Some(model) = ua
+        .split_once("Android")
+        .and_then(|(_, rest)| rest.split(')').next())
+        .map(|m| m.split(';').nth(1).unwrap_or("").trim())
+    else {
+        return false;
+    };
+    let m = model.to_ascii_lowercase();
+    ["sm-t", "sm-x", "sm-p", "kf"].iter().any(|p| m.starts_with(p))
+        || ["tb-", "matepad", "mediapad", "pad ", " pad", " tab", "tab "]
+            .iter()
+            .any(|p| m.contains(p))
+}
+
+/// The `browser` label of an app's web view (the `app` dimension has the app's key).
+fn app_browser_name(app: &str) -> &'static str {
+    match app {
+        "instagram" => "Instagram",
+        "facebook" => "Facebook",
+        "messenger" => "Messenger",
+        "threads" => "Threads",
+        "tiktok" => "TikTok",
+        "x" => "X",
+        "line" => "LINE",
+        "wechat" => "WeChat",
+        "qq" => "QQ",
+        "kakaotalk" => "KakaoTalk",
+        "snapchat" => "Snapchat",
+        "pinterest" => "Pinterest",
+        "weibo" => "Weibo",
+        "dingtalk" => "DingTalk",
+        "naver" => "Naver",
+        "baidu" => "Baidu",
+        "google" => "Google",
+        "linkedin" => "LinkedIn",
+        "viber" => "Viber",
+        _ => "other",
+    }
 }
 
 /// The referring site: host of the `Referer`, without `www.`-like prefixes; empty when none.
@@ -192,6 +255,8 @@ pub fn click_info(key: &[u8], f: &RequestFacts<'_>) -> ClickInfo {
     }
     ClickInfo {
         bot: agent.bot,
+        preview: agent.preview.unwrap_or("").to_owned(),
+        suspicious: false,
         visitor: if agent.bot {
             String::new()
         } else {
@@ -210,6 +275,7 @@ fn classify(d: Dimension, f: &RequestFacts<'_>, agent: &Agent) -> String {
         Dimension::Device => person(&agent.device),
         Dimension::Browser => person(&agent.browser),
         Dimension::Os => person(&agent.os),
+        Dimension::App => person(agent.app.unwrap_or("")),
         Dimension::Country => {
             if agent.bot {
                 String::new()
@@ -285,6 +351,32 @@ mod tests {
             ("desktop".into(), "Chrome".into(), "Windows".into())
         );
         assert_eq!(describe(PEOPLE[6]).0, "tablet");
+    }
+
+    #[test]
+    fn device_classes_follow_the_model_not_only_the_mobile_token() {
+        let cases = [
+            // An Android tablet whose user agent says Mobile.
+            ("Mozilla/5.0 (Linux; Android 13; SM-X706B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "tablet"),
+            ("Mozilla/5.0 (Linux; Android 12; Lenovo TB-J606F) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "tablet"),
+            // An in-app web view on a phone that leaves Mobile out.
+            ("Mozilla/5.0 (Linux; Android 13; Pixel 7 Build/TQ3A.230901.001; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0 Safari/537.36 [FB_IAB/FB4A;FBAV/450.0.0.38.108;IABMV/1;]", "mobile"),
+            // Android apps on a Chromebook, and Facebook for Windows.
+            ("Mozilla/5.0 (Linux; Android 7.1.1; Acer Chromebook R11 (CB5-132T, C738T) Build/R78-12499.51.0; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/78.0 Safari/537.36 [Pinterest/Android]", "desktop"),
+            ("Mozilla/5.0 (Windows NT 10.0.16299.98; osmeta 10.3.3308) AppleWebKit/602.1.1 (KHTML, like Gecko) Version/9.0 Safari/602.1.1 osmeta/10.3.3308 Build/3308 [FBAN/FBW;FBAV/140.0.0.232.179;FBDV/WindowsDevice;]", "desktop"),
+            // A plain Android tablet without Mobile, and a phone.
+            ("Mozilla/5.0 (Linux; Android 13; SM-T220) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "tablet"),
+            ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36", "mobile"),
+        ];
+        for (ua, device) in cases {
+            assert_eq!(describe(ua).0, device, "{ua}");
+        }
+    }
+
+    #[test]
+    fn a_phone_named_like_a_bot_is_a_person_and_a_bot_posing_as_a_phone_is_not() {
+        assert!(!is_bot("Mozilla/5.0 (Linux; Android 11; Moto E Bot Build/RPGS31.Q1-57) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0 Mobile Safari/537.36"));
+        assert!(is_bot("Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"));
     }
 
     #[test]
