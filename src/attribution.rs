@@ -26,6 +26,28 @@ pub struct Candidate {
     pub currency_locked: bool,
     /// When the click happened (for `Method::ClickId`).
     pub click_at: Option<DateTime<Utc>>,
+    /// Which of the conversion's claims it came from (its place in the audit trail).
+    pub claim: usize,
+}
+
+/// Why a candidate does not qualify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unqualified {
+    AfterConversion,
+    OutsideWindow,
+}
+
+/// Whether a candidate qualifies for a conversion at `occurred_at`.
+pub fn check(c: &Candidate, occurred_at: DateTime<Utc>) -> Result<(), Unqualified> {
+    let Some(at) = c.click_at else { return Ok(()) };
+    // Shops send times to the second: a click in the conversion's own second qualifies.
+    if at.trunc_subsecs(0) > occurred_at {
+        return Err(Unqualified::AfterConversion);
+    }
+    if occurred_at - at > Duration::days(i64::from(c.window_days)) {
+        return Err(Unqualified::OutsideWindow);
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,13 +61,9 @@ pub struct Decision {
 pub fn decide(candidates: Vec<Candidate>, occurred_at: DateTime<Utc>, currency: Option<Currency>) -> Decision {
     let candidates: Vec<Candidate> = candidates
         .into_iter()
-        // Shops send times to the second: a click in the purchase's own second qualifies.
-        .filter(|c| c.click_at.is_none_or(|at| at.trunc_subsecs(0) <= occurred_at))
+        .filter(|c| check(c, occurred_at) != Err(Unqualified::AfterConversion))
         .collect();
-    let in_window = |c: &Candidate| match c.click_at {
-        Some(at) => occurred_at - at <= Duration::days(i64::from(c.window_days)),
-        None => true,
-    };
+    let in_window = |c: &Candidate| check(c, occurred_at).is_ok();
     let Some(first) = candidates.first().cloned() else {
         return Decision {
             status: ConversionStatus::Unattributed,
@@ -96,6 +114,7 @@ mod tests {
             currency: twd(),
             currency_locked: true,
             click_at: Some(at(day)),
+            claim: 0,
         }
     }
 

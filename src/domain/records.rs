@@ -86,7 +86,27 @@ pub struct Shop {
     pub platform: ShopPlatform,
     /// The signing secret: `whsec_…` for generic shops, the platform's own otherwise.
     pub secret: String,
+    /// The secret before the last rotation, valid until `previous_until` so that deliveries
+    /// signed with it during the switch are not refused.
+    #[serde(default)]
+    pub previous_secret: Option<String>,
+    #[serde(default)]
+    pub previous_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+impl Shop {
+    /// The secrets a delivery may be signed with at `now`: the current one, and the previous
+    /// one while its grace period lasts.
+    pub fn secrets_at(&self, now: DateTime<Utc>) -> Vec<&str> {
+        let mut out = vec![self.secret.as_str()];
+        if let (Some(p), Some(until)) = (&self.previous_secret, self.previous_until) {
+            if now < until {
+                out.push(p.as_str());
+            }
+        }
+        out
+    }
 }
 
 impl std::fmt::Debug for Shop {
@@ -148,6 +168,8 @@ pub enum ConversionStatus {
     Pending,
     /// A refund that would take an order's refunds past its purchase amount; not counted.
     OverRefund,
+    /// A shop platform's test order: stored, never counted.
+    Test,
 }
 
 impl ConversionStatus {
@@ -186,6 +208,39 @@ pub struct Conversion {
     pub coupon: Option<String>,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+    /// Every candidate that was considered, in order: what it pointed to, and why it won or lost.
+    #[serde(default)]
+    pub audit: Vec<AuditEntry>,
+}
+
+/// One candidate of a conversion's attribution, as the audit trail shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Where the shop's data held it: `click_id`, `cart_attribute`, `landing_site`,
+    /// `discount_code`, `coupon_line`, `order_meta`, `order_attribution`, `coupon`, `code`, `order_id`.
+    pub source: String,
+    pub method: Method,
+    pub value: String,
+    /// The link it pointed to, if any.
+    pub link: Option<String>,
+    pub result: AuditResult,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditResult {
+    /// This candidate's link got the conversion.
+    Chosen,
+    /// It qualified, but a candidate before it won.
+    LowerPriority,
+    /// It names no link (unknown click id, coupon or code).
+    NoLink,
+    /// The click id is a bot's.
+    BotClick,
+    /// The click came after the conversion.
+    AfterConversion,
+    /// The click is older than the campaign's attribution window.
+    OutsideWindow,
 }
 
 impl Conversion {
@@ -257,6 +312,7 @@ mod tests {
             coupon: None,
             occurred_at: chrono::DateTime::UNIX_EPOCH,
             received_at: chrono::DateTime::UNIX_EPOCH,
+            audit: vec![],
         }
     }
 

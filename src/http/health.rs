@@ -28,6 +28,15 @@ pub async fn metrics(state: State) -> HttpResponse {
         .body(state.meters.encode())
 }
 
+/// The script shops put on their pages (`src/http/kolink.js`, compiled in).
+pub async fn kolink_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript; charset=utf-8")
+        .insert_header(("cache-control", "public, max-age=3600"))
+        .insert_header(("access-control-allow-origin", "*"))
+        .body(include_str!("kolink.js"))
+}
+
 /// The OpenAPI document of this API (`src/http/openapi.yaml`, compiled in).
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok()

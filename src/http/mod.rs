@@ -233,6 +233,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.yaml", web::get().to(health::openapi))
+        .route("/kolink.js", web::get().to(health::kolink_js))
         .service(
             web::scope("/api/v1")
                 .configure(campaigns::routes)

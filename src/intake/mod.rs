@@ -1,6 +1,7 @@
 //! Taking a conversion from a shop, whatever platform it runs on: the one intake.
 //!
-//! A shop platform ([`ShopWebhooks`]: Standard Webhooks in `standard`, the next ones beside it)
+//! A shop platform ([`ShopWebhooks`]: Standard Webhooks in `standard`, Shopify in `shopify`,
+//! WooCommerce in `woocommerce`)
 //! verifies a delivery and reads it into [`Incoming`] values; [`accept`] then finds each one's
 //! link (click id, coupon, code; a refund follows its purchase), stores it whatever the outcome,
 //! and counts it once if attributed.
@@ -10,17 +11,21 @@
 //! steps is completed by the shop's retry.
 
 mod refunds;
+mod shopify;
 mod standard;
+mod woocommerce;
 
 use chrono::{DateTime, Utc};
 
+pub use shopify::Shopify;
 pub use standard::StandardWebhooks;
+pub use woocommerce::WooCommerce;
 
-use crate::attribution::{decide, Candidate};
+use crate::attribution::{self, decide, Candidate, Unqualified};
 use crate::clock::Clock;
 use crate::domain::{
-    Campaign, ClickId, Conversion, ConversionStatus, CouponKey, Currency, Event, Link, Method, Money, Shop,
-    ShopPlatform, Slug,
+    AuditEntry, AuditResult, Campaign, ClickId, Conversion, ConversionStatus, CouponKey, Currency, Event, Link, Method,
+    Money, Shop, ShopPlatform, Slug,
 };
 use crate::error::ApiError;
 use crate::store::{RecordsExt, Result, Store};
@@ -48,7 +53,7 @@ pub trait ShopWebhooks: Send + Sync {
 }
 
 /// Every platform kolink takes webhooks from.
-pub const PLATFORMS: &[&dyn ShopWebhooks] = &[&StandardWebhooks];
+pub const PLATFORMS: &[&dyn ShopWebhooks] = &[&StandardWebhooks, &Shopify, &WooCommerce];
 
 /// The platform behind a webhook path segment.
 pub fn by_path(path: &str) -> Option<&'static dyn ShopWebhooks> {
@@ -76,10 +81,31 @@ pub struct Incoming {
     pub event: Event,
     pub amount: Option<Money>,
     pub currency: Option<Currency>,
-    pub click_id: Option<String>,
-    pub coupon: Option<String>,
-    pub code: Option<String>,
+    /// What the delivery says about its link, in the order they are tried.
+    pub claims: Vec<Claim>,
     pub occurred_at: DateTime<Utc>,
+    /// A shop platform's test order: stored as `test`, never counted.
+    pub test: bool,
+}
+
+/// One thing a delivery says about which link a conversion came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// `ClickId`, `Coupon` or `Code`.
+    pub method: Method,
+    pub value: String,
+    /// Where in the delivery it was (see `AuditEntry::source`).
+    pub source: &'static str,
+}
+
+impl Claim {
+    pub fn new(method: Method, value: impl Into<String>, source: &'static str) -> Self {
+        Self {
+            method,
+            value: value.into(),
+            source,
+        }
+    }
 }
 
 /// What the shop is told about one conversion.
@@ -94,35 +120,38 @@ pub struct Receipt {
 }
 
 pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) -> Result<Receipt, ApiError> {
-    let decision = if incoming.event == Event::Refund {
-        refunds::attribution(
+    let (mut decision, audit) = if incoming.event == Event::Refund {
+        let d = refunds::attribution(
             store,
             incoming.shop.as_str(),
             &incoming.order_id,
             incoming.currency.clone(),
         )
-        .await?
+        .await?;
+        let audit = refunds::audit(&incoming.order_id, &d);
+        (d, audit)
     } else {
-        let mut decision = decide(
-            candidates(store, &incoming).await?,
-            incoming.occurred_at,
-            incoming.currency.clone(),
-        );
+        let (mut found, mut audit) = candidates(store, &incoming).await?;
+        let mut decision = decide(found.clone(), incoming.occurred_at, incoming.currency.clone());
         // The chosen campaign's currency is locked before the decision is final, so that a
-        // PATCH of the currency cannot slip between the decision and the sums.
+        // PATCH of the currency cannot slip between the decision and the sums (test orders
+        // count nothing and lock nothing).
         for _ in 0..3 {
             match &decision.chosen {
-                Some(c) if !c.currency_locked => lock_currency(store, &c.campaign).await?,
+                Some(c) if !c.currency_locked && !incoming.test => lock_currency(store, &c.campaign).await?,
                 _ => break,
             }
-            decision = decide(
-                candidates(store, &incoming).await?,
-                incoming.occurred_at,
-                incoming.currency.clone(),
-            );
+            (found, audit) = candidates(store, &incoming).await?;
+            decision = decide(found.clone(), incoming.occurred_at, incoming.currency.clone());
         }
-        decision
+        settle_audit(&mut audit, &found, decision.chosen.as_ref(), incoming.occurred_at);
+        (decision, audit)
     };
+    if incoming.test {
+        decision.status = ConversionStatus::Test;
+    }
+    let first = |m: Method| incoming.claims.iter().find(|c| c.method == m).map(|c| c.value.clone());
+    let (click_id, coupon) = (first(Method::ClickId), first(Method::Coupon));
     let chosen = decision.chosen;
     let conversion = Conversion {
         id: format!("cv_{}", nanoid::nanoid!(20)),
@@ -137,10 +166,11 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) ->
         link: chosen.as_ref().map(|c| c.link.clone()),
         kol: chosen.as_ref().map(|c| c.kol.clone()),
         campaign: chosen.as_ref().map(|c| c.campaign.clone()),
-        click_id: incoming.click_id,
-        coupon: incoming.coupon,
+        click_id,
+        coupon,
         occurred_at: incoming.occurred_at,
         received_at: clock.now_to_second(),
+        audit,
     };
     let stored = store.save_conversion(&conversion).await?;
     let fresh = stored.id == conversion.id;
@@ -177,56 +207,93 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) ->
     })
 }
 
-/// The links this conversion may belong to, in order: click id, coupon, code.
-async fn candidates(store: &dyn Store, c: &Incoming) -> Result<Vec<Candidate>> {
-    let mut out = Vec::new();
-    if let Some(cid) = c.click_id.as_deref().and_then(ClickId::parse) {
-        if let Some(code) = store.link_code_by_id(cid.link_id).await? {
-            let click = store.get_click(&code, cid.entry).await?;
-            if let Some(click) = click.filter(|k| !k.info.bot) {
-                let at = DateTime::from_timestamp_millis(click.entry.ms as i64);
-                if let Some(link) = store.get_link(&code).await? {
-                    push(store, &mut out, Method::ClickId, &link, at).await?;
+/// The links this conversion's claims point to, in the claims' order, with an audit entry per
+/// claim (its result settled by `settle_audit` once the decision is made).
+async fn candidates(store: &dyn Store, c: &Incoming) -> Result<(Vec<Candidate>, Vec<AuditEntry>)> {
+    let mut found = Vec::new();
+    let mut audit = Vec::with_capacity(c.claims.len());
+    for (i, claim) in c.claims.iter().enumerate() {
+        let mut entry = AuditEntry {
+            source: claim.source.to_owned(),
+            method: claim.method,
+            value: claim.value.clone(),
+            link: None,
+            result: AuditResult::NoLink,
+        };
+        let (link, click_at) = match claim.method {
+            Method::ClickId => match click_link(store, &claim.value).await? {
+                ClickLink::Person(link, at) => (Some(*link), at),
+                ClickLink::Bot(code) => {
+                    entry.link = Some(code);
+                    entry.result = AuditResult::BotClick;
+                    (None, None)
                 }
+                ClickLink::None => (None, None),
+            },
+            Method::Coupon => match store.link_code_by_coupon(&CouponKey::of(&claim.value)).await? {
+                Some(code) => (store.get_link(&code).await?, None),
+                None => (None, None),
+            },
+            Method::Code | Method::OrderId => (store.get_link(&claim.value).await?, None),
+        };
+        if let Some(link) = link {
+            entry.link = Some(link.code.to_string());
+            if let Some(campaign) = store.get::<Campaign>(link.campaign.as_str()).await? {
+                found.push(Candidate {
+                    method: claim.method,
+                    link: link.code.to_string(),
+                    kol: link.kol.to_string(),
+                    campaign: campaign.id.to_string(),
+                    window_days: campaign.attribution_window_days,
+                    currency: campaign.currency,
+                    currency_locked: campaign.currency_locked,
+                    click_at,
+                    claim: i,
+                });
             }
         }
+        audit.push(entry);
     }
-    if let Some(coupon) = c.coupon.as_deref().filter(|s| !s.is_empty()) {
-        if let Some(code) = store.link_code_by_coupon(&CouponKey::of(coupon)).await? {
-            if let Some(link) = store.get_link(&code).await? {
-                push(store, &mut out, Method::Coupon, &link, None).await?;
-            }
-        }
-    }
-    if let Some(code) = c.code.as_deref().filter(|s| !s.is_empty()) {
-        if let Some(link) = store.get_link(code).await? {
-            push(store, &mut out, Method::Code, &link, None).await?;
-        }
-    }
-    Ok(out)
+    Ok((found, audit))
 }
 
-async fn push(
-    store: &dyn Store,
-    out: &mut Vec<Candidate>,
-    method: Method,
-    link: &Link,
-    click_at: Option<DateTime<Utc>>,
-) -> Result<()> {
-    let Some(campaign) = store.get::<Campaign>(link.campaign.as_str()).await? else {
-        return Ok(());
+enum ClickLink {
+    Person(Box<Link>, Option<DateTime<Utc>>),
+    Bot(String),
+    None,
+}
+
+/// The link and time of a click id's click.
+async fn click_link(store: &dyn Store, value: &str) -> Result<ClickLink> {
+    let Some(cid) = ClickId::parse(value) else {
+        return Ok(ClickLink::None);
     };
-    out.push(Candidate {
-        method,
-        link: link.code.to_string(),
-        kol: link.kol.to_string(),
-        campaign: campaign.id.to_string(),
-        window_days: campaign.attribution_window_days,
-        currency: campaign.currency,
-        currency_locked: campaign.currency_locked,
-        click_at,
-    });
-    Ok(())
+    let Some(code) = store.link_code_by_id(cid.link_id).await? else {
+        return Ok(ClickLink::None);
+    };
+    match store.get_click(&code, cid.entry).await? {
+        Some(click) if click.info.bot => Ok(ClickLink::Bot(code)),
+        Some(click) => match store.get_link(&code).await? {
+            Some(link) => Ok(ClickLink::Person(
+                Box::new(link),
+                DateTime::from_timestamp_millis(click.entry.ms as i64),
+            )),
+            None => Ok(ClickLink::None),
+        },
+        None => Ok(ClickLink::None),
+    }
+}
+
+/// Says, for each candidate, why it won or lost.
+fn settle_audit(audit: &mut [AuditEntry], found: &[Candidate], chosen: Option<&Candidate>, occurred_at: DateTime<Utc>) {
+    for c in found {
+        audit[c.claim].result = match (attribution::check(c, occurred_at), chosen) {
+            (_, Some(w)) if w.claim == c.claim => AuditResult::Chosen,
+            (Err(Unqualified::AfterConversion), _) => AuditResult::AfterConversion,
+            (Err(Unqualified::OutsideWindow), _) => AuditResult::OutsideWindow,
+            (Ok(()), _) => AuditResult::LowerPriority,
+        };
+    }
 }
 
 /// Marks a campaign as having conversions: its currency may no longer change.

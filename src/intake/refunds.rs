@@ -5,7 +5,7 @@
 //! `pending` until the purchase arrives, then applied.
 
 use crate::attribution::{Candidate, Decision};
-use crate::domain::{Conversion, ConversionStatus, Currency, Event, Method};
+use crate::domain::{AuditEntry, AuditResult, Conversion, ConversionStatus, Currency, Event, Method};
 use crate::store::{Counted, RefundCap, Result, Store};
 
 /// The attribution of a refund of `order_id`: its purchase's, or `pending` while there is none.
@@ -51,9 +51,24 @@ pub(super) async fn attribution(
             // The purchase locked its campaign.
             currency_locked: true,
             click_at: None,
+            claim: 0,
         }),
         currency: Some(currency),
     })
+}
+
+/// A refund's audit trail: the purchase it follows.
+pub(super) fn audit(order_id: &str, d: &Decision) -> Vec<AuditEntry> {
+    vec![AuditEntry {
+        source: "order_id".to_owned(),
+        method: Method::OrderId,
+        value: order_id.to_owned(),
+        link: d.chosen.as_ref().map(|c| c.link.clone()),
+        result: match &d.chosen {
+            Some(_) => AuditResult::Chosen,
+            None => AuditResult::NoLink,
+        },
+    }]
 }
 
 /// Counts an attributed conversion on its link, once; a refund only within its purchase's
@@ -108,8 +123,9 @@ pub(super) async fn settle(store: &dyn Store, shop: &str, order_id: &str) -> Res
                 if d.status == ConversionStatus::Pending {
                     continue;
                 }
+                r.audit = audit(order_id, &d);
                 r.status = d.status;
-                r.currency = d.currency;
+                r.currency = d.currency.clone();
                 r.method = d.chosen.as_ref().map(|c| c.method);
                 r.link = d.chosen.as_ref().map(|c| c.link.clone());
                 r.kol = d.chosen.as_ref().map(|c| c.kol.clone());

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use super::{Delivery, Incoming, ShopWebhooks};
-use crate::domain::{has_control_chars, Currency, Event, Money, Shop, ShopPlatform};
+use super::{Claim, Delivery, Incoming, ShopWebhooks};
+use crate::domain::{has_control_chars, Currency, Event, Method, Money, Shop, ShopPlatform};
 use crate::error::{ApiError, Code};
 use crate::signature::WebhookSecret;
 
@@ -35,21 +35,30 @@ impl ShopWebhooks for StandardWebhooks {
     }
 
     fn verify(&self, shop: &Shop, d: &Delivery<'_>, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let secret = WebhookSecret::parse(&shop.secret).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!(
-                "Failed to decode the stored secret of shop {}",
-                shop.id
-            ))
-        })?;
-        secret
-            .verify(
+        // During a rotation the previous secret is tried too; the first error is the one told.
+        let mut first_error = None;
+        for stored in shop.secrets_at(now) {
+            let secret = WebhookSecret::parse(stored).ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "Failed to decode the stored secret of shop {}",
+                    shop.id
+                ))
+            })?;
+            match secret.verify(
                 (d.header)("webhook-id"),
                 (d.header)("webhook-timestamp"),
                 (d.header)("webhook-signature"),
                 d.body,
                 now.timestamp(),
-            )
-            .map_err(|e| ApiError::new(Code::InvalidSignature, format!("{}.", capitalise(&e.to_string()))))
+            ) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let e = first_error.map_or_else(String::new, |e| e.to_string());
+        Err(ApiError::new(Code::InvalidSignature, format!("{}.", capitalise(&e))))
     }
 
     fn parse(&self, shop: &Shop, d: &Delivery<'_>, now: DateTime<Utc>) -> Result<Vec<Incoming>, ApiError> {
@@ -134,10 +143,16 @@ fn incoming(shop: &Shop, b: ConversionBody, now: DateTime<Utc>) -> Result<Incomi
         event,
         amount,
         currency,
-        click_id: short("click_id", b.click_id)?,
-        coupon: short("coupon", b.coupon)?,
-        code: short("code", b.code)?,
+        claims: [
+            (Method::ClickId, short("click_id", b.click_id)?, "click_id"),
+            (Method::Coupon, short("coupon", b.coupon)?, "coupon"),
+            (Method::Code, short("code", b.code)?, "code"),
+        ]
+        .into_iter()
+        .filter_map(|(m, v, source)| Some(Claim::new(m, v?, source)))
+        .collect(),
         occurred_at,
+        test: false,
     })
 }
 

@@ -20,6 +20,7 @@ macro_rules! per_store {
 
 mod helpers;
 
+mod browser;
 mod campaigns;
 mod classify;
 mod cli;
@@ -33,6 +34,7 @@ mod kols;
 mod links;
 mod metrics;
 mod redirect;
+mod shops;
 mod stats;
 mod store;
 mod time;

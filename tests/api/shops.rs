@@ -1,0 +1,469 @@
+//! Shops on Shopify and WooCommerce: their own webhooks as they send them, signed the way they
+//! sign them; shop secrets rotated without downtime; the audit trail of each conversion.
+
+use chrono::TimeDelta;
+use kolink::clock::ManualClock;
+use kolink::signature::body_hmac;
+use reqwest::Response;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with_clock, Backend, TestApp, TOKEN};
+
+const SHOPIFY_SECRET: &str = "shpss_0123456789abcdef0123456789abcdef";
+const WOO_SECRET: &str = "wc-secret-9f8e7d6c5b4a";
+
+fn fixture(name: &str) -> Value {
+    let text = match name {
+        "shopify-order" => include_str!("../fixtures/shops/shopify-order.json"),
+        "shopify-refund" => include_str!("../fixtures/shops/shopify-refund.json"),
+        _ => include_str!("../fixtures/shops/woocommerce-order.json"),
+    };
+    serde_json::from_str(text).unwrap()
+}
+
+fn with(mut v: Value, changes: Value) -> Value {
+    for (k, x) in changes.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+async fn platform_shop(app: &TestApp, id: &str, platform: &str, secret: &str) {
+    let v = app
+        .post_expect(
+            "/api/v1/shops",
+            &json!({"id": id, "name": id, "platform": platform, "secret": secret}),
+            201,
+        )
+        .await;
+    assert_eq!(v["webhook_url"], app.url(&format!("/webhooks/{platform}/{id}")));
+}
+
+/// Headers as Shopify sends them: `X-Shopify-*`, or `Shopify-*` when `newer`.
+async fn shopify(app: &TestApp, secret: &str, topic: &str, body: &Value, newer: bool) -> Response {
+    let raw = serde_json::to_vec(body).unwrap();
+    let p = if newer { "shopify-" } else { "x-shopify-" };
+    app.api
+        .post(app.url("/webhooks/shopify/glow"))
+        .header("content-type", "application/json")
+        .header(format!("{p}topic"), topic)
+        .header(format!("{p}hmac-sha256"), body_hmac(secret.as_bytes(), &raw))
+        .header(format!("{p}shop-domain"), "glow.myshopify.com")
+        .header(format!("{p}webhook-id"), format!("wh-{}", nanoid::nanoid!(8)))
+        .header(format!("{p}api-version"), "2026-10")
+        .body(raw)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn woo(app: &TestApp, secret: &str, topic: &str, body: &Value) -> Response {
+    let raw = serde_json::to_vec(body).unwrap();
+    app.api
+        .post(app.url("/webhooks/woocommerce/mall"))
+        .header("content-type", "application/json")
+        .header("x-wc-webhook-source", "https://mall.example/")
+        .header("x-wc-webhook-topic", topic)
+        .header("x-wc-webhook-resource", "order")
+        .header("x-wc-webhook-signature", body_hmac(secret.as_bytes(), &raw))
+        .header("x-wc-webhook-id", "12")
+        .header("x-wc-webhook-delivery-id", nanoid::nanoid!(10))
+        .body(raw)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn ok(r: Response) -> Value {
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn conversions(app: &TestApp) -> Vec<Value> {
+    app.get_ok("/api/v1/conversions").await["conversions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+per_store!(shopify_orders_are_attributed_by_cart_attribute_then_landing_site_then_discount_code);
+async fn shopify_orders_are_attributed_by_cart_attribute_then_landing_site_then_discount_code(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let cid = app.click_id("amy-serum").await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let order = with(
+        fixture("shopify-order"),
+        json!({"id": 1, "processed_at": now, "note_attributes": [{"name": "kl_cid", "value": cid}],
+               "landing_site": "/products/serum?kl_cid=zz-zz-zz", "discount_codes": [{"code": "amy10", "amount": "0.00", "type": "fixed_amount"}]}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("attributed"), Some("click_id"))
+    );
+    let audit = conversions(&app).await[0]["audit"].clone();
+    assert_eq!(
+        audit,
+        json!([
+            {"source": "cart_attribute", "method": "click_id", "value": cid, "link": "amy-serum", "result": "chosen"},
+            {"source": "landing_site", "method": "click_id", "value": "zz-zz-zz", "link": null, "result": "no_link"},
+            {"source": "discount_code", "method": "coupon", "value": "amy10", "link": "amy-serum", "result": "lower_priority"}
+        ])
+    );
+    let by_landing = with(
+        fixture("shopify-order"),
+        json!({"id": 2, "processed_at": now, "landing_site": format!("/?utm_source=ig&kl_cid={cid}")}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &by_landing, true).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("attributed"), Some("click_id"))
+    );
+    let by_code = with(
+        fixture("shopify-order"),
+        json!({"id": 3, "discount_codes": [{"code": "AMY10"}]}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &by_code, false).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("attributed"), Some("coupon"))
+    );
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["conversions"].as_u64(), t["revenue"].as_str()),
+        (Some(3), Some("3840.00"))
+    );
+}
+
+per_store!(shopify_deliveries_are_verified_in_both_header_forms_and_forgeries_store_nothing);
+async fn shopify_deliveries_are_verified_in_both_header_forms_and_forgeries_store_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let order = with(fixture("shopify-order"), json!({"discount_codes": [{"code": "AMY10"}]}));
+    assert_error(
+        shopify(&app, "not-the-secret", "orders/create", &order, false).await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    assert_error(
+        shopify(&app, "not-the-secret", "orders/create", &order, true).await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    let raw = serde_json::to_vec(&order).unwrap();
+    let unsigned = app
+        .api
+        .post(app.url("/webhooks/shopify/glow"))
+        .header("content-type", "application/json")
+        .header("x-shopify-topic", "orders/create")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_error(unsigned, 401, "invalid_signature").await;
+    // A body changed after signing.
+    let tampered = app
+        .api
+        .post(app.url("/webhooks/shopify/glow"))
+        .header("x-shopify-topic", "orders/create")
+        .header("x-shopify-hmac-sha256", body_hmac(SHOPIFY_SECRET.as_bytes(), &raw))
+        .body(String::from_utf8(raw).unwrap().replace("1280.00", "9999.00"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(tampered, 401, "invalid_signature").await;
+    assert!(conversions(&app).await.is_empty());
+    // Signed right, in the newer header form; a topic kolink does not take is a clear 400.
+    ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &order, true).await).await;
+    assert_error(
+        shopify(&app, SHOPIFY_SECRET, "products/update", &order, false).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    // A generic shop's URL for a Shopify delivery, and an unknown shop.
+    let r = app
+        .api
+        .post(app.url("/webhooks/shopify/nope"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, "not_found").await;
+}
+
+per_store!(shopify_retries_and_later_topics_of_one_order_count_once);
+async fn shopify_retries_and_later_topics_of_one_order_count_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let order = with(fixture("shopify-order"), json!({"discount_codes": [{"code": "AMY10"}]}));
+    let first = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await).await;
+    assert_eq!(first["status"], "attributed");
+    for topic in ["orders/create", "orders/paid", "orders/paid"] {
+        let again = ok(shopify(&app, SHOPIFY_SECRET, topic, &order, false).await).await;
+        assert_eq!(again["status"], "duplicate", "{topic}");
+    }
+    assert_eq!(app.link_totals("amy-serum").await["conversions"], 1);
+    assert_eq!(conversions(&app).await.len(), 1);
+}
+
+per_store!(shopify_test_orders_are_stored_as_test_and_never_counted);
+async fn shopify_test_orders_are_stored_as_test_and_never_counted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let order = with(
+        fixture("shopify-order"),
+        json!({"test": true, "discount_codes": [{"code": "AMY10"}]}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("test"), Some("amy-serum"))
+    );
+    assert_eq!(app.link_totals("amy-serum").await["conversions"], 0);
+    let listed = app.get_ok("/api/v1/conversions?status=test").await;
+    assert_eq!(listed["conversions"].as_array().unwrap().len(), 1);
+    let c = app.get_ok("/api/v1/campaigns/spring-sale").await;
+    assert_eq!(c["currency_locked"], false, "a test order locks nothing");
+}
+
+per_store!(shopify_refunds_and_cancellations_take_money_back_once);
+async fn shopify_refunds_and_cancellations_take_money_back_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    // Shopify may deliver the refund before the order: it waits as pending.
+    let refund = fixture("shopify-refund");
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
+    assert_eq!(v["status"], "pending");
+    let order = with(fixture("shopify-order"), json!({"discount_codes": [{"code": "AMY10"}]}));
+    ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["revenue"].as_str(), t["refunds"].as_str()),
+        (Some("1280.00"), Some("300.00"))
+    );
+    // Cancelled with the rest refunded: the refund of the rest counts, the cancellation's
+    // refund of the whole total would pass the purchase and does not.
+    let rest = with(
+        fixture("shopify-refund"),
+        json!({"id": 929361463, "transactions": [{"kind": "refund", "status": "success", "amount": "980.00", "currency": "TWD"}]}),
+    );
+    assert_eq!(
+        ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &rest, false).await).await["status"],
+        "attributed"
+    );
+    let cancelled = with(
+        order,
+        json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "cancel_reason": "customer"}),
+    );
+    assert_eq!(
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &cancelled, false).await).await["status"],
+        "over_refund"
+    );
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(t["net_revenue"], "0.00");
+}
+
+per_store!(woocommerce_counts_an_order_once_when_it_is_first_paid);
+async fn woocommerce_counts_an_order_once_when_it_is_first_paid(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
+    let cid = app.click_id("amy-serum").await;
+    let meta = json!([{"id": 1, "key": "kl_cid", "value": cid}, {"id": 2, "key": "_wc_order_attribution_utm_source", "value": "instagram"}]);
+    let pending = with(fixture("woocommerce-order"), json!({"meta_data": meta}));
+    let v = ok(woo(&app, WOO_SECRET, "order.created", &pending).await).await;
+    assert_eq!(v["status"], "ok", "an unpaid order is not a conversion yet");
+    assert!(conversions(&app).await.is_empty());
+    let paid_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let processing = with(
+        pending.clone(),
+        json!({"status": "processing", "date_paid_gmt": paid_at}),
+    );
+    let v = ok(woo(&app, WOO_SECRET, "order.updated", &processing).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("attributed"), Some("click_id"))
+    );
+    let completed = with(processing.clone(), json!({"status": "completed"}));
+    assert_eq!(
+        ok(woo(&app, WOO_SECRET, "order.updated", &completed).await).await["status"],
+        "duplicate"
+    );
+    // A partial refund, then the rest as the order becomes refunded.
+    let partial = with(
+        completed.clone(),
+        json!({"refunds": [{"id": 801, "reason": "", "total": "-280.00"}]}),
+    );
+    let v = ok(woo(&app, WOO_SECRET, "order.updated", &partial).await).await;
+    let statuses: Vec<&str> = v["conversions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["duplicate", "attributed"]);
+    let refunded = with(
+        completed,
+        json!({"status": "refunded", "refunds": [{"id": 801, "total": "-280.00"}, {"id": 802, "total": "-1000.00"}]}),
+    );
+    ok(woo(&app, WOO_SECRET, "order.updated", &refunded).await).await;
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["conversions"].as_u64(), t["revenue"].as_str(), t["refunds"].as_str()),
+        (Some(1), Some("1280.00"), Some("1280.00"))
+    );
+}
+
+per_store!(woocommerce_pings_are_answered_and_forgeries_refused);
+async fn woocommerce_pings_are_answered_and_forgeries_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
+    let ping = app
+        .api
+        .post(app.url("/webhooks/woocommerce/mall"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-wc-webhook-id", "12")
+        .body("webhook_id=12")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 200);
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"status": "processing", "coupon_lines": [{"id": 1, "code": "amy10"}]}),
+    );
+    assert_error(
+        woo(&app, "wrong", "order.created", &order).await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    let unsigned = app
+        .api
+        .post(app.url("/webhooks/woocommerce/mall"))
+        .header("content-type", "application/json")
+        .header("x-wc-webhook-topic", "order.created")
+        .body(serde_json::to_vec(&order).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_error(unsigned, 401, "invalid_signature").await;
+    assert!(conversions(&app).await.is_empty(), "a ping and forgeries store nothing");
+    let v = ok(woo(&app, WOO_SECRET, "order.created", &order).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("attributed"), Some("coupon"))
+    );
+}
+
+per_store!(woocommerce_order_attribution_names_the_link_when_nothing_else_does);
+async fn woocommerce_order_attribution_names_the_link_when_nothing_else_does(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
+    let cid = app.click_id("amy-serum").await;
+    let entry = format!("https://mall.example/serum/?utm_source=instagram&kl_cid={cid}");
+    let paid_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"status": "processing", "date_paid_gmt": paid_at,
+               "meta_data": [{"id": 9, "key": "_wc_order_attribution_session_entry", "value": entry}]}),
+    );
+    let v = ok(woo(&app, WOO_SECRET, "order.created", &order).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("attributed"), Some("amy-serum"))
+    );
+    let by_utm = with(
+        fixture("woocommerce-order"),
+        json!({"id": 728, "status": "completed", "meta_data": [{"id": 9, "key": "_wc_order_attribution_utm_content", "value": "amy-serum"}]}),
+    );
+    let v = ok(woo(&app, WOO_SECRET, "order.created", &by_utm).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("attributed"), Some("code"))
+    );
+    let audit = &conversions(&app).await[0]["audit"];
+    assert_eq!(audit[0]["source"], "order_attribution");
+}
+
+per_store!(a_rotated_secret_keeps_the_old_one_valid_for_its_grace_period);
+async fn a_rotated_secret_keeps_the_old_one_valid_for_its_grace_period(backend: Backend) {
+    let clock = ManualClock::at(chrono::Utc::now());
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    let old = app.create_shop("acme").await;
+    let rotated = app
+        .post_expect("/api/v1/shops/acme/secret", &json!({"previous_valid_hours": 2}), 200)
+        .await;
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != old);
+    assert!(rotated["previous_secret_valid_until"].is_string());
+    let order = |id: &str| json!({"order_id": id, "event": "signup", "coupon": "AMY10"});
+    let send = |secret: String, body: Value| {
+        let app = &app;
+        let clock = clock.clone();
+        async move {
+            let raw = serde_json::to_vec(&body).unwrap();
+            app.signed_webhook("acme", &secret, &raw, kolink::clock::Clock::now(&*clock).timestamp())
+                .await
+        }
+    };
+    assert_eq!(
+        send(old.clone(), order("1")).await.status(),
+        200,
+        "the old secret, during the grace"
+    );
+    assert_eq!(send(new.clone(), order("2")).await.status(), 200);
+    clock.advance(TimeDelta::hours(3));
+    assert_error(send(old, order("3")).await, 401, "invalid_signature").await;
+    assert_eq!(send(new, order("4")).await.status(), 200);
+    // Platform shops give their platform's new secret.
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let r = app.post("/api/v1/shops/glow/secret", &json!({})).await;
+    assert_error(r, 400, "invalid_input").await;
+    let r = app
+        .post_expect("/api/v1/shops/glow/secret", &json!({"secret": "shpss_new"}), 200)
+        .await;
+    assert_eq!(r["secret"], json!(null), "a platform's secret is never echoed");
+}
+
+per_store!(conversions_export_as_csv_with_their_audit);
+async fn conversions_export_as_csv_with_their_audit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    app.webhook_ok(
+        "acme",
+        &secret,
+        &json!({"order_id": "9", "event": "signup", "coupon": "AMY10", "code": "nope"}),
+    )
+    .await;
+    let r = app
+        .api
+        .get(app.url("/api/v1/conversions"))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = r.text().await.unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().ends_with(",audit"));
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains("coupon coupon AMY10 -> amy-serum: chosen | code code nope -> -: no_link"),
+        "{row}"
+    );
+}
