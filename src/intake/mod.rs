@@ -287,10 +287,12 @@ async fn click_link(store: &dyn Store, value: &str) -> Result<ClickLink> {
 /// Says, for each candidate, why it won or lost.
 fn settle_audit(audit: &mut [AuditEntry], found: &[Candidate], chosen: Option<&Candidate>, occurred_at: DateTime<Utc>) {
     for c in found {
+        // An outside-window conversion keeps its link for reference: the audit says why it
+        // did not count, not that it was chosen.
         audit[c.claim].result = match (attribution::check(c, occurred_at), chosen) {
-            (_, Some(w)) if w.claim == c.claim => AuditResult::Chosen,
             (Err(Unqualified::AfterConversion), _) => AuditResult::AfterConversion,
             (Err(Unqualified::OutsideWindow), _) => AuditResult::OutsideWindow,
+            (Ok(()), Some(w)) if w.claim == c.claim => AuditResult::Chosen,
             (Ok(()), _) => AuditResult::LowerPriority,
         };
     }

@@ -467,3 +467,37 @@ async fn conversions_export_as_csv_with_their_audit(backend: Backend) {
         "{row}"
     );
 }
+
+per_store!(shopify_orders_meet_the_window_and_the_campaigns_currency);
+async fn shopify_orders_meet_the_window_and_the_campaigns_currency(backend: Backend) {
+    let now = chrono::Utc::now();
+    let clock = ManualClock::at(now - TimeDelta::days(40));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let old = app.click_id("amy-serum").await;
+    clock.set(now);
+    let attrs = json!([{"name": "kl_cid", "value": old}]);
+    let late = with(
+        fixture("shopify-order"),
+        json!({"id": 11, "processed_at": now.to_rfc3339(), "note_attributes": attrs}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &late, false).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("outside_window"), Some("amy-serum"))
+    );
+    let audit = &conversions(&app).await[0]["audit"];
+    assert_eq!(audit[0]["result"], "outside_window");
+    let usd = with(
+        fixture("shopify-order"),
+        json!({"id": 12, "currency": "USD", "discount_codes": [{"code": "AMY10"}]}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &usd, false).await).await;
+    assert_eq!(v["status"], "currency_mismatch");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["conversions"].as_u64(), t["revenue"].as_str()),
+        (Some(0), Some("0.00"))
+    );
+}
