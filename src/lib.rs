@@ -29,6 +29,7 @@
 //! - `report`: the stats reports and their rows, sorted by a typed `SortKey`.
 //! - `stats`: figures from counts (CTR, conversion rate, ROI …) as API.md defines them.
 //! - `lookup`: a record by id or `404`; filtered, paged lists of links and conversions.
+//! - `qr`: QR codes of short links (SVG, PNG).
 //! - `cache`: the redirect path's cache of link records.
 //! - `clicks`: the click writer that groups concurrent clicks into one store round trip.
 //! - `classify`: bot or person, and each click dimension's value; the visitor hash.
@@ -51,6 +52,7 @@ pub mod http;
 pub mod intake;
 pub mod lookup;
 pub mod minting;
+pub mod qr;
 pub mod report;
 pub mod signature;
 pub mod startup;

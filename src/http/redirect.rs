@@ -14,6 +14,7 @@ use crate::store::StoreError;
 use crate::telemetry::RedirectOutcome as Outcome;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/{code}/qr.{format}").route(web::get().to(qr)));
     cfg.service(
         web::resource("/{code}")
             .route(web::get().to(follow))
@@ -130,6 +131,69 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
                 ),
                 _ => unavailable(&req),
             }
+        }
+    }
+}
+
+/// `GET /{code}/qr.svg|png`: the QR code of the short URL with `?src=qr`, for print and
+/// screens; scans show up as `source = qr`.
+async fn qr(req: HttpRequest, state: State, path: web::Path<(String, String)>) -> HttpResponse {
+    let (code, format) = path.into_inner();
+    if !matches!(format.as_str(), "svg" | "png") {
+        return page(
+            &req,
+            Code::NotFound,
+            "QR codes are at /<code>/qr.svg and /<code>/qr.png.",
+        );
+    }
+    let well_formed = (3..=64).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let link = if well_formed {
+        match state.links.get(state.store(), &code).await {
+            Ok(link) => link,
+            Err(StoreError::Unavailable(_)) => return unavailable(&req),
+            Err(e) => {
+                tracing::error!(error = %e, "link lookup failed");
+                return page(
+                    &req,
+                    Code::Internal,
+                    "This QR code cannot be drawn because of an error on our side.",
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let Some(link) = link else {
+        return page(
+            &req,
+            Code::NotFound,
+            "This link does not exist. Check that it was copied whole.",
+        );
+    };
+    let url = crate::qr::scan_url(&format!("{}/{}", state.public_base, link.code));
+    let drawn = match format.as_str() {
+        "svg" => crate::qr::svg(&url)
+            .map(|s| ("image/svg+xml", s.into_bytes()))
+            .map_err(|e| e.to_string()),
+        _ => crate::qr::png(&url)
+            .map(|p| ("image/png", p))
+            .map_err(|e| e.to_string()),
+    };
+    match drawn {
+        Ok((content_type, body)) => HttpResponse::Ok()
+            .content_type(content_type)
+            .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "QR code not drawn");
+            page(
+                &req,
+                Code::Internal,
+                "This QR code cannot be drawn because of an error on our side.",
+            )
         }
     }
 }

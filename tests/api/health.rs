@@ -81,6 +81,8 @@ async fn the_openapi_document_describes_every_path() {
         "/kolink.js:",
         "/{code}:",
         "/p/{code}.gif:",
+        "/{code}/qr.svg:",
+        "/{code}/qr.png:",
         "/healthz:",
         "/readyz:",
         "/metrics:",

@@ -350,3 +350,33 @@ async fn a_user_agent_with_non_ascii_bytes_is_a_person(backend: Backend) {
     let t = app.link_totals("amy-serum").await;
     assert_eq!((t["clicks"].as_u64(), t["bot_clicks"].as_u64()), (Some(1), Some(0)));
 }
+
+per_store!(qr_codes_hold_the_short_url_marked_as_a_scan);
+async fn qr_codes_hold_the_short_url_marked_as_a_scan(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let svg = app.api.get(app.url("/amy-serum/qr.svg")).send().await.unwrap();
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.unwrap().contains("<svg"));
+    let png = app.api.get(app.url("/amy-serum/qr.png")).send().await.unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().await.unwrap();
+    let mut reader = ::png::Decoder::new(std::io::Cursor::new(bytes.to_vec()))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+    let grids = img.detect_grids();
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, app.url("/amy-serum?src=qr"));
+    // A scan is a click from the QR source.
+    let r = app.api.get(&content).header("user-agent", PHONE).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    assert_eq!(s["breakdown"]["source"], json!([{"key": "qr", "clicks": 1}]));
+    assert_error(app.get("/nope-nope/qr.svg").await, 404, "not_found").await;
+    assert_error(app.get("/amy-serum/qr.gif").await, 404, "not_found").await;
+}
