@@ -12,6 +12,7 @@ use crate::stats::{Interval, Range};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/links/{code}/stats").get(link_stats))
         .service(web::resource("/campaigns/{id}/stats").get(campaign_stats))
+        .service(web::resource("/campaigns/{id}/report.csv").get(campaign_csv))
         .service(web::resource("/kols/{id}/stats").get(kol_stats));
 }
 
@@ -77,6 +78,26 @@ async fn campaign_stats(
 ) -> Result<HttpResponse, ApiError> {
     let (range, sort) = (q.range()?, q.sort()?);
     Ok(HttpResponse::Ok().json(report::campaign(state.store(), &id, range, sort).await?))
+}
+
+/// The campaign's report as CSV: the same report as `/stats`, one row per KOL, then per tier.
+async fn campaign_csv(
+    _: Admin,
+    state: State,
+    id: web::Path<String>,
+    q: web::Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (range, sort) = (q.range()?, q.sort()?);
+    let r = report::campaign(state.store(), &id, range, sort).await?;
+    let body = report::campaign_csv(&r)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to write report.csv")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{}-report.csv\"", r.campaign),
+        ))
+        .body(body))
 }
 
 async fn kol_stats(

@@ -63,6 +63,7 @@ async fn the_openapi_document_describes_every_path() {
         "/api/v1/campaigns/{id}:",
         "/api/v1/campaigns/{id}/links:",
         "/api/v1/campaigns/{id}/stats:",
+        "/api/v1/campaigns/{id}/report.csv:",
         "/api/v1/kols:",
         "/api/v1/kols/{id}:",
         "/api/v1/kols/{id}/stats:",

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, start, Backend};
+use crate::helpers::{assert_error, spawn_app, start, Backend};
 
 per_store!(campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi);
 async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi(backend: Backend) {
@@ -131,4 +131,57 @@ async fn stats_survive_a_server_restart(backend: Backend) {
     // The click id minted before the restart still attributes; the order is still known.
     assert_eq!(app.webhook_ok("acme", &secret, &order).await["status"], "duplicate");
     assert_eq!(app.tap("amy-serum").await.status(), 302);
+}
+
+per_store!(report_csv_has_the_figures_of_the_stats_per_kol_then_per_tier);
+async fn report_csv_has_the_figures_of_the_stats_per_kol_then_per_tier(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.post_expect(
+        "/api/v1/kols",
+        &json!({"id": "lin", "name": "林艾咪", "platform": "instagram", "followers": 600_000}),
+        201,
+    )
+    .await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "lin", "code": "lin-1", "cost": "800", "coupon": "LIN5"}))
+        .await;
+    app.tap("amy-serum").await;
+    let secret = app.create_shop("acme").await;
+    let order = json!({"order_id": "1", "event": "purchase", "amount": "1280", "currency": "TWD", "coupon": "LIN5"});
+    app.webhook_ok("acme", &secret, &order).await;
+    let stats = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+
+    let r = app.get("/api/v1/campaigns/spring-sale/report.csv").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "a byte-order mark for spreadsheets");
+    let mut rows = csv::Reader::from_reader(&bytes[3..]);
+    let header = rows.headers().unwrap().clone();
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    assert_eq!(records.len(), 4, "two KOLs, then two tiers");
+    let kinds: Vec<&str> = records.iter().map(|r| &r[0]).collect();
+    assert_eq!(kinds, ["kol", "kol", "tier", "tier"]);
+    // The same figures, in the same order, as the JSON report.
+    for (i, kol) in stats["kols"].as_array().unwrap().iter().enumerate() {
+        let rec = &records[i];
+        assert_eq!(&rec[col("kol")], kol["kol"].as_str().unwrap());
+        assert_eq!(&rec[col("clicks")], kol["clicks"].to_string());
+        assert_eq!(&rec[col("revenue")], kol["revenue"].as_str().unwrap());
+        assert_eq!(
+            &rec[col("purchase")],
+            kol["events"]["purchase"].as_u64().unwrap_or(0).to_string()
+        );
+        let roi = &rec[col("roi")];
+        assert_eq!(roi.is_empty(), kol["roi"].is_null());
+    }
+    assert!(records.iter().any(|r| &r[col("name")] == "林艾咪"));
+    assert_eq!(&records[2][col("tier")], stats["tiers"][0]["tier"].as_str().unwrap());
+    assert_error(app.get("/api/v1/campaigns/nope/report.csv").await, 404, "not_found").await;
 }
