@@ -218,6 +218,16 @@ struct LinkCounts {
     uniques: BTreeMap<NaiveDate, u64>,
 }
 
+impl LinkCounts {
+    fn empty() -> Self {
+        LinkCounts {
+            counts: Counts::default(),
+            data: LinkData::default(),
+            uniques: BTreeMap::new(),
+        }
+    }
+}
+
 /// Counts of each link over `range`, in order; `goals` gives each campaign's goal event.
 async fn counts_of(
     store: &dyn Store,
@@ -438,6 +448,134 @@ pub async fn kol(store: &dyn Store, id: &str, range: Range) -> Result<KolReport,
         totals_by_currency: by_currency.into_iter().map(|(k, c)| (k, c.totals())).collect(),
         campaigns: rows,
     })
+}
+
+/// What a KOL's share page shows: their own links and figures, nothing about orders, customers,
+/// money or other KOLs.
+#[derive(Debug, Serialize)]
+pub struct KolPage {
+    pub kol: String,
+    pub name: String,
+    /// The campaign the share is limited to, if it is.
+    pub campaign: Option<String>,
+    pub totals: PageFigures,
+    pub links: Vec<PageLink>,
+    /// Daily clicks and conversions of the last 30 days (UTC), all links together.
+    pub series: Vec<PagePoint>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PageFigures {
+    pub clicks: u64,
+    pub unique_clicks: u64,
+    pub impressions: u64,
+    pub ctr: Option<f64>,
+    pub conversions: u64,
+    pub conversion_rate: Option<f64>,
+}
+
+impl From<&Totals> for PageFigures {
+    fn from(t: &Totals) -> Self {
+        PageFigures {
+            clicks: t.clicks,
+            unique_clicks: t.unique_clicks,
+            impressions: t.impressions,
+            ctr: t.ctr,
+            conversions: t.conversions,
+            conversion_rate: t.conversion_rate,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PageLink {
+    pub code: String,
+    pub campaign: String,
+    pub short_url: String,
+    pub qr_svg: String,
+    pub qr_png: String,
+    #[serde(flatten)]
+    pub figures: PageFigures,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PagePoint {
+    pub t: String,
+    pub clicks: u64,
+    pub conversions: u64,
+}
+
+/// The share page of a KOL: every link of theirs (of `campaign` only, when given).
+pub async fn kol_page(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    public_base: &str,
+    kol_id: &str,
+    campaign: Option<&str>,
+) -> Result<KolPage, ApiError> {
+    let kol = lookup::kol(store, kol_id).await?;
+    let filter = LinkFilter {
+        campaign: campaign.map(str::to_owned),
+        kol: Some(kol.id.to_string()),
+    };
+    let links = lookup::all_links(store, &filter).await?;
+    let mut goals = HashMap::new();
+    for l in &links {
+        if !goals.contains_key(l.campaign.as_str()) {
+            let goal = store.get::<Campaign>(l.campaign.as_str()).await?.map(|c| c.goal_event);
+            goals.insert(l.campaign.to_string(), goal.unwrap_or(Event::Purchase));
+        }
+    }
+    let counts = counts_of(store, &links, &goals, Range::default()).await?;
+    let to = clock.now().date_naive();
+    let from = to.checked_sub_days(Days::new(29)).unwrap_or(to);
+    let mut series: Vec<PagePoint> = Vec::new();
+    let mut total = Counts::default();
+    let mut page_links = Vec::with_capacity(links.len());
+    for (l, c) in links.iter().zip(&counts) {
+        total.add(&c.counts);
+        let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
+        for (i, p) in series_of(c, goal, from, to).into_iter().enumerate() {
+            match series.get_mut(i) {
+                Some(s) => {
+                    s.clicks += p.clicks;
+                    s.conversions += p.conversions;
+                }
+                None => series.push(p),
+            }
+        }
+        let short_url = format!("{public_base}/{}", l.code);
+        page_links.push(PageLink {
+            code: l.code.to_string(),
+            campaign: l.campaign.to_string(),
+            qr_svg: format!("{short_url}/qr.svg"),
+            qr_png: format!("{short_url}/qr.png"),
+            short_url,
+            figures: PageFigures::from(&c.counts.totals()),
+        });
+    }
+    if series.is_empty() {
+        series = series_of(&LinkCounts::empty(), Event::Purchase, from, to);
+    }
+    Ok(KolPage {
+        kol: kol.id.to_string(),
+        name: kol.name,
+        campaign: campaign.map(str::to_owned),
+        totals: PageFigures::from(&total.totals()),
+        links: page_links,
+        series,
+    })
+}
+
+fn series_of(c: &LinkCounts, goal: Event, from: NaiveDate, to: NaiveDate) -> Vec<PagePoint> {
+    series(&c.data, &c.uniques, goal, from, to, Interval::Day)
+        .into_iter()
+        .map(|p| PagePoint {
+            t: p.t,
+            clicks: p.clicks,
+            conversions: p.conversions,
+        })
+        .collect()
 }
 
 /// The figures of a report's CSV, in column order: every figure of `Totals` but the `events`

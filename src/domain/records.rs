@@ -119,6 +119,38 @@ impl std::fmt::Debug for Shop {
     }
 }
 
+/// A read-only link to a KOL's own figures. The token handed out is `<id>_<secret>`; only
+/// the SHA-256 of the secret is kept.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Share {
+    pub id: String,
+    pub kol: Slug,
+    /// Only this campaign's links, when set.
+    pub campaign: Option<Slug>,
+    /// Hex SHA-256 of the token's secret part.
+    pub secret_sha256: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Share {
+    /// True when the share can be opened at `now`.
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+impl std::fmt::Debug for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Share")
+            .field("id", &self.id)
+            .field("kol", &self.kol)
+            .field("secret_sha256", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Event {

@@ -10,6 +10,7 @@ mod insights;
 mod kols;
 mod links;
 mod redirect;
+mod shares;
 mod shops;
 mod stats;
 mod webhooks;
@@ -241,6 +242,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(links::routes)
                 .configure(insights::routes)
                 .configure(shops::routes)
+                .configure(shares::routes)
                 .configure(conversions::routes)
                 .configure(exports::routes)
                 .configure(stats::routes)
@@ -248,6 +250,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::scope("/webhooks").configure(webhooks::routes))
         .configure(insights::pixel_routes)
+        .configure(shares::page_routes)
         .configure(redirect::routes)
         .default_service(web::to(not_found));
 }

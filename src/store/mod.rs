@@ -29,7 +29,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::domain::{Campaign, ClickInfo, Conversion, CouponKey, DayInsights, EntryId, Kol, Link, Shop, StoredClick};
+use crate::domain::{
+    Campaign, ClickInfo, Conversion, CouponKey, DayInsights, EntryId, Kol, Link, Share, Shop, StoredClick,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,6 +67,7 @@ pub enum Kind {
     Campaign,
     Kol,
     Shop,
+    Share,
 }
 
 impl Kind {
@@ -73,6 +76,7 @@ impl Kind {
             Kind::Campaign => "campaigns",
             Kind::Kol => "kols",
             Kind::Shop => "shops",
+            Kind::Share => "shares",
         }
     }
 }
@@ -101,6 +105,13 @@ impl Record for Shop {
     const KIND: Kind = Kind::Shop;
     fn id(&self) -> &str {
         self.id.as_str()
+    }
+}
+
+impl Record for Share {
+    const KIND: Kind = Kind::Share;
+    fn id(&self) -> &str {
+        &self.id
     }
 }
 

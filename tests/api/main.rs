@@ -34,6 +34,7 @@ mod kols;
 mod links;
 mod metrics;
 mod redirect;
+mod shares;
 mod shops;
 mod stats;
 mod store;

@@ -1,0 +1,189 @@
+//! Sharing with a KOL: read-only links to their own figures. `POST /api/v1/kols/{id}/shares`
+//! hands out a token once (`<id>_<secret>`; only the secret's SHA-256 is kept), the list shows
+//! shares without tokens, `DELETE /api/v1/shares/{id}` revokes one, and `/s/{token}.json`
+//! answers the KOL's page (`crate::report::KolPage`): their links, clicks, unique clicks, CTR,
+//! conversions, conversion rate and a daily chart, and nothing about orders, money or others.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{created, parse_slug, Admin, PageQuery, State};
+use crate::domain::{writable_time, Share};
+use crate::error::{ApiError, Code};
+use crate::lookup;
+use crate::store::{fill_page, Kind, RecordsExt};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/kols/{id}/shares").get(list).post(create))
+        .service(web::resource("/shares/{id}").delete(revoke));
+}
+
+pub fn page_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/s/{token}").route(web::get().to(open)));
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateShare {
+    campaign: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// What the API shows of a share; the token only in the answer to its creation.
+#[derive(Serialize)]
+struct ShareView<'a> {
+    id: &'a str,
+    kol: &'a str,
+    campaign: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+fn view<'a>(s: &'a Share, token: Option<&'a str>, base: &str) -> ShareView<'a> {
+    ShareView {
+        id: &s.id,
+        kol: s.kol.as_str(),
+        campaign: s.campaign.as_ref().map(|c| c.as_str()),
+        token,
+        url: token.map(|t| format!("{base}/s/{t}")),
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        revoked_at: s.revoked_at,
+    }
+}
+
+fn sha256_hex(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+async fn create(
+    _: Admin,
+    state: State,
+    kol: web::Path<String>,
+    body: Option<web::Json<CreateShare>>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.map(web::Json::into_inner).unwrap_or_default();
+    let kol = lookup::kol(state.store(), &kol).await?;
+    let campaign = match b.campaign.as_deref() {
+        Some(c) => Some(
+            lookup::named_campaign(state.store(), parse_slug("campaign", c)?.as_str())
+                .await?
+                .id,
+        ),
+        None => None,
+    };
+    let now = state.clock.now_to_second();
+    let expires_at = b.expires_at.map(|t| writable_time("expires_at", t)).transpose()?;
+    if expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::invalid("expires_at is in the past."));
+    }
+    let id = format!(
+        "sh{}",
+        nanoid::nanoid!(16, &"0123456789abcdefghijklmnopqrstuvwxyz".chars().collect::<Vec<_>>())
+    );
+    let secret = B64URL.encode(rand::random::<[u8; 32]>());
+    let share = Share {
+        id: id.clone(),
+        kol: kol.id,
+        campaign,
+        secret_sha256: sha256_hex(&secret),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    if !state.store().create(&share).await? {
+        return Err(ApiError::Internal(anyhow::anyhow!("share id {id} was taken")));
+    }
+    let token = format!("{id}_{secret}");
+    Ok(created(&view(&share, Some(&token), &state.public_base)))
+}
+
+async fn list(
+    _: Admin,
+    state: State,
+    kol: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let kol = lookup::kol(state.store(), &kol).await?;
+    let store = state.store();
+    let page = fill_page(
+        q.cursor()?,
+        q.limit()?,
+        |json: &String| serde_json::from_str::<Share>(json).is_ok_and(|s| s.kol == kol.id),
+        |c, n| store.scan_records(Kind::Share, c, n),
+        true,
+    )
+    .await?;
+    let shares: Vec<Share> = page
+        .items
+        .iter()
+        .map(|j| serde_json::from_str(j))
+        .collect::<Result<_, _>>()
+        .map_err(crate::store::StoreError::from)?;
+    let views: Vec<ShareView> = shares.iter().map(|s| view(s, None, &state.public_base)).collect();
+    Ok(super::list("shares", &views, page.next))
+}
+
+async fn revoke(_: Admin, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now_to_second();
+    lookup::update::<Share>(state.store(), &id, "share", |s| {
+        s.revoked_at.get_or_insert(now);
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The share a token opens: `410` when revoked or expired, `404` when it is no token of ours.
+async fn share_of(state: &State, token: &str) -> Result<Share, ApiError> {
+    let unknown = || ApiError::not_found("This share link does not exist. Check that it was copied whole.");
+    let (id, secret) = token.split_once('_').ok_or_else(unknown)?;
+    if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(unknown());
+    }
+    let share = state.store().get::<Share>(id).await?.ok_or_else(unknown)?;
+    let given = sha256_hex(secret);
+    if !bool::from(given.as_bytes().ct_eq(share.secret_sha256.as_bytes())) {
+        return Err(unknown());
+    }
+    if !share.is_open(state.clock.now()) {
+        return Err(ApiError::new(
+            Code::LinkGone,
+            "This share link was revoked or has expired.",
+        ));
+    }
+    Ok(share)
+}
+
+/// `GET /s/{token}.json`: the KOL's page as JSON. (`/s/{token}`, the page for people, is
+/// answered by the same figures.)
+async fn open(state: State, token: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let Some(token) = token.strip_suffix(".json") else {
+        return Err(ApiError::not_found(
+            "The KOL page is not built yet; its figures are at /s/<token>.json.",
+        ));
+    };
+    let share = share_of(&state, token).await?;
+    let page = crate::report::kol_page(
+        state.store(),
+        state.clock.as_ref(),
+        &state.public_base,
+        share.kol.as_str(),
+        share.campaign.as_ref().map(|c| c.as_str()),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .json(page))
+}

@@ -1,0 +1,92 @@
+//! Sharing with a KOL: a revocable, expiring read-only link to their own figures.
+
+use chrono::TimeDelta;
+use kolink::clock::ManualClock;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with_clock, Backend, TestApp};
+
+async fn share(app: &TestApp, kol: &str, body: Value) -> Value {
+    app.post_expect(&format!("/api/v1/kols/{kol}/shares"), &body, 201).await
+}
+
+async fn open(app: &TestApp, url: &str) -> reqwest::Response {
+    app.api.get(format!("{url}.json")).send().await.unwrap()
+}
+
+per_store!(a_kol_sees_their_own_links_and_figures_and_nothing_else);
+async fn a_kol_sees_their_own_links_and_figures_and_nothing_else(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.create_kol("ben", 900).await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "coupon": "BEN5"}))
+        .await;
+    app.tap("amy-serum").await;
+    app.tap("ben-1").await;
+    let secret = app.create_shop("acme").await;
+    let order = json!({"order_id": "secret-order-77", "event": "purchase", "amount": "1280", "currency": "TWD", "coupon": "AMY10"});
+    app.webhook_ok("acme", &secret, &order).await;
+
+    let s = share(&app, "amy", json!({})).await;
+    let (token, url) = (s["token"].as_str().unwrap(), s["url"].as_str().unwrap());
+    assert_eq!(url, app.url(&format!("/s/{token}")));
+    let r = open(&app, url).await;
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["kol"], "amy");
+    assert_eq!(page["links"].as_array().unwrap().len(), 1);
+    let link = &page["links"][0];
+    assert_eq!(link["code"], "amy-serum");
+    assert_eq!(link["short_url"], app.url("/amy-serum"));
+    assert_eq!(link["qr_svg"], app.url("/amy-serum/qr.svg"));
+    // The figures equal the analyst's.
+    let totals = app.link_totals("amy-serum").await;
+    for f in ["clicks", "unique_clicks", "conversions", "ctr", "conversion_rate"] {
+        assert_eq!(page["totals"][f], totals[f], "{f}");
+    }
+    assert_eq!(page["series"].as_array().unwrap().len(), 30);
+    let text = page.to_string();
+    for private in ["secret-order-77", "ben", "1280", "revenue", "cost", "acme"] {
+        assert!(!text.contains(private), "the page leaks {private}: {text}");
+    }
+    // Tokens are shown once: the list has none.
+    let listed = app.get_ok("/api/v1/kols/amy/shares").await;
+    assert_eq!(listed["shares"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(token));
+}
+
+per_store!(a_revoked_or_expired_share_is_gone_and_a_forged_one_unknown);
+async fn a_revoked_or_expired_share_is_gone_and_a_forged_one_unknown(backend: Backend) {
+    let clock = ManualClock::at(chrono::Utc::now());
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    let s = share(&app, "amy", json!({})).await;
+    let url = s["url"].as_str().unwrap().to_owned();
+    assert_eq!(open(&app, &url).await.status(), 200);
+    let r = app
+        .api
+        .delete(app.url(&format!("/api/v1/shares/{}", s["id"].as_str().unwrap())));
+    assert_eq!(r.bearer_auth(crate::helpers::TOKEN).send().await.unwrap().status(), 204);
+    assert_error(open(&app, &url).await, 410, "link_gone").await;
+
+    let expires = (kolink::clock::Clock::now(&*clock) + TimeDelta::hours(1)).to_rfc3339();
+    let s = share(&app, "amy", json!({"campaign": "spring-sale", "expires_at": expires})).await;
+    let url = s["url"].as_str().unwrap().to_owned();
+    assert_eq!(open(&app, &url).await.status(), 200);
+    clock.advance(TimeDelta::hours(2));
+    assert_error(open(&app, &url).await, 410, "link_gone").await;
+
+    // The right id with a wrong secret, and junk.
+    let forged = format!("{}_{}", s["id"].as_str().unwrap(), "A".repeat(43));
+    assert_error(open(&app, &app.url(&format!("/s/{forged}"))).await, 404, "not_found").await;
+    assert_error(open(&app, &app.url("/s/nope")).await, 404, "not_found").await;
+    let r = app.post("/api/v1/kols/nobody/shares", &json!({})).await;
+    assert_error(r, 404, "not_found").await;
+    let r = app
+        .post(
+            "/api/v1/kols/amy/shares",
+            &json!({"expires_at": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+}
