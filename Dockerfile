@@ -11,6 +11,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && rm -rf src target/release/kolink* target/release/deps/kolink-* target/release/deps/libkolink-* \
            target/release/.fingerprint/kolink-*
 COPY config ./config
+COPY templates ./templates
 COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin kolink

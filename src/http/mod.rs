@@ -13,6 +13,7 @@ mod redirect;
 mod shares;
 mod shops;
 mod stats;
+mod views;
 mod webhooks;
 
 use std::sync::Arc;

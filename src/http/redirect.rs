@@ -229,7 +229,7 @@ fn unavailable(req: &HttpRequest) -> HttpResponse {
 }
 
 /// An error answer: a small HTML page for browsers, API.md's JSON for everyone else.
-fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse {
+pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse {
     let (_, status) = code.describe();
     let wants_html = req
         .headers()

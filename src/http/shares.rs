@@ -5,7 +5,8 @@
 //! conversions, conversion rate and a daily chart, and nothing about orders, money or others.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -166,15 +167,21 @@ async fn share_of(state: &State, token: &str) -> Result<Share, ApiError> {
     Ok(share)
 }
 
-/// `GET /s/{token}.json`: the KOL's page as JSON. (`/s/{token}`, the page for people, is
-/// answered by the same figures.)
-async fn open(state: State, token: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let Some(token) = token.strip_suffix(".json") else {
-        return Err(ApiError::not_found(
-            "The KOL page is not built yet; its figures are at /s/<token>.json.",
-        ));
+/// `GET /s/{token}`: the KOL's page for people (HTML, in their language); `GET /s/{token}.json`:
+/// the same figures as JSON.
+async fn open(req: HttpRequest, state: State, token: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (token, json) = match token.strip_suffix(".json") {
+        Some(t) => (t, true),
+        None => (token.as_str(), false),
     };
-    let share = share_of(&state, token).await?;
+    let share = match share_of(&state, token).await {
+        Ok(s) => s,
+        // People get a small page for a gone or unknown link; programs the JSON error.
+        Err(ApiError::Client { code, message }) if !json => {
+            return Ok(super::redirect::page(&req, code, &message));
+        }
+        Err(e) => return Err(e),
+    };
     let page = crate::report::kol_page(
         state.store(),
         state.clock.as_ref(),
@@ -183,7 +190,17 @@ async fn open(state: State, token: web::Path<String>) -> Result<HttpResponse, Ap
         share.campaign.as_ref().map(|c| c.as_str()),
     )
     .await?;
+    if json {
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "private, no-store"))
+            .json(page));
+    }
+    let t = super::views::Lang::of(&req).texts();
+    let html = super::views::kol_page::KolPageView::new(t, &page)
+        .render()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to render the KOL page")))?;
     Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .json(page))
+        .body(html))
 }

@@ -60,7 +60,33 @@ fn shop(kolink: String, posts: Posts) -> String {
 
 /// The DOM of `url` after its scripts ran, as headless Chromium with `profile` sees it.
 async fn dump_dom(profile: &std::path::Path, url: &str) -> String {
-    let (profile, url) = (profile.to_owned(), url.to_owned());
+    chromium(profile, &["--dump-dom", url]).await
+}
+
+/// A phone-sized screenshot of `url`, kept under `target/screenshots/<name>.png` as a test
+/// artifact; returns its path.
+async fn screenshot(url: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&path);
+    let profile = tempfile::tempdir().unwrap();
+    chromium(
+        profile.path(),
+        &[
+            "--hide-scrollbars",
+            "--window-size=412,1100",
+            &format!("--screenshot={}", path.display()),
+            url,
+        ],
+    )
+    .await;
+    path
+}
+
+async fn chromium(profile: &std::path::Path, args: &[&str]) -> String {
+    let profile = profile.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         let out = Command::new("chromium")
             .args([
@@ -75,8 +101,7 @@ async fn dump_dom(profile: &std::path::Path, url: &str) -> String {
                 "--virtual-time-budget=5000",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("--dump-dom")
-            .arg(&url)
+            .args(&args)
             .output()
             .expect("chromium must be installed (run scripts/test, which installs it)");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -135,4 +160,84 @@ async fn kolink_js_is_served_as_a_script() {
         .unwrap()
         .starts_with("application/javascript"));
     assert!(r.text().await.unwrap().contains("/cart/update.js"));
+}
+
+/// The text of the `<b>` inside the element with `data-figure="<name>"`.
+fn figure<'a>(dom: &'a str, name: &str) -> &'a str {
+    let at = dom
+        .find(&format!(r#"data-figure="{name}""#))
+        .unwrap_or_else(|| panic!("{name} on the page"));
+    let b = at + dom[at..].find("<b>").unwrap() + 3;
+    &dom[b..b + dom[b..].find("</b>").unwrap()]
+}
+
+#[tokio::test]
+async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    for i in 0..3 {
+        app.tap_as("amy-serum", &format!("{} p{i}", crate::helpers::PHONE))
+            .await;
+    }
+    app.post_expect(
+        "/api/v1/links/amy-serum/metrics",
+        &serde_json::json!({"date": chrono::Utc::now().date_naive().to_string(), "impressions": 1200}),
+        200,
+    )
+    .await;
+    let secret = app.create_shop("acme").await;
+    let order = serde_json::json!({"order_id": "1", "event": "purchase", "amount": "1280", "currency": "TWD", "coupon": "AMY10"});
+    app.webhook_ok("acme", &secret, &order).await;
+    let share = app
+        .post_expect("/api/v1/kols/amy/shares", &serde_json::json!({}), 201)
+        .await;
+    let url = share["url"].as_str().unwrap().to_owned();
+    let json: serde_json::Value = app
+        .api
+        .get(format!("{url}.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let dom = dump_dom(profile.path(), &url).await;
+    let t = &json["totals"];
+    assert_eq!(figure(&dom, "clicks"), t["clicks"].to_string());
+    assert_eq!(figure(&dom, "unique_clicks"), t["unique_clicks"].to_string());
+    assert_eq!(figure(&dom, "conversions"), t["conversions"].to_string());
+    assert_eq!(
+        figure(&dom, "ctr"),
+        format!("{:.2} %", t["ctr"].as_f64().unwrap() * 100.0)
+    );
+    assert_eq!(
+        figure(&dom, "conversion_rate"),
+        format!("{:.2} %", t["conversion_rate"].as_f64().unwrap() * 100.0)
+    );
+    assert!(dom.contains(&app.url("/amy-serum")), "the short URL");
+    assert!(dom.contains(&app.url("/amy-serum/qr.svg")), "the QR code");
+    assert!(
+        !dom.contains("1280") && !dom.contains("acme"),
+        "no order or money on the page"
+    );
+
+    let zh = dump_dom(profile.path(), &format!("{url}?lang=zh-TW")).await;
+    assert!(zh.contains("點擊") && zh.contains("轉換率"), "{zh}");
+    let shot = screenshot(&url, "kol-page").await;
+    assert_eq!(&std::fs::read(&shot).unwrap()[1..4], b"PNG");
+    screenshot(&format!("{url}?lang=zh-TW"), "kol-page-zh-tw").await;
+
+    // Revoked: the KOL's browser shows a page that says so.
+    let id = share["id"].as_str().unwrap();
+    let r = app
+        .api
+        .delete(app.url(&format!("/api/v1/shares/{id}")))
+        .bearer_auth(crate::helpers::TOKEN);
+    assert_eq!(r.send().await.unwrap().status(), 204);
+    let gone = dump_dom(profile.path(), &url).await;
+    assert!(gone.contains("Gone") && gone.contains("revoked"), "{gone}");
+    let r = app.api.get(&url).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(r.status(), 410);
 }

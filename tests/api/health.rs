@@ -69,6 +69,7 @@ async fn the_openapi_document_describes_every_path() {
         "/api/v1/kols/{id}/stats:",
         "/api/v1/kols/{id}/shares:",
         "/api/v1/shares/{id}:",
+        "/s/{token}:",
         "/s/{token}.json:",
         "/api/v1/links:",
         "/api/v1/links/{code}:",

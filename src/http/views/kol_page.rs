@@ -1,0 +1,82 @@
+//! The KOL's page (`/s/{token}`): their links with QR codes and copy buttons, the figures of
+//! `crate::report::KolPage` (the same the `.json` answers), a 30-day chart. Read-only.
+
+use askama::Template;
+
+use super::{count, daily_chart, percent, Texts};
+use crate::report::{KolPage, PageFigures};
+
+/// Figures as the page shows them.
+pub struct Figures {
+    pub clicks: String,
+    pub unique_clicks: String,
+    pub ctr: String,
+    pub conversions: String,
+    pub conversion_rate: String,
+}
+
+impl From<&PageFigures> for Figures {
+    fn from(f: &PageFigures) -> Self {
+        Figures {
+            clicks: count(f.clicks),
+            unique_clicks: count(f.unique_clicks),
+            ctr: percent(f.ctr),
+            conversions: count(f.conversions),
+            conversion_rate: percent(f.conversion_rate),
+        }
+    }
+}
+
+pub struct LinkRow {
+    pub code: String,
+    pub campaign: String,
+    pub short_url: String,
+    pub qr_svg: String,
+    pub qr_png: String,
+    pub clicks: String,
+    pub unique_clicks: String,
+    pub ctr: String,
+    pub conversions: String,
+    pub conversion_rate: String,
+}
+
+#[derive(Template)]
+#[template(path = "kol_page.html")]
+pub struct KolPageView<'a> {
+    pub t: &'a Texts,
+    pub page: &'a KolPage,
+    pub fig: Figures,
+    pub links: Vec<LinkRow>,
+    pub chart: String,
+}
+
+impl<'a> KolPageView<'a> {
+    pub fn new(t: &'a Texts, page: &'a KolPage) -> Self {
+        let links = page
+            .links
+            .iter()
+            .map(|l| {
+                let f = Figures::from(&l.figures);
+                LinkRow {
+                    code: l.code.clone(),
+                    campaign: l.campaign.clone(),
+                    short_url: l.short_url.clone(),
+                    qr_svg: l.qr_svg.clone(),
+                    qr_png: l.qr_png.clone(),
+                    clicks: f.clicks,
+                    unique_clicks: f.unique_clicks,
+                    ctr: f.ctr,
+                    conversions: f.conversions,
+                    conversion_rate: f.conversion_rate,
+                }
+            })
+            .collect();
+        KolPageView {
+            t,
+            page,
+            fig: Figures::from(&page.totals),
+            links,
+            chart: daily_chart(&page.series),
+        }
+    }
+}

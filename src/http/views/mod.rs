@@ -1,0 +1,220 @@
+//! Server-rendered pages: one view module per page, templates in `templates/` (checked at
+//! compile time), each rendering the same report types the JSON API returns, so a figure cannot
+//! differ between a screen and the API. English and Traditional Chinese.
+
+pub mod kol_page;
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+
+use crate::report::PagePoint;
+
+/// The language of a page: `?lang=` first, then the browser's `Accept-Language`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    ZhTw,
+}
+
+impl Lang {
+    pub fn of(req: &HttpRequest) -> Self {
+        let query = url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == "lang")
+            .map(|(_, v)| v.into_owned());
+        if let Some(l) = query {
+            return Self::parse(&l);
+        }
+        let accept = req
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // The first language the browser names that we have.
+        for tag in accept.split(',').map(|t| t.split(';').next().unwrap_or("").trim()) {
+            let tag = tag.to_ascii_lowercase();
+            if tag.starts_with("zh") {
+                return Lang::ZhTw;
+            }
+            if tag.starts_with("en") {
+                return Lang::En;
+            }
+        }
+        Lang::En
+    }
+
+    fn parse(s: &str) -> Self {
+        if s.to_ascii_lowercase().starts_with("zh") {
+            Lang::ZhTw
+        } else {
+            Lang::En
+        }
+    }
+
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Lang::En => &EN,
+            Lang::ZhTw => &ZH_TW,
+        }
+    }
+}
+
+/// Every piece of text a page shows, in one language.
+pub struct Texts {
+    pub html_lang: &'static str,
+    pub other_lang: &'static str,
+    pub other_lang_name: &'static str,
+    pub kol_title: &'static str,
+    pub totals: &'static str,
+    pub clicks: &'static str,
+    pub unique_clicks: &'static str,
+    pub ctr: &'static str,
+    pub conversions: &'static str,
+    pub conversion_rate: &'static str,
+    pub daily: &'static str,
+    pub chart_legend: &'static str,
+    pub links: &'static str,
+    pub copy: &'static str,
+    pub qr_alt: &'static str,
+    pub qr_download: &'static str,
+    pub no_links: &'static str,
+    pub footer: &'static str,
+}
+
+pub static EN: Texts = Texts {
+    html_lang: "en",
+    other_lang: "zh-TW",
+    other_lang_name: "中文",
+    kol_title: "Your links",
+    totals: "Totals",
+    clicks: "Clicks",
+    unique_clicks: "Unique clicks",
+    ctr: "CTR",
+    conversions: "Conversions",
+    conversion_rate: "Conversion rate",
+    daily: "Last 30 days",
+    chart_legend: "Bars: clicks per day (UTC). Dots: conversions.",
+    links: "Links",
+    copy: "Copy",
+    qr_alt: "QR code of this link",
+    qr_download: "QR code (PNG)",
+    no_links: "No links yet.",
+    footer: "Figures from kolink: clicks by people (bots excluded), conversions the shop reported.",
+};
+
+pub static ZH_TW: Texts = Texts {
+    html_lang: "zh-Hant-TW",
+    other_lang: "en",
+    other_lang_name: "English",
+    kol_title: "你的連結",
+    totals: "總計",
+    clicks: "點擊",
+    unique_clicks: "不重複點擊",
+    ctr: "點擊率",
+    conversions: "轉換",
+    conversion_rate: "轉換率",
+    daily: "最近 30 天",
+    chart_legend: "長條：每日點擊（UTC）。圓點：轉換。",
+    links: "連結",
+    copy: "複製",
+    qr_alt: "此連結的 QR code",
+    qr_download: "QR code（PNG）",
+    no_links: "還沒有連結。",
+    footer: "數據來自 kolink：真人點擊（已排除機器人），轉換由商店回報。",
+};
+
+/// A count with thousands separators.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate as a percentage with two decimals; `–` when there is none.
+pub fn percent(r: Option<f64>) -> String {
+    r.map_or_else(|| "–".to_owned(), |r| format!("{:.2} %", r * 100.0))
+}
+
+/// A bar chart of daily clicks with conversions as dots, drawn as SVG on the server (no
+/// script, no library to load in an in-app browser).
+pub fn daily_chart(points: &[PagePoint]) -> String {
+    const W: f64 = 600.0;
+    const H: f64 = 160.0;
+    const PAD: f64 = 18.0;
+    let max = points
+        .iter()
+        .map(|p| p.clicks.max(p.conversions))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let n = points.len().max(1) as f64;
+    let slot = (W - 2.0 * PAD) / n;
+    let mut svg = format!(
+        r##"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="daily clicks" xmlns="http://www.w3.org/2000/svg"><line x1="{PAD}" y1="{y}" x2="{x2}" y2="{y}" stroke="#e4e7ec"/>"##,
+        y = H - PAD,
+        x2 = W - PAD
+    );
+    for (i, p) in points.iter().enumerate() {
+        let x = PAD + i as f64 * slot;
+        let h = (H - 2.0 * PAD) * p.clicks as f64 / max;
+        svg.push_str(&format!(
+            r##"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="#3056d3" rx="1"><title>{t}: {c}</title></rect>"##,
+            y = H - PAD - h,
+            w = (slot * 0.7).max(1.0),
+            t = &p.t[..10.min(p.t.len())],
+            c = p.clicks
+        ));
+        if p.conversions > 0 {
+            svg.push_str(&format!(
+                r##"<circle cx="{cx:.1}" cy="{cy:.1}" r="3" fill="#e8590c"><title>{t}: {v}</title></circle>"##,
+                cx = x + slot * 0.35,
+                cy = H - PAD - (H - 2.0 * PAD) * p.conversions as f64 / max,
+                t = &p.t[..10.min(p.t.len())],
+                v = p.conversions
+            ));
+        }
+    }
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        svg.push_str(&format!(
+            r##"<text x="{PAD}" y="{H}" font-size="10" fill="#667085">{a}</text><text x="{x}" y="{H}" font-size="10" fill="#667085" text-anchor="end">{b}</text>"##,
+            a = &first.t[..10.min(first.t.len())],
+            x = W - PAD,
+            b = &last.t[..10.min(last.t.len())]
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_rates_read_as_people_write_them() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(percent(Some(0.0125)), "1.25 %");
+        assert_eq!(percent(None), "–");
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_per_day_and_a_dot_per_day_with_conversions() {
+        let points: Vec<PagePoint> = (1..=3)
+            .map(|d| PagePoint {
+                t: format!("2026-11-0{d}T00:00:00Z"),
+                clicks: d * 10,
+                conversions: if d == 2 { 1 } else { 0 },
+            })
+            .collect();
+        let svg = daily_chart(&points);
+        assert_eq!(svg.matches("<rect").count(), 3);
+        assert_eq!(svg.matches("<circle").count(), 1);
+        assert!(svg.contains("2026-11-01") && svg.contains("2026-11-03"));
+    }
+}
