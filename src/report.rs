@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::domain::{Campaign, Event, Kol, Link, Tier};
 use crate::error::ApiError;
 use crate::lookup::{self, LinkFilter};
-use crate::stats::{breakdown, click_days, series, Breakdown, Counts, Interval, Point, Range, Totals};
+use crate::stats::{breakdown, click_days, series, Breakdown, Counts, Interval, Point, Range, Slice, Totals};
 use crate::store::{LinkData, RecordsExt, Store};
 
 /// A figure rows can be sorted by, largest first.
@@ -194,6 +194,11 @@ pub struct CampaignReport {
     pub totals: Totals,
     pub kols: Vec<Row<KolKey>>,
     pub tiers: Vec<Row<TierKey>>,
+    /// Daily clicks and conversions of all the campaign's links: over the range asked for, or
+    /// else its last 30 days.
+    pub series: Vec<PagePoint>,
+    /// Human clicks of all the campaign's links by dimension (and previews by app).
+    pub breakdown: Breakdown,
 }
 
 #[derive(Debug, Serialize)]
@@ -326,7 +331,13 @@ fn data_days(data: &LinkData) -> (Option<NaiveDate>, Option<NaiveDate>) {
     })
 }
 
-pub async fn campaign(store: &dyn Store, id: &str, range: Range, sort: SortKey) -> Result<CampaignReport, ApiError> {
+pub async fn campaign(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    id: &str,
+    range: Range,
+    sort: SortKey,
+) -> Result<CampaignReport, ApiError> {
     let campaign = lookup::campaign(store, id).await?;
     let filter = LinkFilter {
         campaign: Some(campaign.id.to_string()),
@@ -373,6 +384,33 @@ pub async fn campaign(store: &dyn Store, id: &str, range: Range, sort: SortKey) 
         .collect();
     sort.sort(&mut kol_rows);
     sort.sort(&mut tier_rows);
+    let to = range.to.unwrap_or_else(|| clock.now().date_naive());
+    let from = range
+        .from
+        .unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to))
+        .max(to.checked_sub_days(Days::new(399)).unwrap_or(to));
+    let mut series = series_of(&LinkCounts::empty(), campaign.goal_event, from, to);
+    let mut by: BTreeMap<&'static str, HashMap<String, u64>> = BTreeMap::new();
+    for c in &counts {
+        for (p, q) in series.iter_mut().zip(series_of(c, campaign.goal_event, from, to)) {
+            p.clicks += q.clicks;
+            p.conversions += q.conversions;
+        }
+        for (dim, slices) in breakdown(&c.data, range) {
+            let d = by.entry(dim).or_default();
+            for s in slices {
+                *d.entry(s.key).or_default() += s.clicks;
+            }
+        }
+    }
+    let breakdown = by
+        .into_iter()
+        .map(|(dim, m)| {
+            let mut v: Vec<Slice> = m.into_iter().map(|(key, clicks)| Slice { key, clicks }).collect();
+            v.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.key.cmp(&b.key)));
+            (dim, v)
+        })
+        .collect();
     Ok(CampaignReport {
         campaign: campaign.id.to_string(),
         from: range.from,
@@ -382,6 +420,8 @@ pub async fn campaign(store: &dyn Store, id: &str, range: Range, sort: SortKey) 
         totals: total.totals(),
         kols: kol_rows,
         tiers: tier_rows,
+        series,
+        breakdown,
     })
 }
 

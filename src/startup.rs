@@ -48,6 +48,10 @@ impl Application {
             let candidate = hex::encode(rand::random::<[u8; 32]>());
             store.init_secret("visitor_key", &candidate).await?.0.into_bytes()
         };
+        let session_key = {
+            let candidate = hex::encode(rand::random::<[u8; 32]>());
+            store.init_secret("session_key", &candidate).await?.0.into_bytes()
+        };
         let listener =
             TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
         let bound = listener.local_addr()?;
@@ -65,6 +69,7 @@ impl Application {
             store: store.clone(),
             admin_hash,
             visitor_key,
+            session_key,
             public_base: settings.public_base(bound),
             settings: settings.clone(),
         });

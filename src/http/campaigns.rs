@@ -15,16 +15,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/campaigns/{id}").get(get).patch(patch));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct CreateCampaign {
-    id: String,
-    name: String,
-    destination: Option<String>,
-    currency: Option<String>,
-    goal_event: Option<String>,
-    attribution_window_days: Option<u32>,
-    utm: Option<Utm>,
+pub(super) struct CreateCampaign {
+    pub id: String,
+    pub name: String,
+    pub destination: Option<String>,
+    pub currency: Option<String>,
+    pub goal_event: Option<String>,
+    pub attribution_window_days: Option<u32>,
+    pub utm: Option<Utm>,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +59,11 @@ fn parse_window(state: &State, days: u32) -> Result<u32, ApiError> {
 }
 
 async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
+    Ok(created(&new_campaign(&state, body.into_inner()).await?))
+}
+
+/// Creates a campaign from the API's body (and the dashboard's form).
+pub(super) async fn new_campaign(state: &State, b: CreateCampaign) -> Result<Campaign, ApiError> {
     let now = state.clock.now_to_second();
     let campaign = Campaign {
         id: parse_slug("id", &b.id)?,
@@ -73,7 +77,7 @@ async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Resu
             .transpose()?
             .unwrap_or(Event::Purchase),
         attribution_window_days: parse_window(
-            &state,
+            state,
             b.attribution_window_days
                 .unwrap_or(state.settings.default_attribution_window_days),
         )?,
@@ -88,7 +92,7 @@ async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Resu
             format!("A campaign with id '{}' exists already.", campaign.id),
         ));
     }
-    Ok(created(&campaign))
+    Ok(campaign)
 }
 
 async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -18,6 +18,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct ClicksQuery {
     after: Option<String>,
     limit: Option<String>,
+    /// `csv`: the same as `Accept: text/csv`, for download links.
+    format: Option<String>,
 }
 
 /// The columns of a click export: id, time, bot, preview, suspicious, visitor, then every
@@ -79,7 +81,8 @@ async fn clicks(
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/csv"));
+        .is_some_and(|a| a.contains("text/csv"))
+        || q.format.as_deref() == Some("csv");
     let cols = columns();
     if wants_csv {
         let csv_failed = |e: csv::Error| ApiError::Internal(anyhow::Error::new(e).context("Failed to write CSV"));

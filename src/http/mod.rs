@@ -2,14 +2,14 @@
 //! the rules they call live in `crate::minting`, `crate::intake`, `crate::report` and
 //! `crate::lookup`, and take domain types.
 
-mod campaigns;
+pub(crate) mod campaigns;
 mod conversions;
 mod exports;
 mod health;
 mod insights;
 mod kols;
 mod links;
-mod redirect;
+pub(crate) mod redirect;
 mod shares;
 mod shops;
 mod stats;
@@ -49,6 +49,8 @@ pub struct AppState {
     pub admin_hash: [u8; 32],
     /// Key of the daily visitor-hash salt.
     pub visitor_key: Vec<u8>,
+    /// Key of the dashboard's session cookies and CSRF tokens.
+    pub session_key: Vec<u8>,
     /// Base of short URLs, no trailing slash.
     pub public_base: String,
     pub settings: Settings,
@@ -93,6 +95,12 @@ fn check_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     let Some(token) = token else {
+        // The dashboard's downloads (report.csv, click exports) read with its session cookie;
+        // only reads: a cookie never authorises a change through the API.
+        let read = req.method() == actix_web::http::Method::GET || req.method() == actix_web::http::Method::HEAD;
+        if read && views::session::current(req, state).is_some() {
+            return Ok(Admin);
+        }
         return Err(ApiError::new(
             Code::Unauthorized,
             "Send the admin token as 'Authorization: Bearer <token>'.",
@@ -252,6 +260,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::scope("/webhooks").configure(webhooks::routes))
         .configure(insights::pixel_routes)
         .configure(shares::page_routes)
+        .configure(views::app::routes)
         .configure(redirect::routes)
         .default_service(web::to(not_found));
 }

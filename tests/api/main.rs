@@ -26,6 +26,7 @@ mod classify;
 mod cli;
 mod conventions;
 mod crash;
+mod dashboard;
 mod errors;
 mod exact;
 mod exports;

@@ -1,0 +1,491 @@
+//! The analyst's dashboard (`/app`): sign-in, the campaigns with their totals, and a campaign's
+//! page (KPIs, daily chart, the KOL leaderboard sortable by every figure, tiers, breakdowns,
+//! links with QR codes, conversions with their audit, downloads, and forms to create a
+//! campaign and mint links). Every figure comes from `crate::report`, as the API's do.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{count, daily_chart, percent, session, Lang, Texts};
+use crate::domain::{Campaign, Money};
+use crate::error::{ApiError, Code};
+use crate::http::campaigns::{new_campaign, CreateCampaign};
+use crate::http::State;
+use crate::lookup::{self, ConversionFilter, LinkFilter};
+use crate::minting::LinkSpec;
+use crate::report::{self, SortKey};
+use crate::stats::{Range, Totals};
+use crate::store::RecordsExt;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/app").route(web::get().to(campaigns)))
+        .service(
+            web::resource("/app/login")
+                .route(web::get().to(login_form))
+                .route(web::post().to(login)),
+        )
+        .service(web::resource("/app/logout").route(web::post().to(logout)))
+        .service(web::resource("/app/campaigns").route(web::post().to(create_campaign)))
+        .service(web::resource("/app/campaigns/{id}").route(web::get().to(campaign)))
+        .service(web::resource("/app/campaigns/{id}/links").route(web::post().to(mint)));
+}
+
+fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .insert_header(("x-frame-options", "DENY"))
+        .body(body)
+}
+
+fn rendered(t: Result<String, askama::Error>) -> Result<HttpResponse, ApiError> {
+    let body = t.map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to render a page")))?;
+    Ok(html(actix_web::http::StatusCode::OK, body))
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
+}
+
+/// The signed-in session; `None` sends the person to the sign-in page (`to_sign_in`).
+fn signed_in(req: &HttpRequest, state: &State) -> Option<String> {
+    session::current(req, state)
+}
+
+fn to_sign_in() -> HttpResponse {
+    see_other("/app/login")
+}
+
+/// A form's answer to an error: the error page for people, in API.md's words.
+fn form_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
+    match e {
+        ApiError::Client { code, message } => crate::http::redirect::page(req, code, &message),
+        other => actix_web::ResponseError::error_response(&other),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "app_login.html")]
+struct LoginView {
+    t: &'static Texts,
+    failed: bool,
+}
+
+async fn login_form(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    rendered(
+        LoginView {
+            t: Lang::of(&req).texts(),
+            failed: false,
+        }
+        .render(),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    lang: Option<String>,
+}
+
+async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Result<HttpResponse, ApiError> {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let hash: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
+    if !bool::from(hash.ct_eq(&state.admin_hash)) {
+        tracing::warn!("dashboard sign-in with a wrong token");
+        let body = LoginView {
+            t: Lang::of(&req).texts(),
+            failed: true,
+        }
+        .render();
+        let body = body.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+        return Ok(html(actix_web::http::StatusCode::UNAUTHORIZED, body));
+    }
+    let lang = if form.lang.as_deref().is_some_and(|l| l.starts_with("zh")) {
+        "zh-TW"
+    } else {
+        "en"
+    };
+    Ok(HttpResponse::SeeOther()
+        .cookie(session::start(&state))
+        .insert_header((header::LOCATION, format!("/app?lang={lang}")))
+        .finish())
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(req: HttpRequest, state: State, form: web::Form<CsrfForm>) -> HttpResponse {
+    let Some(s) = signed_in(&req, &state) else {
+        return to_sign_in();
+    };
+    if !session::csrf_ok(&state, &s, &form.csrf) {
+        return crate::http::redirect::page(&req, Code::Unauthorized, "This form has expired: sign in again.");
+    }
+    HttpResponse::SeeOther()
+        .cookie(session::end(&state))
+        .insert_header((header::LOCATION, "/app/login"))
+        .finish()
+}
+
+/// Figures as the dashboard shows them.
+struct Fig {
+    clicks: String,
+    ctr: String,
+    conversions: String,
+    conversion_rate: String,
+    revenue: String,
+    cost: String,
+    roi: String,
+}
+
+fn money(m: Option<Money>) -> String {
+    m.map_or_else(|| "–".to_owned(), |m| m.to_string())
+}
+
+impl Fig {
+    fn of(t: &Totals) -> Self {
+        Fig {
+            clicks: count(t.clicks),
+            ctr: percent(t.ctr),
+            conversions: count(t.conversions),
+            conversion_rate: percent(t.conversion_rate),
+            revenue: money(t.revenue),
+            cost: money(t.cost),
+            roi: percent(t.roi),
+        }
+    }
+}
+
+/// One figure of a row, formatted by its kind.
+fn cell(key: SortKey, t: &Totals) -> String {
+    let json = serde_json::to_value(t).unwrap_or_default();
+    match &json[key.name()] {
+        serde_json::Value::Null => "–".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) if n.is_u64() => count(n.as_u64().unwrap_or(0)),
+        serde_json::Value::Number(n) => match key {
+            SortKey::Roas => format!("{:.2}", n.as_f64().unwrap_or(0.0)),
+            _ => percent(n.as_f64()),
+        },
+        other => other.to_string(),
+    }
+}
+
+struct CampaignRow {
+    id: String,
+    name: String,
+    currency: String,
+    fig: Fig,
+}
+
+#[derive(Template)]
+#[template(path = "app_campaigns.html")]
+struct CampaignsView {
+    t: &'static Texts,
+    csrf: String,
+    campaigns: Vec<CampaignRow>,
+}
+
+async fn campaigns(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
+    let Some(s) = signed_in(&req, &state) else {
+        return Ok(to_sign_in());
+    };
+    let page = state.store().list::<Campaign>(None, 200).await?;
+    let mut rows = Vec::with_capacity(page.items.len());
+    for c in page.items {
+        let r = report::campaign(
+            state.store(),
+            state.clock.as_ref(),
+            c.id.as_str(),
+            Range::default(),
+            SortKey::Roi,
+        )
+        .await?;
+        rows.push(CampaignRow {
+            id: c.id.to_string(),
+            name: c.name,
+            currency: c.currency.as_str().to_owned(),
+            fig: Fig::of(&r.totals),
+        });
+    }
+    rendered(
+        CampaignsView {
+            t: Lang::of(&req).texts(),
+            csrf: session::csrf(&state, &s),
+            campaigns: rows,
+        }
+        .render(),
+    )
+}
+
+struct Header {
+    key: &'static str,
+    label: String,
+    active: bool,
+}
+
+struct TableRow {
+    key: String,
+    label: String,
+    tier: String,
+    values: Vec<String>,
+}
+
+struct BreakdownCard {
+    name: String,
+    slices: Vec<(String, String)>,
+}
+
+struct LinkCard {
+    code: String,
+    kol: String,
+    coupon: String,
+    cost: String,
+    short_url: String,
+    qr_svg: String,
+}
+
+struct ConversionRow {
+    order: String,
+    status: String,
+    kol: String,
+    amount: String,
+    audit: String,
+}
+
+#[derive(Template)]
+#[template(path = "app_campaign.html")]
+struct CampaignView {
+    t: &'static Texts,
+    csrf: String,
+    id: String,
+    name: String,
+    currency: String,
+    sort: &'static str,
+    fig: Fig,
+    chart: String,
+    headers: Vec<Header>,
+    kols: Vec<TableRow>,
+    tiers: Vec<TableRow>,
+    breakdowns: Vec<BreakdownCard>,
+    links: Vec<LinkCard>,
+    conversions: Vec<ConversionRow>,
+}
+
+fn label(t: &Texts, k: SortKey) -> String {
+    match k {
+        SortKey::Clicks => t.clicks.to_owned(),
+        SortKey::UniqueClicks => t.unique_clicks.to_owned(),
+        SortKey::Ctr => t.ctr.to_owned(),
+        SortKey::Conversions => t.conversions.to_owned(),
+        SortKey::ConversionRate => t.conversion_rate.to_owned(),
+        SortKey::Revenue => t.revenue.to_owned(),
+        SortKey::Cost => t.cost.to_owned(),
+        SortKey::Roi => t.roi.to_owned(),
+        other => other.name().replace('_', " "),
+    }
+}
+
+fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct CampaignQuery {
+    sort: Option<String>,
+}
+
+async fn campaign(
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+    q: web::Query<CampaignQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(s) = signed_in(&req, &state) else {
+        return Ok(to_sign_in());
+    };
+    let t = Lang::of(&req).texts();
+    let sort = q.sort.as_deref().map_or(Ok(SortKey::Roi), SortKey::parse)?;
+    let c = lookup::campaign(state.store(), &id).await?;
+    let r = report::campaign(state.store(), state.clock.as_ref(), &id, Range::default(), sort).await?;
+    let headers = SortKey::ALL
+        .iter()
+        .map(|k| Header {
+            key: k.name(),
+            label: label(t, *k),
+            active: *k == sort,
+        })
+        .collect();
+    let kols = r
+        .kols
+        .iter()
+        .map(|row| TableRow {
+            key: row.key.kol.clone(),
+            label: if row.key.name.is_empty() {
+                row.key.kol.clone()
+            } else {
+                row.key.name.clone()
+            },
+            tier: enum_text(&row.key.tier),
+            values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
+        })
+        .collect();
+    let tiers = r
+        .tiers
+        .iter()
+        .map(|row| TableRow {
+            key: enum_text(&row.key.tier),
+            label: enum_text(&row.key.tier),
+            tier: row.key.kols.to_string(),
+            values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
+        })
+        .collect();
+    let breakdowns = ["app", "device", "referrer", "country", "source", "preview"]
+        .iter()
+        .map(|dim| BreakdownCard {
+            name: (*dim).to_owned(),
+            slices: r
+                .breakdown
+                .get(dim)
+                .map(|v| v.iter().take(8).map(|s| (s.key.clone(), count(s.clicks))).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let filter = LinkFilter {
+        campaign: Some(c.id.to_string()),
+        kol: None,
+    };
+    let links = lookup::links(state.store(), &filter, None, 200)
+        .await?
+        .items
+        .into_iter()
+        .map(|l| {
+            let short_url = format!("{}/{}", state.public_base, l.code);
+            LinkCard {
+                code: l.code.to_string(),
+                kol: l.kol.to_string(),
+                coupon: l.coupon.map(|c| c.to_string()).unwrap_or_default(),
+                cost: l.cost.to_string(),
+                qr_svg: format!("{short_url}/qr.svg"),
+                short_url,
+            }
+        })
+        .collect();
+    let conversions = lookup::conversions(
+        state.store(),
+        &ConversionFilter {
+            campaign: Some(c.id.to_string()),
+            status: None,
+        },
+        None,
+        50,
+    )
+    .await?
+    .items
+    .into_iter()
+    .map(|cv| ConversionRow {
+        order: cv
+            .refund_id
+            .as_ref()
+            .map_or_else(|| cv.order_id.clone(), |r| format!("{} / {r}", cv.order_id)),
+        status: enum_text(&cv.status),
+        kol: cv.kol.clone().unwrap_or_default(),
+        amount: cv.amount.map(|a| a.to_string()).unwrap_or_default(),
+        audit: cv
+            .audit
+            .iter()
+            .map(|a| format!("{} {} → {}", a.source, a.value, enum_text(&a.result)))
+            .collect::<Vec<_>>()
+            .join(" · "),
+    })
+    .collect();
+    rendered(
+        CampaignView {
+            t,
+            csrf: session::csrf(&state, &s),
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            currency: c.currency.as_str().to_owned(),
+            sort: sort.name(),
+            fig: Fig::of(&r.totals),
+            chart: daily_chart(&r.series),
+            headers,
+            kols,
+            tiers,
+            breakdowns,
+            links,
+            conversions,
+        }
+        .render(),
+    )
+}
+
+#[derive(Deserialize)]
+struct NewCampaignForm {
+    csrf: String,
+    id: String,
+    name: String,
+    destination: Option<String>,
+    currency: Option<String>,
+}
+
+async fn create_campaign(req: HttpRequest, state: State, form: web::Form<NewCampaignForm>) -> HttpResponse {
+    let Some(s) = signed_in(&req, &state) else {
+        return to_sign_in();
+    };
+    if !session::csrf_ok(&state, &s, &form.csrf) {
+        return crate::http::redirect::page(&req, Code::Unauthorized, "This form has expired: sign in again.");
+    }
+    let f = form.into_inner();
+    let body = CreateCampaign {
+        id: f.id,
+        name: f.name,
+        destination: f.destination.filter(|d| !d.is_empty()),
+        currency: f.currency.filter(|c| !c.is_empty()).map(|c| c.to_ascii_uppercase()),
+        ..CreateCampaign::default()
+    };
+    match new_campaign(&state, body).await {
+        Ok(c) => see_other(&format!("/app/campaigns/{}", c.id)),
+        Err(e) => form_error(&req, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct MintForm {
+    csrf: String,
+    kol: String,
+    cost: Option<String>,
+    coupon: Option<String>,
+}
+
+async fn mint(req: HttpRequest, state: State, id: web::Path<String>, form: web::Form<MintForm>) -> HttpResponse {
+    let Some(s) = signed_in(&req, &state) else {
+        return to_sign_in();
+    };
+    if !session::csrf_ok(&state, &s, &form.csrf) {
+        return crate::http::redirect::page(&req, Code::Unauthorized, "This form has expired: sign in again.");
+    }
+    let f = form.into_inner();
+    let spec = LinkSpec {
+        kol: f.kol,
+        destination: None,
+        cost: f.cost.filter(|c| !c.is_empty()).map(serde_json::Value::String),
+        coupon: f.coupon.filter(|c| !c.is_empty()),
+        code: None,
+        tags: vec![],
+        utm: None,
+        expires_at: None,
+    };
+    match state.minter().one(&id, spec).await {
+        Ok(_) => see_other(&format!("/app/campaigns/{id}")),
+        Err(e) => form_error(&req, e),
+    }
+}

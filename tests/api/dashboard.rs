@@ -1,0 +1,146 @@
+//! The analyst's dashboard over HTTP: sign-in into an HttpOnly, SameSite=Strict session cookie,
+//! CSRF-checked forms, no token in URLs, cookie reads only.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, Backend, TestApp, TOKEN};
+
+/// Signs in with the admin token; returns the session cookie (`name=value`).
+async fn sign_in(app: &TestApp) -> String {
+    let r = app
+        .api
+        .post(app.url("/app/login"))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap();
+    assert!(!location.contains(TOKEN), "no token in URLs: {location}");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    set.split(';').next().unwrap().to_owned()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+per_store!(the_dashboard_needs_a_session_and_forms_need_their_csrf_token);
+async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let r = app.api.get(app.url("/app")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/app/login");
+    let wrong = app
+        .api
+        .post(app.url("/app/login"))
+        .form(&[("token", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get("set-cookie").is_none());
+
+    let cookie = sign_in(&app).await;
+    let page = app
+        .api
+        .get(app.url("/app"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"data-campaign="spring-sale""#), "{html}");
+    let csrf = csrf_of(&html);
+
+    // Downloads read with the session; changes through the API never do.
+    let csv = app
+        .api
+        .get(app.url("/api/v1/campaigns/spring-sale/report.csv"))
+        .header("cookie", &cookie);
+    assert_eq!(csv.send().await.unwrap().status(), 200);
+    let clicks = app
+        .api
+        .get(app.url("/api/v1/links/amy-serum/clicks?format=csv"))
+        .header("cookie", &cookie);
+    let clicks = clicks.send().await.unwrap();
+    assert!(clicks.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let change = app
+        .api
+        .patch(app.url("/api/v1/campaigns/spring-sale"))
+        .header("cookie", &cookie)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(change.status(), 401);
+
+    // A form without its CSRF token does nothing; with it, it creates.
+    let form = [
+        ("id", "autumn"),
+        ("name", "Autumn"),
+        ("currency", "twd"),
+        ("destination", "https://shop.example.com/a"),
+    ];
+    let forged = app
+        .api
+        .post(app.url("/app/campaigns"))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(forged.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/api/v1/campaigns/autumn").await.status(), 404);
+    let mut with_csrf = form.to_vec();
+    with_csrf.push(("csrf", &csrf));
+    let ok = app
+        .api
+        .post(app.url("/app/campaigns"))
+        .header("cookie", &cookie)
+        .form(&with_csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get_ok("/api/v1/campaigns/autumn").await["currency"], "TWD");
+    let mint = [
+        ("csrf", csrf.as_str()),
+        ("kol", "amy"),
+        ("cost", "300"),
+        ("coupon", "AUT1"),
+    ];
+    let r = app
+        .api
+        .post(app.url("/app/campaigns/autumn/links"))
+        .header("cookie", &cookie)
+        .form(&mint)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get_ok("/api/v1/links?campaign=autumn").await["links"][0]["coupon"],
+        "AUT1"
+    );
+
+    // Signing out ends the cookie.
+    let out = app
+        .api
+        .post(app.url("/app/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+}
