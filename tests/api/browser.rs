@@ -241,3 +241,78 @@ async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
     let r = app.api.get(&url).header("accept", "text/html").send().await.unwrap();
     assert_eq!(r.status(), 410);
 }
+
+/// The texts of the first cells of the leaderboard's rows, in order.
+fn leaderboard_order(html: &str) -> Vec<String> {
+    let table = &html[html.find(r#"id="leaderboard""#).unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    table
+        .match_indices(r#"data-kol=""#)
+        .map(|(i, m)| {
+            let rest = &table[i + m.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    app.create_kol("ben", 700_000).await;
+    app.create_link(serde_json::json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "100"}))
+        .await;
+    for i in 0..4 {
+        app.tap_as("ben-1", &format!("{} b{i}", crate::helpers::PHONE)).await;
+    }
+    app.tap("amy-serum").await;
+    let secret = app.create_shop("acme").await;
+    let order = serde_json::json!({"order_id": "1", "event": "purchase", "amount": "9000", "currency": "TWD", "coupon": "AMY10"});
+    app.webhook_ok("acme", &secret, &order).await;
+
+    let browser = crate::webdriver::Browser::start(1280, 2000).await;
+    browser.open(&app.url("/app")).await;
+    assert!(browser.url().await.ends_with("/app/login"), "sent to sign in");
+    browser.type_into("#token", crate::helpers::TOKEN).await;
+    browser.click("#sign-in").await;
+    let list = browser.source().await;
+    assert!(list.contains(r#"data-campaign="spring-sale""#), "{list}");
+    assert!(!browser.url().await.contains(crate::helpers::TOKEN));
+
+    browser.click(r#"a[href="/app/campaigns/spring-sale"]"#).await;
+    let page = browser.source().await;
+    let json = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    assert_eq!(figure(&page, "clicks"), json["totals"]["clicks"].to_string());
+    assert_eq!(figure(&page, "conversions"), json["totals"]["conversions"].to_string());
+    assert_eq!(figure(&page, "revenue"), json["totals"]["revenue"].as_str().unwrap());
+    assert_eq!(figure(&page, "cost"), json["totals"]["cost"].as_str().unwrap());
+    // Sorted by ROI first (amy's purchase), then by clicks once the header is clicked.
+    let by_roi: Vec<String> = json["kols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kol"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(leaderboard_order(&page), by_roi);
+    assert_eq!(by_roi, ["amy", "ben"]);
+    browser.screenshot("dashboard-campaign").await;
+    browser.click(r#"#leaderboard th a[href^="?sort=clicks&"]"#).await;
+    let sorted = browser.source().await;
+    assert_eq!(leaderboard_order(&sorted), ["ben", "amy"]);
+    let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
+    assert_eq!(by_clicks["kols"][0]["kol"], "ben");
+    assert!(
+        sorted.contains(r#"data-code="ben-1""#) && sorted.contains("/ben-1/qr.svg"),
+        "links with QR codes"
+    );
+    assert!(
+        sorted.contains("discount_code") || sorted.contains("coupon AMY10"),
+        "conversions with their audit"
+    );
+
+    // In Traditional Chinese.
+    browser.open(&app.url("/app/campaigns/spring-sale?lang=zh-TW")).await;
+    let zh = browser.source().await;
+    assert!(zh.contains("KOL 排行榜") && zh.contains("轉換率"), "{zh}");
+    browser.screenshot("dashboard-campaign-zh-tw").await;
+}

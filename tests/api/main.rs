@@ -40,4 +40,5 @@ mod shops;
 mod stats;
 mod store;
 mod time;
+mod webdriver;
 mod webhooks;
