@@ -357,8 +357,9 @@ pub async fn campaign(
     }
     let mut tiers: BTreeMap<Tier, (usize, usize, Counts)> = BTreeMap::new();
     let mut kol_rows = Vec::with_capacity(per_kol.len());
-    for (kol_id, (n, c)) in per_kol {
-        let kol = store.get::<Kol>(&kol_id).await?;
+    let ids: Vec<String> = per_kol.keys().cloned().collect();
+    let records = store.get_many::<Kol>(&ids).await?;
+    for ((kol_id, (n, c)), kol) in per_kol.into_iter().zip(records) {
         let tier = kol.as_ref().map(|k| k.tier).unwrap_or(Tier::Nano);
         let t = tiers.entry(tier).or_default();
         t.0 += 1;

@@ -243,6 +243,8 @@ pub trait Records: Send + Sync {
     /// Stores a new record; `Ok(false)` when the id exists.
     async fn create_record(&self, kind: Kind, id: &str, json: String) -> Result<bool>;
     async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>>;
+    /// Several records at once (one round trip), in the order asked.
+    async fn get_records(&self, kind: Kind, ids: &[String]) -> Result<Vec<Option<String>>>;
     /// Replaces a record if it is still `expected` (the JSON read before); `Ok(false)` when it
     /// changed meanwhile (or is gone). Updates are compare-and-set: none is lost to a race.
     async fn replace_record(&self, kind: Kind, id: &str, expected: &str, json: String) -> Result<bool>;
@@ -264,6 +266,18 @@ pub trait RecordsExt: Records {
             Some(json) => Ok(Some(serde_json::from_str(&json)?)),
             None => Ok(None),
         }
+    }
+
+    async fn get_many<R: Record>(&self, ids: &[String]) -> Result<Vec<Option<R>>> {
+        self.get_records(R::KIND, ids)
+            .await?
+            .into_iter()
+            .map(|json| {
+                json.map(|j| serde_json::from_str(&j))
+                    .transpose()
+                    .map_err(StoreError::from)
+            })
+            .collect()
     }
 
     async fn list<R: Record>(&self, after: Option<Cursor>, limit: usize) -> Result<Page<R>> {

@@ -213,6 +213,17 @@ impl Records for EmbeddedStore {
         .await
     }
 
+    async fn get_records(&self, kind: Kind, ids: &[String]) -> Result<Vec<Option<String>>> {
+        let ids = ids.to_vec();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(RECORDS)?;
+            ids.iter()
+                .map(|id| Ok(t.get((kind.plural(), id.as_str()))?.map(|v| v.value().to_owned())))
+                .collect()
+        })
+        .await
+    }
+
     async fn replace_record(&self, kind: Kind, id: &str, expected: &str, json: String) -> Result<bool> {
         let (id, expected) = (id.to_owned(), expected.to_owned());
         self.write(move |txn| {

@@ -305,6 +305,19 @@ impl Records for RedisStore {
             .map_err(failed("Failed to read a record from Redis"))
     }
 
+    async fn get_records(&self, kind: Kind, ids: &[String]) -> Result<Vec<Option<String>>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut conn = self.conn.clone();
+        redis::cmd("HMGET")
+            .arg(self.kind_key(kind))
+            .arg(ids)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed("Failed to read records from Redis"))
+    }
+
     async fn replace_record(&self, kind: Kind, id: &str, expected: &str, json: String) -> Result<bool> {
         let mut conn = self.conn.clone();
         let replaced: i64 = self
