@@ -52,6 +52,44 @@ pub trait ShopWebhooks: Send + Sync {
     fn parse(&self, shop: &Shop, delivery: &Delivery<'_>, now: DateTime<Utc>) -> Result<Vec<Incoming>, ApiError>;
 }
 
+/// Checks a platform's body signature (base64 HMAC-SHA256 of the raw body) against the shop's
+/// secrets in force: `header` names the header for the error messages.
+pub(super) fn check_body_signature(
+    shop: &Shop,
+    d: &Delivery<'_>,
+    now: DateTime<Utc>,
+    signature: Option<&str>,
+    header: &str,
+) -> Result<(), ApiError> {
+    let Some(signature) = signature else {
+        return Err(ApiError::new(
+            crate::error::Code::InvalidSignature,
+            format!("The {header} header is missing."),
+        ));
+    };
+    let secrets = shop.secrets_at(now);
+    if secrets
+        .iter()
+        .any(|secret| crate::signature::body_hmac_matches(secret.as_bytes(), d.body, signature))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            crate::error::Code::InvalidSignature,
+            format!("{header} does not match the body: check the shop's secret in kolink."),
+        ))
+    }
+}
+
+/// An order, refund or webhook id as platforms send it: a JSON number or a short string.
+pub(super) fn id_text(v: &serde_json::Value) -> Result<String, ApiError> {
+    match v {
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 128 => Ok(s.clone()),
+        _ => Err(ApiError::invalid("id must be a number or a short string.")),
+    }
+}
+
 /// Every platform kolink takes webhooks from.
 pub const PLATFORMS: &[&dyn ShopWebhooks] = &[&StandardWebhooks, &Shopify, &WooCommerce];
 

@@ -14,10 +14,9 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Claim, Delivery, Incoming, ShopWebhooks};
+use super::{check_body_signature, id_text, Claim, Delivery, Incoming, ShopWebhooks};
 use crate::domain::{Currency, Event, Method, Money, Shop, ShopPlatform};
-use crate::error::{ApiError, Code};
-use crate::signature::body_hmac_matches;
+use crate::error::ApiError;
 
 pub struct Shopify;
 
@@ -82,24 +81,7 @@ impl ShopWebhooks for Shopify {
     }
 
     fn verify(&self, shop: &Shop, d: &Delivery<'_>, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let Some(signature) = header(d, "hmac-sha256") else {
-            return Err(ApiError::new(
-                Code::InvalidSignature,
-                "The X-Shopify-Hmac-Sha256 header is missing.",
-            ));
-        };
-        if shop
-            .secrets_at(now)
-            .iter()
-            .any(|secret| body_hmac_matches(secret.as_bytes(), d.body, signature))
-        {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                Code::InvalidSignature,
-                "X-Shopify-Hmac-Sha256 does not match the body: check the shop's secret in kolink.",
-            ))
-        }
+        check_body_signature(shop, d, now, header(d, "hmac-sha256"), "X-Shopify-Hmac-Sha256")
     }
 
     fn parse(&self, shop: &Shop, d: &Delivery<'_>, now: DateTime<Utc>) -> Result<Vec<Incoming>, ApiError> {
@@ -124,15 +106,6 @@ impl ShopWebhooks for Shopify {
 
 fn read<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("The body is not a Shopify payload: {e}.")))
-}
-
-/// Shopify ids are JSON numbers (or strings in some API versions).
-fn id_text(v: &serde_json::Value) -> Result<String, ApiError> {
-    match v {
-        serde_json::Value::Number(n) => Ok(n.to_string()),
-        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 128 => Ok(s.clone()),
-        _ => Err(ApiError::invalid("id must be a number or a short string.")),
-    }
 }
 
 fn money(field: &str, v: Option<&serde_json::Value>) -> Result<Money, ApiError> {
