@@ -416,7 +416,7 @@ async fn campaign(
             currency: c.currency.as_str().to_owned(),
             sort: sort.name(),
             fig: Fig::of(&r.totals),
-            chart: daily_chart(&r.series),
+            chart: daily_chart(&r.series, t.clicks, t.conversions),
             headers,
             kols,
             tiers,

@@ -76,7 +76,7 @@ impl<'a> KolPageView<'a> {
             page,
             fig: Figures::from(&page.totals),
             links,
-            chart: daily_chart(&page.series),
+            chart: daily_chart(&page.series, t.clicks, t.conversions),
         }
     }
 }

@@ -73,7 +73,6 @@ pub struct Texts {
     pub conversions: &'static str,
     pub conversion_rate: &'static str,
     pub daily: &'static str,
-    pub chart_legend: &'static str,
     pub links: &'static str,
     pub copy: &'static str,
     pub qr_alt: &'static str,
@@ -124,7 +123,6 @@ pub static EN: Texts = Texts {
     conversions: "Conversions",
     conversion_rate: "Conversion rate",
     daily: "Last 30 days",
-    chart_legend: "Bars: clicks per day (UTC). Dots: conversions.",
     links: "Links",
     copy: "Copy",
     qr_alt: "QR code of this link",
@@ -175,7 +173,6 @@ pub static ZH_TW: Texts = Texts {
     conversions: "轉換",
     conversion_rate: "轉換率",
     daily: "最近 30 天",
-    chart_legend: "長條：每日點擊（UTC）。圓點：轉換。",
     links: "連結",
     copy: "複製",
     qr_alt: "此連結的 QR code",
@@ -232,55 +229,35 @@ pub fn percent(r: Option<f64>) -> String {
     r.map_or_else(|| "–".to_owned(), |r| format!("{:.2} %", r * 100.0))
 }
 
-/// A bar chart of daily clicks with conversions as dots, drawn as SVG on the server (no
-/// script, no library to load in an in-app browser).
-pub fn daily_chart(points: &[PagePoint]) -> String {
-    const W: f64 = 600.0;
-    const H: f64 = 160.0;
-    const PAD: f64 = 18.0;
-    let max = points
+/// The daily chart: clicks as bars, conversions as a line, drawn as SVG on the server by
+/// charts-rs (no script, no library to load in an in-app browser). Days are labelled `MM-DD`.
+pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str) -> String {
+    use charts_rs::{BarChart, Series, SeriesCategory};
+    let days: Vec<String> = points
         .iter()
-        .map(|p| p.clicks.max(p.conversions))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let n = points.len().max(1) as f64;
-    let slot = (W - 2.0 * PAD) / n;
-    let mut svg = format!(
-        r##"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="daily clicks" xmlns="http://www.w3.org/2000/svg"><line x1="{PAD}" y1="{y}" x2="{x2}" y2="{y}" stroke="#e4e7ec"/>"##,
-        y = H - PAD,
-        x2 = W - PAD
+        .map(|p| p.t.get(5..10).unwrap_or(&p.t).to_owned())
+        .collect();
+    let mut chart = BarChart::new(
+        vec![
+            Series::new(clicks.to_owned(), points.iter().map(|p| p.clicks as f32).collect()),
+            Series::new(
+                conversions.to_owned(),
+                points.iter().map(|p| p.conversions as f32).collect(),
+            ),
+        ],
+        days,
     );
-    for (i, p) in points.iter().enumerate() {
-        let x = PAD + i as f64 * slot;
-        let h = (H - 2.0 * PAD) * p.clicks as f64 / max;
-        svg.push_str(&format!(
-            r##"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="#3056d3" rx="1"><title>{t}: {c}</title></rect>"##,
-            y = H - PAD - h,
-            w = (slot * 0.7).max(1.0),
-            t = &p.t[..10.min(p.t.len())],
-            c = p.clicks
-        ));
-        if p.conversions > 0 {
-            svg.push_str(&format!(
-                r##"<circle cx="{cx:.1}" cy="{cy:.1}" r="3" fill="#e8590c"><title>{t}: {v}</title></circle>"##,
-                cx = x + slot * 0.35,
-                cy = H - PAD - (H - 2.0 * PAD) * p.conversions as f64 / max,
-                t = &p.t[..10.min(p.t.len())],
-                v = p.conversions
-            ));
+    chart.width = 640.0;
+    chart.height = 220.0;
+    chart.series_list[1].category = Some(SeriesCategory::Line);
+    chart.series.colors = vec!["#3056d3".into(), "#e8590c".into()];
+    match chart.svg() {
+        Ok(svg) => svg.replacen("<svg ", r#"<svg class="chart" role="img" "#, 1),
+        Err(e) => {
+            tracing::error!(error = %e, "chart not drawn");
+            String::new()
         }
     }
-    if let (Some(first), Some(last)) = (points.first(), points.last()) {
-        svg.push_str(&format!(
-            r##"<text x="{PAD}" y="{H}" font-size="10" fill="#667085">{a}</text><text x="{x}" y="{H}" font-size="10" fill="#667085" text-anchor="end">{b}</text>"##,
-            a = &first.t[..10.min(first.t.len())],
-            x = W - PAD,
-            b = &last.t[..10.min(last.t.len())]
-        ));
-    }
-    svg.push_str("</svg>");
-    svg
 }
 
 #[cfg(test)]
@@ -296,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn the_chart_has_a_bar_per_day_and_a_dot_per_day_with_conversions() {
+    fn the_chart_draws_both_series_over_the_days() {
         let points: Vec<PagePoint> = (1..=3)
             .map(|d| PagePoint {
                 t: format!("2026-11-0{d}T00:00:00Z"),
@@ -304,9 +281,9 @@ mod tests {
                 conversions: if d == 2 { 1 } else { 0 },
             })
             .collect();
-        let svg = daily_chart(&points);
-        assert_eq!(svg.matches("<rect").count(), 3);
-        assert_eq!(svg.matches("<circle").count(), 1);
-        assert!(svg.contains("2026-11-01") && svg.contains("2026-11-03"));
+        let svg = daily_chart(&points, "Clicks", "Conversions");
+        assert!(svg.starts_with(r#"<svg class="chart""#), "{svg}");
+        assert!(svg.contains("11-01") && svg.contains("11-03"));
+        assert!(svg.contains("Clicks") && svg.contains("Conversions"), "a legend");
     }
 }
