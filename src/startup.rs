@@ -43,6 +43,8 @@ impl Application {
 
     pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let store = open_store(&settings, clock.clone()).await?;
+        // The classifier's regexes compile once, here, not on a follower's first tap.
+        tokio::task::spawn_blocking(crate::classify::warm).await?;
         let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), &settings).await?;
         let visitor_key = {
             let candidate = hex::encode(rand::random::<[u8; 32]>());

@@ -8,6 +8,7 @@
 
 mod apps;
 mod bots;
+mod labels;
 
 use std::sync::OnceLock;
 
@@ -17,6 +18,12 @@ use sha2::Sha256;
 use crate::domain::{ClickInfo, Dimension, Dimensions};
 
 pub use apps::in_app;
+
+/// Compiles the classifier's regexes (bot list, browser and OS labels) before the first click.
+pub fn warm() {
+    labels::warm();
+    is_bot("warm-up");
+}
 
 /// What a user agent says about who sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,18 +125,21 @@ pub fn describe(ua: &str) -> (String, String, String) {
         None => ("", "", ""),
     };
     let device = device_class(ua, category, os);
+    // In-app web views by their app; the rest by uap-core, then woothee.
     let browser = in_app(ua)
         .map(app_browser_name)
         .map(str::to_owned)
+        .or_else(|| labels::browser(ua))
         .or_else(|| (name != "UNKNOWN" && !name.is_empty()).then(|| name.to_owned()))
         .unwrap_or_else(|| "other".to_owned());
-    let os = match os {
+    let os = labels::os(ua).unwrap_or_else(|| match os {
         "" | "UNKNOWN" if ua.contains("Android") => "Android".to_owned(),
         "" | "UNKNOWN" => "other".to_owned(),
         "iPhone" | "iPad" | "iPod" => "iOS".to_owned(),
+        "Mac OSX" => "macOS".to_owned(),
         o if o.starts_with("Windows") => "Windows".to_owned(),
         o => o.to_owned(),
-    };
+    });
     (device.to_owned(), browser, os)
 }
 

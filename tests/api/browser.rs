@@ -275,12 +275,11 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     assert!(browser.url().await.ends_with("/app/login"), "sent to sign in");
     browser.type_into("#token", crate::helpers::TOKEN).await;
     browser.click("#sign-in").await;
-    let list = browser.source().await;
-    assert!(list.contains(r#"data-campaign="spring-sale""#), "{list}");
+    browser.wait_for(r#"data-campaign="spring-sale""#).await;
     assert!(!browser.url().await.contains(crate::helpers::TOKEN));
 
     browser.click(r#"a[href="/app/campaigns/spring-sale"]"#).await;
-    let page = browser.source().await;
+    let page = browser.wait_for(r#"id="leaderboard""#).await;
     let json = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
     assert_eq!(figure(&page, "clicks"), json["totals"]["clicks"].to_string());
     assert_eq!(figure(&page, "conversions"), json["totals"]["conversions"].to_string());
@@ -297,7 +296,7 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     assert_eq!(by_roi, ["amy", "ben"]);
     browser.screenshot("dashboard-campaign").await;
     browser.click(r#"#leaderboard th a[href^="?sort=clicks&"]"#).await;
-    let sorted = browser.source().await;
+    let sorted = browser.wait_for(r#"aria-sort="descending">Clicks"#).await;
     assert_eq!(leaderboard_order(&sorted), ["ben", "amy"]);
     let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
     assert_eq!(by_clicks["kols"][0]["kol"], "ben");
@@ -312,7 +311,7 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
 
     // In Traditional Chinese.
     browser.open(&app.url("/app/campaigns/spring-sale?lang=zh-TW")).await;
-    let zh = browser.source().await;
+    let zh = browser.wait_for("KOL 排行榜").await;
     assert!(zh.contains("KOL 排行榜") && zh.contains("轉換率"), "{zh}");
     browser.screenshot("dashboard-campaign-zh-tw").await;
 }

@@ -115,6 +115,20 @@ impl Browser {
             .to_owned()
     }
 
+    /// The page's source once it contains `text` (a navigation a click started may still be
+    /// loading); fails after 15 s.
+    pub async fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let source = self.source().await;
+            if source.contains(text) {
+                return source;
+            }
+            assert!(Instant::now() < deadline, "the page never showed {text:?}: {source}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await
