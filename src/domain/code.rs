@@ -46,9 +46,14 @@ pub enum CodeError {
 }
 
 impl ShortCode {
+    /// True when `s` has a code's shape (3 to 64 of `A-Za-z0-9_-`): checked before any lookup
+    /// of a code that arrives in a URL.
+    pub fn is_well_formed(s: &str) -> bool {
+        (3..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
     pub fn parse(s: &str) -> Result<Self, CodeError> {
-        let ok = (3..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !ok {
+        if !Self::is_well_formed(s) {
             return Err(CodeError::Malformed(Invalid::new(format!(
                 "'{}' is not a valid link code: use 3 to 64 letters, digits, '_' or '-'",
                 truncate(s)

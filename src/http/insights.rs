@@ -63,19 +63,27 @@ const GIF: &[u8] = &[
     0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
+/// `GET /p/{code}.gif`: counts one pixel impression of a live link. Codes are checked for
+/// their shape before any lookup (so that no junk reaches the store or the link cache, and
+/// the error never echoes it); a disabled or expired link still gets its GIF (the page
+/// embedding it should not break) but counts nothing.
 async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let code = file
         .strip_suffix(".gif")
-        .ok_or_else(|| ApiError::not_found("The pixel lives at /p/<code>.gif."))?;
+        .filter(|c| crate::domain::ShortCode::is_well_formed(c))
+        .ok_or_else(|| ApiError::not_found("The pixel lives at /p/<code>.gif, with a link's code."))?;
     let link = state
         .links
         .get(state.store(), code)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("No link has the code '{code}'.")))?;
-    state
-        .store()
-        .bump_counter(link.code.as_str(), &crate::counters::pixel_field(state.clock.now()))
-        .await?;
+        .ok_or_else(|| ApiError::not_found("No link has this code."))?;
+    let now = state.clock.now();
+    if link.is_live(now) {
+        state
+            .store()
+            .bump_counter(link.code.as_str(), &crate::counters::pixel_field(now))
+            .await?;
+    }
     Ok(HttpResponse::Ok()
         .content_type("image/gif")
         .insert_header((header::CACHE_CONTROL, "private, no-store"))

@@ -24,10 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Looks the code up; `Err` is the answer for unknown, gone or unavailable.
 async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::sync::Arc<Link>, HttpResponse> {
-    let well_formed = (3..=64).contains(&code.len())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let well_formed = crate::domain::ShortCode::is_well_formed(code);
     let link = if well_formed {
         state.links.get(state.store(), code).await.map_err(|e| {
             state.meters.redirect(Outcome::unavailable);
@@ -146,10 +143,7 @@ async fn qr(req: HttpRequest, state: State, path: web::Path<(String, String)>) -
             "QR codes are at /<code>/qr.svg and /<code>/qr.png.",
         );
     }
-    let well_formed = (3..=64).contains(&code.len())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let well_formed = crate::domain::ShortCode::is_well_formed(&code);
     let link = if well_formed {
         match state.links.get(state.store(), &code).await {
             Ok(link) => link,

@@ -90,3 +90,24 @@ async fn the_pixel_is_a_gif_that_counts_impressions(backend: Backend) {
         404
     );
 }
+
+per_store!(the_pixel_checks_codes_before_looking_and_counts_only_live_links);
+async fn the_pixel_checks_codes_before_looking_and_counts_only_live_links(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    // A 10 KB code: refused by its shape, not echoed, not looked up.
+    let long = "a".repeat(10_000);
+    let r = app.api.get(app.url(&format!("/p/{long}.gif"))).send().await.unwrap();
+    let body = assert_error(r, 404, "not_found").await;
+    assert!(body.to_string().len() < 300, "the code is not echoed: {body}");
+    for junk in ["a.gif", "ab%20cd.gif", "..%2Fx.gif"] {
+        let r = app.api.get(app.url(&format!("/p/{junk}"))).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{junk}");
+    }
+    // A disabled link keeps its GIF (the page must not break) but counts nothing.
+    app.patch("/api/v1/links/amy-serum", &serde_json::json!({"status": "disabled"}))
+        .await;
+    let r = app.api.get(app.url("/p/amy-serum.gif")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.link_totals("amy-serum").await["pixel_impressions"], 0);
+}
