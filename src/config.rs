@@ -35,6 +35,8 @@ pub struct Settings {
     pub country_header: Option<String>,
     pub link_cache_seconds: u64,
     pub link_cache_capacity: u64,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
     pub workers: Option<usize>,
     pub log: String,
 }

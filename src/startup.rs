@@ -64,6 +64,7 @@ impl Application {
             meters,
             clock,
             suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
+            limits: crate::http::limits::RateLimits::new(settings.rate_limit_per_second, settings.rate_limit_burst),
             links: LinkCache::new(
                 settings.link_cache_capacity,
                 Duration::from_secs(settings.link_cache_seconds),

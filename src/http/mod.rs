@@ -8,6 +8,7 @@ mod exports;
 mod health;
 mod insights;
 mod kols;
+pub mod limits;
 mod links;
 pub(crate) mod redirect;
 mod shares;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub meters: Arc<crate::telemetry::Meters>,
     pub links: LinkCache,
     pub suspicion: crate::suspicion::Suspicion,
+    pub limits: limits::RateLimits,
     pub clock: SharedClock,
     /// SHA-256 of the admin token.
     pub admin_hash: [u8; 32],
@@ -246,6 +248,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/kolink.js", web::get().to(health::kolink_js))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(limits::limit))
                 .configure(campaigns::routes)
                 .configure(kols::routes)
                 .configure(links::routes)
@@ -257,7 +260,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(stats::routes)
                 .default_service(web::to(not_found)),
         )
-        .service(web::scope("/webhooks").configure(webhooks::routes))
+        .service(
+            web::scope("/webhooks")
+                .wrap(actix_web::middleware::from_fn(limits::limit))
+                .configure(webhooks::routes),
+        )
         .configure(insights::pixel_routes)
         .configure(shares::page_routes)
         .configure(views::app::routes)

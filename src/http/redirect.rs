@@ -193,7 +193,7 @@ async fn qr(req: HttpRequest, state: State, path: web::Path<(String, String)>) -
 }
 
 /// The client address: the peer, or the first address of a trusted proxy header.
-fn client_ip(req: &HttpRequest, state: &State) -> String {
+pub(super) fn client_ip(req: &HttpRequest, state: &State) -> String {
     if let Some(h) = &state.settings.client_ip_header {
         if let Some(v) = req.headers().get(h.as_str()).and_then(|v| v.to_str().ok()) {
             if let Some(first) = v.split(',').next().map(str::trim).filter(|s| !s.is_empty()) {

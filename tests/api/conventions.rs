@@ -103,3 +103,41 @@ async fn a_bad_cursor_or_limit_is_invalid_input(backend: Backend) {
     assert_error(app.get("/api/v1/campaigns?limit=abc").await, 400, "invalid_input").await;
     assert_error(app.get("/api/v1/kols?limit=1000").await, 400, "invalid_input").await;
 }
+
+per_store!(a_client_past_its_budget_is_told_to_wait_but_redirects_never_are);
+async fn a_client_past_its_budget_is_told_to_wait_but_redirects_never_are(backend: Backend) {
+    let backing = crate::helpers::Backing::new(backend);
+    let mut settings = crate::helpers::settings_for(&backing);
+    settings.rate_limit_per_second = 1;
+    settings.rate_limit_burst = 5;
+    let app = crate::helpers::start(backing, settings).await;
+    app.create_campaign("c").await;
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        answers.push(app.get("/api/v1/campaigns").await);
+    }
+    let limited = answers
+        .into_iter()
+        .find(|r| r.status() == 429)
+        .expect("a 429 past the burst");
+    let wait: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=5).contains(&wait));
+    assert_error(limited, 429, "rate_limited").await;
+    // Webhooks share the budget of the address; redirects are never refused for rate.
+    let r = app
+        .api
+        .post(app.url("/webhooks/conversions/x"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // Once the budget refills (1 a second), a link to tap.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    app.create_kol("amy", 1).await;
+    app.create_link(serde_json::json!({"campaign": "c", "kol": "amy", "code": "amy-c"}))
+        .await;
+    for _ in 0..30 {
+        assert_eq!(app.tap("amy-c").await.status(), 302);
+    }
+}

@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/app").route(web::get().to(campaigns)))
         .service(
             web::resource("/app/login")
+                .wrap(actix_web::middleware::from_fn(crate::http::limits::limit))
                 .route(web::get().to(login_form))
                 .route(web::post().to(login)),
         )

@@ -1,0 +1,73 @@
+//! Per-client-address rate limits of the API, the webhooks and the dashboard's sign-in: a
+//! steady rate and a burst (GCRA, the `governor` crate), configurable; past them `429` with
+//! `Retry-After`. Redirects and the pixel are never limited (API.md: a click is never refused
+//! for rate; floods become suspicious clicks). The client address is the peer's, or the first
+//! of the trusted proxy header when one is configured.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::body::EitherBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::{ApiError, Code};
+
+pub struct RateLimits {
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    seen: AtomicU64,
+}
+
+impl RateLimits {
+    /// `per_second` 0 turns the limit off.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        RateLimits {
+            limiter,
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// `Err(seconds to wait)` when `client` is past its budget.
+    pub fn check(&self, client: IpAddr) -> Result<(), u64> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        // Forget idle clients now and then, so that the table stays small.
+        if self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(10_000) {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&client).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+}
+
+/// The middleware: answers `429` when the client is past its budget.
+pub async fn limit(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl actix_web::body::MessageBody>>, actix_web::Error> {
+    let state = req.app_data::<super::State>().cloned();
+    if let Some(state) = state {
+        let client = super::redirect::client_ip(req.request(), &state)
+            .parse::<IpAddr>()
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if let Err(wait) = state.limits.check(client) {
+            let e = ApiError::new(
+                Code::RateLimited,
+                format!("Too many requests from this address: retry in {wait} s."),
+            );
+            let mut res: HttpResponse = e.error_response();
+            res.headers_mut().insert(header::RETRY_AFTER, wait.max(1).into());
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
