@@ -79,9 +79,13 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(crate::http::deadline::deadline))
                 .wrap(crate::http::error_format())
                 .configure(crate::http::configure)
         })
+        // Request heads within 10 s; a closing client gets 1 s to go.
+        .client_request_timeout(crate::http::deadline::BODY_DEADLINE)
+        .client_disconnect_timeout(Duration::from_secs(1))
         .listen(listener)?;
         if let Some(n) = settings.workers {
             server = server.workers(n);

@@ -4,6 +4,7 @@
 
 pub(crate) mod campaigns;
 mod conversions;
+pub mod deadline;
 mod exports;
 mod health;
 mod insights;

@@ -141,3 +141,28 @@ async fn a_client_past_its_budget_is_told_to_wait_but_redirects_never_are(backen
         assert_eq!(app.tap("amy-c").await.status(), 302);
     }
 }
+
+/// A body sent too slowly is cut off at 10 s with a 408 (not held open for ever).
+#[tokio::test]
+async fn a_body_that_never_finishes_is_cut_off_after_ten_seconds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(Backend::Embedded).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/campaigns HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nAuthorization: Bearer {TOKEN}\r\n\r\n{{\"id\":"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), conn.read_to_end(&mut answer)).await;
+    let waited = started.elapsed();
+    assert!(read.is_ok(), "the connection was not closed within 20 s");
+    assert!(
+        waited >= std::time::Duration::from_secs(9),
+        "cut off too early: {waited:?}"
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+}
