@@ -59,6 +59,22 @@ fn to_sign_in() -> HttpResponse {
     see_other("/app/login")
 }
 
+/// The session of a form post with its right CSRF token; else the answer to give (to the
+/// sign-in page, or "this form has expired").
+fn form_post(req: &HttpRequest, state: &State, csrf: &str) -> Result<String, Box<HttpResponse>> {
+    let Some(s) = signed_in(req, state) else {
+        return Err(Box::new(to_sign_in()));
+    };
+    if !session::csrf_ok(state, &s, csrf) {
+        return Err(Box::new(crate::http::redirect::page(
+            req,
+            Code::Unauthorized,
+            "This form has expired: sign in again.",
+        )));
+    }
+    Ok(s)
+}
+
 /// A form's answer to an error: the error page for people, in API.md's words.
 fn form_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
     match e {
@@ -121,11 +137,8 @@ struct CsrfForm {
 }
 
 async fn logout(req: HttpRequest, state: State, form: web::Form<CsrfForm>) -> HttpResponse {
-    let Some(s) = signed_in(&req, &state) else {
-        return to_sign_in();
-    };
-    if !session::csrf_ok(&state, &s, &form.csrf) {
-        return crate::http::redirect::page(&req, Code::Unauthorized, "This form has expired: sign in again.");
+    if let Err(answer) = form_post(&req, &state, &form.csrf) {
+        return *answer;
     }
     HttpResponse::SeeOther()
         .cookie(session::end(&state))
@@ -439,11 +452,8 @@ struct NewCampaignForm {
 }
 
 async fn create_campaign(req: HttpRequest, state: State, form: web::Form<NewCampaignForm>) -> HttpResponse {
-    let Some(s) = signed_in(&req, &state) else {
-        return to_sign_in();
-    };
-    if !session::csrf_ok(&state, &s, &form.csrf) {
-        return crate::http::redirect::page(&req, Code::Unauthorized, "This form has expired: sign in again.");
+    if let Err(answer) = form_post(&req, &state, &form.csrf) {
+        return *answer;
     }
     let f = form.into_inner();
     let body = CreateCampaign {
@@ -468,11 +478,8 @@ struct MintForm {
 }
 
 async fn mint(req: HttpRequest, state: State, id: web::Path<String>, form: web::Form<MintForm>) -> HttpResponse {
-    let Some(s) = signed_in(&req, &state) else {
-        return to_sign_in();
-    };
-    if !session::csrf_ok(&state, &s, &form.csrf) {
-        return crate::http::redirect::page(&req, Code::Unauthorized, "This form has expired: sign in again.");
+    if let Err(answer) = form_post(&req, &state, &form.csrf) {
+        return *answer;
     }
     let f = form.into_inner();
     let spec = LinkSpec {
