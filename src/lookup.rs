@@ -13,7 +13,7 @@ async fn record<R: Record>(store: &dyn Store, id: &str, what: &str) -> Result<R,
 }
 
 /// How often an update is tried again when the record changed between its read and its write.
-const UPDATE_TRIES: usize = 50;
+pub const UPDATE_TRIES: usize = 50;
 
 /// Changes a record atomically: reads it, applies `change`, and writes it only if nobody wrote
 /// it meanwhile; otherwise reads it again and re-applies `change`. No concurrent change is lost.

@@ -18,10 +18,8 @@ use crate::domain::{
 };
 use crate::error::{ApiError, Code};
 use crate::lookup;
+use crate::lookup::UPDATE_TRIES;
 use crate::store::{LinkConflict, Store, StoreError};
-
-/// How often a link update is tried again when the link changed between read and write.
-const UPDATE_TRIES: usize = 50;
 
 /// The per-link fields of both the single and the bulk call.
 #[derive(Deserialize)]

@@ -39,7 +39,7 @@ pub enum SortKey {
 
 /// A figure's value, compared within its kind: counts and money exactly, rates as numbers.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-enum Figure {
+pub enum Figure {
     Count(u64),
     Minor(i64),
     Rate(f64),
@@ -99,7 +99,8 @@ impl SortKey {
         })
     }
 
-    fn figure(self, t: &Totals) -> Option<Figure> {
+    /// This figure of `t`; `None` where it is `null`.
+    pub fn figure(self, t: &Totals) -> Option<Figure> {
         use SortKey::*;
         let rate = |r: Option<f64>| r.map(Figure::Rate);
         let money = |m: Option<crate::domain::Money>| m.map(|m| Figure::Minor(m.minor()));

@@ -58,10 +58,8 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
 /// One row per conversion; `audit` holds each candidate as `source method value -> link: result`,
 /// separated by ` | `.
 fn csv(items: &[Conversion]) -> Result<HttpResponse, ApiError> {
-    let failed = |e: csv::Error| ApiError::Internal(anyhow::Error::new(e).context("Failed to write CSV"));
     let text = |v: serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    let header = [
         "id",
         "shop",
         "order_id",
@@ -77,9 +75,8 @@ fn csv(items: &[Conversion]) -> Result<HttpResponse, ApiError> {
         "occurred_at",
         "received_at",
         "audit",
-    ])
-    .map_err(failed)?;
-    for c in items {
+    ];
+    let rows = items.iter().map(|c| {
         let audit: Vec<String> = c
             .audit
             .iter()
@@ -94,7 +91,7 @@ fn csv(items: &[Conversion]) -> Result<HttpResponse, ApiError> {
                 )
             })
             .collect();
-        w.write_record([
+        vec![
             c.id.clone(),
             c.shop.to_string(),
             c.order_id.clone(),
@@ -110,11 +107,7 @@ fn csv(items: &[Conversion]) -> Result<HttpResponse, ApiError> {
             c.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             c.received_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             audit.join(" | "),
-        ])
-        .map_err(failed)?;
-    }
-    let body = w
-        .into_inner()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("Failed to write CSV: {e}")))?;
-    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(body))
+        ]
+    });
+    super::csv_response(&header, rows)
 }

@@ -85,16 +85,7 @@ async fn clicks(
         || q.format.as_deref() == Some("csv");
     let cols = columns();
     if wants_csv {
-        let csv_failed = |e: csv::Error| ApiError::Internal(anyhow::Error::new(e).context("Failed to write CSV"));
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(&cols).map_err(csv_failed)?;
-        for r in &rows {
-            w.write_record(r).map_err(csv_failed)?;
-        }
-        let body = w
-            .into_inner()
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("Failed to write CSV: {e}")))?;
-        return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(body));
+        return super::csv_response(&cols, rows);
     }
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| r[0].clone()))

@@ -196,6 +196,24 @@ pub fn list<T: serde::Serialize>(plural: &str, items: &[T], next: Option<Cursor>
     HttpResponse::Ok().json(body)
 }
 
+/// A CSV download: `header`, then `rows`.
+pub fn csv_response<R, F>(header: &[&str], rows: R) -> Result<HttpResponse, ApiError>
+where
+    R: IntoIterator<Item = Vec<F>>,
+    F: AsRef<[u8]>,
+{
+    let failed = |e: csv::Error| ApiError::Internal(anyhow::Error::new(e).context("Failed to write CSV"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).map_err(failed)?;
+    for r in rows {
+        w.write_record(&r).map_err(failed)?;
+    }
+    let body = w
+        .into_inner()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("Failed to write CSV: {e}")))?;
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(body))
+}
+
 /// Answers `201` with a JSON resource.
 pub fn created<T: serde::Serialize>(v: &T) -> HttpResponse {
     HttpResponse::Created().json(v)

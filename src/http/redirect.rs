@@ -23,12 +23,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Looks the code up; `Err` is the answer for unknown, gone or unavailable.
-async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::sync::Arc<Link>, HttpResponse> {
-    let well_formed = crate::domain::ShortCode::is_well_formed(code);
-    let link = if well_formed {
+/// The link a URL's code names, or the answer for a malformed, unknown or unreadable one
+/// (with the redirect outcome it counts as). `doing` completes "This link cannot …".
+async fn known_link(
+    req: &HttpRequest,
+    state: &State,
+    code: &str,
+    doing: &str,
+) -> Result<std::sync::Arc<Link>, (Outcome, HttpResponse)> {
+    let link = if crate::domain::ShortCode::is_well_formed(code) {
         state.links.get(state.store(), code).await.map_err(|e| {
-            state.meters.redirect(Outcome::unavailable);
-            match e {
+            let answer = match e {
                 StoreError::Unavailable(_) => {
                     tracing::warn!(error = %e, "link lookup failed");
                     unavailable(req)
@@ -38,22 +43,35 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
                     page(
                         req,
                         Code::Internal,
-                        "This link cannot be followed because of an error on our side.",
+                        &format!("This link cannot {doing} because of an error on our side."),
                     )
                 }
-            }
+            };
+            (Outcome::unavailable, answer)
         })?
     } else {
         None
     };
-    let Some(link) = link else {
-        state.meters.redirect(Outcome::not_found);
-        return Err(page(
-            req,
-            Code::NotFound,
-            "This link does not exist. Check that it was copied whole.",
-        ));
-    };
+    link.ok_or_else(|| {
+        (
+            Outcome::not_found,
+            page(
+                req,
+                Code::NotFound,
+                "This link does not exist. Check that it was copied whole.",
+            ),
+        )
+    })
+}
+
+/// Looks the code up for a redirect; `Err` is the answer for unknown, gone or unavailable.
+async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::sync::Arc<Link>, HttpResponse> {
+    let link = known_link(req, state, code, "be followed")
+        .await
+        .map_err(|(outcome, answer)| {
+            state.meters.redirect(outcome);
+            answer
+        })?;
     if !link.is_live(state.clock.now()) {
         state.meters.redirect(Outcome::gone);
         return Err(page(req, Code::LinkGone, "This link is no longer active."));
@@ -98,7 +116,7 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
         },
     );
     if !info.bot && !info.visitor.is_empty() {
-        info.suspicious = state.suspicion.click(link.code.as_str(), &info.visitor, now);
+        info.suspicious = state.suspicion.click(link.id, &info.visitor, now);
     }
     let bot = info.bot;
     match state.writer.record(link.code.as_str(), info).await {
@@ -143,29 +161,9 @@ async fn qr(req: HttpRequest, state: State, path: web::Path<(String, String)>) -
             "QR codes are at /<code>/qr.svg and /<code>/qr.png.",
         );
     }
-    let well_formed = crate::domain::ShortCode::is_well_formed(&code);
-    let link = if well_formed {
-        match state.links.get(state.store(), &code).await {
-            Ok(link) => link,
-            Err(StoreError::Unavailable(_)) => return unavailable(&req),
-            Err(e) => {
-                tracing::error!(error = %e, "link lookup failed");
-                return page(
-                    &req,
-                    Code::Internal,
-                    "This QR code cannot be drawn because of an error on our side.",
-                );
-            }
-        }
-    } else {
-        None
-    };
-    let Some(link) = link else {
-        return page(
-            &req,
-            Code::NotFound,
-            "This link does not exist. Check that it was copied whole.",
-        );
+    let link = match known_link(&req, &state, &code, "be drawn as a QR code").await {
+        Ok(link) => link,
+        Err((_, answer)) => return answer,
     };
     let url = crate::qr::scan_url(&format!("{}/{}", state.public_base, link.code));
     let drawn = match format.as_str() {

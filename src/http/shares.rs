@@ -118,20 +118,18 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let kol = lookup::kol(state.store(), &kol).await?;
     let store = state.store();
-    let page = fill_page(
-        q.cursor()?,
-        q.limit()?,
-        |json: &String| serde_json::from_str::<Share>(json).is_ok_and(|s| s.kol == kol.id),
-        |c, n| store.scan_records(Kind::Share, c, n),
-        true,
-    )
-    .await?;
-    let shares: Vec<Share> = page
-        .items
-        .iter()
-        .map(|j| serde_json::from_str(j))
-        .collect::<Result<_, _>>()
-        .map_err(crate::store::StoreError::from)?;
+    // Each scanned record is decoded once, then filtered by KOL.
+    let scan = |c, n| {
+        let rows = store.scan_records(Kind::Share, c, n);
+        async move {
+            rows.await?
+                .into_iter()
+                .map(|(c, json)| Ok((c, serde_json::from_str::<Share>(&json)?)))
+                .collect::<Result<Vec<_>, crate::store::StoreError>>()
+        }
+    };
+    let page = fill_page(q.cursor()?, q.limit()?, |s: &Share| s.kol == kol.id, scan, true).await?;
+    let shares = page.items;
     let views: Vec<ShareView> = shares.iter().map(|s| view(s, None, &state.public_base)).collect();
     Ok(super::list("shares", &views, page.next))
 }

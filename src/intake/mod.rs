@@ -98,16 +98,13 @@ pub fn by_path(path: &str) -> Option<&'static dyn ShopWebhooks> {
     PLATFORMS.iter().copied().find(|p| p.path() == path)
 }
 
-/// The webhook path segment of a shop platform.
+/// The webhook path segment of a shop platform (every platform is in `PLATFORMS`; a test
+/// says so).
 pub fn path_of(platform: ShopPlatform) -> &'static str {
-    match PLATFORMS.iter().find(|p| p.platform() == platform) {
-        Some(p) => p.path(),
-        None => match platform {
-            ShopPlatform::Generic => "conversions",
-            ShopPlatform::Shopify => "shopify",
-            ShopPlatform::Woocommerce => "woocommerce",
-        },
-    }
+    PLATFORMS
+        .iter()
+        .find(|p| p.platform() == platform)
+        .map_or("conversions", |p| p.path())
 }
 
 /// A conversion as a shop reported it, already validated.
@@ -344,4 +341,19 @@ async fn lock_currency(store: &dyn Store, campaign: &str) -> Result<(), ApiError
     })
     .await
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shop_platform_takes_webhooks_at_its_own_path() {
+        let all = [ShopPlatform::Generic, ShopPlatform::Shopify, ShopPlatform::Woocommerce];
+        for p in all {
+            assert!(PLATFORMS.iter().any(|w| w.platform() == p), "{p:?}");
+            assert_eq!(by_path(path_of(p)).map(|w| w.platform()), Some(p));
+        }
+        assert_eq!(path_of(ShopPlatform::Shopify), "shopify");
+    }
 }

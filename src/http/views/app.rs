@@ -15,7 +15,7 @@ use crate::http::campaigns::{new_campaign, CreateCampaign};
 use crate::http::State;
 use crate::lookup::{self, ConversionFilter, LinkFilter};
 use crate::minting::LinkSpec;
-use crate::report::{self, SortKey};
+use crate::report::{self, Figure, SortKey};
 use crate::stats::{Range, Totals};
 use crate::store::RecordsExt;
 
@@ -177,16 +177,12 @@ impl Fig {
 
 /// One figure of a row, formatted by its kind.
 fn cell(key: SortKey, t: &Totals) -> String {
-    let json = serde_json::to_value(t).unwrap_or_default();
-    match &json[key.name()] {
-        serde_json::Value::Null => "–".to_owned(),
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) if n.is_u64() => count(n.as_u64().unwrap_or(0)),
-        serde_json::Value::Number(n) => match key {
-            SortKey::Roas => format!("{:.2}", n.as_f64().unwrap_or(0.0)),
-            _ => percent(n.as_f64()),
-        },
-        other => other.to_string(),
+    match key.figure(t) {
+        None => "–".to_owned(),
+        Some(Figure::Count(n)) => count(n),
+        Some(Figure::Minor(m)) => Money::from_minor(m).to_string(),
+        Some(Figure::Rate(r)) if key == SortKey::Roas => format!("{r:.2}"),
+        Some(Figure::Rate(r)) => percent(Some(r)),
     }
 }
 
