@@ -137,6 +137,28 @@ fn json_config() -> web::JsonConfig {
     })
 }
 
+/// A JSON body that may be left out: no body reads as `T::default()`, but a body that is
+/// sent must be valid. (`Option<web::Json<T>>` would quietly treat an invalid body as absent.)
+pub struct OptionalJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let headers = req.headers();
+        let empty = match headers.get(header::CONTENT_LENGTH) {
+            Some(len) => len == "0",
+            None => !headers.contains_key(header::TRANSFER_ENCODING),
+        };
+        if empty {
+            return Box::pin(std::future::ready(Ok(Self(T::default()))));
+        }
+        let json = web::Json::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(json.await?.into_inner())) })
+    }
+}
+
 fn query_config() -> web::QueryConfig {
     web::QueryConfig::default()
         .error_handler(|err, _req| ApiError::invalid(format!("The query string is not valid: {err}.")).into())

@@ -72,9 +72,8 @@ async fn create(
     _: Admin,
     state: State,
     kol: web::Path<String>,
-    body: Option<web::Json<CreateShare>>,
+    super::OptionalJson(b): super::OptionalJson<CreateShare>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.map(web::Json::into_inner).unwrap_or_default();
     let kol = lookup::kol(state.store(), &kol).await?;
     let campaign = match b.campaign.as_deref() {
         Some(c) => Some(

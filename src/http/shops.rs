@@ -117,9 +117,8 @@ async fn rotate(
     _: Admin,
     state: State,
     id: web::Path<String>,
-    body: Option<web::Json<Rotate>>,
+    super::OptionalJson(b): super::OptionalJson<Rotate>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.map(web::Json::into_inner).unwrap_or_default();
     let hours = b.previous_valid_hours.unwrap_or(24);
     if hours > 168 {
         return Err(ApiError::invalid("previous_valid_hours must be from 0 to 168."));

@@ -144,3 +144,62 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
 }
+
+per_store!(dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing);
+async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let cookie = sign_in(&app).await;
+    let html = app
+        .api
+        .get(app.url("/app"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&html);
+    let post =
+        |path: &str, form: Vec<(&str, &str)>| app.api.post(app.url(path)).header("cookie", &cookie).form(&form).send();
+    let bad_id = post("/app/campaigns", vec![("csrf", &csrf), ("id", "Bad Id"), ("name", "X")])
+        .await
+        .unwrap();
+    crate::helpers::assert_error(bad_id, 400, "invalid_input").await;
+    let taken = post(
+        "/app/campaigns",
+        vec![("csrf", &csrf), ("id", "spring-sale"), ("name", "X")],
+    )
+    .await
+    .unwrap();
+    crate::helpers::assert_error(taken, 409, "already_exists").await;
+    let nobody = post(
+        "/app/campaigns/spring-sale/links",
+        vec![("csrf", &csrf), ("kol", "nobody")],
+    )
+    .await
+    .unwrap();
+    crate::helpers::assert_error(nobody, 400, "unknown_kol").await;
+    let cost = post(
+        "/app/campaigns/spring-sale/links",
+        vec![("csrf", &csrf), ("kol", "amy"), ("cost", "-3")],
+    )
+    .await
+    .unwrap();
+    crate::helpers::assert_error(cost, 400, "invalid_input").await;
+    assert_eq!(app.get_ok("/api/v1/links").await["links"].as_array().unwrap().len(), 1);
+    let unknown = app
+        .api
+        .get(app.url("/app/campaigns/nope"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let bad_sort = app
+        .api
+        .get(app.url("/app/campaigns/spring-sale?sort=height"))
+        .header("cookie", &cookie);
+    assert_eq!(bad_sort.send().await.unwrap().status(), 400);
+}

@@ -90,3 +90,29 @@ async fn a_revoked_or_expired_share_is_gone_and_a_forged_one_unknown(backend: Ba
         .await;
     assert_error(r, 400, "invalid_input").await;
 }
+
+per_store!(shares_refuse_unknown_campaigns_and_bad_fields);
+async fn shares_refuse_unknown_campaigns_and_bad_fields(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let r = app.post("/api/v1/kols/amy/shares", &json!({"campaign": "nope"})).await;
+    assert_error(r, 400, "unknown_campaign").await;
+    let r = app
+        .post("/api/v1/kols/amy/shares", &json!({"campaign": "Not A Slug"}))
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+    let r = app
+        .post(
+            "/api/v1/kols/amy/shares",
+            &json!({"expires_at": "+10000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+    let r = app.post("/api/v1/kols/amy/shares", &json!({"who": "me"})).await;
+    assert_error(r, 400, "invalid_input").await;
+    let r = app
+        .api
+        .delete(app.url("/api/v1/shares/nope"))
+        .bearer_auth(crate::helpers::TOKEN);
+    assert_error(r.send().await.unwrap(), 404, "not_found").await;
+}

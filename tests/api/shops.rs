@@ -501,3 +501,66 @@ async fn shopify_orders_meet_the_window_and_the_campaigns_currency(backend: Back
         (Some(0), Some("0.00"))
     );
 }
+
+per_store!(malformed_platform_deliveries_and_bad_rotations_are_clear_errors);
+async fn malformed_platform_deliveries_and_bad_rotations_are_clear_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
+    // Signed right, but not an order.
+    for body in [
+        json!({"hello": "world"}),
+        json!({"id": 1, "total_price": "abc", "currency": "TWD"}),
+    ] {
+        assert_error(
+            shopify(&app, SHOPIFY_SECRET, "orders/create", &body, false).await,
+            400,
+            "invalid_input",
+        )
+        .await;
+    }
+    let not_json = b"{not json".to_vec();
+    let r = app
+        .api
+        .post(app.url("/webhooks/woocommerce/mall"))
+        .header("content-type", "application/json")
+        .header("x-wc-webhook-topic", "order.updated")
+        .header("x-wc-webhook-signature", body_hmac(WOO_SECRET.as_bytes(), &not_json))
+        .body(not_json)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 400, "invalid_input").await;
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"status": "processing", "currency": "dollars"}),
+    );
+    assert_error(
+        woo(&app, WOO_SECRET, "order.updated", &order).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert_error(
+        woo(&app, WOO_SECRET, "product.created", &order).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert!(conversions(&app).await.is_empty(), "nothing malformed was stored");
+    // A rotation's grace period is bounded; an unknown shop is not found.
+    let r = app
+        .post(
+            "/api/v1/shops/glow/secret",
+            &json!({"secret": "s2", "previous_valid_hours": 200}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+    let r = app.post("/api/v1/shops/nope/secret", &json!({})).await;
+    assert_error(r, 404, "not_found").await;
+    let r = app
+        .post("/api/v1/shops/glow/secret", &json!({"secret": "s2", "extra": 1}))
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+}
