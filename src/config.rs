@@ -27,6 +27,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     pub redis_prefix: String,
     pub data_dir: PathBuf,
+    pub spool_dir: Option<PathBuf>,
+    pub spool_max_mb: u64,
     pub admin_token: Option<String>,
     pub default_currency: String,
     pub default_attribution_window_days: u32,
@@ -93,10 +95,18 @@ impl Settings {
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             bail!("admin_token must be at least 16 characters");
         }
+        if self.spool_max_mb == 0 {
+            bail!("spool_max_mb must be at least 1");
+        }
         if u64::from(self.click_retention_days) < u64::from(self.default_attribution_window_days) {
             bail!("click_retention_days must be at least default_attribution_window_days");
         }
         Ok(self)
+    }
+
+    /// Where clicks wait while the store does not answer.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir.clone().unwrap_or_else(|| self.data_dir.join("spool"))
     }
 
     pub fn storage(&self) -> StorageKind {

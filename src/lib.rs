@@ -31,13 +31,15 @@
 //! - `lookup`: a record by id or `404`; filtered, paged lists of links and conversions.
 //! - `qr`: QR codes of short links (SVG, PNG).
 //! - `cache`: the redirect path's cache of link records.
-//! - `clicks`: the click writer that groups concurrent clicks into one store round trip.
+//! - `clicks`: the click writer that groups concurrent clicks into one store round trip, and
+//!   spools them when the store does not answer in time; the spool's replayer.
+//! - `spool`: the local, fsync'd file where clicks wait while the store does not answer.
 //! - `classify`: bot or person, and each click dimension's value; the visitor hash.
 //! - `counters`: the counter fields of a click, a conversion, a pixel; which clicks are visits.
 //! - `signature`: webhook signature schemes (Standard Webhooks).
 //! - `suspicion`: more than 10 clicks a minute from one visitor on one link.
 //! - `store`: the store traits, `StoreError`, cursors, paging; `redis` and `embedded`.
-//! - `telemetry`: the Prometheus counters served at `/metrics`.
+//! - `telemetry`: the Prometheus counters served at `/metrics`; rate-limited warnings.
 
 pub mod attribution;
 pub mod cache;
@@ -55,6 +57,7 @@ pub mod minting;
 pub mod qr;
 pub mod report;
 pub mod signature;
+pub mod spool;
 pub mod startup;
 pub mod stats;
 pub mod store;

@@ -2,7 +2,8 @@
 //! build it on port 0 and read `port()`, and may give it a clock of their own.
 //!
 //! Shutdown is orderly: the server stops taking requests and finishes those in flight, the click
-//! writer writes what it holds and ends, the store's background work is stopped, and only then
+//! writer writes what it holds and ends, the spool is replayed into the store (bounded; the rest
+//! waits on disk for the next start), the store's background work is stopped, and only then
 //! does `run_until_stopped` return (so the store's files are closed when it does).
 
 use std::net::TcpListener;
@@ -15,14 +16,14 @@ use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tokio::task::JoinHandle;
 
 use crate::cache::LinkCache;
-use crate::clicks::ClickWriter;
+use crate::clicks::{ClickWriter, WriterTasks};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Settings, StorageKind};
 use crate::http::AppState;
-use crate::store::embedded::EmbeddedStore;
+use crate::spool::Spool;
+use crate::store::embedded::{DiskFaults, EmbeddedStore};
 use crate::store::redis::RedisStore;
 use crate::store::Store;
 use crate::telemetry::Meters;
@@ -31,7 +32,7 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Arc<dyn Store>,
-    writer: JoinHandle<()>,
+    writer: WriterTasks,
     /// The admin token generated at this start, if one was (it is shown once).
     pub generated_admin_token: Option<String>,
 }
@@ -42,7 +43,13 @@ impl Application {
     }
 
     pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
-        let store = open_store(&settings, clock.clone()).await?;
+        Self::build_with_faults(settings, clock, DiskFaults::default()).await
+    }
+
+    /// `build_with_clock`, with the embedded store's disk behind `faults` (tests and drills make
+    /// it act full).
+    pub async fn build_with_faults(settings: Settings, clock: SharedClock, faults: DiskFaults) -> anyhow::Result<Self> {
+        let store = open_store(&settings, clock.clone(), faults).await?;
         // The classifier's regexes compile once, here, not on a follower's first tap.
         tokio::task::spawn_blocking(crate::classify::warm).await?;
         let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), &settings).await?;
@@ -57,10 +64,21 @@ impl Application {
         let listener =
             TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
         let bound = listener.local_addr()?;
+        let settings_spool_bytes = settings.spool_max_mb.saturating_mul(1 << 20);
         let meters = Arc::new(Meters::default());
-        let (writer, writer_task) = ClickWriter::start(store.clone(), meters.clone(), clock.clone());
+        let spool_dir = settings.spool_dir();
+        let spool =
+            Arc::new(tokio::task::spawn_blocking(move || Spool::open(&spool_dir, settings_spool_bytes)).await??);
+        if spool.holds_clicks() {
+            tracing::info!(
+                clicks = spool.depth().clicks,
+                "replaying clicks an earlier run left in the spool"
+            );
+        }
+        let (writer, writer_task) = ClickWriter::start(store.clone(), spool.clone(), meters.clone(), clock.clone());
         let state = web::Data::new(AppState {
             writer,
+            spool,
             meters,
             clock,
             suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
@@ -113,19 +131,14 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         // The writer ends once the workers' handles to it are gone; it writes what it holds
-        // first. Bounded, in case a handle outlives the server.
-        if tokio::time::timeout(Duration::from_secs(15), self.writer)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the click writer did not stop within 15 s");
-        }
+        // first, then the spool is replayed for a bounded time (what is left waits on disk).
+        self.writer.finish().await;
         self.store.close().await;
         served
     }
 }
 
-async fn open_store(settings: &Settings, clock: SharedClock) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults) -> anyhow::Result<Arc<dyn Store>> {
     let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
     match settings.storage() {
         StorageKind::Redis => {
@@ -134,7 +147,7 @@ async fn open_store(settings: &Settings, clock: SharedClock) -> anyhow::Result<A
             Ok(Arc::new(store))
         }
         StorageKind::Embedded => Ok(Arc::new(
-            EmbeddedStore::open(&settings.data_dir, retention, clock).await?,
+            EmbeddedStore::open_with(&settings.data_dir, retention, clock, faults).await?,
         )),
     }
 }

@@ -1,8 +1,13 @@
-//! Counters for `/metrics` (Prometheus text format): what the click path and the webhooks did.
+//! Counters for `/metrics` (Prometheus text format): what the click path and the webhooks did,
+//! and `warn_limited!`, the log line for what clients and outages can repeat thousands of times
+//! a second.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Label values are written as the variant names, so these are snake_case as Prometheus wants.
@@ -38,6 +43,15 @@ pub struct Meters {
     pub click_batch_failures: Counter,
     /// Conversion webhooks answered, by status.
     pub conversions: Family<StatusLabel, Counter>,
+    /// Clicks written to the spool because the store did not answer in time.
+    pub clicks_spooled: Counter,
+    /// Spooled clicks replayed into the store.
+    pub clicks_replayed: Counter,
+    /// Clicks in the spool now, waiting for the store (set when `/metrics` is read).
+    pub spool_clicks: Gauge,
+    /// Bytes of spool in use now, and the most it holds.
+    pub spool_bytes: Gauge,
+    pub spool_capacity_bytes: Gauge,
 }
 
 impl Default for Meters {
@@ -65,8 +79,39 @@ impl Default for Meters {
             "Conversion webhooks answered, by status",
             conversions.clone(),
         );
+        let clicks_spooled = Counter::default();
+        let clicks_replayed = Counter::default();
+        let spool_clicks = Gauge::default();
+        let spool_bytes = Gauge::default();
+        let spool_capacity_bytes = Gauge::default();
+        registry.register(
+            "clicks_spooled",
+            "Clicks written to the local spool because the store did not answer in time",
+            clicks_spooled.clone(),
+        );
+        registry.register(
+            "clicks_replayed",
+            "Spooled clicks replayed into the store",
+            clicks_replayed.clone(),
+        );
+        registry.register(
+            "spool_clicks",
+            "Clicks waiting in the spool for the store",
+            spool_clicks.clone(),
+        );
+        registry.register("spool_bytes", "Bytes of the spool in use", spool_bytes.clone());
+        registry.register(
+            "spool_capacity_bytes",
+            "The most the spool holds, in bytes",
+            spool_capacity_bytes.clone(),
+        );
         Self {
             registry,
+            clicks_spooled,
+            clicks_replayed,
+            spool_clicks,
+            spool_bytes,
+            spool_capacity_bytes,
             redirects,
             clicks_written,
             click_batches,
@@ -87,5 +132,77 @@ impl Meters {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Lets a few log lines a second through from one call site and counts the rest.
+pub struct LogGate {
+    second: AtomicU64,
+    passed: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// Lines one call site may log per second.
+const LINES_PER_SECOND: u64 = 5;
+
+impl LogGate {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self {
+            second: AtomicU64::new(0),
+            passed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines skipped since the last one that passed)` when this line may be logged.
+    pub fn pass(&self) -> Option<u64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let second = self.second.load(Ordering::Relaxed);
+        if now != second
+            && self
+                .second
+                .compare_exchange(second, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.passed.store(0, Ordering::Relaxed);
+        }
+        if self.passed.fetch_add(1, Ordering::Relaxed) < LINES_PER_SECOND {
+            Some(self.skipped.swap(0, Ordering::Relaxed))
+        } else {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// `tracing::warn!`, at most `LINES_PER_SECOND` times a second per call site; each line that
+/// passes says how many were skipped before it (`skipped`).
+macro_rules! warn_limited {
+    ($($arg:tt)+) => {{
+        static GATE: $crate::telemetry::LogGate = $crate::telemetry::LogGate::new();
+        if let Some(skipped) = GATE.pass() {
+            ::tracing::warn!(skipped, $($arg)+);
+        }
+    }};
+}
+pub(crate) use warn_limited;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_gate_passes_a_few_lines_a_second_and_counts_the_rest() {
+        let gate = LogGate::new();
+        let passed = (0..1000).filter(|_| gate.pass().is_some()).count() as u64;
+        // The test may straddle a second boundary: then two seconds' worth pass.
+        assert!((LINES_PER_SECOND..=2 * LINES_PER_SECOND).contains(&passed), "{passed}");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let skipped = gate.pass().expect("a new second lets a line through");
+        assert_eq!(skipped + passed, 1000);
     }
 }

@@ -1,28 +1,70 @@
 //! Liveness, readiness, the Prometheus counters and the OpenAPI document.
 
+use std::time::Duration;
+
 use actix_web::HttpResponse;
 
 use super::State;
 use crate::error::{body, Code};
+use crate::store::StoreError;
 
 /// The process is alive.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// The store answers.
+/// The store answers (`ready`), or answers while spooled clicks are being replayed into it
+/// (`degraded`, still `200`); when it does not, `503`, and `degraded` while the spool still
+/// takes clicks (links keep working), `unavailable` once the spool is full too.
 pub async fn readyz(state: State) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready", "storage": state.store.backend()})),
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "readiness check failed");
-            HttpResponse::ServiceUnavailable().json(body(Code::StorageUnavailable, "Storage does not answer."))
+    let answered = match tokio::time::timeout(PING_DEADLINE, state.store.ping()).await {
+        // It answers a ping but will not take the spooled clicks (a disk with room for a ping
+        // but not for a group of clicks): not ready either.
+        Ok(Ok(())) if state.spool.store_refuses() => Err(StoreError::Unavailable(anyhow::anyhow!(
+            "the store does not take the spooled clicks"
+        ))),
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Unavailable(anyhow::anyhow!(
+            "the store did not answer within {PING_DEADLINE:?}"
+        ))),
+    };
+    let spool = state.spool.depth();
+    let spool_full = spool.capacity_bytes - spool.bytes < spool.capacity_bytes / 100;
+    let facts = serde_json::json!({"storage": state.store.backend(), "spool": spool});
+    let mut body = match answered {
+        Ok(()) => {
+            let status = if spool.clicks > 0 { "degraded" } else { "ready" };
+            let mut b = serde_json::json!({"status": status});
+            merge(&mut b, facts);
+            return HttpResponse::Ok().json(b);
         }
+        Err(e) => {
+            crate::telemetry::warn_limited!(error = %e, "readiness check failed");
+            body(Code::StorageUnavailable, "Storage does not answer.")
+        }
+    };
+    let status = if spool_full { "unavailable" } else { "degraded" };
+    merge(&mut body, serde_json::json!({"status": status}));
+    merge(&mut body, facts);
+    HttpResponse::ServiceUnavailable().json(body)
+}
+
+/// How long `/readyz` waits for the store.
+const PING_DEADLINE: Duration = Duration::from_secs(1);
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(into), serde_json::Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
     }
 }
 
 /// Counters in the Prometheus text format.
 pub async fn metrics(state: State) -> HttpResponse {
+    let spool = state.spool.depth();
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    state.meters.spool_clicks.set(gauge(spool.clicks));
+    state.meters.spool_bytes.set(gauge(spool.bytes));
+    state.meters.spool_capacity_bytes.set(gauge(spool.capacity_bytes));
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.meters.encode())

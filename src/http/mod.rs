@@ -43,6 +43,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub writer: ClickWriter,
+    /// Where clicks wait while the store does not answer (its depth for `/readyz`, `/metrics`).
+    pub spool: std::sync::Arc<crate::spool::Spool>,
     pub meters: Arc<crate::telemetry::Meters>,
     pub links: LinkCache,
     pub suspicion: crate::suspicion::Suspicion,

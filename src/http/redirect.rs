@@ -22,7 +22,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Looks the code up; `Err` is the answer for unknown, gone or unavailable.
 /// The link a URL's code names, or the answer for a malformed, unknown or unreadable one
 /// (with the redirect outcome it counts as). `doing` completes "This link cannot …".
 async fn known_link(
@@ -32,23 +31,27 @@ async fn known_link(
     doing: &str,
 ) -> Result<std::sync::Arc<Link>, (Outcome, HttpResponse)> {
     let link = if crate::domain::ShortCode::is_well_formed(code) {
-        state.links.get(state.store(), code).await.map_err(|e| {
-            let answer = match e {
-                StoreError::Unavailable(_) => {
-                    tracing::warn!(error = %e, "link lookup failed");
-                    unavailable(req)
-                }
-                _ => {
-                    tracing::error!(error = %e, "link lookup failed");
-                    page(
-                        req,
-                        Code::Internal,
-                        &format!("This link cannot {doing} because of an error on our side."),
-                    )
-                }
-            };
-            (Outcome::unavailable, answer)
-        })?
+        state
+            .links
+            .get(state.store(), code, state.spool.holds_clicks())
+            .await
+            .map_err(|e| {
+                let answer = match e {
+                    StoreError::Unavailable(_) => {
+                        crate::telemetry::warn_limited!(error = %e, "link lookup failed");
+                        unavailable(req)
+                    }
+                    _ => {
+                        tracing::error!(error = %e, "link lookup failed");
+                        page(
+                            req,
+                            Code::Internal,
+                            &format!("This link cannot {doing} because of an error on our side."),
+                        )
+                    }
+                };
+                (Outcome::unavailable, answer)
+            })?
     } else {
         None
     };
@@ -137,9 +140,9 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
         }
         Err(e) => {
             state.meters.redirect(Outcome::unavailable);
-            tracing::warn!(error = %e, code = %link.code, "click not stored; redirect refused");
-            match e {
-                WriteError::Store(e) if !matches!(*e, StoreError::Unavailable(_)) => page(
+            crate::telemetry::warn_limited!(error = %e, code = %link.code, "click not stored; redirect refused");
+            match &*e {
+                WriteError::Store(e) if !matches!(e, StoreError::Unavailable(_)) => page(
                     &req,
                     Code::Internal,
                     "This link cannot be followed because of an error on our side.",

@@ -17,6 +17,8 @@ fn spawn_kolink(backing: &Backing, port: u16) -> Child {
         .env("KOLINK_LISTEN", format!("127.0.0.1:{port}"))
         .env("KOLINK_ADMIN_TOKEN", TOKEN)
         .env("KOLINK_LOG", "error")
+        .env("KOLINK_SPOOL_DIR", backing.spool.path())
+        .env("KOLINK_SPOOL_MAX_MB", "16")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     match (&backing.redis, &backing.data) {

@@ -12,6 +12,7 @@ use kolink::clock::{SharedClock, SystemClock};
 use kolink::config::Settings;
 use kolink::signature::WebhookSecret;
 use kolink::startup::Application;
+use kolink::store::embedded::DiskFaults;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -24,23 +25,27 @@ pub enum Backend {
     Embedded,
 }
 
-/// What a store lives on: a private redis-server or a temp data dir. Dropping it removes it.
+/// What a store lives on: a private redis-server or a temp data dir, and the spool's own temp
+/// dir. Dropping it removes them.
 pub struct Backing {
     pub redis: Option<RedisServer>,
     pub data: Option<tempfile::TempDir>,
+    pub spool: tempfile::TempDir,
+    /// Makes the embedded store's disk act full.
+    pub faults: DiskFaults,
 }
 
 impl Backing {
     pub fn new(backend: Backend) -> Self {
-        match backend {
-            Backend::Redis => Backing {
-                redis: Some(RedisServer::start()),
-                data: None,
-            },
-            Backend::Embedded => Backing {
-                redis: None,
-                data: Some(tempfile::tempdir().expect("temp dir")),
-            },
+        let (redis, data) = match backend {
+            Backend::Redis => (Some(RedisServer::start()), None),
+            Backend::Embedded => (None, Some(tempfile::tempdir().expect("temp dir"))),
+        };
+        Backing {
+            redis,
+            data,
+            spool: tempfile::tempdir().expect("temp dir"),
+            faults: DiskFaults::default(),
         }
     }
 }
@@ -68,6 +73,36 @@ impl RedisServer {
         let _ = self.child.wait();
         self.child = Self::spawn(self.port, self.dir.path());
         self.wait_ready();
+    }
+
+    /// Kills the server (SIGKILL); `start_again` brings it back on the same port and data.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(self.port, self.dir.path());
+        self.wait_ready();
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} redis-server");
     }
 
     fn spawn(port: u16, dir: &std::path::Path) -> Child {
@@ -116,6 +151,11 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // A paused server must wake to die.
+        let _ = Command::new("kill")
+            .arg("-CONT")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -131,6 +171,8 @@ pub struct TestApp {
     pub api: reqwest::Client,
     pub redis: Option<RedisServer>,
     pub data: Option<tempfile::TempDir>,
+    pub spool: Option<tempfile::TempDir>,
+    pub faults: DiskFaults,
     pub settings: Settings,
     /// The admin token this start generated, when the settings named none.
     pub generated_admin_token: Option<String>,
@@ -147,6 +189,9 @@ pub fn settings_for(backing: &Backing) -> Settings {
     // The suite sends hundreds of requests from one address; the rate limit has its own test.
     s.rate_limit_per_second = 0;
     s.redis_url = backing.redis.as_ref().map(|r| r.url());
+    s.spool_dir = Some(backing.spool.path().to_owned());
+    // Outage tests spool a few seconds of load (about 300 bytes a click).
+    s.spool_max_mb = 64;
     if let Some(d) = &backing.data {
         s.data_dir = d.path().to_owned();
     }
@@ -170,7 +215,7 @@ pub async fn start(backing: Backing, settings: Settings) -> TestApp {
 }
 
 pub async fn start_with_clock(backing: Backing, settings: Settings, clock: SharedClock) -> TestApp {
-    let app = Application::build_with_clock(settings.clone(), clock)
+    let app = Application::build_with_faults(settings.clone(), clock, backing.faults.clone())
         .await
         .expect("build the application");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -186,6 +231,8 @@ pub async fn start_with_clock(backing: Backing, settings: Settings, clock: Share
         api,
         redis: backing.redis,
         data: backing.data,
+        spool: Some(backing.spool),
+        faults: backing.faults,
         settings,
         generated_admin_token,
         handle,
@@ -206,6 +253,8 @@ impl TestApp {
             Backing {
                 redis: self.redis.take(),
                 data: self.data.take(),
+                spool: self.spool.take().expect("the spool dir lives with the app"),
+                faults: self.faults.clone(),
             },
             self.settings.clone(),
         )

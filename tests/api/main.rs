@@ -34,6 +34,7 @@ mod health;
 mod kols;
 mod links;
 mod metrics;
+mod outage;
 mod redirect;
 mod shares;
 mod shops;

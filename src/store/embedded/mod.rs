@@ -27,9 +27,14 @@
 //! | `pending`        | (purchase key, refund key) | () — refunds waiting for the purchase  |
 //!
 //! Cursors are the sequence or link id of the last item of a page. I/O errors are
-//! `StoreError::Unavailable`; anything else redb reports is `StoreError::Corrupt`.
+//! `StoreError::Unavailable`; anything else redb reports is `StoreError::Corrupt`. After an I/O
+//! error the file is closed and opened again by itself (`disk`), so a disk that filled up and
+//! was freed needs no restart.
 
+mod disk;
 mod tables;
+
+pub use disk::DiskFaults;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,7 +54,7 @@ use crate::domain::{ClickInfo, Conversion, CouponKey, DayInsights, EntryId, Link
 use tables::*;
 
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<disk::Handle>,
     pruner: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -88,10 +93,24 @@ from_redb!(
 impl EmbeddedStore {
     /// Opens (or creates) `<dir>/kolink.redb` and starts the hourly pruning of old clicks.
     pub async fn open(dir: &Path, click_retention: Duration, clock: SharedClock) -> anyhow::Result<Self> {
+        Self::open_with(dir, click_retention, clock, DiskFaults::default()).await
+    }
+
+    /// `open`, writing through `faults` (which tests and drills use to make the disk act full).
+    pub async fn open_with(
+        dir: &Path,
+        click_retention: Duration,
+        clock: SharedClock,
+        faults: DiskFaults,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("Failed to create the data directory {}: {e}", dir.display()))?;
         let path = dir.join("kolink.redb");
-        let db = tokio::task::spawn_blocking(move || open_db(&path)).await??;
+        let db = tokio::task::spawn_blocking(move || {
+            let db = create_tables(disk::open_file(&path, &faults))?;
+            anyhow::Ok(disk::Handle::new(path, faults, db))
+        })
+        .await??;
         let db = Arc::new(db);
         let pruner = tokio::spawn(prune_forever(Arc::downgrade(&db), click_retention, clock));
         Ok(Self {
@@ -112,7 +131,7 @@ impl EmbeddedStore {
         T: Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
+        tokio::task::spawn_blocking(move || db.with(f))
             .await
             .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("An embedded store task failed")))?
     }
@@ -157,9 +176,13 @@ impl Store for EmbeddedStore {
         "embedded"
     }
 
+    /// A write, committed to disk: reads keep working on a full disk, and readiness is about
+    /// taking clicks.
     async fn ping(&self) -> Result<()> {
-        self.run(|db| {
-            db.begin_read()?.open_table(SEQS)?;
+        self.write(|txn| {
+            let mut seqs = txn.open_table(SEQS)?;
+            let n = seqs.get("readyz")?.map(|v| v.value()).unwrap_or(0);
+            seqs.insert("readyz", n.wrapping_add(1))?;
             Ok(())
         })
         .await

@@ -1,12 +1,12 @@
 //! The tables of the embedded store, opening the file, and pruning old clicks.
 
-use std::path::Path;
 use std::sync::Weak;
 use std::time::Duration;
 
 use anyhow::Context;
 use redb::{Database, ReadableTable, TableDefinition};
 
+use super::disk::Handle;
 use crate::clock::SharedClock;
 
 pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
@@ -31,11 +31,10 @@ pub(super) const PENDING: TableDefinition<(&str, &str), ()> = TableDefinition::n
 /// How often clicks older than the retention are removed.
 pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Opens the file and creates every table, so that readers never meet a missing one.
-pub(super) fn open_db(path: &Path) -> anyhow::Result<Database> {
-    let db =
-        Database::create(path).with_context(|| format!("Failed to open the embedded database {}", path.display()))?;
-    let txn = db.begin_write()?;
+/// Creates every table of a just opened database, so that readers never meet a missing one.
+pub(super) fn create_tables(db: anyhow::Result<Database>) -> anyhow::Result<Database> {
+    let db = db?;
+    let txn = db.begin_write().context("Failed to create the tables")?;
     txn.open_table(SECRETS)?;
     txn.open_table(RECORDS)?;
     txn.open_table(RECORD_IDX)?;
@@ -54,17 +53,17 @@ pub(super) fn open_db(path: &Path) -> anyhow::Result<Database> {
     txn.open_table(CONVERSION_IDEM)?;
     txn.open_table(REFUNDED)?;
     txn.open_table(PENDING)?;
-    txn.commit()?;
+    txn.commit().context("Failed to create the tables")?;
     Ok(db)
 }
 
 /// Prunes hourly until the store is closed (the task is aborted) or dropped.
-pub(super) async fn prune_forever(db: Weak<Database>, retention: Duration, clock: SharedClock) {
+pub(super) async fn prune_forever(db: Weak<Handle>, retention: Duration, clock: SharedClock) {
     loop {
         tokio::time::sleep(PRUNE_EVERY).await;
         let Some(db) = db.upgrade() else { return };
         let cutoff = (clock.now().timestamp_millis() as u64).saturating_sub(retention.as_millis() as u64);
-        let result = tokio::task::spawn_blocking(move || prune(&db, cutoff)).await;
+        let result = tokio::task::spawn_blocking(move || db.with(|db| prune(db, cutoff))).await;
         match result {
             Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned clicks past their retention"),
             Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "Failed to prune old clicks"),

@@ -1,0 +1,415 @@
+//! The click spool: where answered clicks wait, on local disk, while the store does not answer.
+//!
+//! One file per process (`<spool dir>/clicks.spool`, locked so that two processes never share
+//! it). Its whole size cap is reserved on disk when it opens (`posix_fallocate`), so a disk that
+//! fills up later (the embedded store's outage) still has room for the spool. Layout:
+//!
+//! | offset | what |
+//! |--------|------|
+//! | 0      | `KLSPOOL1`, generation (u64 LE), replayed-up-to offset (u64 LE) |
+//! | 4096   | records: length (u32), clicks (u32), generation (u64), CRC-32 of generation and payload (u32), payload (JSON) |
+//!
+//! A group of clicks is one record, appended and fsync'd before any of its redirects is
+//! answered (the click writer calls this with a whole group, so one fsync serves many clicks).
+//! Records of an older generation, a torn tail or a bad checksum end the log: when everything
+//! was replayed the generation goes up and writing starts over at 4096, so leftovers of an
+//! earlier round are never read again. The replayed-up-to offset is written without fsync: after
+//! a crash a few groups may be replayed twice, which the stores recognise by their entry ids
+//! and count once.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ClickInfo, EntryId};
+
+const MAGIC: &[u8; 8] = b"KLSPOOL1";
+const HEADER: u64 = 4096;
+const RECORD_HEAD: usize = 20;
+
+/// A click as the spool keeps it: the stores rebuild its counters from it on replay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpooledClick {
+    pub code: String,
+    pub ms: u64,
+    pub seq: u64,
+    pub info: ClickInfo,
+}
+
+impl SpooledClick {
+    pub fn entry(&self) -> EntryId {
+        EntryId {
+            ms: self.ms,
+            seq: self.seq,
+        }
+    }
+}
+
+/// How full the spool is (for `/metrics` and `/readyz`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Depth {
+    /// Clicks written to the spool and not yet replayed into the store.
+    pub clicks: u64,
+    /// Bytes those clicks take.
+    pub bytes: u64,
+    /// The most the spool holds.
+    pub capacity_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the click spool is full ({0} bytes)")]
+    Full(u64),
+    #[error("the click spool could not be written: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Spool {
+    path: PathBuf,
+    capacity: u64,
+    state: Mutex<State>,
+    /// Mirrors of the state for readers that must not wait behind an fsync (the redirect path,
+    /// `/readyz`, `/metrics`): clicks and bytes waiting.
+    waiting_clicks: AtomicU64,
+    waiting_bytes: AtomicU64,
+    /// The replayer's last attempt failed: the store does not take clicks now.
+    refused: AtomicBool,
+}
+
+struct State {
+    file: File,
+    generation: u64,
+    /// Where the next record goes.
+    end: u64,
+    /// Everything before this offset is in the store.
+    replayed: u64,
+    /// Clicks between `replayed` and `end`.
+    pending: u64,
+}
+
+/// Records read for replay: their clicks, and the offset that marks them replayed.
+pub struct Chunk {
+    pub clicks: Vec<SpooledClick>,
+    pub upto: u64,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, reserving `capacity` bytes, and reads what an earlier
+    /// run left in it.
+    pub fn open(dir: &Path, capacity: u64) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Failed to create the spool directory {}", dir.display()))?;
+        let path = dir.join("clicks.spool");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("Failed to open the click spool {}", path.display()))?;
+        if file.try_lock().is_err() {
+            bail!(
+                "Another kolink process uses the click spool {}; give each process its own KOLINK_SPOOL_DIR",
+                path.display()
+            );
+        }
+        let capacity = capacity.max(HEADER * 2);
+        reserve(&file, capacity).with_context(|| {
+            format!(
+                "Failed to reserve {capacity} bytes for the click spool {}",
+                path.display()
+            )
+        })?;
+        let mut head = [0u8; 24];
+        file.read_exact_at(&mut head, 0)?;
+        let state = if &head[..8] == MAGIC {
+            let generation = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+            let replayed = u64::from_le_bytes(head[16..24].try_into().expect("8 bytes"));
+            scan(file, generation, replayed, capacity)?
+        } else {
+            let state = State {
+                file,
+                generation: 1,
+                end: HEADER,
+                replayed: HEADER,
+                pending: 0,
+            };
+            state.write_header(true)?;
+            state
+        };
+        let spool = Self {
+            path,
+            capacity,
+            waiting_clicks: AtomicU64::new(0),
+            waiting_bytes: AtomicU64::new(0),
+            refused: AtomicBool::new(false),
+            state: Mutex::new(state),
+        };
+        spool.mirror(&spool.state());
+        Ok(spool)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves offsets that are still consistent on disk.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mirror(&self, s: &State) {
+        self.waiting_bytes.store(s.end - s.replayed, Ordering::SeqCst);
+        self.waiting_clicks.store(s.pending, Ordering::SeqCst);
+    }
+
+    /// Whether clicks wait to be replayed (new clicks must then queue behind them). Never waits.
+    pub fn holds_clicks(&self) -> bool {
+        self.waiting_bytes.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether the last replay into the store failed (the store does not take clicks).
+    pub fn store_refuses(&self) -> bool {
+        self.refused.load(Ordering::SeqCst) && self.holds_clicks()
+    }
+
+    pub fn set_store_refuses(&self, refuses: bool) {
+        self.refused.store(refuses, Ordering::SeqCst);
+    }
+
+    /// Never waits.
+    pub fn depth(&self) -> Depth {
+        Depth {
+            clicks: self.waiting_clicks.load(Ordering::SeqCst),
+            bytes: self.waiting_bytes.load(Ordering::SeqCst),
+            capacity_bytes: self.capacity,
+        }
+    }
+
+    /// Appends a group of clicks as one record and syncs it to disk. Blocking.
+    pub fn append(&self, clicks: &[SpooledClick]) -> Result<(), SpoolError> {
+        let payload = serde_json::to_vec(clicks).map_err(std::io::Error::other)?;
+        let mut s = self.state();
+        let len = RECORD_HEAD as u64 + payload.len() as u64;
+        if s.end + len > self.capacity {
+            return Err(SpoolError::Full(self.capacity));
+        }
+        let mut record = Vec::with_capacity(len as usize);
+        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        record.extend_from_slice(&(clicks.len() as u32).to_le_bytes());
+        record.extend_from_slice(&s.generation.to_le_bytes());
+        record.extend_from_slice(&checksum(s.generation, &payload).to_le_bytes());
+        record.extend_from_slice(&payload);
+        s.file.write_all_at(&record, s.end)?;
+        s.file.sync_data()?;
+        s.end += len;
+        s.pending += clicks.len() as u64;
+        self.mirror(&s);
+        Ok(())
+    }
+
+    /// The next records to replay, at most about `max_clicks` clicks (at least one record).
+    /// Blocking.
+    pub fn next_chunk(&self, max_clicks: usize) -> anyhow::Result<Option<Chunk>> {
+        let s = self.state();
+        let mut at = s.replayed;
+        let mut clicks = Vec::new();
+        while at < s.end && (clicks.is_empty() || clicks.len() < max_clicks) {
+            let (record, next) = read_record(&s.file, at, s.generation, s.end)?
+                .context("the click spool has a record it cannot read inside its written part")?;
+            clicks.extend(record);
+            at = next;
+        }
+        Ok((at > s.replayed).then_some(Chunk { clicks, upto: at }))
+    }
+
+    /// Marks everything before `upto` as stored. When nothing is left, starts a new generation
+    /// at the top of the file. Blocking.
+    pub fn mark_replayed(&self, upto: u64, clicks: u64) -> std::io::Result<()> {
+        let mut s = self.state();
+        s.replayed = upto.min(s.end);
+        s.pending = s.pending.saturating_sub(clicks);
+        let written = if s.replayed == s.end {
+            s.generation += 1;
+            s.end = HEADER;
+            s.replayed = HEADER;
+            s.pending = 0;
+            s.write_header(true)
+        } else {
+            s.write_header(false)
+        };
+        self.mirror(&s);
+        written
+    }
+}
+
+impl State {
+    fn write_header(&self, sync: bool) -> std::io::Result<()> {
+        let mut head = [0u8; 24];
+        head[..8].copy_from_slice(MAGIC);
+        head[8..16].copy_from_slice(&self.generation.to_le_bytes());
+        head[16..24].copy_from_slice(&self.replayed.to_le_bytes());
+        self.file.write_all_at(&head, 0)?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// Finds the end of the log of `generation` and how many clicks wait after `replayed`.
+fn scan(file: File, generation: u64, replayed: u64, capacity: u64) -> anyhow::Result<State> {
+    let mut at = HEADER;
+    let mut boundaries = vec![HEADER];
+    let mut counts = vec![0u64];
+    while let Some((clicks, next)) = read_record(&file, at, generation, capacity)? {
+        at = next;
+        boundaries.push(at);
+        counts.push(counts.last().copied().unwrap_or(0) + clicks.len() as u64);
+    }
+    // A replayed-up-to offset that is not a record boundary (a torn header): replay from the top;
+    // the stores count nothing twice.
+    let i = boundaries.iter().position(|&b| b == replayed).unwrap_or(0);
+    let total = counts.last().copied().unwrap_or(0);
+    Ok(State {
+        file,
+        generation,
+        end: at,
+        replayed: boundaries[i],
+        pending: total - counts[i],
+    })
+}
+
+/// The record at `at`, and where the next one starts; `None` where the log of `generation` ends.
+fn read_record(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Result<Option<(Vec<SpooledClick>, u64)>> {
+    if at + RECORD_HEAD as u64 > limit {
+        return Ok(None);
+    }
+    let mut head = [0u8; RECORD_HEAD];
+    file.read_exact_at(&mut head, at)?;
+    let len = u64::from(u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")));
+    let stamp = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
+    let next = at + RECORD_HEAD as u64 + len;
+    if len == 0 || stamp != generation || next > limit {
+        return Ok(None);
+    }
+    let mut payload = vec![0u8; len as usize];
+    file.read_exact_at(&mut payload, at + RECORD_HEAD as u64)?;
+    if checksum(generation, &payload) != crc {
+        return Ok(None);
+    }
+    match serde_json::from_slice(&payload) {
+        Ok(clicks) => Ok(Some((clicks, next))),
+        Err(_) => Ok(None),
+    }
+}
+
+fn checksum(generation: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&generation.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+/// Reserves `len` bytes of disk for the file, so that writes inside it never need new space.
+fn reserve(file: &File, len: u64) -> std::io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: posix_fallocate only reads the descriptor, which `file` keeps open.
+    let rc = unsafe { libc::posix_fallocate(std::os::fd::AsRawFd::as_raw_fd(file), 0, len) };
+    match rc {
+        0 => Ok(()),
+        // File systems without fallocate: the space is not reserved, the spool still works.
+        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(file.metadata()?.len().max(len as u64)),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn click(code: &str, ms: u64) -> SpooledClick {
+        SpooledClick {
+            code: code.into(),
+            ms,
+            seq: 7,
+            info: ClickInfo::default(),
+        }
+    }
+
+    #[test]
+    fn appended_clicks_come_back_in_order_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert!(!spool.holds_clicks());
+        spool.append(&[click("a", 1), click("b", 2)]).unwrap();
+        spool.append(&[click("a", 3)]).unwrap();
+        assert_eq!(spool.depth().clicks, 3);
+        drop(spool);
+
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.depth().clicks, 3);
+        let chunk = spool.next_chunk(2).unwrap().unwrap();
+        let ms: Vec<u64> = chunk.clicks.iter().map(|c| c.ms).collect();
+        assert_eq!(ms, [1, 2]);
+        spool.mark_replayed(chunk.upto, 2).unwrap();
+        assert_eq!(spool.depth().clicks, 1);
+        drop(spool);
+
+        // The replayed part is not handed out again after a reopen.
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let chunk = spool.next_chunk(100).unwrap().unwrap();
+        assert_eq!(chunk.clicks.len(), 1);
+        assert_eq!(chunk.clicks[0].ms, 3);
+        spool.mark_replayed(chunk.upto, 1).unwrap();
+        assert!(!spool.holds_clicks());
+        assert!(spool.next_chunk(100).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_new_round_never_reads_leftovers_of_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.append(&[click("a", 1)]).unwrap();
+        spool.append(&[click("a", 2)]).unwrap();
+        let chunk = spool.next_chunk(100).unwrap().unwrap();
+        spool.mark_replayed(chunk.upto, 2).unwrap();
+        // A shorter round over the same bytes: the second old record is still on disk after it.
+        spool.append(&[click("b", 9)]).unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.depth().clicks, 1);
+        let chunk = spool.next_chunk(100).unwrap().unwrap();
+        assert_eq!(chunk.clicks.len(), 1);
+        assert_eq!(chunk.clicks[0].code, "b");
+    }
+
+    #[test]
+    fn a_torn_tail_ends_the_log_and_a_full_spool_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), HEADER * 2).unwrap();
+        spool.append(&[click("a", 1)]).unwrap();
+        let end = spool.state().end;
+        // A record cut short by a crash: its checksum does not match.
+        spool.state().file.write_all_at(&[0xFF; 8], end - 4).unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path(), HEADER * 2).unwrap();
+        assert_eq!(spool.depth().clicks, 0);
+        let many: Vec<SpooledClick> = (0..200).map(|i| click("a", i)).collect();
+        assert!(matches!(spool.append(&many), Err(SpoolError::Full(_))));
+    }
+
+    #[test]
+    fn a_second_process_cannot_share_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Spool::open(dir.path(), 1 << 20).unwrap();
+        let second = Spool::open(dir.path(), 1 << 20);
+        assert!(second.is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! The embedded store's file, and recovering from its I/O errors without a restart.
+//!
+//! After an I/O error on commit (a full disk, typically) redb refuses every later operation
+//! with `PreviousIo` until the database is closed and opened again. [`Handle`] does that by
+//! itself: an I/O error marks the database broken; the next call (at most one attempt a second)
+//! waits for the calls in flight to let go of it, closes it and opens the file again (redb's
+//! repair runs then, which needs the space back). Until that succeeds calls answer
+//! `Unavailable`, so the redirect spools its clicks and `/readyz` says `503`.
+//!
+//! [`DiskFaults`] makes the disk act full, for tests and drills: the file goes through a thin
+//! storage backend that refuses writes with `ENOSPC` while it is set, exactly as the kernel does.
+
+use std::fs::OpenOptions;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use redb::backends::FileBackend;
+use redb::{BackendError, Database, StorageBackend};
+
+use crate::store::{Result, StoreError};
+
+/// How often a broken database is opened again, at most.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+/// How long a reopen waits for calls in flight to let go of the broken database.
+const LET_GO_WITHIN: Duration = Duration::from_secs(2);
+
+/// A switch that makes the embedded store's disk act full (`ENOSPC` on every write).
+#[derive(Debug, Clone, Default)]
+pub struct DiskFaults(Arc<AtomicBool>);
+
+impl DiskFaults {
+    pub fn set_full(&self, full: bool) {
+        self.0.store(full, Ordering::SeqCst);
+    }
+
+    fn full(&self) -> std::io::Result<()> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The database file, written through `DiskFaults`.
+#[derive(Debug)]
+struct Disk {
+    file: FileBackend,
+    faults: DiskFaults,
+}
+
+impl StorageBackend for Disk {
+    fn len(&self) -> std::result::Result<u64, std::io::Error> {
+        self.file.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::result::Result<(), std::io::Error> {
+        self.file.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> std::result::Result<(), std::io::Error> {
+        if len > self.file.len()? {
+            self.faults.full()?;
+        }
+        self.file.set_len(len)
+    }
+
+    fn sync_data(&self) -> std::result::Result<(), std::io::Error> {
+        self.faults.full()?;
+        self.file.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), std::io::Error> {
+        self.faults.full()?;
+        self.file.write(offset, data)
+    }
+
+    fn close(&self) -> std::result::Result<(), std::io::Error> {
+        self.file.close()
+    }
+
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> std::result::Result<bool, BackendError> {
+        self.file.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> std::result::Result<bool, BackendError> {
+        self.file.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> std::result::Result<(), BackendError> {
+        self.file.lock_range(start, end)
+    }
+
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> std::result::Result<(), BackendError> {
+        self.file.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> std::result::Result<(), BackendError> {
+        self.file.unlock_range(start, end)
+    }
+
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> std::result::Result<bool, BackendError> {
+        self.file.query_lock_range(start, end)
+    }
+}
+
+/// Opens (or creates) the database at `path` through `faults`.
+pub(super) fn open_file(path: &Path, faults: &DiskFaults) -> anyhow::Result<Database> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("Failed to open the embedded database {}", path.display()))?;
+    let disk = Disk {
+        file: FileBackend::new(file)?,
+        faults: faults.clone(),
+    };
+    Database::builder()
+        .create_with_backend(disk)
+        .with_context(|| format!("Failed to open the embedded database {}", path.display()))
+}
+
+/// The open database, reopened after I/O errors (see the module doc).
+pub(super) struct Handle {
+    path: PathBuf,
+    faults: DiskFaults,
+    db: RwLock<Option<Arc<Database>>>,
+    broken: AtomicBool,
+    reopening: Mutex<Option<Instant>>,
+}
+
+impl Handle {
+    pub(super) fn new(path: PathBuf, faults: DiskFaults, db: Database) -> Self {
+        Self {
+            path,
+            faults,
+            db: RwLock::new(Some(Arc::new(db))),
+            broken: AtomicBool::new(false),
+            reopening: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` on the database (blocking); an I/O error marks it for reopening.
+    pub(super) fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let db = self.current()?;
+        let out = f(&db);
+        if let Err(StoreError::Unavailable(_)) = &out {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+        out
+    }
+
+    fn current(&self) -> Result<Arc<Database>> {
+        if self.broken.load(Ordering::SeqCst) {
+            self.reopen()?;
+        }
+        self.db
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| recovering("is being opened again"))
+    }
+
+    fn reopen(&self) -> Result<()> {
+        let Ok(mut last) = self.reopening.try_lock() else {
+            return Err(recovering("is being opened again"));
+        };
+        if !self.broken.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if last.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+            return Err(recovering("failed; it is opened again every second"));
+        }
+        *last = Some(Instant::now());
+        let old = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut old) = old {
+            // redb holds the file's lock until the last user lets go.
+            let until = Instant::now() + LET_GO_WITHIN;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_used) if Instant::now() < until => {
+                        old = still_used;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(still_used) => {
+                        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(still_used);
+                        return Err(recovering("waits for calls in flight"));
+                    }
+                }
+            }
+        }
+        match super::tables::create_tables(open_file(&self.path, &self.faults)) {
+            Ok(db) => {
+                *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+                self.broken.store(false, Ordering::SeqCst);
+                tracing::info!(path = %self.path.display(), "the embedded store recovered from an I/O error");
+                Ok(())
+            }
+            Err(e) => {
+                crate::telemetry::warn_limited!(
+                    error = format!("{e:#}"),
+                    "the embedded store cannot be opened again yet"
+                );
+                Err(StoreError::Unavailable(e))
+            }
+        }
+    }
+}
+
+fn recovering(what: &str) -> StoreError {
+    StoreError::Unavailable(anyhow::anyhow!("the embedded store hit an I/O error and {what}"))
+}

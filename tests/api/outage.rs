@@ -1,0 +1,344 @@
+//! Store outages under load: redirects keep being answered from the spool, promptly, and every
+//! answered click is in the store exactly once after it recovers.
+//!
+//! The outages are real: redis-server killed (SIGKILL) or frozen (SIGSTOP); the embedded
+//! store's disk refusing writes with `ENOSPC` (`DiskFaults`, the same error a full disk gives).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, start, Backend, Backing, TestApp, PHONE};
+
+/// How a test takes the store away.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    RedisKilled,
+    RedisFrozen,
+    DiskFull,
+}
+
+impl Outage {
+    fn of(backend: Backend) -> Self {
+        match backend {
+            Backend::Redis => Outage::RedisKilled,
+            Backend::Embedded => Outage::DiskFull,
+        }
+    }
+
+    fn begin(self, app: &mut TestApp) {
+        match self {
+            Outage::RedisKilled => app.redis.as_mut().unwrap().kill(),
+            Outage::RedisFrozen => app.redis.as_ref().unwrap().pause(),
+            Outage::DiskFull => app.faults.set_full(true),
+        }
+    }
+
+    fn end(self, app: &mut TestApp) {
+        match self {
+            Outage::RedisKilled => app.redis.as_mut().unwrap().start_again(),
+            Outage::RedisFrozen => app.redis.as_ref().unwrap().resume(),
+            Outage::DiskFull => app.faults.set_full(false),
+        }
+    }
+}
+
+/// One answer a tapper got.
+struct Tap {
+    status: u16,
+    took: Duration,
+    click_id: Option<String>,
+}
+
+/// Tappers following `code` in a loop, each tap a different person, until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Tap>>>,
+}
+
+impl Load {
+    fn start(app: &TestApp, code: &str, tappers: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..tappers)
+            .map(|t| {
+                let (api, url, stop) = (app.api.clone(), app.url(&format!("/{code}")), stop.clone());
+                tokio::spawn(async move {
+                    let mut taps = Vec::new();
+                    let mut n = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        let began = Instant::now();
+                        let r = api
+                            .get(&url)
+                            .header("user-agent", format!("{PHONE} t{t}-{n}"))
+                            .send()
+                            .await
+                            .expect("the server answers");
+                        let took = began.elapsed();
+                        let click_id = r
+                            .headers()
+                            .get("location")
+                            .and_then(|l| l.to_str().ok())
+                            .and_then(|l| l.rsplit_once("kl_cid=").map(|(_, c)| c.to_owned()));
+                        taps.push(Tap {
+                            status: r.status().as_u16(),
+                            took,
+                            click_id,
+                        });
+                    }
+                    taps
+                })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+
+    async fn finish(self) -> Vec<Tap> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut all = Vec::new();
+        for t in self.tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    }
+}
+
+async fn readyz(app: &TestApp) -> (u16, Value) {
+    let r = app.api.get(app.url("/readyz")).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Waits until the store answers and the spool is empty.
+async fn wait_until_ready(app: &TestApp) -> Value {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = readyz(app).await;
+        if status == 200 && body["status"] == "ready" {
+            return body;
+        }
+        assert!(
+            Instant::now() < until,
+            "not ready 30 s after the outage: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every click id the link's log holds (the export reads the store), page by page.
+async fn stored_click_ids(app: &TestApp, code: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let body = app
+            .get_ok(&format!("/api/v1/links/{code}/clicks?limit=10000&after={after}"))
+            .await;
+        ids.extend(
+            body["clicks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => return ids,
+        }
+    }
+}
+
+/// The heart of it: load, outage, recovery; every answer a prompt `302`; every answered click
+/// stored once.
+async fn outage_under_load(mut app: TestApp, outage: Outage) {
+    app.seed().await;
+    assert_eq!(app.tap("amy-serum").await.status(), 302); // the link is known to this process
+    let load = Load::start(&app, "amy-serum", 16);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    outage.begin(&mut app);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (during, body) = readyz(&app).await;
+    assert_eq!(
+        body["status"], "degraded",
+        "{outage:?}: /readyz during the outage: {during} {body}"
+    );
+    assert!(body["spool"]["clicks"].as_u64().unwrap() > 0, "{body}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    outage.end(&mut app);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let taps = load.finish().await;
+    let ready = wait_until_ready(&app).await;
+    assert_eq!(ready["spool"]["clicks"], 0);
+
+    let refused: Vec<u16> = taps.iter().map(|t| t.status).filter(|&s| s != 302).collect();
+    assert!(
+        refused.is_empty(),
+        "{outage:?}: {} of {} answers were not 302, the first {:?}",
+        refused.len(),
+        taps.len(),
+        refused.first()
+    );
+    let mut took: Vec<Duration> = taps.iter().map(|t| t.took).collect();
+    took.sort();
+    let p99 = took[took.len() * 99 / 100];
+    let max = *took.last().unwrap();
+    println!("{outage:?}: {} taps, p99 {p99:?}, slowest {max:?}", taps.len());
+    // The promise is 250 ms plus an fsync; a shared test machine gets a wide margin here (the
+    // figures in the README come from scripts/fault-drill). Before the spool: 1–10.5 s, or 503.
+    assert!(max < Duration::from_secs(2), "{outage:?}: a redirect took {max:?}");
+
+    let answered: HashSet<String> = taps.into_iter().filter_map(|t| t.click_id).collect();
+    let stored = stored_click_ids(&app, "amy-serum").await;
+    let stored_set: HashSet<&String> = stored.iter().collect();
+    assert_eq!(stored.len(), stored_set.len(), "a click stored twice");
+    let missing: Vec<&String> = answered.iter().filter(|c| !stored_set.contains(c)).collect();
+    assert!(
+        missing.is_empty(),
+        "{outage:?}: {} answered clicks not stored",
+        missing.len()
+    );
+    // The first tap, then the load: exactly once each, in the log and in the counters.
+    assert_eq!(stored.len(), answered.len() + 1);
+    assert_eq!(app.link_totals("amy-serum").await["clicks"], stored.len() as u64);
+}
+
+per_store!(a_store_outage_under_load_breaks_no_link_and_loses_no_click);
+async fn a_store_outage_under_load_breaks_no_link_and_loses_no_click(backend: Backend) {
+    outage_under_load(spawn_app(backend).await, Outage::of(backend)).await;
+}
+
+#[tokio::test]
+async fn a_frozen_redis_under_load_breaks_no_link_and_loses_no_click() {
+    outage_under_load(spawn_app(Backend::Redis).await, Outage::RedisFrozen).await;
+}
+
+/// A full disk, then space again: the embedded store works again without a restart, and
+/// `/readyz` said so all along.
+#[tokio::test]
+async fn the_embedded_store_recovers_from_a_full_disk_without_a_restart() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.create_campaign("before").await;
+    app.faults.set_full(true);
+    let r = app
+        .post(
+            "/api/v1/campaigns",
+            &serde_json::json!({"id": "during", "name": "During"}),
+        )
+        .await;
+    crate::helpers::assert_error(r, 503, "storage_unavailable").await;
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 503, "{body}");
+    app.faults.set_full(false);
+    wait_until_ready(&app).await;
+    app.create_campaign("after").await;
+    let ids: Vec<String> = app.get_ok("/api/v1/campaigns").await["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["after", "before"]);
+}
+
+per_store!(a_full_spool_with_the_store_down_refuses_redirects_and_says_so);
+/// Store down and spool full: only then is a redirect refused, and `/readyz` says why.
+async fn a_full_spool_with_the_store_down_refuses_redirects_and_says_so(backend: Backend) {
+    let backing = Backing::new(backend);
+    let mut settings = crate::helpers::settings_for(&backing);
+    settings.spool_max_mb = 1;
+    let mut app = start(backing, settings).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    let outage = Outage::of(backend);
+    outage.begin(&mut app);
+    let mut answered = HashSet::new();
+    let mut refused = 0;
+    // About 3,000 clicks fit in a megabyte; taps come 32 at a time so that this is quick.
+    for round in 0..300 {
+        let taps: Vec<_> = (0..32)
+            .map(|i| {
+                let (api, url) = (app.api.clone(), app.url("/amy-serum"));
+                tokio::spawn(async move {
+                    api.get(url)
+                        .header("user-agent", format!("{PHONE} r{round}-{i}"))
+                        .send()
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in taps {
+            let r = t.await.unwrap();
+            match r.status().as_u16() {
+                302 => {
+                    let loc = r.headers()["location"].to_str().unwrap();
+                    answered.insert(loc.rsplit_once("kl_cid=").unwrap().1.to_owned());
+                }
+                503 => {
+                    refused += 1;
+                    assert!(r.headers().get("retry-after").is_some());
+                }
+                s => panic!("unexpected {s}"),
+            }
+        }
+        if refused > 0 {
+            break;
+        }
+    }
+    assert!(refused > 0, "the spool never filled");
+    assert!(answered.len() > 1000, "only {} clicks spooled", answered.len());
+    let (status, body) = readyz(&app).await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("unavailable")), "{body}");
+
+    outage.end(&mut app);
+    wait_until_ready(&app).await;
+    let stored: HashSet<String> = stored_click_ids(&app, "amy-serum").await.into_iter().collect();
+    assert!(
+        answered.iter().all(|c| stored.contains(c)),
+        "an answered click is missing"
+    );
+    assert_eq!(stored.len(), answered.len() + 1, "refused clicks were not stored");
+}
+
+per_store!(the_spool_is_drained_at_shutdown_or_replayed_at_the_next_start);
+/// Shutdown replays the spool into a store that is back; a store still down at shutdown leaves
+/// the spool on disk, and the next start replays it.
+async fn the_spool_is_drained_at_shutdown_or_replayed_at_the_next_start(backend: Backend) {
+    let mut app = spawn_app(backend).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    let outage = Outage::of(backend);
+
+    // Back before shutdown: drained by it.
+    outage.begin(&mut app);
+    let mut answered = Vec::new();
+    for _ in 0..20 {
+        answered.push(app.click_id("amy-serum").await);
+    }
+    outage.end(&mut app);
+    let (backing, settings) = app.stop().await;
+    let faults = backing.faults.clone();
+
+    // Still down at shutdown: left in the spool (shutdown tries for 10 s, then leaves it).
+    let mut app = start(backing, settings).await;
+    let stored: HashSet<String> = stored_click_ids(&app, "amy-serum").await.into_iter().collect();
+    assert!(answered.iter().all(|c| stored.contains(c)), "drained at shutdown");
+    answered.push(app.click_id("amy-serum").await); // this process knows the link now
+    outage.begin(&mut app);
+    for _ in 0..20 {
+        answered.push(app.click_id("amy-serum").await);
+    }
+    let (backing, settings) = app.stop().await;
+    faults.set_full(false);
+    let mut backing = backing;
+    if let Some(r) = backing.redis.as_mut() {
+        r.start_again();
+    }
+    let app = start(backing, settings).await;
+    wait_until_ready(&app).await;
+    let stored = stored_click_ids(&app, "amy-serum").await;
+    let set: HashSet<&String> = stored.iter().collect();
+    assert!(answered.iter().all(|c| set.contains(c)), "replayed at the next start");
+    assert_eq!(stored.len(), answered.len() + 1);
+}
