@@ -139,7 +139,7 @@ impl ResponseError for ApiError {
         let message = match self {
             ApiError::Client { message, .. } => message.clone(),
             ApiError::Unavailable(e) => {
-                tracing::warn!(error = format!("{e:#}"), "storage unavailable");
+                crate::telemetry::warn_limited!(error = format!("{e:#}"), "storage unavailable");
                 res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
                 "Storage is unavailable right now; retry in a moment.".to_owned()
             }

@@ -46,12 +46,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    // Logs go to stderr (coloured only on a terminal); stdout carries the address and the token.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // Logs go to stderr; stdout carries the address and the token.
+    kolink::telemetry::init_logs(&settings.log);
     let app = Application::build(settings.clone()).await?;
     let bound = format!(
         "{}:{}",

@@ -1,6 +1,6 @@
-//! Counters for `/metrics` (Prometheus text format): what the click path and the webhooks did,
-//! and `warn_limited!`, the log line for what clients and outages can repeat thousands of times
-//! a second.
+//! Counters for `/metrics` (Prometheus text format): what the click path and the webhooks did;
+//! `warn_limited!`, the log line for what clients and outages can repeat thousands of times a
+//! second; and the log subscriber ([`init_logs`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -132,6 +132,70 @@ impl Meters {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Where the HTTP layer reports requests it could not parse (a client's mistake, logged there at
+/// ERROR): shown as WARN here, at most `LINES_PER_SECOND` a second.
+const CLIENT_MISTAKES: &str = "actix_http::h1";
+
+/// Logs to stderr (coloured only on a terminal) through `filter` (an `EnvFilter` directive).
+/// Expected failures carry no backtrace: `anyhow` captures one only when `RUST_LIB_BACKTRACE`
+/// asks for it (panics still follow `RUST_BACKTRACE`).
+pub fn init_logs(filter: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called first thing at start-up, before any other thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+    static MISTAKES: LogGate = LogGate::new();
+    let client_mistakes = tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
+        !meta.target().starts_with(CLIENT_MISTAKES) || !meta.is_event() || MISTAKES.pass().is_some()
+    })
+    // Asked again for every event of the HTTP layer (the gate counts them), once for the rest.
+    .with_callsite_filter(|meta| {
+        if meta.target().starts_with(CLIENT_MISTAKES) {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    });
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .event_format(Lines(tracing_subscriber::fmt::format()))
+        .with_filter(client_mistakes);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()))
+        .with(fmt)
+        .init();
+}
+
+/// The default line format, with the HTTP layer's parse errors at WARN.
+struct Lines(tracing_subscriber::fmt::format::Format);
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Lines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        if !(meta.target().starts_with(CLIENT_MISTAKES) && *meta.level() < tracing::Level::WARN) {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        write!(writer, "{now}  WARN {}: client request not understood: ", meta.target())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

@@ -30,7 +30,7 @@ pub async fn deadline(
     match tokio::time::timeout(BODY_DEADLINE, next.call(req)).await {
         Ok(res) => Ok(res?.map_into_boxed_body()),
         Err(_) => {
-            tracing::warn!(%path, "request body not received within 10 s");
+            crate::telemetry::warn_limited!(%path, "request body not received within 10 s");
             // The request (and its half-read body) went with the dropped call; the error is
             // rendered as API.md's JSON, and the connection is closed.
             Err(ApiError::new(

@@ -111,7 +111,7 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
     use subtle::ConstantTimeEq;
     let hash: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
     if !bool::from(hash.ct_eq(&state.admin_hash)) {
-        tracing::warn!("dashboard sign-in with a wrong token");
+        crate::telemetry::warn_limited!("dashboard sign-in with a wrong token");
         let body = LoginView {
             t: Lang::of(&req).texts(),
             failed: true,

@@ -644,7 +644,7 @@ impl RedisStore {
                     last_err = Some(e);
                 }
                 Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
-                    tracing::warn!(attempt, error = %e, "click batch write failed; retrying");
+                    crate::telemetry::warn_limited!(attempt, error = %e, "click batch write failed; retrying");
                     tokio::time::sleep(Duration::from_millis(20 * (attempt as u64 + 1))).await;
                     last_err = Some(e);
                 }
