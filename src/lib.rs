@@ -54,6 +54,8 @@ pub mod http;
 pub mod intake;
 pub mod lookup;
 pub mod minting;
+#[cfg(test)]
+mod properties;
 pub mod qr;
 pub mod report;
 pub mod signature;

@@ -46,7 +46,7 @@ impl Utm {
         }
     }
 
-    fn pairs(&self) -> [(&'static str, Option<&str>); 5] {
+    pub(crate) fn pairs(&self) -> [(&'static str, Option<&str>); 5] {
         [
             ("source", self.source.as_deref()),
             ("medium", self.medium.as_deref()),
