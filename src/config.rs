@@ -27,6 +27,7 @@ pub struct Settings {
     pub redis_url: Option<String>,
     pub redis_prefix: String,
     pub data_dir: PathBuf,
+    pub embedded_cache_mb: u64,
     pub spool_dir: Option<PathBuf>,
     pub spool_max_mb: u64,
     pub admin_token: Option<String>,

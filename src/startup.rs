@@ -147,7 +147,14 @@ async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults)
             Ok(Arc::new(store))
         }
         StorageKind::Embedded => Ok(Arc::new(
-            EmbeddedStore::open_with(&settings.data_dir, retention, clock, faults).await?,
+            EmbeddedStore::open_with(
+                &settings.data_dir,
+                retention,
+                clock,
+                usize::try_from(settings.embedded_cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+                faults,
+            )
+            .await?,
         )),
     }
 }

@@ -1,8 +1,10 @@
-//! Requests that carry a body must arrive, and be answered, within 10 s: a client that sends a
-//! body slowly (or never finishes it) gets `408 request_timeout` and its connection is closed,
-//! instead of holding a worker's memory for ever. Request heads have the same 10 s, set on the
-//! server (`client_request_timeout`). Store calls are bounded well inside this (a click write
-//! gives up at 8 s).
+//! Every request is answered within 10 s. One that carries a body must arrive in that time: a
+//! client that sends a body slowly (or never finishes it) gets `408 request_timeout` and its
+//! connection is closed, instead of holding a worker's memory for ever. One without a body can
+//! only be slow because the store is (a hung disk, a Redis that accepts connections and never
+//! answers): `503 storage_unavailable` with `Retry-After`. Request heads have the same 10 s, set on
+//! the server (`client_request_timeout`). Redirects are bounded far tighter: 250 ms, then the
+//! spool (`crate::clicks`).
 
 use std::time::Duration;
 
@@ -23,10 +25,16 @@ pub async fn deadline(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
-    if !with_body {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    }
     let path = req.path().to_owned();
+    if !with_body {
+        return match tokio::time::timeout(BODY_DEADLINE, next.call(req)).await {
+            Ok(res) => Ok(res?.map_into_boxed_body()),
+            Err(_) => {
+                crate::telemetry::warn_limited!(%path, "request not answered within 10 s: the store is slow");
+                Err(ApiError::Unavailable(anyhow::anyhow!("the store did not answer within 10 s")).into())
+            }
+        };
+    }
     match tokio::time::timeout(BODY_DEADLINE, next.call(req)).await {
         Ok(res) => Ok(res?.map_into_boxed_body()),
         Err(_) => {

@@ -342,3 +342,27 @@ async fn the_spool_is_drained_at_shutdown_or_replayed_at_the_next_start(backend:
     assert!(answered.iter().all(|c| set.contains(c)), "replayed at the next start");
     assert_eq!(stored.len(), answered.len() + 1);
 }
+
+/// A disk that hangs: reads that need it are answered `503` with `Retry-After` after 10 s, not
+/// held for ever, and the server keeps serving what needs no disk.
+#[tokio::test]
+async fn a_hung_disk_gets_a_prompt_503_not_a_hanging_request() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.create_campaign("spring-sale").await;
+    // A fresh process with no page cache: reading the campaign needs the disk.
+    let (backing, mut settings) = app.stop().await;
+    settings.embedded_cache_mb = 0;
+    let app = start(backing, settings).await;
+    app.faults.set_hung(true);
+    let began = Instant::now();
+    let r = app.get("/api/v1/campaigns/spring-sale").await;
+    let took = began.elapsed();
+    let healthz = app.api.get(app.url("/healthz")).send().await.unwrap().status();
+    app.faults.set_hung(false);
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    crate::helpers::assert_error(r, 503, "storage_unavailable").await;
+    assert!(took < Duration::from_secs(15), "answered after {took:?}");
+    assert_eq!(healthz, 200);
+    assert_eq!(app.get("/api/v1/campaigns/spring-sale").await.status(), 200);
+}

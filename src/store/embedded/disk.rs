@@ -28,17 +28,32 @@ const REOPEN_EVERY: Duration = Duration::from_secs(1);
 /// How long a reopen waits for calls in flight to let go of the broken database.
 const LET_GO_WITHIN: Duration = Duration::from_secs(2);
 
-/// A switch that makes the embedded store's disk act full (`ENOSPC` on every write).
+/// Switches that make the embedded store's disk act full (`ENOSPC` on every write) or hang
+/// (every read and write waits until the switch is off again).
 #[derive(Debug, Clone, Default)]
-pub struct DiskFaults(Arc<AtomicBool>);
+pub struct DiskFaults {
+    full: Arc<AtomicBool>,
+    hung: Arc<AtomicBool>,
+}
 
 impl DiskFaults {
     pub fn set_full(&self, full: bool) {
-        self.0.store(full, Ordering::SeqCst);
+        self.full.store(full, Ordering::SeqCst);
+    }
+
+    pub fn set_hung(&self, hung: bool) {
+        self.hung.store(hung, Ordering::SeqCst);
+    }
+
+    fn wait_while_hung(&self) {
+        while self.hung.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn full(&self) -> std::io::Result<()> {
-        if self.0.load(Ordering::SeqCst) {
+        self.wait_while_hung();
+        if self.full.load(Ordering::SeqCst) {
             Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
         } else {
             Ok(())
@@ -59,6 +74,7 @@ impl StorageBackend for Disk {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> std::result::Result<(), std::io::Error> {
+        self.faults.wait_while_hung();
         self.file.read(offset, out)
     }
 
@@ -109,7 +125,7 @@ impl StorageBackend for Disk {
 }
 
 /// Opens (or creates) the database at `path` through `faults`.
-pub(super) fn open_file(path: &Path, faults: &DiskFaults) -> anyhow::Result<Database> {
+pub(super) fn open_file(path: &Path, cache_bytes: usize, faults: &DiskFaults) -> anyhow::Result<Database> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -122,6 +138,7 @@ pub(super) fn open_file(path: &Path, faults: &DiskFaults) -> anyhow::Result<Data
         faults: faults.clone(),
     };
     Database::builder()
+        .set_cache_size(cache_bytes)
         .create_with_backend(disk)
         .with_context(|| format!("Failed to open the embedded database {}", path.display()))
 }
@@ -129,6 +146,7 @@ pub(super) fn open_file(path: &Path, faults: &DiskFaults) -> anyhow::Result<Data
 /// The open database, reopened after I/O errors (see the module doc).
 pub(super) struct Handle {
     path: PathBuf,
+    cache_bytes: usize,
     faults: DiskFaults,
     db: RwLock<Option<Arc<Database>>>,
     broken: AtomicBool,
@@ -136,9 +154,10 @@ pub(super) struct Handle {
 }
 
 impl Handle {
-    pub(super) fn new(path: PathBuf, faults: DiskFaults, db: Database) -> Self {
+    pub(super) fn new(path: PathBuf, cache_bytes: usize, faults: DiskFaults, db: Database) -> Self {
         Self {
             path,
+            cache_bytes,
             faults,
             db: RwLock::new(Some(Arc::new(db))),
             broken: AtomicBool::new(false),
@@ -199,7 +218,7 @@ impl Handle {
                 }
             }
         }
-        match super::tables::create_tables(open_file(&self.path, &self.faults)) {
+        match super::tables::create_tables(open_file(&self.path, self.cache_bytes, &self.faults)) {
             Ok(db) => {
                 *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
                 self.broken.store(false, Ordering::SeqCst);

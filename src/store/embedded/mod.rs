@@ -36,6 +36,9 @@ mod tables;
 
 pub use disk::DiskFaults;
 
+/// The page cache of `open` (redb's own default).
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -93,22 +96,24 @@ from_redb!(
 impl EmbeddedStore {
     /// Opens (or creates) `<dir>/kolink.redb` and starts the hourly pruning of old clicks.
     pub async fn open(dir: &Path, click_retention: Duration, clock: SharedClock) -> anyhow::Result<Self> {
-        Self::open_with(dir, click_retention, clock, DiskFaults::default()).await
+        Self::open_with(dir, click_retention, clock, DEFAULT_CACHE_BYTES, DiskFaults::default()).await
     }
 
-    /// `open`, writing through `faults` (which tests and drills use to make the disk act full).
+    /// `open` with a page cache of `cache_bytes`, writing through `faults` (which tests and
+    /// drills use to make the disk act full or hang).
     pub async fn open_with(
         dir: &Path,
         click_retention: Duration,
         clock: SharedClock,
+        cache_bytes: usize,
         faults: DiskFaults,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("Failed to create the data directory {}: {e}", dir.display()))?;
         let path = dir.join("kolink.redb");
         let db = tokio::task::spawn_blocking(move || {
-            let db = create_tables(disk::open_file(&path, &faults))?;
-            anyhow::Ok(disk::Handle::new(path, faults, db))
+            let db = create_tables(disk::open_file(&path, cache_bytes, &faults))?;
+            anyhow::Ok(disk::Handle::new(path, cache_bytes, faults, db))
         })
         .await??;
         let db = Arc::new(db);
