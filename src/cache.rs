@@ -1,14 +1,15 @@
-//! The in-process cache of link records on the redirect hot path: bounded, short-lived, and
-//! invalidated when this process changes a link (other processes see the change within the
-//! TTL). Unknown codes are cached too, so that a scanner trying random paths costs one store
-//! read per code and TTL.
+//! The in-process cache of link records on the redirect hot path: bounded, and invalidated when
+//! this process changes a link. Unknown codes are cached too, so that a scanner trying random
+//! paths costs one store read per code and TTL.
 //!
-//! A record past its TTL is read again, within the store's deadline (`STORE_DEADLINE`); when
-//! the store does not answer, or is known not to (clicks wait in the spool), the last record
-//! read stays in use (for up to a day), so that a store outage does not break links that were
-//! followed before it. Links never read before the outage answer `503`: kolink cannot know
-//! where they go.
+//! A record is fresh for the TTL (`link_cache_seconds`). Past it, the cached record answers at
+//! once and one background read refreshes it (so other processes' changes are seen within the
+//! TTL plus one read); a redirect never waits on the store for a link it has read before. When
+//! the store does not answer, the last record read stays in use (for up to a day), so that a
+//! store outage does not break links that were followed before it. A code never read waits for
+//! the store, within its deadline (`STORE_DEADLINE`); kolink cannot know where it goes otherwise.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,32 +24,47 @@ const STALE_FOR: Duration = Duration::from_secs(24 * 3600);
 struct Entry {
     read_at: Instant,
     link: Option<Arc<Link>>,
+    /// A background read of this code is under way.
+    refreshing: Arc<AtomicBool>,
 }
 
 pub struct LinkCache {
-    entries: moka::sync::Cache<String, Entry>,
+    entries: Arc<moka::sync::Cache<String, Entry>>,
     fresh_for: Duration,
 }
 
 impl LinkCache {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(STALE_FOR.max(ttl))
-                .build(),
+            entries: Arc::new(
+                moka::sync::Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(STALE_FOR.max(ttl))
+                    .build(),
+            ),
             fresh_for: ttl,
         }
     }
 
-    /// The link of `code`. `store_sick`: the store is known not to answer (clicks wait in the
-    /// spool), so a record past its TTL is used without asking it.
-    pub async fn get(&self, store: &dyn Store, code: &str, store_sick: bool) -> Result<Option<Arc<Link>>> {
-        let cached = self.entries.get(code);
-        if let Some(hit) = &cached {
-            if store_sick || hit.read_at.elapsed() < self.fresh_for {
-                return Ok(hit.link.clone());
+    /// The link of `code`: from the cache when this process has read it (refreshed in the
+    /// background past the TTL), else from the store within `STORE_DEADLINE`.
+    pub async fn get(&self, store: &Arc<dyn Store>, code: &str) -> Result<Option<Arc<Link>>> {
+        if let Some(hit) = self.entries.get(code) {
+            let link = hit.link.clone();
+            if hit.read_at.elapsed() >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {
+                let (entries, store, code) = (self.entries.clone(), store.clone(), code.to_owned());
+                tokio::spawn(async move {
+                    // Kept as it was when the store does not answer: the flag is cleared so
+                    // that a later redirect tries again.
+                    match tokio::time::timeout(STORE_DEADLINE * 4, store.get_link(&code)).await {
+                        Ok(Ok(link)) => {
+                            remember(&entries, code, link);
+                        }
+                        _ => hit.refreshing.store(false, Ordering::SeqCst),
+                    }
+                });
             }
+            return Ok(link);
         }
         let read = match tokio::time::timeout(STORE_DEADLINE, store.get_link(code)).await {
             Ok(read) => read,
@@ -56,25 +72,23 @@ impl LinkCache {
                 "the store did not answer a link lookup within {STORE_DEADLINE:?}"
             ))),
         };
-        match (read, cached) {
-            (Ok(link), _) => {
-                let link = link.map(Arc::new);
-                self.entries.insert(
-                    code.to_owned(),
-                    Entry {
-                        read_at: Instant::now(),
-                        link: link.clone(),
-                    },
-                );
-                Ok(link)
-            }
-            // The store does not answer: the last record read stands in for it.
-            (Err(StoreError::Unavailable(_)), Some(stale)) => Ok(stale.link),
-            (Err(e), _) => Err(e),
-        }
+        Ok(remember(&self.entries, code.to_owned(), read?))
     }
 
     pub fn forget(&self, code: &str) {
         self.entries.invalidate(code);
     }
+}
+
+fn remember(entries: &moka::sync::Cache<String, Entry>, code: String, link: Option<Link>) -> Option<Arc<Link>> {
+    let link = link.map(Arc::new);
+    entries.insert(
+        code,
+        Entry {
+            read_at: Instant::now(),
+            link: link.clone(),
+            refreshing: Arc::new(AtomicBool::new(false)),
+        },
+    );
+    link
 }

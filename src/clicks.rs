@@ -39,6 +39,9 @@ const MAX_BATCH: usize = 512;
 const QUEUE: usize = 16 * 1024;
 /// How long a redirect waits for the store before its click goes to the spool (API.md).
 pub const STORE_DEADLINE: Duration = Duration::from_millis(250);
+/// How long a group waits for the replayer's last records before it is spooled behind them.
+/// One store write of a group takes a few milliseconds when the store is well.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 /// How long one replay of spooled clicks may take before it is tried again later.
 const REPLAY_DEADLINE: Duration = Duration::from_secs(5);
 /// Longest pause between replay attempts while the store does not answer.
@@ -205,6 +208,15 @@ impl Writer {
     /// Writes a group to the store; past the store's deadline, or while earlier clicks wait in
     /// the spool (a link's log only grows), to the spool.
     async fn write(&self, clicks: Vec<NewClick>) -> Result<Vec<EntryId>, WriteError> {
+        if self.spool.closing() {
+            // The replayer is writing the spool's last records: wait for that one write, so that
+            // new clicks go straight to the store once more (were they always spooled behind it,
+            // a steady load would never let the spool empty).
+            let until = tokio::time::Instant::now() + CATCH_UP_WAIT;
+            while self.spool.closing() && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         if !self.spool.holds_clicks() {
             match tokio::time::timeout(STORE_DEADLINE, self.store.write_clicks(&clicks)).await {
                 Ok(Ok(ids)) => {
@@ -219,6 +231,8 @@ impl Writer {
                     crate::telemetry::warn_limited!(deadline = ?STORE_DEADLINE, "the store did not answer in time; spooling clicks");
                 }
             }
+            // Until the replayer gets a group in, the next groups go to the spool at once.
+            self.spool.set_store_refuses(true);
         }
         let ids: Vec<EntryId> = clicks.iter().map(|c| c.entry).collect();
         let spooled: Vec<SpooledClick> = clicks
@@ -270,7 +284,10 @@ async fn replay(
                 .await
                 .unwrap_or(Err(())),
         };
-        spool.set_store_refuses(replayed.is_err());
+        match replayed {
+            Ok(_) => spool.set_store_refuses(false),
+            Err(()) => spool.set_store_refuses(true),
+        }
         match replayed {
             Ok(true) if draining => return,
             Ok(true) => {
@@ -329,10 +346,14 @@ async fn replay_some(store: &Arc<dyn Store>, spool: &Arc<Spool>, meters: &Meters
     match tokio::time::timeout(REPLAY_DEADLINE, store.write_clicks(&clicks)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
+            spool.reopen_after_failure();
             crate::telemetry::warn_limited!(error = %e, "spooled clicks not replayed yet");
             return Err(());
         }
-        Err(_) => return Err(()),
+        Err(_) => {
+            spool.reopen_after_failure();
+            return Err(());
+        }
     }
     meters.clicks_written.inc_by(n);
     meters.clicks_replayed.inc_by(n);
@@ -342,10 +363,14 @@ async fn replay_some(store: &Arc<dyn Store>, spool: &Arc<Spool>, meters: &Meters
         Ok(Err(e)) => {
             // The clicks are stored; the spool replays them again later and the store counts
             // them once.
+            spool.reopen_after_failure();
             tracing::error!(error = %e, "Failed to mark spooled clicks replayed");
             Err(())
         }
-        Err(_) => Err(()),
+        Err(_) => {
+            spool.reopen_after_failure();
+            Err(())
+        }
     }
 }
 

@@ -77,8 +77,13 @@ pub struct Spool {
     /// `/readyz`, `/metrics`): clicks and bytes waiting.
     waiting_clicks: AtomicU64,
     waiting_bytes: AtomicU64,
+    /// Where the next record goes (space is reused only once everything was replayed).
+    end: AtomicU64,
     /// The replayer's last attempt failed: the store does not take clicks now.
     refused: AtomicBool,
+    /// The replayer is writing the spool's last records: new clicks wait for it, briefly, so
+    /// that the spool empties under a steady load too.
+    closing: AtomicBool,
 }
 
 struct State {
@@ -130,7 +135,9 @@ impl Spool {
         let state = if &head[..8] == MAGIC {
             let generation = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
             let replayed = u64::from_le_bytes(head[16..24].try_into().expect("8 bytes"));
-            scan(file, generation, replayed, capacity)?
+            // To the file's end, not the cap: a cap lowered since keeps what was spooled.
+            let len = file.metadata()?.len();
+            scan(file, generation, replayed, len.max(capacity))?
         } else {
             let state = State {
                 file,
@@ -139,7 +146,7 @@ impl Spool {
                 replayed: HEADER,
                 pending: 0,
             };
-            state.write_header(true)?;
+            write_header(&state.file, state.generation, state.replayed, true)?;
             state
         };
         let spool = Self {
@@ -147,7 +154,9 @@ impl Spool {
             capacity,
             waiting_clicks: AtomicU64::new(0),
             waiting_bytes: AtomicU64::new(0),
+            end: AtomicU64::new(HEADER),
             refused: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             state: Mutex::new(state),
         };
         spool.mirror(&spool.state());
@@ -164,6 +173,7 @@ impl Spool {
     }
 
     fn mirror(&self, s: &State) {
+        self.end.store(s.end, Ordering::SeqCst);
         self.waiting_bytes.store(s.end - s.replayed, Ordering::SeqCst);
         self.waiting_clicks.store(s.pending, Ordering::SeqCst);
     }
@@ -173,11 +183,20 @@ impl Spool {
         self.waiting_bytes.load(Ordering::SeqCst) > 0
     }
 
-    /// Whether the last replay into the store failed (the store does not take clicks).
+    /// Whether the spool has (almost) no room left for new clicks: less than 1 % of it free at
+    /// its end, the measure `append` refuses by. Never waits.
+    pub fn nearly_full(&self) -> bool {
+        self.capacity.saturating_sub(self.end.load(Ordering::SeqCst)) < self.capacity / 100
+    }
+
+    /// Whether the store is known not to take clicks now: a write of the writer or the
+    /// replayer's last attempt failed, and clicks wait in the spool.
     pub fn store_refuses(&self) -> bool {
         self.refused.load(Ordering::SeqCst) && self.holds_clicks()
     }
 
+    /// Records whether the store refused the last write of clicks (the writer's or the
+    /// replayer's).
     pub fn set_store_refuses(&self, refuses: bool) {
         self.refused.store(refuses, Ordering::SeqCst);
     }
@@ -210,11 +229,13 @@ impl Spool {
         s.end += len;
         s.pending += clicks.len() as u64;
         self.mirror(&s);
+        self.closing.store(false, Ordering::SeqCst);
         Ok(())
     }
 
     /// The next records to replay, at most about `max_clicks` clicks (at least one record).
-    /// Blocking.
+    /// When they are the last ones, the spool is `closing` until `mark_replayed` (or
+    /// `reopen_after_failure`). Blocking.
     pub fn next_chunk(&self, max_clicks: usize) -> anyhow::Result<Option<Chunk>> {
         let s = self.state();
         let mut at = s.replayed;
@@ -225,49 +246,65 @@ impl Spool {
             clicks.extend(record);
             at = next;
         }
+        // Only while the store takes replays: waiting on a store that may not answer would
+        // only slow the redirects down.
+        if at == s.end && at > s.replayed && !self.refused.load(Ordering::SeqCst) {
+            self.closing.store(true, Ordering::SeqCst);
+        }
         Ok((at > s.replayed).then_some(Chunk { clicks, upto: at }))
+    }
+
+    /// Whether the replayer is writing the last records (new clicks should wait for it).
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// The last records were not replayed after all: new clicks need not wait.
+    pub fn reopen_after_failure(&self) {
+        self.closing.store(false, Ordering::SeqCst);
     }
 
     /// Marks everything before `upto` as stored. When nothing is left, starts a new generation
     /// at the top of the file. Blocking.
     pub fn mark_replayed(&self, upto: u64, clicks: u64) -> std::io::Result<()> {
         let mut s = self.state();
-        s.replayed = upto.min(s.end);
-        s.pending = s.pending.saturating_sub(clicks);
-        let written = if s.replayed == s.end {
+        let replayed = upto.min(s.end);
+        if replayed == s.end {
+            // A new round: on disk first (synced), so that clicks appended in it are never
+            // behind a header that still names the old one.
+            write_header(&s.file, s.generation + 1, HEADER, true)?;
             s.generation += 1;
             s.end = HEADER;
             s.replayed = HEADER;
             s.pending = 0;
-            s.write_header(true)
         } else {
-            s.write_header(false)
-        };
-        self.mirror(&s);
-        written
-    }
-}
-
-impl State {
-    fn write_header(&self, sync: bool) -> std::io::Result<()> {
-        let mut head = [0u8; 24];
-        head[..8].copy_from_slice(MAGIC);
-        head[8..16].copy_from_slice(&self.generation.to_le_bytes());
-        head[16..24].copy_from_slice(&self.replayed.to_le_bytes());
-        self.file.write_all_at(&head, 0)?;
-        if sync {
-            self.file.sync_data()?;
+            write_header(&s.file, s.generation, replayed, false)?;
+            s.replayed = replayed;
+            s.pending = s.pending.saturating_sub(clicks);
         }
+        self.mirror(&s);
         Ok(())
     }
 }
 
+fn write_header(file: &File, generation: u64, replayed: u64, sync: bool) -> std::io::Result<()> {
+    let mut head = [0u8; 24];
+    head[..8].copy_from_slice(MAGIC);
+    head[8..16].copy_from_slice(&generation.to_le_bytes());
+    head[16..24].copy_from_slice(&replayed.to_le_bytes());
+    file.write_all_at(&head, 0)?;
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
 /// Finds the end of the log of `generation` and how many clicks wait after `replayed`.
-fn scan(file: File, generation: u64, replayed: u64, capacity: u64) -> anyhow::Result<State> {
+fn scan(file: File, generation: u64, replayed: u64, limit: u64) -> anyhow::Result<State> {
     let mut at = HEADER;
     let mut boundaries = vec![HEADER];
     let mut counts = vec![0u64];
-    while let Some((clicks, next)) = read_record(&file, at, generation, capacity)? {
+    while let Some((clicks, next)) = read_record(&file, at, generation, limit)? {
         at = next;
         boundaries.push(at);
         counts.push(counts.last().copied().unwrap_or(0) + clicks.len() as u64);
@@ -403,6 +440,26 @@ mod tests {
         assert_eq!(spool.depth().clicks, 0);
         let many: Vec<SpooledClick> = (0..200).map(|i| click("a", i)).collect();
         assert!(matches!(spool.append(&many), Err(SpoolError::Full(_))));
+    }
+
+    #[test]
+    fn a_lowered_cap_keeps_what_was_spooled() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        for i in 0..100 {
+            spool.append(&[click("a", i)]).unwrap();
+        }
+        drop(spool);
+        let spool = Spool::open(dir.path(), HEADER * 4).unwrap();
+        assert_eq!(spool.depth().clicks, 100);
+        assert!(spool.nearly_full());
+        let mut replayed = 0;
+        while let Some(chunk) = spool.next_chunk(7).unwrap() {
+            replayed += chunk.clicks.len() as u64;
+            spool.mark_replayed(chunk.upto, chunk.clicks.len() as u64).unwrap();
+        }
+        assert_eq!(replayed, 100);
+        assert!(!spool.nearly_full(), "a drained spool starts over at the top");
     }
 
     #[test]

@@ -52,6 +52,11 @@ impl ShortCode {
         (3..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     }
 
+    /// Whether some link may have `s` as its code: well formed and not reserved.
+    pub fn could_be_a_link(s: &str) -> bool {
+        Self::is_well_formed(s) && !is_reserved(s)
+    }
+
     pub fn parse(s: &str) -> Result<Self, CodeError> {
         if !Self::is_well_formed(s) {
             return Err(CodeError::Malformed(Invalid::new(format!(

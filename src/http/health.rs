@@ -29,7 +29,7 @@ pub async fn readyz(state: State) -> HttpResponse {
         ))),
     };
     let spool = state.spool.depth();
-    let spool_full = spool.capacity_bytes - spool.bytes < spool.capacity_bytes / 100;
+    let spool_full = state.spool.nearly_full();
     let facts = serde_json::json!({"storage": state.store.backend(), "spool": spool});
     let mut body = match answered {
         Ok(()) => {

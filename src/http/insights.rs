@@ -74,7 +74,7 @@ async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, Ap
         .ok_or_else(|| ApiError::not_found("The pixel lives at /p/<code>.gif, with a link's code."))?;
     let link = state
         .links
-        .get(state.store(), code, state.spool.holds_clicks())
+        .get(&state.store, code)
         .await?
         .ok_or_else(|| ApiError::not_found("No link has this code."))?;
     let now = state.clock.now();

@@ -284,6 +284,7 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
         .app_data(query_config())
+        .configure(redirect::fast_route)
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))

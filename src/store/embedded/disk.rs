@@ -13,7 +13,7 @@
 use std::fs::OpenOptions;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,12 @@ use redb::backends::FileBackend;
 use redb::{BackendError, Database, StorageBackend};
 
 use crate::store::{Result, StoreError};
+
+/// Calls that may wait on the disk at once. A disk that hangs holds each call's blocking thread
+/// (a caller that gives up does not free it); past this, calls answer `Unavailable` at once
+/// instead of taking more threads from the pool (tokio's 512) the spool and the replayer also
+/// use. A burst of a few hundred concurrent requests still just queues for the writer.
+const MAX_IN_FLIGHT: usize = 384;
 
 /// How often a broken database is opened again, at most.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
@@ -151,6 +157,16 @@ pub(super) struct Handle {
     db: RwLock<Option<Arc<Database>>>,
     broken: AtomicBool,
     reopening: Mutex<Option<Instant>>,
+    in_flight: AtomicUsize,
+}
+
+/// A call's place among `MAX_IN_FLIGHT`; given back when the call ends.
+pub(super) struct Ticket(Arc<Handle>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Handle {
@@ -162,7 +178,19 @@ impl Handle {
             db: RwLock::new(Some(Arc::new(db))),
             broken: AtomicBool::new(false),
             reopening: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// A place for one call, or `Unavailable` when `MAX_IN_FLIGHT` calls wait on the disk.
+    pub(super) fn ticket(self: &Arc<Self>) -> Result<Ticket> {
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable(anyhow::anyhow!(
+                "{MAX_IN_FLIGHT} calls wait on the embedded store's disk"
+            )));
+        }
+        Ok(Ticket(self.clone()))
     }
 
     /// Runs `f` on the database (blocking); an I/O error marks it for reopening.
@@ -187,8 +215,11 @@ impl Handle {
     }
 
     fn reopen(&self) -> Result<()> {
-        let Ok(mut last) = self.reopening.try_lock() else {
-            return Err(recovering("is being opened again"));
+        let mut last = match self.reopening.try_lock() {
+            Ok(last) => last,
+            // A reopen that panicked left nothing half done that the next one does not redo.
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(recovering("is being opened again")),
         };
         if !self.broken.load(Ordering::SeqCst) {
             return Ok(());
@@ -238,4 +269,58 @@ impl Handle {
 
 fn recovering(what: &str) -> StoreError {
     StoreError::Unavailable(anyhow::anyhow!("the embedded store hit an I/O error and {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(dir: &Path, faults: &DiskFaults) -> Arc<Handle> {
+        let path = dir.join("kolink.redb");
+        let db = open_file(&path, 1 << 20, faults).unwrap();
+        Arc::new(Handle::new(path, 1 << 20, faults.clone(), db))
+    }
+
+    #[test]
+    fn past_the_calls_in_flight_a_call_is_refused_at_once_and_a_finished_one_frees_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = handle(dir.path(), &DiskFaults::default());
+        let tickets: Vec<Ticket> = (0..MAX_IN_FLIGHT).map(|_| h.ticket().unwrap()).collect();
+        assert!(matches!(h.ticket(), Err(StoreError::Unavailable(_))));
+        drop(tickets);
+        assert!(h.ticket().is_ok());
+    }
+
+    #[test]
+    fn a_full_disk_breaks_writes_until_it_has_room_and_then_the_database_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = DiskFaults::default();
+        let h = handle(dir.path(), &faults);
+        const T: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("t");
+        let write = |n: u64| {
+            h.with(|db| {
+                let txn = db.begin_write()?;
+                txn.open_table(T)?.insert("n", n)?;
+                txn.commit()?;
+                Ok(())
+            })
+        };
+        write(1).unwrap();
+        faults.set_full(true);
+        assert!(matches!(write(2), Err(StoreError::Unavailable(_))));
+        faults.set_full(false);
+        // At most one reopen a second.
+        let until = Instant::now() + Duration::from_secs(5);
+        while write(3).is_err() {
+            assert!(Instant::now() < until, "not reopened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let n = h
+            .with(|db| {
+                use redb::ReadableDatabase;
+                Ok(db.begin_read()?.open_table(T)?.get("n")?.map(|v| v.value()))
+            })
+            .unwrap();
+        assert_eq!(n, Some(3));
+    }
 }

@@ -136,9 +136,13 @@ impl EmbeddedStore {
         T: Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.with(f))
-            .await
-            .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("An embedded store task failed")))?
+        let ticket = db.ticket()?;
+        tokio::task::spawn_blocking(move || {
+            let _ticket = ticket;
+            db.with(f)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("An embedded store task failed")))?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>

@@ -87,8 +87,9 @@ pub struct RedisStore {
     update_conversion: Script,
 }
 
-/// Sorts a Redis failure: no answer (connection, timeout, a server not ready) is
-/// `Unavailable`; anything else Redis refused is a bug of ours, `Corrupt`.
+/// Sorts a Redis failure: no answer (connection, timeout, a server not ready, out of memory,
+/// or unable to persist: `MISCONF` is a full disk on the Redis host) is `Unavailable`; anything
+/// else Redis refused is a bug of ours, `Corrupt`.
 fn failed(what: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
     move |e| {
         let unavailable = e.is_io_error()
@@ -98,7 +99,7 @@ fn failed(what: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
             || e.is_unrecoverable_error()
             || matches!(
                 e.code(),
-                Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY")
+                Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY" | "OOM" | "MISCONF")
             );
         let e = anyhow::Error::new(e).context(what);
         if unavailable {
