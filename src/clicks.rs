@@ -55,6 +55,9 @@ type Reply = oneshot::Sender<Result<EntryId, Arc<WriteError>>>;
 struct Pending {
     code: String,
     info: ClickInfo,
+    /// When the redirect handed it over: its 250 ms run from here, waiting in the queue
+    /// included.
+    arrived: tokio::time::Instant,
 }
 
 #[derive(Clone)]
@@ -141,6 +144,7 @@ impl ClickWriter {
         let pending = Pending {
             code: code.to_owned(),
             info,
+            arrived: tokio::time::Instant::now(),
         };
         self.tx
             .send((pending, reply))
@@ -179,13 +183,21 @@ async fn run(w: Writer, mut rx: mpsc::Receiver<(Pending, Reply)>) {
     let mut ids = EntryIds::new();
     let mut batch: Vec<(Pending, Reply)> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // The group's store deadline is its oldest click's: no click waits past it for the
+        // store, however long it queued behind a slow group.
+        let deadline = batch
+            .iter()
+            .map(|(p, _)| p.arrived)
+            .min()
+            .unwrap_or_else(tokio::time::Instant::now)
+            + STORE_DEADLINE;
         // Ids are given here, in write order, so that each link's log only ever grows.
         let (clicks, replies): (Vec<NewClick>, Vec<Reply>) = batch
             .drain(..)
             .map(|(p, reply)| (new_click(p.code, ids.next(w.clock.now()), p.info), reply))
             .unzip();
         w.meters.click_batches.inc();
-        let written = w.write(clicks).await;
+        let written = w.write(clicks, deadline).await;
         match written {
             Ok(ids) => {
                 for (reply, id) in replies.into_iter().zip(ids) {
@@ -205,20 +217,20 @@ async fn run(w: Writer, mut rx: mpsc::Receiver<(Pending, Reply)>) {
 }
 
 impl Writer {
-    /// Writes a group to the store; past the store's deadline, or while earlier clicks wait in
-    /// the spool (a link's log only grows), to the spool.
-    async fn write(&self, clicks: Vec<NewClick>) -> Result<Vec<EntryId>, WriteError> {
+    /// Writes a group to the store; past `deadline` (250 ms from its oldest click's arrival), or
+    /// while earlier clicks wait in the spool (a link's log only grows), to the spool.
+    async fn write(&self, clicks: Vec<NewClick>, deadline: tokio::time::Instant) -> Result<Vec<EntryId>, WriteError> {
         if self.spool.closing() {
             // The replayer is writing the spool's last records: wait for that one write, so that
             // new clicks go straight to the store once more (were they always spooled behind it,
             // a steady load would never let the spool empty).
-            let until = tokio::time::Instant::now() + CATCH_UP_WAIT;
+            let until = (tokio::time::Instant::now() + CATCH_UP_WAIT).min(deadline);
             while self.spool.closing() && tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
         if !self.spool.holds_clicks() {
-            match tokio::time::timeout(STORE_DEADLINE, self.store.write_clicks(&clicks)).await {
+            match tokio::time::timeout_at(deadline, self.store.write_clicks(&clicks)).await {
                 Ok(Ok(ids)) => {
                     self.meters.clicks_written.inc_by(ids.len() as u64);
                     return Ok(ids);
