@@ -12,6 +12,7 @@ use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 
+use super::redirect;
 use crate::error::{ApiError, Code};
 
 /// How long a request with a body may take, head to answer.
@@ -25,6 +26,10 @@ pub async fn deadline(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
+    if !with_body && redirect::is_redirect(req.method(), req.path()) {
+        // Bounded far tighter by itself, and the request kolink answers most: no timer for it.
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
     let path = req.path().to_owned();
     if !with_body {
         return match tokio::time::timeout(BODY_DEADLINE, next.call(req)).await {

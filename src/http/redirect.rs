@@ -31,15 +31,18 @@ pub fn fast_route(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .guard(actix_web::guard::fn_guard(|ctx| {
                 let head = ctx.head();
-                (head.method == actix_web::http::Method::GET || head.method == actix_web::http::Method::HEAD)
-                    && head
-                        .uri
-                        .path()
-                        .strip_prefix('/')
-                        .is_some_and(crate::domain::ShortCode::could_be_a_link)
+                is_redirect(&head.method, head.uri.path())
             }))
             .default_service(web::to(fast)),
     );
+}
+
+/// Whether a request is a redirect's: `GET` or `HEAD` of one segment that could be a code.
+pub(super) fn is_redirect(method: &actix_web::http::Method, path: &str) -> bool {
+    (method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD)
+        && path
+            .strip_prefix('/')
+            .is_some_and(crate::domain::ShortCode::could_be_a_link)
 }
 
 async fn fast(req: HttpRequest, state: State) -> HttpResponse {
