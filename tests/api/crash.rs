@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Backend, Backing, PHONE, TOKEN};
+use crate::helpers::{stored_click_ids, Backend, Backing, PHONE, TOKEN};
 
 fn spawn_kolink(backing: &Backing, port: u16) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kolink"));
@@ -114,27 +114,7 @@ async fn clicks_answered_before_a_sigkill_survive_it(backend: Backend) {
 
     let mut child = spawn_kolink(&backing, port);
     wait_healthy(&client, &base).await;
-    let mut stored = HashSet::new();
-    let mut after = String::new();
-    loop {
-        let url = format!("{base}/api/v1/links/crash-1/clicks?limit=10000&after={after}");
-        let page: serde_json::Value = client
-            .get(url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for c in page["clicks"].as_array().unwrap() {
-            stored.insert(c["id"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(n) => after = n.to_owned(),
-            None => break,
-        }
-    }
+    let stored: HashSet<String> = stored_click_ids(&client, &base, "crash-1").await.into_iter().collect();
     eprintln!("{backend:?}: answered {} stored {}", answered.len(), stored.len());
     let lost: Vec<&String> = answered.difference(&stored).collect();
     assert!(

@@ -439,6 +439,35 @@ impl TestApp {
 pub const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 307.0.0.34.111 (iPhone15,2; iOS 17_1; en_US; en; scale=3.00; 1179x2556; 531253145)";
 
 /// Asserts an API.md error body with `code` and a message.
+/// Every click id the link's log holds (the click export reads the store), page by page, from
+/// the kolink at `base`.
+pub async fn stored_click_ids(api: &reqwest::Client, base: &str, code: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page: Value = api
+            .get(format!("{base}/api/v1/links/{code}/clicks?limit=10000&after={after}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.extend(
+            page["clicks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => return ids,
+        }
+    }
+}
+
 pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status, "expected {status} {code}");
     let body: Value = r.json().await.expect("a JSON error body");

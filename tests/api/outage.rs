@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, start, Backend, Backing, TestApp, PHONE};
+use crate::helpers::{spawn_app, start, stored_click_ids, Backend, Backing, TestApp, PHONE};
 
 /// How a test takes the store away.
 #[derive(Debug, Clone, Copy)]
@@ -127,28 +127,6 @@ async fn wait_until_ready(app: &TestApp) -> Value {
     }
 }
 
-/// Every click id the link's log holds (the export reads the store), page by page.
-async fn stored_click_ids(app: &TestApp, code: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after = String::new();
-    loop {
-        let body = app
-            .get_ok(&format!("/api/v1/links/{code}/clicks?limit=10000&after={after}"))
-            .await;
-        ids.extend(
-            body["clicks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["id"].as_str().unwrap().to_owned()),
-        );
-        match body["next_cursor"].as_str() {
-            Some(next) => after = next.to_owned(),
-            None => return ids,
-        }
-    }
-}
-
 /// The heart of it: load, outage, recovery; every answer a prompt `302`; every answered click
 /// stored once.
 async fn outage_under_load(mut app: TestApp, outage: Outage) {
@@ -192,7 +170,7 @@ async fn outage_under_load(mut app: TestApp, outage: Outage) {
     assert!(max < Duration::from_secs(2), "{outage:?}: a redirect took {max:?}");
 
     let answered: HashSet<String> = taps.into_iter().filter_map(|t| t.click_id).collect();
-    let stored = stored_click_ids(&app, "amy-serum").await;
+    let stored = stored_click_ids(&app.api, &app.address, "amy-serum").await;
     let stored_set: HashSet<&String> = stored.iter().collect();
     assert_eq!(stored.len(), stored_set.len(), "a click stored twice");
     let missing: Vec<&String> = answered.iter().filter(|c| !stored_set.contains(c)).collect();
@@ -296,7 +274,10 @@ async fn a_full_spool_with_the_store_down_refuses_redirects_and_says_so(backend:
 
     outage.end(&mut app);
     wait_until_ready(&app).await;
-    let stored: HashSet<String> = stored_click_ids(&app, "amy-serum").await.into_iter().collect();
+    let stored: HashSet<String> = stored_click_ids(&app.api, &app.address, "amy-serum")
+        .await
+        .into_iter()
+        .collect();
     assert!(
         answered.iter().all(|c| stored.contains(c)),
         "an answered click is missing"
@@ -329,7 +310,10 @@ async fn the_spool_is_drained_at_shutdown_or_replayed_at_the_next_start(backend:
 
     // Still down at shutdown: left in the spool (shutdown tries for 10 s, then leaves it).
     let mut app = start(backing, settings).await;
-    let stored: HashSet<String> = stored_click_ids(&app, "amy-serum").await.into_iter().collect();
+    let stored: HashSet<String> = stored_click_ids(&app.api, &app.address, "amy-serum")
+        .await
+        .into_iter()
+        .collect();
     assert!(answered.iter().all(|c| stored.contains(c)), "drained at shutdown");
     answered.push(app.click_id("amy-serum").await); // this process knows the link now
     outage.begin(&mut app);
@@ -348,7 +332,7 @@ async fn the_spool_is_drained_at_shutdown_or_replayed_at_the_next_start(backend:
     }
     let app = start(backing, settings).await;
     wait_until_ready(&app).await;
-    let stored = stored_click_ids(&app, "amy-serum").await;
+    let stored = stored_click_ids(&app.api, &app.address, "amy-serum").await;
     let set: HashSet<&String> = stored.iter().collect();
     assert!(answered.iter().all(|c| set.contains(c)), "replayed at the next start");
     assert_eq!(stored.len(), answered.len() + 1);

@@ -57,7 +57,7 @@ impl DiskFaults {
         }
     }
 
-    fn full(&self) -> std::io::Result<()> {
+    fn check_write(&self) -> std::io::Result<()> {
         self.wait_while_hung();
         if self.full.load(Ordering::SeqCst) {
             Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
@@ -86,18 +86,18 @@ impl StorageBackend for Disk {
 
     fn set_len(&self, len: u64) -> std::result::Result<(), std::io::Error> {
         if len > self.file.len()? {
-            self.faults.full()?;
+            self.faults.check_write()?;
         }
         self.file.set_len(len)
     }
 
     fn sync_data(&self) -> std::result::Result<(), std::io::Error> {
-        self.faults.full()?;
+        self.faults.check_write()?;
         self.file.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), std::io::Error> {
-        self.faults.full()?;
+        self.faults.check_write()?;
         self.file.write(offset, data)
     }
 

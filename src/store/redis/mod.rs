@@ -69,9 +69,6 @@ pub const EXACT_VISITORS: u64 = 10_000;
 /// How many times a click batch is written again after a connection error before giving up.
 const CLICK_WRITE_TRIES: usize = 5;
 
-/// The longest a click batch may take, retries included, before its redirects are refused.
-const CLICK_WRITE_DEADLINE: Duration = Duration::from_secs(8);
-
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
@@ -424,16 +421,9 @@ impl Links for RedisStore {
 
 #[async_trait::async_trait]
 impl ClickLog for RedisStore {
+    /// Unbounded here: the click writer and the spool's replayer set the deadline.
     async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
-        // Redirects wait on this write: give up after a bounded time, so that an unreachable
-        // Redis means a prompt 503 rather than tapping into a hanging page.
-        tokio::time::timeout(CLICK_WRITE_DEADLINE, self.write_clicks_retrying(clicks))
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(anyhow::anyhow!(
-                    "Redis did not store the clicks within {CLICK_WRITE_DEADLINE:?}"
-                ))
-            })?
+        self.write_clicks_retrying(clicks).await
     }
 
     async fn get_click(&self, code: &str, entry: EntryId) -> Result<Option<StoredClick>> {
