@@ -18,6 +18,18 @@
 //!
 //! `<dim>` is a `Dimension::tag`. Unique visitors are kept apart, one set per link and day:
 //! [`visit`] says which clicks count as visitors and on which day.
+//!
+//! **Rollups.** Every increment also goes to a second, small map per link, written in the same
+//! atomic step by the store: [`rollups`] names its fields. It holds each day's totals
+//! (`c|<day>`, `b|<day>`, `s|<day>`, `p|<day>`, `e|<event>|<day>`, `r|<day>`, `f|<day>`), the
+//! day's unique visitors as the store counted them exactly (`u|<day>`, up to
+//! `store::EXACT_VISITORS`), and the all-time breakdowns (`x|<dim>|<value>`, `pv|<app>`, and
+//! `h|<hh>`, clicks by hour of day). A
+//! report over every day reads that map alone: a few fields per active day instead of every
+//! hour and every day's breakdowns. Reports over a range of days, and hourly series, read the
+//! full map. Either map is read back as a [`Tally`].
+
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
@@ -84,6 +96,196 @@ pub fn conversion_fields(c: &Conversion) -> Vec<(String, i64)> {
     out
 }
 
+/// The rollup field of a day's new unique visitors.
+pub fn visitors_field(day: &str) -> String {
+    format!("u|{day}")
+}
+
+/// The rollup fields that an increment of `field` also adds to (see the module doc): its day's
+/// total, and for clicks the hour of day; for breakdowns and previews the all-time slice.
+pub fn rollups(field: &str) -> Vec<String> {
+    let parts: Vec<&str> = field.split('|').collect();
+    match parts.as_slice() {
+        ["c", day, hour] => vec![format!("c|{day}"), format!("h|{hour}")],
+        [kind @ ("b" | "s" | "p" | "r" | "f"), day, _hour] => vec![format!("{kind}|{day}")],
+        ["e", event, day, _hour] => vec![format!("e|{event}|{day}")],
+        ["pv", _day, app] => vec![format!("pv|{app}")],
+        ["x", tag, _day, value] => vec![format!("x|{tag}|{value}")],
+        _ => vec![],
+    }
+}
+
+/// One day's (or hour's) additive counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    pub clicks: u64,
+    pub bots: u64,
+    pub suspicious: u64,
+    pub pixels: u64,
+    /// Attributed conversions, by `Event::ALL` position.
+    pub events: [u64; Event::ALL.len()],
+    /// Minor units.
+    pub revenue: i64,
+    pub refunds: i64,
+    /// Unique visitors counted exactly (rollups only; see `store::EXACT_VISITORS`).
+    pub visitors: u64,
+}
+
+impl DayCounts {
+    pub fn event(&self, e: Event) -> u64 {
+        self.events[event_index(e)]
+    }
+}
+
+fn event_index(e: Event) -> usize {
+    Event::ALL.iter().position(|x| *x == e).unwrap_or(0)
+}
+
+/// A breakdown count: human clicks with one value of a dimension (by `Dimension::name`, or
+/// `hour_of_day`), or link-preview fetches by app (`preview`), on one day or, from rollups, over
+/// every day (`day: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceCount {
+    pub dim: &'static str,
+    pub day: Option<NaiveDate>,
+    pub value: String,
+    pub n: u64,
+}
+
+/// A link's counters read back and parsed once, from either map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub days: BTreeMap<NaiveDate, DayCounts>,
+    /// Hourly counts (clicks, events, revenue); only in a tally of the full map.
+    pub hours: BTreeMap<(NaiveDate, u32), DayCounts>,
+    pub slices: Vec<SliceCount>,
+}
+
+impl Tally {
+    /// The tally of a link's full map (hourly counts and daily breakdowns).
+    pub fn of_counters(counters: &HashMap<String, i64>) -> Tally {
+        let mut t = Tally::default();
+        for (field, &n) in counters {
+            let Some(f) = parse_field(field) else { continue };
+            let u = n.max(0) as u64;
+            let (day, hour) = match f {
+                Field::Preview { day, app } => {
+                    t.slice("preview", Some(day), app, u);
+                    continue;
+                }
+                Field::Breakdown { dim, day, value } => {
+                    t.slice(dim.name(), Some(day), value, u);
+                    continue;
+                }
+                Field::Clicks { day, hour }
+                | Field::Bots { day, hour }
+                | Field::Suspicious { day, hour }
+                | Field::Pixel { day, hour }
+                | Field::Event { day, hour, .. }
+                | Field::Revenue { day, hour }
+                | Field::Refunds { day, hour } => (day, hour),
+            };
+            if let Field::Clicks { .. } = f {
+                t.slice("hour_of_day", Some(day), &format!("{hour:02}"), u);
+            }
+            for c in [t.days.entry(day).or_default(), t.hours.entry((day, hour)).or_default()] {
+                add(c, &f, n);
+            }
+        }
+        t
+    }
+
+    /// The tally of a link's rollup map (daily totals, all-time breakdowns).
+    pub fn of_rollups(rollups: &HashMap<String, i64>) -> Tally {
+        let mut t = Tally::default();
+        for (field, &n) in rollups {
+            let u = n.max(0) as u64;
+            let parts: Vec<&str> = field.split('|').collect();
+            let f = match parts.as_slice() {
+                ["pv", app] => {
+                    t.slice("preview", None, app, u);
+                    continue;
+                }
+                ["h", hour] => {
+                    t.slice("hour_of_day", None, hour, u);
+                    continue;
+                }
+                ["x", tag, value] => {
+                    if let Some(dim) = Dimension::from_tag(tag) {
+                        t.slice(dim.name(), None, value, u);
+                    }
+                    continue;
+                }
+                ["u", day] => {
+                    if let Some(day) = parse_day(day) {
+                        t.days.entry(day).or_default().visitors += u;
+                    }
+                    continue;
+                }
+                ["e", event, day] => Event::parse(event)
+                    .zip(parse_day(day))
+                    .map(|(event, day)| Field::Event { event, day, hour: 0 }),
+                [kind, day] => parse_day(day).and_then(|day| {
+                    let hour = 0;
+                    Some(match *kind {
+                        "c" => Field::Clicks { day, hour },
+                        "b" => Field::Bots { day, hour },
+                        "s" => Field::Suspicious { day, hour },
+                        "p" => Field::Pixel { day, hour },
+                        "r" => Field::Revenue { day, hour },
+                        "f" => Field::Refunds { day, hour },
+                        _ => return None,
+                    })
+                }),
+                _ => None,
+            };
+            if let Some(f) = f {
+                add(t.days.entry(f.day()).or_default(), &f, n);
+            }
+        }
+        t
+    }
+
+    fn slice(&mut self, dim: &'static str, day: Option<NaiveDate>, value: &str, n: u64) {
+        self.slices.push(SliceCount {
+            dim,
+            day,
+            value: value.to_owned(),
+            n,
+        });
+    }
+}
+
+/// Adds a daily or hourly field's count to `c`.
+fn add(c: &mut DayCounts, f: &Field<'_>, n: i64) {
+    let u = n.max(0) as u64;
+    match f {
+        Field::Clicks { .. } => c.clicks += u,
+        Field::Bots { .. } => c.bots += u,
+        Field::Suspicious { .. } => c.suspicious += u,
+        Field::Pixel { .. } => c.pixels += u,
+        Field::Event { event, .. } => c.events[event_index(*event)] += u,
+        Field::Revenue { .. } => c.revenue = c.revenue.saturating_add(n),
+        Field::Refunds { .. } => c.refunds = c.refunds.saturating_add(n),
+        Field::Preview { .. } | Field::Breakdown { .. } => {}
+    }
+}
+
+/// `YYYY-MM-DD`, read by hand: chrono's `parse_from_str` interprets its pattern on every call,
+/// and reports parse every field of every link.
+fn parse_day(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
+}
+
 /// A counter field read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field<'a> {
@@ -148,13 +350,13 @@ pub fn parse_field(f: &str) -> Option<Field<'_>> {
     let mut it = f.splitn(4, '|');
     let kind = it.next()?;
     let day_hour = |day: &str, hour: &str| -> Option<(NaiveDate, u32)> {
-        let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+        let d = parse_day(day)?;
         let h: u32 = hour.parse().ok().filter(|h| *h < 24)?;
         Some((d, h))
     };
     match kind {
         "pv" => {
-            let day = NaiveDate::parse_from_str(it.next()?, "%Y-%m-%d").ok()?;
+            let day = parse_day(it.next()?)?;
             Some(Field::Preview { day, app: it.next()? })
         }
         "c" | "b" | "s" | "p" | "r" | "f" => {
@@ -175,7 +377,7 @@ pub fn parse_field(f: &str) -> Option<Field<'_>> {
         }
         "x" => {
             let dim = Dimension::from_tag(it.next()?)?;
-            let day = NaiveDate::parse_from_str(it.next()?, "%Y-%m-%d").ok()?;
+            let day = parse_day(it.next()?)?;
             Some(Field::Breakdown {
                 dim,
                 day,
@@ -276,6 +478,51 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(visit(at, &bot), None, "bots are never visitors");
+    }
+
+    #[test]
+    fn each_counter_rolls_up_into_its_day_and_its_all_time_slice() {
+        let cases: [(&str, &[&str]); 8] = [
+            ("c|2026-11-22|08", &["c|2026-11-22", "h|08"]),
+            ("b|2026-11-22|08", &["b|2026-11-22"]),
+            ("p|2026-11-22|23", &["p|2026-11-22"]),
+            ("e|purchase|2026-11-22|08", &["e|purchase|2026-11-22"]),
+            ("r|2026-11-22|08", &["r|2026-11-22"]),
+            ("pv|2026-11-22|line", &["pv|line"]),
+            ("x|ref|2026-11-22|instagram.com", &["x|ref|instagram.com"]),
+            ("nonsense", &[]),
+        ];
+        for (field, rollups) in cases {
+            assert_eq!(super::rollups(field), rollups, "{field}");
+        }
+        let t = Tally::of_rollups(&HashMap::from([
+            ("c|2026-11-22".to_owned(), 3),
+            ("e|signup|2026-11-22".to_owned(), 1),
+            ("h|08".to_owned(), 3),
+            ("x|dev|mobile".to_owned(), 2),
+            ("x|zz|mobile".to_owned(), 9),
+            ("c|bad-day".to_owned(), 9),
+        ]));
+        let day = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        assert_eq!(t.days.len(), 1);
+        assert_eq!((t.days[&day].clicks, t.days[&day].event(Event::Signup)), (3, 1));
+        assert_eq!(
+            t.slices
+                .iter()
+                .map(|s| (s.dim, s.day, s.value.as_str(), s.n))
+                .collect::<std::collections::BTreeSet<_>>(),
+            [("hour_of_day", None, "08", 3), ("device", None, "mobile", 2)]
+                .into_iter()
+                .collect()
+        );
+    }
+
+    #[test]
+    fn days_are_read_strictly() {
+        assert_eq!(parse_day("2026-02-28"), NaiveDate::from_ymd_opt(2026, 2, 28));
+        for bad in ["2026-02-30", "2026-2-28", "2026/02/28", "+026-02-28", "2026-02-28 ", ""] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
     }
 
     #[test]

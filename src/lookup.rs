@@ -1,7 +1,9 @@
 //! Reads that handlers and rules share: a record by id (or `404`), and the filtered lists.
 //! Filtering of lists happens here, above the stores, through `store::fill_page`.
 
-use crate::domain::{Campaign, Conversion, ConversionStatus, Kol, Link, Shop};
+use serde::de::DeserializeOwned;
+
+use crate::domain::{Campaign, Conversion, ConversionStatus, Kol, Link, LinkSummary, Shop};
 use crate::error::{ApiError, Code};
 use crate::store::{fill_page, Cursor, LinkIndex, Page, Record, RecordsExt, Result as StoreResult, Store, StoreError};
 
@@ -90,22 +92,54 @@ pub async fn links(
     after: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<Page<Link>> {
+    links_as(store, filter, after, limit).await
+}
+
+/// A link record as a list decodes it: whole, or only what reports need.
+pub trait LinkRecord: DeserializeOwned {
+    fn kol(&self) -> &str;
+}
+
+impl LinkRecord for Link {
+    fn kol(&self) -> &str {
+        self.kol.as_str()
+    }
+}
+
+impl LinkRecord for LinkSummary {
+    fn kol(&self) -> &str {
+        self.kol.as_str()
+    }
+}
+
+async fn links_as<L: LinkRecord>(
+    store: &dyn Store,
+    filter: &LinkFilter,
+    after: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<L>> {
     let index = match (&filter.campaign, &filter.kol) {
         (Some(c), _) => LinkIndex::Campaign(c),
         (None, Some(k)) => LinkIndex::Kol(k),
         (None, None) => LinkIndex::All,
     };
     let both = filter.campaign.is_some() && filter.kol.is_some();
-    let keep = |l: &Link| filter.kol.as_deref().is_none_or(|k| l.kol.as_str() == k);
-    fill_page(after, limit, keep, |c, n| store.scan_links(index, c, n), both).await
+    let keep = |l: &L| filter.kol.as_deref().is_none_or(|k| l.kol() == k);
+    let scan = |c, n| async move {
+        let rows = store.scan_links(index, c, n).await?;
+        rows.into_iter()
+            .map(|(c, json)| Ok((c, serde_json::from_str(&json)?)))
+            .collect()
+    };
+    fill_page(after, limit, keep, scan, both).await
 }
 
-/// Every link that `filter` selects, newest first.
-pub async fn all_links(store: &dyn Store, filter: &LinkFilter) -> StoreResult<Vec<Link>> {
+/// Every link that `filter` selects, newest first, as reports need them.
+pub async fn all_links(store: &dyn Store, filter: &LinkFilter) -> StoreResult<Vec<LinkSummary>> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let page = links(store, filter, cursor, 500).await?;
+        let page = links_as(store, filter, cursor, 500).await?;
         out.extend(page.items);
         match page.next {
             Some(n) => cursor = Some(n),

@@ -8,11 +8,14 @@ use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::domain::{Campaign, Event, Kol, Link, Tier};
+use crate::counters::Tally;
+use crate::domain::{Campaign, DayInsights, Event, Kol, LinkSummary, Tier};
 use crate::error::ApiError;
 use crate::lookup::{self, LinkFilter};
-use crate::stats::{breakdown, click_days, series, Breakdown, Counts, Interval, Point, Range, Slice, Totals};
-use crate::store::{LinkData, RecordsExt, Store};
+use crate::stats::{
+    add_daily, breakdown, click_days, point_time, series, Breakdown, Counts, Interval, Point, Range, Totals,
+};
+use crate::store::{Detail, RecordsExt, Store, EXACT_VISITORS};
 
 /// A figure rows can be sorted by, largest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,49 +223,63 @@ pub struct KolReport {
 /// Counts of one link, with what its series and breakdowns are built from.
 struct LinkCounts {
     counts: Counts,
-    data: LinkData,
+    tally: Tally,
+    insights: BTreeMap<NaiveDate, DayInsights>,
     uniques: BTreeMap<NaiveDate, u64>,
 }
 
-impl LinkCounts {
-    fn empty() -> Self {
-        LinkCounts {
-            counts: Counts::default(),
-            data: LinkData::default(),
-            uniques: BTreeMap::new(),
-        }
-    }
-}
-
-/// Counts of each link over `range`, in order; `goals` gives each campaign's goal event.
+/// Counts of each link over `range`, in order; `goals` gives each campaign's goal event. A
+/// report over every day reads the links' rollups; `hourly` (or a range) needs the full maps.
 async fn counts_of(
     store: &dyn Store,
-    links: &[Link],
+    links: &[LinkSummary],
     goals: &HashMap<String, Event>,
     range: Range,
+    hourly: bool,
 ) -> Result<Vec<LinkCounts>, ApiError> {
     let codes: Vec<String> = links.iter().map(|l| l.code.to_string()).collect();
-    let data = store.link_data(&codes).await?;
+    let detail = if range.is_open() && !hourly {
+        Detail::Rollups
+    } else {
+        Detail::Full
+    };
+    let data = store.link_data(&codes, detail).await?;
+    let tallies: Vec<Tally> = data
+        .iter()
+        .map(|d| match detail {
+            Detail::Rollups => Tally::of_rollups(&d.counters),
+            Detail::Full => Tally::of_counters(&d.counters),
+        })
+        .collect();
+    // The rollups hold each day's visitors up to EXACT_VISITORS; past that, and from the full
+    // counters, the store counts them.
+    let mut uniques: HashMap<&str, BTreeMap<NaiveDate, u64>> = HashMap::new();
     let mut pairs = Vec::new();
-    for (code, d) in codes.iter().zip(&data) {
-        for day in click_days(d, range) {
-            pairs.push((code.clone(), day));
+    for (code, t) in codes.iter().zip(&tallies) {
+        for day in click_days(t, range) {
+            match t.days.get(&day).map_or(0, |c| c.visitors) {
+                n if detail == Detail::Rollups && n < EXACT_VISITORS => {
+                    uniques.entry(code.as_str()).or_default().insert(day, n);
+                }
+                _ => pairs.push((code.clone(), day)),
+            }
         }
     }
     let counts = store.unique_visitors(&pairs).await?;
-    let mut uniques: HashMap<&str, BTreeMap<NaiveDate, u64>> = HashMap::new();
     for ((code, day), n) in pairs.iter().zip(counts) {
         uniques.entry(code.as_str()).or_default().insert(*day, n);
     }
     Ok(links
         .iter()
         .zip(data)
-        .map(|(l, data)| {
+        .zip(tallies)
+        .map(|((l, data), tally)| {
             let uniques = uniques.remove(l.code.as_str()).unwrap_or_default();
             let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
             LinkCounts {
-                counts: Counts::of_link(&data, &uniques, goal, l.cost, range),
-                data,
+                counts: Counts::of_link(&tally, &data.insights, &uniques, goal, l.cost, range),
+                tally,
+                insights: data.insights,
                 uniques,
             }
         })
@@ -279,13 +296,19 @@ pub async fn link(
     let link = lookup::link(store, code).await?;
     let campaign = lookup::campaign(store, link.campaign.as_str()).await?;
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
-    let c = counts_of(store, std::slice::from_ref(&link), &goals, range)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no counts for link {code}")))?;
+    let c = counts_of(
+        store,
+        &[LinkSummary::from(&link)],
+        &goals,
+        range,
+        interval == Interval::Hour,
+    )
+    .await?
+    .pop()
+    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no counts for link {code}")))?;
     // An open end of the series reaches as far as the totals do: from the first day with data
     // (or the link's creation) to the last (or today).
-    let (first, last) = data_days(&c.data);
+    let (first, last) = data_days(&c);
     let today = clock.now().date_naive();
     let created = link.created_at.date_naive();
     let from = range.from.unwrap_or_else(|| first.map_or(created, |f| f.min(created)));
@@ -312,18 +335,18 @@ pub async fn link(
         from: range.from,
         to: range.to,
         totals: c.counts.totals(),
-        series: series(&c.data, &c.uniques, campaign.goal_event, from, to, interval),
-        breakdown: breakdown(&c.data, range),
+        series: series(&c.tally, &c.uniques, campaign.goal_event, from, to, interval),
+        breakdown: breakdown([&c.tally], range),
     })
 }
 
-/// The first and last day that a link's counters or insights name.
-fn data_days(data: &LinkData) -> (Option<NaiveDate>, Option<NaiveDate>) {
-    let days = data
-        .counters
-        .keys()
-        .filter_map(|f| crate::counters::parse_field(f).map(|f| f.day()))
-        .chain(data.insights.keys().copied());
+/// The first and last day that a link's counts or insights name.
+fn data_days(c: &LinkCounts) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    let days = [c.tally.days.first_key_value(), c.tally.days.last_key_value()]
+        .into_iter()
+        .flatten()
+        .map(|(d, _)| *d)
+        .chain(c.insights.keys().copied());
     days.fold((None, None), |(lo, hi), d| {
         (
             Some(lo.map_or(d, |l: NaiveDate| l.min(d))),
@@ -346,7 +369,7 @@ pub async fn campaign(
     };
     let links = lookup::all_links(store, &filter).await?;
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
-    let counts = counts_of(store, &links, &goals, range).await?;
+    let counts = counts_of(store, &links, &goals, range, false).await?;
 
     let mut per_kol: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut total = Counts::default();
@@ -391,28 +414,11 @@ pub async fn campaign(
         .from
         .unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to))
         .max(to.checked_sub_days(Days::new(399)).unwrap_or(to));
-    let mut series = series_of(&LinkCounts::empty(), campaign.goal_event, from, to);
-    let mut by: BTreeMap<&'static str, HashMap<String, u64>> = BTreeMap::new();
+    let mut daily = vec![(0, 0); days_between(from, to)];
     for c in &counts {
-        for (p, q) in series.iter_mut().zip(series_of(c, campaign.goal_event, from, to)) {
-            p.clicks += q.clicks;
-            p.conversions += q.conversions;
-        }
-        for (dim, slices) in breakdown(&c.data, range) {
-            let d = by.entry(dim).or_default();
-            for s in slices {
-                *d.entry(s.key).or_default() += s.clicks;
-            }
-        }
+        add_daily(&mut daily, &c.tally, campaign.goal_event, from);
     }
-    let breakdown = by
-        .into_iter()
-        .map(|(dim, m)| {
-            let mut v: Vec<Slice> = m.into_iter().map(|(key, clicks)| Slice { key, clicks }).collect();
-            v.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.key.cmp(&b.key)));
-            (dim, v)
-        })
-        .collect();
+    let breakdown = breakdown(counts.iter().map(|c| &c.tally), range);
     Ok(CampaignReport {
         campaign: campaign.id.to_string(),
         from: range.from,
@@ -422,7 +428,7 @@ pub async fn campaign(
         totals: total.totals(),
         kols: kol_rows,
         tiers: tier_rows,
-        series,
+        series: page_points(&daily, from),
         breakdown,
     })
 }
@@ -445,7 +451,7 @@ pub async fn kol(store: &dyn Store, id: &str, range: Range) -> Result<KolReport,
         .iter()
         .filter_map(|(id, c)| Some((id.clone(), c.as_ref()?.goal_event)))
         .collect();
-    let counts = counts_of(store, &links, &goals, range).await?;
+    let counts = counts_of(store, &links, &goals, range, false).await?;
     let mut total = Counts::default();
     let mut per: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut by_currency: BTreeMap<String, Counts> = BTreeMap::new();
@@ -568,24 +574,16 @@ pub async fn kol_page(
             goals.insert(l.campaign.to_string(), goal.unwrap_or(Event::Purchase));
         }
     }
-    let counts = counts_of(store, &links, &goals, Range::default()).await?;
+    let counts = counts_of(store, &links, &goals, Range::default(), false).await?;
     let to = clock.now().date_naive();
     let from = to.checked_sub_days(Days::new(29)).unwrap_or(to);
-    let mut series: Vec<PagePoint> = Vec::new();
+    let mut daily = vec![(0, 0); days_between(from, to)];
     let mut total = Counts::default();
     let mut page_links = Vec::with_capacity(links.len());
     for (l, c) in links.iter().zip(&counts) {
         total.add(&c.counts);
         let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
-        for (i, p) in series_of(c, goal, from, to).into_iter().enumerate() {
-            match series.get_mut(i) {
-                Some(s) => {
-                    s.clicks += p.clicks;
-                    s.conversions += p.conversions;
-                }
-                None => series.push(p),
-            }
-        }
+        add_daily(&mut daily, &c.tally, goal, from);
         let short_url = format!("{public_base}/{}", l.code);
         page_links.push(PageLink {
             code: l.code.to_string(),
@@ -596,26 +594,30 @@ pub async fn kol_page(
             figures: PageFigures::from(&c.counts.totals()),
         });
     }
-    if series.is_empty() {
-        series = series_of(&LinkCounts::empty(), Event::Purchase, from, to);
-    }
     Ok(KolPage {
         kol: kol.id.to_string(),
         name: kol.name,
         campaign: campaign.map(str::to_owned),
         totals: PageFigures::from(&total.totals()),
         links: page_links,
-        series,
+        series: page_points(&daily, from),
     })
 }
 
-fn series_of(c: &LinkCounts, goal: Event, from: NaiveDate, to: NaiveDate) -> Vec<PagePoint> {
-    series(&c.data, &c.uniques, goal, from, to, Interval::Day)
-        .into_iter()
-        .map(|p| PagePoint {
-            t: p.t,
-            clicks: p.clicks,
-            conversions: p.conversions,
+/// Days in `[from, to]`, both included.
+fn days_between(from: NaiveDate, to: NaiveDate) -> usize {
+    usize::try_from((to - from).num_days() + 1).unwrap_or(0)
+}
+
+/// A chart's points from daily (clicks, conversions) sums starting at `from`.
+fn page_points(daily: &[(u64, u64)], from: NaiveDate) -> Vec<PagePoint> {
+    daily
+        .iter()
+        .zip(from.iter_days())
+        .map(|(&(clicks, conversions), day)| PagePoint {
+            t: point_time(day, 0),
+            clicks,
+            conversions,
         })
         .collect()
 }

@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
 
-use crate::counters::{parse_field, Field};
-use crate::domain::{Dimension, Event, Money};
-use crate::store::LinkData;
+use crate::counters::Tally;
+use crate::domain::{DayInsights, Dimension, Event, Money};
 
 /// An inclusive range of UTC days; `None` ends are open.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,6 +20,27 @@ pub struct Range {
 impl Range {
     pub fn contains(&self, d: NaiveDate) -> bool {
         self.from.is_none_or(|f| d >= f) && self.to.is_none_or(|t| d <= t)
+    }
+
+    /// Every day: what a link's rollups can answer alone.
+    pub fn is_open(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+
+    /// Whether a count of `day` (`None`: an all-time count, only in open ranges) is in range.
+    fn holds(&self, day: Option<NaiveDate>) -> bool {
+        day.map_or(self.is_open(), |d| self.contains(d))
+    }
+
+    fn days<'a, V>(&self, m: &'a BTreeMap<NaiveDate, V>) -> impl Iterator<Item = (&'a NaiveDate, &'a V)> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let lo = self.from.map_or(Unbounded, Included);
+        let hi = match (self.from, self.to) {
+            // `range` panics on a start past the end: an empty range instead.
+            (Some(f), Some(t)) if f > t => Excluded(f),
+            (_, to) => to.map_or(Unbounded, Included),
+        };
+        m.range((lo, hi))
     }
 }
 
@@ -53,7 +73,8 @@ fn saturate(n: u128) -> u64 {
 impl Counts {
     /// Counts of one link over `range`; `uniques` holds its unique visitors per day.
     pub fn of_link(
-        data: &LinkData,
+        tally: &Tally,
+        insights: &BTreeMap<NaiveDate, DayInsights>,
         uniques: &BTreeMap<NaiveDate, u64>,
         goal: Event,
         cost: Money,
@@ -63,38 +84,36 @@ impl Counts {
             cost,
             ..Counts::default()
         };
-        for (field, &n) in &data.counters {
-            let n_u = n.max(0) as u128;
-            match parse_field(field) {
-                Some(Field::Clicks { day, .. }) if range.contains(day) => c.clicks += n_u,
-                Some(Field::Bots { day, .. }) if range.contains(day) => c.bot_clicks += n_u,
-                Some(Field::Preview { day, .. }) if range.contains(day) => c.previews += n_u,
-                Some(Field::Suspicious { day, .. }) if range.contains(day) => c.suspicious_clicks += n_u,
-                Some(Field::Pixel { day, .. }) if range.contains(day) => c.pixel_impressions += n_u,
-                Some(Field::Event { event, day, .. }) if range.contains(day) => {
-                    *c.events.entry(event).or_default() += n_u;
-                    if event == goal {
-                        c.conversions += n_u;
-                    }
+        let mut revenue = 0i64;
+        let mut refunds = 0i64;
+        for (_, d) in range.days(&tally.days) {
+            c.clicks += u128::from(d.clicks);
+            c.bot_clicks += u128::from(d.bots);
+            c.suspicious_clicks += u128::from(d.suspicious);
+            c.pixel_impressions += u128::from(d.pixels);
+            for (e, n) in Event::ALL.iter().zip(d.events) {
+                if n > 0 {
+                    *c.events.entry(*e).or_default() += u128::from(n);
                 }
-                Some(Field::Revenue { day, .. }) if range.contains(day) => c.revenue = c.revenue + Money::from_minor(n),
-                Some(Field::Refunds { day, .. }) if range.contains(day) => c.refunds = c.refunds + Money::from_minor(n),
-                _ => {}
             }
+            revenue = revenue.saturating_add(d.revenue);
+            refunds = refunds.saturating_add(d.refunds);
         }
-        for (day, m) in &data.insights {
-            if range.contains(*day) {
-                c.reported_impressions += u128::from(m.impressions);
-                c.reach += u128::from(m.reach);
-                c.engagements +=
-                    u128::from(m.likes) + u128::from(m.comments) + u128::from(m.shares) + u128::from(m.saves);
-            }
-        }
-        c.unique_clicks = uniques
+        c.conversions = c.events.get(&goal).copied().unwrap_or(0);
+        c.revenue = Money::from_minor(revenue);
+        c.refunds = Money::from_minor(refunds);
+        c.previews = tally
+            .slices
             .iter()
-            .filter(|(d, _)| range.contains(**d))
-            .map(|(_, n)| u128::from(*n))
+            .filter(|s| s.dim == "preview" && range.holds(s.day))
+            .map(|s| u128::from(s.n))
             .sum();
+        for (_, m) in range.days(insights) {
+            c.reported_impressions += u128::from(m.impressions);
+            c.reach += u128::from(m.reach);
+            c.engagements += u128::from(m.likes) + u128::from(m.comments) + u128::from(m.shares) + u128::from(m.saves);
+        }
+        c.unique_clicks = range.days(uniques).map(|(_, n)| u128::from(*n)).sum();
         c
     }
 
@@ -219,43 +238,16 @@ pub struct Point {
     pub revenue: Money,
 }
 
-/// A gap-free series over `[from, to]` (both days, inclusive).
+/// A gap-free series over `[from, to]` (both days, inclusive). An hourly series needs a tally
+/// of the full map.
 pub fn series(
-    data: &LinkData,
+    tally: &Tally,
     uniques: &BTreeMap<NaiveDate, u64>,
     goal: Event,
     from: NaiveDate,
     to: NaiveDate,
     interval: Interval,
 ) -> Vec<Point> {
-    let range = Range {
-        from: Some(from),
-        to: Some(to),
-    };
-    let mut buckets: BTreeMap<(NaiveDate, u32), Point> = BTreeMap::new();
-    let key = |day: NaiveDate, hour: u32| match interval {
-        Interval::Day => (day, 0),
-        Interval::Hour => (day, hour),
-    };
-    for (field, &n) in &data.counters {
-        let Some(f) = parse_field(field) else {
-            continue;
-        };
-        let (day, hour) = match f {
-            Field::Clicks { day, hour } | Field::Revenue { day, hour } | Field::Event { day, hour, .. } => (day, hour),
-            _ => continue,
-        };
-        if !range.contains(day) {
-            continue;
-        }
-        let p = buckets.entry(key(day, hour)).or_default();
-        match f {
-            Field::Clicks { .. } => p.clicks += n.max(0) as u64,
-            Field::Revenue { .. } => p.revenue = p.revenue + Money::from_minor(n),
-            Field::Event { event, .. } if event == goal => p.conversions += n.max(0) as u64,
-            _ => {}
-        }
-    }
     let mut out = Vec::new();
     let mut day = from;
     while day <= to {
@@ -264,14 +256,21 @@ pub fn series(
             Interval::Hour => &HOURS,
         };
         for &h in hours {
-            let mut p = buckets.remove(&(day, h)).unwrap_or_default();
-            let t = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default()));
-            p.t = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            p.unique_clicks = match interval {
-                Interval::Day => Some(uniques.get(&day).copied().unwrap_or(0)),
-                Interval::Hour => None,
+            let counts = match interval {
+                Interval::Day => tally.days.get(&day),
+                Interval::Hour => tally.hours.get(&(day, h)),
             };
-            out.push(p);
+            let counts = counts.copied().unwrap_or_default();
+            out.push(Point {
+                t: point_time(day, h),
+                clicks: counts.clicks,
+                unique_clicks: match interval {
+                    Interval::Day => Some(uniques.get(&day).copied().unwrap_or(0)),
+                    Interval::Hour => None,
+                },
+                conversions: counts.event(goal),
+                revenue: Money::from_minor(counts.revenue),
+            });
         }
         match day.succ_opt() {
             Some(d) => day = d,
@@ -279,6 +278,29 @@ pub fn series(
         }
     }
     out
+}
+
+/// The RFC 3339 time of a series point.
+pub fn point_time(day: NaiveDate, hour: u32) -> String {
+    let t = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(hour, 0, 0).unwrap_or_default()));
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Adds a link's daily human clicks and `goal` conversions within `[from, from + sums.len())`
+/// to `sums`: what the campaign and KOL pages chart, summed over their links.
+pub fn add_daily(sums: &mut [(u64, u64)], tally: &Tally, goal: Event, from: NaiveDate) {
+    let Some(to) = from.checked_add_days(chrono::Days::new(sums.len() as u64)) else {
+        return;
+    };
+    for (day, c) in tally.days.range(from..to) {
+        if let Some(s) = usize::try_from((*day - from).num_days())
+            .ok()
+            .and_then(|i| sums.get_mut(i))
+        {
+            s.0 += c.clicks;
+            s.1 += c.event(goal);
+        }
+    }
 }
 
 const HOURS: [u32; 24] = [
@@ -295,34 +317,29 @@ pub struct Slice {
 /// link-preview fetches by app.
 pub type Breakdown = BTreeMap<&'static str, Vec<Slice>>;
 
-/// Human clicks by every dimension and by hour of day, largest first.
-pub fn breakdown(data: &LinkData, range: Range) -> Breakdown {
-    let mut by: BTreeMap<&'static str, HashMap<String, u64>> = BTreeMap::new();
+/// Human clicks by every dimension and by hour of day, largest first, of one link or summed
+/// over several.
+pub fn breakdown<'a>(tallies: impl IntoIterator<Item = &'a Tally>, range: Range) -> Breakdown {
+    let mut by: BTreeMap<&'static str, HashMap<&str, u64>> = BTreeMap::new();
     for dim in Dimension::ALL {
         by.insert(dim.name(), HashMap::new());
     }
     by.insert("hour_of_day", HashMap::new());
     by.insert("preview", HashMap::new());
-    for (field, &n) in &data.counters {
-        match parse_field(field) {
-            Some(Field::Preview { day, app }) if range.contains(day) => {
-                *by.entry("preview").or_default().entry(app.to_owned()).or_default() += n.max(0) as u64;
-            }
-            Some(Field::Breakdown { dim, day, value }) if range.contains(day) => {
-                *by.entry(dim.name()).or_default().entry(value.to_owned()).or_default() += n.max(0) as u64;
-            }
-            Some(Field::Clicks { day, hour }) if range.contains(day) => {
-                *by.entry("hour_of_day")
-                    .or_default()
-                    .entry(format!("{hour:02}"))
-                    .or_default() += n.max(0) as u64;
-            }
-            _ => {}
+    for s in tallies.into_iter().flat_map(|t| &t.slices) {
+        if range.holds(s.day) {
+            *by.entry(s.dim).or_default().entry(s.value.as_str()).or_default() += s.n;
         }
     }
     by.into_iter()
         .map(|(dim, m)| {
-            let mut v: Vec<Slice> = m.into_iter().map(|(key, clicks)| Slice { key, clicks }).collect();
+            let mut v: Vec<Slice> = m
+                .into_iter()
+                .map(|(key, clicks)| Slice {
+                    key: key.to_owned(),
+                    clicks,
+                })
+                .collect();
             v.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.key.cmp(&b.key)));
             (dim, v)
         })
@@ -330,24 +347,17 @@ pub fn breakdown(data: &LinkData, range: Range) -> Breakdown {
 }
 
 /// Days with human clicks in `range`: the days whose unique visitors need counting.
-pub fn click_days(data: &LinkData, range: Range) -> Vec<NaiveDate> {
-    let mut days: Vec<NaiveDate> = data
-        .counters
-        .keys()
-        .filter_map(|f| match parse_field(f) {
-            Some(Field::Clicks { day, .. }) if range.contains(day) => Some(day),
-            _ => None,
-        })
-        .collect();
-    days.sort();
-    days.dedup();
-    days
+pub fn click_days(tally: &Tally, range: Range) -> Vec<NaiveDate> {
+    range
+        .days(&tally.days)
+        .filter(|(_, c)| c.clicks > 0)
+        .map(|(d, _)| *d)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::DayInsights;
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
@@ -355,19 +365,38 @@ mod tests {
 
     /// The worked example of API.md: 120,000 impressions, 1,500 clicks, 45 purchases for
     /// 57,600.00, one refund of 1,280.00, cost 5,000.00.
-    fn example() -> (LinkData, BTreeMap<NaiveDate, u64>) {
-        let mut data = LinkData::default();
-        data.counters.insert("c|2026-11-20|08".into(), 900);
-        data.counters.insert("c|2026-11-21|09".into(), 600);
-        data.counters.insert("b|2026-11-20|08".into(), 42);
-        data.counters.insert("e|purchase|2026-11-20|10".into(), 20);
-        data.counters.insert("e|purchase|2026-11-21|10".into(), 25);
-        data.counters.insert("e|signup|2026-11-21|10".into(), 12);
-        data.counters.insert("r|2026-11-20|10".into(), 2_560_000);
-        data.counters.insert("r|2026-11-21|10".into(), 3_200_000);
-        data.counters.insert("f|2026-11-21|11".into(), 128_000);
-        data.counters.insert("x|ref|2026-11-20|instagram.com".into(), 1100);
-        data.insights.insert(
+    struct Example {
+        tally: Tally,
+        rollups: Tally,
+        insights: BTreeMap<NaiveDate, DayInsights>,
+        uniques: BTreeMap<NaiveDate, u64>,
+    }
+
+    fn example() -> Example {
+        let counters: HashMap<String, i64> = [
+            ("c|2026-11-20|08", 900),
+            ("c|2026-11-21|09", 600),
+            ("b|2026-11-20|08", 42),
+            ("e|purchase|2026-11-20|10", 20),
+            ("e|purchase|2026-11-21|10", 25),
+            ("e|signup|2026-11-21|10", 12),
+            ("r|2026-11-20|10", 2_560_000),
+            ("r|2026-11-21|10", 3_200_000),
+            ("f|2026-11-21|11", 128_000),
+            ("x|ref|2026-11-20|instagram.com", 1100),
+            ("pv|2026-11-20|line", 7),
+        ]
+        .into_iter()
+        .map(|(f, n)| (f.to_owned(), n))
+        .collect();
+        // The rollup map the same increments build.
+        let mut rollups: HashMap<String, i64> = HashMap::new();
+        for (f, n) in &counters {
+            for r in crate::counters::rollups(f) {
+                *rollups.entry(r).or_default() += n;
+            }
+        }
+        let insights = BTreeMap::from([(
             d("2026-11-20"),
             DayInsights {
                 impressions: 120_000,
@@ -377,22 +406,24 @@ mod tests {
                 shares: 220,
                 saves: 380,
             },
-        );
+        )]);
         let uniques = BTreeMap::from([(d("2026-11-20"), 800), (d("2026-11-21"), 520)]);
-        (data, uniques)
+        Example {
+            tally: Tally::of_counters(&counters),
+            rollups: Tally::of_rollups(&rollups),
+            insights,
+            uniques,
+        }
+    }
+
+    fn counts(e: &Example, t: &Tally, goal: Event, cost: i64, range: Range) -> Counts {
+        Counts::of_link(t, &e.insights, &e.uniques, goal, Money::from_minor(cost), range)
     }
 
     #[test]
     fn totals_follow_the_api_definitions() {
-        let (data, uniques) = example();
-        let t = Counts::of_link(
-            &data,
-            &uniques,
-            Event::Purchase,
-            Money::from_minor(500_000),
-            Range::default(),
-        )
-        .totals();
+        let e = example();
+        let t = counts(&e, &e.tally, Event::Purchase, 500_000, Range::default()).totals();
         assert_eq!(t.impressions, 120_000);
         assert_eq!(t.clicks, 1500);
         assert_eq!(t.unique_clicks, 1320);
@@ -412,6 +443,33 @@ mod tests {
         assert_eq!(t.aov.unwrap().to_string(), "1280.00");
         assert_eq!(t.engagements, 6310);
         assert!((t.engagement_rate.unwrap() - 0.052583).abs() < 1e-6);
+        assert_eq!(t.previews, 7);
+    }
+
+    #[test]
+    fn rollups_give_the_figures_of_every_day_that_the_full_counters_give() {
+        let e = example();
+        assert_ne!(e.rollups, e.tally, "the rollups are a different, smaller tally");
+        assert!(e.rollups.hours.is_empty());
+        for goal in Event::ALL {
+            assert_eq!(
+                counts(&e, &e.rollups, goal, 500_000, Range::default()),
+                counts(&e, &e.tally, goal, 500_000, Range::default())
+            );
+        }
+        assert_eq!(
+            breakdown([&e.rollups], Range::default()),
+            breakdown([&e.tally], Range::default())
+        );
+        let (from, to) = (d("2026-11-19"), d("2026-11-22"));
+        assert_eq!(
+            series(&e.rollups, &e.uniques, Event::Purchase, from, to, Interval::Day),
+            series(&e.tally, &e.uniques, Event::Purchase, from, to, Interval::Day)
+        );
+        assert_eq!(
+            click_days(&e.rollups, Range::default()),
+            [d("2026-11-20"), d("2026-11-21")]
+        );
     }
 
     #[test]
@@ -428,32 +486,37 @@ mod tests {
 
     #[test]
     fn conversions_count_only_the_goal_event() {
-        let (data, uniques) = example();
-        let t = Counts::of_link(&data, &uniques, Event::Signup, Money::ZERO, Range::default()).totals();
+        let e = example();
+        let t = counts(&e, &e.tally, Event::Signup, 0, Range::default()).totals();
         assert_eq!(t.conversions, 12);
         assert_eq!(t.events.get("purchase"), Some(&45));
     }
 
     #[test]
     fn ranges_select_days() {
-        let (data, uniques) = example();
+        let e = example();
         let r = Range {
             from: Some(d("2026-11-21")),
             to: Some(d("2026-11-21")),
         };
-        let t = Counts::of_link(&data, &uniques, Event::Purchase, Money::ZERO, r).totals();
+        let t = counts(&e, &e.tally, Event::Purchase, 0, r).totals();
         assert_eq!(
-            (t.clicks, t.unique_clicks, t.conversions, t.impressions),
-            (600, 520, 25, 0)
+            (t.clicks, t.unique_clicks, t.conversions, t.impressions, t.previews),
+            (600, 520, 25, 0, 0)
         );
+        let backwards = Range {
+            from: Some(d("2026-11-21")),
+            to: Some(d("2026-11-20")),
+        };
+        assert_eq!(counts(&e, &e.tally, Event::Purchase, 0, backwards).totals().clicks, 0);
     }
 
     #[test]
     fn daily_series_has_no_gaps() {
-        let (data, uniques) = example();
+        let e = example();
         let s = series(
-            &data,
-            &uniques,
+            &e.tally,
+            &e.uniques,
             Event::Purchase,
             d("2026-11-19"),
             d("2026-11-21"),
@@ -466,8 +529,8 @@ mod tests {
         assert_eq!(s[2].conversions, 25);
         assert_eq!(s[2].revenue.to_string(), "32000.00");
         let h = series(
-            &data,
-            &uniques,
+            &e.tally,
+            &e.uniques,
             Event::Purchase,
             d("2026-11-20"),
             d("2026-11-20"),
@@ -480,8 +543,8 @@ mod tests {
 
     #[test]
     fn breakdowns_are_sorted_largest_first() {
-        let (data, _) = example();
-        let b = breakdown(&data, Range::default());
+        let e = example();
+        let b = breakdown([&e.tally], Range::default());
         assert_eq!(
             b["referrer"],
             [Slice {

@@ -64,6 +64,30 @@ pub struct Link {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// What reports need of a link, decoded from the same record as `Link` but without its
+/// destination, target URL, UTM set and tags: a campaign's 10,000 links decode several times
+/// faster.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinkSummary {
+    pub code: ShortCode,
+    pub campaign: Slug,
+    pub kol: Slug,
+    pub cost: Money,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Link> for LinkSummary {
+    fn from(l: &Link) -> Self {
+        LinkSummary {
+            code: l.code.clone(),
+            campaign: l.campaign.clone(),
+            kol: l.kol.clone(),
+            cost: l.cost,
+            created_at: l.created_at,
+        }
+    }
+}
+
 impl Link {
     /// True when the link redirects people right now.
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {

@@ -230,12 +230,25 @@ pub struct Visit {
     pub visitor: String,
 }
 
-/// Everything counted for one link: the counter map (see `crate::counters`) and the per-day
-/// platform insights.
+/// Everything counted for one link: one of its counter maps (see `crate::counters`) and the
+/// per-day platform insights.
 #[derive(Debug, Clone, Default)]
 pub struct LinkData {
     pub counters: HashMap<String, i64>,
     pub insights: BTreeMap<NaiveDate, DayInsights>,
+}
+
+/// Unique visitors of a link and day that every store counts exactly, and keeps in the
+/// rollups' `u|<day>`; past it, the Redis store estimates the rest (a HyperLogLog).
+pub const EXACT_VISITORS: u64 = 10_000;
+
+/// Which of a link's counter maps to read (see `crate::counters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Daily totals and all-time breakdowns: enough for a report over every day.
+    Rollups,
+    /// Hourly counts and daily breakdowns: for ranges of days and hourly series.
+    Full,
 }
 
 #[async_trait::async_trait]
@@ -314,8 +327,9 @@ pub trait Links: Send + Sync {
     }
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>>;
-    /// Newest first from one index, after `after`.
-    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<Link>>;
+    /// Newest first from one index, after `after`: each link's JSON record, which readers decode
+    /// as a `Link` or as the lighter `LinkSummary`.
+    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<String>>;
 }
 
 #[async_trait::async_trait]
@@ -331,12 +345,12 @@ pub trait ClickLog: Send + Sync {
 
 #[async_trait::async_trait]
 pub trait Counters: Send + Sync {
-    /// Adds one to a counter of the link (pixel impressions).
+    /// Adds one to a counter of the link (pixel impressions), and to its rollups.
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()>;
     /// Replaces the platform insights of one day.
     async fn put_insights(&self, code: &str, day: NaiveDate, insights: &DayInsights) -> Result<()>;
-    /// Counters and insights of each link, in the order given.
-    async fn link_data(&self, codes: &[String]) -> Result<Vec<LinkData>>;
+    /// Counters (the map `detail` names) and insights of each link, in the order given.
+    async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>>;
     /// Unique visitors of each (link, day) pair, in the order given.
     async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>>;
 }

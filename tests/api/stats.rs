@@ -185,3 +185,76 @@ async fn report_csv_has_the_figures_of_the_stats_per_kol_then_per_tier(backend: 
     assert_eq!(&records[2][col("tier")], stats["tiers"][0]["tier"].as_str().unwrap());
     assert_error(app.get("/api/v1/campaigns/nope/report.csv").await, 404, "not_found").await;
 }
+
+per_store!(stats_over_every_day_read_from_rollups_match_stats_over_a_range_holding_every_day);
+async fn stats_over_every_day_read_from_rollups_match_stats_over_a_range_holding_every_day(backend: Backend) {
+    // Arrange: people on several devices, a link-preview bot, a pixel impression, a purchase
+    // and a partial refund: every kind of counter.
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.create_kol("ben", 800).await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}))
+        .await;
+    let secret = app.create_shop("acme").await;
+    let phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 309.0";
+    let desktop =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    for ua in [phone, phone, desktop] {
+        assert_eq!(app.tap_as("amy-serum", ua).await.status(), 302);
+    }
+    app.tap_as("ben-1", desktop).await;
+    app.tap_as("ben-1", "facebookexternalhit/1.1").await;
+    assert_eq!(app.get("/p/amy-serum.gif").await.status(), 200);
+    let buy = json!({"order_id": "1", "event": "purchase", "amount": "3000", "currency": "TWD", "coupon": "AMY10"});
+    app.webhook_ok("acme", &secret, &buy).await;
+    let refund = json!({"order_id": "1", "event": "refund", "amount": "500", "currency": "TWD", "refund_id": "r1"});
+    app.webhook_ok("acme", &secret, &refund).await;
+
+    // Act: every day (the rollups) and a range that holds every day (the full counters).
+    let wide = "from=2000-01-01&to=2099-12-31";
+    let open = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    let ranged = app.get_ok(&format!("/api/v1/campaigns/spring-sale/stats?{wide}")).await;
+
+    // Assert
+    assert_eq!(open["totals"]["clicks"], 4);
+    assert_eq!(open["totals"]["bot_clicks"], 1);
+    assert_eq!(open["totals"]["previews"], 1);
+    assert_eq!(open["totals"]["pixel_impressions"], 1);
+    assert_eq!(open["totals"]["net_revenue"], "2500.00");
+    let devices: Vec<(&str, u64)> = open["breakdown"]["device"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap(), s["clicks"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(devices, [("desktop", 2), ("mobile", 2)]);
+    for part in ["totals", "kols", "tiers", "breakdown"] {
+        assert_eq!(open[part], ranged[part], "{part}");
+    }
+    let today = chrono::Utc::now().date_naive();
+    let last_30 = format!("from={}&to={today}", today - chrono::Days::new(29));
+    let ranged_30 = app
+        .get_ok(&format!("/api/v1/campaigns/spring-sale/stats?{last_30}"))
+        .await;
+    assert_eq!(open["series"], ranged_30["series"]);
+    // A link's daily series spans at most 400 days.
+    let last_300 = format!("from={}&to={today}", today - chrono::Days::new(299));
+    for code in ["amy-serum", "ben-1"] {
+        let open = app.get_ok(&format!("/api/v1/links/{code}/stats")).await;
+        let ranged = app.get_ok(&format!("/api/v1/links/{code}/stats?{last_300}")).await;
+        assert_eq!(open["totals"], ranged["totals"], "{code}");
+        assert_eq!(open["breakdown"], ranged["breakdown"], "{code}");
+        let days = open["series"].as_array().unwrap();
+        let (first, last) = (
+            &days[0]["t"].as_str().unwrap()[..10],
+            &days[days.len() - 1]["t"].as_str().unwrap()[..10],
+        );
+        let same_days = app
+            .get_ok(&format!("/api/v1/links/{code}/stats?from={first}&to={last}"))
+            .await;
+        assert_eq!(open["series"], same_days["series"], "{code}");
+    }
+    let kol_open = app.get_ok("/api/v1/kols/amy/stats").await;
+    let kol_ranged = app.get_ok(&format!("/api/v1/kols/amy/stats?{wide}")).await;
+    assert_eq!(kol_open["totals"], kol_ranged["totals"]);
+}

@@ -9,7 +9,7 @@ use kolink::counters::{click_fields, visit};
 use kolink::domain::{ClickInfo, Dimension, Dimensions, EntryId};
 use kolink::store::embedded::EmbeddedStore;
 use kolink::store::redis::RedisStore;
-use kolink::store::{ClickLog, Counters, NewClick, Store};
+use kolink::store::{ClickLog, Counters, Detail, NewClick, Store};
 use redis::AsyncCommands;
 
 use crate::helpers::{Backend, Backing};
@@ -51,12 +51,28 @@ fn click(code: &str, ms: u64, seq: u64, visitor: &str) -> NewClick {
     }
 }
 
-fn clicks_counted(data: &kolink::store::LinkData) -> i64 {
-    data.counters
-        .iter()
-        .filter(|(k, _)| k.starts_with("c|"))
-        .map(|(_, v)| v)
-        .sum()
+/// Human clicks of each link, from its counters; its rollups must say the same.
+async fn clicks_counted(store: &dyn Store, codes: &[&str]) -> Vec<i64> {
+    let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+    let mut out = vec![];
+    for detail in [Detail::Full, Detail::Rollups] {
+        let data = store.link_data(&codes, detail).await.unwrap();
+        let clicks: Vec<i64> = data
+            .iter()
+            .map(|d| {
+                d.counters
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("c|"))
+                    .map(|(_, v)| v)
+                    .sum()
+            })
+            .collect();
+        if detail == Detail::Rollups {
+            assert_eq!(clicks, out, "the rollups count the clicks the counters count");
+        }
+        out = clicks;
+    }
+    out
 }
 
 per_store!(writing_the_same_click_batch_again_counts_nothing_twice);
@@ -73,9 +89,7 @@ async fn writing_the_same_click_batch_again_counts_nothing_twice(backend: Backen
     // A retry after a dropped connection sends the very same batch.
     let again = store.write_clicks(&batch).await.unwrap();
     assert_eq!(again, first);
-    let data = store.link_data(&["a-1".into(), "b-2".into()]).await.unwrap();
-    assert_eq!(clicks_counted(&data[0]), 2);
-    assert_eq!(clicks_counted(&data[1]), 1);
+    assert_eq!(clicks_counted(&*store, &["a-1", "b-2"]).await, [2, 1]);
     assert_eq!(store.read_clicks("a-1", None, 100).await.unwrap().len(), 2);
     let day = batch[0].at.date_naive();
     let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap();
@@ -105,8 +119,7 @@ async fn a_click_behind_another_writer_lands_once_even_when_retried() {
     );
     let again = store.write_clicks(&batch).await.unwrap();
     assert_eq!(again, first, "the retry finds the entry by its proposed id");
-    let data = store.link_data(&["a-1".into()]).await.unwrap();
-    assert_eq!(clicks_counted(&data[0]), 1);
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [1]);
     let stored = store.get_click("a-1", first[0]).await.unwrap().unwrap();
     assert_eq!(stored.info.visitor, "v1");
 }
@@ -119,10 +132,9 @@ async fn clicks_are_written_after_redis_restarts() {
     store.write_clicks(&[click("a-1", now, 1, "v1")]).await.unwrap();
     guard.redis.as_mut().unwrap().restart();
     store.write_clicks(&[click("a-1", now, 2, "v2")]).await.unwrap();
-    let data = store.link_data(&["a-1".into()]).await.unwrap();
     assert_eq!(
-        clicks_counted(&data[0]),
-        2,
+        clicks_counted(&*store, &["a-1"]).await,
+        [2],
         "AOF kept the first click; the second was written after the restart"
     );
 }
@@ -145,8 +157,7 @@ async fn old_clicks_are_pruned_from_the_embedded_log_but_still_counted() {
     let left = store.read_clicks("a-1", None, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].entry, EntryId { ms: now, seq: 2 });
-    let data = store.link_data(&["a-1".into()]).await.unwrap();
-    assert_eq!(clicks_counted(&data[0]), 2);
+    assert_eq!(clicks_counted(&store, &["a-1"]).await, [2]);
 }
 
 per_store!(unique_visitors_are_exact_to_ten_thousand_a_day_and_within_one_percent_above);
@@ -172,9 +183,90 @@ async fn unique_visitors_are_exact_to_ten_thousand_a_day_and_within_one_percent_
     write(0, 2_000).await;
     let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap();
     assert_eq!(uv, [10_000], "exact up to 10,000");
+    let exact = |store: Arc<dyn Store>| async move {
+        let rollups = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
+        rollups[0].counters.get(&format!("u|{day}")).copied()
+    };
+    assert_eq!(exact(store.clone()).await, Some(10_000), "the rollups count them too");
     write(10_000, 15_000).await;
     write(5_000, 15_000).await;
     let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap()[0];
     let error = (uv as f64 - 15_000.0).abs() / 15_000.0;
     assert!(error <= 0.01, "{uv} is {:.2} % off 15,000", error * 100.0);
+    // Past 10,000 the rollups stop (reports ask the store); the embedded store counts on.
+    let rolled = exact(store.clone()).await;
+    assert!(rolled == Some(10_000) || rolled == Some(15_000), "{rolled:?}");
+}
+
+/// A store written before rollups existed (counters only) gets them when this version opens it.
+#[tokio::test]
+async fn redis_counters_written_before_rollups_get_them_at_the_next_start() {
+    let (store, guard) = open(Backend::Redis).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    store
+        .write_clicks(&[click("a-1", now, 1, "v1"), click("a-1", now, 2, "v2")])
+        .await
+        .unwrap();
+    let mut conn = guard.redis.as_ref().unwrap().connection().await;
+    // What an older version left: the link's record and counters, no rollups, no layout version.
+    let _: () = conn.hset("kl:{meta}:links", "a-1", "{}").await.unwrap();
+    let _: () = conn.del(&["kl:{a-1}:rollups", "kl:{meta}:schema"]).await.unwrap();
+    let before = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
+    assert!(before[0].counters.is_empty());
+
+    let (store, _guard) = (reopen_redis(&guard).await, guard);
+
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [2]);
+    let rollups = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
+    assert_eq!(rollups[0].counters.get("x|dev|mobile"), Some(&2));
+    let day = Utc.timestamp_millis_opt(now as i64).unwrap().date_naive();
+    assert_eq!(rollups[0].counters.get(&format!("u|{day}")), Some(&2), "both visitors");
+}
+
+async fn reopen_redis(backing: &Backing) -> Arc<dyn Store> {
+    let url = backing.redis.as_ref().unwrap().url();
+    Arc::new(
+        RedisStore::connect(&url, "kl", Duration::from_secs(86_400), Arc::new(SystemClock))
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn embedded_counters_written_before_rollups_get_them_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Duration::from_secs(86_400);
+    let now = Utc::now().timestamp_millis() as u64;
+    {
+        let store = EmbeddedStore::open(dir.path(), retention, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        store
+            .write_clicks(&[click("a-1", now, 1, "v1"), click("a-1", now, 2, "v2")])
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    {
+        // What an older version left: counters, no rollups table, no layout version.
+        let db = redb::Database::open(dir.path().join("kolink.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<(&str, &str), i64>::new("rollups"))
+            .unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("seqs"))
+            .unwrap()
+            .remove("schema")
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    let store = EmbeddedStore::open(dir.path(), retention, Arc::new(SystemClock))
+        .await
+        .unwrap();
+
+    assert_eq!(clicks_counted(&store, &["a-1"]).await, [2]);
+    let rollups = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
+    assert_eq!(rollups[0].counters.get("x|dev|mobile"), Some(&2));
+    let day = Utc.timestamp_millis_opt(now as i64).unwrap().date_naive();
+    assert_eq!(rollups[0].counters.get(&format!("u|{day}")), Some(&2), "both visitors");
 }

@@ -49,7 +49,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::task::JoinHandle;
 
 use super::{
-    ClickLog, Conversions, Counted, Counters, Cursor, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
+    ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
     Records, RefundCap, Result, Scan, Store, StoreError,
 };
 use crate::clock::SharedClock;
@@ -405,7 +405,7 @@ impl Links for EmbeddedStore {
         .await
     }
 
-    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<Link>> {
+    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<String>> {
         let before = before(after)?;
         let index = match index {
             LinkIndex::All => None,
@@ -435,7 +435,7 @@ impl Links for EmbeddedStore {
             let mut out = Vec::with_capacity(rows.len());
             for (id, code) in rows {
                 if let Some(json) = links.get(code.as_str())? {
-                    out.push((Cursor::mint([id]), serde_json::from_str(json.value())?));
+                    out.push((Cursor::mint([id]), json.value().to_owned()));
                 }
             }
             Ok(out)
@@ -452,6 +452,7 @@ impl ClickLog for EmbeddedStore {
             let mut log = txn.open_table(CLICKS)?;
             let mut visitors = txn.open_table(VISITORS)?;
             let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
+            let mut new_visitors: HashMap<(&str, String), i64> = HashMap::new();
             for c in &clicks {
                 let key = (c.code.as_str(), c.entry.ms, c.entry.seq);
                 // Written already (the same batch again): count nothing twice.
@@ -463,10 +464,16 @@ impl ClickLog for EmbeddedStore {
                     *sums.entry((c.code.as_str(), f.as_str())).or_default() += 1;
                 }
                 if let Some(v) = &c.visit {
-                    visitors.insert((c.code.as_str(), v.day.as_str(), v.visitor.as_str()), ())?;
+                    let before = visitors.insert((c.code.as_str(), v.day.as_str(), v.visitor.as_str()), ())?;
+                    if before.is_none() {
+                        *new_visitors
+                            .entry((c.code.as_str(), crate::counters::visitors_field(&v.day)))
+                            .or_default() += 1;
+                    }
                 }
             }
             add_counters(txn, sums)?;
+            add_rollups(txn, new_visitors)?;
             Ok(clicks.iter().map(|c| c.entry).collect())
         })
         .await
@@ -534,11 +541,14 @@ impl Counters for EmbeddedStore {
         .await
     }
 
-    async fn link_data(&self, codes: &[String]) -> Result<Vec<LinkData>> {
+    async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>> {
         let codes = codes.to_vec();
         self.run(move |db| {
             let txn = db.begin_read()?;
-            let counters = txn.open_table(COUNTERS)?;
+            let counters = txn.open_table(match detail {
+                Detail::Rollups => ROLLUPS,
+                Detail::Full => COUNTERS,
+            })?;
             let insights = txn.open_table(METRICS)?;
             let mut out = Vec::with_capacity(codes.len());
             for code in &codes {
@@ -725,12 +735,26 @@ impl Conversions for EmbeddedStore {
     }
 }
 
-/// Adds each sum to its counter.
+/// Adds each sum to its counter, and to the counter's rollups.
 fn add_counters(txn: &WriteTransaction, sums: HashMap<(&str, &str), i64>) -> Result<()> {
     let mut t = txn.open_table(COUNTERS)?;
-    for (key, n) in sums {
-        let current = t.get(key)?.map(|v| v.value()).unwrap_or(0);
-        t.insert(key, current + n)?;
+    let mut rollups: HashMap<(&str, String), i64> = HashMap::new();
+    for ((code, field), n) in sums {
+        let current = t.get((code, field))?.map(|v| v.value()).unwrap_or(0);
+        t.insert((code, field), current + n)?;
+        for r in crate::counters::rollups(field) {
+            *rollups.entry((code, r)).or_default() += n;
+        }
+    }
+    add_rollups(txn, rollups)
+}
+
+/// Adds each sum to its rollup field.
+fn add_rollups(txn: &WriteTransaction, sums: HashMap<(&str, String), i64>) -> Result<()> {
+    let mut t = txn.open_table(ROLLUPS)?;
+    for ((code, field), n) in sums {
+        let current = t.get((code, field.as_str()))?.map(|v| v.value()).unwrap_or(0);
+        t.insert((code, field.as_str()), current + n)?;
     }
     Ok(())
 }

@@ -20,6 +20,8 @@ pub(super) const CAMPAIGN_LINKS: TableDefinition<(&str, u64), &str> = TableDefin
 pub(super) const KOL_LINKS: TableDefinition<(&str, u64), &str> = TableDefinition::new("kol_links");
 pub(super) const CLICKS: TableDefinition<(&str, u64, u64), &str> = TableDefinition::new("clicks");
 pub(super) const COUNTERS: TableDefinition<(&str, &str), i64> = TableDefinition::new("counters");
+/// A link's rollups (`crate::counters::rollups`), kept with its counters in the same transaction.
+pub(super) const ROLLUPS: TableDefinition<(&str, &str), i64> = TableDefinition::new("rollups");
 pub(super) const VISITORS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("visitors");
 pub(super) const METRICS: TableDefinition<(&str, &str), &str> = TableDefinition::new("metrics");
 pub(super) const ORDERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("orders");
@@ -46,6 +48,7 @@ pub(super) fn create_tables(db: anyhow::Result<Database>) -> anyhow::Result<Data
     txn.open_table(KOL_LINKS)?;
     txn.open_table(CLICKS)?;
     txn.open_table(COUNTERS)?;
+    txn.open_table(ROLLUPS)?;
     txn.open_table(VISITORS)?;
     txn.open_table(METRICS)?;
     txn.open_table(ORDERS)?;
@@ -53,8 +56,45 @@ pub(super) fn create_tables(db: anyhow::Result<Database>) -> anyhow::Result<Data
     txn.open_table(CONVERSION_IDEM)?;
     txn.open_table(REFUNDED)?;
     txn.open_table(PENDING)?;
+    build_rollups(&txn).context("Failed to build the counters' rollups")?;
     txn.commit().context("Failed to create the tables")?;
     Ok(db)
+}
+
+/// The layout version that has rollups; stored under `SCHEMA` in `SEQS`.
+const ROLLUPS_SCHEMA: u64 = 2;
+const SCHEMA: &str = "schema";
+
+/// Builds the rollups of every link from its counters, once: a data file written before
+/// rollups existed gets them at its first open by this version.
+fn build_rollups(txn: &redb::WriteTransaction) -> crate::store::Result<()> {
+    let mut seqs = txn.open_table(SEQS)?;
+    if seqs.get(SCHEMA)?.map(|v| v.value()) >= Some(ROLLUPS_SCHEMA) {
+        return Ok(());
+    }
+    let counters = txn.open_table(COUNTERS)?;
+    let mut sums: std::collections::HashMap<(String, String), i64> = std::collections::HashMap::new();
+    for row in counters.iter()? {
+        let (k, v) = row?;
+        let (code, field) = k.value();
+        for r in crate::counters::rollups(field) {
+            *sums.entry((code.to_owned(), r)).or_default() += v.value();
+        }
+    }
+    for row in txn.open_table(VISITORS)?.iter()? {
+        let (k, _) = row?;
+        let (code, day, _) = k.value();
+        *sums
+            .entry((code.to_owned(), crate::counters::visitors_field(day)))
+            .or_default() += 1;
+    }
+    let mut rollups = txn.open_table(ROLLUPS)?;
+    rollups.retain(|_, _| false)?;
+    for ((code, field), n) in &sums {
+        rollups.insert((code.as_str(), field.as_str()), n)?;
+    }
+    seqs.insert(SCHEMA, ROLLUPS_SCHEMA)?;
+    Ok(())
 }
 
 /// Prunes hourly until the store is closed (the task is aborted) or dropped.

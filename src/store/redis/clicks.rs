@@ -23,7 +23,9 @@ impl RedisStore {
         let mut invocations = Vec::with_capacity(groups.len());
         for (code, idx) in &groups {
             let mut inv = self.clicks.prepare_invoke();
-            inv.key(self.link_key(code, "clicks")).key(self.link_key(code, "stats"));
+            inv.key(self.link_key(code, "clicks"))
+                .key(self.link_key(code, "stats"))
+                .key(self.link_key(code, "rollups"));
             let mut days: Vec<String> = Vec::new();
             inv.arg(&minid).arg(super::EXACT_VISITORS).arg(idx.len());
             for &i in idx {
@@ -47,10 +49,16 @@ impl RedisStore {
                 for f in &c.fields {
                     inv.arg(f);
                 }
+                let rollups: Vec<String> = c.fields.iter().flat_map(|f| crate::counters::rollups(f)).collect();
+                inv.arg(rollups.len());
+                for r in &rollups {
+                    inv.arg(r);
+                }
             }
             for d in &days {
                 inv.key(self.link_key(code, &format!("uvs:{d}")))
-                    .key(self.link_key(code, &format!("uv:{d}")));
+                    .key(self.link_key(code, &format!("uv:{d}")))
+                    .arg(d);
             }
             invocations.push(inv);
         }

@@ -19,6 +19,8 @@
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
 //! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
+//! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns        |
+//! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link)  |
 //! | `kl:{<code>}:uvs:<YYYY-MM-DD>`    | set    | the day's first 10,000 unique visitors (exact)    |
 //! | `kl:{<code>}:uv:<YYYY-MM-DD>`     | HLL    | the day's unique visitors past those 10,000       |
 //! | `kl:{<code>}:metrics`             | hash   | day → JSON platform insights (`DayInsights`)      |
@@ -31,7 +33,9 @@
 //!
 //! Scripts: `CREATE_RECORD`, `CREATE_LINKS`, `UPDATE_LINK` keep the `{meta}` indexes in step;
 //! `CLICKS` writes a group of one link's clicks (XADD, counters, visitor per click, atomically);
-//! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent.
+//! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent; `REPLACE_ROLLUPS` builds
+//! a link's rollups from its counters (once, when a store written by an older version is first
+//! opened), unless a click moved the counters meanwhile.
 //!
 //! Click entries get ids chosen by kolink (see `crate::clicks`), so writing a batch again after
 //! a dropped connection finds each entry already there and counts nothing twice. When another
@@ -55,7 +59,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 
 use super::{
-    ClickLog, Conversions, Counted, Counters, Cursor, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
+    ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
     Records, RefundCap, Result, Scan, Store, StoreError,
 };
 use crate::clock::SharedClock;
@@ -64,7 +68,7 @@ use scripts::*;
 
 /// Unique visitors of a link and day are counted exactly up to this many (a set); past it, an
 /// estimate is added for the rest (a HyperLogLog, ±0.81 % of the rest only).
-pub const EXACT_VISITORS: u64 = 10_000;
+pub use super::EXACT_VISITORS;
 
 /// How many times a click batch is written again after a connection error before giving up.
 const CLICK_WRITE_TRIES: usize = 5;
@@ -82,6 +86,7 @@ pub struct RedisStore {
     save_conversion: Script,
     count_conversion: Script,
     update_conversion: Script,
+    replace_rollups: Script,
 }
 
 /// Sorts a Redis failure: no answer (connection, timeout, a server not ready, out of memory,
@@ -150,9 +155,103 @@ impl RedisStore {
             save_conversion: Script::new(SAVE_CONVERSION),
             count_conversion: Script::new(COUNT_CONVERSION),
             update_conversion: Script::new(UPDATE_CONVERSION),
+            replace_rollups: Script::new(REPLACE_ROLLUPS),
         };
         store.load_scripts().await.context("Failed to load the Redis scripts")?;
+        store
+            .build_rollups()
+            .await
+            .context("Failed to build the counters' rollups")?;
         Ok(store)
+    }
+
+    /// Builds every link's rollups from its counters, once per store: a store written before
+    /// rollups existed gets them at the first start of this version. Every kolink process on
+    /// the store must run a version with rollups, or the clicks of older ones miss them.
+    async fn build_rollups(&self) -> Result<()> {
+        const SCHEMA: u64 = 2;
+        let mut conn = self.conn.clone();
+        let done: Option<u64> = conn
+            .get(self.meta("schema"))
+            .await
+            .map_err(failed("Failed to read the layout version"))?;
+        if done >= Some(SCHEMA) {
+            return Ok(());
+        }
+        let codes: Vec<String> = conn
+            .hkeys(self.meta("links"))
+            .await
+            .map_err(failed("Failed to list the links"))?;
+        for chunk in codes.chunks(500) {
+            let mut pipe = redis::pipe();
+            for code in chunk {
+                pipe.hgetall(self.link_key(code, "stats"));
+            }
+            let stats: Vec<HashMap<String, i64>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(failed("Failed to read counters from Redis"))?;
+            for (code, mut counters) in chunk.iter().zip(stats) {
+                // A click between the read and the write: read again (clicks only add).
+                while !self.replace_rollups(code, &counters).await? {
+                    counters = conn
+                        .hgetall(self.link_key(code, "stats"))
+                        .await
+                        .map_err(failed("Failed to read counters from Redis"))?;
+                }
+            }
+        }
+        let _: () = conn
+            .set(self.meta("schema"), SCHEMA)
+            .await
+            .map_err(failed("Failed to record the layout version"))?;
+        Ok(())
+    }
+
+    /// Replaces a link's rollups with those of `counters` (and its exact visitor sets) if the
+    /// counters are still `counters`; `false` when they moved.
+    async fn replace_rollups(&self, code: &str, counters: &HashMap<String, i64>) -> Result<bool> {
+        let mut sums: HashMap<String, i64> = HashMap::new();
+        for (f, n) in counters {
+            for r in crate::counters::rollups(f) {
+                *sums.entry(r).or_default() += n;
+            }
+        }
+        // The days with human clicks are the days with visitors.
+        let days: Vec<String> = sums
+            .keys()
+            .filter_map(|f| f.strip_prefix("c|").map(str::to_owned))
+            .collect();
+        let mut pipe = redis::pipe();
+        for d in &days {
+            pipe.scard(self.link_key(code, &format!("uvs:{d}")));
+        }
+        let mut conn = self.conn.clone();
+        let visitors: Vec<i64> = if days.is_empty() {
+            vec![]
+        } else {
+            pipe.query_async(&mut conn)
+                .await
+                .map_err(failed("Failed to count visitors in Redis"))?
+        };
+        for (d, n) in days.iter().zip(visitors) {
+            if n > 0 {
+                sums.insert(crate::counters::visitors_field(d), n);
+            }
+        }
+        let mut inv = self.replace_rollups.prepare_invoke();
+        inv.key(self.link_key(code, "stats"))
+            .key(self.link_key(code, "rollups"))
+            .arg(counters.len())
+            .arg(counters.values().sum::<i64>());
+        for (f, n) in &sums {
+            inv.arg(f).arg(n);
+        }
+        let replaced: i64 = inv
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed("Failed to build a link's rollups"))?;
+        Ok(replaced == 1)
     }
 
     async fn load_scripts(&self) -> Result<()> {
@@ -410,12 +509,9 @@ impl Links for RedisStore {
             .map_err(failed("Failed to read a coupon from Redis"))
     }
 
-    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<Link>> {
+    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<String>> {
         let codes = self.scan_zset(&self.link_index(index), after, limit).await?;
-        let rows = self.hash_values(&self.meta("links"), codes).await?;
-        rows.into_iter()
-            .map(|(c, json)| Ok((c, serde_json::from_str(&json)?)))
-            .collect()
+        self.hash_values(&self.meta("links"), codes).await
     }
 }
 
@@ -444,9 +540,14 @@ impl ClickLog for RedisStore {
 #[async_trait::async_trait]
 impl Counters for RedisStore {
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().hincr(self.link_key(code, "stats"), field, 1).ignore();
+        for r in crate::counters::rollups(field) {
+            pipe.hincr(self.link_key(code, "rollups"), r, 1).ignore();
+        }
         let mut conn = self.conn.clone();
-        let _: i64 = conn
-            .hincr(self.link_key(code, "stats"), field, 1)
+        let _: () = pipe
+            .query_async(&mut conn)
             .await
             .map_err(failed("Failed to count in Redis"))?;
         Ok(())
@@ -463,13 +564,17 @@ impl Counters for RedisStore {
         .map_err(failed("Failed to store insights in Redis"))
     }
 
-    async fn link_data(&self, codes: &[String]) -> Result<Vec<LinkData>> {
+    async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>> {
         if codes.is_empty() {
             return Ok(vec![]);
         }
+        let map = match detail {
+            Detail::Rollups => "rollups",
+            Detail::Full => "stats",
+        };
         let mut pipe = redis::pipe();
         for code in codes {
-            pipe.hgetall(self.link_key(code, "stats"))
+            pipe.hgetall(self.link_key(code, map))
                 .hgetall(self.link_key(code, "metrics"));
         }
         let mut conn = self.conn.clone();
@@ -551,13 +656,20 @@ impl Conversions for RedisStore {
         inv.key(self.link_key(code, "orders"))
             .key(self.link_key(code, "stats"))
             .key(self.link_key(code, "refunded"))
+            .key(self.link_key(code, "rollups"))
             .arg(conversion_id);
         match refund {
             Some(r) => inv.arg(&r.order).arg(r.amount).arg(r.limit),
             None => inv.arg("").arg(0).arg(0),
         };
+        inv.arg(fields.len());
         for (f, n) in fields {
             inv.arg(f).arg(n);
+        }
+        for (f, n) in fields {
+            for r in crate::counters::rollups(f) {
+                inv.arg(r).arg(n);
+            }
         }
         let mut conn = self.conn.clone();
         let counted: i64 = inv

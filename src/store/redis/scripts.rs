@@ -53,20 +53,21 @@ redis.call('HSET', KEYS[1], code, ARGV[4])
 return {'ok', ''}
 ";
 
-// KEYS: stream, stats, then per day the clicks name by index k (1, 2, ...): its visitor set at
-// KEYS[1 + 2k] and its HyperLogLog at KEYS[2 + 2k].
+// KEYS: stream, stats, rollups, then per day the clicks name by index k (1, 2, ...): its
+// visitor set at KEYS[2 + 2k] and its HyperLogLog at KEYS[3 + 2k].
 // ARGV: minid, exact visitor limit, n, then per click: id, day index (0: none), visitor, #kv,
-// kv..., #fields, fields...
-// A day's first `limit` visitors go to its set (exact); later new visitors to its HyperLogLog.
-// Each click's entry is added first; the counters and visitors of the clicks that were new are
-// then summed per field and written with one HINCRBY per distinct field and one PFADD per day,
-// so a group of clicks costs about one XADD each.
+// kv..., #fields, fields..., #rollups, rollups..., and last each day's YYYY-MM-DD by index.
+// A day's first `limit` visitors go to its set (exact), and are counted in the rollups'
+// `u|<day>`; later new visitors go to its HyperLogLog.
+// Each click's entry is added first; the counters, rollups and visitors of the clicks that were
+// new are then summed per field and written with one HINCRBY per distinct field and one PFADD
+// per day, so a group of clicks costs about one XADD each.
 pub(super) const CLICKS: &str = r"
-local stream, stats = KEYS[1], KEYS[2]
+local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
 local minid, limit = ARGV[1], tonumber(ARGV[2])
 local p = 4
 local out = {}
-local incr, order, visitors = {}, {}, {}
+local incr, order, rincr, rorder, visitors = {}, {}, {}, {}, {}
 for i = 1, tonumber(ARGV[3]) do
   local id, uv, visitor = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2]
   local nkv = tonumber(ARGV[p+3])
@@ -76,6 +77,9 @@ for i = 1, tonumber(ARGV[3]) do
   local nf = tonumber(ARGV[p])
   local first_field = p + 1
   p = p + 1 + nf
+  local nr = tonumber(ARGV[p])
+  local first_rollup = p + 1
+  p = p + 1 + nr
   local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, unpack(kv))
   local fresh = true
   if type(res) == 'table' and res.err then
@@ -102,6 +106,10 @@ for i = 1, tonumber(ARGV[3]) do
       local f = ARGV[j]
       if incr[f] then incr[f] = incr[f] + 1 else incr[f] = 1; order[#order + 1] = f end
     end
+    for j = first_rollup, first_rollup + nr - 1 do
+      local f = ARGV[j]
+      if rincr[f] then rincr[f] = rincr[f] + 1 else rincr[f] = 1; rorder[#rorder + 1] = f end
+    end
     if uv > 0 and visitor ~= '' then
       local l = visitors[uv]
       if not l then l = {}; visitors[uv] = l end
@@ -111,20 +119,24 @@ for i = 1, tonumber(ARGV[3]) do
   out[i] = res
 end
 for _, f in ipairs(order) do redis.call('HINCRBY', stats, f, incr[f]) end
+for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
 for k, l in pairs(visitors) do
-  local set, hll = KEYS[1 + 2 * k], KEYS[2 + 2 * k]
+  local set, hll = KEYS[2 + 2 * k], KEYS[3 + 2 * k]
   local n = redis.call('SCARD', set)
+  local added = 0
   local rest = {}
   for _, v in ipairs(l) do
     if redis.call('SISMEMBER', set, v) == 0 then
       if n < limit then
         redis.call('SADD', set, v)
         n = n + 1
+        added = added + 1
       else
         rest[#rest + 1] = v
       end
     end
   end
+  if added > 0 then redis.call('HINCRBY', rollups, 'u|' .. ARGV[p + k - 1], added) end
   if #rest > 0 then redis.call('PFADD', hll, unpack(rest)) end
 end
 return out
@@ -144,9 +156,10 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return ARGV[2]
 ";
 
-// KEYS: orders, stats, refunded. ARGV: conversion id, order key ('' unless a refund), refund
-// amount, refund limit, then field, amount pairs. Returns 1 counted now, 0 counted before,
-// 2 over the refund limit (not counted).
+// KEYS: orders, stats, refunded, rollups. ARGV: conversion id, order key ('' unless a refund),
+// refund amount, refund limit, n, then n field, amount pairs of the counters and the rollups'
+// pairs after them. Returns 1 counted now, 0 counted before, 2 over the refund limit (not
+// counted).
 pub(super) const COUNT_CONVERSION: &str = r"
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
 if ARGV[2] ~= '' then
@@ -155,7 +168,23 @@ if ARGV[2] ~= '' then
   redis.call('HINCRBY', KEYS[3], ARGV[2], ARGV[3])
 end
 redis.call('SADD', KEYS[1], ARGV[1])
-for i = 5, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i+1]) end
+local last = 6 + 2 * tonumber(ARGV[5])
+for i = 6, #ARGV, 2 do
+  redis.call('HINCRBY', i < last and KEYS[2] or KEYS[4], ARGV[i], ARGV[i+1])
+end
+return 1
+";
+
+// KEYS: stats, rollups. ARGV: the number of counters and their sum that the rollups were built
+// from, then field, amount pairs. Replaces the rollups only if the counters are still those
+// (every increment raises the sum); returns 1 if replaced, 0 if the counters moved meanwhile.
+pub(super) const REPLACE_ROLLUPS: &str = r"
+local values = redis.call('HVALS', KEYS[1])
+local sum = 0
+for _, v in ipairs(values) do sum = sum + tonumber(v) end
+if #values ~= tonumber(ARGV[1]) or sum ~= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1]) end
 return 1
 ";
 
