@@ -36,8 +36,8 @@ mod tables;
 
 pub use disk::DiskFaults;
 
-/// The page cache of `open` (redb's own default).
-pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+/// The page cache of `open` (the setting's default, `embedded_cache_mb`).
+pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
 
 use std::collections::HashMap;
 use std::path::Path;
