@@ -96,6 +96,27 @@ async fn writing_the_same_click_batch_again_counts_nothing_twice(backend: Backen
     assert_eq!(uv, [2]);
 }
 
+per_store!(a_batch_written_before_in_part_counts_only_its_new_clicks);
+async fn a_batch_written_before_in_part_counts_only_its_new_clicks(backend: Backend) {
+    let (store, _guard) = open(backend).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let batch = vec![
+        click("a-1", now, 1, "v1"),
+        click("a-1", now, 2, "v2"),
+        click("a-1", now + 1, 3, "v1"),
+    ];
+    store.write_clicks(&batch[..1]).await.unwrap();
+    // The whole group again (a retry that got further): its first click is stored already.
+    let ids = store.write_clicks(&batch).await.unwrap();
+    assert_eq!(ids, batch.iter().map(|c| c.entry).collect::<Vec<_>>());
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [3]);
+    let data = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
+    assert_eq!(data[0].counters.get("x|dev|mobile"), Some(&3), "{:?}", data[0].counters);
+    let day = batch[0].at.date_naive();
+    let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap();
+    assert_eq!(uv, [2]);
+}
+
 /// Another instance wrote a later entry to the stream first: the click still lands, once.
 #[tokio::test]
 async fn a_click_behind_another_writer_lands_once_even_when_retried() {

@@ -455,11 +455,10 @@ impl ClickLog for EmbeddedStore {
             let mut new_visitors: HashMap<(&str, String), i64> = HashMap::new();
             for c in &clicks {
                 let key = (c.code.as_str(), c.entry.ms, c.entry.seq);
-                // Written already (the same batch again): count nothing twice.
-                if log.get(key)?.is_some() {
+                // Written already (the same batch again, the same entry): count nothing twice.
+                if log.insert(key, serde_json::to_string(&c.info)?.as_str())?.is_some() {
                     continue;
                 }
-                log.insert(key, serde_json::to_string(&c.info)?.as_str())?;
                 for f in &c.fields {
                     *sums.entry((c.code.as_str(), f.as_str())).or_default() += 1;
                 }

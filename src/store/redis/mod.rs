@@ -32,7 +32,9 @@
 //! | `kl:{conv}:pending:<purchase key>`| set    | refunds waiting for that purchase                 |
 //!
 //! Scripts: `CREATE_RECORD`, `CREATE_LINKS`, `UPDATE_LINK` keep the `{meta}` indexes in step;
-//! `CLICKS` writes a group of one link's clicks (XADD, counters, visitor per click, atomically);
+//! `CLICKS_SUMMED` writes a group of one link's clicks (XADD per click, the group's counters summed
+//! by kolink, visitors; atomically); `CLICKS` the same deciding click by click, for a group that
+//! was written before in part (a retry, a replay) or that meets another instance's later id;
 //! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent; `REPLACE_ROLLUPS` builds
 //! a link's rollups from its counters (once, when a store written by an older version is first
 //! opened), unless a click moved the counters meanwhile.
@@ -83,6 +85,7 @@ pub struct RedisStore {
     update_link: Script,
     replace_record: Script,
     clicks: Script,
+    clicks_summed: Script,
     save_conversion: Script,
     count_conversion: Script,
     update_conversion: Script,
@@ -152,6 +155,7 @@ impl RedisStore {
             update_link: Script::new(UPDATE_LINK),
             replace_record: Script::new(REPLACE_RECORD),
             clicks: Script::new(CLICKS),
+            clicks_summed: Script::new(CLICKS_SUMMED),
             save_conversion: Script::new(SAVE_CONVERSION),
             count_conversion: Script::new(COUNT_CONVERSION),
             update_conversion: Script::new(UPDATE_CONVERSION),
@@ -256,7 +260,13 @@ impl RedisStore {
 
     async fn load_scripts(&self) -> Result<()> {
         let mut conn = self.conn.clone();
-        for s in [&self.clicks, &self.create_links, &self.create_record, &self.update_link] {
+        for s in [
+            &self.clicks_summed,
+            &self.clicks,
+            &self.create_links,
+            &self.create_record,
+            &self.update_link,
+        ] {
             s.prepare_invoke()
                 .load_async(&mut conn)
                 .await

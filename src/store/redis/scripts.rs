@@ -1,5 +1,35 @@
 //! The Lua scripts of the Redis store. Each touches keys of one hash slot only.
 
+/// The end of both click scripts: each day's new visitors of the group, `visitors[k]` for the
+/// day at `ARGV[p + k - 1]`, into the day's set up to `limit` (and the rollups' `u|<day>`), past
+/// it into the day's HyperLogLog; then the entry ids.
+macro_rules! visitors {
+    () => {
+        r"
+for k, l in pairs(visitors) do
+  local set, hll = KEYS[2 + 2 * k], KEYS[3 + 2 * k]
+  local n = redis.call('SCARD', set)
+  local added = 0
+  local rest = {}
+  for _, v in ipairs(l) do
+    if redis.call('SISMEMBER', set, v) == 0 then
+      if n < limit then
+        redis.call('SADD', set, v)
+        n = n + 1
+        added = added + 1
+      else
+        rest[#rest + 1] = v
+      end
+    end
+  end
+  if added > 0 then redis.call('HINCRBY', rollups, 'u|' .. ARGV[p + k - 1], added) end
+  if #rest > 0 then redis.call('PFADD', hll, unpack(rest)) end
+end
+return out
+"
+    };
+}
+
 pub(super) const CREATE_RECORD: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
 local n = redis.call('INCR', KEYS[3])
@@ -62,7 +92,8 @@ return {'ok', ''}
 // Each click's entry is added first; the counters, rollups and visitors of the clicks that were
 // new are then summed per field and written with one HINCRBY per distinct field and one PFADD
 // per day, so a group of clicks costs about one XADD each.
-pub(super) const CLICKS: &str = r"
+pub(super) const CLICKS: &str = concat!(
+    r#"
 local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
 local minid, limit = ARGV[1], tonumber(ARGV[2])
 local p = 4
@@ -120,27 +151,51 @@ for i = 1, tonumber(ARGV[3]) do
 end
 for _, f in ipairs(order) do redis.call('HINCRBY', stats, f, incr[f]) end
 for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
-for k, l in pairs(visitors) do
-  local set, hll = KEYS[2 + 2 * k], KEYS[3 + 2 * k]
-  local n = redis.call('SCARD', set)
-  local added = 0
-  local rest = {}
-  for _, v in ipairs(l) do
-    if redis.call('SISMEMBER', set, v) == 0 then
-      if n < limit then
-        redis.call('SADD', set, v)
-        n = n + 1
-        added = added + 1
-      else
-        rest[#rest + 1] = v
-      end
-    end
+"#,
+    visitors!()
+);
+
+// The usual way a group of one link's clicks is written: as `CLICKS`, with the counters and
+// rollups summed over the group by kolink, so that Redis adds each field once and reads two
+// arguments per click fewer than twenty. KEYS as `CLICKS`. ARGV: minid, exact visitor limit, n,
+// then per click: id, day index (0: none), visitor, #kv, kv...; then the number of counter fields
+// and field, amount pairs; the same for the rollups; and last each day's YYYY-MM-DD by index.
+// Summed counters hold only when every click of the group is new. A group's ids increase, so
+// they all are exactly when the first one's XADD succeeds; when it fails (the group was written
+// before, or another instance wrote a later id first), nothing is written and the answer is
+// false: kolink then writes the group with `CLICKS`, which decides click by click.
+pub(super) const CLICKS_SUMMED: &str = concat!(
+    r#"
+local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
+local minid, limit = ARGV[1], tonumber(ARGV[2])
+local p = 4
+local out = {}
+local visitors = {}
+for i = 1, tonumber(ARGV[3]) do
+  local id, uv, visitor = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2]
+  local last = p + 3 + tonumber(ARGV[p+3])
+  if i == 1 then
+    local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, unpack(ARGV, p + 4, last))
+    if type(res) == 'table' and res.err then return false end
+  else
+    redis.call('XADD', stream, 'MINID', '~', minid, id, unpack(ARGV, p + 4, last))
   end
-  if added > 0 then redis.call('HINCRBY', rollups, 'u|' .. ARGV[p + k - 1], added) end
-  if #rest > 0 then redis.call('PFADD', hll, unpack(rest)) end
+  p = last + 1
+  if uv > 0 and visitor ~= '' then
+    local l = visitors[uv]
+    if not l then l = {}; visitors[uv] = l end
+    l[#l + 1] = visitor
+  end
+  out[i] = id
 end
-return out
-";
+for _, hash in ipairs({stats, rollups}) do
+  local n = tonumber(ARGV[p])
+  for j = p + 1, p + 2 * n, 2 do redis.call('HINCRBY', hash, ARGV[j], ARGV[j+1]) end
+  p = p + 1 + 2 * n
+end
+"#,
+    visitors!()
+);
 
 // KEYS: idem, log, recs. ARGV: key, json. Returns the stored JSON (its latest version).
 pub(super) const SAVE_CONVERSION: &str = r"
