@@ -152,7 +152,22 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session first, which closes Chromium: killed under it, chromedriver leaves its
+    /// Chromium running (every test run left a browser behind). Drop cannot wait on async I/O,
+    /// so the DELETE goes over a plain socket.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if s.write_all(request.as_bytes()).is_ok() {
+                let _ = s.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
