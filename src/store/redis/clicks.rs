@@ -82,11 +82,12 @@ impl RedisStore {
                     }
                 },
             };
-            let kv = entry_fields(&c.info);
-            inv.arg(stream_id(c.entry)).arg(uv).arg(visitor).arg(kv.len());
-            for f in &kv {
-                inv.arg(*f);
-            }
+            inv.arg(stream_id(c.entry))
+                .arg(uv)
+                .arg(visitor)
+                .arg(2)
+                .arg(INFO_FIELD)
+                .arg(entry_line(&c.info));
             if summed {
                 for f in &c.fields {
                     match sums.iter_mut().find(|(s, _)| *s == f) {
@@ -162,32 +163,51 @@ fn take_ids(out: &mut [EntryId], idx: &[usize], ids: Vec<String>, clicks: &[NewC
     }
 }
 
-/// The fields of a click log entry: `bot`, `v` (visitor), then each dimension under its
-/// `Dimension::key`; empty values are left out to save memory.
-pub(super) fn entry_fields(c: &ClickInfo) -> Vec<&str> {
-    let mut kv = Vec::with_capacity(16);
-    if c.bot {
-        kv.extend(["bot", "1"]);
-    }
-    if !c.preview.is_empty() {
-        kv.extend(["pv", c.preview.as_str()]);
-    }
-    if c.suspicious {
-        kv.extend(["sus", "1"]);
-    }
-    if !c.visitor.is_empty() {
-        kv.extend(["v", c.visitor.as_str()]);
-    }
+/// A click log entry holds one field, `i`: the click as `key=value` items joined by U+001F,
+/// `bot=1`, `pv` (preview app), `sus=1`, `v` (visitor), then each dimension under its
+/// `Dimension::key`; empty values are left out. One field instead of one per item: Redis reads,
+/// stores and logs two arguments per click instead of up to twenty (entries written before kept
+/// their items as fields of their own, and read the same). A U+001F inside a value becomes a
+/// space.
+pub(super) const INFO_FIELD: &str = "i";
+const SEPARATOR: char = '\u{1f}';
+
+pub(super) fn entry_line(c: &ClickInfo) -> String {
+    let mut line = String::with_capacity(160);
+    let mut item = |key: &str, value: &str| {
+        if value.is_empty() {
+            return;
+        }
+        if !line.is_empty() {
+            line.push(SEPARATOR);
+        }
+        line.push_str(key);
+        line.push('=');
+        line.extend(value.chars().map(|ch| if ch == SEPARATOR { ' ' } else { ch }));
+    };
+    item("bot", if c.bot { "1" } else { "" });
+    item("pv", &c.preview);
+    item("sus", if c.suspicious { "1" } else { "" });
+    item("v", &c.visitor);
     for (d, v) in c.dims.iter() {
-        if !v.is_empty() {
-            kv.push(d.key());
-            kv.push(v);
+        item(d.key(), v);
+    }
+    line
+}
+
+/// One `key=value` item of an entry (or one field of an older entry) into `info`.
+fn read_item(info: &mut ClickInfo, key: &str, value: String) {
+    match key {
+        "bot" => info.bot = value == "1",
+        "pv" => info.preview = value,
+        "sus" => info.suspicious = value == "1",
+        "v" => info.visitor = value,
+        key => {
+            if let Some(d) = Dimension::from_key(key) {
+                info.dims.set(d, value);
+            }
         }
     }
-    if kv.is_empty() {
-        kv.extend(["v", ""]);
-    }
-    kv
 }
 
 pub(super) fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Option<StoredClick> {
@@ -198,20 +218,73 @@ pub(super) fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Opt
     };
     let mut info = ClickInfo::default();
     for (k, v) in fields {
-        match k.as_str() {
-            "bot" => info.bot = text(v) == "1",
-            "pv" => info.preview = text(v),
-            "sus" => info.suspicious = text(v) == "1",
-            "v" => info.visitor = text(v),
-            key => {
-                if let Some(d) = Dimension::from_key(key) {
-                    info.dims.set(d, text(v));
+        if k == INFO_FIELD {
+            for item in text(v).split(SEPARATOR) {
+                if let Some((key, value)) = item.split_once('=') {
+                    read_item(&mut info, key, value.to_owned());
                 }
             }
+        } else {
+            read_item(&mut info, k, text(v));
         }
     }
     Some(StoredClick {
         entry: parse_stream_id(id)?,
         info,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fields: &[(&str, &str)]) -> HashMap<String, Value> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::BulkString(v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn a_click_reads_back_from_its_one_field_entry() {
+        let info = ClickInfo {
+            bot: false,
+            preview: String::new(),
+            suspicious: true,
+            visitor: "ab12".into(),
+            dims: crate::domain::Dimensions::default()
+                .with(Dimension::Device, "mobile")
+                .with(Dimension::Referrer, "l.instagram.com")
+                .with(Dimension::Source, "qr\u{1f}x=y"),
+        };
+        let line = entry_line(&info);
+        let read = click_from_entry("1700000000000-5", &entry(&[(INFO_FIELD, &line)])).unwrap();
+        let mut expected = info.clone();
+        expected.dims.set(Dimension::Source, "qr x=y");
+        assert_eq!(read.info, expected);
+        assert_eq!(
+            read.entry,
+            EntryId {
+                ms: 1_700_000_000_000,
+                seq: 5
+            }
+        );
+    }
+
+    #[test]
+    fn a_bot_entry_and_an_entry_of_the_older_form_read_the_same() {
+        let bot = ClickInfo {
+            bot: true,
+            preview: "whatsapp".into(),
+            ..ClickInfo::default()
+        };
+        let read = click_from_entry("1-0", &entry(&[(INFO_FIELD, &entry_line(&bot))])).unwrap();
+        assert_eq!(read.info, bot);
+        // Entries written before kept each item as a field of its own, and a re-keyed one its `rid`.
+        let older = entry(&[("v", "ab12"), ("d", "mobile"), ("rid", "5-1")]);
+        let read = click_from_entry("1-0", &older).unwrap();
+        assert_eq!(read.info.visitor, "ab12");
+        assert_eq!(read.info.dims.get(Dimension::Device), "mobile");
+        assert!(!read.info.bot);
+    }
 }

@@ -17,7 +17,7 @@
 //! | `kl:{meta}:coupons`               | hash   | coupon key (`CouponKey`) → code                   |
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
-//! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq |
+//! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq, field `i` = the click (`clicks::entry_line`) |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
 //! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns        |
 //! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link)  |
