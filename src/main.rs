@@ -54,7 +54,8 @@ fn tune_allocator() {
     /// `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (v3), which the sys crate leaves
     /// unnamed.
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    // mimalloc reads both names (the second is the older).
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() && std::env::var_os("MIMALLOC_RESET_DELAY").is_none() {
         // SAFETY: sets an integer option; mimalloc reads options at each use, from any thread.
         unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
     }

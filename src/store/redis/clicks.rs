@@ -10,8 +10,10 @@ use crate::store::{NewClick, Result};
 
 impl RedisStore {
     /// Writes a group of clicks: one script call per link, all in one pipelined round trip.
-    /// Each link's counters are summed here (`CLICKS_SUMMED`); a link whose clicks are not all
-    /// new is written again click by click (`CLICKS`) in a second round trip.
+    /// Each link's counters are summed here (`CLICKS_SUMMED`) when its clicks' ids increase (a
+    /// writer's always do; a replayed spool can hold two processes' clicks); a link whose clicks
+    /// are not all new, or whose ids do not increase, is written click by click (`CLICKS`), in a
+    /// second round trip.
     pub(super) async fn invoke_clicks(&self, clicks: &[NewClick]) -> redis::RedisResult<Vec<EntryId>> {
         // Group by link, keeping each link's clicks in order: one script call per link.
         let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -23,17 +25,25 @@ impl RedisStore {
         }
         let minid = self.minid();
         let mut out = vec![EntryId { ms: 0, seq: 0 }; clicks.len()];
-        let mut pipe = redis::pipe();
-        for (code, idx) in &groups {
-            pipe.invoke_script(&self.click_invocation(code, idx, clicks, &minid, true));
-        }
+        let increasing = |idx: &[usize]| idx.windows(2).all(|w| clicks[w[0]].entry < clicks[w[1]].entry);
+        let (summed, mut again): (Vec<_>, Vec<_>) = groups
+            .iter()
+            .map(|(c, idx)| (*c, idx))
+            .partition(|(_, idx)| increasing(idx));
         let mut conn = self.conn.clone();
-        let replies: Vec<Option<Vec<String>>> = pipe.query_async(&mut conn).await?;
-        let mut again = Vec::new();
-        for ((code, idx), ids) in groups.iter().zip(replies) {
-            match ids {
-                Some(ids) => take_ids(&mut out, idx, ids, clicks),
-                None => again.push((*code, idx)),
+        if !summed.is_empty() {
+            let mut pipe = redis::pipe();
+            for (code, idx) in &summed {
+                pipe.invoke_script(&self.click_invocation(code, idx, clicks, &minid, true));
+            }
+            // An empty answer: not all new, nothing written.
+            let replies: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
+            for ((code, idx), ids) in summed.into_iter().zip(replies) {
+                if ids.is_empty() {
+                    again.push((code, idx));
+                } else {
+                    take_ids(&mut out, idx, ids, clicks);
+                }
             }
         }
         if !again.is_empty() {

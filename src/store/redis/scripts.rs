@@ -160,10 +160,12 @@ for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
 // arguments per click fewer than twenty. KEYS as `CLICKS`. ARGV: minid, exact visitor limit, n,
 // then per click: id, day index (0: none), visitor, #kv, kv...; then the number of counter fields
 // and field, amount pairs; the same for the rollups; and last each day's YYYY-MM-DD by index.
-// Summed counters hold only when every click of the group is new. A group's ids increase, so
-// they all are exactly when the first one's XADD succeeds; when it fails (the group was written
-// before, or another instance wrote a later id first), nothing is written and the answer is
-// false: kolink then writes the group with `CLICKS`, which decides click by click.
+// Summed counters hold only when every click of the group is new. kolink sends only groups whose
+// ids increase, so they all are new exactly when the first one's XADD succeeds. When it fails
+// (the group was written before, or another instance wrote a later id first), or any later XADD
+// does, the entries this call added are deleted again, nothing is counted, and the answer is an
+// empty list: kolink then writes the group with `CLICKS`, which decides click by click (and
+// finds a deleted entry gone, so it adds and counts it under a Redis-chosen id).
 pub(super) const CLICKS_SUMMED: &str = concat!(
     r#"
 local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
@@ -174,11 +176,10 @@ local visitors = {}
 for i = 1, tonumber(ARGV[3]) do
   local id, uv, visitor = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2]
   local last = p + 3 + tonumber(ARGV[p+3])
-  if i == 1 then
-    local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, unpack(ARGV, p + 4, last))
-    if type(res) == 'table' and res.err then return false end
-  else
-    redis.call('XADD', stream, 'MINID', '~', minid, id, unpack(ARGV, p + 4, last))
+  local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, unpack(ARGV, p + 4, last))
+  if type(res) == 'table' and res.err then
+    if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
+    return {}
   end
   p = last + 1
   if uv > 0 and visitor ~= '' then
