@@ -48,13 +48,12 @@ async fn main() -> std::process::ExitCode {
 /// mimalloc keeps freed pages for `purge_delay` (1 s) and purges them only on later allocator
 /// calls, so a process that goes quiet after a big report keeps that report's memory resident.
 /// Purging at once costs an madvise per freed page run, which did not show in the redirect
-/// benchmark. `MIMALLOC_PURGE_DELAY` in the environment still wins.
+/// benchmark. `MIMALLOC_PURGE_DELAY` (or its older name) in the environment still wins.
 #[cfg(feature = "mimalloc")]
 fn tune_allocator() {
     /// `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (v3), which the sys crate leaves
     /// unnamed.
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // mimalloc reads both names (the second is the older).
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() && std::env::var_os("MIMALLOC_RESET_DELAY").is_none() {
         // SAFETY: sets an integer option; mimalloc reads options at each use, from any thread.
         unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };

@@ -30,33 +30,39 @@ impl RedisStore {
             .iter()
             .map(|(c, idx)| (*c, idx))
             .partition(|(_, idx)| increasing(idx));
-        let mut conn = self.conn.clone();
-        if !summed.is_empty() {
-            let mut pipe = redis::pipe();
-            for (code, idx) in &summed {
-                pipe.invoke_script(&self.click_invocation(code, idx, clicks, &minid, true));
-            }
+        let replies = self.run_click_scripts(&summed, clicks, &minid, true).await?;
+        for ((code, idx), ids) in summed.into_iter().zip(replies) {
             // An empty answer: not all new, nothing written.
-            let replies: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-            for ((code, idx), ids) in summed.into_iter().zip(replies) {
-                if ids.is_empty() {
-                    again.push((code, idx));
-                } else {
-                    take_ids(&mut out, idx, ids, clicks);
-                }
-            }
-        }
-        if !again.is_empty() {
-            let mut pipe = redis::pipe();
-            for (code, idx) in &again {
-                pipe.invoke_script(&self.click_invocation(code, idx, clicks, &minid, false));
-            }
-            let replies: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-            for ((_, idx), ids) in again.into_iter().zip(replies) {
+            if ids.is_empty() {
+                again.push((code, idx));
+            } else {
                 take_ids(&mut out, idx, ids, clicks);
             }
         }
+        let replies = self.run_click_scripts(&again, clicks, &minid, false).await?;
+        for ((_, idx), ids) in again.into_iter().zip(replies) {
+            take_ids(&mut out, idx, ids, clicks);
+        }
         Ok(out)
+    }
+
+    /// One pipelined round trip of one click script call per link group (none for no group):
+    /// each call's entry ids.
+    async fn run_click_scripts(
+        &self,
+        groups: &[(&str, &Vec<usize>)],
+        clicks: &[NewClick],
+        minid: &str,
+        summed: bool,
+    ) -> redis::RedisResult<Vec<Vec<String>>> {
+        if groups.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut pipe = redis::pipe();
+        for (code, idx) in groups {
+            pipe.invoke_script(&self.click_invocation(code, idx, clicks, minid, summed));
+        }
+        pipe.query_async(&mut self.conn.clone()).await
     }
 
     /// The script call writing the clicks `idx` of one link: with the counters summed over
@@ -95,26 +101,21 @@ impl RedisStore {
             inv.arg(stream_id(c.entry))
                 .arg(uv)
                 .arg(visitor)
-                .arg(2)
-                .arg(INFO_FIELD)
                 .arg(entry_line(&c.info));
             if summed {
                 for f in &c.fields {
-                    match sums.iter_mut().find(|(s, _)| *s == f) {
-                        Some((_, n)) => *n += 1,
-                        None => sums.push((f, 1)),
-                    }
+                    add_to(&mut sums, f.as_str(), 1);
                 }
-                continue;
-            }
-            inv.arg(c.fields.len());
-            for f in &c.fields {
-                inv.arg(f);
-            }
-            let rollups: Vec<String> = c.fields.iter().flat_map(|f| crate::counters::rollups(f)).collect();
-            inv.arg(rollups.len());
-            for r in &rollups {
-                inv.arg(r);
+            } else {
+                inv.arg(c.fields.len());
+                for f in &c.fields {
+                    inv.arg(f);
+                }
+                let rollups: Vec<String> = c.fields.iter().flat_map(|f| crate::counters::rollups(f)).collect();
+                inv.arg(rollups.len());
+                for r in &rollups {
+                    inv.arg(r);
+                }
             }
         }
         if summed {
@@ -122,10 +123,7 @@ impl RedisStore {
             let mut rollups: Vec<(String, u64)> = Vec::new();
             for (f, n) in &sums {
                 for r in crate::counters::rollups(f) {
-                    match rollups.iter_mut().find(|(s, _)| *s == r) {
-                        Some((_, m)) => *m += n,
-                        None => rollups.push((r, *n)),
-                    }
+                    add_to(&mut rollups, r, *n);
                 }
             }
             inv.arg(sums.len());
@@ -165,6 +163,14 @@ impl RedisStore {
     }
 }
 
+/// Adds `n` to `key`'s amount in a short list of distinct keys (a group has a few dozen).
+fn add_to<K: PartialEq>(sums: &mut Vec<(K, u64)>, key: K, n: u64) {
+    match sums.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, m)) => *m += n,
+        None => sums.push((key, n)),
+    }
+}
+
 /// Takes a link's entry ids from its script's answer (a click re-keyed by Redis under `rid`
 /// keeps the id Redis chose).
 fn take_ids(out: &mut [EntryId], idx: &[usize], ids: Vec<String>, clicks: &[NewClick]) {
@@ -176,10 +182,10 @@ fn take_ids(out: &mut [EntryId], idx: &[usize], ids: Vec<String>, clicks: &[NewC
 /// A click log entry holds one field, `i`: the click as `key=value` items joined by U+001F,
 /// `bot=1`, `pv` (preview app), `sus=1`, `v` (visitor), then each dimension under its
 /// `Dimension::key`; empty values are left out. One field instead of one per item: Redis reads,
-/// stores and logs two arguments per click instead of up to twenty (entries written before kept
+/// stores and logs one argument per click instead of up to twenty (entries written before kept
 /// their items as fields of their own, and read the same). A U+001F inside a value becomes a
-/// space.
-pub(super) const INFO_FIELD: &str = "i";
+/// space. The click scripts name the field themselves.
+const INFO_FIELD: &str = "i";
 const SEPARATOR: char = '\u{1f}';
 
 pub(super) fn entry_line(c: &ClickInfo) -> String {

@@ -34,7 +34,8 @@
 //! Scripts: `CREATE_RECORD`, `CREATE_LINKS`, `UPDATE_LINK` keep the `{meta}` indexes in step;
 //! `CLICKS_SUMMED` writes a group of one link's clicks (XADD per click, the group's counters summed
 //! by kolink, visitors; atomically); `CLICKS` the same deciding click by click, for a group that
-//! was written before in part (a retry, a replay) or that meets another instance's later id;
+//! was written before in part (a retry, a replay), whose ids do not increase (a replay of two
+//! processes' clicks) or that meets another instance's later id;
 //! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent; `REPLACE_ROLLUPS` builds
 //! a link's rollups from its counters (once, when a store written by an older version is first
 //! opened), unless a click moved the counters meanwhile.

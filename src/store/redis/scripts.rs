@@ -85,8 +85,9 @@ return {'ok', ''}
 
 // KEYS: stream, stats, rollups, then per day the clicks name by index k (1, 2, ...): its
 // visitor set at KEYS[2 + 2k] and its HyperLogLog at KEYS[3 + 2k].
-// ARGV: minid, exact visitor limit, n, then per click: id, day index (0: none), visitor, #kv,
-// kv..., #fields, fields..., #rollups, rollups..., and last each day's YYYY-MM-DD by index.
+// ARGV: minid, exact visitor limit, n, then per click: id, day index (0: none), visitor, the
+// entry's `i` field (`clicks::entry_line`), #fields, fields..., #rollups, rollups..., and last
+// each day's YYYY-MM-DD by index.
 // A day's first `limit` visitors go to its set (exact), and are counted in the rollups'
 // `u|<day>`; later new visitors go to its HyperLogLog.
 // Each click's entry is added first; the counters, rollups and visitors of the clicks that were
@@ -100,18 +101,15 @@ local p = 4
 local out = {}
 local incr, order, rincr, rorder, visitors = {}, {}, {}, {}, {}
 for i = 1, tonumber(ARGV[3]) do
-  local id, uv, visitor = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2]
-  local nkv = tonumber(ARGV[p+3])
-  local kv = {}
-  for j = 1, nkv do kv[j] = ARGV[p+3+j] end
-  p = p + 4 + nkv
+  local id, uv, visitor, line = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2], ARGV[p+3]
+  p = p + 4
   local nf = tonumber(ARGV[p])
   local first_field = p + 1
   p = p + 1 + nf
   local nr = tonumber(ARGV[p])
   local first_rollup = p + 1
   p = p + 1 + nr
-  local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, unpack(kv))
+  local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
   local fresh = true
   if type(res) == 'table' and res.err then
     res = nil
@@ -127,7 +125,7 @@ for i = 1, tonumber(ARGV[3]) do
         if res then break end
       end
       if not res then
-        res = redis.call('XADD', stream, 'MINID', '~', minid, '*', 'rid', id, unpack(kv))
+        res = redis.call('XADD', stream, 'MINID', '~', minid, '*', 'rid', id, 'i', line)
         fresh = true
       end
     end
@@ -156,10 +154,10 @@ for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
 );
 
 // The usual way a group of one link's clicks is written: as `CLICKS`, with the counters and
-// rollups summed over the group by kolink, so that Redis adds each field once and reads two
-// arguments per click fewer than twenty. KEYS as `CLICKS`. ARGV: minid, exact visitor limit, n,
-// then per click: id, day index (0: none), visitor, #kv, kv...; then the number of counter fields
-// and field, amount pairs; the same for the rollups; and last each day's YYYY-MM-DD by index.
+// rollups summed over the group by kolink, so that Redis adds each field once and reads four
+// arguments per click. KEYS as `CLICKS`. ARGV: minid, exact visitor limit, n, then per click:
+// id, day index (0: none), visitor, the entry's `i` field; then the number of counter fields and
+// field, amount pairs; the same for the rollups; and last each day's YYYY-MM-DD by index.
 // Summed counters hold only when every click of the group is new. kolink sends only groups whose
 // ids increase, so they all are new exactly when the first one's XADD succeeds. When it fails
 // (the group was written before, or another instance wrote a later id first), or any later XADD
@@ -174,14 +172,13 @@ local p = 4
 local out = {}
 local visitors = {}
 for i = 1, tonumber(ARGV[3]) do
-  local id, uv, visitor = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2]
-  local last = p + 3 + tonumber(ARGV[p+3])
-  local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, unpack(ARGV, p + 4, last))
+  local id, uv, visitor, line = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2], ARGV[p+3]
+  local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
   if type(res) == 'table' and res.err then
     if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
     return {}
   end
-  p = last + 1
+  p = p + 4
   if uv > 0 and visitor ~= '' then
     local l = visitors[uv]
     if not l then l = {}; visitors[uv] = l end
