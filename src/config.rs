@@ -25,6 +25,10 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub storage: Option<StorageKind>,
     pub redis_url: Option<String>,
+    /// Comma-separated `redis://host:port` seeds of a Redis Cluster (instead of `redis_url`).
+    pub redis_cluster: Option<String>,
+    /// Replicas that must hold a click before its redirect is answered (`WAIT`); 0: none.
+    pub redis_wait_replicas: u32,
     pub redis_prefix: String,
     pub data_dir: PathBuf,
     pub embedded_cache_mb: u64,
@@ -90,8 +94,20 @@ impl Settings {
                 bail!("public_url must be an http:// or https:// URL");
             }
         }
-        if self.storage() == StorageKind::Redis && self.redis_url.is_none() {
-            bail!("storage is redis but no redis_url is set (KOLINK_REDIS_URL)");
+        if self.redis_url.is_some() && self.redis_cluster.is_some() {
+            bail!("set redis_url (KOLINK_REDIS_URL) or redis_cluster (KOLINK_REDIS_CLUSTER), not both");
+        }
+        if self.storage() == StorageKind::Redis && self.redis_target().is_none() {
+            bail!("storage is redis but neither redis_url (KOLINK_REDIS_URL) nor redis_cluster (KOLINK_REDIS_CLUSTER) is set");
+        }
+        if let Some(seeds) = &self.redis_cluster {
+            for seed in seeds.split(',') {
+                let u = url::Url::parse(seed.trim())
+                    .with_context(|| format!("redis_cluster: {seed:?} is not a redis:// URL"))?;
+                if u.scheme() != "redis" && u.scheme() != "rediss" || u.host_str().is_none() {
+                    bail!("redis_cluster: {seed:?} is not a redis://host:port URL");
+                }
+            }
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             bail!("admin_token must be at least 16 characters");
@@ -111,11 +127,29 @@ impl Settings {
     }
 
     pub fn storage(&self) -> StorageKind {
-        self.storage.unwrap_or(if self.redis_url.is_some() {
-            StorageKind::Redis
-        } else {
-            StorageKind::Embedded
-        })
+        self.storage
+            .unwrap_or(if self.redis_url.is_some() || self.redis_cluster.is_some() {
+                StorageKind::Redis
+            } else {
+                StorageKind::Embedded
+            })
+    }
+
+    /// The Redis the settings name: one server or a cluster's seeds.
+    pub fn redis_target(&self) -> Option<crate::store::redis::Target> {
+        use crate::store::redis::Target;
+        match (&self.redis_url, &self.redis_cluster) {
+            (Some(url), _) => Some(Target::Single(url.clone())),
+            (None, Some(seeds)) => Some(Target::Cluster(
+                seeds
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+            (None, None) => None,
+        }
     }
 
     /// Base of short URLs, without a trailing slash; `bound` is the address actually bound.

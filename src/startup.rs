@@ -142,8 +142,17 @@ async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults)
     let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
     match settings.storage() {
         StorageKind::Redis => {
-            let url = settings.redis_url.as_deref().context("redis_url is not set")?;
-            let store = RedisStore::connect(url, &settings.redis_prefix, retention, clock).await?;
+            let target = settings
+                .redis_target()
+                .context("neither redis_url nor redis_cluster is set")?;
+            let store = RedisStore::connect(
+                &target,
+                &settings.redis_prefix,
+                retention,
+                settings.redis_wait_replicas as usize,
+                clock,
+            )
+            .await?;
             Ok(Arc::new(store))
         }
         StorageKind::Embedded => Ok(Arc::new(

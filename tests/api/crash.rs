@@ -10,9 +10,15 @@ use serde_json::json;
 use crate::helpers::{stored_click_ids, Backend, Backing, PHONE, TOKEN};
 
 fn spawn_kolink(backing: &Backing, port: u16) -> Child {
+    spawn_kolink_with(backing, port, &[])
+}
+
+/// The kolink binary serving on `port` over `backing`, with `env` added to its settings.
+pub fn spawn_kolink_with(backing: &Backing, port: u16, env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kolink"));
     cmd.arg("serve")
         .env_remove("KOLINK_REDIS_URL")
+        .env_remove("KOLINK_REDIS_CLUSTER")
         .env_remove("KOLINK_CONFIG")
         .env("KOLINK_LISTEN", format!("127.0.0.1:{port}"))
         .env("KOLINK_ADMIN_TOKEN", TOKEN)
@@ -21,15 +27,20 @@ fn spawn_kolink(backing: &Backing, port: u16) -> Child {
         .env("KOLINK_SPOOL_MAX_MB", "16")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    match (&backing.redis, &backing.data) {
-        (Some(r), _) => cmd.env("KOLINK_STORAGE", "redis").env("KOLINK_REDIS_URL", r.url()),
-        (None, Some(d)) => cmd.env("KOLINK_STORAGE", "embedded").env("KOLINK_DATA_DIR", d.path()),
-        (None, None) => unreachable!(),
+    match (&backing.redis, &backing.cluster, &backing.data) {
+        (Some(r), _, _) => cmd.env("KOLINK_STORAGE", "redis").env("KOLINK_REDIS_URL", r.url()),
+        (None, Some(c), _) => cmd
+            .env("KOLINK_STORAGE", "redis")
+            .env("KOLINK_REDIS_CLUSTER", &c.seeds)
+            .env("KOLINK_REDIS_PREFIX", &c.prefix),
+        (None, None, Some(d)) => cmd.env("KOLINK_STORAGE", "embedded").env("KOLINK_DATA_DIR", d.path()),
+        (None, None, None) => unreachable!(),
     };
+    cmd.envs(env.iter().copied());
     cmd.spawn().expect("start the kolink binary")
 }
 
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
+pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await {

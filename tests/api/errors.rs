@@ -64,6 +64,13 @@ async fn a_stored_record_that_cannot_be_read_is_an_internal_error(backend: Backe
             let _: () = conn.hset("kl:{meta}:links", "amy-serum", "{not json").await.unwrap();
             app
         }
+        Backend::Cluster => {
+            let lease = app.cluster.as_ref().unwrap();
+            let mut conn = lease.connection().await;
+            let key = format!("{}:{{meta}}:links", lease.prefix);
+            let _: () = conn.hset(key, "amy-serum", "{not json").await.unwrap();
+            app
+        }
         Backend::Embedded => {
             let (backing, settings) = app.stop().await;
             let file = backing.data.as_ref().unwrap().path().join("kolink.redb");

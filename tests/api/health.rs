@@ -12,7 +12,7 @@ async fn healthz_and_readyz_answer_when_storage_is_up(backend: Backend) {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ready");
     let expected = match backend {
-        crate::helpers::Backend::Redis => "redis",
+        crate::helpers::Backend::Redis | crate::helpers::Backend::Cluster => "redis",
         crate::helpers::Backend::Embedded => "embedded",
     };
     assert_eq!(body["storage"], expected);

@@ -14,6 +14,8 @@ use kolink::signature::WebhookSecret;
 use kolink::startup::Application;
 use kolink::store::embedded::DiskFaults;
 use reqwest::{Response, StatusCode};
+
+use crate::cluster_server::ClusterLease;
 use serde_json::{json, Value};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
@@ -23,12 +25,27 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 pub enum Backend {
     Redis,
     Embedded,
+    /// A share of the test binary's local Redis Cluster (`crate::cluster_server`).
+    Cluster,
+}
+
+impl Backend {
+    /// The backend a `per_store!` test function is named after.
+    pub fn named(name: &str) -> Self {
+        match name {
+            "redis" => Backend::Redis,
+            "embedded" => Backend::Embedded,
+            "cluster" => Backend::Cluster,
+            other => panic!("no store is named {other}"),
+        }
+    }
 }
 
 /// What a store lives on: a private redis-server or a temp data dir, and the spool's own temp
 /// dir. Dropping it removes them.
 pub struct Backing {
     pub redis: Option<RedisServer>,
+    pub cluster: Option<ClusterLease>,
     pub data: Option<tempfile::TempDir>,
     pub spool: tempfile::TempDir,
     /// Makes the embedded store's disk act full.
@@ -40,9 +57,11 @@ impl Backing {
         let (redis, data) = match backend {
             Backend::Redis => (Some(RedisServer::start()), None),
             Backend::Embedded => (None, Some(tempfile::tempdir().expect("temp dir"))),
+            Backend::Cluster => (None, None),
         };
         Backing {
             redis,
+            cluster: (backend == Backend::Cluster).then(crate::cluster_server::lease),
             data,
             spool: tempfile::tempdir().expect("temp dir"),
             faults: DiskFaults::default(),
@@ -170,6 +189,7 @@ pub struct TestApp {
     pub address: String,
     pub api: reqwest::Client,
     pub redis: Option<RedisServer>,
+    pub cluster: Option<ClusterLease>,
     pub data: Option<tempfile::TempDir>,
     pub spool: Option<tempfile::TempDir>,
     pub faults: DiskFaults,
@@ -189,6 +209,10 @@ pub fn settings_for(backing: &Backing) -> Settings {
     // The suite sends hundreds of requests from one address; the rate limit has its own test.
     s.rate_limit_per_second = 0;
     s.redis_url = backing.redis.as_ref().map(|r| r.url());
+    if let Some(c) = &backing.cluster {
+        s.redis_cluster = Some(c.seeds.clone());
+        s.redis_prefix = c.prefix.clone();
+    }
     s.spool_dir = Some(backing.spool.path().to_owned());
     // Outage tests spool a few seconds of load (about 300 bytes a click).
     s.spool_max_mb = 64;
@@ -230,6 +254,7 @@ pub async fn start_with_clock(backing: Backing, settings: Settings, clock: Share
         address,
         api,
         redis: backing.redis,
+        cluster: backing.cluster,
         data: backing.data,
         spool: Some(backing.spool),
         faults: backing.faults,
@@ -252,6 +277,7 @@ impl TestApp {
         (
             Backing {
                 redis: self.redis.take(),
+                cluster: self.cluster.take(),
                 data: self.data.take(),
                 spool: self.spool.take().expect("the spool dir lives with the app"),
                 faults: self.faults.clone(),

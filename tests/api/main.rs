@@ -2,22 +2,25 @@
 //! `<file>::<test>::redis` and `<file>::<test>::embedded`.
 
 /// Runs `async fn $name(backend: Backend)` as one test per store.
+/// One test per store: `per_store!(name)` runs `name(backend)` on Redis, the embedded store
+/// and a Redis Cluster; `per_store!(name: redis embedded)` on the stores named.
 macro_rules! per_store {
     ($name:ident) => {
+        per_store!($name: redis embedded cluster);
+    };
+    ($name:ident: $($store:ident)+) => {
         mod $name {
-            #[tokio::test]
-            async fn redis() {
-                super::$name(crate::helpers::Backend::Redis).await
-            }
-
-            #[tokio::test]
-            async fn embedded() {
-                super::$name(crate::helpers::Backend::Embedded).await
-            }
+            $(
+                #[tokio::test]
+                async fn $store() {
+                    super::$name(crate::helpers::Backend::named(stringify!($store))).await
+                }
+            )+
         }
     };
 }
 
+mod cluster_server;
 mod helpers;
 
 mod browser;
@@ -36,6 +39,7 @@ mod links;
 mod metrics;
 mod outage;
 mod redirect;
+mod scale_out;
 mod shares;
 mod shops;
 mod stats;

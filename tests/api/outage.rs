@@ -26,6 +26,7 @@ impl Outage {
         match backend {
             Backend::Redis => Outage::RedisKilled,
             Backend::Embedded => Outage::DiskFull,
+            Backend::Cluster => unreachable!("a cluster's outage is a failover: see scale_out"),
         }
     }
 
@@ -184,7 +185,7 @@ async fn outage_under_load(mut app: TestApp, outage: Outage) {
     assert_eq!(app.link_totals("amy-serum").await["clicks"], stored.len() as u64);
 }
 
-per_store!(a_store_outage_under_load_breaks_no_link_and_loses_no_click);
+per_store!(a_store_outage_under_load_breaks_no_link_and_loses_no_click: redis embedded);
 async fn a_store_outage_under_load_breaks_no_link_and_loses_no_click(backend: Backend) {
     outage_under_load(spawn_app(backend).await, Outage::of(backend)).await;
 }
@@ -222,7 +223,7 @@ async fn the_embedded_store_recovers_from_a_full_disk_without_a_restart() {
     assert_eq!(ids, ["after", "before"]);
 }
 
-per_store!(a_full_spool_with_the_store_down_refuses_redirects_and_says_so);
+per_store!(a_full_spool_with_the_store_down_refuses_redirects_and_says_so: redis embedded);
 /// Store down and spool full: only then is a redirect refused, and `/readyz` says why.
 async fn a_full_spool_with_the_store_down_refuses_redirects_and_says_so(backend: Backend) {
     let backing = Backing::new(backend);
@@ -285,7 +286,7 @@ async fn a_full_spool_with_the_store_down_refuses_redirects_and_says_so(backend:
     assert_eq!(stored.len(), answered.len() + 1, "refused clicks were not stored");
 }
 
-per_store!(the_spool_is_drained_at_shutdown_or_replayed_at_the_next_start);
+per_store!(the_spool_is_drained_at_shutdown_or_replayed_at_the_next_start: redis embedded);
 /// Shutdown replays the spool into a store that is back; a store still down at shutdown leaves
 /// the spool on disk, and the next start replays it.
 async fn the_spool_is_drained_at_shutdown_or_replayed_at_the_next_start(backend: Backend) {

@@ -8,7 +8,7 @@ use kolink::clock::SystemClock;
 use kolink::counters::{click_fields, visit};
 use kolink::domain::{ClickInfo, Dimension, Dimensions, EntryId};
 use kolink::store::embedded::EmbeddedStore;
-use kolink::store::redis::RedisStore;
+use kolink::store::redis::{RedisStore, Target};
 use kolink::store::{ClickLog, Counters, Detail, NewClick, Store};
 use redis::AsyncCommands;
 
@@ -18,18 +18,23 @@ use crate::helpers::{Backend, Backing};
 async fn open(backend: Backend) -> (Arc<dyn Store>, Backing) {
     let backing = Backing::new(backend);
     let retention = Duration::from_secs(400 * 86_400);
-    let store: Arc<dyn Store> = match (&backing.redis, &backing.data) {
-        (Some(redis), _) => Arc::new(
-            RedisStore::connect(&redis.url(), "kl", retention, Arc::new(SystemClock))
+    let store: Arc<dyn Store> = match (&backing.redis, &backing.cluster, &backing.data) {
+        (Some(redis), _, _) => Arc::new(
+            RedisStore::connect(&Target::Single(redis.url()), "kl", retention, 0, Arc::new(SystemClock))
                 .await
                 .unwrap(),
         ),
-        (None, Some(dir)) => Arc::new(
+        (None, Some(lease), _) => Arc::new(
+            RedisStore::connect(&lease.target(), &lease.prefix, retention, 0, Arc::new(SystemClock))
+                .await
+                .unwrap(),
+        ),
+        (None, None, Some(dir)) => Arc::new(
             EmbeddedStore::open(dir.path(), retention, Arc::new(SystemClock))
                 .await
                 .unwrap(),
         ),
-        (None, None) => unreachable!("a backing has a redis or a data dir"),
+        (None, None, None) => unreachable!("a backing has a redis, a cluster or a data dir"),
     };
     (store, backing)
 }
@@ -267,9 +272,15 @@ async fn redis_counters_written_before_rollups_get_them_at_the_next_start() {
 async fn reopen_redis(backing: &Backing) -> Arc<dyn Store> {
     let url = backing.redis.as_ref().unwrap().url();
     Arc::new(
-        RedisStore::connect(&url, "kl", Duration::from_secs(86_400), Arc::new(SystemClock))
-            .await
-            .unwrap(),
+        RedisStore::connect(
+            &Target::Single(url),
+            "kl",
+            Duration::from_secs(86_400),
+            0,
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap(),
     )
 }
 

@@ -58,11 +58,14 @@ impl RedisStore {
         if groups.is_empty() {
             return Ok(vec![]);
         }
-        let mut pipe = redis::pipe();
+        let mut spread = self.redis.spread();
         for (code, idx) in groups {
-            pipe.invoke_script(&self.click_invocation(code, idx, clicks, minid, summed));
+            let key = self.link_key(code, "clicks");
+            spread
+                .on(&key)
+                .invoke_script(&self.click_invocation(code, idx, clicks, minid, summed));
         }
-        pipe.query_async(&mut self.conn.clone()).await
+        self.run_spread(spread, true).await
     }
 
     /// The script call writing the clicks `idx` of one link: with the counters summed over
@@ -150,7 +153,7 @@ impl RedisStore {
         end: &str,
         limit: usize,
     ) -> Result<Vec<StoredClick>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let reply: redis::streams::StreamRangeReply = conn
             .xrange_count(self.link_key(code, "clicks"), start, end, limit)
             .await

@@ -51,6 +51,7 @@
 //! `always`), or a click answered with `302` may be lost when Redis restarts.
 
 mod clicks;
+mod conn;
 mod scripts;
 
 use std::collections::HashMap;
@@ -59,7 +60,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::NaiveDate;
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script, Value};
+use redis::{AsyncCommands, FromRedisValue, Script, Value};
 
 use super::{
     ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
@@ -76,8 +77,15 @@ pub use super::EXACT_VISITORS;
 /// How many times a click batch is written again after a connection error before giving up.
 const CLICK_WRITE_TRIES: usize = 5;
 
+/// Which Redis: one server, or the seed nodes of a Redis Cluster.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
 pub struct RedisStore {
-    conn: ConnectionManager,
+    redis: conn::Redis,
     prefix: String,
     click_retention: Duration,
     clock: SharedClock,
@@ -131,23 +139,43 @@ fn parse_stream_id(s: &str) -> Option<EntryId> {
 
 impl RedisStore {
     /// Connects (the connection reconnects by itself later) and loads the scripts.
+    /// `wait_replicas`: how many replicas must hold a click before it counts as written.
     pub async fn connect(
-        url: &str,
+        target: &Target,
         prefix: &str,
         click_retention: Duration,
+        wait_replicas: usize,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("Failed to parse the Redis URL")?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .context("Failed to connect to Redis")?;
+        let conn = match target {
+            Target::Single(url) => {
+                let client = redis::Client::open(url.as_str()).context("Failed to parse the Redis URL")?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(5)))
+                    .set_response_timeout(Some(Duration::from_secs(5)))
+                    .set_number_of_retries(3)
+                    .set_max_delay(Duration::from_secs(2));
+                let conn = ConnectionManager::new_with_config(client, config)
+                    .await
+                    .context("Failed to connect to Redis")?;
+                conn::Conn::Single(conn)
+            }
+            Target::Cluster(seeds) => {
+                let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+                    .connection_timeout(Duration::from_secs(5))
+                    .response_timeout(Duration::from_secs(5))
+                    .retries(3)
+                    .build()
+                    .context("Failed to parse the Redis Cluster seeds")?;
+                let conn = client
+                    .get_async_connection()
+                    .await
+                    .context("Failed to connect to the Redis Cluster")?;
+                conn::Conn::Cluster(conn)
+            }
+        };
         let store = Self {
-            conn,
+            redis: conn::Redis::new(conn, wait_replicas),
             prefix: prefix.to_owned(),
             click_retention,
             clock,
@@ -175,7 +203,7 @@ impl RedisStore {
     /// the store must run a version with rollups, or the clicks of older ones miss them.
     async fn build_rollups(&self) -> Result<()> {
         const SCHEMA: u64 = 2;
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let done: Option<u64> = conn
             .get(self.meta("schema"))
             .await
@@ -188,12 +216,13 @@ impl RedisStore {
             .await
             .map_err(failed("Failed to list the links"))?;
         for chunk in codes.chunks(500) {
-            let mut pipe = redis::pipe();
+            let mut spread = self.redis.spread();
             for code in chunk {
-                pipe.hgetall(self.link_key(code, "stats"));
+                let key = self.link_key(code, "stats");
+                spread.on(&key).hgetall(&key);
             }
-            let stats: Vec<HashMap<String, i64>> = pipe
-                .query_async(&mut conn)
+            let stats: Vec<HashMap<String, i64>> = self
+                .run_spread(spread, false)
                 .await
                 .map_err(failed("Failed to read counters from Redis"))?;
             for (code, mut counters) in chunk.iter().zip(stats) {
@@ -231,7 +260,7 @@ impl RedisStore {
         for d in &days {
             pipe.scard(self.link_key(code, &format!("uvs:{d}")));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let visitors: Vec<i64> = if days.is_empty() {
             vec![]
         } else {
@@ -260,7 +289,7 @@ impl RedisStore {
     }
 
     async fn load_scripts(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         for s in [
             &self.clicks_summed,
             &self.clicks,
@@ -274,6 +303,20 @@ impl RedisStore {
                 .map_err(failed("Failed to load a Redis script"))?;
         }
         Ok(())
+    }
+
+    fn conn(&self) -> conn::Conn {
+        self.redis.conn.clone()
+    }
+
+    /// Runs commands over many links' keys (see `conn`), each value read as a `T`.
+    async fn run_spread<T: FromRedisValue>(&self, spread: conn::Spread, wait: bool) -> redis::RedisResult<Vec<T>> {
+        self.redis
+            .run(spread, wait)
+            .await?
+            .into_iter()
+            .map(|v| T::from_redis_value(v).map_err(redis::RedisError::from))
+            .collect()
     }
 
     /// `kl:{meta}:<rest>`: management records.
@@ -316,7 +359,7 @@ impl RedisStore {
             Some(c) => format!("({}", c.position::<1>()?[0]),
             None => "+inf".to_owned(),
         };
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let rows: Vec<(String, u64)> = conn
             .zrevrangebyscore_limit_withscores(zset, max, "-inf", 0, limit as isize)
             .await
@@ -330,7 +373,7 @@ impl RedisStore {
             return Ok(vec![]);
         }
         let ids: Vec<&String> = members.iter().map(|(_, id)| id).collect();
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let values: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(hash)
             .arg(&ids)
@@ -362,7 +405,7 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
@@ -372,7 +415,7 @@ impl Store for RedisStore {
 
     async fn init_secret(&self, name: &str, candidate: &str) -> Result<(String, bool)> {
         let key = self.meta(&format!("secret:{name}"));
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let set: bool = redis::cmd("SET")
             .arg(&key)
             .arg(candidate)
@@ -392,7 +435,7 @@ impl Store for RedisStore {
 #[async_trait::async_trait]
 impl Records for RedisStore {
     async fn create_record(&self, kind: Kind, id: &str, json: String) -> Result<bool> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let created: i64 = self
             .create_record
             .key(self.kind_key(kind))
@@ -407,7 +450,7 @@ impl Records for RedisStore {
     }
 
     async fn get_record(&self, kind: Kind, id: &str) -> Result<Option<String>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         conn.hget(self.kind_key(kind), id)
             .await
             .map_err(failed("Failed to read a record from Redis"))
@@ -417,7 +460,7 @@ impl Records for RedisStore {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         redis::cmd("HMGET")
             .arg(self.kind_key(kind))
             .arg(ids)
@@ -427,7 +470,7 @@ impl Records for RedisStore {
     }
 
     async fn replace_record(&self, kind: Kind, id: &str, expected: &str, json: String) -> Result<bool> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let replaced: i64 = self
             .replace_record
             .key(self.kind_key(kind))
@@ -451,7 +494,7 @@ impl Records for RedisStore {
 #[async_trait::async_trait]
 impl Links for RedisStore {
     async fn reserve_link_ids(&self, n: u64) -> Result<u64> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let last: u64 = conn
             .incr(self.meta("seq:link"), n)
             .await
@@ -473,7 +516,7 @@ impl Links for RedisStore {
                 .arg(coupon_arg(l))
                 .arg(serde_json::to_string(l)?);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let (what, which): (String, String) = inv
             .invoke_async(&mut conn)
             .await
@@ -483,7 +526,7 @@ impl Links for RedisStore {
 
     async fn update_link(&self, expected: &str, new: &Link) -> Result<std::result::Result<(), LinkConflict>> {
         let old: Link = serde_json::from_str(expected)?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let (what, which): (String, String) = self
             .update_link
             .key(self.meta("links"))
@@ -500,21 +543,21 @@ impl Links for RedisStore {
     }
 
     async fn get_link_json(&self, code: &str) -> Result<Option<String>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         conn.hget(self.meta("links"), code)
             .await
             .map_err(failed("Failed to read a link from Redis"))
     }
 
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         conn.hget(self.meta("link_ids"), id)
             .await
             .map_err(failed("Failed to read a link id from Redis"))
     }
 
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         conn.hget(self.meta("coupons"), coupon.as_str())
             .await
             .map_err(failed("Failed to read a coupon from Redis"))
@@ -556,7 +599,7 @@ impl Counters for RedisStore {
         for r in crate::counters::rollups(field) {
             pipe.hincr(self.link_key(code, "rollups"), r, 1).ignore();
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: () = pipe
             .query_async(&mut conn)
             .await
@@ -565,7 +608,7 @@ impl Counters for RedisStore {
     }
 
     async fn put_insights(&self, code: &str, day: NaiveDate, insights: &DayInsights) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         conn.hset(
             self.link_key(code, "metrics"),
             day.to_string(),
@@ -583,14 +626,15 @@ impl Counters for RedisStore {
             Detail::Rollups => "rollups",
             Detail::Full => "stats",
         };
-        let mut pipe = redis::pipe();
+        let mut spread = self.redis.spread();
         for code in codes {
-            pipe.hgetall(self.link_key(code, map))
-                .hgetall(self.link_key(code, "metrics"));
+            let key = self.link_key(code, map);
+            spread.on(&key).hgetall(&key);
+            let key = self.link_key(code, "metrics");
+            spread.on(&key).hgetall(&key);
         }
-        let mut conn = self.conn.clone();
-        let replies: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut conn)
+        let replies: Vec<HashMap<String, String>> = self
+            .run_spread(spread, false)
             .await
             .map_err(failed("Failed to read counters from Redis"))?;
         let mut out = Vec::with_capacity(codes.len());
@@ -613,15 +657,15 @@ impl Counters for RedisStore {
         if pairs.is_empty() {
             return Ok(vec![]);
         }
-        let mut pipe = redis::pipe();
+        let mut spread = self.redis.spread();
         for (code, day) in pairs {
-            pipe.scard(self.link_key(code, &format!("uvs:{day}")))
-                .cmd("PFCOUNT")
-                .arg(self.link_key(code, &format!("uv:{day}")));
+            let key = self.link_key(code, &format!("uvs:{day}"));
+            spread.on(&key).scard(&key);
+            let key = self.link_key(code, &format!("uv:{day}"));
+            spread.on(&key).cmd("PFCOUNT").arg(&key);
         }
-        let mut conn = self.conn.clone();
-        let counts: Vec<u64> = pipe
-            .query_async(&mut conn)
+        let counts: Vec<u64> = self
+            .run_spread(spread, false)
             .await
             .map_err(failed("Failed to count visitors in Redis"))?;
         Ok(counts.chunks(2).map(|c| c.iter().sum()).collect())
@@ -631,7 +675,7 @@ impl Counters for RedisStore {
 #[async_trait::async_trait]
 impl Conversions for RedisStore {
     async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let json: String = self
             .save_conversion
             .key(self.conv("idem"))
@@ -646,7 +690,7 @@ impl Conversions for RedisStore {
     }
 
     async fn find_conversion(&self, idempotency_key: &str) -> Result<Option<Conversion>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let id: Option<String> = conn
             .hget(self.conv("idem"), idempotency_key)
             .await
@@ -682,7 +726,7 @@ impl Conversions for RedisStore {
                 inv.arg(r).arg(n);
             }
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let counted: i64 = inv
             .invoke_async(&mut conn)
             .await
@@ -695,7 +739,7 @@ impl Conversions for RedisStore {
     }
 
     async fn update_conversion(&self, conversion: &Conversion) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let _: i64 = self
             .update_conversion
             .key(self.conv("idem"))
@@ -709,21 +753,21 @@ impl Conversions for RedisStore {
     }
 
     async fn add_pending(&self, order_key: &str, refund_key: &str) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         conn.sadd(self.conv(&format!("pending:{order_key}")), refund_key)
             .await
             .map_err(failed("Failed to remember a pending refund in Redis"))
     }
 
     async fn pending(&self, order_key: &str) -> Result<Vec<String>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         conn.smembers(self.conv(&format!("pending:{order_key}")))
             .await
             .map_err(failed("Failed to read pending refunds from Redis"))
     }
 
     async fn remove_pending(&self, order_key: &str, refund_key: &str) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         conn.srem(self.conv(&format!("pending:{order_key}")), refund_key)
             .await
             .map_err(failed("Failed to forget a pending refund in Redis"))
@@ -773,7 +817,7 @@ impl RedisStore {
 
     /// Conversion log entries between `a` and `b` (XREVRANGE when `rev`), with their ids.
     async fn conversions_range(&self, a: &str, b: &str, count: usize, rev: bool) -> Result<Vec<(EntryId, Conversion)>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let reply: redis::streams::StreamRangeReply = if rev {
             conn.xrevrange_count(self.conv("log"), a, b, count).await
         } else {

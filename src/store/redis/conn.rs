@@ -1,0 +1,325 @@
+//! The connection under the Redis store: one Redis, or a Redis Cluster.
+//!
+//! Every command and pipeline whose keys share one hash slot goes through [`Conn`] the same way
+//! on either (the cluster client routes it to the slot's master, follows `MOVED`/`ASK` and
+//! refreshes its view of the cluster). Work over many links' keys (a campaign's counters, a
+//! click group of many links) is a [`Spread`]: on one Redis it is one pipeline; on a cluster it
+//! is split into one pipeline per shard, sent concurrently, by a map of slot ranges to shards
+//! that is read with `CLUSTER SLOTS` and read again whenever a shard answers `MOVED` or `ASK`
+//! (slots moved to another shard).
+//!
+//! With `wait_replicas` set, a spread that writes ends each pipeline with `WAIT`: its answer
+//! counts only once that many replicas of each shard it wrote to hold the writes, so a master
+//! that dies after answering loses nothing its replica is promoted with.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+
+/// How long `WAIT` waits for replicas before the write counts as not done (the click goes to
+/// the spool and is written again, once, later).
+const WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Redis Cluster's number of hash slots.
+const SLOTS: u16 = 16384;
+
+#[derive(Clone)]
+pub(super) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The hash slot of a key: CRC16 of its hash tag (the part between the first `{` and the next
+/// `}`, when not empty) or of the whole key, modulo 16384.
+pub(super) fn slot_of(key: &str) -> u16 {
+    let k = key.as_bytes();
+    let tagged = k.iter().position(|&b| b == b'{').and_then(|open| {
+        let close = k[open + 1..].iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &k[open + 1..open + 1 + close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(k)) % SLOTS
+}
+
+/// Commands over keys of many slots, in one pipeline: each command is added after [`Spread::on`]
+/// names a key of the slot it touches.
+pub(super) struct Spread {
+    pipe: Pipeline,
+    slots: Vec<u16>,
+    cluster: bool,
+}
+
+impl Spread {
+    /// The pipeline, to add exactly one command touching the slot of `key`.
+    pub(super) fn on(&mut self, key: &str) -> &mut Pipeline {
+        if self.cluster {
+            self.slots.push(slot_of(key));
+        }
+        &mut self.pipe
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.pipe.is_empty()
+    }
+}
+
+/// Slot ranges and the shard (index) serving each, sorted by first slot.
+type ShardMap = Arc<Vec<(u16, u16, usize)>>;
+
+/// The store's connection and how it spreads work over a cluster.
+pub(super) struct Redis {
+    pub(super) conn: Conn,
+    /// Replicas each write must reach before it counts (`WAIT`); 0: no wait.
+    pub(super) wait_replicas: usize,
+    shards: RwLock<ShardMap>,
+}
+
+impl Redis {
+    pub(super) fn new(conn: Conn, wait_replicas: usize) -> Self {
+        Redis {
+            conn,
+            wait_replicas,
+            shards: RwLock::new(Arc::new(Vec::new())),
+        }
+    }
+
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    pub(super) fn spread(&self) -> Spread {
+        Spread {
+            pipe: redis::pipe(),
+            slots: Vec::new(),
+            cluster: self.is_cluster(),
+        }
+    }
+
+    /// Reads which shard serves which slots (`CLUSTER SLOTS`).
+    pub(super) async fn refresh_shards(&self) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn).await?;
+        let mut masters: Vec<Vec<u8>> = Vec::new();
+        let mut map = Vec::new();
+        for range in reply {
+            let Value::Array(parts) = range else { continue };
+            let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(master))) =
+                (parts.first(), parts.get(1), parts.get(2))
+            else {
+                continue;
+            };
+            // A master is named by its node id (third item); its address stands in when absent.
+            let name = match (master.get(2), master.first(), master.get(1)) {
+                (Some(Value::BulkString(id)), _, _) => id.clone(),
+                (_, Some(Value::BulkString(host)), Some(Value::Int(port))) => {
+                    let mut n = host.clone();
+                    n.extend_from_slice(format!(":{port}").as_bytes());
+                    n
+                }
+                _ => continue,
+            };
+            let shard = match masters.iter().position(|m| *m == name) {
+                Some(i) => i,
+                None => {
+                    masters.push(name);
+                    masters.len() - 1
+                }
+            };
+            map.push((*first as u16, *last as u16, shard));
+        }
+        map.sort_unstable();
+        *self.shards.write().expect("shard map lock") = Arc::new(map);
+        Ok(())
+    }
+
+    fn shard_of(map: &[(u16, u16, usize)], slot: u16) -> Option<usize> {
+        let i = map.partition_point(|(first, _, _)| *first <= slot);
+        let (_, last, shard) = map.get(i.checked_sub(1)?)?;
+        (slot <= *last).then_some(*shard)
+    }
+
+    /// Runs a spread: one value per command, in order, or the first command's error. `wait`:
+    /// the commands write, and count only once `wait_replicas` replicas hold them.
+    pub(super) async fn run(&self, spread: Spread, wait: bool) -> RedisResult<Vec<Value>> {
+        if spread.is_empty() {
+            return Ok(vec![]);
+        }
+        let wait = (wait && self.wait_replicas > 0).then_some(self.wait_replicas);
+        if !self.is_cluster() {
+            let mut pipe = spread.pipe;
+            pipe_with_wait(&mut pipe, wait);
+            let mut conn = self.conn.clone();
+            let values = conn.req_packed_commands(&pipe, 0, pipe.len()).await?;
+            return answers(values, wait);
+        }
+        match self.run_by_shard(&spread, wait).await {
+            Err(e) if e.redirect_node().is_some() => {
+                // Slots moved (or the map is not read yet): read the map again and go once more.
+                self.refresh_shards().await?;
+                self.run_by_shard(&spread, wait).await
+            }
+            r => r,
+        }
+    }
+
+    async fn run_by_shard(&self, spread: &Spread, wait: Option<usize>) -> RedisResult<Vec<Value>> {
+        let mut map = self.shards.read().expect("shard map lock").clone();
+        if map.is_empty() {
+            self.refresh_shards().await?;
+            map = self.shards.read().expect("shard map lock").clone();
+        }
+        // Commands per shard, keeping their positions.
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (i, &slot) in spread.slots.iter().enumerate() {
+            // A slot no shard serves (the cluster is changing): its own group, routed by slot.
+            let shard = Self::shard_of(&map, slot).unwrap_or(usize::MAX - slot as usize);
+            match groups.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, idx)) => idx.push(i),
+                None => groups.push((shard, vec![i])),
+            }
+        }
+        let commands: Vec<&Cmd> = spread.pipe.cmd_iter().collect();
+        let mut tasks = Vec::with_capacity(groups.len());
+        for (_, idx) in &groups {
+            let mut pipe = redis::pipe();
+            for &i in idx {
+                pipe.add_command(commands[i].clone());
+            }
+            pipe_with_wait(&mut pipe, wait);
+            let route = Route::new(spread.slots[idx[0]], SlotAddr::Master);
+            let conn = self.conn.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut me = ShardSend { conn, pipe, route };
+                me.send(wait).await
+            }));
+        }
+        let mut out = vec![Value::Nil; commands.len()];
+        let mut first_err = None;
+        for ((_, idx), task) in groups.iter().zip(tasks) {
+            let answered = task
+                .await
+                .map_err(|e| RedisError::from(std::io::Error::other(format!("a shard's pipeline task failed: {e}"))))?;
+            match answered {
+                Ok(values) => {
+                    for (&i, v) in idx.iter().zip(values) {
+                        out[i] = v;
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+}
+
+/// A pipeline for one shard, routed to the master of one of its slots.
+struct ShardSend {
+    conn: Conn,
+    pipe: Pipeline,
+    route: Route,
+}
+
+impl ShardSend {
+    async fn send(&mut self, wait_for: Option<usize>) -> RedisResult<Vec<Value>> {
+        let Conn::Cluster(c) = &mut self.conn else {
+            unreachable!("shard pipelines are sent on a cluster only")
+        };
+        let values = c
+            .route_pipeline(
+                self.pipe.clone(),
+                0,
+                self.pipe.len(),
+                SingleNodeRoutingInfo::SpecificNode(self.route),
+            )
+            .await?;
+        answers(values, wait_for)
+    }
+}
+
+/// Ends `pipe` with `WAIT` for `n` replicas when asked (`answers` checks its count).
+fn pipe_with_wait(pipe: &mut Pipeline, wait: Option<usize>) {
+    if let Some(n) = wait {
+        pipe.cmd("WAIT").arg(n).arg(WAIT_TIMEOUT.as_millis() as u64);
+    }
+}
+
+/// The commands' values, the first server error as the error; with `wait_for`, the last value
+/// is `WAIT`'s count of replicas, which must reach it.
+fn answers(mut values: Vec<Value>, wait_for: Option<usize>) -> RedisResult<Vec<Value>> {
+    if let Some(n) = wait_for {
+        let acked = match values.pop() {
+            Some(Value::Int(a)) => a,
+            Some(Value::ServerError(e)) => return Err(e.into()),
+            _ => 0,
+        };
+        if (acked as usize) < n {
+            return Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("WAIT: {acked} of {n} replicas acknowledged the write in time"),
+            )));
+        }
+    }
+    if let Some(i) = values.iter().position(|v| matches!(v, Value::ServerError(_))) {
+        return Err(values.swap_remove(i).extract_error().unwrap_err());
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_the_hash_tag() {
+        // Values from Redis' own `CLUSTER KEYSLOT`.
+        assert_eq!(slot_of("foo"), 12182);
+        assert_eq!(slot_of("kl:{foo}:clicks"), 12182);
+        assert_eq!(slot_of("123456789"), 12739);
+    }
+
+    #[test]
+    fn a_slot_finds_its_shard() {
+        let map = vec![(0, 5460, 0), (5461, 10922, 1), (10923, 16383, 2)];
+        assert_eq!(Redis::shard_of(&map, 0), Some(0));
+        assert_eq!(Redis::shard_of(&map, 5461), Some(1));
+        assert_eq!(Redis::shard_of(&map, 16383), Some(2));
+        assert_eq!(Redis::shard_of(&[(10, 20, 0)], 5), None);
+        assert_eq!(Redis::shard_of(&[(10, 20, 0)], 21), None);
+    }
+}
