@@ -250,3 +250,81 @@ async fn a_master_killed_under_load_loses_no_answered_click_with_wait() {
         );
     }
 }
+
+/// Three kolink instances sharing one prefix of the test cluster.
+async fn three_instances() -> Vec<crate::helpers::TestApp> {
+    let lease = crate::cluster_server::lease();
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        let backing = Backing {
+            redis: None,
+            cluster: Some(lease.clone()),
+            data: None,
+            spool: tempfile::tempdir().unwrap(),
+            faults: Default::default(),
+        };
+        let mut settings = crate::helpers::settings_for(&backing);
+        settings.link_cache_seconds = 1;
+        apps.push(crate::helpers::start(backing, settings).await);
+    }
+    apps
+}
+
+#[tokio::test]
+async fn instances_over_one_cluster_share_links_click_ids_and_conversions() {
+    // Arrange: the link is minted on the first instance.
+    let apps = three_instances().await;
+    apps[0].seed().await;
+    let secret = apps[0].create_shop("acme").await;
+
+    // Act: taps on every instance; the purchase arrives at the third with a click id the
+    // second minted.
+    let mut ids = HashSet::new();
+    for _ in 0..5 {
+        for app in &apps {
+            assert!(ids.insert(app.click_id("amy-serum").await), "click ids never collide");
+        }
+    }
+    let from_second = apps[1].click_id("amy-serum").await;
+    let answer = apps[2]
+        .webhook_ok(
+            "acme",
+            &secret,
+            &json!({"order_id": "1001", "event": "purchase", "amount": "1280.00", "currency": "TWD",
+                    "click_id": from_second}),
+        )
+        .await;
+
+    // Assert: attributed by the click; every instance reads the same figures.
+    assert_eq!(answer["status"], "attributed");
+    assert_eq!(answer["method"], "click_id");
+    for app in &apps {
+        let totals = app.link_totals("amy-serum").await;
+        assert_eq!(
+            totals["clicks"].as_u64().unwrap() + totals["suspicious_clicks"].as_u64().unwrap(),
+            16
+        );
+        assert_eq!(totals["conversions"], 1);
+        assert_eq!(totals["revenue"], "1280.00");
+    }
+
+    // A link disabled on one instance is gone on the others within the cache's TTL.
+    let r = apps[0]
+        .patch("/api/v1/links/amy-serum", &json!({"status": "disabled"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for app in &apps[1..] {
+        loop {
+            let status = app.tap("amy-serum").await.status();
+            if status == 410 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the change reaches every instance within the TTL ({status})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

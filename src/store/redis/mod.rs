@@ -293,6 +293,8 @@ impl RedisStore {
         for s in [
             &self.clicks_summed,
             &self.clicks,
+            &self.save_conversion,
+            &self.count_conversion,
             &self.create_links,
             &self.create_record,
             &self.update_link,
@@ -317,6 +319,33 @@ impl RedisStore {
             .into_iter()
             .map(|v| T::from_redis_value(v).map_err(redis::RedisError::from))
             .collect()
+    }
+
+    /// Runs a script whose keys share the slot of `key`; with `wait_replicas`, its answer counts
+    /// only once that many replicas hold its writes (`WAIT`, as for clicks).
+    async fn invoke_durably<T: FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+        key: &str,
+    ) -> redis::RedisResult<T> {
+        if self.redis.wait_replicas == 0 {
+            return inv.invoke_async(&mut self.conn()).await;
+        }
+        let run = || async {
+            let mut spread = self.redis.spread();
+            spread.on(key).invoke_script(inv);
+            let mut values = self.run_spread::<T>(spread, true).await?;
+            values
+                .pop()
+                .ok_or_else(|| redis::RedisError::from(std::io::Error::other("no answer from Redis")))
+        };
+        match run().await {
+            Err(e) if is_noscript(&e) => {
+                self.load_scripts().await.map_err(|_| e)?;
+                run().await
+            }
+            r => r,
+        }
     }
 
     /// `kl:{meta}:<rest>`: management records.
@@ -675,15 +704,14 @@ impl Counters for RedisStore {
 #[async_trait::async_trait]
 impl Conversions for RedisStore {
     async fn save_conversion(&self, conversion: &Conversion) -> Result<Conversion> {
-        let mut conn = self.conn();
-        let json: String = self
-            .save_conversion
-            .key(self.conv("idem"))
+        let mut inv = self.save_conversion.prepare_invoke();
+        inv.key(self.conv("idem"))
             .key(self.conv("log"))
             .key(self.conv("recs"))
             .arg(conversion.idempotency_key())
-            .arg(serde_json::to_string(conversion)?)
-            .invoke_async(&mut conn)
+            .arg(serde_json::to_string(conversion)?);
+        let json: String = self
+            .invoke_durably(&inv, &self.conv("log"))
             .await
             .map_err(failed("Failed to store a conversion in Redis"))?;
         Ok(serde_json::from_str(&json)?)
@@ -726,9 +754,8 @@ impl Conversions for RedisStore {
                 inv.arg(r).arg(n);
             }
         }
-        let mut conn = self.conn();
-        let counted: i64 = inv
-            .invoke_async(&mut conn)
+        let counted: i64 = self
+            .invoke_durably(&inv, &self.link_key(code, "orders"))
             .await
             .map_err(failed("Failed to count a conversion in Redis"))?;
         Ok(match counted {
