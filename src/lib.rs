@@ -29,6 +29,8 @@
 //! - `report`: the stats reports and their rows, sorted by a typed `SortKey`.
 //! - `stats`: figures from counts (CTR, conversion rate, ROI …) as API.md defines them.
 //! - `lookup`: a record by id or `404`; filtered, paged lists of links and conversions.
+//! - `export`: what an exported click looks like (the API's export, `kolink tail`).
+//! - `tail`: `kolink tail --group`, clicks and conversions as NDJSON for a warehouse.
 //! - `qr`: QR codes of short links (SVG, PNG).
 //! - `cache`: the redirect path's cache of link records.
 //! - `clicks`: the click writer that groups concurrent clicks into one store round trip, and
@@ -50,6 +52,7 @@ pub mod config;
 pub mod counters;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod intake;
 pub mod lookup;
@@ -64,4 +67,5 @@ pub mod startup;
 pub mod stats;
 pub mod store;
 pub mod suspicion;
+pub mod tail;
 pub mod telemetry;

@@ -12,6 +12,8 @@ kolink: short links, click tracking and conversion attribution for KOL marketing
 
 Usage:
   kolink [serve]     start the server (the default)
+  kolink tail --group NAME [--consumer NAME] [--once]
+                     stream clicks and conversions as NDJSON (Redis consumer group)
   kolink --help      show this help
   kolink --version   show the version
 
@@ -31,6 +33,7 @@ async fn main() -> std::process::ExitCode {
             println!("kolink {}", env!("CARGO_PKG_VERSION"));
             return std::process::ExitCode::SUCCESS;
         }
+        Some("tail") => return tail().await,
         Some(other) => {
             eprintln!("kolink: unknown command '{other}'\n\n{USAGE}");
             return std::process::ExitCode::from(2);
@@ -40,6 +43,29 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kolink: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn tail() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let opts = match kolink::tail::TailOptions::parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("kolink tail: {e}\n\n{}", kolink::tail::USAGE);
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let run = async {
+        let settings = Settings::load()?;
+        kolink::telemetry::init_logs(&settings.log);
+        kolink::tail::run(&settings, &opts, &mut std::io::stdout().lock()).await
+    };
+    match run.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kolink tail: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -78,6 +78,8 @@ pub(super) struct Spread {
     pipe: Pipeline,
     slots: Vec<u16>,
     cluster: bool,
+    /// A command's error is its value, not the spread's error.
+    keep_errors: bool,
 }
 
 impl Spread {
@@ -91,6 +93,12 @@ impl Spread {
 
     pub(super) fn is_empty(&self) -> bool {
         self.pipe.is_empty()
+    }
+
+    /// Each command's error comes back as its value (`Value::ServerError`).
+    pub(super) fn keeping_errors(mut self) -> Self {
+        self.keep_errors = true;
+        self
     }
 }
 
@@ -123,6 +131,7 @@ impl Redis {
             pipe: redis::pipe(),
             slots: Vec::new(),
             cluster: self.is_cluster(),
+            keep_errors: false,
         }
     }
 
@@ -181,7 +190,7 @@ impl Redis {
             pipe_with_wait(&mut pipe, wait);
             let mut conn = self.conn.clone();
             let values = conn.req_packed_commands(&pipe, 0, pipe.len()).await?;
-            return answers(values, wait);
+            return answers(values, wait, spread.keep_errors);
         }
         match self.run_by_shard(&spread, wait).await {
             Err(e) if e.redirect_node().is_some() => {
@@ -219,9 +228,10 @@ impl Redis {
             pipe_with_wait(&mut pipe, wait);
             let route = Route::new(spread.slots[idx[0]], SlotAddr::Master);
             let conn = self.conn.clone();
+            let keep_errors = spread.keep_errors;
             tasks.push(tokio::spawn(async move {
                 let mut me = ShardSend { conn, pipe, route };
-                me.send(wait).await
+                me.send(wait, keep_errors).await
             }));
         }
         let mut out = vec![Value::Nil; commands.len()];
@@ -256,7 +266,7 @@ struct ShardSend {
 }
 
 impl ShardSend {
-    async fn send(&mut self, wait_for: Option<usize>) -> RedisResult<Vec<Value>> {
+    async fn send(&mut self, wait_for: Option<usize>, keep_errors: bool) -> RedisResult<Vec<Value>> {
         let Conn::Cluster(c) = &mut self.conn else {
             unreachable!("shard pipelines are sent on a cluster only")
         };
@@ -268,7 +278,7 @@ impl ShardSend {
                 SingleNodeRoutingInfo::SpecificNode(self.route),
             )
             .await?;
-        answers(values, wait_for)
+        answers(values, wait_for, keep_errors)
     }
 }
 
@@ -279,9 +289,9 @@ fn pipe_with_wait(pipe: &mut Pipeline, wait: Option<usize>) {
     }
 }
 
-/// The commands' values, the first server error as the error; with `wait_for`, the last value
-/// is `WAIT`'s count of replicas, which must reach it.
-fn answers(mut values: Vec<Value>, wait_for: Option<usize>) -> RedisResult<Vec<Value>> {
+/// The commands' values, the first server error as the error (unless `keep_errors`); with
+/// `wait_for`, the last value is `WAIT`'s count of replicas, which must reach it.
+fn answers(mut values: Vec<Value>, wait_for: Option<usize>, keep_errors: bool) -> RedisResult<Vec<Value>> {
     if let Some(n) = wait_for {
         let acked = match values.pop() {
             Some(Value::Int(a)) => a,
@@ -294,6 +304,9 @@ fn answers(mut values: Vec<Value>, wait_for: Option<usize>) -> RedisResult<Vec<V
                 format!("WAIT: {acked} of {n} replicas acknowledged the write in time"),
             )));
         }
+    }
+    if keep_errors {
+        return Ok(values);
     }
     if let Some(i) = values.iter().position(|v| matches!(v, Value::ServerError(_))) {
         return Err(values.swap_remove(i).extract_error().unwrap_err());

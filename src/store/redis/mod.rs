@@ -53,6 +53,9 @@
 mod clicks;
 mod conn;
 mod scripts;
+mod tail;
+
+pub use tail::{TailStream, Taken};
 
 use std::collections::HashMap;
 use std::time::Duration;

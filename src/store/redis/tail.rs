@@ -1,0 +1,167 @@
+//! Reading the click and conversion streams with a consumer group, for `kolink tail`.
+//!
+//! Every link's click stream (`kl:{<code>}:clicks`) and the conversion log (`kl:{conv}:log`)
+//! get the group (`XGROUP CREATE … 0 MKSTREAM`: from the first entry kept). A reader takes
+//! entries with `XREADGROUP` (one pipeline per shard over every stream), hands them on, then
+//! acknowledges them (`XACK`); what it took and did not acknowledge (it stopped in between) is
+//! delivered to the same consumer again (`XREADGROUP … 0`), so a warehouse gets every entry at
+//! least once.
+
+use redis::Value;
+
+use super::{clicks::click_from_entry, failed, parse_stream_id, RedisStore};
+use crate::domain::{Conversion, StoredClick};
+use crate::store::{Result, StoreError};
+
+/// One stream the reader follows.
+#[derive(Debug, Clone)]
+pub enum TailStream {
+    /// A link's clicks: its code and numeric id (for click ids).
+    Clicks {
+        code: String,
+        link_id: u64,
+    },
+    Conversions,
+}
+
+/// What one read gave: each stream's entries, with the entry ids to acknowledge.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub clicks: Vec<(usize, StoredClick)>,
+    pub conversions: Vec<Conversion>,
+    acks: Vec<(usize, String)>,
+}
+
+impl Taken {
+    pub fn is_empty(&self) -> bool {
+        self.acks.is_empty()
+    }
+}
+
+impl RedisStore {
+    fn tail_key(&self, s: &TailStream) -> String {
+        match s {
+            TailStream::Clicks { code, .. } => self.link_key(code, "clicks"),
+            TailStream::Conversions => self.conv("log"),
+        }
+    }
+
+    /// Links created after the link id `after`, oldest first: (code, id).
+    pub async fn links_after(&self, after: u64) -> Result<Vec<(String, u64)>> {
+        let mut conn = self.conn();
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(self.meta("links:idx"))
+            .arg(format!("({after}"))
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .map_err(failed("Failed to list links from Redis"))
+    }
+
+    /// Creates `group` on each stream that lacks it, from the stream's first entry.
+    pub async fn create_groups(&self, group: &str, streams: &[TailStream]) -> Result<()> {
+        let mut spread = self.redis.spread().keeping_errors();
+        for s in streams {
+            let key = self.tail_key(s);
+            spread
+                .on(&key)
+                .cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&key)
+                .arg(group)
+                .arg("0")
+                .arg("MKSTREAM");
+        }
+        let values = self
+            .redis
+            .run(spread, false)
+            .await
+            .map_err(failed("Failed to create a consumer group"))?;
+        for v in values {
+            if let Value::ServerError(e) = v {
+                if e.code() != "BUSYGROUP" {
+                    return Err(failed("Failed to create a consumer group")(e.into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `count` entries of each stream for `consumer`: those it took before and did not
+    /// acknowledge (`again`), or new ones.
+    pub async fn take(
+        &self,
+        group: &str,
+        consumer: &str,
+        streams: &[TailStream],
+        count: usize,
+        again: bool,
+    ) -> Result<Taken> {
+        let mut spread = self.redis.spread();
+        for s in streams {
+            let key = self.tail_key(s);
+            spread
+                .on(&key)
+                .cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(group)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(count)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(if again { "0" } else { ">" });
+        }
+        let replies: Vec<Option<redis::streams::StreamReadReply>> = self
+            .run_spread(spread, false)
+            .await
+            .map_err(failed("Failed to read streams from Redis"))?;
+        let mut taken = Taken::default();
+        for (i, reply) in replies.into_iter().enumerate() {
+            for key in reply.map(|r| r.keys).unwrap_or_default() {
+                for e in key.ids {
+                    match &streams[i] {
+                        TailStream::Clicks { .. } => {
+                            // An entry trimmed away after it was delivered reads as no fields.
+                            if let Some(c) = click_from_entry(&e.id, &e.map).filter(|_| !e.map.is_empty()) {
+                                taken.clicks.push((i, c));
+                            }
+                        }
+                        TailStream::Conversions => match e.map.get("j") {
+                            Some(Value::BulkString(j)) => taken.conversions.push(serde_json::from_slice(j)?),
+                            Some(_) => {
+                                return Err(StoreError::corrupt(format!("conversion entry {} is not JSON", e.id)))
+                            }
+                            None => {}
+                        },
+                    }
+                    if parse_stream_id(&e.id).is_some() {
+                        taken.acks.push((i, e.id));
+                    }
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Acknowledges what `taken` holds.
+    pub async fn acknowledge(&self, group: &str, streams: &[TailStream], taken: &Taken) -> Result<()> {
+        let mut spread = self.redis.spread();
+        let mut i = 0;
+        while i < taken.acks.len() {
+            let stream = taken.acks[i].0;
+            let key = self.tail_key(&streams[stream]);
+            let cmd = spread.on(&key).cmd("XACK").arg(&key).arg(group);
+            while i < taken.acks.len() && taken.acks[i].0 == stream {
+                cmd.arg(&taken.acks[i].1);
+                i += 1;
+            }
+        }
+        self.redis
+            .run(spread, false)
+            .await
+            .map_err(failed("Failed to acknowledge entries in Redis"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! `kolink tail --group NAME`: every click and conversion as NDJSON on stdout, for a warehouse.
+//!
+//! A Redis consumer group on every link's click stream and on the conversion log (see
+//! `store::redis::tail`) remembers what the group has had, so several readers of one group
+//! share the work and a reader that stops goes on where it left off. Each round takes what is
+//! new on every stream, writes one line per entry, flushes, and only then acknowledges: an entry
+//! is delivered at least once (a reader killed between writing and acknowledging writes it again
+//! when it comes back; de-duplicate on `id`). New links are picked up each round. Idle, it reads
+//! again every `POLL` (the streams are many, one per link, so it polls instead of blocking).
+//!
+//! Lines: `{"type": "click", "link": "<code>", "id": "<kl_cid>", "at": …, …}` with the columns
+//! of the API's click export, and `{"type": "conversion", …}` with a conversion as the API lists
+//! it when it was accepted (later status changes are not sent again).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::clock::SystemClock;
+use crate::config::{Settings, StorageKind};
+use crate::export::{click_object, click_row};
+use crate::store::redis::{RedisStore, TailStream};
+
+/// Entries taken from each stream per round.
+const COUNT: usize = 1000;
+/// How long an idle reader waits before it reads again.
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailOptions {
+    pub group: String,
+    pub consumer: String,
+    /// Stop once nothing new is left, instead of following.
+    pub once: bool,
+}
+
+pub const USAGE: &str = "\
+Usage: kolink tail --group NAME [--consumer NAME] [--once]
+
+Streams every click and conversion as NDJSON on stdout, through a Redis consumer group:
+what the group has had is not sent again; entries are acknowledged after they are written
+(at least once: de-duplicate on id). --consumer names this reader within the group
+(default: the host name and process id); --once stops when nothing new is left.
+Needs the Redis store (KOLINK_REDIS_URL or KOLINK_REDIS_CLUSTER).";
+
+impl TailOptions {
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut group = None;
+        let mut consumer = None;
+        let mut once = false;
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--group" => group = Some(it.next().ok_or("--group needs a name")?.clone()),
+                "--consumer" => consumer = Some(it.next().ok_or("--consumer needs a name")?.clone()),
+                "--once" => once = true,
+                other => return Err(format!("unknown option '{other}'")),
+            }
+        }
+        let group = group.ok_or("--group NAME is required")?;
+        for (what, v) in [("group", Some(&group)), ("consumer", consumer.as_ref())] {
+            if v.is_some_and(|v| v.is_empty() || v.len() > 128 || v.chars().any(|c| c.is_control() || c == ' ')) {
+                return Err(format!("the {what} name must be 1 to 128 characters without spaces"));
+            }
+        }
+        let consumer = consumer.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        Ok(TailOptions { group, consumer, once })
+    }
+}
+
+/// Runs the reader until stopped (or, with `once`, until nothing new is left).
+pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) -> anyhow::Result<()> {
+    if settings.storage() != StorageKind::Redis {
+        bail!("kolink tail reads Redis streams: set KOLINK_REDIS_URL or KOLINK_REDIS_CLUSTER");
+    }
+    let target = settings.redis_target().context("no Redis is set")?;
+    let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
+    let store = RedisStore::connect(&target, &settings.redis_prefix, retention, 0, Arc::new(SystemClock)).await?;
+    let mut streams = vec![TailStream::Conversions];
+    let mut last_link = 0;
+    // First what this consumer took before and did not acknowledge, then what is new.
+    let mut again = true;
+    loop {
+        let new = store.links_after(last_link).await?;
+        if let Some((_, id)) = new.last() {
+            last_link = *id;
+        }
+        let added: Vec<TailStream> = new
+            .into_iter()
+            .map(|(code, link_id)| TailStream::Clicks { code, link_id })
+            .collect();
+        let first = if streams.len() == 1 { 0 } else { streams.len() };
+        streams.extend(added);
+        if first < streams.len() {
+            store.create_groups(&opts.group, &streams[first..]).await?;
+        }
+        let taken = store.take(&opts.group, &opts.consumer, &streams, COUNT, again).await?;
+        for (i, c) in &taken.clicks {
+            let TailStream::Clicks { code, link_id } = &streams[*i] else {
+                continue;
+            };
+            let mut line = serde_json::Map::new();
+            line.insert("type".into(), "click".into());
+            line.insert("link".into(), code.as_str().into());
+            line.extend(click_object(c, &click_row(*link_id, c)));
+            writeln!(out, "{}", Value::Object(line))?;
+        }
+        for c in &taken.conversions {
+            let mut line = serde_json::Map::new();
+            line.insert("type".into(), "conversion".into());
+            if let Value::Object(fields) = serde_json::to_value(c)? {
+                line.extend(fields);
+            }
+            writeln!(out, "{}", Value::Object(line))?;
+        }
+        out.flush().context("Failed to write to stdout")?;
+        store.acknowledge(&opts.group, &streams, &taken).await?;
+        if taken.is_empty() {
+            if again {
+                again = false;
+                continue;
+            }
+            if opts.once {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_need_a_group_and_take_a_consumer() {
+        let o = TailOptions::parse(&args(&["--group", "wh", "--consumer", "a1", "--once"])).unwrap();
+        assert_eq!(
+            o,
+            TailOptions {
+                group: "wh".into(),
+                consumer: "a1".into(),
+                once: true
+            }
+        );
+        assert!(TailOptions::parse(&args(&["--once"])).unwrap_err().contains("--group"));
+        assert!(TailOptions::parse(&args(&["--group"])).is_err());
+        assert!(TailOptions::parse(&args(&["--group", "a b"])).is_err());
+        assert!(TailOptions::parse(&args(&["--group", "wh", "--follow"]))
+            .unwrap_err()
+            .contains("--follow"));
+    }
+}
