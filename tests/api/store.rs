@@ -170,6 +170,38 @@ async fn a_click_behind_another_writer_lands_once_even_when_retried() {
     assert_eq!(stored.info.visitor, "v1");
 }
 
+/// Several processes on one link: a whole group lands behind another's later entry, each click
+/// re-keyed once, counted once (summed), and a retry of the group counts nothing more.
+#[tokio::test]
+async fn a_group_behind_another_writer_is_counted_once_and_retried_safely() {
+    let (store, guard) = open(Backend::Redis).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let mut conn = guard.redis.as_ref().unwrap().connection().await;
+    let _: String = conn
+        .xadd("kl:{a-1}:clicks", format!("{}-0", now + 5_000), &[("v", "other")])
+        .await
+        .unwrap();
+    let batch = vec![
+        click("a-1", now, 1, "v1"),
+        click("a-1", now, 2, "v2"),
+        click("a-1", now + 1, 3, "v1"),
+    ];
+    let first = store.write_clicks(&batch).await.unwrap();
+    assert!(first.windows(2).all(|w| w[0] < w[1]), "{first:?}");
+    assert!(first[0].ms >= now + 5_000, "behind the other writer's entry: {first:?}");
+    let again = store.write_clicks(&batch).await.unwrap();
+    assert_eq!(again, first, "the retry finds each click by its proposed id");
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [3]);
+    let data = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
+    assert_eq!(data[0].counters.get("x|dev|mobile"), Some(&3), "{:?}", data[0].counters);
+    let uv = store
+        .unique_visitors(&[("a-1".into(), batch[0].at.date_naive())])
+        .await
+        .unwrap();
+    assert_eq!(uv, [2]);
+    assert_eq!(store.read_clicks("a-1", None, 10).await.unwrap().len(), 4);
+}
+
 /// Redis restarted (its script cache is empty): clicks are still written.
 #[tokio::test]
 async fn clicks_are_written_after_redis_restarts() {

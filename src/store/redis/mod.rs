@@ -34,8 +34,8 @@
 //! Scripts: `CREATE_RECORD`, `CREATE_LINKS`, `UPDATE_LINK` keep the `{meta}` indexes in step;
 //! `CLICKS_SUMMED` writes a group of one link's clicks (XADD per click, the group's counters summed
 //! by kolink, visitors; atomically); `CLICKS` the same deciding click by click, for a group that
-//! was written before in part (a retry, a replay), whose ids do not increase (a replay of two
-//! processes' clicks) or that meets another instance's later id;
+//! was written before in part (a retry, a replay) or whose ids do not increase (a replay of two
+//! processes' clicks); either re-keys a click that meets another instance's later id;
 //! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent; `REPLACE_ROLLUPS` builds
 //! a link's rollups from its counters (once, when a store written by an older version is first
 //! opened), unless a click moved the counters meanwhile.
@@ -49,6 +49,12 @@
 //!
 //! Production Redis needs persistence: `appendonly yes` (AOF, `appendfsync everysec` or
 //! `always`), or a click answered with `302` may be lost when Redis restarts.
+//!
+//! **On a Redis Cluster** (`Target::Cluster`) the same keys and scripts serve: each script's
+//! keys share one slot (the tags above), the `{meta}` slot holds every management record and
+//! index (so creating links stays one atomic script), the `{conv}` slot the conversion log.
+//! Work over many links (a click group, a campaign's counters) is spread one pipeline per shard
+//! (`conn`). With `wait_replicas`, click groups and conversions end with `WAIT`.
 
 mod clicks;
 mod conn;

@@ -159,11 +159,13 @@ for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
 // id, day index (0: none), visitor, the entry's `i` field; then the number of counter fields and
 // field, amount pairs; the same for the rollups; and last each day's YYYY-MM-DD by index.
 // Summed counters hold only when every click of the group is new. kolink sends only groups whose
-// ids increase, so they all are new exactly when the first one's XADD succeeds. When it fails
-// (the group was written before, or another instance wrote a later id first), or any later XADD
-// does, the entries this call added are deleted again, nothing is counted, and the answer is an
-// empty list: kolink then writes the group with `CLICKS`, which decides click by click (and
-// finds a deleted entry gone, so it adds and counts it under a Redis-chosen id).
+// ids increase, and a script runs whole or not at all, so a group written before has its first
+// click there. A click whose XADD fails is looked up (its id, or a re-keyed entry naming it in
+// `rid`): found, the group was written before, so the entries this call added are deleted
+// again, nothing is counted, and the answer is an empty list; kolink then writes the group with
+// `CLICKS`, which decides click by click. Not found, another instance (several processes on one
+// link) wrote a later id first: the click is added under a Redis-chosen id with `rid`, as
+// `CLICKS` does, and the group goes on.
 pub(super) const CLICKS_SUMMED: &str = concat!(
     r#"
 local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
@@ -175,8 +177,28 @@ for i = 1, tonumber(ARGV[3]) do
   local id, uv, visitor, line = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2], ARGV[p+3]
   local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
   if type(res) == 'table' and res.err then
-    if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
-    return {}
+    -- Written before (a retry: the entry, or its re-keyed copy, is there): undo, answer {}.
+    local seen = #redis.call('XRANGE', stream, id, id) > 0
+    if not seen then
+      for _, e in ipairs(redis.call('XRANGE', stream, id, '+')) do
+        local f = e[2]
+        for k = 1, #f, 2 do
+          if f[k] == 'rid' and f[k+1] == id then seen = true end
+        end
+        if seen then break end
+      end
+    end
+    if seen then
+      if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
+      return {}
+    end
+    -- New, behind another instance's later entry: a Redis-chosen id, remembering this one.
+    res = redis.pcall('XADD', stream, 'MINID', '~', minid, '*', 'rid', id, 'i', line)
+    if type(res) == 'table' and res.err then
+      if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
+      return {}
+    end
+    id = res
   end
   p = p + 4
   if uv > 0 and visitor ~= '' then
