@@ -388,7 +388,9 @@ async fn replay_some(store: &Arc<dyn Store>, spool: &Arc<Spool>, meters: &Meters
 
 /// Strictly increasing log entry ids of one writer.
 struct EntryIds {
-    /// 24 random bits, shifted so that 2^32 clicks fit in one millisecond below them.
+    /// 24 random bits, never all zero, shifted so that 2^32 clicks fit in one millisecond
+    /// below them: a writer's sequence parts are 2^32 and up, never one Redis chooses itself
+    /// (see the Redis store's re-keying).
     tag: u64,
     last: (u64, u64),
 }
@@ -396,7 +398,7 @@ struct EntryIds {
 impl EntryIds {
     fn new() -> Self {
         Self {
-            tag: (rand::random::<u64>() & 0xFF_FFFF) << 32,
+            tag: (rand::random::<u64>() % 0xFF_FFFF + 1) << 32,
             last: (0, 0),
         }
     }

@@ -202,6 +202,32 @@ async fn a_group_behind_another_writer_is_counted_once_and_retried_safely() {
     assert_eq!(store.read_clicks("a-1", None, 10).await.unwrap().len(), 4);
 }
 
+/// Two processes on one link: a click re-keyed behind one process's entry must not take the id
+/// that process proposes next (Redis' own next id after `<ms>-<seq>` is `<ms>-<seq+1>`), or that
+/// process's next click is taken for a retry of it and neither stored nor counted.
+#[tokio::test]
+async fn a_re_keyed_click_never_takes_another_writers_next_id() {
+    let (store, _guard) = open(Backend::Redis).await;
+    let now = Utc::now().timestamp_millis() as u64 + 60_000;
+    let a = 7u64 << 32;
+    let b = 9u64 << 32;
+    store.write_clicks(&[click("a-1", now, a | 5, "v1")]).await.unwrap();
+    // Process b's click, a little behind: re-keyed.
+    let behind = store.write_clicks(&[click("a-1", now - 3, b | 1, "v2")]).await.unwrap();
+    // Process a's next click, then a group of three (the summed script).
+    let next = store.write_clicks(&[click("a-1", now, a | 6, "v1")]).await.unwrap();
+    store.write_clicks(&[click("a-1", now - 2, b | 2, "v2")]).await.unwrap();
+    let group = vec![
+        click("a-1", now, a | 7, "v1"),
+        click("a-1", now, a | 8, "v1"),
+        click("a-1", now + 1, a, "v1"),
+    ];
+    store.write_clicks(&group).await.unwrap();
+    assert_ne!(behind[0], next[0]);
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [7]);
+    assert_eq!(store.read_clicks("a-1", None, 100).await.unwrap().len(), 7);
+}
+
 /// Redis restarted (its script cache is empty): clicks are still written.
 #[tokio::test]
 async fn clicks_are_written_after_redis_restarts() {

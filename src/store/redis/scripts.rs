@@ -30,6 +30,29 @@ return out
     };
 }
 
+/// The start of both click scripts: `rekey`, which adds a click whose proposed id is behind the
+/// stream's last entry under an id Redis chooses, remembering the proposed one in `rid`. Never
+/// Redis' plain `*` right after a proposed id: within the same millisecond that is
+/// `<ms>-<seq+1>`, the id the same writer proposes next (writers' ids carry a tag of 2^32 and
+/// up in their sequence part), which would then pass for a retry of this click. After a
+/// proposed id the re-keyed click takes the next millisecond's first id instead; after one of
+/// Redis' own (sequence below 2^32), `*` is safe.
+macro_rules! rekey {
+    () => {
+        r"
+local function rekey(stream, minid, id, line)
+  local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  local next = '*'
+  if top then
+    local ms, seq = string.match(top[1], '^(%d+)-(%d+)$')
+    if tonumber(seq) >= 4294967296 then next = string.format('%d-*', tonumber(ms) + 1) end
+  end
+  return redis.call('XADD', stream, 'MINID', '~', minid, next, 'rid', id, 'i', line)
+end
+"
+    };
+}
+
 pub(super) const CREATE_RECORD: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
 local n = redis.call('INCR', KEYS[3])
@@ -94,6 +117,7 @@ return {'ok', ''}
 // new are then summed per field and written with one HINCRBY per distinct field and one PFADD
 // per day, so a group of clicks costs about one XADD each.
 pub(super) const CLICKS: &str = concat!(
+    rekey!(),
     r#"
 local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
 local minid, limit = ARGV[1], tonumber(ARGV[2])
@@ -125,7 +149,7 @@ for i = 1, tonumber(ARGV[3]) do
         if res then break end
       end
       if not res then
-        res = redis.call('XADD', stream, 'MINID', '~', minid, '*', 'rid', id, 'i', line)
+        res = rekey(stream, minid, id, line)
         fresh = true
       end
     end
@@ -167,6 +191,7 @@ for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
 // link) wrote a later id first: the click is added under a Redis-chosen id with `rid`, as
 // `CLICKS` does, and the group goes on.
 pub(super) const CLICKS_SUMMED: &str = concat!(
+    rekey!(),
     r#"
 local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
 local minid, limit = ARGV[1], tonumber(ARGV[2])
@@ -193,12 +218,7 @@ for i = 1, tonumber(ARGV[3]) do
       return {}
     end
     -- New, behind another instance's later entry: a Redis-chosen id, remembering this one.
-    res = redis.pcall('XADD', stream, 'MINID', '~', minid, '*', 'rid', id, 'i', line)
-    if type(res) == 'table' and res.err then
-      if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
-      return {}
-    end
-    id = res
+    id = rekey(stream, minid, id, line)
   end
   p = p + 4
   if uv > 0 and visitor ~= '' then
