@@ -207,7 +207,7 @@ async fn a_group_behind_another_writer_is_counted_once_and_retried_safely() {
 /// process's next click is taken for a retry of it and neither stored nor counted.
 #[tokio::test]
 async fn a_re_keyed_click_never_takes_another_writers_next_id() {
-    let (store, _guard) = open(Backend::Redis).await;
+    let (store, guard) = open(Backend::Redis).await;
     let now = Utc::now().timestamp_millis() as u64 + 60_000;
     let a = 7u64 << 32;
     let b = 9u64 << 32;
@@ -226,6 +226,23 @@ async fn a_re_keyed_click_never_takes_another_writers_next_id() {
     assert_ne!(behind[0], next[0]);
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [7]);
     assert_eq!(store.read_clicks("a-1", None, 100).await.unwrap().len(), 7);
+
+    // A new click behind the others (a replay, say) is known new by its writer's mark: the
+    // stream is not read through for it.
+    let mut conn = guard.redis.as_ref().unwrap().connection().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    store.write_clicks(&[click("a-1", now - 1, b | 3, "v2")]).await.unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!stats.contains("cmdstat_xrange:"), "{stats}");
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [8]);
 }
 
 /// Redis restarted (its script cache is empty): clicks are still written.

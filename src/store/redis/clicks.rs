@@ -85,7 +85,8 @@ impl RedisStore {
         };
         inv.key(self.link_key(code, "clicks"))
             .key(self.link_key(code, "stats"))
-            .key(self.link_key(code, "rollups"));
+            .key(self.link_key(code, "rollups"))
+            .key(self.link_key(code, "writers"));
         let mut days: Vec<&str> = Vec::new();
         inv.arg(minid).arg(super::EXACT_VISITORS).arg(idx.len());
         let mut sums: Vec<(&str, u64)> = Vec::new();
@@ -102,6 +103,7 @@ impl RedisStore {
                 },
             };
             inv.arg(stream_id(c.entry))
+                .arg(writer_tag(c.entry))
                 .arg(uv)
                 .arg(visitor)
                 .arg(entry_line(&c.info));
@@ -164,6 +166,12 @@ impl RedisStore {
             .filter_map(|e| click_from_entry(&e.id, &e.map))
             .collect())
     }
+}
+
+/// The writer tag in a proposed entry id (its sequence part's bits from 32 up), in hex: the
+/// click scripts keep each writer's last id under it.
+fn writer_tag(e: EntryId) -> String {
+    format!("{:x}", e.seq >> 32)
 }
 
 /// Adds `n` to `key`'s amount in a short list of distinct keys (a group has a few dozen).

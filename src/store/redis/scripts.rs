@@ -7,7 +7,7 @@ macro_rules! visitors {
     () => {
         r"
 for k, l in pairs(visitors) do
-  local set, hll = KEYS[2 + 2 * k], KEYS[3 + 2 * k]
+  local set, hll = KEYS[3 + 2 * k], KEYS[4 + 2 * k]
   local n = redis.call('SCARD', set)
   local added = 0
   local rest = {}
@@ -30,22 +30,84 @@ return out
     };
 }
 
-/// The start of both click scripts: `rekey`, which adds a click whose proposed id is behind the
-/// stream's last entry under an id Redis chooses, remembering the proposed one in `rid`. Never
-/// Redis' plain `*` right after a proposed id: within the same millisecond that is
-/// `<ms>-<seq+1>`, the id the same writer proposes next (writers' ids carry a tag of 2^32 and
-/// up in their sequence part), which would then pass for a retry of this click. After a
-/// proposed id the re-keyed click takes the next millisecond's first id instead; after one of
-/// Redis' own (sequence below 2^32), `*` is safe.
-macro_rules! rekey {
+/// The start of both click scripts: the writers' marks and `rekey`.
+///
+/// Each kolink writer proposes strictly increasing ids, with a tag of its own (2^32 and up) in
+/// their sequence part, and writes its clicks to a link in that order (retries and spool replays
+/// included). The link's `writers` hash keeps, per writer tag, the last id it wrote (its mark):
+/// a click above its writer's mark is new, so a click behind another writer's later entry (its
+/// XADD fails) is new without looking through the stream; only a click at or below the mark was
+/// written before (a retry, a replay), and is looked up. Marks older than a week are dropped
+/// when a new writer arrives (a replay older than that is looked up in the stream instead).
+///
+/// `rekey` adds a new click whose proposed id is behind the stream's last entry under an id
+/// Redis chooses, remembering the proposed one in `rid`. Never Redis' plain `*` right after a
+/// proposed id: within the same millisecond that is `<ms>-<seq+1>`, the id the same writer
+/// proposes next, which would then pass for a retry of this click. After a proposed id the
+/// re-keyed click takes the next millisecond's first id instead; after one of Redis' own
+/// (sequence below 2^32), `*` is safe.
+macro_rules! writers {
     () => {
         r"
+local function split(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), seq
+end
+-- Whether stream id a is after b (sequence parts compared as decimal strings: exact past 2^53).
+local function after(a, b)
+  local ma, sa = split(a)
+  local mb, sb = split(b)
+  if ma ~= mb then return ma > mb end
+  if #sa ~= #sb then return #sa > #sb end
+  return sa > sb
+end
+local marks, marked = {}, {}
+local function written(writers, tag, id)
+  local m = marks[tag]
+  if m == nil then
+    m = redis.call('HGET', writers, tag) or false
+    marks[tag] = m
+  end
+  return m and not after(id, m)
+end
+local function mark(tag, id)
+  local m = marks[tag]
+  if not m or after(id, m) then
+    marks[tag] = id
+    marked[tag] = true
+  end
+end
+local function save_marks(writers)
+  local fresh = false
+  for tag in pairs(marked) do
+    if redis.call('HSET', writers, tag, marks[tag]) == 1 then fresh = true end
+  end
+  if fresh and redis.call('HLEN', writers) > 16 then
+    local all = redis.call('HGETALL', writers)
+    local newest = 0
+    for k = 2, #all, 2 do newest = math.max(newest, split(all[k])) end
+    for k = 1, #all, 2 do
+      if split(all[k + 1]) < newest - 7 * 86400000 then redis.call('HDEL', writers, all[k]) end
+    end
+  end
+end
+-- The entry of a click written before: its own id, or its re-keyed copy's.
+local function find(stream, id)
+  if #redis.call('XRANGE', stream, id, id) > 0 then return id end
+  for _, e in ipairs(redis.call('XRANGE', stream, id, '+')) do
+    local f = e[2]
+    for k = 1, #f, 2 do
+      if f[k] == 'rid' and f[k+1] == id then return e[1] end
+    end
+  end
+  return nil
+end
 local function rekey(stream, minid, id, line)
   local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
   local next = '*'
   if top then
-    local ms, seq = string.match(top[1], '^(%d+)-(%d+)$')
-    if tonumber(seq) >= 4294967296 then next = string.format('%d-*', tonumber(ms) + 1) end
+    local ms, seq = split(top[1])
+    if tonumber(seq) >= 4294967296 then next = string.format('%d-*', ms + 1) end
   end
   return redis.call('XADD', stream, 'MINID', '~', minid, next, 'rid', id, 'i', line)
 end
@@ -106,27 +168,27 @@ redis.call('HSET', KEYS[1], code, ARGV[4])
 return {'ok', ''}
 ";
 
-// KEYS: stream, stats, rollups, then per day the clicks name by index k (1, 2, ...): its
-// visitor set at KEYS[2 + 2k] and its HyperLogLog at KEYS[3 + 2k].
-// ARGV: minid, exact visitor limit, n, then per click: id, day index (0: none), visitor, the
-// entry's `i` field (`clicks::entry_line`), #fields, fields..., #rollups, rollups..., and last
-// each day's YYYY-MM-DD by index.
+// KEYS: stream, stats, rollups, writers, then per day the clicks name by index k (1, 2, ...):
+// its visitor set at KEYS[3 + 2k] and its HyperLogLog at KEYS[4 + 2k].
+// ARGV: minid, exact visitor limit, n, then per click: id, writer tag, day index (0: none),
+// visitor, the entry's `i` field (`clicks::entry_line`), #fields, fields..., #rollups,
+// rollups..., and last each day's YYYY-MM-DD by index.
 // A day's first `limit` visitors go to its set (exact), and are counted in the rollups'
 // `u|<day>`; later new visitors go to its HyperLogLog.
 // Each click's entry is added first; the counters, rollups and visitors of the clicks that were
 // new are then summed per field and written with one HINCRBY per distinct field and one PFADD
 // per day, so a group of clicks costs about one XADD each.
 pub(super) const CLICKS: &str = concat!(
-    rekey!(),
+    writers!(),
     r#"
-local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
+local stream, stats, rollups, writers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local minid, limit = ARGV[1], tonumber(ARGV[2])
 local p = 4
 local out = {}
 local incr, order, rincr, rorder, visitors = {}, {}, {}, {}, {}
 for i = 1, tonumber(ARGV[3]) do
-  local id, uv, visitor, line = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2], ARGV[p+3]
-  p = p + 4
+  local id, tag, uv, visitor, line = ARGV[p], ARGV[p+1], tonumber(ARGV[p+2]), ARGV[p+3], ARGV[p+4]
+  p = p + 5
   local nf = tonumber(ARGV[p])
   local first_field = p + 1
   p = p + 1 + nf
@@ -136,24 +198,14 @@ for i = 1, tonumber(ARGV[3]) do
   local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
   local fresh = true
   if type(res) == 'table' and res.err then
-    res = nil
-    fresh = false
-    if #redis.call('XRANGE', stream, id, id) > 0 then
-      res = id
+    res = written(writers, tag, id) and find(stream, id)
+    if res then
+      fresh = false
     else
-      for _, e in ipairs(redis.call('XRANGE', stream, id, '+')) do
-        local f = e[2]
-        for k = 1, #f, 2 do
-          if f[k] == 'rid' and f[k+1] == id then res = e[1] end
-        end
-        if res then break end
-      end
-      if not res then
-        res = rekey(stream, minid, id, line)
-        fresh = true
-      end
+      res = rekey(stream, minid, id, line)
     end
   end
+  mark(tag, id)
   if fresh then
     for j = first_field, first_field + nf - 1 do
       local f = ARGV[j]
@@ -173,54 +225,43 @@ for i = 1, tonumber(ARGV[3]) do
 end
 for _, f in ipairs(order) do redis.call('HINCRBY', stats, f, incr[f]) end
 for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
+save_marks(writers)
 "#,
     visitors!()
 );
 
 // The usual way a group of one link's clicks is written: as `CLICKS`, with the counters and
-// rollups summed over the group by kolink, so that Redis adds each field once and reads four
+// rollups summed over the group by kolink, so that Redis adds each field once and reads five
 // arguments per click. KEYS as `CLICKS`. ARGV: minid, exact visitor limit, n, then per click:
-// id, day index (0: none), visitor, the entry's `i` field; then the number of counter fields and
-// field, amount pairs; the same for the rollups; and last each day's YYYY-MM-DD by index.
-// Summed counters hold only when every click of the group is new. kolink sends only groups whose
-// ids increase, and a script runs whole or not at all, so a group written before has its first
-// click there. A click whose XADD fails is looked up (its id, or a re-keyed entry naming it in
-// `rid`): found, the group was written before, so the entries this call added are deleted
-// again, nothing is counted, and the answer is an empty list; kolink then writes the group with
-// `CLICKS`, which decides click by click. Not found, another instance (several processes on one
-// link) wrote a later id first: the click is added under a Redis-chosen id with `rid`, as
-// `CLICKS` does, and the group goes on.
+// id, writer tag, day index (0: none), visitor, the entry's `i` field; then the number of
+// counter fields and field, amount pairs; the same for the rollups; and last each day's
+// YYYY-MM-DD by index.
+// Summed counters hold only when every click of the group is new. A click whose XADD fails and
+// that is at or below its writer's mark was written before (a retry, a replay): the entries this
+// call added are deleted again, nothing is counted, and the answer is an empty list; kolink then
+// writes the group with `CLICKS`, which decides click by click. A click above the mark is new,
+// behind another writer's later entry: it is re-keyed, as `CLICKS` does, and the group goes on.
 pub(super) const CLICKS_SUMMED: &str = concat!(
-    rekey!(),
+    writers!(),
     r#"
-local stream, stats, rollups = KEYS[1], KEYS[2], KEYS[3]
+local stream, stats, rollups, writers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local minid, limit = ARGV[1], tonumber(ARGV[2])
 local p = 4
 local out = {}
 local visitors = {}
 for i = 1, tonumber(ARGV[3]) do
-  local id, uv, visitor, line = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2], ARGV[p+3]
+  local id, tag, uv, visitor, line = ARGV[p], ARGV[p+1], tonumber(ARGV[p+2]), ARGV[p+3], ARGV[p+4]
+  local proposed = id
   local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
   if type(res) == 'table' and res.err then
-    -- Written before (a retry: the entry, or its re-keyed copy, is there): undo, answer {}.
-    local seen = #redis.call('XRANGE', stream, id, id) > 0
-    if not seen then
-      for _, e in ipairs(redis.call('XRANGE', stream, id, '+')) do
-        local f = e[2]
-        for k = 1, #f, 2 do
-          if f[k] == 'rid' and f[k+1] == id then seen = true end
-        end
-        if seen then break end
-      end
-    end
-    if seen then
+    if written(writers, tag, id) then
       if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
       return {}
     end
-    -- New, behind another instance's later entry: a Redis-chosen id, remembering this one.
     id = rekey(stream, minid, id, line)
   end
-  p = p + 4
+  mark(tag, proposed)
+  p = p + 5
   if uv > 0 and visitor ~= '' then
     local l = visitors[uv]
     if not l then l = {}; visitors[uv] = l end
@@ -233,6 +274,7 @@ for _, hash in ipairs({stats, rollups}) do
   for j = p + 1, p + 2 * n, 2 do redis.call('HINCRBY', hash, ARGV[j], ARGV[j+1]) end
   p = p + 1 + 2 * n
 end
+save_marks(writers)
 "#,
     visitors!()
 );
