@@ -101,9 +101,13 @@ impl Settings {
             bail!("storage is redis but neither redis_url (KOLINK_REDIS_URL) nor redis_cluster (KOLINK_REDIS_CLUSTER) is set");
         }
         if let Some(seeds) = &self.redis_cluster {
-            for seed in seeds.split(',') {
-                let u = url::Url::parse(seed.trim())
-                    .with_context(|| format!("redis_cluster: {seed:?} is not a redis:// URL"))?;
+            let seeds: Vec<&str> = seeds.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            if seeds.is_empty() {
+                bail!("redis_cluster names no seed: give redis://host:port URLs separated by commas");
+            }
+            for seed in seeds {
+                let u =
+                    url::Url::parse(seed).with_context(|| format!("redis_cluster: {seed:?} is not a redis:// URL"))?;
                 if u.scheme() != "redis" && u.scheme() != "rediss" || u.host_str().is_none() {
                     bail!("redis_cluster: {seed:?} is not a redis://host:port URL");
                 }
@@ -158,5 +162,37 @@ impl Settings {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => format!("http://{bound}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redis::Target;
+
+    #[test]
+    fn a_cluster_is_named_by_its_seeds_and_is_redis_storage() {
+        let mut s = Settings::defaults();
+        s.redis_cluster = Some("redis://10.0.0.1:6379, redis://10.0.0.2:6379,".into());
+        let s = s.validate().unwrap();
+        assert_eq!(s.storage(), StorageKind::Redis);
+        match s.redis_target() {
+            Some(Target::Cluster(seeds)) => assert_eq!(seeds, ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_url_and_a_cluster_together_or_a_bad_seed_are_refused() {
+        let mut s = Settings::defaults();
+        s.redis_url = Some("redis://127.0.0.1:6379/0".into());
+        s.redis_cluster = Some("redis://127.0.0.1:7000".into());
+        assert!(s.validate().unwrap_err().to_string().contains("not both"));
+        let mut s = Settings::defaults();
+        s.redis_cluster = Some("http://127.0.0.1:7000".into());
+        assert!(s.validate().unwrap_err().to_string().contains("redis_cluster"));
+        let mut s = Settings::defaults();
+        s.redis_cluster = Some("not a url".into());
+        assert!(s.validate().unwrap_err().to_string().contains("redis_cluster"));
     }
 }

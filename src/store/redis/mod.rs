@@ -20,7 +20,7 @@
 //! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq, field `i` = the click (`clicks::entry_line`) |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
 //! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns        |
-//! | `kl:{<code>}:writers`             | hash   | writer tag → the last click id it wrote (`scripts::writers!`) |
+//! | `kl:{<code>}:writers`             | hash   | writer tag → its last re-keyed click's proposed id (`scripts::writers!`) |
 //! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link)  |
 //! | `kl:{<code>}:uvs:<YYYY-MM-DD>`    | set    | the day's first 10,000 unique visitors (exact)    |
 //! | `kl:{<code>}:uv:<YYYY-MM-DD>`     | HLL    | the day's unique visitors past those 10,000       |

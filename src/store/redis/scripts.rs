@@ -30,22 +30,25 @@ return out
     };
 }
 
-/// The start of both click scripts: the writers' marks and `rekey`.
+/// The start of both click scripts: re-keying, and the writers' marks that tell a new click
+/// from a retried one without reading through the stream.
 ///
 /// Each kolink writer proposes strictly increasing ids, with a tag of its own (2^32 and up) in
 /// their sequence part, and writes its clicks to a link in that order (retries and spool replays
-/// included). The link's `writers` hash keeps, per writer tag, the last id it wrote (its mark):
-/// a click above its writer's mark is new, so a click behind another writer's later entry (its
-/// XADD fails) is new without looking through the stream; only a click at or below the mark was
-/// written before (a retry, a replay), and is looked up. Marks older than a week are dropped
-/// when a new writer arrives (a replay older than that is looked up in the stream instead).
+/// included). A click whose XADD fails (its id is not above the stream's last one) is either
+/// there already under its own id (a retry), or was re-keyed before (a retry), or is new and
+/// behind another writer's later entry. The link's `writers` hash keeps, per writer tag, the
+/// proposed id of its last click that was re-keyed (its mark): a click above its writer's mark
+/// was never re-keyed, so it is new unless its own id is there; only one at or below the mark
+/// is looked for among the entries after it (`find`). Marks are written only when a click is
+/// re-keyed, so the usual write pays nothing for them; marks older than a week are dropped when
+/// a new writer's arrives (a retry older than that finds its entry by looking, all the same).
 ///
-/// `rekey` adds a new click whose proposed id is behind the stream's last entry under an id
-/// Redis chooses, remembering the proposed one in `rid`. Never Redis' plain `*` right after a
-/// proposed id: within the same millisecond that is `<ms>-<seq+1>`, the id the same writer
-/// proposes next, which would then pass for a retry of this click. After a proposed id the
-/// re-keyed click takes the next millisecond's first id instead; after one of Redis' own
-/// (sequence below 2^32), `*` is safe.
+/// `rekey` adds a new click under an id Redis chooses, remembering the proposed one in `rid`.
+/// Never Redis' plain `*` right after a proposed id: within the same millisecond that is
+/// `<ms>-<seq+1>`, the id the same writer proposes next, which would then pass for a retry of
+/// this click. After a proposed id the re-keyed click takes the next millisecond's first id
+/// instead; after one of Redis' own (sequence below 2^32), `*` is safe.
 macro_rules! writers {
     () => {
         r"
@@ -62,7 +65,8 @@ local function after(a, b)
   return sa > sb
 end
 local marks, marked = {}, {}
-local function written(writers, tag, id)
+-- Whether the click may have been re-keyed before: at or below its writer's mark.
+local function maybe_rekeyed(writers, tag, id)
   local m = marks[tag]
   if m == nil then
     m = redis.call('HGET', writers, tag) or false
@@ -91,9 +95,12 @@ local function save_marks(writers)
     end
   end
 end
--- The entry of a click written before: its own id, or its re-keyed copy's.
+-- Whether a click's own entry is there.
+local function there(stream, id)
+  return #redis.call('XRANGE', stream, id, id) > 0
+end
+-- The re-keyed copy of a click written before, if any.
 local function find(stream, id)
-  if #redis.call('XRANGE', stream, id, id) > 0 then return id end
   for _, e in ipairs(redis.call('XRANGE', stream, id, '+')) do
     local f = e[2]
     for k = 1, #f, 2 do
@@ -102,7 +109,8 @@ local function find(stream, id)
   end
   return nil
 end
-local function rekey(stream, minid, id, line)
+local function rekey(stream, minid, tag, id, line)
+  mark(tag, id)
   local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
   local next = '*'
   if top then
@@ -198,14 +206,17 @@ for i = 1, tonumber(ARGV[3]) do
   local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
   local fresh = true
   if type(res) == 'table' and res.err then
-    res = written(writers, tag, id) and find(stream, id)
+    if there(stream, id) then
+      res = id
+    else
+      res = maybe_rekeyed(writers, tag, id) and find(stream, id)
+    end
     if res then
       fresh = false
     else
-      res = rekey(stream, minid, id, line)
+      res = rekey(stream, minid, tag, id, line)
     end
   end
-  mark(tag, id)
   if fresh then
     for j = first_field, first_field + nf - 1 do
       local f = ARGV[j]
@@ -237,10 +248,11 @@ save_marks(writers)
 // counter fields and field, amount pairs; the same for the rollups; and last each day's
 // YYYY-MM-DD by index.
 // Summed counters hold only when every click of the group is new. A click whose XADD fails and
-// that is at or below its writer's mark was written before (a retry, a replay): the entries this
-// call added are deleted again, nothing is counted, and the answer is an empty list; kolink then
-// writes the group with `CLICKS`, which decides click by click. A click above the mark is new,
-// behind another writer's later entry: it is re-keyed, as `CLICKS` does, and the group goes on.
+// whose own entry is there, or that is at or below its writer's mark, may have been written
+// before (a retry, a replay): the entries this call added are deleted again, nothing is
+// counted, and the answer is an empty list; kolink then writes the group with `CLICKS`, which
+// decides click by click. Any other is new, behind another writer's later entry: it is
+// re-keyed, as `CLICKS` does, and the group goes on.
 pub(super) const CLICKS_SUMMED: &str = concat!(
     writers!(),
     r#"
@@ -251,16 +263,14 @@ local out = {}
 local visitors = {}
 for i = 1, tonumber(ARGV[3]) do
   local id, tag, uv, visitor, line = ARGV[p], ARGV[p+1], tonumber(ARGV[p+2]), ARGV[p+3], ARGV[p+4]
-  local proposed = id
   local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
   if type(res) == 'table' and res.err then
-    if written(writers, tag, id) then
+    if there(stream, id) or maybe_rekeyed(writers, tag, id) then
       if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
       return {}
     end
-    id = rekey(stream, minid, id, line)
+    id = rekey(stream, minid, tag, id, line)
   end
-  mark(tag, proposed)
   p = p + 5
   if uv > 0 and visitor ~= '' then
     local l = visitors[uv]
