@@ -109,12 +109,16 @@ local function find(stream, id)
   end
   return nil
 end
-local function rekey(stream, minid, tag, id, line)
+-- `last`: the stream's last id, when the caller knows it.
+local function rekey(stream, minid, tag, id, line, last)
   mark(tag, id)
-  local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  if not last then
+    local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+    last = top and top[1]
+  end
   local next = '*'
-  if top then
-    local ms, seq = split(top[1])
+  if last then
+    local ms, seq = split(last)
     if tonumber(seq) >= 4294967296 then next = string.format('%d-*', ms + 1) end
   end
   return redis.call('XADD', stream, 'MINID', '~', minid, next, 'rid', id, 'i', line)
@@ -261,16 +265,24 @@ local minid, limit = ARGV[1], tonumber(ARGV[2])
 local p = 4
 local out = {}
 local visitors = {}
+-- The stream's last id once this call has added to it; writer tags with a click known new.
+local last, new = nil, {}
 for i = 1, tonumber(ARGV[3]) do
   local id, tag, uv, visitor, line = ARGV[p], ARGV[p+1], tonumber(ARGV[p+2]), ARGV[p+3], ARGV[p+4]
-  local res = redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
-  if type(res) == 'table' and res.err then
-    if there(stream, id) or maybe_rekeyed(writers, tag, id) then
+  -- Behind what this call wrote, the click is re-keyed without trying its own id; once one
+  -- click of a writer is known new here, its later ones are too (a writer's clicks are written
+  -- in order, a group whole or not at all).
+  local behind = last and not after(id, last)
+  local res = behind or redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
+  if behind or (type(res) == 'table' and res.err) then
+    if not new[tag] and (there(stream, id) or maybe_rekeyed(writers, tag, id)) then
       if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
       return {}
     end
-    id = rekey(stream, minid, tag, id, line)
+    id = rekey(stream, minid, tag, id, line, last)
   end
+  new[tag] = true
+  last = id
   p = p + 5
   if uv > 0 and visitor ~= '' then
     local l = visitors[uv]
