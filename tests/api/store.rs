@@ -245,6 +245,29 @@ async fn a_re_keyed_click_never_takes_another_writers_next_id() {
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [8]);
 }
 
+/// Many writers (every restart brings a new one) re-key clicks on one link; a retry of the
+/// first one's click still finds it, and counts nothing twice.
+#[tokio::test]
+async fn a_retry_finds_its_re_keyed_click_after_many_writers() {
+    let (store, guard) = open(Backend::Redis).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let mut conn = guard.redis.as_ref().unwrap().connection().await;
+    let _: String = conn
+        .xadd("kl:{a-1}:clicks", format!("{}-0", now + 60_000), &[("v", "other")])
+        .await
+        .unwrap();
+    let clicks: Vec<NewClick> = (1..=20u64)
+        .map(|w| click("a-1", now + w, ((0xF0_0000 + w) << 32) | 1, &format!("v{w}")))
+        .collect();
+    let mut first = Vec::new();
+    for c in &clicks {
+        first.push(store.write_clicks(std::slice::from_ref(c)).await.unwrap()[0]);
+    }
+    let again = store.write_clicks(&clicks[..1]).await.unwrap();
+    assert_eq!(again[0], first[0], "the retry finds its re-keyed entry");
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [20]);
+}
+
 /// Redis restarted (its script cache is empty): clicks are still written.
 #[tokio::test]
 async fn clicks_are_written_after_redis_restarts() {

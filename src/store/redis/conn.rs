@@ -294,24 +294,25 @@ fn pipe_with_wait(pipe: &mut Pipeline, wait: Option<usize>) {
 /// The commands' values, the first server error as the error (unless `keep_errors`); with
 /// `wait_for`, the last value is `WAIT`'s count of replicas, which must reach it.
 fn answers(mut values: Vec<Value>, wait_for: Option<usize>, keep_errors: bool) -> RedisResult<Vec<Value>> {
-    if let Some(n) = wait_for {
-        let acked = match values.pop() {
-            Some(Value::Int(a)) => a,
-            Some(Value::ServerError(e)) => return Err(e.into()),
-            _ => 0,
-        };
+    let acked = wait_for.map(|_| match values.pop() {
+        Some(Value::Int(a)) => Ok(a),
+        Some(Value::ServerError(e)) => Err(e),
+        _ => Ok(0),
+    });
+    // A command's own error first (a missing script must be loaded, whatever the replicas did).
+    if !keep_errors {
+        if let Some(i) = values.iter().position(|v| matches!(v, Value::ServerError(_))) {
+            return Err(values.swap_remove(i).extract_error().unwrap_err());
+        }
+    }
+    if let (Some(n), Some(acked)) = (wait_for, acked) {
+        let acked = acked?;
         if (acked as usize) < n {
             return Err(RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("WAIT: {acked} of {n} replicas acknowledged the write in time"),
             )));
         }
-    }
-    if keep_errors {
-        return Ok(values);
-    }
-    if let Some(i) = values.iter().position(|v| matches!(v, Value::ServerError(_))) {
-        return Err(values.swap_remove(i).extract_error().unwrap_err());
     }
     Ok(values)
 }

@@ -39,10 +39,11 @@ return out
 /// there already under its own id (a retry), or was re-keyed before (a retry), or is new and
 /// behind another writer's later entry. The link's `writers` hash keeps, per writer tag, the
 /// proposed id of its last click that was re-keyed (its mark): a click above its writer's mark
-/// was never re-keyed, so it is new unless its own id is there; only one at or below the mark
-/// is looked for among the entries after it (`find`). Marks are written only when a click is
-/// re-keyed, so the usual write pays nothing for them; marks older than a week are dropped when
-/// a new writer's arrives (a retry older than that finds its entry by looking, all the same).
+/// was never re-keyed, so it is new unless its own id is there; one at or below the mark, or
+/// of a writer without a mark here, is looked for among the entries after it (`find`), once
+/// per writer and link until a re-key leaves a mark. Marks are written only when a click is
+/// re-keyed, so the usual write pays nothing for them; marks past the click retention are
+/// dropped when a new writer's arrives (their clicks are trimmed away).
 ///
 /// `rekey` adds a new click under an id Redis chooses, remembering the proposed one in `rid`.
 /// Never Redis' plain `*` right after a proposed id: within the same millisecond that is
@@ -65,14 +66,16 @@ local function after(a, b)
   return sa > sb
 end
 local marks, marked = {}, {}
--- Whether the click may have been re-keyed before: at or below its writer's mark.
+-- Whether the click may have been re-keyed before: at or below its writer's mark, or its
+-- writer has no mark here (it never re-keyed a click here, or it did before marks were kept,
+-- or its mark was dropped with the clicks past their retention).
 local function maybe_rekeyed(writers, tag, id)
   local m = marks[tag]
   if m == nil then
     m = redis.call('HGET', writers, tag) or false
     marks[tag] = m
   end
-  return m and not after(id, m)
+  return not m or not after(id, m)
 end
 local function mark(tag, id)
   local m = marks[tag]
@@ -81,17 +84,18 @@ local function mark(tag, id)
     marked[tag] = true
   end
 end
-local function save_marks(writers)
+-- Writes the marks moved; when a new writer's mark arrives, drops marks older than `minid`
+-- (their clicks are past retention, trimmed away).
+local function save_marks(writers, minid)
   local fresh = false
   for tag in pairs(marked) do
     if redis.call('HSET', writers, tag, marks[tag]) == 1 then fresh = true end
   end
   if fresh and redis.call('HLEN', writers) > 16 then
     local all = redis.call('HGETALL', writers)
-    local newest = 0
-    for k = 2, #all, 2 do newest = math.max(newest, split(all[k])) end
+    local cutoff = tonumber(minid)
     for k = 1, #all, 2 do
-      if split(all[k + 1]) < newest - 7 * 86400000 then redis.call('HDEL', writers, all[k]) end
+      if (split(all[k + 1])) < cutoff then redis.call('HDEL', writers, all[k]) end
     end
   end
 end
@@ -109,12 +113,15 @@ local function find(stream, id)
   end
   return nil
 end
--- `last`: the stream's last id, when the caller knows it.
+-- `last`: the stream's last generated id, when the caller knows it (its own last XADD); else
+-- read from XINFO (not the last entry's: an entry deleted by a rolled-back call still counts).
 local function rekey(stream, minid, tag, id, line, last)
   mark(tag, id)
   if not last then
-    local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-    last = top and top[1]
+    local info = redis.call('XINFO', 'STREAM', stream)
+    for k = 1, #info, 2 do
+      if info[k] == 'last-generated-id' then last = info[k + 1] end
+    end
   end
   local next = '*'
   if last then
@@ -240,7 +247,7 @@ for i = 1, tonumber(ARGV[3]) do
 end
 for _, f in ipairs(order) do redis.call('HINCRBY', stats, f, incr[f]) end
 for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
-save_marks(writers)
+save_marks(writers, minid)
 "#,
     visitors!()
 );
@@ -296,7 +303,7 @@ for _, hash in ipairs({stats, rollups}) do
   for j = p + 1, p + 2 * n, 2 do redis.call('HINCRBY', hash, ARGV[j], ARGV[j+1]) end
   p = p + 1 + 2 * n
 end
-save_marks(writers)
+save_marks(writers, minid)
 "#,
     visitors!()
 );
