@@ -108,8 +108,8 @@ impl Settings {
             for seed in seeds {
                 let u =
                     url::Url::parse(seed).with_context(|| format!("redis_cluster: {seed:?} is not a redis:// URL"))?;
-                if u.scheme() != "redis" && u.scheme() != "rediss" || u.host_str().is_none() {
-                    bail!("redis_cluster: {seed:?} is not a redis://host:port URL");
+                if u.scheme() != "redis" || u.host_str().is_none() {
+                    bail!("redis_cluster: {seed:?} is not a redis://host:port URL (TLS is not built in)");
                 }
             }
         }

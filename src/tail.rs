@@ -6,15 +6,18 @@
 //! new on every stream, writes one line per entry, flushes, and only then acknowledges: an entry
 //! is delivered at least once (a reader killed between writing and acknowledging writes it again
 //! when it comes back; de-duplicate on `id`). New links are picked up each round. Idle, it reads
-//! again every `POLL` (the streams are many, one per link, so it polls instead of blocking).
+//! again every `POLL` (the streams are many, one per link, so it polls instead of blocking);
+//! every `SWEEP` it delivers again what it took and lost, claims what readers that never came
+//! back left idle, and lists every link again.
 //!
 //! Lines: `{"type": "click", "link": "<code>", "id": "<kl_cid>", "at": …, …}` with the columns
 //! of the API's click export, and `{"type": "conversion", …}` with a conversion as the API lists
 //! it when it was accepted (later status changes are not sent again).
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -28,6 +31,12 @@ use crate::store::redis::{RedisStore, TailStream};
 const COUNT: usize = 1000;
 /// How long an idle reader waits before it reads again.
 const POLL: Duration = Duration::from_millis(500);
+/// How often a reader delivers again what it took and did not acknowledge (a read whose answer
+/// was lost), claims what other consumers left idle this long, and lists every link again
+/// (links are found by id, and ids are reserved before their links are written).
+const SWEEP: Duration = Duration::from_secs(60);
+/// Links are looked for from this many ids below the highest seen, each round.
+const ID_SLACK: u64 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailOptions {
@@ -42,8 +51,9 @@ Usage: kolink tail --group NAME [--consumer NAME] [--once]
 
 Streams every click and conversion as NDJSON on stdout, through a Redis consumer group:
 what the group has had is not sent again; entries are acknowledged after they are written
-(at least once: de-duplicate on id). --consumer names this reader within the group
-(default: the host name and process id); --once stops when nothing new is left.
+(at least once: de-duplicate on id). --consumer names this reader within the group (default:
+the host name; readers sharing a group need names of their own, and a reader started again
+under its name gets what it had not acknowledged); --once stops when nothing new is left.
 Needs the Redis store (KOLINK_REDIS_URL or KOLINK_REDIS_CLUSTER).";
 
 impl TailOptions {
@@ -68,7 +78,10 @@ impl TailOptions {
         }
         let consumer = consumer.unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-            format!("{}-{}", host.trim(), std::process::id())
+            match host.trim() {
+                "" => "kolink-tail".to_owned(),
+                h => h.to_owned(),
+            }
         });
         Ok(TailOptions { group, consumer, once })
     }
@@ -83,22 +96,33 @@ pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) 
     let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
     let store = RedisStore::connect(&target, &settings.redis_prefix, retention, 0, Arc::new(SystemClock)).await?;
     let mut streams = vec![TailStream::Conversions];
-    let mut last_link = 0;
-    // First what this consumer took before and did not acknowledge, then what is new.
+    store.create_groups(&opts.group, &streams).await?;
+    let mut known: HashSet<u64> = HashSet::new();
+    let mut highest: u64 = 0;
+    // First what this consumer took before and did not acknowledge (and what others left idle),
+    // then what is new; again at each sweep.
     let mut again = true;
+    let mut swept = Instant::now();
     loop {
-        let new = store.links_after(last_link).await?;
-        if let Some((_, id)) = new.last() {
-            last_link = *id;
-        }
-        let added: Vec<TailStream> = new
+        let from = if again { 0 } else { highest.saturating_sub(ID_SLACK) };
+        let added: Vec<TailStream> = store
+            .links_after(from)
+            .await?
             .into_iter()
-            .map(|(code, link_id)| TailStream::Clicks { code, link_id })
+            .filter(|(_, id)| known.insert(*id))
+            .map(|(code, link_id)| {
+                highest = highest.max(link_id);
+                TailStream::Clicks { code, link_id }
+            })
             .collect();
-        let first = if streams.len() == 1 { 0 } else { streams.len() };
-        streams.extend(added);
-        if first < streams.len() {
-            store.create_groups(&opts.group, &streams[first..]).await?;
+        if !added.is_empty() {
+            store.create_groups(&opts.group, &added).await?;
+            streams.extend(added);
+        }
+        if again {
+            store
+                .claim_idle(&opts.group, &opts.consumer, &streams, SWEEP, COUNT)
+                .await?;
         }
         let taken = store.take(&opts.group, &opts.consumer, &streams, COUNT, again).await?;
         for (i, c) in &taken.clicks {
@@ -128,6 +152,11 @@ pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) 
             }
             if opts.once {
                 return Ok(());
+            }
+            if swept.elapsed() >= SWEEP {
+                again = true;
+                swept = Instant::now();
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}

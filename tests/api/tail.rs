@@ -139,6 +139,39 @@ async fn entries_taken_and_not_acknowledged_are_delivered_again(backend: Backend
     assert!(tail(&app, &["--group", "warehouse", "--consumer", "reader-1"])
         .await
         .is_empty());
+
+    // What a reader that never comes back took is claimed by another once idle long enough.
+    app.click_id("amy-serum").await;
+    let taken = store.take("warehouse", "gone", &streams, 10, false).await.unwrap();
+    assert_eq!(taken.clicks.len(), 1);
+    store
+        .claim_idle("warehouse", "reader-2", &streams, Duration::ZERO, 10)
+        .await
+        .unwrap();
+    let again = store.take("warehouse", "reader-2", &streams, 10, true).await.unwrap();
+    assert_eq!(again.clicks.len(), 1, "claimed from the reader that is gone");
+}
+
+per_store!(a_group_lost_in_a_failover_is_made_again: redis cluster);
+/// A group that did not reach a replica before a failover is gone: the reader makes it again
+/// and delivers the stream from its first entry (at least once), instead of failing.
+async fn a_group_lost_in_a_failover_is_made_again(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let click = app.click_id("amy-serum").await;
+    let first = tail(&app, &["--group", "warehouse"]).await;
+    assert_eq!(ids_of(&first, "click", "id"), [click.clone()]);
+    let (_, prefix) = target(&app);
+    let key = format!("{prefix}:{{amy-serum}}:clicks");
+    let destroy = redis::cmd("XGROUP").arg("DESTROY").arg(&key).arg("warehouse").clone();
+    let destroyed: i64 = match (&app.redis, &app.cluster) {
+        (Some(r), _) => destroy.query_async(&mut r.connection().await).await.unwrap(),
+        (None, Some(c)) => destroy.query_async(&mut c.connection().await).await.unwrap(),
+        (None, None) => unreachable!(),
+    };
+    assert_eq!(destroyed, 1);
+    let lines = tail(&app, &["--group", "warehouse"]).await;
+    assert_eq!(ids_of(&lines, "click", "id"), [click]);
 }
 
 #[test]

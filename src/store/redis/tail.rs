@@ -4,7 +4,8 @@
 //! get the group (`XGROUP CREATE … 0 MKSTREAM`: from the first entry kept). A reader takes
 //! entries with `XREADGROUP` (one pipeline per shard over every stream), hands them on, then
 //! acknowledges them (`XACK`); what it took and did not acknowledge (it stopped in between) is
-//! delivered to the same consumer again (`XREADGROUP … 0`), so a warehouse gets every entry at
+//! delivered to the same consumer again (`XREADGROUP … 0`), and what a consumer that never came
+//! back left idle is claimed by another (`XAUTOCLAIM`), so a warehouse gets every entry at
 //! least once.
 
 use redis::Value;
@@ -88,8 +89,51 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Moves to `consumer` the entries other consumers of `group` took and have not
+    /// acknowledged for `idle` (a reader that stopped for good), up to `count` per stream;
+    /// `take(.., again: true)` then delivers them.
+    pub async fn claim_idle(
+        &self,
+        group: &str,
+        consumer: &str,
+        streams: &[TailStream],
+        idle: std::time::Duration,
+        count: usize,
+    ) -> Result<()> {
+        let mut spread = self.redis.spread().keeping_errors();
+        for s in streams {
+            let key = self.tail_key(s);
+            spread
+                .on(&key)
+                .cmd("XAUTOCLAIM")
+                .arg(&key)
+                .arg(group)
+                .arg(consumer)
+                .arg(idle.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(count)
+                .arg("JUSTID");
+        }
+        let values = self
+            .redis
+            .run(spread, false)
+            .await
+            .map_err(failed("Failed to claim idle entries"))?;
+        for v in values {
+            if let Value::ServerError(e) = v {
+                // A group lost with a failover is made again by the next `take`.
+                if e.code() != "NOGROUP" {
+                    return Err(failed("Failed to claim idle entries")(e.into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Up to `count` entries of each stream for `consumer`: those it took before and did not
-    /// acknowledge (`again`), or new ones.
+    /// acknowledge (`again`), or new ones. A stream that lost the group (a failover before it
+    /// reached a replica) gets it again, from its first entry, and is read next time.
     pub async fn take(
         &self,
         group: &str,
@@ -98,7 +142,7 @@ impl RedisStore {
         count: usize,
         again: bool,
     ) -> Result<Taken> {
-        let mut spread = self.redis.spread();
+        let mut spread = self.redis.spread().keeping_errors();
         for s in streams {
             let key = self.tail_key(s);
             spread
@@ -113,10 +157,29 @@ impl RedisStore {
                 .arg(&key)
                 .arg(if again { "0" } else { ">" });
         }
-        let replies: Vec<Option<redis::streams::StreamReadReply>> = self
-            .run_spread(spread, false)
+        let values = self
+            .redis
+            .run(spread, false)
             .await
             .map_err(failed("Failed to read streams from Redis"))?;
+        let mut lost = Vec::new();
+        let mut replies = Vec::with_capacity(values.len());
+        for (i, v) in values.into_iter().enumerate() {
+            match v {
+                Value::ServerError(e) if e.code() == "NOGROUP" => {
+                    lost.push(streams[i].clone());
+                    replies.push(None);
+                }
+                Value::ServerError(e) => return Err(failed("Failed to read streams from Redis")(e.into())),
+                v => replies.push(
+                    <Option<redis::streams::StreamReadReply> as redis::FromRedisValue>::from_redis_value(v)
+                        .map_err(|e| failed("Failed to read streams from Redis")(e.into()))?,
+                ),
+            }
+        }
+        if !lost.is_empty() {
+            self.create_groups(group, &lost).await?;
+        }
         let mut taken = Taken::default();
         for (i, reply) in replies.into_iter().enumerate() {
             for key in reply.map(|r| r.keys).unwrap_or_default() {
