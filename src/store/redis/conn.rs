@@ -110,17 +110,29 @@ type ShardMap = Arc<Vec<(u16, u16, usize)>>;
 /// The store's connection and how it spreads work over a cluster.
 pub(super) struct Redis {
     pub(super) conn: Conn,
+    /// Writes that wait for replicas go on a connection of their own: Redis answers a
+    /// connection's commands in order, so reads behind a `WAIT` would wait with it.
+    waiting: Conn,
     /// Replicas each write must reach before it counts (`WAIT`); 0: no wait.
     pub(super) wait_replicas: usize,
     shards: RwLock<ShardMap>,
 }
 
 impl Redis {
-    pub(super) fn new(conn: Conn, wait_replicas: usize) -> Self {
+    /// `waiting`: a second connection to the same Redis, for writes that wait for replicas.
+    pub(super) fn new(conn: Conn, waiting: Conn, wait_replicas: usize) -> Self {
         Redis {
             conn,
+            waiting,
             wait_replicas,
             shards: RwLock::new(Arc::new(Vec::new())),
+        }
+    }
+
+    fn conn_for(&self, wait: Option<usize>) -> Conn {
+        match wait {
+            Some(_) => self.waiting.clone(),
+            None => self.conn.clone(),
         }
     }
 
@@ -190,7 +202,7 @@ impl Redis {
         if !self.is_cluster() {
             let mut pipe = spread.pipe;
             pipe_with_wait(&mut pipe, wait);
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn_for(wait);
             let values = conn.req_packed_commands(&pipe, 0, pipe.len()).await?;
             return answers(values, wait, spread.keep_errors);
         }
@@ -229,7 +241,7 @@ impl Redis {
             }
             pipe_with_wait(&mut pipe, wait);
             let route = Route::new(spread.slots[idx[0]], SlotAddr::Master);
-            let conn = self.conn.clone();
+            let conn = self.conn_for(wait);
             let keep_errors = spread.keep_errors;
             tasks.push(tokio::spawn(async move {
                 let mut me = ShardSend { conn, pipe, route };

@@ -157,35 +157,40 @@ impl RedisStore {
         wait_replicas: usize,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        let conn = match target {
-            Target::Single(url) => {
-                let client = redis::Client::open(url.as_str()).context("Failed to parse the Redis URL")?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(5)))
-                    .set_response_timeout(Some(Duration::from_secs(5)))
-                    .set_number_of_retries(3)
-                    .set_max_delay(Duration::from_secs(2));
-                let conn = ConnectionManager::new_with_config(client, config)
-                    .await
-                    .context("Failed to connect to Redis")?;
-                conn::Conn::Single(conn)
-            }
-            Target::Cluster(seeds) => {
-                let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
-                    .connection_timeout(Duration::from_secs(5))
-                    .response_timeout(Duration::from_secs(5))
-                    .retries(3)
-                    .build()
-                    .context("Failed to parse the Redis Cluster seeds")?;
-                let conn = client
-                    .get_async_connection()
-                    .await
-                    .context("Failed to connect to the Redis Cluster")?;
-                conn::Conn::Cluster(conn)
-            }
+        let open = || async {
+            anyhow::Ok(match target {
+                Target::Single(url) => {
+                    let client = redis::Client::open(url.as_str()).context("Failed to parse the Redis URL")?;
+                    let config = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(Duration::from_secs(5)))
+                        .set_response_timeout(Some(Duration::from_secs(5)))
+                        .set_number_of_retries(3)
+                        .set_max_delay(Duration::from_secs(2));
+                    let conn = ConnectionManager::new_with_config(client, config)
+                        .await
+                        .context("Failed to connect to Redis")?;
+                    conn::Conn::Single(conn)
+                }
+                Target::Cluster(seeds) => {
+                    let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+                        .connection_timeout(Duration::from_secs(5))
+                        .response_timeout(Duration::from_secs(5))
+                        .retries(3)
+                        .build()
+                        .context("Failed to parse the Redis Cluster seeds")?;
+                    let conn = client
+                        .get_async_connection()
+                        .await
+                        .context("Failed to connect to the Redis Cluster")?;
+                    conn::Conn::Cluster(conn)
+                }
+            })
         };
+        let conn = open().await?;
+        // Writes that wait for replicas get a connection of their own (see `conn`).
+        let waiting = if wait_replicas > 0 { open().await? } else { conn.clone() };
         let store = Self {
-            redis: conn::Redis::new(conn, wait_replicas),
+            redis: conn::Redis::new(conn, waiting, wait_replicas),
             prefix: prefix.to_owned(),
             click_retention,
             clock,
