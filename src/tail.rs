@@ -6,7 +6,8 @@
 //! new on every stream, writes one line per entry, flushes, and only then acknowledges: an entry
 //! is delivered at least once (a reader killed between writing and acknowledging writes it again
 //! when it comes back; de-duplicate on `id`). New links are picked up each round. Idle, it reads
-//! again every `POLL` (the streams are many, one per link, so it polls instead of blocking);
+//! again after `POLL`, waiting longer (to `POLL_MAX`) while nothing comes (the streams are
+//! many, one per link, so it polls instead of blocking);
 //! every `SWEEP` it delivers again what it took and lost, claims what readers that never came
 //! back left idle, and lists every link again.
 //!
@@ -29,8 +30,10 @@ use crate::store::redis::{RedisStore, TailStream};
 
 /// Entries taken from each stream per round.
 const COUNT: usize = 1000;
-/// How long an idle reader waits before it reads again.
+/// How long an idle reader waits before it reads again: `POLL`, doubling while nothing comes up
+/// to `POLL_MAX` (each read is one command per link).
 const POLL: Duration = Duration::from_millis(500);
+const POLL_MAX: Duration = Duration::from_secs(8);
 /// How often a reader delivers again what it took and did not acknowledge (a read whose answer
 /// was lost), claims what other consumers left idle this long, and lists every link again
 /// (links are found by id, and ids are reserved before their links are written).
@@ -103,6 +106,7 @@ pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) 
     // then what is new; again at each sweep.
     let mut again = true;
     let mut swept = Instant::now();
+    let mut poll = POLL;
     loop {
         let from = if again { 0 } else { highest.saturating_sub(ID_SLACK) };
         let added: Vec<TailStream> = store
@@ -145,7 +149,9 @@ pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) 
         }
         out.flush().context("Failed to write to stdout")?;
         store.acknowledge(&opts.group, &streams, &taken).await?;
-        if taken.is_empty() {
+        if !taken.is_empty() {
+            poll = POLL;
+        } else {
             if again {
                 again = false;
                 continue;
@@ -159,9 +165,10 @@ pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) 
                 continue;
             }
             tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(poll) => {}
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             }
+            poll = (poll * 2).min(POLL_MAX);
         }
     }
 }
