@@ -112,7 +112,8 @@ pub struct RedisStore {
 }
 
 /// Sorts a Redis failure: no answer (connection, timeout, a server not ready, out of memory,
-/// or unable to persist: `MISCONF` is a full disk on the Redis host) is `Unavailable`; anything
+/// unable to persist: `MISCONF` is a full disk on the Redis host; or a cluster moving the slot
+/// under way: `MOVED`, `ASK`, `TRYAGAIN`) is `Unavailable`, so clicks wait in the spool; anything
 /// else Redis refused is a bug of ours, `Corrupt`.
 fn failed(what: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
     move |e| {
@@ -123,7 +124,18 @@ fn failed(what: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
             || e.is_unrecoverable_error()
             || matches!(
                 e.code(),
-                Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY" | "OOM" | "MISCONF")
+                Some(
+                    "LOADING"
+                        | "BUSY"
+                        | "MASTERDOWN"
+                        | "TRYAGAIN"
+                        | "CLUSTERDOWN"
+                        | "READONLY"
+                        | "OOM"
+                        | "MISCONF"
+                        | "MOVED"
+                        | "ASK"
+                )
             );
         let e = anyhow::Error::new(e).context(what);
         if unavailable {
@@ -912,6 +924,20 @@ fn conflict(what: &str, which: String) -> std::result::Result<(), LinkConflict> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_moving_a_slot_is_unavailable_and_a_script_error_is_a_bug() {
+        let err = |resp: &[u8]| redis::parse_redis_value(resp).unwrap().extract_error().unwrap_err();
+        for moving in [
+            &b"-ASK 3999 127.0.0.1:6381\r\n"[..],
+            b"-MOVED 3999 127.0.0.1:6381\r\n",
+            b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+        ] {
+            assert!(matches!(failed("x")(err(moving)), StoreError::Unavailable(_)));
+        }
+        let bug = err(b"-ERR user_script:1: Script attempted to access nonexistent global variable\r\n");
+        assert!(matches!(failed("x")(bug), StoreError::Corrupt(_)));
+    }
 
     #[test]
     fn stream_ids_round_trip() {
