@@ -100,12 +100,11 @@ impl Settings {
         if self.storage() == StorageKind::Redis && self.redis_target().is_none() {
             bail!("storage is redis but neither redis_url (KOLINK_REDIS_URL) nor redis_cluster (KOLINK_REDIS_CLUSTER) is set");
         }
-        if let Some(seeds) = &self.redis_cluster {
-            let seeds: Vec<&str> = seeds.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        if let Some(crate::store::redis::Target::Cluster(seeds)) = self.redis_target() {
             if seeds.is_empty() {
                 bail!("redis_cluster names no seed: give redis://host:port URLs separated by commas");
             }
-            for seed in seeds {
+            for seed in &seeds {
                 let u =
                     url::Url::parse(seed).with_context(|| format!("redis_cluster: {seed:?} is not a redis:// URL"))?;
                 if u.scheme() != "redis" || u.host_str().is_none() {

@@ -60,19 +60,19 @@ impl RedisStore {
         }
         let mut spread = self.redis.spread();
         for (code, idx) in groups {
-            let key = self.link_key(code, "clicks");
-            spread
-                .on(&key)
-                .invoke_script(&self.click_invocation(code, idx, clicks, minid, summed));
+            let stream = self.link_key(code, "clicks");
+            let inv = self.click_invocation(code, &stream, idx, clicks, minid, summed);
+            spread.on(&stream).invoke_script(&inv);
         }
         self.run_spread(spread, true).await
     }
 
-    /// The script call writing the clicks `idx` of one link: with the counters summed over
-    /// them (`CLICKS_SUMMED`), or each click's own (`CLICKS`).
+    /// The script call writing the clicks `idx` of one link (`stream`: its click stream's key):
+    /// with the counters summed over them (`CLICKS_SUMMED`), or each click's own (`CLICKS`).
     fn click_invocation<'a>(
         &'a self,
         code: &str,
+        stream: &str,
         idx: &[usize],
         clicks: &[NewClick],
         minid: &str,
@@ -83,7 +83,7 @@ impl RedisStore {
         } else {
             self.clicks.prepare_invoke()
         };
-        inv.key(self.link_key(code, "clicks"))
+        inv.key(stream)
             .key(self.link_key(code, "stats"))
             .key(self.link_key(code, "rollups"))
             .key(self.link_key(code, "writers"));

@@ -240,12 +240,15 @@ impl Redis {
                 pipe.add_command(commands[i].clone());
             }
             pipe_with_wait(&mut pipe, wait);
-            let route = Route::new(spread.slots[idx[0]], SlotAddr::Master);
-            let conn = self.conn_for(wait);
+            let route = SingleNodeRoutingInfo::SpecificNode(Route::new(spread.slots[idx[0]], SlotAddr::Master));
+            let Conn::Cluster(mut conn) = self.conn_for(wait) else {
+                unreachable!("shard pipelines are sent on a cluster only")
+            };
             let keep_errors = spread.keep_errors;
             tasks.push(tokio::spawn(async move {
-                let mut me = ShardSend { conn, pipe, route };
-                me.send(wait, keep_errors).await
+                let n = pipe.len();
+                let values = conn.route_pipeline(pipe, 0, n, route).await?;
+                answers(values, wait, keep_errors)
             }));
         }
         let mut out = vec![Value::Nil; commands.len()];
@@ -269,30 +272,6 @@ impl Redis {
             Some(e) => Err(e),
             None => Ok(out),
         }
-    }
-}
-
-/// A pipeline for one shard, routed to the master of one of its slots.
-struct ShardSend {
-    conn: Conn,
-    pipe: Pipeline,
-    route: Route,
-}
-
-impl ShardSend {
-    async fn send(&mut self, wait_for: Option<usize>, keep_errors: bool) -> RedisResult<Vec<Value>> {
-        let Conn::Cluster(c) = &mut self.conn else {
-            unreachable!("shard pipelines are sent on a cluster only")
-        };
-        let values = c
-            .route_pipeline(
-                self.pipe.clone(),
-                0,
-                self.pipe.len(),
-                SingleNodeRoutingInfo::SpecificNode(self.route),
-            )
-            .await?;
-        answers(values, wait_for, keep_errors)
     }
 }
 

@@ -60,33 +60,36 @@ impl RedisStore {
             .map_err(failed("Failed to list links from Redis"))
     }
 
-    /// Creates `group` on each stream that lacks it, from the stream's first entry.
-    pub async fn create_groups(&self, group: &str, streams: &[TailStream]) -> Result<()> {
+    /// One command per stream, written by `add` for the stream's key; each command's answer,
+    /// or its error as its value.
+    async fn per_stream(
+        &self,
+        streams: &[TailStream],
+        what: &'static str,
+        add: impl Fn(&mut redis::Pipeline, &str),
+    ) -> Result<Vec<Value>> {
         let mut spread = self.redis.spread().keeping_errors();
         for s in streams {
             let key = self.tail_key(s);
-            spread
-                .on(&key)
-                .cmd("XGROUP")
-                .arg("CREATE")
-                .arg(&key)
-                .arg(group)
-                .arg("0")
-                .arg("MKSTREAM");
+            add(spread.on(&key), &key);
         }
+        self.redis.run(spread, false).await.map_err(failed(what))
+    }
+
+    /// Creates `group` on each stream that lacks it, from the stream's first entry.
+    pub async fn create_groups(&self, group: &str, streams: &[TailStream]) -> Result<()> {
+        const WHAT: &str = "Failed to create a consumer group";
         let values = self
-            .redis
-            .run(spread, false)
-            .await
-            .map_err(failed("Failed to create a consumer group"))?;
-        for v in values {
-            if let Value::ServerError(e) = v {
-                if e.code() != "BUSYGROUP" {
-                    return Err(failed("Failed to create a consumer group")(e.into()));
-                }
-            }
-        }
-        Ok(())
+            .per_stream(streams, WHAT, |pipe, key| {
+                pipe.cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(key)
+                    .arg(group)
+                    .arg("0")
+                    .arg("MKSTREAM");
+            })
+            .await?;
+        errors_but("BUSYGROUP", values, WHAT)
     }
 
     /// Moves to `consumer` the entries other consumers of `group` took and have not
@@ -100,35 +103,22 @@ impl RedisStore {
         idle: std::time::Duration,
         count: usize,
     ) -> Result<()> {
-        let mut spread = self.redis.spread().keeping_errors();
-        for s in streams {
-            let key = self.tail_key(s);
-            spread
-                .on(&key)
-                .cmd("XAUTOCLAIM")
-                .arg(&key)
-                .arg(group)
-                .arg(consumer)
-                .arg(idle.as_millis() as u64)
-                .arg("0-0")
-                .arg("COUNT")
-                .arg(count)
-                .arg("JUSTID");
-        }
+        const WHAT: &str = "Failed to claim idle entries";
         let values = self
-            .redis
-            .run(spread, false)
-            .await
-            .map_err(failed("Failed to claim idle entries"))?;
-        for v in values {
-            if let Value::ServerError(e) = v {
-                // A group lost with a failover is made again by the next `take`.
-                if e.code() != "NOGROUP" {
-                    return Err(failed("Failed to claim idle entries")(e.into()));
-                }
-            }
-        }
-        Ok(())
+            .per_stream(streams, WHAT, |pipe, key| {
+                pipe.cmd("XAUTOCLAIM")
+                    .arg(key)
+                    .arg(group)
+                    .arg(consumer)
+                    .arg(idle.as_millis() as u64)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(count)
+                    .arg("JUSTID");
+            })
+            .await?;
+        // A group lost with a failover is made again by the next `take`.
+        errors_but("NOGROUP", values, WHAT)
     }
 
     /// Up to `count` entries of each stream for `consumer`: those it took before and did not
@@ -142,26 +132,20 @@ impl RedisStore {
         count: usize,
         again: bool,
     ) -> Result<Taken> {
-        let mut spread = self.redis.spread().keeping_errors();
-        for s in streams {
-            let key = self.tail_key(s);
-            spread
-                .on(&key)
-                .cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(group)
-                .arg(consumer)
-                .arg("COUNT")
-                .arg(count)
-                .arg("STREAMS")
-                .arg(&key)
-                .arg(if again { "0" } else { ">" });
-        }
+        const WHAT: &str = "Failed to read streams from Redis";
         let values = self
-            .redis
-            .run(spread, false)
-            .await
-            .map_err(failed("Failed to read streams from Redis"))?;
+            .per_stream(streams, WHAT, |pipe, key| {
+                pipe.cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(group)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(count)
+                    .arg("STREAMS")
+                    .arg(key)
+                    .arg(if again { "0" } else { ">" });
+            })
+            .await?;
         let mut lost = Vec::new();
         let mut replies = Vec::with_capacity(values.len());
         for (i, v) in values.into_iter().enumerate() {
@@ -170,10 +154,10 @@ impl RedisStore {
                     lost.push(streams[i].clone());
                     replies.push(None);
                 }
-                Value::ServerError(e) => return Err(failed("Failed to read streams from Redis")(e.into())),
+                Value::ServerError(e) => return Err(failed(WHAT)(e.into())),
                 v => replies.push(
                     <Option<redis::streams::StreamReadReply> as redis::FromRedisValue>::from_redis_value(v)
-                        .map_err(|e| failed("Failed to read streams from Redis")(e.into()))?,
+                        .map_err(|e| failed(WHAT)(e.into()))?,
                 ),
             }
         }
@@ -227,4 +211,16 @@ impl RedisStore {
             .map_err(failed("Failed to acknowledge entries in Redis"))?;
         Ok(())
     }
+}
+
+/// Fails on the first command's error whose code is not `expected`.
+fn errors_but(expected: &str, values: Vec<Value>, what: &'static str) -> Result<()> {
+    for v in values {
+        if let Value::ServerError(e) = v {
+            if e.code() != expected {
+                return Err(failed(what)(e.into()));
+            }
+        }
+    }
+    Ok(())
 }
