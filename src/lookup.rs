@@ -5,7 +5,9 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::{Campaign, Conversion, ConversionStatus, Kol, Link, LinkSummary, Shop};
 use crate::error::{ApiError, Code};
-use crate::store::{fill_page, Cursor, LinkIndex, Page, Record, RecordsExt, Result as StoreResult, Store, StoreError};
+use crate::store::{
+    fill_page, Cursor, LinkIndex, LinkRows, Page, Record, RecordsExt, Result as StoreResult, Store, StoreError,
+};
 
 async fn record<R: Record>(store: &dyn Store, id: &str, what: &str) -> Result<R, ApiError> {
     store
@@ -97,16 +99,20 @@ pub async fn links(
 
 /// A link record as a list decodes it: whole, or only what reports need.
 pub trait LinkRecord: DeserializeOwned {
+    /// The rows of a scan that decode as this type.
+    const ROWS: LinkRows;
     fn kol(&self) -> &str;
 }
 
 impl LinkRecord for Link {
+    const ROWS: LinkRows = LinkRows::Records;
     fn kol(&self) -> &str {
         self.kol.as_str()
     }
 }
 
 impl LinkRecord for LinkSummary {
+    const ROWS: LinkRows = LinkRows::Summaries;
     fn kol(&self) -> &str {
         self.kol.as_str()
     }
@@ -126,7 +132,7 @@ async fn links_as<L: LinkRecord>(
     let both = filter.campaign.is_some() && filter.kol.is_some();
     let keep = |l: &L| filter.kol.as_deref().is_none_or(|k| l.kol() == k);
     let scan = |c, n| async move {
-        let rows = store.scan_links(index, c, n).await?;
+        let rows = store.scan_links(index, L::ROWS, c, n).await?;
         rows.into_iter()
             .map(|(c, json)| Ok((c, serde_json::from_str(&json)?)))
             .collect()
@@ -139,7 +145,7 @@ pub async fn all_links(store: &dyn Store, filter: &LinkFilter) -> StoreResult<Ve
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let page = links_as(store, filter, cursor, 500).await?;
+        let page = links_as(store, filter, cursor, 5_000).await?;
         out.extend(page.items);
         match page.next {
             Some(n) => cursor = Some(n),

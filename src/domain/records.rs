@@ -64,10 +64,10 @@ pub struct Link {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// What reports need of a link, decoded from the same record as `Link` but without its
-/// destination, target URL, UTM set and tags: a campaign's 10,000 links decode several times
-/// faster.
-#[derive(Debug, Clone, Deserialize)]
+/// What reports need of a link: stored on its own beside the link indexes
+/// (`store::LinkRows::Summaries`), and also decoded from the whole record, whose destination,
+/// target URL, UTM set and tags it skips.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkSummary {
     pub code: ShortCode,
     pub campaign: Slug,

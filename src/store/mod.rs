@@ -210,6 +210,23 @@ pub enum LinkIndex<'a> {
     Kol(&'a str),
 }
 
+/// What a scan of links gives for each link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRows {
+    /// The whole JSON record, a `Link`.
+    Records,
+    /// What reports need, a `LinkSummary`: kept beside the campaign and KOL indexes and written
+    /// with the record, so that a report over a campaign's 10,000 links reads a few hundred
+    /// kilobytes instead of every record. Over `LinkIndex::All`, the records (they decode as
+    /// summaries too).
+    Summaries,
+}
+
+/// The summary JSON that stores keep beside their link indexes (`LinkRows::Summaries`).
+pub fn summary_json(link: &Link) -> Result<String> {
+    Ok(serde_json::to_string(&crate::domain::LinkSummary::from(link))?)
+}
+
 /// A click ready to be written: its log entry id, the counters it bumps and, for a person, the
 /// day's unique visitor it adds to.
 #[derive(Debug, Clone)]
@@ -327,9 +344,15 @@ pub trait Links: Send + Sync {
     }
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>>;
-    /// Newest first from one index, after `after`: each link's JSON record, which readers decode
-    /// as a `Link` or as the lighter `LinkSummary`.
-    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<String>>;
+    /// Newest first from one index, after `after`: each link's JSON record, or its summary
+    /// (`rows`), which readers decode as a `Link` or as a `LinkSummary`.
+    async fn scan_links(
+        &self,
+        index: LinkIndex<'_>,
+        rows: LinkRows,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Scan<String>>;
 }
 
 #[async_trait::async_trait]

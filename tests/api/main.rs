@@ -44,6 +44,7 @@ mod shares;
 mod shops;
 mod stats;
 mod store;
+mod summaries;
 mod tail;
 mod time;
 mod webdriver;

@@ -14,8 +14,8 @@
 //! | `links`          | code                       | link JSON                              |
 //! | `link_ids`       | numeric link id            | code (click ids; newest-first list)    |
 //! | `coupons`        | coupon key (`CouponKey`)   | code                                   |
-//! | `campaign_links` | (campaign, link id)        | code                                   |
-//! | `kol_links`      | (KOL, link id)             | code                                   |
+//! | `campaign_links` | (campaign, link id)        | the link's summary JSON (`LinkSummary`)|
+//! | `kol_links`      | (KOL, link id)             | the link's summary JSON (`LinkSummary`)|
 //! | `clicks`         | (code, ms, seq)            | click JSON (the link's click log)      |
 //! | `counters`       | (code, field)              | count (`crate::counters` fields)       |
 //! | `visitors`       | (code, day, visitor hash)  | () — exact unique visitors per day     |
@@ -49,11 +49,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::task::JoinHandle;
 
 use super::{
-    ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
-    Records, RefundCap, Result, Scan, Store, StoreError,
+    summary_json, ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkConflict, LinkData, LinkIndex,
+    LinkRows, Links, NewClick, Records, RefundCap, Result, Scan, Store, StoreError,
 };
 use crate::clock::SharedClock;
-use crate::domain::{ClickInfo, Conversion, CouponKey, DayInsights, EntryId, Link, StoredClick};
+use crate::domain::{ClickInfo, Conversion, CouponKey, DayInsights, EntryId, Link, LinkSummary, StoredClick};
 use tables::*;
 
 pub struct EmbeddedStore {
@@ -327,8 +327,9 @@ impl Links for EmbeddedStore {
                     if let Some(c) = coupon_key(l) {
                         coupons.insert(c.as_str(), code)?;
                     }
-                    by_campaign.insert((l.campaign.as_str(), l.id), code)?;
-                    by_kol.insert((l.kol.as_str(), l.id), code)?;
+                    let summary = summary_json(l)?;
+                    by_campaign.insert((l.campaign.as_str(), l.id), summary.as_str())?;
+                    by_kol.insert((l.kol.as_str(), l.id), summary.as_str())?;
                 }
             }
             txn.commit()?;
@@ -366,6 +367,11 @@ impl Links for EmbeddedStore {
                 }
                 txn.open_table(LINKS)?
                     .insert(code, serde_json::to_string(&new)?.as_str())?;
+                let summary = summary_json(&new)?;
+                txn.open_table(CAMPAIGN_LINKS)?
+                    .insert((new.campaign.as_str(), new.id), summary.as_str())?;
+                txn.open_table(KOL_LINKS)?
+                    .insert((new.kol.as_str(), new.id), summary.as_str())?;
             }
             txn.commit()?;
             Ok(Ok(()))
@@ -405,7 +411,13 @@ impl Links for EmbeddedStore {
         .await
     }
 
-    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<String>> {
+    async fn scan_links(
+        &self,
+        index: LinkIndex<'_>,
+        rows: LinkRows,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Scan<String>> {
         let before = before(after)?;
         let index = match index {
             LinkIndex::All => None,
@@ -416,14 +428,26 @@ impl Links for EmbeddedStore {
             let txn = db.begin_read()?;
             let links = txn.open_table(LINKS)?;
             // (link id, code) newest first.
-            let rows: Vec<(u64, String)> = match &index {
-                Some((table, owner)) => txn
-                    .open_table(*table)?
-                    .range((owner.as_str(), 0)..(owner.as_str(), before))?
-                    .rev()
-                    .take(limit)
-                    .map(|r| r.map(|(k, v)| (k.value().1, v.value().to_owned())))
-                    .collect::<std::result::Result<_, _>>()?,
+            let codes: Vec<(u64, String)> = match &index {
+                // The campaign and KOL indexes hold each link's summary, in order: a report
+                // reads them alone, in a few contiguous pages.
+                Some((table, owner)) => {
+                    let range = txn
+                        .open_table(*table)?
+                        .range((owner.as_str(), 0)..(owner.as_str(), before))?;
+                    let mut summaries = Vec::new();
+                    for row in range.rev().take(limit) {
+                        let (k, v) = row?;
+                        summaries.push((k.value().1, v.value().to_owned()));
+                    }
+                    if rows == LinkRows::Summaries {
+                        return Ok(summaries.into_iter().map(|(id, s)| (Cursor::mint([id]), s)).collect());
+                    }
+                    summaries
+                        .into_iter()
+                        .map(|(id, s)| Ok((id, serde_json::from_str::<LinkSummary>(&s)?.code.to_string())))
+                        .collect::<Result<_>>()?
+                }
                 None => txn
                     .open_table(LINK_IDS)?
                     .range(0..before)?
@@ -432,8 +456,8 @@ impl Links for EmbeddedStore {
                     .map(|r| r.map(|(k, v)| (k.value(), v.value().to_owned())))
                     .collect::<std::result::Result<_, _>>()?,
             };
-            let mut out = Vec::with_capacity(rows.len());
-            for (id, code) in rows {
+            let mut out = Vec::with_capacity(codes.len());
+            for (id, code) in codes {
                 if let Some(json) = links.get(code.as_str())? {
                     out.push((Cursor::mint([id]), json.value().to_owned()));
                 }

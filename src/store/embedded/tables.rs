@@ -16,6 +16,7 @@ pub(super) const SEQS: TableDefinition<&str, u64> = TableDefinition::new("seqs")
 pub(super) const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
 pub(super) const LINK_IDS: TableDefinition<u64, &str> = TableDefinition::new("link_ids");
 pub(super) const COUPONS: TableDefinition<&str, &str> = TableDefinition::new("coupons");
+/// The campaign's links by id, each with its summary (`LinkRows::Summaries`); so is `KOL_LINKS`.
 pub(super) const CAMPAIGN_LINKS: TableDefinition<(&str, u64), &str> = TableDefinition::new("campaign_links");
 pub(super) const KOL_LINKS: TableDefinition<(&str, u64), &str> = TableDefinition::new("kol_links");
 pub(super) const CLICKS: TableDefinition<(&str, u64, u64), &str> = TableDefinition::new("clicks");
@@ -57,6 +58,7 @@ pub(super) fn create_tables(db: anyhow::Result<Database>) -> anyhow::Result<Data
     txn.open_table(REFUNDED)?;
     txn.open_table(PENDING)?;
     build_rollups(&txn).context("Failed to build the counters' rollups")?;
+    build_summaries(&txn).context("Failed to build the links' summaries")?;
     txn.commit().context("Failed to create the tables")?;
     Ok(db)
 }
@@ -94,6 +96,35 @@ fn build_rollups(txn: &redb::WriteTransaction) -> crate::store::Result<()> {
         rollups.insert((code.as_str(), field.as_str()), n)?;
     }
     seqs.insert(SCHEMA, ROLLUPS_SCHEMA)?;
+    Ok(())
+}
+
+/// The layout version whose link indexes hold summaries rather than codes.
+const SUMMARIES_SCHEMA: u64 = 3;
+
+/// Writes every link's summary into the campaign and KOL indexes, once: a data file written
+/// before summaries existed holds codes there.
+fn build_summaries(txn: &redb::WriteTransaction) -> crate::store::Result<()> {
+    let mut seqs = txn.open_table(SEQS)?;
+    if seqs.get(SCHEMA)?.map(|v| v.value()) >= Some(SUMMARIES_SCHEMA) {
+        return Ok(());
+    }
+    let mut by_campaign = txn.open_table(CAMPAIGN_LINKS)?;
+    let mut by_kol = txn.open_table(KOL_LINKS)?;
+    for row in txn.open_table(LINKS)?.iter()? {
+        let (code, json) = row?;
+        let link: crate::domain::Link = match serde_json::from_str(json.value()) {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::warn!(code = code.value(), error = %e, "a link record does not decode: no summary");
+                continue;
+            }
+        };
+        let summary = crate::store::summary_json(&link)?;
+        by_campaign.insert((link.campaign.as_str(), link.id), summary.as_str())?;
+        by_kol.insert((link.kol.as_str(), link.id), summary.as_str())?;
+    }
+    seqs.insert(SCHEMA, SUMMARIES_SCHEMA)?;
     Ok(())
 }
 

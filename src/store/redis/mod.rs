@@ -13,6 +13,7 @@
 //! | `kl:{meta}:seq:<kind>`            | string | creation sequence per kind; `link` gives link ids |
 //! | `kl:{meta}:links`                 | hash   | link code → JSON record                           |
 //! | `kl:{meta}:links:idx`             | zset   | link code scored by numeric link id               |
+//! | `kl:{meta}:summaries`             | hash   | link code → what reports need (`LinkSummary` JSON)|
 //! | `kl:{meta}:link_ids`              | hash   | numeric link id → code (resolves click ids)       |
 //! | `kl:{meta}:coupons`               | hash   | coupon key (`CouponKey`) → code                   |
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
@@ -21,7 +22,7 @@
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
 //! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns        |
 //! | `kl:{<code>}:writers`             | hash   | writer tag → its last re-keyed click's proposed id (`scripts::writers!`) |
-//! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link)  |
+//! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link; 3: summaries) |
 //! | `kl:{<code>}:uvs:<YYYY-MM-DD>`    | set    | the day's first 10,000 unique visitors (exact)    |
 //! | `kl:{<code>}:uv:<YYYY-MM-DD>`     | HLL    | the day's unique visitors past those 10,000       |
 //! | `kl:{<code>}:metrics`             | hash   | day → JSON platform insights (`DayInsights`)      |
@@ -73,8 +74,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, FromRedisValue, Script, Value};
 
 use super::{
-    ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkConflict, LinkData, LinkIndex, Links, NewClick,
-    Records, RefundCap, Result, Scan, Store, StoreError,
+    summary_json, ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkConflict, LinkData, LinkIndex,
+    LinkRows, Links, NewClick, Records, RefundCap, Result, Scan, Store, StoreError,
 };
 use crate::clock::SharedClock;
 use crate::domain::{Conversion, CouponKey, DayInsights, EntryId, Link, StoredClick};
@@ -218,18 +219,15 @@ impl RedisStore {
             replace_rollups: Script::new(REPLACE_ROLLUPS),
         };
         store.load_scripts().await.context("Failed to load the Redis scripts")?;
-        store
-            .build_rollups()
-            .await
-            .context("Failed to build the counters' rollups")?;
+        store.migrate().await?;
         Ok(store)
     }
 
-    /// Builds every link's rollups from its counters, once per store: a store written before
-    /// rollups existed gets them at the first start of this version. Every kolink process on
-    /// the store must run a version with rollups, or the clicks of older ones miss them.
-    async fn build_rollups(&self) -> Result<()> {
-        const SCHEMA: u64 = 2;
+    /// Brings a store written by an older version to this layout, once: version 2 built every
+    /// link's rollups, version 3 its summary. Every kolink process on the store must run a
+    /// version with both, or the clicks and links of older ones miss them.
+    async fn migrate(&self) -> anyhow::Result<()> {
+        const SCHEMA: u64 = 3;
         let mut conn = self.conn();
         let done: Option<u64> = conn
             .get(self.meta("schema"))
@@ -238,6 +236,63 @@ impl RedisStore {
         if done >= Some(SCHEMA) {
             return Ok(());
         }
+        if done < Some(2) {
+            self.build_rollups()
+                .await
+                .context("Failed to build the counters' rollups")?;
+        }
+        self.build_summaries()
+            .await
+            .context("Failed to build the links' summaries")?;
+        let _: () = conn
+            .set(self.meta("schema"), SCHEMA)
+            .await
+            .map_err(failed("Failed to record the layout version"))?;
+        Ok(())
+    }
+
+    /// Writes the summary of every link that has none (`LinkRows::Summaries`).
+    async fn build_summaries(&self) -> Result<()> {
+        let mut conn = self.conn();
+        let codes: Vec<String> = conn
+            .hkeys(self.meta("links"))
+            .await
+            .map_err(failed("Failed to list the links"))?;
+        for chunk in codes.chunks(500) {
+            let records: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(self.meta("links"))
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(failed("Failed to read links from Redis"))?;
+            let mut pipe = redis::pipe();
+            for json in records.into_iter().flatten() {
+                let link: Link = match serde_json::from_str(&json) {
+                    Ok(link) => link,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a link record does not decode: no summary");
+                        continue;
+                    }
+                };
+                // Not over a summary that a link update wrote meanwhile.
+                pipe.hset_nx(self.meta("summaries"), link.code.as_str(), summary_json(&link)?)
+                    .ignore();
+            }
+            if pipe.is_empty() {
+                continue;
+            }
+            let _: () = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(failed("Failed to write link summaries to Redis"))?;
+        }
+        Ok(())
+    }
+
+    /// Builds every link's rollups from its counters: a store written before rollups existed
+    /// gets them at the first start of a version with them.
+    async fn build_rollups(&self) -> Result<()> {
+        let mut conn = self.conn();
         let codes: Vec<String> = conn
             .hkeys(self.meta("links"))
             .await
@@ -262,10 +317,6 @@ impl RedisStore {
                 }
             }
         }
-        let _: () = conn
-            .set(self.meta("schema"), SCHEMA)
-            .await
-            .map_err(failed("Failed to record the layout version"))?;
         Ok(())
     }
 
@@ -563,14 +614,16 @@ impl Links for RedisStore {
         inv.key(self.meta("links"))
             .key(self.meta("link_ids"))
             .key(self.meta("coupons"))
-            .key(self.meta("links:idx"));
+            .key(self.meta("links:idx"))
+            .key(self.meta("summaries"));
         for l in links {
             inv.key(self.link_index(LinkIndex::Campaign(l.campaign.as_str())))
                 .key(self.link_index(LinkIndex::Kol(l.kol.as_str())));
             inv.arg(l.code.as_str())
                 .arg(l.id)
                 .arg(coupon_arg(l))
-                .arg(serde_json::to_string(l)?);
+                .arg(serde_json::to_string(l)?)
+                .arg(summary_json(l)?);
         }
         let mut conn = self.conn();
         let (what, which): (String, String) = inv
@@ -587,11 +640,13 @@ impl Links for RedisStore {
             .update_link
             .key(self.meta("links"))
             .key(self.meta("coupons"))
+            .key(self.meta("summaries"))
             .arg(new.code.as_str())
             .arg(coupon_arg(&old))
             .arg(coupon_arg(new))
             .arg(serde_json::to_string(new)?)
             .arg(expected)
+            .arg(summary_json(new)?)
             .invoke_async(&mut conn)
             .await
             .map_err(failed("Failed to update a link in Redis"))?;
@@ -619,9 +674,23 @@ impl Links for RedisStore {
             .map_err(failed("Failed to read a coupon from Redis"))
     }
 
-    async fn scan_links(&self, index: LinkIndex<'_>, after: Option<Cursor>, limit: usize) -> Result<Scan<String>> {
+    async fn scan_links(
+        &self,
+        index: LinkIndex<'_>,
+        rows: LinkRows,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Scan<String>> {
         let codes = self.scan_zset(&self.link_index(index), after, limit).await?;
-        self.hash_values(&self.meta("links"), codes).await
+        if rows == LinkRows::Records || matches!(index, LinkIndex::All) {
+            return self.hash_values(&self.meta("links"), codes).await;
+        }
+        // A link written by an older version has no summary: its record stands in.
+        let mut rows = self.hash_values(&self.meta("summaries"), codes.clone()).await?;
+        if rows.len() < codes.len() {
+            rows = self.hash_values(&self.meta("links"), codes).await?;
+        }
+        Ok(rows)
     }
 }
 

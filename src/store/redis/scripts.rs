@@ -142,23 +142,24 @@ redis.call('ZADD', KEYS[2], n, ARGV[1])
 return 1
 ";
 
-// KEYS: links, link_ids, coupons, links:idx, then per link: campaign zset, kol zset.
-// ARGV per link: code, id, COUPON (or ''), json.
+// KEYS: links, link_ids, coupons, links:idx, summaries, then per link: campaign zset, kol zset.
+// ARGV per link: code, id, COUPON (or ''), json, summary json.
 pub(super) const CREATE_LINKS: &str = r"
-local n = #ARGV / 4
+local n = #ARGV / 5
 for i = 0, n - 1 do
-  local code, coupon = ARGV[i*4+1], ARGV[i*4+3]
+  local code, coupon = ARGV[i*5+1], ARGV[i*5+3]
   if redis.call('HEXISTS', KEYS[1], code) == 1 then return {'code', code} end
   if coupon ~= '' and redis.call('HEXISTS', KEYS[3], coupon) == 1 then return {'coupon', coupon} end
 end
 for i = 0, n - 1 do
-  local code, id, coupon, json = ARGV[i*4+1], ARGV[i*4+2], ARGV[i*4+3], ARGV[i*4+4]
+  local code, id, coupon, json = ARGV[i*5+1], ARGV[i*5+2], ARGV[i*5+3], ARGV[i*5+4]
   redis.call('HSET', KEYS[1], code, json)
   redis.call('HSET', KEYS[2], id, code)
   if coupon ~= '' then redis.call('HSET', KEYS[3], coupon, code) end
   redis.call('ZADD', KEYS[4], id, code)
-  redis.call('ZADD', KEYS[5 + i*2], id, code)
+  redis.call('HSET', KEYS[5], code, ARGV[i*5+5])
   redis.call('ZADD', KEYS[6 + i*2], id, code)
+  redis.call('ZADD', KEYS[7 + i*2], id, code)
 end
 return {'ok', ''}
 ";
@@ -170,7 +171,8 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 ";
 
-// KEYS: links, coupons. ARGV: code, OLD COUPON, NEW COUPON, json, expected json.
+// KEYS: links, coupons, summaries. ARGV: code, OLD COUPON, NEW COUPON, json, expected json,
+// summary json.
 // Compare-and-set: the coupon index moves only if the link is still the one read.
 pub(super) const UPDATE_LINK: &str = r"
 local code, old, new = ARGV[1], ARGV[2], ARGV[3]
@@ -184,6 +186,7 @@ if old ~= '' and old ~= new and redis.call('HGET', KEYS[2], old) == code then
 end
 if new ~= '' then redis.call('HSET', KEYS[2], new, code) end
 redis.call('HSET', KEYS[1], code, ARGV[4])
+redis.call('HSET', KEYS[3], code, ARGV[6])
 return {'ok', ''}
 ";
 
