@@ -200,8 +200,16 @@ impl Tally {
         let mut t = Tally::default();
         for (field, &n) in rollups {
             let u = n.max(0) as u64;
-            let parts: Vec<&str> = field.split('|').collect();
-            let f = match parts.as_slice() {
+            // At most three parts; a fourth makes the field unknown.
+            let mut it = field.split('|');
+            let parts = [it.next(), it.next(), it.next(), it.next()];
+            let parts: &[&str] = match parts {
+                [Some(a), None, ..] => &[a],
+                [Some(a), Some(b), None, _] => &[a, b],
+                [Some(a), Some(b), Some(c), None] => &[a, b, c],
+                _ => &[],
+            };
+            let f = match parts {
                 ["pv", app] => {
                     t.slice("preview", None, app, u);
                     continue;

@@ -13,9 +13,10 @@ use crate::domain::{Campaign, DayInsights, Event, Kol, LinkSummary, Tier};
 use crate::error::ApiError;
 use crate::lookup::{self, LinkFilter};
 use crate::stats::{
-    add_daily, breakdown, click_days, point_time, series, Breakdown, Counts, Interval, Point, Range, Totals,
+    add_daily, breakdown, click_days, point_time, series, Breakdown, BreakdownSums, Counts, Interval, Point, Range,
+    Totals,
 };
-use crate::store::{Detail, RecordsExt, Store, EXACT_VISITORS};
+use crate::store::{Detail, LinkData, RecordsExt, Store, EXACT_VISITORS};
 
 /// A figure rows can be sorted by, largest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,22 +229,64 @@ struct LinkCounts {
     uniques: BTreeMap<NaiveDate, u64>,
 }
 
-/// Counts of each link over `range`, in order; `goals` gives each campaign's goal event. A
-/// report over every day reads the links' rollups; `hourly` (or a range) needs the full maps.
-async fn counts_of(
+/// Links read per store call by reports: what a report over a big campaign holds at once.
+const CHUNK: usize = 1_000;
+
+/// Hands `each` the counts of each link over `range`, in order; `goals` gives each campaign's
+/// goal event. A report over every day reads the links' rollups; `hourly` (or a range) needs
+/// the full maps. Links are read a chunk at a time, the next chunk while this one is counted,
+/// and nothing of a link is kept once `each` has it.
+async fn each_counts(
     store: &dyn Store,
     links: &[LinkSummary],
     goals: &HashMap<String, Event>,
     range: Range,
     hourly: bool,
-) -> Result<Vec<LinkCounts>, ApiError> {
-    let codes: Vec<String> = links.iter().map(|l| l.code.to_string()).collect();
+    mut each: impl FnMut(&LinkSummary, LinkCounts),
+) -> Result<(), ApiError> {
     let detail = if range.is_open() && !hourly {
         Detail::Rollups
     } else {
         Detail::Full
     };
-    let data = store.link_data(&codes, detail).await?;
+    let read = |chunk: &[LinkSummary]| {
+        let codes: Vec<String> = chunk.iter().map(|l| l.code.to_string()).collect();
+        async move { store.link_data(&codes, detail).await }
+    };
+    let mut chunks = links.chunks(CHUNK);
+    let Some(mut chunk) = chunks.next() else {
+        return Ok(());
+    };
+    let mut data = read(chunk).await?;
+    loop {
+        let next = chunks.next();
+        let (read_next, counted) = tokio::join!(
+            async {
+                match next {
+                    Some(n) => Some(read(n).await).transpose(),
+                    None => Ok(None),
+                }
+            },
+            count_chunk(store, chunk, data, goals, range, detail, &mut each),
+        );
+        counted?;
+        match (next, read_next?) {
+            (Some(n), Some(d)) => (chunk, data) = (n, d),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The counts of one chunk of links from their data, to `each`.
+async fn count_chunk(
+    store: &dyn Store,
+    links: &[LinkSummary],
+    data: Vec<LinkData>,
+    goals: &HashMap<String, Event>,
+    range: Range,
+    detail: Detail,
+    each: &mut impl FnMut(&LinkSummary, LinkCounts),
+) -> Result<(), ApiError> {
     let tallies: Vec<Tally> = data
         .iter()
         .map(|d| match detail {
@@ -253,37 +296,42 @@ async fn counts_of(
         .collect();
     // The rollups hold each day's visitors up to EXACT_VISITORS; past that, and from the full
     // counters, the store counts them.
-    let mut uniques: HashMap<&str, BTreeMap<NaiveDate, u64>> = HashMap::new();
+    let mut uniques: Vec<BTreeMap<NaiveDate, u64>> = vec![BTreeMap::new(); links.len()];
     let mut pairs = Vec::new();
-    for (code, t) in codes.iter().zip(&tallies) {
+    let mut asked = Vec::new();
+    for (i, (l, t)) in links.iter().zip(&tallies).enumerate() {
         for day in click_days(t, range) {
             match t.days.get(&day).map_or(0, |c| c.visitors) {
                 n if detail == Detail::Rollups && n < EXACT_VISITORS => {
-                    uniques.entry(code.as_str()).or_default().insert(day, n);
+                    uniques[i].insert(day, n);
                 }
-                _ => pairs.push((code.clone(), day)),
+                _ => {
+                    pairs.push((l.code.to_string(), day));
+                    asked.push(i);
+                }
             }
         }
     }
-    let counts = store.unique_visitors(&pairs).await?;
-    for ((code, day), n) in pairs.iter().zip(counts) {
-        uniques.entry(code.as_str()).or_default().insert(*day, n);
+    if !pairs.is_empty() {
+        let counts = store.unique_visitors(&pairs).await?;
+        for ((i, (_, day)), n) in asked.into_iter().zip(&pairs).zip(counts) {
+            uniques[i].insert(*day, n);
+        }
     }
-    Ok(links
-        .iter()
-        .zip(data)
-        .zip(tallies)
-        .map(|((l, data), tally)| {
-            let uniques = uniques.remove(l.code.as_str()).unwrap_or_default();
-            let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
+    for (((l, data), tally), uniques) in links.iter().zip(data).zip(tallies).zip(uniques) {
+        let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
+        let counts = Counts::of_link(&tally, &data.insights, &uniques, goal, l.cost, range);
+        each(
+            l,
             LinkCounts {
-                counts: Counts::of_link(&tally, &data.insights, &uniques, goal, l.cost, range),
+                counts,
                 tally,
                 insights: data.insights,
                 uniques,
-            }
-        })
-        .collect())
+            },
+        );
+    }
+    Ok(())
 }
 
 pub async fn link(
@@ -296,16 +344,17 @@ pub async fn link(
     let link = lookup::link(store, code).await?;
     let campaign = lookup::campaign(store, link.campaign.as_str()).await?;
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
-    let c = counts_of(
+    let mut counted = None;
+    each_counts(
         store,
         &[LinkSummary::from(&link)],
         &goals,
         range,
         interval == Interval::Hour,
+        |_, c| counted = Some(c),
     )
-    .await?
-    .pop()
-    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no counts for link {code}")))?;
+    .await?;
+    let c = counted.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no counts for link {code}")))?;
     // An open end of the series reaches as far as the totals do: from the first day with data
     // (or the link's creation) to the last (or today).
     let (first, last) = data_days(&c);
@@ -369,16 +418,30 @@ pub async fn campaign(
     };
     let links = lookup::all_links(store, &filter).await?;
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
-    let counts = counts_of(store, &links, &goals, range, false).await?;
-
+    let to = range.to.unwrap_or_else(|| clock.now().date_naive());
+    let from = range
+        .from
+        .unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to))
+        .max(to.checked_sub_days(Days::new(399)).unwrap_or(to));
+    let mut daily = vec![(0, 0); days_between(from, to)];
+    let mut breakdown = BreakdownSums::new(range);
     let mut per_kol: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut total = Counts::default();
-    for (l, c) in links.iter().zip(&counts) {
+    each_counts(store, &links, &goals, range, false, |l, c| {
         total.add(&c.counts);
-        let e = per_kol.entry(l.kol.to_string()).or_default();
-        e.0 += 1;
-        e.1.add(&c.counts);
-    }
+        add_daily(&mut daily, &c.tally, campaign.goal_event, from);
+        breakdown.add(&c.tally);
+        match per_kol.get_mut(l.kol.as_str()) {
+            Some(e) => {
+                e.0 += 1;
+                e.1.add(&c.counts);
+            }
+            None => {
+                per_kol.insert(l.kol.to_string(), (1, c.counts));
+            }
+        }
+    })
+    .await?;
     let mut tiers: BTreeMap<Tier, (usize, usize, Counts)> = BTreeMap::new();
     let mut kol_rows = Vec::with_capacity(per_kol.len());
     let ids: Vec<String> = per_kol.keys().cloned().collect();
@@ -409,16 +472,6 @@ pub async fn campaign(
         .collect();
     sort.sort(&mut kol_rows);
     sort.sort(&mut tier_rows);
-    let to = range.to.unwrap_or_else(|| clock.now().date_naive());
-    let from = range
-        .from
-        .unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to))
-        .max(to.checked_sub_days(Days::new(399)).unwrap_or(to));
-    let mut daily = vec![(0, 0); days_between(from, to)];
-    for c in &counts {
-        add_daily(&mut daily, &c.tally, campaign.goal_event, from);
-    }
-    let breakdown = breakdown(counts.iter().map(|c| &c.tally), range);
     Ok(CampaignReport {
         campaign: campaign.id.to_string(),
         from: range.from,
@@ -429,7 +482,7 @@ pub async fn campaign(
         kols: kol_rows,
         tiers: tier_rows,
         series: page_points(&daily, from),
-        breakdown,
+        breakdown: breakdown.finish(),
     })
 }
 
@@ -451,11 +504,10 @@ pub async fn kol(store: &dyn Store, id: &str, range: Range) -> Result<KolReport,
         .iter()
         .filter_map(|(id, c)| Some((id.clone(), c.as_ref()?.goal_event)))
         .collect();
-    let counts = counts_of(store, &links, &goals, range, false).await?;
     let mut total = Counts::default();
     let mut per: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut by_currency: BTreeMap<String, Counts> = BTreeMap::new();
-    for (l, c) in links.iter().zip(&counts) {
+    each_counts(store, &links, &goals, range, false, |l, c| {
         total.add(&c.counts);
         let e = per.entry(l.campaign.to_string()).or_default();
         e.0 += 1;
@@ -465,7 +517,8 @@ pub async fn kol(store: &dyn Store, id: &str, range: Range) -> Result<KolReport,
             .and_then(|c| c.as_ref())
             .map_or_else(String::new, |c| c.currency.as_str().to_owned());
         by_currency.entry(currency).or_default().add(&c.counts);
-    }
+    })
+    .await?;
     let totals = match by_currency.len() {
         0 | 1 => total.totals(),
         _ => total.totals().without_money(),
@@ -574,13 +627,12 @@ pub async fn kol_page(
             goals.insert(l.campaign.to_string(), goal.unwrap_or(Event::Purchase));
         }
     }
-    let counts = counts_of(store, &links, &goals, Range::default(), false).await?;
     let to = clock.now().date_naive();
     let from = to.checked_sub_days(Days::new(29)).unwrap_or(to);
     let mut daily = vec![(0, 0); days_between(from, to)];
     let mut total = Counts::default();
     let mut page_links = Vec::with_capacity(links.len());
-    for (l, c) in links.iter().zip(&counts) {
+    each_counts(store, &links, &goals, Range::default(), false, |l, c| {
         total.add(&c.counts);
         let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
         add_daily(&mut daily, &c.tally, goal, from);
@@ -593,7 +645,8 @@ pub async fn kol_page(
             short_url,
             figures: PageFigures::from(&c.counts.totals()),
         });
-    }
+    })
+    .await?;
     Ok(KolPage {
         kol: kol.id.to_string(),
         name: kol.name,

@@ -320,30 +320,56 @@ pub type Breakdown = BTreeMap<&'static str, Vec<Slice>>;
 /// Human clicks by every dimension and by hour of day, largest first, of one link or summed
 /// over several.
 pub fn breakdown<'a>(tallies: impl IntoIterator<Item = &'a Tally>, range: Range) -> Breakdown {
-    let mut by: BTreeMap<&'static str, HashMap<&str, u64>> = BTreeMap::new();
-    for dim in Dimension::ALL {
-        by.insert(dim.name(), HashMap::new());
+    let mut sums = BreakdownSums::new(range);
+    for t in tallies {
+        sums.add(t);
     }
-    by.insert("hour_of_day", HashMap::new());
-    by.insert("preview", HashMap::new());
-    for s in tallies.into_iter().flat_map(|t| &t.slices) {
-        if range.holds(s.day) {
-            *by.entry(s.dim).or_default().entry(s.value.as_str()).or_default() += s.n;
+    sums.finish()
+}
+
+/// A breakdown summed link by link, so that a report over many links need not keep their
+/// tallies: each value's name is copied once, at its first count.
+pub struct BreakdownSums {
+    range: Range,
+    by: BTreeMap<&'static str, HashMap<String, u64>>,
+}
+
+impl BreakdownSums {
+    pub fn new(range: Range) -> Self {
+        let mut by: BTreeMap<&'static str, HashMap<String, u64>> = BTreeMap::new();
+        for dim in Dimension::ALL {
+            by.insert(dim.name(), HashMap::new());
+        }
+        by.insert("hour_of_day", HashMap::new());
+        by.insert("preview", HashMap::new());
+        BreakdownSums { range, by }
+    }
+
+    pub fn add(&mut self, tally: &Tally) {
+        for s in &tally.slices {
+            if !self.range.holds(s.day) {
+                continue;
+            }
+            let values = self.by.entry(s.dim).or_default();
+            match values.get_mut(s.value.as_str()) {
+                Some(n) => *n += s.n,
+                None => {
+                    values.insert(s.value.clone(), s.n);
+                }
+            }
         }
     }
-    by.into_iter()
-        .map(|(dim, m)| {
-            let mut v: Vec<Slice> = m
-                .into_iter()
-                .map(|(key, clicks)| Slice {
-                    key: key.to_owned(),
-                    clicks,
-                })
-                .collect();
-            v.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.key.cmp(&b.key)));
-            (dim, v)
-        })
-        .collect()
+
+    pub fn finish(self) -> Breakdown {
+        self.by
+            .into_iter()
+            .map(|(dim, m)| {
+                let mut v: Vec<Slice> = m.into_iter().map(|(key, clicks)| Slice { key, clicks }).collect();
+                v.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.key.cmp(&b.key)));
+                (dim, v)
+            })
+            .collect()
+    }
 }
 
 /// Days with human clicks in `range`: the days whose unique visitors need counting.

@@ -159,3 +159,43 @@ async fn redis_links_minted_by_an_older_version_are_in_their_campaign_stats() {
     assert_eq!(schema, 3);
     assert_eq!(figures(&app).await, before);
 }
+
+/// Reports read a big campaign's links a chunk at a time (1,000): every chunk counts.
+async fn a_campaign_of_more_links_than_one_read_counts_every_link(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_campaign("big").await;
+    app.create_kol("amy", 42_000).await;
+    app.create_kol("ben", 800).await;
+    let mut codes = Vec::new();
+    for start in (0..1_201).step_by(500) {
+        let kols: Vec<Value> = (start..(start + 500).min(1_201))
+            .map(|i| json!({"kol": if i % 2 == 0 { "amy" } else { "ben" }, "cost": "1.25"}))
+            .collect();
+        let made = app
+            .post_expect("/api/v1/campaigns/big/links", &json!({"kols": kols}), 201)
+            .await;
+        codes.extend(made["links"].as_array().unwrap().iter().map(|l| l["code"].as_str().unwrap().to_owned()));
+    }
+    // The oldest, one on each side of the first chunk's end (newest first), and the newest.
+    for i in [0, 199, 201, 1_200] {
+        assert_eq!(app.tap(&codes[i]).await.status(), 302);
+    }
+
+    let c = app.get_ok("/api/v1/campaigns/big/stats").await;
+    assert_eq!(c["links"], 1_201);
+    assert_eq!(c["totals"]["clicks"], 4);
+    assert_eq!(c["totals"]["unique_clicks"], 4);
+    assert_eq!(c["totals"]["cost"], "1501.25");
+    let rows: Vec<(&str, u64, u64)> = c["kols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kol"].as_str().unwrap(), r["links"].as_u64().unwrap(), r["clicks"].as_u64().unwrap()))
+        .collect();
+    assert!(rows.contains(&("amy", 601, 2)) && rows.contains(&("ben", 600, 2)), "{rows:?}");
+    let devices = c["breakdown"]["device"].as_array().unwrap();
+    assert_eq!(devices.iter().map(|d| d["clicks"].as_u64().unwrap()).sum::<u64>(), 4);
+    let k = app.get_ok("/api/v1/kols/amy/stats").await;
+    assert_eq!((k["links"].as_u64(), k["totals"]["clicks"].as_u64()), (Some(601), Some(2)));
+}
+per_store!(a_campaign_of_more_links_than_one_read_counts_every_link);
