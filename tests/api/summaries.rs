@@ -174,7 +174,13 @@ async fn a_campaign_of_more_links_than_one_read_counts_every_link(backend: Backe
         let made = app
             .post_expect("/api/v1/campaigns/big/links", &json!({"kols": kols}), 201)
             .await;
-        codes.extend(made["links"].as_array().unwrap().iter().map(|l| l["code"].as_str().unwrap().to_owned()));
+        codes.extend(
+            made["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["code"].as_str().unwrap().to_owned()),
+        );
     }
     // The oldest, one on each side of the first chunk's end (newest first), and the newest.
     for i in [0, 199, 201, 1_200] {
@@ -190,12 +196,24 @@ async fn a_campaign_of_more_links_than_one_read_counts_every_link(backend: Backe
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["kol"].as_str().unwrap(), r["links"].as_u64().unwrap(), r["clicks"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["kol"].as_str().unwrap(),
+                r["links"].as_u64().unwrap(),
+                r["clicks"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert!(rows.contains(&("amy", 601, 2)) && rows.contains(&("ben", 600, 2)), "{rows:?}");
+    assert!(
+        rows.contains(&("amy", 601, 2)) && rows.contains(&("ben", 600, 2)),
+        "{rows:?}"
+    );
     let devices = c["breakdown"]["device"].as_array().unwrap();
     assert_eq!(devices.iter().map(|d| d["clicks"].as_u64().unwrap()).sum::<u64>(), 4);
     let k = app.get_ok("/api/v1/kols/amy/stats").await;
-    assert_eq!((k["links"].as_u64(), k["totals"]["clicks"].as_u64()), (Some(601), Some(2)));
+    assert_eq!(
+        (k["links"].as_u64(), k["totals"]["clicks"].as_u64()),
+        (Some(601), Some(2))
+    );
 }
 per_store!(a_campaign_of_more_links_than_one_read_counts_every_link);

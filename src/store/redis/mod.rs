@@ -758,22 +758,36 @@ impl Counters for RedisStore {
             let key = self.link_key(code, "metrics");
             spread.on(&key).hgetall(&key);
         }
-        let replies: Vec<HashMap<String, String>> = self
-            .run_spread(spread, false)
+        // The replies are read as they come, field by field: a report over 10,000 links gets
+        // about 100,000 of them, and going through a map of strings first doubled the work.
+        let replies = self
+            .redis
+            .run(spread, false)
             .await
             .map_err(failed("Failed to read counters from Redis"))?;
         let mut out = Vec::with_capacity(codes.len());
         let mut it = replies.into_iter();
         while let (Some(stats), Some(insights)) = (it.next(), it.next()) {
-            let counters = stats
-                .into_iter()
-                .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-                .collect();
-            let insights = insights
-                .into_iter()
-                .filter_map(|(d, j)| Some((d.parse().ok()?, serde_json::from_str(&j).ok()?)))
-                .collect();
-            out.push(LinkData { counters, insights });
+            let mut counters = HashMap::new();
+            for_each_pair(stats, |k, v| {
+                if let (Ok(k), Some(n)) = (
+                    String::from_utf8(k),
+                    std::str::from_utf8(&v).ok().and_then(|v| v.parse().ok()),
+                ) {
+                    counters.insert(k, n);
+                }
+            })?;
+            let mut days = std::collections::BTreeMap::new();
+            for_each_pair(insights, |d, j| {
+                let day = std::str::from_utf8(&d).ok().and_then(|d| d.parse().ok());
+                if let (Some(day), Ok(m)) = (day, serde_json::from_slice(&j)) {
+                    days.insert(day, m);
+                }
+            })?;
+            out.push(LinkData {
+                counters,
+                insights: days,
+            });
         }
         Ok(out)
     }
@@ -974,6 +988,41 @@ impl RedisStore {
 }
 
 /// The coupon index key of a link, `''` for none (the scripts' convention).
+/// Calls `f` with each field and value of a hash as Redis answered it (`HGETALL`: a flat array
+/// in RESP2, a map in RESP3). An error reply is the command's failure.
+fn for_each_pair(reply: Value, mut f: impl FnMut(Vec<u8>, Vec<u8>)) -> Result<()> {
+    let bytes = |v: Value| match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    };
+    match reply {
+        Value::Array(items) => {
+            let mut it = items.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                if let (Some(k), Some(v)) = (bytes(k), bytes(v)) {
+                    f(k, v);
+                }
+            }
+        }
+        Value::Map(pairs) => {
+            for (k, v) in pairs {
+                if let (Some(k), Some(v)) = (bytes(k), bytes(v)) {
+                    f(k, v);
+                }
+            }
+        }
+        Value::Nil => {}
+        Value::ServerError(e) => {
+            return Err(failed("Failed to read counters from Redis")(redis::RedisError::from(e)));
+        }
+        other => {
+            return Err(StoreError::Corrupt(anyhow::anyhow!("a hash read back as {other:?}")));
+        }
+    }
+    Ok(())
+}
+
 fn coupon_arg(link: &Link) -> String {
     link.coupon
         .as_ref()
