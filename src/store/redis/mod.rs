@@ -251,13 +251,18 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Every link's code, for the layout changes above.
+    async fn all_link_codes(&self) -> Result<Vec<String>> {
+        self.conn()
+            .hkeys(self.meta("links"))
+            .await
+            .map_err(failed("Failed to list the links"))
+    }
+
     /// Writes the summary of every link that has none (`LinkRows::Summaries`).
     async fn build_summaries(&self) -> Result<()> {
         let mut conn = self.conn();
-        let codes: Vec<String> = conn
-            .hkeys(self.meta("links"))
-            .await
-            .map_err(failed("Failed to list the links"))?;
+        let codes = self.all_link_codes().await?;
         for chunk in codes.chunks(500) {
             let records: Vec<Option<String>> = redis::cmd("HMGET")
                 .arg(self.meta("links"))
@@ -293,10 +298,7 @@ impl RedisStore {
     /// gets them at the first start of a version with them.
     async fn build_rollups(&self) -> Result<()> {
         let mut conn = self.conn();
-        let codes: Vec<String> = conn
-            .hkeys(self.meta("links"))
-            .await
-            .map_err(failed("Failed to list the links"))?;
+        let codes = self.all_link_codes().await?;
         for chunk in codes.chunks(500) {
             let mut spread = self.redis.spread();
             for code in chunk {
