@@ -435,18 +435,39 @@ impl Links for EmbeddedStore {
                     let range = txn
                         .open_table(*table)?
                         .range((owner.as_str(), 0)..(owner.as_str(), before))?;
-                    let mut summaries = Vec::new();
+                    // A row written by an older version (one that ran on this file after it was
+                    // brought to summaries, or a record that did not decode then) holds the
+                    // code alone: its record stands in.
+                    let mut out = Vec::new();
+                    let mut codes = Vec::new();
                     for row in range.rev().take(limit) {
                         let (k, v) = row?;
-                        summaries.push((k.value().1, v.value().to_owned()));
+                        let (id, value) = (k.value().1, v.value());
+                        if !value.starts_with('{') {
+                            codes.push((id, value.to_owned()));
+                        } else if rows == LinkRows::Summaries {
+                            out.push((id, Some(value.to_owned())));
+                            continue;
+                        } else {
+                            codes.push((id, serde_json::from_str::<LinkSummary>(value)?.code.to_string()));
+                        }
+                        out.push((id, None));
                     }
-                    if rows == LinkRows::Summaries {
-                        return Ok(summaries.into_iter().map(|(id, s)| (Cursor::mint([id]), s)).collect());
+                    let mut codes = codes.into_iter();
+                    let mut rows = Vec::with_capacity(out.len());
+                    for (id, summary) in out {
+                        let json = match summary {
+                            Some(s) => Some(s),
+                            None => match codes.next() {
+                                Some((_, code)) => links.get(code.as_str())?.map(|j| j.value().to_owned()),
+                                None => None,
+                            },
+                        };
+                        if let Some(json) = json {
+                            rows.push((Cursor::mint([id]), json));
+                        }
                     }
-                    summaries
-                        .into_iter()
-                        .map(|(id, s)| Ok((id, serde_json::from_str::<LinkSummary>(&s)?.code.to_string())))
-                        .collect::<Result<_>>()?
+                    return Ok(rows);
                 }
                 None => txn
                     .open_table(LINK_IDS)?

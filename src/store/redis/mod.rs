@@ -989,7 +989,6 @@ impl RedisStore {
     }
 }
 
-/// The coupon index key of a link, `''` for none (the scripts' convention).
 /// Calls `f` with each field and value of a hash as Redis answered it (`HGETALL`: a flat array
 /// in RESP2, a map in RESP3). An error reply is the command's failure.
 fn for_each_pair(reply: Value, mut f: impl FnMut(Vec<u8>, Vec<u8>)) -> Result<()> {
@@ -1025,6 +1024,7 @@ fn for_each_pair(reply: Value, mut f: impl FnMut(Vec<u8>, Vec<u8>)) -> Result<()
     Ok(())
 }
 
+/// The coupon index key of a link, `''` for none (the scripts' convention).
 fn coupon_arg(link: &Link) -> String {
     link.coupon
         .as_ref()
