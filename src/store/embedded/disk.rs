@@ -23,10 +23,10 @@ use redb::{BackendError, Database, StorageBackend};
 
 use crate::store::{Result, StoreError};
 
-/// Calls that may wait on the disk at once. A disk that hangs holds each call's blocking thread
-/// (a caller that gives up does not free it); past this, calls answer `Unavailable` at once
-/// instead of taking more threads from the pool (tokio's 512) the spool and the replayer also
-/// use. A burst of a few hundred concurrent requests still just queues for the writer.
+/// Calls that may wait on the disk at once, running or queued for the store's threads (`pool`).
+/// A disk that hangs holds every call (a caller that gives up does not take its call back);
+/// past this, calls answer `Unavailable` at once instead of piling up. A burst of a few
+/// hundred concurrent requests still just queues.
 const MAX_IN_FLIGHT: usize = 384;
 
 /// How often a broken database is opened again, at most.

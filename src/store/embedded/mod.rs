@@ -32,6 +32,7 @@
 //! was freed needs no restart.
 
 mod disk;
+mod pool;
 mod tables;
 
 pub use disk::DiskFaults;
@@ -39,11 +40,16 @@ pub use disk::DiskFaults;
 /// The page cache of `open` (the setting's default, `embedded_cache_mb`).
 pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
 
+/// Threads that run the store's calls (`pool`): one commit waiting on fsync, the writes queued
+/// behind it for redb's single writer, and reads (link lookups of redirects, reports) beside.
+const STORE_THREADS: usize = 8;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::NaiveDate;
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::task::JoinHandle;
@@ -58,6 +64,7 @@ use tables::*;
 
 pub struct EmbeddedStore {
     db: Arc<disk::Handle>,
+    pool: pool::Pool,
     pruner: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -120,6 +127,7 @@ impl EmbeddedStore {
         let pruner = tokio::spawn(prune_forever(Arc::downgrade(&db), click_retention, clock));
         Ok(Self {
             db,
+            pool: pool::Pool::new(STORE_THREADS).context("Failed to start the embedded store's threads")?,
             pruner: Mutex::new(Some(pruner)),
         })
     }
@@ -137,12 +145,13 @@ impl EmbeddedStore {
     {
         let db = self.db.clone();
         let ticket = db.ticket()?;
-        tokio::task::spawn_blocking(move || {
-            let _ticket = ticket;
-            db.with(f)
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("An embedded store task failed")))?
+        self.pool
+            .run(move || {
+                let _ticket = ticket;
+                db.with(f)
+            })
+            .await
+            .map_err(|_| StoreError::Corrupt(anyhow::anyhow!("An embedded store call failed (it panicked)")))?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
