@@ -38,7 +38,7 @@ mod tables;
 pub use disk::DiskFaults;
 
 /// The page cache of `open` (the setting's default, `embedded_cache_mb`).
-pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
 /// Threads that run the store's calls (`pool`): one commit waiting on fsync, the writes queued
 /// behind it for redb's single writer, and reads (link lookups of redirects, reports) beside.
