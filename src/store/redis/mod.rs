@@ -1060,6 +1060,29 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_reads_the_same_in_resp2_and_resp3_and_an_error_reply_fails_the_read() {
+        let pairs = |reply: Value| {
+            let mut out = Vec::new();
+            for_each_pair(reply, |k, v| out.push((k, v))).map(|()| out)
+        };
+        let expected = vec![
+            (b"c|2026-12-05".to_vec(), b"3".to_vec()),
+            (b"h|08".to_vec(), b"1".to_vec()),
+        ];
+        let resp2 =
+            redis::parse_redis_value(b"*4\r\n$12\r\nc|2026-12-05\r\n$1\r\n3\r\n$4\r\nh|08\r\n$1\r\n1\r\n").unwrap();
+        assert_eq!(pairs(resp2).unwrap(), expected);
+        let resp3 =
+            redis::parse_redis_value(b"%2\r\n$12\r\nc|2026-12-05\r\n$1\r\n3\r\n$4\r\nh|08\r\n$1\r\n1\r\n").unwrap();
+        assert_eq!(pairs(resp3).unwrap(), expected);
+        assert_eq!(pairs(Value::Nil).unwrap(), vec![]);
+        let wrong = redis::parse_redis_value(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
+            .unwrap();
+        assert!(matches!(pairs(wrong), Err(StoreError::Corrupt(_))));
+        assert!(matches!(pairs(Value::Int(3)), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
     fn stream_ids_round_trip() {
         let e = EntryId {
             ms: 1_700_000_000_000,
