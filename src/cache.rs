@@ -1,6 +1,7 @@
-//! The in-process cache of link records on the redirect hot path: bounded, and invalidated when
-//! this process changes a link. Unknown codes are cached too, so that a scanner trying random
-//! paths costs one store read per code and TTL.
+//! The in-process cache of links on the redirect hot path, each as a redirect needs it
+//! (`domain::Redirect`, not the whole record): bounded, and invalidated when this process
+//! changes a link. Unknown codes are cached too, so that a scanner trying random paths costs
+//! one store read per code and TTL.
 //!
 //! A record is fresh for the TTL (`link_cache_seconds`). Past it, the cached record answers at
 //! once and one background read refreshes it (so other processes' changes are seen within the
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clicks::STORE_DEADLINE;
-use crate::domain::Link;
+use crate::domain::Redirect;
 use crate::store::{Result, Store, StoreError};
 
 /// How long a record may stand in for the store while the store does not answer.
@@ -23,7 +24,7 @@ const STALE_FOR: Duration = Duration::from_secs(24 * 3600);
 #[derive(Clone)]
 struct Entry {
     read_at: Instant,
-    link: Option<Arc<Link>>,
+    link: Option<Arc<Redirect>>,
     /// A background read of this code is under way.
     refreshing: Arc<AtomicBool>,
 }
@@ -48,7 +49,7 @@ impl LinkCache {
 
     /// The link of `code`: from the cache when this process has read it (refreshed in the
     /// background past the TTL), else from the store within `STORE_DEADLINE`.
-    pub async fn get(&self, store: &Arc<dyn Store>, code: &str) -> Result<Option<Arc<Link>>> {
+    pub async fn get(&self, store: &Arc<dyn Store>, code: &str) -> Result<Option<Arc<Redirect>>> {
         if let Some(hit) = self.entries.get(code) {
             let link = hit.link.clone();
             if hit.read_at.elapsed() >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {
@@ -80,8 +81,12 @@ impl LinkCache {
     }
 }
 
-fn remember(entries: &moka::sync::Cache<String, Entry>, code: String, link: Option<Link>) -> Option<Arc<Link>> {
-    let link = link.map(Arc::new);
+fn remember(
+    entries: &moka::sync::Cache<String, Entry>,
+    code: String,
+    link: Option<crate::domain::Link>,
+) -> Option<Arc<Redirect>> {
+    let link = link.map(|l| Arc::new(Redirect::from(l)));
     entries.insert(
         code,
         Entry {

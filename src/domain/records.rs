@@ -91,7 +91,42 @@ impl From<&Link> for LinkSummary {
 impl Link {
     /// True when the link redirects people right now.
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
-        self.status == LinkStatus::Active && self.expires_at.is_none_or(|e| e > now)
+        live(self.status, self.expires_at, now)
+    }
+}
+
+fn live(status: LinkStatus, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    status == LinkStatus::Active && expires_at.is_none_or(|e| e > now)
+}
+
+/// What a redirect needs of a link, as the redirect's cache keeps it: about a third of the
+/// whole record's memory (no destination, UTM set, campaign, KOL, coupon or tags), which at
+/// 100,000 cached links is tens of megabytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub id: u64,
+    pub code: ShortCode,
+    pub target_url: Box<str>,
+    pub status: LinkStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Redirect {
+    /// True when the link redirects people right now (as `Link::is_live`).
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        live(self.status, self.expires_at, now)
+    }
+}
+
+impl From<Link> for Redirect {
+    fn from(l: Link) -> Self {
+        Redirect {
+            id: l.id,
+            code: l.code,
+            target_url: l.target_url.into_boxed_str(),
+            status: l.status,
+            expires_at: l.expires_at,
+        }
     }
 }
 

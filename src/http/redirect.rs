@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::State;
 use crate::classify::{click_info, RequestFacts};
 use crate::clicks::WriteError;
-use crate::domain::{with_click_id, ClickId, Link};
+use crate::domain::{with_click_id, ClickId, Redirect};
 use crate::error::{body, Code, RETRY_AFTER_SECS};
 use crate::store::StoreError;
 use crate::telemetry::RedirectOutcome as Outcome;
@@ -61,7 +61,7 @@ async fn known_link(
     state: &State,
     code: &str,
     doing: &str,
-) -> Result<std::sync::Arc<Link>, (Outcome, HttpResponse)> {
+) -> Result<std::sync::Arc<Redirect>, (Outcome, HttpResponse)> {
     let link = if crate::domain::ShortCode::is_well_formed(code) {
         state.links.get(&state.store, code).await.map_err(|e| {
             let answer = match e {
@@ -96,7 +96,7 @@ async fn known_link(
 }
 
 /// Looks the code up for a redirect; `Err` is the answer for unknown, gone or unavailable.
-async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::sync::Arc<Link>, HttpResponse> {
+async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::sync::Arc<Redirect>, HttpResponse> {
     let link = known_link(req, state, code, "be followed")
         .await
         .map_err(|(outcome, answer)| {
