@@ -270,10 +270,10 @@ async fn each_counts(
             count_chunk(store, chunk, data, goals, range, detail, &mut each),
         );
         counted?;
-        match (next, read_next?) {
-            (Some(n), Some(d)) => (chunk, data) = (n, d),
-            _ => return Ok(()),
-        }
+        let (Some(n), Some(d)) = (next, read_next?) else {
+            return Ok(());
+        };
+        (chunk, data) = (n, d);
     }
 }
 

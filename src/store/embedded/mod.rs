@@ -436,60 +436,38 @@ impl Links for EmbeddedStore {
         self.run(move |db| {
             let txn = db.begin_read()?;
             let links = txn.open_table(LINKS)?;
-            // (link id, code) newest first.
-            let codes: Vec<(u64, String)> = match &index {
+            let record = |code: &str| -> Result<Option<String>> { Ok(links.get(code)?.map(|j| j.value().to_owned())) };
+            let mut out = Vec::new();
+            match &index {
                 // The campaign and KOL indexes hold each link's summary, in order: a report
                 // reads them alone, in a few contiguous pages.
                 Some((table, owner)) => {
-                    let range = txn
-                        .open_table(*table)?
-                        .range((owner.as_str(), 0)..(owner.as_str(), before))?;
-                    // A row written by an older version (one that ran on this file after it was
-                    // brought to summaries, or a record that did not decode then) holds the
-                    // code alone: its record stands in.
-                    let mut out = Vec::new();
-                    let mut codes = Vec::new();
-                    for row in range.rev().take(limit) {
+                    let table = txn.open_table(*table)?;
+                    for row in table
+                        .range((owner.as_str(), 0)..(owner.as_str(), before))?
+                        .rev()
+                        .take(limit)
+                    {
                         let (k, v) = row?;
                         let (id, value) = (k.value().1, v.value());
-                        if !value.starts_with('{') {
-                            codes.push((id, value.to_owned()));
+                        let json = if !value.starts_with('{') {
+                            // A row written by an older version (one that ran on this file after
+                            // it was brought to summaries, or a record that did not decode then)
+                            // holds the code alone: its record stands in.
+                            record(value)?
                         } else if rows == LinkRows::Summaries {
-                            out.push((id, Some(value.to_owned())));
-                            continue;
+                            Some(value.to_owned())
                         } else {
-                            codes.push((id, serde_json::from_str::<LinkSummary>(value)?.code.to_string()));
-                        }
-                        out.push((id, None));
-                    }
-                    let mut codes = codes.into_iter();
-                    let mut rows = Vec::with_capacity(out.len());
-                    for (id, summary) in out {
-                        let json = match summary {
-                            Some(s) => Some(s),
-                            None => match codes.next() {
-                                Some((_, code)) => links.get(code.as_str())?.map(|j| j.value().to_owned()),
-                                None => None,
-                            },
+                            record(serde_json::from_str::<LinkSummary>(value)?.code.as_str())?
                         };
-                        if let Some(json) = json {
-                            rows.push((Cursor::mint([id]), json));
-                        }
+                        out.extend(json.map(|json| (Cursor::mint([id]), json)));
                     }
-                    return Ok(rows);
                 }
-                None => txn
-                    .open_table(LINK_IDS)?
-                    .range(0..before)?
-                    .rev()
-                    .take(limit)
-                    .map(|r| r.map(|(k, v)| (k.value(), v.value().to_owned())))
-                    .collect::<std::result::Result<_, _>>()?,
-            };
-            let mut out = Vec::with_capacity(codes.len());
-            for (id, code) in codes {
-                if let Some(json) = links.get(code.as_str())? {
-                    out.push((Cursor::mint([id]), json.value().to_owned()));
+                None => {
+                    for row in txn.open_table(LINK_IDS)?.range(0..before)?.rev().take(limit) {
+                        let (id, code) = row?;
+                        out.extend(record(code.value())?.map(|json| (Cursor::mint([id.value()]), json)));
+                    }
                 }
             }
             Ok(out)
