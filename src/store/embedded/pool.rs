@@ -21,13 +21,14 @@ pub(super) struct Pool {
 pub(super) struct Lost;
 
 impl Pool {
-    pub(super) fn new(threads: usize) -> std::io::Result<Pool> {
+    /// `threads` threads, named `kolink-store-<name>-<i>`.
+    pub(super) fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
             let rx = rx.clone();
             std::thread::Builder::new()
-                .name(format!("kolink-store-{i}"))
+                .name(format!("kolink-store-{name}-{i}"))
                 .spawn(move || loop {
                     // The lock is held only while waiting for the next job, not while it runs.
                     let job = match rx.lock() {
@@ -64,7 +65,7 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_run_on_the_pools_threads_and_a_panic_loses_only_its_own_job() {
-        let pool = Pool::new(2).unwrap();
+        let pool = Pool::new("test", 2).unwrap();
         let name = pool
             .run(|| std::thread::current().name().map(str::to_owned))
             .await
