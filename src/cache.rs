@@ -29,20 +29,17 @@ struct Entry {
     refreshing: Arc<AtomicBool>,
 }
 
+type Entries = quick_cache::sync::Cache<String, Entry>;
+
 pub struct LinkCache {
-    entries: Arc<moka::sync::Cache<String, Entry>>,
+    entries: Arc<Entries>,
     fresh_for: Duration,
 }
 
 impl LinkCache {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
-            entries: Arc::new(
-                moka::sync::Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(STALE_FOR.max(ttl))
-                    .build(),
-            ),
+            entries: Arc::new(Entries::new(usize::try_from(capacity).unwrap_or(usize::MAX).max(1))),
             fresh_for: ttl,
         }
     }
@@ -50,7 +47,11 @@ impl LinkCache {
     /// The link of `code`: from the cache when this process has read it (refreshed in the
     /// background past the TTL), else from the store within `STORE_DEADLINE`.
     pub async fn get(&self, store: &Arc<dyn Store>, code: &str) -> Result<Option<Arc<Redirect>>> {
-        if let Some(hit) = self.entries.get(code) {
+        let hit = self
+            .entries
+            .get(code)
+            .filter(|hit| hit.read_at.elapsed() < STALE_FOR.max(self.fresh_for));
+        if let Some(hit) = hit {
             let link = hit.link.clone();
             if hit.read_at.elapsed() >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {
                 let (entries, store, code) = (self.entries.clone(), store.clone(), code.to_owned());
@@ -77,15 +78,11 @@ impl LinkCache {
     }
 
     pub fn forget(&self, code: &str) {
-        self.entries.invalidate(code);
+        self.entries.remove(code);
     }
 }
 
-fn remember(
-    entries: &moka::sync::Cache<String, Entry>,
-    code: String,
-    link: Option<crate::domain::Link>,
-) -> Option<Arc<Redirect>> {
+fn remember(entries: &Entries, code: String, link: Option<crate::domain::Link>) -> Option<Arc<Redirect>> {
     let link = link.map(|l| Arc::new(Redirect::from(l)));
     entries.insert(
         code,

@@ -2,13 +2,14 @@
 //! 11th and later are still redirected (never refused for rate) but counted as
 //! `suspicious_clicks`, not clicks.
 //!
-//! Each process keeps, per (link, visitor), the times of the last 10 clicks in a bounded,
-//! expiring cache; behind a load balancer without client affinity each process judges the
-//! clicks it sees.
+//! Each process keeps, per (link, visitor), the times of the last 10 clicks in a bounded cache;
+//! behind a load balancer without client affinity each process judges the clicks it sees.
+//! Windows that have gone quiet for a minute tell nothing more and are swept out once a minute,
+//! so that the cache holds the last minute's visitors, not its capacity's worth.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -20,16 +21,36 @@ const WINDOW: TimeDelta = TimeDelta::seconds(60);
 type Recent = Arc<Mutex<VecDeque<DateTime<Utc>>>>;
 
 /// Keyed by (link id, the visitor hash's first 64 bits): no allocation per click.
-pub struct Suspicion(moka::sync::Cache<(u64, u64), Recent>);
+pub struct Suspicion {
+    windows: quick_cache::sync::Cache<(u64, u64), Recent>,
+    /// When windows were last swept (Unix seconds).
+    swept_at: AtomicI64,
+}
 
 impl Suspicion {
     pub fn new(capacity: u64) -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_idle(Duration::from_secs(60))
-                .build(),
-        )
+        Self {
+            windows: quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX).max(1)),
+            swept_at: AtomicI64::new(0),
+        }
+    }
+
+    /// Drops the windows whose last click is a `WINDOW` old, at most once a `WINDOW`; the click
+    /// that finds the last sweep that old does it.
+    fn sweep(&self, now: DateTime<Utc>) {
+        let last = self.swept_at.load(Ordering::Relaxed);
+        if now.timestamp() - last < WINDOW.num_seconds()
+            || self
+                .swept_at
+                .compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.windows.retain(|_, times| {
+            let times = times.lock().unwrap_or_else(|p| p.into_inner());
+            times.back().is_some_and(|t| now - *t < WINDOW)
+        });
     }
 
     /// Records a click of `visitor` on link `link_id` at `now`; true when it is past the limit.
@@ -44,9 +65,13 @@ impl Suspicion {
                 visitor.hash(&mut h);
                 h.finish()
             });
-        let times = self
-            .0
-            .get_with((link_id, visitor), || Arc::new(Mutex::new(VecDeque::new())));
+        self.sweep(now);
+        let times = match self.windows.get_or_insert_with(&(link_id, visitor), || {
+            Ok::<_, std::convert::Infallible>(Arc::new(Mutex::new(VecDeque::new())))
+        }) {
+            Ok(times) => times,
+            Err(never) => match never {},
+        };
         let mut times = times.lock().unwrap_or_else(|p| p.into_inner());
         while times.front().is_some_and(|t| now - *t >= WINDOW) {
             times.pop_front();
@@ -77,5 +102,26 @@ mod tests {
         // A minute after the first click, one slot is free again.
         assert!(!s.click(1, v, t0 + TimeDelta::seconds(60)));
         assert!(s.click(1, v, t0 + TimeDelta::seconds(60)));
+    }
+
+    #[test]
+    fn windows_quiet_for_a_minute_are_swept_out_and_busy_ones_kept() {
+        let s = Suspicion::new(1_000);
+        let t0 = Utc::now();
+        let (v, w) = ("0123456789abcdef01234567", "fedcba9876543210fedcba98");
+        s.click(1, v, t0);
+        s.click(1, w, t0 + TimeDelta::seconds(40));
+        assert_eq!(s.windows.len(), 2);
+        // The next sweep is due a minute after the first: v's last click is then a minute old.
+        s.click(2, v, t0 + TimeDelta::seconds(61));
+        assert_eq!(s.windows.len(), 2, "w's window and the new one stay");
+        assert!(
+            s.windows.get(&(1, 0x0123456789abcdef)).is_none(),
+            "v's quiet window is gone"
+        );
+        // A swept window starts again empty: ten more clicks pass.
+        for i in 0..10 {
+            assert!(!s.click(1, v, t0 + TimeDelta::seconds(62 + i)), "click {i}");
+        }
     }
 }

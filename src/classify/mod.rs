@@ -105,8 +105,8 @@ pub fn is_bot(user_agent: &str) -> bool {
 /// Classifying runs a large regex set; the same agents come back again and again (one app
 /// version on one phone model), so answers are kept in a bounded cache.
 fn agent(ua: &str) -> Agent {
-    static CACHE: OnceLock<moka::sync::Cache<String, Agent>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| moka::sync::Cache::new(20_000));
+    static CACHE: OnceLock<quick_cache::sync::Cache<String, Agent>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| quick_cache::sync::Cache::new(20_000));
     if let Some(a) = cache.get(ua) {
         return a;
     }
