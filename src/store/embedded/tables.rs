@@ -128,13 +128,21 @@ fn build_summaries(txn: &redb::WriteTransaction) -> crate::store::Result<()> {
     Ok(())
 }
 
-/// Prunes hourly until the store is closed (the task is aborted) or dropped.
-pub(super) async fn prune_forever(db: Weak<Handle>, retention: Duration, clock: SharedClock) {
+/// Prunes hourly, on the store's writer thread, until the store is closed (the task is aborted)
+/// or dropped.
+pub(super) async fn prune_forever(
+    db: Weak<Handle>,
+    writer: Weak<super::pool::Pool>,
+    retention: Duration,
+    clock: SharedClock,
+) {
     loop {
         tokio::time::sleep(PRUNE_EVERY).await;
-        let Some(db) = db.upgrade() else { return };
+        let (Some(db), Some(writer)) = (db.upgrade(), writer.upgrade()) else {
+            return;
+        };
         let cutoff = (clock.now().timestamp_millis() as u64).saturating_sub(retention.as_millis() as u64);
-        let result = tokio::task::spawn_blocking(move || db.with(|db| prune(db, cutoff))).await;
+        let result = writer.run(move || db.with(|db| prune(db, cutoff))).await;
         match result {
             Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned clicks past their retention"),
             Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "Failed to prune old clicks"),
