@@ -50,10 +50,11 @@ impl LinkCache {
         let hit = self
             .entries
             .get(code)
-            .filter(|hit| hit.read_at.elapsed() < STALE_FOR.max(self.fresh_for));
-        if let Some(hit) = hit {
+            .map(|hit| (hit.read_at.elapsed(), hit))
+            .filter(|(age, _)| *age < STALE_FOR.max(self.fresh_for));
+        if let Some((age, hit)) = hit {
             let link = hit.link.clone();
-            if hit.read_at.elapsed() >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {
+            if age >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {
                 let (entries, store, code) = (self.entries.clone(), store.clone(), code.to_owned());
                 tokio::spawn(async move {
                     // Kept as it was when the store does not answer: the flag is cleared so

@@ -26,6 +26,17 @@ async fn two_kols(app: &TestApp) {
     }
 }
 
+/// `field` of each of `amy`'s links in `two_kols`' campaign, as the link list gives them.
+async fn amys_links(app: &TestApp, field: &str) -> Vec<String> {
+    let page = app.get_ok("/api/v1/links?campaign=spring-sale&kol=amy").await;
+    page["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// What the reports say of `two_kols`' campaign: (links, clicks, cost) of the campaign, of
 /// `amy`'s row, and of `amy`'s own stats.
 async fn figures(app: &TestApp) -> [(u64, u64, String); 3] {
@@ -63,15 +74,8 @@ async fn a_links_new_cost_shows_in_its_campaign_and_kol_stats(backend: Backend) 
     assert_eq!(campaign, (3, 3, "650.50".to_owned()));
     assert_eq!(amy_row, (2, 2, "350.50".to_owned()));
     assert_eq!(amy, (2, 2, "350.50".to_owned()));
-    let page = app.get_ok("/api/v1/links?campaign=spring-sale&kol=amy").await;
-    let costs: Vec<&str> = page["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["cost"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        costs,
+        amys_links(&app, "cost").await,
         ["250.50", "100.00"],
         "lists still give whole records, newest first"
     );
@@ -152,14 +156,7 @@ async fn embedded_index_rows_holding_codes_at_the_new_layout_still_count() {
     let app = start(backing, settings).await;
 
     assert_eq!(figures(&app).await, before);
-    let page = app.get_ok("/api/v1/links?campaign=spring-sale&kol=amy").await;
-    let codes: Vec<&str> = page["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["code"].as_str().unwrap())
-        .collect();
-    assert_eq!(codes, ["amy-b", "amy-a"]);
+    assert_eq!(amys_links(&app, "code").await, ["amy-b", "amy-a"]);
 }
 
 #[tokio::test]

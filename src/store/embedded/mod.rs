@@ -2,8 +2,8 @@
 //!
 //! redb is pure Rust, ACID and crash-safe: a committed write transaction is on disk (fsync)
 //! when `commit` returns. Every call runs on the store's own threads (`pool`), never on an
-//! actix worker: writes on one, reads on two. Clicks arrive in groups from `crate::clicks` and each group is one transaction, so many
-//! concurrent redirects share one fsync.
+//! actix worker: writes on one, reads on two. Clicks arrive in groups from `crate::clicks` and
+//! each group is one transaction, so many concurrent redirects share one fsync.
 //!
 //! | table            | key                        | value                                  |
 //! |------------------|----------------------------|----------------------------------------|
