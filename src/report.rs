@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::counters::Tally;
 use crate::domain::{Campaign, DayInsights, Event, Kol, LinkSummary, Tier};
 use crate::error::ApiError;
-use crate::lookup::{self, LinkFilter};
+use crate::lookup::{self, LinkFilter, LinkLists};
 use crate::stats::{
     add_daily, breakdown, click_days, point_time, series, Breakdown, BreakdownSums, Counts, Interval, Point, Range,
     Totals,
@@ -406,6 +406,7 @@ fn data_days(c: &LinkCounts) -> (Option<NaiveDate>, Option<NaiveDate>) {
 
 pub async fn campaign(
     store: &dyn Store,
+    lists: &LinkLists,
     clock: &dyn Clock,
     id: &str,
     range: Range,
@@ -416,7 +417,7 @@ pub async fn campaign(
         campaign: Some(campaign.id.to_string()),
         kol: None,
     };
-    let links = lookup::all_links(store, &filter).await?;
+    let links = lookup::all_links(store, lists, &filter).await?;
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
     let to = range.to.unwrap_or_else(|| clock.now().date_naive());
     let from = range
@@ -486,15 +487,15 @@ pub async fn campaign(
     })
 }
 
-pub async fn kol(store: &dyn Store, id: &str, range: Range) -> Result<KolReport, ApiError> {
+pub async fn kol(store: &dyn Store, lists: &LinkLists, id: &str, range: Range) -> Result<KolReport, ApiError> {
     let kol = lookup::kol(store, id).await?;
     let filter = LinkFilter {
         campaign: None,
         kol: Some(kol.id.to_string()),
     };
-    let links = lookup::all_links(store, &filter).await?;
+    let links = lookup::all_links(store, lists, &filter).await?;
     let mut campaigns: BTreeMap<String, Option<Campaign>> = BTreeMap::new();
-    for l in &links {
+    for l in links.iter() {
         campaigns.entry(l.campaign.to_string()).or_default();
     }
     for (cid, c) in campaigns.iter_mut() {
@@ -609,6 +610,7 @@ pub struct PagePoint {
 /// The share page of a KOL: every link of theirs (of `campaign` only, when given).
 pub async fn kol_page(
     store: &dyn Store,
+    lists: &LinkLists,
     clock: &dyn Clock,
     public_base: &str,
     kol_id: &str,
@@ -619,9 +621,9 @@ pub async fn kol_page(
         campaign: campaign.map(str::to_owned),
         kol: Some(kol.id.to_string()),
     };
-    let links = lookup::all_links(store, &filter).await?;
+    let links = lookup::all_links(store, lists, &filter).await?;
     let mut goals = HashMap::new();
-    for l in &links {
+    for l in links.iter() {
         if !goals.contains_key(l.campaign.as_str()) {
             let goal = store.get::<Campaign>(l.campaign.as_str()).await?.map(|c| c.goal_event);
             goals.insert(l.campaign.to_string(), goal.unwrap_or(Event::Purchase));

@@ -83,6 +83,7 @@ impl Application {
             clock,
             suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
             limits: crate::http::limits::RateLimits::new(settings.rate_limit_per_second, settings.rate_limit_burst),
+            link_lists: crate::lookup::LinkLists::new(crate::lookup::LINK_LISTS_HOLD),
             links: LinkCache::new(
                 settings.link_cache_capacity,
                 Duration::from_secs(settings.link_cache_seconds),

@@ -47,6 +47,8 @@ pub struct AppState {
     pub spool: std::sync::Arc<crate::spool::Spool>,
     pub meters: Arc<crate::telemetry::Meters>,
     pub links: LinkCache,
+    /// The link lists of campaigns and KOLs that reports read, while unchanged.
+    pub link_lists: crate::lookup::LinkLists,
     pub suspicion: crate::suspicion::Suspicion,
     pub limits: limits::RateLimits,
     pub clock: SharedClock,

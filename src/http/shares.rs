@@ -181,6 +181,7 @@ async fn open(req: HttpRequest, state: State, token: web::Path<String>) -> Resul
     };
     let page = crate::report::kol_page(
         state.store(),
+        &state.link_lists,
         state.clock.as_ref(),
         &state.public_base,
         share.kol.as_str(),

@@ -77,7 +77,8 @@ async fn campaign_stats(
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (range, sort) = (q.range()?, q.sort()?);
-    Ok(HttpResponse::Ok().json(report::campaign(state.store(), state.clock.as_ref(), &id, range, sort).await?))
+    Ok(HttpResponse::Ok()
+        .json(report::campaign(state.store(), &state.link_lists, state.clock.as_ref(), &id, range, sort).await?))
 }
 
 /// The campaign's report as CSV: the same report as `/stats`, one row per KOL, then per tier.
@@ -88,7 +89,7 @@ async fn campaign_csv(
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (range, sort) = (q.range()?, q.sort()?);
-    let r = report::campaign(state.store(), state.clock.as_ref(), &id, range, sort).await?;
+    let r = report::campaign(state.store(), &state.link_lists, state.clock.as_ref(), &id, range, sort).await?;
     let body = report::campaign_csv(&r)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to write report.csv")))?;
     Ok(HttpResponse::Ok()
@@ -106,5 +107,5 @@ async fn kol_stats(
     id: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(report::kol(state.store(), &id, q.range()?).await?))
+    Ok(HttpResponse::Ok().json(report::kol(state.store(), &state.link_lists, &id, q.range()?).await?))
 }

@@ -344,6 +344,12 @@ pub trait Links: Send + Sync {
     }
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>>;
+    /// A number that moves whenever a link is created or changed, by any process on the store
+    /// (`lookup::LinkLists`): a list of links read after it is at least as new as it. `None`
+    /// where the store keeps none, and lists are read each time.
+    async fn links_version(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
     /// Newest first from one index, after `after`: each link's JSON record, or its summary
     /// (`rows`), which readers decode as a `Link` or as a `LinkSummary`.
     async fn scan_links(

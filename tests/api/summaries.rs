@@ -5,7 +5,7 @@
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, start, Backend, TestApp};
+use crate::helpers::{settings_for, spawn_app, start, Backend, Backing, TestApp};
 
 /// A campaign `spring-sale` with two links of KOL `amy` (costs 100 and 200) and one of `ben`
 /// (300); `amy-a` tapped twice, `ben-a` once.
@@ -81,6 +81,65 @@ async fn a_links_new_cost_shows_in_its_campaign_and_kol_stats(backend: Backend) 
     );
 }
 per_store!(a_links_new_cost_shows_in_its_campaign_and_kol_stats);
+
+/// Reports keep a campaign's and a KOL's link list while no link changes (`LinkLists`): a link
+/// minted or changed after a report is in the next one.
+async fn reports_after_a_link_is_minted_or_changed_count_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    two_kols(&app).await;
+    assert_eq!(figures(&app).await[0], (3, 3, "600.00".to_owned()));
+
+    app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-c", "cost": "50"}))
+        .await;
+    assert_eq!(app.tap("amy-c").await.status(), 302);
+    let r = app.patch("/api/v1/links/amy-b", &json!({"cost": "250.50"})).await;
+    assert_eq!(r.status(), 200);
+
+    let [campaign, amy_row, amy] = figures(&app).await;
+    assert_eq!(campaign, (4, 4, "700.50".to_owned()));
+    assert_eq!(amy_row, (3, 3, "400.50".to_owned()));
+    assert_eq!(amy, (3, 3, "400.50".to_owned()));
+}
+per_store!(reports_after_a_link_is_minted_or_changed_count_it);
+
+/// A second kolink on `app`'s Redis.
+async fn beside(app: &TestApp) -> TestApp {
+    let backing = Backing {
+        redis: None,
+        cluster: None,
+        data: None,
+        spool: tempfile::tempdir().unwrap(),
+        faults: Default::default(),
+    };
+    let mut settings = settings_for(&backing);
+    settings.redis_url = Some(app.redis.as_ref().unwrap().url());
+    start(backing, settings).await
+}
+
+#[tokio::test]
+async fn redis_reports_count_links_that_another_process_minted_or_changed() {
+    let first = spawn_app(Backend::Redis).await;
+    two_kols(&first).await;
+    let second = beside(&first).await;
+    assert_eq!(figures(&first).await[0], (3, 3, "600.00".to_owned()));
+
+    // Minted and changed on the second process, after the first one's report.
+    second
+        .create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-c", "cost": "50"}))
+        .await;
+    let r = second.patch("/api/v1/links/amy-b", &json!({"cost": "250.50"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(figures(&first).await[0], (4, 3, "700.50".to_owned()));
+
+    // A process of an older version mints without moving the count of link changes: the number
+    // of links still moves the version.
+    let mut conn = first.redis.as_ref().unwrap().connection().await;
+    second
+        .create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-b", "cost": "9"}))
+        .await;
+    let _: () = conn.decr("kl:{meta}:links:version", 1).await.unwrap();
+    assert_eq!(figures(&first).await[0], (5, 3, "709.50".to_owned()));
+}
 
 const OLD_SCHEMA: u64 = 2;
 

@@ -210,6 +210,7 @@ async fn campaigns(req: HttpRequest, state: State) -> Result<HttpResponse, ApiEr
     for c in page.items {
         let r = report::campaign(
             state.store(),
+            &state.link_lists,
             state.clock.as_ref(),
             c.id.as_str(),
             Range::default(),
@@ -325,7 +326,15 @@ async fn campaign(
     let t = Lang::of(&req).texts();
     let sort = q.sort.as_deref().map_or(Ok(SortKey::Roi), SortKey::parse)?;
     let c = lookup::campaign(state.store(), &id).await?;
-    let r = report::campaign(state.store(), state.clock.as_ref(), &id, Range::default(), sort).await?;
+    let r = report::campaign(
+        state.store(),
+        &state.link_lists,
+        state.clock.as_ref(),
+        &id,
+        Range::default(),
+        sort,
+    )
+    .await?;
     let headers = SortKey::ALL
         .iter()
         .map(|k| Header {

@@ -14,6 +14,7 @@
 //! | `kl:{meta}:links`                 | hash   | link code → JSON record                           |
 //! | `kl:{meta}:links:idx`             | zset   | link code scored by numeric link id               |
 //! | `kl:{meta}:summaries`             | hash   | link code → what reports need (`LinkSummary` JSON)|
+//! | `kl:{meta}:links:version`         | string | moves with every link created or changed (`lookup::LinkLists`) |
 //! | `kl:{meta}:link_ids`              | hash   | numeric link id → code (resolves click ids)       |
 //! | `kl:{meta}:coupons`               | hash   | coupon key (`CouponKey`) → code                   |
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
@@ -617,7 +618,8 @@ impl Links for RedisStore {
             .key(self.meta("link_ids"))
             .key(self.meta("coupons"))
             .key(self.meta("links:idx"))
-            .key(self.meta("summaries"));
+            .key(self.meta("summaries"))
+            .key(self.meta("links:version"));
         for l in links {
             inv.key(self.link_index(LinkIndex::Campaign(l.campaign.as_str())))
                 .key(self.link_index(LinkIndex::Kol(l.kol.as_str())));
@@ -643,6 +645,7 @@ impl Links for RedisStore {
             .key(self.meta("links"))
             .key(self.meta("coupons"))
             .key(self.meta("summaries"))
+            .key(self.meta("links:version"))
             .arg(new.code.as_str())
             .arg(coupon_arg(&old))
             .arg(coupon_arg(new))
@@ -674,6 +677,18 @@ impl Links for RedisStore {
         conn.hget(self.meta("coupons"), coupon.as_str())
             .await
             .map_err(failed("Failed to read a coupon from Redis"))
+    }
+
+    /// The count of link changes that `CREATE_LINKS` and `UPDATE_LINK` keep, with the number of
+    /// links: a link minted by a process of a version before the count still moves it.
+    async fn links_version(&self) -> Result<Option<u64>> {
+        let (changes, links): (Option<u64>, u64) = redis::pipe()
+            .get(self.meta("links:version"))
+            .zcard(self.meta("links:idx"))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed("Failed to read the links' version"))?;
+        Ok(Some(changes.unwrap_or(0).wrapping_shl(32).wrapping_add(links)))
     }
 
     async fn scan_links(

@@ -142,8 +142,8 @@ redis.call('ZADD', KEYS[2], n, ARGV[1])
 return 1
 ";
 
-// KEYS: links, link_ids, coupons, links:idx, summaries, then per link: campaign zset, kol zset.
-// ARGV per link: code, id, COUPON (or ''), json, summary json.
+// KEYS: links, link_ids, coupons, links:idx, summaries, links:version, then per link: campaign
+// zset, kol zset. ARGV per link: code, id, COUPON (or ''), json, summary json.
 pub(super) const CREATE_LINKS: &str = r"
 local n = #ARGV / 5
 for i = 0, n - 1 do
@@ -158,9 +158,10 @@ for i = 0, n - 1 do
   if coupon ~= '' then redis.call('HSET', KEYS[3], coupon, code) end
   redis.call('ZADD', KEYS[4], id, code)
   redis.call('HSET', KEYS[5], code, ARGV[i*5+5])
-  redis.call('ZADD', KEYS[6 + i*2], id, code)
   redis.call('ZADD', KEYS[7 + i*2], id, code)
+  redis.call('ZADD', KEYS[8 + i*2], id, code)
 end
+redis.call('INCR', KEYS[6])
 return {'ok', ''}
 ";
 
@@ -171,8 +172,8 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 ";
 
-// KEYS: links, coupons, summaries. ARGV: code, OLD COUPON, NEW COUPON, json, expected json,
-// summary json.
+// KEYS: links, coupons, summaries, links:version. ARGV: code, OLD COUPON, NEW COUPON, json,
+// expected json, summary json.
 // Compare-and-set: the coupon index moves only if the link is still the one read.
 pub(super) const UPDATE_LINK: &str = r"
 local code, old, new = ARGV[1], ARGV[2], ARGV[3]
@@ -187,6 +188,7 @@ end
 if new ~= '' then redis.call('HSET', KEYS[2], new, code) end
 redis.call('HSET', KEYS[1], code, ARGV[4])
 redis.call('HSET', KEYS[3], code, ARGV[6])
+redis.call('INCR', KEYS[4])
 return {'ok', ''}
 ";
 
