@@ -1,8 +1,9 @@
 //! Impressions and engagement: reported metrics per day and the pixel.
 
+use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, Backend};
+use crate::helpers::{assert_error, spawn_app, start, Backend};
 
 per_store!(reporting_a_day_twice_replaces_it);
 async fn reporting_a_day_twice_replaces_it(backend: Backend) {
@@ -110,4 +111,38 @@ async fn the_pixel_checks_codes_before_looking_and_counts_only_live_links(backen
     let r = app.api.get(app.url("/p/amy-serum.gif")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(app.link_totals("amy-serum").await["pixel_impressions"], 0);
+}
+
+#[tokio::test]
+async fn redis_metrics_reported_under_an_older_version_count_after_the_next_start() {
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    app.post_expect(
+        "/api/v1/links/amy-serum/metrics",
+        &json!({"date": "2026-11-20", "impressions": 400}),
+        200,
+    )
+    .await;
+    let impressions = |c: &serde_json::Value| c["totals"]["impressions"].as_u64();
+    let c = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    assert_eq!(impressions(&c), Some(400));
+
+    // An older version kept a link's metrics only in their own hash (layout version 3).
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let copies: u64 = conn.hdel("kl:{amy-serum}:rollups", "m|2026-11-20").await.unwrap();
+    assert_eq!(copies, 1);
+    let _: () = conn.set("kl:{meta}:schema", 3).await.unwrap();
+    let c = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    assert_eq!(impressions(&c), Some(0), "reports over every day read the copy");
+
+    let (backing, settings) = app.stop().await;
+    let app = start(backing, settings).await;
+    let c = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    assert_eq!(impressions(&c), Some(400));
+    let c = app
+        .get_ok("/api/v1/campaigns/spring-sale/stats?from=2026-11-01&to=2026-11-30")
+        .await;
+    assert_eq!(impressions(&c), Some(400), "a range reads the metrics themselves");
+    let schema: u64 = conn.get("kl:{meta}:schema").await.unwrap();
+    assert_eq!(schema, 4);
 }

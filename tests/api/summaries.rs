@@ -239,7 +239,7 @@ async fn redis_links_minted_by_an_older_version_are_in_their_campaign_stats() {
     let summaries: u64 = conn.hlen("kl:{meta}:summaries").await.unwrap();
     assert_eq!(summaries, 3, "written at the start");
     let schema: u64 = conn.get("kl:{meta}:schema").await.unwrap();
-    assert_eq!(schema, 3);
+    assert_eq!(schema, 4);
     assert_eq!(figures(&app).await, before);
 }
 

@@ -21,9 +21,9 @@
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
 //! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq, field `i` = the click (`clicks::entry_line`) |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
-//! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns        |
+//! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns; a copy of the metrics (`m|<day>`) |
 //! | `kl:{<code>}:writers`             | hash   | writer tag → its last re-keyed click's proposed id (`scripts::writers!`) |
-//! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link; 3: summaries) |
+//! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link; 3: summaries; 4: metrics copied into the rollups) |
 //! | `kl:{<code>}:uvs:<YYYY-MM-DD>`    | set    | the day's first 10,000 unique visitors (exact)    |
 //! | `kl:{<code>}:uv:<YYYY-MM-DD>`     | HLL    | the day's unique visitors past those 10,000       |
 //! | `kl:{<code>}:metrics`             | hash   | day → JSON platform insights (`DayInsights`)      |
@@ -66,7 +66,7 @@ mod tail;
 
 pub use tail::{TailStream, Taken};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -111,6 +111,7 @@ pub struct RedisStore {
     count_conversion: Script,
     update_conversion: Script,
     replace_rollups: Script,
+    put_insights: Script,
 }
 
 /// Sorts a Redis failure: no answer (connection, timeout, a server not ready, out of memory,
@@ -218,6 +219,7 @@ impl RedisStore {
             count_conversion: Script::new(COUNT_CONVERSION),
             update_conversion: Script::new(UPDATE_CONVERSION),
             replace_rollups: Script::new(REPLACE_ROLLUPS),
+            put_insights: Script::new(PUT_INSIGHTS),
         };
         store.load_scripts().await.context("Failed to load the Redis scripts")?;
         store.migrate().await?;
@@ -225,10 +227,11 @@ impl RedisStore {
     }
 
     /// Brings a store written by an older version to this layout, once: version 2 built every
-    /// link's rollups, version 3 its summary. Every kolink process on the store must run a
-    /// version with both, or the clicks and links of older ones miss them.
+    /// link's rollups, version 3 its summary, version 4 copied its metrics into its rollups.
+    /// Every kolink process on the store must run a version with all three, or the clicks,
+    /// links and metrics of older ones miss them.
     async fn migrate(&self) -> anyhow::Result<()> {
-        const SCHEMA: u64 = 3;
+        const SCHEMA: u64 = 4;
         let mut conn = self.conn();
         let done: Option<u64> = conn
             .get(self.meta("schema"))
@@ -242,9 +245,14 @@ impl RedisStore {
                 .await
                 .context("Failed to build the counters' rollups")?;
         }
-        self.build_summaries()
+        if done < Some(3) {
+            self.build_summaries()
+                .await
+                .context("Failed to build the links' summaries")?;
+        }
+        self.copy_insights()
             .await
-            .context("Failed to build the links' summaries")?;
+            .context("Failed to copy the links' metrics into their rollups")?;
         let _: () = conn
             .set(self.meta("schema"), SCHEMA)
             .await
@@ -291,6 +299,36 @@ impl RedisStore {
                 .query_async(&mut conn)
                 .await
                 .map_err(failed("Failed to write link summaries to Redis"))?;
+        }
+        Ok(())
+    }
+
+    /// Copies every link's metrics into its rollups (`PUT_INSIGHTS`), without overwriting a
+    /// copy that a newer write made meanwhile.
+    async fn copy_insights(&self) -> Result<()> {
+        let codes = self.all_link_codes().await?;
+        for chunk in codes.chunks(500) {
+            let mut spread = self.redis.spread();
+            for code in chunk {
+                let key = self.link_key(code, "metrics");
+                spread.on(&key).hgetall(&key);
+            }
+            let metrics: Vec<HashMap<String, String>> = self
+                .run_spread(spread, false)
+                .await
+                .map_err(failed("Failed to read metrics from Redis"))?;
+            let mut spread = self.redis.spread();
+            for (code, days) in chunk.iter().zip(metrics) {
+                let key = self.link_key(code, "rollups");
+                for (day, json) in days {
+                    spread.on(&key).hset_nx(&key, format!("m|{day}"), json);
+                }
+            }
+            let _: Vec<Value> = self
+                .redis
+                .run(spread, false)
+                .await
+                .map_err(failed("Failed to copy metrics in Redis"))?;
         }
         Ok(())
     }
@@ -379,6 +417,7 @@ impl RedisStore {
             &self.create_links,
             &self.create_record,
             &self.update_link,
+            &self.put_insights,
         ] {
             s.prepare_invoke()
                 .load_async(&mut conn)
@@ -750,30 +789,37 @@ impl Counters for RedisStore {
     }
 
     async fn put_insights(&self, code: &str, day: NaiveDate, insights: &DayInsights) -> Result<()> {
-        let mut conn = self.conn();
-        conn.hset(
-            self.link_key(code, "metrics"),
-            day.to_string(),
-            serde_json::to_string(insights)?,
-        )
-        .await
-        .map_err(failed("Failed to store insights in Redis"))
+        let _: i64 = self
+            .put_insights
+            .key(self.link_key(code, "metrics"))
+            .key(self.link_key(code, "rollups"))
+            .arg(day.to_string())
+            .arg(serde_json::to_string(insights)?)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("Failed to store insights in Redis"))?;
+        Ok(())
     }
 
     async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>> {
         if codes.is_empty() {
             return Ok(vec![]);
         }
-        let map = match detail {
-            Detail::Rollups => "rollups",
-            Detail::Full => "stats",
-        };
+        // The rollups hold a copy of the metrics (`m|<day>`): one hash per link.
         let mut spread = self.redis.spread();
         for code in codes {
-            let key = self.link_key(code, map);
-            spread.on(&key).hgetall(&key);
-            let key = self.link_key(code, "metrics");
-            spread.on(&key).hgetall(&key);
+            match detail {
+                Detail::Rollups => {
+                    let key = self.link_key(code, "rollups");
+                    spread.on(&key).hgetall(&key);
+                }
+                Detail::Full => {
+                    let key = self.link_key(code, "stats");
+                    spread.on(&key).hgetall(&key);
+                    let key = self.link_key(code, "metrics");
+                    spread.on(&key).hgetall(&key);
+                }
+            }
         }
         // The replies are read as they come, field by field: a report over 10,000 links gets
         // about 100,000 of them, and going through a map of strings first doubled the work.
@@ -782,11 +828,21 @@ impl Counters for RedisStore {
             .run(spread, false)
             .await
             .map_err(failed("Failed to read counters from Redis"))?;
+        let insight = |days: &mut BTreeMap<NaiveDate, DayInsights>, d: &[u8], j: &[u8]| {
+            let day = std::str::from_utf8(d).ok().and_then(|d| d.parse().ok());
+            if let (Some(day), Ok(m)) = (day, serde_json::from_slice(j)) {
+                days.insert(day, m);
+            }
+        };
         let mut out = Vec::with_capacity(codes.len());
         let mut it = replies.into_iter();
-        while let (Some(stats), Some(insights)) = (it.next(), it.next()) {
+        while let Some(counts) = it.next() {
             let mut counters = HashMap::new();
-            for_each_pair(stats, |k, v| {
+            let mut days = BTreeMap::new();
+            for_each_pair(counts, |k, v| {
+                if let Some(day) = k.strip_prefix(b"m|") {
+                    return insight(&mut days, day, &v);
+                }
                 if let (Ok(k), Some(n)) = (
                     String::from_utf8(k),
                     std::str::from_utf8(&v).ok().and_then(|v| v.parse().ok()),
@@ -794,13 +850,10 @@ impl Counters for RedisStore {
                     counters.insert(k, n);
                 }
             })?;
-            let mut days = std::collections::BTreeMap::new();
-            for_each_pair(insights, |d, j| {
-                let day = std::str::from_utf8(&d).ok().and_then(|d| d.parse().ok());
-                if let (Some(day), Ok(m)) = (day, serde_json::from_slice(&j)) {
-                    days.insert(day, m);
-                }
-            })?;
+            if detail == Detail::Full {
+                let metrics = it.next().unwrap_or(Value::Nil);
+                for_each_pair(metrics, |d, j| insight(&mut days, &d, &j))?;
+            }
             out.push(LinkData {
                 counters,
                 insights: days,

@@ -359,6 +359,14 @@ for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1]) end
 return 1
 ";
 
+// KEYS: metrics, rollups. ARGV: day, json. A day's insights, and their copy in the rollups
+// (`m|<day>`), which reports over every day read instead of the metrics.
+pub(super) const PUT_INSIGHTS: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'm|' .. ARGV[1], ARGV[2])
+return 1
+";
+
 // KEYS: idem, recs. ARGV: key, json. A conversion's new version, kept beside its log entry.
 pub(super) const UPDATE_CONVERSION: &str = r"
 local id = redis.call('HGET', KEYS[1], ARGV[1])
