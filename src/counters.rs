@@ -29,7 +29,7 @@
 //! hour and every day's breakdowns. Reports over a range of days, and hourly series, read the
 //! full map. Either map is read back as a [`Tally`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
@@ -163,7 +163,7 @@ pub struct Tally {
 
 impl Tally {
     /// The tally of a link's full map (hourly counts and daily breakdowns).
-    pub fn of_counters(counters: &HashMap<String, i64>) -> Tally {
+    pub fn of_counters<'a>(counters: impl IntoIterator<Item = (&'a String, &'a i64)>) -> Tally {
         let mut t = Tally::default();
         for (field, &n) in counters {
             let Some(f) = parse_field(field) else { continue };
@@ -196,7 +196,7 @@ impl Tally {
     }
 
     /// The tally of a link's rollup map (daily totals, all-time breakdowns).
-    pub fn of_rollups(rollups: &HashMap<String, i64>) -> Tally {
+    pub fn of_rollups<'a>(rollups: impl IntoIterator<Item = (&'a String, &'a i64)>) -> Tally {
         let mut t = Tally::default();
         for (field, &n) in rollups {
             let u = n.max(0) as u64;
@@ -403,6 +403,8 @@ fn clean(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use chrono::TimeZone;
 

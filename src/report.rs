@@ -290,8 +290,8 @@ async fn count_chunk(
     let tallies: Vec<Tally> = data
         .iter()
         .map(|d| match detail {
-            Detail::Rollups => Tally::of_rollups(&d.counters),
-            Detail::Full => Tally::of_counters(&d.counters),
+            Detail::Rollups => Tally::of_rollups(d.counters.iter().map(|(f, n)| (f, n))),
+            Detail::Full => Tally::of_counters(d.counters.iter().map(|(f, n)| (f, n))),
         })
         .collect();
     // The rollups hold each day's visitors up to EXACT_VISITORS; past that, and from the full

@@ -328,20 +328,24 @@ pub fn breakdown<'a>(tallies: impl IntoIterator<Item = &'a Tally>, range: Range)
 }
 
 /// A breakdown summed link by link, so that a report over many links need not keep their
-/// tallies: each value's name is copied once, at its first count.
+/// tallies: each value's name is copied once, at its first count. A report over 10,000 links
+/// adds about 100,000 slices: the dimensions are a short list, found by their names' address
+/// first.
 pub struct BreakdownSums {
     range: Range,
-    by: BTreeMap<&'static str, HashMap<String, u64>>,
+    by: Vec<(&'static str, Values)>,
 }
+
+type Values = HashMap<String, u64>;
 
 impl BreakdownSums {
     pub fn new(range: Range) -> Self {
-        let mut by: BTreeMap<&'static str, HashMap<String, u64>> = BTreeMap::new();
-        for dim in Dimension::ALL {
-            by.insert(dim.name(), HashMap::new());
-        }
-        by.insert("hour_of_day", HashMap::new());
-        by.insert("preview", HashMap::new());
+        let mut by: Vec<(&'static str, Values)> = Dimension::ALL
+            .iter()
+            .map(|dim| (dim.name(), Values::default()))
+            .collect();
+        by.push(("hour_of_day", Values::default()));
+        by.push(("preview", Values::default()));
         BreakdownSums { range, by }
     }
 
@@ -350,7 +354,14 @@ impl BreakdownSums {
             if !self.range.holds(s.day) {
                 continue;
             }
-            let values = self.by.entry(s.dim).or_default();
+            let at = match self.by.iter().position(|(d, _)| std::ptr::eq(*d, s.dim) || *d == s.dim) {
+                Some(at) => at,
+                None => {
+                    self.by.push((s.dim, Values::default()));
+                    self.by.len() - 1
+                }
+            };
+            let values = &mut self.by[at].1;
             match values.get_mut(s.value.as_str()) {
                 Some(n) => *n += s.n,
                 None => {

@@ -21,7 +21,7 @@
 pub mod embedded;
 pub mod redis;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -247,12 +247,19 @@ pub struct Visit {
     pub visitor: String,
 }
 
-/// Everything counted for one link: one of its counter maps (see `crate::counters`) and the
-/// per-day platform insights.
+/// Everything counted for one link: the fields of one of its counter maps (see
+/// `crate::counters`), each once, and the per-day platform insights.
 #[derive(Debug, Clone, Default)]
 pub struct LinkData {
-    pub counters: HashMap<String, i64>,
+    pub counters: Vec<(String, i64)>,
     pub insights: BTreeMap<NaiveDate, DayInsights>,
+}
+
+impl LinkData {
+    /// The count of one counter field, if the link has it.
+    pub fn counter(&self, field: &str) -> Option<i64> {
+        self.counters.iter().find(|(f, _)| f == field).map(|(_, n)| *n)
+    }
 }
 
 /// Unique visitors of a link and day that every store counts exactly, and keeps in the

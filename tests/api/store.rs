@@ -116,7 +116,7 @@ async fn a_batch_written_before_in_part_counts_only_its_new_clicks(backend: Back
     assert_eq!(ids, batch.iter().map(|c| c.entry).collect::<Vec<_>>());
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [3]);
     let data = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
-    assert_eq!(data[0].counters.get("x|dev|mobile"), Some(&3), "{:?}", data[0].counters);
+    assert_eq!(data[0].counter("x|dev|mobile"), Some(3), "{:?}", data[0].counters);
     let day = batch[0].at.date_naive();
     let uv = store.unique_visitors(&[("a-1".into(), day)]).await.unwrap();
     assert_eq!(uv, [2]);
@@ -193,7 +193,7 @@ async fn a_group_behind_another_writer_is_counted_once_and_retried_safely() {
     assert_eq!(again, first, "the retry finds each click by its proposed id");
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [3]);
     let data = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
-    assert_eq!(data[0].counters.get("x|dev|mobile"), Some(&3), "{:?}", data[0].counters);
+    assert_eq!(data[0].counter("x|dev|mobile"), Some(3), "{:?}", data[0].counters);
     let uv = store
         .unique_visitors(&[("a-1".into(), batch[0].at.date_naive())])
         .await
@@ -329,7 +329,7 @@ async fn unique_visitors_are_exact_to_ten_thousand_a_day_and_within_one_percent_
     assert_eq!(uv, [10_000], "exact up to 10,000");
     let exact = |store: Arc<dyn Store>| async move {
         let rollups = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
-        rollups[0].counters.get(&format!("u|{day}")).copied()
+        rollups[0].counter(&format!("u|{day}"))
     };
     assert_eq!(exact(store.clone()).await, Some(10_000), "the rollups count them too");
     write(10_000, 15_000).await;
@@ -362,9 +362,9 @@ async fn redis_counters_written_before_rollups_get_them_at_the_next_start() {
 
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [2]);
     let rollups = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
-    assert_eq!(rollups[0].counters.get("x|dev|mobile"), Some(&2));
+    assert_eq!(rollups[0].counter("x|dev|mobile"), Some(2));
     let day = Utc.timestamp_millis_opt(now as i64).unwrap().date_naive();
-    assert_eq!(rollups[0].counters.get(&format!("u|{day}")), Some(&2), "both visitors");
+    assert_eq!(rollups[0].counter(&format!("u|{day}")), Some(2), "both visitors");
 }
 
 async fn reopen_redis(backing: &Backing) -> Arc<dyn Store> {
@@ -416,7 +416,7 @@ async fn embedded_counters_written_before_rollups_get_them_at_the_next_open() {
 
     assert_eq!(clicks_counted(&store, &["a-1"]).await, [2]);
     let rollups = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
-    assert_eq!(rollups[0].counters.get("x|dev|mobile"), Some(&2));
+    assert_eq!(rollups[0].counter("x|dev|mobile"), Some(2));
     let day = Utc.timestamp_millis_opt(now as i64).unwrap().date_naive();
-    assert_eq!(rollups[0].counters.get(&format!("u|{day}")), Some(&2), "both visitors");
+    assert_eq!(rollups[0].counter(&format!("u|{day}")), Some(2), "both visitors");
 }

@@ -620,7 +620,7 @@ impl Counters for EmbeddedStore {
                     if kc != c {
                         break;
                     }
-                    data.counters.insert(field.to_owned(), v.value());
+                    data.counters.push((field.to_owned(), v.value()));
                 }
                 for row in insights.range((c, "")..)? {
                     let (k, v) = row?;

@@ -837,7 +837,7 @@ impl Counters for RedisStore {
         let mut out = Vec::with_capacity(codes.len());
         let mut it = replies.into_iter();
         while let Some(counts) = it.next() {
-            let mut counters = HashMap::new();
+            let mut counters = Vec::new();
             let mut days = BTreeMap::new();
             for_each_pair(counts, |k, v| {
                 if let Some(day) = k.strip_prefix(b"m|") {
@@ -847,7 +847,7 @@ impl Counters for RedisStore {
                     String::from_utf8(k),
                     std::str::from_utf8(&v).ok().and_then(|v| v.parse().ok()),
                 ) {
-                    counters.insert(k, n);
+                    counters.push((k, n));
                 }
             })?;
             if detail == Detail::Full {
