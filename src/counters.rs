@@ -6,15 +6,15 @@
 //!
 //! | field                         | counts                                   |
 //! |-------------------------------|------------------------------------------|
-//! | `c|<day>|<hh>`                | human clicks in that hour                |
-//! | `b|<day>|<hh>`                | bot clicks (link-preview fetchers …)     |
-//! | `pv|<day>|<app>`              | link-preview fetches, by app             |
-//! | `s|<day>|<hh>`                | suspicious clicks (not counted as clicks)|
-//! | `p|<day>|<hh>`                | pixel impressions                        |
-//! | `e|<event>|<day>|<hh>`        | attributed conversions of that event     |
-//! | `r|<day>|<hh>`                | attributed purchase revenue, minor units |
-//! | `f|<day>|<hh>`                | attributed refunds, minor units          |
-//! | `x|<dim>|<day>|<value>`       | human clicks by breakdown dimension      |
+//! | `c\|<day>\|<hh>`                | human clicks in that hour                |
+//! | `b\|<day>\|<hh>`                | bot clicks (link-preview fetchers …)     |
+//! | `pv\|<day>\|<app>`              | link-preview fetches, by app             |
+//! | `s\|<day>\|<hh>`                | suspicious clicks (not counted as clicks)|
+//! | `p\|<day>\|<hh>`                | pixel impressions                        |
+//! | `e\|<event>\|<day>\|<hh>`        | attributed conversions of that event     |
+//! | `r\|<day>\|<hh>`                | attributed purchase revenue, minor units |
+//! | `f\|<day>\|<hh>`                | attributed refunds, minor units          |
+//! | `x\|<dim>\|<day>\|<value>`       | human clicks by breakdown dimension      |
 //!
 //! `<dim>` is a `Dimension::tag`. Unique visitors are kept apart, one set per link and day:
 //! [`visit`] says which clicks count as visitors and on which day.
@@ -28,6 +28,8 @@
 //! report over every day reads that map alone: a few fields per active day instead of every
 //! hour and every day's breakdowns. Reports over a range of days, and hourly series, read the
 //! full map. Either map is read back as a [`Tally`].
+//! On Redis the rollups also hold a copy of each day's reported metrics (`m|<day>`, JSON), which
+//! reports over every day read from there; a tally leaves them out.
 
 use std::collections::BTreeMap;
 

@@ -28,7 +28,8 @@
 //! - `attribution`: which link a conversion belongs to, and why (pure rules).
 //! - `report`: the stats reports and their rows, sorted by a typed `SortKey`.
 //! - `stats`: figures from counts (CTR, conversion rate, ROI …) as API.md defines them.
-//! - `lookup`: a record by id or `404`; filtered, paged lists of links and conversions.
+//! - `lookup`: a record by id or `404`; filtered, paged lists of links and conversions; the
+//!   link lists that reports read, kept while the store's links are unchanged (`LinkLists`).
 //! - `export`: what an exported click looks like (the API's export, `kolink tail`).
 //! - `tail`: `kolink tail --group`, clicks and conversions as NDJSON for a warehouse.
 //! - `qr`: QR codes of short links (SVG, PNG).

@@ -1,5 +1,6 @@
 //! Reads that handlers and rules share: a record by id (or `404`), and the filtered lists.
-//! Filtering of lists happens here, above the stores, through `store::fill_page`.
+//! Filtering of lists happens here, above the stores, through `store::fill_page`; reports'
+//! link lists are kept between reads (`LinkLists`).
 
 use std::sync::Arc;
 
