@@ -23,11 +23,20 @@ use redb::{BackendError, Database, StorageBackend};
 
 use crate::store::{Result, StoreError};
 
-/// Calls that may wait on the disk at once, running or queued for the store's threads (`pool`).
-/// A disk that hangs holds every call (a caller that gives up does not take its call back);
-/// past this, calls answer `Unavailable` at once instead of piling up. A burst of a few
-/// hundred concurrent requests still just queues.
-const MAX_IN_FLIGHT: usize = 384;
+/// Calls of one kind (`Calls`) that may wait on the disk at once, running or queued for the
+/// store's threads (`pool`). A disk that hangs holds every call (a caller that gives up does not
+/// take its call back); past this, calls answer `Unavailable` at once instead of piling up. A
+/// burst of a few hundred concurrent requests still just queues.
+pub(super) const MAX_IN_FLIGHT: usize = 384;
+
+/// What a call does. Reads and writes each have their own `MAX_IN_FLIGHT` places: writes piled
+/// up behind a commit that hangs (one writer thread) do not take the places of reads, which the
+/// page cache can still answer, nor reads those of writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Calls {
+    Reads = 0,
+    Writes = 1,
+}
 
 /// How often a broken database is opened again, at most.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
@@ -157,15 +166,16 @@ pub(super) struct Handle {
     db: RwLock<Option<Arc<Database>>>,
     broken: AtomicBool,
     reopening: Mutex<Option<Instant>>,
-    in_flight: AtomicUsize,
+    /// Calls in flight, by `Calls`.
+    in_flight: [AtomicUsize; 2],
 }
 
-/// A call's place among `MAX_IN_FLIGHT`; given back when the call ends.
-pub(super) struct Ticket(Arc<Handle>);
+/// A call's place among the `MAX_IN_FLIGHT` of its kind; given back when the call ends.
+pub(super) struct Ticket(Arc<Handle>, Calls);
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight[self.1 as usize].fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -178,19 +188,25 @@ impl Handle {
             db: RwLock::new(Some(Arc::new(db))),
             broken: AtomicBool::new(false),
             reopening: Mutex::new(None),
-            in_flight: AtomicUsize::new(0),
+            in_flight: [AtomicUsize::new(0), AtomicUsize::new(0)],
         }
     }
 
-    /// A place for one call, or `Unavailable` when `MAX_IN_FLIGHT` calls wait on the disk.
-    pub(super) fn ticket(self: &Arc<Self>) -> Result<Ticket> {
-        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    /// A place for one call of `kind`, or `Unavailable` when `MAX_IN_FLIGHT` calls of that
+    /// kind wait on the disk.
+    pub(super) fn ticket(self: &Arc<Self>, kind: Calls) -> Result<Ticket> {
+        let in_flight = &self.in_flight[kind as usize];
+        if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            let what = match kind {
+                Calls::Reads => "reads",
+                Calls::Writes => "writes",
+            };
             return Err(StoreError::Unavailable(anyhow::anyhow!(
-                "{MAX_IN_FLIGHT} calls wait on the embedded store's disk"
+                "{MAX_IN_FLIGHT} {what} wait on the embedded store's disk"
             )));
         }
-        Ok(Ticket(self.clone()))
+        Ok(Ticket(self.clone(), kind))
     }
 
     /// Runs `f` on the database (blocking); an I/O error marks it for reopening.
@@ -285,10 +301,15 @@ mod tests {
     fn past_the_calls_in_flight_a_call_is_refused_at_once_and_a_finished_one_frees_its_place() {
         let dir = tempfile::tempdir().unwrap();
         let h = handle(dir.path(), &DiskFaults::default());
-        let tickets: Vec<Ticket> = (0..MAX_IN_FLIGHT).map(|_| h.ticket().unwrap()).collect();
-        assert!(matches!(h.ticket(), Err(StoreError::Unavailable(_))));
-        drop(tickets);
-        assert!(h.ticket().is_ok());
+        for (kind, other) in [(Calls::Writes, Calls::Reads), (Calls::Reads, Calls::Writes)] {
+            let tickets: Vec<Ticket> = (0..MAX_IN_FLIGHT).map(|_| h.ticket(kind).unwrap()).collect();
+            assert!(matches!(h.ticket(kind), Err(StoreError::Unavailable(_))));
+            // Writes piled up behind a hung commit leave reads their places, and the other way.
+            let others: Vec<Ticket> = (0..MAX_IN_FLIGHT).map(|_| h.ticket(other).unwrap()).collect();
+            drop(tickets);
+            assert!(h.ticket(kind).is_ok());
+            drop(others);
+        }
     }
 
     #[test]

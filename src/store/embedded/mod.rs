@@ -35,6 +35,7 @@ mod disk;
 mod pool;
 mod tables;
 
+use disk::Calls;
 pub use disk::DiskFaults;
 
 /// The page cache of `open` (the setting's default, `embedded_cache_mb`).
@@ -155,7 +156,7 @@ impl EmbeddedStore {
         F: FnOnce(&Database) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.on(&self.readers, f).await
+        self.on(&self.readers, Calls::Reads, f).await
     }
 
     /// Runs `f`, which writes, on the writer thread.
@@ -164,16 +165,16 @@ impl EmbeddedStore {
         F: FnOnce(&Database) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.on(&self.writer, f).await
+        self.on(&self.writer, Calls::Writes, f).await
     }
 
-    async fn on<T, F>(&self, threads: &pool::Pool, f: F) -> Result<T>
+    async fn on<T, F>(&self, threads: &pool::Pool, kind: Calls, f: F) -> Result<T>
     where
         F: FnOnce(&Database) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let db = self.db.clone();
-        let ticket = db.ticket()?;
+        let ticket = db.ticket(kind)?;
         threads
             .run(move || {
                 let _ticket = ticket;
@@ -857,5 +858,46 @@ mod tests {
             w.await.unwrap().unwrap();
         }
         assert!(matches!(read, Ok(Ok(None))), "the read waited behind the writes");
+    }
+
+    #[tokio::test]
+    async fn writes_piled_up_to_their_bound_behind_a_held_commit_leave_reads_their_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let store = Arc::new(
+            EmbeddedStore::open(dir.path(), Duration::from_secs(3600), clock)
+                .await
+                .unwrap(),
+        );
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let writes: Vec<_> = (0..disk::MAX_IN_FLIGHT)
+            .map(|_| {
+                let (store, held) = (store.clone(), held.clone());
+                tokio::spawn(async move {
+                    store
+                        .run_writing(move |_| {
+                            let _ = held.lock().unwrap().recv();
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let refused = store.run_writing(|_| Ok(())).await;
+        let read = tokio::time::timeout(Duration::from_secs(10), store.get_link("amy-serum")).await;
+        for _ in &writes {
+            release.send(()).unwrap();
+        }
+        for w in writes {
+            w.await.unwrap().unwrap();
+        }
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "one write past the bound"
+        );
+        assert!(matches!(read, Ok(Ok(None))), "the read found no place: {read:?}");
     }
 }
