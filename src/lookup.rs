@@ -176,8 +176,21 @@ impl quick_cache::Weighter<LinkFilter, Kept> for ByLinks {
 impl LinkLists {
     /// Lists of `links` links in all, at most.
     pub fn new(links: u64) -> Self {
+        // One shard: the cache splits its weight among its shards, and a list bigger than its
+        // shard's share would never be kept.
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(256)
+            .weight_capacity(links.max(1))
+            .shards(1)
+            .build()
+            .expect("the link lists' options are valid");
         Self {
-            kept: Arc::new(quick_cache::sync::Cache::with_weighter(64, links.max(1), ByLinks)),
+            kept: Arc::new(quick_cache::sync::Cache::with_options(
+                options,
+                ByLinks,
+                Default::default(),
+                Default::default(),
+            )),
         }
     }
 }
@@ -240,4 +253,39 @@ pub async fn conversions(
         !filter.is_empty(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(n: usize) -> Arc<[LinkSummary]> {
+        let one: LinkSummary = serde_json::from_str(
+            r#"{"code":"amy-serum","campaign":"spring-sale","kol":"amy","cost":"100.00","created_at":"2026-11-22T08:15:00Z"}"#,
+        )
+        .unwrap();
+        vec![one; n].into()
+    }
+
+    fn of_campaign(id: &str) -> LinkFilter {
+        LinkFilter {
+            campaign: Some(id.into()),
+            kol: None,
+        }
+    }
+
+    #[test]
+    fn a_list_of_most_of_the_hold_is_kept_and_later_ones_make_room() {
+        let lists = LinkLists::new(LINK_LISTS_HOLD);
+        lists.kept.insert(of_campaign("big"), (1, list(90_000)));
+        assert!(lists.kept.get(&of_campaign("big")).is_some(), "kept whole");
+
+        lists.kept.insert(of_campaign("next"), (1, list(20_000)));
+        assert!(lists.kept.get(&of_campaign("next")).is_some());
+        assert!(
+            lists.kept.weight() <= LINK_LISTS_HOLD,
+            "{} links held",
+            lists.kept.weight()
+        );
+    }
 }
