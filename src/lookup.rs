@@ -3,6 +3,7 @@
 //! link lists are kept between reads (`LinkLists`).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
@@ -145,19 +146,24 @@ async fn links_as<L: LinkRecord>(
 
 /// The link lists that reports read (a campaign's or a KOL's links, as `LinkSummary`), kept
 /// with the store's links version they were read at (`Links::links_version`) and used again
-/// while that version stays. Reading and decoding the summaries of a 10,000-link campaign from
-/// Redis took about a third of its report; the dashboard asks for the same campaigns again and
-/// again. Any link created or changed, by any process on the store, moves the version, and the
-/// version is read before the list, so a list in use is never older than the store's links.
-/// Bounded by the links held ([`LinkLists::new`]); where the store keeps no version (the
-/// embedded store, which reads its lists from local pages) nothing is kept.
+/// while that version stays, for at most `KEEP_FOR`. Reading and decoding the summaries of a
+/// 10,000-link campaign from Redis took about a third of its report; the dashboard asks for the
+/// same campaigns again and again. A link created or changed by any kolink process of this
+/// version moves the version, and the version is read before the list, so a list in use is
+/// not older than the store's links; a change the version misses (a process of an older
+/// version changing a link) shows within `KEEP_FOR`. Bounded by the links held
+/// ([`LinkLists::new`]); where the store keeps no version (the embedded store, which reads its
+/// lists from local pages) nothing is kept.
 #[derive(Clone)]
 pub struct LinkLists {
     kept: Arc<quick_cache::sync::Cache<LinkFilter, Kept, ByLinks>>,
 }
 
-/// A list, with the links version it was read at.
-type Kept = (u64, Arc<[LinkSummary]>);
+/// A list, with the links version it was read at and when.
+type Kept = (u64, Instant, Arc<[LinkSummary]>);
+
+/// How long a kept list is used at most, even while the version stays.
+const KEEP_FOR: Duration = Duration::from_secs(60);
 
 /// Links held by the link lists of a process, at most (about 130 bytes each).
 pub const LINK_LISTS_HOLD: u64 = 100_000;
@@ -169,7 +175,7 @@ struct ByLinks;
 impl quick_cache::Weighter<LinkFilter, Kept> for ByLinks {
     fn weight(&self, _: &LinkFilter, kept: &Kept) -> u64 {
         // An empty list weighs one: a weight of zero would never be evicted.
-        kept.1.len().max(1) as u64
+        kept.2.len().max(1) as u64
     }
 }
 
@@ -199,11 +205,12 @@ impl LinkLists {
 /// while the store's links are unchanged, else read.
 pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter) -> StoreResult<Arc<[LinkSummary]>> {
     let version = store.links_version().await?;
-    if let (Some(v), Some((at, links))) = (version, lists.kept.get(filter)) {
-        if at == v {
+    if let (Some(v), Some((at, read, links))) = (version, lists.kept.get(filter)) {
+        if at == v && read.elapsed() < KEEP_FOR {
             return Ok(links);
         }
     }
+    let read = Instant::now();
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
@@ -216,7 +223,7 @@ pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter
     }
     let links: Arc<[LinkSummary]> = out.into();
     if let Some(v) = version {
-        lists.kept.insert(filter.clone(), (v, links.clone()));
+        lists.kept.insert(filter.clone(), (v, read, links.clone()));
     }
     Ok(links)
 }
@@ -277,10 +284,12 @@ mod tests {
     #[test]
     fn a_list_of_most_of_the_hold_is_kept_and_later_ones_make_room() {
         let lists = LinkLists::new(LINK_LISTS_HOLD);
-        lists.kept.insert(of_campaign("big"), (1, list(90_000)));
+        lists.kept.insert(of_campaign("big"), (1, Instant::now(), list(90_000)));
         assert!(lists.kept.get(&of_campaign("big")).is_some(), "kept whole");
 
-        lists.kept.insert(of_campaign("next"), (1, list(20_000)));
+        lists
+            .kept
+            .insert(of_campaign("next"), (1, Instant::now(), list(20_000)));
         assert!(lists.kept.get(&of_campaign("next")).is_some());
         assert!(
             lists.kept.weight() <= LINK_LISTS_HOLD,

@@ -351,9 +351,9 @@ pub trait Links: Send + Sync {
     }
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>>;
-    /// A number that moves whenever a link is created or changed, by any process on the store
-    /// (`lookup::LinkLists`): a list of links read after it is at least as new as it. `None`
-    /// where the store keeps none, and lists are read each time.
+    /// A number that moves whenever a link is created or changed (by any process of this
+    /// version on the store; `lookup::LinkLists`): a list of links read after it is at least as
+    /// new as it. `None` where the store keeps none, and lists are read each time.
     async fn links_version(&self) -> Result<Option<u64>> {
         Ok(None)
     }

@@ -127,22 +127,31 @@ async fn redis_metrics_reported_under_an_older_version_count_after_the_next_star
     let c = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
     assert_eq!(impressions(&c), Some(400));
 
-    // An older version kept a link's metrics only in their own hash (layout version 3).
+    // An older version kept a link's metrics only in their own hash (layout version 3): a day it
+    // reported has no copy, and a day reported again through it has a stale one.
     let mut conn = app.redis.as_ref().unwrap().connection().await;
-    let copies: u64 = conn.hdel("kl:{amy-serum}:rollups", "m|2026-11-20").await.unwrap();
-    assert_eq!(copies, 1);
+    let day =
+        |n: u64| json!({"impressions": n, "reach": 0, "likes": 0, "comments": 0, "shares": 0, "saves": 0}).to_string();
+    let _: () = conn
+        .hset("kl:{amy-serum}:metrics", "2026-11-20", day(500))
+        .await
+        .unwrap();
+    let _: () = conn
+        .hset("kl:{amy-serum}:metrics", "2026-11-21", day(60))
+        .await
+        .unwrap();
     let _: () = conn.set("kl:{meta}:schema", 3).await.unwrap();
     let c = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
-    assert_eq!(impressions(&c), Some(0), "reports over every day read the copy");
+    assert_eq!(impressions(&c), Some(400), "reports over every day read the copy");
 
     let (backing, settings) = app.stop().await;
     let app = start(backing, settings).await;
     let c = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
-    assert_eq!(impressions(&c), Some(400));
+    assert_eq!(impressions(&c), Some(560));
     let c = app
         .get_ok("/api/v1/campaigns/spring-sale/stats?from=2026-11-01&to=2026-11-30")
         .await;
-    assert_eq!(impressions(&c), Some(400), "a range reads the metrics themselves");
+    assert_eq!(impressions(&c), Some(560), "a range reads the metrics themselves");
     let schema: u64 = conn.get("kl:{meta}:schema").await.unwrap();
     assert_eq!(schema, 4);
 }

@@ -14,7 +14,7 @@
 //! | `kl:{meta}:links`                 | hash   | link code → JSON record                           |
 //! | `kl:{meta}:links:idx`             | zset   | link code scored by numeric link id               |
 //! | `kl:{meta}:summaries`             | hash   | link code → what reports need (`LinkSummary` JSON)|
-//! | `kl:{meta}:links:version`         | string | moves with every link created or changed (`lookup::LinkLists`) |
+//! | `kl:{meta}:links:version`         | string | a random number, new with every link created or changed by this version (`lookup::LinkLists`) |
 //! | `kl:{meta}:link_ids`              | hash   | numeric link id → code (resolves click ids)       |
 //! | `kl:{meta}:coupons`               | hash   | coupon key (`CouponKey`) → code                   |
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
@@ -112,6 +112,7 @@ pub struct RedisStore {
     update_conversion: Script,
     replace_rollups: Script,
     put_insights: Script,
+    copy_insights: Script,
 }
 
 /// Sorts a Redis failure: no answer (connection, timeout, a server not ready, out of memory,
@@ -220,6 +221,7 @@ impl RedisStore {
             update_conversion: Script::new(UPDATE_CONVERSION),
             replace_rollups: Script::new(REPLACE_ROLLUPS),
             put_insights: Script::new(PUT_INSIGHTS),
+            copy_insights: Script::new(COPY_INSIGHTS),
         };
         store.load_scripts().await.context("Failed to load the Redis scripts")?;
         store.migrate().await?;
@@ -303,30 +305,21 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Copies every link's metrics into its rollups (`PUT_INSIGHTS`), without overwriting a
-    /// copy that a newer write made meanwhile.
+    /// Copies every link's metrics into its rollups (`COPY_INSIGHTS`, one script call per link,
+    /// so that it neither misses nor undoes a `PUT_INSIGHTS` running beside it, and replaces a
+    /// copy left stale by an older process).
     async fn copy_insights(&self) -> Result<()> {
         let codes = self.all_link_codes().await?;
         for chunk in codes.chunks(500) {
             let mut spread = self.redis.spread();
             for code in chunk {
-                let key = self.link_key(code, "metrics");
-                spread.on(&key).hgetall(&key);
+                let metrics = self.link_key(code, "metrics");
+                let mut inv = self.copy_insights.prepare_invoke();
+                inv.key(&metrics).key(self.link_key(code, "rollups"));
+                spread.on(&metrics).invoke_script(&inv);
             }
-            let metrics: Vec<HashMap<String, String>> = self
+            let _: Vec<i64> = self
                 .run_spread(spread, false)
-                .await
-                .map_err(failed("Failed to read metrics from Redis"))?;
-            let mut spread = self.redis.spread();
-            for (code, days) in chunk.iter().zip(metrics) {
-                let key = self.link_key(code, "rollups");
-                for (day, json) in days {
-                    spread.on(&key).hset_nx(&key, format!("m|{day}"), json);
-                }
-            }
-            let _: Vec<Value> = self
-                .redis
-                .run(spread, false)
                 .await
                 .map_err(failed("Failed to copy metrics in Redis"))?;
         }
@@ -418,6 +411,7 @@ impl RedisStore {
             &self.create_record,
             &self.update_link,
             &self.put_insights,
+            &self.copy_insights,
         ] {
             s.prepare_invoke()
                 .load_async(&mut conn)
@@ -668,6 +662,7 @@ impl Links for RedisStore {
                 .arg(serde_json::to_string(l)?)
                 .arg(summary_json(l)?);
         }
+        inv.arg(rand::random::<u64>());
         let mut conn = self.conn();
         let (what, which): (String, String) = inv
             .invoke_async(&mut conn)
@@ -691,6 +686,7 @@ impl Links for RedisStore {
             .arg(serde_json::to_string(new)?)
             .arg(expected)
             .arg(summary_json(new)?)
+            .arg(rand::random::<u64>())
             .invoke_async(&mut conn)
             .await
             .map_err(failed("Failed to update a link in Redis"))?;
@@ -718,8 +714,9 @@ impl Links for RedisStore {
             .map_err(failed("Failed to read a coupon from Redis"))
     }
 
-    /// The count of link changes that `CREATE_LINKS` and `UPDATE_LINK` keep, with the number of
-    /// links: a link minted by a process of a version before the count still moves it.
+    /// The random number that `CREATE_LINKS` and `UPDATE_LINK` leave with every change, with the
+    /// number of links: a link minted by a process of an older version, which leaves none,
+    /// still moves it. A process of an older version that changes a link does not.
     async fn links_version(&self) -> Result<Option<u64>> {
         let (changes, links): (Option<u64>, u64) = redis::pipe()
             .get(self.meta("links:version"))
@@ -727,7 +724,8 @@ impl Links for RedisStore {
             .query_async(&mut self.conn())
             .await
             .map_err(failed("Failed to read the links' version"))?;
-        Ok(Some(changes.unwrap_or(0).wrapping_shl(32).wrapping_add(links)))
+        // An odd multiplier: distinct counts of links give distinct versions with one nonce.
+        Ok(Some(changes.unwrap_or(0) ^ links.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 
     async fn scan_links(

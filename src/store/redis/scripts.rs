@@ -143,9 +143,10 @@ return 1
 ";
 
 // KEYS: links, link_ids, coupons, links:idx, summaries, links:version, then per link: campaign
-// zset, kol zset. ARGV per link: code, id, COUPON (or ''), json, summary json.
+// zset, kol zset. ARGV per link: code, id, COUPON (or ''), json, summary json; last, the links'
+// new version (a random number: a version never comes back, even after a write was lost).
 pub(super) const CREATE_LINKS: &str = r"
-local n = #ARGV / 5
+local n = (#ARGV - 1) / 5
 for i = 0, n - 1 do
   local code, coupon = ARGV[i*5+1], ARGV[i*5+3]
   if redis.call('HEXISTS', KEYS[1], code) == 1 then return {'code', code} end
@@ -161,7 +162,7 @@ for i = 0, n - 1 do
   redis.call('ZADD', KEYS[7 + i*2], id, code)
   redis.call('ZADD', KEYS[8 + i*2], id, code)
 end
-redis.call('INCR', KEYS[6])
+redis.call('SET', KEYS[6], ARGV[#ARGV])
 return {'ok', ''}
 ";
 
@@ -173,7 +174,7 @@ return 1
 ";
 
 // KEYS: links, coupons, summaries, links:version. ARGV: code, OLD COUPON, NEW COUPON, json,
-// expected json, summary json.
+// expected json, summary json, the links' new version (as `CREATE_LINKS`).
 // Compare-and-set: the coupon index moves only if the link is still the one read.
 pub(super) const UPDATE_LINK: &str = r"
 local code, old, new = ARGV[1], ARGV[2], ARGV[3]
@@ -188,7 +189,7 @@ end
 if new ~= '' then redis.call('HSET', KEYS[2], new, code) end
 redis.call('HSET', KEYS[1], code, ARGV[4])
 redis.call('HSET', KEYS[3], code, ARGV[6])
-redis.call('INCR', KEYS[4])
+redis.call('SET', KEYS[4], ARGV[7])
 return {'ok', ''}
 ";
 
@@ -365,6 +366,14 @@ pub(super) const PUT_INSIGHTS: &str = r"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'm|' .. ARGV[1], ARGV[2])
 return 1
+";
+
+// KEYS: metrics, rollups. Copies every day of the metrics into the rollups (`PUT_INSIGHTS`),
+// over an older copy; returns the days copied.
+pub(super) const COPY_INSIGHTS: &str = r"
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do redis.call('HSET', KEYS[2], 'm|' .. all[i], all[i + 1]) end
+return #all / 2
 ";
 
 // KEYS: idem, recs. ARGV: key, json. A conversion's new version, kept beside its log entry.
