@@ -352,11 +352,17 @@ async fn redis_counters_written_before_rollups_get_them_at_the_next_start() {
         .await
         .unwrap();
     let mut conn = guard.redis.as_ref().unwrap().connection().await;
-    // What an older version left: the link's record and counters, no rollups, no layout version.
+    // What an older version left: the link's record, counters and metrics, no rollups, no
+    // layout version.
     let _: () = conn.hset("kl:{meta}:links", "a-1", "{}").await.unwrap();
+    let _: () = conn
+        .hset("kl:{a-1}:metrics", "2026-11-20", r#"{"impressions":400}"#)
+        .await
+        .unwrap();
     let _: () = conn.del(&["kl:{a-1}:rollups", "kl:{meta}:schema"]).await.unwrap();
     let before = store.link_data(&["a-1".into()], Detail::Rollups).await.unwrap();
     assert!(before[0].counters.is_empty());
+    assert!(before[0].insights.is_empty());
 
     let (store, _guard) = (reopen_redis(&guard).await, guard);
 
@@ -365,6 +371,12 @@ async fn redis_counters_written_before_rollups_get_them_at_the_next_start() {
     assert_eq!(rollups[0].counter("x|dev|mobile"), Some(2));
     let day = Utc.timestamp_millis_opt(now as i64).unwrap().date_naive();
     assert_eq!(rollups[0].counter(&format!("u|{day}")), Some(2), "both visitors");
+    // The metrics' copy in the rollups is read as insights, never as a counter.
+    let reported = "2026-11-20".parse().unwrap();
+    assert_eq!(rollups[0].insights.get(&reported).map(|m| m.impressions), Some(400));
+    assert!(rollups[0].counters.iter().all(|(f, _)| !f.starts_with("m|")));
+    let copy: Option<String> = conn.hget("kl:{a-1}:rollups", "m|2026-11-20").await.unwrap();
+    assert!(copy.is_some(), "the copy outlived the rollups' rebuild");
 }
 
 async fn reopen_redis(backing: &Backing) -> Arc<dyn Store> {
