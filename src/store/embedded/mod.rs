@@ -824,76 +824,73 @@ fn add_rollups(txn: &WriteTransaction, sums: HashMap<(&str, String), i64>) -> Re
 mod tests {
     use super::*;
 
+    /// `n` writes on the writer thread, the first held there (a commit waiting on a slow disk)
+    /// and the rest queued behind it, until `release` wakes each.
+    struct HeldWrites {
+        release: std::sync::mpsc::Sender<()>,
+        writes: Vec<JoinHandle<Result<()>>>,
+    }
+
+    impl HeldWrites {
+        async fn start(store: &Arc<EmbeddedStore>, n: usize) -> Self {
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let held = Arc::new(Mutex::new(held));
+            let writes = (0..n)
+                .map(|_| {
+                    let (store, held) = (store.clone(), held.clone());
+                    tokio::spawn(async move {
+                        store
+                            .run_writing(move |_| {
+                                let _ = held.lock().unwrap().recv();
+                                Ok(())
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            HeldWrites { release, writes }
+        }
+
+        async fn release(self) {
+            for _ in &self.writes {
+                self.release.send(()).unwrap();
+            }
+            for w in self.writes {
+                w.await.unwrap().unwrap();
+            }
+        }
+    }
+
+    async fn open_store(dir: &Path) -> Arc<EmbeddedStore> {
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        Arc::new(
+            EmbeddedStore::open(dir, Duration::from_secs(3600), clock)
+                .await
+                .unwrap(),
+        )
+    }
+
     #[tokio::test]
     async fn reads_run_while_writes_wait_on_the_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
-        let store = Arc::new(
-            EmbeddedStore::open(dir.path(), Duration::from_secs(3600), clock)
-                .await
-                .unwrap(),
-        );
-        // The writer is held (a commit waiting on a slow disk), with more writes queued behind it.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let held = Arc::new(Mutex::new(held));
-        let writes: Vec<_> = (0..2 * READ_THREADS + 8)
-            .map(|_| {
-                let (store, held) = (store.clone(), held.clone());
-                tokio::spawn(async move {
-                    store
-                        .run_writing(move |_| {
-                            let _ = held.lock().unwrap().recv();
-                            Ok(())
-                        })
-                        .await
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let store = open_store(dir.path()).await;
+        let held = HeldWrites::start(&store, 2 * READ_THREADS + 8).await;
+
         let read = tokio::time::timeout(Duration::from_secs(10), store.get_link("amy-serum")).await;
-        for _ in &writes {
-            release.send(()).unwrap();
-        }
-        for w in writes {
-            w.await.unwrap().unwrap();
-        }
+        held.release().await;
         assert!(matches!(read, Ok(Ok(None))), "the read waited behind the writes");
     }
 
     #[tokio::test]
     async fn writes_piled_up_to_their_bound_behind_a_held_commit_leave_reads_their_places() {
         let dir = tempfile::tempdir().unwrap();
-        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
-        let store = Arc::new(
-            EmbeddedStore::open(dir.path(), Duration::from_secs(3600), clock)
-                .await
-                .unwrap(),
-        );
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let held = Arc::new(Mutex::new(held));
-        let writes: Vec<_> = (0..disk::MAX_IN_FLIGHT)
-            .map(|_| {
-                let (store, held) = (store.clone(), held.clone());
-                tokio::spawn(async move {
-                    store
-                        .run_writing(move |_| {
-                            let _ = held.lock().unwrap().recv();
-                            Ok(())
-                        })
-                        .await
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let store = open_store(dir.path()).await;
+        let held = HeldWrites::start(&store, disk::MAX_IN_FLIGHT).await;
 
         let refused = store.run_writing(|_| Ok(())).await;
         let read = tokio::time::timeout(Duration::from_secs(10), store.get_link("amy-serum")).await;
-        for _ in &writes {
-            release.send(()).unwrap();
-        }
-        for w in writes {
-            w.await.unwrap().unwrap();
-        }
+        held.release().await;
         assert!(
             matches!(refused, Err(StoreError::Unavailable(_))),
             "one write past the bound"
