@@ -805,18 +805,14 @@ impl Counters for RedisStore {
         }
         // The rollups hold a copy of the metrics (`m|<day>`): one hash per link.
         let mut spread = self.redis.spread();
+        let maps: &[&str] = match detail {
+            Detail::Rollups => &["rollups"],
+            Detail::Full => &["stats", "metrics"],
+        };
         for code in codes {
-            match detail {
-                Detail::Rollups => {
-                    let key = self.link_key(code, "rollups");
-                    spread.on(&key).hgetall(&key);
-                }
-                Detail::Full => {
-                    let key = self.link_key(code, "stats");
-                    spread.on(&key).hgetall(&key);
-                    let key = self.link_key(code, "metrics");
-                    spread.on(&key).hgetall(&key);
-                }
+            for map in maps {
+                let key = self.link_key(code, map);
+                spread.on(&key).hgetall(&key);
             }
         }
         // The replies are read as they come, field by field: a report over 10,000 links gets
