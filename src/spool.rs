@@ -16,6 +16,9 @@
 //! earlier round are never read again. The replayed-up-to offset is written without fsync: after
 //! a crash a few groups may be replayed twice, which the stores recognise by their entry ids
 //! and count once.
+//!
+//! The embedded store keeps its click journal in the same format (`Spool::open_file`,
+//! `store::embedded::journal`).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -109,7 +112,13 @@ impl Spool {
     pub fn open(dir: &Path, capacity: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("Failed to create the spool directory {}", dir.display()))?;
-        let path = dir.join("clicks.spool");
+        Self::open_file(&dir.join("clicks.spool"), capacity)
+    }
+
+    /// `open` of the log at `path` itself (the embedded store keeps its click journal in this
+    /// format, `store::embedded::journal`).
+    pub fn open_file(path: &Path, capacity: u64) -> anyhow::Result<Self> {
+        let path = path.to_owned();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -252,6 +261,13 @@ impl Spool {
             self.closing.store(true, Ordering::SeqCst);
         }
         Ok((at > s.replayed).then_some(Chunk { clicks, upto: at }))
+    }
+
+    /// Marks every record as stored (their clicks reached the store another way) and starts a
+    /// new generation at the top of the file. Blocking.
+    pub fn mark_all_replayed(&self) -> std::io::Result<()> {
+        let end = self.state().end;
+        self.mark_replayed(end, u64::MAX)
     }
 
     /// Whether the replayer is writing the last records (new clicks should wait for it).

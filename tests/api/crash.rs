@@ -134,6 +134,19 @@ async fn clicks_answered_before_a_sigkill_survive_it(backend: Backend) {
         lost.len(),
         lost.first()
     );
+    // Recovered clicks (the embedded store's journal, Redis's AOF) are counted once each.
+    let totals = client
+        .get(format!("{base}/api/v1/links/crash-1/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["totals"]
+        .clone();
+    let counted = totals["clicks"].as_u64().unwrap() + totals["suspicious_clicks"].as_u64().unwrap();
+    assert_eq!(counted, stored.len() as u64, "{backend:?}: {totals}");
     child.kill().unwrap();
     child.wait().unwrap();
 }

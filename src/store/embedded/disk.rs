@@ -66,7 +66,7 @@ impl DiskFaults {
         }
     }
 
-    fn check_write(&self) -> std::io::Result<()> {
+    pub(super) fn check_write(&self) -> std::io::Result<()> {
         self.wait_while_hung();
         if self.full.load(Ordering::SeqCst) {
             Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
@@ -158,11 +158,16 @@ pub(super) fn open_file(path: &Path, cache_bytes: usize, faults: &DiskFaults) ->
         .with_context(|| format!("Failed to open the embedded database {}", path.display()))
 }
 
+/// What runs on the database each time it is opened again, before any call uses it.
+pub(super) type Recover = Box<dyn Fn(&Database) -> anyhow::Result<()> + Send + Sync>;
+
 /// The open database, reopened after I/O errors (see the module doc).
 pub(super) struct Handle {
     path: PathBuf,
     cache_bytes: usize,
     faults: DiskFaults,
+    /// The click journal's recovery: the reopened file lacks the clicks committed non-durably.
+    recover: Recover,
     db: RwLock<Option<Arc<Database>>>,
     broken: AtomicBool,
     reopening: Mutex<Option<Instant>>,
@@ -180,11 +185,12 @@ impl Drop for Ticket {
 }
 
 impl Handle {
-    pub(super) fn new(path: PathBuf, cache_bytes: usize, faults: DiskFaults, db: Database) -> Self {
+    pub(super) fn new(path: PathBuf, cache_bytes: usize, faults: DiskFaults, db: Database, recover: Recover) -> Self {
         Self {
             path,
             cache_bytes,
             faults,
+            recover,
             db: RwLock::new(Some(Arc::new(db))),
             broken: AtomicBool::new(false),
             reopening: Mutex::new(None),
@@ -265,7 +271,9 @@ impl Handle {
                 }
             }
         }
-        match super::tables::create_tables(open_file(&self.path, self.cache_bytes, &self.faults)) {
+        let opened = super::tables::create_tables(open_file(&self.path, self.cache_bytes, &self.faults))
+            .and_then(|db| (self.recover)(&db).map(|()| db));
+        match opened {
             Ok(db) => {
                 *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
                 self.broken.store(false, Ordering::SeqCst);
@@ -294,7 +302,7 @@ mod tests {
     fn handle(dir: &Path, faults: &DiskFaults) -> Arc<Handle> {
         let path = dir.join("kolink.redb");
         let db = open_file(&path, 1 << 20, faults).unwrap();
-        Arc::new(Handle::new(path, 1 << 20, faults.clone(), db))
+        Arc::new(Handle::new(path, 1 << 20, faults.clone(), db, Box::new(|_| Ok(()))))
     }
 
     #[test]

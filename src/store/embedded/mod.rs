@@ -2,8 +2,10 @@
 //!
 //! redb is pure Rust, ACID and crash-safe: a committed write transaction is on disk (fsync)
 //! when `commit` returns. Every call runs on the store's own threads (`pool`), never on an
-//! actix worker: writes on one, reads on two. Clicks arrive in groups from `crate::clicks` and
-//! each group is one transaction, so many concurrent redirects share one fsync.
+//! actix worker: writes on one, reads on two. Clicks arrive in groups from `crate::clicks`; a
+//! group is one record appended to the click journal (`<data_dir>/kolink.journal`, one fsync
+//! shared by many concurrent redirects) and one non-durable transaction, which a durable commit
+//! every 50 ms writes to the file (`journal`). Every other write commits durably.
 //!
 //! | table            | key                        | value                                  |
 //! |------------------|----------------------------|----------------------------------------|
@@ -32,6 +34,7 @@
 //! was freed needs no restart.
 
 mod disk;
+mod journal;
 mod pool;
 mod tables;
 
@@ -70,6 +73,7 @@ pub struct EmbeddedStore {
     db: Arc<disk::Handle>,
     readers: pool::Pool,
     writer: Arc<pool::Pool>,
+    journal: Arc<journal::Journal>,
     pruner: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -123,9 +127,20 @@ impl EmbeddedStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("Failed to create the data directory {}: {e}", dir.display()))?;
         let path = dir.join("kolink.redb");
-        let db = tokio::task::spawn_blocking(move || {
+        let journal_path = dir.join("kolink.journal");
+        let (db, journal) = tokio::task::spawn_blocking(move || {
+            let journal = Arc::new(journal::Journal::open(&journal_path, faults.clone())?);
             let db = create_tables(disk::open_file(&path, cache_bytes, &faults))?;
-            anyhow::Ok(disk::Handle::new(path, cache_bytes, faults, db))
+            let n = journal.recover(&db)?;
+            if n > 0 {
+                tracing::info!(clicks = n, "applied the clicks the embedded store's journal held");
+            }
+            // The database opened again after an I/O error has only what was committed durably.
+            let recover = {
+                let journal = journal.clone();
+                Box::new(move |db: &Database| journal.recover(db).map(drop))
+            };
+            anyhow::Ok((disk::Handle::new(path, cache_bytes, faults, db, recover), journal))
         })
         .await??;
         let db = Arc::new(db);
@@ -140,6 +155,7 @@ impl EmbeddedStore {
             db,
             readers: pool::Pool::new("read", READ_THREADS).context("Failed to start the embedded store's threads")?,
             writer,
+            journal,
             pruner: Mutex::new(Some(pruner)),
         })
     }
@@ -254,6 +270,12 @@ impl Store for EmbeddedStore {
         if let Some(p) = pruner {
             p.abort();
             let _ = p.await;
+        }
+        // A stop leaves the clicks in the database file itself; were this to fail, the next
+        // start applies them from the journal.
+        let journal = self.journal.clone();
+        if let Err(e) = self.run_writing(move |db| journal.checkpoint(db)).await {
+            tracing::warn!(error = %e, "Failed to write the last clicks into the embedded database; the next start applies them from its journal");
         }
     }
 }
@@ -510,31 +532,9 @@ impl Links for EmbeddedStore {
 impl ClickLog for EmbeddedStore {
     async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
         let clicks = clicks.to_vec();
-        self.write(move |txn| {
-            let mut log = txn.open_table(CLICKS)?;
-            let mut visitors = txn.open_table(VISITORS)?;
-            let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
-            let mut new_visitors: HashMap<(&str, String), i64> = HashMap::new();
-            for c in &clicks {
-                let key = (c.code.as_str(), c.entry.ms, c.entry.seq);
-                // Written already (the same batch again, the same entry): count nothing twice.
-                if log.insert(key, serde_json::to_string(&c.info)?.as_str())?.is_some() {
-                    continue;
-                }
-                for f in &c.fields {
-                    *sums.entry((c.code.as_str(), f.as_str())).or_default() += 1;
-                }
-                if let Some(v) = &c.visit {
-                    let before = visitors.insert((c.code.as_str(), v.day.as_str(), v.visitor.as_str()), ())?;
-                    if before.is_none() {
-                        *new_visitors
-                            .entry((c.code.as_str(), crate::counters::visitors_field(&v.day)))
-                            .or_default() += 1;
-                    }
-                }
-            }
-            add_counters(txn, sums)?;
-            add_rollups(txn, new_visitors)?;
+        let journal = self.journal.clone();
+        self.run_writing(move |db| {
+            journal.write(db, &clicks)?;
             Ok(clicks.iter().map(|c| c.entry).collect())
         })
         .await
@@ -797,6 +797,36 @@ impl Conversions for EmbeddedStore {
 }
 
 /// Adds each sum to its counter, and to the counter's rollups.
+/// Writes a group of clicks into `txn`: each click's log entry, counters and unique visitor.
+/// A click whose entry is there already (the same group again: a replayed spool or journal)
+/// counts nothing twice.
+fn apply_clicks(txn: &WriteTransaction, clicks: &[NewClick]) -> Result<()> {
+    let mut log = txn.open_table(CLICKS)?;
+    let mut visitors = txn.open_table(VISITORS)?;
+    let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut new_visitors: HashMap<(&str, String), i64> = HashMap::new();
+    for c in clicks {
+        let key = (c.code.as_str(), c.entry.ms, c.entry.seq);
+        if log.insert(key, serde_json::to_string(&c.info)?.as_str())?.is_some() {
+            continue;
+        }
+        for f in &c.fields {
+            *sums.entry((c.code.as_str(), f.as_str())).or_default() += 1;
+        }
+        if let Some(v) = &c.visit {
+            let before = visitors.insert((c.code.as_str(), v.day.as_str(), v.visitor.as_str()), ())?;
+            if before.is_none() {
+                *new_visitors
+                    .entry((c.code.as_str(), crate::counters::visitors_field(&v.day)))
+                    .or_default() += 1;
+            }
+        }
+    }
+    drop((log, visitors));
+    add_counters(txn, sums)?;
+    add_rollups(txn, new_visitors)
+}
+
 fn add_counters(txn: &WriteTransaction, sums: HashMap<(&str, &str), i64>) -> Result<()> {
     let mut t = txn.open_table(COUNTERS)?;
     let mut rollups: HashMap<(&str, String), i64> = HashMap::new();
@@ -869,6 +899,57 @@ mod tests {
                 .await
                 .unwrap(),
         )
+    }
+
+    /// The day's human clicks of `code` in `store`, from its rollups.
+    async fn clicks_of(store: &EmbeddedStore, code: &str, day: &str) -> i64 {
+        let data = store.link_data(&[code.to_owned()], Detail::Rollups).await.unwrap();
+        data[0].counter(&format!("c|{day}")).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn clicks_the_journal_holds_and_the_database_lacks_are_applied_once_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = chrono::Utc::now();
+        let day = crate::counters::day_string(at);
+        let clicks: Vec<NewClick> = (1..=3)
+            .map(|seq| {
+                let info = ClickInfo {
+                    visitor: format!("visitor-{seq}"),
+                    ..ClickInfo::default()
+                };
+                let entry = EntryId {
+                    ms: at.timestamp_millis() as u64,
+                    seq,
+                };
+                crate::clicks::new_click("amy-serum".into(), entry, info)
+            })
+            .collect();
+        // The first click reached the database (and a stop wrote it to the file); then the
+        // whole group was journaled and the process died before applying it.
+        let store = open_store(dir.path()).await;
+        store.write_clicks(&clicks[..1]).await.unwrap();
+        store.close().await;
+        drop(store);
+        journal::Journal::open(&dir.path().join("kolink.journal"), DiskFaults::default())
+            .unwrap()
+            .append(&clicks)
+            .unwrap();
+
+        let store = open_store(dir.path()).await;
+        assert_eq!(clicks_of(&store, "amy-serum", &day).await, 3);
+        for c in &clicks {
+            assert!(store.get_click("amy-serum", c.entry).await.unwrap().is_some());
+        }
+        let visitors = store
+            .unique_visitors(&[("amy-serum".into(), at.date_naive())])
+            .await
+            .unwrap();
+        assert_eq!(visitors, vec![3]);
+        // Applied, the journal started over: a second start adds nothing.
+        drop(store);
+        let store = open_store(dir.path()).await;
+        assert_eq!(clicks_of(&store, "amy-serum", &day).await, 3);
     }
 
     #[tokio::test]
