@@ -221,6 +221,14 @@ impl Spool {
 
     /// Appends a group of clicks as one record and syncs it to disk. Blocking.
     pub fn append(&self, clicks: &[SpooledClick]) -> Result<(), SpoolError> {
+        self.append_unsynced(clicks)?;
+        self.sync()?;
+        Ok(())
+    }
+
+    /// `append` without waiting for the disk: the record's writeback starts, and it is on disk
+    /// once `sync` returns. Blocking.
+    pub fn append_unsynced(&self, clicks: &[SpooledClick]) -> Result<(), SpoolError> {
         let payload = serde_json::to_vec(clicks).map_err(std::io::Error::other)?;
         let mut s = self.state();
         let len = RECORD_HEAD as u64 + payload.len() as u64;
@@ -234,12 +242,17 @@ impl Spool {
         record.extend_from_slice(&checksum(s.generation, &payload).to_le_bytes());
         record.extend_from_slice(&payload);
         s.file.write_all_at(&record, s.end)?;
-        s.file.sync_data()?;
+        start_writeback(&s.file, s.end, len);
         s.end += len;
         s.pending += clicks.len() as u64;
         self.mirror(&s);
         self.closing.store(false, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Waits until every record appended is on disk. Blocking.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.state().file.sync_data()
     }
 
     /// The next records to replay, at most about `max_clicks` clicks (at least one record).
@@ -368,6 +381,23 @@ fn checksum(generation: u64, payload: &[u8]) -> u32 {
     h.update(&generation.to_le_bytes());
     h.update(payload);
     h.finalize()
+}
+
+/// Starts writing `len` bytes at `offset` to disk without waiting, so that a later `sync_data`
+/// finds them on their way. Only a hint: `sync_data` does the work itself where this fails.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
+    unsafe {
+        libc::sync_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            offset,
+            len,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }
 
 /// Reserves `len` bytes of disk for the file, so that writes inside it never need new space.

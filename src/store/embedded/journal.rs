@@ -66,20 +66,29 @@ impl Journal {
         if self.log.nearly_full() {
             self.checkpoint(db)?;
         }
-        self.append(clicks)?;
+        // The record goes to disk while the group is applied; the answer waits for both.
+        self.append_unsynced(clicks)?;
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::None)
             .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("Failed to start a click write")))?;
         super::apply_clicks(&txn, clicks)?;
         txn.commit()?;
+        self.log.sync().map_err(unavailable)?;
         if self.due() {
             self.checkpoint(db)?;
         }
         Ok(())
     }
 
-    /// Appends a group to the journal, synced, without applying it (`write` does both).
+    /// Appends a group to the journal, synced, without applying it (`write` does both): a
+    /// process that died between the two, for tests.
+    #[cfg(test)]
     pub(super) fn append(&self, clicks: &[NewClick]) -> Result<()> {
+        self.append_unsynced(clicks)?;
+        self.log.sync().map_err(unavailable)
+    }
+
+    fn append_unsynced(&self, clicks: &[NewClick]) -> Result<()> {
         let records: Vec<SpooledClick> = clicks
             .iter()
             .map(|c| SpooledClick {
@@ -90,7 +99,7 @@ impl Journal {
             })
             .collect();
         self.faults.check_write().map_err(unavailable)?;
-        self.log.append(&records).map_err(|e| match e {
+        self.log.append_unsynced(&records).map_err(|e| match e {
             SpoolError::Io(e) => unavailable(e),
             full @ SpoolError::Full(_) => StoreError::Unavailable(full.into()),
         })?;
