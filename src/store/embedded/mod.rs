@@ -912,19 +912,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = chrono::Utc::now();
         let day = crate::counters::day_string(at);
-        let clicks: Vec<NewClick> = (1..=3)
-            .map(|seq| {
-                let info = ClickInfo {
-                    visitor: format!("visitor-{seq}"),
-                    ..ClickInfo::default()
-                };
-                let entry = EntryId {
-                    ms: at.timestamp_millis() as u64,
-                    seq,
-                };
-                crate::clicks::new_click("amy-serum".into(), entry, info)
-            })
-            .collect();
+        let clicks = clicks_at("amy-serum", at, 1);
         // The first click reached the database (and a stop wrote it to the file); then the
         // whole group was journaled and the process died before applying it.
         let store = open_store(dir.path()).await;
@@ -950,6 +938,64 @@ mod tests {
         drop(store);
         let store = open_store(dir.path()).await;
         assert_eq!(clicks_of(&store, "amy-serum", &day).await, 3);
+    }
+
+    /// Three clicks of `code` (one visitor each) at `at`, entry sequence numbers from `first`.
+    fn clicks_at(code: &str, at: chrono::DateTime<chrono::Utc>, first: u64) -> Vec<NewClick> {
+        (first..first + 3)
+            .map(|seq| {
+                let info = ClickInfo {
+                    visitor: format!("visitor-{seq}"),
+                    ..ClickInfo::default()
+                };
+                let entry = EntryId {
+                    ms: at.timestamp_millis() as u64,
+                    seq,
+                };
+                crate::clicks::new_click(code.into(), entry, info)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn clicks_written_just_before_the_disk_filled_are_there_once_it_has_room_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = DiskFaults::default();
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let store = EmbeddedStore::open_with(
+            dir.path(),
+            Duration::from_secs(3600),
+            clock,
+            DEFAULT_CACHE_BYTES,
+            faults.clone(),
+        )
+        .await
+        .unwrap();
+        let at = chrono::Utc::now();
+        let day = crate::counters::day_string(at);
+        // Journaled and in the database's memory, not yet in its file.
+        store.write_clicks(&clicks_at("amy-serum", at, 1)).await.unwrap();
+
+        faults.set_full(true);
+        // The first refusal breaks the database; the next call closes it while the disk is
+        // still full (what only its memory held cannot reach the file then) and cannot open it.
+        for seq in [4, 7] {
+            let refused = store.write_clicks(&clicks_at("amy-serum", at, seq)).await;
+            assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+        }
+        faults.set_full(false);
+        // The database is opened again (at most once a second): from its file and the journal.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        let mut again = store.write_clicks(&clicks_at("amy-serum", at, 10)).await;
+        while again.is_err() {
+            assert!(std::time::Instant::now() < until, "not reopened: {again:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            again = store.write_clicks(&clicks_at("amy-serum", at, 10)).await;
+        }
+        assert_eq!(clicks_of(&store, "amy-serum", &day).await, 6);
+        for c in clicks_at("amy-serum", at, 1) {
+            assert!(store.get_click("amy-serum", c.entry).await.unwrap().is_some());
+        }
     }
 
     #[tokio::test]
