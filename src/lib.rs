@@ -36,7 +36,8 @@
 //! - `cache`: the redirect path's cache of link records.
 //! - `clicks`: the click writer that groups concurrent clicks into one store round trip, and
 //!   spools them when the store does not answer in time; the spool's replayer.
-//! - `spool`: the local, fsync'd file where clicks wait while the store does not answer.
+//! - `spool`: the local, fsync'd file where clicks wait while the store does not answer (its
+//!   format is also the embedded store's click journal).
 //! - `classify`: bot or person, and each click dimension's value; the visitor hash.
 //! - `counters`: the counter fields of a click, a conversion, a pixel; which clicks are visits.
 //! - `signature`: webhook signature schemes (Standard Webhooks).

@@ -37,7 +37,7 @@ pub struct Meters {
     pub redirects: Family<OutcomeLabel, Counter>,
     /// Clicks durably written (human and bot).
     pub clicks_written: Counter,
-    /// Store writes of click groups: with the embedded store, one commit (fsync) each.
+    /// Store writes of click groups: with the embedded store, one journal record (fsync) each.
     pub click_batches: Counter,
     /// Click groups the store failed to write (their redirects were refused).
     pub click_batch_failures: Counter,
