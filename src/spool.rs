@@ -221,14 +221,18 @@ impl Spool {
 
     /// Appends a group of clicks as one record and syncs it to disk. Blocking.
     pub fn append(&self, clicks: &[SpooledClick]) -> Result<(), SpoolError> {
-        self.append_unsynced(clicks)?;
-        self.sync()?;
-        Ok(())
+        self.write_record(clicks, true)
     }
 
     /// `append` without waiting for the disk: the record's writeback starts, and it is on disk
     /// once `sync` returns. Blocking.
     pub fn append_unsynced(&self, clicks: &[SpooledClick]) -> Result<(), SpoolError> {
+        self.write_record(clicks, false)
+    }
+
+    /// Writes a record at the end; it counts as appended only once written (and, with `sync`,
+    /// on disk): a record whose sync failed is written over by the next one.
+    fn write_record(&self, clicks: &[SpooledClick], sync: bool) -> Result<(), SpoolError> {
         let payload = serde_json::to_vec(clicks).map_err(std::io::Error::other)?;
         let mut s = self.state();
         let len = RECORD_HEAD as u64 + payload.len() as u64;
@@ -242,7 +246,11 @@ impl Spool {
         record.extend_from_slice(&checksum(s.generation, &payload).to_le_bytes());
         record.extend_from_slice(&payload);
         s.file.write_all_at(&record, s.end)?;
-        start_writeback(&s.file, s.end, len);
+        if sync {
+            s.file.sync_data()?;
+        } else {
+            start_writeback(&s.file, s.end, len);
+        }
         s.end += len;
         s.pending += clicks.len() as u64;
         self.mirror(&s);

@@ -9,10 +9,12 @@
 //! read at once. Only then are its redirects answered: an answered click is on disk (in the
 //! journal) and readable (in the database).
 //!
-//! A durable commit (`checkpoint`) writes what the non-durable ones left, at most every
-//! `CHECKPOINT_EVERY` and whenever the journal is half full, at a graceful stop, and with any
-//! other write of the store (every other write commits durably); after it the journal starts
-//! over. At start, and when the database is opened again after an I/O error, whatever the
+//! A durable commit (`checkpoint`) writes what the non-durable ones left: with the first group
+//! `CHECKPOINT_EVERY` after the journal's oldest, whenever the journal is half full, within a
+//! second once clicks stop coming (the store's upkeep task), before old clicks are pruned, and
+//! at a graceful stop. After it the journal starts over. (Every other write of the store commits
+//! durably too, which writes the clicks before it; the journal still starts over only after a
+//! checkpoint.) At start, and when the database is opened again after an I/O error, whatever the
 //! journal still holds is applied again (`recover`): clicks the database already has are
 //! recognised by their entry ids and counted once, exactly as a replayed spool.
 //!
@@ -68,12 +70,15 @@ impl Journal {
         }
         // The record goes to disk while the group is applied; the answer waits for both.
         self.append_unsynced(clicks)?;
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::None)
-            .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("Failed to start a click write")))?;
-        super::apply_clicks(&txn, clicks)?;
-        txn.commit()?;
-        self.log.sync().map_err(unavailable)?;
+        let applied = apply_in_memory(db, clicks).and_then(|()| self.log.sync().map_err(unavailable));
+        if let Err(StoreError::Corrupt(_)) = &applied {
+            // Refused, so never to be applied later: the groups before it are made durable and
+            // the journal, this record included, starts over. (Were it `Unavailable`, the
+            // database is opened again and the journal applied: the click writer spools the
+            // group too, and it counts once.)
+            let _ = self.checkpoint(db);
+        }
+        applied?;
         if self.due() {
             self.checkpoint(db)?;
         }
@@ -110,7 +115,15 @@ impl Journal {
         Ok(())
     }
 
-    fn due(&self) -> bool {
+    /// Whether the journal holds clicks (a checkpoint has not emptied it since).
+    #[cfg(test)]
+    pub(super) fn holds_clicks(&self) -> bool {
+        self.log.holds_clicks()
+    }
+
+    /// Whether a checkpoint is due: the journal holds clicks since `CHECKPOINT_EVERY` or is
+    /// half full.
+    pub(super) fn due(&self) -> bool {
         let since = *self.since.lock().unwrap_or_else(|p| p.into_inner());
         since.is_some_and(|t| t.elapsed() >= CHECKPOINT_EVERY) || self.log.depth().bytes > JOURNAL_BYTES / 2
     }
@@ -158,6 +171,16 @@ impl Journal {
         self.emptied()?;
         Ok(clicks.len())
     }
+}
+
+/// Applies a group with a non-durable commit.
+fn apply_in_memory(db: &Database, clicks: &[NewClick]) -> Result<()> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::None)
+        .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("Failed to start a click write")))?;
+    super::apply_clicks(&txn, clicks)?;
+    txn.commit()?;
+    Ok(())
 }
 
 fn unavailable(e: std::io::Error) -> StoreError {

@@ -5,7 +5,8 @@
 //! actix worker: writes on one, reads on two. Clicks arrive in groups from `crate::clicks`; a
 //! group is one record appended to the click journal (`<data_dir>/kolink.journal`, one fsync
 //! shared by many concurrent redirects) and one non-durable transaction, which a durable commit
-//! every 50 ms writes to the file (`journal`). Every other write commits durably.
+//! writes to the file within 50 ms while clicks come (`journal`). Every other write commits
+//! durably.
 //!
 //! | table            | key                        | value                                  |
 //! |------------------|----------------------------|----------------------------------------|
@@ -74,7 +75,7 @@ pub struct EmbeddedStore {
     readers: pool::Pool,
     writer: Arc<pool::Pool>,
     journal: Arc<journal::Journal>,
-    pruner: Mutex<Option<JoinHandle<()>>>,
+    upkeep: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// What redb reports, sorted: I/O failures are `Unavailable`, the rest `Corrupt`.
@@ -110,7 +111,8 @@ from_redb!(
 );
 
 impl EmbeddedStore {
-    /// Opens (or creates) `<dir>/kolink.redb` and starts the hourly pruning of old clicks.
+    /// Opens (or creates) `<dir>/kolink.redb` and its click journal, applies what the journal
+    /// holds, and starts the upkeep (idle checkpoints of the journal, hourly pruning).
     pub async fn open(dir: &Path, click_retention: Duration, clock: SharedClock) -> anyhow::Result<Self> {
         Self::open_with(dir, click_retention, clock, DEFAULT_CACHE_BYTES, DiskFaults::default()).await
     }
@@ -129,8 +131,9 @@ impl EmbeddedStore {
         let path = dir.join("kolink.redb");
         let journal_path = dir.join("kolink.journal");
         let (db, journal) = tokio::task::spawn_blocking(move || {
-            let journal = Arc::new(journal::Journal::open(&journal_path, faults.clone())?);
+            // The database first: its lock tells a second process that the directory is taken.
             let db = create_tables(disk::open_file(&path, cache_bytes, &faults))?;
+            let journal = Arc::new(journal::Journal::open(&journal_path, faults.clone())?);
             let n = journal.recover(&db)?;
             if n > 0 {
                 tracing::info!(clicks = n, "applied the clicks the embedded store's journal held");
@@ -145,9 +148,10 @@ impl EmbeddedStore {
         .await??;
         let db = Arc::new(db);
         let writer = Arc::new(pool::Pool::new("write", 1).context("Failed to start the embedded store's threads")?);
-        let pruner = tokio::spawn(prune_forever(
+        let upkeep = tokio::spawn(upkeep(
             Arc::downgrade(&db),
             Arc::downgrade(&writer),
+            Arc::downgrade(&journal),
             click_retention,
             clock,
         ));
@@ -156,14 +160,15 @@ impl EmbeddedStore {
             readers: pool::Pool::new("read", READ_THREADS).context("Failed to start the embedded store's threads")?,
             writer,
             journal,
-            pruner: Mutex::new(Some(pruner)),
+            upkeep: Mutex::new(Some(upkeep)),
         })
     }
 
     /// Removes click log entries older than `cutoff_ms` (counters stay); returns how many.
     /// Runs hourly by itself; public for tests and tools.
     pub async fn prune_clicks_before(&self, cutoff_ms: u64) -> Result<u64> {
-        self.run_writing(move |db| prune(db, cutoff_ms)).await
+        let journal = self.journal.clone();
+        self.run_writing(move |db| prune(db, &journal, cutoff_ms)).await
     }
 
     /// Runs a read on the reader threads.
@@ -266,8 +271,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn close(&self) {
-        let pruner = self.pruner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(p) = pruner {
+        let upkeep = self.upkeep.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(p) = upkeep {
             p.abort();
             let _ = p.await;
         }
@@ -996,6 +1001,38 @@ mod tests {
         for c in clicks_at("amy-serum", at, 1) {
             assert!(store.get_click("amy-serum", c.entry).await.unwrap().is_some());
         }
+    }
+
+    #[tokio::test]
+    async fn the_journal_is_written_into_the_database_within_a_second_after_the_last_click() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        store
+            .write_clicks(&clicks_at("amy-serum", chrono::Utc::now(), 1))
+            .await
+            .unwrap();
+        assert!(store.journal.holds_clicks());
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while store.journal.holds_clicks() {
+            assert!(std::time::Instant::now() < until, "no checkpoint while idle");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn pruned_clicks_never_come_back_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = chrono::Utc::now();
+        let day = crate::counters::day_string(at);
+        let store = open_store(dir.path()).await;
+        store.write_clicks(&clicks_at("amy-serum", at, 1)).await.unwrap();
+        let cutoff = at.timestamp_millis() as u64 + 1;
+        assert_eq!(store.prune_clicks_before(cutoff).await.unwrap(), 3);
+        // A start after a crash applies what the journal holds: the pruned clicks' entries are
+        // gone, so they would count again.
+        drop(store);
+        let store = open_store(dir.path()).await;
+        assert_eq!(clicks_of(&store, "amy-serum", &day).await, 3);
     }
 
     #[tokio::test]

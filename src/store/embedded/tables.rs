@@ -130,19 +130,39 @@ fn build_summaries(txn: &redb::WriteTransaction) -> crate::store::Result<()> {
 
 /// Prunes hourly, on the store's writer thread, until the store is closed (the task is aborted)
 /// or dropped.
-pub(super) async fn prune_forever(
+/// How often the upkeep task looks whether the click journal waits for a checkpoint.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The store's upkeep, until the store is gone: a checkpoint of the click journal once clicks
+/// stop coming (while they come, their writes do it), and the hourly pruning of old clicks.
+pub(super) async fn upkeep(
     db: Weak<Handle>,
     writer: Weak<super::pool::Pool>,
+    journal: Weak<super::journal::Journal>,
     retention: Duration,
     clock: SharedClock,
 ) {
+    let mut pruned = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(PRUNE_EVERY).await;
-        let (Some(db), Some(writer)) = (db.upgrade(), writer.upgrade()) else {
+        tokio::time::sleep(UPKEEP_EVERY).await;
+        let (Some(db), Some(writer), Some(journal)) = (db.upgrade(), writer.upgrade(), journal.upgrade()) else {
             return;
         };
+        if journal.due() {
+            let (db, journal) = (db.clone(), journal.clone());
+            if let Ok(Err(e)) = writer.run(move || db.with(|db| journal.checkpoint(db))).await {
+                crate::telemetry::warn_limited!(
+                    error = format!("{e:#}"),
+                    "Failed to write the click journal into the embedded database"
+                );
+            }
+        }
+        if pruned.elapsed() < PRUNE_EVERY {
+            continue;
+        }
+        pruned = tokio::time::Instant::now();
         let cutoff = (clock.now().timestamp_millis() as u64).saturating_sub(retention.as_millis() as u64);
-        let result = writer.run(move || db.with(|db| prune(db, cutoff))).await;
+        let result = writer.run(move || db.with(|db| prune(db, &journal, cutoff))).await;
         match result {
             Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned clicks past their retention"),
             Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "Failed to prune old clicks"),
@@ -153,8 +173,11 @@ pub(super) async fn prune_forever(
 
 /// Removes click log entries older than `cutoff_ms`; counters stay. Walks the log link by
 /// link (seeking past each link's entries), so it needs no other table.
-pub(super) fn prune(db: &Database, cutoff_ms: u64) -> crate::store::Result<u64> {
+pub(super) fn prune(db: &Database, journal: &super::journal::Journal, cutoff_ms: u64) -> crate::store::Result<u64> {
     use std::ops::Bound;
+    // The journal is emptied first: were a pruned click still in it, a crash would bring it back
+    // (and count it again, its entry gone).
+    journal.checkpoint(db)?;
     let txn = db.begin_write()?;
     let mut removed = 0;
     {
