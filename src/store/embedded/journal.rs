@@ -44,7 +44,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 pub(super) struct Journal {
     log: Spool,
     faults: DiskFaults,
-    /// When the journal last started over; `None`: it holds nothing since.
+    /// When the oldest record it holds was appended; `None`: it holds none (it started over
+    /// and nothing came since).
     since: Mutex<Option<Instant>>,
 }
 
