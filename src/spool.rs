@@ -44,6 +44,16 @@ pub struct SpooledClick {
     pub info: ClickInfo,
 }
 
+/// A click as the spool writes it, borrowed from the click being written; it reads back as a
+/// `SpooledClick`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SpooledClickRef<'a> {
+    pub code: &'a str,
+    pub ms: u64,
+    pub seq: u64,
+    pub info: &'a ClickInfo,
+}
+
 impl SpooledClick {
     pub fn entry(&self) -> EntryId {
         EntryId {
@@ -220,19 +230,19 @@ impl Spool {
     }
 
     /// Appends a group of clicks as one record and syncs it to disk. Blocking.
-    pub fn append(&self, clicks: &[SpooledClick]) -> Result<(), SpoolError> {
+    pub fn append<C: Serialize>(&self, clicks: &[C]) -> Result<(), SpoolError> {
         self.write_record(clicks, true)
     }
 
     /// `append` without waiting for the disk: the record's writeback starts, and it is on disk
     /// once `sync` returns. Blocking.
-    pub fn append_unsynced(&self, clicks: &[SpooledClick]) -> Result<(), SpoolError> {
+    pub fn append_unsynced<C: Serialize>(&self, clicks: &[C]) -> Result<(), SpoolError> {
         self.write_record(clicks, false)
     }
 
     /// Writes a record at the end; it counts as appended only once written (and, with `sync`,
     /// on disk): a record whose sync failed is written over by the next one.
-    fn write_record(&self, clicks: &[SpooledClick], sync: bool) -> Result<(), SpoolError> {
+    fn write_record<C: Serialize>(&self, clicks: &[C], sync: bool) -> Result<(), SpoolError> {
         let payload = serde_json::to_vec(clicks).map_err(std::io::Error::other)?;
         let mut s = self.state();
         let len = RECORD_HEAD as u64 + payload.len() as u64;
@@ -461,6 +471,28 @@ mod tests {
         spool.mark_replayed(chunk.upto, 1).unwrap();
         assert!(!spool.holds_clicks());
         assert!(spool.next_chunk(100).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_borrowed_click_reads_back_as_the_click() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let info = ClickInfo {
+            visitor: "ab12".into(),
+            suspicious: true,
+            ..ClickInfo::default()
+        };
+        let borrowed = SpooledClickRef {
+            code: "amy-serum",
+            ms: 5,
+            seq: 9,
+            info: &info,
+        };
+        spool.append(&[borrowed]).unwrap();
+        let read = spool.next_chunk(10).unwrap().unwrap().clicks;
+        assert_eq!(read.len(), 1);
+        assert_eq!((read[0].code.as_str(), read[0].ms, read[0].seq), ("amy-serum", 5, 9));
+        assert_eq!(read[0].info, info);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use anyhow::Context;
 use redb::{Database, Durability};
 
 use super::disk::DiskFaults;
-use crate::spool::{Spool, SpoolError, SpooledClick};
+use crate::spool::{Spool, SpoolError, SpooledClickRef};
 use crate::store::{NewClick, Result, StoreError};
 
 /// Space reserved for the journal. A checkpoint empties it long before it fills: at 60,000
@@ -66,9 +66,6 @@ impl Journal {
     /// applied to the database with a non-durable commit; a checkpoint follows when one is due.
     /// Blocking; on the writer thread only.
     pub(super) fn write(&self, db: &Database, clicks: &[NewClick]) -> Result<()> {
-        if self.log.nearly_full() {
-            self.checkpoint(db)?;
-        }
         // The record goes to disk while the group is applied; the answer waits for both.
         self.append_unsynced(clicks)?;
         let applied = apply_in_memory(db, clicks).and_then(|()| self.log.sync().map_err(unavailable));
@@ -95,13 +92,13 @@ impl Journal {
     }
 
     fn append_unsynced(&self, clicks: &[NewClick]) -> Result<()> {
-        let records: Vec<SpooledClick> = clicks
+        let records: Vec<SpooledClickRef> = clicks
             .iter()
-            .map(|c| SpooledClick {
-                code: c.code.clone(),
+            .map(|c| SpooledClickRef {
+                code: &c.code,
                 ms: c.entry.ms,
                 seq: c.entry.seq,
-                info: c.info.clone(),
+                info: &c.info,
             })
             .collect();
         self.faults.check_write().map_err(unavailable)?;
