@@ -304,6 +304,23 @@ async fn old_clicks_are_pruned_from_the_embedded_log_but_still_counted() {
     assert_eq!(clicks_counted(&store, &["a-1"]).await, [2]);
 }
 
+// Redis trims a link's click stream as it writes (whole stream nodes of entries older than the
+// retention); the counts stay.
+per_store!(old_clicks_leave_the_redis_click_stream_but_stay_counted: redis cluster);
+async fn old_clicks_leave_the_redis_click_stream_but_stay_counted(backend: Backend) {
+    let (store, _guard) = open(backend).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let old = now - 500 * 86_400_000;
+    let olds: Vec<NewClick> = (0..300).map(|i| click("a-1", old + i, 1, "v1")).collect();
+    store.write_clicks(&olds).await.unwrap();
+    assert_eq!(store.read_clicks("a-1", None, 1_000).await.unwrap().len(), 300);
+    store.write_clicks(&[click("a-1", now, 2, "v2")]).await.unwrap();
+    let left = store.read_clicks("a-1", None, 1_000).await.unwrap();
+    assert!(left.len() < 300, "old entries were trimmed: {} left", left.len());
+    assert_eq!(left.last().unwrap().entry, EntryId { ms: now, seq: 2 });
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [301]);
+}
+
 per_store!(unique_visitors_are_exact_to_ten_thousand_a_day_and_within_one_percent_above);
 async fn unique_visitors_are_exact_to_ten_thousand_a_day_and_within_one_percent_above(backend: Backend) {
     let (store, _guard) = open(backend).await;

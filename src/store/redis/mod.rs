@@ -530,7 +530,7 @@ impl RedisStore {
             .collect())
     }
 
-    /// Clicks before this id are past their retention (`MINID` of each `XADD`).
+    /// Clicks before this id are past their retention (`MINID` of the click scripts' `XADD`s and `XTRIM`s).
     fn minid(&self) -> String {
         let cutoff = self.clock.now().timestamp_millis() - self.click_retention.as_millis() as i64;
         cutoff.max(0).to_string()

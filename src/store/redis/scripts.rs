@@ -279,20 +279,24 @@ local p = 4
 local out = {}
 local visitors = {}
 -- The stream's last id once this call has added to it; writer tags with a click known new.
-local last, new = nil, {}
+local last, new, rekeyed = nil, {}, false
+-- Trimmed once for the group rather than by each XADD.
+redis.call('XTRIM', stream, 'MINID', '~', minid)
 for i = 1, tonumber(ARGV[3]) do
   local id, tag, uv, visitor, line = ARGV[p], ARGV[p+1], tonumber(ARGV[p+2]), ARGV[p+3], ARGV[p+4]
   -- Behind what this call wrote, the click is re-keyed without trying its own id; once one
   -- click of a writer is known new here, its later ones are too (a writer's clicks are written
-  -- in order, a group whole or not at all).
-  local behind = last and not after(id, last)
-  local res = behind or redis.pcall('XADD', stream, 'MINID', '~', minid, id, 'i', line)
+  -- in order, a group whole or not at all). The group's ids increase, so only a re-keyed
+  -- click (under an id Redis chose) can leave a later one behind.
+  local behind = rekeyed and not after(id, last)
+  local res = behind or redis.pcall('XADD', stream, id, 'i', line)
   if behind or (type(res) == 'table' and res.err) then
     if not new[tag] and (there(stream, id) or maybe_rekeyed(writers, tag, id)) then
       if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
       return {}
     end
     id = rekey(stream, minid, tag, id, line, last)
+    rekeyed = true
   end
   new[tag] = true
   last = id
