@@ -3,10 +3,13 @@
 //! link lists are kept between reads (`LinkLists`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use serde::de::DeserializeOwned;
 
+use crate::clock::SharedClock;
 use crate::domain::{Campaign, Conversion, ConversionStatus, Kol, Link, LinkSummary, Shop};
 use crate::error::{ApiError, Code};
 use crate::store::{
@@ -151,16 +154,17 @@ async fn links_as<L: LinkRecord>(
 /// same campaigns again and again. A link created or changed by any kolink process of this
 /// version moves the version, and the version is read before the list, so a list in use is
 /// not older than the store's links; a change the version misses (a process of an older
-/// version changing a link) shows within `KEEP_FOR`. Bounded by the links held
-/// ([`LinkLists::new`]); where the store keeps no version (the embedded store, which reads its
+/// version changing a link) shows within `KEEP_FOR` (of the application's clock). Bounded by the
+/// links held ([`LinkLists::new`]); where the store keeps no version (the embedded store, which reads its
 /// lists from local pages) nothing is kept.
 #[derive(Clone)]
 pub struct LinkLists {
     kept: Arc<quick_cache::sync::Cache<LinkFilter, Kept, ByLinks>>,
+    clock: SharedClock,
 }
 
 /// A list, with the links version it was read at and when.
-type Kept = (u64, Instant, Arc<[LinkSummary]>);
+type Kept = (u64, DateTime<Utc>, Arc<[LinkSummary]>);
 
 /// How long a kept list is used at most, even while the version stays.
 const KEEP_FOR: Duration = Duration::from_secs(60);
@@ -180,8 +184,8 @@ impl quick_cache::Weighter<LinkFilter, Kept> for ByLinks {
 }
 
 impl LinkLists {
-    /// Lists of `links` links in all, at most.
-    pub fn new(links: u64) -> Self {
+    /// Lists of `links` links in all, at most, each kept for `KEEP_FOR` of `clock` at most.
+    pub fn new(links: u64, clock: SharedClock) -> Self {
         // One shard: the cache splits its weight among its shards, and a list bigger than its
         // shard's share would never be kept.
         let options = quick_cache::OptionsBuilder::new()
@@ -197,6 +201,7 @@ impl LinkLists {
                 Default::default(),
                 Default::default(),
             )),
+            clock,
         }
     }
 }
@@ -205,12 +210,15 @@ impl LinkLists {
 /// while the store's links are unchanged, else read.
 pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter) -> StoreResult<Arc<[LinkSummary]>> {
     let version = store.links_version().await?;
+    let now = lists.clock.now();
     if let (Some(v), Some((at, read, links))) = (version, lists.kept.get(filter)) {
-        if at == v && read.elapsed() < KEEP_FOR {
+        // A clock that went back since makes the list stale too.
+        let fresh = (now - read).to_std().is_ok_and(|age| age < KEEP_FOR);
+        if at == v && fresh {
             return Ok(links);
         }
     }
-    let read = Instant::now();
+    let read = now;
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
@@ -283,13 +291,11 @@ mod tests {
 
     #[test]
     fn a_list_of_most_of_the_hold_is_kept_and_later_ones_make_room() {
-        let lists = LinkLists::new(LINK_LISTS_HOLD);
-        lists.kept.insert(of_campaign("big"), (1, Instant::now(), list(90_000)));
+        let lists = LinkLists::new(LINK_LISTS_HOLD, Arc::new(crate::clock::SystemClock));
+        lists.kept.insert(of_campaign("big"), (1, Utc::now(), list(90_000)));
         assert!(lists.kept.get(&of_campaign("big")).is_some(), "kept whole");
 
-        lists
-            .kept
-            .insert(of_campaign("next"), (1, Instant::now(), list(20_000)));
+        lists.kept.insert(of_campaign("next"), (1, Utc::now(), list(20_000)));
         assert!(lists.kept.get(&of_campaign("next")).is_some());
         assert!(
             lists.kept.weight() <= LINK_LISTS_HOLD,

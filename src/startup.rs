@@ -80,10 +80,10 @@ impl Application {
             writer,
             spool,
             meters,
-            clock,
             suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
             limits: crate::http::limits::RateLimits::new(settings.rate_limit_per_second, settings.rate_limit_burst),
-            link_lists: crate::lookup::LinkLists::new(crate::lookup::LINK_LISTS_HOLD),
+            link_lists: crate::lookup::LinkLists::new(crate::lookup::LINK_LISTS_HOLD, clock.clone()),
+            clock,
             links: LinkCache::new(
                 settings.link_cache_capacity,
                 Duration::from_secs(settings.link_cache_seconds),

@@ -2,10 +2,12 @@
 //! indexes. They follow every change of a link, and stores written before they existed get
 //! them at the next start.
 
+use chrono::{TimeDelta, Utc};
+use kolink::clock::ManualClock;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-use crate::helpers::{settings_for, spawn_app, start, Backend, Backing, TestApp};
+use crate::helpers::{settings_for, spawn_app, spawn_app_with_clock, start, Backend, Backing, TestApp};
 
 /// A campaign `spring-sale` with two links of KOL `amy` (costs 100 and 200) and one of `ben`
 /// (300); `amy-a` tapped twice, `ben-a` once.
@@ -140,6 +142,34 @@ async fn redis_reports_count_links_that_another_process_minted_or_changed() {
         .await;
     let _: () = conn.set("kl:{meta}:links:version", before).await.unwrap();
     assert_eq!(figures(&first).await[0], (5, 3, "709.50".to_owned()));
+}
+
+// A process of a version that wrote summaries but no links version changes a link: the kept
+// lists miss it until they are a minute old.
+#[tokio::test]
+async fn redis_reports_read_a_kept_link_list_again_once_it_is_a_minute_old() {
+    let clock = ManualClock::at(Utc::now());
+    let app = spawn_app_with_clock(Backend::Redis, clock.clone()).await;
+    two_kols(&app).await;
+    assert_eq!(figures(&app).await[0], (3, 3, "600.00".to_owned()));
+
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let json: String = conn.hget("kl:{meta}:summaries", "amy-b").await.unwrap();
+    let mut summary: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(summary["cost"], json!("200.00"), "{json}");
+    summary["cost"] = json!("250.00");
+    let _: () = conn
+        .hset("kl:{meta}:summaries", "amy-b", summary.to_string())
+        .await
+        .unwrap();
+    clock.advance(TimeDelta::seconds(59));
+    assert_eq!(
+        figures(&app).await[0],
+        (3, 3, "600.00".to_owned()),
+        "the kept list, 59 s old"
+    );
+    clock.advance(TimeDelta::seconds(2));
+    assert_eq!(figures(&app).await[0], (3, 3, "650.00".to_owned()), "read again");
 }
 
 const OLD_SCHEMA: u64 = 2;
