@@ -280,8 +280,6 @@ local out = {}
 local visitors = {}
 -- The stream's last id once this call has added to it; writer tags with a click known new.
 local last, new, rekeyed = nil, {}, false
--- Trimmed once for the group rather than by each XADD.
-redis.call('XTRIM', stream, 'MINID', '~', minid)
 for i = 1, tonumber(ARGV[3]) do
   local id, tag, uv, visitor, line = ARGV[p], ARGV[p+1], tonumber(ARGV[p+2]), ARGV[p+3], ARGV[p+4]
   -- Behind what this call wrote, the click is re-keyed without trying its own id; once one
@@ -308,6 +306,9 @@ for i = 1, tonumber(ARGV[3]) do
   end
   out[i] = id
 end
+-- Trimmed once for the group rather than by each XADD, and only once every click of it was
+-- new: a retry must still find the entries it wrote before, however old.
+redis.call('XTRIM', stream, 'MINID', '~', minid)
 for _, hash in ipairs({stats, rollups}) do
   local n = tonumber(ARGV[p])
   for j = p + 1, p + 2 * n, 2 do redis.call('HINCRBY', hash, ARGV[j], ARGV[j+1]) end
