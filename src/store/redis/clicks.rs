@@ -31,17 +31,34 @@ impl RedisStore {
             .map(|(c, idx)| (*c, idx))
             .partition(|(_, idx)| increasing(idx));
         let replies = self.run_click_scripts(&summed, clicks, &minid, true).await?;
-        for ((code, idx), ids) in summed.into_iter().zip(replies) {
-            // An empty answer: not all new, nothing written.
-            if ids.is_empty() {
-                again.push((code, idx));
-            } else {
-                take_ids(&mut out, idx, ids, clicks);
+        for ((code, idx), written) in summed.into_iter().zip(replies) {
+            match written {
+                Written::Own(n) if n == idx.len() => {
+                    for &i in idx {
+                        out[i] = clicks[i].entry;
+                    }
+                }
+                Written::Own(n) => {
+                    return Err(redis::RedisError::from(std::io::Error::other(format!(
+                        "the click script wrote {n} clicks of a group of {}",
+                        idx.len()
+                    ))))
+                }
+                // An empty answer: not all new, nothing written.
+                Written::Ids(ids) if ids.is_empty() => again.push((code, idx)),
+                Written::Ids(ids) => take_ids(&mut out, idx, ids, clicks),
             }
         }
         let replies = self.run_click_scripts(&again, clicks, &minid, false).await?;
-        for ((_, idx), ids) in again.into_iter().zip(replies) {
-            take_ids(&mut out, idx, ids, clicks);
+        for ((_, idx), written) in again.into_iter().zip(replies) {
+            match written {
+                Written::Ids(ids) => take_ids(&mut out, idx, ids, clicks),
+                Written::Own(_) => {
+                    return Err(redis::RedisError::from(std::io::Error::other(
+                        "the click script answered a number instead of entry ids",
+                    )))
+                }
+            }
         }
         Ok(out)
     }
@@ -54,7 +71,7 @@ impl RedisStore {
         clicks: &[NewClick],
         minid: &str,
         summed: bool,
-    ) -> redis::RedisResult<Vec<Vec<String>>> {
+    ) -> redis::RedisResult<Vec<Written>> {
         if groups.is_empty() {
             return Ok(vec![]);
         }
@@ -165,6 +182,25 @@ impl RedisStore {
             .iter()
             .filter_map(|e| click_from_entry(&e.id, &e.map))
             .collect())
+    }
+}
+
+/// A click script's answer for one link's clicks.
+pub(super) enum Written {
+    /// Every click under its own (proposed) id: how many (`CLICKS_SUMMED`'s usual answer).
+    Own(usize),
+    /// Each click's entry id (a re-keyed one's is the id Redis chose); none: not written.
+    Ids(Vec<String>),
+}
+
+impl redis::FromRedisValue for Written {
+    fn from_redis_value(v: Value) -> Result<Self, redis::ParsingError> {
+        match v {
+            Value::Int(n) => Ok(Written::Own(usize::try_from(n).map_err(|_| {
+                redis::ParsingError::from(format!("a click script answered {n} clicks"))
+            })?)),
+            v => Ok(Written::Ids(Vec::<String>::from_redis_value(v)?)),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 /// The end of both click scripts: each day's new visitors of the group, `visitors[k]` for the
 /// day at `ARGV[p + k - 1]`, into the day's set up to `limit` (and the rollups' `u|<day>`), past
-/// it into the day's HyperLogLog; then the entry ids.
+/// it into the day's HyperLogLog. Each script then gives its answer.
 macro_rules! visitors {
     () => {
         r"
@@ -25,7 +25,6 @@ for k, l in pairs(visitors) do
   if added > 0 then redis.call('HINCRBY', rollups, 'u|' .. ARGV[p + k - 1], added) end
   if #rest > 0 then redis.call('PFADD', hll, unpack(rest)) end
 end
-return out
 "
     };
 }
@@ -255,7 +254,8 @@ for _, f in ipairs(order) do redis.call('HINCRBY', stats, f, incr[f]) end
 for _, f in ipairs(rorder) do redis.call('HINCRBY', rollups, f, rincr[f]) end
 save_marks(writers, minid)
 "#,
-    visitors!()
+    visitors!(),
+    "return out\n"
 );
 
 // The usual way a group of one link's clicks is written: as `CLICKS`, with the counters and
@@ -269,7 +269,8 @@ save_marks(writers, minid)
 // before (a retry, a replay): the entries this call added are deleted again, nothing is
 // counted, and the answer is an empty list; kolink then writes the group with `CLICKS`, which
 // decides click by click. Any other is new, behind another writer's later entry: it is
-// re-keyed, as `CLICKS` does, and the group goes on.
+// re-keyed, as `CLICKS` does, and the group goes on. The answer is the entry ids when a click
+// was re-keyed, else the number of clicks (each under its own id).
 pub(super) const CLICKS_SUMMED: &str = concat!(
     writers!(),
     r#"
@@ -281,7 +282,7 @@ local visitors = {}
 -- The stream's last id once this call has added to it; writer tags with a click known new.
 local last, new, rekeyed = nil, {}, false
 for i = 1, tonumber(ARGV[3]) do
-  local id, tag, uv, visitor, line = ARGV[p], ARGV[p+1], tonumber(ARGV[p+2]), ARGV[p+3], ARGV[p+4]
+  local id, tag, uv, visitor, line = ARGV[p], ARGV[p+1], ARGV[p+2], ARGV[p+3], ARGV[p+4]
   -- Behind what this call wrote, the click is re-keyed without trying its own id; once one
   -- click of a writer is known new here, its later ones are too (a writer's clicks are written
   -- in order, a group whole or not at all). The group's ids increase, so only a re-keyed
@@ -299,7 +300,8 @@ for i = 1, tonumber(ARGV[3]) do
   new[tag] = true
   last = id
   p = p + 5
-  if uv > 0 and visitor ~= '' then
+  if uv ~= '0' and visitor ~= '' then
+    uv = tonumber(uv)
     local l = visitors[uv]
     if not l then l = {}; visitors[uv] = l end
     l[#l + 1] = visitor
@@ -316,7 +318,9 @@ for _, hash in ipairs({stats, rollups}) do
 end
 save_marks(writers, minid)
 "#,
-    visitors!()
+    visitors!(),
+    // Every click under its own id (the usual case): their number, not the ids again.
+    "if rekeyed then return out end\nreturn #out\n"
 );
 
 // KEYS: idem, log, recs. ARGV: key, json. Returns the stored JSON (its latest version).
