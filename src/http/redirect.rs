@@ -236,7 +236,11 @@ pub(super) fn client_ip(req: &HttpRequest, state: &State) -> String {
 fn found(location: &str) -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        // A static value: not checked and copied again for every redirect.
+        .insert_header((
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("private, no-store"),
+        ))
         .finish()
 }
 

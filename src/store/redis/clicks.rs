@@ -107,6 +107,8 @@ impl RedisStore {
         let mut days: Vec<&str> = Vec::new();
         inv.arg(minid).arg(super::EXACT_VISITORS).arg(idx.len());
         let mut sums: Vec<(&str, u64)> = Vec::new();
+        // A writer's clicks share its tag: written out once per group, not per click.
+        let mut tag: Option<(u64, String)> = None;
         for &i in idx {
             let c = &clicks[i];
             let (uv, visitor) = match &c.visit {
@@ -119,8 +121,12 @@ impl RedisStore {
                     }
                 },
             };
+            let t = c.entry.seq >> 32;
+            if tag.as_ref().is_none_or(|(had, _)| *had != t) {
+                tag = Some((t, writer_tag(c.entry)));
+            }
             inv.arg(stream_id(c.entry))
-                .arg(writer_tag(c.entry))
+                .arg(tag.as_ref().map_or("", |(_, s)| s.as_str()))
                 .arg(uv)
                 .arg(visitor)
                 .arg(entry_line(&c.info));
@@ -246,7 +252,11 @@ pub(super) fn entry_line(c: &ClickInfo) -> String {
         }
         line.push_str(key);
         line.push('=');
-        line.extend(value.chars().map(|ch| if ch == SEPARATOR { ' ' } else { ch }));
+        if value.contains(SEPARATOR) {
+            line.extend(value.chars().map(|ch| if ch == SEPARATOR { ' ' } else { ch }));
+        } else {
+            line.push_str(value);
+        }
     };
     item("bot", if c.bot { "1" } else { "" });
     item("pv", &c.preview);
