@@ -38,14 +38,40 @@ use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use crate::domain::{ClickInfo, Conversion, Dimension, Event};
 use crate::store::Visit;
 
-/// `YYYY-MM-DD` of a UTC time; written by hand because chrono's `format` parses its pattern
-/// on every call, and this runs for every click.
+/// `YYYY-MM-DD` of a UTC time; written digit by digit because chrono's `format` parses its
+/// pattern on every call, and `format!` costs about as much again: this runs for every click.
 pub fn day_string(t: DateTime<Utc>) -> String {
-    format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+    let mut s = String::with_capacity(13);
+    push_day(&mut s, t);
+    s
 }
 
+/// `YYYY-MM-DD|hh`.
 fn hour_key(t: DateTime<Utc>) -> String {
-    format!("{:04}-{:02}-{:02}|{:02}", t.year(), t.month(), t.day(), t.hour())
+    let mut s = String::with_capacity(13);
+    push_day(&mut s, t);
+    s.push('|');
+    push_digits(&mut s, t.hour(), 2);
+    s
+}
+
+fn push_day(s: &mut String, t: DateTime<Utc>) {
+    match u32::try_from(t.year()) {
+        Ok(y) if y <= 9999 => push_digits(s, y, 4),
+        // Outside years 0 to 9999, as `{:04}` writes them.
+        _ => s.push_str(&format!("{:04}", t.year())),
+    }
+    s.push('-');
+    push_digits(s, t.month(), 2);
+    s.push('-');
+    push_digits(s, t.day(), 2);
+}
+
+/// The last `width` decimal digits of `n`, zero-padded.
+fn push_digits(s: &mut String, n: u32, width: u32) {
+    for k in (0..width).rev() {
+        s.push(char::from(b'0' + (n / 10u32.pow(k) % 10) as u8));
+    }
 }
 
 /// The fields one click increments by one.
@@ -409,6 +435,25 @@ mod tests {
 
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn day_and_hour_keys_read_as_the_formatted_date() {
+        for (y, m, d, h) in [
+            (2026, 11, 22, 8),
+            (2026, 1, 5, 23),
+            (999, 12, 31, 0),
+            (0, 1, 1, 9),
+            (9999, 7, 9, 10),
+        ] {
+            let t = Utc.with_ymd_and_hms(y, m, d, h, 59, 59).unwrap();
+            assert_eq!(day_string(t), format!("{y:04}-{m:02}-{d:02}"));
+            assert_eq!(hour_key(t), format!("{y:04}-{m:02}-{d:02}|{h:02}"));
+        }
+        for y in [-1, 10_000, 262_000] {
+            let t = Utc.with_ymd_and_hms(y, 2, 3, 4, 0, 0).unwrap();
+            assert_eq!(day_string(t), format!("{y:04}-02-03"));
+        }
+    }
 
     #[test]
     fn a_human_click_counts_its_hour_and_breakdowns() {

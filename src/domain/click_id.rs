@@ -42,19 +42,19 @@ impl ClickId {
 
 impl fmt::Display for ClickId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}-{}-{}",
-            to_base36(self.link_id),
-            to_base36(self.entry.ms),
-            to_base36(self.entry.seq)
-        )
+        // Digits from a buffer on the stack: this runs for every redirect.
+        let mut buf = [0u8; 13];
+        f.write_str(base36(self.link_id, &mut buf))?;
+        f.write_str("-")?;
+        f.write_str(base36(self.entry.ms, &mut buf))?;
+        f.write_str("-")?;
+        f.write_str(base36(self.entry.seq, &mut buf))
     }
 }
 
-fn to_base36(mut n: u64) -> String {
+/// `n` in base 36 (lower case), written at the end of `buf` (13 digits hold any `u64`).
+fn base36(mut n: u64, buf: &mut [u8; 13]) -> &str {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut buf = [0u8; 13];
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -64,7 +64,7 @@ fn to_base36(mut n: u64) -> String {
             break;
         }
     }
-    String::from_utf8_lossy(&buf[i..]).into_owned()
+    std::str::from_utf8(&buf[i..]).expect("base 36 digits are ASCII")
 }
 
 fn from_base36(s: &str) -> Option<u64> {
