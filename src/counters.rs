@@ -48,7 +48,13 @@ pub fn day_string(t: DateTime<Utc>) -> String {
 
 /// `YYYY-MM-DD|hh`.
 fn hour_key(t: DateTime<Utc>) -> String {
-    let mut s = String::with_capacity(13);
+    hour_field("", t)
+}
+
+/// `<prefix>YYYY-MM-DD|hh`, one string built once: counter fields are made for every click.
+fn hour_field(prefix: &str, t: DateTime<Utc>) -> String {
+    let mut s = String::with_capacity(prefix.len() + 13);
+    s.push_str(prefix);
     push_day(&mut s, t);
     s.push('|');
     push_digits(&mut s, t.hour(), 2);
@@ -77,20 +83,29 @@ fn push_digits(s: &mut String, n: u32, width: u32) {
 /// The fields one click increments by one.
 pub fn click_fields(at: DateTime<Utc>, click: &ClickInfo) -> Vec<String> {
     if click.bot {
-        let mut fields = vec![format!("b|{}", hour_key(at))];
+        let mut fields = vec![hour_field("b|", at)];
         if !click.preview.is_empty() {
             fields.push(format!("pv|{}|{}", day_string(at), clean(&click.preview)));
         }
         return fields;
     }
     if click.suspicious {
-        return vec![format!("s|{}", hour_key(at))];
+        return vec![hour_field("s|", at)];
     }
     let day = day_string(at);
-    let mut fields = vec![format!("c|{}", hour_key(at))];
+    let mut fields = Vec::with_capacity(1 + Dimension::ALL.len());
+    fields.push(hour_field("c|", at));
     for (dim, value) in click.dims.iter() {
         if !value.is_empty() {
-            fields.push(format!("x|{}|{day}|{}", dim.tag(), clean(value)));
+            let tag = dim.tag();
+            let mut f = String::with_capacity(4 + tag.len() + day.len() + value.len());
+            f.push_str("x|");
+            f.push_str(tag);
+            f.push('|');
+            f.push_str(&day);
+            f.push('|');
+            push_clean(&mut f, value);
+            fields.push(f);
         }
     }
     fields
@@ -426,7 +441,19 @@ pub fn parse_field(f: &str) -> Option<Field<'_>> {
 
 /// Breakdown values are short, printable and free of the field separator.
 fn clean(v: &str) -> String {
-    v.chars().filter(|c| !c.is_control() && *c != '|').take(100).collect()
+    let mut s = String::with_capacity(v.len().min(400));
+    push_clean(&mut s, v);
+    s
+}
+
+/// `v` without control characters and `|`, at most 100 characters of it, onto `s`.
+fn push_clean(s: &mut String, v: &str) {
+    if v.len() <= 100 && v.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'|') {
+        // Printable ASCII, the usual case, as it is.
+        s.push_str(v);
+    } else {
+        s.extend(v.chars().filter(|c| !c.is_control() && *c != '|').take(100));
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +462,16 @@ mod tests {
 
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn field_values_lose_control_characters_and_bars_and_stop_at_100_characters() {
+        assert_eq!(clean("Instagram"), "Instagram");
+        assert_eq!(clean("a|b\tc\u{85}d"), "abcd");
+        assert_eq!(clean("台北 Taipei"), "台北 Taipei");
+        let long = "é".repeat(150);
+        assert_eq!(clean(&long), "é".repeat(100));
+        assert_eq!(clean(&"x".repeat(120)), "x".repeat(100));
+    }
 
     #[test]
     fn day_and_hour_keys_read_as_the_formatted_date() {
