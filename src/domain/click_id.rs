@@ -3,7 +3,7 @@
 //! A click id names the link (by its numeric id) and the click's entry in that link's click log
 //! (an `EntryId`: milliseconds and a sequence number), so attribution finds the click with one
 //! read and no global index. Text form: three base-36 numbers joined by `-`, e.g.
-//! `2s-mgx0k2pq-5`: URL-safe, at most 40 characters, opaque to shops.
+//! `2s-mgx0k2pq-5`: URL-safe, at most 41 characters, opaque to shops.
 
 use std::fmt;
 

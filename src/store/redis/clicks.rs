@@ -107,7 +107,7 @@ impl RedisStore {
         let mut days: Vec<&str> = Vec::new();
         inv.arg(minid).arg(super::EXACT_VISITORS).arg(idx.len());
         let mut sums: Vec<(&str, u64)> = Vec::new();
-        // A writer's clicks share its tag: written out once per group, not per click.
+        // A writer's clicks share its tag: formatted once per group, not per click.
         let mut tag: Option<(u64, String)> = None;
         for &i in idx {
             let c = &clicks[i];
