@@ -21,7 +21,8 @@
 //! | `kol_links`      | (KOL, link id)             | the link's summary JSON (`LinkSummary`)|
 //! | `clicks`         | (code, ms, seq)            | click JSON (the link's click log)      |
 //! | `counters`       | (code, field)              | count (`crate::counters` fields)       |
-//! | `visitors`       | (code, day, visitor hash)  | () — exact unique visitors per day     |
+//! | `visitors`       | (code, day, visitor hash)  | () — a day's first 10,000 unique visitors |
+//! | `visitor_sketches` | (code, day)              | HyperLogLog of the day's later visitors (`sketch`) |
 //! | `metrics`        | (code, day)                | platform insights JSON (`DayInsights`) |
 //! | `orders`         | (code, conversion id)      | () — conversions already counted       |
 //! | `conversions`    | seq                        | conversion JSON                        |
@@ -37,6 +38,7 @@
 mod disk;
 mod journal;
 mod pool;
+mod sketch;
 mod tables;
 
 use disk::Calls;
@@ -648,7 +650,9 @@ impl Counters for EmbeddedStore {
     async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>> {
         let pairs = pairs.to_vec();
         self.run(move |db| {
-            let t = db.begin_read()?.open_table(VISITORS)?;
+            let txn = db.begin_read()?;
+            let t = txn.open_table(VISITORS)?;
+            let sketches = txn.open_table(VISITOR_SKETCHES)?;
             let mut out = Vec::with_capacity(pairs.len());
             for (code, day) in &pairs {
                 let d = day.to_string();
@@ -660,6 +664,10 @@ impl Counters for EmbeddedStore {
                         break;
                     }
                     n += 1;
+                }
+                let key = (code.as_str(), d.as_str());
+                if let Some(sketch) = sketches.get(key)?.and_then(|b| read_sketch(key, b.value())) {
+                    n += sketch.count();
                 }
                 out.push(n);
             }
@@ -801,15 +809,19 @@ impl Conversions for EmbeddedStore {
     }
 }
 
-/// Adds each sum to its counter, and to the counter's rollups.
 /// Writes a group of clicks into `txn`: each click's log entry, counters and unique visitor.
 /// A click whose entry is there already (the same group again: a replayed spool or journal)
 /// counts nothing twice.
+///
+/// A day's first `EXACT_VISITORS` visitors of a link are rows of `visitors` (and counted in the
+/// rollups' `u|<day>`); later new ones go to the day's sketch, as the Redis store does.
 fn apply_clicks(txn: &WriteTransaction, clicks: &[NewClick]) -> Result<()> {
     let mut log = txn.open_table(CLICKS)?;
     let mut visitors = txn.open_table(VISITORS)?;
+    let rollups = txn.open_table(ROLLUPS)?;
     let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
-    let mut new_visitors: HashMap<(&str, String), i64> = HashMap::new();
+    let mut days: HashMap<(&str, &str), DayVisitors> = HashMap::new();
+    let sketches = txn.open_table(VISITOR_SKETCHES)?;
     for c in clicks {
         let key = (c.code.as_str(), c.entry.ms, c.entry.seq);
         if log.insert(key, serde_json::to_string(&c.info)?.as_str())?.is_some() {
@@ -818,20 +830,84 @@ fn apply_clicks(txn: &WriteTransaction, clicks: &[NewClick]) -> Result<()> {
         for f in &c.fields {
             *sums.entry((c.code.as_str(), f.as_str())).or_default() += 1;
         }
-        if let Some(v) = &c.visit {
-            let before = visitors.insert((c.code.as_str(), v.day.as_str(), v.visitor.as_str()), ())?;
-            if before.is_none() {
-                *new_visitors
-                    .entry((c.code.as_str(), crate::counters::visitors_field(&v.day)))
-                    .or_default() += 1;
+        let Some(v) = &c.visit else { continue };
+        let day_key = (c.code.as_str(), v.day.as_str());
+        let day = match days.entry(day_key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let field = crate::counters::visitors_field(&v.day);
+                let n = rollups.get((day_key.0, field.as_str()))?.map_or(0, |n| n.value());
+                e.insert(DayVisitors::new(n.max(0) as u64))
+            }
+        };
+        let row = (day_key.0, day_key.1, v.visitor.as_str());
+        if day.exact < super::EXACT_VISITORS {
+            if visitors.insert(row, ())?.is_none() {
+                day.exact += 1;
+            }
+        } else if visitors.get(row)?.is_none() {
+            if day.sketch.is_none() {
+                // A sketch that does not decode starts over: a click is never refused for it.
+                let stored = sketches.get(day_key)?.and_then(|b| read_sketch(day_key, b.value()));
+                day.sketch = Some(stored.unwrap_or_else(sketch::Sketch::new));
+            }
+            if let Some(s) = &mut day.sketch {
+                day.sketch_changed |= s.add(&v.visitor);
             }
         }
     }
-    drop((log, visitors));
+    drop((log, visitors, rollups, sketches));
+    let mut exact: HashMap<(&str, String), i64> = HashMap::new();
+    let mut sketches = txn.open_table(VISITOR_SKETCHES)?;
+    for (&(code, day), d) in &days {
+        if let (Some(s), true) = (&d.sketch, d.sketch_changed) {
+            sketches.insert((code, day), s.as_bytes())?;
+        }
+        if d.exact != d.exact_before {
+            exact.insert((code, crate::counters::visitors_field(day)), d.exact as i64);
+        }
+    }
+    drop(sketches);
     add_counters(txn, sums)?;
-    add_rollups(txn, new_visitors)
+    set_rollups(txn, exact)
 }
 
+/// A stored visitor sketch, or `None` (and a warning) when its bytes are not one.
+fn read_sketch((code, day): (&str, &str), bytes: &[u8]) -> Option<sketch::Sketch> {
+    let sketch = sketch::Sketch::from_bytes(bytes);
+    if sketch.is_none() {
+        tracing::warn!(
+            code,
+            day,
+            len = bytes.len(),
+            "a visitor sketch does not decode: its visitors are not counted"
+        );
+    }
+    sketch
+}
+
+/// One link's visitors of one day, while a group of clicks is written.
+struct DayVisitors {
+    /// Rows in `visitors` (the rollups' `u|<day>`) before the group, and now.
+    exact_before: u64,
+    exact: u64,
+    /// The day's sketch, read once it was needed.
+    sketch: Option<sketch::Sketch>,
+    sketch_changed: bool,
+}
+
+impl DayVisitors {
+    fn new(exact: u64) -> Self {
+        Self {
+            exact_before: exact,
+            exact,
+            sketch: None,
+            sketch_changed: false,
+        }
+    }
+}
+
+/// Adds each sum to its counter, and to the counter's rollups.
 fn add_counters(txn: &WriteTransaction, sums: HashMap<(&str, &str), i64>) -> Result<()> {
     let mut t = txn.open_table(COUNTERS)?;
     let mut rollups: HashMap<(&str, String), i64> = HashMap::new();
@@ -843,6 +919,15 @@ fn add_counters(txn: &WriteTransaction, sums: HashMap<(&str, &str), i64>) -> Res
         }
     }
     add_rollups(txn, rollups)
+}
+
+/// Sets each rollup field to its value.
+fn set_rollups(txn: &WriteTransaction, values: HashMap<(&str, String), i64>) -> Result<()> {
+    let mut t = txn.open_table(ROLLUPS)?;
+    for ((code, field), n) in values {
+        t.insert((code, field.as_str()), n)?;
+    }
+    Ok(())
 }
 
 /// Adds each sum to its rollup field.
@@ -857,6 +942,8 @@ fn add_rollups(txn: &WriteTransaction, sums: HashMap<(&str, String), i64>) -> Re
 
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTableMetadata;
+
     use super::*;
 
     /// `n` writes on the writer thread, the first held there (a commit waiting on a slow disk)
@@ -910,6 +997,98 @@ mod tests {
     async fn clicks_of(store: &EmbeddedStore, code: &str, day: &str) -> i64 {
         let data = store.link_data(&[code.to_owned()], Detail::Rollups).await.unwrap();
         data[0].counter(&format!("c|{day}")).unwrap_or(0)
+    }
+
+    /// `n` clicks of `code` on the day of `at`, one per visitor `visitor-<i>` for i from `first`,
+    /// entry sequence numbers from `seq`, written in groups of 500.
+    async fn visits(
+        store: &EmbeddedStore,
+        code: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        first: u64,
+        n: u64,
+        seq: u64,
+    ) {
+        let clicks: Vec<NewClick> = (0..n)
+            .map(|i| {
+                let info = ClickInfo {
+                    visitor: format!("visitor-{}", first + i),
+                    ..ClickInfo::default()
+                };
+                let entry = EntryId {
+                    ms: at.timestamp_millis() as u64,
+                    seq: seq + i,
+                };
+                crate::clicks::new_click(code.into(), entry, info)
+            })
+            .collect();
+        for group in clicks.chunks(500) {
+            store.write_clicks(group).await.unwrap();
+        }
+    }
+
+    async fn uniques(store: &EmbeddedStore, code: &str, at: chrono::DateTime<chrono::Utc>) -> u64 {
+        store.unique_visitors(&[(code.into(), at.date_naive())]).await.unwrap()[0]
+    }
+
+    #[tokio::test]
+    async fn visitors_past_ten_thousand_are_a_sketch_that_returning_visitors_replays_and_restarts_leave_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = chrono::Utc::now();
+        let store = open_store(dir.path()).await;
+        visits(&store, "amy-serum", at, 0, 12_000, 1).await;
+        let first = uniques(&store, "amy-serum", at).await;
+        assert!((11_880..=12_120).contains(&first), "{first}");
+        let sketches = |store: Arc<EmbeddedStore>| async move {
+            store
+                .run(|db| Ok(db.begin_read()?.open_table(VISITOR_SKETCHES)?.len()?))
+                .await
+                .unwrap()
+        };
+        assert_eq!(sketches(store.clone()).await, 1, "one sketch, of the day past 10,000");
+
+        // The same clicks again (a replayed journal or spool), and the first 10,000 visitors
+        // coming back with new clicks, change nothing.
+        visits(&store, "amy-serum", at, 0, 12_000, 1).await;
+        visits(&store, "amy-serum", at, 0, 10_000, 100_000).await;
+        assert_eq!(uniques(&store, "amy-serum", at).await, first);
+
+        store.close().await;
+        drop(store);
+        let store = open_store(dir.path()).await;
+        assert_eq!(
+            uniques(&store, "amy-serum", at).await,
+            first,
+            "the same after a restart"
+        );
+        visits(&store, "amy-serum", at, 12_000, 3_000, 200_000).await;
+        let more = uniques(&store, "amy-serum", at).await;
+        assert!((14_850..=15_150).contains(&more), "{more}");
+    }
+
+    #[tokio::test]
+    async fn a_visitor_sketch_that_does_not_decode_starts_over_and_refuses_no_click() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = chrono::Utc::now();
+        let store = open_store(dir.path()).await;
+        visits(&store, "amy-serum", at, 0, 10_000, 1).await;
+        let day = crate::counters::day_string(at);
+        store
+            .write(move |txn| {
+                txn.open_table(VISITOR_SKETCHES)?
+                    .insert(("amy-serum", day.as_str()), &b"not a sketch"[..])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            uniques(&store, "amy-serum", at).await,
+            10_000,
+            "an unreadable sketch counts nobody"
+        );
+
+        visits(&store, "amy-serum", at, 10_000, 1, 50_000).await;
+        assert_eq!(uniques(&store, "amy-serum", at).await, 10_001);
     }
 
     #[tokio::test]

@@ -24,6 +24,8 @@ pub(super) const COUNTERS: TableDefinition<(&str, &str), i64> = TableDefinition:
 /// A link's rollups (`crate::counters::rollups`), kept with its counters in the same transaction.
 pub(super) const ROLLUPS: TableDefinition<(&str, &str), i64> = TableDefinition::new("rollups");
 pub(super) const VISITORS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("visitors");
+/// A link's new visitors of a day past the first `EXACT_VISITORS` (`sketch`), by (code, day).
+pub(super) const VISITOR_SKETCHES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("visitor_sketches");
 pub(super) const METRICS: TableDefinition<(&str, &str), &str> = TableDefinition::new("metrics");
 pub(super) const ORDERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("orders");
 pub(super) const CONVERSIONS: TableDefinition<u64, &str> = TableDefinition::new("conversions");
@@ -51,6 +53,7 @@ pub(super) fn create_tables(db: anyhow::Result<Database>) -> anyhow::Result<Data
     txn.open_table(COUNTERS)?;
     txn.open_table(ROLLUPS)?;
     txn.open_table(VISITORS)?;
+    txn.open_table(VISITOR_SKETCHES)?;
     txn.open_table(METRICS)?;
     txn.open_table(ORDERS)?;
     txn.open_table(CONVERSIONS)?;
