@@ -3,6 +3,11 @@
 /// The end of both click scripts: each day's new visitors of the group, `visitors[k]` for the
 /// day at `ARGV[p + k - 1]`, into the day's set up to `limit` (and the rollups' `u|<day>`), past
 /// it into the day's HyperLogLog. Each script then gives its answer.
+///
+/// A call from Lua costs about as much as the work of most commands, so each day's visitors
+/// take one `SADD` while the set has room for all of them, and one `SMISMEMBER` (which of them
+/// the set holds: those are not new) and one `PFADD` once it is full; only the group that fills
+/// the set goes visitor by visitor. Lists go out 500 at a time (Lua's `unpack` has a limit).
 macro_rules! visitors {
     () => {
         r"
@@ -11,19 +16,34 @@ for k, l in pairs(visitors) do
   local n = redis.call('SCARD', set)
   local added = 0
   local rest = {}
-  for _, v in ipairs(l) do
-    if redis.call('SISMEMBER', set, v) == 0 then
-      if n < limit then
-        redis.call('SADD', set, v)
-        n = n + 1
-        added = added + 1
-      else
-        rest[#rest + 1] = v
+  if n + #l <= limit then
+    for i = 1, #l, 500 do
+      added = added + redis.call('SADD', set, unpack(l, i, math.min(i + 499, #l)))
+    end
+  elseif n >= limit then
+    for i = 1, #l, 500 do
+      local known = redis.call('SMISMEMBER', set, unpack(l, i, math.min(i + 499, #l)))
+      for j, member in ipairs(known) do
+        if member == 0 then rest[#rest + 1] = l[i + j - 1] end
+      end
+    end
+  else
+    for _, v in ipairs(l) do
+      if redis.call('SISMEMBER', set, v) == 0 then
+        if n < limit then
+          redis.call('SADD', set, v)
+          n = n + 1
+          added = added + 1
+        else
+          rest[#rest + 1] = v
+        end
       end
     end
   end
   if added > 0 then redis.call('HINCRBY', rollups, 'u|' .. ARGV[p + k - 1], added) end
-  if #rest > 0 then redis.call('PFADD', hll, unpack(rest)) end
+  for i = 1, #rest, 500 do
+    redis.call('PFADD', hll, unpack(rest, i, math.min(i + 499, #rest)))
+  end
 end
 "
     };
