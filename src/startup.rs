@@ -55,7 +55,7 @@ impl Application {
         let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), &settings).await?;
         let visitor_key = {
             let candidate = hex::encode(rand::random::<[u8; 32]>());
-            store.init_secret("visitor_key", &candidate).await?.0.into_bytes()
+            crate::classify::VisitorKey::new(store.init_secret("visitor_key", &candidate).await?.0.as_bytes())
         };
         let session_key = {
             let candidate = hex::encode(rand::random::<[u8; 32]>());

@@ -55,7 +55,7 @@ pub struct AppState {
     /// SHA-256 of the admin token.
     pub admin_hash: [u8; 32],
     /// Key of the daily visitor-hash salt.
-    pub visitor_key: Vec<u8>,
+    pub visitor_key: crate::classify::VisitorKey,
     /// Key of the dashboard's session cookies and CSRF tokens.
     pub session_key: Vec<u8>,
     /// Base of short URLs, no trailing slash.

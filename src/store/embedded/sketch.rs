@@ -35,7 +35,8 @@ impl Sketch {
 
     /// A stored sketch, or `None` when the bytes are not one.
     pub(super) fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let valid = bytes.len() == M && bytes.iter().all(|&r| u32::from(r) <= Q + 1);
+        // The largest register, without stopping early: this loop vectorizes (read per group).
+        let valid = bytes.len() == M && u32::from(bytes.iter().fold(0, |m, &r| m.max(r))) <= Q + 1;
         valid.then(|| Self(bytes.to_vec()))
     }
 
