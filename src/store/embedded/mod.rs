@@ -1067,6 +1067,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_day_counted_exactly_past_ten_thousand_by_an_older_version_goes_on_with_a_sketch() {
+        // Older versions kept every visitor of a day as a row, and `u|<day>` counted them all.
+        let dir = tempfile::tempdir().unwrap();
+        let at = chrono::Utc::now();
+        let store = open_store(dir.path()).await;
+        let day = crate::counters::day_string(at);
+        store
+            .write(move |txn| {
+                let mut rows = txn.open_table(VISITORS)?;
+                for i in 0..10_500 {
+                    rows.insert(("amy-serum", day.as_str(), format!("visitor-{i}").as_str()), ())?;
+                }
+                let field = crate::counters::visitors_field(&day);
+                txn.open_table(ROLLUPS)?.insert(("amy-serum", field.as_str()), 10_500)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(uniques(&store, "amy-serum", at).await, 10_500);
+
+        // 200 clicks: 100 of those visitors again, 100 new ones.
+        visits(&store, "amy-serum", at, 10_400, 200, 1).await;
+        assert_eq!(uniques(&store, "amy-serum", at).await, 10_600);
+    }
+
+    #[tokio::test]
     async fn a_visitor_sketch_that_does_not_decode_starts_over_and_refuses_no_click() {
         let dir = tempfile::tempdir().unwrap();
         let at = chrono::Utc::now();
