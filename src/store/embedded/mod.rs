@@ -45,7 +45,7 @@ use disk::Calls;
 pub use disk::DiskFaults;
 
 /// The page cache of `open` (the setting's default, `embedded_cache_mb`).
-pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
+pub const DEFAULT_CACHE_BYTES: usize = 6 << 20;
 
 /// Threads that run the store's reads (`pool`): link lookups of redirects, lists and reports.
 /// Writes have one thread of their own: redb lets one write transaction run at a time, so more
