@@ -269,6 +269,50 @@ async fn a_retry_finds_its_re_keyed_click_after_many_writers() {
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [20]);
 }
 
+/// A retry finds its re-keyed click however many entries lie between its proposed id and it,
+/// reading the stream a page at a time rather than its whole tail at once.
+#[tokio::test]
+async fn a_retry_finds_its_re_keyed_click_past_pages_of_other_entries() {
+    let (store, guard) = open(Backend::Redis).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let mut conn = guard.redis.as_ref().unwrap().connection().await;
+    for k in 0..250u64 {
+        let _: String = conn
+            .xadd("kl:{a-1}:clicks", format!("{}-0", now + 10 + k), &[("v", "other")])
+            .await
+            .unwrap();
+    }
+    let _: String = conn
+        .xadd("kl:{a-1}:clicks", format!("{}-0", now + 60_000), &[("v", "other")])
+        .await
+        .unwrap();
+    let c = click("a-1", now + 1, (0xF1_0000 << 32) | 1, "v1");
+    let first = store.write_clicks(std::slice::from_ref(&c)).await.unwrap();
+    assert!(first[0].ms >= now + 60_000, "re-keyed: {first:?}");
+
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let again = store.write_clicks(std::slice::from_ref(&c)).await.unwrap();
+    assert_eq!(again, first, "the retry finds its re-keyed entry");
+    assert_eq!(clicks_counted(&*store, &["a-1"]).await, [1]);
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let calls: u64 = stats
+        .split("cmdstat_xrange:calls=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // Its own id looked up twice (once by each script), then three pages of the tail.
+    assert!(calls >= 4, "read in pages: {stats}");
+}
+
 /// Redis restarted (its script cache is empty): clicks are still written.
 #[tokio::test]
 async fn clicks_are_written_after_redis_restarts() {

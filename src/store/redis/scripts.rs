@@ -123,14 +123,21 @@ local function there(stream, id)
   return #redis.call('XRANGE', stream, id, id) > 0
 end
 -- The re-keyed copy of a click written before, if any.
+-- Read 100 entries at a time: the re-keyed entry is usually among the first, and a busy
+-- link's whole tail in one reply would hold up Redis and its memory.
 local function find(stream, id)
-  for _, e in ipairs(redis.call('XRANGE', stream, id, '+')) do
-    local f = e[2]
-    for k = 1, #f, 2 do
-      if f[k] == 'rid' and f[k+1] == id then return e[1] end
+  local from = id
+  while true do
+    local page = redis.call('XRANGE', stream, from, '+', 'COUNT', 100)
+    for _, e in ipairs(page) do
+      local f = e[2]
+      for k = 1, #f, 2 do
+        if f[k] == 'rid' and f[k+1] == id then return e[1] end
+      end
     end
+    if #page < 100 then return nil end
+    from = '(' .. page[#page][1]
   end
-  return nil
 end
 -- `last`: the stream's last generated id, when the caller knows it (its own last XADD); else
 -- read from XINFO (not the last entry's: an entry deleted by a rolled-back call still counts).
