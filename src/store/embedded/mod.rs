@@ -667,7 +667,7 @@ impl Counters for EmbeddedStore {
                 }
                 let key = (code.as_str(), d.as_str());
                 if let Some(sketch) = sketches.get(key)?.and_then(|b| read_sketch(key, b.value())) {
-                    n += sketch.count();
+                    n = n.saturating_add(sketch.count());
                 }
                 out.push(n);
             }

@@ -70,7 +70,14 @@ impl Sketch {
             z = (z + f64::from(histogram[k])) * 0.5;
         }
         z += m * sigma(f64::from(histogram[0]) / m);
-        (ALPHA_INF * m * m / z).round() as u64
+        // Every register at Q + 1 (about 2^64 visitors, or bytes made up) leaves z at 0: the
+        // estimate is then as large as a count can be, never a division's infinity.
+        let estimate = ALPHA_INF * m * m / z;
+        if estimate.is_finite() {
+            estimate.round() as u64
+        } else {
+            u64::MAX
+        }
     }
 }
 
@@ -136,6 +143,12 @@ mod tests {
                 assert!(error < 0.02, "{count} for {n}: {:.2} % off", error * 100.0);
             }
         }
+    }
+
+    #[test]
+    fn a_sketch_with_every_register_full_counts_the_most_there_is() {
+        let full = Sketch::from_bytes(&[Q as u8 + 1; M]).unwrap();
+        assert_eq!(full.count(), u64::MAX);
     }
 
     #[test]
