@@ -857,19 +857,20 @@ fn apply_clicks(txn: &WriteTransaction, clicks: &[NewClick]) -> Result<()> {
         }
     }
     drop((log, visitors, rollups, sketches));
-    let mut exact: HashMap<(&str, String), i64> = HashMap::new();
+    let mut new_visitors: HashMap<(&str, String), i64> = HashMap::new();
     let mut sketches = txn.open_table(VISITOR_SKETCHES)?;
     for (&(code, day), d) in &days {
         if let (Some(s), true) = (&d.sketch, d.sketch_changed) {
             sketches.insert((code, day), s.as_bytes())?;
         }
         if d.exact != d.exact_before {
-            exact.insert((code, crate::counters::visitors_field(day)), d.exact as i64);
+            let added = (d.exact - d.exact_before) as i64;
+            new_visitors.insert((code, crate::counters::visitors_field(day)), added);
         }
     }
     drop(sketches);
     add_counters(txn, sums)?;
-    set_rollups(txn, exact)
+    add_rollups(txn, new_visitors)
 }
 
 /// A stored visitor sketch, or `None` (and a warning) when its bytes are not one.
@@ -919,15 +920,6 @@ fn add_counters(txn: &WriteTransaction, sums: HashMap<(&str, &str), i64>) -> Res
         }
     }
     add_rollups(txn, rollups)
-}
-
-/// Sets each rollup field to its value.
-fn set_rollups(txn: &WriteTransaction, values: HashMap<(&str, String), i64>) -> Result<()> {
-    let mut t = txn.open_table(ROLLUPS)?;
-    for ((code, field), n) in values {
-        t.insert((code, field.as_str()), n)?;
-    }
-    Ok(())
 }
 
 /// Adds each sum to its rollup field.
@@ -1009,19 +1001,7 @@ mod tests {
         n: u64,
         seq: u64,
     ) {
-        let clicks: Vec<NewClick> = (0..n)
-            .map(|i| {
-                let info = ClickInfo {
-                    visitor: format!("visitor-{}", first + i),
-                    ..ClickInfo::default()
-                };
-                let entry = EntryId {
-                    ms: at.timestamp_millis() as u64,
-                    seq: seq + i,
-                };
-                crate::clicks::new_click(code.into(), entry, info)
-            })
-            .collect();
+        let clicks: Vec<NewClick> = (0..n).map(|i| visit(code, at, first + i, seq + i)).collect();
         for group in clicks.chunks(500) {
             store.write_clicks(group).await.unwrap();
         }
@@ -1152,19 +1132,20 @@ mod tests {
 
     /// Three clicks of `code` (one visitor each) at `at`, entry sequence numbers from `first`.
     fn clicks_at(code: &str, at: chrono::DateTime<chrono::Utc>, first: u64) -> Vec<NewClick> {
-        (first..first + 3)
-            .map(|seq| {
-                let info = ClickInfo {
-                    visitor: format!("visitor-{seq}"),
-                    ..ClickInfo::default()
-                };
-                let entry = EntryId {
-                    ms: at.timestamp_millis() as u64,
-                    seq,
-                };
-                crate::clicks::new_click(code.into(), entry, info)
-            })
-            .collect()
+        (first..first + 3).map(|seq| visit(code, at, seq, seq)).collect()
+    }
+
+    /// A click of visitor `visitor-<visitor>` on `code` at `at`, entry sequence number `seq`.
+    fn visit(code: &str, at: chrono::DateTime<chrono::Utc>, visitor: u64, seq: u64) -> NewClick {
+        let info = ClickInfo {
+            visitor: format!("visitor-{visitor}"),
+            ..ClickInfo::default()
+        };
+        let entry = EntryId {
+            ms: at.timestamp_millis() as u64,
+            seq,
+        };
+        crate::clicks::new_click(code.into(), entry, info)
     }
 
     #[tokio::test]
