@@ -281,17 +281,20 @@ async fn each_counts(
 async fn count_chunk(
     store: &dyn Store,
     links: &[LinkSummary],
-    data: Vec<LinkData>,
+    mut data: Vec<LinkData>,
     goals: &HashMap<String, Event>,
     range: Range,
     detail: Detail,
     each: &mut impl FnMut(&LinkSummary, LinkCounts),
 ) -> Result<(), ApiError> {
     let tallies: Vec<Tally> = data
-        .iter()
-        .map(|d| match detail {
-            Detail::Rollups => Tally::of_rollups(d.counters.iter().map(|(f, n)| (f, n))),
-            Detail::Full => Tally::of_counters(d.counters.iter().map(|(f, n)| (f, n))),
+        .iter_mut()
+        .map(|d| {
+            let counters = std::mem::take(&mut d.counters);
+            match detail {
+                Detail::Rollups => Tally::of_rollups(counters),
+                Detail::Full => Tally::of_counters(counters),
+            }
         })
         .collect();
     // The rollups hold each day's visitors up to EXACT_VISITORS; past that, and from the full

@@ -446,8 +446,8 @@ mod tests {
         )]);
         let uniques = BTreeMap::from([(d("2026-11-20"), 800), (d("2026-11-21"), 520)]);
         Example {
-            tally: Tally::of_counters(&counters),
-            rollups: Tally::of_rollups(&rollups),
+            tally: Tally::of_counters(counters.clone()),
+            rollups: Tally::of_rollups(rollups.clone()),
             insights,
             uniques,
         }
