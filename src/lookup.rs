@@ -155,8 +155,9 @@ async fn links_as<L: LinkRecord>(
 /// version moves the version, and the version is read before the list, so a list in use is
 /// not older than the store's links; a change the version misses (a process of an older
 /// version changing a link) shows within `KEEP_FOR` (of the application's clock). Bounded by the
-/// links held ([`LinkLists::new`]); where the store keeps no version (the embedded store, which reads its
-/// lists from local pages) nothing is kept.
+/// links held ([`LinkLists::new`]); where the store keeps no version nothing is kept. The
+/// embedded store keeps one too: decoding a 10,000-link list from its pages was almost half of
+/// that campaign's report (instruction counts).
 #[derive(Clone)]
 pub struct LinkLists {
     kept: Arc<quick_cache::sync::Cache<LinkFilter, Kept, ByLinks>>,

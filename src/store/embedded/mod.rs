@@ -56,6 +56,7 @@ const READ_THREADS: usize = 2;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,6 +79,19 @@ pub struct EmbeddedStore {
     writer: Arc<pool::Pool>,
     journal: Arc<journal::Journal>,
     upkeep: Mutex<Option<JoinHandle<()>>>,
+    /// Moves after every write of links (`Links::links_version`). One process holds the
+    /// database (its file lock), so a count in memory sees every change; it starts at a random
+    /// number, as a version must not come back for another store.
+    links_version: Arc<AtomicU64>,
+}
+
+/// See `EmbeddedStore::links_change`.
+struct LinksChange(Arc<AtomicU64>);
+
+impl Drop for LinksChange {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// What redb reports, sorted: I/O failures are `Unavailable`, the rest `Corrupt`.
@@ -163,6 +177,7 @@ impl EmbeddedStore {
             writer,
             journal,
             upkeep: Mutex::new(Some(upkeep)),
+            links_version: Arc::new(AtomicU64::new(rand::random())),
         })
     }
 
@@ -171,6 +186,13 @@ impl EmbeddedStore {
     pub async fn prune_clicks_before(&self, cutoff_ms: u64) -> Result<u64> {
         let journal = self.journal.clone();
         self.run_writing(move |db| prune(db, &journal, cutoff_ms)).await
+    }
+
+    /// Moves the links version when dropped, on the writer thread with the write of links that
+    /// holds it: after that write has committed or failed (a commit that reported an error may
+    /// still have landed), never before, so a list read after the version is not older than it.
+    fn links_change(&self) -> LinksChange {
+        LinksChange(self.links_version.clone())
     }
 
     /// Runs a read on the reader threads.
@@ -366,7 +388,9 @@ impl Links for EmbeddedStore {
 
     async fn create_links(&self, links: &[Link]) -> Result<std::result::Result<(), LinkConflict>> {
         let links = links.to_vec();
+        let moves = self.links_change();
         self.run_writing(move |db| {
+            let _moves = moves;
             let txn = db.begin_write()?;
             {
                 let existing = txn.open_table(LINKS)?;
@@ -409,7 +433,9 @@ impl Links for EmbeddedStore {
     async fn update_link(&self, expected: &str, new: &Link) -> Result<std::result::Result<(), LinkConflict>> {
         let old: Link = serde_json::from_str(expected)?;
         let (expected, new) = (expected.to_owned(), new.clone());
+        let moves = self.links_change();
         self.run_writing(move |db| {
+            let _moves = moves;
             let txn = db.begin_write()?;
             let code = new.code.as_str();
             if txn.open_table(LINKS)?.get(code)?.is_none_or(|v| v.value() != expected) {
@@ -445,6 +471,10 @@ impl Links for EmbeddedStore {
             Ok(Ok(()))
         })
         .await
+    }
+
+    async fn links_version(&self) -> Result<Option<u64>> {
+        Ok(Some(self.links_version.load(Ordering::Acquire)))
     }
 
     async fn get_link_json(&self, code: &str) -> Result<Option<String>> {
@@ -1009,6 +1039,52 @@ mod tests {
 
     async fn uniques(store: &EmbeddedStore, code: &str, at: chrono::DateTime<chrono::Utc>) -> u64 {
         store.unique_visitors(&[(code.into(), at.date_naive())]).await.unwrap()[0]
+    }
+
+    fn link(code: &str, id: u64) -> Link {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "code": code, "campaign": "spring-sale", "kol": "amy",
+            "destination": "https://shop.example.com/p", "target_url": "https://shop.example.com/p",
+            "utm": {"source": "instagram", "medium": "kol", "campaign": "spring-sale", "content": "amy", "term": null},
+            "cost": "5.00", "coupon": null, "tags": [], "status": "active",
+            "created_at": "2026-11-22T08:15:00Z", "updated_at": "2026-11-22T08:15:00Z", "expires_at": null
+        }))
+        .unwrap()
+    }
+
+    /// Reports keep a campaign's link list while the version stays: it must move with every
+    /// write of links, and only once the write is over, or a list read in between would be kept
+    /// as if it were new.
+    #[tokio::test]
+    async fn the_links_version_moves_once_each_write_of_links_is_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        let version = || async { store.links_version().await.unwrap().unwrap() };
+        let v0 = version().await;
+
+        // A create waiting behind another write has not moved it yet.
+        let held = HeldWrites::start(&store, 1).await;
+        let create = tokio::spawn({
+            let store = store.clone();
+            async move { store.create_links(&[link("amy-a", 1)]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(version().await, v0, "moved before the write ran");
+        held.release().await;
+        create.await.unwrap().unwrap().unwrap();
+        let v1 = version().await;
+        assert_ne!(v1, v0);
+
+        // A change moves it, and so does a write that changed nothing (a taken code).
+        let old = store.get_link_json("amy-a").await.unwrap().unwrap();
+        let mut changed = link("amy-a", 1);
+        changed.tags = vec!["reel".to_owned()];
+        store.update_link(&old, &changed).await.unwrap().unwrap();
+        let v2 = version().await;
+        assert!(v2 != v1 && v2 != v0);
+        let taken = store.create_links(&[link("amy-a", 2)]).await.unwrap();
+        assert!(matches!(taken, Err(LinkConflict::Code(_))), "{taken:?}");
+        assert!(![v0, v1, v2].contains(&version().await));
     }
 
     #[tokio::test]
