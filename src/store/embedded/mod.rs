@@ -851,7 +851,7 @@ fn apply_clicks(txn: &WriteTransaction, clicks: &[NewClick]) -> Result<()> {
     let rollups = txn.open_table(ROLLUPS)?;
     let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
     let mut days: HashMap<(&str, &str), DayVisitors> = HashMap::new();
-    let sketches = txn.open_table(VISITOR_SKETCHES)?;
+    let mut sketches = txn.open_table(VISITOR_SKETCHES)?;
     for c in clicks {
         let key = (c.code.as_str(), c.entry.ms, c.entry.seq);
         if log.insert(key, serde_json::to_string(&c.info)?.as_str())?.is_some() {
@@ -886,9 +886,9 @@ fn apply_clicks(txn: &WriteTransaction, clicks: &[NewClick]) -> Result<()> {
             }
         }
     }
-    drop((log, visitors, rollups, sketches));
+    // The rollups are written below by `add_rollups`, which opens the table again.
+    drop((log, visitors, rollups));
     let mut new_visitors: HashMap<(&str, String), i64> = HashMap::new();
-    let mut sketches = txn.open_table(VISITOR_SKETCHES)?;
     for (&(code, day), d) in &days {
         if let (Some(s), true) = (&d.sketch, d.sketch_changed) {
             sketches.insert((code, day), s.as_bytes())?;
