@@ -173,6 +173,10 @@ const KEEP_FOR: Duration = Duration::from_secs(60);
 /// Links held by the link lists of a process, at most (about 130 bytes each).
 pub const LINK_LISTS_HOLD: u64 = 100_000;
 
+/// The same on the embedded store, whose memory is its bound: a 10,000-link campaign's list
+/// and more (about 3 MiB), not 13 MiB of lists.
+pub const EMBEDDED_LINK_LISTS_HOLD: u64 = 20_000;
+
 /// A kept list weighs its links.
 #[derive(Clone)]
 struct ByLinks;
@@ -300,6 +304,23 @@ mod tests {
         assert!(lists.kept.get(&of_campaign("next")).is_some());
         assert!(
             lists.kept.weight() <= LINK_LISTS_HOLD,
+            "{} links held",
+            lists.kept.weight()
+        );
+    }
+
+    #[test]
+    fn the_embedded_stores_lists_hold_a_ten_thousand_link_campaign_and_no_more_than_their_bound() {
+        let lists = LinkLists::new(EMBEDDED_LINK_LISTS_HOLD, Arc::new(crate::clock::SystemClock));
+        lists.kept.insert(of_campaign("c10k"), (1, Utc::now(), list(10_000)));
+        assert!(lists.kept.get(&of_campaign("c10k")).is_some(), "kept whole");
+        for i in 0..4 {
+            lists
+                .kept
+                .insert(of_campaign(&format!("c{i}")), (1, Utc::now(), list(6_000)));
+        }
+        assert!(
+            lists.kept.weight() <= EMBEDDED_LINK_LISTS_HOLD,
             "{} links held",
             lists.kept.weight()
         );

@@ -82,7 +82,13 @@ impl Application {
             meters,
             suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
             limits: crate::http::limits::RateLimits::new(settings.rate_limit_per_second, settings.rate_limit_burst),
-            link_lists: crate::lookup::LinkLists::new(crate::lookup::LINK_LISTS_HOLD, clock.clone()),
+            link_lists: crate::lookup::LinkLists::new(
+                match settings.storage() {
+                    crate::config::StorageKind::Embedded => crate::lookup::EMBEDDED_LINK_LISTS_HOLD,
+                    crate::config::StorageKind::Redis => crate::lookup::LINK_LISTS_HOLD,
+                },
+                clock.clone(),
+            ),
             clock,
             links: LinkCache::new(
                 settings.link_cache_capacity,
