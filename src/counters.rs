@@ -208,19 +208,49 @@ impl Tally {
     /// The tally of a link's full map (hourly counts and daily breakdowns).
     pub fn of_counters(counters: impl IntoIterator<Item = (String, i64)>) -> Tally {
         let mut t = Tally::default();
+        t.add_full(counters, true, true);
+        t
+    }
+
+    /// The tally of a link's rollups and, for a range of days or an hourly series, its full
+    /// map. Days always come from the rollups: the full map's hours are pruned with age
+    /// (`crate::hours`). With the full map come its hours and, unless `every_day` (where the
+    /// rollups' all-time breakdowns serve), its daily breakdowns in place of the all-time ones.
+    pub fn of_link(
+        rollups: impl IntoIterator<Item = (String, i64)>,
+        full: Option<impl IntoIterator<Item = (String, i64)>>,
+        every_day: bool,
+    ) -> Tally {
+        let mut t = Tally::of_rollups(rollups);
+        if let Some(full) = full {
+            if !every_day {
+                t.slices.clear();
+            }
+            t.add_full(full, false, !every_day);
+        }
+        t
+    }
+
+    /// Adds a full map's hours and, if asked, its days and its daily breakdowns.
+    fn add_full(&mut self, counters: impl IntoIterator<Item = (String, i64)>, days: bool, slices: bool) {
+        let t = self;
         for (field, n) in counters {
             let Some(f) = parse_field(&field) else { continue };
             let u = n.max(0) as u64;
             let (day, hour) = match f {
                 // The value is the field's last part: its tail.
                 Field::Preview { day, app } => {
-                    let at = field.len() - app.len();
-                    t.slice("preview", Some(day), tail(field, at), u);
+                    if slices {
+                        let at = field.len() - app.len();
+                        t.slice("preview", Some(day), tail(field, at), u);
+                    }
                     continue;
                 }
                 Field::Breakdown { dim, day, value } => {
-                    let at = field.len() - value.len();
-                    t.slice(dim.name(), Some(day), tail(field, at), u);
+                    if slices {
+                        let at = field.len() - value.len();
+                        t.slice(dim.name(), Some(day), tail(field, at), u);
+                    }
                     continue;
                 }
                 Field::Clicks { day, hour }
@@ -231,14 +261,14 @@ impl Tally {
                 | Field::Revenue { day, hour }
                 | Field::Refunds { day, hour } => (day, hour),
             };
-            if let Field::Clicks { .. } = f {
+            if let (Field::Clicks { .. }, true) = (&f, slices) {
                 t.slice("hour_of_day", Some(day), format!("{hour:02}"), u);
             }
-            for c in [t.days.entry(day).or_default(), t.hours.entry((day, hour)).or_default()] {
-                add(c, &f, n);
+            add(t.hours.entry((day, hour)).or_default(), &f, n);
+            if days {
+                add(t.days.entry(day).or_default(), &f, n);
             }
         }
-        t
     }
 
     /// The tally of a link's rollup map (daily totals, all-time breakdowns). A report over
@@ -634,6 +664,60 @@ mod tests {
             .into_iter()
             .collect()
         );
+    }
+
+    /// A link whose hours of 2026-08-01 were pruned: its days still come whole from the
+    /// rollups, its hours from the full map, and a range takes the daily breakdowns.
+    #[test]
+    fn a_links_tally_takes_days_from_the_rollups_and_hours_from_its_full_map() {
+        let old = NaiveDate::from_ymd_opt(2026, 8, 1).unwrap();
+        let new = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let full = || {
+            vec![
+                ("c|2026-11-22|08".to_owned(), 2),
+                ("r|2026-11-22|08".to_owned(), 500),
+                ("x|dev|2026-08-01|mobile".to_owned(), 4),
+                ("x|dev|2026-11-22|mobile".to_owned(), 2),
+            ]
+        };
+        let rollups = || {
+            vec![
+                ("c|2026-08-01".to_owned(), 4),
+                ("c|2026-11-22".to_owned(), 2),
+                ("r|2026-11-22".to_owned(), 500),
+                ("u|2026-08-01".to_owned(), 3),
+                ("h|08".to_owned(), 2),
+                ("h|13".to_owned(), 4),
+                ("x|dev|mobile".to_owned(), 6),
+            ]
+        };
+        let slices = |t: &Tally| -> Vec<(&str, Option<NaiveDate>, String, u64)> {
+            let mut v: Vec<_> = t.slices.iter().map(|s| (s.dim, s.day, s.value.clone(), s.n)).collect();
+            v.sort();
+            v
+        };
+
+        let ranged = Tally::of_link(rollups(), Some(full()), false);
+        assert_eq!((ranged.days[&old].clicks, ranged.days[&old].visitors), (4, 3));
+        assert_eq!((ranged.days[&new].clicks, ranged.days[&new].revenue), (2, 500));
+        assert_eq!(ranged.hours.len(), 1);
+        assert_eq!(ranged.hours[&(new, 8)].revenue, 500);
+        assert_eq!(
+            slices(&ranged),
+            [
+                ("device", Some(old), "mobile".to_owned(), 4),
+                ("device", Some(new), "mobile".to_owned(), 2),
+                ("hour_of_day", Some(new), "08".to_owned(), 2),
+            ]
+        );
+
+        let every_day = Tally::of_link(rollups(), Some(full()), true);
+        assert_eq!(every_day.days, ranged.days);
+        assert_eq!(every_day.hours, ranged.hours);
+        assert_eq!(slices(&every_day), slices(&Tally::of_rollups(rollups())));
+
+        let rollups_only = Tally::of_link(rollups(), None::<Vec<(String, i64)>>, true);
+        assert_eq!(rollups_only, Tally::of_rollups(rollups()));
     }
 
     #[test]

@@ -290,22 +290,19 @@ async fn count_chunk(
     let tallies: Vec<Tally> = data
         .iter_mut()
         .map(|d| {
-            let counters = std::mem::take(&mut d.counters);
-            match detail {
-                Detail::Rollups => Tally::of_rollups(counters),
-                Detail::Full => Tally::of_counters(counters),
-            }
+            let full = (detail == Detail::Full).then(|| std::mem::take(&mut d.counters));
+            Tally::of_link(std::mem::take(&mut d.rollups), full, range.is_open())
         })
         .collect();
-    // The rollups hold each day's visitors up to EXACT_VISITORS; past that, and from the full
-    // counters, the store counts them.
+    // The rollups hold each day's visitors up to EXACT_VISITORS; past that the store counts
+    // them.
     let mut uniques: Vec<BTreeMap<NaiveDate, u64>> = vec![BTreeMap::new(); links.len()];
     let mut pairs = Vec::new();
     let mut asked = Vec::new();
     for (i, (l, t)) in links.iter().zip(&tallies).enumerate() {
         for day in click_days(t, range) {
             match t.days.get(&day).map_or(0, |c| c.visitors) {
-                n if detail == Detail::Rollups && n < EXACT_VISITORS => {
+                n if n < EXACT_VISITORS => {
                     uniques[i].insert(day, n);
                 }
                 _ => {

@@ -247,18 +247,21 @@ pub struct Visit {
     pub visitor: String,
 }
 
-/// Everything counted for one link: the fields of one of its counter maps (see
-/// `crate::counters`), each once, and the per-day platform insights.
+/// Everything counted for one link: the fields of its counter maps (see `crate::counters`),
+/// each once, and the per-day platform insights.
 #[derive(Debug, Clone, Default)]
 pub struct LinkData {
+    /// The rollups, always read.
+    pub rollups: Vec<(String, i64)>,
+    /// The full map, read with `Detail::Full` only (else empty).
     pub counters: Vec<(String, i64)>,
     pub insights: BTreeMap<NaiveDate, DayInsights>,
 }
 
 impl LinkData {
-    /// The count of one counter field, if the link has it.
-    pub fn counter(&self, field: &str) -> Option<i64> {
-        self.counters.iter().find(|(f, _)| f == field).map(|(_, n)| *n)
+    /// The count of one rollup field, if the link has it.
+    pub fn rollup(&self, field: &str) -> Option<i64> {
+        self.rollups.iter().find(|(f, _)| f == field).map(|(_, n)| *n)
     }
 }
 
@@ -269,9 +272,11 @@ pub const EXACT_VISITORS: u64 = 10_000;
 /// Which of a link's counter maps to read (see `crate::counters`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
-    /// Daily totals and all-time breakdowns: enough for a report over every day.
+    /// The rollups alone (daily totals and all-time breakdowns): enough for a report over
+    /// every day.
     Rollups,
-    /// Hourly counts and daily breakdowns: for ranges of days and hourly series.
+    /// The rollups and the full map (hourly counts, daily breakdowns): for ranges of days and
+    /// hourly series.
     Full,
 }
 
@@ -385,7 +390,7 @@ pub trait Counters: Send + Sync {
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()>;
     /// Replaces the platform insights of one day.
     async fn put_insights(&self, code: &str, day: NaiveDate, insights: &DayInsights) -> Result<()>;
-    /// Counters (the map `detail` names) and insights of each link, in the order given.
+    /// Counters (the maps `detail` names) and insights of each link, in the order given.
     async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>>;
     /// Unique visitors of each (link, day) pair, in the order given.
     async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>>;

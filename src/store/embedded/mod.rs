@@ -643,22 +643,33 @@ impl Counters for EmbeddedStore {
         let codes = codes.to_vec();
         self.run(move |db| {
             let txn = db.begin_read()?;
-            let counters = txn.open_table(match detail {
-                Detail::Rollups => ROLLUPS,
-                Detail::Full => COUNTERS,
-            })?;
+            let rollups = txn.open_table(ROLLUPS)?;
+            let full = match detail {
+                Detail::Rollups => None,
+                Detail::Full => Some(txn.open_table(COUNTERS)?),
+            };
             let insights = txn.open_table(METRICS)?;
-            let mut out = Vec::with_capacity(codes.len());
-            for code in &codes {
-                let c = code.as_str();
-                let mut data = LinkData::default();
-                for row in counters.range((c, "")..)? {
+            let fields = |t: &redb::ReadOnlyTable<(&str, &str), i64>, c: &str| -> Result<Vec<(String, i64)>> {
+                let mut out = Vec::new();
+                for row in t.range((c, "")..)? {
                     let (k, v) = row?;
                     let (kc, field) = k.value();
                     if kc != c {
                         break;
                     }
-                    data.counters.push((field.to_owned(), v.value()));
+                    out.push((field.to_owned(), v.value()));
+                }
+                Ok(out)
+            };
+            let mut out = Vec::with_capacity(codes.len());
+            for code in &codes {
+                let c = code.as_str();
+                let mut data = LinkData {
+                    rollups: fields(&rollups, c)?,
+                    ..LinkData::default()
+                };
+                if let Some(full) = &full {
+                    data.counters = fields(full, c)?;
                 }
                 for row in insights.range((c, "")..)? {
                     let (k, v) = row?;
@@ -1018,7 +1029,7 @@ mod tests {
     /// The day's human clicks of `code` in `store`, from its rollups.
     async fn clicks_of(store: &EmbeddedStore, code: &str, day: &str) -> i64 {
         let data = store.link_data(&[code.to_owned()], Detail::Rollups).await.unwrap();
-        data[0].counter(&format!("c|{day}")).unwrap_or(0)
+        data[0].rollup(&format!("c|{day}")).unwrap_or(0)
     }
 
     /// `n` clicks of `code` on the day of `at`, one per visitor `visitor-<i>` for i from `first`,

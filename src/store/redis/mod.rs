@@ -66,7 +66,7 @@ mod tail;
 
 pub use tail::{TailStream, Taken};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -803,11 +803,12 @@ impl Counters for RedisStore {
         if codes.is_empty() {
             return Ok(vec![]);
         }
-        // The rollups hold a copy of the metrics (`m|<day>`): one hash per link.
+        // The rollups hold a copy of the metrics (`m|<day>`): one hash per link, and the full
+        // map beside it when asked for.
         let mut spread = self.redis.spread();
         let maps: &[&str] = match detail {
             Detail::Rollups => &["rollups"],
-            Detail::Full => &["stats", "metrics"],
+            Detail::Full => &["rollups", "stats"],
         };
         for code in codes {
             for map in maps {
@@ -822,33 +823,33 @@ impl Counters for RedisStore {
             .run(spread, false)
             .await
             .map_err(failed("Failed to read counters from Redis"))?;
-        let insight = |days: &mut BTreeMap<NaiveDate, DayInsights>, d: &[u8], j: &[u8]| {
-            let day = std::str::from_utf8(d).ok().and_then(|d| d.parse().ok());
-            if let (Some(day), Ok(m)) = (day, serde_json::from_slice(j)) {
-                days.insert(day, m);
-            }
-        };
         let mut out = Vec::with_capacity(codes.len());
         let mut it = replies.into_iter();
-        while let Some(counts) = it.next() {
-            let mut counters = Vec::with_capacity(pairs_in(&counts));
-            let mut days = BTreeMap::new();
-            for_each_pair(counts, |k, v| {
+        while let Some(rollups) = it.next() {
+            let mut data = LinkData {
+                rollups: Vec::with_capacity(pairs_in(&rollups)),
+                ..LinkData::default()
+            };
+            for_each_pair(rollups, |k, v| {
                 if let Some(day) = k.strip_prefix(b"m|") {
-                    return insight(&mut days, day, &v);
-                }
-                if let (Ok(k), Some(n)) = (String::from_utf8(k), parse_count(&v)) {
-                    counters.push((k, n));
+                    let day = std::str::from_utf8(day).ok().and_then(|d| d.parse().ok());
+                    if let (Some(day), Ok(m)) = (day, serde_json::from_slice(&v)) {
+                        data.insights.insert(day, m);
+                    }
+                } else if let (Ok(k), Some(n)) = (String::from_utf8(k), parse_count(&v)) {
+                    data.rollups.push((k, n));
                 }
             })?;
             if detail == Detail::Full {
-                let metrics = it.next().unwrap_or(Value::Nil);
-                for_each_pair(metrics, |d, j| insight(&mut days, &d, &j))?;
+                let full = it.next().unwrap_or(Value::Nil);
+                data.counters.reserve(pairs_in(&full));
+                for_each_pair(full, |k, v| {
+                    if let (Ok(k), Some(n)) = (String::from_utf8(k), parse_count(&v)) {
+                        data.counters.push((k, n));
+                    }
+                })?;
             }
-            out.push(LinkData {
-                counters,
-                insights: days,
-            });
+            out.push(data);
         }
         Ok(out)
     }
