@@ -38,6 +38,8 @@ pub struct Settings {
     pub default_currency: String,
     pub default_attribution_window_days: u32,
     pub click_retention_days: u32,
+    /// UTC days (today included) whose hourly counters are kept; 0: for ever (`crate::hours`).
+    pub hourly_retention_days: u32,
     pub client_ip_header: Option<String>,
     pub country_header: Option<String>,
     pub link_cache_seconds: u64,

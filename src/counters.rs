@@ -2,7 +2,8 @@
 //!
 //! A link's counters live in one flat map of `field → integer` (a Redis hash; a table in the
 //! embedded store). Counts are kept per UTC hour, breakdowns per UTC day, so any date range can
-//! be summed at read time and no rate is ever stored. Fields:
+//! be summed at read time and no rate is ever stored. Hours are kept for
+//! `hourly_retention_days` only (`crate::hours`), days for ever. Fields:
 //!
 //! | field                         | counts                                   |
 //! |-------------------------------|------------------------------------------|
@@ -24,12 +25,13 @@
 //! (`c|<day>`, `b|<day>`, `s|<day>`, `p|<day>`, `e|<event>|<day>`, `r|<day>`, `f|<day>`), the
 //! day's unique visitors as the store counted them exactly (`u|<day>`, up to
 //! `store::EXACT_VISITORS`), and the all-time breakdowns (`x|<dim>|<value>`, `pv|<app>`, and
-//! `h|<hh>`, clicks by hour of day). A
-//! report over every day reads that map alone: a few fields per active day instead of every
-//! hour and every day's breakdowns. Reports over a range of days, and hourly series, read the
-//! full map. Either map is read back as a [`Tally`].
+//! `h|<hh>`, clicks by hour of day). A report over every day reads that map alone: a few
+//! fields per active day instead of every hour and every day's breakdowns. Reports over a range
+//! of days, and hourly series, read the full map beside it for its hours and daily breakdowns;
+//! days always come from the rollups, because the full map's hours of old days are pruned
+//! (`crate::hours`). The maps are read back as a [`Tally`].
 //! On Redis the rollups also hold a copy of each day's reported metrics (`m|<day>`, JSON), which
-//! reports over every day read from there; a tally leaves them out.
+//! reports read from there; a tally leaves them out.
 
 use std::collections::BTreeMap;
 
@@ -156,6 +158,15 @@ pub fn rollups(field: &str) -> Vec<String> {
         ["x", tag, _day, value] => vec![format!("x|{tag}|{value}")],
         _ => vec![],
     }
+}
+
+/// The prefixes of the hourly fields: a prefix, a day and `|<hh>` make an hourly field, and a
+/// prefix and a day its day's rollup. Hourly fields of old days are pruned by these
+/// (`crate::hours`); breakdowns, previews and rollups are not hourly.
+pub fn hourly_prefixes() -> Vec<String> {
+    let mut out: Vec<String> = ["b|", "c|", "f|", "p|", "r|", "s|"].map(str::to_owned).into();
+    out.extend(Event::ALL.iter().map(|e| format!("e|{}|", e.as_str())));
+    out
 }
 
 /// One day's (or hour's) additive counts.
@@ -718,6 +729,36 @@ mod tests {
 
         let rollups_only = Tally::of_link(rollups(), None::<Vec<(String, i64)>>, true);
         assert_eq!(rollups_only, Tally::of_rollups(rollups()));
+    }
+
+    /// Every hourly field is a prefix, a day and an hour, and its day's rollup the prefix and
+    /// the day; no other field starts with a prefix.
+    #[test]
+    fn hourly_fields_are_named_by_their_prefixes() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 8, 15, 0).unwrap();
+        let prefixes = hourly_prefixes();
+        let mut hourly = click_fields(at, &ClickInfo::default());
+        hourly.push(pixel_field(at));
+        for event in Event::ALL {
+            let c: Conversion = serde_json::from_value(serde_json::json!({
+                "id": "c1", "shop": "acme", "order_id": "1", "event": event.as_str(),
+                "amount": "1.00", "currency": "USD", "status": "attributed", "method": null,
+                "link": null, "kol": null, "campaign": null, "click_id": null, "coupon": null,
+                "occurred_at": "2026-11-22T08:15:00Z", "received_at": "2026-11-22T08:15:00Z",
+            }))
+            .unwrap();
+            hourly.extend(conversion_fields(&c).into_iter().map(|(f, _)| f));
+        }
+        hourly.extend(["b|", "s|"].map(|p| hour_field(p, at)));
+        for f in &hourly {
+            let prefix = f.strip_suffix("2026-11-22|08").unwrap_or_else(|| panic!("{f}"));
+            assert!(prefixes.iter().any(|p| p == prefix), "{f}");
+            assert_eq!(rollups(f)[0], format!("{prefix}2026-11-22"), "{f}");
+        }
+        let not_hourly = ["pv|2026-11-22|line", "x|dev|2026-11-22|mobile", "u|2026-11-22", "h|08"];
+        for f in not_hourly {
+            assert!(!prefixes.iter().any(|p| f.starts_with(p.as_str())), "{f}");
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //!   format is also the embedded store's click journal).
 //! - `classify`: bot or person, and each click dimension's value; the visitor hash.
 //! - `counters`: the counter fields of a click, a conversion, a pixel; which clicks are visits.
+//! - `hours`: how long hourly counters are kept, and the job that prunes older ones.
 //! - `signature`: webhook signature schemes (Standard Webhooks).
 //! - `suspicion`: more than 10 clicks a minute from one visitor on one link.
 //! - `store`: the store traits, `StoreError`, cursors, paging; `redis` and `embedded`.
@@ -55,6 +56,7 @@ pub mod counters;
 pub mod domain;
 pub mod error;
 pub mod export;
+pub mod hours;
 pub mod http;
 pub mod intake;
 pub mod lookup;

@@ -334,12 +334,15 @@ async fn count_chunk(
     Ok(())
 }
 
+/// A link's report; an hourly series may not reach before the hours kept
+/// (`hourly_retention_days`, `crate::hours`).
 pub async fn link(
     store: &dyn Store,
     clock: &dyn Clock,
     code: &str,
     range: Range,
     interval: Interval,
+    hourly_retention_days: u32,
 ) -> Result<LinkReport, ApiError> {
     let link = lookup::link(store, code).await?;
     let campaign = lookup::campaign(store, link.campaign.as_str()).await?;
@@ -376,6 +379,9 @@ pub async fn link(
             "A {} series spans at most {max_days} days: narrow from and to.",
             if interval == Interval::Day { "daily" } else { "hourly" }
         )));
+    }
+    if interval == Interval::Hour {
+        crate::hours::check_hourly(from, today, hourly_retention_days)?;
     }
     Ok(LinkReport {
         code: link.code.to_string(),

@@ -33,6 +33,8 @@ pub struct Application {
     server: Server,
     store: Arc<dyn Store>,
     writer: WriterTasks,
+    /// The job that prunes old hourly counters (`crate::hours`), stopped with the application.
+    hours: AbortOnDrop,
     /// The admin token generated at this start, if one was (it is shown once).
     pub generated_admin_token: Option<String>,
 }
@@ -76,6 +78,15 @@ impl Application {
             );
         }
         let (writer, writer_task) = ClickWriter::start(store.clone(), spool.clone(), meters.clone(), clock.clone());
+        let hours = AbortOnDrop(
+            tokio::spawn(crate::hours::keep(
+                store.clone(),
+                clock.clone(),
+                settings.hourly_retention_days,
+                meters.clone(),
+            ))
+            .abort_handle(),
+        );
         let state = web::Data::new(AppState {
             writer,
             spool,
@@ -121,6 +132,7 @@ impl Application {
             server,
             store,
             writer: writer_task,
+            hours,
             generated_admin_token,
         })
     }
@@ -140,8 +152,18 @@ impl Application {
         // The writer ends once the workers' handles to it are gone; it writes what it holds
         // first, then the spool is replayed for a bounded time (what is left waits on disk).
         self.writer.finish().await;
+        drop(self.hours);
         self.store.close().await;
         served
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

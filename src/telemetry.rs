@@ -52,6 +52,10 @@ pub struct Meters {
     /// Bytes of spool in use now, and the most it holds.
     pub spool_bytes: Gauge,
     pub spool_capacity_bytes: Gauge,
+    /// Hourly counter fields removed past their retention (`crate::hours`).
+    pub hourly_fields_pruned: Counter,
+    /// The first UTC day whose hours are kept, as of the last completed prune (Unix seconds).
+    pub hours_kept_from: Gauge,
 }
 
 impl Default for Meters {
@@ -105,8 +109,22 @@ impl Default for Meters {
             "The most the spool holds, in bytes",
             spool_capacity_bytes.clone(),
         );
+        let hourly_fields_pruned = Counter::default();
+        let hours_kept_from = Gauge::default();
+        registry.register(
+            "hourly_fields_pruned",
+            "Hourly counter fields removed past hourly_retention_days",
+            hourly_fields_pruned.clone(),
+        );
+        registry.register(
+            "hours_kept_from_seconds",
+            "The first UTC day whose hourly counters are kept, as of the last completed prune",
+            hours_kept_from.clone(),
+        );
         Self {
             registry,
+            hourly_fields_pruned,
+            hours_kept_from,
             clicks_spooled,
             clicks_replayed,
             spool_clicks,
@@ -124,6 +142,13 @@ impl Default for Meters {
 impl Meters {
     pub fn redirect(&self, outcome: RedirectOutcome) {
         self.redirects.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// A completed prune of hourly counters: `n` fields went, days from `kept_from` stay.
+    pub fn hours_pruned(&self, n: u64, kept_from: chrono::NaiveDate) {
+        self.hourly_fields_pruned.inc_by(n);
+        self.hours_kept_from
+            .set(kept_from.and_time(chrono::NaiveTime::MIN).and_utc().timestamp());
     }
 
     /// The Prometheus text exposition of every counter.

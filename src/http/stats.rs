@@ -66,7 +66,15 @@ async fn link_stats(
     code: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = report::link(state.store(), state.clock.as_ref(), &code, q.range()?, q.interval()?).await?;
+    let r = report::link(
+        state.store(),
+        state.clock.as_ref(),
+        &code,
+        q.range()?,
+        q.interval()?,
+        state.settings.hourly_retention_days,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(r))
 }
 

@@ -394,6 +394,11 @@ pub trait Counters: Send + Sync {
     async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>>;
     /// Unique visitors of each (link, day) pair, in the order given.
     async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>>;
+    /// Removes the hourly fields (`crate::counters::hourly_prefixes`) of days before
+    /// `keep_from` from every link's full map; the rollups keep those days whole. Returns how
+    /// many fields went. Running it again removes nothing more; it works a bounded number of
+    /// links at a time, so clicks are written between.
+    async fn prune_hours(&self, keep_from: NaiveDate) -> Result<u64>;
 }
 
 #[async_trait::async_trait]

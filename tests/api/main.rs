@@ -34,6 +34,7 @@ mod errors;
 mod exact;
 mod exports;
 mod health;
+mod hours;
 mod kols;
 mod links;
 mod metrics;

@@ -501,3 +501,85 @@ async fn embedded_counters_written_before_rollups_get_them_at_the_next_open() {
     let day = Utc.timestamp_millis_opt(now as i64).unwrap().date_naive();
     assert_eq!(rollups[0].rollup(&format!("u|{day}")), Some(2), "both visitors");
 }
+
+/// A link record for store-level tests: `code` in campaign `c`, KOL `k`.
+fn link(code: &str, id: u64) -> kolink::domain::Link {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "code": code, "campaign": "c", "kol": "k",
+        "destination": "https://shop.example.com/", "target_url": "https://shop.example.com/",
+        "utm": {"source": "instagram", "medium": "kol", "campaign": "c", "content": "k", "term": null},
+        "cost": "0.00", "coupon": null, "tags": [], "status": "active",
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "expires_at": null,
+    }))
+    .unwrap()
+}
+
+per_store!(pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole);
+/// Clicks and a purchase 100 days ago, a click today: pruning the hours before 30 days ago
+/// removes the old day's three hourly fields, keeps its daily breakdown and today's hour, and
+/// leaves the rollups as they were. Again, it removes nothing; a refund of the old day counted
+/// after it leaves no hour of that day either, once pruned again, and still counts on its day.
+async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend: Backend) {
+    let (store, _guard) = open(backend).await;
+    let now = Utc::now();
+    let old = now - TimeDelta::days(100);
+    let (old_day, keep_from) = (old.date_naive(), (now - TimeDelta::days(30)).date_naive());
+    store
+        .create_links(&[link("a-1", 1), link("b-2", 2)])
+        .await
+        .unwrap()
+        .unwrap();
+    let ms = |t: chrono::DateTime<Utc>| t.timestamp_millis() as u64;
+    store
+        .write_clicks(&[
+            click("a-1", ms(old), 1, "v1"),
+            click("a-1", ms(old), 2, "v2"),
+            click("a-1", ms(now), 3, "v1"),
+        ])
+        .await
+        .unwrap();
+    let hour = |kind: &str| format!("{kind}{}", old.format("%Y-%m-%d|%H"));
+    let purchase = [(hour("e|purchase|"), 1), (hour("r|"), 1280)];
+    store.count_conversion("a-1", "conv-1", &purchase, None).await.unwrap();
+    let read = || async { store.link_data(&["a-1".into()], Detail::Full).await.unwrap().remove(0) };
+    let old_hours = |d: &kolink::store::LinkData| -> Vec<String> {
+        let mut v: Vec<String> = d
+            .counters
+            .iter()
+            .map(|(f, _)| f.clone())
+            .filter(|f| f.contains(&format!("{old_day}|")) && !f.starts_with("x|"))
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<(String, i64)>| {
+        v.sort();
+        v
+    };
+    let before = read().await;
+    assert_eq!(old_hours(&before).len(), 3, "{:?}", before.counters);
+
+    assert_eq!(store.prune_hours(keep_from).await.unwrap(), 3);
+
+    let after = read().await;
+    assert_eq!(old_hours(&after), Vec::<String>::new());
+    assert_eq!(sorted(after.rollups.clone()), sorted(before.rollups.clone()));
+    let kept = |d: &kolink::store::LinkData, f: &str| d.counters.iter().any(|(k, _)| k == f);
+    assert!(
+        kept(&after, &format!("x|dev|{old_day}|mobile")),
+        "daily breakdowns stay"
+    );
+    assert!(
+        kept(&after, &format!("c|{}", now.format("%Y-%m-%d|%H"))),
+        "today's hour stays"
+    );
+    assert_eq!(store.prune_hours(keep_from).await.unwrap(), 0, "once is enough");
+
+    let refund = [(hour("e|refund|"), 1), (hour("f|"), 280)];
+    store.count_conversion("a-1", "conv-2", &refund, None).await.unwrap();
+    store.prune_hours(keep_from).await.unwrap();
+    let late = read().await;
+    assert_eq!(old_hours(&late), Vec::<String>::new());
+    assert_eq!(late.rollup(&format!("f|{old_day}")), Some(280));
+    assert_eq!(late.rollup(&format!("c|{old_day}")), Some(2));
+}

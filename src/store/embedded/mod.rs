@@ -688,6 +688,28 @@ impl Counters for EmbeddedStore {
         .await
     }
 
+    async fn prune_hours(&self, keep_from: NaiveDate) -> Result<u64> {
+        let ends: Arc<Vec<(String, String)>> = Arc::new(
+            crate::counters::hourly_prefixes()
+                .into_iter()
+                .map(|p| {
+                    let end = format!("{p}{keep_from}");
+                    (p, end)
+                })
+                .collect(),
+        );
+        let (mut removed, mut after) = (0, None);
+        loop {
+            let ends = ends.clone();
+            let (n, last) = self.write(move |txn| prune_hours(txn, after.as_deref(), &ends)).await?;
+            removed += n;
+            match last {
+                Some(code) => after = Some(code),
+                None => return Ok(removed),
+            }
+        }
+    }
+
     async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>> {
         let pairs = pairs.to_vec();
         self.run(move |db| {
@@ -947,6 +969,36 @@ impl DayVisitors {
             sketch_changed: false,
         }
     }
+}
+
+/// Links whose old hours one write transaction of `prune_hours` removes: clicks wait for it.
+const PRUNE_HOURS_LINKS: usize = 500;
+
+/// Removes the hourly fields in `[prefix, end)` of each (prefix, end) of `ends` from the
+/// counters of the next `PRUNE_HOURS_LINKS` links after `after`; returns how many, and the last
+/// link done (`None` once every link is).
+fn prune_hours(
+    txn: &WriteTransaction,
+    after: Option<&str>,
+    ends: &[(String, String)],
+) -> Result<(u64, Option<String>)> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let links = txn.open_table(LINKS)?;
+    let mut counters = txn.open_table(COUNTERS)?;
+    let lower = after.map_or(Unbounded, Excluded);
+    let (mut removed, mut last) = (0, None);
+    for row in links.range::<&str>((lower, Unbounded))?.take(PRUNE_HOURS_LINKS) {
+        let (code, _) = row?;
+        let code = code.value();
+        for (prefix, end) in ends {
+            counters.retain_in((code, prefix.as_str())..(code, end.as_str()), |_, _| {
+                removed += 1;
+                false
+            })?;
+        }
+        last = Some(code.to_owned());
+    }
+    Ok((removed, last))
 }
 
 /// Adds each sum to its counter, and to the counter's rollups.

@@ -20,7 +20,7 @@
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
 //! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq, field `i` = the click (`clicks::entry_line`) |
-//! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
+//! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`); `hours_from`: the first day whose hours `PRUNE_HOURS` kept |
 //! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns; a copy of the metrics (`m\|<day>`) |
 //! | `kl:{<code>}:writers`             | hash   | writer tag → its last re-keyed click's proposed id (`scripts::writers!`) |
 //! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link; 3: summaries; 4: metrics copied into the rollups) |
@@ -39,7 +39,9 @@
 //! by kolink, visitors; atomically); `CLICKS` the same deciding click by click, for a group that
 //! was written before in part (a retry, a replay) or whose ids do not increase (a replay of two
 //! processes' clicks); either re-keys a click that meets another instance's later id;
-//! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent; `REPLACE_ROLLUPS` builds
+//! `SAVE_CONVERSION` and `COUNT_CONVERSION` make webhooks idempotent (the latter writes no hour
+//! of a day already pruned); `PRUNE_HOURS` removes a link's hourly counters of days past their
+//! retention (`crate::hours`), those its rollups name since its last run; `REPLACE_ROLLUPS` builds
 //! a link's rollups from its counters (once, when a store written by an older version is first
 //! opened), unless a click moved the counters meanwhile.
 //!
@@ -113,6 +115,7 @@ pub struct RedisStore {
     replace_rollups: Script,
     put_insights: Script,
     copy_insights: Script,
+    prune_hours: Script,
 }
 
 /// Sorts a Redis failure: no answer (connection, timeout, a server not ready, out of memory,
@@ -222,6 +225,7 @@ impl RedisStore {
             replace_rollups: Script::new(REPLACE_ROLLUPS),
             put_insights: Script::new(PUT_INSIGHTS),
             copy_insights: Script::new(COPY_INSIGHTS),
+            prune_hours: Script::new(PRUNE_HOURS),
         };
         store.load_scripts().await.context("Failed to load the Redis scripts")?;
         store.migrate().await?;
@@ -412,6 +416,7 @@ impl RedisStore {
             &self.update_link,
             &self.put_insights,
             &self.copy_insights,
+            &self.prune_hours,
         ] {
             s.prepare_invoke()
                 .load_async(&mut conn)
@@ -770,6 +775,9 @@ impl ClickLog for RedisStore {
     }
 }
 
+/// Links per pipeline of `PRUNE_HOURS` calls: each call reads the link's rollups in Redis.
+const PRUNE_HOURS_LINKS: usize = 500;
+
 #[async_trait::async_trait]
 impl Counters for RedisStore {
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()> {
@@ -852,6 +860,37 @@ impl Counters for RedisStore {
             out.push(data);
         }
         Ok(out)
+    }
+
+    async fn prune_hours(&self, keep_from: NaiveDate) -> Result<u64> {
+        let (keep, prefixes) = (keep_from.to_string(), crate::counters::hourly_prefixes());
+        let mut removed = 0;
+        for chunk in self.all_link_codes().await?.chunks(PRUNE_HOURS_LINKS) {
+            let run = || {
+                let mut spread = self.redis.spread();
+                for code in chunk {
+                    let stats = self.link_key(code, "stats");
+                    let mut inv = self.prune_hours.prepare_invoke();
+                    inv.key(&stats)
+                        .key(self.link_key(code, "rollups"))
+                        .arg(&keep)
+                        .arg(&prefixes);
+                    spread.on(&stats).invoke_script(&inv);
+                }
+                self.run_spread::<u64>(spread, false)
+            };
+            let counts = match run().await {
+                // Redis restarted, or flushed its scripts: load them and prune again.
+                Err(e) if is_noscript(&e) => {
+                    self.load_scripts().await?;
+                    run().await
+                }
+                r => r,
+            }
+            .map_err(failed("Failed to prune old hourly counters in Redis"))?;
+            removed += counts.iter().sum::<u64>();
+        }
+        Ok(removed)
     }
 
     async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>> {

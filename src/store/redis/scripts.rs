@@ -368,6 +368,8 @@ return ARGV[2]
 // refund amount, refund limit, n, then n field, amount pairs of the counters and the rollups'
 // pairs after them. Returns 1 counted now, 0 counted before, 2 over the refund limit (not
 // counted).
+// An hourly counter of a day whose hours were pruned (`PRUNE_HOURS`) is not written again: its
+// rollup holds the day. Hourly fields end in `<YYYY-MM-DD>|<hh>`.
 pub(super) const COUNT_CONVERSION: &str = r"
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
 if ARGV[2] ~= '' then
@@ -377,10 +379,45 @@ if ARGV[2] ~= '' then
 end
 redis.call('SADD', KEYS[1], ARGV[1])
 local last = 6 + 2 * tonumber(ARGV[5])
+local kept = redis.call('HGET', KEYS[2], 'hours_from')
 for i = 6, #ARGV, 2 do
-  redis.call('HINCRBY', i < last and KEYS[2] or KEYS[4], ARGV[i], ARGV[i+1])
+  if i >= last then
+    redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i+1])
+  elseif not (kept and string.sub(ARGV[i], -13, -4) < kept) then
+    redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i+1])
+  end
 end
 return 1
+";
+
+// KEYS: stats, rollups. ARGV: the first day whose hours are kept (`YYYY-MM-DD`), then the
+// prefixes of hourly fields (`counters::hourly_prefixes`). Removes from the stats the 24 hourly
+// fields of each (prefix, day) that the rollups name (`<prefix><day>`) with a day before the
+// first kept one and not before the last run's (`hours_from`, kept in the stats); returns how
+// many went. A link without stats gets no `hours_from`: it has nothing to prune.
+pub(super) const PRUNE_HOURS: &str = r"
+local keep = ARGV[1]
+local done = redis.call('HGET', KEYS[1], 'hours_from')
+if (done and done >= keep) or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local prefixes = {}
+for i = 2, #ARGV do prefixes[ARGV[i]] = true end
+local removed, names = 0, {}
+local function flush()
+  if #names > 0 then
+    removed = removed + redis.call('HDEL', KEYS[1], unpack(names))
+    names = {}
+  end
+end
+for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local day = string.sub(f, -10)
+  if #f > 10 and prefixes[string.sub(f, 1, -11)] and day < keep and not (done and day < done) then
+    for h = 0, 23 do names[#names + 1] = string.format('%s|%02d', f, h) end
+    if #names >= 480 then flush() end
+  end
+end
+flush()
+redis.call('HSET', KEYS[1], 'hours_from', keep)
+return removed
 ";
 
 // KEYS: stats, rollups. ARGV: the number of counters and their sum that the rollups were built

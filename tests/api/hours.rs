@@ -1,0 +1,122 @@
+//! Hourly counters are kept for `hourly_retention_days` (90 by default); days stay whole.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use kolink::clock::{Clock, ManualClock};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app_with_clock, start_with_clock, Backend, TestApp};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// A figure of `/metrics`, once its line is there.
+async fn metric(app: &TestApp, name: &str) -> Option<f64> {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until the hourly prune of this start has kept hours from `day` on.
+async fn pruned_through(app: &TestApp, day: &str) {
+    let want = at(&format!("{day}T00:00:00Z")).timestamp() as f64;
+    for _ in 0..200 {
+        if metric(app, "kolink_hours_kept_from_seconds").await == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the hourly prune did not finish: hours are not kept from {day}");
+}
+
+async fn signed(app: &TestApp, clock: &ManualClock, secret: &str, body: Value) -> Value {
+    let raw = serde_json::to_vec(&body).unwrap();
+    let r = app.signed_webhook("acme", secret, &raw, clock.now().timestamp()).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+per_store!(hours_past_their_retention_are_pruned_and_their_days_stay_whole);
+/// Two taps and a purchase on 1 August, one tap on 20 November: after the restart of
+/// 20 November the hours of August are gone (three fields: clicks, purchases, revenue) and
+/// every daily figure of August is still there, breakdowns too (but by hour of day). A refund of the August purchase
+/// that comes later still counts on its day.
+async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend: Backend) {
+    let clock = ManualClock::at(at("2026-08-01T10:00:00Z"));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let cid = app.click_id("amy-serum").await;
+    app.tap("amy-serum").await;
+    let purchase = json!({"order_id": "1001", "event": "purchase", "amount": "1280.00",
+        "currency": "TWD", "click_id": cid, "occurred_at": "2026-08-01T10:30:00Z"});
+    assert_eq!(signed(&app, &clock, &secret, purchase).await["status"], "attributed");
+    let august = "/api/v1/links/amy-serum/stats?from=2026-08-01&to=2026-08-01";
+    let before = app.get_ok(august).await;
+
+    clock.set(at("2026-11-20T12:00:00Z"));
+    app.tap("amy-serum").await;
+    let (backing, settings) = app.stop().await;
+    let app = start_with_clock(backing, settings, clock.clone()).await;
+    // 90 days, 20 November included, start on 23 August.
+    pruned_through(&app, "2026-08-23").await;
+
+    assert_eq!(metric(&app, "kolink_hourly_fields_pruned_total").await, Some(3.0));
+    let mut after = app.get_ok(august).await;
+    // Clicks by hour of day over a range come from the hours: those of August are gone.
+    assert_eq!(before["breakdown"]["hour_of_day"], json!([{"key": "10", "clicks": 2}]));
+    assert_eq!(after["breakdown"]["hour_of_day"], json!([]));
+    after["breakdown"]["hour_of_day"] = before["breakdown"]["hour_of_day"].clone();
+    assert_eq!(after, before, "but for them, a range of pruned days reads as it did");
+    assert_eq!(after["totals"]["clicks"], 2);
+    assert_eq!(after["totals"]["unique_clicks"], 1);
+    assert_eq!(after["totals"]["conversions"], 1);
+    assert_eq!(after["totals"]["revenue"], "1280.00");
+    assert_eq!(after["series"][0]["clicks"], 2);
+    assert_eq!(after["breakdown"]["app"][0]["clicks"], 2);
+    let every_day = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (every_day["clicks"].clone(), every_day["conversions"].clone()),
+        (json!(3), json!(1))
+    );
+
+    let r = app
+        .get("/api/v1/links/amy-serum/stats?interval=hour&from=2026-08-01&to=2026-08-01")
+        .await;
+    let body = assert_error(r, 400, "hours_not_kept").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("2026-08-23"), "{message}");
+    let today = app
+        .get_ok("/api/v1/links/amy-serum/stats?interval=hour&from=2026-11-20&to=2026-11-20")
+        .await;
+    assert_eq!(today["series"][12]["clicks"], 1);
+    assert_eq!(today["series"].as_array().unwrap().len(), 24);
+
+    let refund = json!({"order_id": "1001", "refund_id": "r1", "event": "refund", "amount": "280.00",
+        "currency": "TWD", "occurred_at": "2026-08-01T11:00:00Z"});
+    assert_eq!(signed(&app, &clock, &secret, refund).await["status"], "attributed");
+    let refunded = app.get_ok(august).await;
+    assert_eq!(refunded["totals"]["refunds"], "280.00");
+    assert_eq!(refunded["totals"]["net_revenue"], "1000.00");
+}
+
+per_store!(an_hourly_series_of_an_open_range_reaching_past_the_kept_hours_is_refused);
+/// Without `from`, an hourly series starts on the link's first day with data: when that day's
+/// hours are gone, the answer says from which day they are kept.
+async fn an_hourly_series_of_an_open_range_reaching_past_the_kept_hours_is_refused(backend: Backend) {
+    let clock = ManualClock::at(at("2026-08-01T10:00:00Z"));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    clock.advance(TimeDelta::days(100));
+
+    let r = app
+        .get("/api/v1/links/amy-serum/stats?interval=hour&to=2026-08-02")
+        .await;
+    assert_error(r, 400, "hours_not_kept").await;
+    // Days are never refused.
+    let days = app.get_ok("/api/v1/links/amy-serum/stats?to=2026-08-02").await;
+    assert_eq!(days["totals"]["clicks"], 1);
+}
