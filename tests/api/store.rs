@@ -515,7 +515,7 @@ fn link(code: &str, id: u64) -> kolink::domain::Link {
 }
 
 per_store!(pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole);
-/// Clicks and a purchase 100 days ago, a click today: pruning the hours before 30 days ago
+/// Clicks and a purchase 100 days ago, a click today, on one link of 1,101: pruning the hours before 30 days ago
 /// removes the old day's three hourly fields, keeps its daily breakdown and today's hour, and
 /// leaves the rollups as they were. Again, it removes nothing; a refund of the old day counted
 /// after it leaves no hour of that day either, once pruned again, and still counts on its day.
@@ -524,24 +524,24 @@ async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend:
     let now = Utc::now();
     let old = now - TimeDelta::days(100);
     let (old_day, keep_from) = (old.date_naive(), (now - TimeDelta::days(30)).date_naive());
-    store
-        .create_links(&[link("a-1", 1), link("b-2", 2)])
-        .await
-        .unwrap()
-        .unwrap();
+    // The link is the oldest (the Redis store pages its index newest first) and the last by
+    // code (the embedded store walks its links by code): the prune reaches it past full pages.
+    store.create_links(&[link("zz-9", 1)]).await.unwrap().unwrap();
+    let others: Vec<_> = (2..=1_101).map(|i| link(&format!("f-{i:04}"), i)).collect();
+    store.create_links(&others).await.unwrap().unwrap();
     let ms = |t: chrono::DateTime<Utc>| t.timestamp_millis() as u64;
     store
         .write_clicks(&[
-            click("a-1", ms(old), 1, "v1"),
-            click("a-1", ms(old), 2, "v2"),
-            click("a-1", ms(now), 3, "v1"),
+            click("zz-9", ms(old), 1, "v1"),
+            click("zz-9", ms(old), 2, "v2"),
+            click("zz-9", ms(now), 3, "v1"),
         ])
         .await
         .unwrap();
     let hour = |kind: &str| format!("{kind}{}", old.format("%Y-%m-%d|%H"));
     let purchase = [(hour("e|purchase|"), 1), (hour("r|"), 1280)];
-    store.count_conversion("a-1", "conv-1", &purchase, None).await.unwrap();
-    let read = || async { store.link_data(&["a-1".into()], Detail::Full).await.unwrap().remove(0) };
+    store.count_conversion("zz-9", "conv-1", &purchase, None).await.unwrap();
+    let read = || async { store.link_data(&["zz-9".into()], Detail::Full).await.unwrap().remove(0) };
     let old_hours = |d: &kolink::store::LinkData| -> Vec<String> {
         let mut v: Vec<String> = d
             .counters
@@ -576,7 +576,7 @@ async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend:
     assert_eq!(store.prune_hours(keep_from).await.unwrap(), 0, "once is enough");
 
     let refund = [(hour("e|refund|"), 1), (hour("f|"), 280)];
-    store.count_conversion("a-1", "conv-2", &refund, None).await.unwrap();
+    store.count_conversion("zz-9", "conv-2", &refund, None).await.unwrap();
     store.prune_hours(keep_from).await.unwrap();
     let late = read().await;
     assert_eq!(old_hours(&late), Vec::<String>::new());

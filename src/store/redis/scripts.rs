@@ -399,8 +399,9 @@ pub(super) const PRUNE_HOURS: &str = r"
 local keep = ARGV[1]
 local done = redis.call('HGET', KEYS[1], 'hours_from')
 if (done and done >= keep) or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local prefixes = {}
+local prefixes, hours = {}, {}
 for i = 2, #ARGV do prefixes[ARGV[i]] = true end
+for h = 0, 23 do hours[h + 1] = string.format('|%02d', h) end
 local removed, names = 0, {}
 local function flush()
   if #names > 0 then
@@ -410,8 +411,8 @@ local function flush()
 end
 for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
   local day = string.sub(f, -10)
-  if #f > 10 and prefixes[string.sub(f, 1, -11)] and day < keep and not (done and day < done) then
-    for h = 0, 23 do names[#names + 1] = string.format('%s|%02d', f, h) end
+  if day < keep and not (done and day < done) and #f > 10 and prefixes[string.sub(f, 1, -11)] then
+    for h = 1, 24 do names[#names + 1] = f .. hours[h] end
     if #names >= 480 then flush() end
   end
 end
