@@ -120,6 +120,12 @@ impl Settings {
         if self.spool_max_mb == 0 {
             bail!("spool_max_mb must be at least 1");
         }
+        if self.hourly_retention_days > crate::hours::MAX_RETENTION_DAYS {
+            bail!(
+                "hourly_retention_days must be at most {} (0 keeps every hour)",
+                crate::hours::MAX_RETENTION_DAYS
+            );
+        }
         if u64::from(self.click_retention_days) < u64::from(self.default_attribution_window_days) {
             bail!("click_retention_days must be at least default_attribution_window_days");
         }
@@ -181,6 +187,17 @@ mod tests {
             Some(Target::Cluster(seeds)) => assert_eq!(seeds, ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn hours_are_kept_90_days_and_at_most_a_century() {
+        assert_eq!(Settings::defaults().hourly_retention_days, 90);
+        let mut s = Settings::defaults();
+        s.hourly_retention_days = 36_500;
+        assert!(s.validate().is_ok());
+        let mut s = Settings::defaults();
+        s.hourly_retention_days = 36_501;
+        assert!(s.validate().unwrap_err().to_string().contains("hourly_retention_days"));
     }
 
     #[test]

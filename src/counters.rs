@@ -216,7 +216,9 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// The tally of a link's full map (hourly counts and daily breakdowns).
+    /// The tally of a link's full map alone, its days summed from its hours (tests compare it
+    /// with the rollups' tally).
+    #[cfg(test)]
     pub fn of_counters(counters: impl IntoIterator<Item = (String, i64)>) -> Tally {
         let mut t = Tally::default();
         t.add_full(counters, true, true);
@@ -232,11 +234,9 @@ impl Tally {
         full: Option<impl IntoIterator<Item = (String, i64)>>,
         every_day: bool,
     ) -> Tally {
-        let mut t = Tally::of_rollups(rollups);
+        let mut t = Tally::default();
+        t.add_rollups(rollups, full.is_none() || every_day);
         if let Some(full) = full {
-            if !every_day {
-                t.slices.clear();
-            }
             t.add_full(full, false, !every_day);
         }
         t
@@ -287,6 +287,13 @@ impl Tally {
     /// keeps the field's own allocation.
     pub fn of_rollups(rollups: impl IntoIterator<Item = (String, i64)>) -> Tally {
         let mut t = Tally::default();
+        t.add_rollups(rollups, true);
+        t
+    }
+
+    /// Adds a rollup map's days and, if asked, its all-time breakdowns.
+    fn add_rollups(&mut self, rollups: impl IntoIterator<Item = (String, i64)>, slices: bool) {
+        let t = self;
         for (field, n) in rollups {
             let u = n.max(0) as u64;
             let Some((kind, rest)) = field.split_once('|') else {
@@ -299,6 +306,7 @@ impl Tally {
                 None => (rest, None),
             };
             let f = match (kind, third) {
+                ("pv" | "h" | "x", _) if !slices => continue,
                 ("pv", None) => {
                     let at = kind.len() + 1;
                     t.slice("preview", None, tail(field, at), u);
@@ -342,7 +350,6 @@ impl Tally {
                 add(t.days.entry(f.day()).or_default(), &f, n);
             }
         }
-        t
     }
 
     fn slice(&mut self, dim: &'static str, day: Option<NaiveDate>, value: String, n: u64) {

@@ -29,6 +29,9 @@ const LOOK_EVERY: Duration = Duration::from_secs(60);
 /// How long the job waits after a failed prune before it tries again.
 const RETRY_AFTER: Duration = Duration::from_secs(600);
 
+/// The most days `hourly_retention_days` may say (a century).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
 /// The first UTC day whose hours are kept on `today` when `retention_days` are; `None` when
 /// every hour is kept (0).
 pub fn first_kept_day(today: NaiveDate, retention_days: u32) -> Option<NaiveDate> {
@@ -55,6 +58,9 @@ pub fn check_hourly(from: NaiveDate, today: NaiveDate, retention_days: u32) -> R
 /// Prunes the hours of days before the first kept one, and again whenever that day moves,
 /// until the process ends. Does nothing when every hour is kept.
 pub async fn keep(store: Arc<dyn Store>, clock: SharedClock, retention_days: u32, meters: Arc<Meters>) {
+    if retention_days == 0 {
+        return;
+    }
     let mut done = None;
     loop {
         let first = first_kept_day(clock.now().date_naive(), retention_days);

@@ -290,7 +290,7 @@ async fn count_chunk(
     let tallies: Vec<Tally> = data
         .iter_mut()
         .map(|d| {
-            let full = (detail == Detail::Full).then(|| std::mem::take(&mut d.counters));
+            let full = (detail == Detail::Full).then(|| std::mem::take(&mut d.full));
             Tally::of_link(std::mem::take(&mut d.rollups), full, range.is_open())
         })
         .collect();
@@ -346,6 +346,10 @@ pub async fn link(
 ) -> Result<LinkReport, ApiError> {
     let link = lookup::link(store, code).await?;
     let campaign = lookup::campaign(store, link.campaign.as_str()).await?;
+    let today = clock.now().date_naive();
+    if let (Interval::Hour, Some(from)) = (interval, range.from) {
+        crate::hours::check_hourly(from, today, hourly_retention_days)?;
+    }
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
     let mut counted = None;
     each_counts(
@@ -361,7 +365,6 @@ pub async fn link(
     // An open end of the series reaches as far as the totals do: from the first day with data
     // (or the link's creation) to the last (or today).
     let (first, last) = data_days(&c);
-    let today = clock.now().date_naive();
     let created = link.created_at.date_naive();
     let from = range.from.unwrap_or_else(|| first.map_or(created, |f| f.min(created)));
     let to = range.to.unwrap_or_else(|| last.map_or(today, |l| l.max(today)));
@@ -381,6 +384,7 @@ pub async fn link(
         )));
     }
     if interval == Interval::Hour {
+        // Again: an open range starts on the link's first day with data.
         crate::hours::check_hourly(from, today, hourly_retention_days)?;
     }
     Ok(LinkReport {

@@ -151,8 +151,8 @@ impl Application {
         let served = self.server.await;
         // The writer ends once the workers' handles to it are gone; it writes what it holds
         // first, then the spool is replayed for a bounded time (what is left waits on disk).
-        self.writer.finish().await;
         drop(self.hours);
+        self.writer.finish().await;
         self.store.close().await;
         served
     }

@@ -254,7 +254,7 @@ pub struct LinkData {
     /// The rollups, always read.
     pub rollups: Vec<(String, i64)>,
     /// The full map, read with `Detail::Full` only (else empty).
-    pub counters: Vec<(String, i64)>,
+    pub full: Vec<(String, i64)>,
     pub insights: BTreeMap<NaiveDate, DayInsights>,
 }
 

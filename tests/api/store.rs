@@ -63,11 +63,11 @@ async fn clicks_counted(store: &dyn Store, codes: &[&str]) -> Vec<i64> {
     let clicks =
         |fields: &[(String, i64)]| -> i64 { fields.iter().filter(|(k, _)| k.starts_with("c|")).map(|(_, v)| v).sum() };
     let full = store.link_data(&codes, Detail::Full).await.unwrap();
-    let counted: Vec<i64> = full.iter().map(|d| clicks(&d.counters)).collect();
+    let counted: Vec<i64> = full.iter().map(|d| clicks(&d.full)).collect();
     let rolled: Vec<i64> = full.iter().map(|d| clicks(&d.rollups)).collect();
     assert_eq!(rolled, counted, "the rollups count the clicks the counters count");
     let rollups = store.link_data(&codes, Detail::Rollups).await.unwrap();
-    assert!(rollups.iter().all(|d| d.counters.is_empty()), "the rollups alone");
+    assert!(rollups.iter().all(|d| d.full.is_empty()), "the rollups alone");
     assert_eq!(rollups.iter().map(|d| clicks(&d.rollups)).collect::<Vec<_>>(), rolled);
     counted
 }
@@ -518,7 +518,8 @@ per_store!(pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole);
 /// Clicks and a purchase 100 days ago, a click today, on one link of 1,101: pruning the hours before 30 days ago
 /// removes the old day's three hourly fields, keeps its daily breakdown and today's hour, and
 /// leaves the rollups as they were. Again, it removes nothing; a refund of the old day counted
-/// after it leaves no hour of that day either, once pruned again, and still counts on its day.
+/// after it leaves no hour of that day either, once pruned again, and still counts on its day;
+/// one of a kept day counts its hour; a later prune takes the hours of the days since.
 async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend: Backend) {
     let (store, _guard) = open(backend).await;
     let now = Utc::now();
@@ -530,11 +531,17 @@ async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend:
     let others: Vec<_> = (2..=1_101).map(|i| link(&format!("f-{i:04}"), i)).collect();
     store.create_links(&others).await.unwrap().unwrap();
     let ms = |t: chrono::DateTime<Utc>| t.timestamp_millis() as u64;
+    let mid = now - TimeDelta::days(20);
+    // A breakdown value that reads like a day is no hour.
+    let mut dated = click("zz-9", ms(old), 2, "v2");
+    dated.info.dims = dated.info.dims.clone().with(Dimension::Referrer, "2020-01-01");
+    dated.fields = click_fields(old, &dated.info);
     store
         .write_clicks(&[
             click("zz-9", ms(old), 1, "v1"),
-            click("zz-9", ms(old), 2, "v2"),
-            click("zz-9", ms(now), 3, "v1"),
+            dated,
+            click("zz-9", ms(mid), 3, "v1"),
+            click("zz-9", ms(now), 4, "v1"),
         ])
         .await
         .unwrap();
@@ -544,7 +551,7 @@ async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend:
     let read = || async { store.link_data(&["zz-9".into()], Detail::Full).await.unwrap().remove(0) };
     let old_hours = |d: &kolink::store::LinkData| -> Vec<String> {
         let mut v: Vec<String> = d
-            .counters
+            .full
             .iter()
             .map(|(f, _)| f.clone())
             .filter(|f| f.contains(&format!("{old_day}|")) && !f.starts_with("x|"))
@@ -557,18 +564,20 @@ async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend:
         v
     };
     let before = read().await;
-    assert_eq!(old_hours(&before).len(), 3, "{:?}", before.counters);
+    assert_eq!(old_hours(&before).len(), 3, "{:?}", before.full);
 
     assert_eq!(store.prune_hours(keep_from).await.unwrap(), 3);
 
     let after = read().await;
     assert_eq!(old_hours(&after), Vec::<String>::new());
     assert_eq!(sorted(after.rollups.clone()), sorted(before.rollups.clone()));
-    let kept = |d: &kolink::store::LinkData, f: &str| d.counters.iter().any(|(k, _)| k == f);
+    let kept = |d: &kolink::store::LinkData, f: &str| d.full.iter().any(|(k, _)| k == f);
     assert!(
         kept(&after, &format!("x|dev|{old_day}|mobile")),
         "daily breakdowns stay"
     );
+    assert!(kept(&after, &format!("x|ref|{old_day}|2020-01-01")));
+    assert_eq!(after.rollup("x|ref|2020-01-01"), Some(1));
     assert!(
         kept(&after, &format!("c|{}", now.format("%Y-%m-%d|%H"))),
         "today's hour stays"
@@ -582,4 +591,21 @@ async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend:
     assert_eq!(old_hours(&late), Vec::<String>::new());
     assert_eq!(late.rollup(&format!("f|{old_day}")), Some(280));
     assert_eq!(late.rollup(&format!("c|{old_day}")), Some(2));
+
+    // A conversion of a kept day still counts its hour.
+    let signup = format!("e|signup|{}", now.format("%Y-%m-%d|%H"));
+    store
+        .count_conversion("zz-9", "conv-3", &[(signup.clone(), 1)], None)
+        .await
+        .unwrap();
+    assert!(kept(&read().await, &signup), "a kept day's hour is written");
+    // Days later (each day's prune looks the new old days up): the hours of 20 days ago go.
+    let mid_hour = format!("c|{}", mid.format("%Y-%m-%d|%H"));
+    assert!(kept(&read().await, &mid_hour));
+    let later = (now - TimeDelta::days(18)).date_naive();
+    assert_eq!(store.prune_hours(later).await.unwrap(), 1);
+    let last = read().await;
+    assert!(!kept(&last, &mid_hour));
+    assert!(kept(&last, &signup));
+    assert_eq!(last.rollup(&format!("c|{}", mid.date_naive())), Some(1));
 }

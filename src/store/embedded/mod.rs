@@ -669,7 +669,7 @@ impl Counters for EmbeddedStore {
                     ..LinkData::default()
                 };
                 if let Some(full) = &full {
-                    data.counters = fields(full, c)?;
+                    data.full = fields(full, c)?;
                 }
                 for row in insights.range((c, "")..)? {
                     let (k, v) = row?;
@@ -698,16 +698,14 @@ impl Counters for EmbeddedStore {
                 })
                 .collect(),
         );
-        let (mut removed, mut after) = (0, None);
-        loop {
+        let (mut removed, mut at) = (0, Some((String::new(), 0)));
+        while let Some(from) = at {
             let ends = ends.clone();
-            let (n, last) = self.write(move |txn| prune_hours(txn, after.as_deref(), &ends)).await?;
+            let (n, next) = self.write(move |txn| prune_hours(txn, from, &ends)).await?;
             removed += n;
-            match last {
-                Some(code) => after = Some(code),
-                None => return Ok(removed),
-            }
+            at = next;
         }
+        Ok(removed)
     }
 
     async fn unique_visitors(&self, pairs: &[(String, NaiveDate)]) -> Result<Vec<u64>> {
@@ -971,34 +969,42 @@ impl DayVisitors {
     }
 }
 
-/// Links whose old hours one write transaction of `prune_hours` removes: clicks wait for it.
+/// What one write transaction of `prune_hours` does at most, about: clicks wait for it. Links
+/// (each a dozen range lookups), and fields removed (a link's first prune after an upgrade can
+/// have months of hours).
 const PRUNE_HOURS_LINKS: usize = 500;
+const PRUNE_HOURS_FIELDS: u64 = 20_000;
 
 /// Removes the hourly fields in `[prefix, end)` of each (prefix, end) of `ends` from the
-/// counters of the next `PRUNE_HOURS_LINKS` links after `after`; returns how many, and the last
-/// link done (`None` once every link is).
+/// counters of the links from `from` on (a code, and the index in `ends` to start at on it),
+/// for about `PRUNE_HOURS_LINKS` links or `PRUNE_HOURS_FIELDS` fields; returns how many went,
+/// and where to go on (`None` once every link is done).
 fn prune_hours(
     txn: &WriteTransaction,
-    after: Option<&str>,
+    (code, first): (String, usize),
     ends: &[(String, String)],
-) -> Result<(u64, Option<String>)> {
-    use std::ops::Bound::{Excluded, Unbounded};
+) -> Result<(u64, Option<(String, usize)>)> {
     let links = txn.open_table(LINKS)?;
     let mut counters = txn.open_table(COUNTERS)?;
-    let lower = after.map_or(Unbounded, Excluded);
-    let (mut removed, mut last) = (0, None);
-    for row in links.range::<&str>((lower, Unbounded))?.take(PRUNE_HOURS_LINKS) {
-        let (code, _) = row?;
-        let code = code.value();
-        for (prefix, end) in ends {
-            counters.retain_in((code, prefix.as_str())..(code, end.as_str()), |_, _| {
+    let mut removed = 0;
+    for (n, row) in links.range::<&str>(code.as_str()..)?.enumerate() {
+        let (c, _) = row?;
+        let c = c.value();
+        if n == PRUNE_HOURS_LINKS {
+            return Ok((removed, Some((c.to_owned(), 0))));
+        }
+        let skip = if c == code { first } else { 0 };
+        for (i, (prefix, end)) in ends.iter().enumerate().skip(skip) {
+            if removed >= PRUNE_HOURS_FIELDS {
+                return Ok((removed, Some((c.to_owned(), i))));
+            }
+            counters.retain_in((c, prefix.as_str())..(c, end.as_str()), |_, _| {
                 removed += 1;
                 false
             })?;
         }
-        last = Some(code.to_owned());
     }
-    Ok((removed, last))
+    Ok((removed, None))
 }
 
 /// Adds each sum to its counter, and to the counter's rollups.

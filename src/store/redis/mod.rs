@@ -20,7 +20,8 @@
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
 //! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq, field `i` = the click (`clicks::entry_line`) |
-//! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`); `hours_from`: the first day whose hours `PRUNE_HOURS` kept |
+//! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
+//! | `kl:{<code>}:hours_from`          | string | the first day whose hours the last `PRUNE_HOURS` kept (`crate::hours`) |
 //! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns; a copy of the metrics (`m\|<day>`) |
 //! | `kl:{<code>}:writers`             | hash   | writer tag → its last re-keyed click's proposed id (`scripts::writers!`) |
 //! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link; 3: summaries; 4: metrics copied into the rollups) |
@@ -776,9 +777,13 @@ impl ClickLog for RedisStore {
 }
 
 /// Links per pipeline of `PRUNE_HOURS` calls. Redis runs what it reads of a pipeline before
-/// it serves other clients, and a call takes up to about 2 ms (a link's first prune, of a month
-/// of hours; a day's takes a tenth of that): a click waits behind a few at most.
-const PRUNE_HOURS_LINKS: usize = 8;
+/// it serves other clients, so a click waits behind a few calls at most. A day's prune of a
+/// link looks its day up (well under a millisecond); a link's first reads all its rollups, about
+/// 2 ms for four months of data, so the first run after an upgrade is the slow one.
+const PRUNE_HOURS_LINKS: usize = 4;
+/// Days before the first kept one that `PRUNE_HOURS` looks up: a link last pruned longer ago
+/// (kolink stopped for that long) has its rollups read instead.
+const PRUNE_HOURS_RECENT_DAYS: u64 = 14;
 /// Link codes read from the index at a time by `prune_hours`.
 const PRUNE_HOURS_PAGE: usize = 1_000;
 
@@ -854,10 +859,10 @@ impl Counters for RedisStore {
             })?;
             if detail == Detail::Full {
                 let full = it.next().unwrap_or(Value::Nil);
-                data.counters.reserve(pairs_in(&full));
+                data.full.reserve(pairs_in(&full));
                 for_each_pair(full, |k, v| {
                     if let (Ok(k), Some(n)) = (String::from_utf8(k), parse_count(&v)) {
-                        data.counters.push((k, n));
+                        data.full.push((k, n));
                     }
                 })?;
             }
@@ -867,7 +872,14 @@ impl Counters for RedisStore {
     }
 
     async fn prune_hours(&self, keep_from: NaiveDate) -> Result<u64> {
-        let (keep, prefixes) = (keep_from.to_string(), crate::counters::hourly_prefixes());
+        let keep = keep_from.to_string();
+        // The days a link whose last prune was a few days ago has left: looked up, not searched.
+        let recent: Vec<String> = (1..=PRUNE_HOURS_RECENT_DAYS)
+            .rev()
+            .filter_map(|d| keep_from.checked_sub_days(chrono::Days::new(d)))
+            .map(|d| d.to_string())
+            .collect();
+        let prefixes = crate::counters::hourly_prefixes();
         let (mut removed, mut after) = (0, None);
         loop {
             // The index a page at a time: listing 100,000 links at once holds Redis for 40 ms.
@@ -884,7 +896,10 @@ impl Counters for RedisStore {
                         let mut inv = self.prune_hours.prepare_invoke();
                         inv.key(&stats)
                             .key(self.link_key(code, "rollups"))
+                            .key(self.link_key(code, "hours_from"))
                             .arg(&keep)
+                            .arg(recent.len())
+                            .arg(&recent)
                             .arg(&prefixes);
                         spread.on(&stats).invoke_script(&inv);
                     }
@@ -962,6 +977,7 @@ impl Conversions for RedisStore {
             .key(self.link_key(code, "stats"))
             .key(self.link_key(code, "refunded"))
             .key(self.link_key(code, "rollups"))
+            .key(self.link_key(code, "hours_from"))
             .arg(conversion_id);
         match refund {
             Some(r) => inv.arg(&r.order).arg(r.amount).arg(r.limit),

@@ -364,10 +364,10 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return ARGV[2]
 ";
 
-// KEYS: orders, stats, refunded, rollups. ARGV: conversion id, order key ('' unless a refund),
-// refund amount, refund limit, n, then n field, amount pairs of the counters and the rollups'
-// pairs after them. Returns 1 counted now, 0 counted before, 2 over the refund limit (not
-// counted).
+// KEYS: orders, stats, refunded, rollups, hours_from. ARGV: conversion id, order key ('' unless
+// a refund), refund amount, refund limit, n, then n field, amount pairs of the counters and the
+// rollups' pairs after them. Returns 1 counted now, 0 counted before, 2 over the refund limit
+// (not counted).
 // An hourly counter of a day whose hours were pruned (`PRUNE_HOURS`) is not written again: its
 // rollup holds the day. Hourly fields end in `<YYYY-MM-DD>|<hh>`.
 pub(super) const COUNT_CONVERSION: &str = r"
@@ -379,7 +379,7 @@ if ARGV[2] ~= '' then
 end
 redis.call('SADD', KEYS[1], ARGV[1])
 local last = 6 + 2 * tonumber(ARGV[5])
-local kept = redis.call('HGET', KEYS[2], 'hours_from')
+local kept = redis.call('GET', KEYS[5])
 for i = 6, #ARGV, 2 do
   if i >= last then
     redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i+1])
@@ -390,34 +390,52 @@ end
 return 1
 ";
 
-// KEYS: stats, rollups. ARGV: the first day whose hours are kept (`YYYY-MM-DD`), then the
+// KEYS: stats, rollups, hours_from. ARGV: the first day whose hours are kept (`YYYY-MM-DD`), the
+// number n of days before it that follow (oldest first, the last the day before it), then the
 // prefixes of hourly fields (`counters::hourly_prefixes`). Removes from the stats the 24 hourly
-// fields of each (prefix, day) that the rollups name (`<prefix><day>`) with a day before the
-// first kept one and not before the last run's (`hours_from`, kept in the stats); returns how
-// many went. A link without stats gets no `hours_from`: it has nothing to prune.
+// fields (`<prefix><day>|<hh>`) of each prefix and day that the rollups name (`<prefix><day>`),
+// for the days before the first kept one and not before the last run's (`hours_from`); returns
+// how many went. When the last run was within the n days, only those days are looked up; else
+// (a first run, or none for longer) every rollup is read. A link without stats gets no
+// `hours_from`: it has nothing to prune.
 pub(super) const PRUNE_HOURS: &str = r"
-local keep = ARGV[1]
-local done = redis.call('HGET', KEYS[1], 'hours_from')
+local keep, n = ARGV[1], tonumber(ARGV[2])
+local done = redis.call('GET', KEYS[3])
 if (done and done >= keep) or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local prefixes, hours = {}, {}
-for i = 2, #ARGV do prefixes[ARGV[i]] = true end
+for i = 3 + n, #ARGV do prefixes[#prefixes + 1] = ARGV[i] end
 for h = 0, 23 do hours[h + 1] = string.format('|%02d', h) end
 local removed, names = 0, {}
-local function flush()
-  if #names > 0 then
+local function prune(rollup)
+  for h = 1, 24 do names[#names + 1] = rollup .. hours[h] end
+  if #names >= 480 then
     removed = removed + redis.call('HDEL', KEYS[1], unpack(names))
     names = {}
   end
 end
-for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
-  local day = string.sub(f, -10)
-  if day < keep and not (done and day < done) and #f > 10 and prefixes[string.sub(f, 1, -11)] then
-    for h = 1, 24 do names[#names + 1] = f .. hours[h] end
-    if #names >= 480 then flush() end
+if done and n > 0 and done >= ARGV[3] then
+  for i = 3, 2 + n do
+    local day = ARGV[i]
+    if day >= done then
+      local rollups = {}
+      for j, p in ipairs(prefixes) do rollups[j] = p .. day end
+      for j, v in ipairs(redis.call('HMGET', KEYS[2], unpack(rollups))) do
+        if v then prune(rollups[j]) end
+      end
+    end
+  end
+else
+  local known = {}
+  for _, p in ipairs(prefixes) do known[p] = true end
+  for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+    local day = string.sub(f, -10)
+    if day < keep and not (done and day < done) and #f > 10 and known[string.sub(f, 1, -11)] then
+      prune(f)
+    end
   end
 end
-flush()
-redis.call('HSET', KEYS[1], 'hours_from', keep)
+if #names > 0 then removed = removed + redis.call('HDEL', KEYS[1], unpack(names)) end
+redis.call('SET', KEYS[3], keep)
 return removed
 ";
 
