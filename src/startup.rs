@@ -1,10 +1,11 @@
 //! Building the application: settings in, a bound listener and a running server out. Tests
 //! build it on port 0 and read `port()`, and may give it a clock of their own.
 //!
-//! Shutdown is orderly: the server stops taking requests and finishes those in flight, the click
-//! writer writes what it holds and ends, the spool is replayed into the store (bounded; the rest
-//! waits on disk for the next start), the store's background work is stopped, and only then
-//! does `run_until_stopped` return (so the store's files are closed when it does).
+//! Shutdown is orderly: the server stops taking requests and finishes those in flight, the
+//! pruning of old hours (`crate::hours`) stops, the click writer writes what it holds and ends,
+//! the spool is replayed into the store (bounded; the rest waits on disk for the next start),
+//! the store's background work is stopped, and only then does `run_until_stopped` return (so
+//! the store's files are closed when it does).
 
 use std::net::TcpListener;
 use std::sync::Arc;
