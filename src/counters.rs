@@ -160,6 +160,12 @@ pub fn rollups(field: &str) -> Vec<String> {
     }
 }
 
+/// Whether a rollup field counts over every day (an all-time breakdown: `x|`, `pv|`, `h|`),
+/// which a report over a range of days does not read.
+pub fn is_all_time(rollup: &[u8]) -> bool {
+    [&b"x|"[..], b"pv|", b"h|"].iter().any(|p| rollup.starts_with(p))
+}
+
 /// The prefixes of the hourly fields: a prefix, a day and `|<hh>` make an hourly field, and a
 /// prefix and a day its day's rollup. Hourly fields of old days are pruned by these
 /// (`crate::hours`); breakdowns, previews and rollups are not hourly.
@@ -736,6 +742,22 @@ mod tests {
 
         let rollups_only = Tally::of_link(rollups(), None::<Vec<(String, i64)>>, true);
         assert_eq!(rollups_only, Tally::of_rollups(rollups()));
+    }
+
+    #[test]
+    fn all_time_rollups_are_the_breakdowns() {
+        for f in ["x|dev|mobile", "pv|line", "h|08"] {
+            assert!(is_all_time(f.as_bytes()), "{f}");
+        }
+        for f in [
+            "c|2026-11-22",
+            "u|2026-11-22",
+            "e|purchase|2026-11-22",
+            "m|2026-11-22",
+            "r|2026-11-22",
+        ] {
+            assert!(!is_all_time(f.as_bytes()), "{f}");
+        }
     }
 
     /// Every hourly field is a prefix, a day and an hour, and its day's rollup the prefix and

@@ -234,7 +234,7 @@ const CHUNK: usize = 1_000;
 
 /// Hands `each` the counts of each link over `range`, in order; `goals` gives each campaign's
 /// goal event. A report over every day reads the links' rollups; `hourly` (or a range) needs
-/// the full maps. Links are read a chunk at a time, the next chunk while this one is counted,
+/// the full maps, and a range only the days of the rollups. Links are read a chunk at a time, the next chunk while this one is counted,
 /// and nothing of a link is kept once `each` has it.
 async fn each_counts(
     store: &dyn Store,
@@ -244,10 +244,10 @@ async fn each_counts(
     hourly: bool,
     mut each: impl FnMut(&LinkSummary, LinkCounts),
 ) -> Result<(), ApiError> {
-    let detail = if range.is_open() && !hourly {
-        Detail::Rollups
-    } else {
-        Detail::Full
+    let detail = match (range.is_open(), hourly) {
+        (true, false) => Detail::Rollups,
+        (true, true) => Detail::Full,
+        (false, _) => Detail::Range,
     };
     let read = |chunk: &[LinkSummary]| {
         let codes: Vec<String> = chunk.iter().map(|l| l.code.to_string()).collect();
@@ -290,7 +290,7 @@ async fn count_chunk(
     let tallies: Vec<Tally> = data
         .iter_mut()
         .map(|d| {
-            let full = (detail == Detail::Full).then(|| std::mem::take(&mut d.full));
+            let full = detail.full().then(|| std::mem::take(&mut d.full));
             Tally::of_link(std::mem::take(&mut d.rollups), full, range.is_open())
         })
         .collect();
@@ -346,10 +346,6 @@ pub async fn link(
 ) -> Result<LinkReport, ApiError> {
     let link = lookup::link(store, code).await?;
     let campaign = lookup::campaign(store, link.campaign.as_str()).await?;
-    let today = clock.now().date_naive();
-    if let (Interval::Hour, Some(from)) = (interval, range.from) {
-        crate::hours::check_hourly(from, today, hourly_retention_days)?;
-    }
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
     let mut counted = None;
     each_counts(
@@ -365,6 +361,7 @@ pub async fn link(
     // An open end of the series reaches as far as the totals do: from the first day with data
     // (or the link's creation) to the last (or today).
     let (first, last) = data_days(&c);
+    let today = clock.now().date_naive();
     let created = link.created_at.date_naive();
     let from = range.from.unwrap_or_else(|| first.map_or(created, |f| f.min(created)));
     let to = range.to.unwrap_or_else(|| last.map_or(today, |l| l.max(today)));
@@ -384,7 +381,6 @@ pub async fn link(
         )));
     }
     if interval == Interval::Hour {
-        // Again: an open range starts on the link's first day with data.
         crate::hours::check_hourly(from, today, hourly_retention_days)?;
     }
     Ok(LinkReport {

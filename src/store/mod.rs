@@ -253,7 +253,7 @@ pub struct Visit {
 pub struct LinkData {
     /// The rollups, always read.
     pub rollups: Vec<(String, i64)>,
-    /// The full map, read with `Detail::Full` only (else empty).
+    /// The full map, read with `Detail::Full` and `Detail::Range` only (else empty).
     pub full: Vec<(String, i64)>,
     pub insights: BTreeMap<NaiveDate, DayInsights>,
 }
@@ -275,9 +275,19 @@ pub enum Detail {
     /// The rollups alone (daily totals and all-time breakdowns): enough for a report over
     /// every day.
     Rollups,
-    /// The rollups and the full map (hourly counts, daily breakdowns): for ranges of days and
-    /// hourly series.
+    /// The rollups and the full map (hourly counts, daily breakdowns): for an hourly series
+    /// over every day.
     Full,
+    /// The rollups but their all-time breakdowns (`crate::counters::is_all_time`), and the
+    /// full map: for a range of days.
+    Range,
+}
+
+impl Detail {
+    /// Whether the full map is read.
+    pub fn full(self) -> bool {
+        self != Detail::Rollups
+    }
 }
 
 #[async_trait::async_trait]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use kolink::clock::{ManualClock, SharedClock, SystemClock};
-use kolink::counters::{click_fields, visit};
+use kolink::counters::{click_fields, is_all_time, visit};
 use kolink::domain::{ClickInfo, Dimension, Dimensions, EntryId};
 use kolink::store::embedded::EmbeddedStore;
 use kolink::store::redis::{RedisStore, Target};
@@ -69,6 +69,12 @@ async fn clicks_counted(store: &dyn Store, codes: &[&str]) -> Vec<i64> {
     let rollups = store.link_data(&codes, Detail::Rollups).await.unwrap();
     assert!(rollups.iter().all(|d| d.full.is_empty()), "the rollups alone");
     assert_eq!(rollups.iter().map(|d| clicks(&d.rollups)).collect::<Vec<_>>(), rolled);
+    let range = store.link_data(&codes, Detail::Range).await.unwrap();
+    let all_time = |d: &kolink::store::LinkData| d.rollups.iter().any(|(f, _)| is_all_time(f.as_bytes()));
+    assert!(rollups.iter().any(all_time), "the clicks have breakdowns");
+    assert!(!range.iter().any(all_time), "a range reads the rollups' days alone");
+    assert_eq!(range.iter().map(|d| clicks(&d.rollups)).collect::<Vec<_>>(), rolled);
+    assert_eq!(range.iter().map(|d| clicks(&d.full)).collect::<Vec<_>>(), counted);
     counted
 }
 

@@ -644,32 +644,37 @@ impl Counters for EmbeddedStore {
         self.run(move |db| {
             let txn = db.begin_read()?;
             let rollups = txn.open_table(ROLLUPS)?;
-            let full = match detail {
-                Detail::Rollups => None,
-                Detail::Full => Some(txn.open_table(COUNTERS)?),
+            let full = if detail.full() {
+                Some(txn.open_table(COUNTERS)?)
+            } else {
+                None
             };
             let insights = txn.open_table(METRICS)?;
-            let fields = |t: &redb::ReadOnlyTable<(&str, &str), i64>, c: &str| -> Result<Vec<(String, i64)>> {
-                let mut out = Vec::new();
-                for row in t.range((c, "")..)? {
-                    let (k, v) = row?;
-                    let (kc, field) = k.value();
-                    if kc != c {
-                        break;
+            let all_time = detail != Detail::Range;
+            let fields =
+                |t: &redb::ReadOnlyTable<(&str, &str), i64>, c: &str, all_time: bool| -> Result<Vec<(String, i64)>> {
+                    let mut out = Vec::new();
+                    for row in t.range((c, "")..)? {
+                        let (k, v) = row?;
+                        let (kc, field) = k.value();
+                        if kc != c {
+                            break;
+                        }
+                        if all_time || !crate::counters::is_all_time(field.as_bytes()) {
+                            out.push((field.to_owned(), v.value()));
+                        }
                     }
-                    out.push((field.to_owned(), v.value()));
-                }
-                Ok(out)
-            };
+                    Ok(out)
+                };
             let mut out = Vec::with_capacity(codes.len());
             for code in &codes {
                 let c = code.as_str();
                 let mut data = LinkData {
-                    rollups: fields(&rollups, c)?,
+                    rollups: fields(&rollups, c, all_time)?,
                     ..LinkData::default()
                 };
                 if let Some(full) = &full {
-                    data.full = fields(full, c)?;
+                    data.full = fields(full, c, true)?;
                 }
                 for row in insights.range((c, "")..)? {
                     let (k, v) = row?;

@@ -825,7 +825,7 @@ impl Counters for RedisStore {
         let mut spread = self.redis.spread();
         let maps: &[&str] = match detail {
             Detail::Rollups => &["rollups"],
-            Detail::Full => &["rollups", "stats"],
+            Detail::Full | Detail::Range => &["rollups", "stats"],
         };
         for code in codes {
             for map in maps {
@@ -848,6 +848,9 @@ impl Counters for RedisStore {
                 ..LinkData::default()
             };
             for_each_pair(rollups, |k, v| {
+                if detail == Detail::Range && crate::counters::is_all_time(&k) {
+                    return;
+                }
                 if let Some(day) = k.strip_prefix(b"m|") {
                     let day = std::str::from_utf8(day).ok().and_then(|d| d.parse().ok());
                     if let (Some(day), Ok(m)) = (day, serde_json::from_slice(&v)) {
@@ -857,7 +860,7 @@ impl Counters for RedisStore {
                     data.rollups.push((k, n));
                 }
             })?;
-            if detail == Detail::Full {
+            if detail.full() {
                 let full = it.next().unwrap_or(Value::Nil);
                 data.full.reserve(pairs_in(&full));
                 for_each_pair(full, |k, v| {
