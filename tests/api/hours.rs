@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use kolink::clock::{Clock, ManualClock};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app_with_clock, start_with_clock, Backend, TestApp};
+use crate::helpers::{assert_error, settings_for, spawn_app_with_clock, start_with_clock, Backend, Backing, TestApp};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().to_utc()
@@ -45,7 +45,11 @@ per_store!(hours_past_their_retention_are_pruned_and_their_days_stay_whole);
 /// that comes later still counts on its day.
 async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend: Backend) {
     let clock = ManualClock::at(at("2026-08-01T10:00:00Z"));
-    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    // Every hour kept until the restart: this run prunes nothing, whenever it looks.
+    let backing = Backing::new(backend);
+    let mut settings = settings_for(&backing);
+    settings.hourly_retention_days = 0;
+    let app = start_with_clock(backing, settings, clock.clone()).await;
     app.seed().await;
     let secret = app.create_shop("acme").await;
     let cid = app.click_id("amy-serum").await;
@@ -58,7 +62,9 @@ async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend
 
     clock.set(at("2026-11-20T12:00:00Z"));
     app.tap("amy-serum").await;
-    let (backing, settings) = app.stop().await;
+    assert_eq!(metric(&app, "kolink_hourly_fields_pruned_total").await, Some(0.0));
+    let (backing, mut settings) = app.stop().await;
+    settings.hourly_retention_days = 90;
     let app = start_with_clock(backing, settings, clock.clone()).await;
     // 90 days, 20 November included, start on 23 August.
     pruned_through(&app, "2026-08-23").await;
