@@ -459,6 +459,16 @@ impl RedisStore {
                 .pop()
                 .ok_or_else(|| redis::RedisError::from(std::io::Error::other("no answer from Redis")))
         };
+        self.with_scripts(run).await
+    }
+
+    /// Runs `run`, and once more after loading the scripts when Redis had lost them (it
+    /// restarted, or its script cache was flushed): for scripts sent in a pipeline, which
+    /// `invoke_async` does not load by itself.
+    async fn with_scripts<T, F: std::future::Future<Output = redis::RedisResult<T>>>(
+        &self,
+        run: impl Fn() -> F,
+    ) -> redis::RedisResult<T> {
         match run().await {
             Err(e) if is_noscript(&e) => {
                 self.load_scripts().await.map_err(|_| e)?;
@@ -908,15 +918,10 @@ impl Counters for RedisStore {
                     }
                     self.run_spread::<u64>(spread, false)
                 };
-                let counts = match run().await {
-                    // Redis restarted, or flushed its scripts: load them and prune again.
-                    Err(e) if is_noscript(&e) => {
-                        self.load_scripts().await?;
-                        run().await
-                    }
-                    r => r,
-                }
-                .map_err(failed("Failed to prune old hourly counters in Redis"))?;
+                let counts = self
+                    .with_scripts(run)
+                    .await
+                    .map_err(failed("Failed to prune old hourly counters in Redis"))?;
                 removed += counts.iter().sum::<u64>();
             }
         }
