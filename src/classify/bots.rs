@@ -16,8 +16,13 @@ struct PatternFile {
 
 /// The vendored list, compiled: the plain patterns as one regex, those with look-around
 /// (which the regex crate does not do) one by one with fancy-regex.
+///
+/// The plain patterns match bytes, without Unicode: `\w`, `\d`, `\b` and case are ASCII's.
+/// User agents are ASCII by the HTTP grammar and the patterns name ASCII tokens; with Unicode
+/// case folding (`k` also matching the Kelvin sign) the one regex took 1,033 KiB to build, and
+/// 139 KiB without, with the same answer on every user agent of the evaluation set.
 struct BotList {
-    plain: regex::Regex,
+    plain: regex::bytes::Regex,
     fancy: Vec<fancy_regex::Regex>,
 }
 
@@ -33,8 +38,9 @@ fn list() -> &'static BotList {
             .chain(EXTRA.iter().map(|p| (*p).to_owned()))
             .map(|p| from_javascript(&p))
             .partition(|p| p.contains("(?<") || p.contains("(?=") || p.contains("(?!"));
-        let plain = regex::RegexBuilder::new(&plain.join("|"))
+        let plain = regex::bytes::RegexBuilder::new(&plain.join("|"))
             .case_insensitive(true)
+            .unicode(false)
             .build()
             .expect("the bot patterns compile");
         let fancy = fancy
@@ -144,7 +150,7 @@ pub fn preview_app(ua_lower: &str) -> Option<&'static str> {
 /// True when the vendored list (or kolink's additions) names this user agent.
 pub fn listed(ua: &str) -> bool {
     let l = list();
-    l.plain.is_match(ua) || l.fancy.iter().any(|r| r.is_match(ua).unwrap_or(false))
+    l.plain.is_match(ua.as_bytes()) || l.fancy.iter().any(|r| r.is_match(ua).unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -165,6 +171,17 @@ mod tests {
         assert!(listed("Googlebot/2.1 (+http://www.google.com/bot.html)"));
         assert!(!listed(
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+        ));
+    }
+
+    #[test]
+    fn the_list_matches_ascii_tokens_in_any_case_beside_other_bytes() {
+        // Case is ASCII's, and a name next to non-ASCII text (a user agent read lossily) is
+        // still found.
+        assert!(listed("GOOGLEBOT/2.1 (+http://www.google.com/bot.html)"));
+        assert!(listed("Mozilla/5.0 (compatible; bingbot/2.0) \u{fffd}\u{fffd} 測試"));
+        assert!(!listed(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) 測試 Mobile/15E148"
         ));
     }
 }
