@@ -117,6 +117,12 @@ impl Settings {
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             bail!("admin_token must be at least 16 characters");
         }
+        if let Err(e) = self.log.parse::<tracing_subscriber::filter::Targets>() {
+            bail!(
+                "log {:?} is not a log filter, e.g. \"info\" or \"warn,kolink=debug\" ({e})",
+                self.log
+            );
+        }
         if self.spool_max_mb == 0 {
             bail!("spool_max_mb must be at least 1");
         }
@@ -198,6 +204,18 @@ mod tests {
         let mut s = Settings::defaults();
         s.hourly_retention_days = 36_501;
         assert!(s.validate().unwrap_err().to_string().contains("hourly_retention_days"));
+    }
+
+    #[test]
+    fn a_log_filter_names_levels_by_target_and_a_bad_one_is_refused() {
+        for good in ["info", "warn,kolink=debug", "kolink::http=trace"] {
+            let mut s = Settings::defaults();
+            s.log = good.into();
+            assert!(s.validate().is_ok(), "{good}");
+        }
+        let mut s = Settings::defaults();
+        s.log = "kolink=loud".into();
+        assert!(s.validate().unwrap_err().to_string().contains("not a log filter"));
     }
 
     #[test]

@@ -164,7 +164,11 @@ impl Meters {
 /// ERROR): shown as WARN here, at most `LINES_PER_SECOND` a second.
 const CLIENT_MISTAKES: &str = "actix_http::h1";
 
-/// Logs to stderr (coloured only on a terminal) through `filter` (an `EnvFilter` directive).
+/// Logs to stderr (coloured only on a terminal) through `filter`: levels by target
+/// (`warn,kolink=debug`, checked when the settings load). A `Targets` filter rather than an
+/// `EnvFilter`: the latter's span-field filters bring regex-automata's full-DFA builder into the
+/// build, and every regex of the process (the user-agent parser's hundreds) then built one at
+/// start: a megabyte of memory for no filter kolink uses.
 /// Expected failures carry no backtrace: `anyhow` captures one only when `RUST_LIB_BACKTRACE`
 /// asks for it (panics still follow `RUST_BACKTRACE`).
 pub fn init_logs(filter: &str) {
@@ -194,7 +198,11 @@ pub fn init_logs(filter: &str) {
         .event_format(Lines(tracing_subscriber::fmt::format()))
         .with_filter(client_mistakes);
     tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()))
+        .with(
+            filter
+                .parse::<tracing_subscriber::filter::Targets>()
+                .unwrap_or_else(|_| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)),
+        )
         .with(fmt)
         .init();
 }
