@@ -167,8 +167,8 @@ const CLIENT_MISTAKES: &str = "actix_http::h1";
 /// Logs to stderr (coloured only on a terminal) through `filter`: levels by target
 /// (`warn,kolink=debug`, checked when the settings load). A `Targets` filter rather than an
 /// `EnvFilter`: the latter's span-field filters bring regex-automata's full-DFA builder into the
-/// build, and every regex of the process (the user-agent parser's hundreds) then built one at
-/// start: a megabyte of memory for no filter kolink uses.
+/// build, and every small regex of the process then built a dense DFA at start (2 MiB of the
+/// user-agent parser's regexes alone), for a kind of filter kolink does not use.
 /// Expected failures carry no backtrace: `anyhow` captures one only when `RUST_LIB_BACKTRACE`
 /// asks for it (panics still follow `RUST_BACKTRACE`).
 pub fn init_logs(filter: &str) {
