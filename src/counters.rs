@@ -27,9 +27,11 @@
 //! `store::EXACT_VISITORS`), and the all-time breakdowns (`x|<dim>|<value>`, `pv|<app>`, and
 //! `h|<hh>`, clicks by hour of day). A report over every day reads that map alone: a few
 //! fields per active day instead of every hour and every day's breakdowns. Reports over a range
-//! of days, and hourly series, read the full map beside it for its hours and daily breakdowns;
-//! days always come from the rollups, because the full map's hours of old days are pruned
-//! (`crate::hours`). The maps are read back as a [`Tally`].
+//! of days, and hourly series, read the full map beside it for its hours and daily breakdowns,
+//! but for a link whose every day lies in the range and keeps its hours ([`days_within`]): its
+//! all-time breakdowns are then the range's, and its rollups answer alone. Days always come
+//! from the rollups, because the full map's hours of old days are pruned (`crate::hours`). The
+//! maps are read back as a [`Tally`].
 //! On Redis the rollups also hold a copy of each day's reported metrics (`m|<day>`, JSON), which
 //! reports read from there; a tally leaves them out.
 
@@ -166,6 +168,20 @@ pub fn is_all_time(rollup: &[u8]) -> bool {
     [&b"x|"[..], b"pv|", b"h|"].iter().any(|p| rollup.starts_with(p))
 }
 
+/// Whether every day that a link's rollups name passes `in_range`. Then their all-time
+/// breakdowns are the range's: each all-time count is written in the same step as a count of
+/// its day (a person's click adds `x|…` and `h|…` with `c|<day>`, a link preview `pv|…` with
+/// `b|<day>`; see [`click_fields`] and [`rollups`]). A field of no known shape answers no.
+pub fn days_within(rollups: &[(String, i64)], in_range: impl Fn(NaiveDate) -> bool) -> bool {
+    rollups.iter().all(|(field, _)| {
+        is_all_time(field.as_bytes())
+            || field
+                .rsplit_once('|')
+                .and_then(|(_, day)| parse_day(day))
+                .is_some_and(&in_range)
+    })
+}
+
 /// The prefixes of the hourly fields: a prefix, a day and `|<hh>` make an hourly field, and a
 /// prefix and a day its day's rollup. Hourly fields of old days are pruned by these
 /// (`crate::hours`); breakdowns, previews and rollups are not hourly.
@@ -219,6 +235,9 @@ pub struct Tally {
     /// Hourly counts (clicks, events, revenue); only in a tally of the full map.
     pub hours: BTreeMap<(NaiveDate, u32), DayCounts>,
     pub slices: Vec<SliceCount>,
+    /// Its all-time slices (day `None`) count in the range of days it was read for: every day
+    /// its rollups name lies in that range ([`days_within`]), so they were read alone.
+    pub all_time_in_range: bool,
 }
 
 impl Tally {
@@ -742,6 +761,36 @@ mod tests {
 
         let rollups_only = Tally::of_link(rollups(), None::<Vec<(String, i64)>>, true);
         assert_eq!(rollups_only, Tally::of_rollups(rollups()));
+    }
+
+    /// Every day a link's rollups name, and only days: all-time breakdowns name none, and a
+    /// field of no known shape makes the answer no.
+    #[test]
+    fn a_links_days_are_within_a_range_when_every_day_its_rollups_name_is() {
+        let nov = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let in_range = |d: NaiveDate| d >= nov(2) && d <= nov(3);
+        let fields = |fs: &[&str]| -> Vec<(String, i64)> { fs.iter().map(|f| ((*f).to_owned(), 1)).collect() };
+        let inside = [
+            "c|2026-11-02",
+            "b|2026-11-03",
+            "u|2026-11-02",
+            "e|purchase|2026-11-03",
+            "r|2026-11-03",
+            "x|dev|mobile",
+            "x|ref|a|b",
+            "pv|line",
+            "h|08",
+        ];
+        assert!(days_within(&fields(&inside), in_range));
+        assert!(days_within(&[], in_range));
+        for outside in ["c|2026-11-04", "e|signup|2026-10-23", "f|2026-11-01", "u|2026-11-04"] {
+            let mut fs = fields(&inside);
+            fs.push((outside.to_owned(), 1));
+            assert!(!days_within(&fs, in_range), "{outside}");
+        }
+        for odd in ["c|someday", "q", "c|2026-11-02|08"] {
+            assert!(!days_within(&fields(&[odd]), in_range), "{odd}");
+        }
     }
 
     #[test]

@@ -233,41 +233,37 @@ struct LinkCounts {
 const CHUNK: usize = 1_000;
 
 /// Hands `each` the counts of each link over `range`, in order; `goals` gives each campaign's
-/// goal event. A report over every day reads the links' rollups; `hourly` (or a range) needs
-/// the full maps, and a range only the days of the rollups. Links are read a chunk at a time, the next chunk while this one is counted,
-/// and nothing of a link is kept once `each` has it.
+/// goal event. A report over every day reads the links' rollups; `hourly` needs the full maps
+/// too. A range of days needs a link's full map (its hours and daily breakdowns) beside the
+/// days of its rollups, unless every day its rollups name lies in the range and keeps its
+/// hours (`hours_kept_from`, `crate::hours::first_kept_day`; `None`: every hour is kept): then
+/// the rollups alone answer, all-time breakdowns included (see [`read_chunk`]). Links are read
+/// a chunk at a time, the next chunk while this one is counted, and nothing of a link is kept
+/// once `each` has it.
 async fn each_counts(
     store: &dyn Store,
     links: &[LinkSummary],
     goals: &HashMap<String, Event>,
     range: Range,
     hourly: bool,
+    hours_kept_from: Option<NaiveDate>,
     mut each: impl FnMut(&LinkSummary, LinkCounts),
 ) -> Result<(), ApiError> {
-    let detail = match (range.is_open(), hourly) {
-        (true, false) => Detail::Rollups,
-        (true, true) => Detail::Full,
-        (false, _) => Detail::Range,
-    };
-    let read = |chunk: &[LinkSummary]| {
-        let codes: Vec<String> = chunk.iter().map(|l| l.code.to_string()).collect();
-        async move { store.link_data(&codes, detail).await }
-    };
     let mut chunks = links.chunks(CHUNK);
     let Some(mut chunk) = chunks.next() else {
         return Ok(());
     };
-    let mut data = read(chunk).await?;
+    let mut data = read_chunk(store, chunk, range, hourly, hours_kept_from).await?;
     loop {
         let next = chunks.next();
         let (read_next, counted) = tokio::join!(
             async {
                 match next {
-                    Some(n) => Some(read(n).await).transpose(),
+                    Some(n) => Some(read_chunk(store, n, range, hourly, hours_kept_from).await).transpose(),
                     None => Ok(None),
                 }
             },
-            count_chunk(store, chunk, data, goals, range, detail, &mut each),
+            count_chunk(store, chunk, data, goals, range, &mut each),
         );
         counted?;
         let (Some(n), Some(d)) = (next, read_next?) else {
@@ -277,21 +273,114 @@ async fn each_counts(
     }
 }
 
+/// What is read of one link for a report: its data, and whether its rollups alone answer the
+/// report's range (then `full` is empty and the rollups keep their all-time breakdowns).
+struct ChunkData {
+    data: Vec<LinkData>,
+    whole: Vec<bool>,
+}
+
+/// Reads a chunk of links for `each_counts`. Over a range of days, a link minted on or after
+/// the range's first day, which keeps its hours, is read by its rollups first; if every day
+/// they name lies in the range (`counters::days_within`: insights or conversions dated before
+/// the link can put a day outside), they answer alone, else its full map is read after them.
+/// The rest are read with their full maps at once. A campaign minted inside the range (the
+/// usual report) is then a few fields per link and day, not every hour and day's breakdowns.
+async fn read_chunk(
+    store: &dyn Store,
+    chunk: &[LinkSummary],
+    range: Range,
+    hourly: bool,
+    hours_kept_from: Option<NaiveDate>,
+) -> Result<ChunkData, ApiError> {
+    let codes = |at: &[usize]| -> Vec<String> { at.iter().map(|&i| chunk[i].code.to_string()).collect() };
+    let every: Vec<usize> = (0..chunk.len()).collect();
+    let detail = match (range.is_open(), hourly) {
+        (true, false) => Detail::Rollups,
+        (true, true) => Detail::Full,
+        (false, _) => Detail::Range,
+    };
+    let from = range
+        .from
+        .filter(|f| !hourly && hours_kept_from.is_none_or(|kept| *f >= kept));
+    let Some(from) = from.filter(|_| detail == Detail::Range) else {
+        let data = store.link_data(&codes(&every), detail).await?;
+        return Ok(ChunkData {
+            whole: vec![false; data.len()],
+            data,
+        });
+    };
+    let (young, old): (Vec<usize>, Vec<usize>) = every
+        .into_iter()
+        .partition(|&i| chunk[i].created_at.date_naive() >= from);
+    let (young_data, old_data) = tokio::try_join!(
+        async {
+            match young.is_empty() {
+                true => Ok(vec![]),
+                false => store.link_data(&codes(&young), Detail::Rollups).await,
+            }
+        },
+        async {
+            match old.is_empty() {
+                true => Ok(vec![]),
+                false => store.link_data(&codes(&old), Detail::Range).await,
+            }
+        },
+    )?;
+    let mut data: Vec<Option<LinkData>> = vec![None; chunk.len()];
+    let mut whole = vec![false; chunk.len()];
+    let mut partial = Vec::new();
+    for (i, mut d) in young.into_iter().zip(young_data) {
+        if crate::counters::days_within(&d.rollups, |day| range.contains(day)) {
+            whole[i] = true;
+        } else {
+            d.rollups.retain(|(f, _)| !crate::counters::is_all_time(f.as_bytes()));
+            partial.push(i);
+        }
+        data[i] = Some(d);
+    }
+    for (i, d) in old.into_iter().zip(old_data) {
+        data[i] = Some(d);
+    }
+    if !partial.is_empty() {
+        let full = store.link_data(&codes(&partial), Detail::FullOnly).await?;
+        for (i, f) in partial.into_iter().zip(full) {
+            if let Some(d) = data[i].as_mut() {
+                d.full = f.full;
+            }
+        }
+    }
+    let data = data
+        .into_iter()
+        .map(|d| d.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the store answered fewer links than asked"))))
+        .collect::<Result<_, _>>()?;
+    Ok(ChunkData { data, whole })
+}
+
 /// The counts of one chunk of links from their data, to `each`.
 async fn count_chunk(
     store: &dyn Store,
     links: &[LinkSummary],
-    mut data: Vec<LinkData>,
+    chunk: ChunkData,
     goals: &HashMap<String, Event>,
     range: Range,
-    detail: Detail,
     each: &mut impl FnMut(&LinkSummary, LinkCounts),
 ) -> Result<(), ApiError> {
+    let ChunkData { mut data, whole } = chunk;
     let tallies: Vec<Tally> = data
         .iter_mut()
-        .map(|d| {
-            let full = detail.full().then(|| std::mem::take(&mut d.full));
-            Tally::of_link(std::mem::take(&mut d.rollups), full, range.is_open())
+        .zip(&whole)
+        .map(|(d, &whole)| {
+            let rollups = std::mem::take(&mut d.rollups);
+            if whole {
+                let mut t = Tally::of_link(rollups, None::<Vec<_>>, true);
+                t.all_time_in_range = true;
+                t
+            } else {
+                // An open range without an hourly series reads no full map: it is empty then.
+                let full = std::mem::take(&mut d.full);
+                Tally::of_link(rollups, Some(full), range.is_open())
+            }
         })
         .collect();
     // The rollups hold each day's visitors up to EXACT_VISITORS; past that the store counts
@@ -347,6 +436,7 @@ pub async fn link(
     let link = lookup::link(store, code).await?;
     let campaign = lookup::campaign(store, link.campaign.as_str()).await?;
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
+    let today = clock.now().date_naive();
     let mut counted = None;
     each_counts(
         store,
@@ -354,6 +444,7 @@ pub async fn link(
         &goals,
         range,
         interval == Interval::Hour,
+        crate::hours::first_kept_day(today, hourly_retention_days),
         |_, c| counted = Some(c),
     )
     .await?;
@@ -361,7 +452,6 @@ pub async fn link(
     // An open end of the series reaches as far as the totals do: from the first day with data
     // (or the link's creation) to the last (or today).
     let (first, last) = data_days(&c);
-    let today = clock.now().date_naive();
     let created = link.created_at.date_naive();
     let from = range.from.unwrap_or_else(|| first.map_or(created, |f| f.min(created)));
     let to = range.to.unwrap_or_else(|| last.map_or(today, |l| l.max(today)));
@@ -410,6 +500,8 @@ fn data_days(c: &LinkCounts) -> (Option<NaiveDate>, Option<NaiveDate>) {
     })
 }
 
+/// A campaign's report. `hourly_retention_days` says which days keep their hours
+/// (`crate::hours`): a range of them can be read from the links' rollups alone.
 pub async fn campaign(
     store: &dyn Store,
     lists: &LinkLists,
@@ -417,6 +509,7 @@ pub async fn campaign(
     id: &str,
     range: Range,
     sort: SortKey,
+    hourly_retention_days: u32,
 ) -> Result<CampaignReport, ApiError> {
     let campaign = lookup::campaign(store, id).await?;
     let filter = LinkFilter {
@@ -434,7 +527,8 @@ pub async fn campaign(
     let mut breakdown = BreakdownSums::new(range);
     let mut per_kol: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut total = Counts::default();
-    each_counts(store, &links, &goals, range, false, |l, c| {
+    let hours_kept_from = crate::hours::first_kept_day(clock.now().date_naive(), hourly_retention_days);
+    each_counts(store, &links, &goals, range, false, hours_kept_from, |l, c| {
         total.add(&c.counts);
         add_daily(&mut daily, &c.tally, campaign.goal_event, from);
         breakdown.add(&c.tally);
@@ -493,7 +587,15 @@ pub async fn campaign(
     })
 }
 
-pub async fn kol(store: &dyn Store, lists: &LinkLists, id: &str, range: Range) -> Result<KolReport, ApiError> {
+/// A KOL's report; `hourly_retention_days` as for [`campaign`].
+pub async fn kol(
+    store: &dyn Store,
+    lists: &LinkLists,
+    clock: &dyn Clock,
+    id: &str,
+    range: Range,
+    hourly_retention_days: u32,
+) -> Result<KolReport, ApiError> {
     let kol = lookup::kol(store, id).await?;
     let filter = LinkFilter {
         campaign: None,
@@ -514,7 +616,8 @@ pub async fn kol(store: &dyn Store, lists: &LinkLists, id: &str, range: Range) -
     let mut total = Counts::default();
     let mut per: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut by_currency: BTreeMap<String, Counts> = BTreeMap::new();
-    each_counts(store, &links, &goals, range, false, |l, c| {
+    let hours_kept_from = crate::hours::first_kept_day(clock.now().date_naive(), hourly_retention_days);
+    each_counts(store, &links, &goals, range, false, hours_kept_from, |l, c| {
         total.add(&c.counts);
         let e = per.entry(l.campaign.to_string()).or_default();
         e.0 += 1;
@@ -640,7 +743,8 @@ pub async fn kol_page(
     let mut daily = vec![(0, 0); days_between(from, to)];
     let mut total = Counts::default();
     let mut page_links = Vec::with_capacity(links.len());
-    each_counts(store, &links, &goals, Range::default(), false, |l, c| {
+    // Every day: the rollups alone, whatever hours are kept.
+    each_counts(store, &links, &goals, Range::default(), false, None, |l, c| {
         total.add(&c.counts);
         let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
         add_daily(&mut daily, &c.tally, goal, from);

@@ -27,9 +27,11 @@ impl Range {
         self.from.is_none() && self.to.is_none()
     }
 
-    /// Whether a count of `day` (`None`: an all-time count, only in open ranges) is in range.
-    fn holds(&self, day: Option<NaiveDate>) -> bool {
-        day.map_or(self.is_open(), |d| self.contains(d))
+    /// Whether a slice of `tally` of `day` is in range. An all-time count (`None`) is in an
+    /// open range, and in the range a tally was read for by its rollups alone
+    /// (`Tally::all_time_in_range`).
+    fn holds(&self, day: Option<NaiveDate>, tally: &Tally) -> bool {
+        day.map_or(self.is_open() || tally.all_time_in_range, |d| self.contains(d))
     }
 
     fn days<'a, V>(&self, m: &'a BTreeMap<NaiveDate, V>) -> impl Iterator<Item = (&'a NaiveDate, &'a V)> {
@@ -105,7 +107,7 @@ impl Counts {
         c.previews = tally
             .slices
             .iter()
-            .filter(|s| s.dim == "preview" && range.holds(s.day))
+            .filter(|s| s.dim == "preview" && range.holds(s.day, tally))
             .map(|s| u128::from(s.n))
             .sum();
         for (_, m) in range.days(insights) {
@@ -351,7 +353,7 @@ impl BreakdownSums {
 
     pub fn add(&mut self, tally: &Tally) {
         for s in &tally.slices {
-            if !self.range.holds(s.day) {
+            if !self.range.holds(s.day, tally) {
                 continue;
             }
             let at = match self.by.iter().position(|(d, _)| std::ptr::eq(*d, s.dim) || *d == s.dim) {

@@ -85,8 +85,18 @@ async fn campaign_stats(
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (range, sort) = (q.range()?, q.sort()?);
-    Ok(HttpResponse::Ok()
-        .json(report::campaign(state.store(), &state.link_lists, state.clock.as_ref(), &id, range, sort).await?))
+    Ok(HttpResponse::Ok().json(
+        report::campaign(
+            state.store(),
+            &state.link_lists,
+            state.clock.as_ref(),
+            &id,
+            range,
+            sort,
+            state.settings.hourly_retention_days,
+        )
+        .await?,
+    ))
 }
 
 /// The campaign's report as CSV: the same report as `/stats`, one row per KOL, then per tier.
@@ -97,7 +107,16 @@ async fn campaign_csv(
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (range, sort) = (q.range()?, q.sort()?);
-    let r = report::campaign(state.store(), &state.link_lists, state.clock.as_ref(), &id, range, sort).await?;
+    let r = report::campaign(
+        state.store(),
+        &state.link_lists,
+        state.clock.as_ref(),
+        &id,
+        range,
+        sort,
+        state.settings.hourly_retention_days,
+    )
+    .await?;
     let body = report::campaign_csv(&r)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to write report.csv")))?;
     Ok(HttpResponse::Ok()
@@ -115,5 +134,15 @@ async fn kol_stats(
     id: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(report::kol(state.store(), &state.link_lists, &id, q.range()?).await?))
+    Ok(HttpResponse::Ok().json(
+        report::kol(
+            state.store(),
+            &state.link_lists,
+            state.clock.as_ref(),
+            &id,
+            q.range()?,
+            state.settings.hourly_retention_days,
+        )
+        .await?,
+    ))
 }

@@ -251,9 +251,9 @@ pub struct Visit {
 /// each once, and the per-day platform insights.
 #[derive(Debug, Clone, Default)]
 pub struct LinkData {
-    /// The rollups, always read.
+    /// The rollups, read unless `Detail::FullOnly`.
     pub rollups: Vec<(String, i64)>,
-    /// The full map, read with `Detail::Full` and `Detail::Range` only (else empty).
+    /// The full map, read unless `Detail::Rollups` (else empty).
     pub full: Vec<(String, i64)>,
     pub insights: BTreeMap<NaiveDate, DayInsights>,
 }
@@ -281,12 +281,20 @@ pub enum Detail {
     /// The rollups but their all-time breakdowns (`crate::counters::is_all_time`), and the
     /// full map: for a range of days.
     Range,
+    /// The full map alone (no rollups, no insights): what a range of days needs besides the
+    /// rollups already read.
+    FullOnly,
 }
 
 impl Detail {
     /// Whether the full map is read.
     pub fn full(self) -> bool {
         self != Detail::Rollups
+    }
+
+    /// Whether the rollups and the insights are read.
+    pub fn rollups(self) -> bool {
+        self != Detail::FullOnly
     }
 }
 

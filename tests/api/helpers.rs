@@ -494,6 +494,21 @@ pub async fn stored_click_ids(api: &reqwest::Client, base: &str, code: &str) -> 
     }
 }
 
+/// A UTC time written in RFC 3339, for a `ManualClock`.
+pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// A conversion webhook to shop `acme`, signed at the time of `clock` (the app's clock), and
+/// its answer, which must be a 200.
+pub async fn signed(app: &TestApp, clock: &kolink::clock::ManualClock, secret: &str, body: Value) -> Value {
+    use kolink::clock::Clock;
+    let raw = serde_json::to_vec(&body).unwrap();
+    let r = app.signed_webhook("acme", secret, &raw, clock.now().timestamp()).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
 pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status, "expected {status} {code}");
     let body: Value = r.json().await.expect("a JSON error body");

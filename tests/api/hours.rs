@@ -2,15 +2,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use kolink::clock::{Clock, ManualClock};
-use serde_json::{json, Value};
+use chrono::TimeDelta;
+use kolink::clock::ManualClock;
+use serde_json::json;
 
-use crate::helpers::{assert_error, settings_for, spawn_app_with_clock, start_with_clock, Backend, Backing, TestApp};
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
+use crate::helpers::{
+    assert_error, at, settings_for, signed, spawn_app_with_clock, start_with_clock, Backend, Backing, TestApp,
+};
 
 /// A figure of `/metrics`, once its line is there.
 async fn metric(app: &TestApp, name: &str) -> Option<f64> {
@@ -29,13 +27,6 @@ async fn pruned_through(app: &TestApp, day: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the hourly prune did not finish: hours are not kept from {day}");
-}
-
-async fn signed(app: &TestApp, clock: &ManualClock, secret: &str, body: Value) -> Value {
-    let raw = serde_json::to_vec(&body).unwrap();
-    let r = app.signed_webhook("acme", secret, &raw, clock.now().timestamp()).await;
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
 }
 
 per_store!(hours_past_their_retention_are_pruned_and_their_days_stay_whole);

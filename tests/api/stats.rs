@@ -1,8 +1,9 @@
 //! Stats per link, campaign (rows per KOL and tier) and KOL; they survive a restart.
 
-use serde_json::json;
+use kolink::clock::ManualClock;
+use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, start, Backend};
+use crate::helpers::{assert_error, at, signed, spawn_app, spawn_app_with_clock, start, Backend};
 
 per_store!(campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi);
 async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi(backend: Backend) {
@@ -257,4 +258,93 @@ async fn stats_over_every_day_read_from_rollups_match_stats_over_a_range_holding
     let kol_open = app.get_ok("/api/v1/kols/amy/stats").await;
     let kol_ranged = app.get_ok(&format!("/api/v1/kols/amy/stats?{wide}")).await;
     assert_eq!(kol_open["totals"], kol_ranged["totals"]);
+}
+
+per_store!(a_range_holding_every_day_of_its_links_reads_their_rollups_alone_with_the_same_figures);
+/// A link minted in a range whose every count lies in it is read by its rollups alone (its
+/// all-time breakdowns are the range's); one with a count outside is read with its full
+/// counters. Both reads give the figures the full counters give.
+async fn a_range_holding_every_day_of_its_links_reads_their_rollups_alone_with_the_same_figures(backend: Backend) {
+    // Arrange: two links minted on 2 November with every kind of counter, a tap of amy's on
+    // 3 November, and a purchase by ben's coupon dated 23 October, before ben-1 was minted.
+    let clock = ManualClock::at(at("2026-11-02T10:00:00Z"));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    app.create_kol("ben", 800).await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}))
+        .await;
+    let secret = app.create_shop("acme").await;
+    let phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 309.0";
+    let desktop =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    for ua in [phone, phone, desktop] {
+        assert_eq!(app.tap_as("amy-serum", ua).await.status(), 302);
+    }
+    app.tap_as("ben-1", desktop).await;
+    app.tap_as("ben-1", "facebookexternalhit/1.1").await;
+    assert_eq!(app.get("/p/amy-serum.gif").await.status(), 200);
+    let buy = json!({"order_id": "1", "event": "purchase", "amount": "3000", "currency": "TWD", "coupon": "AMY10"});
+    assert_eq!(signed(&app, &clock, &secret, buy).await["status"], "attributed");
+    let old_buy = json!({"order_id": "2", "event": "purchase", "amount": "1000", "currency": "TWD", "coupon": "BEN",
+        "occurred_at": "2026-10-23T09:00:00Z"});
+    assert_eq!(signed(&app, &clock, &secret, old_buy).await["status"], "attributed");
+    clock.set(at("2026-11-03T10:00:00Z"));
+    app.tap_as("amy-serum", desktop).await;
+
+    // Act: the last 30 days hold every count and keep their hours (90 days): the rollups
+    // answer alone. The year 2026 starts before the hours kept: the full counters. The
+    // 2nd of November leaves out amy's tap of the 3rd and ben's purchase: their full counters.
+    let get = |q: &'static str| {
+        let app = &app;
+        async move {
+            (
+                app.get_ok(&format!("/api/v1/campaigns/spring-sale/stats?{q}")).await,
+                app.get_ok(&format!("/api/v1/kols/ben/stats?{q}")).await,
+                app.get_ok(&format!("/api/v1/links/ben-1/stats?{q}")).await,
+            )
+        }
+    };
+    let recent = get("from=2026-10-05&to=2026-11-03").await;
+    let wide = get("from=2026-01-01&to=2026-12-31").await;
+    let second = get("from=2026-11-02&to=2026-11-02").await;
+
+    // Assert: the same figures by either read, down to every breakdown.
+    for part in ["totals", "kols", "tiers", "breakdown"] {
+        assert_eq!(recent.0[part], wide.0[part], "campaign {part}");
+    }
+    assert_eq!(recent.1["totals"], wide.1["totals"]);
+    assert_eq!(recent.1["campaigns"], wide.1["campaigns"]);
+    assert_eq!(recent.2["totals"], wide.2["totals"]);
+    assert_eq!(recent.2["breakdown"], wide.2["breakdown"]);
+    let figures = |r: &Value| {
+        let t = &r["totals"];
+        (
+            t["clicks"].as_u64(),
+            t["previews"].as_u64(),
+            t["revenue"].as_str().map(str::to_owned),
+        )
+    };
+    let clicks = |r: &Value, dim: &str| -> Vec<(String, u64)> {
+        let slices = r["breakdown"][dim].as_array().unwrap().iter();
+        slices
+            .map(|s| (s["key"].as_str().unwrap().to_owned(), s["clicks"].as_u64().unwrap()))
+            .collect()
+    };
+    assert_eq!(figures(&recent.0), (Some(5), Some(1), Some("4000.00".into())));
+    assert_eq!(
+        clicks(&recent.0, "device"),
+        [("desktop".into(), 3), ("mobile".into(), 2)]
+    );
+    assert_eq!(clicks(&recent.0, "hour_of_day"), [("10".into(), 5)]);
+    assert_eq!(clicks(&recent.0, "preview"), [("facebook".into(), 1)]);
+    // The 2nd: amy's tap of the 3rd and ben's purchase of October are not in it.
+    assert_eq!(figures(&second.0), (Some(4), Some(1), Some("3000.00".into())));
+    assert_eq!(
+        clicks(&second.0, "device"),
+        [("desktop".into(), 2), ("mobile".into(), 2)]
+    );
+    assert_eq!(clicks(&second.0, "hour_of_day"), [("10".into(), 4)]);
+    assert_eq!(second.2["totals"]["revenue"], "0.00");
+    assert_eq!(second.2["breakdown"], recent.2["breakdown"]);
+    assert_eq!(second.1["totals"]["clicks"], 1);
 }

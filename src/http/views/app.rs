@@ -215,6 +215,7 @@ async fn campaigns(req: HttpRequest, state: State) -> Result<HttpResponse, ApiEr
             c.id.as_str(),
             Range::default(),
             SortKey::Roi,
+            state.settings.hourly_retention_days,
         )
         .await?;
         rows.push(CampaignRow {
@@ -333,6 +334,7 @@ async fn campaign(
         &id,
         Range::default(),
         sort,
+        state.settings.hourly_retention_days,
     )
     .await?;
     let headers = SortKey::ALL

@@ -643,13 +643,16 @@ impl Counters for EmbeddedStore {
         let codes = codes.to_vec();
         self.run(move |db| {
             let txn = db.begin_read()?;
-            let rollups = txn.open_table(ROLLUPS)?;
+            let rollups = if detail.rollups() {
+                Some((txn.open_table(ROLLUPS)?, txn.open_table(METRICS)?))
+            } else {
+                None
+            };
             let full = if detail.full() {
                 Some(txn.open_table(COUNTERS)?)
             } else {
                 None
             };
-            let insights = txn.open_table(METRICS)?;
             let all_time = detail != Detail::Range;
             let fields =
                 |t: &redb::ReadOnlyTable<(&str, &str), i64>, c: &str, all_time: bool| -> Result<Vec<(String, i64)>> {
@@ -669,21 +672,21 @@ impl Counters for EmbeddedStore {
             let mut out = Vec::with_capacity(codes.len());
             for code in &codes {
                 let c = code.as_str();
-                let mut data = LinkData {
-                    rollups: fields(&rollups, c, all_time)?,
-                    ..LinkData::default()
-                };
+                let mut data = LinkData::default();
                 if let Some(full) = &full {
                     data.full = fields(full, c, true)?;
                 }
-                for row in insights.range((c, "")..)? {
-                    let (k, v) = row?;
-                    let (kc, day) = k.value();
-                    if kc != c {
-                        break;
-                    }
-                    if let (Ok(d), Ok(m)) = (day.parse(), serde_json::from_str(v.value())) {
-                        data.insights.insert(d, m);
+                if let Some((rollups, insights)) = &rollups {
+                    data.rollups = fields(rollups, c, all_time)?;
+                    for row in insights.range((c, "")..)? {
+                        let (k, v) = row?;
+                        let (kc, day) = k.value();
+                        if kc != c {
+                            break;
+                        }
+                        if let (Ok(d), Ok(m)) = (day.parse(), serde_json::from_str(v.value())) {
+                            data.insights.insert(d, m);
+                        }
                     }
                 }
                 out.push(data);

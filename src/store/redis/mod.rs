@@ -836,6 +836,7 @@ impl Counters for RedisStore {
         let maps: &[&str] = match detail {
             Detail::Rollups => &["rollups"],
             Detail::Full | Detail::Range => &["rollups", "stats"],
+            Detail::FullOnly => &["stats"],
         };
         for code in codes {
             for map in maps {
@@ -850,8 +851,26 @@ impl Counters for RedisStore {
             .run(spread, false)
             .await
             .map_err(failed("Failed to read counters from Redis"))?;
+        let full_map = |reply: Value| -> Result<Vec<(String, i64)>> {
+            let mut full = Vec::with_capacity(pairs_in(&reply));
+            for_each_pair(reply, |k, v| {
+                if let (Ok(k), Some(n)) = (String::from_utf8(k), parse_count(&v)) {
+                    full.push((k, n));
+                }
+            })?;
+            Ok(full)
+        };
         let mut out = Vec::with_capacity(codes.len());
         let mut it = replies.into_iter();
+        if !detail.rollups() {
+            for reply in it {
+                out.push(LinkData {
+                    full: full_map(reply)?,
+                    ..LinkData::default()
+                });
+            }
+            return Ok(out);
+        }
         while let Some(rollups) = it.next() {
             let mut data = LinkData {
                 rollups: Vec::with_capacity(pairs_in(&rollups)),
@@ -871,13 +890,7 @@ impl Counters for RedisStore {
                 }
             })?;
             if detail.full() {
-                let full = it.next().unwrap_or(Value::Nil);
-                data.full.reserve(pairs_in(&full));
-                for_each_pair(full, |k, v| {
-                    if let (Ok(k), Some(n)) = (String::from_utf8(k), parse_count(&v)) {
-                        data.full.push((k, n));
-                    }
-                })?;
+                data.full = full_map(it.next().unwrap_or(Value::Nil))?;
             }
             out.push(data);
         }
