@@ -282,8 +282,10 @@ struct ChunkData {
 
 /// Reads a chunk of links for `each_counts`. Over a range of days, a link minted on or after
 /// the range's first day, which keeps its hours, is read by its rollups first; if every day
-/// they name lies in the range (`counters::days_within`: insights or conversions dated before
-/// the link can put a day outside), they answer alone, else its full map is read after them.
+/// they name lies in the range (`counters::days_within`: a conversion dated before the link, by
+/// its coupon or code, or a click after the range's end puts a day outside), they answer
+/// alone, else its full map is read after them (a second read: on the embedded store not the
+/// same transaction as the rollups').
 /// The rest are read with their full maps at once. A campaign minted inside the range (the
 /// usual report) is then a few fields per link and day, not every hour and day's breakdowns.
 async fn read_chunk(
@@ -344,6 +346,11 @@ async fn read_chunk(
     }
     if !partial.is_empty() {
         let full = store.link_data(&codes(&partial), Detail::FullOnly).await?;
+        if full.len() != partial.len() {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "the store answered fewer links than asked"
+            )));
+        }
         for (i, f) in partial.into_iter().zip(full) {
             if let Some(d) = data[i].as_mut() {
                 d.full = f.full;

@@ -31,7 +31,8 @@ async fn pruned_through(app: &TestApp, day: &str) {
 
 per_store!(hours_past_their_retention_are_pruned_and_their_days_stay_whole);
 /// Two taps and a purchase on 1 August, one tap on 20 November: after the restart of
-/// 20 November the hours of August are gone (three fields: clicks, purchases, revenue) and
+/// 20 November the hours of August are gone (three fields: clicks, purchases, revenue; and a
+/// tap of another link's) and
 /// every daily figure of August is still there, breakdowns too (but by hour of day). A refund of the August purchase
 /// that comes later still counts on its day.
 async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend: Backend) {
@@ -42,6 +43,11 @@ async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend
     settings.hourly_retention_days = 0;
     let app = start_with_clock(backing, settings, clock.clone()).await;
     app.seed().await;
+    // ben-1 is tapped on 1 August only: a range of that day holds every day it has.
+    app.create_kol("ben", 800).await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1"}))
+        .await;
+    app.tap("ben-1").await;
     let secret = app.create_shop("acme").await;
     let cid = app.click_id("amy-serum").await;
     app.tap("amy-serum").await;
@@ -50,6 +56,8 @@ async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend
     assert_eq!(signed(&app, &clock, &secret, purchase).await["status"], "attributed");
     let august = "/api/v1/links/amy-serum/stats?from=2026-08-01&to=2026-08-01";
     let before = app.get_ok(august).await;
+    let ben_august = "/api/v1/links/ben-1/stats?from=2026-08-01&to=2026-08-01";
+    let ben_before = app.get_ok(ben_august).await;
 
     clock.set(at("2026-11-20T12:00:00Z"));
     app.tap("amy-serum").await;
@@ -60,7 +68,8 @@ async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend
     // 90 days, 20 November included, start on 23 August.
     pruned_through(&app, "2026-08-23").await;
 
-    assert_eq!(metric(&app, "kolink_hourly_fields_pruned_total").await, Some(3.0));
+    // amy's clicks, purchases and revenue, and ben's clicks.
+    assert_eq!(metric(&app, "kolink_hourly_fields_pruned_total").await, Some(4.0));
     let mut after = app.get_ok(august).await;
     // Clicks by hour of day over a range come from the hours: those of August are gone.
     assert_eq!(before["breakdown"]["hour_of_day"], json!([{"key": "10", "clicks": 2}]));
@@ -73,6 +82,15 @@ async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend
     assert_eq!(after["totals"]["revenue"], "1280.00");
     assert_eq!(after["series"][0]["clicks"], 2);
     assert_eq!(after["breakdown"]["app"][0]["clicks"], 2);
+    // ben-1's rollups name August 1 alone, but that day's hours are gone: its range reads the
+    // full counters too, and hour_of_day is the same as amy's.
+    let ben_after = app.get_ok(ben_august).await;
+    assert_eq!(
+        ben_before["breakdown"]["hour_of_day"],
+        json!([{"key": "10", "clicks": 1}])
+    );
+    assert_eq!(ben_after["breakdown"]["hour_of_day"], json!([]));
+    assert_eq!(ben_after["totals"], ben_before["totals"]);
     let every_day = app.link_totals("amy-serum").await;
     assert_eq!(
         (every_day["clicks"].clone(), every_day["conversions"].clone()),

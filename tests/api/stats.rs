@@ -3,7 +3,7 @@
 use kolink::clock::ManualClock;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, at, signed, spawn_app, spawn_app_with_clock, start, Backend};
+use crate::helpers::{assert_error, at, settings_for, signed, spawn_app, start, start_with_clock, Backend, Backing};
 
 per_store!(campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi);
 async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi(backend: Backend) {
@@ -268,7 +268,11 @@ async fn a_range_holding_every_day_of_its_links_reads_their_rollups_alone_with_t
     // Arrange: two links minted on 2 November with every kind of counter, a tap of amy's on
     // 3 November, and a purchase by ben's coupon dated 23 October, before ben-1 was minted.
     let clock = ManualClock::at(at("2026-11-02T10:00:00Z"));
-    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    let backing = Backing::new(backend);
+    let mut settings = settings_for(&backing);
+    // Hours kept from 6 August on: a range from 1 January reads the full counters.
+    settings.hourly_retention_days = 90;
+    let app = start_with_clock(backing, settings, clock.clone()).await;
     app.seed().await;
     app.create_kol("ben", 800).await;
     app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}))
