@@ -302,10 +302,11 @@ async fn read_chunk(
         (true, true) => Detail::Full,
         (false, _) => Detail::Range,
     };
+    // A range with a first day (never an open one) whose hours are kept, not an hourly series.
     let from = range
         .from
         .filter(|f| !hourly && hours_kept_from.is_none_or(|kept| *f >= kept));
-    let Some(from) = from.filter(|_| detail == Detail::Range) else {
+    let Some(from) = from else {
         let data = store.link_data(&codes(&every), detail).await?;
         return Ok(ChunkData {
             whole: vec![false; data.len()],

@@ -84,19 +84,21 @@ async fn campaign_stats(
     id: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (range, sort) = (q.range()?, q.sort()?);
-    Ok(HttpResponse::Ok().json(
-        report::campaign(
-            state.store(),
-            &state.link_lists,
-            state.clock.as_ref(),
-            &id,
-            range,
-            sort,
-            state.settings.hourly_retention_days,
-        )
-        .await?,
-    ))
+    Ok(HttpResponse::Ok().json(campaign_report(&state, &id, &q).await?))
+}
+
+/// The campaign's report that `q` asks for: the JSON and the CSV answer the same one.
+async fn campaign_report(state: &State, id: &str, q: &StatsQuery) -> Result<report::CampaignReport, ApiError> {
+    report::campaign(
+        state.store(),
+        &state.link_lists,
+        state.clock.as_ref(),
+        id,
+        q.range()?,
+        q.sort()?,
+        state.settings.hourly_retention_days,
+    )
+    .await
 }
 
 /// The campaign's report as CSV: the same report as `/stats`, one row per KOL, then per tier.
@@ -106,17 +108,7 @@ async fn campaign_csv(
     id: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (range, sort) = (q.range()?, q.sort()?);
-    let r = report::campaign(
-        state.store(),
-        &state.link_lists,
-        state.clock.as_ref(),
-        &id,
-        range,
-        sort,
-        state.settings.hourly_retention_days,
-    )
-    .await?;
+    let r = campaign_report(&state, &id, &q).await?;
     let body = report::campaign_csv(&r)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to write report.csv")))?;
     Ok(HttpResponse::Ok()

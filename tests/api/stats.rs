@@ -3,7 +3,32 @@
 use kolink::clock::ManualClock;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, at, settings_for, signed, spawn_app, start, start_with_clock, Backend, Backing};
+use crate::helpers::{
+    assert_error, at, settings_for, signed, spawn_app, start, start_with_clock, Backend, Backing, TestApp,
+};
+
+const DESKTOP: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+
+/// The seed (amy-serum, coupon AMY10) and ben-1 (coupon BEN) of spring-sale, shop acme (its
+/// secret returned), and taps of every kind: people on a phone (twice) and a desktop on
+/// amy-serum, a desktop and a link-preview fetcher on ben-1, and a pixel impression of
+/// amy-serum.
+async fn people_a_preview_and_a_pixel(app: &TestApp) -> String {
+    app.seed().await;
+    app.create_kol("ben", 800).await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}))
+        .await;
+    let secret = app.create_shop("acme").await;
+    let phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 309.0";
+    for ua in [phone, phone, DESKTOP] {
+        assert_eq!(app.tap_as("amy-serum", ua).await.status(), 302);
+    }
+    app.tap_as("ben-1", DESKTOP).await;
+    app.tap_as("ben-1", "facebookexternalhit/1.1").await;
+    assert_eq!(app.get("/p/amy-serum.gif").await.status(), 200);
+    secret
+}
 
 per_store!(campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi);
 async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi(backend: Backend) {
@@ -192,20 +217,7 @@ async fn stats_over_every_day_read_from_rollups_match_stats_over_a_range_holding
     // Arrange: people on several devices, a link-preview bot, a pixel impression, a purchase
     // and a partial refund: every kind of counter.
     let app = spawn_app(backend).await;
-    app.seed().await;
-    app.create_kol("ben", 800).await;
-    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}))
-        .await;
-    let secret = app.create_shop("acme").await;
-    let phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 309.0";
-    let desktop =
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-    for ua in [phone, phone, desktop] {
-        assert_eq!(app.tap_as("amy-serum", ua).await.status(), 302);
-    }
-    app.tap_as("ben-1", desktop).await;
-    app.tap_as("ben-1", "facebookexternalhit/1.1").await;
-    assert_eq!(app.get("/p/amy-serum.gif").await.status(), 200);
+    let secret = people_a_preview_and_a_pixel(&app).await;
     let buy = json!({"order_id": "1", "event": "purchase", "amount": "3000", "currency": "TWD", "coupon": "AMY10"});
     app.webhook_ok("acme", &secret, &buy).await;
     let refund = json!({"order_id": "1", "event": "refund", "amount": "500", "currency": "TWD", "refund_id": "r1"});
@@ -273,27 +285,14 @@ async fn a_range_holding_every_day_of_its_links_reads_their_rollups_alone_with_t
     // Hours kept from 6 August on: a range from 1 January reads the full counters.
     settings.hourly_retention_days = 90;
     let app = start_with_clock(backing, settings, clock.clone()).await;
-    app.seed().await;
-    app.create_kol("ben", 800).await;
-    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "cost": "800", "coupon": "BEN"}))
-        .await;
-    let secret = app.create_shop("acme").await;
-    let phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 309.0";
-    let desktop =
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-    for ua in [phone, phone, desktop] {
-        assert_eq!(app.tap_as("amy-serum", ua).await.status(), 302);
-    }
-    app.tap_as("ben-1", desktop).await;
-    app.tap_as("ben-1", "facebookexternalhit/1.1").await;
-    assert_eq!(app.get("/p/amy-serum.gif").await.status(), 200);
+    let secret = people_a_preview_and_a_pixel(&app).await;
     let buy = json!({"order_id": "1", "event": "purchase", "amount": "3000", "currency": "TWD", "coupon": "AMY10"});
     assert_eq!(signed(&app, &clock, &secret, buy).await["status"], "attributed");
     let old_buy = json!({"order_id": "2", "event": "purchase", "amount": "1000", "currency": "TWD", "coupon": "BEN",
         "occurred_at": "2026-10-23T09:00:00Z"});
     assert_eq!(signed(&app, &clock, &secret, old_buy).await["status"], "attributed");
     clock.set(at("2026-11-03T10:00:00Z"));
-    app.tap_as("amy-serum", desktop).await;
+    app.tap_as("amy-serum", DESKTOP).await;
 
     // Act: the last 30 days hold every count and keep their hours (90 days): the rollups
     // answer alone. The year 2026 starts before the hours kept: the full counters. The
