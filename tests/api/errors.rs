@@ -108,6 +108,7 @@ async fn an_unavailable_store_is_503_with_retry_after() {
     for r in [
         app.get("/api/v1/campaigns").await,
         app.get("/api/v1/links/amy-serum").await,
+        app.get("/api/v1/campaigns/spring-sale/stats").await,
         app.tap("not-cached").await,
     ] {
         assert!(r.headers().get("retry-after").is_some(), "{:?}", r.headers());

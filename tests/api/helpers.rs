@@ -74,14 +74,30 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// The password clients must give (`requirepass`), if any.
+    password: Option<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that asks clients for `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let child = Self::spawn(port, dir.path());
-        let server = Self { child, port, dir };
+        let child = Self::spawn(port, dir.path(), password.as_deref());
+        let server = Self {
+            child,
+            port,
+            dir,
+            password,
+        };
         server.wait_ready();
         server
     }
@@ -90,7 +106,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Self::spawn(self.port, self.dir.path());
+        self.child = Self::spawn(self.port, self.dir.path(), self.password.as_deref());
         self.wait_ready();
     }
 
@@ -101,7 +117,7 @@ impl RedisServer {
     }
 
     pub fn start_again(&mut self) {
-        self.child = Self::spawn(self.port, self.dir.path());
+        self.child = Self::spawn(self.port, self.dir.path(), self.password.as_deref());
         self.wait_ready();
     }
 
@@ -124,10 +140,11 @@ impl RedisServer {
         assert!(ok, "kill {sig} redis-server");
     }
 
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    fn spawn(port: u16, dir: &std::path::Path, password: Option<&str>) -> Child {
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(password.map(|p| ["--requirepass", p]).into_iter().flatten())
             .arg("--dir")
             .arg(dir)
             .stdout(Stdio::null())
@@ -156,7 +173,15 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        self.url_of_db(0)
+    }
+
+    /// The URL of database `db` (with the password, if the server asks for one).
+    pub fn url_of_db(&self, db: u8) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/{db}", self.port),
+            None => format!("redis://127.0.0.1:{}/{db}", self.port),
+        }
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {

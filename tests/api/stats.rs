@@ -351,3 +351,79 @@ async fn a_range_holding_every_day_of_its_links_reads_their_rollups_alone_with_t
     assert_eq!(second.2["breakdown"], recent.2["breakdown"]);
     assert_eq!(second.1["totals"]["clicks"], 1);
 }
+
+// Reports on one Redis read their links' counters on connections of their own (the store's
+// `bulk` reads): these check what those connections must get right beside the figures.
+
+/// Redis restarts under the report's idle connections: the next report reads on new ones, with
+/// the same figures.
+#[tokio::test]
+async fn campaign_stats_are_read_again_right_after_redis_restarts() {
+    let mut app = spawn_app(Backend::Redis).await;
+    people_a_preview_and_a_pixel(&app).await;
+    let before = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    assert_eq!(before["totals"]["clicks"], 4);
+    app.redis.as_mut().expect("a redis-server").restart();
+    // The store's own connection may fail once before it reconnects: a request that needs it
+    // alone brings it back first.
+    if app.get("/api/v1/campaigns/spring-sale").await.status() == 503 {
+        assert_eq!(app.get("/api/v1/campaigns/spring-sale").await.status(), 200);
+    }
+    // The report's connections were closed by the restart: found so, and opened again.
+    assert_eq!(app.get_ok("/api/v1/campaigns/spring-sale/stats").await, before);
+}
+
+/// A Redis that asks for a password, on the database the URL names (3): the report's
+/// connections sign in and select it as the store's own connection does.
+#[tokio::test]
+async fn campaign_stats_read_a_redis_with_a_password_on_the_database_of_the_url() {
+    let redis = crate::helpers::RedisServer::start_with_password("open-sesame");
+    let url = redis.url_of_db(3);
+    let backing = Backing {
+        redis: Some(redis),
+        ..Backing::new(Backend::Embedded)
+    };
+    let mut settings = settings_for(&backing);
+    settings.redis_url = Some(url);
+    let app = start(backing, settings).await;
+    people_a_preview_and_a_pixel(&app).await;
+    let stats = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    assert_eq!(stats["totals"]["clicks"], 4);
+    assert_eq!(stats["totals"]["bot_clicks"], 1);
+    assert_eq!(
+        stats["breakdown"]["device"],
+        json!([{"key": "desktop", "clicks": 2}, {"key": "mobile", "clicks": 2}])
+    );
+    let mut db0 = app.redis.as_ref().unwrap().connection().await;
+    let keys: i64 = redis::cmd("DBSIZE").query_async(&mut db0).await.unwrap();
+    assert_eq!(keys, 0, "everything went to database 3");
+}
+
+/// A link's counters that Redis cannot read as a hash fail the report (a store fault, `500`),
+/// and the next report, once they are right again, reads every link right: the failed read
+/// left no replies behind on a connection.
+#[tokio::test]
+async fn a_counter_hash_of_the_wrong_type_fails_the_report_and_the_next_one_reads_right() {
+    let app = spawn_app(Backend::Redis).await;
+    people_a_preview_and_a_pixel(&app).await;
+    let before = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let key = "kl:{amy-serum}:rollups";
+    let kept: Vec<(String, String)> = redis::AsyncCommands::hgetall(&mut conn, key).await.unwrap();
+    assert!(!kept.is_empty());
+    redis::pipe()
+        .del(key)
+        .set(key, "not a hash")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let r = app.get("/api/v1/campaigns/spring-sale/stats").await;
+    assert_error(r, 500, "internal").await;
+    redis::pipe()
+        .del(key)
+        .hset_multiple(key, &kept)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(app.get_ok("/api/v1/campaigns/spring-sale/stats").await, before);
+}
