@@ -284,8 +284,8 @@ struct ChunkData {
 /// the range's first day, which keeps its hours, is read by its rollups first; if every day
 /// they name lies in the range (`counters::days_within`: a conversion dated before the link, by
 /// its coupon or code, or a click after the range's end puts a day outside), they answer
-/// alone, else its full map is read after them (a second read: on the embedded store not the
-/// same transaction as the rollups').
+/// alone, else the link is read again as the others are, rollups and full map in one read (so
+/// that its totals and breakdowns come from the same moment).
 /// The rest are read with their full maps at once. A campaign minted inside the range (the
 /// usual report) is then a few fields per link and day, not every hour and day's breakdowns.
 async fn read_chunk(
@@ -333,29 +333,21 @@ async fn read_chunk(
     let mut data: Vec<Option<LinkData>> = vec![None; chunk.len()];
     let mut whole = vec![false; chunk.len()];
     let mut partial = Vec::new();
-    for (i, mut d) in young.into_iter().zip(young_data) {
+    for (i, d) in young.into_iter().zip(young_data) {
         if crate::counters::days_within(&d.rollups, |day| range.contains(day)) {
             whole[i] = true;
+            data[i] = Some(d);
         } else {
-            d.rollups.retain(|(f, _)| !crate::counters::is_all_time(f.as_bytes()));
             partial.push(i);
         }
-        data[i] = Some(d);
     }
     for (i, d) in old.into_iter().zip(old_data) {
         data[i] = Some(d);
     }
     if !partial.is_empty() {
-        let full = store.link_data(&codes(&partial), Detail::FullOnly).await?;
-        if full.len() != partial.len() {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "the store answered fewer links than asked"
-            )));
-        }
-        for (i, f) in partial.into_iter().zip(full) {
-            if let Some(d) = data[i].as_mut() {
-                d.full = f.full;
-            }
+        let again = store.link_data(&codes(&partial), Detail::Range).await?;
+        for (i, d) in partial.into_iter().zip(again) {
+            data[i] = Some(d);
         }
     }
     let data = data

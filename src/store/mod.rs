@@ -251,7 +251,7 @@ pub struct Visit {
 /// each once, and the per-day platform insights.
 #[derive(Debug, Clone, Default)]
 pub struct LinkData {
-    /// The rollups, read unless `Detail::FullOnly`.
+    /// The rollups.
     pub rollups: Vec<(String, i64)>,
     /// The full map, read unless `Detail::Rollups` (else empty).
     pub full: Vec<(String, i64)>,
@@ -281,20 +281,12 @@ pub enum Detail {
     /// The rollups but their all-time breakdowns (`crate::counters::is_all_time`), and the
     /// full map: for a range of days.
     Range,
-    /// The full map alone (no rollups, no insights): what a range of days needs besides the
-    /// rollups already read.
-    FullOnly,
 }
 
 impl Detail {
     /// Whether the full map is read.
     pub fn full(self) -> bool {
         self != Detail::Rollups
-    }
-
-    /// Whether the rollups and the insights are read.
-    pub fn rollups(self) -> bool {
-        self != Detail::FullOnly
     }
 }
 

@@ -643,11 +643,7 @@ impl Counters for EmbeddedStore {
         let codes = codes.to_vec();
         self.run(move |db| {
             let txn = db.begin_read()?;
-            let rollups = if detail.rollups() {
-                Some((txn.open_table(ROLLUPS)?, txn.open_table(METRICS)?))
-            } else {
-                None
-            };
+            let (rollups, insights) = (txn.open_table(ROLLUPS)?, txn.open_table(METRICS)?);
             let full = if detail.full() {
                 Some(txn.open_table(COUNTERS)?)
             } else {
@@ -676,17 +672,15 @@ impl Counters for EmbeddedStore {
                 if let Some(full) = &full {
                     data.full = fields(full, c, true)?;
                 }
-                if let Some((rollups, insights)) = &rollups {
-                    data.rollups = fields(rollups, c, all_time)?;
-                    for row in insights.range((c, "")..)? {
-                        let (k, v) = row?;
-                        let (kc, day) = k.value();
-                        if kc != c {
-                            break;
-                        }
-                        if let (Ok(d), Ok(m)) = (day.parse(), serde_json::from_str(v.value())) {
-                            data.insights.insert(d, m);
-                        }
+                data.rollups = fields(&rollups, c, all_time)?;
+                for row in insights.range((c, "")..)? {
+                    let (k, v) = row?;
+                    let (kc, day) = k.value();
+                    if kc != c {
+                        break;
+                    }
+                    if let (Ok(d), Ok(m)) = (day.parse(), serde_json::from_str(v.value())) {
+                        data.insights.insert(d, m);
                     }
                 }
                 out.push(data);

@@ -849,7 +849,6 @@ impl Counters for RedisStore {
         let maps: &[&str] = match detail {
             Detail::Rollups => &["rollups"],
             Detail::Full | Detail::Range => &["rollups", "stats"],
-            Detail::FullOnly => &["stats"],
         };
         let mut data = LinkDataReplies::new(detail, codes.len());
         // The replies are read as they come, field by field: a report over 10,000 links gets
@@ -1186,7 +1185,7 @@ fn hash_pairs(reply: &Value) -> Result<Vec<(&[u8], &[u8])>> {
 }
 
 /// `link_data`'s answer, built from its hash replies in the order they were asked for: per link
-/// its rollups (unless `Detail::FullOnly`), then its full map (when the detail has one).
+/// its rollups, then its full map (when the detail has one).
 struct LinkDataReplies {
     detail: Detail,
     out: Vec<LinkData>,
@@ -1208,13 +1207,6 @@ impl LinkDataReplies {
         if let Some(mut data) = self.open.take() {
             data.full = Self::counts(n, pairs);
             self.out.push(data);
-            return;
-        }
-        if !self.detail.rollups() {
-            self.out.push(LinkData {
-                full: Self::counts(n, pairs),
-                ..LinkData::default()
-            });
             return;
         }
         let mut data = LinkData {
