@@ -1,30 +1,40 @@
-//! Bulk reads: many links' hashes for a report, on connections of their own, each reply decoded
-//! where it lies in the read buffer.
+//! Bulk reads: many links' hashes and counts for a report, on connections of their own, each
+//! reply decoded where it lies in the read buffer.
 //!
 //! The redis client decodes replies with a parser-combinator that keeps a resumable state per
 //! value: about 1,100 instructions a value, half of a 10,000-link report's CPU (130,000 values),
 //! all of it on the one thread that drives the shared connection. Here a pipeline of reads goes
 //! out on a plain socket, and `redis-protocol` decodes each reply as ranges of the buffer
-//! (`decode_range`, RESP2), which the caller reads as borrowed bytes: nothing is copied or
-//! allocated per value, and the work is done by the task that asked.
+//! (`decode_range`, RESP2), which the caller reads as borrowed bytes (no value is copied out of
+//! the buffer), on the task that asked.
 //!
-//! One Redis only (`Target::Single`, over TCP or a Unix socket); on a Redis Cluster, and over
-//! TLS, reads go through the client as everything else. A connection is opened when no idle
-//! one is left (`AUTH` and `SELECT` as the URL says), kept for the next read (a few at most),
-//! and dropped after any failure, so a read that failed never leaves replies behind for the
-//! next one. A failure is the read's error (`Unavailable` for the store), never a short answer.
+//! One Redis (`Target::Single`, over TCP or a Unix socket); on a Redis Cluster reads go through
+//! the client, a pipeline per shard. A connection is opened when no idle one is left (`AUTH`
+//! and `SELECT` as the URL says, then `PING`), kept for the next read (a few, for a while), and
+//! dropped after any failure, so a read that failed never leaves replies behind for the next
+//! one. At most `OPEN` are open at once; a read past them waits for one. A failure is the read's
+//! error, never a short answer: no answer, or a connection Redis refuses (`maxclients`, a
+//! password it no longer takes), is an I/O error (the store is unavailable); an error reply to
+//! a read keeps its code (`LOADING` is unavailable, `WRONGTYPE` a fault, as `failed` sorts them).
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult};
 use redis_protocol::resp2::decode::decode_range;
 use redis_protocol::resp2::types::RangeFrame;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::Semaphore;
 
-/// Idle connections kept for the next read: reports run a chunk ahead, so two at a time each.
+/// Connections open at once: a report reads up to three batches at a time (the next chunk's
+/// links, two ways, while this chunk's visitors are counted).
+const OPEN: usize = 8;
+/// Idle connections kept for the next read.
 const IDLE: usize = 4;
+/// How long an idle connection is kept: past it, a proxy or firewall on the way may have
+/// dropped it without a word, and a read on it would wait for `DEADLINE`.
+const IDLE_FOR: Duration = Duration::from_secs(30);
 /// How long a connection may take to open, and a read to be answered whole (the client's
 /// response timeout is the same).
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -34,7 +44,9 @@ const READ_AHEAD: usize = 64 * 1024;
 /// Where bulk reads go, and the connections kept for them.
 pub(super) struct BulkReads {
     info: ConnectionInfo,
-    idle: Mutex<Vec<Stream>>,
+    /// Idle connections, and since when.
+    idle: Mutex<Vec<(Stream, Instant)>>,
+    open: Semaphore,
 }
 
 enum Stream {
@@ -51,7 +63,7 @@ pub(super) struct Reply<'a> {
 
 impl<'a> Reply<'a> {
     /// The reply as bytes: a bulk or simple string's.
-    pub(super) fn bytes(self) -> Option<&'a [u8]> {
+    fn bytes(self) -> Option<&'a [u8]> {
         match self.frame {
             RangeFrame::BulkString((start, end)) | RangeFrame::SimpleString((start, end)) => self.buf.get(*start..*end),
             _ => None,
@@ -66,36 +78,42 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// Each field and value of a hash (`HGETALL`'s flat array); nothing for a nil or empty one.
-    pub(super) fn pairs(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
-        let items: &'a [RangeFrame] = match self.frame {
-            RangeFrame::Array(items) => items,
-            _ => &[],
-        };
-        let buf = self.buf;
-        items.chunks_exact(2).filter_map(move |kv| {
-            let k = Reply { frame: &kv[0], buf }.bytes()?;
-            let v = Reply { frame: &kv[1], buf }.bytes()?;
-            Some((k, v))
-        })
-    }
-
-    /// Fields in a hash reply.
-    pub(super) fn pair_count(self) -> usize {
+    /// Each field and value of a hash (`HGETALL`'s flat array; none for a nil reply); `None`
+    /// for a reply that is not a hash.
+    pub(super) fn pairs(self) -> Option<Vec<(&'a [u8], &'a [u8])>> {
         match self.frame {
-            RangeFrame::Array(items) => items.len() / 2,
-            _ => 0,
+            RangeFrame::Array(items) => Some(
+                items
+                    .chunks_exact(2)
+                    .filter_map(|kv| {
+                        let k = Reply {
+                            frame: &kv[0],
+                            buf: self.buf,
+                        }
+                        .bytes()?;
+                        let v = Reply {
+                            frame: &kv[1],
+                            buf: self.buf,
+                        }
+                        .bytes()?;
+                        Some((k, v))
+                    })
+                    .collect(),
+            ),
+            RangeFrame::Null => Some(Vec::new()),
+            _ => None,
         }
     }
 }
 
 impl BulkReads {
-    /// Bulk reads to the Redis `info` names; `None` where they go through the client (TLS).
+    /// Bulk reads to the Redis `info` names (TCP or a Unix socket; else `None`).
     pub(super) fn new(info: &ConnectionInfo) -> Option<Self> {
         match info.addr() {
             ConnectionAddr::Tcp(..) | ConnectionAddr::Unix(_) => Some(BulkReads {
                 info: info.clone(),
                 idle: Mutex::new(Vec::new()),
+                open: Semaphore::new(OPEN),
             }),
             _ => None,
         }
@@ -110,7 +128,8 @@ impl BulkReads {
         count: usize,
         mut each: impl FnMut(Reply<'_>) -> RedisResult<()>,
     ) -> RedisResult<()> {
-        let pooled = self.idle.lock().expect("idle bulk connections").pop();
+        let _open = self.open.acquire().await.expect("the semaphore is never closed");
+        let pooled = self.take_idle();
         let reused = pooled.is_some();
         let mut stream = match pooled {
             Some(s) => s,
@@ -129,12 +148,24 @@ impl BulkReads {
         done?;
         let mut idle = self.idle.lock().expect("idle bulk connections");
         if idle.len() < IDLE {
-            idle.push(stream);
+            idle.push((stream, Instant::now()));
         }
         Ok(())
     }
 
-    /// A new connection, signed in and on the URL's database.
+    /// The idle connection used last, unless it has been idle too long (then none is: the
+    /// others are older).
+    fn take_idle(&self) -> Option<Stream> {
+        let mut idle = self.idle.lock().expect("idle bulk connections");
+        let (stream, since) = idle.pop()?;
+        if since.elapsed() < IDLE_FOR {
+            return Some(stream);
+        }
+        idle.clear();
+        None
+    }
+
+    /// A new connection, signed in, on the URL's database, and answering.
     async fn open(&self) -> RedisResult<Stream> {
         in_time(async {
             let mut stream = match self.info.addr() {
@@ -163,12 +194,19 @@ impl BulkReads {
             if settings.db() != 0 {
                 hello.cmd("SELECT").arg(settings.db());
             }
-            if !hello.is_empty() {
-                let mut seen = 0;
-                stream
-                    .exchange(&hello.get_packed_pipeline(), hello.len(), &mut seen, |_| Ok(()))
-                    .await?;
-            }
+            // Redis past `maxclients` answers a new connection's first command with an error.
+            hello.cmd("PING");
+            let mut seen = 0;
+            stream
+                .exchange(&hello.get_packed_pipeline(), hello.len(), &mut seen, |_| Ok(()))
+                .await
+                .map_err(|e| match e.is_io_error() {
+                    true => e,
+                    false => RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        format!("Redis refused a connection for reports: {e}"),
+                    )),
+                })?;
             Ok(stream)
         })
         .await
@@ -274,6 +312,7 @@ fn server_error(raw: &[u8]) -> RedisError {
 mod tests {
     use tokio::io::{duplex, split, AsyncReadExt, AsyncWriteExt};
 
+    use super::super::failed;
     use super::*;
 
     /// Runs `exchange` against a peer that reads the request whole, then answers `replies`
@@ -299,13 +338,14 @@ mod tests {
         let (r, w) = split(ours);
         let (mut seen, mut seen_replies) = (0, Vec::new());
         let done = exchange(r, w, &request, count, &mut seen, |reply| {
-            let pairs: Vec<String> = reply
-                .pairs()
-                .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
-                .collect();
-            seen_replies.push(match reply.int() {
-                Some(n) => n.to_string(),
-                None => pairs.join(","),
+            seen_replies.push(match (reply.int(), reply.pairs()) {
+                (Some(n), _) => n.to_string(),
+                (None, Some(pairs)) => pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                (None, None) => "not a hash".into(),
             });
             Ok(())
         })
@@ -316,13 +356,16 @@ mod tests {
 
     #[tokio::test]
     async fn replies_split_anywhere_are_read_whole_and_in_order() {
-        let replies =
-            b"*4\r\n$5\r\nc|day\r\n$2\r\n12\r\n$1\r\nh\r\n$1\r\n3\r\n*0\r\n:42\r\n*2\r\n$3\r\nx|a\r\n$0\r\n\r\n";
+        let replies = b"*4\r\n$5\r\nc|day\r\n$2\r\n12\r\n$1\r\nh\r\n$1\r\n3\r\n*0\r\n:42\r\n*2\r\n$3\r\nx|a\r\n$0\r\n\r\n$-1\r\n+OK\r\n";
         for piece in [1, 2, 3, 7, replies.len()] {
-            let (done, got, seen) = exchange_with(replies, piece, 4).await;
+            let (done, got, seen) = exchange_with(replies, piece, 6).await;
             done.unwrap();
-            assert_eq!(got, ["c|day=12,h=3", "", "42", "x|a="], "in pieces of {piece}");
-            assert_eq!(seen, 4);
+            assert_eq!(
+                got,
+                ["c|day=12,h=3", "", "42", "x|a=", "", "not a hash"],
+                "in pieces of {piece}"
+            );
+            assert_eq!(seen, 6);
         }
     }
 
@@ -348,5 +391,123 @@ mod tests {
         let (done, got, _) = exchange_with(b"HTTP/1.1 400 Bad Request\r\n\r\n", 64, 1).await;
         assert_eq!(done.unwrap_err().kind(), ErrorKind::Parse);
         assert!(got.is_empty());
+    }
+
+    /// A stand-in for Redis on a free port: it answers `PING` with `PONG` (unless
+    /// `refusing`: then with `reply` too, as Redis past `maxclients` answers a new connection)
+    /// and every other command with `reply`, and closes a connection after `per_connection`
+    /// answers (if given). It counts the connections it took.
+    struct FakeRedis {
+        port: u16,
+        accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl FakeRedis {
+        async fn start(reply: &'static [u8], per_connection: Option<usize>, refusing: bool) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let count = accepted.clone();
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        let (mut buf, mut answered) = (Vec::new(), 0);
+                        loop {
+                            while let Ok(Some((frame, used))) = decode_range(&buf) {
+                                let ping = !refusing
+                                    && matches!(&frame, RangeFrame::Array(a)
+                                        if matches!(a.first(), Some(RangeFrame::BulkString((s, e))) if &buf[*s..*e] == b"PING"));
+                                buf.drain(..used);
+                                let out: &[u8] = if ping { b"+PONG\r\n" } else { reply };
+                                if socket.write_all(out).await.is_err() {
+                                    return;
+                                }
+                                answered += usize::from(!ping);
+                                if per_connection.is_some_and(|n| answered >= n) {
+                                    return;
+                                }
+                            }
+                            if socket.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            FakeRedis { port, accepted }
+        }
+
+        fn reads(&self) -> BulkReads {
+            let url = format!("redis://127.0.0.1:{}/0", self.port);
+            BulkReads::new(&redis::IntoConnectionInfo::into_connection_info(url.as_str()).unwrap()).unwrap()
+        }
+
+        fn accepted(&self) -> usize {
+            self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// One `HGETALL`'s fields, read through `reads`.
+    async fn hgetall(reads: &BulkReads) -> RedisResult<Vec<String>> {
+        let mut pipe = redis::pipe();
+        pipe.hgetall("k");
+        let mut fields = Vec::new();
+        reads
+            .read(&pipe.get_packed_pipeline(), 1, |reply| {
+                fields.extend(
+                    reply
+                        .pairs()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|(k, _)| String::from_utf8_lossy(k).into_owned()),
+                );
+                Ok(())
+            })
+            .await
+            .map(|()| fields)
+    }
+
+    #[tokio::test]
+    async fn reads_take_turns_on_one_connection() {
+        let redis = FakeRedis::start(b"*2\r\n$1\r\na\r\n$1\r\n1\r\n", None, false).await;
+        let reads = redis.reads();
+        for _ in 0..3 {
+            assert_eq!(hgetall(&reads).await.unwrap(), ["a"]);
+        }
+        assert_eq!(redis.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_replaced_once_and_the_read_answered() {
+        // Each connection is closed after one read, as a restart of Redis would close it.
+        let redis = FakeRedis::start(b"*2\r\n$1\r\na\r\n$1\r\n1\r\n", Some(1), false).await;
+        let reads = redis.reads();
+        assert_eq!(hgetall(&reads).await.unwrap(), ["a"]);
+        assert_eq!(hgetall(&reads).await.unwrap(), ["a"]);
+        assert_eq!(
+            redis.accepted(),
+            2,
+            "the idle connection was found closed, and another opened"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_refuses_the_connection_or_is_not_there_is_unavailable() {
+        let redis = FakeRedis::start(b"-ERR max number of clients reached\r\n", Some(1), true).await;
+        let e = hgetall(&redis.reads()).await.unwrap_err();
+        assert!(e.to_string().contains("max number of clients"), "{e}");
+        assert!(matches!(failed("x")(e), crate::store::StoreError::Unavailable(_)));
+
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let gone = FakeRedis {
+            port,
+            accepted: Default::default(),
+        };
+        let e = hgetall(&gone.reads()).await.unwrap_err();
+        assert!(matches!(failed("x")(e), crate::store::StoreError::Unavailable(_)));
     }
 }

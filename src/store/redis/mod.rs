@@ -106,8 +106,8 @@ pub enum Target {
 
 pub struct RedisStore {
     redis: conn::Redis,
-    /// Reports' reads of many links' counters, where they can bypass the client's reply
-    /// parser (one Redis, not over TLS; `bulk`).
+    /// Reports' reads of many links' counters on connections of their own, past the client's
+    /// reply parser (`bulk`); on one Redis, not on a cluster.
     bulk: Option<bulk::BulkReads>,
     prefix: String,
     click_retention: Duration,
@@ -806,6 +806,81 @@ impl ClickLog for RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Runs one read command per key, over many links' keys, and hands each reply to `each` in
+    /// order: on the bulk connections on one Redis (`bulk`), else through the client, a
+    /// pipeline per shard. `add` adds the command of the `i`th key to a pipeline. An error
+    /// reply fails the read (`what`), as does an error of `each`.
+    async fn read_each(
+        &self,
+        keys: &[String],
+        add: impl Fn(&mut redis::Pipeline, usize, &str),
+        what: &'static str,
+        mut each: impl FnMut(ReadReply<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let Some(bulk) = &self.bulk else {
+            let mut spread = self.redis.spread();
+            for (i, key) in keys.iter().enumerate() {
+                add(spread.on(key), i, key);
+            }
+            let replies = self.redis.run(spread, false).await.map_err(failed(what))?;
+            for reply in &replies {
+                each(ReadReply::Client(reply))?;
+            }
+            return Ok(());
+        };
+        let mut pipe = redis::pipe();
+        for (i, key) in keys.iter().enumerate() {
+            add(&mut pipe, i, key);
+        }
+        // `each`'s own error, carried out of the read that it stops.
+        let mut refused = None;
+        let read = bulk
+            .read(&pipe.get_packed_pipeline(), pipe.len(), |reply| {
+                each(ReadReply::Bulk(reply)).map_err(|e| {
+                    refused = Some(e);
+                    redis::RedisError::from((redis::ErrorKind::Client, "a reply was refused"))
+                })
+            })
+            .await;
+        match refused {
+            Some(e) => Err(e),
+            None => read.map_err(failed(what)),
+        }
+    }
+}
+
+/// One reply of `RedisStore::read_each`: decoded in place (`bulk`), or the client's value (a
+/// cluster's).
+#[derive(Clone, Copy)]
+enum ReadReply<'a> {
+    Bulk(bulk::Reply<'a>),
+    Client(&'a Value),
+}
+
+impl<'a> ReadReply<'a> {
+    /// A hash's fields and values (`HGETALL`); any other reply is a fault.
+    fn pairs(self) -> Result<Vec<(&'a [u8], &'a [u8])>> {
+        match self {
+            ReadReply::Bulk(reply) => reply
+                .pairs()
+                .ok_or_else(|| StoreError::Corrupt(anyhow::anyhow!("a hash read back as something else"))),
+            ReadReply::Client(value) => hash_pairs(value),
+        }
+    }
+
+    /// A count (`SCARD`, `PFCOUNT`); any other reply is a fault.
+    fn count(self) -> Result<u64> {
+        let n = match self {
+            ReadReply::Bulk(reply) => reply.int(),
+            ReadReply::Client(Value::Int(n)) => Some(*n),
+            ReadReply::Client(_) => None,
+        };
+        n.and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| StoreError::Corrupt(anyhow::anyhow!("a count read back as something else")))
+    }
+}
+
 /// Links per pipeline of `PRUNE_HOURS` calls. Redis runs what it reads of a pipeline before
 /// it serves other clients, so a click waits behind a few calls at most. A day's prune of a
 /// link looks its day up (well under a millisecond); a link's first reads all its rollups, about
@@ -856,41 +931,22 @@ impl Counters for RedisStore {
             Detail::Rollups => &["rollups"],
             Detail::Full | Detail::Range => &["rollups", "stats"],
         };
-        let mut data = LinkDataReplies::new(detail, codes.len());
+        let keys: Vec<String> = codes
+            .iter()
+            .flat_map(|code| maps.iter().map(move |map| self.link_key(code, map)))
+            .collect();
         // The replies are read as they come, field by field: a report over 10,000 links gets
         // about 130,000 values.
-        if let Some(bulk) = &self.bulk {
-            let mut pipe = redis::pipe();
-            for code in codes {
-                for map in maps {
-                    pipe.hgetall(self.link_key(code, map));
-                }
-            }
-            bulk.read(&pipe.get_packed_pipeline(), pipe.len(), |reply| {
-                data.take(reply.pair_count(), reply.pairs());
-                Ok(())
-            })
-            .await
-            .map_err(failed("Failed to read counters from Redis"))?;
-            return Ok(data.out);
-        }
-        let mut spread = self.redis.spread();
-        for code in codes {
-            for map in maps {
-                let key = self.link_key(code, map);
-                spread.on(&key).hgetall(&key);
-            }
-        }
-        let replies = self
-            .redis
-            .run(spread, false)
-            .await
-            .map_err(failed("Failed to read counters from Redis"))?;
-        for reply in &replies {
-            let pairs = hash_pairs(reply)?;
-            data.take(pairs.len(), pairs.into_iter());
-        }
-        Ok(data.out)
+        let mut data = LinkDataReplies::new(detail, codes.len());
+        let hgetall = |pipe: &mut redis::Pipeline, _: usize, key: &str| {
+            pipe.hgetall(key);
+        };
+        self.read_each(&keys, hgetall, "Failed to read counters from Redis", |reply| {
+            data.take(reply.pairs()?);
+            Ok(())
+        })
+        .await?;
+        data.finish(codes.len())
     }
 
     async fn prune_hours(&self, keep_from: NaiveDate) -> Result<u64> {
@@ -940,43 +996,35 @@ impl Counters for RedisStore {
         if pairs.is_empty() {
             return Ok(vec![]);
         }
-        let keys = pairs.iter().flat_map(|(code, day)| {
-            [
-                self.link_key(code, &format!("uvs:{day}")),
-                self.link_key(code, &format!("uv:{day}")),
-            ]
-        });
-        if let Some(bulk) = &self.bulk {
-            let mut pipe = redis::pipe();
-            for (i, key) in keys.enumerate() {
-                match i % 2 {
-                    0 => pipe.scard(key),
-                    _ => pipe.cmd("PFCOUNT").arg(key),
-                };
-            }
-            let mut counts = Vec::with_capacity(pairs.len());
-            bulk.read(&pipe.get_packed_pipeline(), pipe.len(), |reply| {
-                let n = reply.int().and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
-                    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "a visitor count is not a count"))
-                })?;
-                counts.push(n);
-                Ok(())
+        // Per link and day: the exact set's size, then the estimate's past it.
+        let keys: Vec<String> = pairs
+            .iter()
+            .flat_map(|(code, day)| {
+                [
+                    self.link_key(code, &format!("uvs:{day}")),
+                    self.link_key(code, &format!("uv:{day}")),
+                ]
             })
-            .await
-            .map_err(failed("Failed to count visitors in Redis"))?;
-            return Ok(counts.chunks(2).map(|c| c.iter().sum()).collect());
+            .collect();
+        let count = |pipe: &mut redis::Pipeline, i: usize, key: &str| match i % 2 {
+            0 => {
+                pipe.scard(key);
+            }
+            _ => {
+                pipe.cmd("PFCOUNT").arg(key);
+            }
+        };
+        let mut counts = Vec::with_capacity(keys.len());
+        self.read_each(&keys, count, "Failed to count visitors in Redis", |reply| {
+            counts.push(reply.count()?);
+            Ok(())
+        })
+        .await?;
+        if counts.len() != keys.len() {
+            return Err(StoreError::Corrupt(anyhow::anyhow!(
+                "Redis answered fewer visitor counts than asked"
+            )));
         }
-        let mut spread = self.redis.spread();
-        for (i, key) in keys.enumerate() {
-            match i % 2 {
-                0 => spread.on(&key).scard(&key),
-                _ => spread.on(&key).cmd("PFCOUNT").arg(&key),
-            };
-        }
-        let counts: Vec<u64> = self
-            .run_spread(spread, false)
-            .await
-            .map_err(failed("Failed to count visitors in Redis"))?;
         Ok(counts.chunks(2).map(|c| c.iter().sum()).collect())
     }
 }
@@ -1158,7 +1206,6 @@ impl RedisStore {
     }
 }
 
-/// How many field, value pairs a hash's reply holds.
 /// A counter as Redis writes it, as `str::parse` reads it; up to 18 plain digits (every count of
 /// a report, about 60,000 of them over 10,000 links) are read without it.
 fn parse_count(v: &[u8]) -> Option<i64> {
@@ -1208,15 +1255,15 @@ impl LinkDataReplies {
         }
     }
 
-    /// The next hash reply, `n` fields.
-    fn take<'a>(&mut self, n: usize, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) {
+    /// The next hash reply's fields and values.
+    fn take(&mut self, pairs: Vec<(&[u8], &[u8])>) {
         if let Some(mut data) = self.open.take() {
-            data.full = Self::counts(n, pairs);
+            data.full = Self::counts(pairs);
             self.out.push(data);
             return;
         }
         let mut data = LinkData {
-            rollups: Vec::with_capacity(n),
+            rollups: Vec::with_capacity(pairs.len()),
             ..LinkData::default()
         };
         for (k, v) in pairs {
@@ -1238,8 +1285,19 @@ impl LinkDataReplies {
         }
     }
 
-    fn counts<'a>(n: usize, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<(String, i64)> {
-        let mut full = Vec::with_capacity(n);
+    /// The data of the `links` asked for; fewer replies than they need is a fault.
+    fn finish(self, links: usize) -> Result<Vec<LinkData>> {
+        if self.open.is_some() || self.out.len() != links {
+            return Err(StoreError::Corrupt(anyhow::anyhow!(
+                "Redis answered {} of {links} links' counters",
+                self.out.len()
+            )));
+        }
+        Ok(self.out)
+    }
+
+    fn counts(pairs: Vec<(&[u8], &[u8])>) -> Vec<(String, i64)> {
+        let mut full = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
             if let (Ok(k), Some(n)) = (std::str::from_utf8(k), parse_count(v)) {
                 full.push((k.to_owned(), n));
