@@ -54,6 +54,9 @@ enum Stream {
     Unix(UnixStream),
 }
 
+/// A field of a hash reply and its value.
+pub(super) type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// One reply of a bulk read, borrowed from the read buffer.
 #[derive(Clone, Copy)]
 pub(super) struct Reply<'a> {
@@ -78,31 +81,21 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// Each field and value of a hash (`HGETALL`'s flat array; none for a nil reply); `None`
-    /// for a reply that is not a hash.
-    pub(super) fn pairs(self) -> Option<Vec<(&'a [u8], &'a [u8])>> {
-        match self.frame {
-            RangeFrame::Array(items) => Some(
-                items
-                    .chunks_exact(2)
-                    .filter_map(|kv| {
-                        let k = Reply {
-                            frame: &kv[0],
-                            buf: self.buf,
-                        }
-                        .bytes()?;
-                        let v = Reply {
-                            frame: &kv[1],
-                            buf: self.buf,
-                        }
-                        .bytes()?;
-                        Some((k, v))
-                    })
-                    .collect(),
-            ),
-            RangeFrame::Null => Some(Vec::new()),
-            _ => None,
-        }
+    /// Each field and value of a hash (`HGETALL`'s flat array; none for a nil reply), and how
+    /// many; `None` for a reply that is not a hash.
+    pub(super) fn pairs(self) -> Option<(usize, impl Iterator<Item = Pair<'a>>)> {
+        let items: &'a [RangeFrame] = match self.frame {
+            RangeFrame::Array(items) => items,
+            RangeFrame::Null => &[],
+            _ => return None,
+        };
+        let buf = self.buf;
+        let pairs = items.chunks_exact(2).filter_map(move |kv| {
+            let k = Reply { frame: &kv[0], buf }.bytes()?;
+            let v = Reply { frame: &kv[1], buf }.bytes()?;
+            Some((k, v))
+        });
+        Some((items.len() / 2, pairs))
     }
 }
 
@@ -340,8 +333,7 @@ mod tests {
         let done = exchange(r, w, &request, count, &mut seen, |reply| {
             seen_replies.push(match (reply.int(), reply.pairs()) {
                 (Some(n), _) => n.to_string(),
-                (None, Some(pairs)) => pairs
-                    .iter()
+                (None, Some((_, pairs))) => pairs
                     .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
                     .collect::<Vec<_>>()
                     .join(","),
@@ -455,13 +447,8 @@ mod tests {
         let mut fields = Vec::new();
         reads
             .read(&pipe.get_packed_pipeline(), 1, |reply| {
-                fields.extend(
-                    reply
-                        .pairs()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|(k, _)| String::from_utf8_lossy(k).into_owned()),
-                );
+                let (_, pairs) = reply.pairs().expect("a hash");
+                fields.extend(pairs.map(|(k, _)| String::from_utf8_lossy(k).into_owned()));
                 Ok(())
             })
             .await

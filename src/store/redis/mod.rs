@@ -859,16 +859,6 @@ enum ReadReply<'a> {
 }
 
 impl<'a> ReadReply<'a> {
-    /// A hash's fields and values (`HGETALL`); any other reply is a fault.
-    fn pairs(self) -> Result<Vec<(&'a [u8], &'a [u8])>> {
-        match self {
-            ReadReply::Bulk(reply) => reply
-                .pairs()
-                .ok_or_else(|| StoreError::Corrupt(anyhow::anyhow!("a hash read back as something else"))),
-            ReadReply::Client(value) => hash_pairs(value),
-        }
-    }
-
     /// A count (`SCARD`, `PFCOUNT`); any other reply is a fault.
     fn count(self) -> Result<u64> {
         let n = match self {
@@ -942,7 +932,18 @@ impl Counters for RedisStore {
             pipe.hgetall(key);
         };
         self.read_each(&keys, hgetall, "Failed to read counters from Redis", |reply| {
-            data.take(reply.pairs()?);
+            match reply {
+                ReadReply::Bulk(reply) => {
+                    let (n, pairs) = reply
+                        .pairs()
+                        .ok_or_else(|| StoreError::Corrupt(anyhow::anyhow!("a hash read back as something else")))?;
+                    data.take(n, pairs);
+                }
+                ReadReply::Client(value) => {
+                    let pairs = hash_pairs(value)?;
+                    data.take(pairs.len(), pairs.into_iter());
+                }
+            }
             Ok(())
         })
         .await?;
@@ -1255,15 +1256,15 @@ impl LinkDataReplies {
         }
     }
 
-    /// The next hash reply's fields and values.
-    fn take(&mut self, pairs: Vec<(&[u8], &[u8])>) {
+    /// The next hash reply: its `n` fields and their values.
+    fn take<'a>(&mut self, n: usize, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) {
         if let Some(mut data) = self.open.take() {
-            data.full = Self::counts(pairs);
+            data.full = Self::counts(n, pairs);
             self.out.push(data);
             return;
         }
         let mut data = LinkData {
-            rollups: Vec::with_capacity(pairs.len()),
+            rollups: Vec::with_capacity(n),
             ..LinkData::default()
         };
         for (k, v) in pairs {
@@ -1296,8 +1297,8 @@ impl LinkDataReplies {
         Ok(self.out)
     }
 
-    fn counts(pairs: Vec<(&[u8], &[u8])>) -> Vec<(String, i64)> {
-        let mut full = Vec::with_capacity(pairs.len());
+    fn counts<'a>(n: usize, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<(String, i64)> {
+        let mut full = Vec::with_capacity(n);
         for (k, v) in pairs {
             if let (Ok(k), Some(n)) = (std::str::from_utf8(k), parse_count(v)) {
                 full.push((k.to_owned(), n));
