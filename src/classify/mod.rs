@@ -10,7 +10,7 @@ mod apps;
 mod bots;
 mod labels;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -103,14 +103,15 @@ pub fn is_bot(user_agent: &str) -> bool {
 }
 
 /// Classifying runs a large regex set; the same agents come back again and again (one app
-/// version on one phone model), so answers are kept in a bounded cache.
-fn agent(ua: &str) -> Agent {
-    static CACHE: OnceLock<quick_cache::sync::Cache<String, Agent>> = OnceLock::new();
+/// version on one phone model), so answers are kept in a bounded cache, shared rather than
+/// copied out on each hit.
+fn agent(ua: &str) -> Arc<Agent> {
+    static CACHE: OnceLock<quick_cache::sync::Cache<String, Arc<Agent>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| quick_cache::sync::Cache::new(20_000));
     if let Some(a) = cache.get(ua) {
         return a;
     }
-    let a = classify_agent(ua);
+    let a = Arc::new(classify_agent(ua));
     if ua.len() <= 512 {
         cache.insert(ua.to_owned(), a.clone());
     }
