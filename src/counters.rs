@@ -151,13 +151,32 @@ pub fn visitors_field(day: &str) -> String {
 /// The rollup fields that an increment of `field` also adds to (see the module doc): its day's
 /// total, and for clicks the hour of day; for breakdowns and previews the all-time slice.
 pub fn rollups(field: &str) -> Vec<String> {
-    let parts: Vec<&str> = field.split('|').collect();
-    match parts.as_slice() {
-        ["c", day, hour] => vec![format!("c|{day}"), format!("h|{hour}")],
-        [kind @ ("b" | "s" | "p" | "r" | "f"), day, _hour] => vec![format!("{kind}|{day}")],
-        ["e", event, day, _hour] => vec![format!("e|{event}|{day}")],
-        ["pv", _day, app] => vec![format!("pv|{app}")],
-        ["x", tag, _day, value] => vec![format!("x|{tag}|{value}")],
+    // Split and joined by hand: this runs for every field of every click.
+    let mut parts = [""; 4];
+    let mut n = 0;
+    for part in field.split('|') {
+        let Some(slot) = parts.get_mut(n) else {
+            return vec![];
+        };
+        *slot = part;
+        n += 1;
+    }
+    let join = |ps: &[&str]| {
+        let mut s = String::with_capacity(ps.iter().map(|p| p.len() + 1).sum());
+        for p in ps {
+            if !s.is_empty() {
+                s.push('|');
+            }
+            s.push_str(p);
+        }
+        s
+    };
+    match &parts[..n] {
+        ["c", day, hour] => vec![join(&["c", day]), join(&["h", hour])],
+        [kind @ ("b" | "s" | "p" | "r" | "f"), day, _hour] => vec![join(&[kind, day])],
+        ["e", event, day, _hour] => vec![join(&["e", event, day])],
+        ["pv", _day, app] => vec![join(&["pv", app])],
+        ["x", tag, _day, value] => vec![join(&["x", tag, value])],
         _ => vec![],
     }
 }
@@ -657,8 +676,11 @@ mod tests {
 
     #[test]
     fn each_counter_rolls_up_into_its_day_and_its_all_time_slice() {
-        let cases: [(&str, &[&str]); 8] = [
+        let cases: [(&str, &[&str]); 11] = [
             ("c|2026-11-22|08", &["c|2026-11-22", "h|08"]),
+            ("s|2026-11-22|08", &["s|2026-11-22"]),
+            ("x|ref|2026-11-22|instagram.com|more", &[]),
+            ("c|2026-11-22", &[]),
             ("b|2026-11-22|08", &["b|2026-11-22"]),
             ("p|2026-11-22|23", &["p|2026-11-22"]),
             ("e|purchase|2026-11-22|08", &["e|purchase|2026-11-22"]),

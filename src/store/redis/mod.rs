@@ -162,9 +162,27 @@ fn failed(what: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
     }
 }
 
-/// Redis' `<ms>-<seq>` form of a log entry id.
+/// Redis' `<ms>-<seq>` form of a log entry id; written digit by digit (one per click).
 fn stream_id(e: EntryId) -> String {
-    format!("{}-{}", e.ms, e.seq)
+    let mut s = String::with_capacity(41);
+    push_decimal(&mut s, e.ms);
+    s.push('-');
+    push_decimal(&mut s, e.seq);
+    s
+}
+
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn parse_stream_id(s: &str) -> Option<EntryId> {
@@ -1396,6 +1414,9 @@ mod tests {
             seq: 5,
         };
         assert_eq!(stream_id(e), "1700000000000-5");
+        let edges = EntryId { ms: 0, seq: u64::MAX };
+        assert_eq!(stream_id(edges), "0-18446744073709551615");
+        assert_eq!(parse_stream_id(&stream_id(edges)), Some(edges));
         assert_eq!(parse_stream_id("1700000000000-5"), Some(e));
         assert_eq!(parse_stream_id("x-1"), None);
     }
