@@ -124,10 +124,14 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     };
     let headers = req.headers();
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    // A user agent with bytes outside ASCII is read lossily, never dropped.
+    // A user agent with bytes outside ASCII is read lossily, never dropped. Checked whole
+    // first: `from_utf8` reads ASCII a word at a time, the lossy reader a byte at a time.
     let user_agent = headers
         .get(header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .map(|v| match std::str::from_utf8(v.as_bytes()) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()),
+        })
         .unwrap_or_default();
     let ip = client_ip(&req, &state);
     let source = url::form_urlencoded::parse(req.query_string().as_bytes())
