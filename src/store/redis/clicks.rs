@@ -78,40 +78,31 @@ impl RedisStore {
         let mut spread = self.redis.spread();
         for (code, idx) in groups {
             let stream = self.link_key(code, "clicks");
-            let inv = self.click_invocation(code, &stream, idx, clicks, minid, summed);
-            spread.on(&stream).invoke_script(&inv);
+            let cmd = self.click_command(code, &stream, idx, clicks, minid, summed);
+            spread.on(&stream).add_command(cmd);
         }
         self.run_spread(spread, true).await
     }
 
     /// The script call writing the clicks `idx` of one link (`stream`: its click stream's key):
     /// with the counters summed over them (`CLICKS_SUMMED`), or each click's own (`CLICKS`).
-    fn click_invocation<'a>(
-        &'a self,
+    /// `EVALSHA` built here, as `Script::prepare_invoke` would (a missing script is loaded by
+    /// `with_scripts`), without its copy of every argument: this runs for every click.
+    fn click_command(
+        &self,
         code: &str,
         stream: &str,
         idx: &[usize],
         clicks: &[NewClick],
         minid: &str,
         summed: bool,
-    ) -> redis::ScriptInvocation<'a> {
-        let mut inv = if summed {
-            self.clicks_summed.prepare_invoke()
-        } else {
-            self.clicks.prepare_invoke()
-        };
-        inv.key(stream)
-            .key(self.link_key(code, "stats"))
-            .key(self.link_key(code, "rollups"))
-            .key(self.link_key(code, "writers"));
+    ) -> redis::Cmd {
+        // The group's visit days, in the order they first come; each click's is its place
+        // among them, from 1 (0: no visit).
         let mut days: Vec<&str> = Vec::new();
-        inv.arg(minid).arg(super::EXACT_VISITORS).arg(idx.len());
-        let mut sums: Vec<(&str, u64)> = Vec::new();
-        // A writer's clicks share its tag: formatted once per group, not per click.
-        let mut tag: Option<(u64, String)> = None;
-        for &i in idx {
-            let c = &clicks[i];
-            let (uv, visitor) = match &c.visit {
+        let visits: Vec<(usize, &str)> = idx
+            .iter()
+            .map(|&i| match &clicks[i].visit {
                 None => (0, ""),
                 Some(v) => match days.iter().position(|d| *d == v.day) {
                     Some(p) => (p + 1, v.visitor.as_str()),
@@ -120,12 +111,31 @@ impl RedisStore {
                         (days.len(), v.visitor.as_str())
                     }
                 },
-            };
+            })
+            .collect();
+        let script = if summed { &self.clicks_summed } else { &self.clicks };
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash())
+            .arg(4 + 2 * days.len())
+            .arg(stream)
+            .arg(self.link_key(code, "stats"))
+            .arg(self.link_key(code, "rollups"))
+            .arg(self.link_key(code, "writers"));
+        for d in &days {
+            cmd.arg(self.link_key(code, &format!("uvs:{d}")))
+                .arg(self.link_key(code, &format!("uv:{d}")));
+        }
+        cmd.arg(minid).arg(super::EXACT_VISITORS).arg(idx.len());
+        let mut sums: Vec<(&str, u64)> = Vec::new();
+        // A writer's clicks share its tag: formatted once per group, not per click.
+        let mut tag: Option<(u64, String)> = None;
+        for (&i, (uv, visitor)) in idx.iter().zip(visits) {
+            let c = &clicks[i];
             let t = c.entry.seq >> 32;
             if tag.as_ref().is_none_or(|(had, _)| *had != t) {
                 tag = Some((t, writer_tag(c.entry)));
             }
-            inv.arg(stream_id(c.entry))
+            cmd.arg(stream_id(c.entry))
                 .arg(tag.as_ref().map_or("", |(_, s)| s.as_str()))
                 .arg(uv)
                 .arg(visitor)
@@ -135,14 +145,14 @@ impl RedisStore {
                     add_to(&mut sums, f.as_str(), 1);
                 }
             } else {
-                inv.arg(c.fields.len());
+                cmd.arg(c.fields.len());
                 for f in &c.fields {
-                    inv.arg(f);
+                    cmd.arg(f);
                 }
                 let rollups: Vec<String> = c.fields.iter().flat_map(|f| crate::counters::rollups(f)).collect();
-                inv.arg(rollups.len());
+                cmd.arg(rollups.len());
                 for r in &rollups {
-                    inv.arg(r);
+                    cmd.arg(r);
                 }
             }
         }
@@ -154,21 +164,19 @@ impl RedisStore {
                     add_to(&mut rollups, r, *n);
                 }
             }
-            inv.arg(sums.len());
+            cmd.arg(sums.len());
             for (f, n) in &sums {
-                inv.arg(*f).arg(*n);
+                cmd.arg(*f).arg(*n);
             }
-            inv.arg(rollups.len());
+            cmd.arg(rollups.len());
             for (r, n) in &rollups {
-                inv.arg(r).arg(*n);
+                cmd.arg(r).arg(*n);
             }
         }
         for d in &days {
-            inv.key(self.link_key(code, &format!("uvs:{d}")))
-                .key(self.link_key(code, &format!("uv:{d}")))
-                .arg(*d);
+            cmd.arg(*d);
         }
-        inv
+        cmd
     }
 
     pub(super) async fn read_range(
