@@ -258,6 +258,15 @@ pub async fn spawn_app_with_clock(backend: Backend, clock: SharedClock) -> TestA
     start_with_clock(backing, settings, clock).await
 }
 
+/// `spawn_app_with_clock`, keeping hourly counters `days` days (`hourly_retention_days`; 0:
+/// every hour).
+pub async fn spawn_app_keeping_hours(backend: Backend, clock: SharedClock, days: u32) -> TestApp {
+    let backing = Backing::new(backend);
+    let mut settings = settings_for(&backing);
+    settings.hourly_retention_days = days;
+    start_with_clock(backing, settings, clock).await
+}
+
 /// Starts kolink with `settings` (and keeps its backing alive with it).
 pub async fn start(backing: Backing, settings: Settings) -> TestApp {
     start_with_clock(backing, settings, Arc::new(SystemClock)).await

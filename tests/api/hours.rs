@@ -7,7 +7,7 @@ use kolink::clock::ManualClock;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_error, at, settings_for, signed, spawn_app_with_clock, start_with_clock, Backend, Backing, TestApp,
+    assert_error, at, signed, spawn_app_keeping_hours, spawn_app_with_clock, start_with_clock, Backend, TestApp,
 };
 
 /// A figure of `/metrics`, once its line is there.
@@ -38,10 +38,7 @@ per_store!(hours_past_their_retention_are_pruned_and_their_days_stay_whole);
 async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend: Backend) {
     let clock = ManualClock::at(at("2026-08-01T10:00:00Z"));
     // Every hour kept until the restart: this run prunes nothing, whenever it looks.
-    let backing = Backing::new(backend);
-    let mut settings = settings_for(&backing);
-    settings.hourly_retention_days = 0;
-    let app = start_with_clock(backing, settings, clock.clone()).await;
+    let app = spawn_app_keeping_hours(backend, clock.clone(), 0).await;
     app.seed().await;
     // ben-1 is tapped on 1 August only: a range of that day holds every day it has.
     app.create_kol("ben", 800).await;

@@ -4,7 +4,7 @@ use kolink::clock::ManualClock;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, at, settings_for, signed, spawn_app, start, start_with_clock, Backend, Backing, TestApp,
+    assert_error, at, settings_for, signed, spawn_app, spawn_app_keeping_hours, start, Backend, Backing, TestApp,
 };
 
 const DESKTOP: &str =
@@ -280,11 +280,8 @@ async fn a_range_holding_every_day_of_its_links_reads_their_rollups_alone_with_t
     // Arrange: two links minted on 2 November with every kind of counter, a tap of amy's on
     // 3 November, and a purchase by ben's coupon dated 23 October, before ben-1 was minted.
     let clock = ManualClock::at(at("2026-11-02T10:00:00Z"));
-    let backing = Backing::new(backend);
-    let mut settings = settings_for(&backing);
     // Hours kept from 6 August on: a range from 1 January reads the full counters.
-    settings.hourly_retention_days = 90;
-    let app = start_with_clock(backing, settings, clock.clone()).await;
+    let app = spawn_app_keeping_hours(backend, clock.clone(), 90).await;
     let secret = people_a_preview_and_a_pixel(&app).await;
     let buy = json!({"order_id": "1", "event": "purchase", "amount": "3000", "currency": "TWD", "coupon": "AMY10"});
     assert_eq!(signed(&app, &clock, &secret, buy).await["status"], "attributed");
