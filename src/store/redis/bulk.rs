@@ -255,13 +255,34 @@ where
     };
     let receive = async {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_AHEAD);
+        // Once the reply at the buffer's start was found not whole, how far it was scanned: a
+        // reply that takes many reads is decoded when it is whole, not again from its start
+        // after each read. A reply that arrived whole is decoded at once.
+        let mut partial: Option<ReplyEnd> = None;
         while *seen < count {
             // Every whole reply in the buffer, then the rest of the buffer moved to its start.
             let mut at = 0;
             while *seen < count {
-                let Some((frame, used)) = decode_range(&buf[at..]).map_err(malformed)? else {
-                    break;
+                let whole = match &mut partial {
+                    None => decode_range(&buf[at..]).map_err(malformed)?,
+                    Some(end) => match end.find(&buf[at..]) {
+                        Some(len) => decode_range(&buf[at..at + len]).map_err(malformed)?,
+                        None => break,
+                    },
                 };
+                let Some((frame, used)) = whole else {
+                    // Not whole yet: scanned from here on. (A scan that finds it whole where
+                    // the decoder does not is no RESP.)
+                    if partial.is_none() {
+                        let mut end = ReplyEnd::default();
+                        if end.find(&buf[at..]).is_none() {
+                            partial = Some(end);
+                            break;
+                        }
+                    }
+                    return Err(RedisError::from((ErrorKind::Parse, "malformed reply")));
+                };
+                partial = None;
                 let reply = Reply {
                     frame: &frame,
                     buf: &buf[at..],
@@ -287,6 +308,74 @@ where
         RedisResult::Ok(())
     };
     tokio::try_join!(send, receive).map(|_| ())
+}
+
+/// Where the reply at the start of a buffer ends, found across reads: each part of it is
+/// looked at once, however many reads it takes (`decode_range` on a reply not yet whole reads
+/// it from its start again, and a hash of 30,000 fields read 16 KiB at a time took 128 ms
+/// instead of 11).
+#[derive(Default)]
+struct ReplyEnd {
+    /// Bytes of the reply scanned: where its next item starts.
+    at: usize,
+    /// Items still to come in each array open at `at`, the innermost last.
+    open: Vec<u64>,
+}
+
+impl ReplyEnd {
+    /// The reply's length once `buf` (which starts with it) holds it whole; until then `None`,
+    /// and the next call, with more of it, goes on from where this one stopped. What is not
+    /// RESP2 ends the scan at the buffer's end, for the decoder to say what is wrong.
+    fn find(&mut self, buf: &[u8]) -> Option<usize> {
+        loop {
+            let rest = buf.get(self.at..)?;
+            let eol = rest.iter().position(|&b| b == b'\n')?;
+            let header = eol + 1;
+            let number = || {
+                std::str::from_utf8(rest.get(1..eol.checked_sub(1)?)?)
+                    .ok()?
+                    .parse::<i64>()
+                    .ok()
+            };
+            match rest[0] {
+                b'+' | b'-' | b':' => self.at += header,
+                b'$' => match number() {
+                    Some(n) if n < 0 => self.at += header,
+                    Some(n) => {
+                        let whole = header.checked_add(usize::try_from(n).ok()?)?.checked_add(2)?;
+                        if rest.len() < whole {
+                            return None;
+                        }
+                        self.at += whole;
+                    }
+                    None => return Some(buf.len()),
+                },
+                b'*' => match number() {
+                    Some(n) if n > 0 => {
+                        self.at += header;
+                        self.open.push(n as u64);
+                        continue;
+                    }
+                    Some(_) => self.at += header,
+                    None => return Some(buf.len()),
+                },
+                _ => return Some(buf.len()),
+            }
+            // An item ended: so did each array it was the last item of.
+            loop {
+                match self.open.last_mut() {
+                    None => return Some(self.at),
+                    Some(left) => {
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        self.open.pop();
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn malformed(e: redis_protocol::error::RedisProtocolError) -> RedisError {
@@ -383,6 +472,75 @@ mod tests {
         let (done, got, _) = exchange_with(b"HTTP/1.1 400 Bad Request\r\n\r\n", 64, 1).await;
         assert_eq!(done.unwrap_err().kind(), ErrorKind::Parse);
         assert!(got.is_empty());
+    }
+
+    /// Replies of every kind, nested, empty and null ones, and a bulk string holding CRLF.
+    const KINDS: &[&[u8]] = &[
+        b"*4\r\n$5\r\nc|day\r\n$2\r\n12\r\n$1\r\nh\r\n$1\r\n3\r\n",
+        b"*0\r\n",
+        b"*-1\r\n",
+        b"$-1\r\n",
+        b"$0\r\n\r\n",
+        b"$4\r\na\r\nb\r\n",
+        b":42\r\n",
+        b"+OK\r\n",
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+        b"*3\r\n*2\r\n:1\r\n*0\r\n*1\r\n$1\r\nx\r\n$-1\r\n",
+    ];
+
+    #[test]
+    fn a_reply_end_is_found_at_the_decoders_however_the_reply_arrives() {
+        for reply in KINDS {
+            let mut buf = reply.to_vec();
+            buf.extend_from_slice(b":7\r\n"); // the next reply, not to be taken in
+            let (_, used) = decode_range(&buf).unwrap().unwrap();
+            assert_eq!(used, reply.len());
+            // A scan of the reply growing a byte at a time, and a fresh one of each part.
+            let mut growing = ReplyEnd::default();
+            for cut in 0..reply.len() {
+                assert_eq!(
+                    growing.find(&buf[..cut]),
+                    None,
+                    "{:?} cut at {cut}",
+                    String::from_utf8_lossy(reply)
+                );
+                assert_eq!(ReplyEnd::default().find(&buf[..cut]), None);
+            }
+            assert_eq!(growing.find(&buf), Some(used), "{:?}", String::from_utf8_lossy(reply));
+            assert_eq!(ReplyEnd::default().find(&buf), Some(used));
+        }
+    }
+
+    #[test]
+    fn a_long_reply_is_scanned_on_from_where_the_last_read_stopped() {
+        let fields = 5_000;
+        let mut reply = format!("*{}\r\n", fields * 2).into_bytes();
+        let mut item_ends = Vec::new();
+        for i in 0..fields {
+            reply.extend_from_slice(format!("$12\r\nx|c|day|{i:04}\r\n").as_bytes());
+            item_ends.push(reply.len());
+            reply.extend_from_slice(format!(":{i}\r\n").as_bytes());
+            item_ends.push(reply.len());
+        }
+        let mut end = ReplyEnd::default();
+        let half = reply.len() / 2;
+        assert_eq!(end.find(&reply[..half]), None);
+        let whole_items = item_ends.iter().filter(|&&e| e <= half).count();
+        assert_eq!(
+            end.at,
+            item_ends[whole_items - 1],
+            "the scan stopped after the last whole item before the cut"
+        );
+        assert_eq!(end.open, [(fields * 2 - whole_items) as u64]);
+        assert_eq!(end.find(&reply), Some(reply.len()));
+    }
+
+    #[test]
+    fn what_is_not_resp_is_left_to_the_decoder() {
+        for junk in [&b"HTTP/1.1 400 Bad Request\r\n"[..], b"$abc\r\n", b"*x\r\n", b"\n"] {
+            assert_eq!(ReplyEnd::default().find(junk), Some(junk.len()));
+            assert!(decode_range(junk).is_err(), "{:?}", String::from_utf8_lossy(junk));
+        }
     }
 
     /// A stand-in for Redis on a free port: it answers `PING` with `PONG` (unless
