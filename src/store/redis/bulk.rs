@@ -329,14 +329,15 @@ impl ReplyEnd {
     fn find(&mut self, buf: &[u8]) -> Option<usize> {
         loop {
             let rest = buf.get(self.at..)?;
-            let eol = rest.iter().position(|&b| b == b'\n')?;
-            let header = eol + 1;
-            let number = || {
-                std::str::from_utf8(rest.get(1..eol.checked_sub(1)?)?)
-                    .ok()?
-                    .parse::<i64>()
-                    .ok()
-            };
+            match rest.first() {
+                None => return None,
+                Some(b'+' | b'-' | b':' | b'$' | b'*') => {}
+                Some(_) => return Some(buf.len()),
+            }
+            // A line ends at CRLF, as the decoder reads it (a lone LF is part of the line).
+            let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+            let header = eol + 2;
+            let number = || std::str::from_utf8(&rest[1..eol]).ok()?.parse::<i64>().ok();
             match rest[0] {
                 b'+' | b'-' | b':' => self.at += header,
                 b'$' => match number() {
@@ -469,9 +470,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_reply_that_is_not_resp_fails_the_read() {
-        let (done, got, _) = exchange_with(b"HTTP/1.1 400 Bad Request\r\n\r\n", 64, 1).await;
-        assert_eq!(done.unwrap_err().kind(), ErrorKind::Parse);
-        assert!(got.is_empty());
+        for junk in [
+            &b"HTTP/1.1 400 Bad Request\r\n\r\n"[..],
+            b"\x15\x03\x03\x00\x02\x02\x46",
+        ] {
+            let (done, got, _) = exchange_with(junk, 3, 1).await;
+            assert_eq!(done.unwrap_err().kind(), ErrorKind::Parse);
+            assert!(got.is_empty());
+        }
     }
 
     /// Replies of every kind, nested, empty and null ones, and a bulk string holding CRLF.
@@ -486,6 +492,7 @@ mod tests {
         b"+OK\r\n",
         b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
         b"*3\r\n*2\r\n:1\r\n*0\r\n*1\r\n$1\r\nx\r\n$-1\r\n",
+        b"*2\r\n+a\n$100\r\n:1\r\n",
     ];
 
     #[test]
@@ -532,12 +539,22 @@ mod tests {
             "the scan stopped after the last whole item before the cut"
         );
         assert_eq!(end.open, [(fields * 2 - whole_items) as u64]);
-        assert_eq!(end.find(&reply), Some(reply.len()));
+        // What was scanned is not read again: spoiling it changes nothing.
+        let mut rest_only = reply.clone();
+        rest_only[..end.at].fill(b'!');
+        assert_eq!(end.find(&rest_only), Some(reply.len()));
     }
 
     #[test]
     fn what_is_not_resp_is_left_to_the_decoder() {
-        for junk in [&b"HTTP/1.1 400 Bad Request\r\n"[..], b"$abc\r\n", b"*x\r\n", b"\n"] {
+        for junk in [
+            &b"HTTP/1.1 400 Bad Request\r\n"[..],
+            b"HTTP/1.1 400",
+            b"\x15\x03\x03\x00\x02\x02\x46",
+            b"$abc\r\n",
+            b"*x\r\n",
+            b"\n",
+        ] {
             assert_eq!(ReplyEnd::default().find(junk), Some(junk.len()));
             assert!(decode_range(junk).is_err(), "{:?}", String::from_utf8_lossy(junk));
         }
