@@ -81,6 +81,18 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// Each item of an array reply (`HMGET`'s, `ZRANGE`'s) as bytes, `None` for a nil one; `None`
+    /// for a reply that is not an array.
+    pub(super) fn items(self) -> Option<impl Iterator<Item = Option<&'a [u8]>>> {
+        let items: &'a [RangeFrame] = match self.frame {
+            RangeFrame::Array(items) => items,
+            RangeFrame::Null => &[],
+            _ => return None,
+        };
+        let buf = self.buf;
+        Some(items.iter().map(move |frame| Reply { frame, buf }.bytes()))
+    }
+
     /// Each field and value of a hash (`HGETALL`'s flat array; none for a nil reply), and how
     /// many; `None` for a reply that is not a hash.
     pub(super) fn pairs(self) -> Option<(usize, impl Iterator<Item = Pair<'a>>)> {
@@ -543,6 +555,18 @@ mod tests {
         let mut rest_only = reply.clone();
         rest_only[..end.at].fill(b'!');
         assert_eq!(end.find(&rest_only), Some(reply.len()));
+    }
+
+    #[test]
+    fn an_array_reply_gives_its_items_and_nil_ones_as_none() {
+        let buf = b"*3\r\n$1\r\na\r\n$-1\r\n$2\r\nbc\r\n";
+        let (frame, _) = decode_range(buf).unwrap().unwrap();
+        let items: Vec<Option<&[u8]>> = Reply { frame: &frame, buf }.items().unwrap().collect();
+        assert_eq!(items, [Some(&b"a"[..]), None, Some(&b"bc"[..])]);
+        let (nil, _) = decode_range(b"*-1\r\n").unwrap().unwrap();
+        assert_eq!(Reply { frame: &nil, buf: b"" }.items().unwrap().count(), 0);
+        let (int, _) = decode_range(b":3\r\n").unwrap().unwrap();
+        assert!(Reply { frame: &int, buf: b"" }.items().is_none(), "not an array");
     }
 
     #[test]

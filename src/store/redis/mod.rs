@@ -556,12 +556,32 @@ impl RedisStore {
             Some(c) => format!("({}", c.position::<1>()?[0]),
             None => "+inf".to_owned(),
         };
-        let mut conn = self.conn();
-        let rows: Vec<(String, u64)> = conn
-            .zrevrangebyscore_limit_withscores(zset, max, "-inf", 0, limit as isize)
-            .await
-            .map_err(failed("Failed to list from Redis"))?;
-        Ok(rows.into_iter().map(|(id, s)| (Cursor::mint([s]), id)).collect())
+        let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+        cmd.arg(zset)
+            .arg(max)
+            .arg("-inf")
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        let mut rows = Vec::with_capacity(limit.min(10_000));
+        let mut member = None;
+        self.read_items(zset, &cmd, "Failed to list from Redis", |item| {
+            let item = item.ok_or_else(|| not_read_as("a listed member", "nil"))?;
+            match member.take() {
+                None => member = Some(String::from_utf8_lossy(item).into_owned()),
+                Some(id) => {
+                    let score = std::str::from_utf8(item)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(|| not_read_as("a listed member's score", "something else"))?;
+                    rows.push((Cursor::mint([score]), id));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
     }
 
     /// Values of `hash` for the members of a scan, each keeping its member's cursor.
@@ -569,14 +589,20 @@ impl RedisStore {
         if members.is_empty() {
             return Ok(vec![]);
         }
-        let ids: Vec<&String> = members.iter().map(|(_, id)| id).collect();
-        let mut conn = self.conn();
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(hash)
-            .arg(&ids)
-            .query_async(&mut conn)
-            .await
-            .map_err(failed("Failed to read records from Redis"))?;
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(hash);
+        for (_, id) in &members {
+            cmd.arg(id);
+        }
+        let mut values = Vec::with_capacity(members.len());
+        self.read_items(hash, &cmd, "Failed to read records from Redis", |item| {
+            values.push(item.map(|v| String::from_utf8_lossy(v).into_owned()));
+            Ok(())
+        })
+        .await?;
+        if values.len() != members.len() {
+            return Err(not_read_as("a record list", "a list of another length"));
+        }
         Ok(members
             .into_iter()
             .zip(values)
@@ -584,11 +610,46 @@ impl RedisStore {
             .collect())
     }
 
+    /// One command on `key` whose answer is an array, each item handed to `each` as bytes
+    /// (`None` for a nil one): read on the bulk connections on one Redis (a long list decoded
+    /// in place, not value by value by the client's parser), else through the client.
+    async fn read_items(
+        &self,
+        key: &str,
+        cmd: &redis::Cmd,
+        what: &'static str,
+        mut each: impl FnMut(Option<&[u8]>) -> Result<()>,
+    ) -> Result<()> {
+        let add = |pipe: &mut redis::Pipeline, _: usize, _: &str| {
+            pipe.add_command(cmd.clone());
+        };
+        self.read_each(&[key.to_owned()], add, what, |reply| match reply {
+            ReadReply::Bulk(reply) => {
+                let items = reply.items().ok_or_else(|| not_read_as("a list", "something else"))?;
+                items.into_iter().try_for_each(&mut each)
+            }
+            ReadReply::Client(Value::Array(items)) => items.iter().try_for_each(|item| match item {
+                Value::BulkString(b) => each(Some(b)),
+                Value::SimpleString(s) => each(Some(s.as_bytes())),
+                Value::Nil => each(None),
+                _ => Err(not_read_as("a list item", "something else")),
+            }),
+            ReadReply::Client(Value::Nil) => Ok(()),
+            ReadReply::Client(_) => Err(not_read_as("a list", "something else")),
+        })
+        .await
+    }
+
     /// Clicks before this id are past their retention (`MINID` of the click scripts' `XADD`s and `XTRIM`s).
     fn minid(&self) -> String {
         let cutoff = self.clock.now().timestamp_millis() - self.click_retention.as_millis() as i64;
         cutoff.max(0).to_string()
     }
+}
+
+/// A reply of another kind than asked for: a fault, never an empty answer.
+fn not_read_as(what: &str, got: &str) -> StoreError {
+    StoreError::Corrupt(anyhow::anyhow!("{what} read back as {got}"))
 }
 
 fn is_noscript(e: &redis::RedisError) -> bool {
