@@ -581,6 +581,9 @@ impl RedisStore {
             Ok(())
         })
         .await?;
+        if member.is_some() {
+            return Err(not_read_as("a listed member", "one without its score"));
+        }
         Ok(rows)
     }
 
