@@ -1,5 +1,6 @@
-//! Bulk reads: many links' hashes and counts for a report, on connections of their own, each
-//! reply decoded where it lies in the read buffer.
+//! Bulk reads: many links' hashes and counts for a report, and long lists (a campaign's link
+//! index and summaries), on connections of their own, each reply decoded where it lies in the
+//! read buffer, once it is whole (`ReplyEnd`).
 //!
 //! The redis client decodes replies with a parser-combinator that keeps a resumable state per
 //! value: about 1,100 instructions a value, half of a 10,000-link report's CPU (130,000 values),
