@@ -82,26 +82,26 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// The items of an array reply (none for a nil one); `None` for any other reply.
+    fn array(self) -> Option<&'a [RangeFrame]> {
+        match self.frame {
+            RangeFrame::Array(items) => Some(items),
+            RangeFrame::Null => Some(&[]),
+            _ => None,
+        }
+    }
+
     /// Each item of an array reply (`HMGET`'s, `ZRANGE`'s) as bytes, `None` for a nil one; `None`
     /// for a reply that is not an array.
     pub(super) fn items(self) -> Option<impl Iterator<Item = Option<&'a [u8]>>> {
-        let items: &'a [RangeFrame] = match self.frame {
-            RangeFrame::Array(items) => items,
-            RangeFrame::Null => &[],
-            _ => return None,
-        };
         let buf = self.buf;
-        Some(items.iter().map(move |frame| Reply { frame, buf }.bytes()))
+        Some(self.array()?.iter().map(move |frame| Reply { frame, buf }.bytes()))
     }
 
     /// Each field and value of a hash (`HGETALL`'s flat array; none for a nil reply), and how
     /// many; `None` for a reply that is not a hash.
     pub(super) fn pairs(self) -> Option<(usize, impl Iterator<Item = Pair<'a>>)> {
-        let items: &'a [RangeFrame] = match self.frame {
-            RangeFrame::Array(items) => items,
-            RangeFrame::Null => &[],
-            _ => return None,
-        };
+        let items = self.array()?;
         let buf = self.buf;
         let pairs = items.chunks_exact(2).filter_map(move |kv| {
             let k = Reply { frame: &kv[0], buf }.bytes()?;
@@ -342,17 +342,15 @@ impl ReplyEnd {
     fn find(&mut self, buf: &[u8]) -> Option<usize> {
         loop {
             let rest = buf.get(self.at..)?;
-            match rest.first() {
-                None => return None,
-                Some(b'+' | b'-' | b':' | b'$' | b'*') => {}
-                Some(_) => return Some(buf.len()),
+            let kind = *rest.first()?;
+            if !b"+-:$*".contains(&kind) {
+                return Some(buf.len());
             }
             // A line ends at CRLF, as the decoder reads it (a lone LF is part of the line).
             let eol = rest.windows(2).position(|w| w == b"\r\n")?;
             let header = eol + 2;
             let number = || std::str::from_utf8(&rest[1..eol]).ok()?.parse::<i64>().ok();
-            match rest[0] {
-                b'+' | b'-' | b':' => self.at += header,
+            match kind {
                 b'$' => match number() {
                     Some(n) if n < 0 => self.at += header,
                     Some(n) => {
@@ -373,7 +371,8 @@ impl ReplyEnd {
                     Some(_) => self.at += header,
                     None => return Some(buf.len()),
                 },
-                _ => return Some(buf.len()),
+                // `+`, `-`, `:`: the line is the item.
+                _ => self.at += header,
             }
             // An item ended: so did each array it was the last item of.
             loop {

@@ -628,14 +628,14 @@ impl RedisStore {
         };
         self.read_each(&[key.to_owned()], add, what, |reply| match reply {
             ReadReply::Bulk(reply) => {
-                let items = reply.items().ok_or_else(|| not_read_as("a list", "something else"))?;
-                items.into_iter().try_for_each(&mut each)
+                let mut items = reply.items().ok_or_else(|| not_read_as("a list", "something else"))?;
+                items.try_for_each(&mut each)
             }
             ReadReply::Client(Value::Array(items)) => items.iter().try_for_each(|item| match item {
-                Value::BulkString(b) => each(Some(b)),
-                Value::SimpleString(s) => each(Some(s.as_bytes())),
                 Value::Nil => each(None),
-                _ => Err(not_read_as("a list item", "something else")),
+                item => each(Some(
+                    value_bytes(item).ok_or_else(|| not_read_as("a list item", "something else"))?,
+                )),
             }),
             ReadReply::Client(Value::Nil) => Ok(()),
             ReadReply::Client(_) => Err(not_read_as("a list", "something else")),
@@ -949,7 +949,7 @@ impl<'a> ReadReply<'a> {
             ReadReply::Client(_) => None,
         };
         n.and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| StoreError::Corrupt(anyhow::anyhow!("a count read back as something else")))
+            .ok_or_else(|| not_read_as("a count", "something else"))
     }
 }
 
@@ -1283,15 +1283,17 @@ fn parse_count(v: &[u8]) -> Option<i64> {
 
 /// The fields and values of a hash as Redis answered it (`HGETALL`: a flat array in RESP2, a
 /// map in RESP3). An error reply is the command's failure.
-fn hash_pairs(reply: &Value) -> Result<Vec<(&[u8], &[u8])>> {
-    fn bytes(v: &Value) -> Option<&[u8]> {
-        match v {
-            Value::BulkString(b) => Some(b),
-            Value::SimpleString(s) => Some(s.as_bytes()),
-            _ => None,
-        }
+/// A string reply's bytes (bulk or simple); `None` for any other value.
+fn value_bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
     }
-    let pair = |k, v| Some((bytes(k)?, bytes(v)?));
+}
+
+fn hash_pairs(reply: &Value) -> Result<Vec<(&[u8], &[u8])>> {
+    let pair = |k, v| Some((value_bytes(k)?, value_bytes(v)?));
     match reply {
         Value::Array(items) => Ok(items.chunks_exact(2).filter_map(|kv| pair(&kv[0], &kv[1])).collect()),
         Value::Map(pairs) => Ok(pairs.iter().filter_map(|(k, v)| pair(k, v)).collect()),
@@ -1325,9 +1327,7 @@ impl LinkDataReplies {
     fn take_reply(&mut self, reply: ReadReply<'_>) -> Result<()> {
         match reply {
             ReadReply::Bulk(reply) => {
-                let (n, pairs) = reply
-                    .pairs()
-                    .ok_or_else(|| StoreError::Corrupt(anyhow::anyhow!("a hash read back as something else")))?;
+                let (n, pairs) = reply.pairs().ok_or_else(|| not_read_as("a hash", "something else"))?;
                 self.take(n, pairs);
             }
             ReadReply::Client(value) => {
