@@ -424,3 +424,41 @@ async fn a_counter_hash_of_the_wrong_type_fails_the_report_and_the_next_one_read
         .unwrap();
     assert_eq!(app.get_ok("/api/v1/campaigns/spring-sale/stats").await, before);
 }
+
+/// A link list that Redis answers with something else than a list (the summaries' hash of the
+/// wrong type) fails the report as a fault, never as a report without links; once it is right
+/// again, the report reads every link (the KOL's list is not kept from before: only the
+/// campaign's was read).
+#[tokio::test]
+async fn a_link_list_of_the_wrong_type_fails_the_report_and_the_next_one_reads_right() {
+    let app = spawn_app(Backend::Redis).await;
+    people_a_preview_and_a_pixel(&app).await;
+    let campaign = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let key = "kl:{meta}:summaries";
+    let kept: Vec<(String, String)> = redis::AsyncCommands::hgetall(&mut conn, key).await.unwrap();
+    assert!(!kept.is_empty());
+    redis::pipe()
+        .del(key)
+        .set(key, "not a hash")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let r = app.get("/api/v1/kols/amy/stats").await;
+    assert_error(r, 500, "internal").await;
+    redis::pipe()
+        .del(key)
+        .hset_multiple(key, &kept)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let kol = app.get_ok("/api/v1/kols/amy/stats").await;
+    let amy = campaign["kols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["kol"] == "amy")
+        .expect("amy's row");
+    assert!(amy["clicks"].as_u64().unwrap() > 0);
+    assert_eq!(kol["totals"]["clicks"], amy["clicks"]);
+}
