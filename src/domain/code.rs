@@ -99,9 +99,10 @@ impl fmt::Display for ShortCode {
 
 impl<'de> serde::Deserialize<'de> for ShortCode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        ShortCode::parse(&s).map_err(|e| match e {
-            CodeError::Malformed(i) | CodeError::Reserved(i) => serde::de::Error::custom(i),
+        super::deserialize_str(d, "a string", |s| {
+            ShortCode::parse(s).map_err(|e| match e {
+                CodeError::Malformed(i) | CodeError::Reserved(i) => i,
+            })
         })
     }
 }

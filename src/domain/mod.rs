@@ -11,6 +11,7 @@ mod money;
 mod platform;
 mod records;
 mod slug;
+pub mod stamp;
 mod utm;
 
 pub use click_id::{ClickId, EntryId};
@@ -45,6 +46,35 @@ pub fn writable_time(field: &str, t: chrono::DateTime<chrono::Utc>) -> Result<ch
             "{field} must be a time between the years 0000 and 9999."
         )))
     }
+}
+
+/// Deserializes a value written as a string through `parse`, reading the string in place where
+/// the input allows (a JSON string without escapes), so that `parse` makes the one copy kept:
+/// `String::deserialize` then `parse(&s)` allocated it twice. Other kinds of value are refused
+/// as `String`'s own would be, "expected `expecting`".
+pub(crate) fn deserialize_str<'de, D, T, E>(
+    d: D,
+    expecting: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    E: std::fmt::Display,
+{
+    struct Text<P> {
+        expecting: &'static str,
+        parse: P,
+    }
+    impl<T, E: std::fmt::Display, P: FnOnce(&str) -> Result<T, E>> serde::de::Visitor<'_> for Text<P> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<X: serde::de::Error>(self, v: &str) -> Result<T, X> {
+            (self.parse)(v).map_err(X::custom)
+        }
+    }
+    d.deserialize_str(Text { expecting, parse })
 }
 
 /// True when `s` holds a C0 control character or DEL. Such input is rejected, never stripped:

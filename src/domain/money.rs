@@ -125,8 +125,68 @@ impl serde::Serialize for Money {
 
 impl<'de> serde::Deserialize<'de> for Money {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        Money::from_json(&v).map_err(serde::de::Error::custom)
+        d.deserialize_any(Amount)
+    }
+}
+
+/// Reads an amount as `Money::from_json` reads the JSON value it arrives as, without building
+/// that value for a string (what kolink writes): a report of a campaign's first read decodes
+/// one cost per link.
+struct Amount;
+
+impl Amount {
+    fn number<E: serde::de::Error>(n: serde_json::Number) -> Result<Money, E> {
+        Money::from_json(&serde_json::Value::Number(n)).map_err(E::custom)
+    }
+
+    fn other<E: serde::de::Error>() -> Result<Money, E> {
+        Money::from_json(&serde_json::Value::Null).map_err(E::custom)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Amount {
+    type Value = Money;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number or a decimal string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Money, E> {
+        Money::parse(v).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Money, E> {
+        Self::number(v.into())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Money, E> {
+        Self::number(v.into())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Money, E> {
+        serde_json::Number::from_f64(v).map_or_else(Self::other, Self::number)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Money, E> {
+        Self::other()
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Money, E> {
+        Self::other()
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Money, E> {
+        Self::other()
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Money, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Self::other()
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Money, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Self::other()
     }
 }
 
@@ -154,8 +214,7 @@ impl Currency {
 
 impl<'de> serde::Deserialize<'de> for Currency {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Currency::parse(&s).map_err(serde::de::Error::custom)
+        super::deserialize_str(d, "a string", Currency::parse)
     }
 }
 
@@ -202,6 +261,37 @@ mod tests {
         assert!(Money::from_json(&json!(-3)).is_err());
         assert!(Money::from_json(&json!(true)).is_err());
         assert!(Money::from_json(&json!(1e30)).is_err());
+    }
+
+    #[test]
+    fn deserializes_as_from_json_reads_the_same_json() {
+        for text in [
+            r#""1280.50""#,
+            r#""12\u00380""#,
+            "5000",
+            "19.99",
+            "1280.0",
+            "1.005",
+            "-3",
+            "1e30",
+            "18446744073709551615",
+            r#""abc""#,
+            "true",
+            "null",
+            "[1]",
+            r#"{"amount":1}"#,
+        ] {
+            let direct = serde_json::from_str::<Money>(text).map_err(|e| e.to_string());
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let through_value = Money::from_json(&value).map_err(|e| e.to_string());
+            match (&direct, &through_value) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => assert!(a.starts_with(b.as_str()), "{text}: {a} against {b}"),
+                _ => panic!("{text}: {direct:?} against {through_value:?}"),
+            }
+        }
+        let field = serde_json::from_str::<Vec<Money>>(r#"["1.00", true]"#).unwrap_err().to_string();
+        assert!(field.contains("an amount must be a number"), "{field}");
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub struct LinkSummary {
     pub campaign: Slug,
     pub kol: Slug,
     pub cost: Money,
+    #[serde(deserialize_with = "super::stamp::deserialize_utc")]
     pub created_at: DateTime<Utc>,
 }
 

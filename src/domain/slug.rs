@@ -40,8 +40,7 @@ impl fmt::Display for Slug {
 
 impl<'de> serde::Deserialize<'de> for Slug {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Slug::parse(&s).map_err(serde::de::Error::custom)
+        super::deserialize_str(d, "a string", Slug::parse)
     }
 }
 

@@ -180,13 +180,13 @@ where
         let batch = scan(cursor.clone(), width).await?;
         let ended = batch.len() < width;
         for (c, item) in batch {
-            cursor = Some(c.clone());
             if keep(&item) {
                 items.push(item);
                 if items.len() == limit {
                     return Ok(Page { items, next: Some(c) });
                 }
             }
+            cursor = Some(c);
         }
         if ended {
             return Ok(Page { items, next: None });
