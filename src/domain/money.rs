@@ -185,7 +185,10 @@ impl<'de> serde::de::Visitor<'de> for Amount {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Money, A::Error> {
-        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
         Self::other()
     }
 }
@@ -290,7 +293,9 @@ mod tests {
                 _ => panic!("{text}: {direct:?} against {through_value:?}"),
             }
         }
-        let field = serde_json::from_str::<Vec<Money>>(r#"["1.00", true]"#).unwrap_err().to_string();
+        let field = serde_json::from_str::<Vec<Money>>(r#"["1.00", true]"#)
+            .unwrap_err()
+            .to_string();
         assert!(field.contains("an amount must be a number"), "{field}");
     }
 

@@ -31,7 +31,8 @@ fn written(b: &[u8]) -> Option<DateTime<Utc>> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+        b[r].iter()
+            .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
     };
     let nanos = match &rest[19..] {
         [] => 0,
@@ -95,7 +96,10 @@ mod tests {
             assert_eq!(written(s.as_bytes()), None, "{s}");
             assert_eq!(parse_utc(s).ok(), chronos(s), "{s}");
         }
-        assert!(chronos("2026-12-06T18:31:11+08:00").is_some(), "an offset is still read");
+        assert!(
+            chronos("2026-12-06T18:31:11+08:00").is_some(),
+            "an offset is still read"
+        );
     }
 
     #[test]
@@ -125,11 +129,17 @@ mod tests {
             at: DateTime<Utc>,
         }
         let at: At = serde_json::from_str(r#"{"at":"2026-12-06T18:31:11.120Z"}"#).unwrap();
-        assert_eq!(at.at, serde_json::from_str::<DateTime<Utc>>(r#""2026-12-06T18:31:11.120Z""#).unwrap());
+        assert_eq!(
+            at.at,
+            serde_json::from_str::<DateTime<Utc>>(r#""2026-12-06T18:31:11.120Z""#).unwrap()
+        );
         let escaped: At = serde_json::from_str(r#"{"at":"2026-12-06T18:31:11\u005a"}"#).unwrap();
         assert_eq!(escaped.at, Utc.with_ymd_and_hms(2026, 12, 6, 18, 31, 11).unwrap());
         let wrong = serde_json::from_str::<At>(r#"{"at":5}"#).err().unwrap().to_string();
-        assert!(wrong.contains("expected an RFC 3339 formatted date and time string"), "{wrong}");
+        assert!(
+            wrong.contains("expected an RFC 3339 formatted date and time string"),
+            "{wrong}"
+        );
         assert!(serde_json::from_str::<At>(r#"{"at":"yesterday"}"#).is_err());
     }
 
