@@ -5,9 +5,9 @@
 //! The redis client decodes replies with a parser-combinator that keeps a resumable state per
 //! value: about 1,100 instructions a value, half of a 10,000-link report's CPU (130,000 values),
 //! all of it on the one thread that drives the shared connection. Here a pipeline of reads goes
-//! out on a plain socket, and `redis-protocol` decodes each reply as ranges of the buffer
-//! (`decode_range`, RESP2), which the caller reads as borrowed bytes (no value is copied out of
-//! the buffer), on the task that asked.
+//! out on a plain socket, and each reply is decoded as ranges of the buffer (`resp::decode`,
+//! RESP2), which the caller reads as borrowed bytes (no value is copied out of the buffer), on
+//! the task that asked.
 //!
 //! One Redis (`Target::Single`, over TCP or a Unix socket); on a Redis Cluster reads go through
 //! the client, a pipeline per shard. A connection is opened when no idle one is left (`AUTH`
@@ -22,11 +22,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult};
-use redis_protocol::resp2::decode::decode_range;
-use redis_protocol::resp2::types::RangeFrame;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Semaphore;
+
+use super::resp::{decode, Frame, Malformed, ReplyEnd};
 
 /// Connections open at once: a report reads up to three batches at a time (the next chunk's
 /// links, two ways, while this chunk's visitors are counted).
@@ -61,7 +61,7 @@ pub(super) type Pair<'a> = (&'a [u8], &'a [u8]);
 /// One reply of a bulk read, borrowed from the read buffer.
 #[derive(Clone, Copy)]
 pub(super) struct Reply<'a> {
-    frame: &'a RangeFrame,
+    frame: &'a Frame,
     buf: &'a [u8],
 }
 
@@ -69,7 +69,7 @@ impl<'a> Reply<'a> {
     /// The reply as bytes: a bulk or simple string's.
     fn bytes(self) -> Option<&'a [u8]> {
         match self.frame {
-            RangeFrame::BulkString((start, end)) | RangeFrame::SimpleString((start, end)) => self.buf.get(*start..*end),
+            Frame::Bulk(start, end) | Frame::Simple(start, end) => self.buf.get(*start..*end),
             _ => None,
         }
     }
@@ -77,16 +77,16 @@ impl<'a> Reply<'a> {
     /// The reply as an integer (`:` reply).
     pub(super) fn int(self) -> Option<i64> {
         match self.frame {
-            RangeFrame::Integer(n) => Some(*n),
+            Frame::Integer(n) => Some(*n),
             _ => None,
         }
     }
 
     /// The items of an array reply (none for a nil one); `None` for any other reply.
-    fn array(self) -> Option<&'a [RangeFrame]> {
+    fn array(self) -> Option<&'a [Frame]> {
         match self.frame {
-            RangeFrame::Array(items) => Some(items),
-            RangeFrame::Null => Some(&[]),
+            Frame::Array(items) => Some(items),
+            Frame::Nil => Some(&[]),
             _ => None,
         }
     }
@@ -277,9 +277,9 @@ where
             let mut at = 0;
             while *seen < count {
                 let whole = match &mut partial {
-                    None => decode_range(&buf[at..]).map_err(malformed)?,
+                    None => decode(&buf[at..]).map_err(malformed)?,
                     Some(end) => match end.find(&buf[at..]) {
-                        Some(len) => decode_range(&buf[at..at + len]).map_err(malformed)?,
+                        Some(len) => decode(&buf[at..at + len]).map_err(malformed)?,
                         None => break,
                     },
                 };
@@ -300,7 +300,7 @@ where
                     frame: &frame,
                     buf: &buf[at..],
                 };
-                if let RangeFrame::Error(_) = frame {
+                if let Frame::Error(..) = frame {
                     return Err(server_error(&buf[at..at + used]));
                 }
                 each(reply)?;
@@ -323,76 +323,8 @@ where
     tokio::try_join!(send, receive).map(|_| ())
 }
 
-/// Where the reply at the start of a buffer ends, found across reads: each part of it is
-/// looked at once, however many reads it takes (`decode_range` on a reply not yet whole reads
-/// it from its start again, and a hash of 30,000 fields read 16 KiB at a time took 128 ms
-/// instead of 11).
-#[derive(Default)]
-struct ReplyEnd {
-    /// Bytes of the reply scanned: where its next item starts.
-    at: usize,
-    /// Items still to come in each array open at `at`, the innermost last.
-    open: Vec<u64>,
-}
-
-impl ReplyEnd {
-    /// The reply's length once `buf` (which starts with it) holds it whole; until then `None`,
-    /// and the next call, with more of it, goes on from where this one stopped. What is not
-    /// RESP2 ends the scan at the buffer's end, for the decoder to say what is wrong.
-    fn find(&mut self, buf: &[u8]) -> Option<usize> {
-        loop {
-            let rest = buf.get(self.at..)?;
-            let kind = *rest.first()?;
-            if !b"+-:$*".contains(&kind) {
-                return Some(buf.len());
-            }
-            // A line ends at CRLF, as the decoder reads it (a lone LF is part of the line).
-            let eol = rest.windows(2).position(|w| w == b"\r\n")?;
-            let header = eol + 2;
-            let number = || std::str::from_utf8(&rest[1..eol]).ok()?.parse::<i64>().ok();
-            match kind {
-                b'$' => match number() {
-                    Some(n) if n < 0 => self.at += header,
-                    Some(n) => {
-                        let whole = header.checked_add(usize::try_from(n).ok()?)?.checked_add(2)?;
-                        if rest.len() < whole {
-                            return None;
-                        }
-                        self.at += whole;
-                    }
-                    None => return Some(buf.len()),
-                },
-                b'*' => match number() {
-                    Some(n) if n > 0 => {
-                        self.at += header;
-                        self.open.push(n as u64);
-                        continue;
-                    }
-                    Some(_) => self.at += header,
-                    None => return Some(buf.len()),
-                },
-                // `+`, `-`, `:`: the line is the item.
-                _ => self.at += header,
-            }
-            // An item ended: so did each array it was the last item of.
-            loop {
-                match self.open.last_mut() {
-                    None => return Some(self.at),
-                    Some(left) => {
-                        *left -= 1;
-                        if *left > 0 {
-                            break;
-                        }
-                        self.open.pop();
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn malformed(e: redis_protocol::error::RedisProtocolError) -> RedisError {
-    RedisError::from((ErrorKind::Parse, "malformed reply", e.to_string()))
+fn malformed(e: Malformed) -> RedisError {
+    RedisError::from((ErrorKind::Parse, "malformed reply", e.0.to_owned()))
 }
 
 /// An error reply (`-LOADING ...`), as the client makes it: its code then sorts it (`failed`).
@@ -492,96 +424,16 @@ mod tests {
         }
     }
 
-    /// Replies of every kind, nested, empty and null ones, and a bulk string holding CRLF.
-    const KINDS: &[&[u8]] = &[
-        b"*4\r\n$5\r\nc|day\r\n$2\r\n12\r\n$1\r\nh\r\n$1\r\n3\r\n",
-        b"*0\r\n",
-        b"*-1\r\n",
-        b"$-1\r\n",
-        b"$0\r\n\r\n",
-        b"$4\r\na\r\nb\r\n",
-        b":42\r\n",
-        b"+OK\r\n",
-        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
-        b"*3\r\n*2\r\n:1\r\n*0\r\n*1\r\n$1\r\nx\r\n$-1\r\n",
-        b"*2\r\n+a\n$100\r\n:1\r\n",
-    ];
-
-    #[test]
-    fn a_reply_end_is_found_at_the_decoders_however_the_reply_arrives() {
-        for reply in KINDS {
-            let mut buf = reply.to_vec();
-            buf.extend_from_slice(b":7\r\n"); // the next reply, not to be taken in
-            let (_, used) = decode_range(&buf).unwrap().unwrap();
-            assert_eq!(used, reply.len());
-            // A scan of the reply growing a byte at a time, and a fresh one of each part.
-            let mut growing = ReplyEnd::default();
-            for cut in 0..reply.len() {
-                assert_eq!(
-                    growing.find(&buf[..cut]),
-                    None,
-                    "{:?} cut at {cut}",
-                    String::from_utf8_lossy(reply)
-                );
-                assert_eq!(ReplyEnd::default().find(&buf[..cut]), None);
-            }
-            assert_eq!(growing.find(&buf), Some(used), "{:?}", String::from_utf8_lossy(reply));
-            assert_eq!(ReplyEnd::default().find(&buf), Some(used));
-        }
-    }
-
-    #[test]
-    fn a_long_reply_is_scanned_on_from_where_the_last_read_stopped() {
-        let fields = 5_000;
-        let mut reply = format!("*{}\r\n", fields * 2).into_bytes();
-        let mut item_ends = Vec::new();
-        for i in 0..fields {
-            reply.extend_from_slice(format!("$12\r\nx|c|day|{i:04}\r\n").as_bytes());
-            item_ends.push(reply.len());
-            reply.extend_from_slice(format!(":{i}\r\n").as_bytes());
-            item_ends.push(reply.len());
-        }
-        let mut end = ReplyEnd::default();
-        let half = reply.len() / 2;
-        assert_eq!(end.find(&reply[..half]), None);
-        let whole_items = item_ends.iter().filter(|&&e| e <= half).count();
-        assert_eq!(
-            end.at,
-            item_ends[whole_items - 1],
-            "the scan stopped after the last whole item before the cut"
-        );
-        assert_eq!(end.open, [(fields * 2 - whole_items) as u64]);
-        // What was scanned is not read again: spoiling it changes nothing.
-        let mut rest_only = reply.clone();
-        rest_only[..end.at].fill(b'!');
-        assert_eq!(end.find(&rest_only), Some(reply.len()));
-    }
-
     #[test]
     fn an_array_reply_gives_its_items_and_nil_ones_as_none() {
         let buf = b"*3\r\n$1\r\na\r\n$-1\r\n$2\r\nbc\r\n";
-        let (frame, _) = decode_range(buf).unwrap().unwrap();
+        let (frame, _) = decode(buf).unwrap().unwrap();
         let items: Vec<Option<&[u8]>> = Reply { frame: &frame, buf }.items().unwrap().collect();
         assert_eq!(items, [Some(&b"a"[..]), None, Some(&b"bc"[..])]);
-        let (nil, _) = decode_range(b"*-1\r\n").unwrap().unwrap();
+        let (nil, _) = decode(b"*-1\r\n").unwrap().unwrap();
         assert_eq!(Reply { frame: &nil, buf: b"" }.items().unwrap().count(), 0);
-        let (int, _) = decode_range(b":3\r\n").unwrap().unwrap();
+        let (int, _) = decode(b":3\r\n").unwrap().unwrap();
         assert!(Reply { frame: &int, buf: b"" }.items().is_none(), "not an array");
-    }
-
-    #[test]
-    fn what_is_not_resp_is_left_to_the_decoder() {
-        for junk in [
-            &b"HTTP/1.1 400 Bad Request\r\n"[..],
-            b"HTTP/1.1 400",
-            b"\x15\x03\x03\x00\x02\x02\x46",
-            b"$abc\r\n",
-            b"*x\r\n",
-            b"\n",
-        ] {
-            assert_eq!(ReplyEnd::default().find(junk), Some(junk.len()));
-            assert!(decode_range(junk).is_err(), "{:?}", String::from_utf8_lossy(junk));
-        }
     }
 
     /// A stand-in for Redis on a free port: it answers `PING` with `PONG` (unless
@@ -605,10 +457,10 @@ mod tests {
                     tokio::spawn(async move {
                         let (mut buf, mut answered) = (Vec::new(), 0);
                         loop {
-                            while let Ok(Some((frame, used))) = decode_range(&buf) {
+                            while let Ok(Some((frame, used))) = decode(&buf) {
                                 let ping = !refusing
-                                    && matches!(&frame, RangeFrame::Array(a)
-                                        if matches!(a.first(), Some(RangeFrame::BulkString((s, e))) if &buf[*s..*e] == b"PING"));
+                                    && matches!(&frame, Frame::Array(a)
+                                        if matches!(a.first(), Some(Frame::Bulk(s, e)) if &buf[*s..*e] == b"PING"));
                                 buf.drain(..used);
                                 let out: &[u8] = if ping { b"+PONG\r\n" } else { reply };
                                 if socket.write_all(out).await.is_err() {

@@ -69,6 +69,7 @@
 mod bulk;
 mod clicks;
 mod conn;
+mod resp;
 mod scripts;
 mod tail;
 
