@@ -11,7 +11,7 @@ mod money;
 mod platform;
 mod records;
 mod slug;
-pub mod stamp;
+mod stamp;
 mod utm;
 
 pub use click_id::{ClickId, EntryId};

@@ -320,6 +320,53 @@ async fn a_retry_finds_its_re_keyed_click_past_pages_of_other_entries() {
     assert!(calls >= 4, "read in pages: {stats}");
 }
 
+/// A click's script writes a link's rollups and its full map together, so a report over a
+/// range reads the two in one transaction per link: between two plain reads Redis may run a
+/// click, which would then count in one and not the other.
+#[tokio::test]
+async fn a_links_rollups_and_full_map_are_read_in_one_transaction() {
+    let (store, guard) = open(Backend::Redis).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let codes = ["a-1", "b-2", "c-3"];
+    for (n, code) in codes.iter().enumerate() {
+        let clicks: Vec<NewClick> = (0..=n as u64).map(|i| click(code, now, i + 1, "v1")).collect();
+        store.write_clicks(&clicks).await.unwrap();
+    }
+    let mut conn = guard.redis.as_ref().unwrap().connection().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+    let range = store.link_data(&codes, Detail::Range).await.unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for command in ["multi", "exec"] {
+        assert!(stats.contains(&format!("cmdstat_{command}:calls=3,")), "{stats}");
+    }
+    assert!(stats.contains("cmdstat_hgetall:calls=6,"), "{stats}");
+    let clicks =
+        |fields: &[(String, i64)]| -> i64 { fields.iter().filter(|(k, _)| k.starts_with("c|")).map(|(_, v)| v).sum() };
+    let read: Vec<(i64, i64)> = range.iter().map(|d| (clicks(&d.rollups), clicks(&d.full))).collect();
+    assert_eq!(
+        read,
+        [(1, 1), (2, 2), (3, 3)],
+        "each link's two maps, in the order asked"
+    );
+    // The rollups alone need no transaction.
+    store.link_data(&codes, Detail::Rollups).await.unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(stats.contains("cmdstat_exec:calls=3,"), "{stats}");
+}
+
 /// Redis restarted (its script cache is empty): clicks are still written.
 #[tokio::test]
 async fn clicks_are_written_after_redis_restarts() {

@@ -82,6 +82,24 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// A status reply's text (`+OK`, `+QUEUED`); `None` for any other reply.
+    pub(super) fn status(self) -> Option<&'a [u8]> {
+        match self.frame {
+            Frame::Simple(start, end) => self.buf.get(*start..*end),
+            _ => None,
+        }
+    }
+
+    /// The replies an array holds (`EXEC`'s, one per command of the transaction); `None` for
+    /// any other reply.
+    pub(super) fn replies(self) -> Option<impl Iterator<Item = Reply<'a>>> {
+        let buf = self.buf;
+        match self.frame {
+            Frame::Array(items) => Some(items.iter().map(move |frame| Reply { frame, buf })),
+            _ => None,
+        }
+    }
+
     /// The items of an array reply (none for a nil one); `None` for any other reply.
     fn array(self) -> Option<&'a [Frame]> {
         match self.frame {
@@ -422,6 +440,44 @@ mod tests {
             assert_eq!(done.unwrap_err().kind(), ErrorKind::Parse);
             assert!(got.is_empty());
         }
+    }
+
+    #[test]
+    fn a_transactions_replies_read_as_statuses_and_its_exec_as_the_replies_it_holds() {
+        let buf = b"*2\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*0\r\n";
+        let (exec, _) = decode(buf).unwrap().unwrap();
+        let hashes: Vec<usize> = Reply { frame: &exec, buf }
+            .replies()
+            .unwrap()
+            .map(|r| r.pairs().unwrap().0)
+            .collect();
+        assert_eq!(hashes, [1, 0]);
+        assert!(Reply { frame: &exec, buf }.status().is_none());
+        let (queued, _) = decode(b"+QUEUED\r\n").unwrap().unwrap();
+        assert_eq!(
+            Reply {
+                frame: &queued,
+                buf: b"+QUEUED\r\n"
+            }
+            .status(),
+            Some(&b"QUEUED"[..])
+        );
+        assert!(Reply {
+            frame: &queued,
+            buf: b"+QUEUED\r\n"
+        }
+        .replies()
+        .is_none());
+        let (bulk, _) = decode(b"$2\r\nOK\r\n").unwrap().unwrap();
+        assert!(
+            Reply {
+                frame: &bulk,
+                buf: b"$2\r\nOK\r\n"
+            }
+            .status()
+            .is_none(),
+            "a bulk string is no status"
+        );
     }
 
     #[test]

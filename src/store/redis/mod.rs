@@ -64,7 +64,8 @@
 //!
 //! **Reports' reads** of many links' hashes and visitor counts go, on one Redis, through
 //! connections of their own whose replies are decoded in place (`bulk`); on a cluster, through
-//! the client like everything else.
+//! the client like everything else. A link's rollups and full map, which a click's script
+//! writes together, are read together in one `MULTI`/`EXEC` (both keys in the link's slot).
 
 mod bulk;
 mod clicks;
@@ -998,11 +999,18 @@ impl Counters for RedisStore {
         if codes.is_empty() {
             return Ok(vec![]);
         }
-        // The rollups hold a copy of the metrics (`m|<day>`): one hash per link, and the full
-        // map beside it when asked for.
-        let maps: &[&str] = match detail {
-            Detail::Rollups => &["rollups"],
-            Detail::Full | Detail::Range => &["rollups", "stats"],
+        // The rollups hold a copy of the metrics (`m|<day>`): one hash per link. With the full
+        // map beside it, the two are read in one transaction (`MULTI`, the two `HGETALL`s,
+        // `EXEC`), since a click's script writes both: between two plain reads Redis may run
+        // another client's commands (it does, where a long pipeline arrives in several reads),
+        // and a click would count in one map and not in the other. Each command's key names
+        // its slot: `MULTI` and `EXEC` go with the link's (one slot, so no `CROSSSLOT`).
+        let (maps, commands): (&[&str], &[&str]) = match detail {
+            Detail::Rollups => (&["rollups"], &["HGETALL"]),
+            Detail::Full | Detail::Range => (
+                &["rollups", "rollups", "stats", "stats"],
+                &["MULTI", "HGETALL", "HGETALL", "EXEC"],
+            ),
         };
         let keys: Vec<String> = codes
             .iter()
@@ -1011,10 +1019,15 @@ impl Counters for RedisStore {
         // The replies are read as they come, field by field: a report over 10,000 links gets
         // about 130,000 values.
         let mut data = LinkDataReplies::new(detail, codes.len());
-        let hgetall = |pipe: &mut redis::Pipeline, _: usize, key: &str| {
-            pipe.hgetall(key);
+        let add = |pipe: &mut redis::Pipeline, i: usize, key: &str| match commands[i % commands.len()] {
+            "HGETALL" => {
+                pipe.hgetall(key);
+            }
+            other => {
+                pipe.cmd(other);
+            }
         };
-        self.read_each(&keys, hgetall, "Failed to read counters from Redis", |reply| {
+        self.read_each(&keys, add, "Failed to read counters from Redis", |reply| {
             data.take_reply(reply)
         })
         .await?;
@@ -1306,13 +1319,16 @@ fn hash_pairs(reply: &Value) -> Result<Vec<(&[u8], &[u8])>> {
     }
 }
 
-/// `link_data`'s answer, built from its hash replies in the order they were asked for: per link
-/// its rollups, then its full map (when the detail has one).
+/// `link_data`'s answer, built from its replies in the order they were asked for: per link its
+/// rollups, or (when the detail has a full map) the transaction that reads its rollups and its
+/// full map: `OK`, `QUEUED` twice, then `EXEC`'s two hashes.
 struct LinkDataReplies {
     detail: Detail,
     out: Vec<LinkData>,
     /// The link whose rollups were read, waiting for its full map.
     open: Option<LinkData>,
+    /// Replies taken so far: where the next falls in its link's transaction.
+    taken: usize,
 }
 
 impl LinkDataReplies {
@@ -1321,11 +1337,61 @@ impl LinkDataReplies {
             detail,
             out: Vec::with_capacity(links),
             open: None,
+            taken: 0,
         }
     }
 
-    /// The next reply, which must be a hash.
+    /// The next reply: a hash, or a part of a link's transaction.
     fn take_reply(&mut self, reply: ReadReply<'_>) -> Result<()> {
+        let step = self.taken;
+        self.taken += 1;
+        if !self.detail.full() {
+            return self.take_hash(reply);
+        }
+        let expected: &[u8] = match step % 4 {
+            0 => b"OK",
+            1 | 2 => b"QUEUED",
+            _ => return self.take_exec(reply),
+        };
+        let status = match reply {
+            ReadReply::Bulk(reply) => reply.status(),
+            ReadReply::Client(Value::Okay) => Some(&b"OK"[..]),
+            ReadReply::Client(Value::SimpleString(s)) => Some(s.as_bytes()),
+            ReadReply::Client(_) => None,
+        };
+        match status == Some(expected) {
+            true => Ok(()),
+            false => Err(not_read_as("a step of a transaction", "something else")),
+        }
+    }
+
+    /// `EXEC`'s reply: the link's rollups and full map.
+    fn take_exec(&mut self, reply: ReadReply<'_>) -> Result<()> {
+        let not_two = || not_read_as("a transaction's two hashes", "something else");
+        match reply {
+            ReadReply::Bulk(reply) => {
+                let mut hashes = reply.replies().ok_or_else(not_two)?;
+                match (hashes.next(), hashes.next(), hashes.next()) {
+                    (Some(rollups), Some(full), None) => {
+                        self.take_hash(ReadReply::Bulk(rollups))?;
+                        self.take_hash(ReadReply::Bulk(full))
+                    }
+                    _ => Err(not_two()),
+                }
+            }
+            ReadReply::Client(Value::Array(hashes)) => match hashes.as_slice() {
+                [rollups, full] => {
+                    self.take_hash(ReadReply::Client(rollups))?;
+                    self.take_hash(ReadReply::Client(full))
+                }
+                _ => Err(not_two()),
+            },
+            ReadReply::Client(_) => Err(not_two()),
+        }
+    }
+
+    /// The next hash reply.
+    fn take_hash(&mut self, reply: ReadReply<'_>) -> Result<()> {
         match reply {
             ReadReply::Bulk(reply) => {
                 let (n, pairs) = reply.pairs().ok_or_else(|| not_read_as("a hash", "something else"))?;
@@ -1459,6 +1525,40 @@ mod tests {
             .unwrap();
         assert!(matches!(pairs(wrong), Err(StoreError::Corrupt(_))));
         assert!(matches!(pairs(Value::Int(3)), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_links_two_maps_are_read_from_its_transaction_and_nothing_else_passes_for_one() {
+        let value = |raw: &[u8]| redis::parse_redis_value(raw).unwrap();
+        let rollups = b"*2\r\n$12\r\nc|2026-12-05\r\n$1\r\n3\r\n";
+        let full = b"%1\r\n$15\r\nc|2026-12-05|08\r\n$1\r\n3\r\n";
+        let exec = value(&[&b"*2\r\n"[..], rollups, full].concat());
+        let read = |replies: &[Value]| {
+            let mut data = LinkDataReplies::new(Detail::Range, 1);
+            replies
+                .iter()
+                .try_for_each(|r| data.take_reply(ReadReply::Client(r)))
+                .map(|()| data.out)
+        };
+        let queued = Value::SimpleString("QUEUED".into());
+        let out = read(&[Value::Okay, queued.clone(), queued.clone(), exec.clone()]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].rollups, [("c|2026-12-05".to_owned(), 3)]);
+        assert_eq!(out[0].full, [("c|2026-12-05|08".to_owned(), 3)]);
+        // A step out of place, a transaction of one hash, or hashes outside one: a fault.
+        for wrong in [
+            vec![queued.clone(), Value::Okay, queued.clone(), exec.clone()],
+            vec![
+                Value::Okay,
+                queued.clone(),
+                queued.clone(),
+                value(&[&b"*1\r\n"[..], rollups].concat()),
+            ],
+            vec![Value::Okay, queued.clone(), queued.clone(), value(rollups)],
+            vec![Value::Okay, queued.clone(), queued, Value::Nil],
+        ] {
+            assert!(matches!(read(&wrong), Err(StoreError::Corrupt(_))), "{wrong:?}");
+        }
     }
 
     #[test]
