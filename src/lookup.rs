@@ -109,6 +109,10 @@ pub trait LinkRecord: DeserializeOwned {
     /// The rows of a scan that decode as this type.
     const ROWS: LinkRows;
     fn kol(&self) -> &str;
+    /// One row of a scan.
+    fn decode(json: &str) -> serde_json::Result<Self> {
+        serde_json::from_str(json)
+    }
 }
 
 impl LinkRecord for Link {
@@ -122,6 +126,9 @@ impl LinkRecord for LinkSummary {
     const ROWS: LinkRows = LinkRows::Summaries;
     fn kol(&self) -> &str {
         self.kol.as_str()
+    }
+    fn decode(json: &str) -> serde_json::Result<Self> {
+        LinkSummary::from_json(json)
     }
 }
 
@@ -140,9 +147,7 @@ async fn links_as<L: LinkRecord>(
     let keep = |l: &L| filter.kol.as_deref().is_none_or(|k| l.kol() == k);
     let scan = |c, n| async move {
         let rows = store.scan_links(index, L::ROWS, c, n).await?;
-        rows.into_iter()
-            .map(|(c, json)| Ok((c, serde_json::from_str(&json)?)))
-            .collect()
+        rows.into_iter().map(|(c, json)| Ok((c, L::decode(&json)?))).collect()
     };
     fill_page(after, limit, keep, scan, both).await
 }

@@ -77,6 +77,44 @@ pub struct LinkSummary {
     pub created_at: DateTime<Utc>,
 }
 
+impl LinkSummary {
+    /// Decodes a summary. One as kolink writes it (`serde_json::to_string`: its fields in
+    /// their order, strings without escapes) is read field by field, each through its own
+    /// parser, as `Deserialize` would read it: a campaign's first report decodes one per link,
+    /// and serde_json took about 3,600 instructions each. Anything else (an older link record
+    /// standing in for its summary, other spacing, an escape) is read by serde_json.
+    pub fn from_json(json: &str) -> serde_json::Result<Self> {
+        match Self::as_written(json) {
+            Some(summary) => Ok(summary),
+            None => serde_json::from_str(json),
+        }
+    }
+
+    fn as_written(json: &str) -> Option<Self> {
+        let rest = json.strip_prefix(r#"{"code":""#)?;
+        let (code, rest) = plain_string(rest)?;
+        let (campaign, rest) = plain_string(rest.strip_prefix(r#","campaign":""#)?)?;
+        let (kol, rest) = plain_string(rest.strip_prefix(r#","kol":""#)?)?;
+        let (cost, rest) = plain_string(rest.strip_prefix(r#","cost":""#)?)?;
+        let (created_at, rest) = plain_string(rest.strip_prefix(r#","created_at":""#)?)?;
+        (rest == "}").then_some(())?;
+        Some(LinkSummary {
+            code: ShortCode::parse(code).ok()?,
+            campaign: Slug::parse(campaign).ok()?,
+            kol: Slug::parse(kol).ok()?,
+            cost: Money::parse(cost).ok()?,
+            created_at: super::stamp::parse_utc(created_at).ok()?,
+        })
+    }
+}
+
+/// A JSON string's text up to its closing quote, and what follows it; `None` if an escape or
+/// a control character (which JSON does not allow raw) comes first.
+fn plain_string(s: &str) -> Option<(&str, &str)> {
+    let end = s.bytes().position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+    (s.as_bytes()[end] == b'"').then(|| (&s[..end], &s[end + 1..]))
+}
+
 impl From<&Link> for LinkSummary {
     fn from(l: &Link) -> Self {
         LinkSummary {
@@ -384,6 +422,8 @@ pub struct DayInsights {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn conversion(event: Event, order_id: &str, refund_id: Option<&str>) -> Conversion {
@@ -406,6 +446,98 @@ mod tests {
             received_at: chrono::DateTime::UNIX_EPOCH,
             audit: vec![],
         }
+    }
+
+    /// Summaries as `summary_json` writes them: any code, ids, cost and time of creation.
+    fn written_summary() -> impl Strategy<Value = (LinkSummary, String)> {
+        (
+            "[A-Za-z0-9_-]{3,12}",
+            "[a-z0-9][a-z0-9_-]{0,10}",
+            "[a-z0-9][a-z0-9_-]{0,10}",
+            0i64..1_000_000_000,
+            0i64..253_402_300_799,
+            0u32..1_000_000_000,
+        )
+            .prop_filter_map("a reserved code", |(code, campaign, kol, cost, secs, nanos)| {
+                let summary = LinkSummary {
+                    code: ShortCode::parse(&code).ok()?,
+                    campaign: Slug::parse(&campaign).unwrap(),
+                    kol: Slug::parse(&kol).unwrap(),
+                    cost: Money::from_minor(cost),
+                    created_at: chrono::DateTime::from_timestamp(secs - 62_167_219_200, nanos)?,
+                };
+                let json = serde_json::to_string(&summary).unwrap();
+                Some((summary, json))
+            })
+    }
+
+    /// The same summary, compared field by field.
+    fn same(a: &LinkSummary, b: &LinkSummary) -> bool {
+        (
+            a.code.as_str(),
+            a.campaign.as_str(),
+            a.kol.as_str(),
+            a.cost,
+            a.created_at,
+        ) == (
+            b.code.as_str(),
+            b.campaign.as_str(),
+            b.kol.as_str(),
+            b.cost,
+            b.created_at,
+        )
+    }
+
+    proptest! {
+        /// A summary as kolink writes it is read field by field, to the summary written.
+        #[test]
+        fn a_written_summary_reads_back_on_the_short_path((summary, json) in written_summary()) {
+            let short = LinkSummary::as_written(&json);
+            prop_assert!(short.as_ref().is_some_and(|s| same(s, &summary)), "{}", json);
+            let read = LinkSummary::from_json(&json).unwrap();
+            prop_assert!(same(&read, &summary));
+        }
+
+        /// Changed anywhere, a summary reads as serde_json reads it: the short path takes only
+        /// what serde_json would read to the same summary.
+        #[test]
+        fn a_changed_summary_reads_as_serde_json_reads_it(
+            (_, json) in written_summary(),
+            at in any::<prop::sample::Index>(),
+            cut in 0usize..3,
+            with in prop::sample::select(vec!["", "\\", "\"", " ", "\t", "\\u0041", "x", "9", "-", "}", ",\"x\":1", "\u{e9}"]),
+        ) {
+            let at = at.index(json.len() + 1);
+            let (at, end) = (at, (at + cut).min(json.len()));
+            if !json.is_char_boundary(at) || !json.is_char_boundary(end) {
+                return Ok(());
+            }
+            let changed = format!("{}{}{}", &json[..at], with, &json[end..]);
+            let serde = serde_json::from_str::<LinkSummary>(&changed);
+            if let Some(short) = LinkSummary::as_written(&changed) {
+                prop_assert!(serde.as_ref().is_ok_and(|s| same(s, &short)), "{}", changed);
+            }
+            let ours = LinkSummary::from_json(&changed);
+            prop_assert_eq!(ours.is_ok(), serde.is_ok(), "{}", changed);
+        }
+    }
+
+    #[test]
+    fn a_summary_written_otherwise_is_read_by_serde_json() {
+        let spaced = r#"{ "code": "amy-serum", "campaign": "c", "kol": "amy", "cost": "10.00", "created_at": "2026-12-06T18:31:11Z" }"#;
+        assert!(LinkSummary::as_written(spaced).is_none());
+        assert_eq!(LinkSummary::from_json(spaced).unwrap().kol.as_str(), "amy");
+        let escaped = r#"{"code":"amy-serum","campaign":"c","kol":"\u0061my","cost":"10.00","created_at":"2026-12-06T18:31:11Z"}"#;
+        assert!(LinkSummary::as_written(escaped).is_none());
+        assert_eq!(LinkSummary::from_json(escaped).unwrap().kol.as_str(), "amy");
+        let reserved =
+            r#"{"code":"api","campaign":"c","kol":"amy","cost":"10.00","created_at":"2026-12-06T18:31:11Z"}"#;
+        assert!(
+            LinkSummary::from_json(reserved).is_err(),
+            "a reserved code is refused either way"
+        );
+        let number = r#"{"code":"amy-serum","campaign":"c","kol":"amy","cost":10,"created_at":"2026-12-06T18:31:11Z"}"#;
+        assert_eq!(LinkSummary::from_json(number).unwrap().cost, Money::from_minor(1000));
     }
 
     #[test]
