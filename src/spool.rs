@@ -46,14 +46,15 @@ pub struct SpooledClick {
     pub info: ClickInfo,
 }
 
-/// A click as the spool writes it, borrowed from the click being written; it reads back as a
+/// A click as the spool writes it, borrowed from the click being written (its info, or that
+/// info's JSON written already: `serde_json::value::RawValue`); it reads back as a
 /// `SpooledClick`.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct SpooledClickRef<'a> {
+pub struct SpooledClickRef<'a, I: ?Sized = ClickInfo> {
     pub code: &'a str,
     pub ms: u64,
     pub seq: u64,
-    pub info: &'a ClickInfo,
+    pub info: &'a I,
 }
 
 impl SpooledClick {
@@ -512,6 +513,37 @@ mod tests {
         let read = spool.next_chunk(10).unwrap().unwrap().clicks;
         assert_eq!(read.len(), 1);
         assert_eq!((read[0].code.as_str(), read[0].ms, read[0].seq), ("amy-serum", 5, 9));
+        assert_eq!(read[0].info, info);
+    }
+
+    #[test]
+    fn a_click_with_its_info_written_as_json_already_is_the_same_record() {
+        let info = ClickInfo {
+            visitor: "ab12".into(),
+            dims: crate::domain::Dimensions::default().with(crate::domain::Dimension::Device, "mobile \"x\""),
+            ..ClickInfo::default()
+        };
+        let json = serde_json::value::to_raw_value(&info).unwrap();
+        let raw = SpooledClickRef {
+            code: "amy-serum",
+            ms: 5,
+            seq: 9,
+            info: &*json,
+        };
+        let typed = SpooledClickRef {
+            code: "amy-serum",
+            ms: 5,
+            seq: 9,
+            info: &info,
+        };
+        assert_eq!(
+            serde_json::to_string(&[&raw]).unwrap(),
+            serde_json::to_string(&[&typed]).unwrap()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.append(&[raw]).unwrap();
+        let read = spool.next_chunk(10).unwrap().unwrap().clicks;
         assert_eq!(read[0].info, info);
     }
 

@@ -878,16 +878,18 @@ impl Conversions for EmbeddedStore {
 ///
 /// A day's first `EXACT_VISITORS` visitors of a link are rows of `visitors` (and counted in the
 /// rollups' `u|<day>`); later new ones go to the day's sketch, as the Redis store does.
-fn apply_clicks(txn: &WriteTransaction, clicks: &[NewClick]) -> Result<()> {
+///
+/// `infos` holds each click's info as JSON (the log's row), written once for the journal too.
+fn apply_clicks(txn: &WriteTransaction, clicks: &[NewClick], infos: &[Box<serde_json::value::RawValue>]) -> Result<()> {
     let mut log = txn.open_table(CLICKS)?;
     let mut visitors = txn.open_table(VISITORS)?;
     let rollups = txn.open_table(ROLLUPS)?;
     let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
     let mut days: HashMap<(&str, &str), DayVisitors> = HashMap::new();
     let mut sketches = txn.open_table(VISITOR_SKETCHES)?;
-    for c in clicks {
+    for (c, info) in clicks.iter().zip(infos) {
         let key = (c.code.as_str(), c.entry.ms, c.entry.seq);
-        if log.insert(key, serde_json::to_string(&c.info)?.as_str())?.is_some() {
+        if log.insert(key, info.get())?.is_some() {
             continue;
         }
         for f in &c.fields {
