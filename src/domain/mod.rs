@@ -51,7 +51,8 @@ pub fn writable_time(field: &str, t: chrono::DateTime<chrono::Utc>) -> Result<ch
 /// Deserializes a value written as a string through `parse`, reading the string in place where
 /// the input allows (a JSON string without escapes), so that `parse` makes the one copy kept:
 /// `String::deserialize` then `parse(&s)` allocated it twice. Other kinds of value are refused
-/// as `String`'s own would be, "expected `expecting`".
+/// as `String`'s own would be, "expected `expecting`"; so are bytes, which `String` reads when
+/// they are UTF-8 (no format kolink reads gives strings as bytes).
 pub(crate) fn deserialize_str<'de, D, T, E>(
     d: D,
     expecting: &'static str,

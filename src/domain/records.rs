@@ -498,8 +498,9 @@ mod tests {
             prop_assert!(same(&read, &summary));
         }
 
-        /// Changed anywhere, a summary reads as serde_json reads it: the short path takes only
-        /// what serde_json would read to the same summary.
+        /// Changed anywhere, a summary reads as serde_json reads it (through the same fields'
+        /// `Deserialize`, each tested against what it replaced): the short path takes only what
+        /// serde_json would read to the same summary, and leaves the rest to it.
         #[test]
         fn a_changed_summary_reads_as_serde_json_reads_it(
             (_, json) in written_summary(),
@@ -518,7 +519,7 @@ mod tests {
                 prop_assert!(serde.as_ref().is_ok_and(|s| same(s, &short)), "{}", changed);
             }
             let ours = LinkSummary::from_json(&changed);
-            prop_assert_eq!(ours.is_ok(), serde.is_ok(), "{}", changed);
+            prop_assert_eq!(ours.ok().map(|s| s.code), serde.ok().map(|s| s.code), "{}", changed);
         }
     }
 

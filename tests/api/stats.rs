@@ -425,6 +425,38 @@ async fn a_counter_hash_of_the_wrong_type_fails_the_report_and_the_next_one_read
     assert_eq!(app.get_ok("/api/v1/campaigns/spring-sale/stats").await, before);
 }
 
+/// A link's full map of the wrong type on Redis: its hourly report, which reads the link's
+/// rollups and full map in one transaction, fails as a fault (the error inside `EXEC`'s answer
+/// is not taken for a hash); once the map is right again, so is the report.
+#[tokio::test]
+async fn a_full_map_of_the_wrong_type_fails_the_hourly_report_and_the_next_one_reads_right() {
+    let app = spawn_app(Backend::Redis).await;
+    people_a_preview_and_a_pixel(&app).await;
+    let before = app.get_ok("/api/v1/links/amy-serum/stats?interval=hour").await;
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let key = "kl:{amy-serum}:stats";
+    let kept: Vec<(String, String)> = redis::AsyncCommands::hgetall(&mut conn, key).await.unwrap();
+    assert!(!kept.is_empty());
+    redis::pipe()
+        .del(key)
+        .set(key, "not a hash")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let r = app.get("/api/v1/links/amy-serum/stats?interval=hour").await;
+    assert_error(r, 500, "internal").await;
+    redis::pipe()
+        .del(key)
+        .hset_multiple(key, &kept)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let after = app.get_ok("/api/v1/links/amy-serum/stats?interval=hour").await;
+    assert!(before["totals"]["clicks"].as_u64().unwrap() > 0);
+    assert_eq!(after["totals"], before["totals"]);
+    assert_eq!(after["series"], before["series"]);
+}
+
 /// A link list that Redis answers with something else than a list (the summaries' hash of the
 /// wrong type) fails the report as a fault, never as a report without links; once it is right
 /// again, the report reads every link (the KOL's list is not kept from before: only the

@@ -90,6 +90,15 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// An error reply (one that `EXEC`'s array holds) as the error it reports, its code kept
+    /// for `failed` to sort; `None` for any other reply.
+    pub(super) fn error(self) -> Option<RedisError> {
+        match self.frame {
+            Frame::Error(start, end) => Some(server_error(&[b"-", self.buf.get(*start..*end)?, b"\r\n"].concat())),
+            _ => None,
+        }
+    }
+
     /// The replies an array holds (`EXEC`'s, one per command of the transaction); `None` for
     /// any other reply.
     pub(super) fn replies(self) -> Option<impl Iterator<Item = Reply<'a>>> {
@@ -467,6 +476,26 @@ mod tests {
             buf: b"+QUEUED\r\n"
         }
         .replies()
+        .is_none());
+        let held = b"*1\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+        let (exec, _) = decode(held).unwrap().unwrap();
+        let inner = Reply {
+            frame: &exec,
+            buf: held,
+        }
+        .replies()
+        .unwrap()
+        .next()
+        .unwrap();
+        assert_eq!(
+            inner.error().and_then(|e| e.code().map(str::to_owned)).as_deref(),
+            Some("WRONGTYPE")
+        );
+        assert!(Reply {
+            frame: &exec,
+            buf: held
+        }
+        .error()
         .is_none());
         let (bulk, _) = decode(b"$2\r\nOK\r\n").unwrap().unwrap();
         assert!(

@@ -1394,6 +1394,10 @@ impl LinkDataReplies {
     fn take_hash(&mut self, reply: ReadReply<'_>) -> Result<()> {
         match reply {
             ReadReply::Bulk(reply) => {
+                // An error `EXEC` holds (a whole reply that is one fails the read before this).
+                if let Some(e) = reply.error() {
+                    return Err(failed("Failed to read counters from Redis")(e));
+                }
                 let (n, pairs) = reply.pairs().ok_or_else(|| not_read_as("a hash", "something else"))?;
                 self.take(n, pairs);
             }
