@@ -425,6 +425,27 @@ async fn a_counter_hash_of_the_wrong_type_fails_the_report_and_the_next_one_read
     assert_eq!(app.get_ok("/api/v1/campaigns/spring-sale/stats").await, before);
 }
 
+/// While the Redis hash `key` is a string instead, `path` fails as a fault (500 `internal`);
+/// then the hash is put back as it was.
+async fn a_fault_while_a_hash_is_a_string(app: &TestApp, key: &str, path: &str) {
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let kept: Vec<(String, String)> = redis::AsyncCommands::hgetall(&mut conn, key).await.unwrap();
+    assert!(!kept.is_empty(), "{key} holds fields");
+    redis::pipe()
+        .del(key)
+        .set(key, "not a hash")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_error(app.get(path).await, 500, "internal").await;
+    redis::pipe()
+        .del(key)
+        .hset_multiple(key, &kept)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+}
+
 /// A link's full map of the wrong type on Redis: its hourly report, which reads the link's
 /// rollups and full map in one transaction, fails as a fault (the error inside `EXEC`'s answer
 /// is not taken for a hash); once the map is right again, so is the report.
@@ -433,24 +454,12 @@ async fn a_full_map_of_the_wrong_type_fails_the_hourly_report_and_the_next_one_r
     let app = spawn_app(Backend::Redis).await;
     people_a_preview_and_a_pixel(&app).await;
     let before = app.get_ok("/api/v1/links/amy-serum/stats?interval=hour").await;
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
-    let key = "kl:{amy-serum}:stats";
-    let kept: Vec<(String, String)> = redis::AsyncCommands::hgetall(&mut conn, key).await.unwrap();
-    assert!(!kept.is_empty());
-    redis::pipe()
-        .del(key)
-        .set(key, "not a hash")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
-    let r = app.get("/api/v1/links/amy-serum/stats?interval=hour").await;
-    assert_error(r, 500, "internal").await;
-    redis::pipe()
-        .del(key)
-        .hset_multiple(key, &kept)
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    a_fault_while_a_hash_is_a_string(
+        &app,
+        "kl:{amy-serum}:stats",
+        "/api/v1/links/amy-serum/stats?interval=hour",
+    )
+    .await;
     let after = app.get_ok("/api/v1/links/amy-serum/stats?interval=hour").await;
     assert!(before["totals"]["clicks"].as_u64().unwrap() > 0);
     assert_eq!(after["totals"], before["totals"]);
@@ -466,24 +475,7 @@ async fn a_link_list_of_the_wrong_type_fails_the_report_and_the_next_one_reads_r
     let app = spawn_app(Backend::Redis).await;
     people_a_preview_and_a_pixel(&app).await;
     let campaign = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
-    let key = "kl:{meta}:summaries";
-    let kept: Vec<(String, String)> = redis::AsyncCommands::hgetall(&mut conn, key).await.unwrap();
-    assert!(!kept.is_empty());
-    redis::pipe()
-        .del(key)
-        .set(key, "not a hash")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
-    let r = app.get("/api/v1/kols/amy/stats").await;
-    assert_error(r, 500, "internal").await;
-    redis::pipe()
-        .del(key)
-        .hset_multiple(key, &kept)
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    a_fault_while_a_hash_is_a_string(&app, "kl:{meta}:summaries", "/api/v1/kols/amy/stats").await;
     let kol = app.get_ok("/api/v1/kols/amy/stats").await;
     let amy = campaign["kols"]
         .as_array()

@@ -57,6 +57,16 @@ fn click(code: &str, ms: u64, seq: u64, visitor: &str) -> NewClick {
     }
 }
 
+/// Redis's command counts start over (`CONFIG RESETSTAT`).
+async fn reset_stats(conn: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(conn).await.unwrap();
+}
+
+/// Redis's command counts since they started over (`INFO commandstats`).
+async fn command_stats(conn: &mut redis::aio::MultiplexedConnection) -> String {
+    redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap()
+}
+
 /// Human clicks of each link, from its counters; its rollups must say the same.
 async fn clicks_counted(store: &dyn Store, codes: &[&str]) -> Vec<i64> {
     let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
@@ -238,17 +248,9 @@ async fn a_re_keyed_click_never_takes_another_writers_next_id() {
     // A new click behind the others (a replay, say) is known new by its writer's mark: only its
     // own id is looked up (one XRANGE), the stream is not read through for it.
     let mut conn = guard.redis.as_ref().unwrap().connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_stats(&mut conn).await;
     store.write_clicks(&[click("a-1", now - 1, b | 3, "v2")]).await.unwrap();
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let stats = command_stats(&mut conn).await;
     assert!(stats.contains("cmdstat_xrange:calls=1,"), "{stats}");
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [8]);
 }
@@ -297,19 +299,11 @@ async fn a_retry_finds_its_re_keyed_click_past_pages_of_other_entries() {
     let first = store.write_clicks(std::slice::from_ref(&c)).await.unwrap();
     assert!(first[0].ms >= now + 60_000, "re-keyed: {first:?}");
 
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_stats(&mut conn).await;
     let again = store.write_clicks(std::slice::from_ref(&c)).await.unwrap();
     assert_eq!(again, first, "the retry finds its re-keyed entry");
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [1]);
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let stats = command_stats(&mut conn).await;
     let calls: u64 = stats
         .split("cmdstat_xrange:calls=")
         .nth(1)
@@ -333,18 +327,10 @@ async fn a_links_rollups_and_full_map_are_read_in_one_transaction() {
         store.write_clicks(&clicks).await.unwrap();
     }
     let mut conn = guard.redis.as_ref().unwrap().connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_stats(&mut conn).await;
     let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
     let range = store.link_data(&codes, Detail::Range).await.unwrap();
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let stats = command_stats(&mut conn).await;
     for command in ["multi", "exec"] {
         assert!(stats.contains(&format!("cmdstat_{command}:calls=3,")), "{stats}");
     }
@@ -359,11 +345,7 @@ async fn a_links_rollups_and_full_map_are_read_in_one_transaction() {
     );
     // The rollups alone need no transaction.
     store.link_data(&codes, Detail::Rollups).await.unwrap();
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let stats = command_stats(&mut conn).await;
     assert!(stats.contains("cmdstat_exec:calls=3,"), "{stats}");
 }
 
