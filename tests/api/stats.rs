@@ -404,24 +404,7 @@ async fn a_counter_hash_of_the_wrong_type_fails_the_report_and_the_next_one_read
     let app = spawn_app(Backend::Redis).await;
     people_a_preview_and_a_pixel(&app).await;
     let before = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
-    let key = "kl:{amy-serum}:rollups";
-    let kept: Vec<(String, String)> = redis::AsyncCommands::hgetall(&mut conn, key).await.unwrap();
-    assert!(!kept.is_empty());
-    redis::pipe()
-        .del(key)
-        .set(key, "not a hash")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
-    let r = app.get("/api/v1/campaigns/spring-sale/stats").await;
-    assert_error(r, 500, "internal").await;
-    redis::pipe()
-        .del(key)
-        .hset_multiple(key, &kept)
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    a_fault_while_a_hash_is_a_string(&app, "kl:{amy-serum}:rollups", "/api/v1/campaigns/spring-sale/stats").await;
     assert_eq!(app.get_ok("/api/v1/campaigns/spring-sale/stats").await, before);
 }
 

@@ -90,11 +90,12 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// An error reply (one that `EXEC`'s array holds) as the error it reports, its code kept
-    /// for `failed` to sort; `None` for any other reply.
+    /// An error reply (a whole reply, or one that `EXEC`'s array holds) as the error it
+    /// reports, its code kept for `failed` to sort; `None` for any other reply.
     pub(super) fn error(self) -> Option<RedisError> {
         match self.frame {
-            Frame::Error(start, end) => Some(server_error(&[b"-", self.buf.get(*start..*end)?, b"\r\n"].concat())),
+            // The whole reply: its `-` before the line, its CRLF after.
+            Frame::Error(start, end) => Some(server_error(self.buf.get(start.checked_sub(1)?..end + 2)?)),
             _ => None,
         }
     }
@@ -327,8 +328,8 @@ where
                     frame: &frame,
                     buf: &buf[at..],
                 };
-                if let Frame::Error(..) = frame {
-                    return Err(server_error(&buf[at..at + used]));
+                if let Some(e) = reply.error() {
+                    return Err(e);
                 }
                 each(reply)?;
                 at += used;

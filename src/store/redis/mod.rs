@@ -568,7 +568,7 @@ impl RedisStore {
             .arg(limit);
         let mut rows = Vec::with_capacity(limit.min(10_000));
         let mut member = None;
-        self.read_items(zset, &cmd, "Failed to list from Redis", |item| {
+        self.read_items(zset, cmd, "Failed to list from Redis", |item| {
             let item = item.ok_or_else(|| not_read_as("a listed member", "nil"))?;
             match member.take() {
                 None => member = Some(String::from_utf8_lossy(item).into_owned()),
@@ -600,7 +600,7 @@ impl RedisStore {
             cmd.arg(id);
         }
         let mut values = Vec::with_capacity(members.len());
-        self.read_items(hash, &cmd, "Failed to read records from Redis", |item| {
+        self.read_items(hash, cmd, "Failed to read records from Redis", |item| {
             values.push(item.map(|v| String::from_utf8_lossy(v).into_owned()));
             Ok(())
         })
@@ -621,12 +621,15 @@ impl RedisStore {
     async fn read_items(
         &self,
         key: &str,
-        cmd: &redis::Cmd,
+        cmd: redis::Cmd,
         what: &'static str,
         mut each: impl FnMut(Option<&[u8]>) -> Result<()>,
     ) -> Result<()> {
+        // One key, so `add` runs once: the command (thousands of arguments for a long list)
+        // moves into the pipeline, not a copy of it.
+        let mut cmd = Some(cmd);
         let add = |pipe: &mut redis::Pipeline, _: usize, _: &str| {
-            pipe.add_command(cmd.clone());
+            pipe.add_command(cmd.take().expect("one command for one key"));
         };
         self.read_each(&[key.to_owned()], add, what, |reply| match reply {
             ReadReply::Bulk(reply) => {
@@ -898,7 +901,7 @@ impl RedisStore {
     async fn read_each(
         &self,
         keys: &[String],
-        add: impl Fn(&mut redis::Pipeline, usize, &str),
+        mut add: impl FnMut(&mut redis::Pipeline, usize, &str),
         what: &'static str,
         mut each: impl FnMut(ReadReply<'_>) -> Result<()>,
     ) -> Result<()> {
@@ -1019,13 +1022,11 @@ impl Counters for RedisStore {
         // The replies are read as they come, field by field: a report over 10,000 links gets
         // about 130,000 values.
         let mut data = LinkDataReplies::new(detail, codes.len());
-        let add = |pipe: &mut redis::Pipeline, i: usize, key: &str| match commands[i % commands.len()] {
-            "HGETALL" => {
-                pipe.hgetall(key);
-            }
-            other => {
-                pipe.cmd(other);
-            }
+        let add = |pipe: &mut redis::Pipeline, i: usize, key: &str| {
+            match commands[i % commands.len()] {
+                "HGETALL" => pipe.hgetall(key),
+                other => pipe.cmd(other),
+            };
         };
         self.read_each(&keys, add, "Failed to read counters from Redis", |reply| {
             data.take_reply(reply)
