@@ -216,7 +216,7 @@ pub fn list<T: serde::Serialize>(plural: &str, items: &[T], next: Option<Cursor>
     body.insert(plural.to_owned(), serde_json::to_value(items).unwrap_or_default());
     body.insert(
         "next_cursor".to_owned(),
-        next.map(|c| serde_json::Value::String(c.as_str().to_owned()))
+        next.map(|c| serde_json::Value::String(c.to_client()))
             .unwrap_or(serde_json::Value::Null),
     );
     HttpResponse::Ok().json(body)

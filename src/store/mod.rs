@@ -115,35 +115,65 @@ impl Record for Share {
     }
 }
 
-/// A position in a newest-first list, opaque outside the store that minted it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor(String);
+/// A position in a newest-first list, opaque outside the store that minted it. A store's own
+/// cursor keeps its numbers and is written out (URL-safe base64 of their big-endian bytes) only
+/// when a page hands it to a client: every item of a scan carries one, and a report reading a
+/// 10,000-link list uses none of them.
+#[derive(Debug, Clone)]
+pub struct Cursor(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// What a client sent back, unread.
+    Client(String),
+    /// A store's position: the first `len` numbers of `at`.
+    Minted { len: usize, at: [u64; MAX_POSITION] },
+}
+
+/// The most numbers a store's position has (a stream id: milliseconds and sequence).
+const MAX_POSITION: usize = 2;
 
 impl Cursor {
     /// What a client sent back; only the store can tell whether it is one of its own.
     pub fn from_client(s: &str) -> Option<Self> {
-        (!s.is_empty() && s.len() <= 128).then(|| Self(s.to_owned()))
+        (!s.is_empty() && s.len() <= 128).then(|| Self(Repr::Client(s.to_owned())))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The cursor as a client sees it.
+    pub fn to_client(&self) -> String {
+        match &self.0 {
+            Repr::Client(s) => s.clone(),
+            Repr::Minted { len, at } => {
+                let bytes: Vec<u8> = at[..*len].iter().flat_map(|n| n.to_be_bytes()).collect();
+                B64URL.encode(bytes)
+            }
+        }
     }
 
     /// A store's position as a cursor: `N` numbers.
     pub(crate) fn mint<const N: usize>(position: [u64; N]) -> Self {
-        let bytes: Vec<u8> = position.iter().flat_map(|n| n.to_be_bytes()).collect();
-        Self(B64URL.encode(bytes))
+        const { assert!(N <= MAX_POSITION, "a cursor holds at most MAX_POSITION numbers") };
+        let mut at = [0; MAX_POSITION];
+        at[..N].copy_from_slice(&position);
+        Self(Repr::Minted { len: N, at })
     }
 
-    /// The `N` numbers of a cursor minted by `mint::<N>`.
+    /// The `N` numbers of a cursor minted by `mint::<N>` (here, or written out to a client and
+    /// sent back).
     pub(crate) fn position<const N: usize>(&self) -> Result<[u64; N]> {
-        let bytes = B64URL.decode(&self.0).map_err(|_| StoreError::BadCursor)?;
-        if bytes.len() != N * 8 {
-            return Err(StoreError::BadCursor);
-        }
         let mut out = [0u64; N];
-        for (o, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-            *o = u64::from_be_bytes(chunk.try_into().map_err(|_| StoreError::BadCursor)?);
+        match &self.0 {
+            Repr::Minted { len, at } if *len == N => out.copy_from_slice(&at[..N]),
+            Repr::Minted { .. } => return Err(StoreError::BadCursor),
+            Repr::Client(s) => {
+                let bytes = B64URL.decode(s).map_err(|_| StoreError::BadCursor)?;
+                if bytes.len() != N * 8 {
+                    return Err(StoreError::BadCursor);
+                }
+                for (o, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+                    *o = u64::from_be_bytes(chunk.try_into().map_err(|_| StoreError::BadCursor)?);
+                }
+            }
         }
         Ok(out)
     }
@@ -484,6 +514,19 @@ mod tests {
         let c = Cursor::mint([7, u64::MAX]);
         assert_eq!(c.position::<2>().unwrap(), [7, u64::MAX]);
         assert!(matches!(c.position::<1>(), Err(StoreError::BadCursor)));
+        // Written out and sent back, a cursor reads as the same position, and the one-number
+        // kind still refuses being read as two.
+        let sent = Cursor::from_client(&c.to_client()).unwrap();
+        assert_eq!(sent.position::<2>().unwrap(), [7, u64::MAX]);
+        assert!(matches!(sent.position::<1>(), Err(StoreError::BadCursor)));
+        let one = Cursor::mint([7]);
+        // The written form is the one earlier builds handed out, so their cursors still read.
+        assert_eq!(one.to_client(), "AAAAAAAAAAc");
+        assert_eq!(c.to_client(), "AAAAAAAAAAf__________w");
+        assert!(matches!(one.position::<2>(), Err(StoreError::BadCursor)));
+        let sent = Cursor::from_client(&one.to_client()).unwrap();
+        assert_eq!(sent.position::<1>().unwrap(), [7]);
+        assert!(matches!(sent.position::<2>(), Err(StoreError::BadCursor)));
         for bad in ["MTIz", "not base64!", "AAAAAAAAAA"] {
             let c = Cursor::from_client(bad).unwrap();
             assert!(matches!(c.position::<1>(), Err(StoreError::BadCursor)), "{bad}");

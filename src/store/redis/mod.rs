@@ -571,7 +571,7 @@ impl RedisStore {
         self.read_items(zset, cmd, "Failed to list from Redis", |item| {
             let item = item.ok_or_else(|| not_read_as("a listed member", "nil"))?;
             match member.take() {
-                None => member = Some(String::from_utf8_lossy(item).into_owned()),
+                None => member = Some(text(item)),
                 Some(id) => {
                     let score = std::str::from_utf8(item)
                         .ok()
@@ -589,30 +589,26 @@ impl RedisStore {
         Ok(rows)
     }
 
-    /// Values of `hash` for the members of a scan, each keeping its member's cursor.
-    async fn hash_values(&self, hash: &str, members: Vec<(Cursor, String)>) -> Result<Vec<(Cursor, String)>> {
+    /// Values of `hash` for the members of a scan, in order (`None` for a member without one).
+    async fn hash_values(&self, hash: &str, members: &[(Cursor, String)]) -> Result<Vec<Option<String>>> {
         if members.is_empty() {
             return Ok(vec![]);
         }
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(hash);
-        for (_, id) in &members {
+        for (_, id) in members {
             cmd.arg(id);
         }
         let mut values = Vec::with_capacity(members.len());
         self.read_items(hash, cmd, "Failed to read records from Redis", |item| {
-            values.push(item.map(|v| String::from_utf8_lossy(v).into_owned()));
+            values.push(item.map(text));
             Ok(())
         })
         .await?;
         if values.len() != members.len() {
             return Err(not_read_as("a record list", "a list of another length"));
         }
-        Ok(members
-            .into_iter()
-            .zip(values)
-            .filter_map(|((c, _), v)| Some((c, v?)))
-            .collect())
+        Ok(values)
     }
 
     /// One command on `key` whose answer is an array, each item handed to `each` as bytes
@@ -652,6 +648,24 @@ impl RedisStore {
     fn minid(&self) -> String {
         let cutoff = self.clock.now().timestamp_millis() - self.click_retention.as_millis() as i64;
         cutoff.max(0).to_string()
+    }
+}
+
+/// A scan's members with their values; a member without one (its record gone) is left out.
+fn with_values(members: Vec<(Cursor, String)>, values: Vec<Option<String>>) -> Scan<String> {
+    members
+        .into_iter()
+        .zip(values)
+        .filter_map(|((c, _), v)| Some((c, v?)))
+        .collect()
+}
+
+/// Bytes from Redis as text: as they are where they are UTF-8 (checked at `str::from_utf8`'s
+/// speed, which `from_utf8_lossy` is far from on long lists), else with replacement characters.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -753,7 +767,8 @@ impl Records for RedisStore {
         let ids = self
             .scan_zset(&format!("{}:idx", self.kind_key(kind)), after, limit)
             .await?;
-        self.hash_values(&self.kind_key(kind), ids).await
+        let values = self.hash_values(&self.kind_key(kind), &ids).await?;
+        Ok(with_values(ids, values))
     }
 }
 
@@ -859,15 +874,14 @@ impl Links for RedisStore {
         limit: usize,
     ) -> Result<Scan<String>> {
         let codes = self.scan_zset(&self.link_index(index), after, limit).await?;
-        if rows == LinkRows::Records || matches!(index, LinkIndex::All) {
-            return self.hash_values(&self.meta("links"), codes).await;
-        }
+        let records = rows == LinkRows::Records || matches!(index, LinkIndex::All);
+        let hash = self.meta(if records { "links" } else { "summaries" });
+        let mut values = self.hash_values(&hash, &codes).await?;
         // A link written by an older version has no summary: its record stands in.
-        let mut rows = self.hash_values(&self.meta("summaries"), codes.clone()).await?;
-        if rows.len() < codes.len() {
-            rows = self.hash_values(&self.meta("links"), codes).await?;
+        if !records && values.iter().any(Option::is_none) {
+            values = self.hash_values(&self.meta("links"), &codes).await?;
         }
-        Ok(rows)
+        Ok(with_values(codes, values))
     }
 }
 
@@ -1471,6 +1485,15 @@ fn conflict(what: &str, which: String) -> std::result::Result<(), LinkConflict> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_from_redis_is_kept_as_is_and_bytes_that_are_not_utf8_read_as_before() {
+        assert_eq!(text(b"{\"code\":\"bench\"}"), "{\"code\":\"bench\"}");
+        assert_eq!(text("café ☕".as_bytes()), "café ☕");
+        for bad in [&b"ab\xffcd"[..], b"\xc3", b"x\xe2\x82"] {
+            assert_eq!(text(bad), String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn counts_read_as_str_parse_reads_them() {
