@@ -93,6 +93,22 @@ pub struct LinkFilter {
     pub kol: Option<String>,
 }
 
+impl LinkFilter {
+    /// The index a list of these links is read from (with both filters, the campaign's), and
+    /// which of its links to keep.
+    fn index(&self) -> LinkIndex<'_> {
+        match (&self.campaign, &self.kol) {
+            (Some(c), _) => LinkIndex::Campaign(c),
+            (None, Some(k)) => LinkIndex::Kol(k),
+            (None, None) => LinkIndex::All,
+        }
+    }
+
+    fn keeps(&self, kol: &str) -> bool {
+        self.kol.as_deref().is_none_or(|k| kol == k)
+    }
+}
+
 /// A page of links, newest first. With both filters, the campaign's index is read and the
 /// KOL's links kept.
 pub async fn links(
@@ -138,13 +154,9 @@ async fn links_as<L: LinkRecord>(
     after: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<Page<L>> {
-    let index = match (&filter.campaign, &filter.kol) {
-        (Some(c), _) => LinkIndex::Campaign(c),
-        (None, Some(k)) => LinkIndex::Kol(k),
-        (None, None) => LinkIndex::All,
-    };
+    let index = filter.index();
     let both = filter.campaign.is_some() && filter.kol.is_some();
-    let keep = |l: &L| filter.kol.as_deref().is_none_or(|k| l.kol() == k);
+    let keep = |l: &L| filter.keeps(l.kol());
     let scan = |c, n| async move {
         let rows = store.scan_links(index, L::ROWS, c, n).await?;
         rows.into_iter().map(|(c, json)| Ok((c, L::decode(&json)?))).collect()
@@ -171,6 +183,11 @@ pub struct LinkLists {
 
 /// A list, with the links version it was read at and when.
 type Kept = (u64, DateTime<Utc>, Arc<[LinkSummary]>);
+
+/// Links per page when a list is read whole (`all_links`): small enough that the pages after
+/// the first are read while the one before is decoded, big enough that a 10,000-link list is a
+/// few store calls.
+const LIST_PAGE: usize = 2_500;
 
 /// How long a kept list is used at most, even while the version stays.
 const KEEP_FOR: Duration = Duration::from_secs(60);
@@ -229,13 +246,33 @@ pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter
         }
     }
     let read = now;
+    let index = filter.index();
+    let scan = |after| store.scan_links(index, LinkRows::Summaries, after, LIST_PAGE);
     let mut out = Vec::new();
-    let mut cursor = None;
+    let mut rows = scan(None).await?;
     loop {
-        let page = links_as(store, filter, cursor, 5_000).await?;
-        out.extend(page.items);
-        match page.next {
-            Some(n) => cursor = Some(n),
+        // The next page is read (on the store's threads, or by Redis) while this one is decoded.
+        let more = match rows.len() == LIST_PAGE {
+            true => rows.last().map(|(c, _)| c.clone()),
+            false => None,
+        };
+        let (next, page) = tokio::join!(
+            biased;
+            async {
+                match more {
+                    Some(c) => scan(Some(c)).await.map(Some),
+                    None => Ok(None),
+                }
+            },
+            async {
+                rows.into_iter()
+                    .map(|(_, json)| LinkSummary::from_json(&json))
+                    .collect::<serde_json::Result<Vec<_>>>()
+            },
+        );
+        out.extend(page?.into_iter().filter(|l| filter.keeps(l.kol.as_str())));
+        match next? {
+            Some(n) => rows = n,
             None => break,
         }
     }

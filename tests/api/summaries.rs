@@ -84,6 +84,28 @@ async fn a_links_new_cost_shows_in_its_campaign_and_kol_stats(backend: Backend) 
 }
 per_store!(a_links_new_cost_shows_in_its_campaign_and_kol_stats);
 
+/// Reports read a long list in pages, each read while the one before is decoded: the
+/// campaign's 5,003 links and amy's 2,502 are counted whole, the oldest (tapped) ones on the
+/// last page included.
+async fn a_list_of_several_pages_is_counted_whole(backend: Backend) {
+    let app = spawn_app(backend).await;
+    two_kols(&app).await;
+    for _ in 0..10 {
+        let kols: Vec<Value> = (0..500)
+            .map(|i| json!({"kol": if i % 2 == 0 { "amy" } else { "ben" }, "cost": "1"}))
+            .collect();
+        let r = app
+            .post("/api/v1/campaigns/spring-sale/links", &json!({ "kols": kols }))
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let [campaign, amy_row, amy] = figures(&app).await;
+    assert_eq!(campaign, (5_003, 3, "5600.00".to_owned()));
+    assert_eq!(amy_row, (2_502, 2, "2800.00".to_owned()));
+    assert_eq!(amy, (2_502, 2, "2800.00".to_owned()));
+}
+per_store!(a_list_of_several_pages_is_counted_whole);
+
 /// Reports keep a campaign's and a KOL's link list while no link changes (`LinkLists`): a link
 /// minted or changed after a report is in the next one.
 async fn reports_after_a_link_is_minted_or_changed_count_it(backend: Backend) {
