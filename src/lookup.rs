@@ -247,15 +247,11 @@ pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter
     }
     let read = now;
     let index = filter.index();
-    let scan = |after| store.scan_links(index, LinkRows::Summaries, after, LIST_PAGE);
+    let scan = |after| store.link_rows(index, LinkRows::Summaries, after, LIST_PAGE);
     let mut out = Vec::new();
-    let mut rows = scan(None).await?;
+    let (mut rows, mut more) = scan(None).await?;
     loop {
         // The next page is read (on the store's threads, or by Redis) while this one is decoded.
-        let more = match rows.len() == LIST_PAGE {
-            true => rows.last().map(|(c, _)| c.clone()),
-            false => None,
-        };
         let (next, page) = tokio::join!(
             biased;
             async {
@@ -265,14 +261,14 @@ pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter
                 }
             },
             async {
-                rows.into_iter()
-                    .map(|(_, json)| LinkSummary::from_json(&json))
+                rows.iter()
+                    .map(|json| LinkSummary::from_json(json))
                     .collect::<serde_json::Result<Vec<_>>>()
             },
         );
         out.extend(page?.into_iter().filter(|l| filter.keeps(l.kol.as_str())));
         match next? {
-            Some(n) => rows = n,
+            Some(n) => (rows, more) = n,
             None => break,
         }
     }

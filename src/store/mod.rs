@@ -411,6 +411,23 @@ pub trait Links: Send + Sync {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Scan<String>>;
+    /// A page of `scan_links` without a cursor per row: its rows, and the cursor the next page
+    /// starts after (`None` at the index's end). A list read whole needs no more, and a store
+    /// may read less for it.
+    async fn link_rows(
+        &self,
+        index: LinkIndex<'_>,
+        rows: LinkRows,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<Cursor>)> {
+        let scan = self.scan_links(index, rows, after, limit).await?;
+        let next = match scan.len() == limit {
+            true => scan.last().map(|(c, _)| c.clone()),
+            false => None,
+        };
+        Ok((scan.into_iter().map(|(_, row)| row).collect(), next))
+    }
 }
 
 #[async_trait::async_trait]

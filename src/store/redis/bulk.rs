@@ -74,6 +74,14 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// A bulk string's bytes (`GET`, `ZSCORE`); `None` for a nil or any other reply.
+    pub(super) fn text(self) -> Option<&'a [u8]> {
+        match self.frame {
+            Frame::Bulk(..) => self.bytes(),
+            _ => None,
+        }
+    }
+
     /// The reply as an integer (`:` reply).
     pub(super) fn int(self) -> Option<i64> {
         match self.frame {

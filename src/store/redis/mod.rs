@@ -552,15 +552,18 @@ impl RedisStore {
         }
     }
 
+    /// The hash a scan of `index` reads each link's row from, and whether that is the records
+    /// (over every link, or when asked for).
+    fn link_rows_hash(&self, index: LinkIndex<'_>, rows: LinkRows) -> (String, bool) {
+        let records = rows == LinkRows::Records || matches!(index, LinkIndex::All);
+        (self.meta(if records { "links" } else { "summaries" }), records)
+    }
+
     /// Newest-first members of a zset scored by sequence, each with its cursor.
     async fn scan_zset(&self, zset: &str, after: Option<Cursor>, limit: usize) -> Result<Vec<(Cursor, String)>> {
-        let max = match after {
-            Some(c) => format!("({}", c.position::<1>()?[0]),
-            None => "+inf".to_owned(),
-        };
         let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
         cmd.arg(zset)
-            .arg(max)
+            .arg(below(after)?)
             .arg("-inf")
             .arg("WITHSCORES")
             .arg("LIMIT")
@@ -590,13 +593,13 @@ impl RedisStore {
     }
 
     /// Values of `hash` for the members of a scan, in order (`None` for a member without one).
-    async fn hash_values(&self, hash: &str, members: &[(Cursor, String)]) -> Result<Vec<Option<String>>> {
+    async fn hash_values(&self, hash: &str, members: &[String]) -> Result<Vec<Option<String>>> {
         if members.is_empty() {
             return Ok(vec![]);
         }
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(hash);
-        for (_, id) in members {
+        for id in members {
             cmd.arg(id);
         }
         let mut values = Vec::with_capacity(members.len());
@@ -627,21 +630,54 @@ impl RedisStore {
         let add = |pipe: &mut redis::Pipeline, _: usize, _: &str| {
             pipe.add_command(cmd.take().expect("one command for one key"));
         };
-        self.read_each(&[key.to_owned()], add, what, |reply| match reply {
-            ReadReply::Bulk(reply) => {
-                let mut items = reply.items().ok_or_else(|| not_read_as("a list", "something else"))?;
-                items.try_for_each(&mut each)
+        self.read_each(&[key.to_owned()], add, what, |reply| reply.each_item(&mut each))
+            .await
+    }
+
+    /// The values of `members` in `hash`, as `hash_values` reads them, and where `zset` gives
+    /// `last` (one of its members; `None` asks for none) its score: one round trip.
+    async fn values_and_score(
+        &self,
+        hash: &str,
+        members: &[String],
+        zset: &str,
+        last: Option<&str>,
+    ) -> Result<(Vec<Option<String>>, Option<u64>)> {
+        let Some(last) = last else {
+            return Ok((self.hash_values(hash, members).await?, None));
+        };
+        let mut values = Vec::with_capacity(members.len());
+        let mut score = None;
+        let add = |pipe: &mut redis::Pipeline, i: usize, key: &str| {
+            if i == 0 {
+                let hmget = pipe.cmd("HMGET").arg(key);
+                for m in members {
+                    hmget.arg(m);
+                }
+            } else {
+                pipe.cmd("ZSCORE").arg(key).arg(last);
             }
-            ReadReply::Client(Value::Array(items)) => items.iter().try_for_each(|item| match item {
-                Value::Nil => each(None),
-                item => each(Some(
-                    value_bytes(item).ok_or_else(|| not_read_as("a list item", "something else"))?,
-                )),
-            }),
-            ReadReply::Client(Value::Nil) => Ok(()),
-            ReadReply::Client(_) => Err(not_read_as("a list", "something else")),
+        };
+        let keys = [hash.to_owned(), zset.to_owned()];
+        let mut taken = 0;
+        self.read_each(&keys, add, "Failed to read records from Redis", |reply| {
+            taken += 1;
+            match taken {
+                1 => reply.each_item(|item| {
+                    values.push(item.map(text));
+                    Ok(())
+                }),
+                _ => {
+                    score = Some(reply.score()?);
+                    Ok(())
+                }
+            }
         })
-        .await
+        .await?;
+        if values.len() != members.len() {
+            return Err(not_read_as("a record list", "a list of another length"));
+        }
+        Ok((values, score))
     }
 
     /// Clicks before this id are past their retention (`MINID` of the click scripts' `XADD`s and `XTRIM`s).
@@ -651,13 +687,22 @@ impl RedisStore {
     }
 }
 
-/// A scan's members with their values; a member without one (its record gone) is left out.
-fn with_values(members: Vec<(Cursor, String)>, values: Vec<Option<String>>) -> Scan<String> {
-    members
+/// A scan's cursors with their members' values; a member without one (its record gone) is
+/// left out.
+fn with_values(cursors: Vec<Cursor>, values: Vec<Option<String>>) -> Scan<String> {
+    cursors
         .into_iter()
         .zip(values)
-        .filter_map(|((c, _), v)| Some((c, v?)))
+        .filter_map(|(c, v)| Some((c, v?)))
         .collect()
+}
+
+/// The `max` of a newest-first `ZREVRANGEBYSCORE` that continues after `after`.
+fn below(after: Option<Cursor>) -> Result<String> {
+    Ok(match after {
+        Some(c) => format!("({}", c.position::<1>()?[0]),
+        None => "+inf".to_owned(),
+    })
 }
 
 /// Bytes from Redis as text: as they are where they are UTF-8 (checked at `str::from_utf8`'s
@@ -767,8 +812,9 @@ impl Records for RedisStore {
         let ids = self
             .scan_zset(&format!("{}:idx", self.kind_key(kind)), after, limit)
             .await?;
+        let (cursors, ids): (Vec<_>, Vec<_>) = ids.into_iter().unzip();
         let values = self.hash_values(&self.kind_key(kind), &ids).await?;
-        Ok(with_values(ids, values))
+        Ok(with_values(cursors, values))
     }
 }
 
@@ -873,15 +919,54 @@ impl Links for RedisStore {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Scan<String>> {
-        let codes = self.scan_zset(&self.link_index(index), after, limit).await?;
-        let records = rows == LinkRows::Records || matches!(index, LinkIndex::All);
-        let hash = self.meta(if records { "links" } else { "summaries" });
+        let (cursors, codes): (Vec<_>, Vec<_>) = self
+            .scan_zset(&self.link_index(index), after, limit)
+            .await?
+            .into_iter()
+            .unzip();
+        let (hash, records) = self.link_rows_hash(index, rows);
         let mut values = self.hash_values(&hash, &codes).await?;
         // A link written by an older version has no summary: its record stands in.
         if !records && values.iter().any(Option::is_none) {
             values = self.hash_values(&self.meta("links"), &codes).await?;
         }
-        Ok(with_values(codes, values))
+        Ok(with_values(cursors, values))
+    }
+
+    /// The members alone, and the last one's score read with the values (`values_and_score`):
+    /// Redis writes each score of a `WITHSCORES` reply as a double, which took it 1.40 ms for
+    /// 2,500 links of a campaign's index against 0.65 ms for the members alone.
+    async fn link_rows(
+        &self,
+        index: LinkIndex<'_>,
+        rows: LinkRows,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<Cursor>)> {
+        let zset = self.link_index(index);
+        let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+        cmd.arg(&zset)
+            .arg(below(after)?)
+            .arg("-inf")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        let mut codes = Vec::with_capacity(limit.min(10_000));
+        self.read_items(&zset, cmd, "Failed to list from Redis", |item| {
+            codes.push(text(item.ok_or_else(|| not_read_as("a listed member", "nil"))?));
+            Ok(())
+        })
+        .await?;
+        let last = match codes.len() == limit {
+            true => codes.last().map(String::as_str),
+            false => None,
+        };
+        let (hash, records) = self.link_rows_hash(index, rows);
+        let (mut values, next) = self.values_and_score(&hash, &codes, &zset, last).await?;
+        if !records && values.iter().any(Option::is_none) {
+            values = self.hash_values(&self.meta("links"), &codes).await?;
+        }
+        Ok((values.into_iter().flatten().collect(), next.map(|s| Cursor::mint([s]))))
     }
 }
 
@@ -960,6 +1045,37 @@ enum ReadReply<'a> {
 }
 
 impl<'a> ReadReply<'a> {
+    /// Each item of an array reply as bytes (`None` for a nil one); a nil reply has none, and
+    /// any other reply is a fault.
+    fn each_item(self, mut each: impl FnMut(Option<&[u8]>) -> Result<()>) -> Result<()> {
+        match self {
+            ReadReply::Bulk(reply) => {
+                let mut items = reply.items().ok_or_else(|| not_read_as("a list", "something else"))?;
+                items.try_for_each(&mut each)
+            }
+            ReadReply::Client(Value::Array(items)) => items.iter().try_for_each(|item| match item {
+                Value::Nil => each(None),
+                item => each(Some(
+                    value_bytes(item).ok_or_else(|| not_read_as("a list item", "something else"))?,
+                )),
+            }),
+            ReadReply::Client(Value::Nil) => Ok(()),
+            ReadReply::Client(_) => Err(not_read_as("a list", "something else")),
+        }
+    }
+
+    /// A member's score (`ZSCORE`) as the whole number kolink's zsets are scored by; none, or
+    /// any other reply, is a fault (members are never taken out of a link index).
+    fn score(self) -> Result<u64> {
+        let score = match self {
+            ReadReply::Bulk(reply) => reply.text(),
+            ReadReply::Client(value) => value_bytes(value),
+        };
+        score
+            .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok())
+            .ok_or_else(|| not_read_as("a listed member's score", "something else"))
+    }
+
     /// A count (`SCARD`, `PFCOUNT`); any other reply is a fault.
     fn count(self) -> Result<u64> {
         let n = match self {
@@ -1485,6 +1601,20 @@ fn conflict(what: &str, which: String) -> std::result::Result<(), LinkConflict> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_members_score_reads_as_its_whole_number_and_anything_else_is_a_fault() {
+        let score = |v: Value| ReadReply::Client(&v).score().ok();
+        assert_eq!(score(Value::BulkString(b"11000".to_vec())), Some(11_000));
+        for v in [
+            Value::Nil,
+            Value::BulkString(b"1.5".to_vec()),
+            Value::BulkString(b"-3".to_vec()),
+            Value::Int(7),
+        ] {
+            assert_eq!(score(v.clone()), None, "{v:?}");
+        }
+    }
 
     #[test]
     fn text_from_redis_is_kept_as_is_and_bytes_that_are_not_utf8_read_as_before() {
