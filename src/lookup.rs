@@ -1,6 +1,7 @@
 //! Reads that handlers and rules share: a record by id (or `404`), and the filtered lists.
-//! Filtering of lists happens here, above the stores, through `store::fill_page`; reports'
-//! link lists are kept between reads (`LinkLists`).
+//! Filtering of lists happens here, above the stores: pages through `store::fill_page`, and
+//! the link lists that reports read whole in `all_links`, which are kept between reads
+//! (`LinkLists`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,11 +248,12 @@ pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter
     }
     let read = now;
     let index = filter.index();
-    let scan = |after| store.link_rows(index, LinkRows::Summaries, after, LIST_PAGE);
+    let scan = |after| store.link_rows(index, <LinkSummary as LinkRecord>::ROWS, after, LIST_PAGE);
     let mut out = Vec::new();
     let (mut rows, mut more) = scan(None).await?;
     loop {
-        // The next page is read (on the store's threads, or by Redis) while this one is decoded.
+        // The next page's read starts before this one is decoded: on the embedded store it goes
+        // on meanwhile on the store's reader thread; on Redis its first command does.
         let (next, page) = tokio::join!(
             biased;
             async {
@@ -262,7 +264,7 @@ pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter
             },
             async {
                 rows.iter()
-                    .map(|json| LinkSummary::from_json(json))
+                    .map(|json| <LinkSummary as LinkRecord>::decode(json))
                     .collect::<serde_json::Result<Vec<_>>>()
             },
         );

@@ -191,7 +191,8 @@ pub struct Page<T> {
 pub type Scan<T> = Vec<(Cursor, T)>;
 
 /// Fills a page of up to `limit` items that pass `keep`, reading the store's list in scans.
-/// The one place where lists are paged and filtered, for every store.
+/// Where pages of lists are filtered, for every store (a link list read whole for a report
+/// is read by `lookup::all_links`).
 pub async fn fill_page<T, F>(
     after: Option<Cursor>,
     limit: usize,
@@ -412,8 +413,9 @@ pub trait Links: Send + Sync {
         limit: usize,
     ) -> Result<Scan<String>>;
     /// A page of `scan_links` without a cursor per row: its rows, and the cursor the next page
-    /// starts after (`None` at the index's end). A list read whole needs no more, and a store
-    /// may read less for it.
+    /// starts after (`None` at the index's end; after a full page the next may be empty).
+    /// Callers follow the cursor, not the number of rows. A list read whole needs no more, and
+    /// a store may read less for it. This default gives a cursor after a full page of rows.
     async fn link_rows(
         &self,
         index: LinkIndex<'_>,

@@ -552,23 +552,28 @@ impl RedisStore {
         }
     }
 
-    /// The hash a scan of `index` reads each link's row from, and whether that is the records
-    /// (over every link, or when asked for).
-    fn link_rows_hash(&self, index: LinkIndex<'_>, rows: LinkRows) -> (String, bool) {
+    /// The rows of `codes` from `index` (records or summaries, `None` for a link without one),
+    /// and with `scored` a member's score (`values_and_score`).
+    async fn link_values(
+        &self,
+        index: LinkIndex<'_>,
+        rows: LinkRows,
+        codes: &[String],
+        scored: Option<(&str, &str)>,
+    ) -> Result<(Vec<Option<String>>, Option<u64>)> {
         let records = rows == LinkRows::Records || matches!(index, LinkIndex::All);
-        (self.meta(if records { "links" } else { "summaries" }), records)
+        let hash = self.meta(if records { "links" } else { "summaries" });
+        let (mut values, score) = self.values_and_score(&hash, codes, scored).await?;
+        // A link written by an older version has no summary: its record stands in.
+        if !records && values.iter().any(Option::is_none) {
+            values = self.hash_values(&self.meta("links"), codes).await?;
+        }
+        Ok((values, score))
     }
 
     /// Newest-first members of a zset scored by sequence, each with its cursor.
     async fn scan_zset(&self, zset: &str, after: Option<Cursor>, limit: usize) -> Result<Vec<(Cursor, String)>> {
-        let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
-        cmd.arg(zset)
-            .arg(below(after)?)
-            .arg("-inf")
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit);
+        let cmd = newest_first(zset, after, limit, true)?;
         let mut rows = Vec::with_capacity(limit.min(10_000));
         let mut member = None;
         self.read_items(zset, cmd, "Failed to list from Redis", |item| {
@@ -594,24 +599,7 @@ impl RedisStore {
 
     /// Values of `hash` for the members of a scan, in order (`None` for a member without one).
     async fn hash_values(&self, hash: &str, members: &[String]) -> Result<Vec<Option<String>>> {
-        if members.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut cmd = redis::cmd("HMGET");
-        cmd.arg(hash);
-        for id in members {
-            cmd.arg(id);
-        }
-        let mut values = Vec::with_capacity(members.len());
-        self.read_items(hash, cmd, "Failed to read records from Redis", |item| {
-            values.push(item.map(text));
-            Ok(())
-        })
-        .await?;
-        if values.len() != members.len() {
-            return Err(not_read_as("a record list", "a list of another length"));
-        }
-        Ok(values)
+        Ok(self.values_and_score(hash, members, None).await?.0)
     }
 
     /// One command on `key` whose answer is an array, each item handed to `each` as bytes
@@ -634,31 +622,32 @@ impl RedisStore {
             .await
     }
 
-    /// The values of `members` in `hash`, as `hash_values` reads them, and where `zset` gives
-    /// `last` (one of its members; `None` asks for none) its score: one round trip.
+    /// The values of `members` in `hash` (`hash_values`), and with `scored` (a zset and one of
+    /// its members) that member's score, in the same round trip.
     async fn values_and_score(
         &self,
         hash: &str,
         members: &[String],
-        zset: &str,
-        last: Option<&str>,
+        scored: Option<(&str, &str)>,
     ) -> Result<(Vec<Option<String>>, Option<u64>)> {
-        let Some(last) = last else {
-            return Ok((self.hash_values(hash, members).await?, None));
-        };
+        if members.is_empty() {
+            return Ok((vec![], None));
+        }
         let mut values = Vec::with_capacity(members.len());
         let mut score = None;
+        // Built straight into the pipeline: a page's `HMGET` has thousands of arguments.
         let add = |pipe: &mut redis::Pipeline, i: usize, key: &str| {
             if i == 0 {
                 let hmget = pipe.cmd("HMGET").arg(key);
                 for m in members {
                     hmget.arg(m);
                 }
-            } else {
-                pipe.cmd("ZSCORE").arg(key).arg(last);
+            } else if let Some((_, member)) = scored {
+                pipe.cmd("ZSCORE").arg(key).arg(member);
             }
         };
-        let keys = [hash.to_owned(), zset.to_owned()];
+        let mut keys = vec![hash.to_owned()];
+        keys.extend(scored.map(|(zset, _)| zset.to_owned()));
         let mut taken = 0;
         self.read_each(&keys, add, "Failed to read records from Redis", |reply| {
             taken += 1;
@@ -697,12 +686,20 @@ fn with_values(cursors: Vec<Cursor>, values: Vec<Option<String>>) -> Scan<String
         .collect()
 }
 
-/// The `max` of a newest-first `ZREVRANGEBYSCORE` that continues after `after`.
-fn below(after: Option<Cursor>) -> Result<String> {
-    Ok(match after {
+/// `ZREVRANGEBYSCORE` of up to `limit` members of `zset` after `after`, newest first, with
+/// their scores or without.
+fn newest_first(zset: &str, after: Option<Cursor>, limit: usize, scores: bool) -> Result<redis::Cmd> {
+    let max = match after {
         Some(c) => format!("({}", c.position::<1>()?[0]),
         None => "+inf".to_owned(),
-    })
+    };
+    let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+    cmd.arg(zset).arg(max).arg("-inf");
+    if scores {
+        cmd.arg("WITHSCORES");
+    }
+    cmd.arg("LIMIT").arg(0).arg(limit);
+    Ok(cmd)
 }
 
 /// Bytes from Redis as text: as they are where they are UTF-8 (checked at `str::from_utf8`'s
@@ -924,12 +921,7 @@ impl Links for RedisStore {
             .await?
             .into_iter()
             .unzip();
-        let (hash, records) = self.link_rows_hash(index, rows);
-        let mut values = self.hash_values(&hash, &codes).await?;
-        // A link written by an older version has no summary: its record stands in.
-        if !records && values.iter().any(Option::is_none) {
-            values = self.hash_values(&self.meta("links"), &codes).await?;
-        }
+        let values = self.link_values(index, rows, &codes, None).await?.0;
         Ok(with_values(cursors, values))
     }
 
@@ -944,28 +936,19 @@ impl Links for RedisStore {
         limit: usize,
     ) -> Result<(Vec<String>, Option<Cursor>)> {
         let zset = self.link_index(index);
-        let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
-        cmd.arg(&zset)
-            .arg(below(after)?)
-            .arg("-inf")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit);
+        let cmd = newest_first(&zset, after, limit, false)?;
         let mut codes = Vec::with_capacity(limit.min(10_000));
         self.read_items(&zset, cmd, "Failed to list from Redis", |item| {
             codes.push(text(item.ok_or_else(|| not_read_as("a listed member", "nil"))?));
             Ok(())
         })
         .await?;
+        // A full page: the next one starts after its last member's score.
         let last = match codes.len() == limit {
-            true => codes.last().map(String::as_str),
+            true => codes.last().map(|code| (zset.as_str(), code.as_str())),
             false => None,
         };
-        let (hash, records) = self.link_rows_hash(index, rows);
-        let (mut values, next) = self.values_and_score(&hash, &codes, &zset, last).await?;
-        if !records && values.iter().any(Option::is_none) {
-            values = self.hash_values(&self.meta("links"), &codes).await?;
-        }
+        let (values, next) = self.link_values(index, rows, &codes, last).await?;
         Ok((values.into_iter().flatten().collect(), next.map(|s| Cursor::mint([s]))))
     }
 }
@@ -1067,13 +1050,15 @@ impl<'a> ReadReply<'a> {
     /// A member's score (`ZSCORE`) as the whole number kolink's zsets are scored by; none, or
     /// any other reply, is a fault (members are never taken out of a link index).
     fn score(self) -> Result<u64> {
+        let whole = |d: f64| (d >= 0.0 && d.fract() == 0.0 && d < u64::MAX as f64).then_some(d as u64);
+        let digits = |s: &[u8]| std::str::from_utf8(s).ok()?.parse().ok();
         let score = match self {
-            ReadReply::Bulk(reply) => reply.text(),
-            ReadReply::Client(value) => value_bytes(value),
+            ReadReply::Bulk(reply) => reply.text().and_then(digits),
+            // A RESP3 connection answers with a double.
+            ReadReply::Client(Value::Double(d)) => whole(*d),
+            ReadReply::Client(value) => value_bytes(value).and_then(digits),
         };
-        score
-            .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok())
-            .ok_or_else(|| not_read_as("a listed member's score", "something else"))
+        score.ok_or_else(|| not_read_as("a listed member's score", "something else"))
     }
 
     /// A count (`SCARD`, `PFCOUNT`); any other reply is a fault.
@@ -1606,10 +1591,13 @@ mod tests {
     fn a_members_score_reads_as_its_whole_number_and_anything_else_is_a_fault() {
         let score = |v: Value| ReadReply::Client(&v).score().ok();
         assert_eq!(score(Value::BulkString(b"11000".to_vec())), Some(11_000));
+        assert_eq!(score(Value::Double(11_000.0)), Some(11_000));
         for v in [
             Value::Nil,
             Value::BulkString(b"1.5".to_vec()),
             Value::BulkString(b"-3".to_vec()),
+            Value::Double(1.5),
+            Value::Double(-3.0),
             Value::Int(7),
         ] {
             assert_eq!(score(v.clone()), None, "{v:?}");
