@@ -581,10 +581,8 @@ impl RedisStore {
             match member.take() {
                 None => member = Some(text(item)),
                 Some(id) => {
-                    let score = std::str::from_utf8(item)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .ok_or_else(|| not_read_as("a listed member's score", "something else"))?;
+                    let score =
+                        whole_score(item).ok_or_else(|| not_read_as("a listed member's score", "something else"))?;
                     rows.push((Cursor::mint([score]), id));
                 }
             }
@@ -700,6 +698,11 @@ fn newest_first(zset: &str, after: Option<Cursor>, limit: usize, scores: bool) -
     }
     cmd.arg("LIMIT").arg(0).arg(limit);
     Ok(cmd)
+}
+
+/// A score of kolink's zsets as Redis writes it (they are whole numbers: ids and sequences).
+fn whole_score(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 /// Bytes from Redis as text: as they are where they are UTF-8 (checked at `str::from_utf8`'s
@@ -1050,13 +1053,13 @@ impl<'a> ReadReply<'a> {
     /// A member's score (`ZSCORE`) as the whole number kolink's zsets are scored by; none, or
     /// any other reply, is a fault (members are never taken out of a link index).
     fn score(self) -> Result<u64> {
-        let whole = |d: f64| (d >= 0.0 && d.fract() == 0.0 && d < u64::MAX as f64).then_some(d as u64);
-        let digits = |s: &[u8]| std::str::from_utf8(s).ok()?.parse().ok();
         let score = match self {
-            ReadReply::Bulk(reply) => reply.text().and_then(digits),
+            ReadReply::Bulk(reply) => reply.text().and_then(whole_score),
             // A RESP3 connection answers with a double.
-            ReadReply::Client(Value::Double(d)) => whole(*d),
-            ReadReply::Client(value) => value_bytes(value).and_then(digits),
+            ReadReply::Client(Value::Double(d)) => {
+                (*d >= 0.0 && d.fract() == 0.0 && *d < u64::MAX as f64).then_some(*d as u64)
+            }
+            ReadReply::Client(value) => value_bytes(value).and_then(whole_score),
         };
         score.ok_or_else(|| not_read_as("a listed member's score", "something else"))
     }
