@@ -145,6 +145,58 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
     assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
 }
 
+per_store!(the_campaign_page_names_every_column_tier_and_breakdown_in_the_readers_language);
+async fn the_campaign_page_names_every_column_tier_and_breakdown_in_the_readers_language(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
+    let cookie = sign_in(&app).await;
+    let page = |lang: &'static str| {
+        let app = &app;
+        let cookie = cookie.clone();
+        async move {
+            let r = app
+                .api
+                .get(app.url(&format!("/app/campaigns/spring-sale?lang={lang}")))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let zh = page("zh-TW").await;
+    for name in [
+        "廣告投資報酬率（ROAS）",
+        "曝光",
+        "淨營收",
+        "退款",
+        "互動率",
+        "微型",
+        "應用程式",
+        "連結預覽",
+    ] {
+        assert!(zh.contains(name), "{name} missing from the zh-TW page");
+    }
+    let en = page("en").await;
+    for name in [
+        "ROAS",
+        "Impressions",
+        "Net revenue",
+        "Refunds",
+        "Engagement rate",
+        "Micro",
+        "Link previews",
+    ] {
+        assert!(en.contains(name), "{name} missing from the English page");
+    }
+    // No column is named by its API field any more (those were English on every page).
+    for field in ["net revenue", "engagement rate", ">roas<", ">micro<", ">preview<"] {
+        assert!(!zh.contains(field) && !en.contains(field), "{field}");
+    }
+}
+
 per_store!(dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing);
 async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -9,7 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{count, daily_chart, percent, session, Lang, Texts};
-use crate::domain::{Campaign, Money};
+use crate::domain::{Campaign, Money, Tier};
 use crate::error::{ApiError, Code};
 use crate::http::campaigns::{new_campaign, CreateCampaign};
 use crate::http::State;
@@ -291,16 +291,31 @@ struct CampaignView {
 
 fn label(t: &Texts, k: SortKey) -> String {
     match k {
-        SortKey::Clicks => t.clicks.to_owned(),
-        SortKey::UniqueClicks => t.unique_clicks.to_owned(),
-        SortKey::Ctr => t.ctr.to_owned(),
-        SortKey::Conversions => t.conversions.to_owned(),
-        SortKey::ConversionRate => t.conversion_rate.to_owned(),
-        SortKey::Revenue => t.revenue.to_owned(),
-        SortKey::Cost => t.cost.to_owned(),
-        SortKey::Roi => t.roi.to_owned(),
-        other => other.name().replace('_', " "),
+        SortKey::Roi => t.roi,
+        SortKey::Roas => t.roas,
+        SortKey::Clicks => t.clicks,
+        SortKey::UniqueClicks => t.unique_clicks,
+        SortKey::Impressions => t.impressions,
+        SortKey::Ctr => t.ctr,
+        SortKey::Conversions => t.conversions,
+        SortKey::ConversionRate => t.conversion_rate,
+        SortKey::Revenue => t.revenue,
+        SortKey::NetRevenue => t.net_revenue,
+        SortKey::Refunds => t.refunds,
+        SortKey::Cost => t.cost,
+        SortKey::Epc => t.epc,
+        SortKey::Cpc => t.cpc,
+        SortKey::Cpa => t.cpa,
+        SortKey::Aov => t.aov,
+        SortKey::Engagements => t.engagements,
+        SortKey::EngagementRate => t.engagement_rate,
     }
+    .to_owned()
+}
+
+/// A follower tier's name in the page's language.
+fn tier_name(t: &Texts, tier: Tier) -> String {
+    t.tier_names[tier as usize].to_owned()
 }
 
 fn enum_text<T: serde::Serialize>(v: &T) -> String {
@@ -355,7 +370,7 @@ async fn campaign(
             } else {
                 row.key.name.clone()
             },
-            tier: enum_text(&row.key.tier),
+            tier: tier_name(t, row.key.tier),
             values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
         })
         .collect();
@@ -364,15 +379,16 @@ async fn campaign(
         .iter()
         .map(|row| TableRow {
             key: enum_text(&row.key.tier),
-            label: enum_text(&row.key.tier),
+            label: tier_name(t, row.key.tier),
             tier: row.key.kols.to_string(),
             values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
         })
         .collect();
     let breakdowns = ["app", "device", "referrer", "country", "source", "preview"]
         .iter()
-        .map(|dim| BreakdownCard {
-            name: (*dim).to_owned(),
+        .zip(t.dimensions)
+        .map(|(dim, name)| BreakdownCard {
+            name: name.to_owned(),
             slices: r
                 .breakdown
                 .get(dim)
@@ -502,5 +518,34 @@ async fn mint(req: HttpRequest, state: State, id: web::Path<String>, form: web::
     match state.minter().one(&id, spec).await {
         Ok(_) => see_other(&format!("/app/campaigns/{id}")),
         Err(e) => form_error(&req, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::views::{EN, ZH_TW};
+
+    #[test]
+    fn every_column_breakdown_and_tier_has_a_name_of_its_own_in_each_language() {
+        for t in [&EN, &ZH_TW] {
+            let mut names: Vec<String> = SortKey::ALL.iter().map(|k| label(t, *k)).collect();
+            names.extend(t.dimensions.iter().map(|d| (*d).to_owned()));
+            let tiers = [Tier::Nano, Tier::Micro, Tier::Mid, Tier::Macro, Tier::Mega];
+            names.extend(tiers.iter().map(|tier| tier_name(t, *tier)));
+            let mut distinct = names.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), names.len(), "{names:?}");
+            for name in &names {
+                if t.html_lang == "en" {
+                    assert!(name.starts_with(|c: char| c.is_ascii_uppercase()), "{name}");
+                } else {
+                    assert!(!name.is_ascii(), "untranslated: {name}");
+                }
+            }
+        }
+        assert_eq!(tier_name(&ZH_TW, Tier::Mega), "超大型");
+        assert_eq!(tier_name(&EN, Tier::Nano), "Nano");
     }
 }

@@ -109,6 +109,20 @@ pub struct Texts {
     pub destination: &'static str,
     pub coupon: &'static str,
     pub back: &'static str,
+    pub roas: &'static str,
+    pub impressions: &'static str,
+    pub net_revenue: &'static str,
+    pub refunds: &'static str,
+    pub epc: &'static str,
+    pub cpc: &'static str,
+    pub cpa: &'static str,
+    pub aov: &'static str,
+    pub engagements: &'static str,
+    pub engagement_rate: &'static str,
+    /// The breakdown cards' names: app, device, referrer, country, source, preview.
+    pub dimensions: [&'static str; 6],
+    /// Follower tiers, smallest first (nano, micro, mid, macro, mega).
+    pub tier_names: [&'static str; 5],
 }
 
 pub static EN: Texts = Texts {
@@ -159,6 +173,18 @@ pub static EN: Texts = Texts {
     destination: "Destination",
     coupon: "Coupon",
     back: "All campaigns",
+    roas: "ROAS",
+    impressions: "Impressions",
+    net_revenue: "Net revenue",
+    refunds: "Refunds",
+    epc: "EPC",
+    cpc: "CPC",
+    cpa: "CPA",
+    aov: "AOV",
+    engagements: "Engagements",
+    engagement_rate: "Engagement rate",
+    dimensions: ["App", "Device", "Referrer", "Country", "Source", "Link previews"],
+    tier_names: ["Nano", "Micro", "Mid", "Macro", "Mega"],
 };
 
 pub static ZH_TW: Texts = Texts {
@@ -209,6 +235,18 @@ pub static ZH_TW: Texts = Texts {
     destination: "目的網址",
     coupon: "折扣碼",
     back: "所有活動",
+    roas: "廣告投資報酬率（ROAS）",
+    impressions: "曝光",
+    net_revenue: "淨營收",
+    refunds: "退款",
+    epc: "每次點擊收益（EPC）",
+    cpc: "每次點擊成本（CPC）",
+    cpa: "每次轉換成本（CPA）",
+    aov: "平均訂單金額（AOV）",
+    engagements: "互動",
+    engagement_rate: "互動率",
+    dimensions: ["應用程式", "裝置", "來源網站", "國家", "流量來源", "連結預覽"],
+    tier_names: ["奈米", "微型", "中型", "大型", "超大型"],
 };
 
 /// A count with thousands separators.
