@@ -559,6 +559,69 @@ fn link(code: &str, id: u64) -> kolink::domain::Link {
     .unwrap()
 }
 
+/// A whole prune of hours reads every link (seconds of Redis at 100,000 links); Redis
+/// remembers the day of the last one, so that a process starting again that day, or another
+/// beside it, asks one key instead. A later day's prune reads every link again, and takes the
+/// hours a link left meanwhile.
+#[tokio::test]
+async fn a_whole_prune_of_hours_on_redis_is_not_repeated_for_its_day() {
+    let (store, guard) = open(Backend::Redis).await;
+    let now = Utc::now();
+    let (keep_from, next) = (
+        (now - TimeDelta::days(30)).date_naive(),
+        (now - TimeDelta::days(29)).date_naive(),
+    );
+    let links: Vec<_> = (1..=3).map(|i| link(&format!("l-{i}"), i)).collect();
+    store.create_links(&links).await.unwrap().unwrap();
+    let ms = |t: chrono::DateTime<Utc>| t.timestamp_millis() as u64;
+    store.write_clicks(&[click("l-1", ms(now), 1, "v1")]).await.unwrap();
+    let mut conn = guard.redis.as_ref().unwrap().connection().await;
+    let calls = |stats: &str, command: &str| -> u64 {
+        stats
+            .split(&format!("cmdstat_{command}:calls="))
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    reset_stats(&mut conn).await;
+    assert_eq!(store.prune_hours(keep_from).await.unwrap(), 0);
+    assert_eq!(
+        calls(&command_stats(&mut conn).await, "evalsha"),
+        3,
+        "one script per link"
+    );
+
+    // A link minted after the pass, with an hour of a day before it (a replayed click).
+    store.create_links(&[link("l-4", 4)]).await.unwrap().unwrap();
+    let old = now - TimeDelta::days(31);
+    store.write_clicks(&[click("l-4", ms(old), 1, "v1")]).await.unwrap();
+    reset_stats(&mut conn).await;
+    for day in [keep_from, keep_from - TimeDelta::days(1)] {
+        assert_eq!(store.prune_hours(day).await.unwrap(), 0);
+    }
+    let stats = command_stats(&mut conn).await;
+    assert_eq!(
+        calls(&stats, "evalsha") + calls(&stats, "zrevrangebyscore"),
+        0,
+        "{stats}"
+    );
+
+    assert_eq!(
+        store.prune_hours(next).await.unwrap(),
+        1,
+        "the next day's pass takes that hour"
+    );
+    assert_eq!(calls(&command_stats(&mut conn).await, "evalsha"), 4);
+    let full = store
+        .link_data(&["l-4".into()], Detail::Full)
+        .await
+        .unwrap()
+        .remove(0)
+        .full;
+    assert!(!full.iter().any(|(f, _)| f.starts_with("c|")), "{full:?}");
+}
+
 per_store!(pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole);
 /// Clicks and a purchase 100 days ago, a click today, on one link of 1,101: pruning the hours before 30 days ago
 /// removes the old day's three hourly fields, keeps its daily breakdown and today's hour, and

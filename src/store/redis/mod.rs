@@ -22,6 +22,7 @@
 //! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq, field `i` = the click (`clicks::entry_line`) |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
 //! | `kl:{<code>}:hours_from`          | string | the first day whose hours the last `PRUNE_HOURS` kept (`crate::hours`) |
+//! | `kl:{meta}:hours:pruned`          | string | the first kept day of the last whole pass of `PRUNE_HOURS` over every link |
 //! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns; a copy of the metrics (`m\|<day>`) |
 //! | `kl:{<code>}:writers`             | hash   | writer tag → its last re-keyed click's proposed id (`scripts::writers!`) |
 //! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link; 3: summaries; 4: metrics copied into the rollups) |
@@ -1155,6 +1156,18 @@ impl Counters for RedisStore {
 
     async fn prune_hours(&self, keep_from: NaiveDate) -> Result<u64> {
         let keep = keep_from.to_string();
+        // A whole pass reads every link (about 6 s of Redis for 100,000 links with nothing to
+        // prune); one that was done for this day or a later one, by any process, is not
+        // repeated at each start. ISO days compare as text.
+        let pruned = self.meta("hours:pruned");
+        let done: Option<String> = self
+            .conn()
+            .get(&pruned)
+            .await
+            .map_err(failed("Failed to read when hours were last pruned"))?;
+        if done.is_some_and(|d| d >= keep) {
+            return Ok(0);
+        }
         // The days a link whose last prune was a few days ago has left: looked up, not searched.
         let recent: Vec<String> = (1..=PRUNE_HOURS_RECENT_DAYS)
             .rev()
@@ -1167,6 +1180,11 @@ impl Counters for RedisStore {
             // The index a page at a time: listing 100,000 links at once holds Redis for 40 ms.
             let page = self.scan_zset(&self.meta("links:idx"), after, PRUNE_HOURS_PAGE).await?;
             let Some((last, _)) = page.last() else {
+                let _: () = self
+                    .conn()
+                    .set(&pruned, &keep)
+                    .await
+                    .map_err(failed("Failed to note that hours were pruned"))?;
                 return Ok(removed);
             };
             after = Some(last.clone());
