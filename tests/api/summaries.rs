@@ -104,6 +104,24 @@ async fn a_list_of_several_pages_is_counted_whole(backend: Backend) {
     assert_eq!(campaign, (4_999, 3, "5596.00".to_owned()));
     assert_eq!(amy_row, (2_500, 2, "2798.00".to_owned()));
     assert_eq!(amy, (2_500, 2, "2798.00".to_owned()));
+
+    // amy's share page of this campaign alone: her links among the campaign's two pages, not
+    // her tapped link of another campaign.
+    app.create_campaign("autumn").await;
+    app.create_link(json!({"campaign": "autumn", "kol": "amy", "code": "amy-autumn"}))
+        .await;
+    assert_eq!(app.tap("amy-autumn").await.status(), 302);
+    let share = app
+        .post_expect("/api/v1/kols/amy/shares", &json!({"campaign": "spring-sale"}), 201)
+        .await;
+    let url = format!("{}.json", share["url"].as_str().unwrap());
+    let page: Value = app.api.get(url).send().await.unwrap().json().await.unwrap();
+    let links = page["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2_500);
+    assert!(links.iter().all(|l| l["campaign"] == "spring-sale"));
+    assert_eq!(page["totals"]["clicks"], 2, "amy-a's two taps, on the last page");
+    let (first, last) = (&links[0]["code"], &links[2_499]["code"]);
+    assert_eq!(last, "amy-a", "newest first: {first} … {last}");
 }
 per_store!(a_list_of_several_pages_is_counted_whole);
 
