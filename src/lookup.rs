@@ -1,7 +1,7 @@
 //! Reads that handlers and rules share: a record by id (or `404`), and the filtered lists.
 //! Filtering of lists happens here, above the stores: pages through `store::fill_page`, and
-//! the link lists that reports read whole in `all_links`, which are kept between reads
-//! (`LinkLists`).
+//! the link lists that reports read whole in `all_links` (or page by page as they arrive,
+//! `all_links_as_read`), which are kept between reads (`LinkLists`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,15 +183,45 @@ pub struct LinkLists {
 }
 
 /// A list, with the links version it was read at and when.
-type Kept = (u64, DateTime<Utc>, Arc<[LinkSummary]>);
+type Kept = (u64, DateTime<Utc>, LinkList);
 
-/// Links per page when a list is read whole (`all_links`): small enough that the pages after
-/// the first are read while the one before is decoded, big enough that a 10,000-link list is a
+/// Links per page when a list is read whole (`all_links`): two of a report's chunks, so that a
+/// report counts the first page's links while the next one is read, and a 10,000-link list is a
 /// few store calls.
-const LIST_PAGE: usize = 2_500;
+pub const LIST_PAGE: usize = 2_000;
 
 /// How long a kept list is used at most, even while the version stays.
 const KEEP_FOR: Duration = Duration::from_secs(60);
+
+/// A list of links read whole, newest first, in the pages it was read in: a report counts
+/// each page as it arrives (`all_links_as_read`), and the list is kept as it was read.
+#[derive(Debug, Clone, Default)]
+pub struct LinkList(Arc<[Arc<[LinkSummary]>]>);
+
+impl LinkList {
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|p| p.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|p| p.is_empty())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &LinkSummary> {
+        self.0.iter().flat_map(|p| p.iter())
+    }
+
+    /// Its pages, in order (none empty).
+    pub fn pages(&self) -> &[Arc<[LinkSummary]>] {
+        &self.0
+    }
+}
+
+impl From<Vec<Arc<[LinkSummary]>>> for LinkList {
+    fn from(pages: Vec<Arc<[LinkSummary]>>) -> Self {
+        Self(pages.into_iter().filter(|p| !p.is_empty()).collect())
+    }
+}
 
 /// Links held by the link lists of a process, at most (about 130 bytes each).
 pub const LINK_LISTS_HOLD: u64 = 100_000;
@@ -236,25 +266,37 @@ impl LinkLists {
 
 /// Every link that `filter` selects, newest first, as reports need them: as `lists` keeps them
 /// while the store's links are unchanged, else read.
-pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter) -> StoreResult<Arc<[LinkSummary]>> {
+pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter) -> StoreResult<LinkList> {
+    all_links_as_read(store, lists, filter, |_| {}).await
+}
+
+/// `all_links`, handing each page to `page` as soon as it is decoded (a kept list's pages at
+/// once), so that a report counts the first links while the rest are read.
+pub async fn all_links_as_read(
+    store: &dyn Store,
+    lists: &LinkLists,
+    filter: &LinkFilter,
+    mut page: impl FnMut(&Arc<[LinkSummary]>),
+) -> StoreResult<LinkList> {
     let version = store.links_version().await?;
     let now = lists.clock.now();
     if let (Some(v), Some((at, read, links))) = (version, lists.kept.get(filter)) {
         // A clock that went back since makes the list stale too.
         let fresh = (now - read).to_std().is_ok_and(|age| age < KEEP_FOR);
         if at == v && fresh {
+            links.pages().iter().for_each(&mut page);
             return Ok(links);
         }
     }
     let read = now;
     let index = filter.index();
     let scan = |after| store.link_rows(index, <LinkSummary as LinkRecord>::ROWS, after, LIST_PAGE);
-    let mut out = Vec::new();
+    let mut pages = Vec::new();
     let (mut rows, mut more) = scan(None).await?;
     loop {
         // The next page's read starts before this one is decoded: on the embedded store it goes
         // on meanwhile on the store's reader thread; on Redis its first command does.
-        let (next, page) = tokio::join!(
+        let (next, decoded) = tokio::join!(
             biased;
             async {
                 match more {
@@ -265,16 +307,21 @@ pub async fn all_links(store: &dyn Store, lists: &LinkLists, filter: &LinkFilter
             async {
                 rows.iter()
                     .map(|json| <LinkSummary as LinkRecord>::decode(json))
-                    .collect::<serde_json::Result<Vec<_>>>()
+                    .filter(|l| l.as_ref().map_or(true, |l| filter.keeps(l.kol.as_str())))
+                    .collect::<serde_json::Result<Arc<[_]>>>()
             },
         );
-        out.extend(page?.into_iter().filter(|l| filter.keeps(l.kol.as_str())));
+        let decoded = decoded?;
+        if !decoded.is_empty() {
+            page(&decoded);
+            pages.push(decoded);
+        }
         match next? {
             Some(n) => (rows, more) = n,
             None => break,
         }
     }
-    let links: Arc<[LinkSummary]> = out.into();
+    let links = LinkList::from(pages);
     if let Some(v) = version {
         lists.kept.insert(filter.clone(), (v, read, links.clone()));
     }
@@ -319,12 +366,12 @@ pub async fn conversions(
 mod tests {
     use super::*;
 
-    fn list(n: usize) -> Arc<[LinkSummary]> {
+    fn list(n: usize) -> LinkList {
         let one: LinkSummary = serde_json::from_str(
             r#"{"code":"amy-serum","campaign":"spring-sale","kol":"amy","cost":"100.00","created_at":"2026-11-22T08:15:00Z"}"#,
         )
         .unwrap();
-        vec![one; n].into()
+        LinkList::from(vec![Arc::from(vec![one; n])])
     }
 
     fn of_campaign(id: &str) -> LinkFilter {

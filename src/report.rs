@@ -3,9 +3,11 @@
 //! types, so a figure cannot differ between them. Figures come from `crate::stats`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::counters::Tally;
@@ -237,39 +239,91 @@ const CHUNK: usize = 1_000;
 /// too. A range of days needs a link's full map (its hours and daily breakdowns) beside the
 /// days of its rollups, unless every day its rollups name lies in the range and keeps its
 /// hours (`hours_kept_from`, `crate::hours::first_kept_day`; `None`: every hour is kept): then
-/// the rollups alone answer, all-time breakdowns included (see [`read_chunk`]). Links are read
-/// a chunk at a time, the next chunk while this one is counted, and nothing of a link is kept
-/// once `each` has it.
+/// the rollups alone answer, all-time breakdowns included (see [`read_chunk`]). The links come
+/// in pages as a list is read (a campaign's report counts its first links while the rest are
+/// read); they are read a chunk at a time, the next chunk while this one is counted, and
+/// nothing of a link is kept once `each` has it.
 async fn each_counts(
     store: &dyn Store,
-    links: &[LinkSummary],
+    pages: Pages,
     goals: &HashMap<String, Event>,
     range: Range,
     hourly: bool,
     hours_kept_from: Option<NaiveDate>,
     mut each: impl FnMut(&LinkSummary, LinkCounts),
 ) -> Result<(), ApiError> {
-    let mut chunks = links.chunks(CHUNK);
-    let Some(mut chunk) = chunks.next() else {
+    let mut chunks = Chunks {
+        pages,
+        page: Arc::from([]),
+        at: 0,
+    };
+    let Some(mut chunk) = chunks.next().await else {
         return Ok(());
     };
-    let mut data = read_chunk(store, chunk, range, hourly, hours_kept_from).await?;
+    let mut data = read_chunk(store, chunk.links(), range, hourly, hours_kept_from).await?;
     loop {
-        let next = chunks.next();
         let (read_next, counted) = tokio::join!(
             async {
-                match next {
-                    Some(n) => Some(read_chunk(store, n, range, hourly, hours_kept_from).await).transpose(),
-                    None => Ok(None),
-                }
+                let next = chunks.next().await?;
+                let data = read_chunk(store, next.links(), range, hourly, hours_kept_from).await;
+                Some((next, data))
             },
-            count_chunk(store, chunk, data, goals, range, &mut each),
+            count_chunk(store, chunk.links(), data, goals, range, &mut each),
         );
         counted?;
-        let (Some(n), Some(d)) = (next, read_next?) else {
+        let Some((next, next_data)) = read_next else {
             return Ok(());
         };
-        (chunk, data) = (n, d);
+        (chunk, data) = (next, next_data?);
+    }
+}
+
+/// A list's pages of links as `each_counts` takes them: as they are read
+/// (`lookup::all_links_as_read`), or all at once ([`pages_of`]).
+type Pages = mpsc::UnboundedReceiver<Arc<[LinkSummary]>>;
+
+/// Pages all in hand (a list read whole).
+fn pages_of(pages: &[Arc<[LinkSummary]>]) -> Pages {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for page in pages {
+        let _ = tx.send(page.clone());
+    }
+    rx
+}
+
+/// A report's pages cut into chunks of `CHUNK` links at most, a page's rest being a chunk of
+/// its own.
+struct Chunks {
+    pages: Pages,
+    page: Arc<[LinkSummary]>,
+    at: usize,
+}
+
+/// Links `range` of `page`.
+struct Chunk {
+    page: Arc<[LinkSummary]>,
+    range: std::ops::Range<usize>,
+}
+
+impl Chunk {
+    fn links(&self) -> &[LinkSummary] {
+        &self.page[self.range.clone()]
+    }
+}
+
+impl Chunks {
+    /// The next chunk; waits for the next page when this one is done. `None` at the end.
+    async fn next(&mut self) -> Option<Chunk> {
+        while self.at == self.page.len() {
+            self.page = self.pages.recv().await?;
+            self.at = 0;
+        }
+        let start = self.at;
+        self.at = (start + CHUNK).min(self.page.len());
+        Some(Chunk {
+            page: self.page.clone(),
+            range: start..self.at,
+        })
     }
 }
 
@@ -440,7 +494,7 @@ pub async fn link(
     let mut counted = None;
     each_counts(
         store,
-        &[LinkSummary::from(&link)],
+        pages_of(&[Arc::from([LinkSummary::from(&link)])]),
         &goals,
         range,
         interval == Interval::Hour,
@@ -516,7 +570,6 @@ pub async fn campaign(
         campaign: Some(campaign.id.to_string()),
         kol: None,
     };
-    let links = lookup::all_links(store, lists, &filter).await?;
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
     let to = range.to.unwrap_or_else(|| clock.now().date_naive());
     let from = range
@@ -528,7 +581,16 @@ pub async fn campaign(
     let mut per_kol: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut total = Counts::default();
     let hours_kept_from = crate::hours::first_kept_day(clock.now().date_naive(), hourly_retention_days);
-    each_counts(store, &links, &goals, range, false, hours_kept_from, |l, c| {
+    // The campaign's links are counted as their pages arrive: its goal is all a count needs.
+    let (pages, arriving) = mpsc::unbounded_channel();
+    let listing = async {
+        let pages = pages;
+        let send = |page: &Arc<[LinkSummary]>| {
+            let _ = pages.send(page.clone());
+        };
+        Ok::<_, ApiError>(lookup::all_links_as_read(store, lists, &filter, send).await?)
+    };
+    let counting = each_counts(store, arriving, &goals, range, false, hours_kept_from, |l, c| {
         total.add(&c.counts);
         add_daily(&mut daily, &c.tally, campaign.goal_event, from);
         breakdown.add(&c.tally);
@@ -541,8 +603,8 @@ pub async fn campaign(
                 per_kol.insert(l.kol.to_string(), (1, c.counts));
             }
         }
-    })
-    .await?;
+    });
+    let (links, ()) = tokio::try_join!(listing, counting)?;
     let mut tiers: BTreeMap<Tier, (usize, usize, Counts)> = BTreeMap::new();
     let mut kol_rows = Vec::with_capacity(per_kol.len());
     let ids: Vec<String> = per_kol.keys().cloned().collect();
@@ -617,17 +679,25 @@ pub async fn kol(
     let mut per: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut by_currency: BTreeMap<String, Counts> = BTreeMap::new();
     let hours_kept_from = crate::hours::first_kept_day(clock.now().date_naive(), hourly_retention_days);
-    each_counts(store, &links, &goals, range, false, hours_kept_from, |l, c| {
-        total.add(&c.counts);
-        let e = per.entry(l.campaign.to_string()).or_default();
-        e.0 += 1;
-        e.1.add(&c.counts);
-        let currency = campaigns
-            .get(l.campaign.as_str())
-            .and_then(|c| c.as_ref())
-            .map_or_else(String::new, |c| c.currency.as_str().to_owned());
-        by_currency.entry(currency).or_default().add(&c.counts);
-    })
+    each_counts(
+        store,
+        pages_of(links.pages()),
+        &goals,
+        range,
+        false,
+        hours_kept_from,
+        |l, c| {
+            total.add(&c.counts);
+            let e = per.entry(l.campaign.to_string()).or_default();
+            e.0 += 1;
+            e.1.add(&c.counts);
+            let currency = campaigns
+                .get(l.campaign.as_str())
+                .and_then(|c| c.as_ref())
+                .map_or_else(String::new, |c| c.currency.as_str().to_owned());
+            by_currency.entry(currency).or_default().add(&c.counts);
+        },
+    )
     .await?;
     let totals = match by_currency.len() {
         0 | 1 => total.totals(),
@@ -744,20 +814,28 @@ pub async fn kol_page(
     let mut total = Counts::default();
     let mut page_links = Vec::with_capacity(links.len());
     // Every day: the rollups alone, whatever hours are kept.
-    each_counts(store, &links, &goals, Range::default(), false, None, |l, c| {
-        total.add(&c.counts);
-        let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
-        add_daily(&mut daily, &c.tally, goal, from);
-        let short_url = format!("{public_base}/{}", l.code);
-        page_links.push(PageLink {
-            code: l.code.to_string(),
-            campaign: l.campaign.to_string(),
-            qr_svg: format!("{short_url}/qr.svg"),
-            qr_png: format!("{short_url}/qr.png"),
-            short_url,
-            figures: PageFigures::from(&c.counts.totals()),
-        });
-    })
+    each_counts(
+        store,
+        pages_of(links.pages()),
+        &goals,
+        Range::default(),
+        false,
+        None,
+        |l, c| {
+            total.add(&c.counts);
+            let goal = goals.get(l.campaign.as_str()).copied().unwrap_or(Event::Purchase);
+            add_daily(&mut daily, &c.tally, goal, from);
+            let short_url = format!("{public_base}/{}", l.code);
+            page_links.push(PageLink {
+                code: l.code.to_string(),
+                campaign: l.campaign.to_string(),
+                qr_svg: format!("{short_url}/qr.svg"),
+                qr_png: format!("{short_url}/qr.png"),
+                short_url,
+                figures: PageFigures::from(&c.counts.totals()),
+            });
+        },
+    )
     .await?;
     Ok(KolPage {
         kol: kol.id.to_string(),
@@ -880,6 +958,52 @@ pub fn campaign_csv(r: &CampaignReport) -> Result<Vec<u8>, csv::Error> {
 mod tests {
     use super::*;
     use crate::domain::Money;
+
+    fn page(first: usize, n: usize) -> Arc<[LinkSummary]> {
+        (first..first + n)
+            .map(|i| {
+                let json = format!(
+                    r#"{{"code":"l-{i:05}","campaign":"c","kol":"k","cost":"1.00","created_at":"2026-12-01T00:00:00Z"}}"#
+                );
+                LinkSummary::from_json(&json).unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pages_are_cut_into_chunks_in_order_each_pages_rest_a_chunk_of_its_own() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut chunks = Chunks {
+            pages: rx,
+            page: Arc::from([]),
+            at: 0,
+        };
+        for p in [page(0, 3), page(3, 0), page(3, 2_500)] {
+            tx.send(p).unwrap();
+        }
+        let reader = tokio::spawn(async move {
+            let mut seen = vec![];
+            while let Some(c) = chunks.next().await {
+                let links = c.links();
+                seen.push((links.len(), links[0].code.to_string()));
+            }
+            seen
+        });
+        // A page that arrives later is still read; the end comes when the sender goes.
+        tokio::task::yield_now().await;
+        tx.send(page(2_503, 1_000)).unwrap();
+        drop(tx);
+        assert_eq!(
+            reader.await.unwrap(),
+            [
+                (3, "l-00000".to_owned()),
+                (1_000, "l-00003".to_owned()),
+                (1_000, "l-01003".to_owned()),
+                (500, "l-02003".to_owned()),
+                (1_000, "l-02503".to_owned()),
+            ]
+        );
+    }
 
     #[test]
     fn the_csv_has_a_column_for_every_figure_of_the_totals() {
