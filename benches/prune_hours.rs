@@ -1,7 +1,8 @@
 //! The pruning of old hours (`kolink::hours`) on a store of 100,000 links, of which `active`
 //! have a click a day for 120 days: how long a first prune (30 days of hours past a 90-day
-//! retention), the same day's prune again (as at a restart) and a day's prune take, and how long a click write
-//! waits meanwhile (one every 5 ms beside the prune). A benchmark, not a test.
+//! retention), the same day's prune again (as at a restart) and a day's prune take, and how
+//! long a click write waits meanwhile (one every 5 ms beside the prune). A benchmark, not a
+//! test.
 //!
 //!   cargo bench --bench prune_hours -- [embedded|redis] [active=10000]
 //!

@@ -10,10 +10,10 @@
 //! from the rollups, whole.
 //!
 //! Every process runs the job, at start and then whenever the first kept day moves (a new UTC
-//! day). It is idempotent, so processes beside each other only repeat cheap checks; on Redis a
-//! pass that one process finished for the day is not repeated by the others, or at a restart. The store
-//! works a bounded number of links at a time (`Counters::prune_hours`), so clicks are written
-//! between.
+//! day). It is idempotent: a link already pruned for the day is a cheap check, and on Redis a
+//! whole pass that one process finished for the day is not repeated by the others, or at a
+//! restart. The store works a bounded number of links at a time (`Counters::prune_hours`), so
+//! clicks are written between.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -185,10 +185,10 @@ pub struct LinkLists {
 /// A list, with the links version it was read at and when.
 type Kept = (u64, DateTime<Utc>, LinkList);
 
-/// Links per page when a list is read whole (`all_links`): two of a report's chunks, so that a
-/// report counts the first page's links while the next one is read, and a 10,000-link list is a
-/// few store calls.
-pub const LIST_PAGE: usize = 2_000;
+/// Links per page when a list is read whole (`all_links`): two of a report's chunks (checked
+/// there), so that a report counts the first page's links while the next one is read, and a
+/// 10,000-link list is a few store calls.
+pub(crate) const LIST_PAGE: usize = 2_000;
 
 /// How long a kept list is used at most, even while the version stays.
 const KEEP_FOR: Duration = Duration::from_secs(60);
@@ -204,7 +204,7 @@ impl LinkList {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|p| p.is_empty())
+        self.0.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &LinkSummary> {
@@ -218,8 +218,10 @@ impl LinkList {
 }
 
 impl From<Vec<Arc<[LinkSummary]>>> for LinkList {
+    /// Pages that are not empty.
     fn from(pages: Vec<Arc<[LinkSummary]>>) -> Self {
-        Self(pages.into_iter().filter(|p| !p.is_empty()).collect())
+        debug_assert!(pages.iter().all(|p| !p.is_empty()), "an empty page in a link list");
+        Self(pages.into())
     }
 }
 
@@ -292,6 +294,9 @@ pub async fn all_links_as_read(
     let index = filter.index();
     let scan = |after| store.link_rows(index, <LinkSummary as LinkRecord>::ROWS, after, LIST_PAGE);
     let mut pages = Vec::new();
+    // Links kept of the pages read so far, handed on once they make a page: a KOL's links
+    // among a campaign's may be few a page, and a report reads each page a chunk at a time.
+    let mut held: Vec<LinkSummary> = Vec::new();
     let (mut rows, mut more) = scan(None).await?;
     loop {
         // The next page's read starts before this one is decoded: on the embedded store it goes
@@ -308,15 +313,22 @@ pub async fn all_links_as_read(
                 rows.iter()
                     .map(|json| <LinkSummary as LinkRecord>::decode(json))
                     .filter(|l| l.as_ref().map_or(true, |l| filter.keeps(l.kol.as_str())))
-                    .collect::<serde_json::Result<Arc<[_]>>>()
+                    .collect::<serde_json::Result<Vec<_>>>()
             },
         );
         let decoded = decoded?;
-        if !decoded.is_empty() {
-            page(&decoded);
-            pages.push(decoded);
+        if held.is_empty() {
+            held = decoded;
+        } else {
+            held.extend(decoded);
         }
-        match next? {
+        let next = next?;
+        if held.len() >= LIST_PAGE || (next.is_none() && !held.is_empty()) {
+            let full: Arc<[LinkSummary]> = std::mem::take(&mut held).into();
+            page(&full);
+            pages.push(full);
+        }
+        match next {
             Some(n) => (rows, more) = n,
             None => break,
         }

@@ -1,4 +1,5 @@
-//! Link codes: `[A-Za-z0-9_-]{3,64}`, never one of the paths kolink serves itself.
+//! Link codes: `[A-Za-z0-9_-]{3,64}`. A new code is never one of the paths kolink serves
+//! itself (`ShortCode::parse`); a stored one is read by its shape (`ShortCode::stored`).
 
 use std::fmt;
 

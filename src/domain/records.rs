@@ -534,7 +534,7 @@ mod tests {
         let reserved =
             r#"{"code":"api","campaign":"c","kol":"amy","cost":"10.00","created_at":"2026-12-06T18:31:11Z"}"#;
         assert_eq!(LinkSummary::as_written(reserved).unwrap().code.as_str(), "api");
-        let spaced_reserved = reserved.replace(":", ": ");
+        let spaced_reserved = reserved.replace(r#"":""#, r#"": ""#);
         assert_eq!(
             LinkSummary::from_json(&spaced_reserved).unwrap().code.as_str(),
             "api",

@@ -457,8 +457,10 @@ pub trait Counters: Send + Sync {
     /// `keep_from` from every link's full map; the rollups keep those days whole. Returns how
     /// many fields went. Running it again removes nothing more; it works a bounded number of
     /// links at a time, so clicks are written between. Redis notes the day of its last whole
-    /// pass and answers a pass for that day or an earlier one at once (a pass reads every link);
-    /// the embedded store, held by one process, passes again.
+    /// pass and answers a pass for that day or an earlier one at once (a pass reads every link):
+    /// an hour of a day before it written since (a late conversion, a replayed click) on a link
+    /// that had no hours at the pass waits for the next day's pass. The embedded store, held by
+    /// one process, passes again.
     async fn prune_hours(&self, keep_from: NaiveDate) -> Result<u64>;
 }
 

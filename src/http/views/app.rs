@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{count, daily_chart, percent, session, Lang, Texts};
+use super::{count, daily_chart, percent, session, Lang, Texts, BREAKDOWNS};
 use crate::domain::{Campaign, Money, Tier};
 use crate::error::{ApiError, Code};
 use crate::http::campaigns::{new_campaign, CreateCampaign};
@@ -315,7 +315,15 @@ fn label(t: &Texts, k: SortKey) -> String {
 
 /// A follower tier's name in the page's language.
 fn tier_name(t: &Texts, tier: Tier) -> String {
-    t.tier_names[tier as usize].to_owned()
+    let [nano, micro, mid, macro_, mega] = t.tier_names;
+    match tier {
+        Tier::Nano => nano,
+        Tier::Micro => micro,
+        Tier::Mid => mid,
+        Tier::Macro => macro_,
+        Tier::Mega => mega,
+    }
+    .to_owned()
 }
 
 fn enum_text<T: serde::Serialize>(v: &T) -> String {
@@ -384,7 +392,7 @@ async fn campaign(
             values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
         })
         .collect();
-    let breakdowns = ["app", "device", "referrer", "country", "source", "preview"]
+    let breakdowns = BREAKDOWNS
         .iter()
         .zip(t.dimensions)
         .map(|(dim, name)| BreakdownCard {

@@ -60,6 +60,10 @@ impl Lang {
     }
 }
 
+/// The breakdowns the campaign page shows, by their names in reports; `Texts::dimensions` names
+/// them in the same order.
+pub const BREAKDOWNS: [&str; 6] = ["app", "device", "referrer", "country", "source", "preview"];
+
 /// Every piece of text a page shows, in one language.
 pub struct Texts {
     pub html_lang: &'static str,
@@ -119,7 +123,7 @@ pub struct Texts {
     pub aov: &'static str,
     pub engagements: &'static str,
     pub engagement_rate: &'static str,
-    /// The breakdown cards' names: app, device, referrer, country, source, preview.
+    /// The breakdown cards' names, in the order of `BREAKDOWNS`.
     pub dimensions: [&'static str; 6],
     /// Follower tiers, smallest first (nano, micro, mid, macro, mega).
     pub tier_names: [&'static str; 5],

@@ -1,6 +1,9 @@
 //! Reports: per link (totals, series, breakdowns), per campaign (a row per KOL and per follower
 //! tier) and per KOL (a row per campaign). The JSON API and the screens render these same
-//! types, so a figure cannot differ between them. Figures come from `crate::stats`.
+//! types, so a figure cannot differ between them. Figures come from `crate::stats`; the links
+//! they count come in pages, a chunk at a time (`chunks`).
+
+mod chunks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,6 +11,8 @@ use std::sync::Arc;
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use tokio::sync::mpsc;
+
+use self::chunks::{pages_of, Chunks, Pages};
 
 use crate::clock::Clock;
 use crate::counters::Tally;
@@ -231,9 +236,6 @@ struct LinkCounts {
     uniques: BTreeMap<NaiveDate, u64>,
 }
 
-/// Links read per store call by reports: what a report over a big campaign holds at once.
-const CHUNK: usize = 1_000;
-
 /// Hands `each` the counts of each link over `range`, in order; `goals` gives each campaign's
 /// goal event. A report over every day reads the links' rollups; `hourly` needs the full maps
 /// too. A range of days needs a link's full map (its hours and daily breakdowns) beside the
@@ -252,11 +254,7 @@ async fn each_counts(
     hours_kept_from: Option<NaiveDate>,
     mut each: impl FnMut(&LinkSummary, LinkCounts),
 ) -> Result<(), ApiError> {
-    let mut chunks = Chunks {
-        pages,
-        page: Arc::from([]),
-        at: 0,
-    };
+    let mut chunks = Chunks::new(pages);
     let Some(mut chunk) = chunks.next().await else {
         return Ok(());
     };
@@ -275,55 +273,6 @@ async fn each_counts(
             return Ok(());
         };
         (chunk, data) = (next, next_data?);
-    }
-}
-
-/// A list's pages of links as `each_counts` takes them: as they are read
-/// (`lookup::all_links_as_read`), or all at once ([`pages_of`]).
-type Pages = mpsc::UnboundedReceiver<Arc<[LinkSummary]>>;
-
-/// Pages all in hand (a list read whole).
-fn pages_of(pages: &[Arc<[LinkSummary]>]) -> Pages {
-    let (tx, rx) = mpsc::unbounded_channel();
-    for page in pages {
-        let _ = tx.send(page.clone());
-    }
-    rx
-}
-
-/// A report's pages cut into chunks of `CHUNK` links at most, a page's rest being a chunk of
-/// its own.
-struct Chunks {
-    pages: Pages,
-    page: Arc<[LinkSummary]>,
-    at: usize,
-}
-
-/// Links `range` of `page`.
-struct Chunk {
-    page: Arc<[LinkSummary]>,
-    range: std::ops::Range<usize>,
-}
-
-impl Chunk {
-    fn links(&self) -> &[LinkSummary] {
-        &self.page[self.range.clone()]
-    }
-}
-
-impl Chunks {
-    /// The next chunk; waits for the next page when this one is done. `None` at the end.
-    async fn next(&mut self) -> Option<Chunk> {
-        while self.at == self.page.len() {
-            self.page = self.pages.recv().await?;
-            self.at = 0;
-        }
-        let start = self.at;
-        self.at = (start + CHUNK).min(self.page.len());
-        Some(Chunk {
-            page: self.page.clone(),
-            range: start..self.at,
-        })
     }
 }
 
@@ -958,52 +907,6 @@ pub fn campaign_csv(r: &CampaignReport) -> Result<Vec<u8>, csv::Error> {
 mod tests {
     use super::*;
     use crate::domain::Money;
-
-    fn page(first: usize, n: usize) -> Arc<[LinkSummary]> {
-        (first..first + n)
-            .map(|i| {
-                let json = format!(
-                    r#"{{"code":"l-{i:05}","campaign":"c","kol":"k","cost":"1.00","created_at":"2026-12-01T00:00:00Z"}}"#
-                );
-                LinkSummary::from_json(&json).unwrap()
-            })
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn pages_are_cut_into_chunks_in_order_each_pages_rest_a_chunk_of_its_own() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut chunks = Chunks {
-            pages: rx,
-            page: Arc::from([]),
-            at: 0,
-        };
-        for p in [page(0, 3), page(3, 0), page(3, 2_500)] {
-            tx.send(p).unwrap();
-        }
-        let reader = tokio::spawn(async move {
-            let mut seen = vec![];
-            while let Some(c) = chunks.next().await {
-                let links = c.links();
-                seen.push((links.len(), links[0].code.to_string()));
-            }
-            seen
-        });
-        // A page that arrives later is still read; the end comes when the sender goes.
-        tokio::task::yield_now().await;
-        tx.send(page(2_503, 1_000)).unwrap();
-        drop(tx);
-        assert_eq!(
-            reader.await.unwrap(),
-            [
-                (3, "l-00000".to_owned()),
-                (1_000, "l-00003".to_owned()),
-                (1_000, "l-01003".to_owned()),
-                (500, "l-02003".to_owned()),
-                (1_000, "l-02503".to_owned()),
-            ]
-        );
-    }
 
     #[test]
     fn the_csv_has_a_column_for_every_figure_of_the_totals() {
