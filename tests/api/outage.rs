@@ -167,7 +167,7 @@ async fn outage_under_load(mut app: TestApp, outage: Outage) {
     let max = *took.last().unwrap();
     println!("{outage:?}: {} taps, p99 {p99:?}, slowest {max:?}", taps.len());
     // The promise is 250 ms plus an fsync; a shared test machine gets a wide margin here (the
-    // figures in the README come from scripts/fault-drill). Before the spool: 1–10.5 s, or 503.
+    // figures in the README are this test's, with --nocapture). Before the spool: 1–10.5 s, or 503.
     assert!(max < Duration::from_secs(2), "{outage:?}: a redirect took {max:?}");
 
     let answered: HashSet<String> = taps.into_iter().filter_map(|t| t.click_id).collect();
