@@ -145,11 +145,15 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
     assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
 }
 
-per_store!(the_campaign_page_names_every_column_tier_and_breakdown_in_the_readers_language);
-async fn the_campaign_page_names_every_column_tier_and_breakdown_in_the_readers_language(backend: Backend) {
+per_store!(the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_readers_language);
+async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_readers_language(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed().await;
     assert_eq!(app.tap("amy-serum").await.status(), 302);
+    let secret = app.create_shop("acme").await;
+    let order =
+        json!({"order_id": "1001", "event": "purchase", "amount": "1280", "currency": "TWD", "coupon": "AMY10"});
+    app.webhook_ok("acme", &secret, &order).await;
     let cookie = sign_in(&app).await;
     let page = |lang: &'static str| {
         let app = &app;
@@ -176,6 +180,7 @@ async fn the_campaign_page_names_every_column_tier_and_breakdown_in_the_readers_
         "微型",
         "應用程式",
         "連結預覽",
+        "已歸因",
     ] {
         assert!(zh.contains(name), "{name} missing from the zh-TW page");
     }
@@ -188,11 +193,20 @@ async fn the_campaign_page_names_every_column_tier_and_breakdown_in_the_readers_
         "Engagement rate",
         "Micro",
         "Link previews",
+        "Attributed",
     ] {
         assert!(en.contains(name), "{name} missing from the English page");
     }
-    // No column is named by its API field any more (those were English on every page).
-    for field in ["net revenue", "engagement rate", ">roas<", ">micro<", ">preview<"] {
+    // No column, tier or status is named by its API value any more (those were English on
+    // every page).
+    for field in [
+        "net revenue",
+        "engagement rate",
+        ">roas<",
+        ">micro<",
+        ">preview<",
+        ">attributed<",
+    ] {
         assert!(!zh.contains(field) && !en.contains(field), "{field}");
     }
 }

@@ -9,7 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{count, daily_chart, percent, session, Lang, Texts, BREAKDOWNS};
-use crate::domain::{Campaign, Money, Tier};
+use crate::domain::{Campaign, ConversionStatus, Money, Tier};
 use crate::error::{ApiError, Code};
 use crate::http::campaigns::{new_campaign, CreateCampaign};
 use crate::http::State;
@@ -313,6 +313,22 @@ fn label(t: &Texts, k: SortKey) -> String {
     .to_owned()
 }
 
+/// A conversion's status in the page's language.
+fn status_name(t: &Texts, status: ConversionStatus) -> String {
+    let [attributed, duplicate, unattributed, outside, mismatch, pending, over, test] = t.statuses;
+    match status {
+        ConversionStatus::Attributed => attributed,
+        ConversionStatus::Duplicate => duplicate,
+        ConversionStatus::Unattributed => unattributed,
+        ConversionStatus::OutsideWindow => outside,
+        ConversionStatus::CurrencyMismatch => mismatch,
+        ConversionStatus::Pending => pending,
+        ConversionStatus::OverRefund => over,
+        ConversionStatus::Test => test,
+    }
+    .to_owned()
+}
+
 /// A follower tier's name in the page's language.
 fn tier_name(t: &Texts, tier: Tier) -> String {
     let [nano, micro, mid, macro_, mega] = t.tier_names;
@@ -441,7 +457,7 @@ async fn campaign(
             .refund_id
             .as_ref()
             .map_or_else(|| cv.order_id.clone(), |r| format!("{} / {r}", cv.order_id)),
-        status: enum_text(&cv.status),
+        status: status_name(t, cv.status),
         kol: cv.kol.clone().unwrap_or_default(),
         amount: cv.amount.map(|a| a.to_string()).unwrap_or_default(),
         audit: cv
@@ -535,12 +551,23 @@ mod tests {
     use crate::http::views::{EN, ZH_TW};
 
     #[test]
-    fn every_column_breakdown_and_tier_has_a_name_of_its_own_in_each_language() {
+    fn every_column_breakdown_tier_and_status_has_a_name_of_its_own_in_each_language() {
         for t in [&EN, &ZH_TW] {
             let mut names: Vec<String> = SortKey::ALL.iter().map(|k| label(t, *k)).collect();
             names.extend(t.dimensions.iter().map(|d| (*d).to_owned()));
             let tiers = [Tier::Nano, Tier::Micro, Tier::Mid, Tier::Macro, Tier::Mega];
             names.extend(tiers.iter().map(|tier| tier_name(t, *tier)));
+            let statuses = [
+                ConversionStatus::Attributed,
+                ConversionStatus::Duplicate,
+                ConversionStatus::Unattributed,
+                ConversionStatus::OutsideWindow,
+                ConversionStatus::CurrencyMismatch,
+                ConversionStatus::Pending,
+                ConversionStatus::OverRefund,
+                ConversionStatus::Test,
+            ];
+            names.extend(statuses.iter().map(|s| status_name(t, *s)));
             let mut distinct = names.clone();
             distinct.sort();
             distinct.dedup();

@@ -127,6 +127,9 @@ pub struct Texts {
     pub dimensions: [&'static str; 6],
     /// Follower tiers, smallest first (nano, micro, mid, macro, mega).
     pub tier_names: [&'static str; 5],
+    /// Conversion statuses: attributed, duplicate, unattributed, outside the window, currency
+    /// mismatch, a refund pending its purchase, over-refund, a test order.
+    pub statuses: [&'static str; 8],
 }
 
 pub static EN: Texts = Texts {
@@ -189,6 +192,16 @@ pub static EN: Texts = Texts {
     engagement_rate: "Engagement rate",
     dimensions: ["App", "Device", "Referrer", "Country", "Source", "Link previews"],
     tier_names: ["Nano", "Micro", "Mid", "Macro", "Mega"],
+    statuses: [
+        "Attributed",
+        "Duplicate",
+        "Unattributed",
+        "Outside the window",
+        "Currency mismatch",
+        "Waiting for its purchase",
+        "Over-refund",
+        "Test order",
+    ],
 };
 
 pub static ZH_TW: Texts = Texts {
@@ -251,6 +264,16 @@ pub static ZH_TW: Texts = Texts {
     engagement_rate: "互動率",
     dimensions: ["應用程式", "裝置", "來源網站", "國家", "流量來源", "連結預覽"],
     tier_names: ["奈米", "微型", "中型", "大型", "超大型"],
+    statuses: [
+        "已歸因",
+        "重複",
+        "未歸因",
+        "超出歸因期間",
+        "幣別不符",
+        "等待購買紀錄",
+        "超額退款",
+        "測試訂單",
+    ],
 };
 
 /// A count with thousands separators.
