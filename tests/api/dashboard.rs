@@ -181,6 +181,7 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
         "應用程式",
         "連結預覽",
         "已歸因",
+        "優惠券 AMY10 → 採用",
     ] {
         assert!(zh.contains(name), "{name} missing from the zh-TW page");
     }
@@ -194,6 +195,7 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
         "Micro",
         "Link previews",
         "Attributed",
+        "coupon AMY10 → chosen",
     ] {
         assert!(en.contains(name), "{name} missing from the English page");
     }
@@ -209,6 +211,7 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
     ] {
         assert!(!zh.contains(field) && !en.contains(field), "{field}");
     }
+    assert!(!zh.contains("coupon AMY10"), "the audit in the reader's language");
 }
 
 per_store!(dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing);

@@ -8,8 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{count, daily_chart, percent, session, Lang, Texts, BREAKDOWNS};
-use crate::domain::{Campaign, ConversionStatus, Money, Tier};
+use super::{count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS};
+use crate::domain::{AuditResult, Campaign, ConversionStatus, Money, Tier};
 use crate::error::{ApiError, Code};
 use crate::http::campaigns::{new_campaign, CreateCampaign};
 use crate::http::State;
@@ -313,6 +313,28 @@ fn label(t: &Texts, k: SortKey) -> String {
     .to_owned()
 }
 
+/// Where a shop's data named a link, in the page's language; a source kolink does not know is
+/// shown as it is.
+fn audit_source<'a>(t: &'a Texts, source: &'a str) -> &'a str {
+    AUDIT_SOURCES
+        .iter()
+        .position(|s| *s == source)
+        .map_or(source, |i| t.audit_sources[i])
+}
+
+/// A candidate's result in a conversion's audit, in the page's language.
+fn audit_result(t: &Texts, result: AuditResult) -> &'static str {
+    let [chosen, lower, no_link, bot, after, outside] = t.audit_results;
+    match result {
+        AuditResult::Chosen => chosen,
+        AuditResult::LowerPriority => lower,
+        AuditResult::NoLink => no_link,
+        AuditResult::BotClick => bot,
+        AuditResult::AfterConversion => after,
+        AuditResult::OutsideWindow => outside,
+    }
+}
+
 /// A conversion's status in the page's language.
 fn status_name(t: &Texts, status: ConversionStatus) -> String {
     let [attributed, duplicate, unattributed, outside, mismatch, pending, over, test] = t.statuses;
@@ -463,7 +485,14 @@ async fn campaign(
         audit: cv
             .audit
             .iter()
-            .map(|a| format!("{} {} → {}", a.source, a.value, enum_text(&a.result)))
+            .map(|a| {
+                format!(
+                    "{} {} → {}",
+                    audit_source(t, &a.source),
+                    a.value,
+                    audit_result(t, a.result)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" · "),
     })
@@ -581,6 +610,27 @@ mod tests {
             }
         }
         assert_eq!(tier_name(&ZH_TW, Tier::Mega), "超大型");
+        for t in [&EN, &ZH_TW] {
+            let mut audit: Vec<&str> = AUDIT_SOURCES.iter().map(|s| audit_source(t, s)).collect();
+            let results = [
+                AuditResult::Chosen,
+                AuditResult::LowerPriority,
+                AuditResult::NoLink,
+                AuditResult::BotClick,
+                AuditResult::AfterConversion,
+                AuditResult::OutsideWindow,
+            ];
+            audit.extend(results.iter().map(|r| audit_result(t, *r)));
+            let mut distinct = audit.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), audit.len(), "{audit:?}");
+            assert!(audit.iter().all(|a| !a.contains('_')), "{audit:?}");
+            if t.html_lang != "en" {
+                assert!(audit.iter().all(|a| !a.is_ascii()), "untranslated: {audit:?}");
+            }
+            assert_eq!(audit_source(t, "a_new_source"), "a_new_source", "shown as it is");
+        }
         assert_eq!(tier_name(&EN, Tier::Nano), "Nano");
     }
 }

@@ -64,6 +64,21 @@ impl Lang {
 /// them in the same order.
 pub const BREAKDOWNS: [&str; 6] = ["app", "device", "referrer", "country", "source", "preview"];
 
+/// Where a shop's data named a conversion's link (`AuditEntry::source`); `Texts::audit_sources`
+/// names them in the same order, and any other is shown as it is.
+pub const AUDIT_SOURCES: [&str; 10] = [
+    "click_id",
+    "cart_attribute",
+    "landing_site",
+    "discount_code",
+    "coupon_line",
+    "order_meta",
+    "order_attribution",
+    "coupon",
+    "code",
+    "order_id",
+];
+
 /// Every piece of text a page shows, in one language.
 pub struct Texts {
     pub html_lang: &'static str,
@@ -130,6 +145,11 @@ pub struct Texts {
     /// Conversion statuses: attributed, duplicate, unattributed, outside the window, currency
     /// mismatch, a refund pending its purchase, over-refund, a test order.
     pub statuses: [&'static str; 8],
+    /// A conversion's audit: each of `AUDIT_SOURCES`, in order.
+    pub audit_sources: [&'static str; 10],
+    /// A candidate's result: chosen, lower priority, no link, a bot's click, after the
+    /// conversion, outside the window.
+    pub audit_results: [&'static str; 6],
 }
 
 pub static EN: Texts = Texts {
@@ -202,6 +222,26 @@ pub static EN: Texts = Texts {
         "Over-refund",
         "Test order",
     ],
+    audit_sources: [
+        "click id",
+        "cart attribute",
+        "landing page",
+        "discount code",
+        "coupon line",
+        "order meta",
+        "order attribution",
+        "coupon",
+        "link code",
+        "order id",
+    ],
+    audit_results: [
+        "chosen",
+        "lower priority",
+        "no link",
+        "a bot's click",
+        "after the conversion",
+        "outside the window",
+    ],
 };
 
 pub static ZH_TW: Texts = Texts {
@@ -273,6 +313,26 @@ pub static ZH_TW: Texts = Texts {
         "等待購買紀錄",
         "超額退款",
         "測試訂單",
+    ],
+    audit_sources: [
+        "點擊 ID",
+        "購物車屬性",
+        "到達網址",
+        "折扣碼",
+        "優惠券明細",
+        "訂單中繼資料",
+        "訂單歸因資料",
+        "優惠券",
+        "連結代碼",
+        "訂單編號",
+    ],
+    audit_results: [
+        "採用",
+        "優先順序較低",
+        "無對應連結",
+        "機器人點擊",
+        "點擊晚於轉換",
+        "超出歸因期間",
     ],
 };
 
