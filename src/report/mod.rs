@@ -409,12 +409,14 @@ pub async fn campaign(
     let hours_kept_from = crate::hours::first_kept_day(clock.now().date_naive(), hourly_retention_days);
     // The campaign's links are counted as their pages arrive: its goal is all a count needs.
     let (pages, arriving) = mpsc::unbounded_channel();
+    // The sender goes with the closure once the list is read: the count's end.
+    let send = move |page: &Arc<[LinkSummary]>| {
+        let _ = pages.send(page.clone());
+    };
     let listing = async {
-        let pages = pages;
-        let send = |page: &Arc<[LinkSummary]>| {
-            let _ = pages.send(page.clone());
-        };
-        Ok::<_, ApiError>(lookup::all_links_as_read(store, lists, &filter, send).await?)
+        lookup::all_links_as_read(store, lists, &filter, send)
+            .await
+            .map_err(ApiError::from)
     };
     let counting = each_counts(store, arriving, &goals, range, false, hours_kept_from, |l, c| {
         total.add(&c.counts);

@@ -424,10 +424,7 @@ pub trait Links: Send + Sync {
         limit: usize,
     ) -> Result<(Vec<String>, Option<Cursor>)> {
         let scan = self.scan_links(index, rows, after, limit).await?;
-        let next = match scan.len() == limit {
-            true => scan.last().map(|(c, _)| c.clone()),
-            false => None,
-        };
+        let next = scan.last().filter(|_| scan.len() == limit).map(|(c, _)| c.clone());
         Ok((scan.into_iter().map(|(_, row)| row).collect(), next))
     }
 }

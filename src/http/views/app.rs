@@ -289,7 +289,7 @@ struct CampaignView {
     conversions: Vec<ConversionRow>,
 }
 
-fn label(t: &Texts, k: SortKey) -> String {
+fn label(t: &Texts, k: SortKey) -> &'static str {
     match k {
         SortKey::Roi => t.roi,
         SortKey::Roas => t.roas,
@@ -310,7 +310,6 @@ fn label(t: &Texts, k: SortKey) -> String {
         SortKey::Engagements => t.engagements,
         SortKey::EngagementRate => t.engagement_rate,
     }
-    .to_owned()
 }
 
 /// Where a shop's data named a link, in the page's language; a source kolink does not know is
@@ -336,7 +335,7 @@ fn audit_result(t: &Texts, result: AuditResult) -> &'static str {
 }
 
 /// A conversion's status in the page's language.
-fn status_name(t: &Texts, status: ConversionStatus) -> String {
+fn status_name(t: &Texts, status: ConversionStatus) -> &'static str {
     let [attributed, duplicate, unattributed, outside, mismatch, pending, over, test] = t.statuses;
     match status {
         ConversionStatus::Attributed => attributed,
@@ -348,11 +347,10 @@ fn status_name(t: &Texts, status: ConversionStatus) -> String {
         ConversionStatus::OverRefund => over,
         ConversionStatus::Test => test,
     }
-    .to_owned()
 }
 
 /// A follower tier's name in the page's language.
-fn tier_name(t: &Texts, tier: Tier) -> String {
+fn tier_name(t: &Texts, tier: Tier) -> &'static str {
     let [nano, micro, mid, macro_, mega] = t.tier_names;
     match tier {
         Tier::Nano => nano,
@@ -361,7 +359,6 @@ fn tier_name(t: &Texts, tier: Tier) -> String {
         Tier::Macro => macro_,
         Tier::Mega => mega,
     }
-    .to_owned()
 }
 
 fn enum_text<T: serde::Serialize>(v: &T) -> String {
@@ -402,7 +399,7 @@ async fn campaign(
         .iter()
         .map(|k| Header {
             key: k.name(),
-            label: label(t, *k),
+            label: label(t, *k).to_owned(),
             active: *k == sort,
         })
         .collect();
@@ -416,7 +413,7 @@ async fn campaign(
             } else {
                 row.key.name.clone()
             },
-            tier: tier_name(t, row.key.tier),
+            tier: tier_name(t, row.key.tier).to_owned(),
             values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
         })
         .collect();
@@ -425,7 +422,7 @@ async fn campaign(
         .iter()
         .map(|row| TableRow {
             key: enum_text(&row.key.tier),
-            label: tier_name(t, row.key.tier),
+            label: tier_name(t, row.key.tier).to_owned(),
             tier: row.key.kols.to_string(),
             values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
         })
@@ -479,7 +476,7 @@ async fn campaign(
             .refund_id
             .as_ref()
             .map_or_else(|| cv.order_id.clone(), |r| format!("{} / {r}", cv.order_id)),
-        status: status_name(t, cv.status),
+        status: status_name(t, cv.status).to_owned(),
         kol: cv.kol.clone().unwrap_or_default(),
         amount: cv.amount.map(|a| a.to_string()).unwrap_or_default(),
         audit: cv
@@ -582,8 +579,8 @@ mod tests {
     #[test]
     fn every_column_breakdown_tier_and_status_has_a_name_of_its_own_in_each_language() {
         for t in [&EN, &ZH_TW] {
-            let mut names: Vec<String> = SortKey::ALL.iter().map(|k| label(t, *k)).collect();
-            names.extend(t.dimensions.iter().map(|d| (*d).to_owned()));
+            let mut names: Vec<&str> = SortKey::ALL.iter().map(|k| label(t, *k)).collect();
+            names.extend(t.dimensions);
             let tiers = [Tier::Nano, Tier::Micro, Tier::Mid, Tier::Macro, Tier::Mega];
             names.extend(tiers.iter().map(|tier| tier_name(t, *tier)));
             let statuses = [

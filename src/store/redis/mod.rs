@@ -949,10 +949,10 @@ impl Links for RedisStore {
         })
         .await?;
         // A full page: the next one starts after its last member's score.
-        let last = match codes.len() == limit {
-            true => codes.last().map(|code| (zset.as_str(), code.as_str())),
-            false => None,
-        };
+        let last = codes
+            .last()
+            .filter(|_| codes.len() == limit)
+            .map(|code| (zset.as_str(), code.as_str()));
         let (values, next) = self.link_values(index, rows, &codes, last).await?;
         Ok((values.into_iter().flatten().collect(), next.map(|s| Cursor::mint([s]))))
     }
