@@ -225,6 +225,10 @@ async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
 
     let zh = dump_dom(profile.path(), &format!("{url}?lang=zh-TW")).await;
     assert!(zh.contains("點擊") && zh.contains("轉換率"), "{zh}");
+    assert!(
+        zh.contains(r#"<span class="key bars"></span>點擊</span>"#),
+        "the chart's legend in the KOL's language: {zh}"
+    );
     let shot = screenshot(&url, "kol-page").await;
     assert_eq!(&std::fs::read(&shot).unwrap()[1..4], b"PNG");
     screenshot(&format!("{url}?lang=zh-TW"), "kol-page-zh-tw").await;
@@ -243,6 +247,35 @@ async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
 }
 
 /// The texts of the first cells of the leaderboard's rows, in order.
+/// The daily chart's legend names `names` in order, each entry laid out beside the other, not
+/// over it (drawn inside the chart, a Chinese legend had its entries written over each other).
+async fn assert_legend_reads(browser: &crate::webdriver::Browser, names: [&str; 2]) {
+    let source = browser.source().await;
+    let legend = source
+        .split(r#"<p class="legend""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .expect("a legend above the chart");
+    let at = |name: &str| {
+        legend
+            .find(name)
+            .unwrap_or_else(|| panic!("{name} missing from {legend}"))
+    };
+    assert!(at(names[0]) < at(names[1]), "{legend}");
+    let entries = browser.boxes(".legend .entry").await;
+    let [first, second] = entries[..] else {
+        panic!("two legend entries: {entries:?}")
+    };
+    assert!(
+        first[2] > first[0] && second[2] > second[0],
+        "entries with a width: {entries:?}"
+    );
+    assert!(
+        first[2] <= second[0],
+        "the second entry starts where the first ends: {entries:?}"
+    );
+}
+
 fn leaderboard_order(html: &str) -> Vec<String> {
     let table = &html[html.find(r#"id="leaderboard""#).unwrap()..];
     let table = &table[..table.find("</table>").unwrap()];
@@ -294,6 +327,7 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
         .collect();
     assert_eq!(leaderboard_order(&page), by_roi);
     assert_eq!(by_roi, ["amy", "ben"]);
+    assert_legend_reads(&browser, ["Clicks", "Conversions"]).await;
     browser.screenshot("dashboard-campaign").await;
     browser.click(r#"#leaderboard th a[href^="?sort=clicks&"]"#).await;
     let sorted = browser.wait_for(r#"aria-sort="descending">Clicks"#).await;
@@ -313,5 +347,6 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     browser.open(&app.url("/app/campaigns/spring-sale?lang=zh-TW")).await;
     let zh = browser.wait_for("KOL 排行榜").await;
     assert!(zh.contains("KOL 排行榜") && zh.contains("轉換率"), "{zh}");
+    assert_legend_reads(&browser, ["點擊", "轉換"]).await;
     browser.screenshot("dashboard-campaign-zh-tw").await;
 }

@@ -129,6 +129,21 @@ impl Browser {
         }
     }
 
+    /// The boxes (left, top, right, bottom, in CSS pixels) of the elements `css` selects, in
+    /// document order, as the browser laid them out.
+    pub async fn boxes(&self, css: &str) -> Vec<[f64; 4]> {
+        let script = "return Array.from(document.querySelectorAll(arguments[0])).map(e => { \
+                      const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; });";
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": script, "args": [css]})),
+            )
+            .await;
+        serde_json::from_value(v).unwrap()
+    }
+
     pub async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await
