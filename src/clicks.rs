@@ -185,12 +185,12 @@ async fn run(w: Writer, mut rx: mpsc::Receiver<(Pending, Reply)>) {
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // The group's store deadline is its oldest click's: no click waits past it for the
         // store, however long it queued behind a slow group.
-        let deadline = batch
-            .iter()
-            .map(|(p, _)| p.arrived)
-            .min()
-            .unwrap_or_else(tokio::time::Instant::now)
-            + STORE_DEADLINE;
+        let started = tokio::time::Instant::now();
+        let oldest = batch.iter().map(|(p, _)| p.arrived).min().unwrap_or(started);
+        let deadline = oldest + STORE_DEADLINE;
+        w.meters
+            .click_queue_seconds
+            .observe(started.saturating_duration_since(oldest).as_secs_f64());
         // Ids are given here, in write order, so that each link's log only ever grows.
         let (clicks, replies): (Vec<NewClick>, Vec<Reply>) = batch
             .drain(..)
@@ -198,6 +198,7 @@ async fn run(w: Writer, mut rx: mpsc::Receiver<(Pending, Reply)>) {
             .unzip();
         w.meters.click_batches.inc();
         let written = w.write(clicks, deadline).await;
+        w.meters.click_write_seconds.observe(started.elapsed().as_secs_f64());
         match written {
             Ok(ids) => {
                 for (reply, id) in replies.into_iter().zip(ids) {

@@ -49,6 +49,31 @@ async fn metrics_count_redirects_and_click_writes(backend: Backend) {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
+    // Each group's write, and its oldest click's wait for the writer, as histograms: one
+    // observation per group, whatever the number of groups the three clicks made.
+    let value = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let groups = value("kolink_click_batches_total ");
+    assert!((1.0..=3.0).contains(&groups), "{groups}");
+    for histogram in ["kolink_click_write_seconds", "kolink_click_queue_seconds"] {
+        assert_eq!(value(&format!("{histogram}_count ")), groups, "{histogram}");
+        assert_eq!(
+            value(&format!("{histogram}_bucket{{le=\"+Inf\"}} ")),
+            groups,
+            "{histogram}"
+        );
+        let sum = value(&format!("{histogram}_sum "));
+        assert!((0.0..10.0).contains(&sum), "{histogram}_sum {sum}");
+    }
+    assert!(
+        value("kolink_click_write_seconds_sum ") > 0.0,
+        "a write takes some time"
+    );
 }
 
 #[tokio::test]
