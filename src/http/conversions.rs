@@ -1,5 +1,10 @@
 //! The list of stored conversions, newest first, each with its audit trail; as JSON, or as CSV
 //! with `Accept: text/csv` (the audit trail in one column).
+//!
+//! JSON comes a page at a time. CSV is a download: without `limit` it holds every conversion
+//! that matches (from `cursor` on), read from the store a page at a time while it is sent, so
+//! that an export of the whole trail is one file whatever its size; with `limit` it is one page,
+//! and a `Link` header (`rel="next"`) names the next one.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,6 +14,10 @@ use super::{Admin, PageQuery, State};
 use crate::domain::{Conversion, ConversionStatus};
 use crate::error::ApiError;
 use crate::lookup::{self, ConversionFilter};
+use crate::store::{Cursor, Page, Store};
+
+/// Conversions read per store call while a whole CSV export is sent.
+const CSV_PAGE: usize = 200;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/conversions").get(list));
@@ -35,6 +44,7 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
             })
         })
         .transpose()?;
+    let whole = q.limit.is_none();
     let page = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
@@ -43,71 +53,147 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
         campaign: q.campaign,
         status,
     };
-    let result = lookup::conversions(state.store(), &filter, page.cursor()?, page.limit()?).await?;
+    let (cursor, limit) = (page.cursor()?, page.limit()?);
     let wants_csv = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/csv"));
+    if wants_csv && whole {
+        // The first page is read before the answer starts, so that a store that does not
+        // answer is a 503 rather than a cut download.
+        let first = lookup::conversions(state.store(), &filter, cursor, CSV_PAGE).await?;
+        return Ok(csv_download(state.store.clone(), filter, first));
+    }
+    let result = lookup::conversions(state.store(), &filter, cursor, limit).await?;
     if wants_csv {
-        return csv(&result.items);
+        let mut answer = super::csv_response(&HEADER, result.items.iter().map(row))?;
+        if let Some(next) = &result.next {
+            let link = header::HeaderValue::from_str(&next_link(&req, next))
+                .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to write the Link header")))?;
+            answer.headers_mut().insert(header::LINK, link);
+        }
+        return Ok(answer);
     }
     Ok(super::list("conversions", &result.items, result.next))
 }
 
-/// One row per conversion; `audit` holds each candidate as `source method value -> link: result`,
-/// separated by ` | `.
-fn csv(items: &[Conversion]) -> Result<HttpResponse, ApiError> {
-    let text = |v: serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
-    let header = [
-        "id",
-        "shop",
-        "order_id",
-        "refund_id",
-        "event",
-        "amount",
-        "currency",
-        "status",
-        "method",
-        "link",
-        "kol",
-        "campaign",
-        "occurred_at",
-        "received_at",
-        "audit",
-    ];
-    let rows = items.iter().map(|c| {
-        let audit: Vec<String> = c
-            .audit
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} {} {} -> {}: {}",
-                    a.source,
-                    text(serde_json::json!(a.method)),
-                    a.value,
-                    a.link.as_deref().unwrap_or("-"),
-                    text(serde_json::json!(a.result))
-                )
+const CSV_TYPE: &str = "text/csv; charset=utf-8";
+
+const HEADER: [&str; 15] = [
+    "id",
+    "shop",
+    "order_id",
+    "refund_id",
+    "event",
+    "amount",
+    "currency",
+    "status",
+    "method",
+    "link",
+    "kol",
+    "campaign",
+    "occurred_at",
+    "received_at",
+    "audit",
+];
+
+/// `<this path>?<the same query, cursor=next>`, as a `Link` header's value.
+fn next_link(req: &HttpRequest, next: &Cursor) -> String {
+    let mut query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k != "cursor")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    query.push(("cursor".to_owned(), next.to_client()));
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&query)
+        .finish();
+    format!("<{}?{query}>; rel=\"next\"", req.path())
+}
+
+/// Every conversion from `first` on, its pages read as the answer is sent. A store that fails
+/// part way ends the answer early, without its last chunk, so the client sees the download
+/// cut rather than a complete-looking file.
+fn csv_download(store: std::sync::Arc<dyn Store>, filter: ConversionFilter, first: Page<Conversion>) -> HttpResponse {
+    enum Next {
+        Page(Page<Conversion>, bool),
+        After(Cursor),
+        Done,
+    }
+    let pages = futures_util::stream::unfold(Next::Page(first, true), move |next| {
+        let (store, filter) = (store.clone(), filter.clone());
+        async move {
+            let (page, first) = match next {
+                Next::Done => return None,
+                Next::Page(page, first) => (page, first),
+                Next::After(cursor) => match lookup::conversions(store.as_ref(), &filter, Some(cursor), CSV_PAGE).await
+                {
+                    Ok(page) => (page, false),
+                    Err(e) => {
+                        tracing::error!(error = %e, "conversions export cut short: the store failed");
+                        return Some((
+                            Err(actix_web::error::ErrorServiceUnavailable("the store failed")),
+                            Next::Done,
+                        ));
+                    }
+                },
+            };
+            let chunk = (|| {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                if first {
+                    w.write_record(HEADER)?;
+                }
+                for c in &page.items {
+                    w.write_record(row(c))?;
+                }
+                w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+            })();
+            let next = page.next.map_or(Next::Done, Next::After);
+            Some(match chunk {
+                Ok(bytes) => (Ok(actix_web::web::Bytes::from(bytes)), next),
+                Err(e) => {
+                    tracing::error!(error = %e, "conversions export cut short: a row could not be written");
+                    (Err(actix_web::error::ErrorInternalServerError("CSV")), Next::Done)
+                }
             })
-            .collect();
-        vec![
-            c.id.clone(),
-            c.shop.to_string(),
-            c.order_id.clone(),
-            c.refund_id.clone().unwrap_or_default(),
-            c.event.as_str().to_owned(),
-            c.amount.map(|a| a.to_string()).unwrap_or_default(),
-            c.currency.as_ref().map(|c| c.as_str().to_owned()).unwrap_or_default(),
-            text(serde_json::json!(c.status)),
-            c.method.map(|m| text(serde_json::json!(m))).unwrap_or_default(),
-            c.link.clone().unwrap_or_default(),
-            c.kol.clone().unwrap_or_default(),
-            c.campaign.clone().unwrap_or_default(),
-            c.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            c.received_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            audit.join(" | "),
-        ]
+        }
     });
-    super::csv_response(&header, rows)
+    HttpResponse::Ok().content_type(CSV_TYPE).streaming(pages)
+}
+
+/// One conversion's row; `audit` holds each candidate as `source method value -> link: result`,
+/// separated by ` | `.
+fn row(c: &Conversion) -> Vec<String> {
+    let text = |v: serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
+    let audit: Vec<String> = c
+        .audit
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {} -> {}: {}",
+                a.source,
+                text(serde_json::json!(a.method)),
+                a.value,
+                a.link.as_deref().unwrap_or("-"),
+                text(serde_json::json!(a.result))
+            )
+        })
+        .collect();
+    vec![
+        c.id.clone(),
+        c.shop.to_string(),
+        c.order_id.clone(),
+        c.refund_id.clone().unwrap_or_default(),
+        c.event.as_str().to_owned(),
+        c.amount.map(|a| a.to_string()).unwrap_or_default(),
+        c.currency.as_ref().map(|c| c.as_str().to_owned()).unwrap_or_default(),
+        text(serde_json::json!(c.status)),
+        c.method.map(|m| text(serde_json::json!(m))).unwrap_or_default(),
+        c.link.clone().unwrap_or_default(),
+        c.kol.clone().unwrap_or_default(),
+        c.campaign.clone().unwrap_or_default(),
+        c.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        c.received_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        audit.join(" | "),
+    ]
 }

@@ -468,6 +468,90 @@ async fn conversions_export_as_csv_with_their_audit(backend: Backend) {
     );
 }
 
+per_store!(a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link_to_the_next);
+async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link_to_the_next(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    // More than a store read of the download (200), and than the JSON's default page (50).
+    for i in 0..230 {
+        let coupon = if i % 10 == 0 { "NOPE" } else { "AMY10" };
+        app.webhook_ok(
+            "acme",
+            &secret,
+            &json!({"order_id": format!("o{i}"), "event": "purchase", "amount": "10", "currency": "TWD", "coupon": coupon}),
+        )
+        .await;
+    }
+    let csv = |query: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .api
+                .get(app.url(&format!("/api/v1/conversions{query}")))
+                .bearer_auth(TOKEN)
+                .header("accept", "text/csv")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{query}");
+            assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+            let next = r.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
+            let text = r.text().await.unwrap();
+            let mut lines = text.lines();
+            assert!(lines.next().unwrap().starts_with("id,shop,order_id,"), "a header: {text}");
+            let orders: Vec<String> = lines.map(|l| l.split(',').nth(2).unwrap().to_owned()).collect();
+            (orders, next)
+        }
+    };
+    let all: std::collections::BTreeSet<String> = (0..230).map(|i| format!("o{i}")).collect();
+
+    // The whole trail, newest first, in one file.
+    let (orders, next) = csv(String::new()).await;
+    assert_eq!(orders.len(), 230, "every conversion");
+    assert_eq!(orders.first().map(String::as_str), Some("o229"));
+    assert_eq!(orders.iter().cloned().collect::<std::collections::BTreeSet<_>>(), all);
+    assert_eq!(next, None, "nothing follows a whole download");
+    // Filters hold over every page of it.
+    let (unattributed, _) = csv("?status=unattributed".into()).await;
+    assert_eq!(unattributed.len(), 23);
+    let (theirs, _) = csv("?campaign=spring-sale&status=attributed".into()).await;
+    assert_eq!(theirs.len(), 207);
+
+    // With a limit, a page, and the next one named in a Link header.
+    let mut paged = Vec::new();
+    let mut query = "?limit=100&status=attributed".to_owned();
+    let mut pages = 0;
+    loop {
+        let (orders, next) = csv(query.clone()).await;
+        pages += 1;
+        paged.extend(orders);
+        let Some(link) = next else { break };
+        let target = link
+            .strip_prefix("</api/v1/conversions")
+            .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+            .unwrap_or_else(|| panic!("a Link to the next page: {link}"));
+        assert!(target.contains("limit=100") && target.contains("status=attributed"), "{target}");
+        query = target.to_owned();
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(paged, theirs, "the pages of a limit are the whole download, in order");
+
+    // Bad paging gets the API's errors, as JSON does.
+    for (query, message) in [("?limit=0", "limit"), ("?cursor=nonsense", "cursor")] {
+        let r = app
+            .api
+            .get(app.url(&format!("/api/v1/conversions{query}")))
+            .bearer_auth(TOKEN)
+            .header("accept", "text/csv")
+            .send()
+            .await
+            .unwrap();
+        let body = assert_error(r, 400, "invalid_input").await;
+        assert!(body["error"]["message"].as_str().unwrap().contains(message), "{body}");
+    }
+}
+
 per_store!(shopify_orders_meet_the_window_and_the_campaigns_currency);
 async fn shopify_orders_meet_the_window_and_the_campaigns_currency(backend: Backend) {
     let now = chrono::Utc::now();
