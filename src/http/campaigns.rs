@@ -128,7 +128,7 @@ async fn patch(
                 return Err(ApiError::new(
                     Code::CurrencyLocked,
                     format!(
-                        "The campaign has conversions in {}: its currency cannot change.",
+                        "The campaign has conversions counted in {}: its currency cannot change.",
                         c.currency.as_str()
                     ),
                 ));

@@ -169,11 +169,15 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) ->
         let (mut found, mut audit) = candidates(store, &incoming).await?;
         let mut decision = decide(found.clone(), incoming.occurred_at, incoming.currency.clone());
         // The chosen campaign's currency is locked before the decision is final, so that a
-        // PATCH of the currency cannot slip between the decision and the sums (test orders
-        // count nothing and lock nothing).
+        // PATCH of the currency cannot slip between the decision and the sums. Only a
+        // conversion that counts locks it: one in another currency, or outside the window,
+        // is not in the sums, and its campaign's currency must stay free to be corrected (test
+        // orders count nothing and lock nothing).
         for _ in 0..3 {
             match &decision.chosen {
-                Some(c) if !c.currency_locked && !incoming.test => lock_currency(store, &c.campaign).await?,
+                Some(c) if !c.currency_locked && !incoming.test && decision.status == ConversionStatus::Attributed => {
+                    lock_currency(store, &c.campaign).await?
+                }
                 _ => break,
             }
             (found, audit) = candidates(store, &incoming).await?;

@@ -198,6 +198,47 @@ async fn a_campaigns_currency_is_locked_once_it_has_a_conversion(backend: Backen
     assert_eq!(r.status(), 200, "the same currency is no change");
 }
 
+per_store!(a_conversion_that_is_not_counted_leaves_the_currency_free_to_be_corrected);
+async fn a_conversion_that_is_not_counted_leaves_the_currency_free_to_be_corrected(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    // The campaign was made in TWD by mistake: the shop sells in USD.
+    let secret = app.create_shop("acme").await;
+    let first = app
+        .webhook_ok(
+            "acme",
+            &secret,
+            &purchase("1", "30", json!({"currency": "USD", "coupon": "AMY10"})),
+        )
+        .await;
+    assert_eq!(first["status"], "currency_mismatch");
+    let campaign = app.get_ok("/api/v1/campaigns/spring-sale").await;
+    assert_eq!(campaign["currency_locked"], false, "nothing was counted in TWD");
+    let r = app
+        .patch("/api/v1/campaigns/spring-sale", &json!({"currency": "USD"}))
+        .await;
+    assert_eq!(r.status(), 200, "the mistake can be corrected");
+    // The next order counts, in the corrected currency, and locks it.
+    let second = app
+        .webhook_ok(
+            "acme",
+            &secret,
+            &purchase("2", "30", json!({"currency": "USD", "coupon": "AMY10"})),
+        )
+        .await;
+    assert_eq!(second["status"], "attributed");
+    let r = app
+        .patch("/api/v1/campaigns/spring-sale", &json!({"currency": "TWD"}))
+        .await;
+    let body = assert_error(r, 409, "currency_locked").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("USD"), "{body}");
+    let s = app.get_ok("/api/v1/campaigns/spring-sale/stats").await;
+    assert_eq!(
+        (s["totals"]["conversions"].as_u64(), s["totals"]["revenue"].as_str()),
+        (Some(1), Some("30.00"))
+    );
+}
+
 per_store!(unique_clicks_are_exact_at_small_counts);
 async fn unique_clicks_are_exact_at_small_counts(backend: Backend) {
     let app = spawn_app(backend).await;

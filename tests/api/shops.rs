@@ -499,7 +499,10 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
             let next = r.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
             let text = r.text().await.unwrap();
             let mut lines = text.lines();
-            assert!(lines.next().unwrap().starts_with("id,shop,order_id,"), "a header: {text}");
+            assert!(
+                lines.next().unwrap().starts_with("id,shop,order_id,"),
+                "a header: {text}"
+            );
             let orders: Vec<String> = lines.map(|l| l.split(',').nth(2).unwrap().to_owned()).collect();
             (orders, next)
         }
@@ -531,7 +534,10 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
             .strip_prefix("</api/v1/conversions")
             .and_then(|l| l.strip_suffix(">; rel=\"next\""))
             .unwrap_or_else(|| panic!("a Link to the next page: {link}"));
-        assert!(target.contains("limit=100") && target.contains("status=attributed"), "{target}");
+        assert!(
+            target.contains("limit=100") && target.contains("status=attributed"),
+            "{target}"
+        );
         query = target.to_owned();
     }
     assert_eq!(pages, 3);
