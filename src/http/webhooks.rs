@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{read_body, State};
+use super::{read_webhook_body, State};
 use crate::error::ApiError;
 use crate::intake::{self, Delivery};
 use crate::lookup;
@@ -29,7 +29,7 @@ async fn receive(
             shop.id, shop.platform
         )));
     }
-    let body = read_body(payload).await?;
+    let body = read_webhook_body(payload).await?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let delivery = Delivery {
         header: &header,

@@ -558,6 +558,44 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
     }
 }
 
+per_store!(a_big_order_passes_the_apis_64_kib_and_is_still_taken_up_to_1_mib);
+async fn a_big_order_passes_the_apis_64_kib_and_is_still_taken_up_to_1_mib(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    // 300 lines, each as Shopify sends it with its tax lines and properties: about 110 KB.
+    let line = |i: u64| {
+        json!({"id": 14012345678901_u64 + i, "name": format!("Serum sample {i}"), "price": "1.00", "quantity": 1,
+               "sku": format!("SER-S-{i}"), "vendor": "Glow Lab", "requires_shipping": true, "taxable": true,
+               "tax_lines": [{"title": "VAT", "price": "0.05", "rate": 0.05}],
+               "properties": [{"name": "engraving", "value": "for amy's followers"}],
+               "discount_allocations": [], "admin_graphql_api_id": format!("gid://shopify/LineItem/{i}")})
+    };
+    let big = with(
+        fixture("shopify-order"),
+        json!({"id": 7001, "discount_codes": [{"code": "AMY10"}], "line_items": (0..300).map(line).collect::<Vec<_>>()}),
+    );
+    let size = serde_json::to_vec(&big).unwrap().len();
+    assert!(size > 64 * 1024, "{size} bytes");
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &big, false).await).await;
+    assert_eq!(v["status"], "attributed", "{v}");
+    assert_eq!(app.link_totals("amy-serum").await["revenue"], "1280.00");
+    // Past 1 MiB: refused, in the API's error format, and nothing is stored.
+    let huge = with(
+        fixture("shopify-order"),
+        json!({"id": 7002, "discount_codes": [{"code": "AMY10"}], "line_items": (0..3000).map(line).collect::<Vec<_>>()}),
+    );
+    assert!(serde_json::to_vec(&huge).unwrap().len() > 1024 * 1024);
+    let r = shopify(&app, SHOPIFY_SECRET, "orders/create", &huge, false).await;
+    assert_error(r, 413, "payload_too_large").await;
+    assert_eq!(conversions(&app).await.len(), 1);
+    // The API itself keeps API.md's 64 KiB.
+    let r = app
+        .post("/api/v1/kols", &json!({"id": "zoe", "name": "x".repeat(70 * 1024)}))
+        .await;
+    assert_error(r, 413, "payload_too_large").await;
+}
+
 per_store!(shopify_orders_meet_the_window_and_the_campaigns_currency);
 async fn shopify_orders_meet_the_window_and_the_campaigns_currency(backend: Backend) {
     let now = chrono::Utc::now();
