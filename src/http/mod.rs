@@ -172,6 +172,14 @@ fn query_config() -> web::QueryConfig {
         .error_handler(|err, _req| ApiError::invalid(format!("The query string is not valid: {err}.")).into())
 }
 
+/// Whether the client takes HTML (a browser) rather than API.md's JSON.
+pub fn wants_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
 /// Reads a webhook's raw body, of at most `MAX_WEBHOOK_BODY` (1 MiB): signatures are verified
 /// over the exact bytes.
 pub async fn read_webhook_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {

@@ -262,14 +262,9 @@ fn unavailable(req: &HttpRequest) -> HttpResponse {
 /// An error answer: a small HTML page for browsers, API.md's JSON for everyone else.
 pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse {
     let (_, status) = code.describe();
-    let wants_html = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
     let mut res = HttpResponse::build(status);
     res.insert_header((header::CACHE_CONTROL, "private, no-store"));
-    if wants_html {
+    if super::wants_html(req) {
         let title = status.canonical_reason().unwrap_or("Error");
         res.content_type("text/html; charset=utf-8").body(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

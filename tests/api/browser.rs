@@ -343,6 +343,24 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
         "conversions with their audit"
     );
 
+    // A link for a KOL kolink does not know: the page says why, and keeps what was typed.
+    browser.type_into(r#"#mint input[name="kol"]"#, "nobody").await;
+    browser.type_into(r#"#mint input[name="cost"]"#, "120").await;
+    browser.click("#mint button").await;
+    let refused = browser.wait_for(r#"role="alert""#).await;
+    assert!(
+        refused.contains("Not created:") && refused.contains("nobody"),
+        "{refused}"
+    );
+    assert!(refused.contains(r#"value="120""#), "the cost kept");
+    assert_eq!(
+        app.get_ok("/api/v1/links?campaign=spring-sale").await["links"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
     // In Traditional Chinese.
     browser.open(&app.url("/app/campaigns/spring-sale?lang=zh-TW")).await;
     let zh = browser.wait_for("KOL 排行榜").await;

@@ -257,7 +257,77 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
     .await
     .unwrap();
     crate::helpers::assert_error(cost, 400, "invalid_input").await;
+    // A browser gets the page again, with the reason above the form and the fields as typed.
+    let as_browser = |path: &str, form: Vec<(&str, &str)>| {
+        app.api
+            .post(app.url(path))
+            .header("cookie", &cookie)
+            .header("accept", "text/html,application/xhtml+xml")
+            .form(&form)
+            .send()
+    };
+    let nobody = as_browser(
+        "/app/campaigns/spring-sale/links?lang=zh-TW",
+        vec![
+            ("csrf", &csrf),
+            ("kol", "nobody"),
+            ("cost", "12.50"),
+            ("coupon", "NOBODY5"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(nobody.status(), 400);
+    let page = nobody.text().await.unwrap();
+    assert!(page.contains(r#"id="leaderboard""#), "the campaign's page: {page}");
+    let alert = page
+        .split(r#"<p class="alert" role="alert">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .expect("the reason above the form");
+    assert!(alert.starts_with("未建立：") && alert.contains("nobody"), "{alert}");
+    for kept in [r#"value="nobody""#, r#"value="12.50""#, r#"value="NOBODY5""#] {
+        assert!(page.contains(kept), "{kept} kept in the form");
+    }
+    let taken = as_browser(
+        "/app/campaigns",
+        vec![
+            ("csrf", &csrf),
+            ("id", "spring-sale"),
+            ("name", "Spring <again>"),
+            ("currency", "twd"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(taken.status(), 409);
+    let page = taken.text().await.unwrap();
+    assert!(page.contains(r#"role="alert">Not created:"#), "{page}");
+    assert!(
+        page.contains(r#"value="Spring &#60;again&#62;""#) && !page.contains("<again>"),
+        "the name kept, escaped: {page}"
+    );
+    assert!(page.contains(r#"data-campaign="spring-sale""#), "the campaigns' page");
+    // The page as it normally is has no alert.
+    let plain = app
+        .api
+        .get(app.url("/app/campaigns/spring-sale"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!plain.contains("role=\"alert\""));
     assert_eq!(app.get_ok("/api/v1/links").await["links"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get_ok("/api/v1/campaigns").await["campaigns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let unknown = app
         .api
         .get(app.url("/app/campaigns/nope"))

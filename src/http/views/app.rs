@@ -75,11 +75,42 @@ fn form_post(req: &HttpRequest, state: &State, csrf: &str) -> Result<String, Box
     Ok(s)
 }
 
-/// A form's answer to an error: the error page for people, in API.md's words.
-fn form_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
+/// A form that was not taken: for a browser, its page again with the reason above the form
+/// and the fields as they were sent (`page`, with the error's status); for other clients,
+/// API.md's JSON error. A store that failed is an error answer either way.
+async fn form_error<F>(req: &HttpRequest, e: ApiError, page: F) -> HttpResponse
+where
+    F: std::future::Future<Output = Result<Result<String, askama::Error>, ApiError>>,
+{
     match e {
-        ApiError::Client { code, message } => crate::http::redirect::page(req, code, &message),
+        ApiError::Client { code, .. } if crate::http::wants_html(req) => {
+            let status = code.describe().1;
+            match page.await.and_then(rendered) {
+                Ok(mut answer) => {
+                    *answer.status_mut() = status;
+                    answer
+                }
+                Err(e) => actix_web::ResponseError::error_response(&e),
+            }
+        }
         other => actix_web::ResponseError::error_response(&other),
+    }
+}
+
+/// A form's fields as sent, and why it was not taken (shown above it).
+#[derive(Default)]
+struct Sent<T> {
+    fields: T,
+    failed: Option<String>,
+}
+
+impl<T> Sent<T> {
+    fn failed(fields: T, e: &ApiError) -> Self {
+        let failed = match e {
+            ApiError::Client { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        Self { fields, failed }
     }
 }
 
@@ -199,12 +230,22 @@ struct CampaignsView {
     t: &'static Texts,
     csrf: String,
     campaigns: Vec<CampaignRow>,
+    form: Sent<NewCampaignForm>,
 }
 
 async fn campaigns(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let Some(s) = signed_in(&req, &state) else {
         return Ok(to_sign_in());
     };
+    rendered(campaigns_page(&req, &state, &s, Sent::default()).await?)
+}
+
+async fn campaigns_page(
+    req: &HttpRequest,
+    state: &State,
+    session: &str,
+    form: Sent<NewCampaignForm>,
+) -> Result<Result<String, askama::Error>, ApiError> {
     let page = state.store().list::<Campaign>(None, 200).await?;
     let mut rows = Vec::with_capacity(page.items.len());
     for c in page.items {
@@ -225,14 +266,13 @@ async fn campaigns(req: HttpRequest, state: State) -> Result<HttpResponse, ApiEr
             fig: Fig::of(&r.totals),
         });
     }
-    rendered(
-        CampaignsView {
-            t: Lang::of(&req).texts(),
-            csrf: session::csrf(&state, &s),
-            campaigns: rows,
-        }
-        .render(),
-    )
+    Ok(CampaignsView {
+        t: Lang::of(req).texts(),
+        csrf: session::csrf(state, session),
+        campaigns: rows,
+        form,
+    }
+    .render())
 }
 
 struct Header {
@@ -287,6 +327,7 @@ struct CampaignView {
     breakdowns: Vec<BreakdownCard>,
     links: Vec<LinkCard>,
     conversions: Vec<ConversionRow>,
+    mint: Sent<MintForm>,
 }
 
 fn label(t: &Texts, k: SortKey) -> &'static str {
@@ -382,14 +423,25 @@ async fn campaign(
     let Some(s) = signed_in(&req, &state) else {
         return Ok(to_sign_in());
     };
-    let t = Lang::of(&req).texts();
     let sort = q.sort.as_deref().map_or(Ok(SortKey::Roi), SortKey::parse)?;
-    let c = lookup::campaign(state.store(), &id).await?;
+    rendered(campaign_page(&req, &state, &s, &id, sort, Sent::default()).await?)
+}
+
+async fn campaign_page(
+    req: &HttpRequest,
+    state: &State,
+    session: &str,
+    id: &str,
+    sort: SortKey,
+    mint: Sent<MintForm>,
+) -> Result<Result<String, askama::Error>, ApiError> {
+    let t = Lang::of(req).texts();
+    let c = lookup::campaign(state.store(), id).await?;
     let r = report::campaign(
         state.store(),
         &state.link_lists,
         state.clock.as_ref(),
-        &id,
+        id,
         Range::default(),
         sort,
         state.settings.hourly_retention_days,
@@ -494,28 +546,27 @@ async fn campaign(
             .join(" · "),
     })
     .collect();
-    rendered(
-        CampaignView {
-            t,
-            csrf: session::csrf(&state, &s),
-            id: c.id.to_string(),
-            name: c.name.clone(),
-            currency: c.currency.as_str().to_owned(),
-            sort: sort.name(),
-            fig: Fig::of(&r.totals),
-            chart: daily_chart(&r.series, t.clicks, t.conversions),
-            headers,
-            kols,
-            tiers,
-            breakdowns,
-            links,
-            conversions,
-        }
-        .render(),
-    )
+    Ok(CampaignView {
+        t,
+        csrf: session::csrf(state, session),
+        id: c.id.to_string(),
+        name: c.name.clone(),
+        currency: c.currency.as_str().to_owned(),
+        sort: sort.name(),
+        fig: Fig::of(&r.totals),
+        chart: daily_chart(&r.series, t.clicks, t.conversions),
+        headers,
+        kols,
+        tiers,
+        breakdowns,
+        links,
+        conversions,
+        mint,
+    }
+    .render())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct NewCampaignForm {
     csrf: String,
     id: String,
@@ -525,24 +576,32 @@ struct NewCampaignForm {
 }
 
 async fn create_campaign(req: HttpRequest, state: State, form: web::Form<NewCampaignForm>) -> HttpResponse {
-    if let Err(answer) = form_post(&req, &state, &form.csrf) {
-        return *answer;
-    }
+    let s = match form_post(&req, &state, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
     let f = form.into_inner();
     let body = CreateCampaign {
-        id: f.id,
-        name: f.name,
-        destination: f.destination.filter(|d| !d.is_empty()),
-        currency: f.currency.filter(|c| !c.is_empty()).map(|c| c.to_ascii_uppercase()),
+        id: f.id.clone(),
+        name: f.name.clone(),
+        destination: f.destination.clone().filter(|d| !d.is_empty()),
+        currency: f
+            .currency
+            .clone()
+            .filter(|c| !c.is_empty())
+            .map(|c| c.to_ascii_uppercase()),
         ..CreateCampaign::default()
     };
     match new_campaign(&state, body).await {
         Ok(c) => see_other(&format!("/app/campaigns/{}", c.id)),
-        Err(e) => form_error(&req, e),
+        Err(e) => {
+            let sent = Sent::failed(f, &e);
+            form_error(&req, e, campaigns_page(&req, &state, &s, sent)).await
+        }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct MintForm {
     csrf: String,
     kol: String,
@@ -551,15 +610,16 @@ struct MintForm {
 }
 
 async fn mint(req: HttpRequest, state: State, id: web::Path<String>, form: web::Form<MintForm>) -> HttpResponse {
-    if let Err(answer) = form_post(&req, &state, &form.csrf) {
-        return *answer;
-    }
+    let s = match form_post(&req, &state, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
     let f = form.into_inner();
     let spec = LinkSpec {
-        kol: f.kol,
+        kol: f.kol.clone(),
         destination: None,
-        cost: f.cost.filter(|c| !c.is_empty()).map(serde_json::Value::String),
-        coupon: f.coupon.filter(|c| !c.is_empty()),
+        cost: f.cost.clone().filter(|c| !c.is_empty()).map(serde_json::Value::String),
+        coupon: f.coupon.clone().filter(|c| !c.is_empty()),
         code: None,
         tags: vec![],
         utm: None,
@@ -567,7 +627,10 @@ async fn mint(req: HttpRequest, state: State, id: web::Path<String>, form: web::
     };
     match state.minter().one(&id, spec).await {
         Ok(_) => see_other(&format!("/app/campaigns/{id}")),
-        Err(e) => form_error(&req, e),
+        Err(e) => {
+            let sent = Sent::failed(f, &e);
+            form_error(&req, e, campaign_page(&req, &state, &s, &id, SortKey::Roi, sent)).await
+        }
     }
 }
 
