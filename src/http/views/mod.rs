@@ -123,6 +123,8 @@ pub struct Texts {
     pub no_campaigns: &'static str,
     pub new_campaign: &'static str,
     pub create: &'static str,
+    /// The conversions table's money column: a purchase's revenue, or what a refund took back.
+    pub amount: &'static str,
     /// Before the reason a form's link or campaign was not created.
     pub not_created: &'static str,
     pub mint_link: &'static str,
@@ -197,6 +199,7 @@ pub static EN: Texts = Texts {
     no_campaigns: "No campaigns yet.",
     new_campaign: "New campaign",
     create: "Create",
+    amount: "Amount",
     not_created: "Not created:",
     mint_link: "New link for a KOL",
     name: "Name",
@@ -290,6 +293,7 @@ pub static ZH_TW: Texts = Texts {
     no_campaigns: "還沒有活動。",
     new_campaign: "新增活動",
     create: "建立",
+    amount: "金額",
     not_created: "未建立：",
     mint_link: "為 KOL 建立連結",
     name: "名稱",
@@ -355,7 +359,20 @@ pub fn count(n: u64) -> String {
 
 /// A rate as a percentage with two decimals; `–` when there is none.
 pub fn percent(r: Option<f64>) -> String {
-    r.map_or_else(|| "–".to_owned(), |r| format!("{:.2} %", r * 100.0))
+    r.map_or_else(
+        || "–".to_owned(),
+        |r| {
+            let p = r * 100.0;
+            if p != 0.0 && p.abs() < 0.01 {
+                // Two significant digits, so that a small rate (2 clicks of 120,000
+                // impressions) does not read as none.
+                let decimals = (-p.abs().log10()).floor() as usize + 2;
+                format!("{p:.decimals$} %", decimals = decimals.min(12))
+            } else {
+                format!("{p:.2} %")
+            }
+        },
+    )
 }
 
 /// The daily chart: clicks as bars, conversions as a line, drawn as SVG on the server by
@@ -403,6 +420,15 @@ mod tests {
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(percent(Some(0.0125)), "1.25 %");
         assert_eq!(percent(None), "–");
+        assert_eq!(percent(Some(0.0)), "0.00 %");
+        assert_eq!(
+            percent(Some(2.0 / 120_000.0)),
+            "0.0017 %",
+            "a small rate is not shown as none"
+        );
+        assert_eq!(percent(Some(0.00005)), "0.0050 %");
+        assert_eq!(percent(Some(0.0001)), "0.01 %");
+        assert_eq!(percent(Some(-0.000_000_3)), "-0.000030 %");
     }
 
     #[test]
