@@ -123,7 +123,8 @@ async fn patch(
     let now = state.clock.now_to_second();
     let c = lookup::update::<Campaign>(state.store(), &id, "campaign", |c| {
         if let Some(cur) = &currency {
-            // Sums never mix currencies: once a conversion is stored, the currency stays.
+            // Sums never mix currencies: once a conversion is attributed to it (in its currency), the
+            // currency stays.
             if c.currency_locked && *cur != c.currency {
                 return Err(ApiError::new(
                     Code::CurrencyLocked,

@@ -54,11 +54,7 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
         status,
     };
     let (cursor, limit) = (page.cursor()?, page.limit()?);
-    let wants_csv = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/csv"));
+    let wants_csv = super::wants_csv(&req);
     if wants_csv && whole {
         // The first page is read before the answer starts, so that a store that does not
         // answer is a 503 rather than a cut download.
@@ -77,8 +73,6 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
     }
     Ok(super::list("conversions", &result.items, result.next))
 }
-
-const CSV_TYPE: &str = "text/csv; charset=utf-8";
 
 const HEADER: [&str; 15] = [
     "id",
@@ -138,16 +132,7 @@ fn csv_download(store: std::sync::Arc<dyn Store>, filter: ConversionFilter, firs
                     }
                 },
             };
-            let chunk = (|| {
-                let mut w = csv::Writer::from_writer(Vec::new());
-                if first {
-                    w.write_record(HEADER)?;
-                }
-                for c in &page.items {
-                    w.write_record(row(c))?;
-                }
-                w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
-            })();
+            let chunk = super::csv_bytes(first.then_some(&HEADER[..]), page.items.iter().map(row));
             let next = page.next.map_or(Next::Done, Next::After);
             Some(match chunk {
                 Ok(bytes) => (Ok(actix_web::web::Bytes::from(bytes)), next),
@@ -158,7 +143,7 @@ fn csv_download(store: std::sync::Arc<dyn Store>, filter: ConversionFilter, firs
             })
         }
     });
-    HttpResponse::Ok().content_type(CSV_TYPE).streaming(pages)
+    HttpResponse::Ok().content_type(super::CSV_TYPE).streaming(pages)
 }
 
 /// One conversion's row; `audit` holds each candidate as `source method value -> link: result`,

@@ -1,6 +1,5 @@
 //! Exports: a link's raw clicks in log order, as JSON or CSV (`Accept: text/csv`).
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -49,12 +48,7 @@ async fn clicks(
     };
     let clicks = state.store().read_clicks(link.code.as_str(), after, limit).await?;
     let rows: Vec<Vec<String>> = clicks.iter().map(|c| click_row(link.id, c)).collect();
-    let wants_csv = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/csv"))
-        || q.format.as_deref() == Some("csv");
+    let wants_csv = super::wants_csv(&req) || q.format.as_deref() == Some("csv");
     let cols = click_columns();
     if wants_csv {
         return super::csv_response(&cols, rows);

@@ -232,22 +232,43 @@ pub fn list<T: serde::Serialize>(plural: &str, items: &[T], next: Option<Cursor>
     HttpResponse::Ok().json(body)
 }
 
-/// A CSV download: `header`, then `rows`.
-pub fn csv_response<R, F>(header: &[&str], rows: R) -> Result<HttpResponse, ApiError>
+/// The content type of every CSV answer.
+pub const CSV_TYPE: &str = "text/csv; charset=utf-8";
+
+/// Whether the client asks for CSV (`Accept: text/csv`).
+pub fn wants_csv(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/csv"))
+}
+
+/// `rows` as CSV, after `header` when there is one (a download sent in parts has it once).
+pub fn csv_bytes<R, F>(header: Option<&[&str]>, rows: R) -> Result<Vec<u8>, ApiError>
 where
     R: IntoIterator<Item = Vec<F>>,
     F: AsRef<[u8]>,
 {
     let failed = |e: csv::Error| ApiError::Internal(anyhow::Error::new(e).context("Failed to write CSV"));
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header).map_err(failed)?;
+    if let Some(header) = header {
+        w.write_record(header).map_err(failed)?;
+    }
     for r in rows {
         w.write_record(&r).map_err(failed)?;
     }
-    let body = w
-        .into_inner()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("Failed to write CSV: {e}")))?;
-    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(body))
+    w.into_inner()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("Failed to write CSV: {e}")))
+}
+
+/// A CSV download: `header`, then `rows`.
+pub fn csv_response<R, F>(header: &[&str], rows: R) -> Result<HttpResponse, ApiError>
+where
+    R: IntoIterator<Item = Vec<F>>,
+    F: AsRef<[u8]>,
+{
+    let body = csv_bytes(Some(header), rows)?;
+    Ok(HttpResponse::Ok().content_type(CSV_TYPE).body(body))
 }
 
 /// Answers `201` with a JSON resource.

@@ -112,7 +112,7 @@ async fn campaign_csv(
     let body = report::campaign_csv(&r)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to write report.csv")))?;
     Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
+        .content_type(super::CSV_TYPE)
         .insert_header((
             "content-disposition",
             format!("attachment; filename=\"{}-report.csv\"", r.campaign),

@@ -329,7 +329,7 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     assert_eq!(by_roi, ["amy", "ben"]);
     assert_legend_reads(&browser, ["Clicks", "Conversions"]).await;
     browser.screenshot("dashboard-campaign").await;
-    browser.click(r#"#leaderboard th a[href^="?sort=clicks&"]"#).await;
+    browser.click(r#"#leaderboard th a[href*="?sort=clicks&"]"#).await;
     let sorted = browser.wait_for(r#"aria-sort="descending">Clicks"#).await;
     assert_eq!(leaderboard_order(&sorted), ["ben", "amy"]);
     let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;

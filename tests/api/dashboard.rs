@@ -289,12 +289,19 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
     for kept in [r#"value="nobody""#, r#"value="12.50""#, r#"value="NOBODY5""#] {
         assert!(page.contains(kept), "{kept} kept in the form");
     }
+    // The browser now shows the form's address: the page's links must not lean on it.
+    assert!(!page.contains(r#"href="?"#), "every link of the page absolute: {page}");
+    assert!(
+        page.contains(r#"href="/app/campaigns/spring-sale?sort=clicks&amp;lang=zh-Hant-TW""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"action="/app/campaigns/spring-sale/links?lang=zh-Hant-TW""#));
     let taken = as_browser(
         "/app/campaigns",
         vec![
             ("csrf", &csrf),
             ("id", "spring-sale"),
-            ("name", "Spring <again>"),
+            ("name", "Spring \"<again>"),
             ("currency", "twd"),
         ],
     )
@@ -304,10 +311,20 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
     let page = taken.text().await.unwrap();
     assert!(page.contains(r#"role="alert">Not created:"#), "{page}");
     assert!(
-        page.contains(r#"value="Spring &#60;again&#62;""#) && !page.contains("<again>"),
+        page.contains(r#"value="Spring &#34;&#60;again&#62;""#) && !page.contains("<again>"),
         "the name kept, escaped: {page}"
     );
     assert!(page.contains(r#"data-campaign="spring-sale""#), "the campaigns' page");
+    assert!(!page.contains(r#"href="?"#), "every link of the page absolute");
+    // A form whose page cannot be shown (its campaign is not there): an error page still.
+    let gone = as_browser("/app/campaigns/nope/links", vec![("csrf", &csrf), ("kol", "amy")])
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    assert!(gone.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     // The page as it normally is has no alert.
     let plain = app
         .api

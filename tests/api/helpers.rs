@@ -282,6 +282,10 @@ pub async fn start_with_clock(backing: Backing, settings: Settings, clock: Share
     let running = tokio::spawn(app.run_until_stopped());
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // Well under the server's keep-alive (actix's 5 s): a connection the server is closing
+        // as it is reused fails the request (`IncompleteMessage`), as a browser test that had
+        // waited on Chromium for 5 s once did.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()
         .unwrap();
     TestApp {

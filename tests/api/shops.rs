@@ -483,17 +483,17 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
         )
         .await;
     }
+    let get = |query: &str| {
+        app.api
+            .get(app.url(&format!("/api/v1/conversions{query}")))
+            .bearer_auth(TOKEN)
+            .header("accept", "text/csv")
+            .send()
+    };
     let csv = |query: String| {
-        let app = &app;
+        let get = &get;
         async move {
-            let r = app
-                .api
-                .get(app.url(&format!("/api/v1/conversions{query}")))
-                .bearer_auth(TOKEN)
-                .header("accept", "text/csv")
-                .send()
-                .await
-                .unwrap();
+            let r = get(&query).await.unwrap();
             assert_eq!(r.status(), 200, "{query}");
             assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
             let next = r.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
@@ -520,6 +520,14 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
     assert_eq!(unattributed.len(), 23);
     let (theirs, _) = csv("?campaign=spring-sale&status=attributed".into()).await;
     assert_eq!(theirs.len(), 207);
+    let (none, next) = csv("?status=test".into()).await;
+    assert_eq!((none.len(), next), (0, None), "nothing matches: the header alone");
+    // From a cursor a JSON page handed out: the rest, whole.
+    let first: Value = app.get_ok("/api/v1/conversions?limit=50").await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (rest, _) = csv(format!("?cursor={cursor}")).await;
+    assert_eq!(rest.len(), 180);
+    assert_eq!(rest.first().map(String::as_str), Some("o179"));
 
     // With a limit, a page, and the next one named in a Link header.
     let mut paged = Vec::new();
@@ -545,15 +553,7 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
 
     // Bad paging gets the API's errors, as JSON does.
     for (query, message) in [("?limit=0", "limit"), ("?cursor=nonsense", "cursor")] {
-        let r = app
-            .api
-            .get(app.url(&format!("/api/v1/conversions{query}")))
-            .bearer_auth(TOKEN)
-            .header("accept", "text/csv")
-            .send()
-            .await
-            .unwrap();
-        let body = assert_error(r, 400, "invalid_input").await;
+        let body = assert_error(get(query).await.unwrap(), 400, "invalid_input").await;
         assert!(body["error"]["message"].as_str().unwrap().contains(message), "{body}");
     }
 }

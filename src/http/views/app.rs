@@ -10,14 +10,16 @@ use serde::Deserialize;
 
 use super::{count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS};
 use crate::domain::{AuditResult, Campaign, ConversionStatus, Money, Tier};
-use crate::error::{ApiError, Code};
-use crate::http::campaigns::{new_campaign, CreateCampaign};
+use crate::error::ApiError;
 use crate::http::State;
 use crate::lookup::{self, ConversionFilter, LinkFilter};
-use crate::minting::LinkSpec;
 use crate::report::{self, Figure, SortKey};
 use crate::stats::{Range, Totals};
 use crate::store::RecordsExt;
+
+mod forms;
+
+use forms::{create_campaign, form_post, mint, MintForm, NewCampaignForm, Sent};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/app").route(web::get().to(campaigns)))
@@ -57,61 +59,6 @@ fn signed_in(req: &HttpRequest, state: &State) -> Option<String> {
 
 fn to_sign_in() -> HttpResponse {
     see_other("/app/login")
-}
-
-/// The session of a form post with its right CSRF token; else the answer to give (to the
-/// sign-in page, or "this form has expired").
-fn form_post(req: &HttpRequest, state: &State, csrf: &str) -> Result<String, Box<HttpResponse>> {
-    let Some(s) = signed_in(req, state) else {
-        return Err(Box::new(to_sign_in()));
-    };
-    if !session::csrf_ok(state, &s, csrf) {
-        return Err(Box::new(crate::http::redirect::page(
-            req,
-            Code::Unauthorized,
-            "This form has expired: sign in again.",
-        )));
-    }
-    Ok(s)
-}
-
-/// A form that was not taken: for a browser, its page again with the reason above the form
-/// and the fields as they were sent (`page`, with the error's status); for other clients,
-/// API.md's JSON error. A store that failed is an error answer either way.
-async fn form_error<F>(req: &HttpRequest, e: ApiError, page: F) -> HttpResponse
-where
-    F: std::future::Future<Output = Result<Result<String, askama::Error>, ApiError>>,
-{
-    match e {
-        ApiError::Client { code, .. } if crate::http::wants_html(req) => {
-            let status = code.describe().1;
-            match page.await.and_then(rendered) {
-                Ok(mut answer) => {
-                    *answer.status_mut() = status;
-                    answer
-                }
-                Err(e) => actix_web::ResponseError::error_response(&e),
-            }
-        }
-        other => actix_web::ResponseError::error_response(&other),
-    }
-}
-
-/// A form's fields as sent, and why it was not taken (shown above it).
-#[derive(Default)]
-struct Sent<T> {
-    fields: T,
-    failed: Option<String>,
-}
-
-impl<T> Sent<T> {
-    fn failed(fields: T, e: &ApiError) -> Self {
-        let failed = match e {
-            ApiError::Client { message, .. } => Some(message.clone()),
-            _ => None,
-        };
-        Self { fields, failed }
-    }
 }
 
 #[derive(Template)]
@@ -564,74 +511,6 @@ async fn campaign_page(
         mint,
     }
     .render())
-}
-
-#[derive(Deserialize, Default)]
-struct NewCampaignForm {
-    csrf: String,
-    id: String,
-    name: String,
-    destination: Option<String>,
-    currency: Option<String>,
-}
-
-async fn create_campaign(req: HttpRequest, state: State, form: web::Form<NewCampaignForm>) -> HttpResponse {
-    let s = match form_post(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
-    let f = form.into_inner();
-    let body = CreateCampaign {
-        id: f.id.clone(),
-        name: f.name.clone(),
-        destination: f.destination.clone().filter(|d| !d.is_empty()),
-        currency: f
-            .currency
-            .clone()
-            .filter(|c| !c.is_empty())
-            .map(|c| c.to_ascii_uppercase()),
-        ..CreateCampaign::default()
-    };
-    match new_campaign(&state, body).await {
-        Ok(c) => see_other(&format!("/app/campaigns/{}", c.id)),
-        Err(e) => {
-            let sent = Sent::failed(f, &e);
-            form_error(&req, e, campaigns_page(&req, &state, &s, sent)).await
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-struct MintForm {
-    csrf: String,
-    kol: String,
-    cost: Option<String>,
-    coupon: Option<String>,
-}
-
-async fn mint(req: HttpRequest, state: State, id: web::Path<String>, form: web::Form<MintForm>) -> HttpResponse {
-    let s = match form_post(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
-    let f = form.into_inner();
-    let spec = LinkSpec {
-        kol: f.kol.clone(),
-        destination: None,
-        cost: f.cost.clone().filter(|c| !c.is_empty()).map(serde_json::Value::String),
-        coupon: f.coupon.clone().filter(|c| !c.is_empty()),
-        code: None,
-        tags: vec![],
-        utm: None,
-        expires_at: None,
-    };
-    match state.minter().one(&id, spec).await {
-        Ok(_) => see_other(&format!("/app/campaigns/{id}")),
-        Err(e) => {
-            let sent = Sent::failed(f, &e);
-            form_error(&req, e, campaign_page(&req, &state, &s, &id, SortKey::Roi, sent)).await
-        }
-    }
 }
 
 #[cfg(test)]

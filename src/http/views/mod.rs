@@ -365,9 +365,15 @@ pub fn percent(r: Option<f64>) -> String {
             let p = r * 100.0;
             if p != 0.0 && p.abs() < 0.01 {
                 // Two significant digits, so that a small rate (2 clicks of 120,000
-                // impressions) does not read as none.
-                let decimals = (-p.abs().log10()).floor() as usize + 2;
-                format!("{p:.decimals$} %", decimals = decimals.min(12))
+                // impressions) does not read as none: as many decimals as the exponent of the
+                // value rounded to two digits asks (`1.7e-3` → 4).
+                let exp: i32 = format!("{:.1e}", p.abs())
+                    .rsplit('e')
+                    .next()
+                    .and_then(|e| e.parse().ok())
+                    .unwrap_or(-2);
+                let decimals = (1 - exp).clamp(2, 12) as usize;
+                format!("{p:.decimals$} %")
             } else {
                 format!("{p:.2} %")
             }
@@ -427,6 +433,9 @@ mod tests {
             "a small rate is not shown as none"
         );
         assert_eq!(percent(Some(0.00005)), "0.0050 %");
+        assert_eq!(percent(Some(0.00001)), "0.0010 %", "a power of ten, two digits too");
+        assert_eq!(percent(Some(0.000_000_01)), "0.0000010 %");
+        assert_eq!(percent(Some(0.000_099_9)), "0.010 %", "rounded up to the next decade");
         assert_eq!(percent(Some(0.0001)), "0.01 %");
         assert_eq!(percent(Some(-0.000_000_3)), "-0.000030 %");
     }
