@@ -54,7 +54,7 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
         status,
     };
     let (cursor, limit) = (page.cursor()?, page.limit()?);
-    let wants_csv = super::wants_csv(&req);
+    let wants_csv = super::accepts(&req, "text/csv");
     if wants_csv && whole {
         // The first page is read before the answer starts, so that a store that does not
         // answer is a 503 rather than a cut download.
@@ -110,16 +110,17 @@ fn next_link(req: &HttpRequest, next: &Cursor) -> String {
 /// cut rather than a complete-looking file.
 fn csv_download(store: std::sync::Arc<dyn Store>, filter: ConversionFilter, first: Page<Conversion>) -> HttpResponse {
     enum Next {
-        Page(Page<Conversion>, bool),
+        /// The page read before the answer started; the header goes with it.
+        First(Page<Conversion>),
         After(Cursor),
         Done,
     }
-    let pages = futures_util::stream::unfold(Next::Page(first, true), move |next| {
+    let pages = futures_util::stream::unfold(Next::First(first), move |next| {
         let (store, filter) = (store.clone(), filter.clone());
         async move {
             let (page, first) = match next {
                 Next::Done => return None,
-                Next::Page(page, first) => (page, first),
+                Next::First(page) => (page, true),
                 Next::After(cursor) => match lookup::conversions(store.as_ref(), &filter, Some(cursor), CSV_PAGE).await
                 {
                     Ok(page) => (page, false),

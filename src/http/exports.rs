@@ -48,7 +48,7 @@ async fn clicks(
     };
     let clicks = state.store().read_clicks(link.code.as_str(), after, limit).await?;
     let rows: Vec<Vec<String>> = clicks.iter().map(|c| click_row(link.id, c)).collect();
-    let wants_csv = super::wants_csv(&req) || q.format.as_deref() == Some("csv");
+    let wants_csv = super::accepts(&req, "text/csv") || q.format.as_deref() == Some("csv");
     let cols = click_columns();
     if wants_csv {
         return super::csv_response(&cols, rows);

@@ -172,12 +172,12 @@ fn query_config() -> web::QueryConfig {
         .error_handler(|err, _req| ApiError::invalid(format!("The query string is not valid: {err}.")).into())
 }
 
-/// Whether the client takes HTML (a browser) rather than API.md's JSON.
-pub fn wants_html(req: &HttpRequest) -> bool {
+/// Whether the client's `Accept` names `media` (`text/html`: a browser; `text/csv`: a download).
+pub fn accepts(req: &HttpRequest, media: &str) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"))
+        .is_some_and(|a| a.contains(media))
 }
 
 /// Reads a webhook's raw body, of at most `MAX_WEBHOOK_BODY` (1 MiB): signatures are verified
@@ -234,14 +234,6 @@ pub fn list<T: serde::Serialize>(plural: &str, items: &[T], next: Option<Cursor>
 
 /// The content type of every CSV answer.
 pub const CSV_TYPE: &str = "text/csv; charset=utf-8";
-
-/// Whether the client asks for CSV (`Accept: text/csv`).
-pub fn wants_csv(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/csv"))
-}
 
 /// `rows` as CSV, after `header` when there is one (a download sent in parts has it once).
 pub fn csv_bytes<R, F>(header: Option<&[&str]>, rows: R) -> Result<Vec<u8>, ApiError>

@@ -264,7 +264,7 @@ pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse
     let (_, status) = code.describe();
     let mut res = HttpResponse::build(status);
     res.insert_header((header::CACHE_CONTROL, "private, no-store"));
-    if super::wants_html(req) {
+    if super::accepts(req, "text/html") {
         let title = status.canonical_reason().unwrap_or("Error");
         res.content_type("text/html; charset=utf-8").body(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

@@ -405,6 +405,7 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str) -> Str
     chart.width = 640.0;
     chart.height = 220.0;
     chart.series_list[1].category = Some(SeriesCategory::Line);
+    // The legend's keys (`.key` in base.html) have the same two colours.
     chart.series.colors = vec!["#3056d3".into(), "#e8590c".into()];
     chart.legend.show = Some(false);
     match chart.svg() {

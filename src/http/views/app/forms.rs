@@ -41,14 +41,16 @@ where
         other => actix_web::ResponseError::error_response(&other),
     };
     match e {
-        ApiError::Client { code, .. } if crate::http::wants_html(req) => match page.await.and_then(rendered) {
-            Ok(mut page) => {
-                *page.status_mut() = code.describe().1;
-                page
+        ApiError::Client { code, .. } if crate::http::accepts(req, "text/html") => {
+            match page.await.and_then(rendered) {
+                Ok(mut page) => {
+                    *page.status_mut() = code.describe().1;
+                    page
+                }
+                // The page itself could not be built (its campaign is gone, the store is down).
+                Err(e) => answer(e),
             }
-            // The page itself could not be built (its campaign is gone, the store is down).
-            Err(e) => answer(e),
-        },
+        }
         e => answer(e),
     }
 }
