@@ -127,6 +127,44 @@ impl From<crate::domain::Invalid> for ApiError {
 }
 
 /// The JSON error body of API.md.
+/// A JSON body read as `T`. A value that does not fit is `invalid_input` naming where it is,
+/// however deep ("The body is not valid: kols[1].cost: …"); text that is not JSON is
+/// `invalid_json`. `what` ends "The body is not …": `valid`, or the payload expected.
+pub fn from_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| unfit(what, e))?;
+    // What `serde_json::from_slice` also refuses: anything after the value but white space.
+    de.end().map_err(|e| not_json(&e))?;
+    Ok(value)
+}
+
+/// `from_json` for a body already read as a JSON value.
+pub fn from_json_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| unfit("valid", e))
+}
+
+fn unfit(what: &str, e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let e = e.into_inner();
+    if !e.is_data() {
+        return not_json(&e);
+    }
+    // The path says where; serde_json's line and column add nothing to it.
+    let text = e.to_string();
+    let text = text
+        .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+        .unwrap_or(&text);
+    if path == "." {
+        ApiError::invalid(format!("The body is not {what}: {text}."))
+    } else {
+        ApiError::invalid(format!("The body is not {what}: {path}: {text}."))
+    }
+}
+
+fn not_json(e: &serde_json::Error) -> ApiError {
+    ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {e}."))
+}
+
 pub fn body(code: Code, message: &str) -> serde_json::Value {
     serde_json::json!({"error": {"code": code.describe().0, "message": message}})
 }
@@ -151,5 +189,71 @@ impl ResponseError for ApiError {
             }
         };
         res.json(body(self.code(), &message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Order {
+        #[allow(dead_code)]
+        lines: Vec<Line>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Line {
+        #[allow(dead_code)]
+        qty: u32,
+    }
+
+    fn message(e: ApiError) -> (Code, String) {
+        match e {
+            ApiError::Client { code, message } => (code, message),
+            other => panic!("not a client error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_is_named_by_its_path() {
+        let e = from_json::<Order>(br#"{"lines": [{"qty": 1}, {"qty": -1}]}"#, "valid").unwrap_err();
+        assert_eq!(
+            message(e),
+            (
+                Code::InvalidInput,
+                "The body is not valid: lines[1].qty: invalid value: integer `-1`, expected u32.".into()
+            )
+        );
+        let value = serde_json::json!({"lines": [{"qty": "two"}]});
+        let (code, text) = message(from_json_value::<Order>(value).unwrap_err());
+        assert_eq!(code, Code::InvalidInput);
+        assert!(
+            text.starts_with("The body is not valid: lines[0].qty: invalid type: string"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn what_is_wrong_with_the_whole_body_has_no_path() {
+        // An unknown field is named where it is, too.
+        let (code, text) = message(from_json::<Order>(br#"{"lines": [], "x": 1}"#, "an order").unwrap_err());
+        assert_eq!(code, Code::InvalidInput);
+        assert!(
+            text.starts_with("The body is not an order: x: unknown field `x`"),
+            "{text}"
+        );
+        let (_, text) = message(from_json::<Order>(b"{}", "valid").unwrap_err());
+        assert_eq!(text, "The body is not valid: missing field `lines`.");
+    }
+
+    #[test]
+    fn text_that_is_not_json_stays_invalid_json() {
+        for body in [&b"{\"lines\": ["[..], b"{\"lines\": []} x", b"nope"] {
+            let (code, _) = message(from_json::<Order>(body, "valid").unwrap_err());
+            assert_eq!(code, Code::InvalidJson, "{}", String::from_utf8_lossy(body));
+        }
+        assert!(from_json::<Order>(b" {\"lines\": []}\n", "valid").is_ok());
     }
 }

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{created, parse_name, parse_slug, Admin, PageQuery, State};
+use super::{created, parse_name, parse_slug, Admin, Body, PageQuery, State};
 use crate::domain::{nullable, Campaign, Currency, Event, Utm};
 use crate::error::{ApiError, Code};
 use crate::lookup;
@@ -58,7 +58,7 @@ fn parse_window(state: &State, days: u32) -> Result<u32, ApiError> {
     Ok(days)
 }
 
-async fn create(_: Admin, state: State, body: web::Json<CreateCampaign>) -> Result<HttpResponse, ApiError> {
+async fn create(_: Admin, state: State, body: Body<CreateCampaign>) -> Result<HttpResponse, ApiError> {
     Ok(created(&new_campaign(&state, body.into_inner()).await?))
 }
 
@@ -108,7 +108,7 @@ async fn patch(
     _: Admin,
     state: State,
     id: web::Path<String>,
-    body: web::Json<PatchCampaign>,
+    body: Body<PatchCampaign>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let name = b.name.as_deref().map(|n| parse_name("name", n)).transpose()?;

@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{Days, NaiveDate};
 
-use super::{Admin, State};
+use super::{Admin, Body, State};
 use crate::domain::DayInsights;
 use crate::error::ApiError;
 use crate::lookup;
@@ -24,7 +24,7 @@ async fn put_insights(
     _: Admin,
     state: State,
     code: web::Path<String>,
-    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+    body: Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let link = lookup::link(state.store(), &code).await?;
     // The body is a `DayInsights` plus `date`; serde cannot deny unknown fields through
@@ -36,8 +36,7 @@ async fn put_insights(
             .map_err(|_| ApiError::invalid("date must be a day as YYYY-MM-DD."))?,
         _ => return Err(ApiError::invalid("date is required, as YYYY-MM-DD.")),
     };
-    let insights: DayInsights = serde_json::from_value(serde_json::Value::Object(body))
-        .map_err(|e| ApiError::invalid(format!("The body is not valid: {e}.")))?;
+    let insights: DayInsights = crate::error::from_json_value(serde_json::Value::Object(body))?;
     let tomorrow = state
         .clock
         .now()

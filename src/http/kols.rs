@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{created, parse_name, parse_slug, Admin, PageQuery, State};
+use super::{created, parse_name, parse_slug, Admin, Body, PageQuery, State};
 use crate::domain::{has_control_chars, nullable, Kol, Platform, Tier};
 use crate::error::{ApiError, Code};
 use crate::lookup;
@@ -45,7 +45,7 @@ fn parse_handle(h: &str) -> Result<String, ApiError> {
     Ok(h.to_owned())
 }
 
-async fn create(_: Admin, state: State, body: web::Json<CreateKol>) -> Result<HttpResponse, ApiError> {
+async fn create(_: Admin, state: State, body: Body<CreateKol>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let now = state.clock.now_to_second();
     let kol = Kol {
@@ -76,12 +76,7 @@ async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpRe
     Ok(super::list("kols", &page.items, page.next))
 }
 
-async fn patch(
-    _: Admin,
-    state: State,
-    id: web::Path<String>,
-    body: web::Json<PatchKol>,
-) -> Result<HttpResponse, ApiError> {
+async fn patch(_: Admin, state: State, id: web::Path<String>, body: Body<PatchKol>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let name = b.name.as_deref().map(|n| parse_name("name", n)).transpose()?;
     let handle = b

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{created, Admin, PageQuery, State};
+use super::{created, Admin, Body, PageQuery, State};
 use crate::domain::{Coupon, Destination, Link, LinkStatus, Money, Utm};
 use crate::error::ApiError;
 use crate::lookup::{self, LinkFilter};
@@ -71,15 +71,14 @@ fn split_create(mut body: serde_json::Map<String, serde_json::Value>) -> Result<
         Some(_) => return Err(ApiError::invalid("campaign must be a string.")),
         None => return Err(ApiError::invalid("The body is not valid: missing field `campaign`.")),
     };
-    let spec = serde_json::from_value(serde_json::Value::Object(body))
-        .map_err(|e| ApiError::invalid(format!("The body is not valid: {e}.")))?;
+    let spec = crate::error::from_json_value(serde_json::Value::Object(body))?;
     Ok((campaign, spec))
 }
 
 async fn create(
     _: Admin,
     state: State,
-    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+    body: Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let (campaign, spec) = split_create(body.into_inner())?;
     let link = state.minter().one(&campaign, spec).await?;
@@ -90,7 +89,7 @@ async fn create_bulk(
     _: Admin,
     state: State,
     id: web::Path<String>,
-    body: web::Json<BulkSpec>,
+    body: Body<BulkSpec>,
 ) -> Result<HttpResponse, ApiError> {
     let links = state.minter().for_kols(&id, body.into_inner()).await?;
     let views: Vec<LinkView> = links.iter().map(|l| view(&state, l)).collect();
@@ -116,7 +115,7 @@ async fn patch(
     _: Admin,
     state: State,
     code: web::Path<String>,
-    body: web::Json<LinkPatch>,
+    body: Body<LinkPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let link = state.minter().patch(&code, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view(&state, &link)))

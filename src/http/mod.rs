@@ -145,8 +145,31 @@ fn json_config() -> web::JsonConfig {
     })
 }
 
+/// A JSON body read as `T`: the media type, size and syntax as `json_config` says, and a value
+/// that does not fit named by its path (`crate::error::from_json`), which `web::Json` cannot.
+pub struct Body<T>(pub T);
+
+impl<T> Body<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let raw = web::Json::<Box<serde_json::value::RawValue>>::from_request(req, payload);
+        Box::pin(async move {
+            let raw = raw.await?;
+            Ok(Self(crate::error::from_json(raw.get().as_bytes(), "valid")?))
+        })
+    }
+}
+
 /// A JSON body that may be left out: no body reads as `T::default()`, but a body that is
-/// sent must be valid. (`Option<web::Json<T>>` would quietly treat an invalid body as absent.)
+/// sent must be valid. (`Option<Body<T>>` would quietly treat an invalid body as absent.)
 pub struct OptionalJson<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
@@ -162,8 +185,8 @@ impl<T: serde::de::DeserializeOwned + Default + 'static> FromRequest for Optiona
         if empty {
             return Box::pin(std::future::ready(Ok(Self(T::default()))));
         }
-        let json = web::Json::<T>::from_request(req, payload);
-        Box::pin(async move { Ok(Self(json.await?.into_inner())) })
+        let json = Body::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(json.await?.0)) })
     }
 }
 

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{created, parse_name, parse_slug, Admin, PageQuery, State};
+use super::{created, parse_name, parse_slug, Admin, Body, PageQuery, State};
 use crate::domain::{has_control_chars, Shop, ShopPlatform};
 use crate::error::{ApiError, Code};
 use crate::lookup;
@@ -69,7 +69,7 @@ fn secret_for(platform: ShopPlatform, given: Option<String>) -> Result<String, A
     }
 }
 
-async fn create(_: Admin, state: State, body: web::Json<CreateShop>) -> Result<HttpResponse, ApiError> {
+async fn create(_: Admin, state: State, body: Body<CreateShop>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let secret = secret_for(b.platform, b.secret)?;
     let shop = Shop {

@@ -105,7 +105,7 @@ impl ShopWebhooks for Shopify {
 }
 
 fn read<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("The body is not a Shopify payload: {e}.")))
+    crate::error::from_json(body, "a Shopify payload")
 }
 
 fn money(field: &str, v: Option<&serde_json::Value>) -> Result<Money, ApiError> {

@@ -69,13 +69,7 @@ impl ShopWebhooks for StandardWebhooks {
                 "Send the body as JSON with 'Content-Type: application/json'.",
             ));
         }
-        let body: ConversionBody = serde_json::from_slice(d.body).map_err(|e| {
-            if e.is_data() {
-                ApiError::invalid(format!("The body is not valid: {e}."))
-            } else {
-                ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {e}."))
-            }
-        })?;
+        let body: ConversionBody = crate::error::from_json(d.body, "valid")?;
         Ok(vec![incoming(shop, body, now)?])
     }
 }

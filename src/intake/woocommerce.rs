@@ -93,8 +93,7 @@ impl ShopWebhooks for WooCommerce {
                 "The topic '{topic}' is not taken: use order.created and order.updated."
             )));
         }
-        let order: Order = serde_json::from_slice(d.body)
-            .map_err(|e| ApiError::invalid(format!("The body is not a WooCommerce order: {e}.")))?;
+        let order: Order = crate::error::from_json(d.body, "a WooCommerce order")?;
         conversions(shop, order, now)
     }
 }

@@ -1,6 +1,6 @@
 //! API.md's conventions: auth, body limits, media types, error format, unknown paths.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, spawn_app, Backend, TOKEN};
 
@@ -165,4 +165,88 @@ async fn a_body_that_never_finishes_is_cut_off_after_ten_seconds() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("request_timeout"), "{text}");
+}
+
+per_store!(an_invalid_field_is_named_in_the_error);
+/// A client with a bad field learns which one, however deep: "followers: invalid type…", not
+/// "invalid type… at line 1 column 62". Nothing is created or changed by a refused body.
+async fn an_invalid_field_is_named_in_the_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        ("POST", "/api/v1/campaigns", json!({"id": "x", "name": 5}), "name"),
+        (
+            "POST",
+            "/api/v1/campaigns",
+            json!({"id": "x", "name": "X", "utm": {"medium": 5}}),
+            "utm.medium",
+        ),
+        (
+            "POST",
+            "/api/v1/kols",
+            json!({"id": "ben", "name": "Ben", "followers": "many"}),
+            "followers",
+        ),
+        (
+            "POST",
+            "/api/v1/links",
+            json!({"campaign": "spring-sale", "kol": "amy", "cost": "12.345"}),
+            "cost",
+        ),
+        (
+            "POST",
+            "/api/v1/campaigns/spring-sale/links",
+            json!({"kols": [{"kol": "amy"}, {"kol": "amy", "cost": [1]}]}),
+            "kols[1]: cost",
+        ),
+        ("PATCH", "/api/v1/links/amy-serum", json!({"tags": "reel"}), "tags"),
+        ("PATCH", "/api/v1/kols/amy", json!({"followers": -1}), "followers"),
+        (
+            "POST",
+            "/api/v1/links/amy-serum/metrics",
+            json!({"date": "2026-11-20", "impressions": -5}),
+            "impressions",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let r = if method == "POST" {
+            app.post(path, &body).await
+        } else {
+            app.patch(path, &body).await
+        };
+        assert_names(assert_error(r, 400, "invalid_input").await, field);
+    }
+    let r = app
+        .webhook(
+            "acme",
+            &secret,
+            &json!({"order_id": "1", "event": "purchase", "amount": "abc", "currency": "TWD"}),
+        )
+        .await;
+    assert_names(assert_error(r, 400, "invalid_input").await, "amount");
+    // Broken JSON is still told apart from a bad field.
+    let r = app.post_raw("/api/v1/kols", "application/json", "{\"id\": ").await;
+    assert_error(r, 400, "invalid_json").await;
+    // Nothing was created or changed.
+    assert_eq!(
+        app.get_ok("/api/v1/campaigns").await["campaigns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(app.get_ok("/api/v1/kols").await["kols"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get_ok("/api/v1/links").await["links"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get_ok("/api/v1/links/amy-serum").await["tags"], json!([]));
+    assert_eq!(app.get_ok("/api/v1/kols/amy").await["followers"], 42_000);
+    assert_eq!(app.get_ok("/api/v1/conversions").await["conversions"], json!([]));
+}
+
+fn assert_names(error: Value, field: &str) {
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{field}: ")),
+        "{field} not named in: {message}"
+    );
 }

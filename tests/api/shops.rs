@@ -659,7 +659,8 @@ async fn malformed_platform_deliveries_and_bad_rotations_are_clear_errors(backen
         .send()
         .await
         .unwrap();
-    assert_error(r, 400, "invalid_input").await;
+    // Text that is not JSON is `invalid_json`, as on every other endpoint.
+    assert_error(r, 400, "invalid_json").await;
     let order = with(
         fixture("woocommerce-order"),
         json!({"status": "processing", "currency": "dollars"}),
