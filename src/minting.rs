@@ -155,6 +155,14 @@ impl Minter<'_> {
                 l.tags = t.clone();
             }
             if let Some(e) = expires_at {
+                // A past expiry would end a live link at once, its taps answered `410`: a
+                // typing slip, refused as when minting. The one it already has may be sent
+                // back (a client that writes the whole link back).
+                if e.is_some_and(|e| e <= self.clock.now() && l.expires_at != Some(e)) {
+                    return Err(ApiError::invalid(
+                        "expires_at is in the past: give a time to come, or set status to disabled to stop the link now.",
+                    ));
+                }
                 l.expires_at = e;
             }
             if let Some(s) = patch.status {

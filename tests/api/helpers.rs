@@ -374,6 +374,13 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// PATCH, asserting `200`, returning the JSON.
+    pub async fn patch_ok(&self, path: &str, body: &Value) -> Value {
+        let r = self.patch(path, body).await;
+        assert_eq!(r.status(), StatusCode::OK, "PATCH {path}");
+        r.json().await.unwrap()
+    }
+
     /// POST, asserting `status`, returning the JSON.
     pub async fn post_expect(&self, path: &str, body: &Value, status: u16) -> Value {
         let r = self.post(path, body).await;

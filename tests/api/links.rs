@@ -1,8 +1,9 @@
 //! Links: minting (one, and one per KOL), listing, patching.
 
+use kolink::clock::ManualClock;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, Backend};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with_clock, Backend};
 
 per_store!(a_link_carries_merged_utm_in_its_target_url);
 async fn a_link_carries_merged_utm_in_its_target_url(backend: Backend) {
@@ -321,4 +322,61 @@ async fn patching_a_link_updates_target_coupon_and_status(backend: Backend) {
         "not_found",
     )
     .await;
+}
+
+per_store!(a_patch_cannot_end_a_link_by_a_mistyped_past_expiry);
+/// A past `expires_at` in a `PATCH` (2025 typed for 2027) would answer every tap of a live
+/// link `410` at once, its clicks lost; it is refused, as when minting (`status: disabled` is
+/// the way to stop a link). A link that has expired keeps its expiry through other changes,
+/// and can be given a new one.
+async fn a_patch_cannot_end_a_link_by_a_mistyped_past_expiry(backend: Backend) {
+    let clock = ManualClock::at("2026-11-20T10:00:00Z".parse().unwrap());
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    let r = app
+        .patch(
+            "/api/v1/links/amy-serum",
+            &json!({"expires_at": "2025-12-31T00:00:00Z", "tags": ["x"]}),
+        )
+        .await;
+    let body = assert_error(r, 400, "invalid_input").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("expires_at"),
+        "{body}"
+    );
+    let link = app.get_ok("/api/v1/links/amy-serum").await;
+    assert_eq!((&link["expires_at"], &link["tags"]), (&json!(null), &json!([])));
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
+
+    // An expiry still ahead is taken; once passed, the link is gone and the same value may be
+    // sent back with other changes (a client that writes the whole link back).
+    let end = "2026-11-21T00:00:00Z";
+    let link = app
+        .patch_ok("/api/v1/links/amy-serum", &json!({"expires_at": end}))
+        .await;
+    assert_eq!(link["expires_at"], end);
+    clock.set("2026-11-22T00:00:00Z".parse().unwrap());
+    assert_eq!(app.tap("amy-serum").await.status(), 410);
+    let link = app
+        .patch_ok(
+            "/api/v1/links/amy-serum",
+            &json!({"expires_at": end, "tags": ["ended"]}),
+        )
+        .await;
+    assert_eq!(link["tags"], json!(["ended"]));
+    let r = app
+        .patch(
+            "/api/v1/links/amy-serum",
+            &json!({"expires_at": "2026-11-21T12:00:00Z"}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+    let link = app
+        .patch_ok(
+            "/api/v1/links/amy-serum",
+            &json!({"expires_at": "2026-12-31T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(link["status"], "active");
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
 }
