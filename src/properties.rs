@@ -207,6 +207,23 @@ proptest! {
     }
 
     #[test]
+    fn a_referrer_read_without_the_url_parser_reads_as_the_parser_reads_it(
+        scheme in prop::sample::select(vec!["https://", "http://", "HTTPS://", "ftp://", "https:/", ""]),
+        host in "[a-zA-Z0-9.:@\\[\\]%_-]{0,20}",
+        tail in prop::sample::select(vec!["", "/", "/p?x=1", "?u=1", "#f", "\\x", " /", "\t"]),
+    ) {
+        let referer = format!("{scheme}{host}{tail}");
+        if let Some(plain) = crate::classify::plain_host(&referer) {
+            let parsed = url::Url::parse(&referer).ok();
+            prop_assert_eq!(
+                Some(plain.to_ascii_lowercase()),
+                parsed.as_ref().and_then(|u| u.host_str()).map(str::to_owned),
+                "{:?}", referer
+            );
+        }
+    }
+
+    #[test]
     fn the_webhook_parsers_answer_any_bytes(body in prop::collection::vec(any::<u8>(), 0..512), headers in topic_headers()) {
         parse_everywhere(&body, &headers);
     }
