@@ -558,6 +558,101 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
     }
 }
 
+per_store!(a_conversions_csv_cut_short_by_the_store_does_not_look_whole);
+/// A download whose later page the store cannot give ends without its last chunk, so the
+/// client gets an error rather than a shorter file that looks complete; the server keeps
+/// serving. (The oldest conversion, on the second page of the download, is made unreadable.)
+async fn a_conversions_csv_cut_short_by_the_store_does_not_look_whole(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    for i in 0..205 {
+        app.webhook_ok(
+            "acme",
+            &secret,
+            &json!({"order_id": format!("o{i}"), "event": "purchase", "amount": "10", "currency": "TWD", "coupon": "AMY10"}),
+        )
+        .await;
+    }
+    let app = unreadable_oldest_conversion(app, backend).await;
+    let r = app
+        .api
+        .get(app.url("/api/v1/conversions"))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    // The first page was read before the answer started.
+    assert_eq!(r.status(), 200);
+    let read = r.bytes().await;
+    assert!(
+        read.is_err(),
+        "a cut download must not end cleanly: {:?}",
+        read.map(|b| b.len())
+    );
+    // Pages before the damaged record still read, as JSON and as CSV.
+    let first = app.get_ok("/api/v1/conversions?limit=100").await;
+    assert_eq!(first["conversions"].as_array().unwrap().len(), 100);
+    let r = app
+        .api
+        .get(app.url("/api/v1/conversions?limit=100"))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap().lines().count(), 101);
+}
+
+/// Replaces the oldest stored conversion with bytes kolink never wrote.
+async fn unreadable_oldest_conversion(app: TestApp, backend: Backend) -> TestApp {
+    async fn damage(conn: &mut impl redis::aio::ConnectionLike, prefix: &str) {
+        let oldest: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(format!("{prefix}:{{conv}}:log"))
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(conn)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{prefix}:{{conv}}:recs"))
+            .arg(&oldest.ids[0].id)
+            .arg("{not json")
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+    match backend {
+        Backend::Redis => {
+            damage(&mut app.redis.as_ref().unwrap().connection().await, "kl").await;
+            app
+        }
+        Backend::Cluster => {
+            let lease = app.cluster.as_ref().unwrap();
+            damage(&mut lease.connection().await, &lease.prefix).await;
+            app
+        }
+        Backend::Embedded => {
+            let (backing, settings) = app.stop().await;
+            let file = backing.data.as_ref().unwrap().path().join("kolink.redb");
+            let db = redb::Database::create(&file).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let conversions: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("conversions");
+                let mut t = txn.open_table(conversions).unwrap();
+                let oldest = redb::ReadableTable::first(&t).unwrap().unwrap().0.value();
+                t.insert(oldest, "{not json").unwrap();
+            }
+            txn.commit().unwrap();
+            drop(db);
+            crate::helpers::start(backing, settings).await
+        }
+    }
+}
+
 per_store!(a_big_order_passes_the_apis_64_kib_and_is_still_taken_up_to_1_mib);
 async fn a_big_order_passes_the_apis_64_kib_and_is_still_taken_up_to_1_mib(backend: Backend) {
     let app = spawn_app(backend).await;
