@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app, Backend, TOKEN};
+use crate::helpers::{assert_error, spawn_app, Backend};
 
 per_store!(raw_clicks_read_in_order_page_by_page);
 async fn raw_clicks_read_in_order_page_by_page(backend: Backend) {
@@ -46,14 +46,7 @@ async fn raw_clicks_export_as_csv(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed().await;
     let id = app.click_id("amy-serum").await;
-    let r = app
-        .api
-        .get(app.url("/api/v1/links/amy-serum/clicks"))
-        .bearer_auth(TOKEN)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_csv("/api/v1/links/amy-serum/clicks").await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let text = r.text().await.unwrap();

@@ -374,6 +374,17 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// GET with the admin token, asking for CSV.
+    pub async fn get_csv(&self, path: &str) -> Response {
+        self.api
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .header("accept", "text/csv")
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// PATCH, asserting `200`, returning the JSON.
     pub async fn patch_ok(&self, path: &str, body: &Value) -> Value {
         let r = self.patch(path, body).await;

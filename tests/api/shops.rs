@@ -7,7 +7,7 @@ use kolink::signature::body_hmac;
 use reqwest::Response;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with_clock, Backend, TestApp, TOKEN};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with_clock, Backend, TestApp};
 
 const SHOPIFY_SECRET: &str = "shpss_0123456789abcdef0123456789abcdef";
 const WOO_SECRET: &str = "wc-secret-9f8e7d6c5b4a";
@@ -449,14 +449,7 @@ async fn conversions_export_as_csv_with_their_audit(backend: Backend) {
         &json!({"order_id": "9", "event": "signup", "coupon": "AMY10", "code": "nope"}),
     )
     .await;
-    let r = app
-        .api
-        .get(app.url("/api/v1/conversions"))
-        .bearer_auth(TOKEN)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_csv("/api/v1/conversions").await;
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let text = r.text().await.unwrap();
     let mut lines = text.lines();
@@ -484,16 +477,13 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
         .await;
     }
     let get = |query: &str| {
-        app.api
-            .get(app.url(&format!("/api/v1/conversions{query}")))
-            .bearer_auth(TOKEN)
-            .header("accept", "text/csv")
-            .send()
+        let (app, path) = (&app, format!("/api/v1/conversions{query}"));
+        async move { app.get_csv(&path).await }
     };
     let csv = |query: String| {
         let get = &get;
         async move {
-            let r = get(&query).await.unwrap();
+            let r = get(&query).await;
             assert_eq!(r.status(), 200, "{query}");
             assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
             let next = r.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
@@ -553,7 +543,7 @@ async fn a_conversions_csv_without_a_limit_holds_every_conversion_and_pages_link
 
     // Bad paging gets the API's errors, as JSON does.
     for (query, message) in [("?limit=0", "limit"), ("?cursor=nonsense", "cursor")] {
-        let body = assert_error(get(query).await.unwrap(), 400, "invalid_input").await;
+        let body = assert_error(get(query).await, 400, "invalid_input").await;
         assert!(body["error"]["message"].as_str().unwrap().contains(message), "{body}");
     }
 }
@@ -575,14 +565,7 @@ async fn a_conversions_csv_cut_short_by_the_store_does_not_look_whole(backend: B
         .await;
     }
     let app = unreadable_oldest_conversion(app, backend).await;
-    let r = app
-        .api
-        .get(app.url("/api/v1/conversions"))
-        .bearer_auth(TOKEN)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_csv("/api/v1/conversions").await;
     // The first page was read before the answer started.
     assert_eq!(r.status(), 200);
     let read = r.bytes().await;
@@ -594,14 +577,7 @@ async fn a_conversions_csv_cut_short_by_the_store_does_not_look_whole(backend: B
     // Pages before the damaged record still read, as JSON and as CSV.
     let first = app.get_ok("/api/v1/conversions?limit=100").await;
     assert_eq!(first["conversions"].as_array().unwrap().len(), 100);
-    let r = app
-        .api
-        .get(app.url("/api/v1/conversions?limit=100"))
-        .bearer_auth(TOKEN)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_csv("/api/v1/conversions?limit=100").await;
     assert_eq!(r.text().await.unwrap().lines().count(), 101);
 }
 
