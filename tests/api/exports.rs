@@ -1,6 +1,6 @@
-//! Exports: raw clicks in order, JSON and CSV.
+//! Exports: raw clicks in order, JSON and CSV; CSV cells a spreadsheet opens safely.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, spawn_app, Backend};
 
@@ -75,4 +75,76 @@ async fn bad_export_parameters_are_invalid_input(backend: Backend) {
     )
     .await;
     assert_error(app.get("/api/v1/links/nope/clicks").await, 404, "not_found").await;
+}
+
+per_store!(exports_never_hand_a_spreadsheet_a_formula);
+/// Text anyone can put in an export (a KOL's name, a tap's `Referer` or `?src=`, a shop's order
+/// id) that a spreadsheet would run as a formula is written with a leading `'`; numbers, a
+/// negative ROI among them, stay numbers, and the JSON API keeps the text as it was sent.
+async fn exports_never_hand_a_spreadsheet_a_formula(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let name = r#"=HYPERLINK("http://x","a")"#;
+    app.post_expect(
+        "/api/v1/kols",
+        &json!({"id": "eve", "name": name, "platform": "line", "followers": 10}),
+        201,
+    )
+    .await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "eve", "code": "eve-1", "cost": "100", "coupon": "EVE"}))
+        .await;
+    let r = app
+        .api
+        .get(app.url("/eve-1?src=-1-1"))
+        .header("user-agent", crate::helpers::PHONE)
+        .header("referer", "http://=1+2/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let secret = app.create_shop("acme").await;
+    app.webhook_ok(
+        "acme",
+        &secret,
+        &json!({"order_id": "@SUM(1+1)", "event": "signup", "coupon": "EVE"}),
+    )
+    .await;
+
+    let report = app
+        .get_csv("/api/v1/campaigns/spring-sale/report.csv")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let eve = csv_rows(&report[3..]).into_iter().find(|r| r["kol"] == "eve").unwrap();
+    assert_eq!(eve["name"], format!("'{name}"));
+    assert_eq!(eve["roi"].parse::<f64>().unwrap(), -1.0, "{eve:?}");
+    let clicks = app.get_csv("/api/v1/links/eve-1/clicks").await.bytes().await.unwrap();
+    let click = &csv_rows(&clicks)[0];
+    assert_eq!(
+        (click["source"].as_str(), click["referrer"].as_str()),
+        ("'-1-1", "'=1+2")
+    );
+    let conversions = app.get_csv("/api/v1/conversions").await.bytes().await.unwrap();
+    assert_eq!(csv_rows(&conversions)[0]["order_id"], "'@SUM(1+1)");
+    // The JSON is what was sent.
+    assert_eq!(app.get_ok("/api/v1/kols/eve").await["name"], name);
+    let stats = app.get_ok("/api/v1/links/eve-1/stats").await;
+    assert_eq!(stats["breakdown"]["referrer"][0]["key"], "=1+2");
+}
+
+/// A CSV's rows as maps of column to cell.
+fn csv_rows(csv: &[u8]) -> Vec<std::collections::HashMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(csv);
+    let header = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .map(str::to_owned)
+                .zip(r.unwrap().iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
 }
