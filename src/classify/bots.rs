@@ -104,9 +104,11 @@ const EXTRA: &[&str] = &[
 ];
 
 /// Link-preview fetchers, by the app whose link card they draw: (lower-case needle, app).
-/// Apple's iMessage announces itself as Facebook's and X's fetchers at once.
+/// Apple's iMessage announces itself as Facebook's and X's fetchers at once, and LINE's card
+/// fetcher as Facebook's (`facebookexternalhit/1.1;line-poker/1.0`): they come first.
 const PREVIEWERS: &[(&str, &str)] = &[
     ("facebot twitterbot", "imessage"),
+    ("line-poker", "line"),
     ("facebookexternalhit", "facebook"),
     ("facebot", "facebook"),
     ("meta-externalfetcher", "facebook"),

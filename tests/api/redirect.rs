@@ -148,6 +148,8 @@ async fn link_preview_bots_are_redirected_without_a_click_id_and_counted_apart(b
         "TelegramBot (like TwitterBot)",
         "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
         "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+        // LINE's card fetcher names Facebook's first.
+        "facebookexternalhit/1.1;line-poker/1.0",
     ] {
         let r = app.tap_as("amy-serum", ua).await;
         assert_eq!(r.status(), 302, "{ua}");
@@ -285,6 +287,8 @@ async fn link_previews_count_as_bots_and_as_previews_by_app(backend: Backend) {
         "WhatsApp/2.2413.51 i",
         "Mozilla/5.0 (compatible; Bluesky Cardyb/1.1; +mailto:support@bsky.app)",
         "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+        // LINE's card fetcher names Facebook's first.
+        "facebookexternalhit/1.1;line-poker/1.0",
     ] {
         let r = app.tap_as("amy-serum", ua).await;
         assert_eq!(r.status(), 302);
@@ -293,12 +297,12 @@ async fn link_previews_count_as_bots_and_as_previews_by_app(backend: Backend) {
     let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
     assert_eq!(
         (s["totals"]["clicks"].as_u64(), s["totals"]["bot_clicks"].as_u64()),
-        (Some(0), Some(4))
+        (Some(0), Some(5))
     );
-    assert_eq!(s["totals"]["previews"], 3, "the crawler is a bot, not a preview");
+    assert_eq!(s["totals"]["previews"], 4, "the crawler is a bot, not a preview");
     assert_eq!(
         s["breakdown"]["preview"],
-        json!([{"key": "whatsapp", "clicks": 2}, {"key": "bluesky", "clicks": 1}])
+        json!([{"key": "whatsapp", "clicks": 2}, {"key": "bluesky", "clicks": 1}, {"key": "line", "clicks": 1}])
     );
 }
 
