@@ -23,6 +23,9 @@ struct ConversionBody {
     code: Option<String>,
     occurred_at: Option<DateTime<Utc>>,
     refund_id: Option<serde_json::Value>,
+    /// A test order (API.md): stored as `test`, never counted.
+    #[serde(default)]
+    test: bool,
 }
 
 impl ShopWebhooks for StandardWebhooks {
@@ -146,7 +149,7 @@ fn incoming(shop: &Shop, b: ConversionBody, now: DateTime<Utc>) -> Result<Incomi
         .filter_map(|(m, v, source)| Some(Claim::new(m, v?, source)))
         .collect(),
         occurred_at,
-        test: false,
+        test: b.test,
     })
 }
 

@@ -381,3 +381,56 @@ async fn conversions_list_newest_first_filtered_by_campaign(backend: Backend) {
     assert_eq!(page["conversions"].as_array().unwrap().len(), 1);
     assert_error(app.get("/api/v1/conversions?status=maybe").await, 400, "invalid_input").await;
 }
+
+per_store!(a_generic_test_order_is_stored_as_test_and_never_counted);
+/// API.md: an order with `"test": true` is stored as `test` and never counted, from a shop's
+/// own backend as from Shopify; its refund takes nothing either, and a real order after it
+/// counts.
+async fn a_generic_test_order_is_stored_as_test_and_never_counted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let v = app
+        .webhook_ok(
+            "acme",
+            &secret,
+            &purchase("T-1", json!({"coupon": "AMY10", "test": true})),
+        )
+        .await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("test"), Some("amy-serum"))
+    );
+    let refund = json!({"order_id": "T-1", "event": "refund", "amount": "100", "currency": "TWD", "test": true});
+    assert_eq!(app.webhook_ok("acme", &secret, &refund).await["status"], "test");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["conversions"].as_u64(), t["revenue"].as_str(), t["refunds"].as_str()),
+        (Some(0), Some("0.00"), Some("0.00"))
+    );
+    assert_eq!(
+        app.get_ok("/api/v1/conversions?status=test").await["conversions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        app.get_ok("/api/v1/campaigns/spring-sale").await["currency_locked"],
+        false
+    );
+    // `"test": false`, or none, is a real order.
+    app.webhook_ok(
+        "acme",
+        &secret,
+        &purchase("R-1", json!({"coupon": "AMY10", "test": false})),
+    )
+    .await;
+    assert_eq!(app.link_totals("amy-serum").await["revenue"], "1280.00");
+    // Anything but a boolean is refused, naming the field.
+    let r = app
+        .webhook("acme", &secret, &purchase("T-2", json!({"test": "yes"})))
+        .await;
+    let body = assert_error(r, 400, "invalid_input").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("test: "), "{body}");
+}
