@@ -89,7 +89,7 @@ impl Settings {
     }
 
     pub fn validate(self) -> anyhow::Result<Self> {
-        Currency::parse(&self.default_currency).map_err(|e| anyhow::anyhow!("default_currency: {e}"))?;
+        Currency::parse_listed(&self.default_currency).map_err(|e| anyhow::anyhow!("default_currency: {e}"))?;
         if let Some(u) = &self.public_url {
             let parsed = url::Url::parse(u).with_context(|| format!("public_url {u:?} is not a URL"))?;
             if parsed.scheme() != "http" && parsed.scheme() != "https" {

@@ -210,6 +210,21 @@ impl Currency {
         }
     }
 
+    /// A currency typed by a user (a campaign's, the default): one the ISO 4217 list has, so
+    /// that a typo ("TWN") is refused where it is typed rather than turning every purchase into
+    /// a currency mismatch. A shop's delivery keeps `parse`: a currency the list lacks there is
+    /// stored, not refused.
+    pub fn parse_listed(s: &str) -> Result<Self, Invalid> {
+        let c = Self::parse(s)?;
+        match iso_currency::Currency::from_code(c.as_str()) {
+            Some(_) => Ok(c),
+            None => Err(Invalid::new(format!(
+                "'{}' is not an ISO 4217 currency code: use one such as \"TWD\", \"USD\" or \"JPY\"",
+                c.as_str()
+            ))),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -233,6 +248,15 @@ mod tests {
         assert_eq!(Money::parse("1280.05").unwrap().minor(), 128_005);
         assert_eq!(Money::parse("0.01").unwrap().minor(), 1);
         assert_eq!(Money::parse("0").unwrap().minor(), 0);
+    }
+
+    #[test]
+    fn a_users_currency_is_one_iso_4217_lists_and_a_shops_any_three_letters() {
+        assert_eq!(Currency::parse_listed("twd").unwrap().as_str(), "TWD");
+        assert!(Currency::parse_listed("JPY").is_ok());
+        assert!(Currency::parse_listed("TWN").unwrap_err().to_string().contains("ISO 4217"));
+        assert!(Currency::parse_listed("TW").is_err());
+        assert_eq!(Currency::parse("XBT").unwrap().as_str(), "XBT");
     }
 
     #[test]

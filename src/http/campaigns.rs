@@ -69,7 +69,7 @@ pub(super) async fn new_campaign(state: &State, b: CreateCampaign) -> Result<Cam
         id: parse_slug("id", &b.id)?,
         name: parse_name("name", &b.name)?,
         destination: b.destination.as_deref().map(parse_destination).transpose()?,
-        currency: Currency::parse(b.currency.as_deref().unwrap_or(&state.settings.default_currency))?,
+        currency: Currency::parse_listed(b.currency.as_deref().unwrap_or(&state.settings.default_currency))?,
         goal_event: b
             .goal_event
             .as_deref()
@@ -116,7 +116,7 @@ async fn patch(
         .destination
         .map(|d| d.as_deref().map(parse_destination).transpose())
         .transpose()?;
-    let currency = b.currency.as_deref().map(Currency::parse).transpose()?;
+    let currency = b.currency.as_deref().map(Currency::parse_listed).transpose()?;
     let goal = b.goal_event.as_deref().map(parse_goal).transpose()?;
     let window = b.attribution_window_days.map(|d| parse_window(&state, d)).transpose()?;
     let utm = b.utm.map(Utm::validate).transpose()?;

@@ -115,3 +115,46 @@ async fn patching_a_campaign_changes_only_what_is_sent(backend: Backend) {
     .await;
     assert_error(app.get("/api/v1/campaigns/nope").await, 404, "not_found").await;
 }
+
+per_store!(a_campaign_currency_must_be_one_iso_4217_lists);
+/// A typo in a campaign's currency ("TWN") is refused where it is typed: taken, it would turn
+/// every purchase into a `currency_mismatch`. A shop's delivery in a currency the list lacks is
+/// still stored (as a mismatch), never refused: nothing a shop sends is lost.
+async fn a_campaign_currency_must_be_one_iso_4217_lists(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for typo in ["TWN", "ZZZ", "usb"] {
+        let r = app
+            .post(
+                "/api/v1/campaigns",
+                &json!({"id": "typo", "name": "Typo", "currency": typo}),
+            )
+            .await;
+        let body = assert_error(r, 400, "invalid_input").await;
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("ISO 4217"),
+            "{body}"
+        );
+    }
+    let c = app
+        .post_expect(
+            "/api/v1/campaigns",
+            &json!({"id": "yen", "name": "Yen", "currency": "jpy"}),
+            201,
+        )
+        .await;
+    assert_eq!(c["currency"], "JPY");
+    let r = app.patch("/api/v1/campaigns/yen", &json!({"currency": "TWN"})).await;
+    assert_error(r, 400, "invalid_input").await;
+    assert_eq!(app.get_ok("/api/v1/campaigns/yen").await["currency"], "JPY");
+
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let v = app
+        .webhook_ok(
+            "acme",
+            &secret,
+            &json!({"order_id": "1", "event": "purchase", "amount": "1", "currency": "XBT", "coupon": "AMY10"}),
+        )
+        .await;
+    assert_eq!(v["status"], "currency_mismatch");
+}
