@@ -36,14 +36,22 @@ impl Money {
             Some((i, f)) => (i, f),
             None => (s, ""),
         };
+        let too_large = || {
+            Invalid::new(format!(
+                "'{}' is more than the largest amount, \"100000000000.00\"",
+                super::slug::truncate(s)
+            ))
+        };
         if int.is_empty()
-            || int.len() > 14
             || frac.len() > 2
             || (s.contains('.') && frac.is_empty())
             || !int.bytes().all(|b| b.is_ascii_digit())
             || !frac.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(bad());
+        }
+        if int.trim_start_matches('0').len() > 12 {
+            return Err(too_large());
         }
         let whole: i64 = int.parse().map_err(|_| bad())?;
         let mut cents: i64 = if frac.is_empty() {
@@ -58,7 +66,7 @@ impl Money {
             .checked_mul(100)
             .and_then(|w| w.checked_add(cents))
             .filter(|m| *m <= MAX_MINOR)
-            .ok_or_else(bad)?;
+            .ok_or_else(too_large)?;
         Ok(Self(minor))
     }
 
@@ -254,9 +262,26 @@ mod tests {
     fn a_users_currency_is_one_iso_4217_lists_and_a_shops_any_three_letters() {
         assert_eq!(Currency::parse_listed("twd").unwrap().as_str(), "TWD");
         assert!(Currency::parse_listed("JPY").is_ok());
-        assert!(Currency::parse_listed("TWN").unwrap_err().to_string().contains("ISO 4217"));
+        assert!(Currency::parse_listed("TWN")
+            .unwrap_err()
+            .to_string()
+            .contains("ISO 4217"));
         assert!(Currency::parse_listed("TW").is_err());
         assert_eq!(Currency::parse("XBT").unwrap().as_str(), "XBT");
+    }
+
+    #[test]
+    fn an_amount_past_the_largest_says_so() {
+        assert_eq!(Money::parse("100000000000.00").unwrap().minor(), MAX_MINOR);
+        assert_eq!(Money::parse("000100000000000").unwrap().minor(), MAX_MINOR);
+        for big in ["100000000000.01", "999999999999", "99999999999999999999"] {
+            let e = Money::parse(big).unwrap_err().to_string();
+            assert!(e.contains("largest amount"), "{big}: {e}");
+        }
+        assert!(Money::parse("12.345")
+            .unwrap_err()
+            .to_string()
+            .contains("two fraction digits"));
     }
 
     #[test]
