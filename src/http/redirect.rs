@@ -40,13 +40,18 @@ pub fn fast_route(cfg: &mut web::ServiceConfig) {
 /// Whether a request is a redirect's: `GET` or `HEAD` of one segment that could be a code.
 pub(super) fn is_redirect(method: &actix_web::http::Method, path: &str) -> bool {
     (method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD)
-        && path
-            .strip_prefix('/')
-            .is_some_and(crate::domain::ShortCode::could_be_a_link)
+        && code_of(path).is_some_and(crate::domain::ShortCode::could_be_a_link)
+}
+
+/// The code a redirect's path names: `/{code}`, or `/{code}/` (some apps and people add the
+/// slash to a link they share).
+fn code_of(path: &str) -> Option<&str> {
+    let code = path.strip_prefix('/')?;
+    Some(code.strip_suffix('/').unwrap_or(code))
 }
 
 async fn fast(req: HttpRequest, state: State) -> HttpResponse {
-    let code = web::Path::from(req.path()[1..].to_owned());
+    let code = web::Path::from(code_of(req.path()).unwrap_or_default().to_owned());
     if req.method() == actix_web::http::Method::HEAD {
         head(req, state, code).await
     } else {

@@ -396,3 +396,20 @@ async fn qr_codes_hold_the_short_url_marked_as_a_scan(backend: Backend) {
     assert_error(app.get("/nope-nope/qr.svg").await, 404, "not_found").await;
     assert_error(app.get("/amy-serum/qr.gif").await, 404, "not_found").await;
 }
+
+per_store!(a_short_link_with_a_trailing_slash_still_redirects);
+/// Some apps and people add a `/` to a link they share: `/{code}/` is the same redirect, and
+/// the same click, as `/{code}`.
+async fn a_short_link_with_a_trailing_slash_still_redirects(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let r = app.tap("amy-serum/").await;
+    assert_eq!(r.status(), 302);
+    assert!(r.headers()["location"].to_str().unwrap().contains("kl_cid="));
+    let head = app.api.head(app.url("/amy-serum/")).send().await.unwrap();
+    assert_eq!(head.status(), 302);
+    assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
+    assert_error(app.tap("nope-nope/").await, 404, "not_found").await;
+    // Other paths are not read as codes.
+    assert_eq!(app.get("/api/v1/campaigns/").await.status(), 404);
+}
