@@ -154,7 +154,10 @@ pub struct Receipt {
     pub campaign: Option<String>,
 }
 
-pub async fn accept(store: &dyn Store, clock: &dyn Clock, incoming: Incoming) -> Result<Receipt, ApiError> {
+pub async fn accept(store: &dyn Store, clock: &dyn Clock, mut incoming: Incoming) -> Result<Receipt, ApiError> {
+    // To the second, as every time kolink writes: a delivery without a time of its own is
+    // dated by the clock, which has nanoseconds.
+    incoming.occurred_at = chrono::SubsecRound::trunc_subsecs(incoming.occurred_at, 0);
     let (mut decision, audit) = if incoming.event == Event::Refund {
         let d = refunds::attribution(
             store,

@@ -764,3 +764,21 @@ async fn malformed_platform_deliveries_and_bad_rotations_are_clear_errors(backen
         .await;
     assert_error(r, 400, "invalid_input").await;
 }
+
+per_store!(a_delivery_without_its_own_time_is_dated_to_the_second);
+/// A refund whose delivery carries no time is dated when it arrived, to the second like every
+/// other time kolink writes (it carried nanoseconds).
+async fn a_delivery_without_its_own_time_is_dated_to_the_second(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let refund = with(
+        fixture("shopify-refund"),
+        json!({"processed_at": null, "created_at": null}),
+    );
+    ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
+    let listed = conversions(&app).await;
+    let at = listed[0]["occurred_at"].as_str().unwrap();
+    assert!(at.ends_with('Z') && !at.contains('.'), "{at}");
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
+}
