@@ -126,9 +126,8 @@ impl From<crate::domain::Invalid> for ApiError {
     }
 }
 
-/// The JSON error body of API.md.
 /// A JSON body read as `T`. A value that does not fit is `invalid_input` naming where it is,
-/// however deep ("The body is not valid: kols[1].cost: …"); text that is not JSON is
+/// however deep ("The body is not valid: utm.medium: …"); text that is not JSON is
 /// `invalid_json`. `what` ends "The body is not …": `valid`, or the payload expected.
 pub fn from_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -161,10 +160,11 @@ fn unfit(what: &str, e: serde_path_to_error::Error<serde_json::Error>) -> ApiErr
     }
 }
 
-fn not_json(e: &serde_json::Error) -> ApiError {
+pub(crate) fn not_json(e: &serde_json::Error) -> ApiError {
     ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {e}."))
 }
 
+/// The JSON error body of API.md.
 pub fn body(code: Code, message: &str) -> serde_json::Value {
     serde_json::json!({"error": {"code": code.describe().0, "message": message}})
 }

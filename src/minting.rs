@@ -159,9 +159,7 @@ impl Minter<'_> {
                 // typing slip, refused as when minting. The one it already has may be sent
                 // back (a client that writes the whole link back).
                 if e.is_some_and(|e| e <= self.clock.now() && l.expires_at != Some(e)) {
-                    return Err(ApiError::invalid(
-                        "expires_at is in the past: give a time to come, or set status to disabled to stop the link now.",
-                    ));
+                    return Err(past_expiry());
                 }
                 l.expires_at = e;
             }
@@ -211,7 +209,7 @@ impl Minter<'_> {
         let utm = defaults.overridden_by(&campaign.utm).overridden_by(&link_utm);
         let expires_at = spec.expires_at.map(|t| writable_time("expires_at", t)).transpose()?;
         if expires_at.is_some_and(|e| e <= now) {
-            return Err(ApiError::invalid("expires_at is in the past."));
+            return Err(past_expiry());
         }
         let (code, generated) = match spec.code.as_deref() {
             Some(c) => (parse_code(c)?, false),
@@ -321,4 +319,9 @@ fn parse_code(s: &str) -> Result<ShortCode, ApiError> {
 
 pub fn parse_destination(s: &str) -> Result<Destination, ApiError> {
     Destination::parse(s).map_err(|e| ApiError::new(Code::InvalidDestination, format!("The {e}.")))
+}
+
+/// A past `expires_at`, minting or changing a link: it would end the link at once.
+fn past_expiry() -> ApiError {
+    ApiError::invalid("expires_at is in the past: give a time to come (status disabled stops a link now).")
 }

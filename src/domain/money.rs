@@ -10,6 +10,10 @@ use super::Invalid;
 /// Largest accepted amount: 10^13 minor units (one hundred billion), so sums never overflow.
 const MAX_MINOR: i64 = 10_000_000_000_000;
 
+fn too_large(what: &str) -> Invalid {
+    Invalid::new(format!("{what} is more than the largest amount, \"100000000000.00\""))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct Money(i64);
 
@@ -36,12 +40,7 @@ impl Money {
             Some((i, f)) => (i, f),
             None => (s, ""),
         };
-        let too_large = || {
-            Invalid::new(format!(
-                "'{}' is more than the largest amount, \"100000000000.00\"",
-                super::slug::truncate(s)
-            ))
-        };
+        let too_large = || too_large(&format!("'{}'", super::slug::truncate(s)));
         if int.is_empty()
             || frac.len() > 2
             || (s.contains('.') && frac.is_empty())
@@ -75,6 +74,10 @@ impl Money {
         match v {
             serde_json::Value::String(s) => Self::parse(s),
             serde_json::Value::Number(n) => {
+                // Past u64, serde_json keeps a number as a float, printed in exponent form.
+                if n.as_f64().is_some_and(|f| f > (MAX_MINOR / 100) as f64) {
+                    return Err(too_large("the amount"));
+                }
                 let text = n.to_string();
                 // serde_json prints floats such as 1e21 in exponent form: those are not money.
                 Self::parse(text.strip_suffix(".0").unwrap_or(&text))
@@ -282,6 +285,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("two fraction digits"));
+        let e = Money::from_json(&json!(99999999999999999999.0))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "the amount is more than the largest amount, \"100000000000.00\"");
+        assert!(Money::from_json(&json!(100000000000.0)).is_ok());
     }
 
     #[test]

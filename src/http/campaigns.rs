@@ -116,7 +116,9 @@ async fn patch(
         .destination
         .map(|d| d.as_deref().map(parse_destination).transpose())
         .transpose()?;
-    let currency = b.currency.as_deref().map(Currency::parse_listed).transpose()?;
+    // Checked against the ISO list below, when it changes: a campaign's own currency sent back
+    // (one stored before the list was checked) is no error.
+    let currency = b.currency.as_deref().map(Currency::parse).transpose()?;
     let goal = b.goal_event.as_deref().map(parse_goal).transpose()?;
     let window = b.attribution_window_days.map(|d| parse_window(&state, d)).transpose()?;
     let utm = b.utm.map(Utm::validate).transpose()?;
@@ -133,6 +135,9 @@ async fn patch(
                         c.currency.as_str()
                     ),
                 ));
+            }
+            if *cur != c.currency {
+                Currency::parse_listed(cur.as_str())?;
             }
             c.currency = cur.clone();
         }

@@ -137,8 +137,9 @@ fn json_config() -> web::JsonConfig {
                 Code::UnsupportedMediaType,
                 "Send the body as JSON with 'Content-Type: application/json'.",
             ),
-            E::Deserialize(de) if de.is_data() => ApiError::invalid(format!("The body is not valid: {de}.")),
-            E::Deserialize(de) => ApiError::new(Code::InvalidJson, format!("The body is not valid JSON: {de}.")),
+            // `Body` reads a raw value first, so this is text that is not JSON; what does not
+            // fit is told by `crate::error::from_json`, by its path.
+            E::Deserialize(de) => crate::error::not_json(de),
             _ => ApiError::new(Code::InvalidJson, "The body could not be read as JSON."),
         };
         e.into()

@@ -24,8 +24,24 @@ struct ConversionBody {
     occurred_at: Option<DateTime<Utc>>,
     refund_id: Option<serde_json::Value>,
     /// A test order (API.md): stored as `test`, never counted.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "test_flag")]
     test: bool,
+}
+
+/// `test` as shop backends write it: `true`/`false`, `null`, `"true"`/`"false"` or `1`/`0`.
+/// The field was ignored before it meant something, so a backend that always sends it in one
+/// of these forms keeps its deliveries taken; anything else is refused, naming the field.
+fn test_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    use serde_json::Value;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
+        Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
+        _ => Err(serde::de::Error::custom("use true or false")),
+    }
 }
 
 impl ShopWebhooks for StandardWebhooks {

@@ -158,3 +158,38 @@ async fn a_campaign_currency_must_be_one_iso_4217_lists(backend: Backend) {
         .await;
     assert_eq!(v["status"], "currency_mismatch");
 }
+
+/// A campaign stored with a currency the ISO list lacks (made before the list was checked) can
+/// still be changed by a client that sends the whole campaign back, its currency unchanged.
+#[tokio::test]
+async fn a_campaign_of_a_currency_off_the_list_can_still_be_changed() {
+    use redis::AsyncCommands;
+    let app = spawn_app(Backend::Redis).await;
+    app.post_expect(
+        "/api/v1/campaigns",
+        &json!({"id": "old", "name": "Old", "currency": "TWD"}),
+        201,
+    )
+    .await;
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let json: String = conn.hget("kl:{meta}:campaigns", "old").await.unwrap();
+    let _: () = conn
+        .hset("kl:{meta}:campaigns", "old", json.replace("\"TWD\"", "\"XBT\""))
+        .await
+        .unwrap();
+    let r = app
+        .patch(
+            "/api/v1/campaigns/old",
+            &json!({"name": "Old, renamed", "currency": "XBT"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let c: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (c["name"].as_str(), c["currency"].as_str()),
+        (Some("Old, renamed"), Some("XBT"))
+    );
+    // A change to another code off the list is still refused.
+    let r = app.patch("/api/v1/campaigns/old", &json!({"currency": "XBU"})).await;
+    assert_error(r, 400, "invalid_input").await;
+}

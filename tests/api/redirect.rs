@@ -122,23 +122,6 @@ async fn a_disabled_link_is_gone_and_counts_nothing(backend: Backend) {
     assert_eq!(app.tap("amy-serum").await.status(), 302);
 }
 
-per_store!(an_expired_link_is_gone);
-async fn an_expired_link_is_gone(backend: Backend) {
-    let clock = kolink::clock::ManualClock::at("2026-11-20T10:00:00Z".parse().unwrap());
-    let app = crate::helpers::spawn_app_with_clock(backend, clock.clone()).await;
-    app.seed().await;
-    let r = app
-        .patch(
-            "/api/v1/links/amy-serum",
-            &json!({"expires_at": "2026-11-20T11:00:00Z"}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(app.tap("amy-serum").await.status(), 302);
-    clock.set("2026-11-20T11:00:00Z".parse().unwrap());
-    assert_error(app.tap("amy-serum").await, 410, "link_gone").await;
-}
-
 per_store!(link_preview_bots_are_redirected_without_a_click_id_and_counted_apart);
 async fn link_preview_bots_are_redirected_without_a_click_id_and_counted_apart(backend: Backend) {
     let app = spawn_app(backend).await;

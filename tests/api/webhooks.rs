@@ -419,15 +419,30 @@ async fn a_generic_test_order_is_stored_as_test_and_never_counted(backend: Backe
         app.get_ok("/api/v1/campaigns/spring-sale").await["currency_locked"],
         false
     );
-    // `"test": false`, or none, is a real order.
-    app.webhook_ok(
-        "acme",
-        &secret,
-        &purchase("R-1", json!({"coupon": "AMY10", "test": false})),
-    )
-    .await;
-    assert_eq!(app.link_totals("amy-serum").await["revenue"], "1280.00");
-    // Anything but a boolean is refused, naming the field.
+    // `"test": false`, or null, or none, is a real order; the flag's other common forms read
+    // as they say.
+    for (order, flag) in [("R-1", json!(false)), ("R-2", json!(null)), ("R-3", json!("false"))] {
+        let v = app
+            .webhook_ok(
+                "acme",
+                &secret,
+                &purchase(order, json!({"coupon": "AMY10", "test": flag})),
+            )
+            .await;
+        assert_eq!(v["status"], "attributed", "{flag}");
+    }
+    assert_eq!(app.link_totals("amy-serum").await["revenue"], "3840.00");
+    for (order, flag) in [("T-3", json!("TRUE")), ("T-4", json!(1))] {
+        let v = app
+            .webhook_ok(
+                "acme",
+                &secret,
+                &purchase(order, json!({"coupon": "AMY10", "test": flag})),
+            )
+            .await;
+        assert_eq!(v["status"], "test", "{flag}");
+    }
+    // Anything else is refused, naming the field.
     let r = app
         .webhook("acme", &secret, &purchase("T-2", json!({"test": "yes"})))
         .await;
