@@ -25,6 +25,12 @@ pub fn spreadsheet_cell(cell: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// Writes one CSV row, each cell through `spreadsheet_cell`: every CSV kolink answers goes
+/// through here.
+pub fn write_row<W: std::io::Write, F: AsRef<[u8]>>(w: &mut csv::Writer<W>, row: &[F]) -> csv::Result<()> {
+    w.write_record(row.iter().map(|cell| spreadsheet_cell(cell.as_ref())))
+}
+
 /// `-?digits[.digits][e[+-]digits]`: how kolink writes counts, money and rates.
 fn is_number(cell: &[u8]) -> bool {
     fn digits(s: &[u8]) -> (usize, &[u8]) {

@@ -260,7 +260,7 @@ pub fn list<T: serde::Serialize>(plural: &str, items: &[T], next: Option<Cursor>
 pub const CSV_TYPE: &str = "text/csv; charset=utf-8";
 
 /// `rows` as CSV, after `header` when there is one (a download sent in parts has it once);
-/// cells a spreadsheet would run as formulas are quoted (`crate::export::spreadsheet_cell`).
+/// cells a spreadsheet would run as formulas are quoted (`crate::export::write_row`).
 pub fn csv_bytes<R, F>(header: Option<&[&str]>, rows: R) -> Result<Vec<u8>, ApiError>
 where
     R: IntoIterator<Item = Vec<F>>,
@@ -272,8 +272,7 @@ where
         w.write_record(header).map_err(failed)?;
     }
     for r in rows {
-        w.write_record(r.iter().map(|cell| crate::export::spreadsheet_cell(cell.as_ref())))
-            .map_err(failed)?;
+        crate::export::write_row(&mut w, &r).map_err(failed)?;
     }
     w.into_inner()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("Failed to write CSV: {e}")))

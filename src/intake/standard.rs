@@ -127,7 +127,6 @@ fn incoming(shop: &Shop, b: ConversionBody, now: DateTime<Utc>) -> Result<Incomi
     if event == Event::Refund && amount == Some(Money::ZERO) {
         return Err(ApiError::invalid("A refund's amount must be positive."));
     }
-    let now = chrono::SubsecRound::trunc_subsecs(now, 0);
     let occurred_at = b
         .occurred_at
         .map(|t| crate::domain::writable_time("occurred_at", t))

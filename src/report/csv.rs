@@ -34,7 +34,7 @@ pub const CSV_FIGURES: [&str; 24] = [
 
 /// `report.csv` of a campaign: one row per KOL with every totals figure, then one row per
 /// follower tier; UTF-8 with a byte-order mark, so that spreadsheets open Chinese names right,
-/// and names a spreadsheet would run as formulas quoted (`crate::export::spreadsheet_cell`).
+/// and names a spreadsheet would run as formulas quoted (`crate::export::write_row`).
 pub fn campaign_csv(r: &CampaignReport) -> Result<Vec<u8>, csv::Error> {
     let events = crate::domain::Event::ALL;
     let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
@@ -73,7 +73,7 @@ pub fn campaign_csv(r: &CampaignReport) -> Result<Vec<u8>, csv::Error> {
             row.links.to_string(),
         ];
         rec.extend(figures(&row.totals));
-        w.write_record(rec.iter().map(|cell| crate::export::spreadsheet_cell(cell.as_bytes())))?;
+        crate::export::write_row(&mut w, &rec)?;
     }
     for row in &r.tiers {
         let mut rec = vec![
@@ -88,7 +88,7 @@ pub fn campaign_csv(r: &CampaignReport) -> Result<Vec<u8>, csv::Error> {
             row.links.to_string(),
         ];
         rec.extend(figures(&row.totals));
-        w.write_record(rec.iter().map(|cell| crate::export::spreadsheet_cell(cell.as_bytes())))?;
+        crate::export::write_row(&mut w, &rec)?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
