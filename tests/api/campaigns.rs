@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, Backend};
+use crate::helpers::{assert_error, spawn_app, start, Backend, TestApp};
 
 per_store!(creating_a_campaign_answers_201_with_defaults_filled_in);
 async fn creating_a_campaign_answers_201_with_defaults_filled_in(backend: Backend) {
@@ -159,24 +159,18 @@ async fn a_campaign_currency_must_be_one_iso_4217_lists(backend: Backend) {
     assert_eq!(v["status"], "currency_mismatch");
 }
 
+per_store!(a_campaign_of_a_currency_off_the_list_can_still_be_changed);
 /// A campaign stored with a currency the ISO list lacks (made before the list was checked) can
 /// still be changed by a client that sends the whole campaign back, its currency unchanged.
-#[tokio::test]
-async fn a_campaign_of_a_currency_off_the_list_can_still_be_changed() {
-    use redis::AsyncCommands;
-    let app = spawn_app(Backend::Redis).await;
+async fn a_campaign_of_a_currency_off_the_list_can_still_be_changed(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.post_expect(
         "/api/v1/campaigns",
         &json!({"id": "old", "name": "Old", "currency": "TWD"}),
         201,
     )
     .await;
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
-    let json: String = conn.hget("kl:{meta}:campaigns", "old").await.unwrap();
-    let _: () = conn
-        .hset("kl:{meta}:campaigns", "old", json.replace("\"TWD\"", "\"XBT\""))
-        .await
-        .unwrap();
+    let app = with_stored_currency(app, backend, "old", "XBT").await;
     let r = app
         .patch(
             "/api/v1/campaigns/old",
@@ -192,4 +186,53 @@ async fn a_campaign_of_a_currency_off_the_list_can_still_be_changed() {
     // A change to another code off the list is still refused.
     let r = app.patch("/api/v1/campaigns/old", &json!({"currency": "XBU"})).await;
     assert_error(r, 400, "invalid_input").await;
+}
+
+/// Rewrites campaign `id`'s stored record with `currency`, as an older kolink could have
+/// written it.
+async fn with_stored_currency(app: TestApp, backend: Backend, id: &str, currency: &str) -> TestApp {
+    async fn rewrite(conn: &mut impl redis::aio::ConnectionLike, key: String, id: &str, currency: &str) {
+        let json: String = redis::cmd("HGET").arg(&key).arg(id).query_async(conn).await.unwrap();
+        let json = json.replace("\"TWD\"", &format!("\"{currency}\""));
+        let _: () = redis::cmd("HSET")
+            .arg(&key)
+            .arg(id)
+            .arg(json)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+    match backend {
+        Backend::Redis => {
+            let mut conn = app.redis.as_ref().unwrap().connection().await;
+            rewrite(&mut conn, "kl:{meta}:campaigns".to_owned(), id, currency).await;
+            app
+        }
+        Backend::Cluster => {
+            let lease = app.cluster.as_ref().unwrap();
+            let key = format!("{}:{{meta}}:campaigns", lease.prefix);
+            rewrite(&mut lease.connection().await, key, id, currency).await;
+            app
+        }
+        Backend::Embedded => {
+            let (backing, settings) = app.stop().await;
+            let file = backing.data.as_ref().unwrap().path().join("kolink.redb");
+            let db = redb::Database::create(&file).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let records: redb::TableDefinition<(&str, &str), &str> = redb::TableDefinition::new("records");
+                let mut t = txn.open_table(records).unwrap();
+                let json = redb::ReadableTable::get(&t, ("campaigns", id))
+                    .unwrap()
+                    .unwrap()
+                    .value()
+                    .to_owned();
+                let json = json.replace("\"TWD\"", &format!("\"{currency}\""));
+                t.insert(("campaigns", id), json.as_str()).unwrap();
+            }
+            txn.commit().unwrap();
+            drop(db);
+            start(backing, settings).await
+        }
+    }
 }
