@@ -1,6 +1,6 @@
-//! Counters for `/metrics` (Prometheus text format): what the click path and the webhooks did;
-//! `warn_limited!`, the log line for what clients and outages can repeat thousands of times a
-//! second; and the log subscriber ([`init_logs`]).
+//! Counters for `/metrics` (Prometheus text: OpenMetrics, or the classic 0.0.4 format): what
+//! the click path and the webhooks did; `warn_limited!`, the log line for what clients and
+//! outages can repeat thousands of times a second; and the log subscriber ([`init_logs`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -173,13 +173,73 @@ impl Meters {
             .set(kept_from.and_time(chrono::NaiveTime::MIN).and_utc().timestamp());
     }
 
-    /// The Prometheus text exposition of every counter.
+    /// Every meter in the OpenMetrics text format, which Prometheus asks for.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// Every meter in Prometheus' classic text format (0.0.4), for scrapers and people that do
+    /// not ask for OpenMetrics.
+    pub fn encode_classic(&self) -> String {
+        classic_text(&self.encode())
+    }
+}
+
+/// OpenMetrics text as Prometheus' classic text format (0.0.4). prometheus-client writes only
+/// the former, and the two differ in a few lines: a classic family is named as its samples, so
+/// a counter's `# HELP`/`# TYPE` name gains `_total` (and an info's `_info`); `unknown`,
+/// `info`, `stateset` and `gaugehistogram` are `untyped`; `# UNIT` and `# EOF` are left out
+/// (the classic format has neither); and `\"` in help text, an escape only OpenMetrics has, is
+/// a plain quote.
+fn classic_text(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    // The family's `# HELP` text, written once its `# TYPE` (which follows it) gives the name.
+    let mut help: Option<(&str, &str)> = None;
+    for line in open_metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            let (suffix, kind) = match kind {
+                "counter" => ("_total", "counter"),
+                "info" => ("_info", "untyped"),
+                "gauge" | "histogram" | "summary" => ("", kind),
+                _ => ("", "untyped"),
+            };
+            if let Some((_, text)) = help.take().filter(|(of, _)| *of == name) {
+                out.push_str(&format!("# HELP {name}{suffix} {}\n", classic_help(text)));
+            }
+            out.push_str(&format!("# TYPE {name}{suffix} {kind}\n"));
+        } else if !line.starts_with('#') {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// OpenMetrics help text in the classic format: `\\` and `\n` stay, `\"` is `"`.
+fn classic_help(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('"') => out.push('"'),
+            Some(next) => {
+                out.push('\\');
+                out.push(next);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 /// Where the HTTP layer reports requests it could not parse (a client's mistake, logged there at
@@ -313,6 +373,69 @@ pub(crate) use warn_limited;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classic_text_names_each_family_as_its_samples() {
+        let meters = Meters::default();
+        meters.redirect(RedirectOutcome::redirected);
+        meters.clicks_written.inc_by(3);
+        meters.click_write_seconds.observe(0.002);
+        let open = meters.encode();
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        let classic = meters.encode_classic();
+        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"), "{classic}");
+        assert!(classic.contains("# TYPE kolink_redirects_total counter\n"), "{classic}");
+        assert!(classic.contains("# HELP kolink_redirects_total "), "{classic}");
+        assert!(
+            classic.contains("kolink_redirects_total{outcome=\"redirected\"} 1\n"),
+            "{classic}"
+        );
+        assert!(classic.contains("kolink_clicks_written_total 3\n"), "{classic}");
+        assert!(
+            classic.contains("# TYPE kolink_click_write_seconds histogram\n"),
+            "{classic}"
+        );
+        // Each sample belongs to the family typed last before it (the classic format's rule): a
+        // histogram's through `_bucket`, `_sum` and `_count`, any other's by its own name.
+        let mut family = None;
+        let mut samples = 0;
+        for line in classic.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                    "{line}"
+                );
+                family = Some((name, kind));
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let (of, kind) = family.unwrap_or_else(|| panic!("{line} before any # TYPE"));
+                let ok = match kind {
+                    "histogram" => ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(of)),
+                    _ => name == of,
+                };
+                assert!(ok, "{line} under # TYPE {of} {kind}");
+                samples += 1;
+            }
+        }
+        assert!(samples > 10, "{classic}");
+    }
+
+    #[test]
+    fn classic_help_text_keeps_its_escapes_but_a_quote() {
+        let open = concat!(
+            r#"# HELP x Said \"hi\" at C:\\ on two\nlines."#,
+            "\n# TYPE x gauge\nx 1\n# EOF\n"
+        );
+        let classic = concat!(
+            r#"# HELP x Said "hi" at C:\\ on two\nlines."#,
+            "\n# TYPE x gauge\nx 1\n"
+        );
+        assert_eq!(classic_text(open), classic);
+        assert_eq!(classic_help(r"a\"), r"a\", "a lone backslash at the end stays");
+    }
 
     #[test]
     fn a_log_gate_passes_a_few_lines_a_second_and_counts_the_rest() {

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use actix_web::HttpResponse;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::State;
 use crate::error::{body, Code};
@@ -58,16 +59,29 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
-/// Counters in the Prometheus text format.
-pub async fn metrics(state: State) -> HttpResponse {
+/// The meters in Prometheus' text format: OpenMetrics for a scraper that asks for it (as
+/// Prometheus does, in `Accept`), else the classic format (0.0.4), as Prometheus' own client
+/// libraries negotiate.
+pub async fn metrics(req: HttpRequest, state: State) -> HttpResponse {
     let spool = state.spool.depth();
     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     state.meters.spool_clicks.set(gauge(spool.clicks));
     state.meters.spool_bytes.set(gauge(spool.bytes));
     state.meters.spool_capacity_bytes.set(gauge(spool.capacity_bytes));
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.meters.encode())
+    let open_metrics = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("application/openmetrics-text"));
+    if open_metrics {
+        HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(state.meters.encode())
+    } else {
+        HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(state.meters.encode_classic())
+    }
 }
 
 /// The script shops put on their pages (`src/http/kolink.js`, compiled in).

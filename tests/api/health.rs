@@ -77,6 +77,48 @@ async fn metrics_count_redirects_and_click_writes(backend: Backend) {
 }
 
 #[tokio::test]
+async fn metrics_are_openmetrics_for_prometheus_and_the_classic_format_for_the_rest() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    // What Prometheus sends.
+    let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                      version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    for (accept, content_type, eof) in [
+        (
+            Some(prometheus),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            true,
+        ),
+        (None, "text/plain; version=0.0.4; charset=utf-8", false),
+        (Some("text/plain"), "text/plain; version=0.0.4; charset=utf-8", false),
+    ] {
+        let mut request = app.api.get(app.url("/metrics"));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], content_type, "{accept:?}");
+        let text = r.text().await.unwrap();
+        assert_eq!(text.ends_with("# EOF\n"), eof, "{accept:?}: {text}");
+        let family = if eof {
+            "kolink_redirects"
+        } else {
+            "kolink_redirects_total"
+        };
+        assert!(
+            text.contains(&format!("# TYPE {family} counter\n")),
+            "{accept:?}: {text}"
+        );
+        assert!(
+            text.contains("kolink_redirects_total{outcome=\"redirected\"} 1\n"),
+            "{accept:?}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_every_path() {
     let app = spawn_app(crate::helpers::Backend::Embedded).await;
     let r = app.api.get(app.url("/openapi.yaml")).send().await.unwrap();
