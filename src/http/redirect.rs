@@ -271,6 +271,8 @@ pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse
     res.insert_header((header::CACHE_CONTROL, "private, no-store"));
     if super::accepts(req, "text/html") {
         let title = status.canonical_reason().unwrap_or("Error");
+        // Messages can name what the client sent (an id from the path): text, never markup.
+        let message = askama::filters::escape(message, askama::filters::Html).unwrap_or_else(|e| match e {});
         res.content_type("text/html; charset=utf-8").body(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\

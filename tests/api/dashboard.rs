@@ -325,6 +325,19 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
         .to_str()
         .unwrap()
         .starts_with("text/html"));
+    // A campaign id from the path is named in that page as text, never as markup.
+    let markup = as_browser(
+        "/app/campaigns/%3Cimg%20src=x%20onerror=alert(1)%3E/links",
+        vec![("csrf", &csrf), ("kol", "amy")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(markup.status(), 404);
+    let text = markup.text().await.unwrap();
+    assert!(
+        text.contains("&#60;img src=x onerror=alert(1)&#62;") && !text.contains("<img"),
+        "{text}"
+    );
     // The page as it normally is has no alert.
     let plain = app
         .api
