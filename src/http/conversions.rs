@@ -105,46 +105,17 @@ fn next_link(req: &HttpRequest, next: &Cursor) -> String {
     format!("<{}?{query}>; rel=\"next\"", req.path())
 }
 
-/// Every conversion from `first` on, its pages read as the answer is sent. A store that fails
-/// part way ends the answer early, without its last chunk, so the client sees the download
-/// cut rather than a complete-looking file.
+/// Every conversion from `first` on, its pages read as the answer is sent (`csv_stream`).
 fn csv_download(store: std::sync::Arc<dyn Store>, filter: ConversionFilter, first: Page<Conversion>) -> HttpResponse {
-    enum Next {
-        /// The page read before the answer started; the header goes with it.
-        First(Page<Conversion>),
-        After(Cursor),
-        Done,
-    }
-    let pages = futures_util::stream::unfold(Next::First(first), move |next| {
+    let page = |p: Page<Conversion>| (p.items.iter().map(row).collect(), p.next);
+    let next_page = move |cursor: Cursor| {
         let (store, filter) = (store.clone(), filter.clone());
         async move {
-            let (page, first) = match next {
-                Next::Done => return None,
-                Next::First(page) => (page, true),
-                Next::After(cursor) => match lookup::conversions(store.as_ref(), &filter, Some(cursor), CSV_PAGE).await
-                {
-                    Ok(page) => (page, false),
-                    Err(e) => {
-                        tracing::error!(error = %e, "conversions export cut short: the store failed");
-                        return Some((
-                            Err(actix_web::error::ErrorServiceUnavailable("the store failed")),
-                            Next::Done,
-                        ));
-                    }
-                },
-            };
-            let chunk = super::csv_bytes(first.then_some(&HEADER[..]), page.items.iter().map(row));
-            let next = page.next.map_or(Next::Done, Next::After);
-            Some(match chunk {
-                Ok(bytes) => (Ok(actix_web::web::Bytes::from(bytes)), next),
-                Err(e) => {
-                    tracing::error!(error = %e, "conversions export cut short: a row could not be written");
-                    (Err(actix_web::error::ErrorInternalServerError("CSV")), Next::Done)
-                }
-            })
+            let next = lookup::conversions(store.as_ref(), &filter, Some(cursor), CSV_PAGE).await?;
+            Ok(page(next))
         }
-    });
-    HttpResponse::Ok().content_type(super::CSV_TYPE).streaming(pages)
+    };
+    super::csv_stream(HEADER.to_vec(), page(first), next_page, "conversions")
 }
 
 /// One conversion's row; `audit` holds each candidate as `source method value -> link: result`,

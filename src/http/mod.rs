@@ -288,6 +288,61 @@ where
     Ok(HttpResponse::Ok().content_type(CSV_TYPE).body(body))
 }
 
+/// One page of a CSV download: its rows, and where the next page starts (`None`: the last).
+pub type CsvPage<P> = (Vec<Vec<String>>, Option<P>);
+
+/// A CSV download of every page from `first` on, each next page read (`next_page`) as the
+/// answer is sent, so that an export is one file whatever its size. The first page is read
+/// before the answer starts, so a store that does not answer is a `503` rather than a cut
+/// download. A page that fails part way ends the answer early, without its last chunk, so the
+/// client sees the download cut rather than a complete-looking file. `what` names the export in
+/// the log.
+pub fn csv_stream<P, F, Fut>(
+    header: Vec<&'static str>,
+    first: CsvPage<P>,
+    next_page: F,
+    what: &'static str,
+) -> HttpResponse
+where
+    P: 'static,
+    F: Fn(P) -> Fut + 'static,
+    Fut: std::future::Future<Output = Result<CsvPage<P>, ApiError>> + 'static,
+{
+    enum Next<P> {
+        /// The page read before the answer started; the header goes with it.
+        First(Vec<Vec<String>>, Option<P>),
+        After(P),
+        Done,
+    }
+    let (next_page, header) = (std::rc::Rc::new(next_page), std::rc::Rc::new(header));
+    let pages = futures_util::stream::unfold(Next::First(first.0, first.1), move |next| {
+        let (next_page, header) = (next_page.clone(), header.clone());
+        async move {
+            let (rows, after, first) = match next {
+                Next::Done => return None,
+                Next::First(rows, after) => (rows, after, true),
+                Next::After(at) => match next_page(at).await {
+                    Ok((rows, after)) => (rows, after, false),
+                    Err(e) => {
+                        tracing::error!(error = %e, export = what, "an export was cut short: the store failed");
+                        let failed = actix_web::error::ErrorServiceUnavailable("the store failed");
+                        return Some((Err(failed), Next::Done));
+                    }
+                },
+            };
+            let next = after.map_or(Next::Done, Next::After);
+            Some(match csv_bytes(first.then_some(&header[..]), rows) {
+                Ok(bytes) => (Ok(web::Bytes::from(bytes)), next),
+                Err(e) => {
+                    tracing::error!(error = %e, export = what, "an export was cut short: a row could not be written");
+                    (Err(actix_web::error::ErrorInternalServerError("CSV")), Next::Done)
+                }
+            })
+        }
+    });
+    HttpResponse::Ok().content_type(CSV_TYPE).streaming(pages)
+}
+
 /// Answers `201` with a JSON resource.
 pub fn created<T: serde::Serialize>(v: &T) -> HttpResponse {
     HttpResponse::Created().json(v)

@@ -58,6 +58,56 @@ async fn raw_clicks_export_as_csv(backend: Backend) {
     assert!(lines.next().unwrap().starts_with(&format!("{id},")));
 }
 
+per_store!(a_clicks_csv_holds_every_click_past_a_page);
+async fn a_clicks_csv_holds_every_click_past_a_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    // More clicks than the store is read for at a time (1,000): the download goes on.
+    let clicks = 1_030;
+    for _ in 0..clicks / 10 {
+        let taps: Vec<_> = (0..10).map(|_| app.tap("amy-serum")).collect();
+        for r in futures_util::future::join_all(taps).await {
+            assert_eq!(r.status(), 302);
+        }
+    }
+    let r = app.get_csv("/api/v1/links/amy-serum/clicks").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"amy-serum-clicks.csv\""
+    );
+    assert!(r.headers().get("link").is_none(), "the whole log, not a page");
+    let whole = csv_rows(&r.bytes().await.unwrap());
+    assert_eq!(whole.len(), clicks);
+    let ids: std::collections::HashSet<&str> = whole.iter().map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids.len(), clicks, "each click once");
+    // From a click on, the rest of the log.
+    let after = &whole[99]["id"];
+    let rest = app
+        .get_csv(&format!("/api/v1/links/amy-serum/clicks?after={after}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let rest = csv_rows(&rest);
+    assert_eq!(rest.len(), clicks - 100);
+    assert_eq!(rest[0]["id"], whole[100]["id"]);
+    // With `limit`, a page, and a `Link` to the next one.
+    let page = app.get_csv("/api/v1/links/amy-serum/clicks?limit=1000").await;
+    let link = page.headers()["link"].to_str().unwrap().to_owned();
+    let page = csv_rows(&page.bytes().await.unwrap());
+    assert_eq!(page.len(), 1000);
+    let next = format!(
+        "</api/v1/links/amy-serum/clicks?after={}&limit=1000&format=csv>; rel=\"next\"",
+        page[999]["id"]
+    );
+    assert_eq!(link, next);
+    let target = link.trim_start_matches('<').split('>').next().unwrap();
+    let last = app.get_csv(target).await;
+    assert!(last.headers().get("link").is_none(), "the last page");
+    assert_eq!(csv_rows(&last.bytes().await.unwrap()).len(), clicks - 1000);
+}
+
 per_store!(bad_export_parameters_are_invalid_input);
 async fn bad_export_parameters_are_invalid_input(backend: Backend) {
     let app = spawn_app(backend).await;
