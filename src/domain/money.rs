@@ -1,7 +1,8 @@
 //! Money as integer minor units (two fraction digits), never a float; and ISO 4217 currencies.
 //!
-//! Inputs may be a JSON number or a decimal string with at most two fraction digits. A JSON
-//! number is read from its decimal text, not converted through `f64` arithmetic.
+//! Inputs may be a JSON number or a decimal string with at most two fraction digits (a shop
+//! platform's amounts with more are rounded: `from_platform_json`). A JSON number is read from
+//! its decimal text, not converted through `f64` arithmetic.
 
 use std::fmt;
 
@@ -85,6 +86,30 @@ impl Money {
             _ => Err(Invalid::new(
                 "an amount must be a number or a decimal string such as \"1280.00\"",
             )),
+        }
+    }
+
+    /// An amount as a shop platform writes it: as `from_json`, but more than two fraction
+    /// digits (Shopify and WooCommerce write the store's own, three for KWD, BHD, OMR, JOD …)
+    /// are rounded half away from zero to the minor unit kolink keeps, instead of refused: a
+    /// shop's order is never turned away for its format.
+    pub fn from_platform_json(v: &serde_json::Value) -> Result<Self, Invalid> {
+        let text = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return Self::from_json(v),
+        };
+        match text.split_once('.') {
+            Some((int, frac)) if frac.len() > 2 && frac.bytes().all(|b| b.is_ascii_digit()) => {
+                let up = frac.as_bytes()[2] >= b'5';
+                let kept = Self::from_json(&serde_json::Value::String(format!("{int}.{}", &frac[..2])))?;
+                let rounded = kept.0 + i64::from(up);
+                if rounded > MAX_MINOR {
+                    return Err(too_large(&format!("'{}'", super::slug::truncate(&text))));
+                }
+                Ok(Self(rounded))
+            }
+            _ => Self::from_json(v),
         }
     }
 
@@ -250,6 +275,26 @@ impl<'de> serde::Deserialize<'de> for Currency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_amounts_past_two_fraction_digits_are_rounded_not_refused() {
+        let read = |v: serde_json::Value| Money::from_platform_json(&v).map(|m| m.minor());
+        assert_eq!(read(serde_json::json!("12.500")).unwrap(), 1250);
+        assert_eq!(read(serde_json::json!("12.345")).unwrap(), 1235);
+        assert_eq!(read(serde_json::json!("12.3449")).unwrap(), 1234);
+        assert_eq!(read(serde_json::json!("0.005")).unwrap(), 1);
+        assert_eq!(read(serde_json::json!("99.995")).unwrap(), 10000);
+        assert_eq!(read(serde_json::json!(7.125)).unwrap(), 713);
+        assert_eq!(read(serde_json::json!("1280.00")).unwrap(), 128000);
+        assert_eq!(read(serde_json::json!(1280)).unwrap(), 128000);
+        assert!(read(serde_json::json!("12.5x5")).is_err());
+        assert!(read(serde_json::json!("-1.000")).is_err());
+        assert!(read(serde_json::json!("100000000000.005")).is_err(), "past the largest");
+        assert!(
+            Money::parse("12.500").is_err(),
+            "the API's own inputs stay at two digits"
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -110,7 +110,7 @@ fn read<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 fn money(field: &str, v: Option<&serde_json::Value>) -> Result<Money, ApiError> {
     let v = v.ok_or_else(|| ApiError::invalid(format!("{field} is missing.")))?;
-    Money::from_json(v).map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
+    Money::from_platform_json(v).map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
 }
 
 fn at(t: Option<DateTime<chrono::FixedOffset>>, now: DateTime<Utc>) -> DateTime<Utc> {

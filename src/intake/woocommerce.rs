@@ -110,7 +110,7 @@ fn money(field: &str, v: Option<&serde_json::Value>) -> Result<Money, ApiError> 
         serde_json::Value::String(s) => s.trim_start_matches('-').to_owned(),
         other => other.to_string().trim_start_matches('-').to_owned(),
     };
-    Money::parse(&text).map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
+    Money::from_platform_json(&serde_json::Value::String(text)).map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
 }
 
 fn meta<'a>(o: &'a Order, key: &str) -> Option<&'a str> {

@@ -782,3 +782,51 @@ async fn a_delivery_without_its_own_time_is_dated_to_the_second(backend: Backend
     assert!(at.ends_with('Z') && !at.contains('.'), "{at}");
     assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
 }
+
+per_store!(platform_amounts_with_three_fraction_digits_are_taken_to_the_cent);
+async fn platform_amounts_with_three_fraction_digits_are_taken_to_the_cent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    // WooCommerce writes totals with the store's own decimals (three for KWD, BHD, OMR …),
+    // and gives up on a webhook whose deliveries keep failing: the order is taken, rounded.
+    let paid = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"status": "processing", "date_paid_gmt": paid, "total": "12.345",
+               "coupon_lines": [{"id": 1, "code": "amy10"}]}),
+    );
+    let v = ok(woo(&app, WOO_SECRET, "order.created", &order).await).await;
+    assert_eq!(v["status"], "attributed");
+    let refunded = with(order, json!({"refunds": [{"id": 9, "total": "-2.000"}]}));
+    ok(woo(&app, WOO_SECRET, "order.updated", &refunded).await).await;
+    let order = with(
+        fixture("shopify-order"),
+        json!({"total_price": "7.125", "discount_codes": [{"code": "AMY10"}]}),
+    );
+    assert_eq!(
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await["status"],
+        "attributed"
+    );
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["revenue"].as_str(), t["refunds"].as_str()),
+        (Some("19.48"), Some("2.00")),
+        "12.35 + 7.13"
+    );
+    let amounts: Vec<String> = conversions(&app)
+        .await
+        .iter()
+        .map(|c| c["amount"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(amounts, ["7.13", "2.00", "12.35"]);
+    // The API's own amounts keep to two fraction digits.
+    let r = app
+        .post(
+            "/api/v1/links",
+            &json!({"campaign": "spring-sale", "kol": "amy", "cost": "1.005"}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+}
