@@ -23,6 +23,14 @@ pub(super) async fn attribution(
             currency,
         });
     };
+    // A refund of a test order is a test too: never counted, and not among the unattributed.
+    if purchase.status == ConversionStatus::Test {
+        return Ok(Decision {
+            status: ConversionStatus::Test,
+            chosen: None,
+            currency,
+        });
+    }
     let unattributed = Decision {
         status: ConversionStatus::Unattributed,
         chosen: None,

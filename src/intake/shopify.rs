@@ -8,8 +8,9 @@
 //!
 //! Attribution, in order: the `kl_cid` cart attribute (`note_attributes`, set by kolink.js),
 //! `kl_cid` in the query of `landing_site`, then each `discount_codes[].code`. Amount:
-//! `total_price`; currency: `currency`. An order with `"test": true` is stored as `test`. A
-//! cancelled order is a refund of its total; `refunds/create` is a refund of its transactions.
+//! `total_price`; currency: `currency`. An order with `"test": true` is stored as `test`, and
+//! so are its refunds. A cancelled order is a refund of what its refunds left of its total;
+//! `refunds/create` is a refund of its transactions, in the shop's currency (`Exchange`).
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -51,6 +52,30 @@ struct Order {
     note_attributes: Vec<NameValue>,
     #[serde(default)]
     discount_codes: Vec<DiscountCode>,
+    /// The order's total in the shop's and the buyer's currency (Shopify Markets).
+    total_price_set: Option<MoneySet>,
+    /// The refunds made so far: a cancellation takes back what they left.
+    #[serde(default)]
+    refunds: Vec<OrderRefund>,
+}
+
+/// An amount in the shop's currency and in the currency the buyer paid in (`*_set`).
+#[derive(Deserialize)]
+struct MoneySet {
+    shop_money: SetAmount,
+    presentment_money: SetAmount,
+}
+
+#[derive(Deserialize)]
+struct SetAmount {
+    amount: serde_json::Value,
+    currency_code: String,
+}
+
+#[derive(Deserialize)]
+struct OrderRefund {
+    #[serde(default)]
+    transactions: Vec<Transaction>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +84,15 @@ struct Transaction {
     currency: Option<String>,
     kind: Option<String>,
     status: Option<String>,
+    #[serde(default)]
+    test: bool,
+}
+
+impl Transaction {
+    /// Money given back: a refund that succeeded (or whose status is not told).
+    fn refunded(&self) -> bool {
+        self.kind.as_deref() == Some("refund") && self.status.as_deref().is_none_or(|s| s == "success")
+    }
 }
 
 #[derive(Deserialize)]
@@ -88,15 +122,11 @@ impl ShopWebhooks for Shopify {
         let topic = header(d, "topic").ok_or_else(|| ApiError::invalid("The X-Shopify-Topic header is missing."))?;
         match topic {
             "orders/create" | "orders/paid" => Ok(vec![purchase(shop, read(d.body)?, now)?]),
-            "orders/cancelled" => {
-                let order: Order = read(d.body)?;
-                let mut refund = purchase(shop, order, now)?;
-                refund.event = Event::Refund;
-                refund.refund_id = Some("cancelled".to_owned());
-                refund.claims.clear();
-                Ok(vec![refund])
+            "orders/cancelled" => Ok(cancellation(shop, read(d.body)?, now)?.into_iter().collect()),
+            "refunds/create" => {
+                let exchange = Exchange::of_refund(&read(d.body)?);
+                Ok(refund(shop, read(d.body)?, &exchange, now)?.into_iter().collect())
             }
-            "refunds/create" => Ok(refund(shop, read(d.body)?, now)?.into_iter().collect()),
             other => Err(ApiError::invalid(format!(
                 "The topic '{other}' is not taken: subscribe orders/create, orders/paid, orders/cancelled and refunds/create."
             ))),
@@ -157,17 +187,46 @@ fn purchase(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Incoming, ApiEr
     })
 }
 
+/// What a cancelled order takes back: what its refunds so far left of its total, so that the
+/// order nets to nothing whichever of the cancellation and a refund made with it arrives first
+/// (a refund counted after this one passes the purchase and is `over_refund`). None when the
+/// refunds took it all.
+fn cancellation(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Option<Incoming>, ApiError> {
+    let exchange = o.total_price_set.as_ref().map(Exchange::of_set).unwrap_or_default();
+    let mut refunded = Money::ZERO;
+    for t in o.refunds.iter().flat_map(|r| &r.transactions).filter(|t| t.refunded()) {
+        let (amount, _) = exchange.to_shop(
+            money("refunds[].transactions[].amount", t.amount.as_ref())?,
+            t.currency.as_deref(),
+        );
+        refunded = refunded + amount;
+    }
+    let mut refund = purchase(shop, o, now)?;
+    let rest = refund.amount.unwrap_or(Money::ZERO) - refunded;
+    if rest <= Money::ZERO {
+        return Ok(None);
+    }
+    refund.event = Event::Refund;
+    refund.refund_id = Some("cancelled".to_owned());
+    refund.amount = Some(rest);
+    refund.claims.clear();
+    Ok(Some(refund))
+}
+
 /// A refund of the successful refund transactions; none when there are none (a refund of
-/// line items only, with no money back).
-fn refund(shop: &Shop, r: Refund, now: DateTime<Utc>) -> Result<Option<Incoming>, ApiError> {
+/// line items only, with no money back). Transactions in the buyer's currency, where it is not
+/// the shop's (Shopify Markets), are taken in the shop's at the refund's own rate: the order
+/// was counted in the shop's currency.
+fn refund(shop: &Shop, r: Refund, exchange: &Exchange, now: DateTime<Utc>) -> Result<Option<Incoming>, ApiError> {
     let mut total = Money::ZERO;
     let mut currency = None;
-    for t in &r.transactions {
-        let refunded = t.kind.as_deref() == Some("refund") && t.status.as_deref().is_none_or(|s| s == "success");
-        if refunded {
-            total = total + money("transactions[].amount", t.amount.as_ref())?;
-            currency = currency.or_else(|| t.currency.clone());
-        }
+    for t in r.transactions.iter().filter(|t| t.refunded()) {
+        let (amount, code) = exchange.to_shop(
+            money("transactions[].amount", t.amount.as_ref())?,
+            t.currency.as_deref(),
+        );
+        total = total + amount;
+        currency = currency.or(code);
     }
     if total == Money::ZERO {
         return Ok(None);
@@ -181,13 +240,131 @@ fn refund(shop: &Shop, r: Refund, now: DateTime<Utc>) -> Result<Option<Incoming>
         currency: currency.as_deref().map(Currency::parse).transpose()?,
         claims: vec![],
         occurred_at: at(r.processed_at.or(r.created_at), now),
-        test: false,
+        test: r.transactions.iter().any(|t| t.test),
     }))
+}
+
+/// The rate between the buyer's currency and the shop's, as Shopify's own `*_set` amounts of
+/// an order or a refund give it: the sums of the shop's and the buyer's amounts, for one pair
+/// of currencies.
+#[derive(Debug, Default, PartialEq)]
+struct Exchange {
+    /// (shop currency, buyer currency, shop sum, buyer sum), in minor units.
+    rate: Option<(String, String, i128, i128)>,
+}
+
+impl Exchange {
+    fn of_set(set: &MoneySet) -> Self {
+        let mut e = Self::default();
+        e.add(set);
+        e
+    }
+
+    /// Every `{shop_money, presentment_money}` pair anywhere in a refund (its line items, tax,
+    /// shipping, adjustments: where they sit has changed between API versions).
+    fn of_refund(refund: &serde_json::Value) -> Self {
+        fn walk(v: &serde_json::Value, e: &mut Exchange) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Ok(set) = serde_json::from_value::<MoneySet>(v.clone()) {
+                        e.add(&set);
+                    } else {
+                        map.values().for_each(|v| walk(v, e));
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, e)),
+                _ => {}
+            }
+        }
+        let mut e = Self::default();
+        walk(refund, &mut e);
+        e
+    }
+
+    fn add(&mut self, set: &MoneySet) {
+        let minor = |a: &serde_json::Value| {
+            let text = a.as_str().map(str::to_owned).unwrap_or_else(|| a.to_string());
+            let text = text.trim_start_matches('-').to_owned();
+            Money::from_platform_json(&serde_json::Value::String(text)).map(|m| i128::from(m.minor()))
+        };
+        let (Ok(shop), Ok(buyer)) = (minor(&set.shop_money.amount), minor(&set.presentment_money.amount)) else {
+            return;
+        };
+        let (shop_code, buyer_code) = (&set.shop_money.currency_code, &set.presentment_money.currency_code);
+        match &mut self.rate {
+            None => self.rate = Some((shop_code.clone(), buyer_code.clone(), shop, buyer)),
+            Some((s, b, shop_sum, buyer_sum)) if s == shop_code && b == buyer_code => {
+                *shop_sum += shop;
+                *buyer_sum += buyer;
+            }
+            // Amounts in more than one pair of currencies: no single rate, so no currency
+            // matches it any more.
+            Some(_) => self.rate = Some((String::new(), String::new(), 0, 0)),
+        }
+    }
+
+    /// `amount` in `currency` as the shop's currency: converted when it is the buyer's and the
+    /// rate is known, else as it is.
+    fn to_shop(&self, amount: Money, currency: Option<&str>) -> (Money, Option<String>) {
+        match &self.rate {
+            Some((shop, buyer, shop_sum, buyer_sum))
+                if currency == Some(buyer.as_str()) && shop != buyer && *buyer_sum > 0 =>
+            {
+                let minor = (i128::from(amount.minor()) * shop_sum * 2 + buyer_sum) / (buyer_sum * 2);
+                (
+                    Money::from_minor(i64::try_from(minor).unwrap_or(i64::MAX)),
+                    Some(shop.clone()),
+                )
+            }
+            _ => (amount, currency.map(str::to_owned)),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_in_the_buyers_currency_are_taken_at_the_rate_of_their_sets() {
+        let set = |shop: &str, buyer: &str, codes: (&str, &str)| {
+            serde_json::json!({"shop_money": {"amount": shop, "currency_code": codes.0},
+                               "presentment_money": {"amount": buyer, "currency_code": codes.1}})
+        };
+        let money = |s: &str| Money::parse(s).unwrap();
+        let refund = serde_json::json!({"refund_line_items": [
+            {"subtotal_set": set("300.00", "9.38", ("TWD", "USD")), "total_tax_set": set("20.00", "0.62", ("TWD", "USD"))}],
+            "order_adjustments": [{"amount_set": set("-64.00", "-2.00", ("TWD", "USD"))}]});
+        let e = Exchange::of_refund(&refund);
+        assert_eq!(
+            e.to_shop(money("12.00"), Some("USD")),
+            (money("384.00"), Some("TWD".to_owned()))
+        );
+        // Rounded to the nearest minor unit: at 100.00 TWD for 3.00 USD, 0.05 USD is 1.666… TWD.
+        let third = Exchange::of_set(&serde_json::from_value(set("100.00", "3.00", ("TWD", "USD"))).unwrap());
+        assert_eq!(third.to_shop(money("0.05"), Some("USD")).0, money("1.67"));
+        assert_eq!(third.to_shop(money("0.01"), Some("USD")).0, money("0.33"));
+        assert_eq!(
+            e.to_shop(money("5.00"), Some("TWD")),
+            (money("5.00"), Some("TWD".to_owned())),
+            "already the shop's"
+        );
+        assert_eq!(
+            e.to_shop(money("5.00"), Some("EUR")).0,
+            money("5.00"),
+            "a currency without a rate"
+        );
+        // Sets in two pairs of currencies give no rate.
+        let mixed = serde_json::json!([
+            set("300.00", "9.38", ("TWD", "USD")),
+            set("300.00", "8.50", ("TWD", "EUR"))
+        ]);
+        assert_eq!(
+            Exchange::of_refund(&mixed).to_shop(money("1.00"), Some("USD")).0,
+            money("1.00")
+        );
+        assert_eq!(Exchange::default().to_shop(money("1.00"), None), (money("1.00"), None));
+    }
 
     #[test]
     fn landing_sites_give_their_click_id() {

@@ -3,7 +3,7 @@
 //!
 //! An order counts once, when its status is first paid (`processing` or `completed`); every
 //! later delivery of it is a duplicate. Its `refunds` are partial refunds (each by its id); a
-//! paid order later `cancelled` or `refunded` without refunds listed is a refund of its total.
+//! paid order later `cancelled` or `refunded` is a refund of what its refunds left of its total.
 //! The unsigned, form-encoded ping WooCommerce sends when a webhook is saved
 //! (`webhook_id=<n>`) is answered `200` and stores nothing.
 //!
@@ -179,14 +179,21 @@ fn conversions(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Vec<Incoming
             test: false,
         });
     }
+    // A paid order cancelled or refunded takes back what its refunds left (WooCommerce adds a
+    // refund of the rest when an order is marked refunded: then nothing is left).
     let undone = matches!(o.status.as_str(), "cancelled" | "refunded");
-    if undone && was_paid && o.refunds.is_empty() {
+    let mut refunded = Money::ZERO;
+    for r in &o.refunds {
+        refunded = refunded + money("refunds[].total", r.total.as_ref())?;
+    }
+    let rest = total - refunded;
+    if undone && was_paid && rest > Money::ZERO {
         out.push(Incoming {
             shop: shop.id.clone(),
             order_id,
             refund_id: Some(o.status.clone()),
             event: Event::Refund,
-            amount: Some(total),
+            amount: Some(rest),
             currency: Some(currency),
             claims: vec![],
             occurred_at: changed_at,

@@ -1,0 +1,226 @@
+//! Shop platforms' money as they write it: amounts with their store's decimals, refunds and
+//! cancellations that net an order to what the shop kept whatever order they come in, refunds
+//! in the buyer's currency, and refunds of test orders.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, Backend};
+use crate::shops::{conversions, fixture, ok, platform_shop, shopify, with, woo, SHOPIFY_SECRET, WOO_SECRET};
+
+per_store!(platform_amounts_with_three_fraction_digits_are_taken_to_the_cent);
+async fn platform_amounts_with_three_fraction_digits_are_taken_to_the_cent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    // WooCommerce writes totals with the store's own decimals (three for KWD, BHD, OMR …),
+    // and gives up on a webhook whose deliveries keep failing: the order is taken, rounded.
+    let paid = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"status": "processing", "date_paid_gmt": paid, "total": "12.345",
+               "coupon_lines": [{"id": 1, "code": "amy10"}]}),
+    );
+    let v = ok(woo(&app, WOO_SECRET, "order.created", &order).await).await;
+    assert_eq!(v["status"], "attributed");
+    let refunded = with(order, json!({"refunds": [{"id": 9, "total": "-2.000"}]}));
+    ok(woo(&app, WOO_SECRET, "order.updated", &refunded).await).await;
+    let order = with(
+        fixture("shopify-order"),
+        json!({"total_price": "7.125", "discount_codes": [{"code": "AMY10"}]}),
+    );
+    assert_eq!(
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await["status"],
+        "attributed"
+    );
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["revenue"].as_str(), t["refunds"].as_str()),
+        (Some("19.48"), Some("2.00")),
+        "12.35 + 7.13"
+    );
+    let amounts: Vec<String> = conversions(&app)
+        .await
+        .iter()
+        .map(|c| c["amount"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(amounts, ["7.13", "2.00", "12.35"]);
+    // The API's own amounts keep to two fraction digits.
+    let r = app
+        .post(
+            "/api/v1/links",
+            &json!({"campaign": "spring-sale", "kol": "amy", "cost": "1.005"}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+}
+
+/// A Shopify refund of `amount` (a successful refund transaction) of order `order_id`.
+fn shopify_refund(id: u64, order_id: u64, amount: &str, currency: &str) -> Value {
+    with(
+        fixture("shopify-refund"),
+        json!({"id": id, "order_id": order_id,
+               "transactions": [{"kind": "refund", "status": "success", "amount": amount, "currency": currency}]}),
+    )
+}
+
+per_store!(a_shopify_cancellation_nets_the_order_to_nothing_whichever_delivery_comes_first);
+async fn a_shopify_cancellation_nets_the_order_to_nothing_whichever_delivery_comes_first(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    // The shop cancels each order and refunds 300.00 of its 1280.00 with it: Shopify sends
+    // orders/cancelled (listing the refund, or not yet) and refunds/create in no set order.
+    for (order_id, refund_first, listed) in [(1, true, true), (2, false, true), (3, false, false)] {
+        let order = with(
+            fixture("shopify-order"),
+            json!({"id": order_id, "discount_codes": [{"code": "AMY10"}]}),
+        );
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+        let refund = shopify_refund(900 + order_id, order_id, "300.00", "TWD");
+        let refunds = if listed { json!([refund.clone()]) } else { json!([]) };
+        let cancelled = with(
+            order,
+            json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": refunds}),
+        );
+        if refund_first {
+            ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
+        }
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &cancelled, false).await).await;
+        if !refund_first {
+            ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
+        }
+        let t = app.link_totals("amy-serum").await;
+        assert_eq!(
+            (t["revenue"].as_str(), t["net_revenue"].as_str()),
+            (Some(format!("{}.00", 1280 * order_id).as_str()), Some("0.00")),
+            "order {order_id}"
+        );
+    }
+    // Refunded in full before the cancellation: nothing is left for it to take.
+    let order = with(
+        fixture("shopify-order"),
+        json!({"id": 4, "discount_codes": [{"code": "AMY10"}]}),
+    );
+    ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+    let refund = shopify_refund(904, 4, "1280.00", "TWD");
+    ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
+    let cancelled = with(
+        order,
+        json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": [refund]}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &cancelled, false).await).await;
+    assert_eq!(v["status"], "ok", "nothing to take back: {v}");
+    assert_eq!(app.link_totals("amy-serum").await["net_revenue"], "0.00");
+}
+
+per_store!(a_woocommerce_cancellation_after_a_partial_refund_takes_back_the_rest);
+async fn a_woocommerce_cancellation_after_a_partial_refund_takes_back_the_rest(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
+    let paid = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"status": "processing", "date_paid_gmt": paid, "coupon_lines": [{"id": 1, "code": "amy10"}]}),
+    );
+    ok(woo(&app, WOO_SECRET, "order.created", &order).await).await;
+    let partial = with(order, json!({"refunds": [{"id": 801, "total": "-280.00"}]}));
+    ok(woo(&app, WOO_SECRET, "order.updated", &partial).await).await;
+    assert_eq!(app.link_totals("amy-serum").await["net_revenue"], "1000.00");
+    let cancelled = with(partial, json!({"status": "cancelled"}));
+    let v = ok(woo(&app, WOO_SECRET, "order.updated", &cancelled).await).await;
+    let statuses: Vec<&str> = v["conversions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["duplicate", "duplicate", "attributed"], "{v}");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["refunds"].as_str(), t["net_revenue"].as_str()),
+        (Some("1280.00"), Some("0.00"))
+    );
+    let rest = conversions(&app)
+        .await
+        .into_iter()
+        .find(|c| c["refund_id"] == "cancelled")
+        .unwrap();
+    assert_eq!(rest["amount"], "1000.00");
+}
+
+per_store!(a_shopify_refund_in_the_buyers_currency_is_taken_in_the_shops);
+async fn a_shopify_refund_in_the_buyers_currency_is_taken_in_the_shops(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    // A TWD shop selling in USD (Shopify Markets): the order counts in TWD, its refunds'
+    // transactions are in USD, and their line items carry both amounts.
+    let set = |shop: &str, buyer: &str| {
+        json!({"shop_money": {"amount": shop, "currency_code": "TWD"},
+               "presentment_money": {"amount": buyer, "currency_code": "USD"}})
+    };
+    let order = with(
+        fixture("shopify-order"),
+        json!({"presentment_currency": "USD", "total_price_set": set("1280.00", "40.00"),
+               "discount_codes": [{"code": "AMY10"}]}),
+    );
+    ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+    let refund = with(
+        shopify_refund(901, 5812345678901, "10.00", "USD"),
+        json!({"refund_line_items": [{"id": 1, "quantity": 1, "subtotal": 300.0, "total_tax": 20.0,
+               "subtotal_set": set("300.00", "9.38"), "total_tax_set": set("20.00", "0.62")}]}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
+    assert_eq!(v["status"], "attributed", "{v}");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(t["refunds"], "320.00");
+    // Cancelled after it: the rest, 960.00 TWD, with the USD refund taken at the order's rate.
+    let cancelled = with(
+        order,
+        json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": [refund]}),
+    );
+    assert_eq!(
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &cancelled, false).await).await["status"],
+        "attributed"
+    );
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["refunds"].as_str(), t["net_revenue"].as_str()),
+        (Some("1280.00"), Some("0.00"))
+    );
+    let listed = conversions(&app).await;
+    assert!(listed.iter().all(|c| c["currency"] == "TWD"), "{listed:?}");
+}
+
+per_store!(refunds_of_a_test_order_are_tests_too);
+async fn refunds_of_a_test_order_are_tests_too(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let order = with(
+        fixture("shopify-order"),
+        json!({"test": true, "discount_codes": [{"code": "AMY10"}]}),
+    );
+    assert_eq!(
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await).await["status"],
+        "test"
+    );
+    // Shopify marks a test order's refund transactions as tests; a refund that does not say
+    // so is still one of a test order.
+    let mut flagged = shopify_refund(901, 5812345678901, "300.00", "TWD");
+    flagged["transactions"][0]["test"] = json!(true);
+    let unflagged = shopify_refund(902, 5812345678901, "100.00", "TWD");
+    for refund in [flagged, unflagged] {
+        let v = ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
+        assert_eq!(v["status"], "test", "{v}");
+    }
+    assert!(
+        app.get_ok("/api/v1/conversions?status=unattributed").await["conversions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(app.link_totals("amy-serum").await["refunds"], "0.00");
+}
