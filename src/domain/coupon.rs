@@ -1,8 +1,7 @@
-//! Coupon codes. A coupon names one link; two coupons that differ only in the case of ASCII
-//! letters are the same coupon (`amy10` is `AMY10`), as shop platforms treat discount codes.
-//! Nothing else folds: `straße` and `STRASSE`, `Ä` and `ä` are different coupons (Unicode
-//! case mapping changes lengths and differs by language, so it is not used). That rule lives
-//! here and nowhere else: every store keeps coupons by their `CouponKey`.
+//! Coupon codes. A coupon names one link; two coupons that differ only in case are the same
+//! coupon (`amy10` is `AMY10`, `été10` is `ÉTÉ10`), as shop platforms treat discount codes:
+//! WooCommerce keeps every code lower-cased (`mb_strtolower`), and customers type them as they
+//! like. That rule lives here and nowhere else: every store keeps coupons by their `CouponKey`.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,9 +42,19 @@ impl std::fmt::Display for Coupon {
 pub struct CouponKey(String);
 
 impl CouponKey {
-    /// Folds the case of what a shop or a user sent.
+    /// Folds the case of what a shop or a user sent: upper case of lower case, so that every
+    /// case form of a code (`ß`, `SS`; `ǅ`, `ǆ`, `Ǆ`) meets in one, and an ASCII code's key is
+    /// its upper case, as keys were before non-ASCII letters folded ([`CouponKey::legacy`]).
     pub fn of(coupon: &str) -> Self {
-        Self(coupon.to_ascii_uppercase())
+        Self(coupon.to_lowercase().to_uppercase())
+    }
+
+    /// The key a coupon was kept under before non-ASCII letters folded (only ASCII was upper
+    /// cased), when it is not [`CouponKey::of`]'s: a coupon with lower-case non-ASCII letters
+    /// minted then is still found by it.
+    pub fn legacy(coupon: &str) -> Option<Self> {
+        let old = Self(coupon.to_ascii_uppercase());
+        (old != Self::of(coupon)).then_some(old)
     }
 
     pub fn as_str(&self) -> &str {
@@ -61,8 +70,28 @@ mod tests {
     fn coupons_differing_in_case_share_a_key() {
         assert_eq!(Coupon::parse("amy10").unwrap().key(), CouponKey::of("AMY10"));
         assert_ne!(CouponKey::of("AMY10"), CouponKey::of("AMY11"));
-        assert_ne!(CouponKey::of("straße"), CouponKey::of("STRASSE"));
-        assert_ne!(CouponKey::of("ä"), CouponKey::of("Ä"));
+        assert_eq!(
+            CouponKey::of("amy10").as_str(),
+            "AMY10",
+            "ASCII keys as they always were"
+        );
+        for (a, b) in [
+            ("été10", "ÉTÉ10"),
+            ("Ä", "ä"),
+            ("ΣΟΦΙΑ", "σοφια"),
+            ("зима", "ЗИМА"),
+            ("straße", "STRASSE"),
+        ] {
+            assert_eq!(CouponKey::of(a), CouponKey::of(b), "{a} {b}");
+        }
+        assert_ne!(CouponKey::of("été10"), CouponKey::of("ete10"), "accents are letters");
+    }
+
+    #[test]
+    fn a_coupon_with_lower_case_non_ascii_letters_has_its_older_key_too() {
+        assert_eq!(CouponKey::legacy("été10").unwrap().as_str(), "éTé10");
+        assert_eq!(CouponKey::legacy("amy10"), None);
+        assert_eq!(CouponKey::legacy("ÉTÉ10"), None);
     }
 
     #[test]

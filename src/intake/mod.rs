@@ -272,10 +272,16 @@ async fn candidates(store: &dyn Store, c: &Incoming) -> Result<(Vec<Candidate>, 
                 }
                 ClickLink::None => (None, None),
             },
-            Method::Coupon => match store.link_code_by_coupon(&CouponKey::of(&claim.value)).await? {
-                Some(code) => (store.get_link(&code).await?, None),
-                None => (None, None),
-            },
+            Method::Coupon => {
+                let mut code = store.link_code_by_coupon(&CouponKey::of(&claim.value)).await?;
+                if let (None, Some(old)) = (&code, CouponKey::legacy(&claim.value)) {
+                    code = store.link_code_by_coupon(&old).await?;
+                }
+                match code {
+                    Some(code) => (store.get_link(&code).await?, None),
+                    None => (None, None),
+                }
+            }
             Method::Code | Method::OrderId => (store.get_link(&claim.value).await?, None),
         };
         if let Some(link) = link {

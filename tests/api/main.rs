@@ -42,7 +42,7 @@ mod outage;
 mod redirect;
 mod scale_out;
 mod shares;
-mod shop_money;
+mod shop_forms;
 mod shops;
 mod stats;
 mod store;

@@ -1,6 +1,7 @@
-//! Shop platforms' money as they write it: amounts with their store's decimals, refunds and
-//! cancellations that net an order to what the shop kept whatever order they come in, refunds
-//! in the buyer's currency, and refunds of test orders.
+//! Shop platforms' orders in the forms they really come in: amounts with their store's
+//! decimals, coupons in any case (WooCommerce lower-cases them), refunds and cancellations that
+//! net an order to what the shop kept whatever order they arrive in, refunds in the buyer's
+//! currency, and refunds of test orders.
 
 use serde_json::{json, Value};
 
@@ -223,4 +224,45 @@ async fn refunds_of_a_test_order_are_tests_too(backend: Backend) {
             .is_empty()
     );
     assert_eq!(app.link_totals("amy-serum").await["refunds"], "0.00");
+}
+
+per_store!(coupons_match_in_any_case_of_any_alphabet);
+async fn coupons_match_in_any_case_of_any_alphabet(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    for (code, coupon) in [("amy-ete", "ÉTÉ10"), ("amy-zima", "зима5")] {
+        app.post_expect(
+            "/api/v1/links",
+            &json!({"campaign": "spring-sale", "kol": "amy", "code": code, "coupon": coupon}),
+            201,
+        )
+        .await;
+    }
+    // Another case of a coupon is the same coupon.
+    let r = app
+        .post(
+            "/api/v1/links",
+            &json!({"campaign": "spring-sale", "kol": "amy", "coupon": "été10"}),
+        )
+        .await;
+    assert_error(r, 409, "coupon_taken").await;
+    // WooCommerce reports every code lower-cased; a Shopify customer types it as they like.
+    let paid = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"status": "processing", "date_paid_gmt": paid, "coupon_lines": [{"id": 1, "code": "été10"}]}),
+    );
+    let v = ok(woo(&app, WOO_SECRET, "order.created", &order).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("attributed"), Some("amy-ete"))
+    );
+    let order = with(fixture("shopify-order"), json!({"discount_codes": [{"code": "ЗИМА5"}]}));
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("attributed"), Some("amy-zima"))
+    );
 }
