@@ -26,7 +26,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 pub fn page_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/s/{token}").route(web::get().to(open)));
+    cfg.service(
+        web::resource("/s/{token}")
+            .wrap(actix_web::middleware::from_fn(super::views::remember_lang))
+            .route(web::get().to(open)),
+    );
 }
 
 #[derive(Deserialize, Default)]

@@ -372,3 +372,78 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
         .header("cookie", &cookie);
     assert_eq!(bad_sort.send().await.unwrap().status(), 400);
 }
+
+per_store!(the_chosen_language_holds_on_every_page_the_reader_goes_to);
+async fn the_chosen_language_holds_on_every_page_the_reader_goes_to(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let zh = r#"<html lang="zh-Hant-TW""#;
+    // A wrong token on the Chinese sign-in page, from an English browser: still Chinese.
+    let r = app
+        .api
+        .post(app.url("/app/login"))
+        .header("accept-language", "en-US")
+        .form(&[("token", "wrong"), ("lang", "zh-Hant-TW")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(zh) && page.contains(r#"name="lang" value="zh-Hant-TW""#),
+        "{page}"
+    );
+    // Signed in from it: the choice is kept for the pages the dashboard's links lead to,
+    // which name no language.
+    let r = app
+        .api
+        .post(app.url("/app/login"))
+        .header("accept-language", "en-US")
+        .form(&[("token", TOKEN), ("lang", "zh-Hant-TW")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    assert!(cookies.contains(&"kolink_lang=zh-TW".to_owned()), "{cookies:?}");
+    let get = |path: &str, cookie: String| {
+        app.api
+            .get(app.url(path))
+            .header("cookie", cookie)
+            .header("accept-language", "en-US")
+            .send()
+    };
+    let page = get("/app/campaigns/spring-sale", cookies.join("; ")).await.unwrap();
+    assert!(
+        page.text().await.unwrap().contains(zh),
+        "the campaign's page in Chinese"
+    );
+    // `?lang=` changes the choice, and the new one is kept.
+    let session = cookies.iter().find(|c| !c.starts_with("kolink_lang=")).unwrap().clone();
+    let r = get("/app?lang=en", cookies.join("; ")).await.unwrap();
+    let kept = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(kept.starts_with("kolink_lang=en;") && kept.contains("Path=/"), "{kept}");
+    assert!(r.text().await.unwrap().contains(r#"<html lang="en""#));
+    // The KOL page keeps a choice the same way.
+    let share = app
+        .post_expect("/api/v1/kols/amy/shares", &serde_json::json!({}), 201)
+        .await;
+    let path = share["url"].as_str().unwrap().split_once("/s/").unwrap().1.to_owned();
+    let r = get(&format!("/s/{path}?lang=zh-TW"), session.clone()).await.unwrap();
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("kolink_lang=zh-TW;"));
+    let page = get(&format!("/s/{path}"), "kolink_lang=zh-TW".to_owned())
+        .await
+        .unwrap();
+    assert!(
+        page.text().await.unwrap().contains(zh),
+        "the KOL page in the kept language"
+    );
+}

@@ -4,6 +4,7 @@
 //! campaign and mint links). Every figure comes from `crate::report`, as the API's do.
 
 use actix_web::http::header;
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
@@ -22,17 +23,19 @@ mod forms;
 use forms::{create_campaign, form_post, mint, MintForm, NewCampaignForm, Sent};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/app").route(web::get().to(campaigns)))
+    // Every page keeps the language it was asked for (`remember_lang`).
+    let page = |path: &str| web::resource(path).wrap(from_fn(super::remember_lang));
+    cfg.service(page("/app").route(web::get().to(campaigns)))
         .service(
-            web::resource("/app/login")
-                .wrap(actix_web::middleware::from_fn(crate::http::limits::limit))
+            page("/app/login")
+                .wrap(from_fn(crate::http::limits::limit))
                 .route(web::get().to(login_form))
                 .route(web::post().to(login)),
         )
-        .service(web::resource("/app/logout").route(web::post().to(logout)))
-        .service(web::resource("/app/campaigns").route(web::post().to(create_campaign)))
-        .service(web::resource("/app/campaigns/{id}").route(web::get().to(campaign)))
-        .service(web::resource("/app/campaigns/{id}/links").route(web::post().to(mint)));
+        .service(page("/app/logout").route(web::post().to(logout)))
+        .service(page("/app/campaigns").route(web::post().to(create_campaign)))
+        .service(page("/app/campaigns/{id}").route(web::get().to(campaign)))
+        .service(page("/app/campaigns/{id}/links").route(web::post().to(mint)));
 }
 
 fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
@@ -88,24 +91,22 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
     use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
     let hash: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
+    // The language of the page the form was on.
+    let lang = form.lang.as_deref().map_or_else(|| Lang::of(&req), Lang::parse);
     if !bool::from(hash.ct_eq(&state.admin_hash)) {
         crate::telemetry::warn_limited!("dashboard sign-in with a wrong token");
         let body = LoginView {
-            t: Lang::of(&req).texts(),
+            t: lang.texts(),
             failed: true,
         }
         .render();
         let body = body.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
         return Ok(html(actix_web::http::StatusCode::UNAUTHORIZED, body));
     }
-    let lang = if form.lang.as_deref().is_some_and(|l| l.starts_with("zh")) {
-        "zh-TW"
-    } else {
-        "en"
-    };
     Ok(HttpResponse::SeeOther()
         .cookie(session::start(&state))
-        .insert_header((header::LOCATION, format!("/app?lang={lang}")))
+        .cookie(lang.cookie())
+        .insert_header((header::LOCATION, format!("/app?lang={}", lang.tag())))
         .finish())
 }
 

@@ -6,25 +6,34 @@ pub mod app;
 pub mod kol_page;
 pub mod session;
 
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
+use actix_web::middleware::Next;
 use actix_web::HttpRequest;
 
 use crate::report::PagePoint;
 
-/// The language of a page: `?lang=` first, then the browser's `Accept-Language`.
+/// The language of a page: `?lang=` first, then the one last chosen (`LANG_COOKIE`, which
+/// `remember_lang` sets whenever a page is asked for with `?lang=`, so that a reader's choice
+/// holds on every page their links and forms lead to), then the browser's `Accept-Language`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     En,
     ZhTw,
 }
 
+/// The cookie that keeps the reader's chosen language.
+pub const LANG_COOKIE: &str = "kolink_lang";
+
 impl Lang {
     pub fn of(req: &HttpRequest) -> Self {
-        let query = url::form_urlencoded::parse(req.query_string().as_bytes())
-            .find(|(k, _)| k == "lang")
-            .map(|(_, v)| v.into_owned());
-        if let Some(l) = query {
-            return Self::parse(&l);
+        if let Some(l) = Self::asked(req) {
+            return l;
+        }
+        if let Some(c) = req.cookie(LANG_COOKIE) {
+            return Self::parse(c.value());
         }
         let accept = req
             .headers()
@@ -44,12 +53,37 @@ impl Lang {
         Lang::En
     }
 
-    fn parse(s: &str) -> Self {
+    /// The language `?lang=` asks for, if it does.
+    fn asked(req: &HttpRequest) -> Option<Self> {
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == "lang")
+            .map(|(_, v)| Self::parse(&v))
+    }
+
+    pub fn parse(s: &str) -> Self {
         if s.to_ascii_lowercase().starts_with("zh") {
             Lang::ZhTw
         } else {
             Lang::En
         }
+    }
+
+    /// The language's tag, as `?lang=` and `LANG_COOKIE` take it.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhTw => "zh-TW",
+        }
+    }
+
+    /// The cookie that keeps this language for the reader's next pages (a year).
+    pub fn cookie(self) -> Cookie<'static> {
+        Cookie::build(LANG_COOKIE, self.tag())
+            .path("/")
+            .max_age(actix_web::cookie::time::Duration::days(365))
+            .same_site(SameSite::Lax)
+            .http_only(true)
+            .finish()
     }
 
     pub fn texts(self) -> &'static Texts {
@@ -58,6 +92,19 @@ impl Lang {
             Lang::ZhTw => &ZH_TW,
         }
     }
+}
+
+/// Keeps the language a page was asked for with `?lang=` (`Lang::cookie`) on the answer.
+pub async fn remember_lang(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let asked = Lang::asked(req.request());
+    let mut res = next.call(req).await?;
+    if let Some(lang) = asked {
+        res.response_mut().add_cookie(&lang.cookie())?;
+    }
+    Ok(res)
 }
 
 /// The breakdowns the campaign page shows, by their names in reports; `Texts::dimensions` names
