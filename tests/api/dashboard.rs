@@ -154,6 +154,8 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
     let order =
         json!({"order_id": "1001", "event": "purchase", "amount": "1280", "currency": "TWD", "coupon": "AMY10"});
     app.webhook_ok("acme", &secret, &order).await;
+    let refund = json!({"order_id": "1001", "event": "refund", "amount": "300", "currency": "TWD", "refund_id": "r1"});
+    app.webhook_ok("acme", &secret, &refund).await;
     let cookie = sign_in(&app).await;
     let page = |lang: &'static str| {
         let app = &app;
@@ -182,6 +184,10 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
         "連結預覽",
         "已歸因",
         "優惠券 AMY10 → 採用",
+        // The conversions list: each row's event, and its amount with its currency, money
+        // taken back with a minus.
+        "<td>購買</td><td>已歸因</td><td>amy</td><td>1280.00 TWD</td>",
+        "<td>1001 / r1</td><td>退款</td><td>已歸因</td><td>amy</td><td>−300.00 TWD</td>",
     ] {
         assert!(zh.contains(name), "{name} missing from the zh-TW page");
     }
@@ -196,6 +202,8 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
         "Link previews",
         "Attributed",
         "coupon AMY10 → chosen",
+        "<td>Purchase</td>",
+        "<td>Refund</td>",
     ] {
         assert!(en.contains(name), "{name} missing from the English page");
     }

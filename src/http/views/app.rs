@@ -10,7 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS};
-use crate::domain::{AuditResult, Campaign, ConversionStatus, Money, Tier};
+use crate::domain::{AuditResult, Campaign, ConversionStatus, Event, Money, Tier};
 use crate::error::ApiError;
 use crate::http::State;
 use crate::lookup::{self, ConversionFilter, LinkFilter};
@@ -252,8 +252,11 @@ struct LinkCard {
 
 struct ConversionRow {
     order: String,
+    event: &'static str,
     status: String,
     kol: String,
+    /// With its currency, and a minus for money taken back: a row never reads as a sale in the
+    /// campaign's currency when it is not one.
     amount: String,
     audit: String,
 }
@@ -336,6 +339,11 @@ fn status_name(t: &Texts, status: ConversionStatus) -> &'static str {
         ConversionStatus::OverRefund => over,
         ConversionStatus::Test => test,
     }
+}
+
+/// An event's name in the page's language.
+fn event_name(t: &Texts, event: Event) -> &'static str {
+    Event::ALL.iter().position(|e| *e == event).map_or("", |i| t.events[i])
 }
 
 /// A follower tier's name in the page's language.
@@ -476,9 +484,18 @@ async fn campaign_page(
             .refund_id
             .as_ref()
             .map_or_else(|| cv.order_id.clone(), |r| format!("{} / {r}", cv.order_id)),
+        event: event_name(t, cv.event),
         status: status_name(t, cv.status).to_owned(),
         kol: cv.kol.clone().unwrap_or_default(),
-        amount: cv.amount.map(|a| a.to_string()).unwrap_or_default(),
+        amount: cv.amount.map_or_else(String::new, |a| {
+            let sign = if cv.event == Event::Refund { "−" } else { "" };
+            let currency = cv
+                .currency
+                .as_ref()
+                .map(|c| format!(" {}", c.as_str()))
+                .unwrap_or_default();
+            format!("{sign}{a}{currency}")
+        }),
         audit: cv
             .audit
             .iter()
@@ -549,6 +566,16 @@ mod tests {
                 }
             }
         }
+        for t in [&EN, &ZH_TW] {
+            let mut events: Vec<&str> = Event::ALL.iter().map(|e| event_name(t, *e)).collect();
+            events.dedup();
+            assert_eq!(events.len(), Event::ALL.len(), "{events:?}");
+            assert!(
+                events.iter().all(|e| (t.html_lang == "en") == e.is_ascii()),
+                "{events:?}"
+            );
+        }
+        assert_eq!(event_name(&ZH_TW, Event::Refund), "退款");
         assert_eq!(tier_name(&ZH_TW, Tier::Mega), "超大型");
         for t in [&EN, &ZH_TW] {
             let mut audit: Vec<&str> = AUDIT_SOURCES.iter().map(|s| audit_source(t, s)).collect();

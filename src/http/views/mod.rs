@@ -196,6 +196,9 @@ pub struct Texts {
     /// Conversion statuses: attributed, duplicate, unattributed, outside the window, currency
     /// mismatch, a refund pending its purchase, over-refund, a test order.
     pub statuses: [&'static str; 8],
+    /// The conversions list's event column, and each event in the order of `Event::ALL`.
+    pub event: &'static str,
+    pub events: [&'static str; 6],
     /// A conversion's audit: each of `AUDIT_SOURCES`, in order.
     pub audit_sources: [&'static str; 10],
     /// A candidate's result: chosen, lower priority, no link, a bot's click, after the
@@ -275,6 +278,8 @@ pub static EN: Texts = Texts {
         "Over-refund",
         "Test order",
     ],
+    event: "Event",
+    events: ["Purchase", "Sign-up", "Lead", "Install", "Subscription", "Refund"],
     audit_sources: [
         "click id",
         "cart attribute",
@@ -369,6 +374,8 @@ pub static ZH_TW: Texts = Texts {
         "超額退款",
         "測試訂單",
     ],
+    event: "事件",
+    events: ["購買", "註冊", "名單", "安裝", "訂閱", "退款"],
     audit_sources: [
         "點擊 ID",
         "購物車屬性",
