@@ -455,3 +455,39 @@ async fn the_chosen_language_holds_on_every_page_the_reader_goes_to(backend: Bac
         "the KOL page in the kept language"
     );
 }
+
+per_store!(a_page_that_is_not_there_is_a_page_for_a_signed_in_browser);
+async fn a_page_that_is_not_there_is_a_page_for_a_signed_in_browser(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let cookie = sign_in(&app).await;
+    for (path, status) in [
+        ("/app/campaigns/nope", StatusCode::NOT_FOUND),
+        ("/app/campaigns/spring-sale?sort=shoe-size", StatusCode::BAD_REQUEST),
+    ] {
+        let r = app
+            .api
+            .get(app.url(path))
+            .header("cookie", &cookie)
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        assert!(
+            r.headers()["content-type"].to_str().unwrap().starts_with("text/html"),
+            "{path}"
+        );
+        let page = r.text().await.unwrap();
+        assert!(page.contains("<h1>") && !page.contains(r#"{"error""#), "{path}: {page}");
+    }
+    // Other clients still get API.md's JSON.
+    let r = app
+        .api
+        .get(app.url("/app/campaigns/nope"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_error(r, 404, "not_found").await;
+}

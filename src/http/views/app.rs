@@ -379,8 +379,16 @@ async fn campaign(
     let Some(s) = signed_in(&req, &state) else {
         return Ok(to_sign_in());
     };
-    let sort = q.sort.as_deref().map_or(Ok(SortKey::Roi), SortKey::parse)?;
-    rendered(campaign_page(&req, &state, &s, &id, sort, Sent::default()).await?)
+    let page = match q.sort.as_deref().map_or(Ok(SortKey::Roi), SortKey::parse) {
+        Ok(sort) => campaign_page(&req, &state, &s, &id, sort, Sent::default()).await,
+        Err(e) => Err(e),
+    };
+    match page {
+        Ok(page) => rendered(page),
+        // An unknown campaign or sort is a page to a browser (API.md's JSON to other clients).
+        Err(ApiError::Client { code, message }) => Ok(crate::http::redirect::page(&req, code, &message)),
+        Err(e) => Err(e),
+    }
 }
 
 async fn campaign_page(
