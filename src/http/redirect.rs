@@ -88,16 +88,7 @@ async fn known_link(
     } else {
         None
     };
-    link.ok_or_else(|| {
-        (
-            Outcome::not_found,
-            page(
-                req,
-                Code::NotFound,
-                "This link does not exist. Check that it was copied whole.",
-            ),
-        )
-    })
+    link.ok_or_else(|| (Outcome::not_found, page(req, Code::NotFound, NOT_A_LINK)))
 }
 
 /// Looks the code up for a redirect; `Err` is the answer for unknown, gone or unavailable.
@@ -110,7 +101,7 @@ async fn live_link(req: &HttpRequest, state: &State, code: &str) -> Result<std::
         })?;
     if !link.is_live(state.clock.now()) {
         state.meters.redirect(Outcome::gone);
-        return Err(page(req, Code::LinkGone, "This link is no longer active."));
+        return Err(page(req, Code::LinkGone, LINK_ENDED));
     }
     Ok(link)
 }
@@ -255,26 +246,31 @@ fn found(location: &str) -> HttpResponse {
 
 /// The store does not answer: `503` with `Retry-After`.
 fn unavailable(req: &HttpRequest) -> HttpResponse {
-    let mut res = page(
-        req,
-        Code::StorageUnavailable,
-        "This link cannot be followed right now. Please try again in a moment.",
-    );
+    let mut res = page(req, Code::StorageUnavailable, STORE_DOWN);
     res.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
     res
 }
 
-/// An error answer: a small HTML page for browsers, API.md's JSON for everyone else.
+const NOT_A_LINK: &str = "This link does not exist. Check that it was copied whole.";
+const LINK_ENDED: &str = "This link is no longer active.";
+const STORE_DOWN: &str = "This link cannot be followed right now. Please try again in a moment.";
+
+/// An error answer: a small HTML page for browsers (in the reader's language: `Lang::of`),
+/// API.md's JSON for everyone else.
 pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse {
     let (_, status) = code.describe();
     let mut res = HttpResponse::build(status);
     res.insert_header((header::CACHE_CONTROL, "private, no-store"));
     if super::accepts(req, "text/html") {
-        let title = status.canonical_reason().unwrap_or("Error");
+        let lang = super::views::Lang::of(req);
+        let (html_lang, title, message) = match lang {
+            super::views::Lang::En => ("en", status.canonical_reason().unwrap_or("Error"), message),
+            super::views::Lang::ZhTw => ("zh-Hant-TW", zh_title(status), zh_message(message)),
+        };
         // Messages can name what the client sent (an id from the path): text, never markup.
         let message = askama::filters::escape(message, askama::filters::Html).unwrap_or_else(|e| match e {});
         res.content_type("text/html; charset=utf-8").body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+            "<!doctype html><html lang=\"{html_lang}\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
              <title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;\
              max-width:32rem;margin:20vh auto;padding:0 1rem;color:#333}}</style></head>\
@@ -283,4 +279,34 @@ pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse
     } else {
         res.json(body(code, message))
     }
+}
+
+/// An error page's title in Traditional Chinese.
+fn zh_title(status: actix_web::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "無法處理這個請求",
+        401 => "需要重新登入",
+        403 => "沒有權限",
+        404 => "找不到",
+        410 => "已失效",
+        503 => "暫時無法使用",
+        _ => "發生錯誤",
+    }
+}
+
+/// The messages of the pages people meet most (a link or a share link that is gone or not
+/// there, a form that expired) in Traditional Chinese; any other is shown as it is.
+fn zh_message(message: &str) -> &str {
+    const ZH: [(&str, &str); 6] = [
+        (NOT_A_LINK, "這個連結不存在，請確認是否完整複製。"),
+        (LINK_ENDED, "這個連結已經停用。"),
+        (
+            crate::http::shares::NOT_A_SHARE,
+            "這個分享連結不存在，請確認是否完整複製。",
+        ),
+        (crate::http::shares::SHARE_ENDED, "這個分享連結已被撤銷或已過期。"),
+        (crate::http::views::app::FORM_EXPIRED, "這個表單已過期，請重新登入。"),
+        (STORE_DOWN, "這個連結暫時無法開啟，請稍後再試。"),
+    ];
+    ZH.iter().find(|(en, _)| *en == message).map_or(message, |(_, zh)| zh)
 }

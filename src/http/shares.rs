@@ -147,9 +147,12 @@ async fn revoke(_: Admin, state: State, id: web::Path<String>) -> Result<HttpRes
     Ok(HttpResponse::NoContent().finish())
 }
 
+pub(super) const NOT_A_SHARE: &str = "This share link does not exist. Check that it was copied whole.";
+pub(super) const SHARE_ENDED: &str = "This share link was revoked or has expired.";
+
 /// The share a token opens: `410` when revoked or expired, `404` when it is no token of ours.
 async fn share_of(state: &State, token: &str) -> Result<Share, ApiError> {
-    let unknown = || ApiError::not_found("This share link does not exist. Check that it was copied whole.");
+    let unknown = || ApiError::not_found(NOT_A_SHARE);
     let (id, secret) = token.split_once('_').ok_or_else(unknown)?;
     if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(unknown());
@@ -160,10 +163,7 @@ async fn share_of(state: &State, token: &str) -> Result<Share, ApiError> {
         return Err(unknown());
     }
     if !share.is_open(state.clock.now()) {
-        return Err(ApiError::new(
-            Code::LinkGone,
-            "This share link was revoked or has expired.",
-        ));
+        return Err(ApiError::new(Code::LinkGone, SHARE_ENDED));
     }
     Ok(share)
 }

@@ -188,6 +188,8 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
         // taken back with a minus.
         "<td>購買</td><td>已歸因</td><td>amy</td><td>1280.00 TWD</td>",
         "<td>1001 / r1</td><td>退款</td><td>已歸因</td><td>amy</td><td>−300.00 TWD</td>",
+        // A device by its name, not its key.
+        "<span>手機</span>",
     ] {
         assert!(zh.contains(name), "{name} missing from the zh-TW page");
     }
@@ -204,6 +206,7 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
         "coupon AMY10 → chosen",
         "<td>Purchase</td>",
         "<td>Refund</td>",
+        "<span>Phone</span>",
     ] {
         assert!(en.contains(name), "{name} missing from the English page");
     }

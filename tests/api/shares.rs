@@ -116,3 +116,63 @@ async fn shares_refuse_unknown_campaigns_and_bad_fields(backend: Backend) {
         .bearer_auth(crate::helpers::TOKEN);
     assert_error(r.send().await.unwrap(), 404, "not_found").await;
 }
+
+per_store!(pages_of_gone_and_unknown_links_speak_the_readers_language);
+async fn pages_of_gone_and_unknown_links_speak_the_readers_language(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let s = share(&app, "amy", json!({})).await;
+    let url = s["url"].as_str().unwrap().to_owned();
+    let r = app
+        .api
+        .delete(app.url(&format!("/api/v1/shares/{}", s["id"].as_str().unwrap())));
+    assert_eq!(r.bearer_auth(crate::helpers::TOKEN).send().await.unwrap().status(), 204);
+    let page = |url: String, language: &'static str| {
+        let api = app.api.clone();
+        async move {
+            let r = api
+                .get(url)
+                .header("accept", "text/html")
+                .header("accept-language", language)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for (url, status, zh, en) in [
+        (
+            url.clone(),
+            410,
+            "這個分享連結已被撤銷或已過期。",
+            "This share link was revoked or has expired.",
+        ),
+        (
+            app.url("/s/nope_x"),
+            404,
+            "這個分享連結不存在",
+            "This share link does not exist.",
+        ),
+        (
+            app.url("/no-such-code"),
+            404,
+            "這個連結不存在",
+            "This link does not exist.",
+        ),
+    ] {
+        let (got, text) = page(url.clone(), "zh-TW,zh;q=0.9").await;
+        assert_eq!(got, status, "{url}");
+        assert!(
+            text.contains(r#"<html lang="zh-Hant-TW""#) && text.contains(zh),
+            "{url}: {text}"
+        );
+        let (_, text) = page(url.clone(), "en-US").await;
+        assert!(
+            text.contains(r#"<html lang="en""#) && text.contains(en),
+            "{url}: {text}"
+        );
+    }
+    // `?lang=` wins over the browser, as on every page.
+    let (_, text) = page(format!("{url}?lang=zh-TW"), "en-US").await;
+    assert!(text.contains("這個分享連結已被撤銷或已過期。"), "{text}");
+}

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS};
+use super::{count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS, DEVICES};
 use crate::domain::{AuditResult, Campaign, ConversionStatus, Event, Money, Tier};
 use crate::error::ApiError;
 use crate::http::State;
@@ -59,6 +59,9 @@ fn see_other(to: &str) -> HttpResponse {
 fn signed_in(req: &HttpRequest, state: &State) -> Option<String> {
     session::current(req, state)
 }
+
+/// A form posted with a CSRF token of another session.
+pub(crate) const FORM_EXPIRED: &str = "This form has expired: sign in again.";
 
 fn to_sign_in() -> HttpResponse {
     see_other("/app/login")
@@ -341,6 +344,17 @@ fn status_name(t: &Texts, status: ConversionStatus) -> &'static str {
     }
 }
 
+/// A breakdown slice's name in the page's language: devices and QR scans; referrers, apps,
+/// countries and sources as they are.
+fn slice_name(t: &Texts, dimension: &str, key: &str) -> String {
+    let known = match dimension {
+        "device" => DEVICES.iter().position(|d| *d == key).map(|i| t.devices[i]),
+        "source" if key == "qr" => Some(t.qr_source),
+        _ => None,
+    };
+    known.map_or_else(|| key.to_owned(), str::to_owned)
+}
+
 /// An event's name in the page's language.
 fn event_name(t: &Texts, event: Event) -> &'static str {
     Event::ALL.iter().position(|e| *e == event).map_or("", |i| t.events[i])
@@ -451,7 +465,12 @@ async fn campaign_page(
             slices: r
                 .breakdown
                 .get(dim)
-                .map(|v| v.iter().take(8).map(|s| (s.key.clone(), count(s.clicks))).collect())
+                .map(|v| {
+                    v.iter()
+                        .take(8)
+                        .map(|s| (slice_name(t, dim, &s.key), count(s.clicks)))
+                        .collect()
+                })
                 .unwrap_or_default(),
         })
         .collect();
@@ -562,6 +581,8 @@ mod tests {
                 ConversionStatus::Test,
             ];
             names.extend(statuses.iter().map(|s| status_name(t, *s)));
+            names.extend(t.devices);
+            names.push(t.qr_source);
             let mut distinct = names.clone();
             distinct.sort();
             distinct.dedup();

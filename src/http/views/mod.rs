@@ -111,6 +111,10 @@ pub async fn remember_lang(
 /// them in the same order.
 pub const BREAKDOWNS: [&str; 6] = ["app", "device", "referrer", "country", "source", "preview"];
 
+/// The device classes clicks are counted by (`crate::classify`); `Texts::devices` names them
+/// in the same order.
+pub const DEVICES: [&str; 5] = ["mobile", "tablet", "desktop", "appliance", "other"];
+
 /// Where a shop's data named a conversion's link (`AuditEntry::source`); `Texts::audit_sources`
 /// names them in the same order, and any other is shown as it is.
 pub const AUDIT_SOURCES: [&str; 10] = [
@@ -196,6 +200,10 @@ pub struct Texts {
     /// Conversion statuses: attributed, duplicate, unattributed, outside the window, currency
     /// mismatch, a refund pending its purchase, over-refund, a test order.
     pub statuses: [&'static str; 8],
+    /// Devices in the device breakdown: mobile, tablet, desktop, appliance, other
+    /// (`DEVICES`); and the `qr` source (scans of a link's QR code).
+    pub devices: [&'static str; 5],
+    pub qr_source: &'static str,
     /// The conversions list's event column, and each event in the order of `Event::ALL`.
     pub event: &'static str,
     pub events: [&'static str; 6],
@@ -278,6 +286,8 @@ pub static EN: Texts = Texts {
         "Over-refund",
         "Test order",
     ],
+    devices: ["Phone", "Tablet", "Computer", "Appliance", "Other"],
+    qr_source: "QR code",
     event: "Event",
     events: ["Purchase", "Sign-up", "Lead", "Install", "Subscription", "Refund"],
     audit_sources: [
@@ -374,6 +384,8 @@ pub static ZH_TW: Texts = Texts {
         "超額退款",
         "測試訂單",
     ],
+    devices: ["手機", "平板", "電腦", "家電裝置", "其他"],
+    qr_source: "QR 碼",
     event: "事件",
     events: ["購買", "註冊", "名單", "安裝", "訂閱", "退款"],
     audit_sources: [

@@ -22,7 +22,7 @@ pub(super) fn form_post(req: &HttpRequest, state: &State, csrf: &str) -> Result<
         return Err(Box::new(crate::http::redirect::page(
             req,
             Code::Unauthorized,
-            "This form has expired: sign in again.",
+            super::FORM_EXPIRED,
         )));
     }
     Ok(s)
