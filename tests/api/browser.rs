@@ -233,7 +233,8 @@ async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
     assert_eq!(&std::fs::read(&shot).unwrap()[1..4], b"PNG");
     screenshot(&format!("{url}?lang=zh-TW"), "kol-page-zh-tw").await;
 
-    // Revoked: the KOL's browser shows a page that says so.
+    // Revoked: the KOL's browser shows a page that says so, in the language they chose last
+    // (`?lang=zh-TW` above, kept by the browser).
     let id = share["id"].as_str().unwrap();
     let r = app
         .api
@@ -241,6 +242,8 @@ async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
         .bearer_auth(crate::helpers::TOKEN);
     assert_eq!(r.send().await.unwrap().status(), 204);
     let gone = dump_dom(profile.path(), &url).await;
+    assert!(gone.contains("已失效") && gone.contains("已被撤銷"), "{gone}");
+    let gone = dump_dom(profile.path(), &format!("{url}?lang=en")).await;
     assert!(gone.contains("Gone") && gone.contains("revoked"), "{gone}");
     let r = app.api.get(&url).header("accept", "text/html").send().await.unwrap();
     assert_eq!(r.status(), 410);
