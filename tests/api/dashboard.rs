@@ -494,3 +494,45 @@ async fn a_page_that_is_not_there_is_a_page_for_a_signed_in_browser(backend: Bac
         .unwrap();
     crate::helpers::assert_error(r, 404, "not_found").await;
 }
+
+per_store!(conversions_no_campaign_claimed_are_listed_with_their_audit);
+async fn conversions_no_campaign_claimed_are_listed_with_their_audit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let lost =
+        json!({"order_id": "LOST-1", "event": "purchase", "amount": "99.50", "currency": "USD", "coupon": "NOPE"});
+    app.webhook_ok("acme", &secret, &lost).await;
+    let found =
+        json!({"order_id": "FOUND-1", "event": "purchase", "amount": "10", "currency": "TWD", "coupon": "AMY10"});
+    app.webhook_ok("acme", &secret, &found).await;
+    let cookie = sign_in(&app).await;
+    let page = |lang: &'static str| {
+        let (app, cookie) = (&app, cookie.clone());
+        async move {
+            let r = app
+                .api
+                .get(app.url(&format!("/app?lang={lang}")))
+                .header("cookie", cookie)
+                .send();
+            r.await.unwrap().text().await.unwrap()
+        }
+    };
+    let en = page("en").await;
+    let table = &en[en.find(r#"id="unclaimed""#).expect("the list")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert!(
+        table.contains("<td>LOST-1</td><td>Purchase</td><td>Unattributed</td><td>acme</td><td>99.50 USD</td>"),
+        "{table}"
+    );
+    assert!(table.contains("coupon NOPE → no link"), "its audit: {table}");
+    assert!(
+        !table.contains("FOUND-1"),
+        "a claimed conversion is on its campaign's page"
+    );
+    let zh = page("zh-TW").await;
+    assert!(
+        zh.contains("未歸屬任何活動的轉換") && zh.contains("<td>未歸因</td>"),
+        "{zh}"
+    );
+}

@@ -10,7 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS, DEVICES};
-use crate::domain::{AuditResult, Campaign, ConversionStatus, Event, Money, Tier};
+use crate::domain::{AuditResult, Campaign, Conversion, ConversionStatus, Event, Money, Tier};
 use crate::error::ApiError;
 use crate::http::State;
 use crate::lookup::{self, ConversionFilter, LinkFilter};
@@ -181,8 +181,15 @@ struct CampaignsView {
     t: &'static Texts,
     csrf: String,
     campaigns: Vec<CampaignRow>,
+    /// The latest conversions no campaign claimed (`UNCLAIMED_SCAN`).
+    unclaimed: Vec<ConversionRow>,
     form: Sent<NewCampaignForm>,
 }
+
+/// How many of the newest conversions the campaigns' page looks through for ones no campaign
+/// claimed, and how many of those it lists: one bounded read, whatever the log's size.
+const UNCLAIMED_SCAN: usize = 500;
+const UNCLAIMED_SHOWN: usize = 20;
 
 async fn campaigns(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let Some(s) = signed_in(&req, &state) else {
@@ -217,10 +224,22 @@ async fn campaigns_page(
             fig: Fig::of(&r.totals),
         });
     }
+    let t = Lang::of(req).texts();
+    let unclaimed = state
+        .store()
+        .scan_conversions(None, UNCLAIMED_SCAN)
+        .await?
+        .into_iter()
+        .map(|(_, cv)| cv)
+        .filter(|cv| cv.campaign.is_none())
+        .take(UNCLAIMED_SHOWN)
+        .map(|cv| conversion_row(t, &cv))
+        .collect();
     Ok(CampaignsView {
-        t: Lang::of(req).texts(),
+        t,
         csrf: session::csrf(state, session),
         campaigns: rows,
+        unclaimed,
         form,
     }
     .render())
@@ -258,6 +277,7 @@ struct ConversionRow {
     event: &'static str,
     status: String,
     kol: String,
+    shop: String,
     /// With its currency, and a minus for money taken back: a row never reads as a sale in the
     /// campaign's currency when it is not one.
     amount: String,
@@ -341,6 +361,42 @@ fn status_name(t: &Texts, status: ConversionStatus) -> &'static str {
         ConversionStatus::Pending => pending,
         ConversionStatus::OverRefund => over,
         ConversionStatus::Test => test,
+    }
+}
+
+/// A conversion as the dashboard's lists show it, in the page's language.
+fn conversion_row(t: &Texts, cv: &Conversion) -> ConversionRow {
+    ConversionRow {
+        order: cv
+            .refund_id
+            .as_ref()
+            .map_or_else(|| cv.order_id.clone(), |r| format!("{} / {r}", cv.order_id)),
+        event: event_name(t, cv.event),
+        status: status_name(t, cv.status).to_owned(),
+        kol: cv.kol.clone().unwrap_or_default(),
+        shop: cv.shop.to_string(),
+        amount: cv.amount.map_or_else(String::new, |a| {
+            let sign = if cv.event == Event::Refund { "−" } else { "" };
+            let currency = cv
+                .currency
+                .as_ref()
+                .map(|c| format!(" {}", c.as_str()))
+                .unwrap_or_default();
+            format!("{sign}{a}{currency}")
+        }),
+        audit: cv
+            .audit
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} → {}",
+                    audit_source(t, &a.source),
+                    a.value,
+                    audit_result(t, a.result)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" · "),
     }
 }
 
@@ -506,37 +562,7 @@ async fn campaign_page(
     .await?
     .items
     .into_iter()
-    .map(|cv| ConversionRow {
-        order: cv
-            .refund_id
-            .as_ref()
-            .map_or_else(|| cv.order_id.clone(), |r| format!("{} / {r}", cv.order_id)),
-        event: event_name(t, cv.event),
-        status: status_name(t, cv.status).to_owned(),
-        kol: cv.kol.clone().unwrap_or_default(),
-        amount: cv.amount.map_or_else(String::new, |a| {
-            let sign = if cv.event == Event::Refund { "−" } else { "" };
-            let currency = cv
-                .currency
-                .as_ref()
-                .map(|c| format!(" {}", c.as_str()))
-                .unwrap_or_default();
-            format!("{sign}{a}{currency}")
-        }),
-        audit: cv
-            .audit
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} {} → {}",
-                    audit_source(t, &a.source),
-                    a.value,
-                    audit_result(t, a.result)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" · "),
-    })
+    .map(|cv| conversion_row(t, &cv))
     .collect();
     Ok(CampaignView {
         t,
@@ -605,6 +631,12 @@ mod tests {
             );
         }
         assert_eq!(event_name(&ZH_TW, Event::Refund), "退款");
+        for t in [&EN, &ZH_TW] {
+            assert!(
+                t.unclaimed_note.contains(&UNCLAIMED_SCAN.to_string()),
+                "the note says how far back"
+            );
+        }
         assert_eq!(tier_name(&ZH_TW, Tier::Mega), "超大型");
         for t in [&EN, &ZH_TW] {
             let mut audit: Vec<&str> = AUDIT_SOURCES.iter().map(|s| audit_source(t, s)).collect();
