@@ -450,11 +450,21 @@ async fn contract_details_hold(backend: Backend) {
         )
         .await;
     assert_error(r, 400, "invalid_input").await;
-    // Coupons fold ASCII case only: STRASSE and straße are two coupons.
+    // Coupons fold case in every alphabet (straße is STRASSE), and accents are letters of
+    // their own: ETE10 and ÉTÉ10 are two coupons.
     app.create_kol("ben", 1).await;
     app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "coupon": "straße"}))
         .await;
-    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "coupon": "STRASSE"}))
+    let r = app
+        .post(
+            "/api/v1/links",
+            &json!({"campaign": "spring-sale", "kol": "ben", "coupon": "STRASSE"}),
+        )
+        .await;
+    assert_error(r, 409, "coupon_taken").await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "coupon": "ETE10"}))
+        .await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "coupon": "ÉTÉ10"}))
         .await;
     let r = app
         .post(
