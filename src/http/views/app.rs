@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS, DEVICES};
+use super::{amount, count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS, DEVICES};
 use crate::domain::{AuditResult, Campaign, Conversion, ConversionStatus, Event, Money, Tier};
 use crate::error::ApiError;
 use crate::http::State;
@@ -140,7 +140,7 @@ struct Fig {
 }
 
 fn money(m: Option<Money>) -> String {
-    m.map_or_else(|| "–".to_owned(), |m| m.to_string())
+    m.map_or_else(|| "–".to_owned(), amount)
 }
 
 impl Fig {
@@ -162,7 +162,7 @@ fn cell(key: SortKey, t: &Totals) -> String {
     match key.figure(t) {
         None => "–".to_owned(),
         Some(Figure::Count(n)) => count(n),
-        Some(Figure::Minor(m)) => Money::from_minor(m).to_string(),
+        Some(Figure::Minor(m)) => amount(Money::from_minor(m)),
         Some(Figure::Rate(r)) if key == SortKey::Roas => format!("{r:.2}"),
         Some(Figure::Rate(r)) => percent(Some(r)),
     }
@@ -382,7 +382,7 @@ fn conversion_row(t: &Texts, cv: &Conversion) -> ConversionRow {
                 .as_ref()
                 .map(|c| format!(" {}", c.as_str()))
                 .unwrap_or_default();
-            format!("{sign}{a}{currency}")
+            format!("{sign}{}{currency}", amount(a))
         }),
         audit: cv
             .audit
@@ -544,7 +544,7 @@ async fn campaign_page(
                 code: l.code.to_string(),
                 kol: l.kol.to_string(),
                 coupon: l.coupon.map(|c| c.to_string()).unwrap_or_default(),
-                cost: l.cost.to_string(),
+                cost: amount(l.cost),
                 qr_svg: format!("{short_url}/qr.svg"),
                 short_url,
             }

@@ -437,6 +437,15 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// Money as the screens show it: its two fraction digits, the whole part grouped by thousands
+/// as counts are (`138,300.00`; the API keeps `"138300.00"`).
+pub fn amount(m: crate::domain::Money) -> String {
+    let minor = m.minor();
+    let sign = if minor < 0 { "−" } else { "" };
+    let abs = minor.unsigned_abs();
+    format!("{sign}{}.{:02}", count(abs / 100), abs % 100)
+}
+
 /// A rate as a percentage with two decimals; `–` when there is none.
 pub fn percent(r: Option<f64>) -> String {
     r.map_or_else(
@@ -500,6 +509,16 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_grouped_by_thousands_with_their_two_digits() {
+        let shown = |minor: i64| amount(crate::domain::Money::from_minor(minor));
+        assert_eq!(shown(13_830_000), "138,300.00");
+        assert_eq!(shown(128_000), "1,280.00");
+        assert_eq!(shown(5), "0.05");
+        assert_eq!(shown(-30_000), "−300.00");
+        assert_eq!(shown(0), "0.00");
+    }
 
     #[test]
     fn counts_and_rates_read_as_people_write_them() {
