@@ -167,12 +167,17 @@ fn conversions(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Vec<Incoming
         });
     }
     for r in &o.refunds {
+        let amount = money("refunds[].total", r.total.as_ref())?;
+        // A refund of items only (restocked, no money back) takes nothing, as on Shopify.
+        if amount == Money::ZERO {
+            continue;
+        }
         out.push(Incoming {
             shop: shop.id.clone(),
             order_id: order_id.clone(),
             refund_id: Some(id_text(&r.id)?),
             event: Event::Refund,
-            amount: Some(money("refunds[].total", r.total.as_ref())?),
+            amount: Some(amount),
             currency: Some(currency.clone()),
             claims: vec![],
             occurred_at: changed_at,
