@@ -536,3 +536,33 @@ async fn conversions_no_campaign_claimed_are_listed_with_their_audit(backend: Ba
         "{zh}"
     );
 }
+
+per_store!(a_campaign_without_links_says_so_in_each_part_of_its_page);
+async fn a_campaign_without_links_says_so_in_each_part_of_its_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_campaign("quiet").await;
+    let cookie = sign_in(&app).await;
+    for (lang, no_links, no_conversions) in [
+        ("en", "No links yet.", "No conversions yet."),
+        ("zh-TW", "還沒有連結。", "還沒有轉換。"),
+    ] {
+        let page = app
+            .api
+            .get(app.url(&format!("/app/campaigns/quiet?lang={lang}")))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let part = |id: &str| {
+            let at = page.find(&format!(r#"id="{id}""#)).unwrap_or_else(|| panic!("{id}"));
+            page[at..at + page[at..].find("</table>").unwrap()].to_owned()
+        };
+        assert!(part("leaderboard").contains(no_links), "{page}");
+        assert!(part("tiers").contains(no_links), "{page}");
+        assert!(part("conversions").contains(no_conversions), "{page}");
+        assert!(page.matches(no_links).count() >= 3, "the links' list too: {page}");
+    }
+}
