@@ -500,6 +500,16 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str) -> Str
     // The legend's keys (`.key` in base.html) have the same two colours.
     chart.series.colors = vec!["#3056d3".into(), "#e8590c".into()];
     chart.legend.show = Some(false);
+    // Counts are whole: where every day's are below the axis' number of steps (none at all,
+    // or a few), the axis runs 0, 1, 2 … instead of 0.2, 0.4 ….
+    let top = points.iter().map(|p| p.clicks.max(p.conversions)).max().unwrap_or(0);
+    if let Some(y) = chart.y_axis_configs.first_mut() {
+        let steps = y.split_number.max(1);
+        if top < steps as u64 {
+            y.min = Some(0.0);
+            y.max = Some(steps as f32);
+        }
+    }
     match chart.svg() {
         Ok(svg) => svg.replacen("<svg ", r#"<svg class="chart" role="img" "#, 1),
         Err(e) => {
@@ -512,6 +522,25 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chart_of_few_or_no_clicks_counts_in_whole_steps() {
+        let day = |clicks: u64| PagePoint {
+            t: "2026-11-20T00:00:00Z".to_owned(),
+            clicks,
+            conversions: 0,
+        };
+        for points in [vec![day(0), day(0)], vec![day(1), day(2)]] {
+            let svg = daily_chart(&points, "Clicks", "Conversions");
+            let labels: Vec<&str> = svg
+                .split("</text>")
+                .filter_map(|t| t.rsplit('>').next().map(str::trim))
+                .filter(|t| t.parse::<f64>().is_ok())
+                .collect();
+            assert!(labels.contains(&"1"), "{labels:?}");
+            assert!(labels.iter().all(|l| !l.contains('.')), "{labels:?}");
+        }
+    }
 
     #[test]
     fn amounts_are_grouped_by_thousands_with_their_two_digits() {
