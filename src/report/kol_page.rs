@@ -20,8 +20,9 @@ use crate::store::{RecordsExt, Store};
 pub struct KolPage {
     pub kol: String,
     pub name: String,
-    /// The campaign the share is limited to, if it is.
+    /// The campaign the share is limited to, if it is, and its name.
     pub campaign: Option<String>,
+    pub campaign_name: Option<String>,
     pub totals: PageFigures,
     pub links: Vec<PageLink>,
     /// Daily clicks and conversions of the last 30 days (UTC), all links together.
@@ -55,6 +56,8 @@ impl From<&Totals> for PageFigures {
 pub struct PageLink {
     pub code: String,
     pub campaign: String,
+    /// The campaign's name, as the KOL knows it.
+    pub campaign_name: String,
     pub short_url: String,
     pub qr_svg: String,
     pub qr_png: String,
@@ -84,11 +87,13 @@ pub async fn kol_page(
         kol: Some(kol.id.to_string()),
     };
     let links = lookup::all_links(store, lists, &filter).await?;
-    let mut goals = HashMap::new();
-    for l in links.iter() {
-        if !goals.contains_key(l.campaign.as_str()) {
-            let goal = store.get::<Campaign>(l.campaign.as_str()).await?.map(|c| c.goal_event);
-            goals.insert(l.campaign.to_string(), goal.unwrap_or(Event::Purchase));
+    // Each campaign's goal (what its conversions count) and name.
+    let (mut goals, mut names) = (HashMap::new(), HashMap::new());
+    for id in links.iter().map(|l| l.campaign.as_str()).chain(campaign) {
+        if !names.contains_key(id) {
+            let c = store.get::<Campaign>(id).await?;
+            goals.insert(id.to_owned(), c.as_ref().map_or(Event::Purchase, |c| c.goal_event));
+            names.insert(id.to_owned(), c.map_or_else(|| id.to_owned(), |c| c.name));
         }
     }
     let to = clock.now().date_naive();
@@ -112,6 +117,7 @@ pub async fn kol_page(
             page_links.push(PageLink {
                 code: l.code.to_string(),
                 campaign: l.campaign.to_string(),
+                campaign_name: names.get(l.campaign.as_str()).cloned().unwrap_or_default(),
                 qr_svg: format!("{short_url}/qr.svg"),
                 qr_png: format!("{short_url}/qr.png"),
                 short_url,
@@ -124,6 +130,7 @@ pub async fn kol_page(
         kol: kol.id.to_string(),
         name: kol.name,
         campaign: campaign.map(str::to_owned),
+        campaign_name: campaign.and_then(|c| names.get(c).cloned()),
         totals: PageFigures::from(&total.totals()),
         links: page_links,
         series: page_points(&daily, from),

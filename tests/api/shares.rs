@@ -39,6 +39,13 @@ async fn a_kol_sees_their_own_links_and_figures_and_nothing_else(backend: Backen
     assert_eq!(link["code"], "amy-serum");
     assert_eq!(link["short_url"], app.url("/amy-serum"));
     assert_eq!(link["qr_svg"], app.url("/amy-serum/qr.svg"));
+    // The campaign by the name the KOL knows it by, on the page too.
+    assert_eq!(
+        (link["campaign"].as_str(), link["campaign_name"].as_str()),
+        (Some("spring-sale"), Some("Campaign spring-sale"))
+    );
+    let html = app.api.get(url).header("accept", "text/html").send().await.unwrap();
+    assert!(html.text().await.unwrap().contains("Campaign spring-sale · "));
     // The figures equal the analyst's.
     let totals = app.link_totals("amy-serum").await;
     for f in ["clicks", "unique_clicks", "conversions", "ctr", "conversion_rate"] {

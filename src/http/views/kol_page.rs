@@ -29,7 +29,7 @@ impl From<&PageFigures> for Figures {
 
 pub struct LinkRow {
     pub code: String,
-    pub campaign: String,
+    pub campaign_name: String,
     pub short_url: String,
     pub qr_svg: String,
     pub qr_png: String,
@@ -59,7 +59,7 @@ impl<'a> KolPageView<'a> {
                 let f = Figures::from(&l.figures);
                 LinkRow {
                     code: l.code.clone(),
-                    campaign: l.campaign.clone(),
+                    campaign_name: l.campaign_name.clone(),
                     short_url: l.short_url.clone(),
                     qr_svg: l.qr_svg.clone(),
                     qr_png: l.qr_png.clone(),
