@@ -23,6 +23,16 @@ async fn sign_in(app: &TestApp) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
+/// `GET path` with the session cookie.
+async fn get_signed_in(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response {
+    app.api
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
     html[at..at + html[at..].find('"').unwrap()].to_owned()
@@ -46,13 +56,7 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
     assert!(wrong.headers().get("set-cookie").is_none());
 
     let cookie = sign_in(&app).await;
-    let page = app
-        .api
-        .get(app.url("/app"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = get_signed_in(&app, &cookie, "/app").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains(r#"data-campaign="spring-sale""#), "{html}");
@@ -230,16 +234,7 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
     let app = spawn_app(backend).await;
     app.seed().await;
     let cookie = sign_in(&app).await;
-    let html = app
-        .api
-        .get(app.url("/app"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_signed_in(&app, &cookie, "/app").await.text().await.unwrap();
     let csrf = csrf_of(&html);
     let post =
         |path: &str, form: Vec<(&str, &str)>| app.api.post(app.url(path)).header("cookie", &cookie).form(&form).send();
@@ -350,13 +345,8 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
         "{text}"
     );
     // The page as it normally is has no alert.
-    let plain = app
-        .api
-        .get(app.url("/app/campaigns/spring-sale"))
-        .header("cookie", &cookie)
-        .send()
+    let plain = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -369,13 +359,7 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
             .len(),
         1
     );
-    let unknown = app
-        .api
-        .get(app.url("/app/campaigns/nope"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let unknown = get_signed_in(&app, &cookie, "/app/campaigns/nope").await;
     assert_eq!(unknown.status(), 404);
     let bad_sort = app
         .api
@@ -485,13 +469,7 @@ async fn a_page_that_is_not_there_is_a_page_for_a_signed_in_browser(backend: Bac
         assert!(page.contains("<h1>") && !page.contains(r#"{"error""#), "{path}: {page}");
     }
     // Other clients still get API.md's JSON.
-    let r = app
-        .api
-        .get(app.url("/app/campaigns/nope"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_signed_in(&app, &cookie, "/app/campaigns/nope").await;
     crate::helpers::assert_error(r, 404, "not_found").await;
 }
 
@@ -546,13 +524,8 @@ async fn a_campaign_without_links_says_so_in_each_part_of_its_page(backend: Back
         ("en", "No links yet.", "No conversions yet."),
         ("zh-TW", "還沒有連結。", "還沒有轉換。"),
     ] {
-        let page = app
-            .api
-            .get(app.url(&format!("/app/campaigns/quiet?lang={lang}")))
-            .header("cookie", &cookie)
-            .send()
+        let page = get_signed_in(&app, &cookie, &format!("/app/campaigns/quiet?lang={lang}"))
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();

@@ -182,7 +182,7 @@ struct CampaignsView {
     csrf: String,
     campaigns: Vec<CampaignRow>,
     /// The latest conversions no campaign claimed (`UNCLAIMED_SCAN`).
-    unclaimed: Vec<ConversionRow>,
+    conversions: ConversionList,
     form: Sent<NewCampaignForm>,
 }
 
@@ -205,7 +205,7 @@ async fn campaigns_page(
     form: Sent<NewCampaignForm>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
     let page = state.store().list::<Campaign>(None, 200).await?;
-    let mut rows = Vec::with_capacity(page.items.len());
+    let mut campaigns = Vec::with_capacity(page.items.len());
     for c in page.items {
         let r = report::campaign(
             state.store(),
@@ -217,7 +217,7 @@ async fn campaigns_page(
             state.settings.hourly_retention_days,
         )
         .await?;
-        rows.push(CampaignRow {
+        campaigns.push(CampaignRow {
             id: c.id.to_string(),
             name: c.name,
             currency: c.currency.as_str().to_owned(),
@@ -225,7 +225,7 @@ async fn campaigns_page(
         });
     }
     let t = Lang::of(req).texts();
-    let unclaimed = state
+    let rows = state
         .store()
         .scan_conversions(None, UNCLAIMED_SCAN)
         .await?
@@ -233,13 +233,19 @@ async fn campaigns_page(
         .map(|(_, cv)| cv)
         .filter(|cv| cv.campaign.is_none())
         .take(UNCLAIMED_SHOWN)
-        .map(|cv| conversion_row(t, &cv))
+        .map(|cv| conversion_row(t, &cv, cv.shop.to_string()))
         .collect();
+    let conversions = ConversionList {
+        id: "unclaimed",
+        by: t.shop,
+        empty: t.no_unclaimed,
+        rows,
+    };
     Ok(CampaignsView {
         t,
         csrf: session::csrf(state, session),
-        campaigns: rows,
-        unclaimed,
+        campaigns,
+        conversions,
         form,
     }
     .render())
@@ -272,12 +278,21 @@ struct LinkCard {
     qr_svg: String,
 }
 
+/// A list of conversions: its table's id, the title of its `by` column and what it says when
+/// empty (`conversions_table.html`).
+struct ConversionList {
+    id: &'static str,
+    by: &'static str,
+    empty: &'static str,
+    rows: Vec<ConversionRow>,
+}
+
 struct ConversionRow {
     order: String,
     event: &'static str,
     status: String,
-    kol: String,
-    shop: String,
+    /// Whose it is: the KOL on a campaign's page, the shop where no campaign claimed it.
+    by: String,
     /// With its currency, and a minus for money taken back: a row never reads as a sale in the
     /// campaign's currency when it is not one.
     amount: String,
@@ -300,7 +315,7 @@ struct CampaignView {
     tiers: Vec<TableRow>,
     breakdowns: Vec<BreakdownCard>,
     links: Vec<LinkCard>,
-    conversions: Vec<ConversionRow>,
+    conversions: ConversionList,
     mint: Sent<MintForm>,
 }
 
@@ -365,7 +380,7 @@ fn status_name(t: &Texts, status: ConversionStatus) -> &'static str {
 }
 
 /// A conversion as the dashboard's lists show it, in the page's language.
-fn conversion_row(t: &Texts, cv: &Conversion) -> ConversionRow {
+fn conversion_row(t: &Texts, cv: &Conversion, by: String) -> ConversionRow {
     ConversionRow {
         order: cv
             .refund_id
@@ -373,8 +388,7 @@ fn conversion_row(t: &Texts, cv: &Conversion) -> ConversionRow {
             .map_or_else(|| cv.order_id.clone(), |r| format!("{} / {r}", cv.order_id)),
         event: event_name(t, cv.event),
         status: status_name(t, cv.status).to_owned(),
-        kol: cv.kol.clone().unwrap_or_default(),
-        shop: cv.shop.to_string(),
+        by,
         amount: cv.amount.map_or_else(String::new, |a| {
             let sign = if cv.event == Event::Refund { "−" } else { "" };
             let currency = cv
@@ -550,7 +564,7 @@ async fn campaign_page(
             }
         })
         .collect();
-    let conversions = lookup::conversions(
+    let rows = lookup::conversions(
         state.store(),
         &ConversionFilter {
             campaign: Some(c.id.to_string()),
@@ -562,8 +576,14 @@ async fn campaign_page(
     .await?
     .items
     .into_iter()
-    .map(|cv| conversion_row(t, &cv))
+    .map(|cv| conversion_row(t, &cv, cv.kol.clone().unwrap_or_default()))
     .collect();
+    let conversions = ConversionList {
+        id: "conversions",
+        by: t.kol,
+        empty: t.no_conversions,
+        rows,
+    };
     Ok(CampaignView {
         t,
         csrf: session::csrf(state, session),
