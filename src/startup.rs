@@ -36,6 +36,8 @@ pub struct Application {
     writer: WriterTasks,
     /// The job that prunes old hourly counters (`crate::hours`), stopped with the application.
     hours: AbortOnDrop,
+    /// The job that reads the session key again (`session::keep_key_fresh`).
+    session_key_refresh: AbortOnDrop,
     /// The admin token generated at this start, if one was (it is shown once).
     pub generated_admin_token: Option<String>,
 }
@@ -62,8 +64,16 @@ impl Application {
         };
         let session_key = {
             let candidate = hex::encode(rand::random::<[u8; 32]>());
-            store.init_secret("session_key", &candidate).await?.0.into_bytes()
+            let key = store.init_secret("session_key", &candidate).await?.0.into_bytes();
+            Arc::new(crate::http::views::session::SessionKey::new(key))
         };
+        let session_key_refresh = AbortOnDrop(
+            tokio::spawn(crate::http::views::session::keep_key_fresh(
+                store.clone(),
+                session_key.clone(),
+            ))
+            .abort_handle(),
+        );
         let listener =
             TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
         let bound = listener.local_addr()?;
@@ -134,6 +144,7 @@ impl Application {
             store,
             writer: writer_task,
             hours,
+            session_key_refresh,
             generated_admin_token,
         })
     }
@@ -153,6 +164,7 @@ impl Application {
         // The writer ends once the workers' handles to it are gone; it writes what it holds
         // first, then the spool is replayed for a bounded time (what is left waits on disk).
         drop(self.hours);
+        drop(self.session_key_refresh);
         self.writer.finish().await;
         self.store.close().await;
         served

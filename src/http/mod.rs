@@ -15,7 +15,7 @@ pub(crate) mod redirect;
 mod shares;
 mod shops;
 mod stats;
-mod views;
+pub(crate) mod views;
 mod webhooks;
 
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub struct AppState {
     /// Key of the daily visitor-hash salt.
     pub visitor_key: crate::classify::VisitorKey,
     /// Key of the dashboard's session cookies and CSRF tokens.
-    pub session_key: Vec<u8>,
+    pub session_key: Arc<views::session::SessionKey>,
     /// Base of short URLs, no trailing slash.
     pub public_base: String,
     pub settings: Settings,

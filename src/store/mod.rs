@@ -521,6 +521,12 @@ pub trait Store: Records + Links + ClickLog + Counters + Conversions + Send + Sy
     /// force and whether it was just stored.
     async fn init_secret(&self, name: &str, candidate: &str) -> Result<(String, bool)>;
 
+    /// The value under `name`, if one is kept.
+    async fn secret(&self, name: &str) -> Result<Option<String>>;
+
+    /// Keeps `value` under `name`, over what was there.
+    async fn replace_secret(&self, name: &str, value: &str) -> Result<()>;
+
     /// Stops background work (pruning) and waits for it; called once at shutdown.
     async fn close(&self) {}
 }

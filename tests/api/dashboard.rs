@@ -149,6 +149,49 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
     assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
 }
 
+per_store!(signing_out_ends_every_session_and_a_copied_cookie_with_it);
+async fn signing_out_ends_every_session_and_a_copied_cookie_with_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    // Two browsers signed in; one cookie copied away.
+    let (first, second) = (sign_in(&app).await, sign_in(&app).await);
+    let html = get_signed_in(&app, &first, "/app").await.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let report = "/api/v1/campaigns/spring-sale/report.csv";
+    assert_eq!(get_signed_in(&app, &second, report).await.status(), StatusCode::OK);
+    let out = app
+        .api
+        .post(app.url("/app/logout"))
+        .header("cookie", &first)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    for cookie in [&first, &second] {
+        let page = get_signed_in(&app, cookie, "/app").await;
+        assert_eq!(page.status(), StatusCode::SEE_OTHER, "back to the sign-in page");
+        assert_eq!(page.headers()["location"], "/app/login");
+        assert_eq!(
+            get_signed_in(&app, cookie, report).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The old form token goes with them; a new sign-in works.
+    let again = app
+        .api
+        .post(app.url("/app/logout"))
+        .header("cookie", &first)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(again.headers()["location"], "/app/login");
+    let fresh = sign_in(&app).await;
+    assert_eq!(get_signed_in(&app, &fresh, "/app").await.status(), StatusCode::OK);
+}
+
 per_store!(the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_readers_language);
 async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_readers_language(backend: Backend) {
     let app = spawn_app(backend).await;

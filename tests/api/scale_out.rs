@@ -328,3 +328,53 @@ async fn instances_over_one_cluster_share_links_click_ids_and_conversions() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_sign_out_on_one_instance_ends_the_session_on_every_instance() {
+    let apps = three_instances().await;
+    let signed_in = apps[0]
+        .api
+        .post(apps[0].url("/app/login"))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = |app: &crate::helpers::TestApp| app.api.get(app.url("/app")).header("cookie", cookie.clone()).send();
+    for app in &apps {
+        assert_eq!(page(app).await.unwrap().status(), 200, "one session for every instance");
+    }
+    let html = page(&apps[0]).await.unwrap().text().await.unwrap();
+    let at = html.find(r#"name="csrf" value=""#).unwrap() + r#"name="csrf" value=""#.len();
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    let out = apps[0]
+        .api
+        .post(apps[0].url("/app/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    // The others read the new key within `KEY_REFRESH` (5 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for app in &apps {
+        loop {
+            let status = page(app).await.unwrap().status();
+            if status == 303 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sign-out reaches every instance ({status})"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -122,6 +122,11 @@ async fn logout(req: HttpRequest, state: State, form: web::Form<CsrfForm>) -> Ht
     if let Err(answer) = form_post(&req, &state, &form.csrf) {
         return *answer;
     }
+    // Every session ends, not only this browser's cookie: a copy of it is worth nothing now.
+    if let Err(e) = session::sign_out(&state).await {
+        tracing::error!(error = %e, "sign-out could not end the sessions: the store did not answer");
+        return actix_web::ResponseError::error_response(&ApiError::from(e));
+    }
     HttpResponse::SeeOther()
         .cookie(session::end(&state))
         .insert_header((header::LOCATION, "/app/login"))

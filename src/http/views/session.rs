@@ -2,6 +2,11 @@
 //! cookie holding an expiry and a MAC over it (and over the admin token's hash, so that a new
 //! token ends every session). No token ever travels in a URL. Forms carry a CSRF token derived
 //! from the session; state-changing requests check it.
+//!
+//! The MAC's key is kept in the store (`session_key`). Signing out replaces it ([`sign_out`]),
+//! which ends every session, so that a copied cookie is worth nothing once its owner signed out
+//! (one admin: signing out signs out every browser). Every process reads the key again every
+//! [`KEY_REFRESH`] ([`keep_key_fresh`]), so a sign-out through one ends sessions in all.
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::HttpRequest;
@@ -11,14 +16,59 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use std::sync::{Arc, RwLock};
+
 use crate::http::AppState;
+use crate::store::{Store, StoreError};
 
 pub const COOKIE: &str = "kolink_session";
 /// How long a session lasts.
 pub const HOURS: i64 = 12;
 
+/// How often a process reads the session key again (a sign-out through another one).
+pub const KEY_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The key sessions are signed with: the store's `session_key`, as this process last read it.
+pub struct SessionKey(RwLock<Vec<u8>>);
+
+impl SessionKey {
+    pub fn new(key: Vec<u8>) -> Self {
+        Self(RwLock::new(key))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        f(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn set(&self, key: Vec<u8>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = key;
+    }
+}
+
+/// Ends every session: a new key, in the store first (for every process), then here.
+pub async fn sign_out(state: &AppState) -> Result<(), StoreError> {
+    let key = hex::encode(rand::random::<[u8; 32]>());
+    state.store.replace_secret("session_key", &key).await?;
+    state.session_key.set(key.into_bytes());
+    Ok(())
+}
+
+/// Reads the store's session key every `KEY_REFRESH`, until the process ends.
+pub async fn keep_key_fresh(store: Arc<dyn Store>, key: Arc<SessionKey>) {
+    loop {
+        tokio::time::sleep(KEY_REFRESH).await;
+        match store.secret("session_key").await {
+            Ok(Some(k)) => key.set(k.into_bytes()),
+            Ok(None) => {}
+            Err(e) => crate::telemetry::warn_limited!(error = %e, "the session key could not be read again"),
+        }
+    }
+}
+
 fn mac(state: &AppState, purpose: &str, value: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(&state.session_key).expect("HMAC takes keys of any length");
+    let mut m = state
+        .session_key
+        .with(|key| Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"));
     m.update(purpose.as_bytes());
     m.update(b".");
     m.update(value.as_bytes());

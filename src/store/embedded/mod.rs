@@ -294,6 +294,24 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn secret(&self, name: &str) -> Result<Option<String>> {
+        let name = name.to_owned();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(SECRETS)?;
+            Ok(t.get(name.as_str())?.map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn replace_secret(&self, name: &str, value: &str) -> Result<()> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.write(move |txn| {
+            txn.open_table(SECRETS)?.insert(name.as_str(), value.as_str())?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn close(&self) {
         let upkeep = self.upkeep.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(p) = upkeep {

@@ -756,6 +756,19 @@ impl Store for RedisStore {
         let v: String = conn.get(&key).await.map_err(failed("Failed to read a secret"))?;
         Ok((v, false))
     }
+
+    async fn secret(&self, name: &str) -> Result<Option<String>> {
+        let key = self.meta(&format!("secret:{name}"));
+        self.conn().get(&key).await.map_err(failed("Failed to read a secret"))
+    }
+
+    async fn replace_secret(&self, name: &str, value: &str) -> Result<()> {
+        let key = self.meta(&format!("secret:{name}"));
+        self.conn()
+            .set(&key, value)
+            .await
+            .map_err(failed("Failed to store a secret"))
+    }
 }
 
 #[async_trait::async_trait]
