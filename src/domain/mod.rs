@@ -19,7 +19,7 @@ pub use code::{CodeError, ShortCode};
 pub use coupon::{Coupon, CouponKey};
 pub use destination::{with_click_id, Destination};
 pub use dimension::{ClickInfo, Dimension, Dimensions};
-pub use money::{Currency, Money};
+pub use money::{Currency, Money, Round};
 pub use platform::{Platform, Tier};
 pub use records::*;
 pub use slug::Slug;

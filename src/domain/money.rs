@@ -18,6 +18,15 @@ fn too_large(what: &str) -> Invalid {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct Money(i64);
 
+/// How an amount finer than the minor unit is rounded (`Money::from_platform_json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// Half away from zero: what is paid.
+    HalfUp,
+    /// Towards zero: what is taken back.
+    Down,
+}
+
 impl Money {
     pub const ZERO: Money = Money(0);
 
@@ -27,6 +36,15 @@ impl Money {
 
     pub fn minor(self) -> i64 {
         self.0
+    }
+
+    /// An amount of `minor` units computed from others (a conversion), if it is a valid one:
+    /// not negative, and not past the largest.
+    pub fn checked_from_minor(minor: i128) -> Option<Self> {
+        i64::try_from(minor)
+            .ok()
+            .filter(|m| (0..=MAX_MINOR).contains(m))
+            .map(Self)
     }
 
     /// Parses a non-negative decimal amount such as `1280`, `1280.5` or `"1280.00"`.
@@ -91,9 +109,11 @@ impl Money {
 
     /// An amount as a shop platform writes it: as `from_json`, but more than two fraction
     /// digits (Shopify and WooCommerce write the store's own, three for KWD, BHD, OMR, JOD …)
-    /// are rounded half away from zero to the minor unit kolink keeps, instead of refused: a
-    /// shop's order is never turned away for its format.
-    pub fn from_platform_json(v: &serde_json::Value) -> Result<Self, Invalid> {
+    /// are rounded to the minor unit kolink keeps, instead of refused: a shop's order is never
+    /// turned away for its format. Purchases round half away from zero, refunds down
+    /// ([`Round`]), so that an order's refunds, each rounded, never add up past its rounded
+    /// total (which would make the last of them an over-refund).
+    pub fn from_platform_json(v: &serde_json::Value, round: Round) -> Result<Self, Invalid> {
         let text = match v {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
@@ -101,7 +121,10 @@ impl Money {
         };
         match text.split_once('.') {
             Some((int, frac)) if frac.len() > 2 && frac.bytes().all(|b| b.is_ascii_digit()) => {
-                let up = frac.as_bytes()[2] >= b'5';
+                let up = match round {
+                    Round::HalfUp => frac.as_bytes()[2] >= b'5',
+                    Round::Down => false,
+                };
                 let kept = Self::from_json(&serde_json::Value::String(format!("{int}.{}", &frac[..2])))?;
                 let rounded = kept.0 + i64::from(up);
                 if rounded > MAX_MINOR {
@@ -278,7 +301,7 @@ mod tests {
 
     #[test]
     fn platform_amounts_past_two_fraction_digits_are_rounded_not_refused() {
-        let read = |v: serde_json::Value| Money::from_platform_json(&v).map(|m| m.minor());
+        let read = |v: serde_json::Value| Money::from_platform_json(&v, Round::HalfUp).map(|m| m.minor());
         assert_eq!(read(serde_json::json!("12.500")).unwrap(), 1250);
         assert_eq!(read(serde_json::json!("12.345")).unwrap(), 1235);
         assert_eq!(read(serde_json::json!("12.3449")).unwrap(), 1234);
@@ -294,6 +317,13 @@ mod tests {
             Money::parse("12.500").is_err(),
             "the API's own inputs stay at two digits"
         );
+        // Refunds round down: two refunds of 0.505 of a 1.010 order (1.01) take 1.00, not 1.02.
+        let down = |s: &str| {
+            Money::from_platform_json(&serde_json::json!(s), Round::Down)
+                .unwrap()
+                .minor()
+        };
+        assert_eq!((down("0.505"), down("0.509"), down("12.50")), (50, 50, 1250));
     }
     use serde_json::json;
 

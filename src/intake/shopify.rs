@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{check_body_signature, id_text, Claim, Delivery, Incoming, ShopWebhooks};
-use crate::domain::{Currency, Event, Method, Money, Shop, ShopPlatform};
+use crate::domain::{Currency, Event, Method, Money, Round, Shop, ShopPlatform};
 use crate::error::ApiError;
 
 pub struct Shopify;
@@ -52,8 +52,6 @@ struct Order {
     note_attributes: Vec<NameValue>,
     #[serde(default)]
     discount_codes: Vec<DiscountCode>,
-    /// The order's total in the shop's and the buyer's currency (Shopify Markets).
-    total_price_set: Option<MoneySet>,
     /// The refunds made so far: a cancellation takes back what they left.
     #[serde(default)]
     refunds: Vec<OrderRefund>,
@@ -72,10 +70,14 @@ struct SetAmount {
     currency_code: String,
 }
 
+/// A refund as an order lists it: the same object `refunds/create` delivers.
 #[derive(Deserialize)]
 struct OrderRefund {
     #[serde(default)]
     transactions: Vec<Transaction>,
+    /// Everything else, where its `*_set` amounts are (`Exchange::of_refund`).
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +105,9 @@ struct Refund {
     processed_at: Option<DateTime<chrono::FixedOffset>>,
     #[serde(default)]
     transactions: Vec<Transaction>,
+    /// Everything else, where its `*_set` amounts are (`Exchange::of_refund`).
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ShopWebhooks for Shopify {
@@ -123,10 +128,7 @@ impl ShopWebhooks for Shopify {
         match topic {
             "orders/create" | "orders/paid" => Ok(vec![purchase(shop, read(d.body)?, now)?]),
             "orders/cancelled" => Ok(cancellation(shop, read(d.body)?, now)?.into_iter().collect()),
-            "refunds/create" => {
-                let exchange = Exchange::of_refund(&read(d.body)?);
-                Ok(refund(shop, read(d.body)?, &exchange, now)?.into_iter().collect())
-            }
+            "refunds/create" => Ok(refund(shop, read(d.body)?, now)?.into_iter().collect()),
             other => Err(ApiError::invalid(format!(
                 "The topic '{other}' is not taken: subscribe orders/create, orders/paid, orders/cancelled and refunds/create."
             ))),
@@ -138,9 +140,10 @@ fn read<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     crate::error::from_json(body, "a Shopify payload")
 }
 
-fn money(field: &str, v: Option<&serde_json::Value>) -> Result<Money, ApiError> {
+/// An amount of the payload: a purchase's rounded half up, a refund's down (`Round`).
+fn money(field: &str, v: Option<&serde_json::Value>, round: Round) -> Result<Money, ApiError> {
     let v = v.ok_or_else(|| ApiError::invalid(format!("{field} is missing.")))?;
-    Money::from_platform_json(v).map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
+    Money::from_platform_json(v, round).map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
 }
 
 fn at(t: Option<DateTime<chrono::FixedOffset>>, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -179,7 +182,7 @@ fn purchase(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Incoming, ApiEr
         order_id: id_text(&o.id)?,
         refund_id: None,
         event: Event::Purchase,
-        amount: Some(money("total_price", o.total_price.as_ref())?),
+        amount: Some(money("total_price", o.total_price.as_ref(), Round::HalfUp)?),
         currency: Some(Currency::parse(o.currency.as_deref().unwrap_or(""))?),
         claims,
         occurred_at: at(o.cancelled_at.or(o.processed_at).or(o.created_at), now),
@@ -189,17 +192,17 @@ fn purchase(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Incoming, ApiEr
 
 /// What a cancelled order takes back: what its refunds so far left of its total, so that the
 /// order nets to nothing whichever of the cancellation and a refund made with it arrives first
-/// (a refund counted after this one passes the purchase and is `over_refund`). None when the
-/// refunds took it all.
+/// (a refund counted after this one passes the purchase and is `over_refund`). Each refund the
+/// order lists is taken as `refunds/create` takes it (`taken`), at its own rate; one that is
+/// not in the shop's currency then is not counted there either, and is not taken off. None
+/// when the refunds took it all.
 fn cancellation(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Option<Incoming>, ApiError> {
-    let exchange = o.total_price_set.as_ref().map(Exchange::of_set).unwrap_or_default();
     let mut refunded = Money::ZERO;
-    for t in o.refunds.iter().flat_map(|r| &r.transactions).filter(|t| t.refunded()) {
-        let (amount, _) = exchange.to_shop(
-            money("refunds[].transactions[].amount", t.amount.as_ref())?,
-            t.currency.as_deref(),
-        );
-        refunded = refunded + amount;
+    for r in &o.refunds {
+        let (amount, currency, _) = taken(&r.transactions, &r.rest)?;
+        if currency.is_none_or(|c| Some(c.as_str()) == o.currency.as_deref()) {
+            refunded = refunded + amount;
+        }
     }
     let mut refund = purchase(shop, o, now)?;
     let rest = refund.amount.unwrap_or(Money::ZERO) - refunded;
@@ -214,20 +217,9 @@ fn cancellation(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Option<Inco
 }
 
 /// A refund of the successful refund transactions; none when there are none (a refund of
-/// line items only, with no money back). Transactions in the buyer's currency, where it is not
-/// the shop's (Shopify Markets), are taken in the shop's at the refund's own rate: the order
-/// was counted in the shop's currency.
-fn refund(shop: &Shop, r: Refund, exchange: &Exchange, now: DateTime<Utc>) -> Result<Option<Incoming>, ApiError> {
-    let mut total = Money::ZERO;
-    let mut currency = None;
-    for t in r.transactions.iter().filter(|t| t.refunded()) {
-        let (amount, code) = exchange.to_shop(
-            money("transactions[].amount", t.amount.as_ref())?,
-            t.currency.as_deref(),
-        );
-        total = total + amount;
-        currency = currency.or(code);
-    }
+/// line items only, with no money back).
+fn refund(shop: &Shop, r: Refund, now: DateTime<Utc>) -> Result<Option<Incoming>, ApiError> {
+    let (total, currency, test) = taken(&r.transactions, &r.rest)?;
     if total == Money::ZERO {
         return Ok(None);
     }
@@ -240,13 +232,33 @@ fn refund(shop: &Shop, r: Refund, exchange: &Exchange, now: DateTime<Utc>) -> Re
         currency: currency.as_deref().map(Currency::parse).transpose()?,
         claims: vec![],
         occurred_at: at(r.processed_at.or(r.created_at), now),
-        test: r.transactions.iter().any(|t| t.test),
+        test,
     }))
 }
 
+/// What a refund takes back: the sum of its successful refund transactions, its currency, and
+/// whether they are tests. Transactions in the buyer's currency, where it is not the shop's
+/// (Shopify Markets), are taken in the shop's at the rate of the refund's own `*_set` amounts
+/// (`rest`): the order was counted in the shop's currency.
+fn taken(
+    transactions: &[Transaction],
+    rest: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(Money, Option<String>, bool), ApiError> {
+    let exchange = Exchange::of_refund(rest);
+    let mut total = Money::ZERO;
+    let mut currency = None;
+    for t in transactions.iter().filter(|t| t.refunded()) {
+        let amount = money("transactions[].amount", t.amount.as_ref(), Round::Down)?;
+        let (amount, code) = exchange.to_shop(amount, t.currency.as_deref())?;
+        total = total + amount;
+        currency = currency.or(code);
+    }
+    Ok((total, currency, transactions.iter().any(|t| t.test)))
+}
+
 /// The rate between the buyer's currency and the shop's, as Shopify's own `*_set` amounts of
-/// an order or a refund give it: the sums of the shop's and the buyer's amounts, for one pair
-/// of currencies.
+/// a refund give it: the sums of the shop's and the buyer's amounts, for one pair of
+/// currencies.
 #[derive(Debug, Default, PartialEq)]
 struct Exchange {
     /// (shop currency, buyer currency, shop sum, buyer sum), in minor units.
@@ -254,30 +266,21 @@ struct Exchange {
 }
 
 impl Exchange {
-    fn of_set(set: &MoneySet) -> Self {
-        let mut e = Self::default();
-        e.add(set);
-        e
-    }
-
-    /// Every `{shop_money, presentment_money}` pair anywhere in a refund (its line items, tax,
-    /// shipping, adjustments: where they sit has changed between API versions).
-    fn of_refund(refund: &serde_json::Value) -> Self {
+    /// Every `{shop_money, presentment_money}` pair anywhere in a refund's fields (its line
+    /// items, tax, shipping, adjustments: where they sit has changed between API versions).
+    fn of_refund(fields: &serde_json::Map<String, serde_json::Value>) -> Self {
         fn walk(v: &serde_json::Value, e: &mut Exchange) {
             match v {
-                serde_json::Value::Object(map) => {
-                    if let Ok(set) = serde_json::from_value::<MoneySet>(v.clone()) {
-                        e.add(&set);
-                    } else {
-                        map.values().for_each(|v| walk(v, e));
-                    }
-                }
+                serde_json::Value::Object(map) => match MoneySet::deserialize(v) {
+                    Ok(set) => e.add(&set),
+                    Err(_) => map.values().for_each(|v| walk(v, e)),
+                },
                 serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, e)),
                 _ => {}
             }
         }
         let mut e = Self::default();
-        walk(refund, &mut e);
+        fields.values().for_each(|v| walk(v, &mut e));
         e
     }
 
@@ -285,7 +288,7 @@ impl Exchange {
         let minor = |a: &serde_json::Value| {
             let text = a.as_str().map(str::to_owned).unwrap_or_else(|| a.to_string());
             let text = text.trim_start_matches('-').to_owned();
-            Money::from_platform_json(&serde_json::Value::String(text)).map(|m| i128::from(m.minor()))
+            Money::from_platform_json(&serde_json::Value::String(text), Round::HalfUp).map(|m| i128::from(m.minor()))
         };
         let (Ok(shop), Ok(buyer)) = (minor(&set.shop_money.amount), minor(&set.presentment_money.amount)) else {
             return;
@@ -303,20 +306,20 @@ impl Exchange {
         }
     }
 
-    /// `amount` in `currency` as the shop's currency: converted when it is the buyer's and the
-    /// rate is known, else as it is.
-    fn to_shop(&self, amount: Money, currency: Option<&str>) -> (Money, Option<String>) {
+    /// An amount taken back in `currency`, in the shop's currency: converted (rounded down, as
+    /// refunds are) when it is the buyer's and the rate is known, else as it is.
+    fn to_shop(&self, amount: Money, currency: Option<&str>) -> Result<(Money, Option<String>), ApiError> {
         match &self.rate {
             Some((shop, buyer, shop_sum, buyer_sum))
                 if currency == Some(buyer.as_str()) && shop != buyer && *buyer_sum > 0 =>
             {
-                let minor = (i128::from(amount.minor()) * shop_sum * 2 + buyer_sum) / (buyer_sum * 2);
-                (
-                    Money::from_minor(i64::try_from(minor).unwrap_or(i64::MAX)),
-                    Some(shop.clone()),
-                )
+                let minor = i128::from(amount.minor()) * shop_sum / buyer_sum;
+                let converted = Money::checked_from_minor(minor).ok_or_else(|| {
+                    ApiError::invalid("A refund is more than the largest amount once in the shop's currency.")
+                })?;
+                Ok((converted, Some(shop.clone())))
             }
-            _ => (amount, currency.map(str::to_owned)),
+            _ => Ok((amount, currency.map(str::to_owned))),
         }
     }
 }
@@ -331,39 +334,42 @@ mod tests {
             serde_json::json!({"shop_money": {"amount": shop, "currency_code": codes.0},
                                "presentment_money": {"amount": buyer, "currency_code": codes.1}})
         };
+        let fields = |v: serde_json::Value| Exchange::of_refund(v.as_object().unwrap());
         let money = |s: &str| Money::parse(s).unwrap();
-        let refund = serde_json::json!({"refund_line_items": [
+        let e = fields(serde_json::json!({"refund_line_items": [
             {"subtotal_set": set("300.00", "9.38", ("TWD", "USD")), "total_tax_set": set("20.00", "0.62", ("TWD", "USD"))}],
-            "order_adjustments": [{"amount_set": set("-64.00", "-2.00", ("TWD", "USD"))}]});
-        let e = Exchange::of_refund(&refund);
+            "order_adjustments": [{"amount_set": set("-64.00", "-2.00", ("TWD", "USD"))}]}));
         assert_eq!(
-            e.to_shop(money("12.00"), Some("USD")),
+            e.to_shop(money("12.00"), Some("USD")).unwrap(),
             (money("384.00"), Some("TWD".to_owned()))
         );
-        // Rounded to the nearest minor unit: at 100.00 TWD for 3.00 USD, 0.05 USD is 1.666… TWD.
-        let third = Exchange::of_set(&serde_json::from_value(set("100.00", "3.00", ("TWD", "USD"))).unwrap());
-        assert_eq!(third.to_shop(money("0.05"), Some("USD")).0, money("1.67"));
-        assert_eq!(third.to_shop(money("0.01"), Some("USD")).0, money("0.33"));
+        // Rounded down to the minor unit, as refunds are: at 100.00 TWD for 3.00 USD, 0.05 USD
+        // is 1.666… TWD.
+        let third = fields(serde_json::json!({"x": set("100.00", "3.00", ("TWD", "USD"))}));
+        assert_eq!(third.to_shop(money("0.05"), Some("USD")).unwrap().0, money("1.66"));
+        assert_eq!(third.to_shop(money("0.01"), Some("USD")).unwrap().0, money("0.33"));
         assert_eq!(
-            e.to_shop(money("5.00"), Some("TWD")),
+            e.to_shop(money("5.00"), Some("TWD")).unwrap(),
             (money("5.00"), Some("TWD".to_owned())),
             "already the shop's"
         );
         assert_eq!(
-            e.to_shop(money("5.00"), Some("EUR")).0,
+            e.to_shop(money("5.00"), Some("EUR")).unwrap().0,
             money("5.00"),
             "a currency without a rate"
         );
         // Sets in two pairs of currencies give no rate.
-        let mixed = serde_json::json!([
-            set("300.00", "9.38", ("TWD", "USD")),
-            set("300.00", "8.50", ("TWD", "EUR"))
-        ]);
-        assert_eq!(
-            Exchange::of_refund(&mixed).to_shop(money("1.00"), Some("USD")).0,
-            money("1.00")
+        let mixed = fields(
+            serde_json::json!({"a": [set("300.00", "9.38", ("TWD", "USD")), set("300.00", "8.50", ("TWD", "EUR"))]}),
         );
-        assert_eq!(Exchange::default().to_shop(money("1.00"), None), (money("1.00"), None));
+        assert_eq!(mixed.to_shop(money("1.00"), Some("USD")).unwrap().0, money("1.00"));
+        assert_eq!(
+            Exchange::default().to_shop(money("1.00"), None).unwrap(),
+            (money("1.00"), None)
+        );
+        // A conversion past the largest amount is refused, not wrapped.
+        let steep = fields(serde_json::json!({"x": set("100000000.00", "0.01", ("TWD", "USD"))}));
+        assert!(steep.to_shop(money("100000.00"), Some("USD")).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::shopify::kl_cid_in;
 use super::{check_body_signature, id_text, Claim, Delivery, Incoming, ShopWebhooks};
-use crate::domain::{Currency, Event, Method, Money, Shop, ShopPlatform};
+use crate::domain::{Currency, Event, Method, Money, Round, Shop, ShopPlatform};
 use crate::error::ApiError;
 
 pub struct WooCommerce;
@@ -103,14 +103,16 @@ fn gmt(t: Option<&str>) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-fn money(field: &str, v: Option<&serde_json::Value>) -> Result<Money, ApiError> {
+/// An amount of the order: its total rounded half up, a refund's down (`Round`).
+fn money(field: &str, v: Option<&serde_json::Value>, round: Round) -> Result<Money, ApiError> {
     let v = v.ok_or_else(|| ApiError::invalid(format!("{field} is missing.")))?;
     // Refund totals come negative ("-10.00"): the amount taken back is positive.
     let text = match v {
         serde_json::Value::String(s) => s.trim_start_matches('-').to_owned(),
         other => other.to_string().trim_start_matches('-').to_owned(),
     };
-    Money::from_platform_json(&serde_json::Value::String(text)).map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
+    Money::from_platform_json(&serde_json::Value::String(text), round)
+        .map_err(|e| ApiError::invalid(format!("{field}: {e}.")))
 }
 
 fn meta<'a>(o: &'a Order, key: &str) -> Option<&'a str> {
@@ -127,7 +129,7 @@ fn conversions(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Vec<Incoming
     let was_paid = paid || o.date_paid_gmt.is_some();
     let order_id = id_text(&o.id)?;
     let currency = Currency::parse(o.currency.as_deref().unwrap_or(""))?;
-    let total = money("total", o.total.as_ref())?;
+    let total = money("total", o.total.as_ref(), Round::HalfUp)?;
     let mut claims = Vec::new();
     if let Some(v) = meta(&o, "kl_cid") {
         claims.push(Claim::new(Method::ClickId, v, "order_meta"));
@@ -166,8 +168,10 @@ fn conversions(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Vec<Incoming
             test: false,
         });
     }
+    let mut refunded = Money::ZERO;
     for r in &o.refunds {
-        let amount = money("refunds[].total", r.total.as_ref())?;
+        let amount = money("refunds[].total", r.total.as_ref(), Round::Down)?;
+        refunded = refunded + amount;
         // A refund of items only (restocked, no money back) takes nothing, as on Shopify.
         if amount == Money::ZERO {
             continue;
@@ -187,10 +191,6 @@ fn conversions(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Vec<Incoming
     // A paid order cancelled or refunded takes back what its refunds left (WooCommerce adds a
     // refund of the rest when an order is marked refunded: then nothing is left).
     let undone = matches!(o.status.as_str(), "cancelled" | "refunded");
-    let mut refunded = Money::ZERO;
-    for r in &o.refunds {
-        refunded = refunded + money("refunds[].total", r.total.as_ref())?;
-    }
     let rest = total - refunded;
     if undone && was_paid && rest > Money::ZERO {
         out.push(Incoming {

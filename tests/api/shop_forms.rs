@@ -46,6 +46,26 @@ async fn platform_amounts_with_three_fraction_digits_are_taken_to_the_cent(backe
         .map(|c| c["amount"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(amounts, ["7.13", "2.00", "12.35"]);
+    // Refunds round down, so that each rounded they never pass their order: a 1.010 order
+    // (1.01) refunded in two halves of 0.505 takes back 1.00, both counted.
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"id": 728, "status": "processing", "date_paid_gmt": paid, "total": "1.010",
+               "coupon_lines": [{"id": 1, "code": "amy10"}]}),
+    );
+    ok(woo(&app, WOO_SECRET, "order.created", &order).await).await;
+    let halves = with(
+        order,
+        json!({"refunds": [{"id": 11, "total": "-0.505"}, {"id": 12, "total": "-0.505"}]}),
+    );
+    let v = ok(woo(&app, WOO_SECRET, "order.updated", &halves).await).await;
+    let statuses: Vec<&str> = v["conversions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["duplicate", "attributed", "attributed"], "{v}");
     // The API's own amounts keep to two fraction digits.
     let r = app
         .post(
@@ -201,6 +221,38 @@ async fn a_shopify_refund_in_the_buyers_currency_is_taken_in_the_shops(backend: 
     );
     let listed = conversions(&app).await;
     assert!(listed.iter().all(|c| c["currency"] == "TWD"), "{listed:?}");
+    // Rates rounded to the cent differ a little between an order and its refunds (1000.00 TWD
+    // for 31.25 USD; a line of 333.34 TWD for 10.41 USD): the cancellation takes the refund as
+    // refunds/create does, so the two still add up to the order, whichever comes first.
+    for (id, refund_first) in [(7001_u64, true), (7002, false)] {
+        let order = with(
+            fixture("shopify-order"),
+            json!({"id": id, "total_price": "1000.00", "presentment_currency": "USD",
+                   "total_price_set": set("1000.00", "31.25"), "discount_codes": [{"code": "AMY10"}]}),
+        );
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+        let refund = with(
+            shopify_refund(id + 100, id, "10.41", "USD"),
+            json!({"refund_line_items": [{"id": 1, "quantity": 1, "subtotal_set": set("333.34", "10.41")}]}),
+        );
+        let cancelled = with(
+            order,
+            json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": [refund.clone()]}),
+        );
+        let mut deliveries = [("refunds/create", &refund), ("orders/cancelled", &cancelled)];
+        if !refund_first {
+            deliveries.reverse();
+        }
+        for (topic, body) in deliveries {
+            let v = ok(shopify(&app, SHOPIFY_SECRET, topic, body, false).await).await;
+            assert_eq!(v["status"], "attributed", "{topic}: {v}");
+        }
+    }
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["revenue"].as_str(), t["net_revenue"].as_str()),
+        (Some("3280.00"), Some("0.00"))
+    );
 }
 
 per_store!(refunds_of_a_test_order_are_tests_too);
