@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::State;
@@ -68,12 +67,7 @@ pub async fn metrics(req: HttpRequest, state: State) -> HttpResponse {
     state.meters.spool_clicks.set(gauge(spool.clicks));
     state.meters.spool_bytes.set(gauge(spool.bytes));
     state.meters.spool_capacity_bytes.set(gauge(spool.capacity_bytes));
-    let open_metrics = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.to_ascii_lowercase().contains("application/openmetrics-text"));
-    if open_metrics {
+    if super::accepts(&req, "application/openmetrics-text") {
         HttpResponse::Ok()
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
             .body(state.meters.encode())

@@ -23,26 +23,22 @@ pub(super) async fn attribution(
             currency,
         });
     };
-    // A refund of a test order is a test too: never counted, and not among the unattributed.
-    if purchase.status == ConversionStatus::Test {
-        return Ok(Decision {
-            status: ConversionStatus::Test,
-            chosen: None,
-            currency,
-        });
-    }
     let unattributed = Decision {
         status: ConversionStatus::Unattributed,
         chosen: None,
         currency: currency.clone(),
     };
-    let (ConversionStatus::Attributed, Some(link), Some(purchase_currency)) =
+    // A refund of a test order is a test too, of the same link: never counted (only what is
+    // attributed counts), and not among the unattributed.
+    let (ConversionStatus::Attributed | ConversionStatus::Test, Some(link), Some(purchase_currency)) =
         (purchase.status, purchase.link.clone(), purchase.currency.clone())
     else {
         return Ok(unattributed);
     };
     let currency = currency.unwrap_or_else(|| purchase_currency.clone());
-    let status = if currency == purchase_currency {
+    let status = if purchase.status == ConversionStatus::Test {
+        ConversionStatus::Test
+    } else if currency == purchase_currency {
         ConversionStatus::Attributed
     } else {
         ConversionStatus::CurrencyMismatch

@@ -527,6 +527,9 @@ async fn conversions_no_campaign_claimed_are_listed_with_their_audit(backend: Ba
     let found =
         json!({"order_id": "FOUND-1", "event": "purchase", "amount": "10", "currency": "TWD", "coupon": "AMY10"});
     app.webhook_ok("acme", &secret, &found).await;
+    // A refund waiting for its purchase is not unclaimed (yet).
+    let early = json!({"order_id": "LATER-1", "event": "refund", "amount": "5", "currency": "TWD", "refund_id": "r1"});
+    assert_eq!(app.webhook_ok("acme", &secret, &early).await["status"], "pending");
     let cookie = sign_in(&app).await;
     let page = |lang: &'static str| {
         let (app, cookie) = (&app, cookie.clone());
@@ -551,6 +554,7 @@ async fn conversions_no_campaign_claimed_are_listed_with_their_audit(backend: Ba
         !table.contains("FOUND-1"),
         "a claimed conversion is on its campaign's page"
     );
+    assert!(!table.contains("LATER-1"), "{table}");
     let zh = page("zh-TW").await;
     assert!(
         zh.contains("未歸屬任何活動的轉換") && zh.contains("<td>未歸因</td>"),
@@ -581,4 +585,33 @@ async fn a_campaign_without_links_says_so_in_each_part_of_its_page(backend: Back
         assert!(part("conversions").contains(no_conversions), "{page}");
         assert!(page.matches(no_links).count() >= 3, "the links' list too: {page}");
     }
+}
+
+#[tokio::test]
+async fn behind_https_every_cookie_of_the_screens_is_secure() {
+    let backing = crate::helpers::Backing::new(Backend::Embedded);
+    let mut settings = crate::helpers::settings_for(&backing);
+    settings.public_url = Some("https://links.example".to_owned());
+    let app = crate::helpers::start(backing, settings).await;
+    let r = app
+        .api
+        .post(app.url("/app/login"))
+        .form(&[("token", TOKEN), ("lang", "zh-TW")])
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies.len(), 2, "the session and the language: {cookies:?}");
+    assert!(cookies.iter().all(|c| c.contains("; Secure")), "{cookies:?}");
+    let r = app.api.get(app.url("/app/login?lang=en")).send().await.unwrap();
+    let kept = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        kept.starts_with("kolink_lang=en;") && kept.contains("; Secure"),
+        "{kept}"
+    );
 }

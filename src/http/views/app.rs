@@ -108,7 +108,7 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
     }
     Ok(HttpResponse::SeeOther()
         .cookie(session::start(&state))
-        .cookie(lang.cookie())
+        .cookie(lang.cookie(&state))
         .insert_header((header::LOCATION, format!("/app?lang={}", lang.tag())))
         .finish())
 }
@@ -186,7 +186,7 @@ struct CampaignsView {
     t: &'static Texts,
     csrf: String,
     campaigns: Vec<CampaignRow>,
-    /// The latest conversions no campaign claimed (`UNCLAIMED_SCAN`).
+    /// The latest conversions no campaign claimed, `unattributed` (`UNCLAIMED_SCAN`).
     conversions: ConversionList,
     form: Sent<NewCampaignForm>,
 }
@@ -236,7 +236,7 @@ async fn campaigns_page(
         .await?
         .into_iter()
         .map(|(_, cv)| cv)
-        .filter(|cv| cv.campaign.is_none())
+        .filter(|cv| cv.status == ConversionStatus::Unattributed)
         .take(UNCLAIMED_SHOWN)
         .map(|cv| conversion_row(t, &cv, cv.shop.to_string()))
         .collect();

@@ -76,13 +76,15 @@ impl Lang {
         }
     }
 
-    /// The cookie that keeps this language for the reader's next pages (a year).
-    pub fn cookie(self) -> Cookie<'static> {
+    /// The cookie that keeps this language for the reader's next pages (a year); `Secure`
+    /// where kolink is served over https, as the session's.
+    pub fn cookie(self, state: &crate::http::AppState) -> Cookie<'static> {
         Cookie::build(LANG_COOKIE, self.tag())
             .path("/")
             .max_age(actix_web::cookie::time::Duration::days(365))
             .same_site(SameSite::Lax)
             .http_only(true)
+            .secure(state.public_base.starts_with("https://"))
             .finish()
     }
 
@@ -100,9 +102,10 @@ pub async fn remember_lang(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let asked = Lang::asked(req.request());
+    let state = req.app_data::<crate::http::State>().cloned();
     let mut res = next.call(req).await?;
-    if let Some(lang) = asked {
-        res.response_mut().add_cookie(&lang.cookie())?;
+    if let (Some(lang), Some(state)) = (asked, state) {
+        res.response_mut().add_cookie(&lang.cookie(&state))?;
     }
     Ok(res)
 }
