@@ -57,6 +57,11 @@ impl Application {
         let store = open_store(&settings, clock.clone(), faults).await?;
         // The classifier's regexes compile once, here, not on a follower's first tap.
         tokio::task::spawn_blocking(crate::classify::warm).await?;
+        // Coupons kept under the keys of an older rule move to their new ones (`CouponKey`).
+        let moved = store.fold_coupon_keys().await?;
+        if moved > 0 {
+            tracing::info!(moved, "coupons moved to the keys of the case rule for every alphabet");
+        }
         let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), &settings).await?;
         let visitor_key = {
             let candidate = hex::encode(rand::random::<[u8; 32]>());

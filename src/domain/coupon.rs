@@ -50,8 +50,9 @@ impl CouponKey {
     }
 
     /// The key a coupon was kept under before non-ASCII letters folded (only ASCII was upper
-    /// cased), when it is not [`CouponKey::of`]'s: a coupon with lower-case non-ASCII letters
-    /// minted then is still found by it.
+    /// cased), when it is not [`CouponKey::of`]'s. Stores move such keys to the new ones at
+    /// start (`Links::fold_coupon_keys`); matching a shop's code still tries this one when the
+    /// new one finds nothing (a coupon an older process wrote during a rolling upgrade).
     pub fn legacy(coupon: &str) -> Option<Self> {
         let old = Self(coupon.to_ascii_uppercase());
         (old != Self::of(coupon)).then_some(old)

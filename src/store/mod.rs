@@ -397,6 +397,11 @@ pub trait Links: Send + Sync {
     }
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>>;
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>>;
+    /// Moves coupons kept under the key of an older rule (`CouponKey::legacy`: only ASCII
+    /// letters folded) to their `CouponKey::of`, so that minting, changing and matching find
+    /// them. A coupon whose new key another link's holds stays where it was (and is logged).
+    /// Returns how many moved. Safe to run again and from several processes at once.
+    async fn fold_coupon_keys(&self) -> Result<usize>;
     /// A number that moves whenever a link is created or changed (by any process of this
     /// version on the store; `lookup::LinkLists`): a list of links read after it is at least as
     /// new as it. `None` where the store keeps none, and lists are read each time.

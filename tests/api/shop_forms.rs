@@ -331,3 +331,87 @@ async fn coupons_match_in_any_case_of_any_alphabet(backend: Backend) {
         (Some("attributed"), Some("amy-zima"))
     );
 }
+
+per_store!(a_coupon_kept_under_the_older_key_is_moved_to_the_new_one_at_start);
+async fn a_coupon_kept_under_the_older_key_is_moved_to_the_new_one_at_start(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.post_expect(
+        "/api/v1/links",
+        &json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-ete", "coupon": "été10"}),
+        201,
+    )
+    .await;
+    // As a version that folded only ASCII letters kept it: under "éTé10", not "ÉTÉ10".
+    let app = with_coupon_rekeyed(app, backend, "ÉTÉ10", "éTé10").await;
+    // Moved at start: minting finds it taken in any case, and a shop's code finds its link.
+    let r = app
+        .post(
+            "/api/v1/links",
+            &json!({"campaign": "spring-sale", "kol": "amy", "coupon": "ÉTÉ10"}),
+        )
+        .await;
+    assert_error(r, 409, "coupon_taken").await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let order = with(fixture("shopify-order"), json!({"discount_codes": [{"code": "Été10"}]}));
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("attributed"), Some("amy-ete"))
+    );
+    // A change of the coupon takes the moved key away with it.
+    app.patch_ok("/api/v1/links/amy-ete", &json!({"coupon": "WINTER5"}))
+        .await;
+    let order = with(
+        fixture("shopify-order"),
+        json!({"id": 2, "discount_codes": [{"code": "été10"}]}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+    assert_eq!(v["status"], "unattributed", "{v}");
+}
+
+/// Moves the coupon index's entry `from` to `to` in the store, as an older version would have
+/// kept it, and starts the app again.
+async fn with_coupon_rekeyed(
+    app: crate::helpers::TestApp,
+    backend: Backend,
+    from: &str,
+    to: &str,
+) -> crate::helpers::TestApp {
+    async fn rename(conn: &mut impl redis::aio::ConnectionLike, key: String, from: &str, to: &str) {
+        let code: String = redis::cmd("HGET").arg(&key).arg(from).query_async(conn).await.unwrap();
+        let _: () = redis::cmd("HDEL").arg(&key).arg(from).query_async(conn).await.unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(&key)
+            .arg(to)
+            .arg(code)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+    let (backing, settings) = app.stop().await;
+    match backend {
+        Backend::Redis => {
+            let mut conn = backing.redis.as_ref().unwrap().connection().await;
+            rename(&mut conn, "kl:{meta}:coupons".to_owned(), from, to).await;
+        }
+        Backend::Cluster => {
+            let lease = backing.cluster.as_ref().unwrap();
+            let key = format!("{}:{{meta}}:coupons", lease.prefix);
+            rename(&mut lease.connection().await, key, from, to).await;
+        }
+        Backend::Embedded => {
+            let file = backing.data.as_ref().unwrap().path().join("kolink.redb");
+            let db = redb::Database::create(&file).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let coupons: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("coupons");
+                let mut t = txn.open_table(coupons).unwrap();
+                let code = t.remove(from).unwrap().unwrap().value().to_owned();
+                t.insert(to, code.as_str()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+    }
+    crate::helpers::start(backing, settings).await
+}

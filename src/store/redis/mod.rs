@@ -118,6 +118,7 @@ pub struct RedisStore {
     create_record: Script,
     create_links: Script,
     update_link: Script,
+    fold_coupon: Script,
     replace_record: Script,
     clicks: Script,
     clicks_summed: Script,
@@ -252,6 +253,7 @@ impl RedisStore {
             create_record: Script::new(CREATE_RECORD),
             create_links: Script::new(CREATE_LINKS),
             update_link: Script::new(UPDATE_LINK),
+            fold_coupon: Script::new(FOLD_COUPON),
             replace_record: Script::new(REPLACE_RECORD),
             clicks: Script::new(CLICKS),
             clicks_summed: Script::new(CLICKS_SUMMED),
@@ -903,6 +905,51 @@ impl Links for RedisStore {
         conn.hget(self.meta("link_ids"), id)
             .await
             .map_err(failed("Failed to read a link id from Redis"))
+    }
+
+    async fn fold_coupon_keys(&self) -> Result<usize> {
+        let mut conn = self.conn();
+        let key = self.meta("coupons");
+        // Only keys with letters outside ASCII can change; the rest are read and left.
+        let mut stale = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, page): (u64, Vec<String>) = redis::cmd("HSCAN")
+                .arg(&key)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(failed("Failed to read the coupons from Redis"))?;
+            for pair in page.chunks_exact(2) {
+                let folded = CouponKey::of(&pair[0]);
+                if folded.as_str() != pair[0] {
+                    stale.push((pair[0].clone(), folded));
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut moved = 0;
+        for (old, new) in stale {
+            let (done, holder): (u8, String) = self
+                .fold_coupon
+                .key(&key)
+                .arg(&old)
+                .arg(new.as_str())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(failed("Failed to move a coupon in Redis"))?;
+            if done == 1 {
+                moved += 1;
+            } else if !holder.is_empty() {
+                tracing::warn!(coupon = %old, link = %holder, "a coupon kept under an older key folds onto another link's; it stays under its own");
+            }
+        }
+        Ok(moved)
     }
 
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>> {

@@ -199,6 +199,19 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 ";
 
+// KEYS: coupons. ARGV: old key, new key. Moves a coupon kept under an older key to its new
+// one, unless the new one is taken; returns 1 moved, 0 not (gone, or taken: then the code of
+// the link that holds it as the second item).
+pub(super) const FOLD_COUPON: &str = r"
+local code = redis.call('HGET', KEYS[1], ARGV[1])
+if not code then return {0, ''} end
+local holder = redis.call('HGET', KEYS[1], ARGV[2])
+if holder then return {0, holder} end
+redis.call('HSET', KEYS[1], ARGV[2], code)
+redis.call('HDEL', KEYS[1], ARGV[1])
+return {1, ''}
+";
+
 // KEYS: links, coupons, summaries, links:version. ARGV: code, OLD COUPON, NEW COUPON, json,
 // expected json, summary json, the links' new version (as `CREATE_LINKS`).
 // Compare-and-set: the coupon index moves only if the link is still the one read.
