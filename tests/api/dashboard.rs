@@ -233,8 +233,10 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
         "優惠券 AMY10 → 採用",
         // The conversions list: each row's event, and its amount with its currency, money
         // taken back with a minus.
-        "<td>購買</td><td>已歸因</td><td>amy</td><td>1,280.00 TWD</td>",
-        "<td>1001 / r1</td><td>退款</td><td>已歸因</td><td>amy</td><td>−300.00 TWD</td>",
+        "<td>購買</td><td>已歸因</td><td>KOL amy</td><td>1,280.00 TWD</td>",
+        "<td>1001 / r1</td><td>退款</td><td>已歸因</td><td>KOL amy</td><td>−300.00 TWD</td>",
+        // KOLs by name on the links too, as on the leaderboard.
+        r#"<div class="muted">KOL amy · "#,
         // A device by its name, not its key.
         "<span>手機</span>",
     ] {

@@ -508,16 +508,26 @@ async fn campaign_page(
             active: *k == sort,
         })
         .collect();
+    // Each KOL by name, wherever the page names one (id when the KOL has no name).
+    let names: std::collections::HashMap<&str, &str> = r
+        .kols
+        .iter()
+        .map(|row| {
+            let name = if row.key.name.is_empty() {
+                &row.key.kol
+            } else {
+                &row.key.name
+            };
+            (row.key.kol.as_str(), name.as_str())
+        })
+        .collect();
+    let name_of = |kol: &str| names.get(kol).map_or_else(|| kol.to_owned(), |n| (*n).to_owned());
     let kols = r
         .kols
         .iter()
         .map(|row| TableRow {
             key: row.key.kol.clone(),
-            label: if row.key.name.is_empty() {
-                row.key.kol.clone()
-            } else {
-                row.key.name.clone()
-            },
+            label: name_of(&row.key.kol),
             tier: tier_name(t, row.key.tier).to_owned(),
             values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
         })
@@ -561,7 +571,7 @@ async fn campaign_page(
             let short_url = format!("{}/{}", state.public_base, l.code);
             LinkCard {
                 code: l.code.to_string(),
-                kol: l.kol.to_string(),
+                kol: name_of(l.kol.as_str()),
                 coupon: l.coupon.map(|c| c.to_string()).unwrap_or_default(),
                 cost: amount(l.cost),
                 qr_svg: format!("{short_url}/qr.svg"),
@@ -581,7 +591,7 @@ async fn campaign_page(
     .await?
     .items
     .into_iter()
-    .map(|cv| conversion_row(t, &cv, cv.kol.clone().unwrap_or_default()))
+    .map(|cv| conversion_row(t, &cv, cv.kol.as_deref().map(&name_of).unwrap_or_default()))
     .collect();
     let conversions = ConversionList {
         id: "conversions",
