@@ -33,6 +33,18 @@ async fn get_signed_in(app: &TestApp, cookie: &str, path: &str) -> reqwest::Resp
         .unwrap()
 }
 
+/// Posts the sign-out form with the session cookie and its CSRF token.
+async fn sign_out(app: &TestApp, cookie: &str, csrf: &str) -> reqwest::Response {
+    let form = [("csrf", csrf)];
+    app.api
+        .post(app.url("/app/logout"))
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
     html[at..at + html[at..].find('"').unwrap()].to_owned()
@@ -137,14 +149,7 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
     );
 
     // Signing out ends the cookie.
-    let out = app
-        .api
-        .post(app.url("/app/logout"))
-        .header("cookie", &cookie)
-        .form(&[("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
+    let out = sign_out(&app, &cookie, &csrf).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
 }
@@ -159,14 +164,7 @@ async fn signing_out_ends_every_session_and_a_copied_cookie_with_it(backend: Bac
     let csrf = csrf_of(&html);
     let report = "/api/v1/campaigns/spring-sale/report.csv";
     assert_eq!(get_signed_in(&app, &second, report).await.status(), StatusCode::OK);
-    let out = app
-        .api
-        .post(app.url("/app/logout"))
-        .header("cookie", &first)
-        .form(&[("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
+    let out = sign_out(&app, &first, &csrf).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     for cookie in [&first, &second] {
         let page = get_signed_in(&app, cookie, "/app").await;
@@ -178,14 +176,7 @@ async fn signing_out_ends_every_session_and_a_copied_cookie_with_it(backend: Bac
         );
     }
     // The old form token goes with them; a new sign-in works.
-    let again = app
-        .api
-        .post(app.url("/app/logout"))
-        .header("cookie", &first)
-        .form(&[("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
+    let again = sign_out(&app, &first, &csrf).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
     assert_eq!(again.headers()["location"], "/app/login");
     let fresh = sign_in(&app).await;
