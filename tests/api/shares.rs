@@ -45,7 +45,10 @@ async fn a_kol_sees_their_own_links_and_figures_and_nothing_else(backend: Backen
         (Some("spring-sale"), Some("Campaign spring-sale"))
     );
     let html = app.api.get(url).header("accept", "text/html").send().await.unwrap();
-    assert!(html.text().await.unwrap().contains("Campaign spring-sale · "));
+    let html = html.text().await.unwrap();
+    assert!(html.contains("Campaign spring-sale · "));
+    // Its chart is drawn for a phone's width, so its text is not shrunk to a few pixels there.
+    assert!(html.contains(r#"viewBox="0 0 380 "#), "{html}");
     // The figures equal the analyst's.
     let totals = app.link_totals("amy-serum").await;
     for f in ["clicks", "unique_clicks", "conversions", "ctr", "conversion_rate"] {

@@ -607,7 +607,7 @@ async fn campaign_page(
         currency: c.currency.as_str().to_owned(),
         sort: sort.name(),
         fig: Fig::of(&r.totals),
-        chart: daily_chart(&r.series, t.clicks, t.conversions),
+        chart: daily_chart(&r.series, t.clicks, t.conversions, super::DESK_CHART_WIDTH),
         headers,
         kols,
         tiers,

@@ -76,7 +76,7 @@ impl<'a> KolPageView<'a> {
             page,
             fig: Figures::from(&page.totals),
             links,
-            chart: daily_chart(&page.series, t.clicks, t.conversions),
+            chart: daily_chart(&page.series, t.clicks, t.conversions, super::PHONE_CHART_WIDTH),
         }
     }
 }

@@ -476,12 +476,21 @@ pub fn percent(r: Option<f64>) -> String {
     )
 }
 
+/// The width the dashboard's charts are drawn for (a desktop's column).
+pub const DESK_CHART_WIDTH: f32 = 640.0;
+/// The width the KOL page's chart is drawn for (a phone's).
+pub const PHONE_CHART_WIDTH: f32 = 380.0;
+
 /// The daily chart: clicks as bars, conversions as a line, drawn as SVG on the server by
 /// charts-rs (no script, no library to load in an in-app browser). Days are labelled `MM-DD`.
 /// Its legend is the page's (`chart_legend.html`), in the page's font: charts-rs places text by
 /// measuring it in the one font it carries, which has no Chinese glyphs, so a zh-TW legend
 /// drawn by it had its entries written over each other.
-pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str) -> String {
+///
+/// The SVG scales to its box, text with it: `width` is the width it is drawn for. The KOL page,
+/// read on phones, draws it narrower (`PHONE_CHART_WIDTH`), so that its labels are not shrunk
+/// to a few pixels on a 360-pixel screen; charts-rs thins out day labels that do not fit.
+pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str, width: f32) -> String {
     use charts_rs::{BarChart, Series, SeriesCategory};
     let days: Vec<String> = points
         .iter()
@@ -497,7 +506,7 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str) -> Str
         ],
         days,
     );
-    chart.width = 640.0;
+    chart.width = width;
     chart.height = 220.0;
     chart.series_list[1].category = Some(SeriesCategory::Line);
     // The legend's keys (`.key` in base.html) have the same two colours.
@@ -534,7 +543,7 @@ mod tests {
             conversions: 0,
         };
         for points in [vec![day(0), day(0)], vec![day(1), day(2)]] {
-            let svg = daily_chart(&points, "Clicks", "Conversions");
+            let svg = daily_chart(&points, "Clicks", "Conversions", DESK_CHART_WIDTH);
             let labels: Vec<&str> = svg
                 .split("</text>")
                 .filter_map(|t| t.rsplit('>').next().map(str::trim))
@@ -584,7 +593,7 @@ mod tests {
                 conversions: if d == 2 { 1 } else { 0 },
             })
             .collect();
-        let svg = daily_chart(&points, "點擊", "轉換");
+        let svg = daily_chart(&points, "點擊", "轉換", DESK_CHART_WIDTH);
         assert!(svg.starts_with(r#"<svg class="chart""#), "{svg}");
         assert!(svg.contains("11-01") && svg.contains("11-03"));
         // The legend is the page's, laid out by the browser: charts-rs cannot measure Chinese.
