@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, start, Backend, TestApp};
+use crate::helpers::{assert_error, restart_with_store_changed, spawn_app, Backend, TestApp};
 
 per_store!(creating_a_campaign_answers_201_with_defaults_filled_in);
 async fn creating_a_campaign_answers_201_with_defaults_filled_in(backend: Backend) {
@@ -170,7 +170,7 @@ async fn a_campaign_of_a_currency_off_the_list_can_still_be_changed(backend: Bac
         201,
     )
     .await;
-    let app = with_stored_currency(app, backend, "old", "XBT").await;
+    let app = with_stored_currency(app, "old", "XBT").await;
     let r = app
         .patch(
             "/api/v1/campaigns/old",
@@ -190,49 +190,31 @@ async fn a_campaign_of_a_currency_off_the_list_can_still_be_changed(backend: Bac
 
 /// Rewrites campaign `id`'s stored record with `currency`, as an older kolink could have
 /// written it.
-async fn with_stored_currency(app: TestApp, backend: Backend, id: &str, currency: &str) -> TestApp {
-    async fn rewrite(conn: &mut impl redis::aio::ConnectionLike, key: String, id: &str, currency: &str) {
-        let json: String = redis::cmd("HGET").arg(&key).arg(id).query_async(conn).await.unwrap();
-        let json = json.replace("\"TWD\"", &format!("\"{currency}\""));
-        let _: () = redis::cmd("HSET")
-            .arg(&key)
-            .arg(id)
-            .arg(json)
-            .query_async(conn)
-            .await
-            .unwrap();
-    }
-    match backend {
-        Backend::Redis => {
-            let mut conn = app.redis.as_ref().unwrap().connection().await;
-            rewrite(&mut conn, "kl:{meta}:campaigns".to_owned(), id, currency).await;
-            app
-        }
-        Backend::Cluster => {
-            let lease = app.cluster.as_ref().unwrap();
-            let key = format!("{}:{{meta}}:campaigns", lease.prefix);
-            rewrite(&mut lease.connection().await, key, id, currency).await;
-            app
-        }
-        Backend::Embedded => {
-            let (backing, settings) = app.stop().await;
-            let file = backing.data.as_ref().unwrap().path().join("kolink.redb");
-            let db = redb::Database::create(&file).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let records: redb::TableDefinition<(&str, &str), &str> = redb::TableDefinition::new("records");
-                let mut t = txn.open_table(records).unwrap();
-                let json = redb::ReadableTable::get(&t, ("campaigns", id))
-                    .unwrap()
-                    .unwrap()
-                    .value()
-                    .to_owned();
-                let json = json.replace("\"TWD\"", &format!("\"{currency}\""));
-                t.insert(("campaigns", id), json.as_str()).unwrap();
-            }
-            txn.commit().unwrap();
-            drop(db);
-            start(backing, settings).await
-        }
-    }
+async fn with_stored_currency(app: TestApp, id: &str, currency: &str) -> TestApp {
+    let replaced = |json: &str| json.replace("\"TWD\"", &format!("\"{currency}\""));
+    restart_with_store_changed(
+        app,
+        async |conn, prefix| {
+            let key = format!("{prefix}:{{meta}}:campaigns");
+            let json: String = redis::cmd("HGET").arg(&key).arg(id).query_async(conn).await.unwrap();
+            let _: () = redis::cmd("HSET")
+                .arg(&key)
+                .arg(id)
+                .arg(replaced(&json))
+                .query_async(conn)
+                .await
+                .unwrap();
+        },
+        |txn| {
+            let records: redb::TableDefinition<(&str, &str), &str> = redb::TableDefinition::new("records");
+            let mut t = txn.open_table(records).unwrap();
+            let json = redb::ReadableTable::get(&t, ("campaigns", id))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_owned();
+            t.insert(("campaigns", id), replaced(&json).as_str()).unwrap();
+        },
+    )
+    .await
 }

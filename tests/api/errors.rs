@@ -5,7 +5,7 @@
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, start, Backend};
+use crate::helpers::{assert_error, restart_with_store_changed, spawn_app, Backend};
 
 per_store!(a_crafted_cursor_is_invalid_input_on_every_list);
 async fn a_crafted_cursor_is_invalid_input_on_every_list(backend: Backend) {
@@ -58,34 +58,18 @@ async fn a_stored_record_that_cannot_be_read_is_an_internal_error(backend: Backe
     app.create_kol("ben", 1).await;
     app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-ok"}))
         .await;
-    let app = match backend {
-        Backend::Redis => {
-            let mut conn = app.redis.as_ref().unwrap().connection().await;
-            let _: () = conn.hset("kl:{meta}:links", "amy-serum", "{not json").await.unwrap();
-            app
-        }
-        Backend::Cluster => {
-            let lease = app.cluster.as_ref().unwrap();
-            let mut conn = lease.connection().await;
-            let key = format!("{}:{{meta}}:links", lease.prefix);
+    let app = restart_with_store_changed(
+        app,
+        async |conn, prefix| {
+            let key = format!("{prefix}:{{meta}}:links");
             let _: () = conn.hset(key, "amy-serum", "{not json").await.unwrap();
-            app
-        }
-        Backend::Embedded => {
-            let (backing, settings) = app.stop().await;
-            let file = backing.data.as_ref().unwrap().path().join("kolink.redb");
-            let db = redb::Database::create(&file).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let links: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("links");
-                let mut t = txn.open_table(links).unwrap();
-                t.insert("amy-serum", "{not json").unwrap();
-            }
-            txn.commit().unwrap();
-            drop(db);
-            start(backing, settings).await
-        }
-    };
+        },
+        |txn| {
+            let links: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("links");
+            txn.open_table(links).unwrap().insert("amy-serum", "{not json").unwrap();
+        },
+    )
+    .await;
     let body = assert_error(app.get("/api/v1/links/amy-serum").await, 500, "internal").await;
     assert!(
         !body["error"]["message"].as_str().unwrap().contains("json"),

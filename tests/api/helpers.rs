@@ -303,6 +303,73 @@ pub async fn start_with_clock(backing: Backing, settings: Settings, clock: Share
     }
 }
 
+/// A connection to a test's Redis or Redis Cluster (the one type a test's closure takes).
+pub enum StoreConnection {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for StoreConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            StoreConnection::Single(c) => c.req_packed_command(cmd),
+            StoreConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            StoreConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            StoreConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            StoreConnection::Single(c) => c.get_db(),
+            StoreConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Stops `app`, changes what its store holds (as an older version or a fault would have left
+/// it) and starts it again on the same store. On Redis and the cluster, `redis` runs with a
+/// connection and the prefix of the keys (`kl`, or the cluster lease's); on the embedded store,
+/// `embedded` runs in a write transaction of its file.
+pub async fn restart_with_store_changed(
+    app: TestApp,
+    redis: impl AsyncFnOnce(&mut StoreConnection, String),
+    embedded: impl FnOnce(&redb::WriteTransaction),
+) -> TestApp {
+    let (backing, settings) = app.stop().await;
+    if let Some(server) = &backing.redis {
+        redis(&mut StoreConnection::Single(server.connection().await), "kl".to_owned()).await;
+    } else if let Some(lease) = &backing.cluster {
+        redis(
+            &mut StoreConnection::Cluster(lease.connection().await),
+            lease.prefix.clone(),
+        )
+        .await;
+    } else {
+        let file = backing
+            .data
+            .as_ref()
+            .expect("an embedded store's data dir")
+            .path()
+            .join("kolink.redb");
+        let db = redb::Database::create(&file).unwrap();
+        let txn = db.begin_write().unwrap();
+        embedded(&txn);
+        txn.commit().unwrap();
+    }
+    start(backing, settings).await
+}
+
 impl TestApp {
     /// Stops the server, waits until it has shut down (its store closed), and returns its
     /// backing so that a new one can start on it.

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, Backend};
+use crate::helpers::{assert_error, restart_with_store_changed, spawn_app, Backend};
 use crate::shops::{conversions, fixture, ok, platform_shop, shopify, with, woo, SHOPIFY_SECRET, WOO_SECRET};
 
 per_store!(platform_amounts_with_three_fraction_digits_are_taken_to_the_cent);
@@ -343,7 +343,7 @@ async fn a_coupon_kept_under_the_older_key_is_moved_to_the_new_one_at_start(back
     )
     .await;
     // As a version that folded only ASCII letters kept it: under "éTé10", not "ÉTÉ10".
-    let app = with_coupon_rekeyed(app, backend, "ÉTÉ10", "éTé10").await;
+    let app = with_coupon_rekeyed(app, "ÉTÉ10", "éTé10").await;
     // Moved at start: minting finds it taken in any case, and a shop's code finds its link.
     let r = app
         .post(
@@ -372,46 +372,27 @@ async fn a_coupon_kept_under_the_older_key_is_moved_to_the_new_one_at_start(back
 
 /// Moves the coupon index's entry `from` to `to` in the store, as an older version would have
 /// kept it, and starts the app again.
-async fn with_coupon_rekeyed(
-    app: crate::helpers::TestApp,
-    backend: Backend,
-    from: &str,
-    to: &str,
-) -> crate::helpers::TestApp {
-    async fn rename(conn: &mut impl redis::aio::ConnectionLike, key: String, from: &str, to: &str) {
-        let code: String = redis::cmd("HGET").arg(&key).arg(from).query_async(conn).await.unwrap();
-        let _: () = redis::cmd("HDEL").arg(&key).arg(from).query_async(conn).await.unwrap();
-        let _: () = redis::cmd("HSET")
-            .arg(&key)
-            .arg(to)
-            .arg(code)
-            .query_async(conn)
-            .await
-            .unwrap();
-    }
-    let (backing, settings) = app.stop().await;
-    match backend {
-        Backend::Redis => {
-            let mut conn = backing.redis.as_ref().unwrap().connection().await;
-            rename(&mut conn, "kl:{meta}:coupons".to_owned(), from, to).await;
-        }
-        Backend::Cluster => {
-            let lease = backing.cluster.as_ref().unwrap();
-            let key = format!("{}:{{meta}}:coupons", lease.prefix);
-            rename(&mut lease.connection().await, key, from, to).await;
-        }
-        Backend::Embedded => {
-            let file = backing.data.as_ref().unwrap().path().join("kolink.redb");
-            let db = redb::Database::create(&file).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let coupons: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("coupons");
-                let mut t = txn.open_table(coupons).unwrap();
-                let code = t.remove(from).unwrap().unwrap().value().to_owned();
-                t.insert(to, code.as_str()).unwrap();
-            }
-            txn.commit().unwrap();
-        }
-    }
-    crate::helpers::start(backing, settings).await
+async fn with_coupon_rekeyed(app: crate::helpers::TestApp, from: &str, to: &str) -> crate::helpers::TestApp {
+    restart_with_store_changed(
+        app,
+        async |conn, prefix| {
+            let key = format!("{prefix}:{{meta}}:coupons");
+            let code: String = redis::cmd("HGET").arg(&key).arg(from).query_async(conn).await.unwrap();
+            let _: () = redis::cmd("HDEL").arg(&key).arg(from).query_async(conn).await.unwrap();
+            let _: () = redis::cmd("HSET")
+                .arg(&key)
+                .arg(to)
+                .arg(code)
+                .query_async(conn)
+                .await
+                .unwrap();
+        },
+        |txn| {
+            let coupons: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("coupons");
+            let mut t = txn.open_table(coupons).unwrap();
+            let code = t.remove(from).unwrap().unwrap().value().to_owned();
+            t.insert(to, code.as_str()).unwrap();
+        },
+    )
+    .await
 }

@@ -7,7 +7,7 @@ use kolink::signature::body_hmac;
 use reqwest::Response;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with_clock, Backend, TestApp};
+use crate::helpers::{assert_error, restart_with_store_changed, spawn_app, spawn_app_with_clock, Backend, TestApp};
 
 pub(crate) const SHOPIFY_SECRET: &str = "shpss_0123456789abcdef0123456789abcdef";
 pub(crate) const WOO_SECRET: &str = "wc-secret-9f8e7d6c5b4a";
@@ -564,7 +564,7 @@ async fn a_conversions_csv_cut_short_by_the_store_does_not_look_whole(backend: B
         )
         .await;
     }
-    let app = unreadable_oldest_conversion(app, backend).await;
+    let app = unreadable_oldest_conversion(app).await;
     let r = app.get_csv("/api/v1/conversions").await;
     // The first page was read before the answer started.
     assert_eq!(r.status(), 200);
@@ -582,51 +582,35 @@ async fn a_conversions_csv_cut_short_by_the_store_does_not_look_whole(backend: B
 }
 
 /// Replaces the oldest stored conversion with bytes kolink never wrote.
-async fn unreadable_oldest_conversion(app: TestApp, backend: Backend) -> TestApp {
-    async fn damage(conn: &mut impl redis::aio::ConnectionLike, prefix: &str) {
-        let oldest: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(format!("{prefix}:{{conv}}:log"))
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(conn)
-            .await
-            .unwrap();
-        let _: () = redis::cmd("HSET")
-            .arg(format!("{prefix}:{{conv}}:recs"))
-            .arg(&oldest.ids[0].id)
-            .arg("{not json")
-            .query_async(conn)
-            .await
-            .unwrap();
-    }
-    match backend {
-        Backend::Redis => {
-            damage(&mut app.redis.as_ref().unwrap().connection().await, "kl").await;
-            app
-        }
-        Backend::Cluster => {
-            let lease = app.cluster.as_ref().unwrap();
-            damage(&mut lease.connection().await, &lease.prefix).await;
-            app
-        }
-        Backend::Embedded => {
-            let (backing, settings) = app.stop().await;
-            let file = backing.data.as_ref().unwrap().path().join("kolink.redb");
-            let db = redb::Database::create(&file).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let conversions: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("conversions");
-                let mut t = txn.open_table(conversions).unwrap();
-                let oldest = redb::ReadableTable::first(&t).unwrap().unwrap().0.value();
-                t.insert(oldest, "{not json").unwrap();
-            }
-            txn.commit().unwrap();
-            drop(db);
-            crate::helpers::start(backing, settings).await
-        }
-    }
+async fn unreadable_oldest_conversion(app: TestApp) -> TestApp {
+    restart_with_store_changed(
+        app,
+        async |conn, prefix| {
+            let oldest: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(format!("{prefix}:{{conv}}:log"))
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(conn)
+                .await
+                .unwrap();
+            let _: () = redis::cmd("HSET")
+                .arg(format!("{prefix}:{{conv}}:recs"))
+                .arg(&oldest.ids[0].id)
+                .arg("{not json")
+                .query_async(conn)
+                .await
+                .unwrap();
+        },
+        |txn| {
+            let conversions: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("conversions");
+            let mut t = txn.open_table(conversions).unwrap();
+            let oldest = redb::ReadableTable::first(&t).unwrap().unwrap().0.value();
+            t.insert(oldest, "{not json").unwrap();
+        },
+    )
+    .await
 }
 
 per_store!(a_big_order_passes_the_apis_64_kib_and_is_still_taken_up_to_1_mib);
