@@ -263,9 +263,10 @@ pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse
     res.insert_header((header::CACHE_CONTROL, "private, no-store"));
     if super::accepts(req, "text/html") {
         let lang = super::views::Lang::of(req);
-        let (html_lang, title, message) = match lang {
-            super::views::Lang::En => ("en", status.canonical_reason().unwrap_or("Error"), message),
-            super::views::Lang::ZhTw => ("zh-Hant-TW", zh_title(status), zh_message(message)),
+        let html_lang = lang.texts().html_lang;
+        let (title, message) = match lang {
+            super::views::Lang::En => (status.canonical_reason().unwrap_or("Error"), message),
+            super::views::Lang::ZhTw => (zh_title(status), zh_message(message)),
         };
         // Messages can name what the client sent (an id from the path): text, never markup.
         let message = askama::filters::escape(message, askama::filters::Html).unwrap_or_else(|e| match e {});

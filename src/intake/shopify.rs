@@ -260,9 +260,19 @@ fn taken(
 /// a refund give it: the sums of the shop's and the buyer's amounts, for one pair of
 /// currencies.
 #[derive(Debug, Default, PartialEq)]
-struct Exchange {
-    /// (shop currency, buyer currency, shop sum, buyer sum), in minor units.
-    rate: Option<(String, String, i128, i128)>,
+enum Exchange {
+    /// No amounts in two currencies: nothing to convert.
+    #[default]
+    None,
+    /// The sums, in minor units, of the amounts in one pair of currencies.
+    Rate {
+        shop: String,
+        buyer: String,
+        shop_sum: i128,
+        buyer_sum: i128,
+    },
+    /// Amounts in more than one pair of currencies: no single rate.
+    Mixed,
 }
 
 impl Exchange {
@@ -294,25 +304,38 @@ impl Exchange {
             return;
         };
         let (shop_code, buyer_code) = (&set.shop_money.currency_code, &set.presentment_money.currency_code);
-        match &mut self.rate {
-            None => self.rate = Some((shop_code.clone(), buyer_code.clone(), shop, buyer)),
-            Some((s, b, shop_sum, buyer_sum)) if s == shop_code && b == buyer_code => {
+        match self {
+            Exchange::None => {
+                *self = Exchange::Rate {
+                    shop: shop_code.clone(),
+                    buyer: buyer_code.clone(),
+                    shop_sum: shop,
+                    buyer_sum: buyer,
+                }
+            }
+            Exchange::Rate {
+                shop: s,
+                buyer: b,
+                shop_sum,
+                buyer_sum,
+            } if s == shop_code && b == buyer_code => {
                 *shop_sum += shop;
                 *buyer_sum += buyer;
             }
-            // Amounts in more than one pair of currencies: no single rate, so no currency
-            // matches it any more.
-            Some(_) => self.rate = Some((String::new(), String::new(), 0, 0)),
+            _ => *self = Exchange::Mixed,
         }
     }
 
     /// An amount taken back in `currency`, in the shop's currency: converted (rounded down, as
     /// refunds are) when it is the buyer's and the rate is known, else as it is.
     fn to_shop(&self, amount: Money, currency: Option<&str>) -> Result<(Money, Option<String>), ApiError> {
-        match &self.rate {
-            Some((shop, buyer, shop_sum, buyer_sum))
-                if currency == Some(buyer.as_str()) && shop != buyer && *buyer_sum > 0 =>
-            {
+        match self {
+            Exchange::Rate {
+                shop,
+                buyer,
+                shop_sum,
+                buyer_sum,
+            } if currency == Some(buyer.as_str()) && shop != buyer && *buyer_sum > 0 => {
                 let minor = i128::from(amount.minor()) * shop_sum / buyer_sum;
                 let converted = Money::checked_from_minor(minor).ok_or_else(|| {
                     ApiError::invalid("A refund is more than the largest amount once in the shop's currency.")

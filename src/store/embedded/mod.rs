@@ -62,7 +62,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::task::JoinHandle;
 
 use super::{
@@ -204,6 +204,20 @@ impl EmbeddedStore {
         self.on(&self.readers, Calls::Reads, f).await
     }
 
+    /// The text under `key` in a table of text by text (links, coupons, secrets).
+    async fn text(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static str>,
+        key: &str,
+    ) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.run(move |db| {
+            let t = db.begin_read()?.open_table(table)?;
+            Ok(t.get(key.as_str())?.map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
     /// Runs `f`, which writes, on the writer thread.
     async fn run_writing<T, F>(&self, f: F) -> Result<T>
     where
@@ -295,12 +309,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn secret(&self, name: &str) -> Result<Option<String>> {
-        let name = name.to_owned();
-        self.run(move |db| {
-            let t = db.begin_read()?.open_table(SECRETS)?;
-            Ok(t.get(name.as_str())?.map(|v| v.value().to_owned()))
-        })
-        .await
+        self.text(SECRETS, name).await
     }
 
     async fn replace_secret(&self, name: &str, value: &str) -> Result<()> {
@@ -496,12 +505,7 @@ impl Links for EmbeddedStore {
     }
 
     async fn get_link_json(&self, code: &str) -> Result<Option<String>> {
-        let code = code.to_owned();
-        self.run(move |db| {
-            let t = db.begin_read()?.open_table(LINKS)?;
-            Ok(t.get(code.as_str())?.map(|v| v.value().to_owned()))
-        })
-        .await
+        self.text(LINKS, code).await
     }
 
     async fn link_code_by_id(&self, id: u64) -> Result<Option<String>> {
@@ -542,15 +546,7 @@ impl Links for EmbeddedStore {
     }
 
     async fn link_code_by_coupon(&self, coupon: &CouponKey) -> Result<Option<String>> {
-        let key = coupon.clone();
-        self.run(move |db| {
-            Ok(db
-                .begin_read()?
-                .open_table(COUPONS)?
-                .get(key.as_str())?
-                .map(|v| v.value().to_owned()))
-        })
-        .await
+        self.text(COUPONS, coupon.as_str()).await
     }
 
     async fn scan_links(
