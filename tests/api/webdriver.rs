@@ -65,14 +65,23 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A WebDriver command's value, or the error the browser answered.
+    async fn try_call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let v: Value = req.send().await.unwrap().json().await.unwrap();
-        assert!(v["value"].get("error").is_none(), "{path}: {v}");
-        v["value"].clone()
+        match v["value"].get("error") {
+            None => Ok(v["value"].clone()),
+            Some(_) => Err(v),
+        }
     }
 
     pub async fn open(&self, url: &str) {
@@ -115,13 +124,26 @@ impl Browser {
             .to_owned()
     }
 
-    /// The page's source once it contains `text` (a navigation a click started may still be
-    /// loading); fails after 15 s.
+    /// The page's source once it contains `text` and the page has loaded whole (a navigation a
+    /// click started may still be loading, and a page read while it is parsed can hold the
+    /// start of the new page without its end); fails after 15 s.
     pub async fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
+        let script = "return [document.readyState, document.documentElement.outerHTML];";
         loop {
-            let source = self.source().await;
-            if source.contains(text) {
+            // A script run while the page is being replaced can fail: read again.
+            let read = self
+                .try_call(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(json!({"script": script, "args": []})),
+                )
+                .await;
+            let (state, source): (String, String) = match read {
+                Ok(v) => serde_json::from_value(v).unwrap(),
+                Err(e) => ("failed".into(), e.to_string()),
+            };
+            if state == "complete" && source.contains(text) {
                 return source;
             }
             assert!(Instant::now() < deadline, "the page never showed {text:?}: {source}");
