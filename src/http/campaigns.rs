@@ -100,8 +100,9 @@ async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpRespon
 }
 
 async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let page = state.store().list::<Campaign>(q.cursor()?, q.limit()?).await?;
-    Ok(super::list("campaigns", &page.items, page.next))
+    let key = super::ListKey::new("campaigns", &[]);
+    let page = state.store().list::<Campaign>(q.cursor(&key)?, q.limit()?).await?;
+    Ok(super::list("campaigns", &page.items, page.next, &key))
 }
 
 async fn patch(

@@ -49,11 +49,12 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
         limit: q.limit,
         cursor: q.cursor,
     };
+    let key = super::ListKey::new("conversions", &[q.campaign.as_deref(), q.status.as_deref()]);
     let filter = ConversionFilter {
         campaign: q.campaign,
         status,
     };
-    let (cursor, limit) = (page.cursor()?, page.limit()?);
+    let (cursor, limit) = (page.cursor(&key)?, page.limit()?);
     let wants_csv = super::accepts(&req, "text/csv");
     if wants_csv && whole {
         // The first page is read before the answer starts, so that a store that does not
@@ -65,13 +66,13 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
     if wants_csv {
         let mut answer = super::csv_response(&HEADER, result.items.iter().map(row))?;
         if let Some(next) = &result.next {
-            let link = header::HeaderValue::from_str(&next_link(&req, next))
+            let link = header::HeaderValue::from_str(&next_link(&req, &key, next))
                 .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to write the Link header")))?;
             answer.headers_mut().insert(header::LINK, link);
         }
         return Ok(answer);
     }
-    Ok(super::list("conversions", &result.items, result.next))
+    Ok(super::list("conversions", &result.items, result.next, &key))
 }
 
 const HEADER: [&str; 15] = [
@@ -93,12 +94,12 @@ const HEADER: [&str; 15] = [
 ];
 
 /// `<this path>?<the same query, cursor=next>`, as a `Link` header's value.
-fn next_link(req: &HttpRequest, next: &Cursor) -> String {
+fn next_link(req: &HttpRequest, key: &super::ListKey, next: &Cursor) -> String {
     let mut query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .filter(|(k, _)| k != "cursor")
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    query.push(("cursor".to_owned(), next.to_client()));
+    query.push(("cursor".to_owned(), key.write(next)));
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&query)
         .finish();

@@ -72,8 +72,9 @@ async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpRespon
 }
 
 async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let page = state.store().list::<Kol>(q.cursor()?, q.limit()?).await?;
-    Ok(super::list("kols", &page.items, page.next))
+    let key = super::ListKey::new("kols", &[]);
+    let page = state.store().list::<Kol>(q.cursor(&key)?, q.limit()?).await?;
+    Ok(super::list("kols", &page.items, page.next, &key))
 }
 
 async fn patch(_: Admin, state: State, id: web::Path<String>, body: Body<PatchKol>) -> Result<HttpResponse, ApiError> {

@@ -106,9 +106,10 @@ async fn list(_: Admin, state: State, q: web::Query<ListQuery>) -> Result<HttpRe
         campaign: q.campaign.clone(),
         kol: q.kol.clone(),
     };
-    let page = lookup::links(state.store(), &filter, q.page.cursor()?, q.page.limit()?).await?;
+    let key = super::ListKey::new("links", &[q.campaign.as_deref(), q.kol.as_deref()]);
+    let page = lookup::links(state.store(), &filter, q.page.cursor(&key)?, q.page.limit()?).await?;
     let views: Vec<LinkView> = page.items.iter().map(|l| view(&state, l)).collect();
-    Ok(super::list("links", &views, page.next))
+    Ok(super::list("links", &views, page.next, &key))
 }
 
 async fn patch(

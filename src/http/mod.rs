@@ -233,24 +233,73 @@ impl PageQuery {
         }
     }
 
-    /// The cursor as the client sent it; only the store reads it (a foreign one is `400`).
-    pub fn cursor(&self) -> Result<Option<Cursor>, ApiError> {
+    /// The cursor as the client sent it, if `list` handed it out; only the store reads the
+    /// position in it (a foreign one is `400`).
+    pub fn cursor(&self, list: &ListKey) -> Result<Option<Cursor>, ApiError> {
         match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => Ok(None),
-            Some(c) => Cursor::from_client(c)
+            Some(c) => list
+                .read(c)
                 .map(Some)
-                .ok_or_else(|| ApiError::invalid("cursor is not one this server handed out.")),
+                .ok_or_else(|| ApiError::invalid("cursor is not one this server handed out for this list.")),
         }
     }
 }
 
-/// A list answer: `{"<plural>": [...], "next_cursor": ...}`.
-pub fn list<T: serde::Serialize>(plural: &str, items: &[T], next: Option<Cursor>) -> HttpResponse {
+/// The list a cursor belongs to: the list's name and the filters that chose its items (not the
+/// page size). A cursor is handed out as `<tag>.<the store's cursor>`, the tag a hash of this
+/// key, so that a cursor sent to another list, or to the same list with other filters, is
+/// refused rather than starting a page at an unrelated place.
+pub struct ListKey([u8; LIST_TAG_LEN]);
+
+/// Bytes of the key's hash in a cursor's tag (8 characters of base64url).
+const LIST_TAG_LEN: usize = 6;
+
+impl ListKey {
+    /// The list `name` filtered by `filters`, in a fixed order (`None`: not filtered).
+    pub fn new(name: &str, filters: &[Option<&str>]) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(name.as_bytes());
+        for f in filters {
+            match f {
+                None => hash.update([0]),
+                Some(v) => {
+                    hash.update([1]);
+                    hash.update((v.len() as u64).to_be_bytes());
+                    hash.update(v.as_bytes());
+                }
+            }
+        }
+        let digest = hash.finalize();
+        let mut tag = [0; LIST_TAG_LEN];
+        tag.copy_from_slice(&digest[..LIST_TAG_LEN]);
+        Self(tag)
+    }
+
+    /// `cursor` as a client gets it from this list.
+    pub fn write(&self, cursor: &Cursor) -> String {
+        use base64::Engine as _;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0);
+        format!("{tag}.{}", cursor.to_client())
+    }
+
+    /// The store's cursor in what a client sent, if this list wrote it.
+    fn read(&self, sent: &str) -> Option<Cursor> {
+        use base64::Engine as _;
+        let (tag, rest) = sent.split_once('.')?;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag).ok()?;
+        (tag[..] == self.0[..]).then_some(())?;
+        Cursor::from_client(rest)
+    }
+}
+
+/// A list answer: `{"<plural>": [...], "next_cursor": ...}`, its cursor one of `key`'s.
+pub fn list<T: serde::Serialize>(plural: &str, items: &[T], next: Option<Cursor>, key: &ListKey) -> HttpResponse {
     let mut body = serde_json::Map::new();
     body.insert(plural.to_owned(), serde_json::to_value(items).unwrap_or_default());
     body.insert(
         "next_cursor".to_owned(),
-        next.map(|c| serde_json::Value::String(c.to_client()))
+        next.map(|c| serde_json::Value::String(key.write(&c)))
             .unwrap_or(serde_json::Value::Null),
     );
     HttpResponse::Ok().json(body)

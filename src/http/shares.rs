@@ -131,10 +131,11 @@ async fn list(
                 .collect::<Result<Vec<_>, crate::store::StoreError>>()
         }
     };
-    let page = fill_page(q.cursor()?, q.limit()?, |s: &Share| s.kol == kol.id, scan, true).await?;
+    let key = super::ListKey::new("shares", &[Some(kol.id.as_str())]);
+    let page = fill_page(q.cursor(&key)?, q.limit()?, |s: &Share| s.kol == kol.id, scan, true).await?;
     let shares = page.items;
     let views: Vec<ShareView> = shares.iter().map(|s| view(s, None, &state.public_base)).collect();
-    Ok(super::list("shares", &views, page.next))
+    Ok(super::list("shares", &views, page.next, &key))
 }
 
 async fn revoke(_: Admin, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -97,9 +97,10 @@ async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpRespon
 }
 
 async fn list(_: Admin, state: State, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let page = state.store().list::<Shop>(q.cursor()?, q.limit()?).await?;
+    let key = super::ListKey::new("shops", &[]);
+    let page = state.store().list::<Shop>(q.cursor(&key)?, q.limit()?).await?;
     let views: Vec<ShopView> = page.items.iter().map(|s| view(&state, s, false)).collect();
-    Ok(super::list("shops", &views, page.next))
+    Ok(super::list("shops", &views, page.next, &key))
 }
 
 #[derive(Deserialize, Default)]

@@ -48,6 +48,51 @@ async fn a_cursor_handed_out_pages_on(backend: Backend) {
     assert_eq!(second["next_cursor"], json!(null));
 }
 
+per_store!(a_cursor_of_one_list_is_refused_by_another);
+/// A cursor is a position in the list that handed it out: sent to another list, or to the same
+/// list with other filters, it would start a page at an unrelated place, so it is `400`. The
+/// page size may change between pages.
+async fn a_cursor_of_one_list_is_refused_by_another(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    for i in 0..3 {
+        app.create_kol(&format!("k{i}"), 10).await;
+        app.create_link(json!({"campaign": "spring-sale", "kol": format!("k{i}"), "code": format!("k{i}-1")}))
+            .await;
+    }
+    let kols = app.get_ok("/api/v1/kols?limit=2").await;
+    let kols_cursor = kols["next_cursor"].as_str().expect("a next page of KOLs");
+    let links = app.get_ok("/api/v1/links?campaign=spring-sale&limit=2").await;
+    let links_cursor = links["next_cursor"].as_str().expect("a next page of links");
+    for (list, cursor) in [
+        ("/api/v1/campaigns?", kols_cursor),
+        ("/api/v1/shops?", kols_cursor),
+        ("/api/v1/links?", kols_cursor),
+        ("/api/v1/conversions?", kols_cursor),
+        ("/api/v1/kols?", links_cursor),
+        ("/api/v1/links?", links_cursor),
+        ("/api/v1/links?kol=k1&", links_cursor),
+        ("/api/v1/links?campaign=other&", links_cursor),
+        ("/api/v1/links?campaign=spring-sale&kol=k1&", links_cursor),
+    ] {
+        let r = app.get(&format!("{list}cursor={cursor}")).await;
+        let body = assert_error(r, 400, "invalid_input").await;
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("cursor"),
+            "{list} {cursor}: {body}"
+        );
+    }
+    // The lists that handed them out page on, with another page size too.
+    let next = app.get_ok(&format!("/api/v1/kols?limit=10&cursor={kols_cursor}")).await;
+    assert!(!next["kols"].as_array().unwrap().is_empty(), "{next}");
+    let next = app
+        .get_ok(&format!(
+            "/api/v1/links?limit=10&campaign=spring-sale&cursor={links_cursor}"
+        ))
+        .await;
+    assert!(!next["links"].as_array().unwrap().is_empty(), "{next}");
+}
+
 per_store!(a_stored_record_that_cannot_be_read_is_an_internal_error);
 /// The link's stored record is replaced by bytes kolink never wrote: that is a bug or a
 /// damaged store, not something to retry, so `500 internal` without details; everything else
