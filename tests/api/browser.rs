@@ -249,7 +249,6 @@ async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
     assert_eq!(r.status(), 410);
 }
 
-/// The texts of the first cells of the leaderboard's rows, in order.
 /// The daily chart's legend names `names` in order, each entry laid out beside the other, not
 /// over it (drawn inside the chart, a Chinese legend had its entries written over each other).
 async fn assert_legend_reads(browser: &crate::webdriver::Browser, names: [&str; 2]) {
@@ -279,6 +278,7 @@ async fn assert_legend_reads(browser: &crate::webdriver::Browser, names: [&str; 
     );
 }
 
+/// The KOLs of the leaderboard's rows, in order.
 fn leaderboard_order(html: &str) -> Vec<String> {
     let table = &html[html.find(r#"id="leaderboard""#).unwrap()..];
     let table = &table[..table.find("</table>").unwrap()];
@@ -289,6 +289,39 @@ fn leaderboard_order(html: &str) -> Vec<String> {
             rest[..rest.find('"').unwrap()].to_owned()
         })
         .collect()
+}
+
+/// The widths the daily charts the browser shows were drawn for (their `viewBox`).
+async fn shown_chart_widths(browser: &crate::webdriver::Browser) -> Vec<String> {
+    let script = "return Array.from(document.querySelectorAll('svg.chart')) \
+                  .filter(e => e.getBoundingClientRect().width > 0) \
+                  .map(e => e.getAttribute('viewBox').split(' ')[2]);";
+    serde_json::from_value(browser.script(script, serde_json::json!([])).await).unwrap()
+}
+
+#[tokio::test]
+async fn the_dashboard_draws_its_chart_for_the_screens_width() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    for (width, drawn) in [(390, "380"), (1280, "640")] {
+        let browser = crate::webdriver::Browser::start(width, 900).await;
+        browser.open(&app.url("/app/login")).await;
+        browser.type_into("#token", crate::helpers::TOKEN).await;
+        browser.click("#sign-in").await;
+        browser.wait_for(r#"data-campaign="spring-sale""#).await;
+        browser.open(&app.url("/app/campaigns/spring-sale")).await;
+        browser.wait_for(r#"id="leaderboard""#).await;
+        // One chart is shown, drawn for about the screen's width, so that its labels read at
+        // the size they were drawn (a 640-wide chart on a phone shrank them to about 8 px).
+        assert_eq!(shown_chart_widths(&browser).await, [drawn], "at {width} px");
+        let labels = browser.boxes("svg.chart text").await;
+        let tallest = labels.iter().map(|b| b[3] - b[1]).fold(0.0, f64::max);
+        assert!(tallest >= 11.0, "labels {tallest} px high at {width} px: {labels:?}");
+        if width < 500 {
+            browser.screenshot("dashboard-campaign-phone").await;
+        }
+    }
 }
 
 #[tokio::test]

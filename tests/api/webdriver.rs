@@ -156,14 +156,17 @@ impl Browser {
     pub async fn boxes(&self, css: &str) -> Vec<[f64; 4]> {
         let script = "return Array.from(document.querySelectorAll(arguments[0])).map(e => { \
                       const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; });";
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/execute/sync",
-                Some(json!({"script": script, "args": [css]})),
-            )
-            .await;
-        serde_json::from_value(v).unwrap()
+        serde_json::from_value(self.script(script, json!([css])).await).unwrap()
+    }
+
+    /// What `script` (a function body, its arguments `arguments[0]`…) returns in the page.
+    pub async fn script(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
     }
 
     pub async fn url(&self) -> String {

@@ -314,7 +314,10 @@ struct CampaignView {
     currency: String,
     sort: &'static str,
     fig: Fig,
+    /// The daily chart drawn for a desktop's width, and for a phone's (the page's CSS shows
+    /// one, by the screen's width), so that its labels read at the same size on both.
     chart: String,
+    phone_chart: String,
     headers: Vec<Header>,
     kols: Vec<TableRow>,
     tiers: Vec<TableRow>,
@@ -608,6 +611,7 @@ async fn campaign_page(
         sort: sort.name(),
         fig: Fig::of(&r.totals),
         chart: daily_chart(&r.series, t.clicks, t.conversions, super::DESK_CHART_WIDTH),
+        phone_chart: daily_chart(&r.series, t.clicks, t.conversions, super::PHONE_CHART_WIDTH),
         headers,
         kols,
         tiers,

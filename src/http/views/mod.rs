@@ -478,7 +478,7 @@ pub fn percent(r: Option<f64>) -> String {
 
 /// The width the dashboard's charts are drawn for (a desktop's column).
 pub const DESK_CHART_WIDTH: f32 = 640.0;
-/// The width the KOL page's chart is drawn for (a phone's).
+/// The width the KOL page's chart is drawn for, and the dashboard's on a phone.
 pub const PHONE_CHART_WIDTH: f32 = 380.0;
 
 /// The daily chart: clicks as bars, conversions as a line, drawn as SVG on the server by
