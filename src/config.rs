@@ -41,6 +41,9 @@ pub struct Settings {
     /// UTC days (today included) whose hourly counters are kept; 0: for ever (`crate::hours`).
     pub hourly_retention_days: u32,
     pub client_ip_header: Option<String>,
+    /// Proxies in front of kolink that each append an address to `client_ip_header`: the
+    /// client's is this many entries from the end (what comes before is the client's to write).
+    pub trusted_proxies: u32,
     pub country_header: Option<String>,
     pub link_cache_seconds: u64,
     pub link_cache_capacity: u64,
@@ -123,6 +126,9 @@ impl Settings {
                 self.log
             );
         }
+        if self.trusted_proxies == 0 {
+            bail!("trusted_proxies must be at least 1 (the proxy that sets client_ip_header)");
+        }
         if self.spool_max_mb == 0 {
             bail!("spool_max_mb must be at least 1");
         }
@@ -193,6 +199,14 @@ mod tests {
             Some(Target::Cluster(seeds)) => assert_eq!(seeds, ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn at_least_one_proxy_sets_the_client_address_header() {
+        assert_eq!(Settings::defaults().trusted_proxies, 1);
+        let mut s = Settings::defaults();
+        s.trusted_proxies = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("trusted_proxies"));
     }
 
     #[test]

@@ -221,16 +221,29 @@ async fn qr(req: HttpRequest, state: State, path: web::Path<(String, String)>) -
     }
 }
 
-/// The client address: the peer, or the first address of a trusted proxy header.
+/// The client address: the peer, or the address the trusted proxies wrote into their header.
 pub(super) fn client_ip(req: &HttpRequest, state: &State) -> String {
     if let Some(h) = &state.settings.client_ip_header {
         if let Some(v) = req.headers().get(h.as_str()).and_then(|v| v.to_str().ok()) {
-            if let Some(first) = v.split(',').next().map(str::trim).filter(|s| !s.is_empty()) {
-                return first.to_owned();
+            if let Some(ip) = proxied_client(v, state.settings.trusted_proxies) {
+                return ip.to_owned();
             }
         }
     }
     req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
+/// The client's entry of a forwarding header (`a, b, c`) that `proxies` proxies appended to:
+/// the one that many from the end, or the first when there are fewer entries. The entries
+/// before it were sent by the client, who can write anything there.
+fn proxied_client(header: &str, proxies: u32) -> Option<&str> {
+    let hops = usize::try_from(proxies.max(1)).unwrap_or(usize::MAX);
+    header
+        .rsplit(',')
+        .nth(hops - 1)
+        .or_else(|| header.split(',').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 fn found(location: &str) -> HttpResponse {
@@ -310,4 +323,24 @@ fn zh_message(message: &str) -> &str {
         (STORE_DOWN, "這個連結暫時無法開啟，請稍後再試。"),
     ];
     ZH.iter().find(|(en, _)| *en == message).map_or(message, |(_, zh)| zh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proxied_client;
+
+    #[test]
+    fn the_client_is_the_entry_the_trusted_proxies_wrote() {
+        assert_eq!(proxied_client("203.0.113.7", 1), Some("203.0.113.7"));
+        // What a client wrote before the proxy's entry is not the address.
+        assert_eq!(proxied_client("198.51.100.1, 203.0.113.7", 1), Some("203.0.113.7"));
+        assert_eq!(
+            proxied_client("198.51.100.1,203.0.113.7, 10.0.0.2", 2),
+            Some("203.0.113.7")
+        );
+        // Fewer entries than proxies: the farthest there is.
+        assert_eq!(proxied_client(" 203.0.113.7 ", 3), Some("203.0.113.7"));
+        assert_eq!(proxied_client("1.2.3.4, ", 1), None);
+        assert_eq!(proxied_client("", 1), None);
+    }
 }

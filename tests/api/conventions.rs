@@ -142,6 +142,62 @@ async fn a_client_past_its_budget_is_told_to_wait_but_redirects_never_are(backen
     }
 }
 
+per_store!(the_client_address_is_the_one_the_trusted_proxy_wrote);
+/// Behind a proxy that appends the address it saw to `X-Forwarded-For`, what the client wrote
+/// into the header before it is the client's to choose: the address is the entry the proxy
+/// added (the last, with one proxy), for the rate budget and for telling visitors apart.
+async fn the_client_address_is_the_one_the_trusted_proxy_wrote(backend: Backend) {
+    let backing = crate::helpers::Backing::new(backend);
+    let mut settings = crate::helpers::settings_for(&backing);
+    settings.client_ip_header = Some("X-Forwarded-For".into());
+    settings.rate_limit_per_second = 1;
+    settings.rate_limit_burst = 5;
+    let app = crate::helpers::start(backing, settings).await;
+    app.seed().await;
+    // A fresh address written first on every request: still one client, past its budget.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = app
+            .api
+            .get(app.url("/api/v1/campaigns"))
+            .bearer_auth(crate::helpers::TOKEN)
+            .header("x-forwarded-for", format!("198.51.100.{i}, 203.0.113.7"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Another address, claimed first by someone else, is not spent by them.
+    let other = app
+        .api
+        .get(app.url("/api/v1/campaigns"))
+        .bearer_auth(crate::helpers::TOKEN)
+        .header("x-forwarded-for", "203.0.113.7, 203.0.113.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    // Taps from one address and user agent, whatever they claim before it, are one visitor.
+    for i in 0..3 {
+        let r = app
+            .api
+            .get(app.url("/amy-serum"))
+            .header("user-agent", crate::helpers::PHONE)
+            .header("x-forwarded-for", format!("198.51.100.{i}, 203.0.113.9"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+    }
+    let totals = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (totals["clicks"].as_u64(), totals["unique_clicks"].as_u64()),
+        (Some(3), Some(1)),
+        "{totals}"
+    );
+}
+
 /// A body sent too slowly is cut off at 10 s with a 408 (not held open for ever).
 #[tokio::test]
 async fn a_body_that_never_finishes_is_cut_off_after_ten_seconds() {
