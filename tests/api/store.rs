@@ -280,6 +280,40 @@ async fn a_re_keyed_click_never_takes_another_writers_next_id() {
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [8]);
 }
 
+per_store!(a_re_keyed_click_is_found_by_the_id_its_visitor_was_given: redis cluster);
+/// A click spooled by one process and replayed behind another's later entry is stored under an
+/// id Redis chooses; the id its redirect handed out (`kl_cid`, in the purchase that follows) still
+/// finds it, at the time it was made (the attribution window and "after the purchase" count from
+/// it), in one or two reads rather than through the stream.
+async fn a_re_keyed_click_is_found_by_the_id_its_visitor_was_given(backend: Backend) {
+    let (store, _guard) = open(backend).await;
+    let now = Utc::now().timestamp_millis() as u64;
+    let a = 7u64 << 32;
+    let b = 9u64 << 32;
+    store
+        .write_clicks(&[click("a-1", now + 5_000, a | 5, "v1")])
+        .await
+        .unwrap();
+    // Process b's click, made 5 s before: re-keyed (alone, and in a group).
+    let own = EntryId { ms: now, seq: b | 1 };
+    let written = store.write_clicks(&[click("a-1", now, b | 1, "v2")]).await.unwrap();
+    assert_ne!(written[0], own, "re-keyed");
+    let group = [click("a-1", now + 1, b | 2, "v3"), click("a-1", now + 2, b | 3, "v4")];
+    let grouped = store.write_clicks(&group).await.unwrap();
+    assert!(grouped.iter().zip(&group).all(|(w, c)| *w != c.entry), "re-keyed");
+    for (c, visitor) in [(own, "v2"), (group[0].entry, "v3"), (group[1].entry, "v4")] {
+        let found = store.get_click("a-1", c).await.unwrap().expect("found by its own id");
+        assert_eq!(found.entry, c, "at the time it was made");
+        assert_eq!(found.info.visitor, visitor);
+    }
+    // An id never written is still nothing.
+    assert!(store
+        .get_click("a-1", EntryId { ms: now, seq: b | 9 })
+        .await
+        .unwrap()
+        .is_none());
+}
+
 /// Many writers (every restart brings a new one) re-key clicks on one link; a retry of the
 /// first one's click still finds it, and counts nothing twice.
 #[tokio::test]

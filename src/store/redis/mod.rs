@@ -24,7 +24,7 @@
 //! | `kl:{<code>}:hours_from`          | string | the first day whose hours the last `PRUNE_HOURS` kept (`crate::hours`) |
 //! | `kl:{meta}:hours:pruned`          | zset   | one member, `pass`, scored by the first kept day (days from 0001-01-01) of the latest whole pass of `PRUNE_HOURS` over every link; only raised (`ZADD GT`) |
 //! | `kl:{<code>}:rollups`             | hash   | their daily totals and all-time breakdowns; a copy of the metrics (`m\|<day>`) |
-//! | `kl:{<code>}:writers`             | hash   | writer tag → its last re-keyed click's proposed id (`scripts::writers!`) |
+//! | `kl:{<code>}:writers`             | hash   | writer tag → its last re-keyed click's proposed id; `r\|<proposed id>` → a re-keyed click's entry id (`scripts::writers!`) |
 //! | `kl:{meta}:schema`                | string | layout version (2: rollups built for every link; 3: summaries; 4: metrics copied into the rollups) |
 //! | `kl:{<code>}:uvs:<YYYY-MM-DD>`    | set    | the day's first 10,000 unique visitors (exact)    |
 //! | `kl:{<code>}:uv:<YYYY-MM-DD>`     | HLL    | the day's unique visitors past those 10,000       |
@@ -1025,10 +1025,24 @@ impl ClickLog for RedisStore {
         self.write_clicks_retrying(clicks).await
     }
 
+    /// The click by the id its redirect handed out; a click re-keyed on replay (stored under
+    /// an id Redis chose) is found through its writer's index, and keeps its own id and time.
     async fn get_click(&self, code: &str, entry: EntryId) -> Result<Option<StoredClick>> {
         let id = stream_id(entry);
-        let mut clicks = self.read_range(code, &id, &id, 1).await?;
-        Ok(clicks.pop())
+        if let Some(click) = self.read_range(code, &id, &id, 1).await?.pop() {
+            return Ok(Some(click));
+        }
+        let stored: Option<String> = self
+            .conn()
+            .hget(self.link_key(code, "writers"), format!("r|{id}"))
+            .await
+            .map_err(failed("Failed to read a re-keyed click's id from Redis"))?;
+        let Some(stored) = stored else { return Ok(None) };
+        Ok(self
+            .read_range(code, &stored, &stored, 1)
+            .await?
+            .pop()
+            .map(|click| StoredClick { entry, ..click }))
     }
 
     async fn read_clicks(&self, code: &str, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredClick>> {

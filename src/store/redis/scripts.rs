@@ -141,7 +141,9 @@ local function find(stream, id)
 end
 -- `last`: the stream's last generated id, when the caller knows it (its own last XADD); else
 -- read from XINFO (not the last entry's: an entry deleted by a rolled-back call still counts).
-local function rekey(stream, minid, tag, id, line, last)
+-- The new id is kept in `writers` under `r|<proposed id>`, so that the id the click's redirect
+-- handed out finds it (`get_click`); dropped with the marks past the retention.
+local function rekey(writers, stream, minid, tag, id, line, last)
   mark(tag, id)
   if not last then
     local info = redis.call('XINFO', 'STREAM', stream)
@@ -154,7 +156,9 @@ local function rekey(stream, minid, tag, id, line, last)
     local ms, seq = split(last)
     if tonumber(seq) >= 4294967296 then next = string.format('%d-*', ms + 1) end
   end
-  return redis.call('XADD', stream, 'MINID', '~', minid, next, 'rid', id, 'i', line)
+  local new = redis.call('XADD', stream, 'MINID', '~', minid, next, 'rid', id, 'i', line)
+  redis.call('HSET', writers, 'r|' .. id, new)
+  return new
 end
 "
     };
@@ -270,7 +274,7 @@ for i = 1, tonumber(ARGV[3]) do
     if res then
       fresh = false
     else
-      res = rekey(stream, minid, tag, id, line)
+      res = rekey(writers, stream, minid, tag, id, line)
     end
   end
   if fresh then
@@ -334,7 +338,7 @@ for i = 1, tonumber(ARGV[3]) do
       if #out > 0 then redis.call('XDEL', stream, unpack(out)) end
       return {}
     end
-    id = rekey(stream, minid, tag, id, line, last)
+    id = rekey(writers, stream, minid, tag, id, line, last)
     rekeyed = true
   end
   new[tag] = true
