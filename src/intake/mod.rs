@@ -169,7 +169,7 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, mut incoming: Incoming
         let audit = refunds::audit(&incoming.order_id, &d);
         (d, audit)
     } else {
-        let (mut found, mut audit) = candidates(store, &incoming).await?;
+        let (mut found, mut audit) = candidates(store, clock, &incoming, true).await?;
         let mut decision = decide(found.clone(), incoming.occurred_at, incoming.currency.clone());
         // The chosen campaign's currency is locked before the decision is final, so that a
         // PATCH of the currency cannot slip between the decision and the sums. Only a
@@ -183,7 +183,7 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, mut incoming: Incoming
                 }
                 _ => break,
             }
-            (found, audit) = candidates(store, &incoming).await?;
+            (found, audit) = candidates(store, clock, &incoming, false).await?;
             decision = decide(found.clone(), incoming.occurred_at, incoming.currency.clone());
         }
         settle_audit(&mut audit, &found, decision.chosen.as_ref(), incoming.occurred_at);
@@ -250,8 +250,14 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, mut incoming: Incoming
 }
 
 /// The links this conversion's claims point to, in the claims' order, with an audit entry per
-/// claim (its result settled by `settle_audit` once the decision is made).
-async fn candidates(store: &dyn Store, c: &Incoming) -> Result<(Vec<Candidate>, Vec<AuditEntry>)> {
+/// claim (its result settled by `settle_audit` once the decision is made). With `wait`, a
+/// recent click that is not stored yet is waited for (`click_link`).
+async fn candidates(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    c: &Incoming,
+    wait: bool,
+) -> Result<(Vec<Candidate>, Vec<AuditEntry>)> {
     let mut found = Vec::new();
     let mut audit = Vec::with_capacity(c.claims.len());
     for (i, claim) in c.claims.iter().enumerate() {
@@ -263,7 +269,7 @@ async fn candidates(store: &dyn Store, c: &Incoming) -> Result<(Vec<Candidate>, 
             result: AuditResult::NoLink,
         };
         let (link, click_at) = match claim.method {
-            Method::ClickId => match click_link(store, &claim.value).await? {
+            Method::ClickId => match click_link(store, clock, &claim.value, wait).await? {
                 ClickLink::Person(link, at) => (Some(*link), at),
                 ClickLink::Bot(code) => {
                     entry.link = Some(code);
@@ -311,15 +317,43 @@ enum ClickLink {
     None,
 }
 
-/// The link and time of a click id's click.
-async fn click_link(store: &dyn Store, value: &str) -> Result<ClickLink> {
+/// How long a conversion waits, at most, for the click its click id names when the store does
+/// not hold it yet. A click id is handed out only with a redirect whose click was stored or
+/// spooled; a spooled click reaches the store when the spool is replayed, which can be a moment
+/// after the store is back and its shop's webhook is taken (and is answered within Shopify's
+/// 5 s).
+const CLICK_ON_ITS_WAY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Only a click made this recently (by its id) is waited for: older ones are not on their way.
+const SPOOLED_AT_MOST: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// The link and time of a click id's click; with `wait`, a recent click the store does not
+/// hold yet is looked up again for up to `CLICK_ON_ITS_WAY`.
+async fn click_link(store: &dyn Store, clock: &dyn Clock, value: &str, wait: bool) -> Result<ClickLink> {
     let Some(cid) = ClickId::parse(value) else {
         return Ok(ClickLink::None);
     };
     let Some(code) = store.link_code_by_id(cid.link_id).await? else {
         return Ok(ClickLink::None);
     };
-    match store.get_click(&code, cid.entry).await? {
+    let made = DateTime::from_timestamp_millis(i64::try_from(cid.entry.ms).unwrap_or(i64::MAX));
+    let now = clock.now();
+    let recent = made.is_some_and(|m| m > now - SPOOLED_AT_MOST && m < now + chrono::TimeDelta::minutes(1));
+    let until = std::time::Instant::now()
+        + if wait && recent {
+            CLICK_ON_ITS_WAY
+        } else {
+            Default::default()
+        };
+    let click = loop {
+        match store.get_click(&code, cid.entry).await? {
+            None if std::time::Instant::now() < until => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            found => break found,
+        }
+    };
+    match click {
         Some(click) if click.info.bot => Ok(ClickLink::Bot(code)),
         Some(click) => match store.get_link(&code).await? {
             Some(link) => Ok(ClickLink::Person(

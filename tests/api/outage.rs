@@ -362,3 +362,41 @@ async fn a_hung_disk_gets_a_prompt_503_not_a_hanging_request() {
     assert_eq!(healthz, 200);
     assert_eq!(app.get("/api/v1/campaigns/spring-sale").await.status(), 200);
 }
+
+/// A purchase carrying the click id of a redirect answered from the spool can reach kolink
+/// before the replay has written that click: the store is back, the click not yet. It is still
+/// attributed to the click (it waits for the replay), not stored unattributed for good.
+#[tokio::test]
+async fn a_purchase_that_arrives_while_its_click_is_spooled_is_attributed() {
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    // The link is in the process's cache, so that redirects need no store.
+    app.tap("amy-serum").await;
+    let redis = app.redis.as_ref().unwrap();
+    redis.pause();
+    let mut clicks = Vec::new();
+    for _ in 0..3 {
+        clicks.push(app.click_id("amy-serum").await);
+    }
+    // Sent while Redis is frozen: each waits on the store, which comes back before the replay
+    // of the spool has begun.
+    let sent = futures_util::future::join_all(clicks.iter().enumerate().map(|(i, click)| {
+        let body = serde_json::json!({"order_id": format!("o{i}"), "event": "purchase", "amount": "100",
+                                      "currency": "TWD", "click_id": click});
+        let (app, secret) = (&app, &secret);
+        async move { app.webhook_ok("acme", secret, &body).await }
+    }));
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        redis.resume();
+    };
+    let (receipts, ()) = tokio::join!(sent, resume);
+    for r in &receipts {
+        assert_eq!(r["status"], "attributed", "{receipts:?}");
+        assert_eq!(r["method"], "click_id", "{r}");
+    }
+    let totals = app.link_totals("amy-serum").await;
+    assert_eq!(totals["conversions"], 3, "{totals}");
+    assert_eq!(totals["clicks"], 4, "{totals}");
+}
