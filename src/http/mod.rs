@@ -447,6 +447,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(limits::limit))
+                .wrap(actix_web::middleware::DefaultHeaders::new().add(views::NOSNIFF))
                 .configure(campaigns::routes)
                 .configure(kols::routes)
                 .configure(links::routes)
@@ -461,6 +462,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/webhooks")
                 .wrap(actix_web::middleware::from_fn(limits::limit))
+                .wrap(actix_web::middleware::DefaultHeaders::new().add(views::NOSNIFF))
                 .configure(webhooks::routes),
         )
         .configure(insights::pixel_routes)

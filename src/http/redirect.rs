@@ -272,8 +272,6 @@ const STORE_DOWN: &str = "This link cannot be followed right now. Please try aga
 /// API.md's JSON for everyone else.
 pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse {
     let (_, status) = code.describe();
-    let mut res = HttpResponse::build(status);
-    res.insert_header((header::CACHE_CONTROL, "private, no-store"));
     if super::accepts(req, "text/html") {
         let lang = super::views::Lang::of(req);
         let html_lang = lang.texts().html_lang;
@@ -283,7 +281,7 @@ pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse
         };
         // Messages can name what the client sent (an id from the path): text, never markup.
         let message = askama::filters::escape(message, askama::filters::Html).unwrap_or_else(|e| match e {});
-        res.content_type("text/html; charset=utf-8").body(format!(
+        super::views::html_page(status).body(format!(
             "<!doctype html><html lang=\"{html_lang}\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
              <title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;\
@@ -291,7 +289,10 @@ pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse
              <body><h1>{title}</h1><p>{message}</p></body></html>"
         ))
     } else {
-        res.json(body(code, message))
+        HttpResponse::build(status)
+            .insert_header((header::CACHE_CONTROL, "private, no-store"))
+            .insert_header(super::views::NOSNIFF)
+            .json(body(code, message))
     }
 }
 

@@ -196,14 +196,12 @@ async fn open(req: HttpRequest, state: State, token: web::Path<String>) -> Resul
     if json {
         return Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "private, no-store"))
+            .insert_header(super::views::NOSNIFF)
             .json(page));
     }
     let t = super::views::Lang::of(&req).texts();
     let html = super::views::kol_page::KolPageView::new(t, &page)
         .render()
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to render the KOL page")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .body(html))
+    Ok(super::views::html_page(actix_web::http::StatusCode::OK).body(html))
 }

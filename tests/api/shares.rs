@@ -186,3 +186,40 @@ async fn pages_of_gone_and_unknown_links_speak_the_readers_language(backend: Bac
     let (_, text) = page(format!("{url}?lang=zh-TW"), "en-US").await;
     assert!(text.contains("這個分享連結已被撤銷或已過期。"), "{text}");
 }
+
+/// Pages people open (the KOL page, the dashboard, error pages) cannot be framed by another
+/// site, and no answer's type is sniffed.
+#[tokio::test]
+async fn pages_cannot_be_framed_and_no_answer_is_sniffed() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    let s = share(&app, "amy", json!({})).await;
+    let url = s["url"].as_str().unwrap().to_owned();
+    let html = |u: String| {
+        let api = app.api.clone();
+        async move { api.get(u).header("accept", "text/html").send().await.unwrap() }
+    };
+    for (what, r) in [
+        ("the KOL page", html(url.clone()).await),
+        ("a gone share", html(app.url("/s/nope")).await),
+        ("an unknown link", html(app.url("/nope-nope")).await),
+        ("the sign-in page", html(app.url("/app/login")).await),
+    ] {
+        let h = r.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{what}");
+        assert_eq!(h["content-security-policy"], "frame-ancestors 'none'", "{what}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    }
+    for r in [
+        open(&app, &url).await,
+        app.get("/api/v1/campaigns").await,
+        app.get("/api/v1/nothing").await,
+        app.api
+            .post(app.url("/webhooks/conversions/acme"))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{}", r.url());
+    }
+}

@@ -39,11 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .insert_header(("x-frame-options", "DENY"))
-        .body(body)
+    super::html_page(status).body(body)
 }
 
 fn rendered(t: Result<String, askama::Error>) -> Result<HttpResponse, ApiError> {

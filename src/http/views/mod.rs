@@ -481,6 +481,26 @@ pub const DESK_CHART_WIDTH: f32 = 640.0;
 /// The width the KOL page's chart is drawn for, and the dashboard's on a phone.
 pub const PHONE_CHART_WIDTH: f32 = 380.0;
 
+/// An HTML page's answer: never cached, never framed by another site (clickjacking), its type
+/// never sniffed. Every page people open is built on it: the dashboard, the KOL page, error
+/// pages.
+pub fn html_page(status: actix_web::http::StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut b = actix_web::HttpResponse::build(status);
+    b.content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "private, no-store"))
+        .insert_header((actix_web::http::header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((
+            actix_web::http::header::CONTENT_SECURITY_POLICY,
+            "frame-ancestors 'none'",
+        ))
+        .insert_header(NOSNIFF);
+    b
+}
+
+/// `X-Content-Type-Options: nosniff`, on every answer but redirects (`http::configure`).
+pub const NOSNIFF: (actix_web::http::header::HeaderName, &str) =
+    (actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+
 /// The daily chart: clicks as bars, conversions as a line, drawn as SVG on the server by
 /// charts-rs (no script, no library to load in an in-app browser). Days are labelled `MM-DD`.
 /// Its legend is the page's (`chart_legend.html`), in the page's font: charts-rs places text by
