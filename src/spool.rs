@@ -132,7 +132,8 @@ impl Spool {
     /// format, `store::embedded::journal`).
     pub fn open_file(path: &Path, capacity: u64) -> anyhow::Result<Self> {
         let path = path.to_owned();
-        let file = OpenOptions::new()
+        // Kolink's user alone, as the embedded store's file.
+        let file = std::os::unix::fs::OpenOptionsExt::mode(&mut OpenOptions::new(), 0o600)
             .read(true)
             .write(true)
             .create(true)

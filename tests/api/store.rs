@@ -814,3 +814,21 @@ async fn pruning_hours_leaves_no_hour_of_an_old_day_and_every_day_whole(backend:
     assert!(kept(&last, &signup));
     assert_eq!(last.rollup(&format!("c|{}", mid.date_naive())), Some(1));
 }
+
+/// The embedded store's file holds the shops' secrets, the session key and the admin token's
+/// hash: only kolink's own user may read it, or its directory (umask 022 gave every local user
+/// read access).
+#[tokio::test]
+async fn the_embedded_files_are_readable_by_kolinks_user_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = EmbeddedStore::open(&data, Duration::from_secs(86_400), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    drop(store);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(mode(&data.join("kolink.redb")), 0o600, "the database");
+    assert_eq!(mode(&data.join("kolink.journal")), 0o600, "the click journal");
+}

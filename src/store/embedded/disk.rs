@@ -141,7 +141,7 @@ impl StorageBackend for Disk {
 
 /// Opens (or creates) the database at `path` through `faults`.
 pub(super) fn open_file(path: &Path, cache_bytes: usize, faults: &DiskFaults) -> anyhow::Result<Database> {
-    let file = OpenOptions::new()
+    let file = std::os::unix::fs::OpenOptionsExt::mode(&mut OpenOptions::new(), 0o600)
         .read(true)
         .write(true)
         .create(true)

@@ -127,7 +127,7 @@ from_redb!(
 );
 
 impl EmbeddedStore {
-    /// Opens (or creates) `<dir>/kolink.redb` and its click journal, applies what the journal
+    /// Opens (or creates) `<dir>/kolink.redb` (readable by kolink's user alone) and its click journal, applies what the journal
     /// holds, and starts the upkeep (idle checkpoints of the journal, hourly pruning).
     pub async fn open(dir: &Path, click_retention: Duration, clock: SharedClock) -> anyhow::Result<Self> {
         Self::open_with(dir, click_retention, clock, DEFAULT_CACHE_BYTES, DiskFaults::default()).await
@@ -142,9 +142,12 @@ impl EmbeddedStore {
         cache_bytes: usize,
         faults: DiskFaults,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
+        // Kolink's user alone: the file holds the shops' secrets and the session key.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
             .map_err(|e| anyhow::anyhow!("Failed to create the data directory {}: {e}", dir.display()))?;
         let path = dir.join("kolink.redb");
+        warn_if_others_read(&path);
         let journal_path = dir.join("kolink.journal");
         let (db, journal) = tokio::task::spawn_blocking(move || {
             // The database first: its lock tells a second process that the directory is taken.
@@ -270,6 +273,21 @@ fn coupon_key(link: &Link) -> Option<CouponKey> {
 }
 
 /// The exclusive upper bound a cursor stands for; no cursor is the top of the list.
+/// Says so when a database file made by an older version can be read by other local users
+/// (it was created under the umask, often 644); new files are made 600. Left to the operator
+/// to change, since a backup job may rely on it.
+fn warn_if_others_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                "the embedded database (shop secrets, session key) can be read by other users: chmod 600 it"
+            );
+        }
+    }
+}
+
 fn before(after: Option<Cursor>) -> Result<u64> {
     match after {
         Some(c) => Ok(c.position::<1>()?[0]),
