@@ -432,6 +432,20 @@ async fn a_rotated_secret_keeps_the_old_one_valid_for_its_grace_period(backend: 
     platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
     let r = app.post("/api/v1/shops/glow/secret", &json!({})).await;
     assert_error(r, 400, "invalid_input").await;
+    // A blank secret, or one with spaces pasted around it, would sign nothing the platform sends
+    // (or anything anyone sends): refused, on creation and on rotation.
+    for secret in [" ", "\t", " shpss_new", "shpss_new\n"] {
+        let r = app.post("/api/v1/shops/glow/secret", &json!({"secret": secret})).await;
+        let body = assert_error(r, 400, "invalid_input").await;
+        assert!(body["error"]["message"].as_str().unwrap().contains("secret"), "{body}");
+        let r = app
+            .post(
+                "/api/v1/shops",
+                &json!({"id": "blank", "name": "Blank", "platform": "woocommerce", "secret": secret}),
+            )
+            .await;
+        assert_error(r, 400, "invalid_input").await;
+    }
     let r = app
         .post_expect("/api/v1/shops/glow/secret", &json!({"secret": "shpss_new"}), 200)
         .await;
