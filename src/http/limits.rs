@@ -1,8 +1,9 @@
 //! Per-client-address rate limits of the API, the webhooks and the dashboard's sign-in: a
 //! steady rate and a burst (GCRA, the `governor` crate), configurable; past them `429` with
 //! `Retry-After`. Redirects and the pixel are never limited (API.md: a click is never refused
-//! for rate; floods become suspicious clicks). The client address is the peer's, or the first
-//! of the trusted proxy header when one is configured.
+//! for rate; floods become suspicious clicks). Sign-in attempts have a far smaller budget of
+//! their own (`RateLimits::sign_in`). The client address is the peer's, or the one the trusted
+//! proxies wrote into their header when one is configured (`redirect::client_ip`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -16,6 +17,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::{ApiError, Code};
+
+/// Sign-in attempts an address may make at once, and then a minute: a person mistyping the
+/// token is not held up, a guesser gets about 600 guesses an hour.
+pub const SIGN_IN_BURST: u32 = 10;
+pub const SIGN_IN_PER_MINUTE: u32 = 10;
 
 pub struct RateLimits {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -35,6 +41,18 @@ impl RateLimits {
         }
     }
 
+    /// The dashboard's sign-in attempts: a burst of `SIGN_IN_BURST`, then `SIGN_IN_PER_MINUTE`
+    /// a minute per address, right token or not; off when the API's limit is (`per_second` 0).
+    pub fn sign_in(per_second: u32) -> Self {
+        let quota = NonZeroU32::new(SIGN_IN_PER_MINUTE)
+            .zip(NonZeroU32::new(SIGN_IN_BURST))
+            .map(|(rate, burst)| Quota::per_minute(rate).allow_burst(burst));
+        RateLimits {
+            limiter: quota.filter(|_| per_second > 0).map(RateLimiter::keyed),
+            seen: AtomicU64::new(0),
+        }
+    }
+
     /// `Err(seconds to wait)` when `client` is past its budget.
     pub fn check(&self, client: IpAddr) -> Result<(), u64> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
@@ -49,6 +67,24 @@ impl RateLimits {
     }
 }
 
+/// `429 rate_limited` with `Retry-After`: the client may try again in `wait` seconds.
+pub fn too_many(wait: u64) -> HttpResponse {
+    let e = ApiError::new(
+        Code::RateLimited,
+        format!("Too many requests from this address: retry in {wait} s."),
+    );
+    let mut res: HttpResponse = e.error_response();
+    res.headers_mut().insert(header::RETRY_AFTER, wait.max(1).into());
+    res
+}
+
+/// The client address of a request, as the budgets count it.
+pub fn client_of(req: &actix_web::HttpRequest, state: &super::State) -> IpAddr {
+    super::redirect::client_ip(req, state)
+        .parse::<IpAddr>()
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
 /// The middleware: answers `429` when the client is past its budget.
 pub async fn limit(
     req: ServiceRequest,
@@ -56,17 +92,8 @@ pub async fn limit(
 ) -> Result<ServiceResponse<EitherBody<impl actix_web::body::MessageBody>>, actix_web::Error> {
     let state = req.app_data::<super::State>().cloned();
     if let Some(state) = state {
-        let client = super::redirect::client_ip(req.request(), &state)
-            .parse::<IpAddr>()
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if let Err(wait) = state.limits.check(client) {
-            let e = ApiError::new(
-                Code::RateLimited,
-                format!("Too many requests from this address: retry in {wait} s."),
-            );
-            let mut res: HttpResponse = e.error_response();
-            res.headers_mut().insert(header::RETRY_AFTER, wait.max(1).into());
-            return Ok(req.into_response(res).map_into_right_body());
+        if let Err(wait) = state.limits.check(client_of(req.request(), &state)) {
+            return Ok(req.into_response(too_many(wait)).map_into_right_body());
         }
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -55,6 +55,8 @@ pub struct AppState {
     pub link_lists: crate::lookup::LinkLists,
     pub suspicion: crate::suspicion::Suspicion,
     pub limits: limits::RateLimits,
+    /// The dashboard's sign-in attempts, per address (`limits::RateLimits::sign_in`).
+    pub sign_in_limits: limits::RateLimits,
     pub clock: SharedClock,
     /// SHA-256 of the admin token.
     pub admin_hash: [u8; 32],

@@ -608,3 +608,32 @@ async fn behind_https_every_cookie_of_the_screens_is_secure() {
         "{kept}"
     );
 }
+
+/// Sign-in guesses from one address are few: past a small burst, about one every six seconds,
+/// whatever the token (a right one included, so that a guess cannot be told right from the
+/// answer), with `Retry-After`. The API's own budget, far larger, would allow thousands an hour.
+#[tokio::test]
+async fn sign_in_guesses_from_one_address_are_few() {
+    let backing = crate::helpers::Backing::new(Backend::Embedded);
+    let mut settings = crate::helpers::settings_for(&backing);
+    settings.rate_limit_per_second = 50;
+    settings.rate_limit_burst = 200;
+    let app = crate::helpers::start(backing, settings).await;
+    let attempt = |token: &'static str| {
+        let api = app.api.clone();
+        let url = app.url("/app/login");
+        async move { api.post(url).form(&[("token", token)]).send().await.unwrap() }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(attempt("wrong-token-guess").await.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 2], "{statuses:?}");
+    let right = attempt(TOKEN).await;
+    assert_eq!(right.status(), 429, "the right token too, past the budget");
+    let wait: u64 = right.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=6).contains(&wait), "{wait}");
+    // The API is not held up by it.
+    assert_eq!(app.get("/api/v1/campaigns").await.status(), 200);
+}

@@ -89,6 +89,12 @@ struct LoginForm {
 async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Result<HttpResponse, ApiError> {
     use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
+    // Every attempt counts, a right token too: past the budget a guess cannot be told right.
+    let client = crate::http::limits::client_of(&req, &state);
+    if let Err(wait) = state.sign_in_limits.check(client) {
+        crate::telemetry::warn_limited!(%client, "dashboard sign-in attempts past their budget");
+        return Ok(crate::http::limits::too_many(wait));
+    }
     let hash: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
     // The language of the page the form was on.
     let lang = form.lang.as_deref().map_or_else(|| Lang::of(&req), Lang::parse);
