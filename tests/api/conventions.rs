@@ -168,6 +168,21 @@ async fn the_client_address_is_the_one_the_trusted_proxy_wrote(backend: Backend)
         statuses.push(r.status().as_u16());
     }
     assert!(statuses.contains(&429), "{statuses:?}");
+    // The same when the client sends a header line of its own and the proxy adds another.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = app
+            .api
+            .get(app.url("/api/v1/campaigns"))
+            .bearer_auth(crate::helpers::TOKEN)
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .header("x-forwarded-for", "203.0.113.6")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
     // Another address, claimed first by someone else, is not spent by them.
     let other = app
         .api
