@@ -343,17 +343,26 @@ pub async fn all_links_as_read(
 #[derive(Debug, Clone, Default)]
 pub struct ConversionFilter {
     pub campaign: Option<String>,
+    pub kol: Option<String>,
     pub status: Option<ConversionStatus>,
+    /// UTC days of `occurred_at`.
+    pub days: crate::stats::Range,
 }
 
 impl ConversionFilter {
     pub fn matches(&self, c: &Conversion) -> bool {
         self.campaign.as_ref().is_none_or(|id| c.campaign.as_ref() == Some(id))
+            && self.kol.as_ref().is_none_or(|id| c.kol.as_ref() == Some(id))
             && self.status.is_none_or(|s| c.status == s)
+            && self.days.contains(c.occurred_at.date_naive())
     }
 
     fn is_empty(&self) -> bool {
-        self.campaign.is_none() && self.status.is_none()
+        self.campaign.is_none()
+            && self.kol.is_none()
+            && self.status.is_none()
+            && self.days.from.is_none()
+            && self.days.to.is_none()
     }
 }
 

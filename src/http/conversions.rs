@@ -23,10 +23,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/conversions").get(list));
 }
 
+/// A parameter this list does not know is refused: ignored, it would hand back more than asked
+/// for (every KOL's orders for `kols=amy`).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     campaign: Option<String>,
+    kol: Option<String>,
     status: Option<String>,
+    /// UTC days of `occurred_at`, both included.
+    from: Option<String>,
+    to: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -49,10 +56,22 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
         limit: q.limit,
         cursor: q.cursor,
     };
-    let key = super::ListKey::new("conversions", &[q.campaign.as_deref(), q.status.as_deref()]);
+    let days = super::stats::day_range(q.from.as_deref(), q.to.as_deref())?;
+    let key = super::ListKey::new(
+        "conversions",
+        &[
+            q.campaign.as_deref(),
+            q.status.as_deref(),
+            q.kol.as_deref(),
+            q.from.as_deref(),
+            q.to.as_deref(),
+        ],
+    );
     let filter = ConversionFilter {
         campaign: q.campaign,
+        kol: q.kol,
         status,
+        days,
     };
     let (cursor, limit) = (page.cursor(&key)?, page.limit()?);
     let wants_csv = super::accepts(&req, "text/csv");

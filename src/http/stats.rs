@@ -33,18 +33,23 @@ fn parse_day(field: &str, s: Option<&str>) -> Result<Option<NaiveDate>, ApiError
         .transpose()
 }
 
+/// `from` and `to` of a query, UTC days, both included; `from` not after `to`.
+pub(super) fn day_range(from: Option<&str>, to: Option<&str>) -> Result<Range, ApiError> {
+    let r = Range {
+        from: parse_day("from", from)?,
+        to: parse_day("to", to)?,
+    };
+    if let (Some(f), Some(t)) = (r.from, r.to) {
+        if f > t {
+            return Err(ApiError::invalid("from must not be after to."));
+        }
+    }
+    Ok(r)
+}
+
 impl StatsQuery {
     fn range(&self) -> Result<Range, ApiError> {
-        let r = Range {
-            from: parse_day("from", self.from.as_deref())?,
-            to: parse_day("to", self.to.as_deref())?,
-        };
-        if let (Some(f), Some(t)) = (r.from, r.to) {
-            if f > t {
-                return Err(ApiError::invalid("from must not be after to."));
-            }
-        }
-        Ok(r)
+        day_range(self.from.as_deref(), self.to.as_deref())
     }
 
     fn interval(&self) -> Result<Interval, ApiError> {

@@ -449,3 +449,71 @@ async fn a_generic_test_order_is_stored_as_test_and_never_counted(backend: Backe
     let body = assert_error(r, 400, "invalid_input").await;
     assert!(body["error"]["message"].as_str().unwrap().contains("test: "), "{body}");
 }
+
+per_store!(conversions_are_listed_by_kol_and_by_day);
+/// An analyst paying KOLs per sale lists one KOL's conversions, over the days of a period (UTC
+/// days of `occurred_at`, both ends included); a filter kolink does not know is refused rather
+/// than ignored, which would hand back every KOL's orders.
+async fn conversions_are_listed_by_kol_and_by_day(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.create_kol("ben", 900).await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-1", "coupon": "BEN5"}))
+        .await;
+    let secret = app.create_shop("acme").await;
+    for (order, coupon, day) in [
+        ("a1", "AMY10", "2026-11-20T23:59:59Z"),
+        ("a2", "AMY10", "2026-11-21T00:00:00Z"),
+        ("b1", "BEN5", "2026-11-21T12:00:00Z"),
+        ("a3", "AMY10", "2026-11-23T08:00:00Z"),
+    ] {
+        let body = json!({"order_id": order, "event": "purchase", "amount": "100", "currency": "TWD",
+                          "coupon": coupon, "occurred_at": day});
+        app.webhook_ok("acme", &secret, &body).await;
+    }
+    let orders = |v: Value| -> Vec<String> {
+        v["conversions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["order_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        orders(app.get_ok("/api/v1/conversions?kol=amy").await),
+        ["a3", "a2", "a1"]
+    );
+    assert_eq!(orders(app.get_ok("/api/v1/conversions?kol=ben").await), ["b1"]);
+    assert_eq!(
+        orders(app.get_ok("/api/v1/conversions?from=2026-11-21&to=2026-11-22").await),
+        ["b1", "a2"]
+    );
+    assert_eq!(
+        orders(
+            app.get_ok("/api/v1/conversions?campaign=spring-sale&kol=amy&from=2026-11-21")
+                .await
+        ),
+        ["a3", "a2"]
+    );
+    assert_eq!(
+        orders(app.get_ok("/api/v1/conversions?kol=amy&to=2026-11-20").await),
+        ["a1"]
+    );
+    // Pages of a filtered list go on with the same filters.
+    let first = app.get_ok("/api/v1/conversions?kol=amy&limit=2").await;
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let second = app
+        .get_ok(&format!("/api/v1/conversions?kol=amy&limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(orders(second), ["a1"]);
+    for bad in [
+        "from=2026-11-31",
+        "to=21-11-2026",
+        "from=2026-11-22&to=2026-11-21",
+        "kols=amy",
+        "since=2026-11-21",
+    ] {
+        let r = app.get(&format!("/api/v1/conversions?{bad}")).await;
+        assert_error(r, 400, "invalid_input").await;
+    }
+}

@@ -588,7 +588,7 @@ async fn campaign_page(
         state.store(),
         &ConversionFilter {
             campaign: Some(c.id.to_string()),
-            status: None,
+            ..ConversionFilter::default()
         },
         None,
         50,
