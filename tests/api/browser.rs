@@ -278,6 +278,16 @@ async fn assert_legend_reads(browser: &crate::webdriver::Browser, names: [&str; 
     );
 }
 
+/// The tiers of the tiers table's rows, in order.
+fn tier_order(html: &str) -> Vec<&str> {
+    html.match_indices(r#"data-tier=""#)
+        .map(|(i, m)| {
+            let rest = &html[i + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect()
+}
+
 /// The KOLs of the leaderboard's rows, in order.
 fn leaderboard_order(html: &str) -> Vec<String> {
     let table = &html[html.find(r#"id="leaderboard""#).unwrap()..];
@@ -304,7 +314,7 @@ async fn the_dashboard_draws_its_chart_for_the_screens_width() {
     let app = spawn_app(Backend::Embedded).await;
     app.seed().await;
     app.tap("amy-serum").await;
-    for (width, drawn) in [(390, "380"), (1280, "640")] {
+    for (width, drawn) in [(390, "380"), (1280, "1000")] {
         let browser = crate::webdriver::Browser::start(width, 900).await;
         browser.open(&app.url("/app/login")).await;
         browser.type_into("#token", crate::helpers::TOKEN).await;
@@ -361,6 +371,17 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
         figure(&page, "cost").replace(',', ""),
         json["totals"]["cost"].as_str().unwrap()
     );
+    // ROI is computed from net revenue: its tile is there beside revenue's.
+    assert_eq!(
+        figure(&page, "net_revenue").replace(',', ""),
+        json["totals"]["net_revenue"].as_str().unwrap()
+    );
+    // Tiers read in their own order, smallest first, with how many KOLs each holds.
+    assert_eq!(tier_order(&page), ["micro", "macro"], "{page}");
+    assert!(page.contains("<th>KOLs</th>"), "{page}");
+    // On a desktop the leaderboard is not squeezed into the phone column's width.
+    let board = browser.boxes("#leaderboard").await;
+    assert!(board[0][2] - board[0][0] > 1000.0, "{board:?}");
     // Sorted by ROI first (amy's purchase), then by clicks once the header is clicked.
     let by_roi: Vec<String> = json["kols"]
         .as_array()
@@ -375,6 +396,8 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     browser.click(r#"#leaderboard th a[href*="?sort=clicks&"]"#).await;
     let sorted = browser.wait_for(r#"aria-sort="descending">Clicks"#).await;
     assert_eq!(leaderboard_order(&sorted), ["ben", "amy"]);
+    // Sorted by clicks, the macro KOL leads the board; the tiers keep their own order.
+    assert_eq!(tier_order(&sorted), ["micro", "macro"]);
     let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
     assert_eq!(by_clicks["kols"][0]["kol"], "ben");
     assert!(

@@ -221,7 +221,7 @@ async fn the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_r
         "應用程式",
         "連結預覽",
         "已歸因",
-        "優惠券 AMY10 → 採用",
+        "折扣碼 AMY10 → 採用",
         // The conversions list: each row's event, and its amount with its currency, money
         // taken back with a minus.
         "<td>購買</td><td>已歸因</td><td>KOL amy</td><td>1,280.00 TWD</td>",
@@ -337,7 +337,9 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
         page.contains(r#"href="/app/campaigns/spring-sale?sort=clicks&amp;lang=zh-Hant-TW""#),
         "{page}"
     );
-    assert!(page.contains(r#"action="/app/campaigns/spring-sale/links?lang=zh-Hant-TW""#));
+    // The page a failed form answers opens at the form and its reason, not at the top.
+    assert!(page.contains(r#"action="/app/campaigns/spring-sale/links?lang=zh-Hant-TW#new-link""#));
+    assert!(page.contains(r#"id="new-link""#));
     let taken = as_browser(
         "/app/campaigns",
         vec![

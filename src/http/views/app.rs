@@ -142,6 +142,8 @@ struct Fig {
     conversions: String,
     conversion_rate: String,
     revenue: String,
+    /// Revenue less refunds: what ROI is computed from.
+    net_revenue: String,
     cost: String,
     roi: String,
 }
@@ -158,6 +160,7 @@ impl Fig {
             conversions: count(t.conversions),
             conversion_rate: percent(t.conversion_rate),
             revenue: money(t.revenue),
+            net_revenue: money(t.net_revenue),
             cost: money(t.cost),
             roi: percent(t.roi),
         }
@@ -424,16 +427,59 @@ fn conversion_row(t: &Texts, cv: &Conversion, by: String) -> ConversionRow {
     }
 }
 
-/// A breakdown slice's name in the page's language: devices and QR scans; referrers, apps,
-/// countries and sources as they are.
+/// A breakdown slice's name in the page's language: devices and QR scans; apps by their own
+/// names (`line` is LINE); referrers, countries and sources as they are.
 fn slice_name(t: &Texts, dimension: &str, key: &str) -> String {
     let known = match dimension {
         "device" => DEVICES.iter().position(|d| *d == key).map(|i| t.devices[i]),
         "source" if key == "qr" => Some(t.qr_source),
+        "app" | "preview" => APP_NAMES.iter().find(|(k, _)| *k == key).map(|(_, name)| *name),
         _ => None,
     };
     known.map_or_else(|| key.to_owned(), str::to_owned)
 }
+
+/// Apps as they write their names, by the keys of the `app` and `preview` breakdowns
+/// (`crate::classify`); a key not here is shown as it is.
+const APP_NAMES: &[(&str, &str)] = &[
+    ("instagram", "Instagram"),
+    ("facebook", "Facebook"),
+    ("messenger", "Messenger"),
+    ("threads", "Threads"),
+    ("tiktok", "TikTok"),
+    ("x", "X"),
+    ("line", "LINE"),
+    ("wechat", "WeChat"),
+    ("kakaotalk", "KakaoTalk"),
+    ("snapchat", "Snapchat"),
+    ("pinterest", "Pinterest"),
+    ("weibo", "Weibo"),
+    ("dingtalk", "DingTalk"),
+    ("naver", "NAVER"),
+    ("baidu", "Baidu"),
+    ("google", "Google"),
+    ("linkedin", "LinkedIn"),
+    ("viber", "Viber"),
+    ("applenews", "Apple News"),
+    ("qq", "QQ"),
+    ("whatsapp", "WhatsApp"),
+    ("telegram", "Telegram"),
+    ("slack", "Slack"),
+    ("discord", "Discord"),
+    ("imessage", "iMessage"),
+    ("skype", "Skype"),
+    ("microsoft", "Microsoft"),
+    ("reddit", "Reddit"),
+    ("tumblr", "Tumblr"),
+    ("mastodon", "Mastodon"),
+    ("bluesky", "Bluesky"),
+    ("vk", "VK"),
+    ("steam", "Steam"),
+    ("chatwork", "Chatwork"),
+    ("discourse", "Discourse"),
+    ("embedly", "Embedly"),
+    ("iframely", "Iframely"),
+];
 
 /// An event's name in the page's language.
 fn event_name(t: &Texts, event: Event) -> &'static str {
@@ -537,9 +583,11 @@ async fn campaign_page(
             values: SortKey::ALL.iter().map(|k| cell(*k, &row.totals)).collect(),
         })
         .collect();
-    let tiers = r
-        .tiers
-        .iter()
+    // Tiers in their own order, nano to mega (the API sorts them like the KOLs).
+    let mut tier_rows: Vec<_> = r.tiers.iter().collect();
+    tier_rows.sort_by_key(|row| row.key.tier);
+    let tiers = tier_rows
+        .into_iter()
         .map(|row| TableRow {
             key: enum_text(&row.key.tier),
             label: tier_name(t, row.key.tier).to_owned(),
@@ -629,6 +677,18 @@ async fn campaign_page(
 mod tests {
     use super::*;
     use crate::http::views::{EN, ZH_TW};
+
+    #[test]
+    fn apps_are_named_as_they_write_their_names() {
+        assert_eq!(slice_name(&ZH_TW, "app", "line"), "LINE");
+        assert_eq!(slice_name(&EN, "preview", "whatsapp"), "WhatsApp");
+        assert_eq!(slice_name(&EN, "app", "instagram"), "Instagram");
+        // One kolink does not know yet, and other breakdowns, as they are.
+        assert_eq!(slice_name(&EN, "app", "newapp"), "newapp");
+        assert_eq!(slice_name(&EN, "referrer", "line.me"), "line.me");
+        let keys: std::collections::HashSet<_> = APP_NAMES.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), APP_NAMES.len(), "one name per app");
+    }
 
     #[test]
     fn every_column_breakdown_tier_and_status_has_a_name_of_its_own_in_each_language() {

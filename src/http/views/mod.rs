@@ -195,6 +195,11 @@ pub struct Texts {
     pub roas: &'static str,
     pub impressions: &'static str,
     pub net_revenue: &'static str,
+    /// The mint form's KOL field, and the new-campaign form's id field.
+    pub kol_id: &'static str,
+    pub campaign_id: &'static str,
+    /// The tiers table's column of how many KOLs are in a tier.
+    pub kol_count: &'static str,
     pub refunds: &'static str,
     pub epc: &'static str,
     pub cpc: &'static str,
@@ -234,7 +239,7 @@ pub static EN: Texts = Texts {
     ctr: "CTR",
     conversions: "Conversions",
     conversion_rate: "Conversion rate",
-    daily: "Last 30 days",
+    daily: "Last 30 days (UTC)",
     links: "Links",
     copy: "Copy",
     qr_alt: "QR code of this link",
@@ -266,7 +271,7 @@ pub static EN: Texts = Texts {
     clicks_csv: "Clicks (CSV)",
     no_campaigns: "No campaigns yet.",
     unclaimed: "Conversions no campaign claimed",
-    unclaimed_note: "Among the latest 500 conversions: what the shops sent, and why no link took it (all of them: GET /api/v1/conversions?status=unattributed).",
+    unclaimed_note: "Among the latest 500 conversions: what the shops sent, and why no link took it.",
     no_unclaimed: "None: every recent conversion found its link.",
     shop: "Shop",
     new_campaign: "New campaign",
@@ -281,6 +286,9 @@ pub static EN: Texts = Texts {
     roas: "ROAS",
     impressions: "Impressions",
     net_revenue: "Net revenue",
+    kol_id: "KOL id (amy)",
+    campaign_id: "id (spring-sale)",
+    kol_count: "KOLs",
     refunds: "Refunds",
     epc: "EPC",
     cpc: "CPC",
@@ -337,11 +345,11 @@ pub static ZH_TW: Texts = Texts {
     ctr: "點擊率",
     conversions: "轉換",
     conversion_rate: "轉換率",
-    daily: "最近 30 天",
+    daily: "最近 30 天（UTC）",
     links: "連結",
     copy: "複製",
-    qr_alt: "此連結的 QR code",
-    qr_download: "QR code（PNG）",
+    qr_alt: "此連結的 QR 碼",
+    qr_download: "QR 碼（PNG）",
     no_links: "還沒有連結。",
     no_conversions: "還沒有轉換。",
     footer: "數據來自 kolink：真人點擊（已排除機器人），轉換由商店回報。",
@@ -369,8 +377,7 @@ pub static ZH_TW: Texts = Texts {
     clicks_csv: "點擊（CSV）",
     no_campaigns: "還沒有活動。",
     unclaimed: "未歸屬任何活動的轉換",
-    unclaimed_note:
-        "最近 500 筆轉換中：商店送來的內容，以及為何沒有連結認領（全部：GET /api/v1/conversions?status=unattributed）。",
+    unclaimed_note: "最近 500 筆轉換中：商店送來的內容，以及為何沒有連結認領。",
     no_unclaimed: "沒有：最近的轉換都找到了連結。",
     shop: "商店",
     new_campaign: "新增活動",
@@ -385,6 +392,9 @@ pub static ZH_TW: Texts = Texts {
     roas: "廣告投資報酬率（ROAS）",
     impressions: "曝光",
     net_revenue: "淨營收",
+    kol_id: "KOL 代號（例如 amy）",
+    campaign_id: "代號（例如 spring-sale）",
+    kol_count: "KOL 數",
     refunds: "退款",
     epc: "每次點擊收益（EPC）",
     cpc: "每次點擊成本（CPC）",
@@ -412,11 +422,11 @@ pub static ZH_TW: Texts = Texts {
         "點擊 ID",
         "購物車屬性",
         "到達網址",
-        "折扣碼",
-        "優惠券明細",
+        "折扣代碼",
+        "折扣碼明細",
         "訂單中繼資料",
         "訂單歸因資料",
-        "優惠券",
+        "折扣碼",
         "連結代碼",
         "訂單編號",
     ],
@@ -477,7 +487,7 @@ pub fn percent(r: Option<f64>) -> String {
 }
 
 /// The width the dashboard's charts are drawn for (a desktop's column).
-pub const DESK_CHART_WIDTH: f32 = 640.0;
+pub const DESK_CHART_WIDTH: f32 = 1000.0;
 /// The width the KOL page's chart is drawn for, and the dashboard's on a phone.
 pub const PHONE_CHART_WIDTH: f32 = 380.0;
 
