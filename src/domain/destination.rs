@@ -19,7 +19,11 @@ impl Destination {
         if has_control_chars(s) || s.contains(' ') {
             return Err(bad("contains spaces or control characters: percent-encode them"));
         }
-        let url = Url::parse(s).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
+        let url = Url::parse(s).map_err(|e| {
+            bad(&format!(
+                "is not an absolute URL ({e}): start it with https://, as in https://shop.example.com/item"
+            ))
+        })?;
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(bad("must start with http:// or https://"));
         }

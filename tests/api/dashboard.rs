@@ -639,3 +639,82 @@ async fn sign_in_guesses_from_one_address_are_few() {
     // The API is not held up by it.
     assert_eq!(app.get("/api/v1/campaigns").await.status(), 200);
 }
+
+per_store!(a_refused_form_says_why_in_the_readers_language_and_what_to_do);
+/// The dashboard's forms meet the same refusals as the API; a zh-TW reader is told why in
+/// Chinese, and everyone what to type instead. A cost typed as the dashboard shows money
+/// ("1,500.50") is taken.
+async fn a_refused_form_says_why_in_the_readers_language_and_what_to_do(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.create_kol("ben", 900).await;
+    let cookie = sign_in(&app).await;
+    let html = get_signed_in(&app, &cookie, "/app").await.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let req = app
+            .api
+            .post(app.url(&path))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+            .form(&form);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let alert = |page: &str| {
+        page.split(r#"<p class="alert" role="alert">"#)
+            .nth(1)
+            .and_then(|rest| rest.split("</p>").next())
+            .unwrap_or_else(|| panic!("a reason above the form: {page}"))
+            .to_owned()
+    };
+    let mint = |lang: &str, kol: &str, cost: &str, coupon: &str| {
+        post(
+            format!("/app/campaigns/spring-sale/links?lang={lang}"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("kol", kol.into()),
+                ("cost", cost.into()),
+                ("coupon", coupon.into()),
+            ],
+        )
+    };
+    let campaign = |lang: &str, id: &str, destination: &str, currency: &str| {
+        post(
+            format!("/app/campaigns?lang={lang}"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("id", id.into()),
+                ("name", "Winter".into()),
+                ("destination", destination.into()),
+                ("currency", currency.into()),
+            ],
+        )
+    };
+    for (page, said) in [
+        (mint("zh-TW", "nobody", "", "").await, "找不到代號為「nobody」的 KOL"),
+        (mint("zh-TW", "ben", "twelve", "").await, "成本"),
+        (
+            mint("zh-TW", "ben", "", "amy10").await,
+            "折扣碼「amy10」已屬於另一條連結",
+        ),
+        (
+            campaign("zh-TW", "spring-sale", "", "").await,
+            "代號「spring-sale」已被另一個活動使用",
+        ),
+        (campaign("zh-TW", "Winter Sale", "", "").await, "代號只能使用"),
+        (campaign("zh-TW", "winter", "shop.example.com/x", "").await, "https://"),
+        (campaign("zh-TW", "winter", "", "TWN").await, "ISO 4217"),
+    ] {
+        let reason = alert(&page);
+        assert!(reason.starts_with("未建立："), "{reason}");
+        assert!(reason.contains(said), "{said:?} in {reason}");
+    }
+    // In English, the destination's fix is named too.
+    let page = campaign("en", "winter", "shop.example.com/x", "").await;
+    assert!(alert(&page).contains("start it with https://"), "{}", alert(&page));
+    // A cost as the dashboard writes money.
+    let page = mint("en", "ben", "1,500.50", "").await;
+    assert!(!page.contains(r#"role="alert""#), "{page}");
+    let links = app.get_ok("/api/v1/links?kol=ben").await;
+    assert_eq!(links["links"][0]["cost"], "1500.50", "{links}");
+}

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::{campaign_page, campaigns_page, rendered, see_other, session, signed_in, to_sign_in};
 use crate::error::{ApiError, Code};
 use crate::http::campaigns::{new_campaign, CreateCampaign};
+use crate::http::views::Lang;
 use crate::http::State;
 use crate::minting::LinkSpec;
 use crate::report::SortKey;
@@ -63,12 +64,78 @@ pub(super) struct Sent<T> {
 }
 
 impl<T> Sent<T> {
-    fn failed(fields: T, e: &ApiError) -> Self {
+    /// `fields` refused with `e`, its reason in `lang` (`reason`); `typed` names what the
+    /// reason may quote: the KOL, the coupon, the campaign id.
+    fn failed(fields: T, e: &ApiError, lang: Lang, typed: Typed<'_>) -> Self {
         let failed = match e {
-            ApiError::Client { message, .. } => Some(message.clone()),
+            ApiError::Client { code, message } => Some(reason(lang, *code, message, typed)),
             _ => None,
         };
         Self { fields, failed }
+    }
+}
+
+/// What a refused form's fields held, for its reason to quote.
+#[derive(Default, Clone, Copy)]
+struct Typed<'a> {
+    kol: &'a str,
+    coupon: &'a str,
+    id: &'a str,
+}
+
+/// Why a form was not taken, for its reader. The API's messages are English: a zh-TW page says
+/// the reasons these two forms meet in Chinese, and what to type instead; any other reason is
+/// given as the API gives it.
+fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
+    if lang != Lang::ZhTw {
+        return message.to_owned();
+    }
+    let field = |name: &str| message.starts_with(name);
+    match code {
+        Code::UnknownKol => format!(
+            "找不到代號為「{}」的 KOL：請確認代號（小寫英文字母與數字），或先建立這位 KOL。",
+            typed.kol
+        ),
+        Code::CouponTaken => format!("折扣碼「{}」已屬於另一條連結（折扣碼不分大小寫）。", typed.coupon),
+        Code::AlreadyExists => format!("代號「{}」已被另一個活動使用：請換一個。", typed.id),
+        Code::InvalidDestination if message.contains("absolute URL") || message.contains("http") => {
+            "目的網址須為完整網址，以 https:// 開頭，例如 https://shop.example.com/item。".to_owned()
+        }
+        Code::InvalidDestination => format!("目的網址無效（{message}）"),
+        Code::InvalidInput if field("cost") => "成本須為金額，例如 1500 或 1,500.50。".to_owned(),
+        Code::InvalidInput if field("id") => {
+            "代號只能使用小寫英文字母、數字、- 與 _，並以字母或數字開頭，例如 spring-sale。".to_owned()
+        }
+        Code::InvalidInput if field("name") => "請填寫名稱（200 字以內）。".to_owned(),
+        Code::InvalidInput if message.contains("ISO 4217") => {
+            "幣別須為 ISO 4217 代碼，例如 TWD、USD 或 JPY。".to_owned()
+        }
+        Code::InvalidInput if field("coupon") => format!("折扣碼格式不正確（{message}）"),
+        _ => message.to_owned(),
+    }
+}
+
+/// A cost as the dashboard shows money, grouped by thousands ("1,500.50"), made plain
+/// ("1500.50"); anything else is left for the amount's own check to judge.
+fn plain_amount(s: &str) -> String {
+    let (whole, fraction) = s.split_once('.').map_or((s, None), |(w, f)| (w, Some(f)));
+    let mut groups = whole.split(',');
+    let first_ok = groups
+        .next()
+        .is_some_and(|g| (1..=3).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()));
+    let rest: Vec<&str> = groups.collect();
+    let grouped = first_ok
+        && !rest.is_empty()
+        && rest
+            .iter()
+            .all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()));
+    if !grouped {
+        return s.to_owned();
+    }
+    let digits = whole.replace(',', "");
+    match fraction {
+        Some(f) => format!("{digits}.{f}"),
+        None => digits,
     }
 }
 
@@ -101,7 +168,12 @@ pub(super) async fn create_campaign(req: HttpRequest, state: State, form: web::F
     match new_campaign(&state, body).await {
         Ok(c) => see_other(&format!("/app/campaigns/{}", c.id)),
         Err(e) => {
-            let sent = Sent::failed(f, &e);
+            let id = f.id.clone();
+            let typed = Typed {
+                id: &id,
+                ..Typed::default()
+            };
+            let sent = Sent::failed(f, &e, Lang::of(&req), typed);
             form_error(&req, e, campaigns_page(&req, &state, &s, sent)).await
         }
     }
@@ -129,7 +201,12 @@ pub(super) async fn mint(
     let spec = LinkSpec {
         kol: f.kol.clone(),
         destination: None,
-        cost: f.cost.clone().filter(|c| !c.is_empty()).map(serde_json::Value::String),
+        cost: f
+            .cost
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| serde_json::Value::String(plain_amount(c))),
         coupon: f.coupon.clone().filter(|c| !c.is_empty()),
         code: None,
         tags: vec![],
@@ -139,8 +216,32 @@ pub(super) async fn mint(
     match state.minter().one(&id, spec).await {
         Ok(_) => see_other(&format!("/app/campaigns/{id}")),
         Err(e) => {
-            let sent = Sent::failed(f, &e);
+            let (kol, coupon) = (f.kol.clone(), f.coupon.clone().unwrap_or_default());
+            let typed = Typed {
+                kol: &kol,
+                coupon: &coupon,
+                ..Typed::default()
+            };
+            let sent = Sent::failed(f, &e, Lang::of(&req), typed);
             form_error(&req, e, campaign_page(&req, &state, &s, &id, SortKey::Roi, sent)).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_amount;
+
+    #[test]
+    fn a_cost_grouped_by_thousands_is_made_plain_and_nothing_else_is_touched() {
+        assert_eq!(plain_amount("1,500"), "1500");
+        assert_eq!(plain_amount("1,500.50"), "1500.50");
+        assert_eq!(plain_amount("12,345,678.9"), "12345678.9");
+        // Not grouping: left for the amount's check to refuse with its own message.
+        for s in [
+            "1500", "1,50", "1,5000", ",500", "1,,500", "NT$1,500", "1.500,00", "-1,500",
+        ] {
+            assert_eq!(plain_amount(s), s, "{s}");
         }
     }
 }
