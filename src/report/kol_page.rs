@@ -58,6 +58,8 @@ pub struct PageLink {
     pub campaign: String,
     /// The campaign's name, as the KOL knows it.
     pub campaign_name: String,
+    /// The link's coupon, which the KOL gives their followers; `null` when it has none.
+    pub coupon: Option<String>,
     pub short_url: String,
     pub qr_svg: String,
     pub qr_png: String,
@@ -118,6 +120,7 @@ pub async fn kol_page(
                 code: l.code.to_string(),
                 campaign: l.campaign.to_string(),
                 campaign_name: names.get(l.campaign.as_str()).cloned().unwrap_or_default(),
+                coupon: None,
                 qr_svg: format!("{short_url}/qr.svg"),
                 qr_png: format!("{short_url}/qr.png"),
                 short_url,
@@ -126,6 +129,14 @@ pub async fn kol_page(
         },
     )
     .await?;
+    // Coupons are in the links' records, not their summaries: a KOL has few links.
+    for link in &mut page_links {
+        link.coupon = store
+            .get_link(&link.code)
+            .await?
+            .and_then(|l| l.coupon)
+            .map(|c| c.to_string());
+    }
     Ok(KolPage {
         kol: kol.id.to_string(),
         name: kol.name,

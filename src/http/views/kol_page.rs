@@ -30,6 +30,7 @@ impl From<&PageFigures> for Figures {
 pub struct LinkRow {
     pub code: String,
     pub campaign_name: String,
+    pub coupon: Option<String>,
     pub short_url: String,
     pub qr_svg: String,
     pub qr_png: String,
@@ -60,6 +61,7 @@ impl<'a> KolPageView<'a> {
                 LinkRow {
                     code: l.code.clone(),
                     campaign_name: l.campaign_name.clone(),
+                    coupon: l.coupon.clone(),
                     short_url: l.short_url.clone(),
                     qr_svg: l.qr_svg.clone(),
                     qr_png: l.qr_png.clone(),
