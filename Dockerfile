@@ -3,15 +3,18 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, in a layer of their own: a change to src/ does not rebuild them. The
-# stand-in sources are removed with kolink's own build outputs before the real build.
+# stand-in sources (every target Cargo.toml names, the bench too: cargo reads them all) are
+# removed with kolink's own build outputs before the real build.
 COPY Cargo.toml Cargo.lock ./
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    mkdir src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && echo 'fn main() {}' > benches/prune_hours.rs \
  && cargo build --release --locked --bin kolink \
- && rm -rf src target/release/kolink* target/release/deps/kolink-* target/release/deps/libkolink-* \
+ && rm -rf src benches target/release/kolink* target/release/deps/kolink-* target/release/deps/libkolink-* \
            target/release/.fingerprint/kolink-*
 COPY config ./config
 COPY templates ./templates
+COPY benches ./benches
 COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin kolink

@@ -70,3 +70,35 @@ async fn a_generated_admin_token_is_shown_once_and_kept(backend: Backend) {
     assert_eq!(ok.status(), 200, "the token survives a restart");
     assert_eq!(app.get_as("/api/v1/campaigns", "kl_guess").await.status(), 401);
 }
+
+/// The image's first stage builds the dependencies from `Cargo.toml` and stand-in sources, and
+/// cargo reads every target the manifest names: each needs a stand-in there, and its real
+/// source copied in the second stage (the image did not build once a bench was added).
+#[test]
+fn the_dockerfile_stands_in_for_and_copies_every_target_the_manifest_names() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let benches: Vec<&str> = manifest
+        .split("[[bench]]")
+        .skip(1)
+        .filter_map(|table| {
+            table
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("name = ").map(|n| n.trim_matches('"')))
+        })
+        .collect();
+    assert!(!benches.is_empty(), "the manifest names its benches");
+    for bench in benches {
+        assert!(
+            dockerfile.contains(&format!("benches/{bench}.rs")),
+            "a stand-in for the bench {bench}"
+        );
+    }
+    for dir in ["src", "benches", "config", "templates"] {
+        assert!(
+            dockerfile.contains(&format!("COPY {dir} ./{dir}")),
+            "{dir} copied into the build"
+        );
+    }
+}
