@@ -126,6 +126,9 @@ impl Settings {
                 self.log
             );
         }
+        if self.workers == Some(0) {
+            bail!("workers must be at least 1 (or left out: one per CPU core)");
+        }
         if self.trusted_proxies == 0 {
             bail!("trusted_proxies must be at least 1 (the proxy that sets client_ip_header)");
         }
@@ -199,6 +202,13 @@ mod tests {
             Some(Target::Cluster(seeds)) => assert_eq!(seeds, ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn zero_workers_is_refused_with_a_reason() {
+        let mut s = Settings::defaults();
+        s.workers = Some(0);
+        assert!(s.validate().unwrap_err().to_string().contains("workers"));
     }
 
     #[test]

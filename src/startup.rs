@@ -54,6 +54,15 @@ impl Application {
     /// `build_with_clock`, with the embedded store's disk behind `faults` (tests and drills make
     /// it act full).
     pub async fn build_with_faults(settings: Settings, clock: SharedClock, faults: DiskFaults) -> anyhow::Result<Self> {
+        // What can fail for the machine's sake (the port, the spool's disk) first: a first start
+        // that fails after its admin token was generated would keep a token it never showed.
+        let listener =
+            TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
+        let bound = listener.local_addr()?;
+        let settings_spool_bytes = settings.spool_max_mb.saturating_mul(1 << 20);
+        let spool_dir = settings.spool_dir();
+        let spool =
+            Arc::new(tokio::task::spawn_blocking(move || Spool::open(&spool_dir, settings_spool_bytes)).await??);
         let store = open_store(&settings, clock.clone(), faults).await?;
         // The classifier's regexes compile once, here, not on a follower's first tap.
         tokio::task::spawn_blocking(crate::classify::warm).await?;
@@ -79,14 +88,7 @@ impl Application {
             ))
             .abort_handle(),
         );
-        let listener =
-            TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
-        let bound = listener.local_addr()?;
-        let settings_spool_bytes = settings.spool_max_mb.saturating_mul(1 << 20);
         let meters = Arc::new(Meters::default());
-        let spool_dir = settings.spool_dir();
-        let spool =
-            Arc::new(tokio::task::spawn_blocking(move || Spool::open(&spool_dir, settings_spool_bytes)).await??);
         if spool.holds_clicks() {
             tracing::info!(
                 clicks = spool.depth().clicks,

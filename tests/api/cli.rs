@@ -71,6 +71,32 @@ async fn a_generated_admin_token_is_shown_once_and_kept(backend: Backend) {
     assert_eq!(app.get_as("/api/v1/campaigns", "kl_guess").await.status(), 401);
 }
 
+per_store!(a_first_start_that_fails_generates_no_token_it_could_not_show);
+/// A first start that fails (the port is taken) must not keep a token it never printed: the
+/// next start generates and shows one, or the operator would be locked out.
+async fn a_first_start_that_fails_generates_no_token_it_could_not_show(backend: Backend) {
+    let backing = Backing::new(backend);
+    let mut settings = settings_for(&backing);
+    settings.admin_token = None;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    settings.listen = taken.local_addr().unwrap().to_string();
+    let failed = kolink::startup::Application::build_with_faults(
+        settings.clone(),
+        std::sync::Arc::new(kolink::clock::SystemClock),
+        backing.faults.clone(),
+    )
+    .await;
+    let error = failed.err().expect("the port is taken");
+    assert!(format!("{error:#}").contains("Failed to bind"), "{error:#}");
+    settings.listen = "127.0.0.1:0".into();
+    let app = start(backing, settings).await;
+    let token = app
+        .generated_admin_token
+        .clone()
+        .expect("a token shown at the first start that ran");
+    assert_eq!(app.get_as("/api/v1/campaigns", &token).await.status(), 200);
+}
+
 /// The image's first stage builds the dependencies from `Cargo.toml` and stand-in sources, and
 /// cargo reads every target the manifest names: each needs a stand-in there, and its real
 /// source copied in the second stage (the image did not build once a bench was added).
