@@ -6,20 +6,23 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Currency;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
     Embedded,
     Redis,
 }
 
-#[derive(Clone, Deserialize)]
+/// A key no field has is refused (a misspelt `redis_ulr` in a settings file would otherwise
+/// leave kolink on its own embedded store); `Serialize` names the fields (`Settings::keys`).
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub listen: String,
     pub public_url: Option<String>,
@@ -79,9 +82,32 @@ impl Settings {
             }
             None => fig = fig.merge(Toml::file("config/kolink.toml")),
         }
-        let fig = fig.merge(Env::prefixed("KOLINK_").ignore(&["config"]));
+        // A `KOLINK_*` variable that names no setting is warned about and left out: other
+        // tools (a benchmark's KOLINK_BIN) share the prefix, and a typo is still seen.
+        let keys = Self::keys();
+        for (name, _) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))) {
+            if let Some(key) = name.strip_prefix("KOLINK_") {
+                let key = key.to_ascii_lowercase();
+                if key != "config" && !keys.contains(&key) {
+                    eprintln!("kolink: warning: {name} is not a setting kolink knows, and is ignored (settings: config/default.toml)");
+                }
+            }
+        }
+        let fig = fig.merge(
+            Env::prefixed("KOLINK_")
+                .ignore(&["config"])
+                .filter(move |k| keys.iter().any(|known| known.eq_ignore_ascii_case(k.as_str()))),
+        );
         let settings: Settings = fig.extract().context("Failed to read the settings")?;
         settings.validate()
+    }
+
+    /// Every setting's key, as files and `KOLINK_*` variables (lower-cased) name it.
+    pub fn keys() -> Vec<String> {
+        match serde_json::to_value(Self::defaults()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The defaults alone, for tests and tools.

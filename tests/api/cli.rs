@@ -51,6 +51,41 @@ fn bad_settings_stop_the_start_with_a_clear_message() {
     );
 }
 
+/// A misspelt setting is not silently dropped (with `redis_ulr`, kolink started on its own
+/// embedded store while its siblings shared a Redis): in a settings file it stops the start,
+/// naming it; as a `KOLINK_*` variable (which other tools may set too) it is warned about.
+#[test]
+fn a_misspelt_setting_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kolink.toml");
+    // (A bad log filter too, so that a kolink that took the file would stop rather than serve.)
+    let file = "listen = \"127.0.0.1:0\"\nredis_ulr = \"redis://127.0.0.1:1/0\"\nlog = \"kolink=loud\"\n";
+    std::fs::write(&config, file).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kolink"))
+        .env("KOLINK_CONFIG", &config)
+        .env("KOLINK_DATA_DIR", dir.path())
+        .env_remove("KOLINK_REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("redis_ulr") && said.contains("redis_url"), "{said}");
+
+    // As a variable: a warning, then the start goes on (here to a log filter that stops it).
+    let out = Command::new(env!("CARGO_BIN_EXE_kolink"))
+        .env("KOLINK_REDIS_ULR", "redis://127.0.0.1:1/0")
+        .env("KOLINK_LOG", "kolink=loud")
+        .env("KOLINK_DATA_DIR", dir.path())
+        .env_remove("KOLINK_CONFIG")
+        .env_remove("KOLINK_REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("KOLINK_REDIS_ULR is not a setting"), "{said}");
+    assert!(said.contains("log"), "the start went on to the next check: {said}");
+}
+
 per_store!(a_generated_admin_token_is_shown_once_and_kept);
 /// With no token configured, one is generated at the first start, works, is kept with the data
 /// and is not generated (nor shown) again.
