@@ -267,7 +267,27 @@ impl RedisStore {
         };
         store.load_scripts().await.context("Failed to load the Redis scripts")?;
         store.migrate().await?;
+        if matches!(target, Target::Single(_)) {
+            store.warn_unless_durable().await;
+        }
         Ok(store)
+    }
+
+    /// Says at start when the Redis kolink keeps everything in would lose it: no append-only
+    /// file, or keys evicted under memory pressure (`durability_warnings`). A Redis whose
+    /// `INFO` is not allowed is left unjudged.
+    async fn warn_unless_durable(&self) {
+        let mut conn = self.conn();
+        let info: Result<String, _> = redis::cmd("INFO")
+            .arg("persistence")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await;
+        if let Ok(info) = info {
+            for warning in durability_warnings(&info) {
+                tracing::warn!("{warning}");
+            }
+        }
     }
 
     /// Brings a store written by an older version to this layout, once: version 2 built every
@@ -679,6 +699,30 @@ impl RedisStore {
 
 /// A scan's cursors with their members' values; a member without one (its record gone) is
 /// left out.
+/// What `INFO persistence memory` says that would lose kolink's data.
+fn durability_warnings(info: &str) -> Vec<String> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
+            .map(str::trim)
+    };
+    let mut warnings = Vec::new();
+    if field("aof_enabled") == Some("0") {
+        warnings.push(
+            "Redis keeps no append-only file (appendonly no): a restart of Redis loses what it took since its \
+             last snapshot (clicks, conversions, links); set appendonly yes with appendfsync everysec"
+                .to_owned(),
+        );
+    }
+    if let Some(policy) = field("maxmemory_policy").filter(|p| *p != "noeviction") {
+        warnings.push(format!(
+            "Redis may evict keys when its memory is full (maxmemory-policy {policy}): links, clicks and \
+             counters would go without a trace; set maxmemory-policy noeviction"
+        ));
+    }
+    warnings
+}
+
 fn with_values(cursors: Vec<Cursor>, values: Vec<Option<String>>) -> Scan<String> {
     cursors
         .into_iter()
@@ -1807,6 +1851,21 @@ mod tests {
         ] {
             assert!(matches!(read(&wrong), Err(StoreError::Corrupt(_))), "{wrong:?}");
         }
+    }
+
+    #[test]
+    fn a_redis_that_would_lose_data_is_named() {
+        let durable = "# Persistence\r\naof_enabled:1\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n";
+        assert!(durability_warnings(durable).is_empty());
+        let forgetful = "# Persistence\r\naof_enabled:0\r\n# Memory\r\nmaxmemory_policy:allkeys-lru\r\n";
+        let said = durability_warnings(forgetful);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].contains("appendonly yes") && said[1].contains("allkeys-lru"),
+            "{said:?}"
+        );
+        // Fields it does not find are not judged.
+        assert!(durability_warnings("").is_empty());
     }
 
     #[test]
