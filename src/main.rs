@@ -24,7 +24,20 @@ environment variables; see config/default.toml for every key.";
 async fn main() -> std::process::ExitCode {
     let arg = std::env::args().nth(1);
     match arg.as_deref() {
-        None | Some("serve") => {}
+        None | Some("serve") => {
+            // `serve` takes no options: its settings come from the file and the environment.
+            match std::env::args().nth(2).as_deref() {
+                None => {}
+                Some("-h" | "--help") => {
+                    println!("{USAGE}");
+                    return std::process::ExitCode::SUCCESS;
+                }
+                Some(other) => {
+                    eprintln!("kolink serve: unknown argument '{other}' (settings come from KOLINK_* variables or the settings file)\n\n{USAGE}");
+                    return std::process::ExitCode::from(2);
+                }
+            }
+        }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return std::process::ExitCode::SUCCESS;
@@ -50,6 +63,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn tail() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(2).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", kolink::tail::USAGE);
+        return std::process::ExitCode::SUCCESS;
+    }
     let opts = match kolink::tail::TailOptions::parse(&args) {
         Ok(o) => o,
         Err(e) => {

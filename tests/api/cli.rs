@@ -25,6 +25,28 @@ fn help_lists_the_commands_and_unknown_commands_fail() {
 }
 
 #[test]
+fn help_after_a_command_is_help_and_not_a_start() {
+    // A bad log filter too: a kolink that started instead would stop at it rather than serve.
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kolink"))
+            .args(args)
+            .env("KOLINK_LOG", "kolink=loud")
+            .env_remove("KOLINK_CONFIG")
+            .output()
+            .expect("run the kolink binary")
+    };
+    let out = run(&["serve", "--help"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kolink [serve]"));
+    let out = run(&["tail", "--help"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--group"));
+    let out = run(&["serve", "--port", "9"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'--port'"));
+}
+
+#[test]
 fn bad_settings_stop_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kolink"))
