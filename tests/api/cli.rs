@@ -46,6 +46,18 @@ fn help_after_a_command_is_help_and_not_a_start() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("'--port'"));
 }
 
+/// kolink started with the settings file `text`, in `dir` (its data there too).
+fn with_settings_file(dir: &std::path::Path, text: &str) -> std::process::Output {
+    let config = dir.join("kolink.toml");
+    std::fs::write(&config, text).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_kolink"))
+        .env("KOLINK_CONFIG", &config)
+        .env("KOLINK_DATA_DIR", dir)
+        .env_remove("KOLINK_REDIS_URL")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn bad_settings_stop_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,14 +69,7 @@ fn bad_settings_stop_the_start_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a readable file"));
 
-    let config = dir.path().join("kolink.toml");
-    std::fs::write(&config, "listen = \"127.0.0.1:0\"\ndefault_currency = \"dollars\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kolink"))
-        .env("KOLINK_CONFIG", &config)
-        .env("KOLINK_DATA_DIR", dir.path())
-        .env_remove("KOLINK_REDIS_URL")
-        .output()
-        .unwrap();
+    let out = with_settings_file(dir.path(), "listen = \"127.0.0.1:0\"\ndefault_currency = \"dollars\"\n");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("default_currency"),
@@ -79,16 +84,9 @@ fn bad_settings_stop_the_start_with_a_clear_message() {
 #[test]
 fn a_misspelt_setting_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kolink.toml");
     // (A bad log filter too, so that a kolink that took the file would stop rather than serve.)
     let file = "listen = \"127.0.0.1:0\"\nredis_ulr = \"redis://127.0.0.1:1/0\"\nlog = \"kolink=loud\"\n";
-    std::fs::write(&config, file).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kolink"))
-        .env("KOLINK_CONFIG", &config)
-        .env("KOLINK_DATA_DIR", dir.path())
-        .env_remove("KOLINK_REDIS_URL")
-        .output()
-        .unwrap();
+    let out = with_settings_file(dir.path(), file);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("redis_ulr") && said.contains("redis_url"), "{said}");
