@@ -123,7 +123,9 @@ impl Spool {
     /// Opens (or creates) the spool in `dir`, reserving `capacity` bytes, and reads what an earlier
     /// run left in it.
     pub fn open(dir: &Path, capacity: u64) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
+        // Kolink's user alone, as the data directory it is in by default.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
             .with_context(|| format!("Failed to create the spool directory {}", dir.display()))?;
         Self::open_file(&dir.join("clicks.spool"), capacity)
     }

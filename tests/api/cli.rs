@@ -152,6 +152,24 @@ async fn a_first_start_that_fails_generates_no_token_it_could_not_show(backend: 
     assert_eq!(app.get_as("/api/v1/campaigns", &token).await.status(), 200);
 }
 
+/// A first start makes the data directory, its spool inside it by default: both are kolink's
+/// user's alone, like the files in them (the spool, made first, once left the directory 755).
+#[tokio::test]
+async fn a_first_start_makes_its_data_directory_for_kolinks_user_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let backing = Backing::new(Backend::Embedded);
+    let mut settings = settings_for(&backing);
+    let parent = tempfile::tempdir().unwrap();
+    settings.data_dir = parent.path().join("data");
+    settings.spool_dir = None;
+    let app = start(backing, settings.clone()).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&settings.data_dir), 0o700, "the data directory");
+    assert_eq!(mode(&settings.data_dir.join("spool")), 0o700, "the spool's directory");
+    assert_eq!(mode(&settings.data_dir.join("kolink.redb")), 0o600, "the database");
+    drop(app);
+}
+
 /// The image's first stage builds the dependencies from `Cargo.toml` and stand-in sources, and
 /// cargo reads every target the manifest names: each needs a stand-in there, and its real
 /// source copied in the second stage (the image did not build once a bench was added).
