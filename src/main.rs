@@ -131,10 +131,14 @@ async fn serve() -> anyhow::Result<()> {
         }
         kolink::config::StorageKind::Redis => "redis".to_owned(),
     };
-    println!("kolink listening on http://{bound} (storage: {storage})");
+    println!(
+        "kolink {} listening on http://{bound} (storage: {storage})",
+        env!("CARGO_PKG_VERSION")
+    );
     if let Some(token) = &app.generated_admin_token {
         println!("Admin token (shown once, keep it safe): {token}");
     }
     app.run_until_stopped().await?;
+    tracing::info!("kolink stopped: its clicks written to the store or left in the spool, the store closed");
     Ok(())
 }

@@ -170,6 +170,45 @@ async fn a_first_start_makes_its_data_directory_for_kolinks_user_alone() {
     drop(app);
 }
 
+/// The operator's log says which version started, and that a stop finished its work: its
+/// clicks written (or spooled) and its store closed.
+#[tokio::test]
+async fn a_start_names_its_version_and_a_stop_says_it_finished() {
+    let backing = Backing::new(Backend::Embedded);
+    let port = crate::helpers::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_kolink"))
+        .arg("serve")
+        .env_remove("KOLINK_REDIS_URL")
+        .env_remove("KOLINK_CONFIG")
+        .env("KOLINK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("KOLINK_ADMIN_TOKEN", crate::helpers::TOKEN)
+        .env("KOLINK_LOG", "info")
+        .env("KOLINK_STORAGE", "embedded")
+        .env("KOLINK_DATA_DIR", backing.data.as_ref().unwrap().path())
+        .env("KOLINK_SPOOL_DIR", backing.spool.path())
+        .env("KOLINK_SPOOL_MAX_MB", "16")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the kolink binary");
+    let base = format!("http://127.0.0.1:{port}");
+    crate::crash::wait_healthy(&reqwest::Client::new(), &base).await;
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let started = format!("kolink {} listening on", env!("CARGO_PKG_VERSION"));
+    assert!(stdout.contains(&started), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kolink stopped"), "{stderr}");
+}
+
 /// The image's first stage builds the dependencies from `Cargo.toml` and stand-in sources, and
 /// cargo reads every target the manifest names: each needs a stand-in there, and its real
 /// source copied in the second stage (the image did not build once a bench was added).
