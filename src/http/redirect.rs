@@ -224,18 +224,14 @@ async fn qr(req: HttpRequest, state: State, path: web::Path<(String, String)>) -
 /// The client address: the peer, or the address the trusted proxies wrote into their header.
 pub(super) fn client_ip(req: &HttpRequest, state: &State) -> String {
     if let Some(h) = &state.settings.client_ip_header {
-        let mut lines = req.headers().get_all(h.as_str());
-        if let Some(first) = lines.next().and_then(|v| v.to_str().ok()) {
+        let mut lines = req.headers().get_all(h.as_str()).filter_map(|v| v.to_str().ok());
+        if let Some(first) = lines.next() {
             let hops = state.settings.trusted_proxies;
             let ip = match lines.next() {
                 None => proxied_client(first, hops).map(str::to_owned),
                 // Several lines (a proxy may add its own below the client's): one list, in order.
-                Some(_) => {
-                    let all: Vec<&str> = req
-                        .headers()
-                        .get_all(h.as_str())
-                        .filter_map(|v| v.to_str().ok())
-                        .collect();
+                Some(second) => {
+                    let all: Vec<&str> = [first, second].into_iter().chain(lines).collect();
                     proxied_client(&all.join(","), hops).map(str::to_owned)
                 }
             };
