@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{Admin, State};
 use crate::error::ApiError;
-use crate::report::{self, SortKey};
+use crate::report::{self, Sort};
 use crate::stats::{Interval, Range};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -22,6 +22,7 @@ struct StatsQuery {
     to: Option<String>,
     interval: Option<String>,
     sort: Option<String>,
+    order: Option<String>,
 }
 
 fn parse_day(field: &str, s: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
@@ -60,8 +61,8 @@ impl StatsQuery {
         }
     }
 
-    fn sort(&self) -> Result<SortKey, ApiError> {
-        self.sort.as_deref().map_or(Ok(SortKey::Roi), SortKey::parse)
+    fn sort(&self) -> Result<Sort, ApiError> {
+        Sort::parse(self.sort.as_deref(), self.order.as_deref())
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use self::chunks::{pages_of, Chunks, Pages};
 pub use self::csv::{campaign_csv, CSV_FIGURES};
 pub use self::kol_page::{kol_page, KolPage, PageFigures, PageLink, PagePoint};
-pub use self::sort::{Figure, SortKey};
+pub use self::sort::{Figure, Order, Sort, SortKey};
 
 use crate::clock::Clock;
 use crate::counters::Tally;
@@ -79,6 +79,8 @@ pub struct CampaignReport {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub sort: SortKey,
+    /// `desc` (largest first) or `asc`.
+    pub order: Order,
     pub links: usize,
     pub totals: Totals,
     pub kols: Vec<Row<KolKey>>,
@@ -388,7 +390,7 @@ pub async fn campaign(
     clock: &dyn Clock,
     id: &str,
     range: Range,
-    sort: SortKey,
+    sort: Sort,
     hourly_retention_days: u32,
 ) -> Result<CampaignReport, ApiError> {
     let campaign = lookup::campaign(store, id).await?;
@@ -461,13 +463,14 @@ pub async fn campaign(
             totals: c.totals(),
         })
         .collect();
-    sort.sort(&mut kol_rows);
-    sort.sort(&mut tier_rows);
+    sort.rows(&mut kol_rows);
+    sort.rows(&mut tier_rows);
     Ok(CampaignReport {
         campaign: campaign.id.to_string(),
         from: range.from,
         to: range.to,
-        sort,
+        sort: sort.key,
+        order: sort.order,
         links: links.len(),
         totals: total.totals(),
         kols: kol_rows,
@@ -546,7 +549,7 @@ pub async fn kol(
             }
         })
         .collect();
-    SortKey::Roi.sort(&mut rows);
+    Sort::default().rows(&mut rows);
     Ok(KolReport {
         kol: kol.id.to_string(),
         tier: kol.tier,

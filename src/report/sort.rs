@@ -1,4 +1,5 @@
-//! The figures report rows sort by (`?sort=`), largest first.
+//! The figures report rows sort by (`?sort=`), largest first unless `?order=asc` asks for the
+//! smallest (the lowest CPA, the cheapest click).
 
 use serde::Serialize;
 
@@ -6,7 +7,7 @@ use super::Row;
 use crate::error::ApiError;
 use crate::stats::Totals;
 
-/// A figure rows can be sorted by, largest first.
+/// A figure rows can be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     Roi,
@@ -118,14 +119,87 @@ impl SortKey {
         }
     }
 
-    /// Sorts rows by this figure, largest first, missing (`null`) last; ties keep their order.
-    pub fn sort<K>(self, rows: &mut [Row<K>]) {
+    /// Sorts rows by this figure in `order`, missing (`null`) figures last either way; ties
+    /// keep their order.
+    pub fn sort<K>(self, order: Order, rows: &mut [Row<K>]) {
         rows.sort_by(|a, b| match (self.figure(&a.totals), self.figure(&b.totals)) {
-            (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
+            (Some(x), Some(y)) => {
+                let (x, y) = match order {
+                    Order::Desc => (y, x),
+                    Order::Asc => (x, y),
+                };
+                x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
+            }
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => std::cmp::Ordering::Equal,
         });
+    }
+}
+
+/// What a report's rows are sorted by, and which way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub order: Order,
+}
+
+impl Default for Sort {
+    /// API.md's default: ROI, largest first.
+    fn default() -> Self {
+        Sort {
+            key: SortKey::Roi,
+            order: Order::Desc,
+        }
+    }
+}
+
+impl Sort {
+    /// `?sort=` and `?order=` of a query; either may be absent.
+    pub fn parse(key: Option<&str>, order: Option<&str>) -> Result<Self, ApiError> {
+        Ok(Sort {
+            key: key.map_or(Ok(SortKey::Roi), SortKey::parse)?,
+            order: order.map_or(Ok(Order::Desc), Order::parse)?,
+        })
+    }
+
+    pub fn rows<K>(self, rows: &mut [Row<K>]) {
+        self.key.sort(self.order, rows);
+    }
+}
+
+/// Which way rows are sorted: largest first (`desc`, the default) or smallest first (`asc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Desc,
+    Asc,
+}
+
+impl Order {
+    /// The name in `?order=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Order::Desc => "desc",
+            Order::Asc => "asc",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "desc" => Ok(Order::Desc),
+            "asc" => Ok(Order::Asc),
+            _ => Err(ApiError::invalid("order must be desc or asc.")),
+        }
+    }
+
+    /// The other way.
+    pub fn flipped(self) -> Self {
+        match self {
+            Order::Desc => Order::Asc,
+            Order::Asc => Order::Desc,
+        }
     }
 }
 
@@ -177,10 +251,28 @@ mod tests {
             row("a", totals(10, 9_007_199_254_740_993, 100)),
             row("b", totals(10, 9_007_199_254_740_992, 100)),
         ];
-        SortKey::Revenue.sort(&mut rows);
+        SortKey::Revenue.sort(Order::Desc, &mut rows);
         let order: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(order, ["a", "b", "free"]);
-        SortKey::Roi.sort(&mut rows);
+        SortKey::Roi.sort(Order::Desc, &mut rows);
         assert_eq!(rows[2].key, "free", "no cost: roi is null and sorts last");
+    }
+
+    #[test]
+    fn rows_sort_smallest_first_on_asking_with_missing_figures_still_last() {
+        let mut rows = vec![
+            row("free", totals(10, 0, 0)),
+            row("dear", totals(10, 0, 900)),
+            row("cheap", totals(10, 300, 100)),
+        ];
+        SortKey::Cpc.sort(Order::Asc, &mut rows);
+        let order: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(order, ["free", "cheap", "dear"], "no cost is a cpc of 0.00");
+        SortKey::Roi.sort(Order::Asc, &mut rows);
+        let order: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(order, ["dear", "cheap", "free"], "roi is null without a cost: last");
+        assert_eq!(Order::parse("asc").unwrap(), Order::Asc);
+        assert_eq!(Order::parse("desc").unwrap().flipped(), Order::Asc);
+        assert!(Order::parse("up").is_err());
     }
 }

@@ -394,12 +394,30 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     assert_legend_reads(&browser, ["Clicks", "Conversions"]).await;
     browser.screenshot("dashboard-campaign").await;
     browser.click(r#"#leaderboard th a[href*="?sort=clicks&"]"#).await;
-    let sorted = browser.wait_for(r#"aria-sort="descending">Clicks"#).await;
+    let sorted = browser.wait_for("Clicks ▾</a>").await;
+    assert!(
+        sorted.contains(
+            r#"<th aria-sort="descending"><a href="/app/campaigns/spring-sale?sort=clicks&amp;order=asc&amp;"#
+        ),
+        "{sorted}"
+    );
     assert_eq!(leaderboard_order(&sorted), ["ben", "amy"]);
     // Sorted by clicks, the macro KOL leads the board; the tiers keep their own order.
     assert_eq!(tier_order(&sorted), ["micro", "macro"]);
     let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
     assert_eq!(by_clicks["kols"][0]["kol"], "ben");
+    // A second click on the sorted column turns it: fewest clicks first.
+    browser
+        .click(r#"#leaderboard th a[href*="?sort=clicks&order=asc&"]"#)
+        .await;
+    let fewest = browser.wait_for("Clicks ▴</a>").await;
+    assert!(
+        fewest.contains(
+            r#"<th aria-sort="ascending"><a href="/app/campaigns/spring-sale?sort=clicks&amp;order=desc&amp;"#
+        ),
+        "{fewest}"
+    );
+    assert_eq!(leaderboard_order(&fewest), ["amy", "ben"]);
     assert!(
         sorted.contains(r#"data-code="ben-1""#) && sorted.contains("/ben-1/qr.svg"),
         "links with QR codes"

@@ -334,7 +334,7 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
     // The browser now shows the form's address: the page's links must not lean on it.
     assert!(!page.contains(r#"href="?"#), "every link of the page absolute: {page}");
     assert!(
-        page.contains(r#"href="/app/campaigns/spring-sale?sort=clicks&amp;lang=zh-Hant-TW""#),
+        page.contains(r#"href="/app/campaigns/spring-sale?sort=clicks&amp;order=desc&amp;lang=zh-Hant-TW""#),
         "{page}"
     );
     // The page a failed form answers opens at the form and its reason, not at the top.

@@ -86,12 +86,39 @@ async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi(backend: B
     );
     let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
     assert_eq!(by_clicks["kols"][0]["kol"], "amy");
-    crate::helpers::assert_error(
-        app.get("/api/v1/campaigns/spring-sale/stats?sort=vibes").await,
-        400,
-        "invalid_input",
-    )
-    .await;
+    assert_eq!(
+        (by_clicks["sort"].as_str(), by_clicks["order"].as_str()),
+        (Some("clicks"), Some("desc"))
+    );
+    // Smallest first on asking: the worst ROI leads, the tiers follow the same way.
+    let worst = app
+        .get_ok("/api/v1/campaigns/spring-sale/stats?sort=roi&order=asc")
+        .await;
+    assert_eq!(
+        (worst["kols"][0]["kol"].as_str(), worst["kols"][1]["kol"].as_str()),
+        (Some("amy"), Some("ben"))
+    );
+    assert_eq!(worst["tiers"][0]["tier"], "micro");
+    assert_eq!(worst["order"], "asc");
+    let csv = app
+        .get_csv("/api/v1/campaigns/spring-sale/report.csv?sort=roi&order=asc")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).take(2).collect();
+    assert!(
+        rows[0].starts_with("kol,amy,") && rows[1].starts_with("kol,ben,"),
+        "{csv}"
+    );
+    for bad in ["sort=vibes", "order=up", "sort=roi&order=ASC"] {
+        crate::helpers::assert_error(
+            app.get(&format!("/api/v1/campaigns/spring-sale/stats?{bad}")).await,
+            400,
+            "invalid_input",
+        )
+        .await;
+    }
 
     let k = app.get_ok("/api/v1/kols/amy/stats").await;
     assert_eq!(k["totals"]["clicks"], 4);

@@ -14,7 +14,7 @@ use crate::domain::{AuditResult, Campaign, Conversion, ConversionStatus, Event, 
 use crate::error::ApiError;
 use crate::http::State;
 use crate::lookup::{self, ConversionFilter, LinkFilter};
-use crate::report::{self, Figure, SortKey};
+use crate::report::{self, Figure, Order, Sort, SortKey};
 use crate::stats::{Range, Totals};
 use crate::store::RecordsExt;
 
@@ -223,7 +223,7 @@ async fn campaigns_page(
             state.clock.as_ref(),
             c.id.as_str(),
             Range::default(),
-            SortKey::Roi,
+            Sort::default(),
             state.settings.hourly_retention_days,
         )
         .await?;
@@ -264,7 +264,11 @@ async fn campaigns_page(
 struct Header {
     key: &'static str,
     label: String,
-    active: bool,
+    /// The way the rows are sorted by this figure, when they are.
+    active: Option<Order>,
+    /// The order a click on the header asks for: the other way when the rows are sorted by
+    /// it, else largest first.
+    next: &'static str,
 }
 
 struct TableRow {
@@ -318,6 +322,7 @@ struct CampaignView {
     name: String,
     currency: String,
     sort: &'static str,
+    order: &'static str,
     fig: Fig,
     /// The daily chart drawn for a desktop's width, and for a phone's (the page's CSS shows
     /// one, by the screen's width), so that its labels read at the same size on both.
@@ -508,6 +513,7 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
 #[derive(Deserialize)]
 struct CampaignQuery {
     sort: Option<String>,
+    order: Option<String>,
 }
 
 async fn campaign(
@@ -519,7 +525,7 @@ async fn campaign(
     let Some(s) = signed_in(&req, &state) else {
         return Ok(to_sign_in());
     };
-    let page = match q.sort.as_deref().map_or(Ok(SortKey::Roi), SortKey::parse) {
+    let page = match Sort::parse(q.sort.as_deref(), q.order.as_deref()) {
         Ok(sort) => campaign_page(&req, &state, &s, &id, sort, Sent::default()).await,
         Err(e) => Err(e),
     };
@@ -536,7 +542,7 @@ async fn campaign_page(
     state: &State,
     session: &str,
     id: &str,
-    sort: SortKey,
+    sort: Sort,
     mint: Sent<MintForm>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
     let t = Lang::of(req).texts();
@@ -556,7 +562,12 @@ async fn campaign_page(
         .map(|k| Header {
             key: k.name(),
             label: label(t, *k).to_owned(),
-            active: *k == sort,
+            active: (*k == sort.key).then_some(sort.order),
+            next: if *k == sort.key {
+                sort.order.flipped().name()
+            } else {
+                Order::Desc.name()
+            },
         })
         .collect();
     // Each KOL by name, wherever the page names one (id when the KOL has no name).
@@ -658,7 +669,8 @@ async fn campaign_page(
         id: c.id.to_string(),
         name: c.name.clone(),
         currency: c.currency.as_str().to_owned(),
-        sort: sort.name(),
+        sort: sort.key.name(),
+        order: sort.order.name(),
         fig: Fig::of(&r.totals),
         chart: daily_chart(&r.series, t.clicks, t.conversions, super::DESK_CHART_WIDTH),
         phone_chart: daily_chart(&r.series, t.clicks, t.conversions, super::PHONE_CHART_WIDTH),

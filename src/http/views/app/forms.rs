@@ -11,7 +11,7 @@ use crate::http::campaigns::{new_campaign, CreateCampaign};
 use crate::http::views::Lang;
 use crate::http::State;
 use crate::minting::LinkSpec;
-use crate::report::SortKey;
+use crate::report::Sort;
 
 /// The session of a form post with its right CSRF token; else the answer to give (to the
 /// sign-in page, or "this form has expired").
@@ -223,7 +223,7 @@ pub(super) async fn mint(
                 ..Typed::default()
             };
             let sent = Sent::failed(f, &e, Lang::of(&req), typed);
-            form_error(&req, e, campaign_page(&req, &state, &s, &id, SortKey::Roi, sent)).await
+            form_error(&req, e, campaign_page(&req, &state, &s, &id, Sort::default(), sent)).await
         }
     }
 }
