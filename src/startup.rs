@@ -136,6 +136,8 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::from_fn(crate::http::deadline::deadline))
                 .wrap(crate::http::error_format())
+                // Outermost: it counts the answer as it is sent.
+                .wrap(crate::http::meter::Meter(state.meters.clone()))
                 .configure(crate::http::configure)
         })
         // Request heads within 10 s; a closing client gets 1 s to go.

@@ -27,6 +27,30 @@ pub struct OutcomeLabel {
     pub outcome: RedirectOutcome,
 }
 
+/// The part of the service an answer came from (`crate::http::meter`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Scope {
+    api,
+    webhooks,
+    dashboard,
+    kol_page,
+    pixel,
+    operations,
+    other,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnswerLabel {
+    pub scope: Scope,
+    pub code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabel {
+    pub scope: Scope,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: String,
@@ -62,6 +86,10 @@ pub struct Meters {
     pub hourly_fields_pruned: Counter,
     /// The first UTC day whose hours are kept, as of the last completed prune (Unix seconds).
     pub hours_kept_from: Gauge,
+    /// Answers other than redirects, by part of the service and status code.
+    pub http_answers: Family<AnswerLabel, Counter>,
+    /// How long those answers took, head read to answer ready, by part of the service.
+    pub http_seconds: Family<ScopeLabel, Histogram>,
 }
 
 impl Default for Meters {
@@ -141,8 +169,25 @@ impl Default for Meters {
             "The first UTC day whose hourly counters are kept, as of the last completed prune",
             hours_kept_from.clone(),
         );
+        let http_answers = Family::<AnswerLabel, Counter>::default();
+        // 0.5 ms to 16 s: a page or a report takes milliseconds, and nothing waits past 10 s.
+        let http_seconds = Family::<ScopeLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
+        );
+        registry.register(
+            "http_responses",
+            "Answers other than redirects (see kolink_redirects), by part of the service and status code",
+            http_answers.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer requests other than redirects, by part of the service",
+            http_seconds.clone(),
+        );
         Self {
             registry,
+            http_answers,
+            http_seconds,
             hourly_fields_pruned,
             hours_kept_from,
             clicks_spooled,
@@ -164,6 +209,19 @@ impl Default for Meters {
 impl Meters {
     pub fn redirect(&self, outcome: RedirectOutcome) {
         self.redirects.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// An answer other than a redirect's: its part of the service, status and time taken.
+    pub fn http_answer(&self, scope: Scope, status: actix_web::http::StatusCode, took: std::time::Duration) {
+        self.http_answers
+            .get_or_create(&AnswerLabel {
+                scope,
+                code: status.as_u16(),
+            })
+            .inc();
+        self.http_seconds
+            .get_or_create(&ScopeLabel { scope })
+            .observe(took.as_secs_f64());
     }
 
     /// A completed prune of hourly counters: `n` fields went, days from `kept_from` stay.

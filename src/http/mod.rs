@@ -11,6 +11,7 @@ mod insights;
 mod kols;
 pub mod limits;
 mod links;
+pub mod meter;
 pub(crate) mod redirect;
 mod shares;
 mod shops;

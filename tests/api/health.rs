@@ -1,5 +1,7 @@
 //! Liveness and readiness.
 
+use serde_json::json;
+
 use crate::helpers::{assert_error, spawn_app, Backend};
 
 per_store!(healthz_and_readyz_answer_when_storage_is_up);
@@ -28,6 +30,66 @@ async fn readyz_is_unavailable_when_redis_is_down_and_the_server_keeps_serving()
     assert_error(r, 503, "storage_unavailable").await;
     let r = app.api.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+per_store!(metrics_count_every_other_answer_by_part_of_the_service_and_status);
+async fn metrics_count_every_other_answer_by_part_of_the_service_and_status(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await; // two 201s: a campaign, a KOL and a link
+    let secret = app.create_shop("acme").await;
+    assert_eq!(app.get("/api/v1/links/no-such-link").await.status(), 404);
+    let anonymous = app.api.get(app.url("/api/v1/campaigns")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let other = kolink::signature::WebhookSecret::generate();
+    let forged = app
+        .webhook("acme", &other, &json!({"order_id": "1", "event": "signup"}))
+        .await;
+    assert_eq!(forged.status(), 401);
+    app.webhook_ok("acme", &secret, &json!({"order_id": "2", "event": "signup"}))
+        .await;
+    assert_eq!(app.api.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    app.tap("amy-serum").await;
+
+    let text = app
+        .api
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |line: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+    };
+    for (line, n) in [
+        (r#"kolink_http_responses_total{scope="api",code="404"}"#, 1),
+        (r#"kolink_http_responses_total{scope="api",code="401"}"#, 1),
+        (r#"kolink_http_responses_total{scope="webhooks",code="401"}"#, 1),
+        (r#"kolink_http_responses_total{scope="webhooks",code="200"}"#, 1),
+        (r#"kolink_http_responses_total{scope="operations",code="200"}"#, 1),
+    ] {
+        assert_eq!(value(line), Some(n), "{line} in\n{text}");
+    }
+    let created = value(r#"kolink_http_responses_total{scope="api",code="201"}"#);
+    assert!(
+        created >= Some(4),
+        "the seed's campaign, KOL, link and shop: {created:?}\n{text}"
+    );
+    // Every counted answer was timed.
+    let api_answers: u64 = text
+        .lines()
+        .filter(|l| l.starts_with(r#"kolink_http_responses_total{scope="api","#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(
+        value(r#"kolink_http_request_duration_seconds_count{scope="api"}"#),
+        Some(api_answers),
+        "{text}"
+    );
+    // Redirects are counted by outcome, not here.
+    assert!(!text.contains(r#"scope="other",code="302""#), "{text}");
 }
 
 per_store!(metrics_count_redirects_and_click_writes);
