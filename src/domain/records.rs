@@ -132,6 +132,27 @@ impl Link {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         live(self.status, self.expires_at, now)
     }
+
+    /// Whether the link redirects people right now, and if not, why.
+    pub fn standing(&self, now: DateTime<Utc>) -> Standing {
+        if self.status == LinkStatus::Disabled {
+            Standing::Disabled
+        } else if live(self.status, self.expires_at, now) {
+            Standing::Active
+        } else {
+            Standing::Expired
+        }
+    }
+}
+
+/// Whether a link redirects people now (`active`), or why not: what a page shows beside a
+/// link, so that nobody hands out one that has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Standing {
+    Active,
+    Disabled,
+    Expired,
 }
 
 fn live(status: LinkStatus, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {

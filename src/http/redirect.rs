@@ -281,6 +281,17 @@ const STORE_DOWN: &str = "This link cannot be followed right now. Please try aga
 /// An error answer: a small HTML page for browsers (in the reader's language: `Lang::of`),
 /// API.md's JSON for everyone else.
 pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse {
+    page_with_way_back(req, code, message, None)
+}
+
+/// `page`, with a link back (`href`, its text) under the message on the HTML page: the
+/// dashboard's error pages lead back to it.
+pub(super) fn page_with_way_back(
+    req: &HttpRequest,
+    code: Code,
+    message: &str,
+    back: Option<(&str, &str)>,
+) -> HttpResponse {
     let (_, status) = code.describe();
     if super::accepts(req, "text/html") {
         let lang = super::views::Lang::of(req);
@@ -290,13 +301,21 @@ pub(super) fn page(req: &HttpRequest, code: Code, message: &str) -> HttpResponse
             super::views::Lang::ZhTw => (zh_title(status), zh_message(message)),
         };
         // Messages can name what the client sent (an id from the path): text, never markup.
-        let message = askama::filters::escape(message, askama::filters::Html).unwrap_or_else(|e| match e {});
+        let escape = |s: &str| {
+            askama::filters::escape(s, askama::filters::Html)
+                .unwrap_or_else(|e| match e {})
+                .to_string()
+        };
+        let message = escape(message);
+        let back = back.map_or_else(String::new, |(href, text)| {
+            format!("<p><a href=\"{}\">{}</a></p>", escape(href), escape(text))
+        });
         super::views::html_page(status).body(format!(
             "<!doctype html><html lang=\"{html_lang}\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
              <title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;\
              max-width:32rem;margin:20vh auto;padding:0 1rem;color:#333}}</style></head>\
-             <body><h1>{title}</h1><p>{message}</p></body></html>"
+             <body><h1>{title}</h1><p>{message}</p>{back}</body></html>"
         ))
     } else {
         HttpResponse::build(status)

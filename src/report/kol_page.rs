@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{days_between, each_counts, page_points, pages_of};
 use crate::clock::Clock;
-use crate::domain::{Campaign, Event};
+use crate::domain::{Campaign, Event, Standing};
 use crate::error::ApiError;
 use crate::lookup::{self, LinkFilter, LinkLists};
 use crate::stats::{add_daily, Counts, Range, Totals};
@@ -60,6 +60,9 @@ pub struct PageLink {
     pub campaign_name: String,
     /// The link's coupon, which the KOL gives their followers; `null` when it has none.
     pub coupon: Option<String>,
+    /// `active`, or `disabled` or `expired`: a link that no longer redirects, not to be handed
+    /// out again.
+    pub status: Standing,
     pub short_url: String,
     pub qr_svg: String,
     pub qr_png: String,
@@ -121,6 +124,7 @@ pub async fn kol_page(
                 campaign: l.campaign.to_string(),
                 campaign_name: names.get(l.campaign.as_str()).cloned().unwrap_or_default(),
                 coupon: None,
+                status: Standing::Active,
                 qr_svg: format!("{short_url}/qr.svg"),
                 qr_png: format!("{short_url}/qr.png"),
                 short_url,
@@ -129,13 +133,14 @@ pub async fn kol_page(
         },
     )
     .await?;
-    // Coupons are in the links' records, not their summaries: a KOL has few links.
+    // Coupons and standing are in the links' records, not their summaries: a KOL has few
+    // links.
+    let now = clock.now();
     for link in &mut page_links {
-        link.coupon = store
-            .get_link(&link.code)
-            .await?
-            .and_then(|l| l.coupon)
-            .map(|c| c.to_string());
+        if let Some(record) = store.get_link(&link.code).await? {
+            link.status = record.standing(now);
+            link.coupon = record.coupon.map(|c| c.to_string());
+        }
     }
     Ok(KolPage {
         kol: kol.id.to_string(),

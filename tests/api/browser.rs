@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
+use serde_json::json;
+
 use crate::helpers::{spawn_app, Backend};
 
 /// What the imitation shop saw: the bodies posted to `/cart/update.js`.
@@ -422,6 +424,38 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
         sorted.contains(r#"data-code="ben-1""#) && sorted.contains("/ben-1/qr.svg"),
         "links with QR codes"
     );
+    // A copy button copies (or, where the browser allows no copying, selects the link) and
+    // says which, for screen readers too.
+    browser.click(r#"[data-code="ben-1"] button[data-copy]"#).await;
+    let mut said = serde_json::Value::Null;
+    for _ in 0..100 {
+        said = browser
+            .script("return document.getElementById('copied').textContent", json!([]))
+            .await;
+        if said != "" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(said == "Copied" || said == "Selected: copy it", "{said}");
+    let button = browser
+        .script(
+            r#"return document.querySelector('[data-code="ben-1"] button[data-copy]').textContent"#,
+            json!([]),
+        )
+        .await;
+    assert!(button == "✓" || button == said, "{button}");
+    // The leaderboard's KOL column stays in view while the table scrolls sideways.
+    browser
+        .script(
+            "document.querySelector('#leaderboard').parentNode.scrollLeft = 600; return 0",
+            json!([]),
+        )
+        .await;
+    let name = browser.boxes("#leaderboard tbody td:first-child").await;
+    let board = browser.boxes("#leaderboard").await;
+    assert!(board[0][0] < -100.0, "the table scrolled: {board:?}");
+    assert!(name[0][0] >= 0.0, "the first column did not: {name:?}");
     assert!(
         sorted.contains("discount_code") || sorted.contains("coupon AMY10"),
         "conversions with their audit"

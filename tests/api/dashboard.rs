@@ -406,6 +406,54 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
     assert_eq!(bad_sort.send().await.unwrap().status(), 400);
 }
 
+per_store!(the_new_campaign_form_shows_the_currency_it_gets_and_the_list_its_net_revenue);
+/// A campaign made without a currency gets the configured one: the form shows it, filled in
+/// and required, so that nobody makes a campaign in a currency their shop does not sell in
+/// without seeing it. The list shows net revenue, which its ROI is computed from. Every field
+/// has a label, and an ended link says so on the campaign's page.
+async fn the_new_campaign_form_shows_the_currency_it_gets_and_the_list_its_net_revenue(backend: Backend) {
+    let app = spawn_app(backend).await; // KOLINK_DEFAULT_CURRENCY=TWD
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let buy = json!({"order_id": "1", "event": "purchase", "amount": "3000", "currency": "TWD", "coupon": "AMY10"});
+    app.webhook_ok("acme", &secret, &buy).await;
+    let refund = json!({"order_id": "1", "event": "refund", "amount": "500", "currency": "TWD"});
+    app.webhook_ok("acme", &secret, &refund).await;
+    let cookie = sign_in(&app).await;
+    let html = get_signed_in(&app, &cookie, "/app").await.text().await.unwrap();
+    assert!(
+        html.contains(r#"<input name="currency" required pattern="[A-Za-z]{3}" maxlength="3" size="4" value="TWD">"#),
+        "{html}"
+    );
+    for field in ["id", "name", "destination", "currency"] {
+        let at = html.find(&format!(r#"<input name="{field}""#)).unwrap();
+        // The input sits inside an open <label class="field">, after its text.
+        let label = html[..at].rsplit("<label").next().unwrap();
+        assert!(
+            label.starts_with(r#" class="field">"#) && !label.contains("</label>") && label.len() > 15,
+            "{field} has a label: {label}"
+        );
+    }
+    let row = html.split(r#"data-campaign="spring-sale""#).nth(1).unwrap();
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains("<td>3,000.00</td><td>2,500.00</td><td>5,000.00</td>"),
+        "revenue, net revenue, cost: {row}"
+    );
+    assert!(html.contains("<th>Net revenue</th>"), "{html}");
+
+    app.patch_ok("/api/v1/links/amy-serum", &json!({"status": "disabled"}))
+        .await;
+    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let card = page.split(r#"data-code="amy-serum""#).nth(1).unwrap();
+    assert!(card.contains("Disabled: this link no longer leads anywhere"), "{card}");
+    assert!(!card[..card.find("</div>").unwrap()].contains("data-copy"), "{card}");
+}
+
 per_store!(the_chosen_language_holds_on_every_page_the_reader_goes_to);
 async fn the_chosen_language_holds_on_every_page_the_reader_goes_to(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -486,9 +534,28 @@ async fn a_page_that_is_not_there_is_a_page_for_a_signed_in_browser(backend: Bac
     let app = spawn_app(backend).await;
     app.seed().await;
     let cookie = sign_in(&app).await;
-    for (path, status) in [
-        ("/app/campaigns/nope", StatusCode::NOT_FOUND),
-        ("/app/campaigns/spring-sale?sort=shoe-size", StatusCode::BAD_REQUEST),
+    for (path, status, said) in [
+        ("/app/campaigns/nope", StatusCode::NOT_FOUND, "No campaign has id"),
+        (
+            "/app/campaigns/spring-sale?sort=shoe-size",
+            StatusCode::BAD_REQUEST,
+            "sort must be one of",
+        ),
+        (
+            "/app/campaigns/spring-sale?order=up",
+            StatusCode::BAD_REQUEST,
+            "order must be",
+        ),
+        (
+            "/app/campaigns/nope?lang=zh-TW",
+            StatusCode::NOT_FOUND,
+            "找不到代號為「nope」的活動。",
+        ),
+        (
+            "/app/campaigns/spring-sale?sort=shoe-size&lang=zh-TW",
+            StatusCode::BAD_REQUEST,
+            "無法這樣排序",
+        ),
     ] {
         let r = app
             .api
@@ -505,6 +572,17 @@ async fn a_page_that_is_not_there_is_a_page_for_a_signed_in_browser(backend: Bac
         );
         let page = r.text().await.unwrap();
         assert!(page.contains("<h1>") && !page.contains(r#"{"error""#), "{path}: {page}");
+        // In the reader's language, and with the way back to the campaigns.
+        assert!(page.contains(said), "{path}: {page}");
+        let back = if path.contains("zh-TW") {
+            "所有活動"
+        } else {
+            "All campaigns"
+        };
+        assert!(
+            page.contains(&format!(r#"<a href="/app">{back}</a>"#)),
+            "{path}: {page}"
+        );
     }
     // Other clients still get API.md's JSON.
     let r = get_signed_in(&app, &cookie, "/app/campaigns/nope").await;
@@ -636,6 +714,33 @@ async fn sign_in_guesses_from_one_address_are_few() {
     assert_eq!(right.status(), 429, "the right token too, past the budget");
     let wait: u64 = right.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=6).contains(&wait), "{wait}");
+    // A browser is shown the sign-in page again, saying how long to wait, in its language.
+    assert!(
+        right.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        right.headers()
+    );
+    let page = right.text().await.unwrap();
+    assert!(
+        page.contains("Too many attempts from this address: try again in") && page.contains(r#"name="token""#),
+        "{page}"
+    );
+    let zh = app
+        .api
+        .post(app.url("/app/login"))
+        .form(&[("token", "guess"), ("lang", "zh-Hant-TW")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zh.status(), 429);
+    let zh = zh.text().await.unwrap();
+    assert!(
+        zh.contains("此位址嘗試次數過多，請於") && zh.contains("秒後再試。"),
+        "{zh}"
+    );
     // The API is not held up by it.
     assert_eq!(app.get("/api/v1/campaigns").await.status(), 200);
 }

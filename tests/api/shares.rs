@@ -68,6 +68,73 @@ async fn a_kol_sees_their_own_links_and_figures_and_nothing_else(backend: Backen
     assert!(!listed.to_string().contains(token));
 }
 
+per_store!(a_link_that_no_longer_redirects_is_marked_and_offers_no_copy_on_the_kols_page);
+/// A KOL must not hand out a link that leads to a "gone" page: a disabled or expired link says
+/// so on their page, without its copy button or QR download, in the page's JSON too.
+async fn a_link_that_no_longer_redirects_is_marked_and_offers_no_copy_on_the_kols_page(backend: Backend) {
+    let clock = ManualClock::at(chrono::Utc::now());
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    let soon = (kolink::clock::Clock::now(&*clock) + TimeDelta::hours(1)).to_rfc3339();
+    app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-live"}))
+        .await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-soon", "expires_at": soon}))
+        .await;
+    app.patch_ok("/api/v1/links/amy-serum", &json!({"status": "disabled"}))
+        .await;
+    clock.advance(TimeDelta::hours(2));
+    let s = share(&app, "amy", json!({})).await;
+    let url = s["url"].as_str().unwrap().to_owned();
+
+    let page: Value = open(&app, &url).await.json().await.unwrap();
+    let status = |code: &str| {
+        page["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["code"] == code)
+            .map(|l| l["status"].clone())
+    };
+    assert_eq!(status("amy-live"), Some(json!("active")));
+    assert_eq!(status("amy-serum"), Some(json!("disabled")));
+    assert_eq!(status("amy-soon"), Some(json!("expired")));
+    for lang in ["en", "zh-TW"] {
+        let html = app
+            .api
+            .get(format!("{url}?lang={lang}"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains(&format!(r#"data-copy="{}""#, app.url("/amy-live"))),
+            "{html}"
+        );
+        for ended in ["/amy-serum", "/amy-soon"] {
+            assert!(
+                !html.contains(&format!(r#"data-copy="{}""#, app.url(ended))),
+                "{ended}: {html}"
+            );
+            assert!(
+                !html.contains(&format!(r#"href="{}/qr.png""#, app.url(ended))),
+                "{ended}: {html}"
+            );
+        }
+        let (disabled, expired) = if lang == "en" {
+            (
+                "Disabled: this link no longer leads anywhere",
+                "Expired: this link no longer leads anywhere",
+            )
+        } else {
+            ("已停用：此連結已不再轉址", "已過期：此連結已不再轉址")
+        };
+        assert!(html.contains(disabled) && html.contains(expired), "{html}");
+    }
+}
+
 per_store!(a_revoked_or_expired_share_is_gone_and_a_forged_one_unknown);
 async fn a_revoked_or_expired_share_is_gone_and_a_forged_one_unknown(backend: Backend) {
     let clock = ManualClock::at(chrono::Utc::now());

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{amount, count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS, DEVICES};
 use crate::domain::{AuditResult, Campaign, Conversion, ConversionStatus, Event, Money, Tier};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::State;
 use crate::lookup::{self, ConversionFilter, LinkFilter};
 use crate::report::{self, Figure, Order, Sort, SortKey};
@@ -68,6 +68,8 @@ fn to_sign_in() -> HttpResponse {
 struct LoginView {
     t: &'static Texts,
     failed: bool,
+    /// Seconds to wait when the address is past its sign-in budget.
+    wait: Option<u64>,
 }
 
 async fn login_form(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -75,6 +77,7 @@ async fn login_form(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         LoginView {
             t: Lang::of(&req).texts(),
             failed: false,
+            wait: None,
         }
         .render(),
     )
@@ -91,18 +94,30 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
     use subtle::ConstantTimeEq;
     // Every attempt counts, a right token too: past the budget a guess cannot be told right.
     let client = crate::http::limits::client_of(&req, &state);
-    if let Err(wait) = state.sign_in_limits.check(client) {
-        crate::telemetry::warn_limited!(%client, "dashboard sign-in attempts past their budget");
-        return Ok(crate::http::limits::too_many(wait));
-    }
-    let hash: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
     // The language of the page the form was on.
     let lang = form.lang.as_deref().map_or_else(|| Lang::of(&req), Lang::parse);
+    if let Err(wait) = state.sign_in_limits.check(client) {
+        crate::telemetry::warn_limited!(%client, "dashboard sign-in attempts past their budget");
+        // The sign-in page again, saying how long to wait, with the API's status and header.
+        let wait = wait.max(1);
+        let body = LoginView {
+            t: lang.texts(),
+            failed: false,
+            wait: Some(wait),
+        }
+        .render()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+        let mut res = html(actix_web::http::StatusCode::TOO_MANY_REQUESTS, body);
+        res.headers_mut().insert(header::RETRY_AFTER, wait.into());
+        return Ok(res);
+    }
+    let hash: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
     if !bool::from(hash.ct_eq(&state.admin_hash)) {
         crate::telemetry::warn_limited!("dashboard sign-in with a wrong token");
         let body = LoginView {
             t: lang.texts(),
             failed: true,
+            wait: None,
         }
         .render();
         let body = body.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
@@ -212,8 +227,13 @@ async fn campaigns_page(
     req: &HttpRequest,
     state: &State,
     session: &str,
-    form: Sent<NewCampaignForm>,
+    mut form: Sent<NewCampaignForm>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
+    // A new form shows the currency a campaign gets when none is typed, so that nobody makes a
+    // USD campaign for TWD sales without seeing it (their sales would not count).
+    form.fields
+        .currency
+        .get_or_insert_with(|| state.settings.default_currency.clone());
     let page = state.store().list::<Campaign>(None, 200).await?;
     let mut campaigns = Vec::with_capacity(page.items.len());
     for c in page.items {
@@ -285,6 +305,8 @@ struct BreakdownCard {
 
 struct LinkCard {
     code: String,
+    /// Why the link no longer redirects (disabled, expired); `None` while it does.
+    ended: Option<&'static str>,
     kol: String,
     coupon: String,
     cost: String,
@@ -531,8 +553,22 @@ async fn campaign(
     };
     match page {
         Ok(page) => rendered(page),
-        // An unknown campaign or sort is a page to a browser (API.md's JSON to other clients).
-        Err(ApiError::Client { code, message }) => Ok(crate::http::redirect::page(&req, code, &message)),
+        // An unknown campaign or sort is a page to a browser, in its reader's language and
+        // with the way back to the campaigns (API.md's JSON to other clients).
+        Err(ApiError::Client { code, message }) => {
+            let lang = Lang::of(&req);
+            let said = match (lang, code) {
+                (Lang::ZhTw, Code::NotFound) => format!("找不到代號為「{id}」的活動。"),
+                (Lang::ZhTw, Code::InvalidInput) => "無法這樣排序：請點選排行榜的表頭排序。".to_owned(),
+                _ => message,
+            };
+            Ok(crate::http::redirect::page_with_way_back(
+                &req,
+                code,
+                &said,
+                Some(("/app", lang.texts().back)),
+            ))
+        }
         Err(e) => Err(e),
     }
 }
@@ -627,6 +663,7 @@ async fn campaign_page(
         campaign: Some(c.id.to_string()),
         kol: None,
     };
+    let now = state.clock.now();
     let links = lookup::links(state.store(), &filter, None, 200)
         .await?
         .items
@@ -635,6 +672,7 @@ async fn campaign_page(
             let short_url = format!("{}/{}", state.public_base, l.code);
             LinkCard {
                 code: l.code.to_string(),
+                ended: super::ended(t, l.standing(now)),
                 kol: name_of(l.kol.as_str()),
                 coupon: l.coupon.map(|c| c.to_string()).unwrap_or_default(),
                 cost: amount(l.cost),

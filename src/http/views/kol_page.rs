@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::{count, daily_chart, percent, Texts};
+use super::{count, daily_chart, ended, percent, Texts};
 use crate::report::{KolPage, PageFigures};
 
 /// Figures as the page shows them.
@@ -29,6 +29,8 @@ impl From<&PageFigures> for Figures {
 
 pub struct LinkRow {
     pub code: String,
+    /// Why the link no longer redirects (disabled, expired); `None` while it does.
+    pub ended: Option<&'static str>,
     pub campaign_name: String,
     pub coupon: Option<String>,
     pub short_url: String,
@@ -60,6 +62,7 @@ impl<'a> KolPageView<'a> {
                 let f = Figures::from(&l.figures);
                 LinkRow {
                     code: l.code.clone(),
+                    ended: ended(t, l.status),
                     campaign_name: l.campaign_name.clone(),
                     coupon: l.coupon.clone(),
                     short_url: l.short_url.clone(),

@@ -148,7 +148,11 @@ pub struct Texts {
     pub daily: &'static str,
     pub links: &'static str,
     pub copy: &'static str,
+    pub copied: &'static str,
+    pub copy_by_hand: &'static str,
     pub qr_alt: &'static str,
+    pub link_disabled: &'static str,
+    pub link_expired: &'static str,
     pub qr_download: &'static str,
     pub no_links: &'static str,
     pub no_conversions: &'static str,
@@ -158,6 +162,9 @@ pub struct Texts {
     pub sign_out: &'static str,
     pub admin_token: &'static str,
     pub bad_token: &'static str,
+    /// "Too many attempts … try again in", then the seconds, then `seconds_later`.
+    pub too_many_tries: &'static str,
+    pub seconds_later: &'static str,
     pub campaign: &'static str,
     pub currency: &'static str,
     pub revenue: &'static str,
@@ -242,7 +249,11 @@ pub static EN: Texts = Texts {
     daily: "Last 30 days (UTC)",
     links: "Links",
     copy: "Copy",
-    qr_alt: "QR code of this link",
+    copied: "Copied",
+    copy_by_hand: "Selected: copy it",
+    qr_alt: "QR code of",
+    link_disabled: "Disabled: this link no longer leads anywhere. Do not share it.",
+    link_expired: "Expired: this link no longer leads anywhere. Do not share it.",
     qr_download: "QR code (PNG)",
     no_links: "No links yet.",
     no_conversions: "No conversions yet.",
@@ -252,6 +263,8 @@ pub static EN: Texts = Texts {
     sign_out: "Sign out",
     admin_token: "Admin token",
     bad_token: "That is not the admin token.",
+    too_many_tries: "Too many attempts from this address: try again in",
+    seconds_later: "seconds.",
     campaign: "Campaign",
     currency: "Currency",
     revenue: "Revenue",
@@ -266,7 +279,7 @@ pub static EN: Texts = Texts {
     audit: "Audit",
     status: "Status",
     order: "Order",
-    downloads: "Downloads",
+    downloads: "Downloads: ",
     report_csv: "report.csv",
     clicks_csv: "Clicks (CSV)",
     no_campaigns: "No campaigns yet.",
@@ -286,8 +299,8 @@ pub static EN: Texts = Texts {
     roas: "ROAS",
     impressions: "Impressions",
     net_revenue: "Net revenue",
-    kol_id: "KOL id (amy)",
-    campaign_id: "id (spring-sale)",
+    kol_id: "KOL id",
+    campaign_id: "Campaign id",
     kol_count: "KOLs",
     refunds: "Refunds",
     epc: "EPC",
@@ -348,7 +361,11 @@ pub static ZH_TW: Texts = Texts {
     daily: "最近 30 天（UTC）",
     links: "連結",
     copy: "複製",
-    qr_alt: "此連結的 QR 碼",
+    copied: "已複製",
+    copy_by_hand: "已選取，請手動複製",
+    qr_alt: "QR 碼：",
+    link_disabled: "已停用：此連結已不再轉址，請勿再分享。",
+    link_expired: "已過期：此連結已不再轉址，請勿再分享。",
     qr_download: "QR 碼（PNG）",
     no_links: "還沒有連結。",
     no_conversions: "還沒有轉換。",
@@ -358,6 +375,8 @@ pub static ZH_TW: Texts = Texts {
     sign_out: "登出",
     admin_token: "管理者權杖",
     bad_token: "權杖不正確。",
+    too_many_tries: "此位址嘗試次數過多，請於",
+    seconds_later: "秒後再試。",
     campaign: "活動",
     currency: "幣別",
     revenue: "營收",
@@ -372,7 +391,7 @@ pub static ZH_TW: Texts = Texts {
     audit: "歸因過程",
     status: "狀態",
     order: "訂單",
-    downloads: "下載",
+    downloads: "下載：",
     report_csv: "report.csv",
     clicks_csv: "點擊（CSV）",
     no_campaigns: "還沒有活動。",
@@ -392,8 +411,8 @@ pub static ZH_TW: Texts = Texts {
     roas: "廣告投資報酬率（ROAS）",
     impressions: "曝光",
     net_revenue: "淨營收",
-    kol_id: "KOL 代號（例如 amy）",
-    campaign_id: "代號（例如 spring-sale）",
+    kol_id: "KOL 代號",
+    campaign_id: "活動代號",
     kol_count: "KOL 數",
     refunds: "退款",
     epc: "每次點擊收益（EPC）",
@@ -511,6 +530,16 @@ pub fn html_page(status: actix_web::http::StatusCode) -> actix_web::HttpResponse
 pub const NOSNIFF: (actix_web::http::header::HeaderName, &str) =
     (actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff");
 
+/// What a page says beside a link that no longer redirects; `None` for a live one.
+pub fn ended(t: &Texts, standing: crate::domain::Standing) -> Option<&'static str> {
+    use crate::domain::Standing;
+    match standing {
+        Standing::Active => None,
+        Standing::Disabled => Some(t.link_disabled),
+        Standing::Expired => Some(t.link_expired),
+    }
+}
+
 /// The daily chart: clicks as bars, conversions as a line, drawn as SVG on the server by
 /// charts-rs (no script, no library to load in an in-app browser). Days are labelled `MM-DD`.
 /// Its legend is the page's (`chart_legend.html`), in the page's font: charts-rs places text by
@@ -552,8 +581,28 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str, width:
             y.max = Some(steps as f32);
         }
     }
+    // Its text for screen readers: what the bars and the line add up to, over which days.
+    let (all_clicks, all_conversions) = points.iter().fold((0u64, 0u64), |(c, v), p| {
+        (c.saturating_add(p.clicks), v.saturating_add(p.conversions))
+    });
+    let span = match (points.first(), points.last()) {
+        (Some(a), Some(b)) => format!(
+            ", {} – {}",
+            a.t.get(..10).unwrap_or(&a.t),
+            b.t.get(..10).unwrap_or(&b.t)
+        ),
+        _ => String::new(),
+    };
+    let said = format!("{clicks} {all_clicks}, {conversions} {all_conversions}{span}")
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
     match chart.svg() {
-        Ok(svg) => svg.replacen("<svg ", r#"<svg class="chart" role="img" "#, 1),
+        Ok(svg) => svg.replacen(
+            "<svg ",
+            &format!(r#"<svg class="chart" role="img" aria-label="{said}" "#),
+            1,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "chart not drawn");
             String::new()
@@ -582,6 +631,25 @@ mod tests {
             assert!(labels.contains(&"1"), "{labels:?}");
             assert!(labels.iter().all(|l| !l.contains('.')), "{labels:?}");
         }
+    }
+
+    #[test]
+    fn a_chart_says_what_it_shows_to_screen_readers() {
+        let day = |t: &str, clicks: u64, conversions: u64| PagePoint {
+            t: t.to_owned(),
+            clicks,
+            conversions,
+        };
+        let points = [
+            day("2026-11-20T00:00:00Z", 3, 1),
+            day("2026-11-21T00:00:00Z", 4, 0),
+        ];
+        let svg = daily_chart(&points, "點擊", "轉換", PHONE_CHART_WIDTH);
+        assert!(
+            svg.starts_with(r#"<svg class="chart" role="img" aria-label="點擊 7, 轉換 1, 2026-11-20 – 2026-11-21" "#),
+            "{}",
+            &svg[..200]
+        );
     }
 
     #[test]
