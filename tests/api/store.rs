@@ -198,13 +198,12 @@ async fn a_click_behind_another_writer_lands_once_even_when_retried() {
         .unwrap();
     let batch = vec![click("a-1", now, 1, "v1")];
     let first = store.write_clicks(&batch).await.unwrap();
+    assert_eq!(first, [batch[0].entry], "handed out under its own id");
+    let raw = raw_entries(&mut conn).await;
+    assert_eq!(raw.len(), 2, "{raw:?}");
     assert!(
-        first[0]
-            > EntryId {
-                ms: now + 5_000,
-                seq: 0
-            },
-        "got a fresh id after the other writer's"
+        parse_ms(&raw[1].0) >= now + 5_000 && raw[1].1.as_deref() == Some(format!("{now}-1").as_str()),
+        "stored under a fresh id after the other writer's, its own kept: {raw:?}"
     );
     let again = store.write_clicks(&batch).await.unwrap();
     assert_eq!(again, first, "the retry finds the entry by its proposed id");
@@ -230,8 +229,15 @@ async fn a_group_behind_another_writer_is_counted_once_and_retried_safely() {
         click("a-1", now + 1, 3, "v1"),
     ];
     let first = store.write_clicks(&batch).await.unwrap();
-    assert!(first.windows(2).all(|w| w[0] < w[1]), "{first:?}");
-    assert!(first[0].ms >= now + 5_000, "behind the other writer's entry: {first:?}");
+    let own: Vec<EntryId> = batch.iter().map(|c| c.entry).collect();
+    assert_eq!(first, own, "handed out under their own ids");
+    let raw = raw_entries(&mut conn).await;
+    assert!(
+        raw[1..]
+            .iter()
+            .all(|(id, rid)| parse_ms(id) >= now + 5_000 && rid.is_some()),
+        "behind the other writer's entry: {raw:?}"
+    );
     let again = store.write_clicks(&batch).await.unwrap();
     assert_eq!(again, first, "the retry finds each click by its proposed id");
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [3]);
@@ -297,15 +303,33 @@ async fn a_re_keyed_click_is_found_by_the_id_its_visitor_was_given(backend: Back
     // Process b's click, made 5 s before: re-keyed (alone, and in a group).
     let own = EntryId { ms: now, seq: b | 1 };
     let written = store.write_clicks(&[click("a-1", now, b | 1, "v2")]).await.unwrap();
-    assert_ne!(written[0], own, "re-keyed");
     let group = [click("a-1", now + 1, b | 2, "v3"), click("a-1", now + 2, b | 3, "v4")];
     let grouped = store.write_clicks(&group).await.unwrap();
-    assert!(grouped.iter().zip(&group).all(|(w, c)| *w != c.entry), "re-keyed");
+    // Re-keyed in the stream, and still handed out under their own ids: the id a visitor gets
+    // does not depend on whether its click went to the spool first.
+    assert_eq!(written, [own]);
+    assert_eq!(grouped, [group[0].entry, group[1].entry]);
     for (c, visitor) in [(own, "v2"), (group[0].entry, "v3"), (group[1].entry, "v4")] {
         let found = store.get_click("a-1", c).await.unwrap().expect("found by its own id");
         assert_eq!(found.entry, c, "at the time it was made");
         assert_eq!(found.info.visitor, visitor);
     }
+    // The log reads them back under those ids too (exports, `kolink tail`), in log order, and a
+    // page that ends on one goes on after it, repeating nothing.
+    let ids = |clicks: Vec<kolink::domain::StoredClick>| clicks.iter().map(|c| c.entry).collect::<Vec<_>>();
+    let a1 = EntryId {
+        ms: now + 5_000,
+        seq: a | 5,
+    };
+    let all = ids(store.read_clicks("a-1", None, 10).await.unwrap());
+    assert_eq!(all, [a1, own, group[0].entry, group[1].entry]);
+    let after_own = ids(store.read_clicks("a-1", Some(own), 10).await.unwrap());
+    assert_eq!(after_own, [group[0].entry, group[1].entry]);
+    assert_eq!(
+        ids(store.read_clicks("a-1", Some(group[1].entry), 10).await.unwrap()),
+        []
+    );
+    assert_eq!(ids(store.read_clicks("a-1", Some(a1), 1).await.unwrap()), [own]);
     // An id never written is still nothing.
     assert!(store
         .get_click("a-1", EntryId { ms: now, seq: b | 9 })
@@ -335,6 +359,8 @@ async fn a_retry_finds_its_re_keyed_click_after_many_writers() {
     let again = store.write_clicks(&clicks[..1]).await.unwrap();
     assert_eq!(again[0], first[0], "the retry finds its re-keyed entry");
     assert_eq!(clicks_counted(&*store, &["a-1"]).await, [20]);
+    let logged: usize = conn.xlen("kl:{a-1}:clicks").await.unwrap();
+    assert_eq!(logged, 21, "the 20 clicks once each, and the other entry");
 }
 
 /// A retry finds its re-keyed click however many entries lie between its proposed id and it,
@@ -356,7 +382,13 @@ async fn a_retry_finds_its_re_keyed_click_past_pages_of_other_entries() {
         .unwrap();
     let c = click("a-1", now + 1, (0xF1_0000 << 32) | 1, "v1");
     let first = store.write_clicks(std::slice::from_ref(&c)).await.unwrap();
-    assert!(first[0].ms >= now + 60_000, "re-keyed: {first:?}");
+    assert_eq!(first, [c.entry], "handed out under its own id");
+    let last: redis::streams::StreamRangeReply = conn.xrevrange_count("kl:{a-1}:clicks", "+", "-", 1).await.unwrap();
+    let last = &last.ids[0];
+    assert!(
+        parse_ms(&last.id) >= now + 60_000 && last.map.contains_key("rid"),
+        "re-keyed: {last:?}"
+    );
 
     reset_stats(&mut conn).await;
     let again = store.write_clicks(std::slice::from_ref(&c)).await.unwrap();
@@ -831,4 +863,21 @@ async fn the_embedded_files_are_readable_by_kolinks_user_alone() {
     assert_eq!(mode(&data), 0o700, "the data directory");
     assert_eq!(mode(&data.join("kolink.redb")), 0o600, "the database");
     assert_eq!(mode(&data.join("kolink.journal")), 0o600, "the click journal");
+}
+
+/// The millisecond part of a stream id.
+fn parse_ms(id: &str) -> u64 {
+    id.split('-').next().unwrap().parse().unwrap()
+}
+
+/// Every entry of link `a-1`'s stream: its id, and the id it was proposed under when re-keyed.
+async fn raw_entries(conn: &mut redis::aio::MultiplexedConnection) -> Vec<(String, Option<String>)> {
+    let all: redis::streams::StreamRangeReply = conn.xrange_all("kl:{a-1}:clicks").await.unwrap();
+    all.ids
+        .into_iter()
+        .map(|e| {
+            let rid = e.get::<String>("rid");
+            (e.id, rid)
+        })
+        .collect()
 }

@@ -640,10 +640,7 @@ mod tests {
             clicks,
             conversions,
         };
-        let points = [
-            day("2026-11-20T00:00:00Z", 3, 1),
-            day("2026-11-21T00:00:00Z", 4, 0),
-        ];
+        let points = [day("2026-11-20T00:00:00Z", 3, 1), day("2026-11-21T00:00:00Z", 4, 0)];
         let svg = daily_chart(&points, "點擊", "轉換", PHONE_CHART_WIDTH);
         assert!(
             svg.starts_with(r#"<svg class="chart" role="img" aria-label="點擊 7, 轉換 1, 2026-11-20 – 2026-11-21" "#),

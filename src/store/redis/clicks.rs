@@ -46,13 +46,13 @@ impl RedisStore {
                 }
                 // An empty answer: not all new, nothing written.
                 Written::Ids(ids) if ids.is_empty() => again.push((code, idx)),
-                Written::Ids(ids) => take_ids(&mut out, idx, ids, clicks),
+                Written::Ids(_) => own_ids(&mut out, idx, clicks),
             }
         }
         let replies = self.run_click_scripts(&again, clicks, &minid, false).await?;
         for ((_, idx), written) in again.into_iter().zip(replies) {
             match written {
-                Written::Ids(ids) => take_ids(&mut out, idx, ids, clicks),
+                Written::Ids(_) => own_ids(&mut out, idx, clicks),
                 Written::Own(_) => {
                     return Err(redis::RedisError::from(std::io::Error::other(
                         "the click script answered a number instead of entry ids",
@@ -232,11 +232,13 @@ fn add_to<K: PartialEq>(sums: &mut Vec<(K, u64)>, key: K, n: u64) {
     }
 }
 
-/// Takes a link's entry ids from its script's answer (a click re-keyed by Redis under `rid`
-/// keeps the id Redis chose).
-fn take_ids(out: &mut [EntryId], idx: &[usize], ids: Vec<String>, clicks: &[NewClick]) {
-    for (&i, id) in idx.iter().zip(ids) {
-        out[i] = parse_stream_id(&id).unwrap_or(clicks[i].entry);
+/// A link's clicks, written, are known by the ids they were proposed under, re-keyed or not: a
+/// re-keyed click's entry keeps that id in `rid` and the link's `writers` hash maps it to the
+/// entry (`get_click`, `read_clicks`). So a click has one id wherever it went first: a redirect
+/// answered from the spool hands out the proposed id before any re-key can happen.
+fn own_ids(out: &mut [EntryId], idx: &[usize], clicks: &[NewClick]) {
+    for &i in idx {
+        out[i] = clicks[i].entry;
     }
 }
 
@@ -309,8 +311,11 @@ pub(super) fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Opt
             read_item(&mut info, k, text(v));
         }
     }
+    // A re-keyed entry is the click proposed under `rid`: the id it was handed out under, and
+    // the time it was made.
+    let rid = fields.get("rid").map(text).and_then(|r| parse_stream_id(&r));
     Some(StoredClick {
-        entry: parse_stream_id(id)?,
+        entry: rid.or_else(|| parse_stream_id(id))?,
         info,
     })
 }
@@ -364,6 +369,11 @@ mod tests {
         // Entries written before kept each item as a field of its own, and a re-keyed one its `rid`.
         let older = entry(&[("v", "ab12"), ("d", "mobile"), ("rid", "5-1")]);
         let read = click_from_entry("1-0", &older).unwrap();
+        assert_eq!(
+            read.entry,
+            EntryId { ms: 5, seq: 1 },
+            "a re-keyed click reads as its own id"
+        );
         assert_eq!(read.info.visitor, "ab12");
         assert_eq!(read.info.dims.get(Dimension::Device), "mobile");
         assert!(!read.info.bot);

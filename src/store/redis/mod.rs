@@ -19,7 +19,7 @@
 //! | `kl:{meta}:coupons`               | hash   | coupon key (`CouponKey`) → code                   |
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
-//! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq, field `i` = the click (`clicks::entry_line`) |
+//! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq = the click id's entry part, or, for a re-keyed click, field `rid`; field `i` = the click (`clicks::entry_line`) |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
 //! | `kl:{<code>}:hours_from`          | string | the first day whose hours the last `PRUNE_HOURS` kept (`crate::hours`) |
 //! | `kl:{meta}:hours:pruned`          | zset   | one member, `pass`, scored by the first kept day (days from 0001-01-01) of the latest whole pass of `PRUNE_HOURS` over every link; only raised (`ZADD GT`) |
@@ -50,7 +50,11 @@
 //! Click entries get ids chosen by kolink (see `crate::clicks`), so writing a batch again after
 //! a dropped connection finds each entry already there and counts nothing twice. When another
 //! instance wrote a later id to the same stream first, the entry falls back to a Redis-chosen id
-//! and remembers the proposed one in its `rid` field, so that a retry finds it too.
+//! and remembers the proposed one in its `rid` field, so that a retry finds it too. The click
+//! is still known by the proposed id everywhere (its `kl_cid`, `get_click`, the click export,
+//! `kolink tail`): a redirect answered from the spool hands that id out before any re-key can
+//! happen, so it is the only id a click can be sure to have. A reader of the raw stream takes
+//! `rid` where an entry has one, else the entry id.
 //!
 //! Cursors are scores of the list's zset, or stream ids of the conversion log.
 //!
@@ -1091,7 +1095,16 @@ impl ClickLog for RedisStore {
 
     async fn read_clicks(&self, code: &str, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredClick>> {
         let start = match after {
-            Some(a) => format!("({}", stream_id(a)),
+            // A re-keyed click's id names its proposed place: the page goes on after its entry.
+            Some(a) => {
+                let id = stream_id(a);
+                let moved: Option<String> = self
+                    .conn()
+                    .hget(self.link_key(code, "writers"), format!("r|{id}"))
+                    .await
+                    .map_err(failed("Failed to read a re-keyed click's id from Redis"))?;
+                format!("({}", moved.unwrap_or(id))
+            }
             None => "-".to_owned(),
         };
         self.read_range(code, &start, "+", limit).await
