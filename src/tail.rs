@@ -11,6 +11,10 @@
 //! every `SWEEP` it delivers again what it took and lost, claims what readers that never came
 //! back left idle, and lists every link again.
 //!
+//! When Redis stops answering (a restart, a failover, a stall), a following reader says so on
+//! stderr and tries again, after `RETRY` and then longer (to `RETRY_MAX`), going on where the
+//! group stopped; only `--once` gives up.
+//!
 //! Lines: `{"type": "click", "link": "<code>", "id": "<kl_cid>", "at": …, …}` with the columns
 //! of the API's click export, and `{"type": "conversion", …}` with a conversion as the API lists
 //! it when it was accepted (later status changes are not sent again).
@@ -27,6 +31,7 @@ use crate::clock::SystemClock;
 use crate::config::{Settings, StorageKind};
 use crate::export::{click_object, click_row};
 use crate::store::redis::{RedisStore, TailStream};
+use crate::store::StoreError;
 
 /// Entries taken from each stream per round.
 const COUNT: usize = 1000;
@@ -38,6 +43,10 @@ const POLL_MAX: Duration = Duration::from_secs(8);
 /// was lost), claims what other consumers left idle this long, and lists every link again
 /// (links are found by id, and ids are reserved before their links are written).
 const SWEEP: Duration = Duration::from_secs(60);
+/// How long a following reader waits before trying Redis again, doubling to `RETRY_MAX` while
+/// it does not answer.
+const RETRY: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Links are looked for from this many ids below the highest seen, each round.
 const ID_SLACK: u64 = 1000;
 
@@ -98,6 +107,40 @@ pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) 
     let target = settings.redis_target().context("no Redis is set")?;
     let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
     let store = RedisStore::connect(&target, &settings.redis_prefix, retention, 0, Arc::new(SystemClock)).await?;
+    let mut wait = RETRY;
+    loop {
+        match follow(&store, opts, out, &mut wait).await {
+            Ok(()) => return Ok(()),
+            Err(e) if !opts.once && unavailable(&e) => {
+                tracing::warn!(error = %format!("{e:#}"), "Redis does not answer: trying again in {} s", wait.as_secs());
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                }
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `e` is Redis not answering, which may pass, rather than something to stop for.
+fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<StoreError>()
+            .is_some_and(|s| matches!(s, StoreError::Unavailable(_)))
+    })
+}
+
+/// One run of the reader, from the group's own pending entries on: ends when stopped (or, with
+/// `once`, when nothing new is left), or at the first error. `wait` goes back to `RETRY` after
+/// every round Redis answered.
+async fn follow(
+    store: &RedisStore,
+    opts: &TailOptions,
+    out: &mut impl Write,
+    wait: &mut Duration,
+) -> anyhow::Result<()> {
     let mut streams = vec![TailStream::Conversions];
     store.create_groups(&opts.group, &streams).await?;
     let mut known: HashSet<u64> = HashSet::new();
@@ -129,6 +172,7 @@ pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) 
                 .await?;
         }
         let taken = store.take(&opts.group, &opts.consumer, &streams, COUNT, again).await?;
+        *wait = RETRY;
         for (i, c) in &taken.clicks {
             let TailStream::Clicks { code, link_id } = &streams[*i] else {
                 continue;

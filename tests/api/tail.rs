@@ -195,3 +195,57 @@ fn tail_needs_redis_and_a_group() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("KOLINK_REDIS_URL"));
 }
+
+/// A following reader outlives its Redis going away: it waits and goes on where it stopped,
+/// rather than leaving the warehouse feed dead after a restart or a failover.
+#[tokio::test]
+async fn a_following_reader_waits_out_a_redis_restart() {
+    let mut app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kolink"))
+        .args(["tail", "--group", "wh"])
+        .env_remove("KOLINK_REDIS_URL")
+        .env_remove("KOLINK_REDIS_CLUSTER")
+        .env_remove("KOLINK_CONFIG")
+        .env("KOLINK_LOG", "error")
+        .envs(redis_env(&app))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run kolink tail");
+    let (lines, read) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_click = |within: Duration| -> Option<Value> {
+        let until = std::time::Instant::now() + within;
+        loop {
+            let left = until.checked_duration_since(std::time::Instant::now())?;
+            let line: Value = serde_json::from_str(&read.recv_timeout(left).ok()?).unwrap();
+            if line["type"] == "click" {
+                return Some(line);
+            }
+        }
+    };
+    assert!(next_click(Duration::from_secs(20)).is_some(), "the first click");
+
+    app.redis.as_mut().unwrap().kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.redis.as_mut().unwrap().start_again();
+    let r = app.tap("amy-serum").await;
+    assert_eq!(r.status(), 302);
+    let later = next_click(Duration::from_secs(40));
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(still_running, "the reader stopped when Redis went away");
+    let later = later.expect("the click after the restart");
+    assert_eq!(later["link"], "amy-serum");
+}
