@@ -81,6 +81,17 @@ pub(super) fn check_body_signature(
     }
 }
 
+/// A list or a flag a platform may send as `null` where its documents show a value: read as
+/// empty (`false`), as when it is missing, rather than losing the order to a 400.
+pub(super) fn null_as_empty<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// An order, refund or webhook id as platforms send it: a JSON number or a short string.
 pub(super) fn id_text(v: &serde_json::Value) -> Result<String, ApiError> {
     match v {

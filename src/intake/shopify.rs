@@ -9,13 +9,13 @@
 //! Attribution, in order: the `kl_cid` cart attribute (`note_attributes`, set by kolink.js),
 //! `kl_cid` in the query of `landing_site`, then each `discount_codes[].code`. Amount:
 //! `total_price`; currency: `currency`. An order with `"test": true` is stored as `test`, and
-//! so are its refunds. A cancelled order is a refund of what its refunds left of its total;
+//! so are its refunds. A cancelled order takes back what the shop did not keep (`cancellation`);
 //! `refunds/create` is a refund of its transactions, in the shop's currency (`Exchange`).
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{check_body_signature, id_text, Claim, Delivery, Incoming, ShopWebhooks};
+use super::{check_body_signature, id_text, null_as_empty, Claim, Delivery, Incoming, ShopWebhooks};
 use crate::domain::{Currency, Event, Method, Money, Round, Shop, ShopPlatform};
 use crate::error::ApiError;
 
@@ -42,19 +42,22 @@ struct Order {
     id: serde_json::Value,
     total_price: Option<serde_json::Value>,
     currency: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     test: bool,
     processed_at: Option<DateTime<chrono::FixedOffset>>,
     created_at: Option<DateTime<chrono::FixedOffset>>,
     cancelled_at: Option<DateTime<chrono::FixedOffset>>,
     landing_site: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     note_attributes: Vec<NameValue>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     discount_codes: Vec<DiscountCode>,
-    /// The refunds made so far: a cancellation takes back what they left.
-    #[serde(default)]
-    refunds: Vec<OrderRefund>,
+    /// The refunds made so far (`cancellation`).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    refunds: Vec<Refund>,
+    /// Where the order's money stands: `paid`, `partially_refunded`, `refunded` (the shop took
+    /// it), or `voided`, `authorized`, `pending` (it never did).
+    financial_status: Option<String>,
 }
 
 /// An amount in the shop's currency and in the currency the buyer paid in (`*_set`).
@@ -70,23 +73,13 @@ struct SetAmount {
     currency_code: String,
 }
 
-/// A refund as an order lists it: the same object `refunds/create` delivers.
-#[derive(Deserialize)]
-struct OrderRefund {
-    #[serde(default)]
-    transactions: Vec<Transaction>,
-    /// Everything else, where its `*_set` amounts are (`Exchange::of_refund`).
-    #[serde(flatten)]
-    rest: serde_json::Map<String, serde_json::Value>,
-}
-
 #[derive(Deserialize)]
 struct Transaction {
     amount: Option<serde_json::Value>,
     currency: Option<String>,
     kind: Option<String>,
     status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     test: bool,
 }
 
@@ -97,13 +90,17 @@ impl Transaction {
     }
 }
 
+/// A refund, as `refunds/create` delivers it and as an order lists it (where its `id` and
+/// `order_id` may be left out).
 #[derive(Deserialize)]
 struct Refund {
+    #[serde(default)]
     id: serde_json::Value,
+    #[serde(default)]
     order_id: serde_json::Value,
     created_at: Option<DateTime<chrono::FixedOffset>>,
     processed_at: Option<DateTime<chrono::FixedOffset>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     transactions: Vec<Transaction>,
     /// Everything else, where its `*_set` amounts are (`Exchange::of_refund`).
     #[serde(flatten)]
@@ -127,7 +124,7 @@ impl ShopWebhooks for Shopify {
         let topic = header(d, "topic").ok_or_else(|| ApiError::invalid("The X-Shopify-Topic header is missing."))?;
         match topic {
             "orders/create" | "orders/paid" => Ok(vec![purchase(shop, read(d.body)?, now)?]),
-            "orders/cancelled" => Ok(cancellation(shop, read(d.body)?, now)?.into_iter().collect()),
+            "orders/cancelled" => cancellation(shop, read(d.body)?, now),
             "refunds/create" => Ok(refund(shop, read(d.body)?, now)?.into_iter().collect()),
             other => Err(ApiError::invalid(format!(
                 "The topic '{other}' is not taken: subscribe orders/create, orders/paid, orders/cancelled and refunds/create."
@@ -190,13 +187,37 @@ fn purchase(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Incoming, ApiEr
     })
 }
 
-/// What a cancelled order takes back: what its refunds so far left of its total, so that the
-/// order nets to nothing whichever of the cancellation and a refund made with it arrives first
-/// (a refund counted after this one passes the purchase and is `over_refund`). Each refund the
-/// order lists is taken as `refunds/create` takes it (`taken`), at its own rate; one that is
-/// not in the shop's currency then is not counted there either, and is not taken off. None
-/// when the refunds took it all.
-fn cancellation(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Option<Incoming>, ApiError> {
+/// What a cancelled order takes back: what the shop did not keep.
+///
+/// Where Shopify says the payment was taken (`paid`, `partially_paid`, `partially_refunded`,
+/// `refunded`), the merchant chose in the cancel dialog how much to give back, and the refunds
+/// the order lists are that: each is taken as `refunds/create` takes it, under its own id, so
+/// whichever of the two deliveries comes first counts and the other is a duplicate; the rest
+/// was kept (a fee, or a refund still to come as `refunds/create`).
+///
+/// Otherwise (`voided`, `authorized`, `pending`, or not said) the shop kept nothing: the
+/// cancellation takes back what the listed refunds left of the total, so that the order nets
+/// to nothing whichever of the cancellation and a refund made with it arrives first (a refund
+/// counted after this one passes the purchase and is `over_refund`). A listed refund not in
+/// the shop's currency then is not counted there either, and is not taken off.
+fn cancellation(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Vec<Incoming>, ApiError> {
+    let taken_money = matches!(
+        o.financial_status.as_deref(),
+        Some("paid" | "partially_paid" | "partially_refunded" | "refunded")
+    );
+    if taken_money {
+        let mut refunds = Vec::new();
+        for mut r in o.refunds {
+            // A listed refund without its id could not be told from its own delivery: that
+            // delivery counts it.
+            if r.id.is_null() {
+                continue;
+            }
+            r.order_id = o.id.clone();
+            refunds.extend(refund(shop, r, now)?);
+        }
+        return Ok(refunds);
+    }
     let mut refunded = Money::ZERO;
     for r in &o.refunds {
         let (amount, currency, _) = taken(&r.transactions, &r.rest)?;
@@ -207,13 +228,13 @@ fn cancellation(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Option<Inco
     let mut refund = purchase(shop, o, now)?;
     let rest = refund.amount.unwrap_or(Money::ZERO) - refunded;
     if rest <= Money::ZERO {
-        return Ok(None);
+        return Ok(vec![]);
     }
     refund.event = Event::Refund;
     refund.refund_id = Some("cancelled".to_owned());
     refund.amount = Some(rest);
     refund.claims.clear();
-    Ok(Some(refund))
+    Ok(vec![refund])
 }
 
 /// A refund of the successful refund transactions; none when there are none (a refund of

@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 
 use super::shopify::kl_cid_in;
-use super::{check_body_signature, id_text, Claim, Delivery, Incoming, ShopWebhooks};
+use super::{check_body_signature, id_text, null_as_empty, Claim, Delivery, Incoming, ShopWebhooks};
 use crate::domain::{Currency, Event, Method, Money, Round, Shop, ShopPlatform};
 use crate::error::ApiError;
 
@@ -48,11 +48,11 @@ struct Order {
     date_created_gmt: Option<String>,
     date_paid_gmt: Option<String>,
     date_modified_gmt: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     meta_data: Vec<Meta>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     coupon_lines: Vec<CouponLine>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     refunds: Vec<RefundLine>,
 }
 

@@ -85,13 +85,24 @@ fn shopify_refund(id: u64, order_id: u64, amount: &str, currency: &str) -> Value
     )
 }
 
-per_store!(a_shopify_cancellation_nets_the_order_to_nothing_whichever_delivery_comes_first);
-async fn a_shopify_cancellation_nets_the_order_to_nothing_whichever_delivery_comes_first(backend: Backend) {
+per_store!(a_shopify_cancellation_nets_the_order_to_what_the_shop_kept_whichever_delivery_comes_first);
+/// Shopify's cancel dialog refunds what the merchant chooses: all, part (keeping a fee), or
+/// nothing; and an order whose payment was only authorized is voided. The order nets to what
+/// the shop kept, whichever of orders/cancelled and refunds/create comes first.
+async fn a_shopify_cancellation_nets_the_order_to_what_the_shop_kept_whichever_delivery_comes_first(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed().await;
     platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
-    // The shop cancels each order and refunds 300.00 of its 1280.00 with it: Shopify sends
-    // orders/cancelled (listing the refund, or not yet) and refunds/create in no set order.
+    let mut kept = 0;
+    let mut revenue = 0;
+    let mut next_order = |app_kept: i64| {
+        revenue += 1280;
+        kept += app_kept;
+        (revenue, kept)
+    };
+    // Cancelled with 300.00 of 1280.00 refunded (financial_status partially_refunded): the shop
+    // kept 980.00. Shopify sends orders/cancelled (listing the refund, or not yet) and
+    // refunds/create in no set order.
     for (order_id, refund_first, listed) in [(1, true, true), (2, false, true), (3, false, false)] {
         let order = with(
             fixture("shopify-order"),
@@ -102,7 +113,8 @@ async fn a_shopify_cancellation_nets_the_order_to_nothing_whichever_delivery_com
         let refunds = if listed { json!([refund.clone()]) } else { json!([]) };
         let cancelled = with(
             order,
-            json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": refunds}),
+            json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": refunds,
+                   "financial_status": "partially_refunded"}),
         );
         if refund_first {
             ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
@@ -111,28 +123,99 @@ async fn a_shopify_cancellation_nets_the_order_to_nothing_whichever_delivery_com
         if !refund_first {
             ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
         }
+        let (revenue, kept) = next_order(980);
         let t = app.link_totals("amy-serum").await;
         assert_eq!(
             (t["revenue"].as_str(), t["net_revenue"].as_str()),
-            (Some(format!("{}.00", 1280 * order_id).as_str()), Some("0.00")),
+            (
+                Some(format!("{revenue}.00").as_str()),
+                Some(format!("{kept}.00").as_str())
+            ),
             "order {order_id}"
         );
     }
-    // Refunded in full before the cancellation: nothing is left for it to take.
+    // Refunded in full with the cancellation (refunded), voided before any capture (voided),
+    // and cancelled by an older payload that names no financial status: nothing kept. Cancelled
+    // without a refund (paid): the shop kept it all, until a refund says otherwise.
+    for (order_id, status, refund_with_it, app_kept) in [
+        (4, Some("refunded"), true, 0),
+        (5, Some("voided"), false, 0),
+        (6, None, false, 0),
+        (7, Some("paid"), false, 1280),
+    ] {
+        let order = with(
+            fixture("shopify-order"),
+            json!({"id": order_id, "discount_codes": [{"code": "AMY10"}]}),
+        );
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await).await;
+        let refund = shopify_refund(900 + order_id, order_id, "1280.00", "TWD");
+        let mut cancelled = with(
+            order,
+            json!({"cancelled_at": "2026-11-21T12:00:00+08:00",
+                   "refunds": if refund_with_it { json!([refund.clone()]) } else { json!([]) }}),
+        );
+        match status {
+            Some(s) => cancelled["financial_status"] = json!(s),
+            None => {
+                cancelled.as_object_mut().unwrap().remove("financial_status");
+            }
+        }
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &cancelled, false).await).await;
+        if refund_with_it {
+            let v = ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
+            assert_eq!(v["status"], "duplicate", "the refund the cancellation listed: {v}");
+        }
+        let (revenue, kept) = next_order(app_kept);
+        let t = app.link_totals("amy-serum").await;
+        assert_eq!(
+            (t["revenue"].as_str(), t["net_revenue"].as_str()),
+            (
+                Some(format!("{revenue}.00").as_str()),
+                Some(format!("{kept}.00").as_str())
+            ),
+            "order {order_id}, {status:?}"
+        );
+    }
+}
+
+per_store!(platform_fields_sent_as_null_are_read_as_empty);
+/// A shop that sends `null` where its platform's documents show a list or a flag loses no
+/// order: the field reads as empty (as missing ones do).
+async fn platform_fields_sent_as_null_are_read_as_empty(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    platform_shop(&app, "mall", "woocommerce", WOO_SECRET).await;
     let order = with(
         fixture("shopify-order"),
-        json!({"id": 4, "discount_codes": [{"code": "AMY10"}]}),
+        json!({"id": 31, "note_attributes": null, "refunds": null, "test": null,
+               "discount_codes": [{"code": "AMY10"}]}),
     );
-    ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
-    let refund = shopify_refund(904, 4, "1280.00", "TWD");
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+    assert_eq!(v["status"], "attributed", "{v}");
+    let order = with(fixture("shopify-order"), json!({"id": 32, "discount_codes": null}));
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+    assert_eq!(v["status"], "unattributed", "{v}");
+    let refund = with(
+        shopify_refund(933, 31, "100.00", "TWD"),
+        json!({"transactions": [{"kind": "refund", "status": "success", "amount": "100.00", "currency": "TWD", "test": null}]}),
+    );
     ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund, false).await).await;
-    let cancelled = with(
-        order,
-        json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": [refund]}),
+    let empty = with(shopify_refund(934, 31, "0", "TWD"), json!({"transactions": null}));
+    ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &empty, false).await).await;
+    let paid = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let order = with(
+        fixture("woocommerce-order"),
+        json!({"id": 741, "status": "processing", "date_paid_gmt": paid, "meta_data": null,
+               "coupon_lines": null, "refunds": null}),
     );
-    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &cancelled, false).await).await;
-    assert_eq!(v["status"], "ok", "nothing to take back: {v}");
-    assert_eq!(app.link_totals("amy-serum").await["net_revenue"], "0.00");
+    let v = ok(woo(&app, WOO_SECRET, "order.created", &order).await).await;
+    assert_eq!(v["status"], "unattributed", "{v}");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["revenue"].as_str(), t["refunds"].as_str()),
+        (Some("1280.00"), Some("100.00"))
+    );
 }
 
 per_store!(a_woocommerce_cancellation_after_a_partial_refund_takes_back_the_rest);
@@ -205,10 +288,11 @@ async fn a_shopify_refund_in_the_buyers_currency_is_taken_in_the_shops(backend: 
     assert_eq!(v["status"], "attributed", "{v}");
     let t = app.link_totals("amy-serum").await;
     assert_eq!(t["refunds"], "320.00");
-    // Cancelled after it: the rest, 960.00 TWD, with the USD refund taken at the order's rate.
+    // Cancelled after it, by a payload that does not say the shop kept anything (no
+    // financial_status): the rest, 960.00 TWD, with the USD refund taken at the order's rate.
     let cancelled = with(
         order,
-        json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": [refund]}),
+        json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": [refund], "financial_status": null}),
     );
     assert_eq!(
         ok(shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &cancelled, false).await).await["status"],
@@ -237,7 +321,8 @@ async fn a_shopify_refund_in_the_buyers_currency_is_taken_in_the_shops(backend: 
         );
         let cancelled = with(
             order,
-            json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": [refund.clone()]}),
+            json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "refunds": [refund.clone()],
+                   "financial_status": null}),
         );
         let mut deliveries = [("refunds/create", &refund), ("orders/cancelled", &cancelled)];
         if !refund_first {

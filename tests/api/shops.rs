@@ -250,8 +250,9 @@ async fn shopify_refunds_and_cancellations_take_money_back_once(backend: Backend
         (t["revenue"].as_str(), t["refunds"].as_str()),
         (Some("1280.00"), Some("300.00"))
     );
-    // Cancelled with the rest refunded: the refund of the rest counts, the cancellation's
-    // refund of the whole total would pass the purchase and does not.
+    // Cancelled with the rest refunded, by a payload that does not say the shop kept anything
+    // (no financial_status): the refund of the rest counts, the cancellation's refund of the
+    // whole total would pass the purchase and does not.
     let rest = with(
         fixture("shopify-refund"),
         json!({"id": 929361463, "transactions": [{"kind": "refund", "status": "success", "amount": "980.00", "currency": "TWD"}]}),
@@ -262,7 +263,7 @@ async fn shopify_refunds_and_cancellations_take_money_back_once(backend: Backend
     );
     let cancelled = with(
         order,
-        json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "cancel_reason": "customer"}),
+        json!({"cancelled_at": "2026-11-21T12:00:00+08:00", "cancel_reason": "customer", "financial_status": null}),
     );
     assert_eq!(
         ok(shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &cancelled, false).await).await["status"],
