@@ -22,11 +22,12 @@ use crate::cache::LinkCache;
 use crate::clicks::{ClickWriter, WriterTasks};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Settings, StorageKind};
+use crate::domain::Campaign;
 use crate::http::AppState;
 use crate::spool::Spool;
 use crate::store::embedded::{DiskFaults, EmbeddedStore};
 use crate::store::redis::RedisStore;
-use crate::store::Store;
+use crate::store::{RecordsExt, Store};
 use crate::telemetry::Meters;
 
 pub struct Application {
@@ -64,6 +65,7 @@ impl Application {
         let spool =
             Arc::new(tokio::task::spawn_blocking(move || Spool::open(&spool_dir, settings_spool_bytes)).await??);
         let store = open_store(&settings, clock.clone(), faults).await?;
+        check_retention(store.as_ref(), settings.click_retention_days).await?;
         // The classifier's regexes compile once, here, not on a follower's first tap.
         tokio::task::spawn_blocking(crate::classify::warm).await?;
         // Coupons kept under the keys of an older rule move to their new ones (`CouponKey`).
@@ -217,6 +219,30 @@ async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults)
             )
             .await?,
         )),
+    }
+}
+
+/// Clicks are trimmed past the retention by every process of a store, whatever the others
+/// were started with: a process whose retention is shorter than a campaign's attribution window
+/// would trim clicks that campaign's purchases still need, so it does not start.
+async fn check_retention(store: &dyn Store, retention_days: u32) -> anyhow::Result<()> {
+    let mut after = None;
+    loop {
+        let page = store.list::<Campaign>(after, 200).await?;
+        if let Some(c) = page.items.iter().find(|c| c.attribution_window_days > retention_days) {
+            anyhow::bail!(
+                "click_retention_days ({retention_days}) is shorter than campaign '{}''s attribution window \
+                 ({} days): its clicks would be trimmed (for every process of this store) before its \
+                 purchases could find them. Set KOLINK_CLICK_RETENTION_DAYS to at least {}.",
+                c.id,
+                c.attribution_window_days,
+                c.attribution_window_days
+            );
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
     }
 }
 

@@ -152,6 +152,39 @@ async fn a_first_start_that_fails_generates_no_token_it_could_not_show(backend: 
     assert_eq!(app.get_as("/api/v1/campaigns", &token).await.status(), 200);
 }
 
+per_store!(a_start_whose_click_retention_is_shorter_than_a_campaigns_window_is_refused);
+/// Clicks are trimmed past `click_retention_days`, by every process of a store: one started
+/// with a retention shorter than a stored campaign's attribution window would trim clicks
+/// that campaign's purchases still need (for every process), so it does not start.
+async fn a_start_whose_click_retention_is_shorter_than_a_campaigns_window_is_refused(backend: Backend) {
+    let backing = Backing::new(backend);
+    let settings = settings_for(&backing);
+    let app = start(backing, settings).await;
+    app.post_expect(
+        "/api/v1/campaigns",
+        &serde_json::json!({"id": "long", "name": "Long", "attribution_window_days": 30}),
+        201,
+    )
+    .await;
+    let (backing, mut settings) = app.stop().await;
+    settings.click_retention_days = 7;
+    settings.default_attribution_window_days = 7;
+    let refused = kolink::startup::Application::build_with_faults(
+        settings.clone(),
+        std::sync::Arc::new(kolink::clock::SystemClock),
+        backing.faults.clone(),
+    )
+    .await;
+    let error = format!("{:#}", refused.err().expect("refused"));
+    assert!(
+        error.contains("click_retention_days (7)") && error.contains("'long'") && error.contains("30"),
+        "{error}"
+    );
+    settings.click_retention_days = 30;
+    let app = start(backing, settings).await;
+    assert_eq!(app.get("/api/v1/campaigns/long").await.status(), 200);
+}
+
 /// A first start makes the data directory, its spool inside it by default: both are kolink's
 /// user's alone, like the files in them (the spool, made first, once left the directory 755).
 #[tokio::test]
