@@ -1,7 +1,10 @@
 //! The in-process cache of links on the redirect hot path, each as a redirect needs it
 //! (`domain::Redirect`, not the whole record): bounded, and invalidated when this process
-//! changes a link. Unknown codes are cached too, so that a scanner trying random paths costs
-//! one store read per code and TTL.
+//! changes a link. Unknown codes are cached too, for `MISS_FRESH_FOR` (or the TTL, if shorter),
+//! so that a scanner trying random paths costs one store read per code and second; past that
+//! an unknown code is read again before it is answered, so that a link another process mints
+//! is followed within a second where its code was tried before (a typo, a KOL trying it
+//! early), not after a TTL of 404s.
 //!
 //! A record is fresh for the TTL (`link_cache_seconds`). Past it, the cached record answers at
 //! once and one background read refreshes it (so other processes' changes are seen within the
@@ -20,6 +23,8 @@ use crate::store::{Result, Store, StoreError};
 
 /// How long a record may stand in for the store while the store does not answer.
 const STALE_FOR: Duration = Duration::from_secs(24 * 3600);
+/// How long "no such link" is taken from the cache before the store is asked again.
+const MISS_FRESH_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 struct Entry {
@@ -51,7 +56,11 @@ impl LinkCache {
             .entries
             .get(code)
             .map(|hit| (hit.read_at.elapsed(), hit))
-            .filter(|(age, _)| *age < STALE_FOR.max(self.fresh_for));
+            .filter(|(age, hit)| match hit.link {
+                Some(_) => *age < STALE_FOR.max(self.fresh_for),
+                // A code found unknown is never answered stale.
+                None => *age < MISS_FRESH_FOR.min(self.fresh_for),
+            });
         if let Some((age, hit)) = hit {
             let link = hit.link.clone();
             if age >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {

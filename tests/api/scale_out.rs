@@ -329,6 +329,34 @@ async fn instances_over_one_cluster_share_links_click_ids_and_conversions() {
     }
 }
 
+/// A code one instance found unknown (a typo, a scanner, a KOL trying a link before it was
+/// made) and another then mints is followed within a second, not after the cache's TTL: a
+/// new link must not answer 404 to the first people who tap it.
+#[tokio::test]
+async fn a_link_minted_on_one_instance_is_found_at_once_where_its_code_was_unknown() {
+    let lease = crate::cluster_server::lease();
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let backing = Backing {
+            redis: None,
+            cluster: Some(lease.clone()),
+            data: None,
+            spool: tempfile::tempdir().unwrap(),
+            faults: Default::default(),
+        };
+        let settings = crate::helpers::settings_for(&backing);
+        assert!(settings.link_cache_seconds >= 5, "the default TTL");
+        apps.push(crate::helpers::start(backing, settings).await);
+    }
+    apps[0].seed().await;
+    assert_eq!(apps[1].tap("brand-new").await.status(), 404);
+    apps[0]
+        .create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "brand-new"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(apps[1].tap("brand-new").await.status(), 302);
+}
+
 #[tokio::test]
 async fn a_sign_out_on_one_instance_ends_the_session_on_every_instance() {
     let apps = three_instances().await;
