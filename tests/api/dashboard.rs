@@ -169,7 +169,11 @@ async fn signing_out_ends_every_session_and_a_copied_cookie_with_it(backend: Bac
     for cookie in [&first, &second] {
         let page = get_signed_in(&app, cookie, "/app").await;
         assert_eq!(page.status(), StatusCode::SEE_OTHER, "back to the sign-in page");
-        assert_eq!(page.headers()["location"], "/app/login");
+        assert_eq!(
+            page.headers()["location"],
+            "/app/login?ended=1",
+            "which says the session ended"
+        );
         assert_eq!(
             get_signed_in(&app, cookie, report).await.status(),
             StatusCode::UNAUTHORIZED
@@ -178,9 +182,87 @@ async fn signing_out_ends_every_session_and_a_copied_cookie_with_it(backend: Bac
     // The old form token goes with them; a new sign-in works.
     let again = sign_out(&app, &first, &csrf).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
-    assert_eq!(again.headers()["location"], "/app/login");
+    assert_eq!(again.headers()["location"], "/app/login?ended=1");
     let fresh = sign_in(&app).await;
     assert_eq!(get_signed_in(&app, &fresh, "/app").await.status(), StatusCode::OK);
+}
+
+per_store!(a_page_asked_for_without_a_session_is_shown_after_signing_in);
+/// Signing in leads back to the page that was asked for (a campaign's, sorted; the page a
+/// form was on when its session had ended), never to another site; a browser whose session
+/// ended is told so.
+async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let asked = app
+        .api
+        .get(app.url("/app/campaigns/spring-sale?sort=clicks"))
+        .send()
+        .await
+        .unwrap();
+    let to = asked.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/app/login?next=%2Fapp%2Fcampaigns%2Fspring-sale%3Fsort%3Dclicks");
+    let form = app.api.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        form.contains(r#"<input type="hidden" name="next" value="/app/campaigns/spring-sale?sort=clicks">"#),
+        "{form}"
+    );
+    assert!(!form.contains("Your session has ended"), "{form}");
+    let login = |next: &'static str| {
+        let (api, url) = (app.api.clone(), app.url("/app/login"));
+        async move {
+            let r = api
+                .post(url)
+                .form(&[("token", TOKEN), ("next", next)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            r.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(
+        login("/app/campaigns/spring-sale?sort=clicks").await,
+        "/app/campaigns/spring-sale?sort=clicks"
+    );
+    for elsewhere in [
+        "//evil.example/app",
+        "https://evil.example/app",
+        "/api/v1/campaigns",
+        "/app\\evil",
+    ] {
+        assert!(login(elsewhere).await.starts_with("/app?lang="), "{elsewhere}");
+    }
+
+    // A form sent after the session ended (signed out on another device): back to its page.
+    let cookie = sign_in(&app).await;
+    let html = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&html);
+    sign_out(&app, &cookie, &csrf).await;
+    let sent = app
+        .api
+        .post(app.url("/app/campaigns/spring-sale/links"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("kol", "amy"), ("cost", "100")])
+        .send()
+        .await
+        .unwrap();
+    let to = sent.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/app/login?next=%2Fapp%2Fcampaigns%2Fspring-sale&ended=1");
+    let form = app
+        .api
+        .get(app.url(&format!("{to}&lang=zh-TW")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("你的登入已結束"), "{form}");
 }
 
 per_store!(the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_readers_language);

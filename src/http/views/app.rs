@@ -59,8 +59,41 @@ fn signed_in(req: &HttpRequest, state: &State) -> Option<String> {
 /// A form posted with a CSRF token of another session.
 pub(crate) const FORM_EXPIRED: &str = "This form has expired: sign in again.";
 
-fn to_sign_in() -> HttpResponse {
-    see_other("/app/login")
+/// To the sign-in page, which then leads back to the page asked for (or, for a form, the page
+/// the form was on), and says so when the browser's session has ended (signed out elsewhere,
+/// or past its life) rather than never begun.
+fn to_sign_in(req: &HttpRequest) -> HttpResponse {
+    let back = if req.method() == actix_web::http::Method::GET {
+        match req.query_string() {
+            "" => req.path().to_owned(),
+            q => format!("{}?{q}", req.path()),
+        }
+    } else {
+        // The mint form's page is its campaign's; the new-campaign form's, the campaigns'.
+        req.path().strip_suffix("/links").unwrap_or("/app").to_owned()
+    };
+    let mut to = "/app/login".to_owned();
+    let mut sep = '?';
+    if back != "/app" && local_page(&back).is_some() {
+        to.push_str("?next=");
+        to.extend(url::form_urlencoded::byte_serialize(back.as_bytes()));
+        sep = '&';
+    }
+    if req.cookie(session::COOKIE).is_some() {
+        to.push(sep);
+        to.push_str("ended=1");
+    }
+    see_other(&to)
+}
+
+/// `path` when it is a dashboard page of this server to go back to after signing in: never
+/// another site (`//host`, a scheme), never a header's worth of control characters.
+fn local_page(path: &str) -> Option<&str> {
+    let ok = (path == "/app" || path.starts_with("/app/") || path.starts_with("/app?"))
+        && !path.contains("//")
+        && !path.contains('\\')
+        && path.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(path)
 }
 
 #[derive(Template)]
@@ -70,14 +103,26 @@ struct LoginView {
     failed: bool,
     /// Seconds to wait when the address is past its sign-in budget.
     wait: Option<u64>,
+    /// The page to go back to once signed in (`to_sign_in`).
+    next: String,
+    /// The browser's session ended: say so.
+    ended: bool,
 }
 
-async fn login_form(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+    ended: Option<String>,
+}
+
+async fn login_form(req: HttpRequest, q: web::Query<LoginQuery>) -> Result<HttpResponse, ApiError> {
     rendered(
         LoginView {
             t: Lang::of(&req).texts(),
             failed: false,
             wait: None,
+            next: q.next.as_deref().and_then(local_page).unwrap_or_default().to_owned(),
+            ended: q.ended.is_some(),
         }
         .render(),
     )
@@ -87,6 +132,7 @@ async fn login_form(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 struct LoginForm {
     token: String,
     lang: Option<String>,
+    next: Option<String>,
 }
 
 async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Result<HttpResponse, ApiError> {
@@ -104,6 +150,8 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
             t: lang.texts(),
             failed: false,
             wait: Some(wait),
+            next: form.next.as_deref().and_then(local_page).unwrap_or_default().to_owned(),
+            ended: false,
         }
         .render()
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
@@ -118,6 +166,8 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
             t: lang.texts(),
             failed: true,
             wait: None,
+            next: form.next.as_deref().and_then(local_page).unwrap_or_default().to_owned(),
+            ended: false,
         }
         .render();
         let body = body.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
@@ -126,7 +176,13 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
     Ok(HttpResponse::SeeOther()
         .cookie(session::start(&state))
         .cookie(lang.cookie(&state))
-        .insert_header((header::LOCATION, format!("/app?lang={}", lang.tag())))
+        .insert_header((
+            header::LOCATION,
+            match form.next.as_deref().and_then(local_page) {
+                Some(page) => page.to_owned(),
+                None => format!("/app?lang={}", lang.tag()),
+            },
+        ))
         .finish())
 }
 
@@ -218,7 +274,7 @@ const UNCLAIMED_SHOWN: usize = 20;
 
 async fn campaigns(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let Some(s) = signed_in(&req, &state) else {
-        return Ok(to_sign_in());
+        return Ok(to_sign_in(&req));
     };
     rendered(campaigns_page(&req, &state, &s, Sent::default()).await?)
 }
@@ -545,7 +601,7 @@ async fn campaign(
     q: web::Query<CampaignQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(s) = signed_in(&req, &state) else {
-        return Ok(to_sign_in());
+        return Ok(to_sign_in(&req));
     };
     let page = match Sort::parse(q.sort.as_deref(), q.order.as_deref()) {
         Ok(sort) => campaign_page(&req, &state, &s, &id, sort, Sent::default()).await,

@@ -162,6 +162,7 @@ pub struct Texts {
     pub sign_out: &'static str,
     pub admin_token: &'static str,
     pub bad_token: &'static str,
+    pub session_ended: &'static str,
     /// "Too many attempts … try again in", then the seconds, then `seconds_later`.
     pub too_many_tries: &'static str,
     pub seconds_later: &'static str,
@@ -263,6 +264,7 @@ pub static EN: Texts = Texts {
     sign_out: "Sign out",
     admin_token: "Admin token",
     bad_token: "That is not the admin token.",
+    session_ended: "Your session has ended (signed out, or it expired): sign in again to go back to your page.",
     too_many_tries: "Too many attempts from this address: try again in",
     seconds_later: "seconds.",
     campaign: "Campaign",
@@ -375,6 +377,7 @@ pub static ZH_TW: Texts = Texts {
     sign_out: "登出",
     admin_token: "管理者權杖",
     bad_token: "權杖不正確。",
+    session_ended: "你的登入已結束（已登出或已過期）：請重新登入，回到剛才的頁面。",
     too_many_tries: "此位址嘗試次數過多，請於",
     seconds_later: "秒後再試。",
     campaign: "活動",

@@ -17,7 +17,7 @@ use crate::report::Sort;
 /// sign-in page, or "this form has expired").
 pub(super) fn form_post(req: &HttpRequest, state: &State, csrf: &str) -> Result<String, Box<HttpResponse>> {
     let Some(s) = signed_in(req, state) else {
-        return Err(Box::new(to_sign_in()));
+        return Err(Box::new(to_sign_in(req)));
     };
     if !session::csrf_ok(state, &s, csrf) {
         return Err(Box::new(crate::http::redirect::page(
