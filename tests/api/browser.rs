@@ -395,30 +395,14 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     assert_eq!(by_roi, ["amy", "ben"]);
     assert_legend_reads(&browser, ["Clicks", "Conversions"]).await;
     browser.screenshot("dashboard-campaign").await;
-    browser.click(r#"#leaderboard th a[href*="?sort=clicks&"]"#).await;
-    let sorted = browser.wait_for("Clicks ▾</a>").await;
-    assert!(
-        sorted.contains(
-            r#"<th aria-sort="descending"><a href="/app/campaigns/spring-sale?sort=clicks&amp;order=asc&amp;"#
-        ),
-        "{sorted}"
-    );
+    let sorted = sort_by_clicks(&browser, "desc", ("▾", "descending"), "asc").await;
     assert_eq!(leaderboard_order(&sorted), ["ben", "amy"]);
     // Sorted by clicks, the macro KOL leads the board; the tiers keep their own order.
     assert_eq!(tier_order(&sorted), ["micro", "macro"]);
     let by_clicks = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=clicks").await;
     assert_eq!(by_clicks["kols"][0]["kol"], "ben");
     // A second click on the sorted column turns it: fewest clicks first.
-    browser
-        .click(r#"#leaderboard th a[href*="?sort=clicks&order=asc&"]"#)
-        .await;
-    let fewest = browser.wait_for("Clicks ▴</a>").await;
-    assert!(
-        fewest.contains(
-            r#"<th aria-sort="ascending"><a href="/app/campaigns/spring-sale?sort=clicks&amp;order=desc&amp;"#
-        ),
-        "{fewest}"
-    );
+    let fewest = sort_by_clicks(&browser, "asc", ("▴", "ascending"), "desc").await;
     assert_eq!(leaderboard_order(&fewest), ["amy", "ben"]);
     assert!(
         sorted.contains(r#"data-code="ben-1""#) && sorted.contains("/ben-1/qr.svg"),
@@ -485,4 +469,19 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     assert!(zh.contains("KOL 排行榜") && zh.contains("轉換率"), "{zh}");
     assert_legend_reads(&browser, ["點擊", "轉換"]).await;
     browser.screenshot("dashboard-campaign-zh-tw").await;
+}
+
+/// Clicks the leaderboard's Clicks header (its link asking for `order`) and waits for the page
+/// it leads to: the column marked sorted that way (`shown`: its arrow and `aria-sort`), its
+/// header now offering `next`.
+async fn sort_by_clicks(browser: &crate::webdriver::Browser, order: &str, shown: (&str, &str), next: &str) -> String {
+    browser
+        .click(&format!(r#"#leaderboard th a[href*="?sort=clicks&order={order}&"]"#))
+        .await;
+    let (arrow, aria) = shown;
+    let page = browser.wait_for(&format!("Clicks {arrow}</a>")).await;
+    let header =
+        format!(r#"<th aria-sort="{aria}"><a href="/app/campaigns/spring-sale?sort=clicks&amp;order={next}&amp;"#);
+    assert!(page.contains(&header), "{header} in {page}");
+    page
 }

@@ -202,7 +202,7 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
         .unwrap();
     let to = asked.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(to, "/app/login?next=%2Fapp%2Fcampaigns%2Fspring-sale%3Fsort%3Dclicks");
-    let form = app.api.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    let form = app.page_text(&app.url(&to)).await;
     assert!(
         form.contains(r#"<input type="hidden" name="next" value="/app/campaigns/spring-sale?sort=clicks">"#),
         "{form}"
@@ -253,15 +253,7 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
         .unwrap();
     let to = sent.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(to, "/app/login?next=%2Fapp%2Fcampaigns%2Fspring-sale&ended=1");
-    let form = app
-        .api
-        .get(app.url(&format!("{to}&lang=zh-TW")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = app.page_text(&app.url(&format!("{to}&lang=zh-TW"))).await;
     assert!(form.contains("你的登入已結束"), "{form}");
 }
 

@@ -399,6 +399,12 @@ impl TestApp {
         self.api.get(self.url(path)).bearer_auth(TOKEN).send().await.unwrap()
     }
 
+    /// The text of a page at `url` (a whole URL), as a browser without a session reads it.
+    pub async fn page_text(&self, url: &str) -> String {
+        let r = self.api.get(url).header("accept", "text/html").send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         self.api
             .post(self.url(path))

@@ -251,11 +251,17 @@ async fn a_master_killed_under_load_loses_no_answered_click_with_wait() {
     }
 }
 
-/// Three kolink instances sharing one prefix of the test cluster.
+/// Three kolink instances sharing one prefix of the test cluster, with a link cache of 1 s.
 async fn three_instances() -> Vec<crate::helpers::TestApp> {
+    instances(3, Some(1)).await
+}
+
+/// `n` kolink instances sharing one prefix of the test cluster; `link_cache_seconds`, or the
+/// default.
+async fn instances(n: usize, link_cache_seconds: Option<u64>) -> Vec<crate::helpers::TestApp> {
     let lease = crate::cluster_server::lease();
     let mut apps = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..n {
         let backing = Backing {
             redis: None,
             cluster: Some(lease.clone()),
@@ -264,7 +270,9 @@ async fn three_instances() -> Vec<crate::helpers::TestApp> {
             faults: Default::default(),
         };
         let mut settings = crate::helpers::settings_for(&backing);
-        settings.link_cache_seconds = 1;
+        if let Some(seconds) = link_cache_seconds {
+            settings.link_cache_seconds = seconds;
+        }
         apps.push(crate::helpers::start(backing, settings).await);
     }
     apps
@@ -334,20 +342,12 @@ async fn instances_over_one_cluster_share_links_click_ids_and_conversions() {
 /// new link must not answer 404 to the first people who tap it.
 #[tokio::test]
 async fn a_link_minted_on_one_instance_is_found_at_once_where_its_code_was_unknown() {
-    let lease = crate::cluster_server::lease();
-    let mut apps = Vec::new();
-    for _ in 0..2 {
-        let backing = Backing {
-            redis: None,
-            cluster: Some(lease.clone()),
-            data: None,
-            spool: tempfile::tempdir().unwrap(),
-            faults: Default::default(),
-        };
-        let settings = crate::helpers::settings_for(&backing);
-        assert!(settings.link_cache_seconds >= 5, "the default TTL");
-        apps.push(crate::helpers::start(backing, settings).await);
-    }
+    let apps = instances(2, None).await;
+    assert_eq!(
+        kolink::config::Settings::defaults().link_cache_seconds,
+        5,
+        "the default TTL"
+    );
     apps[0].seed().await;
     assert_eq!(apps[1].tap("brand-new").await.status(), 404);
     apps[0]

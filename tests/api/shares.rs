@@ -99,16 +99,7 @@ async fn a_link_that_no_longer_redirects_is_marked_and_offers_no_copy_on_the_kol
     assert_eq!(status("amy-serum"), Some(json!("disabled")));
     assert_eq!(status("amy-soon"), Some(json!("expired")));
     for lang in ["en", "zh-TW"] {
-        let html = app
-            .api
-            .get(format!("{url}?lang={lang}"))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.page_text(&format!("{url}?lang={lang}")).await;
         assert!(
             html.contains(&format!(r#"data-copy="{}""#, app.url("/amy-live"))),
             "{html}"
