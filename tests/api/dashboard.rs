@@ -208,6 +208,11 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
         "{form}"
     );
     assert!(!form.contains("Your session has ended"), "{form}");
+    // Switching its language keeps the way back.
+    assert!(
+        form.contains(r#"<a href="/app/login?lang=zh-TW&#38;next=%2Fapp%2Fcampaigns%2Fspring-sale%3Fsort%3Dclicks">"#),
+        "{form}"
+    );
     let login = |next: &'static str| {
         let (api, url) = (app.api.clone(), app.url("/app/login"));
         async move {
@@ -230,6 +235,10 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
         "https://evil.example/app",
         "/api/v1/campaigns",
         "/app\\evil",
+        "/app/../amy-serum",
+        "/app/%2e%2e/amy-serum",
+        "/app/./../amy-serum",
+        "/app/campaigns/x%0d%0aSet-Cookie:x",
     ] {
         assert!(login(elsewhere).await.starts_with("/app?lang="), "{elsewhere}");
     }
@@ -255,6 +264,10 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
     assert_eq!(to, "/app/login?next=%2Fapp%2Fcampaigns%2Fspring-sale&ended=1");
     let form = app.page_text(&app.url(&format!("{to}&lang=zh-TW"))).await;
     assert!(form.contains("你的登入已結束"), "{form}");
+    assert!(
+        form.contains(r#"<a href="/app/login?lang=en&#38;next=%2Fapp%2Fcampaigns%2Fspring-sale&#38;ended=1">"#),
+        "{form}"
+    );
 }
 
 per_store!(the_campaign_page_names_every_column_tier_breakdown_and_status_in_the_readers_language);
@@ -776,7 +789,14 @@ async fn sign_in_guesses_from_one_address_are_few() {
     let attempt = |token: &'static str| {
         let api = app.api.clone();
         let url = app.url("/app/login");
-        async move { api.post(url).form(&[("token", token)]).send().await.unwrap() }
+        async move {
+            api.post(url)
+                .header("accept", "text/html,*/*;q=0.8")
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let mut statuses = Vec::new();
     for _ in 0..12 {
@@ -805,6 +825,7 @@ async fn sign_in_guesses_from_one_address_are_few() {
     let zh = app
         .api
         .post(app.url("/app/login"))
+        .header("accept", "text/html")
         .form(&[("token", "guess"), ("lang", "zh-Hant-TW")])
         .send()
         .await
@@ -815,6 +836,15 @@ async fn sign_in_guesses_from_one_address_are_few() {
         zh.contains("此位址嘗試次數過多，請於") && zh.contains("秒後再試。"),
         "{zh}"
     );
+    // Other clients get API.md's JSON.
+    let script = app
+        .api
+        .post(app.url("/app/login"))
+        .form(&[("token", "guess")])
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_error(script, 429, "rate_limited").await;
     // The API is not held up by it.
     assert_eq!(app.get("/api/v1/campaigns").await.status(), 200);
 }

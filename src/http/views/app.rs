@@ -86,13 +86,17 @@ fn to_sign_in(req: &HttpRequest) -> HttpResponse {
     see_other(&to)
 }
 
-/// `path` when it is a dashboard page of this server to go back to after signing in: never
-/// another site (`//host`, a scheme), never a header's worth of control characters.
+/// `path` when it is a dashboard page of this server to go back to after signing in. The
+/// dashboard's paths and queries are slugs, figure names and language tags, so anything else
+/// is refused: another site (`//host`, a scheme, `\\`), a dot segment that climbs out of
+/// `/app` (`/app/../<code>` would follow a link), an escape that hides one, a control
+/// character that would end the header.
 fn local_page(path: &str) -> Option<&str> {
     let ok = (path == "/app" || path.starts_with("/app/") || path.starts_with("/app?"))
         && !path.contains("//")
-        && !path.contains('\\')
-        && path.bytes().all(|b| b.is_ascii_graphic());
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'?' | b'=' | b'&'));
     ok.then_some(path)
 }
 
@@ -109,6 +113,32 @@ struct LoginView {
     ended: bool,
 }
 
+impl LoginView {
+    /// The sign-in page in `lang`, leading back to `next` (when it is a dashboard page).
+    fn new(lang: Lang, next: Option<&str>, ended: bool) -> Self {
+        LoginView {
+            t: lang.texts(),
+            failed: false,
+            wait: None,
+            next: next.and_then(local_page).unwrap_or_default().to_owned(),
+            ended,
+        }
+    }
+
+    /// The same page in the other language, still leading back and saying what it said.
+    fn other_lang_href(&self) -> String {
+        let mut href = format!("/app/login?lang={}", self.t.other_lang);
+        if !self.next.is_empty() {
+            href.push_str("&next=");
+            href.extend(url::form_urlencoded::byte_serialize(self.next.as_bytes()));
+        }
+        if self.ended {
+            href.push_str("&ended=1");
+        }
+        href
+    }
+}
+
 #[derive(Deserialize)]
 struct LoginQuery {
     next: Option<String>,
@@ -116,16 +146,7 @@ struct LoginQuery {
 }
 
 async fn login_form(req: HttpRequest, q: web::Query<LoginQuery>) -> Result<HttpResponse, ApiError> {
-    rendered(
-        LoginView {
-            t: Lang::of(&req).texts(),
-            failed: false,
-            wait: None,
-            next: q.next.as_deref().and_then(local_page).unwrap_or_default().to_owned(),
-            ended: q.ended.is_some(),
-        }
-        .render(),
-    )
+    rendered(LoginView::new(Lang::of(&req), q.next.as_deref(), q.ended.is_some()).render())
 }
 
 #[derive(Deserialize)]
@@ -144,14 +165,15 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
     let lang = form.lang.as_deref().map_or_else(|| Lang::of(&req), Lang::parse);
     if let Err(wait) = state.sign_in_limits.check(client) {
         crate::telemetry::warn_limited!(%client, "dashboard sign-in attempts past their budget");
-        // The sign-in page again, saying how long to wait, with the API's status and header.
+        if !crate::http::accepts(&req, "text/html") {
+            return Ok(crate::http::limits::too_many(wait));
+        }
+        // A browser gets the sign-in page again, saying how long to wait, with the API's
+        // status and header.
         let wait = wait.max(1);
         let body = LoginView {
-            t: lang.texts(),
-            failed: false,
             wait: Some(wait),
-            next: form.next.as_deref().and_then(local_page).unwrap_or_default().to_owned(),
-            ended: false,
+            ..LoginView::new(lang, form.next.as_deref(), false)
         }
         .render()
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
@@ -163,11 +185,8 @@ async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Re
     if !bool::from(hash.ct_eq(&state.admin_hash)) {
         crate::telemetry::warn_limited!("dashboard sign-in with a wrong token");
         let body = LoginView {
-            t: lang.texts(),
             failed: true,
-            wait: None,
-            next: form.next.as_deref().and_then(local_page).unwrap_or_default().to_owned(),
-            ended: false,
+            ..LoginView::new(lang, form.next.as_deref(), false)
         }
         .render();
         let body = body.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
