@@ -10,7 +10,8 @@
 //! once and one background read refreshes it (so other processes' changes are seen within the
 //! TTL plus one read); a redirect never waits on the store for a link it has read before. When
 //! the store does not answer, the last record read stays in use (for up to a day), so that a
-//! store outage does not break links that were followed before it. A code never read waits for
+//! store outage does not break links that were followed before it; so does a code's last
+//! "unknown". A code never read waits for
 //! the store, within its deadline (`STORE_DEADLINE`); kolink cannot know where it goes otherwise.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,16 +53,16 @@ impl LinkCache {
     /// The link of `code`: from the cache when this process has read it (refreshed in the
     /// background past the TTL), else from the store within `STORE_DEADLINE`.
     pub async fn get(&self, store: &Arc<dyn Store>, code: &str) -> Result<Option<Arc<Redirect>>> {
-        let hit = self
+        let cached = self
             .entries
             .get(code)
             .map(|hit| (hit.read_at.elapsed(), hit))
-            .filter(|(age, hit)| match hit.link {
-                Some(_) => *age < STALE_FOR.max(self.fresh_for),
-                // A code found unknown is never answered stale.
-                None => *age < MISS_FRESH_FOR.min(self.fresh_for),
-            });
-        if let Some((age, hit)) = hit {
+            .filter(|(age, _)| *age < STALE_FOR.max(self.fresh_for));
+        // A code found unknown is asked about again past `MISS_FRESH_FOR`, before answering.
+        let hit = cached
+            .as_ref()
+            .filter(|(age, hit)| hit.link.is_some() || *age < MISS_FRESH_FOR.min(self.fresh_for));
+        if let Some((age, hit)) = hit.cloned() {
             let link = hit.link.clone();
             if age >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {
                 let (entries, store, code) = (self.entries.clone(), store.clone(), code.to_owned());
@@ -84,7 +85,13 @@ impl LinkCache {
                 "the store did not answer a link lookup within {STORE_DEADLINE:?}"
             ))),
         };
-        Ok(remember(&self.entries, code.to_owned(), read?))
+        match read {
+            Ok(link) => Ok(remember(&self.entries, code.to_owned(), link)),
+            // The store does not answer: a code found unknown before stays unknown, as a link
+            // read before stays in use, rather than making every scanner's request wait.
+            Err(StoreError::Unavailable(_)) if cached.as_ref().is_some_and(|(_, hit)| hit.link.is_none()) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn forget(&self, code: &str) {

@@ -400,3 +400,23 @@ async fn a_purchase_that_arrives_while_its_click_is_spooled_is_attributed() {
     assert_eq!(totals["conversions"], 3, "{totals}");
     assert_eq!(totals["clicks"], 4, "{totals}");
 }
+
+/// A code found unknown before the store stopped answering stays unknown (404) while it does
+/// not answer, as a link followed before keeps redirecting: a scanner's requests are not made
+/// to wait for the store, nor turned into 503s.
+#[tokio::test]
+async fn a_code_found_unknown_stays_unknown_while_the_store_does_not_answer() {
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    assert_eq!(app.tap("no-such-code").await.status(), 404);
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
+    let redis = app.redis.as_ref().unwrap();
+    redis.pause();
+    // Past the second an unknown code is taken from the cache without asking.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let unknown = app.tap("no-such-code").await.status().as_u16();
+    let known = app.tap("amy-serum").await.status().as_u16();
+    let never_seen = app.tap("never-seen-code").await.status().as_u16();
+    redis.resume();
+    assert_eq!((unknown, known, never_seen), (404, 302, 503));
+}
