@@ -249,6 +249,8 @@ fn own_ids(out: &mut [EntryId], idx: &[usize], clicks: &[NewClick]) {
 /// their items as fields of their own, and read the same). A U+001F inside a value becomes a
 /// space. The click scripts name the field themselves.
 const INFO_FIELD: &str = "i";
+/// A re-keyed click's own id (`scripts::writers!`'s `rekey`), where it is not the entry's.
+const CLICK_ID_FIELD: &str = "cid";
 const SEPARATOR: char = '\u{1f}';
 
 pub(super) fn entry_line(c: &ClickInfo) -> String {
@@ -311,11 +313,11 @@ pub(super) fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Opt
             read_item(&mut info, k, text(v));
         }
     }
-    // A re-keyed entry is the click proposed under `rid`: the id it was handed out under, and
-    // the time it was made.
-    let rid = fields.get("rid").map(text).and_then(|r| parse_stream_id(&r));
+    // A re-keyed entry names the click's own id in `cid` (the id its redirect handed out, and
+    // the time it was made); one re-keyed by an earlier version is known by its entry id.
+    let own = fields.get(CLICK_ID_FIELD).map(text).and_then(|c| parse_stream_id(&c));
     Some(StoredClick {
-        entry: rid.or_else(|| parse_stream_id(id))?,
+        entry: own.or_else(|| parse_stream_id(id))?,
         info,
     })
 }
@@ -371,11 +373,19 @@ mod tests {
         let read = click_from_entry("1-0", &older).unwrap();
         assert_eq!(
             read.entry,
-            EntryId { ms: 5, seq: 1 },
-            "a re-keyed click reads as its own id"
+            EntryId { ms: 1, seq: 0 },
+            "re-keyed by an earlier version, which handed out the entry id"
         );
         assert_eq!(read.info.visitor, "ab12");
         assert_eq!(read.info.dims.get(Dimension::Device), "mobile");
         assert!(!read.info.bot);
+        let rekeyed = entry(&[("rid", "5-1"), ("cid", "5-1"), (INFO_FIELD, "v=ab12")]);
+        let read = click_from_entry("9-0", &rekeyed).unwrap();
+        assert_eq!(
+            read.entry,
+            EntryId { ms: 5, seq: 1 },
+            "a re-keyed click reads as its own id"
+        );
+        assert_eq!(read.info.visitor, "ab12");
     }
 }

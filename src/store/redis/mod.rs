@@ -19,7 +19,7 @@
 //! | `kl:{meta}:coupons`               | hash   | coupon key (`CouponKey`) → code                   |
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
 //! | `kl:{meta}:kol:<id>:links`        | zset   | the KOL's link codes by link id                   |
-//! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq = the click id's entry part, or, for a re-keyed click, field `rid`; field `i` = the click (`clicks::entry_line`) |
+//! | `kl:{<code>}:clicks`              | stream | the link's click log; entry id = click time + seq = the click id's entry part, or, for a click re-keyed by this version, field `cid`; field `i` = the click (`clicks::entry_line`) |
 //! | `kl:{<code>}:stats`               | hash   | the link's counters (`crate::counters`)           |
 //! | `kl:{<code>}:hours_from`          | string | the first day whose hours the last `PRUNE_HOURS` kept (`crate::hours`) |
 //! | `kl:{meta}:hours:pruned`          | zset   | one member, `pass`, scored by the first kept day (days from 0001-01-01) of the latest whole pass of `PRUNE_HOURS` over every link; only raised (`ZADD GT`) |
@@ -53,8 +53,10 @@
 //! and remembers the proposed one in its `rid` field, so that a retry finds it too. The click
 //! is still known by the proposed id everywhere (its `kl_cid`, `get_click`, the click export,
 //! `kolink tail`): a redirect answered from the spool hands that id out before any re-key can
-//! happen, so it is the only id a click can be sure to have. A reader of the raw stream takes
-//! `rid` where an entry has one, else the entry id.
+//! happen, so it is the only id a click can be sure to have. The re-keyed entry names it in
+//! `cid` too; a reader of the raw stream takes `cid` where an entry has one, else the entry id
+//! (entries re-keyed by earlier versions have a `rid` and no `cid`: those versions handed out
+//! the entry id).
 //!
 //! Cursors are scores of the list's zset, or stream ids of the conversion log.
 //!

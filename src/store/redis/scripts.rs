@@ -64,7 +64,11 @@ end
 /// re-keyed, so the usual write pays nothing for them; marks past the click retention are
 /// dropped when a new writer's arrives (their clicks are trimmed away).
 ///
-/// `rekey` adds a new click under an id Redis chooses, remembering the proposed one in `rid`.
+/// `rekey` adds a new click under an id Redis chooses, remembering the proposed one in `rid`
+/// (which retries look for) and in `cid`, the click's id: this version hands out the proposed
+/// id whether the click was re-keyed at once or on a replay of the spool. (Earlier versions
+/// handed out the Redis id of a click re-keyed at once, and wrote no `cid`: such entries are
+/// known by their entry id, as they were.)
 /// Never Redis' plain `*` right after a proposed id: within the same millisecond that is
 /// `<ms>-<seq+1>`, the id the same writer proposes next, which would then pass for a retry of
 /// this click. After a proposed id the re-keyed click takes the next millisecond's first id
@@ -156,7 +160,7 @@ local function rekey(writers, stream, minid, tag, id, line, last)
     local ms, seq = split(last)
     if tonumber(seq) >= 4294967296 then next = string.format('%d-*', ms + 1) end
   end
-  local new = redis.call('XADD', stream, 'MINID', '~', minid, next, 'rid', id, 'i', line)
+  local new = redis.call('XADD', stream, 'MINID', '~', minid, next, 'rid', id, 'cid', id, 'i', line)
   redis.call('HSET', writers, 'r|' .. id, new)
   return new
 end
