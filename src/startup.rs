@@ -37,6 +37,9 @@ pub struct Application {
     writer: WriterTasks,
     /// The job that prunes old hourly counters (`crate::hours`), stopped with the application.
     hours: AbortOnDrop,
+    /// The job that keeps clicks for campaigns' windows other processes accepted
+    /// (`keep_clicks_for_every_window`).
+    windows: AbortOnDrop,
     /// The job that reads the session key again (`session::keep_key_fresh`).
     session_key_refresh: AbortOnDrop,
     /// The admin token generated at this start, if one was (it is shown once).
@@ -98,6 +101,7 @@ impl Application {
             );
         }
         let (writer, writer_task) = ClickWriter::start(store.clone(), spool.clone(), meters.clone(), clock.clone());
+        let windows = AbortOnDrop(tokio::spawn(keep_clicks_for_every_window(store.clone())).abort_handle());
         let hours = AbortOnDrop(
             tokio::spawn(crate::hours::keep(
                 store.clone(),
@@ -156,6 +160,7 @@ impl Application {
             store,
             writer: writer_task,
             hours,
+            windows,
             session_key_refresh,
             generated_admin_token,
         })
@@ -176,6 +181,7 @@ impl Application {
         // The writer ends once the workers' handles to it are gone; it writes what it holds
         // first, then the spool is replayed for a bounded time (what is left waits on disk).
         drop(self.hours);
+        drop(self.windows);
         drop(self.session_key_refresh);
         self.writer.finish().await;
         self.store.close().await;
@@ -226,22 +232,52 @@ async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults)
 /// were started with: a process whose retention is shorter than a campaign's attribution window
 /// would trim clicks that campaign's purchases still need, so it does not start.
 async fn check_retention(store: &dyn Store, retention_days: u32) -> anyhow::Result<()> {
+    match longest_window(store).await? {
+        Some((id, days)) if days > retention_days => anyhow::bail!(
+            "click_retention_days ({retention_days}) is shorter than the attribution window of \
+             campaign '{id}' ({days} days): its clicks would be trimmed (for every process of this \
+             store) before its purchases could find them. Set KOLINK_CLICK_RETENTION_DAYS to at \
+             least {days}."
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The stored campaign with the longest attribution window, and that window in days.
+async fn longest_window(store: &dyn Store) -> anyhow::Result<Option<(String, u32)>> {
+    let mut longest: Option<(String, u32)> = None;
     let mut after = None;
     loop {
         let page = store.list::<Campaign>(after, 200).await?;
-        if let Some(c) = page.items.iter().find(|c| c.attribution_window_days > retention_days) {
-            anyhow::bail!(
-                "click_retention_days ({retention_days}) is shorter than campaign '{}''s attribution window \
-                 ({} days): its clicks would be trimmed (for every process of this store) before its \
-                 purchases could find them. Set KOLINK_CLICK_RETENTION_DAYS to at least {}.",
-                c.id,
-                c.attribution_window_days,
-                c.attribution_window_days
-            );
+        for c in page.items {
+            if longest
+                .as_ref()
+                .is_none_or(|(_, days)| c.attribution_window_days > *days)
+            {
+                longest = Some((c.id.to_string(), c.attribution_window_days));
+            }
         }
         match page.next {
             Some(next) => after = Some(next),
-            None => return Ok(()),
+            None => return Ok(longest),
+        }
+    }
+}
+
+/// How often a process looks for campaigns that other processes of its store accepted with a
+/// window longer than its click retention (`Store::keep_clicks_for_at_least`).
+const WINDOWS_CHECKED_EVERY: Duration = Duration::from_secs(60);
+
+/// Keeps the store's clicks for the longest window of its campaigns, as they are accepted by
+/// any process: one started with a shorter retention than another's would otherwise trim, for
+/// every process, the clicks a newer campaign's purchases need.
+async fn keep_clicks_for_every_window(store: Arc<dyn Store>) {
+    loop {
+        tokio::time::sleep(WINDOWS_CHECKED_EVERY).await;
+        match longest_window(store.as_ref()).await {
+            Ok(Some((_, days))) => store.keep_clicks_for_at_least(days),
+            Ok(None) => {}
+            Err(e) => crate::telemetry::warn_limited!(error = %e, "campaigns' windows not read"),
         }
     }
 }

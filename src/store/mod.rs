@@ -443,6 +443,11 @@ pub trait ClickLog: Send + Sync {
     async fn get_click(&self, code: &str, entry: EntryId) -> Result<Option<StoredClick>>;
     /// Clicks of a link in log order, after `after` (exclusive).
     async fn read_clicks(&self, code: &str, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredClick>>;
+    /// From now on keeps clicks for at least `days`, whatever retention the store was opened
+    /// with; never shortens it. A store shared by processes started with different retentions
+    /// (Redis) may hold a campaign, accepted by another, whose attribution window is longer than
+    /// this process's retention: its clicks must not be trimmed away here.
+    fn keep_clicks_for_at_least(&self, _days: u32) {}
 }
 
 #[async_trait::async_trait]

@@ -881,3 +881,54 @@ async fn raw_entries(conn: &mut redis::aio::MultiplexedConnection) -> Vec<(Strin
         })
         .collect()
 }
+
+/// A process started with a shorter click retention than a campaign another process accepted
+/// keeps that campaign's clicks once told of its window, rather than trimming them for every
+/// process with its next click.
+#[tokio::test]
+async fn a_store_told_of_a_longer_window_keeps_clicks_that_long() {
+    let backing = Backing::new(Backend::Redis);
+    let redis = backing.redis.as_ref().unwrap();
+    let now = Utc::now().timestamp_millis() as u64;
+    let mut conn = redis.connection().await;
+    let forty_days = 40 * 86_400_000;
+    for k in 0..300u64 {
+        let _: String = conn
+            .xadd(
+                "kl:{a-1}:clicks",
+                format!("{}-0", now - forty_days + k),
+                &[("v", "old")],
+            )
+            .await
+            .unwrap();
+    }
+    let thirty_days = Duration::from_secs(30 * 86_400);
+    let store = RedisStore::connect(
+        &Target::Single(redis.url()),
+        "kl",
+        thirty_days,
+        0,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    store.keep_clicks_for_at_least(90);
+    store.keep_clicks_for_at_least(10); // never shortens
+    store.write_clicks(&[click("a-1", now, 1, "v1")]).await.unwrap();
+    let kept: usize = conn.xlen("kl:{a-1}:clicks").await.unwrap();
+    assert_eq!(kept, 301, "the 40-day-old clicks are kept");
+
+    // Not told, the 30-day store trims them.
+    let other = RedisStore::connect(
+        &Target::Single(redis.url()),
+        "kl",
+        thirty_days,
+        0,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    other.write_clicks(&[click("a-1", now + 1, 2, "v2")]).await.unwrap();
+    let kept: usize = conn.xlen("kl:{a-1}:clicks").await.unwrap();
+    assert!(kept < 100, "trimmed past 30 days: {kept}");
+}

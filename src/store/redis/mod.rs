@@ -119,7 +119,9 @@ pub struct RedisStore {
     /// reply parser (`bulk`); on one Redis, not on a cluster.
     bulk: Option<bulk::BulkReads>,
     prefix: String,
-    click_retention: Duration,
+    /// How long clicks are kept, in milliseconds: the setting, or longer
+    /// (`keep_clicks_for_at_least`).
+    click_retention_ms: std::sync::atomic::AtomicU64,
     clock: SharedClock,
     create_record: Script,
     create_links: Script,
@@ -254,7 +256,9 @@ impl RedisStore {
             redis: conn::Redis::new(conn, waiting, wait_replicas),
             bulk,
             prefix: prefix.to_owned(),
-            click_retention,
+            click_retention_ms: std::sync::atomic::AtomicU64::new(
+                u64::try_from(click_retention.as_millis()).unwrap_or(u64::MAX),
+            ),
             clock,
             create_record: Script::new(CREATE_RECORD),
             create_links: Script::new(CREATE_LINKS),
@@ -698,7 +702,8 @@ impl RedisStore {
 
     /// Clicks before this id are past their retention (`MINID` of the click scripts' `XADD`s and `XTRIM`s).
     fn minid(&self) -> String {
-        let cutoff = self.clock.now().timestamp_millis() - self.click_retention.as_millis() as i64;
+        let kept = self.click_retention_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let cutoff = self.clock.now().timestamp_millis() - i64::try_from(kept).unwrap_or(i64::MAX);
         cutoff.max(0).to_string()
     }
 }
@@ -1070,6 +1075,19 @@ impl Links for RedisStore {
 
 #[async_trait::async_trait]
 impl ClickLog for RedisStore {
+    fn keep_clicks_for_at_least(&self, days: u32) {
+        let ms = u64::from(days).saturating_mul(86_400_000);
+        let before = self
+            .click_retention_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        if ms > before {
+            tracing::warn!(
+                days,
+                "a campaign's attribution window is longer than click_retention_days: this process keeps clicks that long"
+            );
+        }
+    }
+
     /// Unbounded here: the click writer and the spool's replayer set the deadline.
     async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
         self.write_clicks_retrying(clicks).await
