@@ -113,6 +113,10 @@ async fn a_link_that_no_longer_redirects_is_marked_and_offers_no_copy_on_the_kol
                 !html.contains(&format!(r#"href="{}/qr.png""#, app.url(ended))),
                 "{ended}: {html}"
             );
+            assert!(
+                !html.contains(&format!(r#"src="{}/qr.svg""#, app.url(ended))),
+                "no QR code to print: {html}"
+            );
         }
         let (disabled, expired) = if lang == "en" {
             (
