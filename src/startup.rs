@@ -140,9 +140,8 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(crate::http::deadline::deadline))
                 .wrap(crate::http::error_format())
-                // Outermost: it counts the answer as it is sent.
+                // Outermost: every request's deadline, and its answer counted as it is sent.
                 .wrap(crate::http::meter::Meter(state.meters.clone()))
                 .configure(crate::http::configure)
         })

@@ -4,44 +4,32 @@
 //! only be slow because the store is (a hung disk, a Redis that accepts connections and never
 //! answers): `503 storage_unavailable` with `Retry-After`. Request heads have the same 10 s, set on
 //! the server (`client_request_timeout`). Redirects are bounded far tighter: 250 ms, then the
-//! spool (`crate::clicks`).
+//! spool (`crate::clicks`); they get no timer (`crate::http::meter`, which applies this one to
+//! every other request).
 
+use std::future::Future;
 use std::time::Duration;
 
-use actix_web::body::BoxBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::dev::ServiceResponse;
 
-use super::redirect;
 use crate::error::{ApiError, Code};
 
 /// How long a request with a body may take, head to answer.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
-pub async fn deadline(
-    req: ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let with_body = matches!(
-        *req.method(),
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
-    if !with_body && redirect::is_redirect(req.method(), req.path()) {
-        // Bounded far tighter by itself, and the request kolink answers most: no timer for it.
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    }
-    let path = req.path().to_owned();
-    if !with_body {
-        return match tokio::time::timeout(BODY_DEADLINE, next.call(req)).await {
-            Ok(res) => Ok(res?.map_into_boxed_body()),
-            Err(_) => {
-                crate::telemetry::warn_limited!(%path, "request not answered within 10 s: the store is slow");
-                Err(ApiError::Unavailable(anyhow::anyhow!("the store did not answer within 10 s")).into())
-            }
-        };
-    }
-    match tokio::time::timeout(BODY_DEADLINE, next.call(req)).await {
-        Ok(res) => Ok(res?.map_into_boxed_body()),
+/// `answer`, the service's answer to a request to `path`, within `BODY_DEADLINE`; past it, a
+/// request with a body (`with_body`) is `408`, one without `503`.
+pub async fn within<B>(
+    answer: impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    with_body: bool,
+    path: &str,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    match tokio::time::timeout(BODY_DEADLINE, answer).await {
+        Ok(res) => res,
+        Err(_) if !with_body => {
+            crate::telemetry::warn_limited!(%path, "request not answered within 10 s: the store is slow");
+            Err(ApiError::Unavailable(anyhow::anyhow!("the store did not answer within 10 s")).into())
+        }
         Err(_) => {
             crate::telemetry::warn_limited!(%path, "request body not received within 10 s");
             // The request (and its half-read body) went with the dropped call; the error is
