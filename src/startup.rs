@@ -204,13 +204,15 @@ async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults)
             let target = settings
                 .redis_target()
                 .context("neither redis_url nor redis_cluster is set")?;
-            let store = RedisStore::connect(
-                &target,
-                &settings.redis_prefix,
-                retention,
-                settings.redis_wait_replicas as usize,
-                clock,
-            )
+            let store = connect_waiting(START_WAIT, || {
+                RedisStore::connect(
+                    &target,
+                    &settings.redis_prefix,
+                    retention,
+                    settings.redis_wait_replicas as usize,
+                    clock.clone(),
+                )
+            })
             .await?;
             Ok(Arc::new(store))
         }
@@ -225,6 +227,41 @@ async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults)
             .await?,
         )),
     }
+}
+
+/// How long a start waits for a Redis that does not answer yet.
+pub const START_WAIT: Duration = Duration::from_secs(60);
+
+/// `connect()`, tried again while Redis does not answer (not listening yet, timing out), for
+/// up to `wait`: kolink and its Redis are often started together (a compose file, a reboot),
+/// and kolink would otherwise exit before Redis listens. A wrong URL or password fails at once.
+pub async fn connect_waiting<F, Fut>(wait: Duration, connect: F) -> anyhow::Result<RedisStore>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<RedisStore>>,
+{
+    let until = std::time::Instant::now() + wait;
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match connect().await {
+            Ok(store) => return Ok(store),
+            Err(e) if not_answering(&e) && std::time::Instant::now() + pause < until => {
+                tracing::warn!(error = %format!("{e:#}"), "Redis does not answer yet: trying again in {} s", pause.as_secs());
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(8));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a failed connection is Redis not answering (yet), rather than a wrong setting.
+fn not_answering(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<redis::RedisError>().is_some_and(|r| {
+            r.is_io_error() || r.is_timeout() || r.is_connection_refusal() || r.is_connection_dropped()
+        })
+    })
 }
 
 /// Clicks are trimmed past the retention by every process of a store, whatever the others

@@ -106,7 +106,16 @@ pub async fn run(settings: &Settings, opts: &TailOptions, out: &mut impl Write) 
     }
     let target = settings.redis_target().context("no Redis is set")?;
     let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
-    let store = RedisStore::connect(&target, &settings.redis_prefix, retention, 0, Arc::new(SystemClock)).await?;
+    // A following reader started with its Redis waits for it, as `kolink serve` does.
+    let wait = if opts.once {
+        Duration::ZERO
+    } else {
+        crate::startup::START_WAIT
+    };
+    let store = crate::startup::connect_waiting(wait, || {
+        RedisStore::connect(&target, &settings.redis_prefix, retention, 0, Arc::new(SystemClock))
+    })
+    .await?;
     let mut wait = RETRY;
     loop {
         match follow(&store, opts, out, &mut wait).await {

@@ -185,6 +185,29 @@ async fn a_start_whose_click_retention_is_shorter_than_a_campaigns_window_is_ref
     assert_eq!(app.get("/api/v1/campaigns/long").await.status(), 200);
 }
 
+/// A kolink started before its Redis (a compose file that starts both at once, a host that
+/// reboots) waits for it, rather than exiting before Redis listens.
+#[tokio::test]
+async fn a_start_waits_for_a_redis_that_is_not_up_yet() {
+    let mut backing = Backing::new(Backend::Redis);
+    let settings = settings_for(&backing);
+    backing.redis.as_mut().unwrap().kill();
+    let starting = tokio::spawn(kolink::startup::Application::build_with_faults(
+        settings,
+        std::sync::Arc::new(kolink::clock::SystemClock),
+        backing.faults.clone(),
+    ));
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(!starting.is_finished(), "it waits for Redis");
+    backing.redis.as_mut().unwrap().start_again();
+    let app = tokio::time::timeout(std::time::Duration::from_secs(30), starting)
+        .await
+        .expect("started once Redis was up")
+        .unwrap()
+        .expect("started");
+    assert!(app.port() > 0);
+}
+
 /// A first start makes the data directory, its spool inside it by default: both are kolink's
 /// user's alone, like the files in them (the spool, made first, once left the directory 755).
 #[tokio::test]
