@@ -4,7 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Backend, TestApp, TOKEN};
+use kolink::clock::ManualClock;
+
+use crate::helpers::{spawn_app, spawn_app_with_clock, Backend, TestApp, TOKEN};
 
 /// Signs in with the admin token; returns the session cookie (`name=value`).
 async fn sign_in(app: &TestApp) -> String {
@@ -539,6 +541,83 @@ async fn the_new_campaign_form_shows_the_currency_it_gets_and_the_list_its_net_r
     let card = page.split(r#"data-code="amy-serum""#).nth(1).unwrap();
     assert!(card.contains("Disabled: this link no longer leads anywhere"), "{card}");
     assert!(!card[..card.find("</div>").unwrap()].contains("data-copy"), "{card}");
+}
+
+per_store!(a_campaign_page_shows_the_days_asked_for);
+/// An analyst reads a campaign over the days they choose: every figure of the page is that of
+/// those days, as the API's ranged report gives them, and the page's own links keep them.
+async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
+    let clock = ManualClock::at(chrono::Utc::now() - chrono::TimeDelta::days(3));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    let first_day = kolink::clock::Clock::now(&*clock).date_naive();
+    app.tap_as("amy-serum", &format!("{} a", crate::helpers::PHONE)).await;
+    clock.advance(chrono::TimeDelta::days(2));
+    let later = kolink::clock::Clock::now(&*clock).date_naive();
+    for who in ["b", "c"] {
+        app.tap_as("amy-serum", &format!("{} {who}", crate::helpers::PHONE))
+            .await;
+    }
+    let cookie = sign_in(&app).await;
+    let figure = |page: &str, name: &str| -> String {
+        let at = page
+            .find(&format!(r#"data-figure="{name}"><b>"#))
+            .unwrap_or_else(|| panic!("{name}: {page}"));
+        let b = at + page[at..].find("<b>").unwrap() + 3;
+        page[b..b + page[b..].find("</b>").unwrap()].to_owned()
+    };
+    let all = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(figure(&all, "clicks"), "3");
+    let path = format!("/app/campaigns/spring-sale?from={later}&to={later}&sort=clicks");
+    let ranged = get_signed_in(&app, &cookie, &path).await.text().await.unwrap();
+    let api = app
+        .get_ok(&format!("/api/v1/campaigns/spring-sale/stats?from={later}&to={later}"))
+        .await;
+    assert_eq!(api["totals"]["clicks"], 2);
+    assert_eq!(figure(&ranged, "clicks"), "2", "{ranged}");
+    assert!(
+        ranged.contains(&format!(r#"<input type="date" name="from" value="{later}">"#)),
+        "{ranged}"
+    );
+    assert!(
+        ranged.contains(&format!("<h2>{later} – {later} (UTC)</h2>")),
+        "{ranged}"
+    );
+    // Sorting and switching language keep the days.
+    assert!(
+        ranged.contains(&format!(
+            "?sort=roi&amp;order=desc&amp;lang=en&#38;from={later}&#38;to={later}"
+        )),
+        "{ranged}"
+    );
+    assert!(ranged.contains("cost and ROI count each link"), "{ranged}");
+    let first = get_signed_in(
+        &app,
+        &cookie,
+        &format!("/app/campaigns/spring-sale?from={first_day}&to={first_day}"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(figure(&first, "clicks"), "1");
+    // Days that cannot be read, or run backwards, are a page saying so.
+    for bad in ["from=yesterday", &format!("from={later}&to={first_day}")] {
+        let r = app
+            .api
+            .get(app.url(&format!("/app/campaigns/spring-sale?{bad}&lang=zh-TW")))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.text().await.unwrap().contains("日期須寫成 YYYY-MM-DD"), "{bad}");
+    }
 }
 
 per_store!(the_chosen_language_holds_on_every_page_the_reader_goes_to);

@@ -420,6 +420,13 @@ struct CampaignView {
     currency: String,
     sort: &'static str,
     order: &'static str,
+    /// The days asked for (`YYYY-MM-DD`, empty for open ends), and as a query's tail
+    /// (`&from=…&to=…`) for the page's own links.
+    from: String,
+    to: String,
+    range_query: String,
+    /// The chart's heading: the last 30 days, or the days asked for.
+    daily: String,
     fig: Fig,
     /// The daily chart drawn for a desktop's width, and for a phone's (the page's CSS shows
     /// one, by the screen's width), so that its labels read at the same size on both.
@@ -611,6 +618,9 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
 struct CampaignQuery {
     sort: Option<String>,
     order: Option<String>,
+    /// The UTC days the page's figures cover (both included); every day without them.
+    from: Option<String>,
+    to: Option<String>,
 }
 
 async fn campaign(
@@ -622,8 +632,10 @@ async fn campaign(
     let Some(s) = signed_in(&req, &state) else {
         return Ok(to_sign_in(&req));
     };
-    let page = match Sort::parse(q.sort.as_deref(), q.order.as_deref()) {
-        Ok(sort) => campaign_page(&req, &state, &s, &id, sort, Sent::default()).await,
+    let asked = Sort::parse(q.sort.as_deref(), q.order.as_deref())
+        .and_then(|sort| Ok((sort, crate::http::stats::day_range(q.from.as_deref(), q.to.as_deref())?)));
+    let page = match asked {
+        Ok((sort, range)) => campaign_page(&req, &state, &s, &id, sort, range, Sent::default()).await,
         Err(e) => Err(e),
     };
     match page {
@@ -634,6 +646,9 @@ async fn campaign(
             let lang = Lang::of(&req);
             let said = match (lang, code) {
                 (Lang::ZhTw, Code::NotFound) => format!("找不到代號為「{id}」的活動。"),
+                (Lang::ZhTw, Code::InvalidInput) if message.starts_with("from") || message.starts_with("to") => {
+                    "日期須寫成 YYYY-MM-DD，且開始日期不晚於結束日期。".to_owned()
+                }
                 (Lang::ZhTw, Code::InvalidInput) => "無法這樣排序：請點選排行榜的表頭排序。".to_owned(),
                 _ => message,
             };
@@ -654,6 +669,7 @@ async fn campaign_page(
     session: &str,
     id: &str,
     sort: Sort,
+    range: Range,
     mint: Sent<MintForm>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
     let t = Lang::of(req).texts();
@@ -663,7 +679,7 @@ async fn campaign_page(
         &state.link_lists,
         state.clock.as_ref(),
         id,
-        Range::default(),
+        range,
         sort,
         state.settings.hourly_retention_days,
     )
@@ -784,6 +800,26 @@ async fn campaign_page(
         currency: c.currency.as_str().to_owned(),
         sort: sort.key.name(),
         order: sort.order.name(),
+        from: range.from.map(|d| d.to_string()).unwrap_or_default(),
+        to: range.to.map(|d| d.to_string()).unwrap_or_default(),
+        range_query: [("from", range.from), ("to", range.to)]
+            .iter()
+            .filter_map(|(k, d)| d.map(|d| format!("&{k}={d}")))
+            .collect(),
+        daily: match (range.from, range.to) {
+            (None, None) => t.daily.to_owned(),
+            _ => format!(
+                "{} – {} (UTC)",
+                r.series
+                    .first()
+                    .map(|p| p.t.get(..10).unwrap_or(&p.t))
+                    .unwrap_or_default(),
+                r.series
+                    .last()
+                    .map(|p| p.t.get(..10).unwrap_or(&p.t))
+                    .unwrap_or_default()
+            ),
+        },
         fig: Fig::of(&r.totals),
         chart: daily_chart(&r.series, t.clicks, t.conversions, super::DESK_CHART_WIDTH),
         phone_chart: daily_chart(&r.series, t.clicks, t.conversions, super::PHONE_CHART_WIDTH),

@@ -12,6 +12,7 @@ use crate::http::views::Lang;
 use crate::http::State;
 use crate::minting::LinkSpec;
 use crate::report::Sort;
+use crate::stats::Range;
 
 /// The session of a form post with its right CSRF token; else the answer to give (to the
 /// sign-in page, or "this form has expired").
@@ -223,7 +224,12 @@ pub(super) async fn mint(
                 ..Typed::default()
             };
             let sent = Sent::failed(f, &e, Lang::of(&req), typed);
-            form_error(&req, e, campaign_page(&req, &state, &s, &id, Sort::default(), sent)).await
+            form_error(
+                &req,
+                e,
+                campaign_page(&req, &state, &s, &id, Sort::default(), Range::default(), sent),
+            )
+            .await
         }
     }
 }
