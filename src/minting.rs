@@ -45,7 +45,7 @@ pub struct BulkSpec {
 }
 
 /// What may change on a link.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LinkPatch {
     pub destination: Option<String>,

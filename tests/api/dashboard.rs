@@ -620,6 +620,96 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
     }
 }
 
+per_store!(a_link_is_stopped_started_and_costed_from_its_card);
+/// An analyst stops a link (a KOL broke the brief), starts it again and corrects its cost from
+/// the campaign page, as the API's PATCH does; a refusal says why and leads back.
+async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.post_expect(
+        "/api/v1/campaigns",
+        &json!({"id": "other", "name": "Other", "destination": "https://shop.example.com/"}),
+        201,
+    )
+    .await;
+    app.create_link(json!({"campaign": "other", "kol": "amy", "code": "amy-other"}))
+        .await;
+    let cookie = sign_in(&app).await;
+    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    assert!(
+        page.contains(r#"<button type="submit" name="action" value="disable">Stop link</button>"#),
+        "{page}"
+    );
+    let edit = |code: &'static str, form: Vec<(&'static str, String)>| {
+        let req = app
+            .api
+            .post(app.url(&format!("/app/campaigns/spring-sale/links/{code}?lang=zh-TW")))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+            .form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let with = |action: &str, cost: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("action", action.to_owned()),
+            ("cost", cost.to_owned()),
+        ]
+    };
+
+    let r = edit("amy-serum", with("disable", "")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()["location"].to_str().unwrap().ends_with("#link-amy-serum"));
+    assert_eq!(app.get_ok("/api/v1/links/amy-serum").await["status"], "disabled");
+    assert_eq!(app.tap("amy-serum").await.status(), 410);
+    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"value="enable">Start link again</button>"#), "{page}");
+    edit("amy-serum", with("enable", "")).await;
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
+
+    let r = edit("amy-serum", with("cost", "2,500.50")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get_ok("/api/v1/links/amy-serum").await["cost"], "2500.50");
+    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<input name="cost" value="2500.50""#), "{page}");
+
+    // Refused: a cost that is no amount, a link of another campaign, an unknown action, an
+    // expired form. Nothing changes.
+    let r = edit("amy-serum", with("cost", "a lot")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let said = r.text().await.unwrap();
+    assert!(said.contains("成本須為金額") && said.contains("回到活動"), "{said}");
+    assert_eq!(
+        edit("amy-other", with("disable", "")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        edit("amy-serum", with("delete", "")).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let stale = vec![("csrf", "forged".to_owned()), ("action", "disable".to_owned())];
+    assert_eq!(edit("amy-serum", stale).await.status(), StatusCode::UNAUTHORIZED);
+    let link = app.get_ok("/api/v1/links/amy-serum").await;
+    assert_eq!(
+        (link["status"].as_str(), link["cost"].as_str()),
+        (Some("active"), Some("2500.50"))
+    );
+    assert_eq!(app.get_ok("/api/v1/links/amy-other").await["status"], "active");
+}
+
 per_store!(the_chosen_language_holds_on_every_page_the_reader_goes_to);
 async fn the_chosen_language_holds_on_every_page_the_reader_goes_to(backend: Backend) {
     let app = spawn_app(backend).await;

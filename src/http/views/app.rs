@@ -20,7 +20,7 @@ use crate::store::RecordsExt;
 
 mod forms;
 
-use forms::{create_campaign, form_post, mint, MintForm, NewCampaignForm, Sent};
+use forms::{create_campaign, edit_link, form_post, mint, MintForm, NewCampaignForm, Sent};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Every page keeps the language it was asked for (`remember_lang`).
@@ -35,7 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(page("/app/logout").route(web::post().to(logout)))
         .service(page("/app/campaigns").route(web::post().to(create_campaign)))
         .service(page("/app/campaigns/{id}").route(web::get().to(campaign)))
-        .service(page("/app/campaigns/{id}/links").route(web::post().to(mint)));
+        .service(page("/app/campaigns/{id}/links").route(web::post().to(mint)))
+        .service(page("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)));
 }
 
 fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
@@ -380,6 +381,10 @@ struct BreakdownCard {
 
 struct LinkCard {
     code: String,
+    /// Stopped from the dashboard or the API (`status: disabled`): it can be started again.
+    disabled: bool,
+    /// Its cost as a form takes it back ("1500.00").
+    cost_plain: String,
     /// Why the link no longer redirects (disabled, expired); `None` while it does.
     ended: Option<&'static str>,
     kol: String,
@@ -764,6 +769,8 @@ async fn campaign_page(
             LinkCard {
                 code: l.code.to_string(),
                 ended: super::ended(t, l.standing(now)),
+                disabled: l.status == crate::domain::LinkStatus::Disabled,
+                cost_plain: l.cost.to_string(),
                 kol: name_of(l.kol.as_str()),
                 coupon: l.coupon.map(|c| c.to_string()).unwrap_or_default(),
                 cost: amount(l.cost),

@@ -6,11 +6,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{campaign_page, campaigns_page, rendered, see_other, session, signed_in, to_sign_in};
+use crate::domain::LinkStatus;
 use crate::error::{ApiError, Code};
 use crate::http::campaigns::{new_campaign, CreateCampaign};
 use crate::http::views::Lang;
 use crate::http::State;
-use crate::minting::LinkSpec;
+use crate::minting::{LinkPatch, LinkSpec};
 use crate::report::Sort;
 use crate::stats::Range;
 
@@ -231,6 +232,71 @@ pub(super) async fn mint(
             )
             .await
         }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct LinkEditForm {
+    pub(super) csrf: String,
+    /// `cost` (with `cost`), `disable` or `enable`.
+    pub(super) action: String,
+    pub(super) cost: Option<String>,
+}
+
+/// A link's card on its campaign's page: a new cost, or the link stopped or started again.
+/// Changed as the API's `PATCH /api/v1/links/{code}` changes it; a refusal is a page saying
+/// why, with the way back.
+pub(super) async fn edit_link(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+    form: web::Form<LinkEditForm>,
+) -> HttpResponse {
+    if let Err(answer) = form_post(&req, &state, &form.csrf) {
+        return *answer;
+    }
+    let (id, code) = path.into_inner();
+    let lang = Lang::of(&req);
+    let back = format!("/app/campaigns/{id}?lang={}#link-{code}", lang.tag());
+    let refused = |e: ApiError| match e {
+        ApiError::Client { code: c, message } => {
+            let said = reason(lang, c, &message, Typed::default());
+            crate::http::redirect::page_with_way_back(&req, c, &said, Some((&back, lang.texts().back_to_campaign)))
+        }
+        other => actix_web::ResponseError::error_response(&other),
+    };
+    // Only a link of this page's campaign.
+    match state.store().get_link(&code).await {
+        Ok(Some(link)) if link.campaign.as_str() == id => {}
+        Ok(_) => {
+            return refused(ApiError::not_found(match lang {
+                Lang::ZhTw => format!("活動「{id}」沒有代號為「{code}」的連結。"),
+                Lang::En => format!("Campaign '{id}' has no link '{code}'."),
+            }))
+        }
+        Err(e) => return refused(e.into()),
+    }
+    let f = form.into_inner();
+    let patch = match f.action.as_str() {
+        "disable" => LinkPatch {
+            status: Some(LinkStatus::Disabled),
+            ..LinkPatch::default()
+        },
+        "enable" => LinkPatch {
+            status: Some(LinkStatus::Active),
+            ..LinkPatch::default()
+        },
+        "cost" => LinkPatch {
+            cost: Some(serde_json::Value::String(plain_amount(
+                f.cost.as_deref().unwrap_or_default().trim(),
+            ))),
+            ..LinkPatch::default()
+        },
+        _ => return refused(ApiError::invalid("action must be cost, disable or enable.")),
+    };
+    match state.minter().patch(&code, patch).await {
+        Ok(_) => see_other(&back),
+        Err(e) => refused(e),
     }
 }
 
