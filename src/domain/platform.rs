@@ -17,6 +17,18 @@ pub enum Platform {
 }
 
 impl Platform {
+    pub const ALL: [Platform; 9] = [
+        Platform::Instagram,
+        Platform::Youtube,
+        Platform::Tiktok,
+        Platform::Facebook,
+        Platform::Threads,
+        Platform::X,
+        Platform::Blog,
+        Platform::Line,
+        Platform::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Platform::Instagram => "instagram",

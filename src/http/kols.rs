@@ -16,13 +16,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateKol {
-    id: String,
-    name: String,
-    handle: Option<String>,
-    platform: Platform,
+pub(super) struct CreateKol {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) handle: Option<String>,
+    pub(super) platform: Platform,
     #[serde(default)]
-    followers: u64,
+    pub(super) followers: u64,
 }
 
 #[derive(Deserialize)]
@@ -46,7 +46,11 @@ fn parse_handle(h: &str) -> Result<String, ApiError> {
 }
 
 async fn create(_: Admin, state: State, body: Body<CreateKol>) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
+    Ok(created(&new_kol(&state, body.into_inner()).await?))
+}
+
+/// Creates a KOL from the API's body (and the dashboard's form).
+pub(super) async fn new_kol(state: &State, b: CreateKol) -> Result<Kol, ApiError> {
     let now = state.clock.now_to_second();
     let kol = Kol {
         id: parse_slug("id", &b.id)?,
@@ -64,7 +68,7 @@ async fn create(_: Admin, state: State, body: Body<CreateKol>) -> Result<HttpRes
             format!("A KOL with id '{}' exists already.", kol.id),
         ));
     }
-    Ok(created(&kol))
+    Ok(kol)
 }
 
 async fn get(_: Admin, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -8,7 +8,7 @@ pub mod deadline;
 mod exports;
 mod health;
 mod insights;
-mod kols;
+pub(crate) mod kols;
 pub mod limits;
 mod links;
 pub mod meter;

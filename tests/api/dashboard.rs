@@ -710,6 +710,87 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
     assert_eq!(app.get_ok("/api/v1/links/amy-other").await["status"], "active");
 }
 
+per_store!(a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form);
+/// An analyst adds a KOL on the campaigns' page, as the API adds one, and finds them offered
+/// when minting their link; refusals say why, in the reader's language, keeping what was typed.
+async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let cookie = sign_in(&app).await;
+    let page = get_signed_in(&app, &cookie, "/app").await.text().await.unwrap();
+    let csrf = csrf_of(&page);
+    assert!(
+        page.contains(r#"<option value="instagram">Instagram</option>"#),
+        "{page}"
+    );
+    let add = |fields: Vec<(&'static str, &'static str)>| {
+        let mut form: Vec<(&str, String)> = vec![("csrf", csrf.clone())];
+        form.extend(fields.into_iter().map(|(k, v)| (k, v.to_owned())));
+        let req = app
+            .api
+            .post(app.url("/app/kols?lang=zh-TW"))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+            .form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let r = add(vec![
+        ("id", "mei"),
+        ("name", "美美"),
+        ("handle", "@mei.tw"),
+        ("platform", "line"),
+        ("followers", "52,000"),
+    ])
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/app?lang=zh-TW&added=mei#new-kol");
+    let kol = app.get_ok("/api/v1/kols/mei").await;
+    assert_eq!(
+        (
+            kol["name"].as_str(),
+            kol["platform"].as_str(),
+            kol["followers"].as_u64(),
+            kol["tier"].as_str()
+        ),
+        (Some("美美"), Some("line"), Some(52_000), Some("mid"))
+    );
+    let shown = get_signed_in(&app, &cookie, "/app?lang=zh-TW&added=mei")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("已新增，可以建立連結： mei"), "{shown}");
+    let campaign = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(campaign.contains(r#"<option value="mei">美美</option>"#), "{campaign}");
+
+    // Refused, nothing added, the form kept: an id taken, a count that is no number, a
+    // platform not on the list.
+    let taken = add(vec![("id", "mei"), ("name", "Another"), ("platform", "x")]).await;
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    let said = taken.text().await.unwrap();
+    assert!(
+        said.contains("代號「mei」已屬於另一位 KOL") && said.contains(r#"value="Another""#),
+        "{said}"
+    );
+    let count = add(vec![
+        ("id", "nok"),
+        ("name", "N"),
+        ("platform", "x"),
+        ("followers", "lots"),
+    ])
+    .await;
+    assert_eq!(count.status(), StatusCode::BAD_REQUEST);
+    assert!(count.text().await.unwrap().contains("粉絲數須為整數"));
+    let platform = add(vec![("id", "nok"), ("name", "N"), ("platform", "myspace")]).await;
+    assert_eq!(platform.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/api/v1/kols/nok").await.status(), 404);
+}
+
 per_store!(the_chosen_language_holds_on_every_page_the_reader_goes_to);
 async fn the_chosen_language_holds_on_every_page_the_reader_goes_to(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -20,7 +20,7 @@ use crate::store::RecordsExt;
 
 mod forms;
 
-use forms::{create_campaign, edit_link, form_post, mint, MintForm, NewCampaignForm, Sent};
+use forms::{create_campaign, create_kol, edit_link, form_post, mint, MintForm, NewCampaignForm, NewKolForm, Sent};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Every page keeps the language it was asked for (`remember_lang`).
@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(page("/app/logout").route(web::post().to(logout)))
         .service(page("/app/campaigns").route(web::post().to(create_campaign)))
+        .service(page("/app/kols").route(web::post().to(create_kol)))
         .service(page("/app/campaigns/{id}").route(web::get().to(campaign)))
         .service(page("/app/campaigns/{id}/links").route(web::post().to(mint)))
         .service(page("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)));
@@ -285,6 +286,11 @@ struct CampaignsView {
     /// The latest conversions no campaign claimed, `unattributed` (`UNCLAIMED_SCAN`).
     conversions: ConversionList,
     form: Sent<NewCampaignForm>,
+    /// The new-KOL form, and the KOL it just added (`?added=<id>`).
+    kol_form: Sent<NewKolForm>,
+    kol_added: Option<String>,
+    /// Every platform a KOL can be on, as the form's choices: its value, its name.
+    platforms: Vec<(&'static str, &'static str)>,
 }
 
 /// How many of the newest conversions the campaigns' page looks through for ones no campaign
@@ -296,7 +302,7 @@ async fn campaigns(req: HttpRequest, state: State) -> Result<HttpResponse, ApiEr
     let Some(s) = signed_in(&req, &state) else {
         return Ok(to_sign_in(&req));
     };
-    rendered(campaigns_page(&req, &state, &s, Sent::default()).await?)
+    rendered(campaigns_page(&req, &state, &s, Sent::default(), Sent::default()).await?)
 }
 
 async fn campaigns_page(
@@ -304,6 +310,7 @@ async fn campaigns_page(
     state: &State,
     session: &str,
     mut form: Sent<NewCampaignForm>,
+    kol_form: Sent<NewKolForm>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
     // A new form shows the currency a campaign gets when none is typed, so that nobody makes a
     // USD campaign for TWD sales without seeing it (their sales would not count).
@@ -347,12 +354,22 @@ async fn campaigns_page(
         empty: t.no_unclaimed,
         rows,
     };
+    let kol_added = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("added").cloned())
+        .filter(|id| crate::domain::Slug::parse(id).is_ok());
     Ok(CampaignsView {
         t,
         csrf: session::csrf(state, session),
         campaigns,
         conversions,
         form,
+        kol_form,
+        kol_added,
+        platforms: crate::domain::Platform::ALL
+            .iter()
+            .map(|p| (p.as_str(), platform_name(t, *p)))
+            .collect(),
     }
     .render())
 }
@@ -442,6 +459,8 @@ struct CampaignView {
     tiers: Vec<TableRow>,
     breakdowns: Vec<BreakdownCard>,
     links: Vec<LinkCard>,
+    /// KOLs' ids and names, offered by the new-link form.
+    known_kols: Vec<(String, String)>,
     conversions: ConversionList,
     mint: Sent<MintForm>,
 }
@@ -598,6 +617,22 @@ const APP_NAMES: &[(&str, &str)] = &[
 /// An event's name in the page's language.
 fn event_name(t: &Texts, event: Event) -> &'static str {
     Event::ALL.iter().position(|e| *e == event).map_or("", |i| t.events[i])
+}
+
+/// A KOL's platform as it writes its name (blog and other in the page's language).
+fn platform_name(t: &Texts, p: crate::domain::Platform) -> &'static str {
+    use crate::domain::Platform::*;
+    match p {
+        Instagram => "Instagram",
+        Youtube => "YouTube",
+        Tiktok => "TikTok",
+        Facebook => "Facebook",
+        Threads => "Threads",
+        X => "X",
+        Blog => t.platform_blog,
+        Line => "LINE",
+        Other => t.platform_other,
+    }
 }
 
 /// A follower tier's name in the page's language.
@@ -759,6 +794,15 @@ async fn campaign_page(
         campaign: Some(c.id.to_string()),
         kol: None,
     };
+    // The KOLs the new-link form offers as it is typed in (the first 500).
+    let known_kols = state
+        .store()
+        .list::<crate::domain::Kol>(None, 500)
+        .await?
+        .items
+        .into_iter()
+        .map(|k| (k.id.to_string(), k.name))
+        .collect();
     let now = state.clock.now();
     let links = lookup::links(state.store(), &filter, None, 200)
         .await?
@@ -835,6 +879,7 @@ async fn campaign_page(
         tiers,
         breakdowns,
         links,
+        known_kols,
         conversions,
         mint,
     }

@@ -9,6 +9,7 @@ use super::{campaign_page, campaigns_page, rendered, see_other, session, signed_
 use crate::domain::LinkStatus;
 use crate::error::{ApiError, Code};
 use crate::http::campaigns::{new_campaign, CreateCampaign};
+use crate::http::kols::{new_kol, CreateKol};
 use crate::http::views::Lang;
 use crate::http::State;
 use crate::minting::{LinkPatch, LinkSpec};
@@ -99,7 +100,12 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
             typed.kol
         ),
         Code::CouponTaken => format!("折扣碼「{}」已屬於另一條連結（折扣碼不分大小寫）。", typed.coupon),
+        Code::AlreadyExists if message.starts_with("A KOL") => {
+            format!("代號「{}」已屬於另一位 KOL：請換一個。", typed.id)
+        }
         Code::AlreadyExists => format!("代號「{}」已被另一個活動使用：請換一個。", typed.id),
+        Code::InvalidInput if field("followers") => "粉絲數須為整數，例如 42000。".to_owned(),
+        Code::InvalidInput if field("handle") => "帳號須為 1 到 100 個字元。".to_owned(),
         Code::InvalidDestination if message.contains("absolute URL") || message.contains("http") => {
             "目的網址須為完整網址，以 https:// 開頭，例如 https://shop.example.com/item。".to_owned()
         }
@@ -176,7 +182,62 @@ pub(super) async fn create_campaign(req: HttpRequest, state: State, form: web::F
                 ..Typed::default()
             };
             let sent = Sent::failed(f, &e, Lang::of(&req), typed);
-            form_error(&req, e, campaigns_page(&req, &state, &s, sent)).await
+            form_error(&req, e, campaigns_page(&req, &state, &s, sent, Sent::default())).await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct NewKolForm {
+    pub(super) csrf: String,
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) handle: Option<String>,
+    pub(super) platform: String,
+    pub(super) followers: Option<String>,
+}
+
+/// A KOL, added on the campaigns' page as the API's `POST /api/v1/kols` adds one, so that an
+/// analyst can mint their links without an API call.
+pub(super) async fn create_kol(req: HttpRequest, state: State, form: web::Form<NewKolForm>) -> HttpResponse {
+    let s = match form_post(&req, &state, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    let f = form.into_inner();
+    let lang = Lang::of(&req);
+    let made = async {
+        let platform = crate::domain::Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str() == f.platform)
+            .ok_or_else(|| ApiError::invalid("platform must be one of the list."))?;
+        // Followers as people write them: "42,000" or "42000"; none is 0.
+        let followers = match f.followers.as_deref().map(|n| n.trim().replace(',', "")) {
+            None => 0,
+            Some(n) if n.is_empty() => 0,
+            Some(n) => n
+                .parse::<u64>()
+                .map_err(|_| ApiError::invalid("followers must be a whole number, such as 42000."))?,
+        };
+        let body = CreateKol {
+            id: f.id.clone(),
+            name: f.name.clone(),
+            handle: f.handle.clone().filter(|h| !h.trim().is_empty()),
+            platform,
+            followers,
+        };
+        new_kol(&state, body).await
+    };
+    match made.await {
+        Ok(k) => see_other(&format!("/app?lang={}&added={}#new-kol", lang.tag(), k.id)),
+        Err(e) => {
+            let id = f.id.clone();
+            let typed = Typed {
+                id: &id,
+                ..Typed::default()
+            };
+            let sent = Sent::failed(f, &e, lang, typed);
+            form_error(&req, e, campaigns_page(&req, &state, &s, Sent::default(), sent)).await
         }
     }
 }
