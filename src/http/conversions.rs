@@ -36,6 +36,8 @@ struct ListQuery {
     to: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    /// `csv`: the same as `Accept: text/csv`, for download links.
+    format: Option<String>,
 }
 
 async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
@@ -74,7 +76,11 @@ async fn list(_: Admin, req: HttpRequest, state: State, q: web::Query<ListQuery>
         days,
     };
     let (cursor, limit) = (page.cursor(&key)?, page.limit()?);
-    let wants_csv = super::accepts(&req, "text/csv");
+    let wants_csv = match q.format.as_deref() {
+        None => super::accepts(&req, "text/csv"),
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid("format must be csv.")),
+    };
     if wants_csv && whole {
         // The first page is read before the answer starts, so that a store that does not
         // answer is a 503 rather than a cut download.

@@ -791,6 +791,33 @@ async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backen
     assert_eq!(app.get("/api/v1/kols/nok").await.status(), 404);
 }
 
+per_store!(the_campaigns_conversions_say_when_and_every_one_downloads);
+/// The campaign page lists its newest conversions with when they happened, and downloads every
+/// one of them as CSV with the session.
+async fn the_campaigns_conversions_say_when_and_every_one_downloads(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    let buy = json!({"order_id": "W-7", "event": "purchase", "amount": "1280", "currency": "TWD",
+                     "coupon": "AMY10", "occurred_at": "2026-11-22T09:05:00Z"});
+    app.webhook_ok("acme", &secret, &buy).await;
+    let cookie = sign_in(&app).await;
+    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<th>When (UTC)</th>"), "{page}");
+    assert!(page.contains("<td>2026-11-22 09:05</td><td>W-7</td>"), "{page}");
+    let link = "/api/v1/conversions?campaign=spring-sale&format=csv";
+    assert!(page.contains(&link.replace('&', "&amp;")), "{page}");
+    let csv = get_signed_in(&app, &cookie, link).await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.text().await.unwrap().contains("W-7"));
+    crate::helpers::assert_error(app.get("/api/v1/conversions?format=xml").await, 400, "invalid_input").await;
+}
+
 per_store!(the_chosen_language_holds_on_every_page_the_reader_goes_to);
 async fn the_chosen_language_holds_on_every_page_the_reader_goes_to(backend: Backend) {
     let app = spawn_app(backend).await;

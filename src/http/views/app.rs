@@ -421,6 +421,8 @@ struct ConversionList {
 }
 
 struct ConversionRow {
+    /// When it happened (`occurred_at`), to the minute, UTC.
+    when: String,
     order: String,
     event: &'static str,
     status: String,
@@ -528,6 +530,7 @@ fn status_name(t: &Texts, status: ConversionStatus) -> &'static str {
 /// A conversion as the dashboard's lists show it, in the page's language.
 fn conversion_row(t: &Texts, cv: &Conversion, by: String) -> ConversionRow {
     ConversionRow {
+        when: cv.occurred_at.format("%Y-%m-%d %H:%M").to_string(),
         order: cv
             .refund_id
             .as_ref()
