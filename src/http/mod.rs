@@ -13,7 +13,7 @@ pub mod limits;
 mod links;
 pub mod meter;
 pub(crate) mod redirect;
-mod shares;
+pub(crate) mod shares;
 mod shops;
 mod stats;
 pub(crate) mod views;

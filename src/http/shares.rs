@@ -78,8 +78,20 @@ async fn create(
     kol: web::Path<String>,
     super::OptionalJson(b): super::OptionalJson<CreateShare>,
 ) -> Result<HttpResponse, ApiError> {
-    let kol = lookup::kol(state.store(), &kol).await?;
-    let campaign = match b.campaign.as_deref() {
+    let (share, token) = new_share(&state, &kol, b.campaign.as_deref(), b.expires_at).await?;
+    Ok(created(&view(&share, Some(&token), &state.public_base)))
+}
+
+/// A new share of `kol`'s page (of `campaign` only, when given), and its token, which is shown
+/// once: for the API and the dashboard alike.
+pub(crate) async fn new_share(
+    state: &State,
+    kol: &str,
+    campaign: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(Share, String), ApiError> {
+    let kol = lookup::kol(state.store(), kol).await?;
+    let campaign = match campaign {
         Some(c) => Some(
             lookup::named_campaign(state.store(), parse_slug("campaign", c)?.as_str())
                 .await?
@@ -88,7 +100,7 @@ async fn create(
         None => None,
     };
     let now = state.clock.now_to_second();
-    let expires_at = b.expires_at.map(|t| writable_time("expires_at", t)).transpose()?;
+    let expires_at = expires_at.map(|t| writable_time("expires_at", t)).transpose()?;
     if expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::invalid("expires_at is in the past."));
     }
@@ -110,7 +122,7 @@ async fn create(
         return Err(ApiError::Internal(anyhow::anyhow!("share id {id} was taken")));
     }
     let token = format!("{id}_{secret}");
-    Ok(created(&view(&share, Some(&token), &state.public_base)))
+    Ok((share, token))
 }
 
 async fn list(

@@ -818,6 +818,76 @@ async fn the_campaigns_conversions_say_when_and_every_one_downloads(backend: Bac
     crate::helpers::assert_error(app.get("/api/v1/conversions?format=xml").await, 400, "invalid_input").await;
 }
 
+per_store!(a_kols_page_is_shared_from_a_link_card);
+/// An analyst shares a KOL's page of this campaign from a link's card: the address is shown
+/// once, opens the KOL's figures of this campaign, and is listed (without its token).
+async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let cookie = sign_in(&app).await;
+    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            r#"name="kol" value="amy" formaction="/app/campaigns/spring-sale/shares?lang=en">Page for the KOL</button>"#
+        ),
+        "{page}"
+    );
+    let csrf = csrf_of(&page);
+    let post = |kol: &'static str, csrf: String| {
+        let req = app
+            .api
+            .post(app.url("/app/campaigns/spring-sale/shares?lang=en"))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+            .form(&[("csrf", csrf), ("kol", kol.to_owned()), ("cost", "5000.00".to_owned())]);
+        async move { req.send().await.unwrap() }
+    };
+    let r = post("amy", csrf.clone()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
+    let shown = r.text().await.unwrap();
+    let from = shown.find(&app.url("/s/")).expect("the address");
+    let url = shown[from..from + shown[from..].find(' ').unwrap()].to_owned();
+    let kol_page: serde_json::Value = app
+        .api
+        .get(format!("{url}.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (kol_page["kol"].as_str(), kol_page["campaign"].as_str()),
+        (Some("amy"), Some("spring-sale"))
+    );
+    let listed = app.get_ok("/api/v1/kols/amy/shares").await;
+    assert_eq!(listed["shares"][0]["campaign"], "spring-sale");
+    assert!(
+        !listed.to_string().contains(&url[url.rfind('/').unwrap() + 1..]),
+        "no token in the list"
+    );
+
+    let unknown = post("nobody", csrf).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(unknown.text().await.unwrap().contains("Back to the campaign"));
+    assert_eq!(
+        post("amy", "forged".to_owned()).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get_ok("/api/v1/kols/amy/shares").await["shares"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 per_store!(the_chosen_language_holds_on_every_page_the_reader_goes_to);
 async fn the_chosen_language_holds_on_every_page_the_reader_goes_to(backend: Backend) {
     let app = spawn_app(backend).await;

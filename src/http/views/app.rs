@@ -20,7 +20,9 @@ use crate::store::RecordsExt;
 
 mod forms;
 
-use forms::{create_campaign, create_kol, edit_link, form_post, mint, MintForm, NewCampaignForm, NewKolForm, Sent};
+use forms::{
+    create_campaign, create_kol, edit_link, form_post, mint, share, MintForm, NewCampaignForm, NewKolForm, Sent,
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Every page keeps the language it was asked for (`remember_lang`).
@@ -37,7 +39,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(page("/app/kols").route(web::post().to(create_kol)))
         .service(page("/app/campaigns/{id}").route(web::get().to(campaign)))
         .service(page("/app/campaigns/{id}/links").route(web::post().to(mint)))
-        .service(page("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)));
+        .service(page("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)))
+        .service(page("/app/campaigns/{id}/shares").route(web::post().to(share)));
 }
 
 fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
@@ -398,6 +401,8 @@ struct BreakdownCard {
 
 struct LinkCard {
     code: String,
+    /// The KOL's id (`kol` is their name), for the form that shares their page.
+    kol_id: String,
     /// Stopped from the dashboard or the API (`status: disabled`): it can be started again.
     disabled: bool,
     /// Its cost as a form takes it back ("1500.00").
@@ -815,6 +820,7 @@ async fn campaign_page(
             let short_url = format!("{}/{}", state.public_base, l.code);
             LinkCard {
                 code: l.code.to_string(),
+                kol_id: l.kol.to_string(),
                 ended: super::ended(t, l.standing(now)),
                 disabled: l.status == crate::domain::LinkStatus::Disabled,
                 cost_plain: l.cost.to_string(),

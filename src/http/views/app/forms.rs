@@ -296,6 +296,59 @@ pub(super) async fn mint(
     }
 }
 
+#[derive(Deserialize)]
+pub(super) struct ShareForm {
+    pub(super) csrf: String,
+    pub(super) kol: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "app_share.html")]
+struct ShareView<'a> {
+    t: &'static crate::http::views::Texts,
+    kol: &'a str,
+    campaign: &'a str,
+    url: String,
+    share_id: &'a str,
+}
+
+/// A page for a KOL of this campaign, shared from a link's card: its address is shown once,
+/// as the API's `POST /api/v1/kols/{id}/shares` shows it, to send to the KOL.
+pub(super) async fn share(
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+    form: web::Form<ShareForm>,
+) -> HttpResponse {
+    if let Err(answer) = form_post(&req, &state, &form.csrf) {
+        return *answer;
+    }
+    let lang = Lang::of(&req);
+    let back = format!("/app/campaigns/{id}?lang={}", lang.tag());
+    match crate::http::shares::new_share(&state, &form.kol, Some(&id), None).await {
+        Ok((share, token)) => {
+            let page = ShareView {
+                t: lang.texts(),
+                kol: share.kol.as_str(),
+                campaign: &id,
+                url: format!("{}/s/{token}", state.public_base),
+                share_id: &share.id,
+            };
+            match askama::Template::render(&page) {
+                Ok(body) => crate::http::views::html_page(actix_web::http::StatusCode::CREATED).body(body),
+                Err(e) => actix_web::ResponseError::error_response(&ApiError::Internal(anyhow::Error::new(e))),
+            }
+        }
+        Err(ApiError::Client { code, message }) => crate::http::redirect::page_with_way_back(
+            &req,
+            code,
+            &reason(lang, code, &message, Typed::default()),
+            Some((&back, lang.texts().back_to_campaign)),
+        ),
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    }
+}
+
 #[derive(Deserialize, Default)]
 pub(super) struct LinkEditForm {
     pub(super) csrf: String,
