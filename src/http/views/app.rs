@@ -1,7 +1,11 @@
-//! The analyst's dashboard (`/app`): sign-in, the campaigns with their totals, and a campaign's
-//! page (KPIs, daily chart, the KOL leaderboard sortable by every figure, tiers, breakdowns,
-//! links with QR codes, conversions with their audit, downloads, and forms to create a
-//! campaign and mint links). Every figure comes from `crate::report`, as the API's do.
+//! The analyst's dashboard (`/app`): the campaigns with their totals, and a campaign's page
+//! (KPIs over every day or the days asked for, daily chart, the KOL leaderboard sortable by
+//! every figure either way, tiers, breakdowns, links with QR codes, conversions with their
+//! audit, downloads). Every figure comes from `crate::report`, as the API's do.
+//!
+//! Beside it: `sign_in` (signing in and out), `forms` (creating campaigns and KOLs, minting,
+//! changing and sharing links, through the API's own rules), `names` (what the pages call
+//! things, in each language).
 
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
@@ -9,8 +13,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{amount, count, daily_chart, percent, session, Lang, Texts, AUDIT_SOURCES, BREAKDOWNS, DEVICES};
-use crate::domain::{AuditResult, Campaign, Conversion, ConversionStatus, Event, Money, Tier};
+use super::{amount, count, daily_chart, percent, session, Lang, Texts, BREAKDOWNS};
+use crate::domain::{Campaign, Conversion, ConversionStatus, Event, Money};
 use crate::error::{ApiError, Code};
 use crate::http::State;
 use crate::lookup::{self, ConversionFilter, LinkFilter};
@@ -19,10 +23,17 @@ use crate::stats::{Range, Totals};
 use crate::store::RecordsExt;
 
 mod forms;
+mod names;
+mod sign_in;
 
 use forms::{
     create_campaign, create_kol, edit_link, form_post, mint, share, MintForm, NewCampaignForm, NewKolForm, Sent,
 };
+use names::{
+    audit_result, audit_source, enum_text, event_name, label, platform_name, slice_name, status_name, tier_name,
+};
+pub(crate) use sign_in::FORM_EXPIRED;
+use sign_in::{login, login_form, logout, to_sign_in};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Every page keeps the language it was asked for (`remember_lang`).
@@ -59,175 +70,6 @@ fn see_other(to: &str) -> HttpResponse {
 /// The signed-in session; `None` sends the person to the sign-in page (`to_sign_in`).
 fn signed_in(req: &HttpRequest, state: &State) -> Option<String> {
     session::current(req, state)
-}
-
-/// A form posted with a CSRF token of another session.
-pub(crate) const FORM_EXPIRED: &str = "This form has expired: sign in again.";
-
-/// To the sign-in page, which then leads back to the page asked for (or, for a form, the page
-/// the form was on), and says so when the browser's session has ended (signed out elsewhere,
-/// or past its life) rather than never begun.
-fn to_sign_in(req: &HttpRequest) -> HttpResponse {
-    let back = if req.method() == actix_web::http::Method::GET {
-        match req.query_string() {
-            "" => req.path().to_owned(),
-            q => format!("{}?{q}", req.path()),
-        }
-    } else {
-        // The mint form's page is its campaign's; the new-campaign form's, the campaigns'.
-        req.path().strip_suffix("/links").unwrap_or("/app").to_owned()
-    };
-    let mut to = "/app/login".to_owned();
-    let mut sep = '?';
-    if back != "/app" && local_page(&back).is_some() {
-        to.push_str("?next=");
-        to.extend(url::form_urlencoded::byte_serialize(back.as_bytes()));
-        sep = '&';
-    }
-    if req.cookie(session::COOKIE).is_some() {
-        to.push(sep);
-        to.push_str("ended=1");
-    }
-    see_other(&to)
-}
-
-/// `path` when it is a dashboard page of this server to go back to after signing in. The
-/// dashboard's paths and queries are slugs, figure names and language tags, so anything else
-/// is refused: another site (`//host`, a scheme, `\\`), a dot segment that climbs out of
-/// `/app` (`/app/../<code>` would follow a link), an escape that hides one, a control
-/// character that would end the header.
-fn local_page(path: &str) -> Option<&str> {
-    let ok = (path == "/app" || path.starts_with("/app/") || path.starts_with("/app?"))
-        && !path.contains("//")
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'?' | b'=' | b'&'));
-    ok.then_some(path)
-}
-
-#[derive(Template)]
-#[template(path = "app_login.html")]
-struct LoginView {
-    t: &'static Texts,
-    failed: bool,
-    /// Seconds to wait when the address is past its sign-in budget.
-    wait: Option<u64>,
-    /// The page to go back to once signed in (`to_sign_in`).
-    next: String,
-    /// The browser's session ended: say so.
-    ended: bool,
-}
-
-impl LoginView {
-    /// The sign-in page in `lang`, leading back to `next` (when it is a dashboard page).
-    fn new(lang: Lang, next: Option<&str>, ended: bool) -> Self {
-        LoginView {
-            t: lang.texts(),
-            failed: false,
-            wait: None,
-            next: next.and_then(local_page).unwrap_or_default().to_owned(),
-            ended,
-        }
-    }
-
-    /// The same page in the other language, still leading back and saying what it said.
-    fn other_lang_href(&self) -> String {
-        let mut href = format!("/app/login?lang={}", self.t.other_lang);
-        if !self.next.is_empty() {
-            href.push_str("&next=");
-            href.extend(url::form_urlencoded::byte_serialize(self.next.as_bytes()));
-        }
-        if self.ended {
-            href.push_str("&ended=1");
-        }
-        href
-    }
-}
-
-#[derive(Deserialize)]
-struct LoginQuery {
-    next: Option<String>,
-    ended: Option<String>,
-}
-
-async fn login_form(req: HttpRequest, q: web::Query<LoginQuery>) -> Result<HttpResponse, ApiError> {
-    rendered(LoginView::new(Lang::of(&req), q.next.as_deref(), q.ended.is_some()).render())
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
-    lang: Option<String>,
-    next: Option<String>,
-}
-
-async fn login(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> Result<HttpResponse, ApiError> {
-    use sha2::{Digest, Sha256};
-    use subtle::ConstantTimeEq;
-    // Every attempt counts, a right token too: past the budget a guess cannot be told right.
-    let client = crate::http::limits::client_of(&req, &state);
-    // The language of the page the form was on.
-    let lang = form.lang.as_deref().map_or_else(|| Lang::of(&req), Lang::parse);
-    if let Err(wait) = state.sign_in_limits.check(client) {
-        crate::telemetry::warn_limited!(%client, "dashboard sign-in attempts past their budget");
-        if !crate::http::accepts(&req, "text/html") {
-            return Ok(crate::http::limits::too_many(wait));
-        }
-        // A browser gets the sign-in page again, saying how long to wait, with the API's
-        // status and header.
-        let wait = wait.max(1);
-        let body = LoginView {
-            wait: Some(wait),
-            ..LoginView::new(lang, form.next.as_deref(), false)
-        }
-        .render()
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-        let mut res = html(actix_web::http::StatusCode::TOO_MANY_REQUESTS, body);
-        res.headers_mut().insert(header::RETRY_AFTER, wait.into());
-        return Ok(res);
-    }
-    let hash: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
-    if !bool::from(hash.ct_eq(&state.admin_hash)) {
-        crate::telemetry::warn_limited!("dashboard sign-in with a wrong token");
-        let body = LoginView {
-            failed: true,
-            ..LoginView::new(lang, form.next.as_deref(), false)
-        }
-        .render();
-        let body = body.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-        return Ok(html(actix_web::http::StatusCode::UNAUTHORIZED, body));
-    }
-    Ok(HttpResponse::SeeOther()
-        .cookie(session::start(&state))
-        .cookie(lang.cookie(&state))
-        .insert_header((
-            header::LOCATION,
-            match form.next.as_deref().and_then(local_page) {
-                Some(page) => page.to_owned(),
-                None => format!("/app?lang={}", lang.tag()),
-            },
-        ))
-        .finish())
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
-async fn logout(req: HttpRequest, state: State, form: web::Form<CsrfForm>) -> HttpResponse {
-    if let Err(answer) = form_post(&req, &state, &form.csrf) {
-        return *answer;
-    }
-    // Every session ends, not only this browser's cookie: a copy of it is worth nothing now.
-    if let Err(e) = session::sign_out(&state).await {
-        tracing::error!(error = %e, "sign-out could not end the sessions: the store did not answer");
-        return actix_web::ResponseError::error_response(&ApiError::from(e));
-    }
-    HttpResponse::SeeOther()
-        .cookie(session::end(&state))
-        .insert_header((header::LOCATION, "/app/login"))
-        .finish()
 }
 
 /// Figures as the dashboard shows them.
@@ -472,66 +314,6 @@ struct CampaignView {
     mint: Sent<MintForm>,
 }
 
-fn label(t: &Texts, k: SortKey) -> &'static str {
-    match k {
-        SortKey::Roi => t.roi,
-        SortKey::Roas => t.roas,
-        SortKey::Clicks => t.clicks,
-        SortKey::UniqueClicks => t.unique_clicks,
-        SortKey::Impressions => t.impressions,
-        SortKey::Ctr => t.ctr,
-        SortKey::Conversions => t.conversions,
-        SortKey::ConversionRate => t.conversion_rate,
-        SortKey::Revenue => t.revenue,
-        SortKey::NetRevenue => t.net_revenue,
-        SortKey::Refunds => t.refunds,
-        SortKey::Cost => t.cost,
-        SortKey::Epc => t.epc,
-        SortKey::Cpc => t.cpc,
-        SortKey::Cpa => t.cpa,
-        SortKey::Aov => t.aov,
-        SortKey::Engagements => t.engagements,
-        SortKey::EngagementRate => t.engagement_rate,
-    }
-}
-
-/// Where a shop's data named a link, in the page's language; a source kolink does not know is
-/// shown as it is.
-fn audit_source<'a>(t: &'a Texts, source: &'a str) -> &'a str {
-    AUDIT_SOURCES
-        .iter()
-        .position(|s| *s == source)
-        .map_or(source, |i| t.audit_sources[i])
-}
-
-/// A candidate's result in a conversion's audit, in the page's language.
-fn audit_result(t: &Texts, result: AuditResult) -> &'static str {
-    let [chosen, lower, no_link, bot, after, outside] = t.audit_results;
-    match result {
-        AuditResult::Chosen => chosen,
-        AuditResult::LowerPriority => lower,
-        AuditResult::NoLink => no_link,
-        AuditResult::BotClick => bot,
-        AuditResult::AfterConversion => after,
-        AuditResult::OutsideWindow => outside,
-    }
-}
-
-/// A conversion's status in the page's language.
-fn status_name(t: &Texts, status: ConversionStatus) -> &'static str {
-    let [attributed, duplicate, unattributed, outside, mismatch, pending, over, test] = t.statuses;
-    match status {
-        ConversionStatus::Attributed => attributed,
-        ConversionStatus::Duplicate => duplicate,
-        ConversionStatus::Unattributed => unattributed,
-        ConversionStatus::OutsideWindow => outside,
-        ConversionStatus::CurrencyMismatch => mismatch,
-        ConversionStatus::Pending => pending,
-        ConversionStatus::OverRefund => over,
-        ConversionStatus::Test => test,
-    }
-}
-
 /// A conversion as the dashboard's lists show it, in the page's language.
 fn conversion_row(t: &Texts, cv: &Conversion, by: String) -> ConversionRow {
     ConversionRow {
@@ -566,100 +348,6 @@ fn conversion_row(t: &Texts, cv: &Conversion, by: String) -> ConversionRow {
             .collect::<Vec<_>>()
             .join(" · "),
     }
-}
-
-/// A breakdown slice's name in the page's language: devices and QR scans; apps by their own
-/// names (`line` is LINE); referrers, countries and sources as they are.
-fn slice_name(t: &Texts, dimension: &str, key: &str) -> String {
-    let known = match dimension {
-        "device" => DEVICES.iter().position(|d| *d == key).map(|i| t.devices[i]),
-        "source" if key == "qr" => Some(t.qr_source),
-        "app" | "preview" => APP_NAMES.iter().find(|(k, _)| *k == key).map(|(_, name)| *name),
-        _ => None,
-    };
-    known.map_or_else(|| key.to_owned(), str::to_owned)
-}
-
-/// Apps as they write their names, by the keys of the `app` and `preview` breakdowns
-/// (`crate::classify`); a key not here is shown as it is.
-const APP_NAMES: &[(&str, &str)] = &[
-    ("instagram", "Instagram"),
-    ("facebook", "Facebook"),
-    ("messenger", "Messenger"),
-    ("threads", "Threads"),
-    ("tiktok", "TikTok"),
-    ("x", "X"),
-    ("line", "LINE"),
-    ("wechat", "WeChat"),
-    ("kakaotalk", "KakaoTalk"),
-    ("snapchat", "Snapchat"),
-    ("pinterest", "Pinterest"),
-    ("weibo", "Weibo"),
-    ("dingtalk", "DingTalk"),
-    ("naver", "NAVER"),
-    ("baidu", "Baidu"),
-    ("google", "Google"),
-    ("linkedin", "LinkedIn"),
-    ("viber", "Viber"),
-    ("applenews", "Apple News"),
-    ("qq", "QQ"),
-    ("whatsapp", "WhatsApp"),
-    ("telegram", "Telegram"),
-    ("slack", "Slack"),
-    ("discord", "Discord"),
-    ("imessage", "iMessage"),
-    ("skype", "Skype"),
-    ("microsoft", "Microsoft"),
-    ("reddit", "Reddit"),
-    ("tumblr", "Tumblr"),
-    ("mastodon", "Mastodon"),
-    ("bluesky", "Bluesky"),
-    ("vk", "VK"),
-    ("steam", "Steam"),
-    ("chatwork", "Chatwork"),
-    ("discourse", "Discourse"),
-    ("embedly", "Embedly"),
-    ("iframely", "Iframely"),
-];
-
-/// An event's name in the page's language.
-fn event_name(t: &Texts, event: Event) -> &'static str {
-    Event::ALL.iter().position(|e| *e == event).map_or("", |i| t.events[i])
-}
-
-/// A KOL's platform as it writes its name (blog and other in the page's language).
-fn platform_name(t: &Texts, p: crate::domain::Platform) -> &'static str {
-    use crate::domain::Platform::*;
-    match p {
-        Instagram => "Instagram",
-        Youtube => "YouTube",
-        Tiktok => "TikTok",
-        Facebook => "Facebook",
-        Threads => "Threads",
-        X => "X",
-        Blog => t.platform_blog,
-        Line => "LINE",
-        Other => t.platform_other,
-    }
-}
-
-/// A follower tier's name in the page's language.
-fn tier_name(t: &Texts, tier: Tier) -> &'static str {
-    let [nano, micro, mid, macro_, mega] = t.tier_names;
-    match tier {
-        Tier::Nano => nano,
-        Tier::Micro => micro,
-        Tier::Mid => mid,
-        Tier::Macro => macro_,
-        Tier::Mega => mega,
-    }
-}
-
-fn enum_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -893,95 +581,4 @@ async fn campaign_page(
         mint,
     }
     .render())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::views::{EN, ZH_TW};
-
-    #[test]
-    fn apps_are_named_as_they_write_their_names() {
-        assert_eq!(slice_name(&ZH_TW, "app", "line"), "LINE");
-        assert_eq!(slice_name(&EN, "preview", "whatsapp"), "WhatsApp");
-        assert_eq!(slice_name(&EN, "app", "instagram"), "Instagram");
-        // One kolink does not know yet, and other breakdowns, as they are.
-        assert_eq!(slice_name(&EN, "app", "newapp"), "newapp");
-        assert_eq!(slice_name(&EN, "referrer", "line.me"), "line.me");
-        let keys: std::collections::HashSet<_> = APP_NAMES.iter().map(|(k, _)| k).collect();
-        assert_eq!(keys.len(), APP_NAMES.len(), "one name per app");
-    }
-
-    #[test]
-    fn every_column_breakdown_tier_and_status_has_a_name_of_its_own_in_each_language() {
-        for t in [&EN, &ZH_TW] {
-            let mut names: Vec<&str> = SortKey::ALL.iter().map(|k| label(t, *k)).collect();
-            names.extend(t.dimensions);
-            let tiers = [Tier::Nano, Tier::Micro, Tier::Mid, Tier::Macro, Tier::Mega];
-            names.extend(tiers.iter().map(|tier| tier_name(t, *tier)));
-            let statuses = [
-                ConversionStatus::Attributed,
-                ConversionStatus::Duplicate,
-                ConversionStatus::Unattributed,
-                ConversionStatus::OutsideWindow,
-                ConversionStatus::CurrencyMismatch,
-                ConversionStatus::Pending,
-                ConversionStatus::OverRefund,
-                ConversionStatus::Test,
-            ];
-            names.extend(statuses.iter().map(|s| status_name(t, *s)));
-            names.extend(t.devices);
-            names.push(t.qr_source);
-            let mut distinct = names.clone();
-            distinct.sort();
-            distinct.dedup();
-            assert_eq!(distinct.len(), names.len(), "{names:?}");
-            for name in &names {
-                if t.html_lang == "en" {
-                    assert!(name.starts_with(|c: char| c.is_ascii_uppercase()), "{name}");
-                } else {
-                    assert!(!name.is_ascii(), "untranslated: {name}");
-                }
-            }
-        }
-        for t in [&EN, &ZH_TW] {
-            let mut events: Vec<&str> = Event::ALL.iter().map(|e| event_name(t, *e)).collect();
-            events.dedup();
-            assert_eq!(events.len(), Event::ALL.len(), "{events:?}");
-            assert!(
-                events.iter().all(|e| (t.html_lang == "en") == e.is_ascii()),
-                "{events:?}"
-            );
-        }
-        assert_eq!(event_name(&ZH_TW, Event::Refund), "退款");
-        for t in [&EN, &ZH_TW] {
-            assert!(
-                t.unclaimed_note.contains(&UNCLAIMED_SCAN.to_string()),
-                "the note says how far back"
-            );
-        }
-        assert_eq!(tier_name(&ZH_TW, Tier::Mega), "超大型");
-        for t in [&EN, &ZH_TW] {
-            let mut audit: Vec<&str> = AUDIT_SOURCES.iter().map(|s| audit_source(t, s)).collect();
-            let results = [
-                AuditResult::Chosen,
-                AuditResult::LowerPriority,
-                AuditResult::NoLink,
-                AuditResult::BotClick,
-                AuditResult::AfterConversion,
-                AuditResult::OutsideWindow,
-            ];
-            audit.extend(results.iter().map(|r| audit_result(t, *r)));
-            let mut distinct = audit.clone();
-            distinct.sort();
-            distinct.dedup();
-            assert_eq!(distinct.len(), audit.len(), "{audit:?}");
-            assert!(audit.iter().all(|a| !a.contains('_')), "{audit:?}");
-            if t.html_lang != "en" {
-                assert!(audit.iter().all(|a| !a.is_ascii()), "untranslated: {audit:?}");
-            }
-            assert_eq!(audit_source(t, "a_new_source"), "a_new_source", "shown as it is");
-        }
-        assert_eq!(tier_name(&EN, Tier::Nano), "Nano");
-    }
 }
