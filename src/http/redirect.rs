@@ -349,7 +349,10 @@ fn zh_message(message: &str) -> &str {
             "這個分享連結不存在，請確認是否完整複製。",
         ),
         (crate::http::shares::SHARE_ENDED, "這個分享連結已被撤銷或已過期。"),
-        (crate::http::views::app::FORM_EXPIRED, "這個表單已過期，請重新登入。"),
+        (
+            crate::http::views::app::FORM_EXPIRED,
+            "這個表單已過期：請重新載入頁面後再送出。",
+        ),
         (STORE_DOWN, "這個連結暫時無法開啟，請稍後再試。"),
     ];
     ZH.iter().find(|(en, _)| *en == message).map_or(message, |(_, zh)| zh)

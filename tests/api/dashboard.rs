@@ -264,6 +264,35 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
         .unwrap();
     let to = sent.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(to, "/app/login?next=%2Fapp%2Fcampaigns%2Fspring-sale&ended=1");
+    // So do a link card's, and the campaigns' page's forms.
+    for (path, back) in [
+        (
+            "/app/campaigns/spring-sale/links/amy-serum",
+            "/app/login?next=%2Fapp%2Fcampaigns%2Fspring-sale&ended=1",
+        ),
+        (
+            "/app/campaigns/spring-sale/shares",
+            "/app/login?next=%2Fapp%2Fcampaigns%2Fspring-sale&ended=1",
+        ),
+        ("/app/kols", "/app/login?ended=1"),
+    ] {
+        let r = app
+            .api
+            .post(app.url(path))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("kol", "amy"),
+                ("id", "x"),
+                ("name", "x"),
+                ("platform", "x"),
+                ("action", "cost"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["location"], back, "{path}");
+    }
     let form = app.page_text(&app.url(&format!("{to}&lang=zh-TW"))).await;
     assert!(form.contains("你的登入已結束"), "{form}");
     assert!(
@@ -605,6 +634,31 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(figure(&first, "clicks"), "1");
+    // Its conversions too: the table and the download are of the days shown.
+    let secret = app.create_shop("acme").await;
+    let on = |day: chrono::NaiveDate, order: &str| {
+        json!({"order_id": order, "event": "purchase", "amount": "100", "currency": "TWD", "coupon": "AMY10",
+               "occurred_at": format!("{day}T12:00:00Z")})
+    };
+    // Signed at the app's time, which runs a day behind.
+    let at = kolink::clock::Clock::now(&*clock).timestamp();
+    for body in [on(first_day, "EARLY-1"), on(later, "LATE-2")] {
+        let raw = serde_json::to_vec(&body).unwrap();
+        assert_eq!(app.signed_webhook("acme", &secret, &raw, at).await.status(), 200);
+    }
+    let ranged = get_signed_in(&app, &cookie, &path).await.text().await.unwrap();
+    assert!(ranged.contains("LATE-2") && !ranged.contains("EARLY-1"), "{ranged}");
+    assert!(
+        ranged.contains(&format!("format=csv&#38;from={later}&#38;to={later}")),
+        "{ranged}"
+    );
+    // A range longer than the chart draws says so.
+    let long = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale?from=1900-01-01")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(long.contains("The chart draws the last 400 days of them"), "{long}");
     // Days that cannot be read, or run backwards, are a page saying so.
     for bad in ["from=yesterday", &format!("from={later}&to={first_day}")] {
         let r = app
@@ -642,7 +696,7 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
         .unwrap();
     let csrf = csrf_of(&page);
     assert!(
-        page.contains(r#"<button type="submit" name="action" value="disable">Stop link</button>"#),
+        page.contains(r#"value="disable" aria-label="Stop link · amy-serum">Stop link</button>"#),
         "{page}"
     );
     let edit = |code: &'static str, form: Vec<(&'static str, String)>| {
@@ -672,12 +726,26 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(page.contains(r#"value="enable">Start link again</button>"#), "{page}");
+    assert!(
+        page.contains(r#"aria-label="Start link again · amy-serum">Start link again</button>"#),
+        "{page}"
+    );
+    assert!(
+        !page.contains(r#"aria-label="Page for the KOL · KOL amy""#),
+        "no page shared for a stopped link"
+    );
     edit("amy-serum", with("enable", "")).await;
     assert_eq!(app.tap("amy-serum").await.status(), 302);
 
-    let r = edit("amy-serum", with("cost", "2,500.50")).await;
+    let mut costed = with("cost", "2,500.50");
+    // The page it leads back to is the one it was on: its sort and days kept.
+    costed.push(("view", "sort=clicks&order=asc&from=2026-12-01&to=2026-12-07".to_owned()));
+    let r = edit("amy-serum", costed).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "/app/campaigns/spring-sale?sort=clicks&order=asc&from=2026-12-01&to=2026-12-07&lang=zh-TW#link-amy-serum"
+    );
     assert_eq!(app.get_ok("/api/v1/links/amy-serum").await["cost"], "2500.50");
     let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
         .await
@@ -701,7 +769,13 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
         StatusCode::BAD_REQUEST
     );
     let stale = vec![("csrf", "forged".to_owned()), ("action", "disable".to_owned())];
-    assert_eq!(edit("amy-serum", stale).await.status(), StatusCode::UNAUTHORIZED);
+    let expired = edit("amy-serum", stale).await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    let said = expired.text().await.unwrap();
+    assert!(
+        said.contains(r#"<a href="/app/campaigns/spring-sale?lang=zh-TW">回到頁面，重新填寫</a>"#),
+        "the way back to a fresh form: {said}"
+    );
     let link = app.get_ok("/api/v1/links/amy-serum").await;
     assert_eq!(
         (link["status"].as_str(), link["cost"].as_str()),
@@ -760,7 +834,16 @@ async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backen
         .text()
         .await
         .unwrap();
-    assert!(shown.contains("已新增，可以建立連結： mei"), "{shown}");
+    assert!(shown.contains("已新增，可以建立連結： 美美"), "{shown}");
+    let typed = get_signed_in(&app, &cookie, "/app?added=nobody")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !typed.contains("Added, and ready for links"),
+        "only a KOL there is: {typed}"
+    );
     let campaign = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
         .await
         .text()
@@ -777,15 +860,17 @@ async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backen
         said.contains("代號「mei」已屬於另一位 KOL") && said.contains(r#"value="Another""#),
         "{said}"
     );
-    let count = add(vec![
-        ("id", "nok"),
-        ("name", "N"),
-        ("platform", "x"),
-        ("followers", "lots"),
-    ])
-    .await;
-    assert_eq!(count.status(), StatusCode::BAD_REQUEST);
-    assert!(count.text().await.unwrap().contains("粉絲數須為整數"));
+    for followers in ["lots", "42,00", "1,2,3"] {
+        let count = add(vec![
+            ("id", "nok"),
+            ("name", "N"),
+            ("platform", "x"),
+            ("followers", followers),
+        ])
+        .await;
+        assert_eq!(count.status(), StatusCode::BAD_REQUEST, "{followers}");
+        assert!(count.text().await.unwrap().contains("粉絲數須為整數"), "{followers}");
+    }
     let platform = add(vec![("id", "nok"), ("name", "N"), ("platform", "myspace")]).await;
     assert_eq!(platform.status(), StatusCode::BAD_REQUEST);
     assert_eq!(app.get("/api/v1/kols/nok").await.status(), 404);
@@ -832,7 +917,7 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
         .unwrap();
     assert!(
         page.contains(
-            r#"name="kol" value="amy" formaction="/app/campaigns/spring-sale/shares?lang=en">Page for the KOL</button>"#
+            r#"name="kol" value="amy" formaction="/app/campaigns/spring-sale/shares?lang=en" aria-label="Page for the KOL · KOL amy">Page for the KOL</button>"#
         ),
         "{page}"
     );
@@ -872,6 +957,18 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
         "no token in the list"
     );
 
+    app.create_kol("ben", 900).await;
+    let no_link = post("ben", csrf.clone()).await;
+    assert_eq!(
+        no_link.status(),
+        StatusCode::NOT_FOUND,
+        "ben has no link in this campaign"
+    );
+    assert!(no_link
+        .text()
+        .await
+        .unwrap()
+        .contains("This campaign has no link of KOL"));
     let unknown = post("nobody", csrf).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert!(unknown.text().await.unwrap().contains("Back to the campaign"));

@@ -199,10 +199,18 @@ async fn campaigns_page(
         empty: t.no_unclaimed,
         rows,
     };
-    let kol_added = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+    let kol_added = match web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.get("added").cloned())
-        .filter(|id| crate::domain::Slug::parse(id).is_ok());
+    {
+        // Only a KOL there is: the address can be typed.
+        Some(id) if crate::domain::Slug::parse(&id).is_ok() => state
+            .store()
+            .get::<crate::domain::Kol>(&id)
+            .await?
+            .map(|k| if k.name.is_empty() { id } else { k.name }),
+        _ => None,
+    };
     Ok(CampaignsView {
         t,
         csrf: session::csrf(state, session),
@@ -296,8 +304,13 @@ struct CampaignView {
     from: String,
     to: String,
     range_query: String,
+    /// The page's sort and days as a query (`sort=…&order=…&from=…`), which its forms send back
+    /// so that the page they lead back to is the one they were on.
+    view: String,
     /// The chart's heading: the last 30 days, or the days asked for.
     daily: String,
+    /// The days asked for begin before the chart's first (it draws at most 400).
+    chart_cut: bool,
     fig: Fig,
     /// The daily chart drawn for a desktop's width, and for a phone's (the page's CSS shows
     /// one, by the screen's width), so that its labels read at the same size on both.
@@ -520,20 +533,24 @@ async fn campaign_page(
             }
         })
         .collect();
-    let rows = lookup::conversions(
+    // The newest 50 of the days shown, in the order of the time the table shows.
+    let mut newest = lookup::conversions(
         state.store(),
         &ConversionFilter {
             campaign: Some(c.id.to_string()),
+            days: range,
             ..ConversionFilter::default()
         },
         None,
         50,
     )
     .await?
-    .items
-    .into_iter()
-    .map(|cv| conversion_row(t, &cv, cv.kol.as_deref().map(&name_of).unwrap_or_default()))
-    .collect();
+    .items;
+    newest.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at));
+    let rows = newest
+        .iter()
+        .map(|cv| conversion_row(t, cv, cv.kol.as_deref().map(&name_of).unwrap_or_default()))
+        .collect();
     let conversions = ConversionList {
         id: "conversions",
         by: t.kol,
@@ -550,10 +567,25 @@ async fn campaign_page(
         order: sort.order.name(),
         from: range.from.map(|d| d.to_string()).unwrap_or_default(),
         to: range.to.map(|d| d.to_string()).unwrap_or_default(),
+        view: format!(
+            "sort={}&order={}{}",
+            sort.key.name(),
+            sort.order.name(),
+            [("from", range.from), ("to", range.to)]
+                .iter()
+                .filter_map(|(k, d)| d.map(|d| format!("&{k}={d}")))
+                .collect::<String>()
+        ),
         range_query: [("from", range.from), ("to", range.to)]
             .iter()
             .filter_map(|(k, d)| d.map(|d| format!("&{k}={d}")))
             .collect(),
+        chart_cut: range.from.is_some_and(|f| {
+            r.series
+                .first()
+                .and_then(|p| p.t.get(..10))
+                .is_some_and(|first| first > f.to_string().as_str())
+        }),
         daily: match (range.from, range.to) {
             (None, None) => t.daily.to_owned(),
             _ => format!(

@@ -23,10 +23,14 @@ pub(super) fn form_post(req: &HttpRequest, state: &State, csrf: &str) -> Result<
         return Err(Box::new(to_sign_in(req)));
     };
     if !session::csrf_ok(state, &s, csrf) {
-        return Err(Box::new(crate::http::redirect::page(
+        // Still signed in: the page the form was on, loaded again, has a fresh form.
+        let lang = Lang::of(req);
+        let back = format!("{}?lang={}", super::sign_in::form_page(req.path()), lang.tag());
+        return Err(Box::new(crate::http::redirect::page_with_way_back(
             req,
             Code::Unauthorized,
             super::FORM_EXPIRED,
+            Some((&back, lang.texts().reload_form)),
         )));
     }
     Ok(s)
@@ -118,7 +122,10 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
         Code::InvalidInput if message.contains("ISO 4217") => {
             "幣別須為 ISO 4217 代碼，例如 TWD、USD 或 JPY。".to_owned()
         }
-        Code::InvalidInput if field("coupon") => format!("折扣碼格式不正確（{message}）"),
+        Code::InvalidInput if field("coupon") => "折扣碼須為 1 到 64 個字元，不含空白。".to_owned(),
+        Code::InvalidInput if field("platform") => "請從清單中選擇平台。".to_owned(),
+        Code::InvalidInput if field("action") => "無法執行這個動作：請重新載入頁面。".to_owned(),
+        Code::NotFound if message.starts_with("No KOL") => format!("找不到代號為「{}」的 KOL。", typed.kol),
         _ => message.to_owned(),
     }
 }
@@ -211,13 +218,13 @@ pub(super) async fn create_kol(req: HttpRequest, state: State, form: web::Form<N
             .into_iter()
             .find(|p| p.as_str() == f.platform)
             .ok_or_else(|| ApiError::invalid("platform must be one of the list."))?;
-        // Followers as people write them: "42,000" or "42000"; none is 0.
-        let followers = match f.followers.as_deref().map(|n| n.trim().replace(',', "")) {
-            None => 0,
-            Some(n) if n.is_empty() => 0,
-            Some(n) => n
+        // Followers as people write them: "42,000" or "42000" (grouped by thousands only: a
+        // typo such as "42,00" is refused, not read as 4200); none is 0.
+        let followers = match f.followers.as_deref().map(str::trim) {
+            None | Some("") => 0,
+            Some(n) => plain_amount(n)
                 .parse::<u64>()
-                .map_err(|_| ApiError::invalid("followers must be a whole number, such as 42000."))?,
+                .map_err(|_| ApiError::invalid("followers must be a whole number, such as 42000 or 42,000."))?,
         };
         let body = CreateKol {
             id: f.id.clone(),
@@ -245,6 +252,8 @@ pub(super) async fn create_kol(req: HttpRequest, state: State, form: web::Form<N
 #[derive(Deserialize, Default)]
 pub(super) struct MintForm {
     pub(super) csrf: String,
+    /// The campaign page's sort and days (`CampaignView::view`), to lead back to.
+    pub(super) view: Option<String>,
     pub(super) kol: String,
     pub(super) cost: Option<String>,
     pub(super) coupon: Option<String>,
@@ -277,7 +286,7 @@ pub(super) async fn mint(
         expires_at: None,
     };
     match state.minter().one(&id, spec).await {
-        Ok(_) => see_other(&format!("/app/campaigns/{id}")),
+        Ok(_) => see_other(&page_of(&id, f.view.as_deref(), Lang::of(&req))),
         Err(e) => {
             let (kol, coupon) = (f.kol.clone(), f.coupon.clone().unwrap_or_default());
             let typed = Typed {
@@ -325,11 +334,35 @@ pub(super) async fn share(
     }
     let lang = Lang::of(&req);
     let back = format!("/app/campaigns/{id}?lang={}", lang.tag());
-    match crate::http::shares::new_share(&state, &form.kol, Some(&id), None).await {
-        Ok((share, token)) => {
+    let made = async {
+        // Only a KOL this campaign has a link for: their page of it would be empty otherwise.
+        let filter = crate::lookup::LinkFilter {
+            campaign: Some(id.to_string()),
+            kol: Some(form.kol.clone()),
+        };
+        if crate::lookup::links(state.store(), &filter, None, 1)
+            .await?
+            .items
+            .is_empty()
+        {
+            return Err(ApiError::not_found(match lang {
+                Lang::ZhTw => format!("這個活動沒有 KOL「{}」的連結。", form.kol),
+                Lang::En => format!("This campaign has no link of KOL '{}'.", form.kol),
+            }));
+        }
+        let kol = crate::lookup::kol(state.store(), &form.kol).await?;
+        let (share, token) = crate::http::shares::new_share(&state, &form.kol, Some(&id), None).await?;
+        Ok((kol, share, token))
+    };
+    match made.await {
+        Ok((kol, share, token)) => {
             let page = ShareView {
                 t: lang.texts(),
-                kol: share.kol.as_str(),
+                kol: if kol.name.is_empty() {
+                    kol.id.as_str()
+                } else {
+                    &kol.name
+                },
                 campaign: &id,
                 url: format!("{}/s/{token}", state.public_base),
                 share_id: &share.id,
@@ -342,16 +375,40 @@ pub(super) async fn share(
         Err(ApiError::Client { code, message }) => crate::http::redirect::page_with_way_back(
             &req,
             code,
-            &reason(lang, code, &message, Typed::default()),
+            &reason(
+                lang,
+                code,
+                &message,
+                Typed {
+                    kol: &form.kol,
+                    ..Typed::default()
+                },
+            ),
             Some((&back, lang.texts().back_to_campaign)),
         ),
         Err(e) => actix_web::ResponseError::error_response(&e),
     }
 }
 
+/// Campaign `id`'s page as a form on it was showing it (`view`: its sort and days, kept when
+/// they are a dashboard page's), in `lang`.
+fn page_of(id: &str, view: Option<&str>, lang: Lang) -> String {
+    let page = match view.filter(|v| !v.is_empty()) {
+        Some(v) => format!("/app/campaigns/{id}?{v}"),
+        None => format!("/app/campaigns/{id}?"),
+    };
+    match super::sign_in::local_page(&page) {
+        Some(p) if p.ends_with('?') => format!("{p}lang={}", lang.tag()),
+        Some(p) => format!("{p}&lang={}", lang.tag()),
+        None => format!("/app/campaigns/{id}?lang={}", lang.tag()),
+    }
+}
+
 #[derive(Deserialize, Default)]
 pub(super) struct LinkEditForm {
     pub(super) csrf: String,
+    /// The campaign page's sort and days (`CampaignView::view`), to lead back to.
+    pub(super) view: Option<String>,
     /// `cost` (with `cost`), `disable` or `enable`.
     pub(super) action: String,
     pub(super) cost: Option<String>,
@@ -371,7 +428,7 @@ pub(super) async fn edit_link(
     }
     let (id, code) = path.into_inner();
     let lang = Lang::of(&req);
-    let back = format!("/app/campaigns/{id}?lang={}#link-{code}", lang.tag());
+    let back = format!("{}#link-{code}", page_of(&id, form.view.as_deref(), lang));
     let refused = |e: ApiError| match e {
         ApiError::Client { code: c, message } => {
             let said = reason(lang, c, &message, Typed::default());

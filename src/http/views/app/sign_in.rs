@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::State;
 
 /// A form posted with a CSRF token of another session.
-pub(crate) const FORM_EXPIRED: &str = "This form has expired: sign in again.";
+pub(crate) const FORM_EXPIRED: &str = "This form has expired: load its page again and send it from there.";
 
 /// To the sign-in page, which then leads back to the page asked for (or, for a form, the page
 /// the form was on), and says so when the browser's session has ended (signed out elsewhere,
@@ -24,8 +24,7 @@ pub(super) fn to_sign_in(req: &HttpRequest) -> HttpResponse {
             q => format!("{}?{q}", req.path()),
         }
     } else {
-        // The mint form's page is its campaign's; the new-campaign form's, the campaigns'.
-        req.path().strip_suffix("/links").unwrap_or("/app").to_owned()
+        form_page(req.path()).to_owned()
     };
     let mut to = "/app/login".to_owned();
     let mut sep = '?';
@@ -41,12 +40,23 @@ pub(super) fn to_sign_in(req: &HttpRequest) -> HttpResponse {
     see_other(&to)
 }
 
+/// The page a dashboard form posted to `path` is on: a campaign's forms (minting, a link's
+/// card, sharing) are on its page, the others on the campaigns' page.
+pub(super) fn form_page(path: &str) -> &str {
+    if let Some(rest) = path.strip_prefix("/app/campaigns/") {
+        if let Some(id) = rest.split('/').next().filter(|id| !id.is_empty()) {
+            return &path[.."/app/campaigns/".len() + id.len()];
+        }
+    }
+    "/app"
+}
+
 /// `path` when it is a dashboard page of this server to go back to after signing in. The
 /// dashboard's paths and queries are slugs, figure names and language tags, so anything else
 /// is refused: another site (`//host`, a scheme, `\\`), a dot segment that climbs out of
 /// `/app` (`/app/../<code>` would follow a link), an escape that hides one, a control
 /// character that would end the header.
-fn local_page(path: &str) -> Option<&str> {
+pub(super) fn local_page(path: &str) -> Option<&str> {
     let ok = (path == "/app" || path.starts_with("/app/") || path.starts_with("/app?"))
         && !path.contains("//")
         && path
