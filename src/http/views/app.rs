@@ -546,7 +546,7 @@ async fn campaign_page(
     )
     .await?
     .items;
-    newest.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at));
+    newest.sort_by_key(|c| std::cmp::Reverse(c.occurred_at));
     let rows = newest
         .iter()
         .map(|cv| conversion_row(t, cv, cv.kol.as_deref().map(&name_of).unwrap_or_default()))
