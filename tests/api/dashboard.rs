@@ -853,6 +853,12 @@ async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backen
 
     // Refused, nothing added, the form kept: an id taken, a count that is no number, a
     // platform not on the list.
+    // The form's address opened as a page (a reload of a refused form) is the form's page.
+    let reload = get_signed_in(&app, &cookie, "/app/kols?lang=zh-TW").await;
+    assert_eq!(reload.status(), StatusCode::SEE_OTHER);
+    assert_eq!(reload.headers()["location"], "/app?lang=zh-TW");
+    let reload = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale/links/amy-serum").await;
+    assert_eq!(reload.headers()["location"], "/app/campaigns/spring-sale?lang=en");
     let taken = add(vec![("id", "mei"), ("name", "Another"), ("platform", "x")]).await;
     assert_eq!(taken.status(), StatusCode::CONFLICT);
     let said = taken.text().await.unwrap();

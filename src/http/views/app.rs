@@ -46,12 +46,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(login)),
         )
         .service(page("/app/logout").route(web::post().to(logout)))
-        .service(page("/app/campaigns").route(web::post().to(create_campaign)))
-        .service(page("/app/kols").route(web::post().to(create_kol)))
+        .service(
+            page("/app/campaigns")
+                .route(web::post().to(create_campaign))
+                .route(web::get().to(to_form_page)),
+        )
+        .service(
+            page("/app/kols")
+                .route(web::post().to(create_kol))
+                .route(web::get().to(to_form_page)),
+        )
         .service(page("/app/campaigns/{id}").route(web::get().to(campaign)))
-        .service(page("/app/campaigns/{id}/links").route(web::post().to(mint)))
-        .service(page("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)))
-        .service(page("/app/campaigns/{id}/shares").route(web::post().to(share)));
+        .service(
+            page("/app/campaigns/{id}/links")
+                .route(web::post().to(mint))
+                .route(web::get().to(to_form_page)),
+        )
+        .service(
+            page("/app/campaigns/{id}/links/{code}")
+                .route(web::post().to(edit_link))
+                .route(web::get().to(to_form_page)),
+        )
+        .service(
+            page("/app/campaigns/{id}/shares")
+                .route(web::post().to(share))
+                .route(web::get().to(to_form_page)),
+        );
+}
+
+/// A form's address opened as a page (the address bar after a refused form, a reload): the
+/// page the form is on.
+async fn to_form_page(req: HttpRequest) -> HttpResponse {
+    let lang = Lang::of(&req);
+    see_other(&format!("{}?lang={}", sign_in::form_page(req.path()), lang.tag()))
 }
 
 fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
