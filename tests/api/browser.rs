@@ -194,15 +194,7 @@ async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
         .post_expect("/api/v1/kols/amy/shares", &serde_json::json!({}), 201)
         .await;
     let url = share["url"].as_str().unwrap().to_owned();
-    let json: serde_json::Value = app
-        .api
-        .get(format!("{url}.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json = app.json_of(&format!("{url}.json")).await;
 
     let profile = tempfile::tempdir().unwrap();
     let dom = dump_dom(profile.path(), &url).await;

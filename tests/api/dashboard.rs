@@ -25,6 +25,19 @@ async fn sign_in(app: &TestApp) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
+/// A session signed in on `path`: its cookie, the page, and the page's form token.
+async fn signed_in_on(app: &TestApp, path: &str) -> (String, String, String) {
+    let cookie = sign_in(app).await;
+    let page = signed_in_page(app, &cookie, path).await;
+    let csrf = csrf_of(&page);
+    (cookie, page, csrf)
+}
+
+/// The text of a dashboard page read with the session `cookie`.
+async fn signed_in_page(app: &TestApp, cookie: &str, path: &str) -> String {
+    get_signed_in(app, cookie, path).await.text().await.unwrap()
+}
+
 /// `GET path` with the session cookie.
 async fn get_signed_in(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response {
     app.api
@@ -162,7 +175,7 @@ async fn signing_out_ends_every_session_and_a_copied_cookie_with_it(backend: Bac
     app.seed().await;
     // Two browsers signed in; one cookie copied away.
     let (first, second) = (sign_in(&app).await, sign_in(&app).await);
-    let html = get_signed_in(&app, &first, "/app").await.text().await.unwrap();
+    let html = signed_in_page(&app, &first, "/app").await;
     let csrf = csrf_of(&html);
     let report = "/api/v1/campaigns/spring-sale/report.csv";
     assert_eq!(get_signed_in(&app, &second, report).await.status(), StatusCode::OK);
@@ -246,13 +259,7 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
     }
 
     // A form sent after the session ended (signed out on another device): back to its page.
-    let cookie = sign_in(&app).await;
-    let html = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_of(&html);
+    let (cookie, _, csrf) = signed_in_on(&app, "/app/campaigns/spring-sale").await;
     sign_out(&app, &cookie, &csrf).await;
     let sent = app
         .api
@@ -387,9 +394,7 @@ per_store!(dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothin
 async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed().await;
-    let cookie = sign_in(&app).await;
-    let html = get_signed_in(&app, &cookie, "/app").await.text().await.unwrap();
-    let csrf = csrf_of(&html);
+    let (cookie, _, csrf) = signed_in_on(&app, "/app").await;
     let post =
         |path: &str, form: Vec<(&str, &str)>| app.api.post(app.url(path)).header("cookie", &cookie).form(&form).send();
     let bad_id = post("/app/campaigns", vec![("csrf", &csrf), ("id", "Bad Id"), ("name", "X")])
@@ -501,11 +506,7 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
         "{text}"
     );
     // The page as it normally is has no alert.
-    let plain = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let plain = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert!(!plain.contains("role=\"alert\""));
     assert_eq!(app.get_ok("/api/v1/links").await["links"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -538,7 +539,7 @@ async fn the_new_campaign_form_shows_the_currency_it_gets_and_the_list_its_net_r
     let refund = json!({"order_id": "1", "event": "refund", "amount": "500", "currency": "TWD"});
     app.webhook_ok("acme", &secret, &refund).await;
     let cookie = sign_in(&app).await;
-    let html = get_signed_in(&app, &cookie, "/app").await.text().await.unwrap();
+    let html = signed_in_page(&app, &cookie, "/app").await;
     assert!(
         html.contains(r#"<input name="currency" required pattern="[A-Za-z]{3}" maxlength="3" size="4" value="TWD">"#),
         "{html}"
@@ -562,11 +563,7 @@ async fn the_new_campaign_form_shows_the_currency_it_gets_and_the_list_its_net_r
 
     app.patch_ok("/api/v1/links/amy-serum", &json!({"status": "disabled"}))
         .await;
-    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     let card = page.split(r#"data-code="amy-serum""#).nth(1).unwrap();
     assert!(card.contains("Disabled: this link no longer leads anywhere"), "{card}");
     assert!(!card[..card.find("</div>").unwrap()].contains("data-copy"), "{card}");
@@ -595,14 +592,10 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
         let b = at + page[at..].find("<b>").unwrap() + 3;
         page[b..b + page[b..].find("</b>").unwrap()].to_owned()
     };
-    let all = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let all = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert_eq!(figure(&all, "clicks"), "3");
     let path = format!("/app/campaigns/spring-sale?from={later}&to={later}&sort=clicks");
-    let ranged = get_signed_in(&app, &cookie, &path).await.text().await.unwrap();
+    let ranged = signed_in_page(&app, &cookie, &path).await;
     let api = app
         .get_ok(&format!("/api/v1/campaigns/spring-sale/stats?from={later}&to={later}"))
         .await;
@@ -646,18 +639,14 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
         let raw = serde_json::to_vec(&body).unwrap();
         assert_eq!(app.signed_webhook("acme", &secret, &raw, at).await.status(), 200);
     }
-    let ranged = get_signed_in(&app, &cookie, &path).await.text().await.unwrap();
+    let ranged = signed_in_page(&app, &cookie, &path).await;
     assert!(ranged.contains("LATE-2") && !ranged.contains("EARLY-1"), "{ranged}");
     assert!(
         ranged.contains(&format!("format=csv&#38;from={later}&#38;to={later}")),
         "{ranged}"
     );
     // A range longer than the chart draws says so.
-    let long = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale?from=1900-01-01")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let long = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale?from=1900-01-01").await;
     assert!(long.contains("The chart draws the last 400 days of them"), "{long}");
     // Days that cannot be read, or run backwards, are a page saying so.
     for bad in ["from=yesterday", &format!("from={later}&to={first_day}")] {
@@ -688,13 +677,7 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
     .await;
     app.create_link(json!({"campaign": "other", "kol": "amy", "code": "amy-other"}))
         .await;
-    let cookie = sign_in(&app).await;
-    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_of(&page);
+    let (cookie, page, csrf) = signed_in_on(&app, "/app/campaigns/spring-sale").await;
     assert!(
         page.contains(r#"value="disable" aria-label="Stop link · amy-serum">Stop link</button>"#),
         "{page}"
@@ -721,11 +704,7 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
     assert!(r.headers()["location"].to_str().unwrap().ends_with("#link-amy-serum"));
     assert_eq!(app.get_ok("/api/v1/links/amy-serum").await["status"], "disabled");
     assert_eq!(app.tap("amy-serum").await.status(), 410);
-    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert!(
         page.contains(r#"aria-label="Start link again · amy-serum">Start link again</button>"#),
         "{page}"
@@ -747,11 +726,7 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
         "/app/campaigns/spring-sale?sort=clicks&order=asc&from=2026-12-01&to=2026-12-07&lang=zh-TW#link-amy-serum"
     );
     assert_eq!(app.get_ok("/api/v1/links/amy-serum").await["cost"], "2500.50");
-    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert!(page.contains(r#"<input name="cost" value="2500.50""#), "{page}");
 
     // Refused: a cost that is no amount, a link of another campaign, an unknown action, an
@@ -790,9 +765,7 @@ per_store!(a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form);
 async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed().await;
-    let cookie = sign_in(&app).await;
-    let page = get_signed_in(&app, &cookie, "/app").await.text().await.unwrap();
-    let csrf = csrf_of(&page);
+    let (cookie, page, csrf) = signed_in_on(&app, "/app").await;
     assert!(
         page.contains(r#"<option value="instagram">Instagram</option>"#),
         "{page}"
@@ -829,26 +802,14 @@ async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backen
         ),
         (Some("美美"), Some("line"), Some(52_000), Some("mid"))
     );
-    let shown = get_signed_in(&app, &cookie, "/app?lang=zh-TW&added=mei")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let shown = signed_in_page(&app, &cookie, "/app?lang=zh-TW&added=mei").await;
     assert!(shown.contains("已新增，可以建立連結： 美美"), "{shown}");
-    let typed = get_signed_in(&app, &cookie, "/app?added=nobody")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let typed = signed_in_page(&app, &cookie, "/app?added=nobody").await;
     assert!(
         !typed.contains("Added, and ready for links"),
         "only a KOL there is: {typed}"
     );
-    let campaign = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let campaign = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert!(campaign.contains(r#"<option value="mei">美美</option>"#), "{campaign}");
 
     // Refused, nothing added, the form kept: an id taken, a count that is no number, a
@@ -893,11 +854,7 @@ async fn the_campaigns_conversions_say_when_and_every_one_downloads(backend: Bac
                      "coupon": "AMY10", "occurred_at": "2026-11-22T09:05:00Z"});
     app.webhook_ok("acme", &secret, &buy).await;
     let cookie = sign_in(&app).await;
-    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert!(page.contains("<th>When (UTC)</th>"), "{page}");
     assert!(page.contains("<td>2026-11-22 09:05</td><td>W-7</td>"), "{page}");
     let link = "/api/v1/conversions?campaign=spring-sale&format=csv";
@@ -916,11 +873,7 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed().await;
     let cookie = sign_in(&app).await;
-    let page = get_signed_in(&app, &cookie, "/app/campaigns/spring-sale")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert!(
         page.contains(
             r#"name="kol" value="amy" formaction="/app/campaigns/spring-sale/shares?lang=en" aria-label="Page for the KOL · KOL amy">Page for the KOL</button>"#
@@ -943,15 +896,7 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
     let shown = r.text().await.unwrap();
     let from = shown.find(&app.url("/s/")).expect("the address");
     let url = shown[from..from + shown[from..].find(' ').unwrap()].to_owned();
-    let kol_page: serde_json::Value = app
-        .api
-        .get(format!("{url}.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kol_page = app.json_of(&format!("{url}.json")).await;
     assert_eq!(
         (kol_page["kol"].as_str(), kol_page["campaign"].as_str()),
         (Some("amy"), Some("spring-sale"))
@@ -1181,11 +1126,7 @@ async fn a_campaign_without_links_says_so_in_each_part_of_its_page(backend: Back
         ("en", "No links yet.", "No conversions yet."),
         ("zh-TW", "還沒有連結。", "還沒有轉換。"),
     ] {
-        let page = get_signed_in(&app, &cookie, &format!("/app/campaigns/quiet?lang={lang}"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let page = signed_in_page(&app, &cookie, &format!("/app/campaigns/quiet?lang={lang}")).await;
         let part = |id: &str| {
             let at = page.find(&format!(r#"id="{id}""#)).unwrap_or_else(|| panic!("{id}"));
             page[at..at + page[at..].find("</table>").unwrap()].to_owned()
@@ -1307,9 +1248,7 @@ async fn a_refused_form_says_why_in_the_readers_language_and_what_to_do(backend:
     let app = spawn_app(backend).await;
     app.seed().await;
     app.create_kol("ben", 900).await;
-    let cookie = sign_in(&app).await;
-    let html = get_signed_in(&app, &cookie, "/app").await.text().await.unwrap();
-    let csrf = csrf_of(&html);
+    let (cookie, _, csrf) = signed_in_on(&app, "/app").await;
     let post = |path: String, form: Vec<(&'static str, String)>| {
         let req = app
             .api

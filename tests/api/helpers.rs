@@ -399,6 +399,11 @@ impl TestApp {
         self.api.get(self.url(path)).bearer_auth(TOKEN).send().await.unwrap()
     }
 
+    /// The JSON at `url` (a whole URL), read without the admin token (a KOL's page).
+    pub async fn json_of(&self, url: &str) -> Value {
+        self.api.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
     /// The text of a page at `url` (a whole URL), as a browser without a session reads it.
     pub async fn page_text(&self, url: &str) -> String {
         let r = self.api.get(url).header("accept", "text/html").send().await.unwrap();
