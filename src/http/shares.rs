@@ -151,13 +151,19 @@ async fn list(
 }
 
 async fn revoke(_: Admin, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    end_share(&state, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ends share `id` (its page answers `410` from now on): for the API and the dashboard alike.
+pub(crate) async fn end_share(state: &State, id: &str) -> Result<(), ApiError> {
     let now = state.clock.now_to_second();
-    lookup::update::<Share>(state.store(), &id, "share", |s| {
+    lookup::update::<Share>(state.store(), id, "share", |s| {
         s.revoked_at.get_or_insert(now);
         Ok(())
     })
     .await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 pub(super) const NOT_A_SHARE: &str = "This share link does not exist. Check that it was copied whole.";

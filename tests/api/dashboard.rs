@@ -903,6 +903,44 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
     );
     let listed = app.get_ok("/api/v1/kols/amy/shares").await;
     assert_eq!(listed["shares"][0]["campaign"], "spring-sale");
+    // The campaign page lists it, and ends it.
+    let share_id = listed["shares"][0]["id"].as_str().unwrap().to_owned();
+    let campaign = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
+    assert!(campaign.contains(&format!(r#"data-share="{share_id}""#)), "{campaign}");
+    let end = app
+        .api
+        .post(app.url(&format!("/app/campaigns/spring-sale/shares/{share_id}/revoke?lang=en")))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("view", "sort=clicks&order=desc")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        end.headers()["location"],
+        "/app/campaigns/spring-sale?sort=clicks&order=desc&lang=en#shares"
+    );
+    assert_eq!(app.api.get(format!("{url}.json")).send().await.unwrap().status(), 410);
+    let campaign = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
+    assert!(
+        !campaign.contains(&format!(r#"data-share="{share_id}""#)),
+        "ended: {campaign}"
+    );
+    // Only a share of this campaign is ended from its page.
+    let other = app.post_expect("/api/v1/kols/amy/shares", &json!({}), 201).await;
+    let other_id = other["id"].as_str().unwrap();
+    let refused = app
+        .api
+        .post(app.url(&format!("/app/campaigns/spring-sale/shares/{other_id}/revoke")))
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let still = other["url"].as_str().unwrap();
+    assert_eq!(app.api.get(format!("{still}.json")).send().await.unwrap().status(), 200);
     assert!(
         !listed.to_string().contains(&url[url.rfind('/').unwrap() + 1..]),
         "no token in the list"
@@ -932,7 +970,8 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
             .as_array()
             .unwrap()
             .len(),
-        1
+        2,
+        "the one ended, and the one made through the API"
     );
 }
 

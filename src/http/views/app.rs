@@ -27,7 +27,7 @@ mod names;
 mod sign_in;
 
 use forms::{
-    create_campaign, create_kol, edit_link, form_post, mint, share, MintForm, NewCampaignForm, NewKolForm, Sent,
+    create_campaign, create_kol, edit_link, form_post, mint, revoke, share, MintForm, NewCampaignForm, NewKolForm, Sent,
 };
 use names::{
     audit_result, audit_source, enum_text, event_name, label, platform_name, slice_name, status_name, tier_name,
@@ -70,6 +70,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             page("/app/campaigns/{id}/shares")
                 .route(web::post().to(share))
+                .route(web::get().to(to_form_page)),
+        )
+        .service(
+            page("/app/campaigns/{id}/shares/{share}/revoke")
+                .route(web::post().to(revoke))
                 .route(web::get().to(to_form_page)),
         );
 }
@@ -276,6 +281,15 @@ struct BreakdownCard {
     slices: Vec<(String, String)>,
 }
 
+/// A KOL's page of the campaign, shared and open.
+struct SharedRow {
+    id: String,
+    kol: String,
+    since: String,
+    /// When it ends by itself; empty when it does not.
+    until: String,
+}
+
 struct LinkCard {
     code: String,
     /// The KOL's id (`kol` is their name), for the form that shares their page.
@@ -348,6 +362,8 @@ struct CampaignView {
     tiers: Vec<TableRow>,
     breakdowns: Vec<BreakdownCard>,
     links: Vec<LinkCard>,
+    /// The KOLs' pages of this campaign that are open, to revoke.
+    shared: Vec<SharedRow>,
     /// KOLs' ids and names, offered by the new-link form.
     known_kols: Vec<(String, String)>,
     conversions: ConversionList,
@@ -540,6 +556,24 @@ async fn campaign_page(
         .map(|k| (k.id.to_string(), k.name))
         .collect();
     let now = state.clock.now();
+    // The KOLs' pages of this campaign that are open (of the first 500 shares).
+    let shared = state
+        .store()
+        .list::<crate::domain::Share>(None, 500)
+        .await?
+        .items
+        .into_iter()
+        .filter(|s| s.campaign.as_ref().is_some_and(|c| c.as_str() == id) && s.is_open(now))
+        .map(|s| SharedRow {
+            kol: name_of(s.kol.as_str()),
+            since: s.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            until: s
+                .expires_at
+                .map(|e| e.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+            id: s.id,
+        })
+        .collect();
     let links = lookup::links(state.store(), &filter, None, 200)
         .await?
         .items
@@ -635,6 +669,7 @@ async fn campaign_page(
         tiers,
         breakdowns,
         links,
+        shared,
         known_kols,
         conversions,
         mint,

@@ -318,7 +318,6 @@ struct ShareView<'a> {
     kol: &'a str,
     campaign: &'a str,
     url: String,
-    share_id: &'a str,
 }
 
 /// A page for a KOL of this campaign, shared from a link's card: its address is shown once,
@@ -351,11 +350,11 @@ pub(super) async fn share(
             }));
         }
         let kol = crate::lookup::kol(state.store(), &form.kol).await?;
-        let (share, token) = crate::http::shares::new_share(&state, &form.kol, Some(&id), None).await?;
-        Ok((kol, share, token))
+        let (_, token) = crate::http::shares::new_share(&state, &form.kol, Some(&id), None).await?;
+        Ok((kol, token))
     };
     match made.await {
-        Ok((kol, share, token)) => {
+        Ok((kol, token)) => {
             let page = ShareView {
                 t: lang.texts(),
                 kol: if kol.name.is_empty() {
@@ -365,7 +364,6 @@ pub(super) async fn share(
                 },
                 campaign: &id,
                 url: format!("{}/s/{token}", state.public_base),
-                share_id: &share.id,
             };
             match askama::Template::render(&page) {
                 Ok(body) => crate::http::views::html_page(actix_web::http::StatusCode::CREATED).body(body),
@@ -384,6 +382,50 @@ pub(super) async fn share(
                     ..Typed::default()
                 },
             ),
+            Some((&back, lang.texts().back_to_campaign)),
+        ),
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct RevokeForm {
+    pub(super) csrf: String,
+    pub(super) view: Option<String>,
+}
+
+/// A KOL's page of this campaign ended from the campaign page's list of shared pages, as the
+/// API's `DELETE /api/v1/shares/{id}` ends it.
+pub(super) async fn revoke(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+    form: web::Form<RevokeForm>,
+) -> HttpResponse {
+    if let Err(answer) = form_post(&req, &state, &form.csrf) {
+        return *answer;
+    }
+    let (id, share) = path.into_inner();
+    let lang = Lang::of(&req);
+    let back = format!("{}#shares", page_of(&id, form.view.as_deref(), lang));
+    let ended = async {
+        // Only a share of this page's campaign.
+        match crate::store::RecordsExt::get::<crate::domain::Share>(state.store(), &share).await? {
+            Some(s) if s.campaign.as_ref().is_some_and(|c| c.as_str() == id) => {}
+            _ => {
+                return Err(ApiError::not_found(format!(
+                    "No page of this campaign has id '{share}'."
+                )))
+            }
+        }
+        crate::http::shares::end_share(&state, &share).await
+    };
+    match ended.await {
+        Ok(()) => see_other(&back),
+        Err(ApiError::Client { code, message }) => crate::http::redirect::page_with_way_back(
+            &req,
+            code,
+            &reason(lang, code, &message, Typed::default()),
             Some((&back, lang.texts().back_to_campaign)),
         ),
         Err(e) => actix_web::ResponseError::error_response(&e),
