@@ -59,10 +59,14 @@ impl LinkCache {
             .map(|hit| (hit.read_at.elapsed(), hit))
             .filter(|(age, _)| *age < STALE_FOR.max(self.fresh_for));
         // A code found unknown is asked about again past `MISS_FRESH_FOR`, before answering.
-        let hit = cached
-            .as_ref()
-            .filter(|(age, hit)| hit.link.is_some() || *age < MISS_FRESH_FOR.min(self.fresh_for));
-        if let Some((age, hit)) = hit.cloned() {
+        // (The entry is moved out, not cloned: this is every redirect's path.)
+        let (cached, answer) = match cached {
+            Some((age, hit)) if hit.link.is_some() || age < MISS_FRESH_FOR.min(self.fresh_for) => {
+                (None, Some((age, hit)))
+            }
+            stale_miss => (stale_miss, None),
+        };
+        if let Some((age, hit)) = answer {
             let link = hit.link.clone();
             if age >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {
                 let (entries, store, code) = (self.entries.clone(), store.clone(), code.to_owned());

@@ -38,6 +38,8 @@ use sign_in::{login, login_form, logout, to_sign_in};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Every page keeps the language it was asked for (`remember_lang`).
     let page = |path: &str| web::resource(path).wrap(from_fn(super::remember_lang));
+    // A form's address: opened as a page (a reload of a refused form), the form's page.
+    let form = |path: &str| page(path).route(web::get().to(to_form_page));
     cfg.service(page("/app").route(web::get().to(campaigns)))
         .service(
             page("/app/login")
@@ -46,37 +48,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(login)),
         )
         .service(page("/app/logout").route(web::post().to(logout)))
-        .service(
-            page("/app/campaigns")
-                .route(web::post().to(create_campaign))
-                .route(web::get().to(to_form_page)),
-        )
-        .service(
-            page("/app/kols")
-                .route(web::post().to(create_kol))
-                .route(web::get().to(to_form_page)),
-        )
+        .service(form("/app/campaigns").route(web::post().to(create_campaign)))
+        .service(form("/app/kols").route(web::post().to(create_kol)))
         .service(page("/app/campaigns/{id}").route(web::get().to(campaign)))
-        .service(
-            page("/app/campaigns/{id}/links")
-                .route(web::post().to(mint))
-                .route(web::get().to(to_form_page)),
-        )
-        .service(
-            page("/app/campaigns/{id}/links/{code}")
-                .route(web::post().to(edit_link))
-                .route(web::get().to(to_form_page)),
-        )
-        .service(
-            page("/app/campaigns/{id}/shares")
-                .route(web::post().to(share))
-                .route(web::get().to(to_form_page)),
-        )
-        .service(
-            page("/app/campaigns/{id}/shares/{share}/revoke")
-                .route(web::post().to(revoke))
-                .route(web::get().to(to_form_page)),
-        );
+        .service(form("/app/campaigns/{id}/links").route(web::post().to(mint)))
+        .service(form("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)))
+        .service(form("/app/campaigns/{id}/shares").route(web::post().to(share)))
+        .service(form("/app/campaigns/{id}/shares/{share}/revoke").route(web::post().to(revoke)));
 }
 
 /// A form's address opened as a page (the address bar after a refused form, a reload): the

@@ -370,21 +370,15 @@ pub(super) async fn share(
                 Err(e) => actix_web::ResponseError::error_response(&ApiError::Internal(anyhow::Error::new(e))),
             }
         }
-        Err(ApiError::Client { code, message }) => crate::http::redirect::page_with_way_back(
+        Err(e) => refused_with_way_back(
             &req,
-            code,
-            &reason(
-                lang,
-                code,
-                &message,
-                Typed {
-                    kol: &form.kol,
-                    ..Typed::default()
-                },
-            ),
-            Some((&back, lang.texts().back_to_campaign)),
+            e,
+            Typed {
+                kol: &form.kol,
+                ..Typed::default()
+            },
+            &back,
         ),
-        Err(e) => actix_web::ResponseError::error_response(&e),
     }
 }
 
@@ -422,13 +416,22 @@ pub(super) async fn revoke(
     };
     match ended.await {
         Ok(()) => see_other(&back),
-        Err(ApiError::Client { code, message }) => crate::http::redirect::page_with_way_back(
-            &req,
+        Err(e) => refused_with_way_back(&req, e, Typed::default(), &back),
+    }
+}
+
+/// A card's or a share's refusal: a page saying why in the reader's language (`typed` as
+/// `reason` quotes it), with the way back to the campaign; an error of kolink's its own answer.
+fn refused_with_way_back(req: &HttpRequest, e: ApiError, typed: Typed<'_>, back: &str) -> HttpResponse {
+    let lang = Lang::of(req);
+    match e {
+        ApiError::Client { code, message } => crate::http::redirect::page_with_way_back(
+            req,
             code,
-            &reason(lang, code, &message, Typed::default()),
-            Some((&back, lang.texts().back_to_campaign)),
+            &reason(lang, code, &message, typed),
+            Some((back, lang.texts().back_to_campaign)),
         ),
-        Err(e) => actix_web::ResponseError::error_response(&e),
+        other => actix_web::ResponseError::error_response(&other),
     }
 }
 
@@ -471,13 +474,7 @@ pub(super) async fn edit_link(
     let (id, code) = path.into_inner();
     let lang = Lang::of(&req);
     let back = format!("{}#link-{code}", page_of(&id, form.view.as_deref(), lang));
-    let refused = |e: ApiError| match e {
-        ApiError::Client { code: c, message } => {
-            let said = reason(lang, c, &message, Typed::default());
-            crate::http::redirect::page_with_way_back(&req, c, &said, Some((&back, lang.texts().back_to_campaign)))
-        }
-        other => actix_web::ResponseError::error_response(&other),
-    };
+    let refused = |e: ApiError| refused_with_way_back(&req, e, Typed::default(), &back);
     // Only a link of this page's campaign.
     match state.store().get_link(&code).await {
         Ok(Some(link)) if link.campaign.as_str() == id => {}
