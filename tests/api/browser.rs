@@ -220,7 +220,7 @@ async fn the_kol_page_shows_the_figures_of_the_api_in_the_kols_language() {
     let zh = dump_dom(profile.path(), &format!("{url}?lang=zh-TW")).await;
     assert!(zh.contains("點擊") && zh.contains("轉換率"), "{zh}");
     assert!(
-        zh.contains(r#"<span class="key bars"></span>點擊</span>"#),
+        zh.contains(r#"<span class="key area"></span>點擊</span>"#),
         "the chart's legend in the KOL's language: {zh}"
     );
     let shot = screenshot(&url, "kol-page").await;

@@ -634,7 +634,7 @@ pub fn ended(t: &Texts, standing: crate::domain::Standing) -> Option<&'static st
     }
 }
 
-/// The daily chart: clicks as bars, conversions as a line, drawn as SVG on the server by
+/// The daily chart: clicks as a filled line, conversions as a line, drawn as SVG on the server by
 /// charts-rs (no script, no library to load in an in-app browser). Days are labelled `MM-DD`.
 /// Its legend is the page's (`chart_legend.html`), in the page's font: charts-rs places text by
 /// measuring it in the one font it carries, which has no Chinese glyphs, so a zh-TW legend
@@ -661,7 +661,13 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str, width:
     );
     chart.width = width;
     chart.height = 220.0;
-    chart.series_list[1].category = Some(SeriesCategory::Line);
+    // Both series are lines, the clicks' filled below it: a month of bars in a phone's 380
+    // pixels was 1.4 pixels a bar (charts-rs keeps 5 pixels either side of each), and a year on
+    // the dashboard 1 pixel. A line reads at any number of days, as web analytics draw visits.
+    for s in &mut chart.series_list {
+        s.category = Some(SeriesCategory::Line);
+    }
+    chart.series_list[0].fill = Some(true);
     // The legend's keys (`.key` in base.html) have the same two colours.
     chart.series.colors = vec!["#3056d3".into(), "#e8590c".into()];
     chart.legend.show = Some(false);
@@ -675,7 +681,7 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str, width:
             y.max = Some(steps as f32);
         }
     }
-    // Its text for screen readers: what the bars and the line add up to, over which days.
+    // Its text for screen readers: what the two lines add up to, over which days.
     let (all_clicks, all_conversions) = points.iter().fold((0u64, 0u64), |(c, v), p| {
         (c.saturating_add(p.clicks), v.saturating_add(p.conversions))
     });
@@ -771,6 +777,37 @@ mod tests {
         assert_eq!(percent(Some(0.000_099_9)), "0.010 %", "rounded up to the next decade");
         assert_eq!(percent(Some(0.0001)), "0.01 %");
         assert_eq!(percent(Some(-0.000_000_3)), "-0.000030 %");
+    }
+
+    #[test]
+    fn a_month_on_a_phone_shows_its_clicks_as_an_area_not_hairlines() {
+        let points: Vec<PagePoint> = (1..=30)
+            .map(|d| PagePoint {
+                t: format!("2026-11-{d:02}T00:00:00Z"),
+                clicks: d * 3,
+                conversions: d / 10,
+            })
+            .collect();
+        let svg = daily_chart(&points, "Clicks", "Conversions", PHONE_CHART_WIDTH);
+        // Bars of a month in a phone's 380 pixels were 1.4 pixels wide (charts-rs keeps 5 pixels
+        // either side of each bar): the clicks are one filled area instead.
+        let narrow: Vec<&str> = svg
+            .split("<rect")
+            .skip(1)
+            .filter(|r| {
+                r.split("width=\"")
+                    .nth(1)
+                    .and_then(|w| w.split('"').next()?.parse::<f32>().ok())
+                    .is_some_and(|w| w < 4.0)
+            })
+            .collect();
+        assert!(narrow.is_empty(), "{} bars under 4 px", narrow.len());
+        let areas = svg
+            .split("<path")
+            .skip(1)
+            .filter(|p| p.contains("fill=\"#3056D3"))
+            .count();
+        assert_eq!(areas, 1, "the clicks' area: {svg}");
     }
 
     #[test]
