@@ -26,17 +26,38 @@ async fn put_insights(
     code: web::Path<String>,
     body: Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    let link = lookup::link(state.store(), &code).await?;
     // The body is a `DayInsights` plus `date`; serde cannot deny unknown fields through
     // `flatten`, so `date` is taken off and the rest read as `DayInsights`.
     let mut body = body.into_inner();
-    let date: NaiveDate = match body.remove("date") {
-        Some(serde_json::Value::String(d)) => d
-            .parse()
-            .map_err(|_| ApiError::invalid("date must be a day as YYYY-MM-DD."))?,
+    let date = match body.remove("date") {
+        Some(serde_json::Value::String(d)) => day(&d)?,
         _ => return Err(ApiError::invalid("date is required, as YYYY-MM-DD.")),
     };
     let insights: DayInsights = crate::error::from_json_value(serde_json::Value::Object(body))?;
+    let code = report_day(&state, &code, date, &insights).await?;
+    let mut out = serde_json::to_value(insights).map_err(|e| ApiError::Internal(e.into()))?;
+    out["code"] = code.as_str().into();
+    out["date"] = date.to_string().into();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// A reported day, as `YYYY-MM-DD`.
+pub(crate) fn day(s: &str) -> Result<NaiveDate, ApiError> {
+    s.trim()
+        .parse()
+        .map_err(|_| ApiError::invalid("date must be a day as YYYY-MM-DD."))
+}
+
+/// Link `code`'s numbers of `date`, replacing any reported before for that day (the API's
+/// `POST /api/v1/links/{code}/metrics` and the dashboard's link cards). A day to come is
+/// refused; tomorrow is taken, since it is already today somewhere. Answers the link's code.
+pub(crate) async fn report_day(
+    state: &State,
+    code: &str,
+    date: NaiveDate,
+    insights: &DayInsights,
+) -> Result<crate::domain::ShortCode, ApiError> {
+    let link = lookup::link(state.store(), code).await?;
     let tomorrow = state
         .clock
         .now()
@@ -48,11 +69,8 @@ async fn put_insights(
             "date is in the future: report a day that has happened.",
         ));
     }
-    state.store().put_insights(link.code.as_str(), date, &insights).await?;
-    let mut out = serde_json::to_value(insights).map_err(|e| ApiError::Internal(e.into()))?;
-    out["code"] = link.code.as_str().into();
-    out["date"] = date.to_string().into();
-    Ok(HttpResponse::Ok().json(out))
+    state.store().put_insights(link.code.as_str(), date, insights).await?;
+    Ok(link.code)
 }
 
 /// A 1×1 transparent GIF.

@@ -866,6 +866,106 @@ async fn the_campaigns_conversions_say_when_and_every_one_downloads(backend: Bac
     crate::helpers::assert_error(app.get("/api/v1/conversions?format=xml").await, 400, "invalid_input").await;
 }
 
+per_store!(a_links_day_of_insights_is_reported_from_its_card);
+/// CTR needs impressions, which only the platforms know: an analyst types a day's numbers off
+/// the KOL's insights into the link's card, and the campaign's figures count them. A day sent
+/// again replaces its numbers, as the API's `POST /api/v1/links/{code}/metrics` does.
+async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.post_expect(
+        "/api/v1/campaigns",
+        &json!({"id": "other", "name": "Other", "destination": "https://shop.example.com/"}),
+        201,
+    )
+    .await;
+    app.create_link(json!({"campaign": "other", "kol": "amy", "code": "amy-other"}))
+        .await;
+    for _ in 0..2 {
+        assert_eq!(app.tap("amy-serum").await.status(), 302);
+    }
+    let (cookie, page, csrf) = signed_in_on(&app, "/app/campaigns/spring-sale").await;
+    let form_at = page
+        .find(r#"action="/app/campaigns/spring-sale/links/amy-serum/insights?lang=en""#)
+        .expect("the card's insights form");
+    let today = page[form_at..]
+        .split(r#"name="date" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the day it offers")
+        .to_owned();
+    let report = |code: &'static str, form: Vec<(&'static str, String)>| {
+        let req = app
+            .api
+            .post(app.url(&format!("/app/campaigns/spring-sale/links/{code}/insights?lang=zh-TW")))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+            .form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let day = |date: &str, impressions: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("view", "sort=clicks&order=asc".to_owned()),
+            ("date", date.to_owned()),
+            ("impressions", impressions.to_owned()),
+            ("likes", "30".to_owned()),
+            ("reach", String::new()),
+        ]
+    };
+    let totals = || async { app.get_ok("/api/v1/campaigns/spring-sale/stats").await["totals"].clone() };
+
+    let r = report("amy-serum", day(&today, "1,000")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        back,
+        "/app/campaigns/spring-sale?sort=clicks&order=asc&lang=zh-TW&reported=amy-serum#link-amy-serum"
+    );
+    let t = totals().await;
+    assert_eq!(
+        (t["impressions"].as_u64(), t["engagements"].as_u64()),
+        (Some(1000), Some(30))
+    );
+    assert_eq!(t["ctr"].as_f64(), Some(0.002));
+    let page = signed_in_page(&app, &cookie, back.split('#').next().unwrap()).await;
+    assert_eq!(
+        page.matches("已儲存：活動的曝光數與點閱率已計入這一天的數字。").count(),
+        1,
+        "{page}"
+    );
+
+    // The same day again replaces its numbers; an empty field is 0.
+    report("amy-serum", day(&today, "400")).await;
+    let t = totals().await;
+    assert_eq!((t["impressions"].as_u64(), t["ctr"].as_f64()), (Some(400), Some(0.005)));
+
+    // Refused, with the reason in the reader's language and the way back; nothing changes.
+    for (form, status, said) in [
+        (day(&today, "12,00"), StatusCode::BAD_REQUEST, "曝光數須為整數"),
+        (day(&today, "-5"), StatusCode::BAD_REQUEST, "曝光數須為整數"),
+        (day("2026-13-01", "1"), StatusCode::BAD_REQUEST, "日期須寫成 YYYY-MM-DD"),
+        (day("", "1"), StatusCode::BAD_REQUEST, "日期須寫成 YYYY-MM-DD"),
+        (day("2999-01-01", "1"), StatusCode::BAD_REQUEST, "日期不可晚於今天"),
+    ] {
+        let r = report("amy-serum", form.clone()).await;
+        assert_eq!(r.status(), status, "{form:?}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(said) && text.contains("回到活動"), "{form:?}: {text}");
+    }
+    assert_eq!(
+        report("amy-other", day(&today, "1")).await.status(),
+        StatusCode::NOT_FOUND,
+        "a link of another campaign"
+    );
+    let mut stale = day(&today, "1");
+    stale[0].1 = "forged".to_owned();
+    assert_eq!(report("amy-serum", stale).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(totals().await["impressions"].as_u64(), Some(400));
+    let other = app.get_ok("/api/v1/links/amy-other/stats").await;
+    assert_eq!(other["totals"]["impressions"].as_u64(), Some(0));
+}
+
 per_store!(a_kols_page_is_shared_from_a_link_card);
 /// An analyst shares a KOL's page of this campaign from a link's card: the address is shown
 /// once, opens the KOL's figures of this campaign, and is listed (without its token).

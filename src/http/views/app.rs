@@ -27,7 +27,8 @@ mod names;
 mod sign_in;
 
 use forms::{
-    create_campaign, create_kol, edit_link, form_post, mint, revoke, share, MintForm, NewCampaignForm, NewKolForm, Sent,
+    create_campaign, create_kol, edit_link, form_post, mint, report_insights, revoke, share, MintForm, NewCampaignForm,
+    NewKolForm, Sent,
 };
 use names::{
     audit_result, audit_source, enum_text, event_name, label, platform_name, slice_name, status_name, tier_name,
@@ -53,6 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(page("/app/campaigns/{id}").route(web::get().to(campaign)))
         .service(form("/app/campaigns/{id}/links").route(web::post().to(mint)))
         .service(form("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)))
+        .service(form("/app/campaigns/{id}/links/{code}/insights").route(web::post().to(report_insights)))
         .service(form("/app/campaigns/{id}/shares").route(web::post().to(share)))
         .service(form("/app/campaigns/{id}/shares/{share}/revoke").route(web::post().to(revoke)));
 }
@@ -270,6 +272,8 @@ struct SharedRow {
 
 struct LinkCard {
     code: String,
+    /// Its day of insights was just saved from it.
+    reported: bool,
     /// The KOL's id (`kol` is their name), for the form that shares their page.
     kol_id: String,
     /// Stopped from the dashboard or the API (`status: disabled`): it can be started again.
@@ -326,6 +330,10 @@ struct CampaignView {
     /// The page's sort and days as a query (`sort=…&order=…&from=…`), which its forms send back
     /// so that the page they lead back to is the one they were on.
     view: String,
+    /// Today and tomorrow (UTC), the insights form's first day and its last (the API takes
+    /// tomorrow: it is already today east of UTC).
+    today: String,
+    tomorrow: String,
     /// The chart's heading: the last 30 days, or the days asked for.
     daily: String,
     /// The days asked for begin before the chart's first (it draws at most 400).
@@ -391,6 +399,8 @@ struct CampaignQuery {
     /// The UTC days the page's figures cover (both included); every day without them.
     from: Option<String>,
     to: Option<String>,
+    /// The link whose day of insights its card just saved (it says so).
+    reported: Option<String>,
 }
 
 async fn campaign(
@@ -405,7 +415,10 @@ async fn campaign(
     let asked = Sort::parse(q.sort.as_deref(), q.order.as_deref())
         .and_then(|sort| Ok((sort, crate::http::stats::day_range(q.from.as_deref(), q.to.as_deref())?)));
     let page = match asked {
-        Ok((sort, range)) => campaign_page(&req, &state, &s, &id, sort, range, Sent::default()).await,
+        Ok((sort, range)) => {
+            let reported = q.reported.as_deref();
+            campaign_page(&req, &state, &s, &id, (sort, range), Sent::default(), reported).await
+        }
         Err(e) => Err(e),
     };
     match page {
@@ -438,9 +451,9 @@ async fn campaign_page(
     state: &State,
     session: &str,
     id: &str,
-    sort: Sort,
-    range: Range,
+    (sort, range): (Sort, Range),
     mint: Sent<MintForm>,
+    reported: Option<&str>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
     let t = Lang::of(req).texts();
     let c = lookup::campaign(state.store(), id).await?;
@@ -559,6 +572,7 @@ async fn campaign_page(
         .map(|l| {
             let short_url = format!("{}/{}", state.public_base, l.code);
             LinkCard {
+                reported: reported == Some(l.code.as_str()),
                 code: l.code.to_string(),
                 kol_id: l.kol.to_string(),
                 ended: super::ended(t, l.standing(now)),
@@ -599,6 +613,8 @@ async fn campaign_page(
     Ok(CampaignView {
         t,
         csrf: session::csrf(state, session),
+        today: now.date_naive().to_string(),
+        tomorrow: (now.date_naive() + chrono::Days::new(1)).to_string(),
         id: c.id.to_string(),
         name: c.name.clone(),
         currency: c.currency.as_str().to_owned(),

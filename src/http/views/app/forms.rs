@@ -109,6 +109,12 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
         }
         Code::AlreadyExists => format!("代號「{}」已被另一個活動使用：請換一個。", typed.id),
         Code::InvalidInput if field("followers") => "粉絲數須為整數，例如 42000。".to_owned(),
+        Code::InvalidInput if field("date is in the future") => "日期不可晚於今天：請填已經過去的一天。".to_owned(),
+        Code::InvalidInput if field("date") => "日期須寫成 YYYY-MM-DD。".to_owned(),
+        Code::InvalidInput if INSIGHTS.iter().any(|(f, _)| field(f)) => {
+            let name = INSIGHTS.iter().find(|(f, _)| field(f)).map_or("", |(_, n)| n);
+            format!("{name}須為整數，例如 42000 或 42,000。")
+        }
         Code::InvalidInput if field("handle") => "帳號須為 1 到 100 個字元。".to_owned(),
         Code::InvalidDestination if message.contains("absolute URL") || message.contains("http") => {
             "目的網址須為完整網址，以 https:// 開頭，例如 https://shop.example.com/item。".to_owned()
@@ -129,6 +135,16 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
         _ => message.to_owned(),
     }
 }
+
+/// The insights form's fields, with their zh-TW names.
+const INSIGHTS: [(&str, &str); 6] = [
+    ("impressions", "曝光數"),
+    ("reach", "觸及人數"),
+    ("likes", "按讚數"),
+    ("comments", "留言數"),
+    ("shares", "分享數"),
+    ("saves", "收藏數"),
+];
 
 /// A cost as the dashboard shows money, grouped by thousands ("1,500.50"), made plain
 /// ("1500.50"); anything else is left for the amount's own check to judge.
@@ -218,14 +234,7 @@ pub(super) async fn create_kol(req: HttpRequest, state: State, form: web::Form<N
             .into_iter()
             .find(|p| p.as_str() == f.platform)
             .ok_or_else(|| ApiError::invalid("platform must be one of the list."))?;
-        // Followers as people write them: "42,000" or "42000" (grouped by thousands only: a
-        // typo such as "42,00" is refused, not read as 4200); none is 0.
-        let followers = match f.followers.as_deref().map(str::trim) {
-            None | Some("") => 0,
-            Some(n) => plain_amount(n)
-                .parse::<u64>()
-                .map_err(|_| ApiError::invalid("followers must be a whole number, such as 42000 or 42,000."))?,
-        };
+        let followers = whole_number("followers", f.followers.as_deref())?;
         let body = CreateKol {
             id: f.id.clone(),
             name: f.name.clone(),
@@ -298,7 +307,7 @@ pub(super) async fn mint(
             form_error(
                 &req,
                 e,
-                campaign_page(&req, &state, &s, &id, Sort::default(), Range::default(), sent),
+                campaign_page(&req, &state, &s, &id, (Sort::default(), Range::default()), sent, None),
             )
             .await
         }
@@ -475,16 +484,8 @@ pub(super) async fn edit_link(
     let lang = Lang::of(&req);
     let back = format!("{}#link-{code}", page_of(&id, form.view.as_deref(), lang));
     let refused = |e: ApiError| refused_with_way_back(&req, e, Typed::default(), &back);
-    // Only a link of this page's campaign.
-    match state.store().get_link(&code).await {
-        Ok(Some(link)) if link.campaign.as_str() == id => {}
-        Ok(_) => {
-            return refused(ApiError::not_found(match lang {
-                Lang::ZhTw => format!("活動「{id}」沒有代號為「{code}」的連結。"),
-                Lang::En => format!("Campaign '{id}' has no link '{code}'."),
-            }))
-        }
-        Err(e) => return refused(e.into()),
+    if let Err(e) = link_of(&state, &id, &code, lang).await {
+        return refused(e);
     }
     let f = form.into_inner();
     let patch = match f.action.as_str() {
@@ -507,6 +508,77 @@ pub(super) async fn edit_link(
     match state.minter().patch(&code, patch).await {
         Ok(_) => see_other(&back),
         Err(e) => refused(e),
+    }
+}
+
+/// Only a link of the page's campaign is changed from its page.
+async fn link_of(state: &State, id: &str, code: &str, lang: Lang) -> Result<(), ApiError> {
+    match state.store().get_link(code).await? {
+        Some(link) if link.campaign.as_str() == id => Ok(()),
+        _ => Err(ApiError::not_found(match lang {
+            Lang::ZhTw => format!("活動「{id}」沒有代號為「{code}」的連結。"),
+            Lang::En => format!("Campaign '{id}' has no link '{code}'."),
+        })),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct InsightsForm {
+    pub(super) csrf: String,
+    /// The campaign page's sort and days (`CampaignView::view`), to lead back to.
+    pub(super) view: Option<String>,
+    pub(super) date: String,
+    pub(super) impressions: Option<String>,
+    pub(super) reach: Option<String>,
+    pub(super) likes: Option<String>,
+    pub(super) comments: Option<String>,
+    pub(super) shares: Option<String>,
+    pub(super) saves: Option<String>,
+}
+
+/// A link's numbers of one day, read off the platform's insights, from its card: they replace
+/// that day's, as the API's `POST /api/v1/links/{code}/metrics` does (a field left empty is 0).
+/// Back to the card, which says they were saved; a refusal is a page saying why.
+pub(super) async fn report_insights(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+    form: web::Form<InsightsForm>,
+) -> HttpResponse {
+    if let Err(answer) = form_post(&req, &state, &form.csrf) {
+        return *answer;
+    }
+    let (id, code) = path.into_inner();
+    let lang = Lang::of(&req);
+    let page = page_of(&id, form.view.as_deref(), lang);
+    let f = form.into_inner();
+    let reported = async {
+        link_of(&state, &id, &code, lang).await?;
+        let date = crate::http::insights::day(&f.date)?;
+        let insights = crate::domain::DayInsights {
+            impressions: whole_number("impressions", f.impressions.as_deref())?,
+            reach: whole_number("reach", f.reach.as_deref())?,
+            likes: whole_number("likes", f.likes.as_deref())?,
+            comments: whole_number("comments", f.comments.as_deref())?,
+            shares: whole_number("shares", f.shares.as_deref())?,
+            saves: whole_number("saves", f.saves.as_deref())?,
+        };
+        crate::http::insights::report_day(&state, &code, date, &insights).await
+    };
+    match reported.await {
+        Ok(_) => see_other(&format!("{page}&reported={code}#link-{code}")),
+        Err(e) => refused_with_way_back(&req, e, Typed::default(), &format!("{page}#link-{code}")),
+    }
+}
+
+/// A count as people write it, "120,000" or "120000" (grouped by thousands only: a typo such as
+/// "120,00" is refused, not read as 12000); none is 0.
+fn whole_number(field: &str, s: Option<&str>) -> Result<u64, ApiError> {
+    match s.map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(n) => plain_amount(n)
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid(format!("{field} must be a whole number, such as 42000 or 42,000."))),
     }
 }
 
