@@ -41,6 +41,9 @@ async fn put_insights(
     Ok(HttpResponse::Ok().json(out))
 }
 
+/// How far back a day of insights may be reported (ten years).
+const INSIGHTS_DAYS_BACK: u64 = 3650;
+
 /// A reported day, as `YYYY-MM-DD`.
 pub(crate) fn day(s: &str) -> Result<NaiveDate, ApiError> {
     s.trim()
@@ -68,6 +71,16 @@ pub(crate) async fn report_day(
         return Err(ApiError::invalid(
             "date is in the future: report a day that has happened.",
         ));
+    }
+    // A link's series reaches back to its first day of data: a typo such as 1926 would make
+    // every report of it a century of days.
+    if tomorrow
+        .checked_sub_days(Days::new(INSIGHTS_DAYS_BACK + 1))
+        .is_some_and(|first| date < first)
+    {
+        return Err(ApiError::invalid(format!(
+            "date is more than {INSIGHTS_DAYS_BACK} days ago: report a day of the post's life."
+        )));
     }
     state.store().put_insights(link.code.as_str(), date, insights).await?;
     Ok(link.code)

@@ -332,11 +332,21 @@ pub async fn link(
     .await?;
     let c = counted.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no counts for link {code}")))?;
     // An open end of the series reaches as far as the totals do: from the first day with data
-    // (or the link's creation) to the last (or today).
+    // (or the link's creation) to the last (or today). With one end open, the other, given,
+    // is kept within that life too: `from=0000-01-01` would be 740,000 days of nothing.
     let (first, last) = data_days(&c);
     let created = link.created_at.date_naive();
-    let from = range.from.unwrap_or_else(|| first.map_or(created, |f| f.min(created)));
-    let to = range.to.unwrap_or_else(|| last.map_or(today, |l| l.max(today)));
+    let life = (
+        first.map_or(created, |f| f.min(created)),
+        last.map_or(today, |l| l.max(today)),
+    );
+    let (from, to) = match (range.from, range.to) {
+        (Some(from), Some(to)) => (from, to),
+        (from, to) => (
+            from.map_or(life.0, |f| f.max(life.0)),
+            to.map_or(life.1, |t| t.min(life.1)),
+        ),
+    };
     let max_days = match interval {
         // An open daily range is the link's life: as long as its data, never capped.
         Interval::Day if range.from.is_none() || range.to.is_none() => u64::MAX,

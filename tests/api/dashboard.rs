@@ -947,6 +947,7 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
         (day("2026-13-01", "1"), StatusCode::BAD_REQUEST, "日期須寫成 YYYY-MM-DD"),
         (day("", "1"), StatusCode::BAD_REQUEST, "日期須寫成 YYYY-MM-DD"),
         (day("2999-01-01", "1"), StatusCode::BAD_REQUEST, "日期不可晚於今天"),
+        (day("1926-01-01", "1"), StatusCode::BAD_REQUEST, "日期太久以前"),
     ] {
         let r = report("amy-serum", form.clone()).await;
         assert_eq!(r.status(), status, "{form:?}");

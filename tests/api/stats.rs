@@ -164,6 +164,48 @@ async fn link_stats_have_a_daily_series_and_reject_bad_ranges(backend: Backend) 
     crate::helpers::assert_error(app.get("/api/v1/links/nope/stats").await, 404, "not_found").await;
 }
 
+per_store!(a_series_with_one_end_open_reaches_no_further_than_the_links_life);
+/// An open end of a link's daily series is the link's life; the other end, given, may lie far
+/// outside it (`from=0000-01-01`): the series starts where the link's days do, not 740,000 days
+/// of zeros earlier (67 MB for one request). A day of insights far in the past is refused, so
+/// that no link's life reaches back that far.
+async fn a_series_with_one_end_open_reaches_no_further_than_the_links_life(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    let today = chrono::Utc::now().date_naive();
+    let open = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    for q in ["from=0000-01-01", "to=9999-12-31", "from=1970-01-01"] {
+        let s = app.get_ok(&format!("/api/v1/links/amy-serum/stats?{q}")).await;
+        let days = s["series"].as_array().unwrap().len();
+        assert!(s["series"] == open["series"], "{q}: {days} days");
+        assert_eq!(s["totals"], open["totals"], "{q}");
+    }
+    // Days asked for within the link's life are kept, as the other end is open.
+    let week_ago = today - chrono::Days::new(6);
+    let s = app
+        .get_ok(&format!("/api/v1/links/amy-serum/stats?to={week_ago}"))
+        .await;
+    let days = s["series"].as_array().unwrap().len();
+    assert!(days <= 1, "{days} days");
+    let r = app
+        .post(
+            "/api/v1/links/amy-serum/metrics",
+            &json!({"date": "1900-01-01", "impressions": 5}),
+        )
+        .await;
+    assert_error(r, 400, "invalid_input").await;
+    let ten_years = today - chrono::Days::new(3650);
+    app.post_expect(
+        "/api/v1/links/amy-serum/metrics",
+        &json!({"date": ten_years.to_string(), "impressions": 5}),
+        200,
+    )
+    .await;
+    let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    assert_eq!(s["series"].as_array().unwrap().len(), 3651);
+}
+
 per_store!(stats_survive_a_server_restart);
 async fn stats_survive_a_server_restart(backend: Backend) {
     let app = spawn_app(backend).await;

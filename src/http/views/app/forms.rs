@@ -110,6 +110,7 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
         Code::AlreadyExists => format!("代號「{}」已被另一個活動使用：請換一個。", typed.id),
         Code::InvalidInput if field("followers") => "粉絲數須為整數，例如 42000。".to_owned(),
         Code::InvalidInput if field("date is in the future") => "日期不可晚於今天：請填已經過去的一天。".to_owned(),
+        Code::InvalidInput if field("date is more than") => "日期太久以前：請填貼文上線期間的一天。".to_owned(),
         Code::InvalidInput if field("date") => "日期須寫成 YYYY-MM-DD。".to_owned(),
         Code::InvalidInput if INSIGHTS.iter().any(|(f, _)| field(f)) => {
             let name = INSIGHTS.iter().find(|(f, _)| field(f)).map_or("", |(_, n)| n);
