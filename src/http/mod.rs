@@ -437,16 +437,23 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("Nothing is here: check the path."))
 }
 
+/// A route for `GET` and `HEAD` (answered as `GET`; the server sends no body): load balancers
+/// and uptime monitors often probe with `HEAD`.
+fn get_or_head() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 /// Every route of the service.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
         .app_data(query_config())
         .configure(redirect::fast_route)
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/openapi.yaml", web::get().to(health::openapi))
-        .route("/kolink.js", web::get().to(health::kolink_js))
+        .route("/healthz", get_or_head().to(health::healthz))
+        .route("/readyz", get_or_head().to(health::readyz))
+        .route("/metrics", get_or_head().to(health::metrics))
+        .route("/openapi.yaml", get_or_head().to(health::openapi))
+        .route("/kolink.js", get_or_head().to(health::kolink_js))
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(limits::limit))

@@ -1,5 +1,6 @@
 //! Liveness and readiness.
 
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{assert_error, spawn_app, Backend};
@@ -18,6 +19,28 @@ async fn healthz_and_readyz_answer_when_storage_is_up(backend: Backend) {
         crate::helpers::Backend::Embedded => "embedded",
     };
     assert_eq!(body["storage"], expected);
+}
+
+per_store!(uptime_checks_may_ask_with_head);
+/// Load balancers and uptime monitors often probe with `HEAD`: the operational paths answer it
+/// as `GET`, without a body (they answered 404).
+async fn uptime_checks_may_ask_with_head(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.yaml", "/kolink.js"] {
+        let get = app.api.get(app.url(path)).send().await.unwrap();
+        let head = app.api.head(app.url(path)).send().await.unwrap();
+        assert_eq!(
+            (head.status(), get.status()),
+            (StatusCode::OK, StatusCode::OK),
+            "{path}"
+        );
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
 }
 
 #[tokio::test]
