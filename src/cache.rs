@@ -10,9 +10,10 @@
 //! once and one background read refreshes it (so other processes' changes are seen within the
 //! TTL plus one read); a redirect never waits on the store for a link it has read before. When
 //! the store does not answer, the last record read stays in use (for up to a day), so that a
-//! store outage does not break links that were followed before it; so does a code's last
-//! "unknown". A code never read waits for
-//! the store, within its deadline (`STORE_DEADLINE`); kolink cannot know where it goes otherwise.
+//! store outage does not break links that were followed before it. A code never read waits for
+//! the store, within its deadline (`STORE_DEADLINE`); when the store does not answer, the link
+//! book (`crate::link_book`, Redis stores) says where it goes, and else a code's last
+//! "unknown" stands.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::clicks::STORE_DEADLINE;
 use crate::domain::Redirect;
+use crate::link_book::LinkBook;
 use crate::store::{Result, Store, StoreError};
 
 /// How long a record may stand in for the store while the store does not answer.
@@ -40,13 +42,15 @@ type Entries = quick_cache::sync::Cache<String, Entry>;
 pub struct LinkCache {
     entries: Arc<Entries>,
     fresh_for: Duration,
+    book: Option<Arc<LinkBook>>,
 }
 
 impl LinkCache {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    pub fn new(capacity: u64, ttl: Duration, book: Option<Arc<LinkBook>>) -> Self {
         Self {
             entries: Arc::new(Entries::new(usize::try_from(capacity).unwrap_or(usize::MAX).max(1))),
             fresh_for: ttl,
+            book,
         }
     }
 
@@ -91,10 +95,35 @@ impl LinkCache {
         };
         match read {
             Ok(link) => Ok(remember(&self.entries, code.to_owned(), link)),
-            // The store does not answer: a code found unknown before stays unknown, as a link
-            // read before stays in use, rather than making every scanner's request wait.
-            Err(StoreError::Unavailable(_)) if cached.as_ref().is_some_and(|(_, hit)| hit.link.is_none()) => Ok(None),
+            Err(StoreError::Unavailable(e)) => {
+                // The store does not answer: the book says where the link goes, and it stands
+                // in as a record read (refreshed from the store once it answers). Else a code
+                // found unknown before stays unknown, as a link read before stays in use,
+                // rather than making every scanner's request wait.
+                if let Some(link) = self.in_book(code).await {
+                    let link = Arc::new(link);
+                    remember_read(&self.entries, code.to_owned(), Some(link.clone()));
+                    return Ok(Some(link));
+                }
+                match cached {
+                    Some((_, hit)) if hit.link.is_none() => Ok(None),
+                    _ => Err(StoreError::Unavailable(e)),
+                }
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    async fn in_book(&self, code: &str) -> Option<Redirect> {
+        let book = self.book.clone()?;
+        let c = code.to_owned();
+        match tokio::task::spawn_blocking(move || book.get(&c)).await {
+            Ok(Ok(link)) => link,
+            Ok(Err(e)) => {
+                crate::telemetry::warn_limited!(error = %e, "the link book was not read");
+                None
+            }
+            Err(_) => None,
         }
     }
 
@@ -105,13 +134,17 @@ impl LinkCache {
 
 fn remember(entries: &Entries, code: String, link: Option<crate::domain::Link>) -> Option<Arc<Redirect>> {
     let link = link.map(|l| Arc::new(Redirect::from(l)));
+    remember_read(entries, code, link.clone());
+    link
+}
+
+fn remember_read(entries: &Entries, code: String, link: Option<Arc<Redirect>>) {
     entries.insert(
         code,
         Entry {
             read_at: Instant::now(),
-            link: link.clone(),
+            link,
             refreshing: Arc::new(AtomicBool::new(false)),
         },
     );
-    link
 }

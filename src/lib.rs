@@ -34,6 +34,8 @@
 //! - `tail`: `kolink tail --group`, clicks and conversions as NDJSON for a warehouse.
 //! - `qr`: QR codes of short links (SVG, PNG).
 //! - `cache`: the redirect path's cache of link records.
+//! - `link_book`: where every link goes, copied to local disk (Redis stores), so that a link
+//!   never followed by this process still redirects while Redis does not answer.
 //! - `clicks`: the click writer that groups concurrent clicks into one store round trip, and
 //!   spools them when the store does not answer in time; the spool's replayer.
 //! - `spool`: the local, fsync'd file where clicks wait while the store does not answer (its
@@ -59,6 +61,7 @@ pub mod export;
 pub mod hours;
 pub mod http;
 pub mod intake;
+pub mod link_book;
 pub mod lookup;
 pub mod minting;
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct Application {
     /// The job that keeps clicks for campaigns' windows other processes accepted
     /// (`keep_clicks_for_every_window`).
     windows: AbortOnDrop,
+    /// The job that copies the links into the link book (`link_book::keep`; Redis stores).
+    book_copy: Option<AbortOnDrop>,
     /// The job that reads the session key again (`session::keep_key_fresh`).
     session_key_refresh: AbortOnDrop,
     /// The admin token generated at this start, if one was (it is shown once).
@@ -100,6 +102,7 @@ impl Application {
                 "replaying clicks an earlier run left in the spool"
             );
         }
+        let (book, book_copy) = link_book(&settings, store.clone(), &meters).await;
         let (writer, writer_task) = ClickWriter::start(store.clone(), spool.clone(), meters.clone(), clock.clone());
         let windows = AbortOnDrop(tokio::spawn(keep_clicks_for_every_window(store.clone())).abort_handle());
         let hours = AbortOnDrop(
@@ -129,6 +132,7 @@ impl Application {
             links: LinkCache::new(
                 settings.link_cache_capacity,
                 Duration::from_secs(settings.link_cache_seconds),
+                book,
             ),
             store: store.clone(),
             admin_hash,
@@ -160,6 +164,7 @@ impl Application {
             writer: writer_task,
             hours,
             windows,
+            book_copy,
             session_key_refresh,
             generated_admin_token,
         })
@@ -181,6 +186,7 @@ impl Application {
         // first, then the spool is replayed for a bounded time (what is left waits on disk).
         drop(self.hours);
         drop(self.windows);
+        drop(self.book_copy);
         drop(self.session_key_refresh);
         self.writer.finish().await;
         self.store.close().await;
@@ -314,6 +320,37 @@ async fn keep_clicks_for_every_window(store: Arc<dyn Store>) {
             Ok(Some((_, days))) => store.keep_clicks_for_at_least(days),
             Ok(None) => {}
             Err(e) => crate::telemetry::warn_limited!(error = %e, "campaigns' windows not read"),
+        }
+    }
+}
+
+/// The link book of a Redis store (`crate::link_book`), in the spool's directory, and the job
+/// that keeps it a copy of the links. Without it (the embedded store, whose links are on this
+/// disk already; a book that cannot be opened, which is said) kolink runs as before.
+async fn link_book(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    meters: &Meters,
+) -> (Option<Arc<crate::link_book::LinkBook>>, Option<AbortOnDrop>) {
+    if settings.storage() != StorageKind::Redis {
+        return (None, None);
+    }
+    let dir = settings.spool_dir();
+    let (answered, size) = (meters.link_book_answers.clone(), meters.link_book_links.clone());
+    let opened = tokio::task::spawn_blocking(move || crate::link_book::LinkBook::open(&dir, answered, size)).await;
+    match opened {
+        Ok(Ok(book)) => {
+            let book = Arc::new(book);
+            let job = tokio::spawn(crate::link_book::keep(book.clone(), store));
+            (Some(book), Some(AbortOnDrop(job.abort_handle())))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %format!("{e:#}"), "no link book: while Redis does not answer, links this process has not followed answer 503");
+            (None, None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no link book");
+            (None, None)
         }
     }
 }

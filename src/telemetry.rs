@@ -86,6 +86,10 @@ pub struct Meters {
     pub hourly_fields_pruned: Counter,
     /// The first UTC day whose hours are kept, as of the last completed prune (Unix seconds).
     pub hours_kept_from: Gauge,
+    /// Links in the link book (`crate::link_book`), and redirects answered from it while the
+    /// store did not answer.
+    pub link_book_links: Gauge,
+    pub link_book_answers: Counter,
     /// Answers other than redirects, by part of the service and status code.
     pub http_answers: Family<AnswerLabel, Counter>,
     /// How long those answers took, head read to answer ready, by part of the service.
@@ -169,6 +173,18 @@ impl Default for Meters {
             "The first UTC day whose hourly counters are kept, as of the last completed prune",
             hours_kept_from.clone(),
         );
+        let link_book_links = Gauge::default();
+        let link_book_answers = Counter::default();
+        registry.register(
+            "link_book_links",
+            "Links in this process's link book (Redis stores), as of its last copy",
+            link_book_links.clone(),
+        );
+        registry.register(
+            "link_book_answers",
+            "Links read from the link book because the store did not answer",
+            link_book_answers.clone(),
+        );
         let http_answers = Family::<AnswerLabel, Counter>::default();
         // 0.5 ms to 16 s: a page or a report takes milliseconds, and nothing waits past 10 s.
         let http_seconds = Family::<ScopeLabel, Histogram>::new_with_constructor(
@@ -186,6 +202,8 @@ impl Default for Meters {
         );
         Self {
             registry,
+            link_book_links,
+            link_book_answers,
             http_answers,
             http_seconds,
             hourly_fields_pruned,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, start, stored_click_ids, Backend, Backing, TestApp, PHONE};
 
@@ -419,4 +419,62 @@ async fn a_code_found_unknown_stays_unknown_while_the_store_does_not_answer() {
     let never_seen = app.tap("never-seen-code").await.status().as_u16();
     redis.resume();
     assert_eq!((unknown, known, never_seen), (404, 302, 503));
+}
+
+/// A metric's value as `/metrics` gives it now (0 when it is not there).
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .api
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A link this process has never followed (minted elsewhere, or simply not tapped yet) still
+/// redirects while Redis is down, as one it followed does: the link book on local disk says
+/// where it goes, and its click waits in the spool. It answered 503 before. A link stopped
+/// before the outage stays stopped; a code the book does not know is still 503.
+#[tokio::test]
+async fn a_link_never_followed_here_redirects_while_redis_is_down() {
+    let mut app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-off"}))
+        .await;
+    app.patch_ok("/api/v1/links/amy-off", &json!({"status": "disabled"}))
+        .await;
+    // Created after the change above: a copy that holds it holds the change too.
+    app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-last"}))
+        .await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while metric(&app, "kolink_link_book_links").await < 3.0 {
+        assert!(Instant::now() < until, "the link book never held the 3 links");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    app.redis.as_mut().unwrap().kill();
+    let tap = app.tap("amy-serum").await;
+    let followed = tap.status().as_u16();
+    let location = tap.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+    let stopped = app.tap("amy-off").await.status().as_u16();
+    let unknown = app.tap("never-seen-code").await.status().as_u16();
+    app.redis.as_mut().unwrap().start_again();
+
+    assert_eq!((followed, stopped, unknown), (302, 410, 503));
+    let location = location.unwrap();
+    assert!(
+        location.starts_with("https://shop.example.com/serum?ref=home&utm_source=instagram")
+            && location.contains("kl_cid="),
+        "{location}"
+    );
+    assert!(metric(&app, "kolink_link_book_answers_total").await >= 2.0);
+    wait_until_ready(&app).await;
+    let stats = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    assert_eq!(stats["totals"]["clicks"], 1, "the spooled click, replayed once");
 }
