@@ -51,8 +51,9 @@ impl CouponKey {
 
     /// The key a coupon was kept under before non-ASCII letters folded (only ASCII was upper
     /// cased), when it is not [`CouponKey::of`]'s. Stores move such keys to the new ones at
-    /// start (`Links::fold_coupon_keys`); matching a shop's code still tries this one when the
-    /// new one finds nothing (a coupon an older process wrote during a rolling upgrade).
+    /// start (`Links::fold_coupon_keys`); matching a shop's code tries this one first: a coupon
+    /// still under it is one an older process wrote during a rolling upgrade, or one that could
+    /// not move because another link's coupon holds its new key (`straße` beside `STRASSE`).
     pub fn legacy(coupon: &str) -> Option<Self> {
         let old = Self(coupon.to_ascii_uppercase());
         (old != Self::of(coupon)).then_some(old)

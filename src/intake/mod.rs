@@ -290,9 +290,16 @@ async fn candidates(
                 ClickLink::None => (None, None),
             },
             Method::Coupon => {
-                let mut code = store.link_code_by_coupon(&CouponKey::of(&claim.value)).await?;
-                if let (None, Some(old)) = (&code, CouponKey::legacy(&claim.value)) {
-                    code = store.link_code_by_coupon(&old).await?;
+                // The older key first: a coupon still under it is one that could not move to
+                // today's key, which another link's coupon holds (`straße` beside `STRASSE`,
+                // told apart before non-ASCII letters folded), or one an older process wrote;
+                // either way the code as sent names it. Else today's key.
+                let mut code = match CouponKey::legacy(&claim.value) {
+                    Some(old) => store.link_code_by_coupon(&old).await?,
+                    None => None,
+                };
+                if code.is_none() {
+                    code = store.link_code_by_coupon(&CouponKey::of(&claim.value)).await?;
                 }
                 match code {
                     Some(code) => (store.get_link(&code).await?, None),

@@ -258,6 +258,18 @@ pub fn summary_json(link: &Link) -> Result<String> {
     Ok(serde_json::to_string(&crate::domain::LinkSummary::from(link))?)
 }
 
+/// Says that `coupon`, kept under an older version's key by link `stays`, cannot move to its
+/// key of today, which link `holder`'s coupon holds: it keeps matching as written, and today's
+/// rule takes the two for one coupon everywhere else.
+pub fn warn_coupon_stays(coupon: &str, stays: &str, holder: &str) {
+    tracing::warn!(
+        coupon,
+        link = stays,
+        other_link = holder,
+        "a coupon kept under an older key folds onto another link's coupon: it stays under its older key and still matches a shop's code as written; change one of the two coupons"
+    );
+}
+
 /// A click ready to be written: its log entry id, the counters it bumps and, for a person, the
 /// day's unique visitor it adds to.
 #[derive(Debug, Clone)]

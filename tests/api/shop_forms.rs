@@ -455,6 +455,48 @@ async fn a_coupon_kept_under_the_older_key_is_moved_to_the_new_one_at_start(back
     assert_eq!(v["status"], "unattributed", "{v}");
 }
 
+per_store!(a_coupon_that_stays_under_its_older_key_still_finds_its_own_link);
+/// An older version folded only ASCII letters, so `straße` and `STRASSE` could be two links'
+/// coupons. Under today's rule they are one key: the one that cannot move stays under its
+/// older key, and a shop's `straße` must still find its own link, not the other's (it went to
+/// `STRASSE`'s link after an upgrade).
+async fn a_coupon_that_stays_under_its_older_key_still_finds_its_own_link(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    app.post_expect(
+        "/api/v1/links",
+        &json!({"campaign": "spring-sale", "kol": "amy", "code": "strasse-b", "coupon": "STRASSE"}),
+        201,
+    )
+    .await;
+    app.post_expect(
+        "/api/v1/links",
+        &json!({"campaign": "spring-sale", "kol": "amy", "code": "strasse-a", "coupon": "x1"}),
+        201,
+    )
+    .await;
+    // As an older version kept strasse-a's coupon `straße`: under "STRAßE". It cannot move to
+    // "STRASSE", which strasse-b holds.
+    let app = with_coupon_rekeyed(app, "X1", "STRAßE").await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    for (id, code, link) in [
+        (1, "straße", "strasse-a"),
+        (2, "Straße", "strasse-a"),
+        (3, "STRASSE", "strasse-b"),
+    ] {
+        let order = with(
+            fixture("shopify-order"),
+            json!({"id": id, "discount_codes": [{"code": code}]}),
+        );
+        let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+        assert_eq!(
+            (v["status"].as_str(), v["link"].as_str()),
+            (Some("attributed"), Some(link)),
+            "{code}"
+        );
+    }
+}
+
 /// Moves the coupon index's entry `from` to `to` in the store, as an older version would have
 /// kept it, and starts the app again.
 async fn with_coupon_rekeyed(app: crate::helpers::TestApp, from: &str, to: &str) -> crate::helpers::TestApp {

@@ -550,8 +550,8 @@ impl Links for EmbeddedStore {
             }
             let mut moved = 0;
             for (old, new, code) in stale {
-                if coupons.get(new.as_str())?.is_some() {
-                    tracing::warn!(coupon = %old, link = %code, "a coupon kept under an older key folds onto another link's; it stays under its own");
+                if let Some(holder) = coupons.get(new.as_str())? {
+                    crate::store::warn_coupon_stays(&old, &code, holder.value());
                     continue;
                 }
                 coupons.insert(new.as_str(), code.as_str())?;

@@ -1001,7 +1001,11 @@ impl Links for RedisStore {
             if done == 1 {
                 moved += 1;
             } else if !holder.is_empty() {
-                tracing::warn!(coupon = %old, link = %holder, "a coupon kept under an older key folds onto another link's; it stays under its own");
+                let stays: Option<String> = conn
+                    .hget(&key, &old)
+                    .await
+                    .map_err(failed("Failed to read a coupon in Redis"))?;
+                crate::store::warn_coupon_stays(&old, stays.as_deref().unwrap_or_default(), &holder);
             }
         }
         Ok(moved)
