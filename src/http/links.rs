@@ -31,6 +31,9 @@ pub struct LinkView<'a> {
     coupon: &'a Option<Coupon>,
     tags: &'a [String],
     status: LinkStatus,
+    /// Whether it redirects people now: `active` and not past `expires_at` (an expired link
+    /// keeps `status: active`, which is what a PATCH sets, and answers 410).
+    live: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
@@ -49,6 +52,7 @@ pub fn view<'a>(state: &State, l: &'a Link) -> LinkView<'a> {
         coupon: &l.coupon,
         tags: &l.tags,
         status: l.status,
+        live: l.is_live(state.clock.now()),
         created_at: l.created_at,
         updated_at: l.updated_at,
         expires_at: l.expires_at,

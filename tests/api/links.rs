@@ -296,6 +296,7 @@ async fn patching_a_link_updates_target_coupon_and_status(backend: Backend) {
         (l["coupon"].as_str(), l["cost"].as_str(), l["status"].as_str()),
         (Some("AMY20"), Some("6000.00"), Some("disabled"))
     );
+    assert_eq!(l["live"], false, "a stopped link does not redirect");
     // The old coupon is free again, the new one is taken.
     app.create_kol("ben", 1).await;
     app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "coupon": "AMY10"}))
@@ -355,8 +356,12 @@ async fn a_patch_cannot_end_a_link_by_a_mistyped_past_expiry(backend: Backend) {
         .patch_ok("/api/v1/links/amy-serum", &json!({"expires_at": end}))
         .await;
     assert_eq!(link["expires_at"], end);
+    assert_eq!(link["live"], true);
     clock.set("2026-11-22T00:00:00Z".parse().unwrap());
     assert_eq!(app.tap("amy-serum").await.status(), 410);
+    // Still `active` (its status is what a PATCH sets), and no longer live: it says so.
+    let link = app.get_ok("/api/v1/links/amy-serum").await;
+    assert_eq!((&link["status"], &link["live"]), (&json!("active"), &json!(false)));
     let link = app
         .patch_ok(
             "/api/v1/links/amy-serum",
