@@ -663,10 +663,9 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
     }
 }
 
-per_store!(a_link_is_stopped_started_and_costed_from_its_card);
-/// An analyst stops a link (a KOL broke the brief), starts it again and corrects its cost from
-/// the campaign page, as the API's PATCH does; a refusal says why and leads back.
-async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
+/// The seed, and amy's link `amy-other` of another campaign, `other` (which the campaign page's
+/// forms must not reach).
+async fn with_another_campaigns_link(backend: Backend) -> crate::helpers::TestApp {
     let app = spawn_app(backend).await;
     app.seed().await;
     app.post_expect(
@@ -677,6 +676,14 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
     .await;
     app.create_link(json!({"campaign": "other", "kol": "amy", "code": "amy-other"}))
         .await;
+    app
+}
+
+per_store!(a_link_is_stopped_started_and_costed_from_its_card);
+/// An analyst stops a link (a KOL broke the brief), starts it again and corrects its cost from
+/// the campaign page, as the API's PATCH does; a refusal says why and leads back.
+async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
+    let app = with_another_campaigns_link(backend).await;
     let (cookie, page, csrf) = signed_in_on(&app, "/app/campaigns/spring-sale").await;
     assert!(
         page.contains(r#"value="disable" aria-label="Stop link · amy-serum">Stop link</button>"#),
@@ -871,16 +878,7 @@ per_store!(a_links_day_of_insights_is_reported_from_its_card);
 /// the KOL's insights into the link's card, and the campaign's figures count them. A day sent
 /// again replaces its numbers, as the API's `POST /api/v1/links/{code}/metrics` does.
 async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
-    let app = spawn_app(backend).await;
-    app.seed().await;
-    app.post_expect(
-        "/api/v1/campaigns",
-        &json!({"id": "other", "name": "Other", "destination": "https://shop.example.com/"}),
-        201,
-    )
-    .await;
-    app.create_link(json!({"campaign": "other", "kol": "amy", "code": "amy-other"}))
-        .await;
+    let app = with_another_campaigns_link(backend).await;
     for _ in 0..2 {
         assert_eq!(app.tap("amy-serum").await.status(), 302);
     }

@@ -74,15 +74,7 @@ async fn metrics_count_every_other_answer_by_part_of_the_service_and_status(back
     app.tap("amy-serum").await;
     assert_eq!(app.tap("no-such-link").await.status(), 404);
 
-    let text = app
-        .api
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let value = |line: &str| -> Option<u64> {
         text.lines()
             .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())

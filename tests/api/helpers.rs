@@ -452,6 +452,22 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// `/metrics` as Prometheus reads it (no token).
+    pub async fn metrics_text(&self) -> String {
+        let r = self.api.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "GET /metrics");
+        r.text().await.unwrap()
+    }
+
+    /// A metric's value in `/metrics` now, by its whole name and labels (0 when it is not there).
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// GET with the admin token, asking for CSV.
     pub async fn get_csv(&self, path: &str) -> Response {
         self.api

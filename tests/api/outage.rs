@@ -421,22 +421,6 @@ async fn a_code_found_unknown_stays_unknown_while_the_store_does_not_answer() {
     assert_eq!((unknown, known, never_seen), (404, 302, 503));
 }
 
-/// A metric's value as `/metrics` gives it now (0 when it is not there).
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .api
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// A link this process has never followed (minted elsewhere, or simply not tapped yet) still
 /// redirects while Redis is down, as one it followed does: the link book on local disk says
 /// where it goes, and its click waits in the spool. It answered 503 before. A link stopped
@@ -453,7 +437,7 @@ async fn a_link_never_followed_here_redirects_while_redis_is_down() {
     app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-last"}))
         .await;
     let until = Instant::now() + Duration::from_secs(20);
-    while metric(&app, "kolink_link_book_links").await < 3.0 {
+    while app.metric("kolink_link_book_links").await < 3.0 {
         assert!(Instant::now() < until, "the link book never held the 3 links");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -473,7 +457,7 @@ async fn a_link_never_followed_here_redirects_while_redis_is_down() {
             && location.contains("kl_cid="),
         "{location}"
     );
-    assert!(metric(&app, "kolink_link_book_answers_total").await >= 2.0);
+    assert!(app.metric("kolink_link_book_answers_total").await >= 2.0);
     wait_until_ready(&app).await;
     let stats = app.get_ok("/api/v1/links/amy-serum/stats").await;
     assert_eq!(stats["totals"]["clicks"], 1, "the spooled click, replayed once");
