@@ -328,6 +328,49 @@ async fn the_dashboard_draws_its_chart_for_the_screens_width() {
     }
 }
 
+/// On a phone, an analyst opens a link card's insights form, types the day's impressions as
+/// Instagram shows them ("1,000") and saves: the card says so and CTR counts them. Every field
+/// and button is a finger's height.
+#[tokio::test]
+async fn an_analyst_reports_a_days_insights_from_a_phone() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    for i in 0..3 {
+        app.tap_as("amy-serum", &format!("{} p{i}", crate::helpers::PHONE))
+            .await;
+    }
+    let browser = crate::webdriver::Browser::start(390, 900).await;
+    browser.open(&app.url("/app/login")).await;
+    browser.type_into("#token", crate::helpers::TOKEN).await;
+    browser.click("#sign-in").await;
+    browser.wait_for(r#"data-campaign="spring-sale""#).await;
+    browser.open(&app.url("/app/campaigns/spring-sale")).await;
+    browser.wait_for(r#"id="leaderboard""#).await;
+    let card = "#link-amy-serum details.report-day";
+    browser.click(&format!("{card} summary")).await;
+    browser
+        .type_into(&format!("{card} input[name=impressions]"), "1,000")
+        .await;
+    browser.type_into(&format!("{card} input[name=likes]"), "40").await;
+    let controls = browser
+        .boxes(&format!(
+            "{card} summary, {card} input:not([type=hidden]), {card} button"
+        ))
+        .await;
+    assert!(controls.len() >= 9, "{controls:?}");
+    for b in &controls {
+        assert!(b[3] - b[1] >= 44.0, "a control {} px high: {controls:?}", b[3] - b[1]);
+    }
+    browser.screenshot("dashboard-insights-phone").await;
+    browser.click(&format!("{card} button")).await;
+    browser.wait_for("Saved: the campaign").await;
+    let totals = app.get_ok("/api/v1/campaigns/spring-sale/stats").await["totals"].clone();
+    assert_eq!(
+        (totals["impressions"].as_u64(), totals["ctr"].as_f64()),
+        (Some(1000), Some(0.003))
+    );
+}
+
 #[tokio::test]
 async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
     let app = spawn_app(Backend::Embedded).await;
