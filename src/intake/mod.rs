@@ -293,17 +293,26 @@ async fn candidates(
                 // The older key first: a coupon still under it is one that could not move to
                 // today's key, which another link's coupon holds (`straße` beside `STRASSE`,
                 // told apart before non-ASCII letters folded), or one an older process wrote;
-                // either way the code as sent names it. Else today's key.
-                let mut code = match CouponKey::legacy(&claim.value) {
-                    Some(old) => store.link_code_by_coupon(&old).await?,
+                // either way the code as sent names it, while that link still has the coupon
+                // (an index entry left by an older version's change of it does not count).
+                // Else today's key.
+                let key = CouponKey::of(&claim.value);
+                let older = match CouponKey::legacy(&claim.value) {
+                    Some(old) => match store.link_code_by_coupon(&old).await? {
+                        Some(code) => store
+                            .get_link(&code)
+                            .await?
+                            .filter(|l| l.coupon.as_ref().is_some_and(|c| c.key() == key)),
+                        None => None,
+                    },
                     None => None,
                 };
-                if code.is_none() {
-                    code = store.link_code_by_coupon(&CouponKey::of(&claim.value)).await?;
-                }
-                match code {
-                    Some(code) => (store.get_link(&code).await?, None),
-                    None => (None, None),
+                match older {
+                    Some(link) => (Some(link), None),
+                    None => match store.link_code_by_coupon(&key).await? {
+                        Some(code) => (store.get_link(&code).await?, None),
+                        None => (None, None),
+                    },
                 }
             }
             Method::Code | Method::OrderId => (store.get_link(&claim.value).await?, None),

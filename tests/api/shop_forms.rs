@@ -428,7 +428,7 @@ async fn a_coupon_kept_under_the_older_key_is_moved_to_the_new_one_at_start(back
     )
     .await;
     // As a version that folded only ASCII letters kept it: under "éTé10", not "ÉTÉ10".
-    let app = with_coupon_rekeyed(app, "ÉTÉ10", "éTé10").await;
+    let app = with_coupons_rekeyed(app, &[("ÉTÉ10", "éTé10")]).await;
     // Moved at start: minting finds it taken in any case, and a shop's code finds its link.
     let r = app
         .post(
@@ -465,60 +465,79 @@ async fn a_coupon_that_stays_under_its_older_key_still_finds_its_own_link(backen
     app.seed().await;
     app.post_expect(
         "/api/v1/links",
-        &json!({"campaign": "spring-sale", "kol": "amy", "code": "strasse-b", "coupon": "STRASSE"}),
+        &json!({"campaign": "spring-sale", "kol": "amy", "code": "strasse-a", "coupon": "straße"}),
         201,
     )
     .await;
     app.post_expect(
         "/api/v1/links",
-        &json!({"campaign": "spring-sale", "kol": "amy", "code": "strasse-a", "coupon": "x1"}),
+        &json!({"campaign": "spring-sale", "kol": "amy", "code": "strasse-b", "coupon": "x2"}),
         201,
     )
     .await;
-    // As an older version kept strasse-a's coupon `straße`: under "STRAßE". It cannot move to
-    // "STRASSE", which strasse-b holds.
-    let app = with_coupon_rekeyed(app, "X1", "STRAßE").await;
+    // As an older version kept them: strasse-a's `straße` under "STRAßE", strasse-b's coupon
+    // under "STRASSE" (its record still says x2: matching goes by the index). strasse-a's
+    // cannot move to "STRASSE" at start.
+    let app = with_coupons_rekeyed(app, &[("STRASSE", "STRAßE"), ("X2", "STRASSE")]).await;
     platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let sale = |id: u64, code: &'static str| {
+        let order = with(
+            fixture("shopify-order"),
+            json!({"id": id, "discount_codes": [{"code": code}]}),
+        );
+        let app = &app;
+        async move {
+            let v = ok(shopify(app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
+            (
+                v["status"].as_str().map(str::to_owned),
+                v["link"].as_str().map(str::to_owned),
+            )
+        }
+    };
+    let attributed = |link: &str| (Some("attributed".to_owned()), Some(link.to_owned()));
     for (id, code, link) in [
         (1, "straße", "strasse-a"),
         (2, "Straße", "strasse-a"),
         (3, "STRASSE", "strasse-b"),
     ] {
-        let order = with(
-            fixture("shopify-order"),
-            json!({"id": id, "discount_codes": [{"code": code}]}),
-        );
-        let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &order, false).await).await;
-        assert_eq!(
-            (v["status"].as_str(), v["link"].as_str()),
-            (Some("attributed"), Some(link)),
-            "{code}"
-        );
+        assert_eq!(sale(id, code).await, attributed(link), "{code}");
     }
+    // strasse-a's coupon changed, as the start's warning advises: `straße` is strasse-b's now
+    // (today's rule), no longer the older key's link.
+    app.patch_ok("/api/v1/links/strasse-a", &json!({"coupon": "NEWA"}))
+        .await;
+    assert_eq!(sale(4, "straße").await, attributed("strasse-b"));
+    assert_eq!(sale(5, "NEWA").await, attributed("strasse-a"));
 }
 
-/// Moves the coupon index's entry `from` to `to` in the store, as an older version would have
-/// kept it, and starts the app again.
-async fn with_coupon_rekeyed(app: crate::helpers::TestApp, from: &str, to: &str) -> crate::helpers::TestApp {
+/// Moves the coupon index's entries (`from`, `to`) in the store, as an older version would have
+/// kept them, and starts the app again.
+async fn with_coupons_rekeyed(app: crate::helpers::TestApp, moves: &[(&str, &str)]) -> crate::helpers::TestApp {
+    let moves: Vec<(String, String)> = moves.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect();
+    let in_redb = moves.clone();
     restart_with_store_changed(
         app,
-        async |conn, prefix| {
+        async move |conn, prefix| {
             let key = format!("{prefix}:{{meta}}:coupons");
-            let code: String = redis::cmd("HGET").arg(&key).arg(from).query_async(conn).await.unwrap();
-            let _: () = redis::cmd("HDEL").arg(&key).arg(from).query_async(conn).await.unwrap();
-            let _: () = redis::cmd("HSET")
-                .arg(&key)
-                .arg(to)
-                .arg(code)
-                .query_async(conn)
-                .await
-                .unwrap();
+            for (from, to) in &moves {
+                let code: String = redis::cmd("HGET").arg(&key).arg(from).query_async(conn).await.unwrap();
+                let _: () = redis::cmd("HDEL").arg(&key).arg(from).query_async(conn).await.unwrap();
+                let _: () = redis::cmd("HSET")
+                    .arg(&key)
+                    .arg(to)
+                    .arg(code)
+                    .query_async(conn)
+                    .await
+                    .unwrap();
+            }
         },
-        |txn| {
+        move |txn| {
             let coupons: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("coupons");
             let mut t = txn.open_table(coupons).unwrap();
-            let code = t.remove(from).unwrap().unwrap().value().to_owned();
-            t.insert(to, code.as_str()).unwrap();
+            for (from, to) in &in_redb {
+                let code = t.remove(from.as_str()).unwrap().unwrap().value().to_owned();
+                t.insert(to.as_str(), code.as_str()).unwrap();
+            }
         },
     )
     .await

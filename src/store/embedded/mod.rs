@@ -495,7 +495,13 @@ impl Links for EmbeddedStore {
                         return Ok(Err(LinkConflict::Coupon(n.as_str().to_owned())));
                     }
                 }
-                if let Some(o) = old_c.as_ref().filter(|o| Some(*o) != new_c.as_ref()) {
+                // A coupon changed leaves neither of its keys behind: today's, nor the older
+                // rule's, where it stayed because today's was taken (`CouponKey::legacy`).
+                let older = old.coupon.as_ref().and_then(|c| CouponKey::legacy(c.as_str()));
+                for o in [old_c.as_ref(), older.as_ref()].into_iter().flatten() {
+                    if Some(o) == new_c.as_ref() {
+                        continue;
+                    }
                     let owned = coupons.get(o.as_str())?.is_some_and(|v| v.value() == code);
                     if owned {
                         coupons.remove(o.as_str())?;

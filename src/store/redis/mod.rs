@@ -942,6 +942,7 @@ impl Links for RedisStore {
             .arg(expected)
             .arg(summary_json(new)?)
             .arg(rand::random::<u64>())
+            .arg(legacy_coupon_arg(&old))
             .invoke_async(&mut conn)
             .await
             .map_err(failed("Failed to update a link in Redis"))?;
@@ -1001,10 +1002,8 @@ impl Links for RedisStore {
             if done == 1 {
                 moved += 1;
             } else if !holder.is_empty() {
-                let stays: Option<String> = conn
-                    .hget(&key, &old)
-                    .await
-                    .map_err(failed("Failed to read a coupon in Redis"))?;
+                // For the log only: a failed read leaves the link unnamed, not the start failed.
+                let stays: Option<String> = conn.hget(&key, &old).await.unwrap_or(None);
                 crate::store::warn_coupon_stays(&old, stays.as_deref().unwrap_or_default(), &holder);
             }
         }
@@ -1750,6 +1749,15 @@ impl LinkDataReplies {
 }
 
 /// The coupon index key of a link, `''` for none (the scripts' convention).
+/// The key a link's coupon had under the older rule, when it differs (`CouponKey::legacy`).
+fn legacy_coupon_arg(link: &Link) -> String {
+    link.coupon
+        .as_ref()
+        .and_then(|c| CouponKey::legacy(c.as_str()))
+        .map(|k| k.as_str().to_owned())
+        .unwrap_or_default()
+}
+
 fn coupon_arg(link: &Link) -> String {
     link.coupon
         .as_ref()

@@ -221,8 +221,10 @@ return {1, ''}
 ";
 
 // KEYS: links, coupons, summaries, links:version. ARGV: code, OLD COUPON, NEW COUPON, json,
-// expected json, summary json, the links' new version (as `CREATE_LINKS`).
-// Compare-and-set: the coupon index moves only if the link is still the one read.
+// expected json, summary json, the links' new version (as `CREATE_LINKS`), and the old
+// coupon's key under the older rule (`CouponKey::legacy`; '' when it has none).
+// Compare-and-set: the coupon index moves only if the link is still the one read. A coupon
+// changed leaves neither of its keys behind (the older one stays where today's was taken).
 pub(super) const UPDATE_LINK: &str = r"
 local code, old, new = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HGET', KEYS[1], code) ~= ARGV[5] then return {'stale', ''} end
@@ -230,8 +232,10 @@ if new ~= '' and new ~= old then
   local owner = redis.call('HGET', KEYS[2], new)
   if owner and owner ~= code then return {'coupon', new} end
 end
-if old ~= '' and old ~= new and redis.call('HGET', KEYS[2], old) == code then
-  redis.call('HDEL', KEYS[2], old)
+for _, key in ipairs({old, ARGV[8]}) do
+  if key ~= '' and key ~= new and redis.call('HGET', KEYS[2], key) == code then
+    redis.call('HDEL', KEYS[2], key)
+  end
 end
 if new ~= '' then redis.call('HSET', KEYS[2], new, code) end
 redis.call('HSET', KEYS[1], code, ARGV[4])
