@@ -102,7 +102,10 @@ impl LinkCache {
                 // rather than making every scanner's request wait.
                 if let Some(link) = self.in_book(code).await {
                     let link = Arc::new(link);
-                    remember_read(&self.entries, code.to_owned(), Some(link.clone()));
+                    // Kept as a record past its TTL: the next redirect asks the store again in
+                    // the background, so a book's older row does not outlive the outage.
+                    let read_at = Instant::now().checked_sub(self.fresh_for).unwrap_or_else(Instant::now);
+                    remember_read(&self.entries, code.to_owned(), Some(link.clone()), read_at);
                     return Ok(Some(link));
                 }
                 match cached {
@@ -134,15 +137,15 @@ impl LinkCache {
 
 fn remember(entries: &Entries, code: String, link: Option<crate::domain::Link>) -> Option<Arc<Redirect>> {
     let link = link.map(|l| Arc::new(Redirect::from(l)));
-    remember_read(entries, code, link.clone());
+    remember_read(entries, code, link.clone(), Instant::now());
     link
 }
 
-fn remember_read(entries: &Entries, code: String, link: Option<Arc<Redirect>>) {
+fn remember_read(entries: &Entries, code: String, link: Option<Arc<Redirect>>, read_at: Instant) {
     entries.insert(
         code,
         Entry {
-            read_at: Instant::now(),
+            read_at,
             link,
             refreshing: Arc::new(AtomicBool::new(false)),
         },

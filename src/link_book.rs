@@ -11,98 +11,112 @@
 //! long as the last one took, so that a store of many links busy with changes is not read over
 //! and over). A change made within that time before an outage is not in the book: a link
 //! stopped then may still redirect during the outage, and one minted then is `503`. Rows are
-//! only rewritten when they changed. The book is a cache: it holds nothing that is not in the
-//! store, and a book that cannot be opened (another process holds the directory, a full disk)
-//! leaves kolink without it, as before, and says so.
+//! only rewritten when they changed, and a whole copy removes the codes the store no longer
+//! has. The book belongs to one store: it is emptied when opened for another (a flushed or
+//! restored Redis, another URL or key prefix), so that it never sends anyone where no link of
+//! the store goes.
 //!
-//! `<spool dir>/links.redb` (the spool's directory is the process's own local disk), a few
-//! hundred bytes a link, with a page cache of `CACHE_BYTES`.
+//! The book is a cache: it holds nothing that is not in the store, and a book that cannot be
+//! opened (a full or read-only disk) leaves kolink without it, as before, and says so.
+//! `<spool dir>/links.redb` (the spool's directory, the process's own), 350–700 bytes a link,
+//! with a page cache of `CACHE_BYTES`.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use serde::{Deserialize, Serialize};
 
-use crate::domain::{Link, LinkStatus, Redirect, ShortCode};
+use crate::domain::{Link, Redirect};
 use crate::store::{LinkIndex, LinkRows, Store};
 
-/// Code → `Row` as JSON.
+/// Code → `Redirect` as JSON.
 const REDIRECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("redirects");
+/// `store` → the id of the store the book copies (`Store::init_secret("link_book_store")`).
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// The book's page cache: lookups happen only while the store does not answer.
 const CACHE_BYTES: usize = 2 << 20;
 /// How often the store's links version is read.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Links read from the store a page.
 const PAGE: usize = 1000;
-
-/// What a redirect needs of a link, as the book keeps it (its code is the key).
-#[derive(Serialize, Deserialize, PartialEq)]
-struct Row {
-    id: u64,
-    target_url: Box<str>,
-    status: LinkStatus,
-    expires_at: Option<DateTime<Utc>>,
-}
+/// How long opening waits for the file's lock: a server stopped in this process (a restart in
+/// place, tests) may still be letting go of it (as the spool's).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 pub struct LinkBook {
     db: redb::Database,
-    /// Redirects answered from the book (`kolink_link_book_answers_total`).
+    /// Reads of the book because the store did not answer (a link read goes into the link
+    /// cache: a few reads per link and outage, not one per redirect).
     answered: Counter,
     /// Links in the book after its last copy (`kolink_link_book_links`).
     size: Gauge,
 }
 
 impl LinkBook {
-    /// Opens (or creates) `<dir>/links.redb`, readable by kolink's user alone. Blocking.
-    pub fn open(dir: &Path, answered: Counter, size: Gauge) -> anyhow::Result<Self> {
+    /// Opens (or creates) `<dir>/links.redb`, readable by kolink's user alone, for the store
+    /// whose id is `store`: a book of another store is emptied. Blocking.
+    pub fn open(dir: &Path, store: &str, answered: Counter, size: Gauge) -> anyhow::Result<Self> {
         let path = dir.join("links.redb");
-        let file = std::os::unix::fs::OpenOptionsExt::mode(&mut std::fs::OpenOptions::new(), 0o600)
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("Failed to open the link book {}", path.display()))?;
-        let db = redb::Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create_with_backend(redb::backends::FileBackend::new(file)?)
-            .with_context(|| format!("Failed to open the link book {}", path.display()))?;
-        let w = db.begin_write()?;
-        let n = w.open_table(REDIRECTS)?.len()?;
-        w.commit()?;
-        size.set(i64::try_from(n).unwrap_or(i64::MAX));
+        let failed = || format!("Failed to open the link book {}", path.display());
+        let until = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            let file = std::os::unix::fs::OpenOptionsExt::mode(&mut std::fs::OpenOptions::new(), 0o600)
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(failed)?;
+            let opened = redb::backends::FileBackend::new(file).and_then(|backend| {
+                redb::Database::builder()
+                    .set_cache_size(CACHE_BYTES)
+                    .create_with_backend(backend)
+            });
+            match opened {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other.with_context(failed)?,
+            }
+        };
+        let w = db.begin_write().with_context(failed)?;
+        {
+            let mut meta = w.open_table(META).with_context(failed)?;
+            let same = meta.get("store")?.is_some_and(|v| v.value() == store);
+            if !same {
+                w.delete_table(REDIRECTS).with_context(failed)?;
+                meta.insert("store", store)?;
+            }
+            let n = w.open_table(REDIRECTS).with_context(failed)?.len()?;
+            size.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        w.commit().with_context(failed)?;
         Ok(Self { db, answered, size })
     }
 
     /// Where `code` goes, as last copied. Blocking.
     pub fn get(&self, code: &str) -> anyhow::Result<Option<Redirect>> {
-        let t = self.db.begin_read()?.open_table(REDIRECTS)?;
-        let Some(bytes) = t.get(code)? else {
+        let read = self.db.begin_read().context("Failed to read the link book")?;
+        let t = read.open_table(REDIRECTS).context("Failed to read the link book")?;
+        let Some(bytes) = t.get(code).context("Failed to read the link book")? else {
             return Ok(None);
         };
-        let row: Row = serde_json::from_slice(bytes.value())?;
-        let code = ShortCode::stored(code).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let link: Redirect = serde_json::from_slice(bytes.value()).context("Failed to read a link of the link book")?;
         self.answered.inc();
-        Ok(Some(Redirect {
-            id: row.id,
-            code,
-            target_url: row.target_url,
-            status: row.status,
-            expires_at: row.expires_at,
-        }))
+        Ok(Some(link))
     }
 
-    /// Writes `links` where they changed, durably when `last` (the end of a copy). Returns how
-    /// many rows changed. Blocking.
-    fn write(&self, links: &[Link], last: bool) -> anyhow::Result<usize> {
+    /// Writes `links` where they changed, and returns how many did. The last write of a copy
+    /// (`seen`: every code the copy read) also removes the codes it did not read, and is
+    /// durable. Blocking.
+    fn write(&self, links: &[Redirect], seen: Option<&HashSet<String>>) -> anyhow::Result<usize> {
         let mut w = self.db.begin_write()?;
-        w.set_durability(if last {
+        w.set_durability(if seen.is_some() {
             redb::Durability::Immediate
         } else {
             redb::Durability::None
@@ -111,19 +125,25 @@ impl LinkBook {
         {
             let mut t = w.open_table(REDIRECTS)?;
             for l in links {
-                let row = serde_json::to_vec(&Row {
-                    id: l.id,
-                    target_url: l.target_url.as_str().into(),
-                    status: l.status,
-                    expires_at: l.expires_at,
-                })?;
+                let row = serde_json::to_vec(l)?;
                 let same = t.get(l.code.as_str())?.is_some_and(|old| old.value() == row.as_slice());
                 if !same {
                     t.insert(l.code.as_str(), row.as_slice())?;
                     changed += 1;
                 }
             }
-            if last {
+            if let Some(seen) = seen {
+                let mut gone = Vec::new();
+                for row in t.iter()? {
+                    let code = row?.0.value().to_owned();
+                    if !seen.contains(&code) {
+                        gone.push(code);
+                    }
+                }
+                for code in &gone {
+                    t.remove(code.as_str())?;
+                }
+                changed += gone.len();
                 self.size.set(i64::try_from(t.len()?).unwrap_or(i64::MAX));
             }
         }
@@ -147,7 +167,7 @@ pub async fn keep(book: Arc<LinkBook>, store: Arc<dyn Store>) {
                         wait = CHECK_EVERY.max(started.elapsed() * 20);
                         tracing::debug!(links, changed, took = ?started.elapsed(), "link book copied");
                     }
-                    Err(e) => crate::telemetry::warn_limited!(error = %e, "link book not copied"),
+                    Err(e) => crate::telemetry::warn_limited!(error = %format!("{e:#}"), "link book not copied"),
                 }
             }
             Ok(Some(_)) => {}
@@ -161,17 +181,100 @@ pub async fn keep(book: Arc<LinkBook>, store: Arc<dyn Store>) {
 /// Every link of the store into the book, a page at a time: how many links, and how many rows
 /// changed.
 async fn copy(book: &Arc<LinkBook>, store: &dyn Store) -> anyhow::Result<(usize, usize)> {
-    let (mut after, mut links, mut changed) = (None, 0, 0);
+    let (mut after, mut changed, mut unread) = (None, 0, 0);
+    let mut seen = HashSet::new();
     loop {
-        let (rows, next) = store.link_rows(LinkIndex::All, LinkRows::Records, after, PAGE).await?;
-        let page: Vec<Link> = rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
-        links += page.len();
-        let last = next.is_none();
+        let (rows, next) = store
+            .link_rows(LinkIndex::All, LinkRows::Records, after, PAGE)
+            .await
+            .context("Failed to read the links for the link book")?;
+        let page: Vec<Redirect> = rows
+            .iter()
+            .filter_map(|r| match serde_json::from_str::<Link>(r) {
+                Ok(l) => Some(Redirect::from(l)),
+                Err(_) => {
+                    unread += 1;
+                    None
+                }
+            })
+            .collect();
+        seen.extend(page.iter().map(|l| l.code.as_str().to_owned()));
         let b = book.clone();
-        changed += tokio::task::spawn_blocking(move || b.write(&page, last)).await??;
-        match next {
-            Some(n) => after = Some(n),
-            None => return Ok((links, changed)),
+        let Some(n) = next else {
+            if unread > 0 {
+                // Left out (a record a newer version wrote?): no worse than no book for them.
+                tracing::warn!(links = unread, "links the link book could not read were left out of it");
+            }
+            let links = seen.len();
+            changed += tokio::task::spawn_blocking(move || b.write(&page, Some(&seen)))
+                .await?
+                .context("Failed to write the link book")?;
+            return Ok((links, changed));
+        };
+        changed += tokio::task::spawn_blocking(move || b.write(&page, None))
+            .await?
+            .context("Failed to write the link book")?;
+        after = Some(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LinkStatus, ShortCode};
+
+    fn link(code: &str, target: &str) -> Redirect {
+        Redirect {
+            id: 7,
+            code: ShortCode::stored(code).unwrap(),
+            target_url: target.into(),
+            status: LinkStatus::Active,
+            expires_at: None,
         }
+    }
+
+    fn open(dir: &Path, store: &str) -> LinkBook {
+        LinkBook::open(dir, store, Counter::default(), Gauge::default()).unwrap()
+    }
+
+    #[test]
+    fn a_book_opened_for_another_store_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = open(dir.path(), "store-a");
+        let links = [link("amy-serum", "https://shop.example.com/a")];
+        book.write(&links, Some(&HashSet::from(["amy-serum".to_owned()])))
+            .unwrap();
+        drop(book);
+        assert_eq!(
+            open(dir.path(), "store-a").get("amy-serum").unwrap(),
+            Some(links[0].clone())
+        );
+        let other = open(dir.path(), "store-b");
+        assert_eq!(other.get("amy-serum").unwrap(), None);
+        assert_eq!(other.size.get(), 0);
+    }
+
+    #[test]
+    fn a_whole_copy_removes_the_codes_the_store_no_longer_has_and_rewrites_only_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = open(dir.path(), "store-a");
+        let seen = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<HashSet<_>>();
+        let (a, b) = (
+            link("amy-serum", "https://a.example/"),
+            link("ben-1", "https://b.example/"),
+        );
+        assert_eq!(book.write(&[a.clone()], None).unwrap(), 1);
+        assert_eq!(
+            book.write(&[b.clone()], Some(&seen(&["amy-serum", "ben-1"]))).unwrap(),
+            1
+        );
+        assert_eq!(book.size.get(), 2);
+        // The next copy: amy's link unchanged, ben's gone from the store.
+        assert_eq!(book.write(&[a.clone()], Some(&seen(&["amy-serum"]))).unwrap(), 1);
+        assert_eq!(
+            (book.get("amy-serum").unwrap(), book.get("ben-1").unwrap()),
+            (Some(a), None)
+        );
+        assert_eq!(book.size.get(), 1);
     }
 }

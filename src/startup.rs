@@ -335,9 +335,18 @@ async fn link_book(
     if settings.storage() != StorageKind::Redis {
         return (None, None);
     }
+    // Which store the book copies: one that is flushed, restored or another gets a new id.
+    let candidate = hex::encode(rand::random::<[u8; 16]>());
+    let id = match store.init_secret("link_book_store", &candidate).await {
+        Ok((id, _)) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "no link book: the store's id was not read");
+            return (None, None);
+        }
+    };
     let dir = settings.spool_dir();
     let (answered, size) = (meters.link_book_answers.clone(), meters.link_book_links.clone());
-    let opened = tokio::task::spawn_blocking(move || crate::link_book::LinkBook::open(&dir, answered, size)).await;
+    let opened = tokio::task::spawn_blocking(move || crate::link_book::LinkBook::open(&dir, &id, answered, size)).await;
     match opened {
         Ok(Ok(book)) => {
             let book = Arc::new(book);

@@ -86,8 +86,8 @@ pub struct Meters {
     pub hourly_fields_pruned: Counter,
     /// The first UTC day whose hours are kept, as of the last completed prune (Unix seconds).
     pub hours_kept_from: Gauge,
-    /// Links in the link book (`crate::link_book`), and redirects answered from it while the
-    /// store did not answer.
+    /// Links in the link book (`crate::link_book`), and links read from it while the store did
+    /// not answer (each then goes into the link cache: a few reads per link and outage).
     pub link_book_links: Gauge,
     pub link_book_answers: Counter,
     /// Answers other than redirects, by part of the service and status code.

@@ -162,7 +162,7 @@ fn live(status: LinkStatus, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc
 /// What a redirect needs of a link, as the redirect's cache keeps it: about a third of the
 /// whole record's memory (no destination, UTM set, campaign, KOL, coupon or tags), which at
 /// 100,000 cached links is tens of megabytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redirect {
     pub id: u64,
     pub code: ShortCode,

@@ -462,3 +462,29 @@ async fn a_link_never_followed_here_redirects_while_redis_is_down() {
     let stats = app.get_ok("/api/v1/links/amy-serum/stats").await;
     assert_eq!(stats["totals"]["clicks"], 1, "the spooled click, replayed once");
 }
+
+/// The book belongs to one store: after Redis was emptied (flushed, or restored from an older
+/// backup) a process on the same disk does not send anyone to a link the store no longer has.
+#[tokio::test]
+async fn the_link_book_forgets_the_links_of_a_store_that_lost_them() {
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while app.metric("kolink_link_book_links").await < 1.0 {
+        assert!(Instant::now() < until, "the link book never held the link");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut app = crate::helpers::restart_with_store_changed(
+        app,
+        async |conn, _| {
+            let _: () = redis::cmd("FLUSHDB").query_async(conn).await.unwrap();
+        },
+        |_| unreachable!("a Redis test"),
+    )
+    .await;
+    assert_eq!(app.metric("kolink_link_book_links").await, 0.0);
+    app.redis.as_mut().unwrap().kill();
+    let status = app.tap("amy-serum").await.status().as_u16();
+    app.redis.as_mut().unwrap().start_again();
+    assert_eq!(status, 503, "not sent where no link of the store goes");
+}
