@@ -263,14 +263,19 @@ mod tests {
             link("amy-serum", "https://a.example/"),
             link("ben-1", "https://b.example/"),
         );
-        assert_eq!(book.write(&[a.clone()], None).unwrap(), 1);
+        assert_eq!(book.write(std::slice::from_ref(&a), None).unwrap(), 1);
         assert_eq!(
-            book.write(&[b.clone()], Some(&seen(&["amy-serum", "ben-1"]))).unwrap(),
+            book.write(std::slice::from_ref(&b), Some(&seen(&["amy-serum", "ben-1"])))
+                .unwrap(),
             1
         );
         assert_eq!(book.size.get(), 2);
         // The next copy: amy's link unchanged, ben's gone from the store.
-        assert_eq!(book.write(&[a.clone()], Some(&seen(&["amy-serum"]))).unwrap(), 1);
+        assert_eq!(
+            book.write(std::slice::from_ref(&a), Some(&seen(&["amy-serum"])))
+                .unwrap(),
+            1
+        );
         assert_eq!(
             (book.get("amy-serum").unwrap(), book.get("ben-1").unwrap()),
             (Some(a), None)
