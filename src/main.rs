@@ -138,17 +138,6 @@ async fn serve() -> anyhow::Result<()> {
     if let Some(token) = &app.generated_admin_token {
         println!("Admin token (shown once, keep it safe): {token}");
     }
-    if let Some(header) = &settings.client_ip_header {
-        // Earlier builds took the header's first entry. Behind two proxies (a CDN, then a load
-        // balancer) trusted_proxies must say 2, or every visitor is the first proxy: said at
-        // start, so that an upgrade that changes whom kolink counts is not silent.
-        tracing::info!(
-            header = %header,
-            trusted_proxies = settings.trusted_proxies,
-            "a client's address is entry {} from the end of the header, the one the first trusted proxy wrote",
-            settings.trusted_proxies
-        );
-    }
     app.run_until_stopped().await?;
     tracing::info!("kolink stopped: its clicks written to the store or left in the spool, the store closed");
     Ok(())

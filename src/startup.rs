@@ -69,6 +69,17 @@ impl Application {
         let spool_dir = settings.spool_dir();
         let spool =
             Arc::new(tokio::task::spawn_blocking(move || Spool::open(&spool_dir, settings_spool_bytes)).await??);
+        if let Some(header) = &settings.client_ip_header {
+            // Earlier builds took the header's first entry. Behind two proxies (a CDN, then a load
+            // balancer) trusted_proxies must say 2, or every visitor is the first proxy: said at
+            // start, so that an upgrade that changes whom kolink counts is not silent.
+            tracing::info!(
+                header = %header,
+                trusted_proxies = settings.trusted_proxies,
+                "a client's address is entry {} from the end of the header, the one the first trusted proxy wrote",
+                settings.trusted_proxies
+            );
+        }
         let store = open_store(&settings, clock.clone(), faults).await?;
         check_retention(store.as_ref(), settings.click_retention_days).await?;
         // The classifier's regexes compile once, here, not on a follower's first tap.

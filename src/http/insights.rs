@@ -26,6 +26,7 @@ async fn put_insights(
     code: web::Path<String>,
     body: Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
+    let link = lookup::link(state.store(), &code).await?;
     // The body is a `DayInsights` plus `date`; serde cannot deny unknown fields through
     // `flatten`, so `date` is taken off and the rest read as `DayInsights`.
     let mut body = body.into_inner();
@@ -34,9 +35,9 @@ async fn put_insights(
         _ => return Err(ApiError::invalid("date is required, as YYYY-MM-DD.")),
     };
     let insights: DayInsights = crate::error::from_json_value(serde_json::Value::Object(body))?;
-    let code = report_day(&state, &code, date, &insights).await?;
+    report_day(&state, &link, date, &insights).await?;
     let mut out = serde_json::to_value(insights).map_err(|e| ApiError::Internal(e.into()))?;
-    out["code"] = code.as_str().into();
+    out["code"] = link.code.as_str().into();
     out["date"] = date.to_string().into();
     Ok(HttpResponse::Ok().json(out))
 }
@@ -46,21 +47,19 @@ const INSIGHTS_DAYS_BACK: u64 = 3650;
 
 /// A reported day, as `YYYY-MM-DD`.
 pub(crate) fn day(s: &str) -> Result<NaiveDate, ApiError> {
-    s.trim()
-        .parse()
+    s.parse()
         .map_err(|_| ApiError::invalid("date must be a day as YYYY-MM-DD."))
 }
 
-/// Link `code`'s numbers of `date`, replacing any reported before for that day (the API's
+/// `link`'s numbers of `date`, replacing any reported before for that day (the API's
 /// `POST /api/v1/links/{code}/metrics` and the dashboard's link cards). A day to come is
-/// refused; tomorrow is taken, since it is already today somewhere. Answers the link's code.
+/// refused; tomorrow is taken, since it is already today somewhere.
 pub(crate) async fn report_day(
     state: &State,
-    code: &str,
+    link: &crate::domain::Link,
     date: NaiveDate,
     insights: &DayInsights,
-) -> Result<crate::domain::ShortCode, ApiError> {
-    let link = lookup::link(state.store(), code).await?;
+) -> Result<(), ApiError> {
     let tomorrow = state
         .clock
         .now()
@@ -83,7 +82,7 @@ pub(crate) async fn report_day(
         )));
     }
     state.store().put_insights(link.code.as_str(), date, insights).await?;
-    Ok(link.code)
+    Ok(())
 }
 
 /// A 1×1 transparent GIF.

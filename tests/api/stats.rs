@@ -170,24 +170,38 @@ per_store!(a_series_with_one_end_open_reaches_no_further_than_the_links_life);
 /// of zeros earlier (67 MB for one request). A day of insights far in the past is refused, so
 /// that no link's life reaches back that far.
 async fn a_series_with_one_end_open_reaches_no_further_than_the_links_life(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // A link minted on 10 November, tapped on the 12th and the 15th; today is the 20th.
+    let clock = ManualClock::at(at("2026-11-10T10:00:00Z"));
+    let app = crate::helpers::spawn_app_with_clock(backend, clock.clone()).await;
     app.seed().await;
-    app.tap("amy-serum").await;
-    let today = chrono::Utc::now().date_naive();
+    for day in ["2026-11-12T10:00:00Z", "2026-11-15T10:00:00Z"] {
+        clock.set(at(day));
+        app.tap("amy-serum").await;
+    }
+    clock.set(at("2026-11-20T10:00:00Z"));
+    let days = |s: &Value| -> (usize, String, String, u64) {
+        let series = s["series"].as_array().unwrap();
+        let t = |p: &Value| p["t"].as_str().unwrap()[..10].to_owned();
+        let clicks = series.iter().map(|p| p["clicks"].as_u64().unwrap()).sum();
+        (series.len(), t(&series[0]), t(&series[series.len() - 1]), clicks)
+    };
     let open = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    let life = (11, "2026-11-10".to_owned(), "2026-11-20".to_owned(), 2);
+    assert_eq!(days(&open), life);
     for q in ["from=0000-01-01", "to=9999-12-31", "from=1970-01-01"] {
         let s = app.get_ok(&format!("/api/v1/links/amy-serum/stats?{q}")).await;
-        let days = s["series"].as_array().unwrap().len();
-        assert!(s["series"] == open["series"], "{q}: {days} days");
+        assert_eq!(days(&s), life, "{q}");
         assert_eq!(s["totals"], open["totals"], "{q}");
     }
-    // Days asked for within the link's life are kept, as the other end is open.
-    let week_ago = today - chrono::Days::new(6);
-    let s = app
-        .get_ok(&format!("/api/v1/links/amy-serum/stats?to={week_ago}"))
-        .await;
-    let days = s["series"].as_array().unwrap().len();
-    assert!(days <= 1, "{days} days");
+    // A given end within the link's life is kept, the open one reaches to the life's end.
+    let to = app.get_ok("/api/v1/links/amy-serum/stats?to=2026-11-13").await;
+    assert_eq!(days(&to), (4, "2026-11-10".to_owned(), "2026-11-13".to_owned(), 1));
+    let from = app.get_ok("/api/v1/links/amy-serum/stats?from=2026-11-14").await;
+    assert_eq!(days(&from), (7, "2026-11-14".to_owned(), "2026-11-20".to_owned(), 1));
+    assert_eq!((from["from"].as_str(), &from["to"]), (Some("2026-11-14"), &json!(null)));
+
+    // A day of insights is at most 3,650 days back: 1900 would make every report of the link
+    // a century of days.
     let r = app
         .post(
             "/api/v1/links/amy-serum/metrics",
@@ -195,13 +209,17 @@ async fn a_series_with_one_end_open_reaches_no_further_than_the_links_life(backe
         )
         .await;
     assert_error(r, 400, "invalid_input").await;
-    let ten_years = today - chrono::Days::new(3650);
-    app.post_expect(
-        "/api/v1/links/amy-serum/metrics",
-        &json!({"date": ten_years.to_string(), "impressions": 5}),
-        200,
-    )
-    .await;
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let oldest = today - chrono::Days::new(3650);
+    for (date, status) in [(oldest - chrono::Days::new(1), 400), (oldest, 200)] {
+        let r = app
+            .post(
+                "/api/v1/links/amy-serum/metrics",
+                &json!({"date": date.to_string(), "impressions": 5}),
+            )
+            .await;
+        assert_eq!(r.status().as_u16(), status, "{date}");
+    }
     let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
     assert_eq!(s["series"].as_array().unwrap().len(), 3651);
 }

@@ -513,9 +513,9 @@ pub(super) async fn edit_link(
 }
 
 /// Only a link of the page's campaign is changed from its page.
-async fn link_of(state: &State, id: &str, code: &str, lang: Lang) -> Result<(), ApiError> {
+async fn link_of(state: &State, id: &str, code: &str, lang: Lang) -> Result<crate::domain::Link, ApiError> {
     match state.store().get_link(code).await? {
-        Some(link) if link.campaign.as_str() == id => Ok(()),
+        Some(link) if link.campaign.as_str() == id => Ok(link),
         _ => Err(ApiError::not_found(match lang {
             Lang::ZhTw => format!("活動「{id}」沒有代號為「{code}」的連結。"),
             Lang::En => format!("Campaign '{id}' has no link '{code}'."),
@@ -554,8 +554,8 @@ pub(super) async fn report_insights(
     let page = page_of(&id, form.view.as_deref(), lang);
     let f = form.into_inner();
     let reported = async {
-        link_of(&state, &id, &code, lang).await?;
-        let date = crate::http::insights::day(&f.date)?;
+        let link = link_of(&state, &id, &code, lang).await?;
+        let date = crate::http::insights::day(f.date.trim())?;
         let insights = crate::domain::DayInsights {
             impressions: whole_number("impressions", f.impressions.as_deref())?,
             reach: whole_number("reach", f.reach.as_deref())?,
@@ -564,7 +564,7 @@ pub(super) async fn report_insights(
             shares: whole_number("shares", f.shares.as_deref())?,
             saves: whole_number("saves", f.saves.as_deref())?,
         };
-        crate::http::insights::report_day(&state, &code, date, &insights).await
+        crate::http::insights::report_day(&state, &link, date, &insights).await
     };
     match reported.await {
         Ok(_) => see_other(&format!("{page}&reported={code}#link-{code}")),
