@@ -51,6 +51,23 @@ pub(crate) fn day(s: &str) -> Result<NaiveDate, ApiError> {
         .map_err(|_| ApiError::invalid("date must be a day as YYYY-MM-DD."))
 }
 
+/// What was reported for `link` on `date` (zeros where nothing was).
+pub(crate) async fn saved_day(
+    state: &State,
+    link: &crate::domain::Link,
+    date: NaiveDate,
+) -> Result<DayInsights, ApiError> {
+    let data = state
+        .store()
+        .link_data(&[link.code.to_string()], crate::store::Detail::Rollups)
+        .await?;
+    Ok(data
+        .into_iter()
+        .next()
+        .and_then(|d| d.insights.get(&date).copied())
+        .unwrap_or_default())
+}
+
 /// `link`'s numbers of `date`, replacing any reported before for that day (the API's
 /// `POST /api/v1/links/{code}/metrics` and the dashboard's link cards). A day to come is
 /// refused; tomorrow is taken, since it is already today somewhere.

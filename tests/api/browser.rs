@@ -363,7 +363,7 @@ async fn an_analyst_reports_a_days_insights_from_a_phone() {
     }
     browser.screenshot("dashboard-insights-phone").await;
     browser.click(&format!("{card} button")).await;
-    browser.wait_for("Saved: the campaign").await;
+    browser.wait_for("Saved for ").await;
     let totals = app.get_ok("/api/v1/campaigns/spring-sale/stats").await["totals"].clone();
     assert_eq!(
         (totals["impressions"].as_u64(), totals["ctr"].as_f64()),

@@ -886,12 +886,14 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
     let form_at = page
         .find(r#"action="/app/campaigns/spring-sale/links/amy-serum/insights?lang=en""#)
         .expect("the card's insights form");
-    let today = page[form_at..]
+    let offered = page[form_at..]
         .split(r#"name="date" value=""#)
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("the day it offers")
         .to_owned();
+    let yesterday = (chrono::Utc::now().date_naive() - chrono::Days::new(1)).to_string();
+    assert_eq!(offered, yesterday, "insights are read the day after");
     let report = |code: &'static str, form: Vec<(&'static str, String)>| {
         let req = app
             .api
@@ -913,12 +915,12 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
     };
     let totals = || async { app.get_ok("/api/v1/campaigns/spring-sale/stats").await["totals"].clone() };
 
-    let r = report("amy-serum", day(&today, "1,000")).await;
+    let r = report("amy-serum", day(&offered, "1,000")).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let back = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(
         back,
-        "/app/campaigns/spring-sale?sort=clicks&order=asc&lang=zh-TW&reported=amy-serum#link-amy-serum"
+        format!("/app/campaigns/spring-sale?sort=clicks&order=asc&lang=zh-TW&reported=amy-serum&day={offered}#link-amy-serum")
     );
     let t = totals().await;
     assert_eq!(
@@ -926,25 +928,35 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
         (Some(1000), Some(30))
     );
     assert_eq!(t["ctr"].as_f64(), Some(0.002));
+    // The card says which day it saved, with its numbers.
     let page = signed_in_page(&app, &cookie, back.split('#').next().unwrap()).await;
-    assert_eq!(
-        page.matches("已儲存：活動的曝光數與點閱率已計入這一天的數字。").count(),
-        1,
-        "{page}"
-    );
+    let note = format!("已儲存 {offered}：曝光次數 1,000、觸及帳號數 0、按讚數 30、留言數 0、分享次數 0、儲存次數 0。");
+    assert_eq!(page.matches(&note).count(), 1, "{page}");
 
-    // The same day again replaces its numbers; an empty field is 0.
-    report("amy-serum", day(&today, "400")).await;
+    // The same day again: what is typed replaces its number, an empty field keeps the saved
+    // one (correcting one number needs no other typed again); full-width digits and commas,
+    // as Taiwanese input methods type them, are read.
+    let again = vec![
+        ("csrf", csrf.clone()),
+        ("date", offered.clone()),
+        ("impressions", "４００".to_owned()),
+        ("saves", " １，２００ ".to_owned()),
+    ];
+    assert_eq!(report("amy-serum", again).await.status(), StatusCode::SEE_OTHER);
     let t = totals().await;
-    assert_eq!((t["impressions"].as_u64(), t["ctr"].as_f64()), (Some(400), Some(0.005)));
+    assert_eq!(
+        (t["impressions"].as_u64(), t["ctr"].as_f64(), t["engagements"].as_u64()),
+        (Some(400), Some(0.005), Some(1230))
+    );
 
     // Refused, with the reason in the reader's language and the way back; nothing changes.
     for (form, status, said) in [
-        (day(&today, "12,00"), StatusCode::BAD_REQUEST, "曝光數須為整數"),
-        (day(&today, "-5"), StatusCode::BAD_REQUEST, "曝光數須為整數"),
+        (day(&offered, "12,00"), StatusCode::BAD_REQUEST, "曝光次數須為整數"),
+        (day(&offered, "1.2k"), StatusCode::BAD_REQUEST, "曝光次數須為整數"),
+        (day(&offered, "-5"), StatusCode::BAD_REQUEST, "曝光次數不可為負數"),
         (day("2026-13-01", "1"), StatusCode::BAD_REQUEST, "日期須寫成 YYYY-MM-DD"),
         (day("", "1"), StatusCode::BAD_REQUEST, "日期須寫成 YYYY-MM-DD"),
-        (day("2999-01-01", "1"), StatusCode::BAD_REQUEST, "日期不可晚於今天"),
+        (day("2999-01-01", "1"), StatusCode::BAD_REQUEST, "日期不可晚於明天"),
         (day("1926-01-01", "1"), StatusCode::BAD_REQUEST, "日期太久以前"),
     ] {
         let r = report("amy-serum", form.clone()).await;
@@ -953,11 +965,11 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
         assert!(text.contains(said) && text.contains("回到活動"), "{form:?}: {text}");
     }
     assert_eq!(
-        report("amy-other", day(&today, "1")).await.status(),
+        report("amy-other", day(&offered, "1")).await.status(),
         StatusCode::NOT_FOUND,
         "a link of another campaign"
     );
-    let mut stale = day(&today, "1");
+    let mut stale = day(&offered, "1");
     stale[0].1 = "forged".to_owned();
     assert_eq!(report("amy-serum", stale).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(totals().await["impressions"].as_u64(), Some(400));

@@ -272,8 +272,8 @@ struct SharedRow {
 
 struct LinkCard {
     code: String,
-    /// Its day of insights was just saved from it.
-    reported: bool,
+    /// What it says of the day of insights just saved from it.
+    saved: Option<String>,
     /// The KOL's id (`kol` is their name), for the form that shares their page.
     kol_id: String,
     /// Stopped from the dashboard or the API (`status: disabled`): it can be started again.
@@ -330,9 +330,9 @@ struct CampaignView {
     /// The page's sort and days as a query (`sort=…&order=…&from=…`), which its forms send back
     /// so that the page they lead back to is the one they were on.
     view: String,
-    /// Today and tomorrow (UTC), the insights form's first day and its last (the API takes
-    /// tomorrow: it is already today east of UTC).
-    today: String,
+    /// The insights form's day at first, yesterday (UTC: insights are read the day after),
+    /// and the last it takes, tomorrow (as the API: it is already today east of UTC).
+    yesterday: String,
     tomorrow: String,
     /// The chart's heading: the last 30 days, or the days asked for.
     daily: String,
@@ -399,8 +399,9 @@ struct CampaignQuery {
     /// The UTC days the page's figures cover (both included); every day without them.
     from: Option<String>,
     to: Option<String>,
-    /// The link whose day of insights its card just saved (it says so).
+    /// The link whose day of insights its card just saved, and the day (it says what it saved).
     reported: Option<String>,
+    day: Option<String>,
 }
 
 async fn campaign(
@@ -416,7 +417,8 @@ async fn campaign(
         .and_then(|sort| Ok((sort, crate::http::stats::day_range(q.from.as_deref(), q.to.as_deref())?)));
     let page = match asked {
         Ok((sort, range)) => {
-            let reported = q.reported.as_deref();
+            let day = q.day.as_deref().and_then(|d| d.parse().ok());
+            let reported = q.reported.as_deref().zip(day);
             campaign_page(&req, &state, &s, &id, (sort, range), Sent::default(), reported).await
         }
         Err(e) => Err(e),
@@ -453,7 +455,7 @@ async fn campaign_page(
     id: &str,
     (sort, range): (Sort, Range),
     mint: Sent<MintForm>,
-    reported: Option<&str>,
+    reported: Option<(&str, chrono::NaiveDate)>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
     let t = Lang::of(req).texts();
     let c = lookup::campaign(state.store(), id).await?;
@@ -565,14 +567,27 @@ async fn campaign_page(
             id: s.id,
         })
         .collect();
-    let links = lookup::links(state.store(), &filter, None, 200)
-        .await?
-        .items
+    let links = lookup::links(state.store(), &filter, None, 200).await?.items;
+    // What the card whose insights were just saved says it saved.
+    let saved = match reported {
+        Some((code, day)) => match links.iter().find(|l| l.code.as_str() == code) {
+            Some(l) => {
+                let numbers = crate::http::insights::saved_day(state, l, day).await?;
+                Some((code.to_owned(), forms::saved_note(Lang::of(req), day, &numbers)))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let links = links
         .into_iter()
         .map(|l| {
             let short_url = format!("{}/{}", state.public_base, l.code);
             LinkCard {
-                reported: reported == Some(l.code.as_str()),
+                saved: saved
+                    .as_ref()
+                    .filter(|(code, _)| code == l.code.as_str())
+                    .map(|(_, note)| note.clone()),
                 code: l.code.to_string(),
                 kol_id: l.kol.to_string(),
                 ended: super::ended(t, l.standing(now)),
@@ -613,7 +628,7 @@ async fn campaign_page(
     Ok(CampaignView {
         t,
         csrf: session::csrf(state, session),
-        today: now.date_naive().to_string(),
+        yesterday: (now.date_naive() - chrono::Days::new(1)).to_string(),
         tomorrow: (now.date_naive() + chrono::Days::new(1)).to_string(),
         id: c.id.to_string(),
         name: c.name.clone(),

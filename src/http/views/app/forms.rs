@@ -108,13 +108,24 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
             format!("代號「{}」已屬於另一位 KOL：請換一個。", typed.id)
         }
         Code::AlreadyExists => format!("代號「{}」已被另一個活動使用：請換一個。", typed.id),
-        Code::InvalidInput if field("followers") => "粉絲數須為整數，例如 42000。".to_owned(),
-        Code::InvalidInput if field("date is in the future") => "日期不可晚於今天：請填已經過去的一天。".to_owned(),
+        Code::InvalidInput if field("Followers cannot") => "粉絲數不可為負數。".to_owned(),
+        Code::InvalidInput if field("Followers") => "粉絲數須為整數，例如 42000。".to_owned(),
+        Code::InvalidInput if field("date is in the future") => {
+            "日期不可晚於明天（UTC）：請填已經過去的一天。".to_owned()
+        }
         Code::InvalidInput if field("date is more than") => "日期太久以前：請填貼文上線期間的一天。".to_owned(),
         Code::InvalidInput if field("date") => "日期須寫成 YYYY-MM-DD。".to_owned(),
-        Code::InvalidInput if INSIGHTS.iter().any(|(f, _)| field(f)) => {
-            let name = INSIGHTS.iter().find(|(f, _)| field(f)).map_or("", |(_, n)| n);
-            format!("{name}須為整數，例如 42000 或 42,000。")
+        Code::InvalidInput if INSIGHTS.iter().any(|(_, en, _)| field(en)) => {
+            let (_, en, zh) = INSIGHTS
+                .iter()
+                .find(|(_, en, _)| field(en))
+                .copied()
+                .unwrap_or_default();
+            if message.starts_with(&format!("{en} cannot")) {
+                format!("{zh}不可為負數。")
+            } else {
+                format!("{zh}須為整數，例如 42000 或 42,000。")
+            }
         }
         Code::InvalidInput if field("handle") => "帳號須為 1 到 100 個字元。".to_owned(),
         Code::InvalidDestination if message.contains("absolute URL") || message.contains("http") => {
@@ -137,14 +148,15 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
     }
 }
 
-/// The insights form's fields, with their zh-TW names.
-const INSIGHTS: [(&str, &str); 6] = [
-    ("impressions", "曝光數"),
-    ("reach", "觸及人數"),
-    ("likes", "按讚數"),
-    ("comments", "留言數"),
-    ("shares", "分享數"),
-    ("saves", "收藏數"),
+/// The insights form's fields, as the form names them in English and in zh-TW (the words of
+/// Instagram's insights in Taiwan, which analysts copy from).
+const INSIGHTS: [(&str, &str, &str); 6] = [
+    ("impressions", "Impressions", "曝光次數"),
+    ("reach", "Reach", "觸及帳號數"),
+    ("likes", "Likes", "按讚數"),
+    ("comments", "Comments", "留言數"),
+    ("shares", "Shares", "分享次數"),
+    ("saves", "Saves", "儲存次數"),
 ];
 
 /// A cost as the dashboard shows money, grouped by thousands ("1,500.50"), made plain
@@ -235,7 +247,7 @@ pub(super) async fn create_kol(req: HttpRequest, state: State, form: web::Form<N
             .into_iter()
             .find(|p| p.as_str() == f.platform)
             .ok_or_else(|| ApiError::invalid("platform must be one of the list."))?;
-        let followers = whole_number("followers", f.followers.as_deref())?;
+        let followers = whole_number("Followers", f.followers.as_deref())?.unwrap_or(0);
         let body = CreateKol {
             id: f.id.clone(),
             name: f.name.clone(),
@@ -537,9 +549,11 @@ pub(super) struct InsightsForm {
     pub(super) saves: Option<String>,
 }
 
-/// A link's numbers of one day, read off the platform's insights, from its card: they replace
-/// that day's, as the API's `POST /api/v1/links/{code}/metrics` does (a field left empty is 0).
-/// Back to the card, which says they were saved; a refusal is a page saying why.
+/// A link's numbers of one day, read off the platform's insights, from its card. A field left
+/// empty keeps what was saved for that day (0 if nothing was), so that one number is corrected
+/// without typing the others again; the day is then written as the API's
+/// `POST /api/v1/links/{code}/metrics` writes it. Back to the card, which names the day saved
+/// and its numbers; a refusal is a page saying why.
 pub(super) async fn report_insights(
     req: HttpRequest,
     state: State,
@@ -556,31 +570,80 @@ pub(super) async fn report_insights(
     let reported = async {
         let link = link_of(&state, &id, &code, lang).await?;
         let date = crate::http::insights::day(f.date.trim())?;
+        let typed = [&f.impressions, &f.reach, &f.likes, &f.comments, &f.shares, &f.saves];
+        let mut numbers = [None; 6];
+        for ((n, s), (_, label, _)) in numbers.iter_mut().zip(typed).zip(INSIGHTS) {
+            *n = whole_number(label, s.as_deref())?;
+        }
+        let saved = crate::http::insights::saved_day(&state, &link, date).await?;
+        let kept = |i: usize, was: u64| numbers[i].unwrap_or(was);
         let insights = crate::domain::DayInsights {
-            impressions: whole_number("impressions", f.impressions.as_deref())?,
-            reach: whole_number("reach", f.reach.as_deref())?,
-            likes: whole_number("likes", f.likes.as_deref())?,
-            comments: whole_number("comments", f.comments.as_deref())?,
-            shares: whole_number("shares", f.shares.as_deref())?,
-            saves: whole_number("saves", f.saves.as_deref())?,
+            impressions: kept(0, saved.impressions),
+            reach: kept(1, saved.reach),
+            likes: kept(2, saved.likes),
+            comments: kept(3, saved.comments),
+            shares: kept(4, saved.shares),
+            saves: kept(5, saved.saves),
         };
-        crate::http::insights::report_day(&state, &link, date, &insights).await
+        crate::http::insights::report_day(&state, &link, date, &insights).await?;
+        Ok::<_, ApiError>(date)
     };
     match reported.await {
-        Ok(_) => see_other(&format!("{page}&reported={code}#link-{code}")),
+        Ok(date) => see_other(&format!("{page}&reported={code}&day={date}#link-{code}")),
         Err(e) => refused_with_way_back(&req, e, Typed::default(), &format!("{page}#link-{code}")),
     }
 }
 
-/// A count as people write it, "120,000" or "120000" (grouped by thousands only: a typo such as
-/// "120,00" is refused, not read as 12000); none is 0.
-fn whole_number(field: &str, s: Option<&str>) -> Result<u64, ApiError> {
-    match s.map(str::trim) {
-        None | Some("") => Ok(0),
-        Some(n) => plain_amount(n)
-            .parse::<u64>()
-            .map_err(|_| ApiError::invalid(format!("{field} must be a whole number, such as 42000 or 42,000."))),
+/// What a card says of the day of insights it saved: the day and its six numbers.
+pub(super) fn saved_note(lang: Lang, day: chrono::NaiveDate, n: &crate::domain::DayInsights) -> String {
+    let numbers = [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves];
+    let count = crate::http::views::count;
+    match lang {
+        Lang::En => {
+            let parts: Vec<String> = INSIGHTS
+                .iter()
+                .zip(numbers)
+                .map(|((_, en, _), v)| format!("{} {}", en.to_lowercase(), count(v)))
+                .collect();
+            format!("Saved for {day}: {}.", parts.join(", "))
+        }
+        Lang::ZhTw => {
+            let parts: Vec<String> = INSIGHTS
+                .iter()
+                .zip(numbers)
+                .map(|((_, _, zh), v)| format!("{zh} {}", count(v)))
+                .collect();
+            format!("已儲存 {day}：{}。", parts.join("、"))
+        }
     }
+}
+
+/// A count as people type it: "120,000" or "120000" (grouped by thousands only: a typo such as
+/// "120,00" is refused, not read as 12000), with spaces, and in full-width digits and commas as
+/// Chinese and Japanese input methods give them ("１２，０００"). `None` when left empty.
+/// `label` names the field in the reason.
+fn whole_number(label: &str, s: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let typed: String = s
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+            '，' => ',',
+            '－' => '-',
+            other => other,
+        })
+        .collect();
+    if typed.is_empty() {
+        return Ok(None);
+    }
+    if typed.starts_with('-') {
+        return Err(ApiError::invalid(format!("{label} cannot be negative.")));
+    }
+    plain_amount(&typed)
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| ApiError::invalid(format!("{label} must be a whole number, such as 42000 or 42,000.")))
 }
 
 #[cfg(test)]
