@@ -303,6 +303,25 @@ async fn shown_chart_widths(browser: &crate::webdriver::Browser) -> Vec<String> 
     serde_json::from_value(browser.script(script, serde_json::json!([])).await).unwrap()
 }
 
+/// A KOL's page, opened on a laptop as well as on a phone, shows its chart drawn for about the
+/// screen's width (on a laptop the phone's chart was stretched to twice its text's size).
+#[tokio::test]
+async fn a_kols_page_draws_its_chart_for_the_screens_width() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    let share = app
+        .post_expect("/api/v1/kols/amy/shares", &serde_json::json!({}), 201)
+        .await;
+    let url = share["url"].as_str().unwrap().to_owned();
+    for (width, drawn) in [(390, "380"), (1280, "1000")] {
+        let browser = crate::webdriver::Browser::start(width, 900).await;
+        browser.open(&url).await;
+        browser.wait_for(r#"class="links""#).await;
+        assert_eq!(shown_chart_widths(&browser).await, [drawn], "at {width} px");
+    }
+}
+
 #[tokio::test]
 async fn the_dashboard_draws_its_chart_for_the_screens_width() {
     let app = spawn_app(Backend::Embedded).await;

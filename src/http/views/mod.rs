@@ -666,6 +666,9 @@ pub fn ended(t: &Texts, standing: crate::domain::Standing) -> Option<&'static st
     }
 }
 
+/// Up to this many days, the daily chart marks each day's point.
+const MARKED_DAYS: usize = 14;
+
 /// The daily chart: clicks as a filled line, conversions as a line, drawn as SVG on the server by
 /// charts-rs (no script, no library to load in an in-app browser). Days are labelled `MM-DD`.
 /// Its legend is the page's (`chart_legend.html`), in the page's font: charts-rs places text by
@@ -698,6 +701,11 @@ pub fn daily_chart(points: &[PagePoint], clicks: &str, conversions: &str, width:
     // the dashboard 1 pixel. A line reads at any number of days, as web analytics draw visits.
     for s in &mut chart.series_list {
         s.category = Some(SeriesCategory::Line);
+        // A marker on each of a month's days, zeros included, covers the line: markers only
+        // where a few days are drawn.
+        if points.len() > MARKED_DAYS {
+            s.symbol = Some(charts_rs::Symbol::None);
+        }
     }
     chart.series_list[0].fill = Some(true);
     // The legend's keys (`.key` in base.html) have the same two colours.
@@ -840,6 +848,10 @@ mod tests {
             .filter(|p| p.contains("fill=\"#3056D3"))
             .count();
         assert_eq!(areas, 1, "the clicks' area: {svg}");
+        // A month's days are not each marked (the markers covered the lines); a few days are.
+        assert_eq!(svg.matches("<circle").count(), 0, "{svg}");
+        let few = daily_chart(&points[..3], "Clicks", "Conversions", PHONE_CHART_WIDTH);
+        assert_eq!(few.matches("<circle").count(), 6, "{few}");
     }
 
     #[test]
