@@ -383,6 +383,9 @@ async fn an_analyst_reports_a_days_insights_from_a_phone() {
     browser.screenshot("dashboard-insights-phone").await;
     browser.click(&format!("{card} button")).await;
     browser.wait_for("Saved for ").await;
+    // Back on the card: what was saved, the days reported, the form holding that day.
+    browser.wait_for("Days reported, newest first").await;
+    browser.screenshot("dashboard-insights-saved-phone").await;
     let totals = app.get_ok("/api/v1/campaigns/spring-sale/stats").await["totals"].clone();
     assert_eq!(
         (totals["impressions"].as_u64(), totals["ctr"].as_f64()),

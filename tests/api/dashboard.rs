@@ -920,7 +920,9 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
     let back = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(
         back,
-        format!("/app/campaigns/spring-sale?sort=clicks&order=asc&lang=zh-TW&reported=amy-serum&day={offered}#link-amy-serum")
+        format!(
+            "/app/campaigns/spring-sale?sort=clicks&order=asc&lang=zh-TW&edit=amy-serum&day={offered}&saved=1#link-amy-serum"
+        )
     );
     let t = totals().await;
     assert_eq!(
@@ -932,6 +934,24 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
     let page = signed_in_page(&app, &cookie, back.split('#').next().unwrap()).await;
     let note = format!("已儲存 {offered}：曝光次數 1,000、觸及帳號數 0、按讚數 30、留言數 0、分享次數 0、儲存次數 0。");
     assert_eq!(page.matches(&note).count(), 1, "{page}");
+    // Its days are listed, and its form holds the day's numbers, to correct them.
+    let card = &page[page.find(r#"id="link-amy-serum""#).unwrap()..];
+    assert!(
+        card.contains(&format!(
+            r#"<tr data-day="{offered}"><td>{offered}</td><td>1,000</td><td>0</td><td>30</td>"#
+        )),
+        "{card}"
+    );
+    assert!(
+        card.contains(r#"<input name="impressions" inputmode="numeric" size="8" value="1000">"#),
+        "{card}"
+    );
+    assert!(card.contains(r#"<details class="report-day" open>"#), "{card}");
+    let unasked = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
+    assert!(
+        !unasked.contains("data-day=") && unasked.contains("edit=amy-serum#link-amy-serum"),
+        "a card lists its days when asked"
+    );
 
     // The same day again: what is typed replaces its number, an empty field keeps the saved
     // one (correcting one number needs no other typed again); full-width digits and commas,

@@ -272,8 +272,13 @@ struct SharedRow {
 
 struct LinkCard {
     code: String,
-    /// What it says of the day of insights just saved from it.
-    saved: Option<String>,
+    /// Its days of insights, when the page shows them (`?edit=<code>`), and its insights
+    /// form's fields and day.
+    insights: Option<forms::CardInsights>,
+    insight_fields: Vec<forms::InsightField>,
+    insight_day: String,
+    /// The page showing its days of insights.
+    days_href: String,
     /// The KOL's id (`kol` is their name), for the form that shares their page.
     kol_id: String,
     /// Stopped from the dashboard or the API (`status: disabled`): it can be started again.
@@ -330,9 +335,8 @@ struct CampaignView {
     /// The page's sort and days as a query (`sort=…&order=…&from=…`), which its forms send back
     /// so that the page they lead back to is the one they were on.
     view: String,
-    /// The insights form's day at first, yesterday (UTC: insights are read the day after),
-    /// and the last it takes, tomorrow (as the API: it is already today east of UTC).
-    yesterday: String,
+    /// The last day the insights forms take, tomorrow (as the API: it is already today east
+    /// of UTC). Their first day is yesterday (UTC: insights are read the day after).
     tomorrow: String,
     /// The chart's heading: the last 30 days, or the days asked for.
     daily: String,
@@ -399,9 +403,18 @@ struct CampaignQuery {
     /// The UTC days the page's figures cover (both included); every day without them.
     from: Option<String>,
     to: Option<String>,
-    /// The link whose day of insights its card just saved, and the day (it says what it saved).
-    reported: Option<String>,
+    /// The link whose card shows its days of insights (`edit`), the day its form is filled
+    /// with (`day`), and whether that day was just saved (`saved`: the card says what).
+    edit: Option<String>,
     day: Option<String>,
+    saved: Option<String>,
+}
+
+/// A card whose days of insights are shown (`CampaignQuery::edit`).
+pub(super) struct Editing<'a> {
+    pub(super) code: &'a str,
+    pub(super) day: Option<chrono::NaiveDate>,
+    pub(super) saved: bool,
 }
 
 async fn campaign(
@@ -417,9 +430,12 @@ async fn campaign(
         .and_then(|sort| Ok((sort, crate::http::stats::day_range(q.from.as_deref(), q.to.as_deref())?)));
     let page = match asked {
         Ok((sort, range)) => {
-            let day = q.day.as_deref().and_then(|d| d.parse().ok());
-            let reported = q.reported.as_deref().zip(day);
-            campaign_page(&req, &state, &s, &id, (sort, range), Sent::default(), reported).await
+            let editing = q.edit.as_deref().map(|code| Editing {
+                code,
+                day: q.day.as_deref().and_then(|d| d.parse().ok()),
+                saved: q.saved.is_some(),
+            });
+            campaign_page(&req, &state, &s, &id, (sort, range), Sent::default(), editing).await
         }
         Err(e) => Err(e),
     };
@@ -455,7 +471,7 @@ async fn campaign_page(
     id: &str,
     (sort, range): (Sort, Range),
     mint: Sent<MintForm>,
-    reported: Option<(&str, chrono::NaiveDate)>,
+    editing: Option<Editing<'_>>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
     let t = Lang::of(req).texts();
     let c = lookup::campaign(state.store(), id).await?;
@@ -568,26 +584,54 @@ async fn campaign_page(
         })
         .collect();
     let links = lookup::links(state.store(), &filter, None, 200).await?.items;
-    // What the card whose insights were just saved says it saved.
-    let saved = match reported {
-        Some((code, day)) => match links.iter().find(|l| l.code.as_str() == code) {
-            Some(l) => {
-                let numbers = crate::http::insights::saved_day(state, l, day).await?;
-                Some((code.to_owned(), forms::saved_note(Lang::of(req), day, &numbers)))
-            }
-            None => None,
-        },
-        None => None,
+    // The page's sort and days as a query, which its forms and links send back.
+    let view = format!(
+        "sort={}&order={}{}",
+        sort.key.name(),
+        sort.order.name(),
+        [("from", range.from), ("to", range.to)]
+            .iter()
+            .filter_map(|(k, d)| d.map(|d| format!("&{k}={d}")))
+            .collect::<String>()
+    );
+    let yesterday = (now.date_naive() - chrono::Days::new(1)).to_string();
+    // The card whose days of insights are shown: read for that link alone.
+    let mut shown = match editing {
+        Some(e) if links.iter().any(|l| l.code.as_str() == e.code) => {
+            let data = state
+                .store()
+                .link_data(&[e.code.to_owned()], crate::store::Detail::Rollups)
+                .await?;
+            let days = data.into_iter().next().map(|d| d.insights).unwrap_or_default();
+            let page = format!("/app/campaigns/{id}?{view}&lang={}", t.html_lang);
+            let day = e.day.or_else(|| yesterday.parse().ok());
+            Some((
+                e.code.to_owned(),
+                forms::card_insights(Lang::of(req), &page, e.code, day, e.saved, &days),
+            ))
+        }
+        _ => None,
     };
     let links = links
         .into_iter()
         .map(|l| {
             let short_url = format!("{}/{}", state.public_base, l.code);
+            let insights = match shown.take() {
+                Some((code, card)) if code == l.code.as_str() => Some(card),
+                other => {
+                    shown = other;
+                    None
+                }
+            };
             LinkCard {
-                saved: saved
-                    .as_ref()
-                    .filter(|(code, _)| code == l.code.as_str())
-                    .map(|(_, note)| note.clone()),
+                days_href: format!(
+                    "/app/campaigns/{id}?{view}&lang={}&edit={code}#link-{code}",
+                    t.html_lang,
+                    code = l.code
+                ),
+                insight_fields: forms::insight_fields(t, insights.as_ref()),
+                insight_day: insights.as_ref().map_or_else(|| yesterday.clone(), |c| c.date.clone()),
+                insights,
                 code: l.code.to_string(),
                 kol_id: l.kol.to_string(),
                 ended: super::ended(t, l.standing(now)),
@@ -628,7 +672,6 @@ async fn campaign_page(
     Ok(CampaignView {
         t,
         csrf: session::csrf(state, session),
-        yesterday: (now.date_naive() - chrono::Days::new(1)).to_string(),
         tomorrow: (now.date_naive() + chrono::Days::new(1)).to_string(),
         id: c.id.to_string(),
         name: c.name.clone(),
@@ -637,15 +680,7 @@ async fn campaign_page(
         order: sort.order.name(),
         from: range.from.map(|d| d.to_string()).unwrap_or_default(),
         to: range.to.map(|d| d.to_string()).unwrap_or_default(),
-        view: format!(
-            "sort={}&order={}{}",
-            sort.key.name(),
-            sort.order.name(),
-            [("from", range.from), ("to", range.to)]
-                .iter()
-                .filter_map(|(k, d)| d.map(|d| format!("&{k}={d}")))
-                .collect::<String>()
-        ),
+        view,
         range_query: [("from", range.from), ("to", range.to)]
             .iter()
             .filter_map(|(k, d)| d.map(|d| format!("&{k}={d}")))

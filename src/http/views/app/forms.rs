@@ -115,12 +115,8 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
         }
         Code::InvalidInput if field("date is more than") => "日期太久以前：請填貼文上線期間的一天。".to_owned(),
         Code::InvalidInput if field("date") => "日期須寫成 YYYY-MM-DD。".to_owned(),
-        Code::InvalidInput if INSIGHTS.iter().any(|(_, en, _)| field(en)) => {
-            let (_, en, zh) = INSIGHTS
-                .iter()
-                .find(|(_, en, _)| field(en))
-                .copied()
-                .unwrap_or_default();
+        Code::InvalidInput if INSIGHTS.iter().any(|(en, _)| field(en)) => {
+            let (en, zh) = INSIGHTS.iter().find(|(en, _)| field(en)).copied().unwrap_or_default();
             if message.starts_with(&format!("{en} cannot")) {
                 format!("{zh}不可為負數。")
             } else {
@@ -150,13 +146,14 @@ fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
 
 /// The insights form's fields, as the form names them in English and in zh-TW (the words of
 /// Instagram's insights in Taiwan, which analysts copy from).
-const INSIGHTS: [(&str, &str, &str); 6] = [
-    ("impressions", "Impressions", "曝光次數"),
-    ("reach", "Reach", "觸及帳號數"),
-    ("likes", "Likes", "按讚數"),
-    ("comments", "Comments", "留言數"),
-    ("shares", "Shares", "分享次數"),
-    ("saves", "Saves", "儲存次數"),
+/// In the order of `DayInsights`' fields.
+const INSIGHTS: [(&str, &str); 6] = [
+    ("Impressions", "曝光次數"),
+    ("Reach", "觸及帳號數"),
+    ("Likes", "按讚數"),
+    ("Comments", "留言數"),
+    ("Shares", "分享次數"),
+    ("Saves", "儲存次數"),
 ];
 
 /// A cost as the dashboard shows money, grouped by thousands ("1,500.50"), made plain
@@ -572,7 +569,7 @@ pub(super) async fn report_insights(
         let date = crate::http::insights::day(f.date.trim())?;
         let typed = [&f.impressions, &f.reach, &f.likes, &f.comments, &f.shares, &f.saves];
         let mut numbers = [None; 6];
-        for ((n, s), (_, label, _)) in numbers.iter_mut().zip(typed).zip(INSIGHTS) {
+        for ((n, s), (label, _)) in numbers.iter_mut().zip(typed).zip(INSIGHTS) {
             *n = whole_number(label, s.as_deref())?;
         }
         let saved = crate::http::insights::saved_day(&state, &link, date).await?;
@@ -589,9 +586,94 @@ pub(super) async fn report_insights(
         Ok::<_, ApiError>(date)
     };
     match reported.await {
-        Ok(date) => see_other(&format!("{page}&reported={code}&day={date}#link-{code}")),
+        Ok(date) => see_other(&format!("{page}&edit={code}&day={date}&saved=1#link-{code}")),
         Err(e) => refused_with_way_back(&req, e, Typed::default(), &format!("{page}#link-{code}")),
     }
+}
+
+/// A card's days of insights, as the page shows them (`?edit=<code>`).
+pub(crate) struct CardInsights {
+    /// What it says of the day just saved.
+    pub(crate) note: Option<String>,
+    /// The day its form is filled with, and that day's numbers as the form takes them
+    /// ("12000"; empty where none was saved).
+    pub(crate) date: String,
+    values: [String; 6],
+    /// Newest first, at most `DAYS_SHOWN`.
+    pub(crate) days: Vec<ReportedDay>,
+}
+
+/// A day of insights a card lists: its numbers, and the address that fills its form with them.
+pub(crate) struct ReportedDay {
+    pub(crate) day: String,
+    pub(crate) numbers: Vec<String>,
+    pub(crate) href: String,
+}
+
+/// A field of a card's insights form.
+pub(crate) struct InsightField {
+    pub(crate) name: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) value: String,
+}
+
+/// How many reported days a card lists.
+const DAYS_SHOWN: usize = 60;
+
+/// `code`'s card with its days of insights (`days`, as stored): its form filled with `day`'s
+/// numbers, and, when that day was just saved, a note saying what was. `page` is the campaign
+/// page's address, to which each listed day adds itself.
+pub(super) fn card_insights(
+    lang: Lang,
+    page: &str,
+    code: &str,
+    day: Option<chrono::NaiveDate>,
+    saved: bool,
+    days: &std::collections::BTreeMap<chrono::NaiveDate, crate::domain::DayInsights>,
+) -> CardInsights {
+    let numbers = |n: &crate::domain::DayInsights| [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves];
+    let on_day = day.and_then(|d| days.get(&d));
+    CardInsights {
+        note: match (saved, day) {
+            (true, Some(d)) => Some(saved_note(lang, d, &on_day.copied().unwrap_or_default())),
+            _ => None,
+        },
+        date: day.map(|d| d.to_string()).unwrap_or_default(),
+        values: on_day.map_or_else(Default::default, |n| numbers(n).map(|v| v.to_string())),
+        days: days
+            .iter()
+            .rev()
+            .take(DAYS_SHOWN)
+            .map(|(d, n)| ReportedDay {
+                day: d.to_string(),
+                numbers: numbers(n).iter().map(|v| crate::http::views::count(*v)).collect(),
+                href: format!("{page}&edit={code}&day={d}#link-{code}"),
+            })
+            .collect(),
+    }
+}
+
+/// A card's insights form's six fields, filled from `card` when the page shows its days.
+pub(super) fn insight_fields(t: &crate::http::views::Texts, card: Option<&CardInsights>) -> Vec<InsightField> {
+    let labels = [
+        t.impressions_count,
+        t.reach,
+        t.likes,
+        t.comments,
+        t.shares_count,
+        t.saves,
+    ];
+    let names = ["impressions", "reach", "likes", "comments", "shares", "saves"];
+    names
+        .into_iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(i, (name, label))| InsightField {
+            name,
+            label,
+            value: card.map(|c| c.values[i].clone()).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// What a card says of the day of insights it saved: the day and its six numbers.
@@ -603,7 +685,7 @@ pub(super) fn saved_note(lang: Lang, day: chrono::NaiveDate, n: &crate::domain::
             let parts: Vec<String> = INSIGHTS
                 .iter()
                 .zip(numbers)
-                .map(|((_, en, _), v)| format!("{} {}", en.to_lowercase(), count(v)))
+                .map(|((en, _), v)| format!("{} {}", en.to_lowercase(), count(v)))
                 .collect();
             format!("Saved for {day}: {}.", parts.join(", "))
         }
@@ -611,7 +693,7 @@ pub(super) fn saved_note(lang: Lang, day: chrono::NaiveDate, n: &crate::domain::
             let parts: Vec<String> = INSIGHTS
                 .iter()
                 .zip(numbers)
-                .map(|((_, _, zh), v)| format!("{zh} {}", count(v)))
+                .map(|((_, zh), v)| format!("{zh} {}", count(v)))
                 .collect();
             format!("已儲存 {day}：{}。", parts.join("、"))
         }
