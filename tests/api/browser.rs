@@ -295,6 +295,18 @@ fn leaderboard_order(html: &str) -> Vec<String> {
         .collect()
 }
 
+/// A browser `width` pixels wide, signed in, on the seed's campaign page.
+async fn on_the_campaign_page(app: &crate::helpers::TestApp, width: u32) -> crate::webdriver::Browser {
+    let browser = crate::webdriver::Browser::start(width, 900).await;
+    browser.open(&app.url("/app/login")).await;
+    browser.type_into("#token", crate::helpers::TOKEN).await;
+    browser.click("#sign-in").await;
+    browser.wait_for(r#"data-campaign="spring-sale""#).await;
+    browser.open(&app.url("/app/campaigns/spring-sale")).await;
+    browser.wait_for(r#"id="leaderboard""#).await;
+    browser
+}
+
 /// The widths the daily charts the browser shows were drawn for (their `viewBox`).
 async fn shown_chart_widths(browser: &crate::webdriver::Browser) -> Vec<String> {
     let script = "return Array.from(document.querySelectorAll('svg.chart')) \
@@ -328,13 +340,7 @@ async fn the_dashboard_draws_its_chart_for_the_screens_width() {
     app.seed().await;
     app.tap("amy-serum").await;
     for (width, drawn) in [(390, "380"), (1280, "1000")] {
-        let browser = crate::webdriver::Browser::start(width, 900).await;
-        browser.open(&app.url("/app/login")).await;
-        browser.type_into("#token", crate::helpers::TOKEN).await;
-        browser.click("#sign-in").await;
-        browser.wait_for(r#"data-campaign="spring-sale""#).await;
-        browser.open(&app.url("/app/campaigns/spring-sale")).await;
-        browser.wait_for(r#"id="leaderboard""#).await;
+        let browser = on_the_campaign_page(&app, width).await;
         // One chart is shown, drawn for about the screen's width, so that its labels read at
         // the size they were drawn (a 640-wide chart on a phone shrank them to about 8 px).
         assert_eq!(shown_chart_widths(&browser).await, [drawn], "at {width} px");
@@ -358,13 +364,7 @@ async fn an_analyst_reports_a_days_insights_from_a_phone() {
         app.tap_as("amy-serum", &format!("{} p{i}", crate::helpers::PHONE))
             .await;
     }
-    let browser = crate::webdriver::Browser::start(390, 900).await;
-    browser.open(&app.url("/app/login")).await;
-    browser.type_into("#token", crate::helpers::TOKEN).await;
-    browser.click("#sign-in").await;
-    browser.wait_for(r#"data-campaign="spring-sale""#).await;
-    browser.open(&app.url("/app/campaigns/spring-sale")).await;
-    browser.wait_for(r#"id="leaderboard""#).await;
+    let browser = on_the_campaign_page(&app, 390).await;
     let card = "#link-amy-serum details.report-day";
     browser.click(&format!("{card} summary")).await;
     browser
