@@ -13,7 +13,8 @@
 //! store outage does not break links that were followed before it. A code never read waits for
 //! the store, within its deadline (`STORE_DEADLINE`); when the store does not answer, the link
 //! book (`crate::link_book`, Redis stores) says where it goes, and else a code's last
-//! "unknown" stands.
+//! "unknown" stands. While the store's last answer to a link read was none, the book is asked
+//! first, so that each link's first tap of an outage does not wait out the deadline.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,6 +44,11 @@ pub struct LinkCache {
     entries: Arc<Entries>,
     fresh_for: Duration,
     book: Option<Arc<LinkBook>>,
+    /// The store's last answer to a read of a link was none (a timeout or a refusal): a code
+    /// this process has not read is then looked up in the book first, rather than after
+    /// waiting `STORE_DEADLINE` for a store that is most likely still down. Cleared by the
+    /// next read the store answers (every link served from the book is refreshed).
+    store_down: Arc<AtomicBool>,
 }
 
 impl LinkCache {
@@ -51,6 +57,7 @@ impl LinkCache {
             entries: Arc::new(Entries::new(usize::try_from(capacity).unwrap_or(usize::MAX).max(1))),
             fresh_for: ttl,
             book,
+            store_down: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -74,18 +81,28 @@ impl LinkCache {
             let link = hit.link.clone();
             if age >= self.fresh_for && !hit.refreshing.swap(true, Ordering::SeqCst) {
                 let (entries, store, code) = (self.entries.clone(), store.clone(), code.to_owned());
+                let down = self.store_down.clone();
                 tokio::spawn(async move {
                     // Kept as it was when the store does not answer: the flag is cleared so
                     // that a later redirect tries again.
                     match tokio::time::timeout(STORE_DEADLINE * 4, store.get_link(&code)).await {
                         Ok(Ok(link)) => {
+                            down.store(false, Ordering::Relaxed);
                             remember(&entries, code, link);
                         }
-                        _ => hit.refreshing.store(false, Ordering::SeqCst),
+                        _ => {
+                            down.store(true, Ordering::Relaxed);
+                            hit.refreshing.store(false, Ordering::SeqCst);
+                        }
                     }
                 });
             }
             return Ok(link);
+        }
+        if self.store_down.load(Ordering::Relaxed) {
+            if let Some(link) = self.stand_in_from_book(code).await {
+                return Ok(Some(link));
+            }
         }
         let read = match tokio::time::timeout(STORE_DEADLINE, store.get_link(code)).await {
             Ok(read) => read,
@@ -94,18 +111,16 @@ impl LinkCache {
             ))),
         };
         match read {
-            Ok(link) => Ok(remember(&self.entries, code.to_owned(), link)),
+            Ok(link) => {
+                self.store_down.store(false, Ordering::Relaxed);
+                Ok(remember(&self.entries, code.to_owned(), link))
+            }
             Err(StoreError::Unavailable(e)) => {
-                // The store does not answer: the book says where the link goes, and it stands
-                // in as a record read (refreshed from the store once it answers). Else a code
+                self.store_down.store(true, Ordering::Relaxed);
+                // The store does not answer: the book says where the link goes. Else a code
                 // found unknown before stays unknown, as a link read before stays in use,
                 // rather than making every scanner's request wait.
-                if let Some(link) = self.in_book(code).await {
-                    let link = Arc::new(link);
-                    // Kept as a record past its TTL: the next redirect asks the store again in
-                    // the background, so a book's older row does not outlive the outage.
-                    let read_at = Instant::now().checked_sub(self.fresh_for).unwrap_or_else(Instant::now);
-                    remember_read(&self.entries, code.to_owned(), Some(link.clone()), read_at);
+                if let Some(link) = self.stand_in_from_book(code).await {
                     return Ok(Some(link));
                 }
                 match cached {
@@ -115,6 +130,16 @@ impl LinkCache {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// `code`'s link from the book, kept in the cache as a record past its TTL (so the next
+    /// redirect asks the store again in the background, and a book's older row does not outlive
+    /// the outage).
+    async fn stand_in_from_book(&self, code: &str) -> Option<Arc<Redirect>> {
+        let link = Arc::new(self.in_book(code).await?);
+        let read_at = Instant::now().checked_sub(self.fresh_for).unwrap_or_else(Instant::now);
+        remember_read(&self.entries, code.to_owned(), Some(link.clone()), read_at);
+        Some(link)
     }
 
     async fn in_book(&self, code: &str) -> Option<Redirect> {
