@@ -51,21 +51,16 @@ pub(crate) fn day(s: &str) -> Result<NaiveDate, ApiError> {
         .map_err(|_| ApiError::invalid("date must be a day as YYYY-MM-DD."))
 }
 
-/// What was reported for `link` on `date` (zeros where nothing was).
-pub(crate) async fn saved_day(
+/// The days of insights reported for link `code`, by day.
+pub(crate) async fn reported_days(
     state: &State,
-    link: &crate::domain::Link,
-    date: NaiveDate,
-) -> Result<DayInsights, ApiError> {
+    code: &str,
+) -> Result<std::collections::BTreeMap<NaiveDate, DayInsights>, ApiError> {
     let data = state
         .store()
-        .link_data(&[link.code.to_string()], crate::store::Detail::Rollups)
+        .link_data(&[code.to_owned()], crate::store::Detail::Rollups)
         .await?;
-    Ok(data
-        .into_iter()
-        .next()
-        .and_then(|d| d.insights.get(&date).copied())
-        .unwrap_or_default())
+    Ok(data.into_iter().next().map(|d| d.insights).unwrap_or_default())
 }
 
 /// `link`'s numbers of `date`, replacing any reported before for that day (the API's

@@ -48,6 +48,23 @@ async fn get_signed_in(app: &TestApp, cookie: &str, path: &str) -> reqwest::Resp
         .unwrap()
 }
 
+/// Posts a dashboard form as a browser does: `form` with the session cookie, asking for HTML.
+async fn post_signed_in<T: serde::Serialize + ?Sized>(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &T,
+) -> reqwest::Response {
+    app.api
+        .post(app.url(path))
+        .header("cookie", cookie)
+        .header("accept", "text/html")
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Posts the sign-out form with the session cookie and its CSRF token.
 async fn sign_out(app: &TestApp, cookie: &str, csrf: &str) -> reqwest::Response {
     let form = [("csrf", csrf)];
@@ -690,13 +707,11 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
         "{page}"
     );
     let edit = |code: &'static str, form: Vec<(&'static str, String)>| {
-        let req = app
-            .api
-            .post(app.url(&format!("/app/campaigns/spring-sale/links/{code}?lang=zh-TW")))
-            .header("cookie", &cookie)
-            .header("accept", "text/html")
-            .form(&form);
-        async move { req.send().await.unwrap() }
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let path = format!("/app/campaigns/spring-sale/links/{code}?lang=zh-TW");
+            post_signed_in(app, cookie, &path, &form).await
+        }
     };
     let with = |action: &str, cost: &str| {
         vec![
@@ -780,13 +795,8 @@ async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backen
     let add = |fields: Vec<(&'static str, &'static str)>| {
         let mut form: Vec<(&str, String)> = vec![("csrf", csrf.clone())];
         form.extend(fields.into_iter().map(|(k, v)| (k, v.to_owned())));
-        let req = app
-            .api
-            .post(app.url("/app/kols?lang=zh-TW"))
-            .header("cookie", &cookie)
-            .header("accept", "text/html")
-            .form(&form);
-        async move { req.send().await.unwrap() }
+        let (app, cookie) = (&app, &cookie);
+        async move { post_signed_in(app, cookie, "/app/kols?lang=zh-TW", &form).await }
     };
     let r = add(vec![
         ("id", "mei"),
@@ -895,13 +905,11 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
     let yesterday = (chrono::Utc::now().date_naive() - chrono::Days::new(1)).to_string();
     assert_eq!(offered, yesterday, "insights are read the day after");
     let report = |code: &'static str, form: Vec<(&'static str, String)>| {
-        let req = app
-            .api
-            .post(app.url(&format!("/app/campaigns/spring-sale/links/{code}/insights?lang=zh-TW")))
-            .header("cookie", &cookie)
-            .header("accept", "text/html")
-            .form(&form);
-        async move { req.send().await.unwrap() }
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let path = format!("/app/campaigns/spring-sale/links/{code}/insights?lang=zh-TW");
+            post_signed_in(app, cookie, &path, &form).await
+        }
     };
     let day = |date: &str, impressions: &str| {
         vec![
@@ -1013,13 +1021,9 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
     );
     let csrf = csrf_of(&page);
     let post = |kol: &'static str, csrf: String| {
-        let req = app
-            .api
-            .post(app.url("/app/campaigns/spring-sale/shares?lang=en"))
-            .header("cookie", &cookie)
-            .header("accept", "text/html")
-            .form(&[("csrf", csrf), ("kol", kol.to_owned()), ("cost", "5000.00".to_owned())]);
-        async move { req.send().await.unwrap() }
+        let form = [("csrf", csrf), ("kol", kol.to_owned()), ("cost", "5000.00".to_owned())];
+        let (app, cookie) = (&app, &cookie);
+        async move { post_signed_in(app, cookie, "/app/campaigns/spring-sale/shares?lang=en", &form).await }
     };
     let r = post("amy", csrf.clone()).await;
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -1420,13 +1424,8 @@ async fn a_refused_form_says_why_in_the_readers_language_and_what_to_do(backend:
     app.create_kol("ben", 900).await;
     let (cookie, _, csrf) = signed_in_on(&app, "/app").await;
     let post = |path: String, form: Vec<(&'static str, String)>| {
-        let req = app
-            .api
-            .post(app.url(&path))
-            .header("cookie", &cookie)
-            .header("accept", "text/html")
-            .form(&form);
-        async move { req.send().await.unwrap().text().await.unwrap() }
+        let (app, cookie) = (&app, &cookie);
+        async move { post_signed_in(app, cookie, &path, &form).await.text().await.unwrap() }
     };
     let alert = |page: &str| {
         page.split(r#"<p class="alert" role="alert">"#)

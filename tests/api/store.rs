@@ -902,16 +902,20 @@ async fn a_store_told_of_a_longer_window_keeps_clicks_that_long() {
             .await
             .unwrap();
     }
-    let thirty_days = Duration::from_secs(30 * 86_400);
-    let store = RedisStore::connect(
-        &Target::Single(redis.url()),
-        "kl",
-        thirty_days,
-        0,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
+    // Two processes whose setting keeps clicks 30 days.
+    let thirty_day_store = || async {
+        let thirty_days = Duration::from_secs(30 * 86_400);
+        RedisStore::connect(
+            &Target::Single(redis.url()),
+            "kl",
+            thirty_days,
+            0,
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap()
+    };
+    let store = thirty_day_store().await;
     store.keep_clicks_for_at_least(90);
     store.keep_clicks_for_at_least(10); // never shortens
     store.write_clicks(&[click("a-1", now, 1, "v1")]).await.unwrap();
@@ -919,15 +923,7 @@ async fn a_store_told_of_a_longer_window_keeps_clicks_that_long() {
     assert_eq!(kept, 301, "the 40-day-old clicks are kept");
 
     // Not told, the 30-day store trims them.
-    let other = RedisStore::connect(
-        &Target::Single(redis.url()),
-        "kl",
-        thirty_days,
-        0,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
+    let other = thirty_day_store().await;
     other.write_clicks(&[click("a-1", now + 1, 2, "v2")]).await.unwrap();
     let kept: usize = conn.xlen("kl:{a-1}:clicks").await.unwrap();
     assert!(kept < 100, "trimmed past 30 days: {kept}");

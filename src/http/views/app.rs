@@ -598,11 +598,7 @@ async fn campaign_page(
     // The card whose days of insights are shown: read for that link alone.
     let mut shown = match editing {
         Some(e) if links.iter().any(|l| l.code.as_str() == e.code) => {
-            let data = state
-                .store()
-                .link_data(&[e.code.to_owned()], crate::store::Detail::Rollups)
-                .await?;
-            let days = data.into_iter().next().map(|d| d.insights).unwrap_or_default();
+            let days = crate::http::insights::reported_days(state, e.code).await?;
             let page = format!("/app/campaigns/{id}?{view}&lang={}", t.html_lang);
             let day = e.day.or_else(|| yesterday.parse().ok());
             Some((

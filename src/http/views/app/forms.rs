@@ -572,7 +572,10 @@ pub(super) async fn report_insights(
         for ((n, s), (label, _)) in numbers.iter_mut().zip(typed).zip(INSIGHTS) {
             *n = whole_number(label, s.as_deref())?;
         }
-        let saved = crate::http::insights::saved_day(&state, &link, date).await?;
+        let saved = crate::http::insights::reported_days(&state, link.code.as_str())
+            .await?
+            .remove(&date)
+            .unwrap_or_default();
         let kept = |i: usize, was: u64| numbers[i].unwrap_or(was);
         let insights = crate::domain::DayInsights {
             impressions: kept(0, saved.impressions),
