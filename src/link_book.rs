@@ -6,15 +6,20 @@
 //! With the book, the cache answers such a code from disk while Redis does not answer, and its
 //! click goes to the spool like any other (API.md: "a store outage never breaks a KOL's link").
 //!
-//! `keep` copies every link into the book at start and again whenever the store's links change
-//! (`Store::links_version`, checked every `CHECK_EVERY`; a copy waits at least twenty times as
-//! long as the last one took, so that a store of many links busy with changes is not read over
-//! and over). A change made within that time before an outage is not in the book: a link
-//! stopped then may still redirect during the outage, and one minted then is `503`. Rows are
-//! only rewritten when they changed, and a whole copy removes the codes the store no longer
-//! has. The book belongs to one store: it is emptied when opened for another (a flushed or
-//! restored Redis, another URL or key prefix), so that it never sends anyone where no link of
-//! the store goes.
+//! `keep` copies every link into the book at start, and whenever the store's links change
+//! (`Store::links_version`, checked every `CHECK_EVERY`) only the links created or changed since
+//! the last copy: the store numbers each change of links and keeps the latest
+//! (`Store::link_changes`). Every link is read again when that cannot be trusted: more than
+//! `PAGE` changed, changes older than the book's were let go, the store's count went back (a
+//! restore), the version moved without a numbered change or the book then holds another number
+//! of links than the store (a process of an older version, which numbers nothing, changed or
+//! minted links), and at least every `WHOLE_EVERY`. A copy waits at least twenty times as long
+//! as the last one took, so that a store of many links is not read whole over and over. A
+//! change made within that time before an outage is not in the book: a link stopped then may
+//! still redirect during the outage, and one minted then is `503`. Rows are only rewritten
+//! when they changed, and a whole copy removes the codes the store no longer has. The book
+//! belongs to one store: it is emptied when opened for another (a flushed or restored Redis,
+//! another URL or key prefix), so that it never sends anyone where no link of the store goes.
 //!
 //! The book is a cache: it holds nothing that is not in the store, and a book that cannot be
 //! opened (a full or read-only disk) leaves kolink without it, as before, and says so.
@@ -31,8 +36,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use prometheus_client::metrics::family::Family;
+
 use crate::domain::{Link, Redirect};
-use crate::store::{LinkIndex, LinkRows, Store};
+use crate::store::{LinkChanges, LinkIndex, LinkRows, Store};
+use crate::telemetry::{BookCopy, BookCopyLabel, Meters};
 
 /// Code → `Redirect` as JSON.
 const REDIRECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("redirects");
@@ -42,25 +50,57 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const CACHE_BYTES: usize = 2 << 20;
 /// How often the store's links version is read.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
-/// Links read from the store a page.
-const PAGE: usize = 1000;
+/// Links read from the store a page, and the most changes read instead of every link.
+pub(crate) const PAGE: usize = 1000;
+/// A whole copy at least this often, whatever the changes say: a process of an older version
+/// (a rolling upgrade) changes links without numbering the change.
+const WHOLE_EVERY: Duration = Duration::from_secs(3600);
 /// How long opening waits for the file's lock: a server stopped in this process (a restart in
 /// place, tests) may still be letting go of it (as the spool's).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 pub struct LinkBook {
     db: redb::Database,
+    meters: BookMeters,
+}
+
+/// The book's `/metrics`.
+#[derive(Clone, Default)]
+pub struct BookMeters {
     /// Reads of the book because the store did not answer (a link read goes into the link
     /// cache: a few reads per link and outage, not one per redirect).
     answered: Counter,
     /// Links in the book after its last copy (`kolink_link_book_links`).
     size: Gauge,
+    /// Copies, whole or of the changes.
+    copies: Family<BookCopyLabel, Counter>,
+}
+
+impl From<&Meters> for BookMeters {
+    fn from(m: &Meters) -> Self {
+        Self {
+            answered: m.link_book_answers.clone(),
+            size: m.link_book_links.clone(),
+            copies: m.link_book_copies.clone(),
+        }
+    }
+}
+
+/// What a write of links into the book ends.
+enum Written<'a> {
+    /// A page of a whole copy, more to come: not yet durable.
+    Page,
+    /// The links changed since the last copy: durable.
+    Changes,
+    /// The last page of a whole copy, which read every code in `seen`: durable, and the codes
+    /// it did not read are removed.
+    Whole { seen: &'a HashSet<String> },
 }
 
 impl LinkBook {
     /// Opens (or creates) `<dir>/links.redb`, readable by kolink's user alone, for the store
     /// whose id is `store`: a book of another store is emptied. Blocking.
-    pub fn open(dir: &Path, store: &str, answered: Counter, size: Gauge) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, store: &str, meters: BookMeters) -> anyhow::Result<Self> {
         let path = dir.join("links.redb");
         let failed = || format!("Failed to open the link book {}", path.display());
         let until = Instant::now() + LOCK_WAIT;
@@ -93,10 +133,10 @@ impl LinkBook {
                 meta.insert("store", store)?;
             }
             let n = w.open_table(REDIRECTS).with_context(failed)?.len()?;
-            size.set(i64::try_from(n).unwrap_or(i64::MAX));
+            meters.size.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         w.commit().with_context(failed)?;
-        Ok(Self { db, answered, size })
+        Ok(Self { db, meters })
     }
 
     /// Where `code` goes, as last copied. Blocking.
@@ -107,21 +147,20 @@ impl LinkBook {
             return Ok(None);
         };
         let link: Redirect = serde_json::from_slice(bytes.value()).context("Failed to read a link of the link book")?;
-        self.answered.inc();
+        self.meters.answered.inc();
         Ok(Some(link))
     }
 
-    /// Writes `links` where they changed, and returns how many did. The last write of a copy
-    /// (`seen`: every code the copy read) also removes the codes it did not read, and is
-    /// durable. Blocking.
-    fn write(&self, links: &[Redirect], seen: Option<&HashSet<String>>) -> anyhow::Result<usize> {
+    /// Writes `links` where they changed (see `Written`), and returns how many rows changed
+    /// and how many links the book then holds. Blocking.
+    fn write(&self, links: &[Redirect], written: Written) -> anyhow::Result<(usize, u64)> {
         let mut w = self.db.begin_write()?;
-        w.set_durability(if seen.is_some() {
-            redb::Durability::Immediate
-        } else {
-            redb::Durability::None
+        w.set_durability(match written {
+            Written::Page => redb::Durability::None,
+            Written::Changes | Written::Whole { .. } => redb::Durability::Immediate,
         })?;
         let mut changed = 0;
+        let held;
         {
             let mut t = w.open_table(REDIRECTS)?;
             for l in links {
@@ -132,7 +171,7 @@ impl LinkBook {
                     changed += 1;
                 }
             }
-            if let Some(seen) = seen {
+            if let Written::Whole { seen } = written {
                 let mut gone = Vec::new();
                 for row in t.iter()? {
                     let code = row?.0.value().to_owned();
@@ -144,33 +183,48 @@ impl LinkBook {
                     t.remove(code.as_str())?;
                 }
                 changed += gone.len();
-                self.size.set(i64::try_from(t.len()?).unwrap_or(i64::MAX));
             }
+            held = t.len()?;
         }
         w.commit()?;
-        Ok(changed)
+        if !matches!(written, Written::Page) {
+            self.meters.size.set(i64::try_from(held).unwrap_or(i64::MAX));
+        }
+        Ok((changed, held))
     }
 }
 
 /// Keeps `book` a copy of the store's links (see the module doc); runs until aborted.
 pub async fn keep(book: Arc<LinkBook>, store: Arc<dyn Store>) {
-    let mut copied: Option<u64> = None;
+    // The links version the book holds, the store's change number it holds (where the store
+    // numbers them), and when it was last copied whole.
+    let (mut copied, mut changes, mut whole_at) = (None::<u64>, None::<u64>, None::<Instant>);
     let mut wait = CHECK_EVERY;
     loop {
         match store.links_version().await {
             Ok(None) => return,
-            Ok(Some(version)) if copied != Some(version) => {
-                let started = Instant::now();
-                match copy(&book, store.as_ref()).await {
-                    Ok((links, changed)) => {
-                        copied = Some(version);
-                        wait = CHECK_EVERY.max(started.elapsed() * 20);
-                        tracing::debug!(links, changed, took = ?started.elapsed(), "link book copied");
+            Ok(Some(version)) => {
+                let whole_due = whole_at.is_none_or(|t| t.elapsed() >= WHOLE_EVERY);
+                if copied != Some(version) || whole_due {
+                    let started = Instant::now();
+                    match bring_up_to_date(&book, store.as_ref(), changes.filter(|_| !whole_due)).await {
+                        Ok(done) => {
+                            copied = Some(version);
+                            changes = done.seq;
+                            if done.kind == BookCopy::whole {
+                                whole_at = Some(started);
+                            }
+                            book.meters
+                                .copies
+                                .get_or_create(&BookCopyLabel { kind: done.kind })
+                                .inc();
+                            wait = CHECK_EVERY.max(started.elapsed() * 20);
+                            tracing::debug!(kind = ?done.kind, links = done.links, changed = done.changed, took = ?started.elapsed(), "link book copied");
+                        }
+                        Err(e) => crate::telemetry::warn_limited!(error = %format!("{e:#}"), "link book not copied"),
                     }
-                    Err(e) => crate::telemetry::warn_limited!(error = %format!("{e:#}"), "link book not copied"),
                 }
             }
-            Ok(Some(_)) => {}
             // The store does not answer: the book stays as it is, and is what answers.
             Err(_) => {}
         }
@@ -178,42 +232,112 @@ pub async fn keep(book: Arc<LinkBook>, store: Arc<dyn Store>) {
     }
 }
 
+/// A copy done: which kind, how many links it read, how many rows changed, and the store's
+/// change number the book now holds.
+struct Copied {
+    kind: BookCopy,
+    links: usize,
+    changed: usize,
+    seq: Option<u64>,
+}
+
+/// The links changed since change `after`, when the store can say which and they are few;
+/// else every link. The changes are enough only if the book then holds as many links as the
+/// store: a link minted by a process of an older version, which numbers no changes, is found
+/// that way, and one such a process changed waits for the next whole copy (`WHOLE_EVERY`).
+async fn bring_up_to_date(book: &Arc<LinkBook>, store: &dyn Store, after: Option<u64>) -> anyhow::Result<Copied> {
+    if let Some(after) = after {
+        let read = store
+            .link_changes(Some(after), PAGE)
+            .await
+            .context("Failed to read the links' changes for the link book")?;
+        // No numbered change, though the version moved: a change only a whole copy sees.
+        if let Some(LinkChanges {
+            seq,
+            links,
+            records: Some(records),
+        }) = read.filter(|c| c.seq > after)
+        {
+            let page = decode(&records);
+            let b = book.clone();
+            let (changed, held) = tokio::task::spawn_blocking(move || b.write(&page, Written::Changes))
+                .await?
+                .context("Failed to write the link book")?;
+            if held == links {
+                return Ok(Copied {
+                    kind: BookCopy::changes,
+                    links: records.len(),
+                    changed,
+                    seq: Some(seq),
+                });
+            }
+            tracing::debug!(
+                held,
+                links,
+                "the link book holds another number of links than the store: copied whole"
+            );
+        }
+    }
+    // Read before the copy: a change made during it is read again by the next.
+    let seq = store
+        .link_changes(None, 0)
+        .await
+        .context("Failed to read the links' changes for the link book")?
+        .map(|c| c.seq);
+    let (links, changed) = copy(book, store).await?;
+    Ok(Copied {
+        kind: BookCopy::whole,
+        links,
+        changed,
+        seq,
+    })
+}
+
+/// The links of `rows` (JSON records), less those that do not decode (a record a newer
+/// version wrote?), which are logged: no worse than no book for them.
+fn decode(rows: &[String]) -> Vec<Redirect> {
+    let mut unread = 0;
+    let links = rows
+        .iter()
+        .filter_map(|r| match serde_json::from_str::<Link>(r) {
+            Ok(l) => Some(Redirect::from(l)),
+            Err(_) => {
+                unread += 1;
+                None
+            }
+        })
+        .collect();
+    if unread > 0 {
+        tracing::warn!(links = unread, "links the link book could not read were left out of it");
+    }
+    links
+}
+
 /// Every link of the store into the book, a page at a time: how many links, and how many rows
 /// changed.
 async fn copy(book: &Arc<LinkBook>, store: &dyn Store) -> anyhow::Result<(usize, usize)> {
-    let (mut after, mut changed, mut unread) = (None, 0, 0);
+    let (mut after, mut changed) = (None, 0);
     let mut seen = HashSet::new();
     loop {
         let (rows, next) = store
             .link_rows(LinkIndex::All, LinkRows::Records, after, PAGE)
             .await
             .context("Failed to read the links for the link book")?;
-        let page: Vec<Redirect> = rows
-            .iter()
-            .filter_map(|r| match serde_json::from_str::<Link>(r) {
-                Ok(l) => Some(Redirect::from(l)),
-                Err(_) => {
-                    unread += 1;
-                    None
-                }
-            })
-            .collect();
+        let page = decode(&rows);
         seen.extend(page.iter().map(|l| l.code.as_str().to_owned()));
         let b = book.clone();
         let Some(n) = next else {
-            if unread > 0 {
-                // Left out (a record a newer version wrote?): no worse than no book for them.
-                tracing::warn!(links = unread, "links the link book could not read were left out of it");
-            }
             let links = seen.len();
-            changed += tokio::task::spawn_blocking(move || b.write(&page, Some(&seen)))
+            changed += tokio::task::spawn_blocking(move || b.write(&page, Written::Whole { seen: &seen }))
                 .await?
-                .context("Failed to write the link book")?;
+                .context("Failed to write the link book")?
+                .0;
             return Ok((links, changed));
         };
-        changed += tokio::task::spawn_blocking(move || b.write(&page, None))
+        changed += tokio::task::spawn_blocking(move || b.write(&page, Written::Page))
             .await?
-            .context("Failed to write the link book")?;
+            .context("Failed to write the link book")?
+            .0;
         after = Some(n);
     }
 }
@@ -234,7 +358,7 @@ mod tests {
     }
 
     fn open(dir: &Path, store: &str) -> LinkBook {
-        LinkBook::open(dir, store, Counter::default(), Gauge::default()).unwrap()
+        LinkBook::open(dir, store, BookMeters::default()).unwrap()
     }
 
     #[test]
@@ -242,8 +366,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let book = open(dir.path(), "store-a");
         let links = [link("amy-serum", "https://shop.example.com/a")];
-        book.write(&links, Some(&HashSet::from(["amy-serum".to_owned()])))
-            .unwrap();
+        book.write(
+            &links,
+            Written::Whole {
+                seen: &HashSet::from(["amy-serum".to_owned()]),
+            },
+        )
+        .unwrap();
         drop(book);
         assert_eq!(
             open(dir.path(), "store-a").get("amy-serum").unwrap(),
@@ -251,7 +380,7 @@ mod tests {
         );
         let other = open(dir.path(), "store-b");
         assert_eq!(other.get("amy-serum").unwrap(), None);
-        assert_eq!(other.size.get(), 0);
+        assert_eq!(other.meters.size.get(), 0);
     }
 
     #[test]
@@ -263,23 +392,33 @@ mod tests {
             link("amy-serum", "https://a.example/"),
             link("ben-1", "https://b.example/"),
         );
-        assert_eq!(book.write(std::slice::from_ref(&a), None).unwrap(), 1);
+        assert_eq!(book.write(std::slice::from_ref(&a), Written::Page).unwrap(), (1, 1));
         assert_eq!(
-            book.write(std::slice::from_ref(&b), Some(&seen(&["amy-serum", "ben-1"])))
-                .unwrap(),
-            1
+            book.write(
+                std::slice::from_ref(&b),
+                Written::Whole {
+                    seen: &seen(&["amy-serum", "ben-1"])
+                }
+            )
+            .unwrap(),
+            (1, 2)
         );
-        assert_eq!(book.size.get(), 2);
+        assert_eq!(book.meters.size.get(), 2);
         // The next copy: amy's link unchanged, ben's gone from the store.
         assert_eq!(
-            book.write(std::slice::from_ref(&a), Some(&seen(&["amy-serum"])))
-                .unwrap(),
-            1
+            book.write(
+                std::slice::from_ref(&a),
+                Written::Whole {
+                    seen: &seen(&["amy-serum"])
+                }
+            )
+            .unwrap(),
+            (1, 1)
         );
         assert_eq!(
             (book.get("amy-serum").unwrap(), book.get("ben-1").unwrap()),
             (Some(a), None)
         );
-        assert_eq!(book.size.get(), 1);
+        assert_eq!(book.meters.size.get(), 1);
     }
 }

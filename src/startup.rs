@@ -356,8 +356,8 @@ async fn link_book(
         }
     };
     let dir = settings.spool_dir();
-    let (answered, size) = (meters.link_book_answers.clone(), meters.link_book_links.clone());
-    let opened = tokio::task::spawn_blocking(move || crate::link_book::LinkBook::open(&dir, &id, answered, size)).await;
+    let meters = crate::link_book::BookMeters::from(meters);
+    let opened = tokio::task::spawn_blocking(move || crate::link_book::LinkBook::open(&dir, &id, meters)).await;
     match opened {
         Ok(Ok(book)) => {
             let book = Arc::new(book);

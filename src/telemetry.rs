@@ -51,6 +51,20 @@ pub struct ScopeLabel {
     pub scope: Scope,
 }
 
+/// How the link book (`crate::link_book`) was brought up to date: every link read, or only
+/// those changed since its last copy.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum BookCopy {
+    whole,
+    changes,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BookCopyLabel {
+    pub kind: BookCopy,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: String,
@@ -90,6 +104,8 @@ pub struct Meters {
     /// not answer (each then goes into the link cache: a few reads per link and outage).
     pub link_book_links: Gauge,
     pub link_book_answers: Counter,
+    /// The link book's copies, whole or of changes.
+    pub link_book_copies: Family<BookCopyLabel, Counter>,
     /// Answers other than redirects, by part of the service and status code.
     pub http_answers: Family<AnswerLabel, Counter>,
     /// How long those answers took, head read to answer ready, by part of the service.
@@ -185,6 +201,12 @@ impl Default for Meters {
             "Links read from the link book because the store did not answer",
             link_book_answers.clone(),
         );
+        let link_book_copies = Family::<BookCopyLabel, Counter>::default();
+        registry.register(
+            "link_book_copies",
+            "Copies into the link book: of every link (whole) or of the links changed since the last (changes)",
+            link_book_copies.clone(),
+        );
         let http_answers = Family::<AnswerLabel, Counter>::default();
         // 0.5 ms to 16 s: a page or a report takes milliseconds, and nothing waits past 10 s.
         let http_seconds = Family::<ScopeLabel, Histogram>::new_with_constructor(
@@ -204,6 +226,7 @@ impl Default for Meters {
             registry,
             link_book_links,
             link_book_answers,
+            link_book_copies,
             http_answers,
             http_seconds,
             hourly_fields_pruned,

@@ -390,6 +390,17 @@ pub trait RecordsExt: Records {
 
 impl<T: Records + ?Sized> RecordsExt for T {}
 
+/// What `Links::link_changes` read, in one step.
+#[derive(Debug)]
+pub struct LinkChanges {
+    /// The number of the last change of links (0 before any).
+    pub seq: u64,
+    /// How many links the store holds.
+    pub links: u64,
+    /// The JSON records of the links changed after the change asked for, when all are known.
+    pub records: Option<Vec<String>>,
+}
+
 #[async_trait::async_trait]
 pub trait Links: Send + Sync {
     /// Reserves `n` consecutive numeric link ids and returns the first.
@@ -418,6 +429,14 @@ pub trait Links: Send + Sync {
     /// version on the store; `lookup::LinkLists`): a list of links read after it is at least as
     /// new as it. `None` where the store keeps none, and lists are read each time.
     async fn links_version(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+    /// Where the store's numbered changes of links stand, and, with `after`, the records of
+    /// the links created or changed after change `after` (for copies of every link kept up to
+    /// date, the link book): `records` is `None` when they are not all known (more than
+    /// `limit`, changes let go, or a count that went back, as after a restore). `None` where the
+    /// store numbers no changes.
+    async fn link_changes(&self, _after: Option<u64>, _limit: usize) -> Result<Option<LinkChanges>> {
         Ok(None)
     }
     /// Newest first from one index, after `after`: each link's JSON record, or its summary

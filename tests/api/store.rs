@@ -928,3 +928,65 @@ async fn a_store_told_of_a_longer_window_keeps_clicks_that_long() {
     let kept: usize = conn.xlen("kl:{a-1}:clicks").await.unwrap();
     assert!(kept < 100, "trimmed past 30 days: {kept}");
 }
+
+per_store!(the_links_changed_since_a_change_are_read_while_few_are_kept: redis cluster);
+/// A link book (`kolink::link_book`) brought up to date reads the links changed since the
+/// change it holds, not every link; when that change is older than the changes kept, or the
+/// store's count went back (a restore), it is told to read every link.
+async fn the_links_changed_since_a_change_are_read_while_few_are_kept(backend: Backend) {
+    let (store, _guard) = open(backend).await;
+    let codes = |records: Option<Vec<String>>| {
+        records.map(|r| {
+            let mut codes: Vec<String> = r
+                .iter()
+                .map(|j| {
+                    serde_json::from_str::<kolink::domain::Link>(j)
+                        .unwrap()
+                        .code
+                        .as_str()
+                        .to_owned()
+                })
+                .collect();
+            codes.sort();
+            codes
+        })
+    };
+    let start = store.link_changes(None, 0).await.unwrap().unwrap();
+    assert_eq!((start.seq, start.links, start.records), (0, 0, None));
+
+    store
+        .create_links(&[link("a-1", 1), link("a-2", 2)])
+        .await
+        .unwrap()
+        .unwrap();
+    let first = store.link_changes(Some(0), 1000).await.unwrap().unwrap();
+    assert_eq!((first.seq, first.links), (1, 2));
+    assert_eq!(codes(first.records), Some(vec!["a-1".into(), "a-2".into()]));
+
+    let old = store.get_link_json("a-1").await.unwrap().unwrap();
+    let mut changed = link("a-1", 1);
+    changed.target_url = "https://shop.example.com/other".into();
+    store.update_link(&old, &changed).await.unwrap().unwrap();
+    let since = store.link_changes(Some(1), 1000).await.unwrap().unwrap();
+    assert_eq!((since.seq, since.links), (2, 2));
+    let records = since.records.unwrap();
+    assert_eq!(records.len(), 1, "only the link changed");
+    assert!(records[0].contains("https://shop.example.com/other"), "{}", records[0]);
+    let none = store.link_changes(Some(2), 1000).await.unwrap().unwrap();
+    assert_eq!(none.records, Some(vec![]));
+
+    // More changed than asked for, and a change number the store has not reached.
+    assert_eq!(store.link_changes(Some(0), 1).await.unwrap().unwrap().records, None);
+    assert_eq!(store.link_changes(Some(9), 1000).await.unwrap().unwrap().records, None);
+
+    // 2,000 changes are kept: past them, the changes since the first are not all known.
+    let many: Vec<_> = (3..=2_100).map(|i| link(&format!("b-{i:05}"), i)).collect();
+    for batch in many.chunks(700) {
+        store.create_links(batch).await.unwrap().unwrap();
+    }
+    // Changes 3, 4 and 5; the 100 oldest of the 2,100 were let go, up to some of change 3.
+    let late = store.link_changes(Some(2), 2_000).await.unwrap().unwrap();
+    assert_eq!((late.seq, late.links, late.records), (5, 2_100, None));
+    let last = store.link_changes(Some(3), 2_000).await.unwrap().unwrap();
+    assert_eq!(codes(last.records).map(|c| c.len()), Some(700 + 698));
+}

@@ -15,6 +15,9 @@
 //! | `kl:{meta}:links:idx`             | zset   | link code scored by numeric link id               |
 //! | `kl:{meta}:summaries`             | hash   | link code → what reports need (`LinkSummary` JSON)|
 //! | `kl:{meta}:links:version`         | string | a random number, new with every link created or changed by this version (`lookup::LinkLists`) |
+//! | `kl:{meta}:links:changes`         | zset   | the codes of the latest 2,000 links created or changed, each scored by the number of its last change (`scripts::link_changes!`) |
+//! | `kl:{meta}:links:changes:seq`     | string | the number of the last change of links            |
+//! | `kl:{meta}:links:changes:floor`   | string | the highest change number `links:changes` let go  |
 //! | `kl:{meta}:link_ids`              | hash   | numeric link id → code (resolves click ids)       |
 //! | `kl:{meta}:coupons`               | hash   | coupon key (`CouponKey`) → code                   |
 //! | `kl:{meta}:campaign:<id>:links`   | zset   | the campaign's link codes by link id              |
@@ -92,8 +95,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, FromRedisValue, Script, Value};
 
 use super::{
-    summary_json, ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkConflict, LinkData, LinkIndex,
-    LinkRows, Links, NewClick, Records, RefundCap, Result, Scan, Store, StoreError,
+    summary_json, ClickLog, Conversions, Counted, Counters, Cursor, Detail, Kind, LinkChanges, LinkConflict, LinkData,
+    LinkIndex, LinkRows, Links, NewClick, Records, RefundCap, Result, Scan, Store, StoreError,
 };
 use crate::clock::SharedClock;
 use crate::domain::{Conversion, CouponKey, DayInsights, EntryId, Link, StoredClick};
@@ -102,6 +105,10 @@ use scripts::*;
 /// Unique visitors of a link and day are counted exactly up to this many (a set); past it, an
 /// estimate is added for the rest (a HyperLogLog, ±0.81 % of the rest only).
 pub use super::EXACT_VISITORS;
+
+/// The latest link changes `links:changes` keeps (`scripts::link_changes!`): more than a link
+/// book reads at once (`link_book::PAGE`), which copies every link when more changed.
+const LINK_CHANGES_KEPT: usize = 2_000;
 
 /// How many times a click batch is written again after a connection error before giving up.
 const CLICK_WRITE_TRIES: usize = 5;
@@ -907,7 +914,10 @@ impl Links for RedisStore {
             .key(self.meta("coupons"))
             .key(self.meta("links:idx"))
             .key(self.meta("summaries"))
-            .key(self.meta("links:version"));
+            .key(self.meta("links:version"))
+            .key(self.meta("links:changes"))
+            .key(self.meta("links:changes:seq"))
+            .key(self.meta("links:changes:floor"));
         for l in links {
             inv.key(self.link_index(LinkIndex::Campaign(l.campaign.as_str())))
                 .key(self.link_index(LinkIndex::Kol(l.kol.as_str())));
@@ -917,7 +927,7 @@ impl Links for RedisStore {
                 .arg(serde_json::to_string(l)?)
                 .arg(summary_json(l)?);
         }
-        inv.arg(rand::random::<u64>());
+        inv.arg(LINK_CHANGES_KEPT).arg(rand::random::<u64>());
         let mut conn = self.conn();
         let (what, which): (String, String) = inv
             .invoke_async(&mut conn)
@@ -935,6 +945,9 @@ impl Links for RedisStore {
             .key(self.meta("coupons"))
             .key(self.meta("summaries"))
             .key(self.meta("links:version"))
+            .key(self.meta("links:changes"))
+            .key(self.meta("links:changes:seq"))
+            .key(self.meta("links:changes:floor"))
             .arg(new.code.as_str())
             .arg(coupon_arg(&old))
             .arg(coupon_arg(new))
@@ -943,6 +956,7 @@ impl Links for RedisStore {
             .arg(summary_json(new)?)
             .arg(rand::random::<u64>())
             .arg(legacy_coupon_arg(&old))
+            .arg(LINK_CHANGES_KEPT)
             .invoke_async(&mut conn)
             .await
             .map_err(failed("Failed to update a link in Redis"))?;
@@ -1029,6 +1043,34 @@ impl Links for RedisStore {
             .map_err(failed("Failed to read the links' version"))?;
         // An odd multiplier: distinct counts of links give distinct versions with one nonce.
         Ok(Some(changes.unwrap_or(0) ^ links.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    }
+
+    /// From `links:changes` (`scripts::link_changes!`), read in one transaction; the records
+    /// after it.
+    async fn link_changes(&self, after: Option<u64>, limit: usize) -> Result<Option<LinkChanges>> {
+        // With no `after`, a range that holds nothing.
+        let min = after.map_or_else(|| "+inf".to_owned(), |a| format!("({a}"));
+        let (seq, links, codes, floor): (Option<u64>, u64, Vec<String>, Option<u64>) = redis::pipe()
+            .atomic()
+            .get(self.meta("links:changes:seq"))
+            .zcard(self.meta("links:idx"))
+            .zrangebyscore_limit(self.meta("links:changes"), min, "+inf", 0, limit as isize + 1)
+            .get(self.meta("links:changes:floor"))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed("Failed to read the links' changes"))?;
+        let seq = seq.unwrap_or(0);
+        let all_known = |after: u64| after <= seq && floor.unwrap_or(0) <= after && codes.len() <= limit;
+        let records = match after {
+            Some(after) if all_known(after) => Some(self.hash_values(&self.meta("links"), &codes).await?),
+            _ => None,
+        };
+        Ok(Some(LinkChanges {
+            seq,
+            links,
+            // A code without a record (none is ever removed) is left out.
+            records: records.map(|r| r.into_iter().flatten().collect()),
+        }))
     }
 
     async fn scan_links(

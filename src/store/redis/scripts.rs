@@ -49,6 +49,28 @@ end
     };
 }
 
+/// The link scripts' record of which links changed, for readers that keep a copy of them (the
+/// link book, `crate::link_book`): each call that creates or changes links takes the next
+/// number of `changes:seq` and scores its codes with it in the `changes` zset (a code changed
+/// again moves up), which keeps the `kept` latest; `changes:floor` is the highest number it let
+/// go, so a reader that holds every change up to a number at least that high finds all later
+/// ones in the zset.
+macro_rules! link_changes {
+    () => {
+        r"
+local function note_changes(changes, seq, floor, kept, codes)
+  local n = redis.call('INCR', seq)
+  for _, code in ipairs(codes) do redis.call('ZADD', changes, n, code) end
+  local over = redis.call('ZCARD', changes) - kept
+  if over > 0 then
+    local gone = redis.call('ZPOPMIN', changes, over)
+    redis.call('SET', floor, gone[#gone])
+  end
+end
+"
+    };
+}
+
 /// The start of both click scripts: re-keying, and the writers' marks that tell a new click
 /// from a retried one without reading through the stream.
 ///
@@ -176,16 +198,20 @@ redis.call('ZADD', KEYS[2], n, ARGV[1])
 return 1
 ";
 
-// KEYS: links, link_ids, coupons, links:idx, summaries, links:version, then per link: campaign
-// zset, kol zset. ARGV per link: code, id, COUPON (or ''), json, summary json; last, the links'
-// new version (a random number: a version never comes back, even after a write was lost).
-pub(super) const CREATE_LINKS: &str = r"
-local n = (#ARGV - 1) / 5
+// KEYS: links, link_ids, coupons, links:idx, summaries, links:version, the three keys of
+// `link_changes!`, then per link: campaign zset, kol zset. ARGV per link: code, id, COUPON (or
+// ''), json, summary json; last, the changes kept and the links' new version (a random number:
+// a version never comes back, even after a write was lost).
+pub(super) const CREATE_LINKS: &str = concat!(
+    link_changes!(),
+    r"
+local n = (#ARGV - 2) / 5
 for i = 0, n - 1 do
   local code, coupon = ARGV[i*5+1], ARGV[i*5+3]
   if redis.call('HEXISTS', KEYS[1], code) == 1 then return {'code', code} end
   if coupon ~= '' and redis.call('HEXISTS', KEYS[3], coupon) == 1 then return {'coupon', coupon} end
 end
+local codes = {}
 for i = 0, n - 1 do
   local code, id, coupon, json = ARGV[i*5+1], ARGV[i*5+2], ARGV[i*5+3], ARGV[i*5+4]
   redis.call('HSET', KEYS[1], code, json)
@@ -193,12 +219,15 @@ for i = 0, n - 1 do
   if coupon ~= '' then redis.call('HSET', KEYS[3], coupon, code) end
   redis.call('ZADD', KEYS[4], id, code)
   redis.call('HSET', KEYS[5], code, ARGV[i*5+5])
-  redis.call('ZADD', KEYS[7 + i*2], id, code)
-  redis.call('ZADD', KEYS[8 + i*2], id, code)
+  redis.call('ZADD', KEYS[10 + i*2], id, code)
+  redis.call('ZADD', KEYS[11 + i*2], id, code)
+  codes[#codes + 1] = code
 end
+note_changes(KEYS[7], KEYS[8], KEYS[9], tonumber(ARGV[#ARGV - 1]), codes)
 redis.call('SET', KEYS[6], ARGV[#ARGV])
 return {'ok', ''}
-";
+"
+);
 
 // KEYS: hash. ARGV: id, expected json, new json. Compare-and-set.
 pub(super) const REPLACE_RECORD: &str = r"
@@ -220,12 +249,15 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 return {1, ''}
 ";
 
-// KEYS: links, coupons, summaries, links:version. ARGV: code, OLD COUPON, NEW COUPON, json,
-// expected json, summary json, the links' new version (as `CREATE_LINKS`), and the old
-// coupon's key under the older rule (`CouponKey::legacy`; '' when it has none).
+// KEYS: links, coupons, summaries, links:version, the three keys of `link_changes!`. ARGV:
+// code, OLD COUPON, NEW COUPON, json, expected json, summary json, the links' new version (as
+// `CREATE_LINKS`), the old coupon's key under the older rule (`CouponKey::legacy`; '' when it
+// has none), and the changes kept.
 // Compare-and-set: the coupon index moves only if the link is still the one read. A coupon
 // changed leaves neither of its keys behind (the older one stays where today's was taken).
-pub(super) const UPDATE_LINK: &str = r"
+pub(super) const UPDATE_LINK: &str = concat!(
+    link_changes!(),
+    r"
 local code, old, new = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HGET', KEYS[1], code) ~= ARGV[5] then return {'stale', ''} end
 if new ~= '' and new ~= old then
@@ -240,9 +272,11 @@ end
 if new ~= '' then redis.call('HSET', KEYS[2], new, code) end
 redis.call('HSET', KEYS[1], code, ARGV[4])
 redis.call('HSET', KEYS[3], code, ARGV[6])
+note_changes(KEYS[5], KEYS[6], KEYS[7], tonumber(ARGV[9]), {code})
 redis.call('SET', KEYS[4], ARGV[7])
 return {'ok', ''}
-";
+"
+);
 
 // KEYS: stream, stats, rollups, writers, then per day the clicks name by index k (1, 2, ...):
 // its visitor set at KEYS[3 + 2k] and its HyperLogLog at KEYS[4 + 2k].
