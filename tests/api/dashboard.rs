@@ -242,7 +242,7 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
     assert!(!form.contains("Your session has ended"), "{form}");
     // Switching its language keeps the way back.
     assert!(
-        form.contains(r#"<a href="/app/login?lang=zh-TW&#38;next=%2Fapp%2Fcampaigns%2Fspring-sale%3Fsort%3Dclicks">"#),
+        form.contains(r#"<a href="/app/login?lang=zh-TW&#38;next=%2Fapp%2Fcampaigns%2Fspring-sale%3Fsort%3Dclicks" lang="zh-TW" hreflang="zh-TW">"#),
         "{form}"
     );
     let login = |next: &'static str| {
@@ -320,7 +320,7 @@ async fn a_page_asked_for_without_a_session_is_shown_after_signing_in(backend: B
     let form = app.page_text(&app.url(&format!("{to}&lang=zh-TW"))).await;
     assert!(form.contains("你的登入已結束"), "{form}");
     assert!(
-        form.contains(r#"<a href="/app/login?lang=en&#38;next=%2Fapp%2Fcampaigns%2Fspring-sale&#38;ended=1">"#),
+        form.contains(r#"<a href="/app/login?lang=en&#38;next=%2Fapp%2Fcampaigns%2Fspring-sale&#38;ended=1" lang="en" hreflang="en">"#),
         "{form}"
     );
 }

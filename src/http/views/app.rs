@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{amount, count, daily_chart, percent, session, Lang, Texts, BREAKDOWNS};
+use super::{amount, count, percent, session, Lang, Texts, BREAKDOWNS};
 use crate::domain::{Campaign, Conversion, ConversionStatus, Event, Money};
 use crate::error::{ApiError, Code};
 use crate::http::State;
@@ -207,6 +207,7 @@ async fn campaigns_page(
         .collect();
     let conversions = ConversionList {
         id: "unclaimed",
+        label: t.unclaimed,
         by: t.shop,
         empty: t.no_unclaimed,
         rows,
@@ -294,10 +295,11 @@ struct LinkCard {
     qr_svg: String,
 }
 
-/// A list of conversions: its table's id, the title of its `by` column and what it says when
-/// empty (`conversions_table.html`).
+/// A list of conversions: its table's id and name, the title of its `by` column and what it
+/// says when empty (`conversions_table.html`).
 struct ConversionList {
     id: &'static str,
+    label: &'static str,
     by: &'static str,
     empty: &'static str,
     rows: Vec<ConversionRow>,
@@ -343,10 +345,7 @@ struct CampaignView {
     /// The days asked for begin before the chart's first (it draws at most 400).
     chart_cut: bool,
     fig: Fig,
-    /// The daily chart drawn for a desktop's width, and for a phone's (the page's CSS shows
-    /// one, by the screen's width), so that its labels read at the same size on both.
-    chart: String,
-    phone_chart: String,
+    chart: super::Chart,
     headers: Vec<Header>,
     kols: Vec<TableRow>,
     tiers: Vec<TableRow>,
@@ -661,6 +660,7 @@ async fn campaign_page(
         .collect();
     let conversions = ConversionList {
         id: "conversions",
+        label: t.conversions_list,
         by: t.kol,
         empty: t.no_conversions,
         rows,
@@ -702,8 +702,7 @@ async fn campaign_page(
             ),
         },
         fig: Fig::of(&r.totals),
-        chart: daily_chart(&r.series, t.clicks, t.conversions, super::DESK_CHART_WIDTH),
-        phone_chart: daily_chart(&r.series, t.clicks, t.conversions, super::PHONE_CHART_WIDTH),
+        chart: super::Chart::of(&r.series, t),
         headers,
         kols,
         tiers,

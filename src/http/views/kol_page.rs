@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::{count, daily_chart, ended, percent, Texts};
+use super::{count, ended, percent, Chart, Texts};
 use crate::report::{KolPage, PageFigures};
 
 /// Figures as the page shows them.
@@ -50,10 +50,7 @@ pub struct KolPageView<'a> {
     pub page: &'a KolPage,
     pub fig: Figures,
     pub links: Vec<LinkRow>,
-    /// The daily chart drawn for a laptop's width and for a phone's (the page's CSS shows one,
-    /// by the screen's width), so that its labels read at the size of the text on both.
-    pub chart: String,
-    pub phone_chart: String,
+    pub chart: Chart,
 }
 
 impl<'a> KolPageView<'a> {
@@ -84,8 +81,7 @@ impl<'a> KolPageView<'a> {
             page,
             fig: Figures::from(&page.totals),
             links,
-            chart: daily_chart(&page.series, t.clicks, t.conversions, super::DESK_CHART_WIDTH),
-            phone_chart: daily_chart(&page.series, t.clicks, t.conversions, super::PHONE_CHART_WIDTH),
+            chart: Chart::of(&page.series, t),
         }
     }
 }
