@@ -383,6 +383,26 @@ async fn an_analyst_reports_a_days_insights_from_a_phone() {
         assert!(b[3] - b[1] >= 44.0, "a control {} px high: {controls:?}", b[3] - b[1]);
     }
     browser.screenshot("dashboard-insights-phone").await;
+    // A typo: the page again, the reason beside the form, what was typed kept, the field at
+    // fault marked and focused.
+    browser.type_into(&format!("{card} input[name=reach]"), "12,00").await;
+    browser.click(&format!("{card} button")).await;
+    browser.wait_for("Not saved: Reach").await;
+    let at_fault = browser
+        .script(
+            "const e = document.activeElement; return [e.name, e.getAttribute('aria-invalid'), \
+             document.querySelector('#link-amy-serum input[name=impressions]').value];",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(at_fault, serde_json::json!(["reach", "true", "1,000"]));
+    browser.screenshot("dashboard-insights-refused-phone").await;
+    browser
+        .script(
+            "document.querySelector('#link-amy-serum input[name=reach]').value = '';",
+            serde_json::json!([]),
+        )
+        .await;
     browser.click(&format!("{card} button")).await;
     browser.wait_for("Saved for ").await;
     // Back on the card: what was saved, the days reported, the form holding that day.

@@ -463,7 +463,7 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
     let page = nobody.text().await.unwrap();
     assert!(page.contains(r#"id="leaderboard""#), "the campaign's page: {page}");
     let alert = page
-        .split(r#"<p class="alert" role="alert">"#)
+        .split(r#"<p class="alert" role="alert" id="why-mint">"#)
         .nth(1)
         .and_then(|rest| rest.split("</p>").next())
         .expect("the reason above the form");
@@ -493,7 +493,14 @@ async fn dashboard_forms_with_bad_fields_answer_clear_errors_and_change_nothing(
     .unwrap();
     assert_eq!(taken.status(), 409);
     let page = taken.text().await.unwrap();
-    assert!(page.contains(r#"role="alert">Not created:"#), "{page}");
+    assert!(
+        page.contains(r#"role="alert" id="why-new-campaign">Not created:"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"value="spring-sale" aria-invalid="true" aria-describedby="why-new-campaign" autofocus>"#),
+        "the id at fault: {page}"
+    );
     assert!(
         page.contains(r#"value="Spring &#34;&#60;again&#62;""#) && !page.contains("<again>"),
         "the name kept, escaped: {page}"
@@ -753,10 +760,25 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
 
     // Refused: a cost that is no amount, a link of another campaign, an unknown action, an
     // expired form. Nothing changes.
+    // The cost: the campaign page again, the reason beside the card's form (tied to the
+    // field, for screen readers), what was typed kept (it was a page of its own, whose way
+    // back lost it).
     let r = edit("amy-serum", with("cost", "a lot")).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let said = r.text().await.unwrap();
-    assert!(said.contains("成本須為金額") && said.contains("回到活動"), "{said}");
+    assert!(
+        said.contains(r#"<p class="alert" role="alert" id="why-cost-amy-serum">未儲存： 成本須為金額"#),
+        "{said}"
+    );
+    assert!(
+        said.contains(r#"<input name="cost" value="a lot" inputmode="decimal" size="10" aria-label="成本 · TWD · amy-serum" aria-invalid="true" aria-describedby="why-cost-amy-serum" autofocus>"#),
+        "{said}"
+    );
+    assert_eq!(
+        said.matches(r#"aria-invalid="true" aria-"#).count(),
+        1,
+        "one field at fault"
+    );
     assert_eq!(
         edit("amy-other", with("disable", "")).await.status(),
         StatusCode::NOT_FOUND
@@ -853,7 +875,14 @@ async fn a_kol_is_added_on_the_dashboard_and_offered_to_the_new_link_form(backen
         ])
         .await;
         assert_eq!(count.status(), StatusCode::BAD_REQUEST, "{followers}");
-        assert!(count.text().await.unwrap().contains("粉絲數須為整數"), "{followers}");
+        let said = count.text().await.unwrap();
+        assert!(said.contains("粉絲數須為整數"), "{followers}");
+        assert!(
+            said.contains(&format!(
+                r#"value="{followers}" aria-invalid="true" aria-describedby="why-new-kol" autofocus>"#
+            )),
+            "the field at fault: {said}"
+        );
     }
     let platform = add(vec![("id", "nok"), ("name", "N"), ("platform", "myspace")]).await;
     assert_eq!(platform.status(), StatusCode::BAD_REQUEST);
@@ -977,20 +1006,65 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
         (Some(400), Some(0.005), Some(1230))
     );
 
-    // Refused, with the reason in the reader's language and the way back; nothing changes.
-    for (form, status, said) in [
-        (day(&offered, "12,00"), StatusCode::BAD_REQUEST, "曝光次數須為整數"),
-        (day(&offered, "1.2k"), StatusCode::BAD_REQUEST, "曝光次數須為整數"),
-        (day(&offered, "-5"), StatusCode::BAD_REQUEST, "曝光次數不可為負數"),
-        (day("2026-13-01", "1"), StatusCode::BAD_REQUEST, "日期須寫成 YYYY-MM-DD"),
-        (day("", "1"), StatusCode::BAD_REQUEST, "日期須寫成 YYYY-MM-DD"),
-        (day("2999-01-01", "1"), StatusCode::BAD_REQUEST, "日期不可晚於明天"),
-        (day("1926-01-01", "1"), StatusCode::BAD_REQUEST, "日期太久以前"),
+    // Refused: the campaign page again, in the reader's language, the reason beside the
+    // card's form (open), which holds what was typed, its field at fault marked and tied to
+    // the reason. Nothing changes.
+    for (form, said, fault) in [
+        (
+            day(&offered, "12,00"),
+            "曝光次數須為整數",
+            r#"name="impressions" inputmode="numeric" size="8" value="12,00""#,
+        ),
+        (
+            day(&offered, "1.2k"),
+            "曝光次數須為整數",
+            r#"name="impressions" inputmode="numeric" size="8" value="1.2k""#,
+        ),
+        (
+            day(&offered, "-5"),
+            "曝光次數不可為負數",
+            r#"name="impressions" inputmode="numeric" size="8" value="-5""#,
+        ),
+        (
+            day("2026-13-01", "1"),
+            "日期須寫成 YYYY-MM-DD",
+            r#"name="date" value="2026-13-01""#,
+        ),
+        (day("", "1"), "日期須寫成 YYYY-MM-DD", r#"name="date" value="""#),
+        (
+            day("2999-01-01", "1"),
+            "日期不可晚於明天",
+            r#"name="date" value="2999-01-01""#,
+        ),
+        (
+            day("1926-01-01", "1"),
+            "日期太久以前",
+            r#"name="date" value="1926-01-01""#,
+        ),
     ] {
         let r = report("amy-serum", form.clone()).await;
-        assert_eq!(r.status(), status, "{form:?}");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{form:?}");
         let text = r.text().await.unwrap();
-        assert!(text.contains(said) && text.contains("回到活動"), "{form:?}: {text}");
+        let card = &text[text.find(r#"id="link-amy-serum""#).expect("the card")..];
+        assert!(
+            card.contains(&format!(r#"id="why-day-amy-serum">未儲存： {said}"#))
+                && card.contains(r#"<details class="report-day" open>"#),
+            "{form:?}: {text}"
+        );
+        let field = &card[card.find(fault).unwrap_or_else(|| panic!("{fault}: {card}"))..];
+        assert!(
+            field
+                .split('>')
+                .next()
+                .unwrap()
+                .contains(r#"aria-invalid="true" aria-describedby="why-day-amy-serum""#),
+            "{form:?}: {field}"
+        );
+        assert!(
+            card.contains(r#"name="likes" inputmode="numeric" size="8" value="30""#),
+            "{card}"
+        );
+        assert_eq!(text.matches(r#"aria-invalid="true" aria-"#).count(), 1, "{form:?}");
     }
     assert_eq!(
         report("amy-other", day(&offered, "1")).await.status(),
@@ -1128,6 +1202,12 @@ async fn the_chosen_language_holds_on_every_page_the_reader_goes_to(backend: Bac
     let page = r.text().await.unwrap();
     assert!(
         page.contains(zh) && page.contains(r#"name="lang" value="zh-Hant-TW""#),
+        "{page}"
+    );
+    // The token field is marked, and tied to what is wrong with it.
+    assert!(
+        page.contains(r#"aria-invalid="true" aria-describedby="why-sign-in" autofocus>"#)
+            && page.contains(r#"<p role="alert" id="why-sign-in""#),
         "{page}"
     );
     // Signed in from it: the choice is kept for the pages the dashboard's links lead to,
@@ -1428,9 +1508,10 @@ async fn a_refused_form_says_why_in_the_readers_language_and_what_to_do(backend:
         async move { post_signed_in(app, cookie, &path, &form).await.text().await.unwrap() }
     };
     let alert = |page: &str| {
-        page.split(r#"<p class="alert" role="alert">"#)
+        page.split(r#"<p class="alert" role="alert" id="why-"#)
             .nth(1)
-            .and_then(|rest| rest.split("</p>").next())
+            .and_then(|rest| rest.split_once(r#"">"#))
+            .and_then(|(_, rest)| rest.split("</p>").next())
             .unwrap_or_else(|| panic!("a reason above the form: {page}"))
             .to_owned()
     };
@@ -1457,24 +1538,47 @@ async fn a_refused_form_says_why_in_the_readers_language_and_what_to_do(backend:
             ],
         )
     };
-    for (page, said) in [
-        (mint("zh-TW", "nobody", "", "").await, "找不到代號為「nobody」的 KOL"),
-        (mint("zh-TW", "ben", "twelve", "").await, "成本"),
+    // The field at fault is marked, and tied to the reason for screen readers.
+    for (page, said, field) in [
+        (
+            mint("zh-TW", "nobody", "", "").await,
+            "找不到代號為「nobody」的 KOL",
+            "kol",
+        ),
+        (mint("zh-TW", "ben", "twelve", "").await, "成本", "cost"),
         (
             mint("zh-TW", "ben", "", "amy10").await,
             "折扣碼「amy10」已屬於另一條連結",
+            "coupon",
         ),
         (
             campaign("zh-TW", "spring-sale", "", "").await,
             "代號「spring-sale」已被另一個活動使用",
+            "id",
         ),
-        (campaign("zh-TW", "Winter Sale", "", "").await, "代號只能使用"),
-        (campaign("zh-TW", "winter", "shop.example.com/x", "").await, "https://"),
-        (campaign("zh-TW", "winter", "", "TWN").await, "ISO 4217"),
+        (campaign("zh-TW", "Winter Sale", "", "").await, "代號只能使用", "id"),
+        (
+            campaign("zh-TW", "winter", "shop.example.com/x", "").await,
+            "https://",
+            "destination",
+        ),
+        (campaign("zh-TW", "winter", "", "TWN").await, "ISO 4217", "currency"),
     ] {
         let reason = alert(&page);
         assert!(reason.starts_with("未建立："), "{reason}");
         assert!(reason.contains(said), "{said:?} in {reason}");
+        let marked: Vec<&str> = page
+            .split("<input ")
+            .skip(1)
+            .filter(|i| {
+                i.split('>')
+                    .next()
+                    .unwrap()
+                    .contains(r#"aria-invalid="true" aria-describedby="why-"#)
+            })
+            .map(|i| i.split('"').nth(1).unwrap())
+            .collect();
+        assert_eq!(marked, [field], "{said}");
     }
     // In English, the destination's fix is named too.
     let page = campaign("en", "winter", "shop.example.com/x", "").await;

@@ -280,6 +280,11 @@ struct LinkCard {
     insight_day: String,
     /// The page showing its days of insights.
     days_href: String,
+    /// Why its cost form or its insights form was not taken, and the `name` of the field at
+    /// fault ("" for none): shown beside that form (`Refused`).
+    cost_error: Option<String>,
+    insights_error: Option<String>,
+    invalid: &'static str,
     /// The KOL's id (`kol` is their name), for the form that shares their page.
     kol_id: String,
     /// Stopped from the dashboard or the API (`status: disabled`): it can be started again.
@@ -409,11 +414,37 @@ struct CampaignQuery {
     saved: Option<String>,
 }
 
-/// A card whose days of insights are shown (`CampaignQuery::edit`).
+/// A card whose days of insights are shown (`CampaignQuery::edit`), or whose form was not
+/// taken (`refused`).
 pub(super) struct Editing<'a> {
     pub(super) code: &'a str,
     pub(super) day: Option<chrono::NaiveDate>,
     pub(super) saved: bool,
+    pub(super) refused: Option<Refused>,
+}
+
+/// A card's form that was not taken (`forms::edit_link`, `forms::report_insights`): the card
+/// says why beside the form, which holds what was typed, its field at fault marked (WCAG 3.3.1;
+/// it was a page of its own, and the way back lost what was typed).
+pub(super) struct Refused {
+    pub(super) form: CardForm,
+    pub(super) reason: String,
+    /// The `name` of the field at fault, if one is.
+    pub(super) field: Option<&'static str>,
+    /// What the form's fields held, by name.
+    pub(super) typed: Vec<(&'static str, String)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum CardForm {
+    Cost,
+    Insights,
+}
+
+impl Refused {
+    fn typed(&self, name: &str) -> Option<&str> {
+        self.typed.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 async fn campaign(
@@ -433,6 +464,7 @@ async fn campaign(
                 code,
                 day: q.day.as_deref().and_then(|d| d.parse().ok()),
                 saved: q.saved.is_some(),
+                refused: None,
             });
             campaign_page(&req, &state, &s, &id, (sort, range), Sent::default(), editing).await
         }
@@ -594,9 +626,15 @@ async fn campaign_page(
             .collect::<String>()
     );
     let yesterday = (now.date_naive() - chrono::Days::new(1)).to_string();
-    // The card whose days of insights are shown: read for that link alone.
+    // The card whose days of insights are shown (read for that link alone), or whose form was
+    // not taken.
+    let (mut refused, editing) = match editing {
+        Some(mut e) => (e.refused.take().map(|r| (e.code.to_owned(), r)), Some(e)),
+        None => (None, None),
+    };
+    let cost_refused = refused.as_ref().is_some_and(|(_, r)| r.form == CardForm::Cost);
     let mut shown = match editing {
-        Some(e) if links.iter().any(|l| l.code.as_str() == e.code) => {
+        Some(e) if !cost_refused && links.iter().any(|l| l.code.as_str() == e.code) => {
             let days = crate::http::insights::reported_days(state, e.code).await?;
             let page = format!("/app/campaigns/{id}?{view}&lang={}", t.html_lang);
             let day = e.day.or_else(|| yesterday.parse().ok());
@@ -618,20 +656,53 @@ async fn campaign_page(
                     None
                 }
             };
+            let refused = match refused.take() {
+                Some((code, r)) if code == l.code.as_str() => Some(r),
+                other => {
+                    refused = other;
+                    None
+                }
+            };
+            let mut insight_fields = forms::insight_fields(t, insights.as_ref());
+            let mut insight_day = insights.as_ref().map_or_else(|| yesterday.clone(), |c| c.date.clone());
+            let mut cost_plain = l.cost.to_string();
+            if let Some(r) = &refused {
+                for f in &mut insight_fields {
+                    f.invalid = r.field == Some(f.name);
+                    if let Some(v) = r.typed(f.name) {
+                        f.value = v.to_owned();
+                    }
+                }
+                if let Some(v) = r.typed("date") {
+                    insight_day = v.to_owned();
+                }
+                if let Some(v) = r.typed("cost") {
+                    cost_plain = v.to_owned();
+                }
+            }
             LinkCard {
                 days_href: format!(
                     "/app/campaigns/{id}?{view}&lang={}&edit={code}#link-{code}",
                     t.html_lang,
                     code = l.code
                 ),
-                insight_fields: forms::insight_fields(t, insights.as_ref()),
-                insight_day: insights.as_ref().map_or_else(|| yesterday.clone(), |c| c.date.clone()),
+                insight_fields,
+                insight_day,
                 insights,
+                invalid: refused.as_ref().and_then(|r| r.field).unwrap_or_default(),
+                cost_error: refused
+                    .as_ref()
+                    .filter(|r| r.form == CardForm::Cost)
+                    .map(|r| r.reason.clone()),
+                insights_error: refused
+                    .as_ref()
+                    .filter(|r| r.form == CardForm::Insights)
+                    .map(|r| r.reason.clone()),
                 code: l.code.to_string(),
                 kol_id: l.kol.to_string(),
                 ended: super::ended(t, l.standing(now)),
                 disabled: l.status == crate::domain::LinkStatus::Disabled,
-                cost_plain: l.cost.to_string(),
+                cost_plain,
                 kol: name_of(l.kol.as_str()),
                 coupon: l.coupon.map(|c| c.to_string()).unwrap_or_default(),
                 cost: amount(l.cost),

@@ -200,6 +200,8 @@ pub struct Texts {
     pub amount: &'static str,
     /// Before the reason a form's link or campaign was not created.
     pub not_created: &'static str,
+    /// Before why a card's form was not taken.
+    pub not_saved: &'static str,
     pub mint_link: &'static str,
     pub name: &'static str,
     pub destination: &'static str,
@@ -351,6 +353,7 @@ pub static EN: Texts = Texts {
     create: "Create",
     amount: "Amount",
     not_created: "Not created:",
+    not_saved: "Not saved:",
     mint_link: "New link for a KOL",
     name: "Name",
     destination: "Destination",
@@ -510,6 +513,7 @@ pub static ZH_TW: Texts = Texts {
     create: "建立",
     amount: "金額",
     not_created: "未建立：",
+    not_saved: "未儲存：",
     mint_link: "為 KOL 建立連結",
     name: "名稱",
     destination: "目的網址",

@@ -5,7 +5,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{campaign_page, campaigns_page, rendered, see_other, session, signed_in, to_sign_in};
+use super::{
+    campaign_page, campaigns_page, rendered, see_other, session, signed_in, to_sign_in, CampaignQuery, CardForm,
+    Editing, Refused,
+};
 use crate::domain::LinkStatus;
 use crate::error::{ApiError, Code};
 use crate::http::campaigns::{new_campaign, CreateCampaign};
@@ -63,23 +66,49 @@ where
     }
 }
 
-/// A form's fields as sent, and why it was not taken (shown above it).
+/// A form's fields as sent, why it was not taken (shown above it), and the `name` of its field
+/// at fault, marked and tied to the reason for screen readers (WCAG 3.3.1).
 #[derive(Default)]
 pub(super) struct Sent<T> {
     pub(super) fields: T,
     pub(super) failed: Option<String>,
+    field: Option<&'static str>,
 }
 
 impl<T> Sent<T> {
     /// `fields` refused with `e`, its reason in `lang` (`reason`); `typed` names what the
     /// reason may quote: the KOL, the coupon, the campaign id.
     fn failed(fields: T, e: &ApiError, lang: Lang, typed: Typed<'_>) -> Self {
-        let failed = match e {
-            ApiError::Client { code, message } => Some(reason(lang, *code, message, typed)),
-            _ => None,
+        let (failed, field) = match e {
+            ApiError::Client { code, message } => (Some(reason(lang, *code, message, typed)), fault(*code, message)),
+            _ => (None, None),
         };
-        Self { fields, failed }
+        Self { fields, failed, field }
     }
+
+    /// Whether the field named `name` is the one at fault.
+    pub(super) fn invalid(&self, name: &str) -> bool {
+        self.field == Some(name)
+    }
+}
+
+/// The `name` of the field of the dashboard's forms that an error of the rules they call is
+/// about, where one is (the API's messages start with the field they are about).
+fn fault(code: Code, message: &str) -> Option<&'static str> {
+    let field = |name: &str| message.starts_with(name);
+    Some(match code {
+        Code::UnknownKol => "kol",
+        Code::NotFound if field("No KOL") => "kol",
+        Code::CouponTaken => "coupon",
+        Code::AlreadyExists => "id",
+        Code::InvalidDestination => "destination",
+        Code::InvalidInput if field("Followers") => "followers",
+        Code::InvalidInput if message.contains("ISO 4217") => "currency",
+        Code::InvalidInput => ["cost", "coupon", "handle", "platform", "name", "id", "kol"]
+            .into_iter()
+            .find(|f| field(f))?,
+        _ => return None,
+    })
 }
 
 /// What a refused form's fields held, for its reason to quote.
@@ -479,17 +508,19 @@ pub(super) struct LinkEditForm {
 }
 
 /// A link's card on its campaign's page: a new cost, or the link stopped or started again.
-/// Changed as the API's `PATCH /api/v1/links/{code}` changes it; a refusal is a page saying
-/// why, with the way back.
+/// Changed as the API's `PATCH /api/v1/links/{code}` changes it; a refusal is the campaign
+/// page again, the reason beside the card's form and the cost as typed (`Refused`). A link
+/// the page does not have is a page saying so, with the way back.
 pub(super) async fn edit_link(
     req: HttpRequest,
     state: State,
     path: web::Path<(String, String)>,
     form: web::Form<LinkEditForm>,
 ) -> HttpResponse {
-    if let Err(answer) = form_post(&req, &state, &form.csrf) {
-        return *answer;
-    }
+    let s = match form_post(&req, &state, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
     let (id, code) = path.into_inner();
     let lang = Lang::of(&req);
     let back = format!("{}#link-{code}", page_of(&id, form.view.as_deref(), lang));
@@ -517,8 +548,55 @@ pub(super) async fn edit_link(
     };
     match state.minter().patch(&code, patch).await {
         Ok(_) => see_other(&back),
-        Err(e) => refused(e),
+        Err(e) => {
+            let refusal = Refused {
+                form: CardForm::Cost,
+                reason: reason_of(&e, lang),
+                field: (f.action == "cost").then_some("cost"),
+                typed: vec![("cost", f.cost.clone().unwrap_or_default())],
+            };
+            let page = card_page(&req, &state, &s, &id, &code, f.view.as_deref(), refusal);
+            form_error(&req, e, page).await
+        }
     }
+}
+
+/// Why a card's form was not taken, in `lang` (`reason`; empty for an error of kolink's,
+/// which is its own answer).
+fn reason_of(e: &ApiError, lang: Lang) -> String {
+    match e {
+        ApiError::Client { code, message } => reason(lang, *code, message, Typed::default()),
+        _ => String::new(),
+    }
+}
+
+/// Campaign `id`'s page as a card's form on it was showing it (`view`), `code`'s card saying
+/// why that form was not taken.
+async fn card_page(
+    req: &HttpRequest,
+    state: &State,
+    session: &str,
+    id: &str,
+    code: &str,
+    view: Option<&str>,
+    refused: Refused,
+) -> Result<Result<String, askama::Error>, ApiError> {
+    let q = web::Query::<CampaignQuery>::from_query(view.unwrap_or_default()).ok();
+    let sort = q
+        .as_ref()
+        .and_then(|q| Sort::parse(q.sort.as_deref(), q.order.as_deref()).ok())
+        .unwrap_or_default();
+    let range = q
+        .as_ref()
+        .and_then(|q| crate::http::stats::day_range(q.from.as_deref(), q.to.as_deref()).ok())
+        .unwrap_or_default();
+    let editing = Editing {
+        code,
+        day: None,
+        saved: false,
+        refused: Some(refused),
+    };
+    campaign_page(req, state, session, id, (sort, range), Sent::default(), Some(editing)).await
 }
 
 /// Only a link of the page's campaign is changed from its page.
@@ -550,27 +628,34 @@ pub(super) struct InsightsForm {
 /// empty keeps what was saved for that day (0 if nothing was), so that one number is corrected
 /// without typing the others again; the day is then written as the API's
 /// `POST /api/v1/links/{code}/metrics` writes it. Back to the card, which names the day saved
-/// and its numbers; a refusal is a page saying why.
+/// and its numbers; a refusal is the campaign page again, the reason beside the card's form,
+/// which holds what was typed, its field at fault marked (`Refused`).
 pub(super) async fn report_insights(
     req: HttpRequest,
     state: State,
     path: web::Path<(String, String)>,
     form: web::Form<InsightsForm>,
 ) -> HttpResponse {
-    if let Err(answer) = form_post(&req, &state, &form.csrf) {
-        return *answer;
-    }
+    let s = match form_post(&req, &state, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
     let (id, code) = path.into_inner();
     let lang = Lang::of(&req);
     let page = page_of(&id, form.view.as_deref(), lang);
     let f = form.into_inner();
+    let link = match link_of(&state, &id, &code, lang).await {
+        Ok(link) => link,
+        Err(e) => return refused_with_way_back(&req, e, Typed::default(), &format!("{page}#link-{code}")),
+    };
+    let typed = [&f.impressions, &f.reach, &f.likes, &f.comments, &f.shares, &f.saves];
+    // The field at fault, when a check of one field refused the form.
+    let mut fault = None;
     let reported = async {
-        let link = link_of(&state, &id, &code, lang).await?;
-        let date = crate::http::insights::day(f.date.trim())?;
-        let typed = [&f.impressions, &f.reach, &f.likes, &f.comments, &f.shares, &f.saves];
+        let date = crate::http::insights::day(f.date.trim()).inspect_err(|_| fault = Some("date"))?;
         let mut numbers = [None; 6];
-        for ((n, s), (label, _)) in numbers.iter_mut().zip(typed).zip(INSIGHTS) {
-            *n = whole_number(label, s.as_deref())?;
+        for ((n, s), (label, name)) in numbers.iter_mut().zip(typed).zip(INSIGHTS.iter().zip(INSIGHT_NAMES)) {
+            *n = whole_number(label.0, s.as_deref()).inspect_err(|_| fault = Some(name))?;
         }
         let saved = crate::http::insights::reported_days(&state, link.code.as_str())
             .await?
@@ -585,12 +670,31 @@ pub(super) async fn report_insights(
             shares: kept(4, saved.shares),
             saves: kept(5, saved.saves),
         };
-        crate::http::insights::report_day(&state, &link, date, &insights).await?;
+        // The day's own checks (how far back, how far ahead).
+        crate::http::insights::report_day(&state, &link, date, &insights)
+            .await
+            .inspect_err(|_| fault = Some("date"))?;
         Ok::<_, ApiError>(date)
     };
     match reported.await {
         Ok(date) => see_other(&format!("{page}&edit={code}&day={date}&saved=1#link-{code}")),
-        Err(e) => refused_with_way_back(&req, e, Typed::default(), &format!("{page}#link-{code}")),
+        Err(e) => {
+            let mut fields: Vec<(&'static str, String)> = INSIGHT_NAMES
+                .iter()
+                .zip(typed)
+                .map(|(name, v)| (*name, v.clone().unwrap_or_default()))
+                .collect();
+            fields.push(("date", f.date.clone()));
+            let refusal = Refused {
+                form: CardForm::Insights,
+                reason: reason_of(&e, lang),
+                // A store that failed is no field's fault.
+                field: fault.filter(|_| matches!(e, ApiError::Client { .. })),
+                typed: fields,
+            };
+            let page = card_page(&req, &state, &s, &id, &code, f.view.as_deref(), refusal);
+            form_error(&req, e, page).await
+        }
     }
 }
 
@@ -618,7 +722,12 @@ pub(crate) struct InsightField {
     pub(crate) name: &'static str,
     pub(crate) label: &'static str,
     pub(crate) value: String,
+    /// The field at fault of a form that was not taken.
+    pub(crate) invalid: bool,
 }
+
+/// The insights form's fields' names, in the order of `INSIGHTS`.
+const INSIGHT_NAMES: [&str; 6] = ["impressions", "reach", "likes", "comments", "shares", "saves"];
 
 /// How many reported days a card lists.
 const DAYS_SHOWN: usize = 60;
@@ -666,8 +775,7 @@ pub(super) fn insight_fields(t: &crate::http::views::Texts, card: Option<&CardIn
         t.shares_count,
         t.saves,
     ];
-    let names = ["impressions", "reach", "likes", "comments", "shares", "saves"];
-    names
+    INSIGHT_NAMES
         .into_iter()
         .zip(labels)
         .enumerate()
@@ -675,6 +783,7 @@ pub(super) fn insight_fields(t: &crate::http::views::Texts, card: Option<&CardIn
             name,
             label,
             value: card.map(|c| c.values[i].clone()).unwrap_or_default(),
+            invalid: false,
         })
         .collect()
 }
