@@ -297,7 +297,7 @@ pub(super) fn page_with_way_back(
         let lang = super::views::Lang::of(req);
         let html_lang = lang.texts().html_lang;
         let (title, message) = match lang {
-            super::views::Lang::En => (status.canonical_reason().unwrap_or("Error"), message),
+            super::views::Lang::En => (en_title(status), message),
             super::views::Lang::ZhTw => (zh_title(status), zh_message(message)),
         };
         // Messages can name what the client sent (an id from the path): text, never markup.
@@ -325,6 +325,23 @@ pub(super) fn page_with_way_back(
     }
 }
 
+/// An error page's title in English: what happened, in words a visitor knows (HTTP's own
+/// reasons, such as "Bad Request", say nothing to them).
+fn en_title(status: actix_web::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "This could not be done",
+        401 => "Please sign in again",
+        403 => "Not allowed",
+        404 => "Not found",
+        409 => "Already taken",
+        410 => "No longer available",
+        413 => "Too large",
+        429 => "Too many tries",
+        503 => "Unavailable for now",
+        _ => "Something went wrong",
+    }
+}
+
 /// An error page's title in Traditional Chinese.
 fn zh_title(status: actix_web::http::StatusCode) -> &'static str {
     match status.as_u16() {
@@ -332,7 +349,10 @@ fn zh_title(status: actix_web::http::StatusCode) -> &'static str {
         401 => "需要重新登入",
         403 => "沒有權限",
         404 => "找不到",
+        409 => "已被使用",
         410 => "已失效",
+        413 => "內容過大",
+        429 => "嘗試次數過多",
         503 => "暫時無法使用",
         _ => "發生錯誤",
     }

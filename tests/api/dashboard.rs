@@ -730,7 +730,10 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
 
     let r = edit("amy-serum", with("disable", "")).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(r.headers()["location"].to_str().unwrap().ends_with("#link-amy-serum"));
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.ends_with("&edit=amy-serum&did=disable#link-amy-serum"), "{back}");
+    let said = signed_in_page(&app, &cookie, &back).await;
+    assert!(said.contains("連結已停用，不再轉址。"), "{said}");
     assert_eq!(app.get_ok("/api/v1/links/amy-serum").await["status"], "disabled");
     assert_eq!(app.tap("amy-serum").await.status(), 410);
     let page = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
@@ -750,11 +753,19 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
     costed.push(("view", "sort=clicks&order=asc&from=2026-12-01&to=2026-12-07".to_owned()));
     let r = edit("amy-serum", costed).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(
-        r.headers()["location"],
-        "/app/campaigns/spring-sale?sort=clicks&order=asc&from=2026-12-01&to=2026-12-07&lang=zh-TW#link-amy-serum"
+        back,
+        "/app/campaigns/spring-sale?sort=clicks&order=asc&from=2026-12-01&to=2026-12-07&lang=zh-TW&edit=amy-serum&did=cost#link-amy-serum"
     );
     assert_eq!(app.get_ok("/api/v1/links/amy-serum").await["cost"], "2500.50");
+    // The card says so (the audit found a save that said nothing).
+    let page = signed_in_page(&app, &cookie, &back).await;
+    let card = &page[page.find(r#"id="link-amy-serum""#).unwrap()..];
+    assert!(
+        card.contains(r#"<p class="muted" role="status">已儲存成本。</p>"#),
+        "{card}"
+    );
     let page = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert!(page.contains(r#"<input name="cost" value="2500.50""#), "{page}");
 

@@ -83,7 +83,10 @@ async fn an_unknown_code_is_not_found_with_a_page_for_browsers(backend: Backend)
         .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(r.text().await.unwrap().contains("does not exist"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("does not exist"), "{page}");
+    // Titled by what happened, not by HTTP's reason ("Not Found", "Bad Request").
+    assert!(page.contains("<title>Not found</title>"), "{page}");
     // Malformed codes are unknown too, never an error of the server.
     assert_eq!(app.tap("a.b").await.status(), 404);
     assert_eq!(app.tap(&"a".repeat(65)).await.status(), 404);
@@ -111,7 +114,11 @@ async fn a_disabled_link_is_gone_and_counts_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 410);
-    assert!(r.text().await.unwrap().contains("no longer active"));
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("no longer active") && page.contains("<title>No longer available</title>"),
+        "{page}"
+    );
     assert_eq!(app.link_totals("amy-serum").await["clicks"], 1);
     assert_eq!(
         app.patch("/api/v1/links/amy-serum", &json!({"status": "active"}))

@@ -285,6 +285,8 @@ struct LinkCard {
     cost_error: Option<String>,
     insights_error: Option<String>,
     invalid: &'static str,
+    /// What was just done to its link from the card (`Editing::did`).
+    done: Option<&'static str>,
     /// The KOL's id (`kol` is their name), for the form that shares their page.
     kol_id: String,
     /// Stopped from the dashboard or the API (`status: disabled`): it can be started again.
@@ -412,6 +414,9 @@ struct CampaignQuery {
     edit: Option<String>,
     day: Option<String>,
     saved: Option<String>,
+    /// What was just done to the `edit` card's link from its card: `cost`, `disable`, `enable`
+    /// (the card says so).
+    did: Option<String>,
 }
 
 /// A card whose days of insights are shown (`CampaignQuery::edit`), or whose form was not
@@ -421,6 +426,9 @@ pub(super) struct Editing<'a> {
     pub(super) day: Option<chrono::NaiveDate>,
     pub(super) saved: bool,
     pub(super) refused: Option<Refused>,
+    /// What was just done to its link (`CampaignQuery::did`): said on the card, whose days of
+    /// insights are then not shown.
+    pub(super) did: Option<&'static str>,
 }
 
 /// A card's form that was not taken (`forms::edit_link`, `forms::report_insights`): the card
@@ -465,6 +473,15 @@ async fn campaign(
                 day: q.day.as_deref().and_then(|d| d.parse().ok()),
                 saved: q.saved.is_some(),
                 refused: None,
+                did: q.did.as_deref().and_then(|d| {
+                    let t = Lang::of(&req).texts();
+                    match d {
+                        "cost" => Some(t.cost_saved),
+                        "disable" => Some(t.link_stopped),
+                        "enable" => Some(t.link_started),
+                        _ => None,
+                    }
+                }),
             });
             campaign_page(&req, &state, &s, &id, (sort, range), Sent::default(), editing).await
         }
@@ -632,9 +649,11 @@ async fn campaign_page(
         Some(mut e) => (e.refused.take().map(|r| (e.code.to_owned(), r)), Some(e)),
         None => (None, None),
     };
-    let cost_refused = refused.as_ref().is_some_and(|(_, r)| r.form == CardForm::Cost);
+    let did = editing.as_ref().and_then(|e| e.did.map(|d| (e.code.to_owned(), d)));
+    // Its days of insights are shown for the insights form, not for the card's other one.
+    let other_form = did.is_some() || refused.as_ref().is_some_and(|(_, r)| r.form == CardForm::Cost);
     let mut shown = match editing {
-        Some(e) if !cost_refused && links.iter().any(|l| l.code.as_str() == e.code) => {
+        Some(e) if !other_form && links.iter().any(|l| l.code.as_str() == e.code) => {
             let days = crate::http::insights::reported_days(state, e.code).await?;
             let page = format!("/app/campaigns/{id}?{view}&lang={}", t.html_lang);
             let day = e.day.or_else(|| yesterday.parse().ok());
@@ -690,6 +709,7 @@ async fn campaign_page(
                 insight_day,
                 insights,
                 invalid: refused.as_ref().and_then(|r| r.field).unwrap_or_default(),
+                done: did.as_ref().filter(|(c, _)| c == l.code.as_str()).map(|(_, d)| *d),
                 cost_error: refused
                     .as_ref()
                     .filter(|r| r.form == CardForm::Cost)

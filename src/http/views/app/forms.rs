@@ -523,8 +523,8 @@ pub(super) async fn edit_link(
     };
     let (id, code) = path.into_inner();
     let lang = Lang::of(&req);
-    let back = format!("{}#link-{code}", page_of(&id, form.view.as_deref(), lang));
-    let refused = |e: ApiError| refused_with_way_back(&req, e, Typed::default(), &back);
+    let page = page_of(&id, form.view.as_deref(), lang);
+    let refused = |e: ApiError| refused_with_way_back(&req, e, Typed::default(), &format!("{page}#link-{code}"));
     if let Err(e) = link_of(&state, &id, &code, lang).await {
         return refused(e);
     }
@@ -547,7 +547,8 @@ pub(super) async fn edit_link(
         _ => return refused(ApiError::invalid("action must be cost, disable or enable.")),
     };
     match state.minter().patch(&code, patch).await {
-        Ok(_) => see_other(&back),
+        // Back to the card, which says what was done.
+        Ok(_) => see_other(&format!("{page}&edit={code}&did={}#link-{code}", f.action)),
         Err(e) => {
             let refusal = Refused {
                 form: CardForm::Cost,
@@ -595,6 +596,7 @@ async fn card_page(
         day: None,
         saved: false,
         refused: Some(refused),
+        did: None,
     };
     campaign_page(req, state, session, id, (sort, range), Sent::default(), Some(editing)).await
 }
