@@ -1,6 +1,7 @@
 //! Impressions and engagement, what CTR is measured against: the numbers a KOL or analyst reads
-//! off a platform's insights per day (`POST /api/v1/links/{code}/metrics`, idempotent per day),
-//! and a counting pixel. ("metrics" in the path is API.md's word; inside kolink these are
+//! off a platform's insights per day (`POST /api/v1/links/{code}/metrics`, idempotent per day;
+//! the days reported listed by `GET`, and one reported by mistake removed by
+//! `DELETE …/metrics/{date}`), and a counting pixel. ("metrics" in the path is API.md's word; inside kolink these are
 //! insights, and metrics are the Prometheus counters of `crate::telemetry`.)
 
 use actix_web::http::header;
@@ -13,7 +14,12 @@ use crate::error::ApiError;
 use crate::lookup;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/links/{code}/metrics").post(put_insights));
+    cfg.service(
+        web::resource("/links/{code}/metrics")
+            .post(put_insights)
+            .get(list_insights),
+    )
+    .service(web::resource("/links/{code}/metrics/{date}").delete(remove_insights));
 }
 
 pub fn pixel_routes(cfg: &mut web::ServiceConfig) {
@@ -40,6 +46,36 @@ async fn put_insights(
     out["code"] = link.code.as_str().into();
     out["date"] = date.to_string().into();
     Ok(HttpResponse::Ok().json(out))
+}
+
+/// `GET /api/v1/links/{code}/metrics`: every day reported for the link, oldest first.
+async fn list_insights(_: Admin, state: State, code: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let link = lookup::link(state.store(), &code).await?;
+    let days = reported_days(&state, link.code.as_str()).await?;
+    let days: Vec<serde_json::Value> = days
+        .into_iter()
+        .map(|(date, insights)| {
+            let mut day = serde_json::to_value(insights).unwrap_or_default();
+            day["date"] = date.to_string().into();
+            day
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"code": link.code.as_str(), "days": days})))
+}
+
+/// `DELETE /api/v1/links/{code}/metrics/{date}`: a day reported by mistake (a mistyped year
+/// made the link's series start there) is removed; `204` whether or not it was reported.
+async fn remove_insights(_: Admin, state: State, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (code, date) = path.into_inner();
+    let link = lookup::link(state.store(), &code).await?;
+    remove_day(&state, &link, day(&date)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes `link`'s numbers of `date` (the API's `DELETE …/metrics/{date}` and the dashboard's
+/// link cards); whether there were any.
+pub(crate) async fn remove_day(state: &State, link: &crate::domain::Link, date: NaiveDate) -> Result<bool, ApiError> {
+    Ok(state.store().remove_insights(link.code.as_str(), date).await?)
 }
 
 /// How far back a day of insights may be reported (ten years).

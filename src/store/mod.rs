@@ -487,6 +487,9 @@ pub trait Counters: Send + Sync {
     async fn bump_counter(&self, code: &str, field: &str) -> Result<()>;
     /// Replaces the platform insights of one day.
     async fn put_insights(&self, code: &str, day: NaiveDate, insights: &DayInsights) -> Result<()>;
+    /// Removes the platform insights of one day (a day reported by mistake); whether there
+    /// were any.
+    async fn remove_insights(&self, code: &str, day: NaiveDate) -> Result<bool>;
     /// Counters (the maps `detail` names) and insights of each link, in the order given.
     async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>>;
     /// Unique visitors of each (link, day) pair, in the order given.

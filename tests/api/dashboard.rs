@@ -1088,6 +1088,47 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
     assert_eq!(totals().await["impressions"].as_u64(), Some(400));
     let other = app.get_ok("/api/v1/links/amy-other/stats").await;
     assert_eq!(other["totals"]["impressions"].as_u64(), Some(0));
+
+    // A day reported by mistake is removed from the card's list of days, which has a button
+    // for it; the card says so, and the day's numbers leave the figures.
+    let listed = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale?edit=amy-serum").await;
+    let remove = format!("/app/campaigns/spring-sale/links/amy-serum/insights/{offered}/remove");
+    assert!(
+        listed.contains(&format!(r#"action="{remove}?lang=en""#))
+            && listed.contains(&format!(r#"aria-label="Remove · {offered}">Remove</button>"#)),
+        "{listed}"
+    );
+    let form = vec![("csrf", csrf.clone()), ("view", "sort=clicks&order=asc".to_owned())];
+    let r = post_signed_in(&app, &cookie, &format!("{remove}?lang=zh-TW"), &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        back,
+        format!(
+            "/app/campaigns/spring-sale?sort=clicks&order=asc&lang=zh-TW&edit=amy-serum&day={offered}&removed=1#link-amy-serum"
+        )
+    );
+    let page = signed_in_page(&app, &cookie, &back).await;
+    assert!(page.contains(&format!("已刪除 {offered} 的數字。")), "{page}");
+    assert_eq!(totals().await["impressions"].as_u64(), Some(0));
+    // Refused: another campaign's link, a day that is no date; a forged form.
+    let other = "/app/campaigns/spring-sale/links/amy-other/insights/2026-11-20/remove";
+    assert_eq!(
+        post_signed_in(&app, &cookie, other, &form).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let bad = "/app/campaigns/spring-sale/links/amy-serum/insights/2026-13-01/remove";
+    assert_eq!(
+        post_signed_in(&app, &cookie, bad, &form).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let forged = vec![("csrf", "forged".to_owned())];
+    assert_eq!(
+        post_signed_in(&app, &cookie, &format!("{remove}?lang=en"), &forged)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 per_store!(a_kols_page_is_shared_from_a_link_card);

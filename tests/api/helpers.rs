@@ -399,6 +399,11 @@ impl TestApp {
         self.api.get(self.url(path)).bearer_auth(TOKEN).send().await.unwrap()
     }
 
+    /// DELETE with the admin token.
+    pub async fn delete(&self, path: &str) -> Response {
+        self.api.delete(self.url(path)).bearer_auth(TOKEN).send().await.unwrap()
+    }
+
     /// The JSON at `url` (a whole URL), read without the admin token (a KOL's page).
     pub async fn json_of(&self, url: &str) -> Value {
         self.api.get(url).send().await.unwrap().json().await.unwrap()

@@ -222,6 +222,56 @@ async fn a_series_with_one_end_open_reaches_no_further_than_the_links_life(backe
     }
     let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
     assert_eq!(s["series"].as_array().unwrap().len(), 3651);
+
+    // A day reported by mistake (a mistyped year) is listed, and removed: the series starts
+    // where the link's data does again, and the day's numbers leave the totals.
+    let listed = app.get_ok("/api/v1/links/amy-serum/metrics").await;
+    assert_eq!(
+        (
+            listed["code"].as_str(),
+            listed["days"][0]["date"].as_str(),
+            listed["days"][0]["impressions"].as_u64()
+        ),
+        (Some("amy-serum"), Some(oldest.to_string().as_str()), Some(5))
+    );
+    let impressions = s["totals"]["impressions"].as_u64().unwrap();
+    for _ in 0..2 {
+        let r = app.delete(&format!("/api/v1/links/amy-serum/metrics/{oldest}")).await;
+        assert_eq!(r.status().as_u16(), 204, "removed, then already gone");
+    }
+    let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    assert_eq!(s["series"][0]["t"].as_str().map(|t| &t[..10]), Some("2026-11-10"));
+    assert_eq!(s["totals"]["impressions"].as_u64(), Some(impressions - 5));
+    let listed = app.get_ok("/api/v1/links/amy-serum/metrics").await;
+    assert!(
+        listed["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["date"] != oldest.to_string()),
+        "{listed}"
+    );
+    // Refused: a day that is no date, an unknown link, no token.
+    assert_error(
+        app.delete("/api/v1/links/amy-serum/metrics/2026-13-01").await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert_error(
+        app.delete("/api/v1/links/nobody/metrics/2026-11-20").await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(app.get("/api/v1/links/nobody/metrics").await, 404, "not_found").await;
+    let anonymous = app
+        .api
+        .delete(app.url("/api/v1/links/amy-serum/metrics/2026-11-20"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(anonymous, 401, "unauthorized").await;
 }
 
 per_store!(stats_survive_a_server_restart);

@@ -27,8 +27,8 @@ mod names;
 mod sign_in;
 
 use forms::{
-    create_campaign, create_kol, edit_link, form_post, mint, report_insights, revoke, share, MintForm, NewCampaignForm,
-    NewKolForm, Sent,
+    create_campaign, create_kol, edit_link, form_post, mint, remove_insights, report_insights, revoke, share, MintForm,
+    NewCampaignForm, NewKolForm, Sent,
 };
 use names::{
     audit_result, audit_source, enum_text, event_name, label, platform_name, slice_name, status_name, tier_name,
@@ -55,6 +55,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(form("/app/campaigns/{id}/links").route(web::post().to(mint)))
         .service(form("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)))
         .service(form("/app/campaigns/{id}/links/{code}/insights").route(web::post().to(report_insights)))
+        .service(form("/app/campaigns/{id}/links/{code}/insights/{day}/remove").route(web::post().to(remove_insights)))
         .service(form("/app/campaigns/{id}/shares").route(web::post().to(share)))
         .service(form("/app/campaigns/{id}/shares/{share}/revoke").route(web::post().to(revoke)));
 }
@@ -414,6 +415,8 @@ struct CampaignQuery {
     edit: Option<String>,
     day: Option<String>,
     saved: Option<String>,
+    /// The `day` whose numbers were just removed from the `edit` card (the card says so).
+    removed: Option<String>,
     /// What was just done to the `edit` card's link from its card: `cost`, `disable`, `enable`
     /// (the card says so).
     did: Option<String>,
@@ -425,6 +428,7 @@ pub(super) struct Editing<'a> {
     pub(super) code: &'a str,
     pub(super) day: Option<chrono::NaiveDate>,
     pub(super) saved: bool,
+    pub(super) removed: bool,
     pub(super) refused: Option<Refused>,
     /// What was just done to its link (`CampaignQuery::did`): said on the card, whose days of
     /// insights are then not shown.
@@ -472,6 +476,7 @@ async fn campaign(
                 code,
                 day: q.day.as_deref().and_then(|d| d.parse().ok()),
                 saved: q.saved.is_some(),
+                removed: q.removed.is_some(),
                 refused: None,
                 did: q.did.as_deref().and_then(|d| {
                     let t = Lang::of(&req).texts();
@@ -659,7 +664,7 @@ async fn campaign_page(
             let day = e.day.or_else(|| yesterday.parse().ok());
             Some((
                 e.code.to_owned(),
-                forms::card_insights(Lang::of(req), &page, e.code, day, e.saved, &days),
+                forms::card_insights(Lang::of(req), &page, e.code, day, (e.saved, e.removed), &days),
             ))
         }
         _ => None,

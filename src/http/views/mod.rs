@@ -252,6 +252,8 @@ pub struct Texts {
     pub edit_day: &'static str,
     /// The heading of a table's column of buttons or links (said, not shown).
     pub actions: &'static str,
+    /// A reported day's button that removes it.
+    pub remove_day: &'static str,
     /// The opener of a chart's days as a table.
     pub chart_table: &'static str,
     pub no_days_reported: &'static str,
@@ -402,6 +404,7 @@ pub static EN: Texts = Texts {
     days_reported: "Days reported, newest first",
     edit_day: "Correct",
     actions: "Actions",
+    remove_day: "Remove",
     chart_table: "The chart's days as a table",
     no_days_reported: "No day reported yet.",
     see_days_reported: "Days reported",
@@ -565,6 +568,7 @@ pub static ZH_TW: Texts = Texts {
     days_reported: "已填的日子（由新到舊）",
     edit_day: "修改",
     actions: "操作",
+    remove_day: "刪除",
     chart_table: "以表格檢視每日數字",
     no_days_reported: "還沒有填過任何一天。",
     see_days_reported: "已填的日子",

@@ -703,6 +703,16 @@ impl Counters for EmbeddedStore {
         .await
     }
 
+    async fn remove_insights(&self, code: &str, day: NaiveDate) -> Result<bool> {
+        let (code, day) = (code.to_owned(), day.to_string());
+        self.write(move |txn| {
+            let mut metrics = txn.open_table(METRICS)?;
+            let removed = metrics.remove((code.as_str(), day.as_str()))?.is_some();
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>> {
         let codes = codes.to_vec();
         self.run(move |db| {

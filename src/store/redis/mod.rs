@@ -1314,6 +1314,19 @@ impl Counters for RedisStore {
         Ok(())
     }
 
+    /// The day and its copy in the rollups together (`MULTI`: both keys in the link's slot).
+    async fn remove_insights(&self, code: &str, day: NaiveDate) -> Result<bool> {
+        let day = day.to_string();
+        let (metrics, _copy): (u64, u64) = redis::pipe()
+            .atomic()
+            .hdel(self.link_key(code, "metrics"), &day)
+            .hdel(self.link_key(code, "rollups"), format!("m|{day}"))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed("Failed to remove insights in Redis"))?;
+        Ok(metrics > 0)
+    }
+
     async fn link_data(&self, codes: &[String], detail: Detail) -> Result<Vec<LinkData>> {
         if codes.is_empty() {
             return Ok(vec![]);

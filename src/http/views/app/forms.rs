@@ -595,6 +595,7 @@ async fn card_page(
         code,
         day: None,
         saved: false,
+        removed: false,
         refused: Some(refused),
         did: None,
     };
@@ -700,6 +701,40 @@ pub(super) async fn report_insights(
     }
 }
 
+#[derive(Deserialize)]
+pub(super) struct RemoveDayForm {
+    pub(super) csrf: String,
+    /// The campaign page's sort and days (`CampaignView::view`), to lead back to.
+    pub(super) view: Option<String>,
+}
+
+/// A day of a link's insights reported by mistake (a mistyped year made the link's series
+/// start there), removed from the card's list of days, as the API's
+/// `DELETE /api/v1/links/{code}/metrics/{date}` removes it. Back to the card, which says so.
+pub(super) async fn remove_insights(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String, String)>,
+    form: web::Form<RemoveDayForm>,
+) -> HttpResponse {
+    if let Err(answer) = form_post(&req, &state, &form.csrf) {
+        return *answer;
+    }
+    let (id, code, day) = path.into_inner();
+    let lang = Lang::of(&req);
+    let page = page_of(&id, form.view.as_deref(), lang);
+    let removed = async {
+        let link = link_of(&state, &id, &code, lang).await?;
+        let date = crate::http::insights::day(&day)?;
+        crate::http::insights::remove_day(&state, &link, date).await?;
+        Ok::<_, ApiError>(date)
+    };
+    match removed.await {
+        Ok(date) => see_other(&format!("{page}&edit={code}&day={date}&removed=1#link-{code}")),
+        Err(e) => refused_with_way_back(&req, e, Typed::default(), &format!("{page}#link-{code}")),
+    }
+}
+
 /// A card's days of insights, as the page shows them (`?edit=<code>`).
 pub(crate) struct CardInsights {
     /// What it says of the day just saved.
@@ -742,14 +777,18 @@ pub(super) fn card_insights(
     page: &str,
     code: &str,
     day: Option<chrono::NaiveDate>,
-    saved: bool,
+    (saved, removed): (bool, bool),
     days: &std::collections::BTreeMap<chrono::NaiveDate, crate::domain::DayInsights>,
 ) -> CardInsights {
     let numbers = |n: &crate::domain::DayInsights| [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves];
     let on_day = day.and_then(|d| days.get(&d));
     CardInsights {
-        note: match (saved, day) {
-            (true, Some(d)) => Some(saved_note(lang, d, &on_day.copied().unwrap_or_default())),
+        note: match (saved, removed, day) {
+            (true, _, Some(d)) => Some(saved_note(lang, d, &on_day.copied().unwrap_or_default())),
+            (_, true, Some(d)) => Some(match lang {
+                Lang::En => format!("Removed the numbers of {d}."),
+                Lang::ZhTw => format!("已刪除 {d} 的數字。"),
+            }),
             _ => None,
         },
         date: day.map(|d| d.to_string()).unwrap_or_default(),
