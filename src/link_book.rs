@@ -15,8 +15,9 @@
 //! of links than the store (a process of an older version, which numbers nothing, changed or
 //! minted links), and at least every `WHOLE_EVERY`. A copy waits at least twenty times as long
 //! as the last one took, so that a store of many links is not read whole over and over. A
-//! change made within that time before an outage is not in the book: a link stopped then may
-//! still redirect during the outage, and one minted then is `503`. Rows are only rewritten
+//! change made since the last check (`CHECK_EVERY`, or that wait after a whole copy) before an
+//! outage is not in the book: a link stopped then may still redirect during the outage, and
+//! one minted then is `503`. Rows are only rewritten
 //! when they changed, and a whole copy removes the codes the store no longer has. The book
 //! belongs to one store: it is emptied when opened for another (a flushed or restored Redis,
 //! another URL or key prefix), so that it never sends anyone where no link of the store goes.
@@ -33,10 +34,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-
-use prometheus_client::metrics::family::Family;
 
 use crate::domain::{Link, Redirect};
 use crate::store::{LinkChanges, LinkIndex, LinkRows, Store};
@@ -51,7 +51,7 @@ const CACHE_BYTES: usize = 2 << 20;
 /// How often the store's links version is read.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Links read from the store a page, and the most changes read instead of every link.
-pub(crate) const PAGE: usize = 1000;
+const PAGE: usize = 1000;
 /// A whole copy at least this often, whatever the changes say: a process of an older version
 /// (a rolling upgrade) changes links without numbering the change.
 const WHOLE_EVERY: Duration = Duration::from_secs(3600);
