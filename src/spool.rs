@@ -323,8 +323,9 @@ impl Spool {
         self.closing.store(false, Ordering::SeqCst);
     }
 
-    /// Marks everything before `upto` as stored. When nothing is left, starts a new generation
-    /// at the top of the file. Blocking.
+    /// Marks everything before `upto` as stored, and ends `closing`: the replayer's last
+    /// records are in, so that new clicks need not wait for it any more. When nothing is left,
+    /// starts a new generation at the top of the file. Blocking.
     pub fn mark_replayed(&self, upto: u64, clicks: u64) -> std::io::Result<()> {
         let mut s = self.state();
         let replayed = upto.min(s.end);
@@ -342,6 +343,7 @@ impl Spool {
             s.pending = s.pending.saturating_sub(clicks);
         }
         self.mirror(&s);
+        self.closing.store(false, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -483,6 +485,26 @@ mod tests {
         spool.mark_replayed(chunk.upto, 1).unwrap();
         assert!(!spool.holds_clicks());
         assert!(spool.next_chunk(100).unwrap().is_none());
+    }
+
+    /// While the replayer writes the spool's last records, new click groups wait for it
+    /// (`closing`); once they are stored, nothing is left to wait for. A soak audit found the
+    /// spool still `closing` after its last records were replayed, so that every later group
+    /// waited out the writer's 50 ms, until a restart.
+    #[test]
+    fn the_spool_is_no_longer_closing_once_its_last_records_are_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.append(&[click("a", 1)]).unwrap();
+        spool.append(&[click("a", 2)]).unwrap();
+        let first = spool.next_chunk(1).unwrap().unwrap();
+        assert!(!spool.closing(), "more records behind this chunk");
+        spool.mark_replayed(first.upto, 1).unwrap();
+        let last = spool.next_chunk(1).unwrap().unwrap();
+        assert!(spool.closing(), "the last records on their way");
+        spool.mark_replayed(last.upto, 1).unwrap();
+        assert!(!spool.holds_clicks());
+        assert!(!spool.closing(), "nothing left to wait for");
     }
 
     #[test]
