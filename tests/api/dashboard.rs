@@ -1105,12 +1105,35 @@ async fn a_links_day_of_insights_is_reported_from_its_card(backend: Backend) {
     assert_eq!(
         back,
         format!(
-            "/app/campaigns/spring-sale?sort=clicks&order=asc&lang=zh-TW&edit=amy-serum&day={offered}&removed=1#link-amy-serum"
+            "/app/campaigns/spring-sale?sort=clicks&order=asc&lang=zh-TW&edit=amy-serum&day={offered}&removed=400-0-30-0-0-1200#link-amy-serum"
         )
     );
-    let page = signed_in_page(&app, &cookie, &back).await;
-    assert!(page.contains(&format!("已刪除 {offered} 的數字。")), "{page}");
     assert_eq!(totals().await["impressions"].as_u64(), Some(0));
+    // The card says what was removed, its form filled with it: saving it puts it back.
+    let page = signed_in_page(&app, &cookie, &back).await;
+    assert!(
+        page.contains(&format!(
+            "已刪除 {offered} 的數字（曝光次數 400、觸及帳號數 0、按讚數 30、留言數 0、分享次數 0、儲存次數 1,200）。"
+        )),
+        "{page}"
+    );
+    let card = &page[page.find(r#"id="link-amy-serum""#).unwrap()..];
+    for filled in [
+        format!(r#"name="date" value="{offered}""#),
+        r#"name="impressions" inputmode="numeric" size="8" value="400""#.to_owned(),
+        r#"name="saves" inputmode="numeric" size="8" value="1200""#.to_owned(),
+    ] {
+        assert!(card.contains(&filled), "{filled}: {card}");
+    }
+    let undo = vec![
+        ("csrf", csrf.clone()),
+        ("date", offered.clone()),
+        ("impressions", "400".to_owned()),
+        ("likes", "30".to_owned()),
+        ("saves", "1200".to_owned()),
+    ];
+    assert_eq!(report("amy-serum", undo).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(totals().await["impressions"].as_u64(), Some(400));
     // Refused: another campaign's link, a day that is no date; a forged form.
     let other = "/app/campaigns/spring-sale/links/amy-other/insights/2026-11-20/remove";
     assert_eq!(

@@ -415,7 +415,8 @@ struct CampaignQuery {
     edit: Option<String>,
     day: Option<String>,
     saved: Option<String>,
-    /// The `day` whose numbers were just removed from the `edit` card (the card says so).
+    /// The numbers of the `day` just removed from the `edit` card (`forms::numbers_in_address`):
+    /// the card says so, its form filled with them.
     removed: Option<String>,
     /// What was just done to the `edit` card's link from its card: `cost`, `disable`, `enable`
     /// (the card says so).
@@ -428,7 +429,7 @@ pub(super) struct Editing<'a> {
     pub(super) code: &'a str,
     pub(super) day: Option<chrono::NaiveDate>,
     pub(super) saved: bool,
-    pub(super) removed: bool,
+    pub(super) removed: Option<crate::domain::DayInsights>,
     pub(super) refused: Option<Refused>,
     /// What was just done to its link (`CampaignQuery::did`): said on the card, whose days of
     /// insights are then not shown.
@@ -476,7 +477,7 @@ async fn campaign(
                 code,
                 day: q.day.as_deref().and_then(|d| d.parse().ok()),
                 saved: q.saved.is_some(),
-                removed: q.removed.is_some(),
+                removed: q.removed.as_deref().and_then(forms::numbers_from_address),
                 refused: None,
                 did: q.did.as_deref().and_then(|d| {
                     let t = Lang::of(&req).texts();
@@ -664,7 +665,7 @@ async fn campaign_page(
             let day = e.day.or_else(|| yesterday.parse().ok());
             Some((
                 e.code.to_owned(),
-                forms::card_insights(Lang::of(req), &page, e.code, day, (e.saved, e.removed), &days),
+                forms::card_insights(Lang::of(req), &page, e.code, day, (e.saved, e.removed.as_ref()), &days),
             ))
         }
         _ => None,

@@ -595,7 +595,7 @@ async fn card_page(
         code,
         day: None,
         saved: false,
-        removed: false,
+        removed: None,
         refused: Some(refused),
         did: None,
     };
@@ -726,11 +726,19 @@ pub(super) async fn remove_insights(
     let removed = async {
         let link = link_of(&state, &id, &code, lang).await?;
         let date = crate::http::insights::day(&day)?;
+        // What the day held, for the card to offer back.
+        let was = crate::http::insights::reported_days(&state, link.code.as_str())
+            .await?
+            .remove(&date)
+            .unwrap_or_default();
         crate::http::insights::remove_day(&state, &link, date).await?;
-        Ok::<_, ApiError>(date)
+        Ok::<_, ApiError>((date, was))
     };
     match removed.await {
-        Ok(date) => see_other(&format!("{page}&edit={code}&day={date}&removed=1#link-{code}")),
+        Ok((date, was)) => see_other(&format!(
+            "{page}&edit={code}&day={date}&removed={}#link-{code}",
+            numbers_in_address(&was)
+        )),
         Err(e) => refused_with_way_back(&req, e, Typed::default(), &format!("{page}#link-{code}")),
     }
 }
@@ -777,17 +785,24 @@ pub(super) fn card_insights(
     page: &str,
     code: &str,
     day: Option<chrono::NaiveDate>,
-    (saved, removed): (bool, bool),
+    (saved, removed): (bool, Option<&crate::domain::DayInsights>),
     days: &std::collections::BTreeMap<chrono::NaiveDate, crate::domain::DayInsights>,
 ) -> CardInsights {
     let numbers = |n: &crate::domain::DayInsights| [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves];
-    let on_day = day.and_then(|d| days.get(&d));
+    // A day just removed fills the form with what it held: saving it puts them back.
+    let on_day = removed.or_else(|| day.and_then(|d| days.get(&d)));
     CardInsights {
         note: match (saved, removed, day) {
             (true, _, Some(d)) => Some(saved_note(lang, d, &on_day.copied().unwrap_or_default())),
-            (_, true, Some(d)) => Some(match lang {
-                Lang::En => format!("Removed the numbers of {d}."),
-                Lang::ZhTw => format!("已刪除 {d} 的數字。"),
+            (_, Some(n), Some(d)) => Some(match lang {
+                Lang::En => format!(
+                    "Removed the numbers of {d} ({}). Save the day to put them back.",
+                    numbers_said(lang, n)
+                ),
+                Lang::ZhTw => format!(
+                    "已刪除 {d} 的數字（{}）。按「儲存這一天」可復原。",
+                    numbers_said(lang, n)
+                ),
             }),
             _ => None,
         },
@@ -831,26 +846,45 @@ pub(super) fn insight_fields(t: &crate::http::views::Texts, card: Option<&CardIn
 
 /// What a card says of the day of insights it saved: the day and its six numbers.
 pub(super) fn saved_note(lang: Lang, day: chrono::NaiveDate, n: &crate::domain::DayInsights) -> String {
+    match lang {
+        Lang::En => format!("Saved for {day}: {}.", numbers_said(lang, n)),
+        Lang::ZhTw => format!("已儲存 {day}：{}。", numbers_said(lang, n)),
+    }
+}
+
+/// A day's six numbers, named ("impressions 1,000, reach 0, …").
+fn numbers_said(lang: Lang, n: &crate::domain::DayInsights) -> String {
     let numbers = [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves];
     let count = crate::http::views::count;
-    match lang {
-        Lang::En => {
-            let parts: Vec<String> = INSIGHTS
-                .iter()
-                .zip(numbers)
-                .map(|((en, _), v)| format!("{} {}", en.to_lowercase(), count(v)))
-                .collect();
-            format!("Saved for {day}: {}.", parts.join(", "))
-        }
-        Lang::ZhTw => {
-            let parts: Vec<String> = INSIGHTS
-                .iter()
-                .zip(numbers)
-                .map(|((_, zh), v)| format!("{zh} {}", count(v)))
-                .collect();
-            format!("已儲存 {day}：{}。", parts.join("、"))
-        }
-    }
+    let parts = INSIGHTS.iter().zip(numbers).map(|((en, zh), v)| match lang {
+        Lang::En => format!("{} {}", en.to_lowercase(), count(v)),
+        Lang::ZhTw => format!("{zh} {}", count(v)),
+    });
+    parts
+        .collect::<Vec<_>>()
+        .join(if lang == Lang::En { ", " } else { "、" })
+}
+
+/// A day's six numbers in an address (`removed=`), and read back from one.
+pub(super) fn numbers_in_address(n: &crate::domain::DayInsights) -> String {
+    [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves]
+        .map(|v| v.to_string())
+        .join("-")
+}
+
+pub(super) fn numbers_from_address(s: &str) -> Option<crate::domain::DayInsights> {
+    let v: Vec<u64> = s.split('-').map(str::parse).collect::<Result<_, _>>().ok()?;
+    let [impressions, reach, likes, comments, shares, saves] = v[..] else {
+        return None;
+    };
+    Some(crate::domain::DayInsights {
+        impressions,
+        reach,
+        likes,
+        comments,
+        shares,
+        saves,
+    })
 }
 
 /// A count as people type it: "120,000" or "120000" (grouped by thousands only: a typo such as
