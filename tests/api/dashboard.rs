@@ -1655,9 +1655,15 @@ async fn a_refused_form_says_why_in_the_readers_language_and_what_to_do(backend:
             .collect();
         assert_eq!(marked, [field], "{said}");
     }
-    // In English, the destination's fix is named too.
+    // In English, the destination's fix is named too, and a cost is asked for as money is
+    // written (the API's "non-negative decimal" is a developer's word).
     let page = campaign("en", "winter", "shop.example.com/x", "").await;
     assert!(alert(&page).contains("start it with https://"), "{}", alert(&page));
+    let page = mint("en", "ben", "twelve", "").await;
+    assert_eq!(
+        alert(&page),
+        "Not created: Cost must be an amount, such as 1500 or 1,500.50."
+    );
     // A cost as the dashboard writes money.
     let page = mint("en", "ben", "1,500.50", "").await;
     assert!(!page.contains(r#"role="alert""#), "{page}");

@@ -124,6 +124,11 @@ struct Typed<'a> {
 /// given as the API gives it.
 fn reason(lang: Lang, code: Code, message: &str, typed: Typed<'_>) -> String {
     if lang != Lang::ZhTw {
+        // The API's words for an amount are a developer's ("a non-negative decimal"); the
+        // forms take money as the dashboard writes it.
+        if code == Code::InvalidInput && message.starts_with("cost") {
+            return "Cost must be an amount, such as 1500 or 1,500.50.".to_owned();
+        }
         return message.to_owned();
     }
     let field = |name: &str| message.starts_with(name);
