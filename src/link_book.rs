@@ -22,6 +22,10 @@
 //! belongs to one store: it is emptied when opened for another (a flushed or restored Redis,
 //! another URL or key prefix), so that it never sends anyone where no link of the store goes.
 //!
+//! The book also keeps what a start reads of the store (`StartSecrets`: the admin token's hash,
+//! the visitor-hash and session keys), so that a process restarted while Redis does not answer
+//! starts from the book (`startup`) rather than not at all.
+//!
 //! The book is a cache: it holds nothing that is not in the store, and a book that cannot be
 //! opened (a full or read-only disk) leaves kolink without it, as before, and says so.
 //! `<spool dir>/links.redb` (the spool's directory, the process's own), 350–700 bytes a link,
@@ -103,42 +107,151 @@ impl LinkBook {
     pub fn open(dir: &Path, store: &str, meters: BookMeters) -> anyhow::Result<Self> {
         let path = dir.join("links.redb");
         let failed = || format!("Failed to open the link book {}", path.display());
-        let until = Instant::now() + LOCK_WAIT;
-        let db = loop {
-            let file = std::os::unix::fs::OpenOptionsExt::mode(&mut std::fs::OpenOptions::new(), 0o600)
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .with_context(failed)?;
-            let opened = redb::backends::FileBackend::new(file).and_then(|backend| {
-                redb::Database::builder()
-                    .set_cache_size(CACHE_BYTES)
-                    .create_with_backend(backend)
-            });
-            match opened {
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < until => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                other => break other.with_context(failed)?,
-            }
+        let book = Self {
+            db: open_db(&path)?,
+            meters,
         };
-        let w = db.begin_write().with_context(failed)?;
-        {
-            let mut meta = w.open_table(META).with_context(failed)?;
-            let same = meta.get("store")?.is_some_and(|v| v.value() == store);
-            if !same {
-                w.delete_table(REDIRECTS).with_context(failed)?;
-                meta.insert("store", store)?;
-            }
-            let n = w.open_table(REDIRECTS).with_context(failed)?.len()?;
-            meters.size.set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-        w.commit().with_context(failed)?;
-        Ok(Self { db, meters })
+        book.belong_to(store).with_context(failed)?;
+        Ok(book)
     }
 
+    /// Makes the book one of the store whose id is `store`: a book of another store is emptied
+    /// (its links and the secrets it keeps). Blocking.
+    pub fn belong_to(&self, store: &str) -> anyhow::Result<()> {
+        let w = self.db.begin_write()?;
+        {
+            let mut meta = w.open_table(META)?;
+            let same = meta.get("store")?.is_some_and(|v| v.value() == store);
+            if !same {
+                w.delete_table(REDIRECTS)?;
+                for name in SECRETS {
+                    meta.remove(format!("secret:{name}").as_str())?;
+                }
+                meta.insert("store", store)?;
+            }
+            let n = w.open_table(REDIRECTS)?.len()?;
+            self.meters.size.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// The id of the store the book was last made one of ("" for none).
+    pub fn store_id(&self) -> String {
+        let read = || -> anyhow::Result<String> {
+            let r = self.db.begin_read()?;
+            let meta = r.open_table(META)?;
+            Ok(meta.get("store")?.map(|v| v.value().to_owned()).unwrap_or_default())
+        };
+        read().unwrap_or_default()
+    }
+
+    /// How many links the book holds.
+    pub fn links(&self) -> u64 {
+        let read = || -> anyhow::Result<u64> { Ok(self.db.begin_read()?.open_table(REDIRECTS)?.len()?) };
+        read().unwrap_or(0)
+    }
+
+    /// Opens the book as it was left, for the store it was last opened for (which is not asked:
+    /// it does not answer), with what a start needs that it keeps (`keep_secrets`); `None`
+    /// when there is no book, or it keeps none. Blocking.
+    pub fn open_offline(dir: &Path, meters: BookMeters) -> anyhow::Result<Option<(Self, StartSecrets)>> {
+        let path = dir.join("links.redb");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let db = open_db(&path)?;
+        let secrets = {
+            let read = db.begin_read()?;
+            let meta = match read.open_table(META) {
+                Ok(meta) => meta,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let kept = |name: &str| -> anyhow::Result<Option<String>> {
+                Ok(meta
+                    .get(format!("secret:{name}").as_str())?
+                    .map(|v| v.value().to_owned()))
+            };
+            let (Some(admin_token_sha256), Some(visitor_key), Some(session_key)) =
+                (kept(SECRETS[0])?, kept(SECRETS[1])?, kept(SECRETS[2])?)
+            else {
+                return Ok(None);
+            };
+            let links = match read.open_table(REDIRECTS) {
+                Ok(t) => t.len()?,
+                Err(_) => 0,
+            };
+            meters.size.set(i64::try_from(links).unwrap_or(i64::MAX));
+            StartSecrets {
+                admin_token_sha256,
+                visitor_key,
+                session_key,
+            }
+        };
+        Ok(Some((Self { db, meters }, secrets)))
+    }
+
+    /// Keeps what a start needs of the store in the book, for a start while the store does not
+    /// answer (`open_offline`). Blocking.
+    pub fn keep_secrets(&self, secrets: &StartSecrets) -> anyhow::Result<()> {
+        let w = self.db.begin_write()?;
+        {
+            let mut meta = w.open_table(META)?;
+            for (name, value) in
+                SECRETS
+                    .iter()
+                    .zip([&secrets.admin_token_sha256, &secrets.visitor_key, &secrets.session_key])
+            {
+                meta.insert(format!("secret:{name}").as_str(), value.as_str())?;
+            }
+        }
+        w.commit()?;
+        Ok(())
+    }
+}
+
+/// What a process needs of its store to start (the stored secrets, `Store::init_secret`), kept
+/// in the book: a process restarted while Redis does not answer starts from the book
+/// (`startup`), its links redirecting and their clicks spooled, rather than not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartSecrets {
+    pub admin_token_sha256: String,
+    pub visitor_key: String,
+    pub session_key: String,
+}
+
+/// The names of `StartSecrets`, as the store and the book keep them.
+const SECRETS: [&str; 3] = ["admin_token_sha256", "visitor_key", "session_key"];
+
+/// The book's database at `path`, readable by kolink's user alone (created if missing),
+/// waiting `LOCK_WAIT` for a process letting go of it. Blocking.
+fn open_db(path: &Path) -> anyhow::Result<redb::Database> {
+    let failed = || format!("Failed to open the link book {}", path.display());
+    let until = Instant::now() + LOCK_WAIT;
+    loop {
+        let file = std::os::unix::fs::OpenOptionsExt::mode(&mut std::fs::OpenOptions::new(), 0o600)
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(failed)?;
+        let opened = redb::backends::FileBackend::new(file).and_then(|backend| {
+            redb::Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create_with_backend(backend)
+        });
+        match opened {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.with_context(failed),
+        }
+    }
+}
+
+impl LinkBook {
     /// Where `code` goes, as last copied. Blocking.
     pub fn get(&self, code: &str) -> anyhow::Result<Option<Redirect>> {
         let read = self.db.begin_read().context("Failed to read the link book")?;
@@ -381,6 +494,42 @@ mod tests {
         let other = open(dir.path(), "store-b");
         assert_eq!(other.get("amy-serum").unwrap(), None);
         assert_eq!(other.meters.size.get(), 0);
+    }
+
+    #[test]
+    fn a_book_keeps_what_a_start_needs_for_its_store_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(LinkBook::open_offline(dir.path(), BookMeters::default())
+            .unwrap()
+            .is_none());
+        let secrets = StartSecrets {
+            admin_token_sha256: "ab".repeat(32),
+            visitor_key: "visitor".into(),
+            session_key: "session".into(),
+        };
+        let book = open(dir.path(), "store-a");
+        book.write(
+            &[link("amy-serum", "https://a.example/")],
+            Written::Whole {
+                seen: &HashSet::from(["amy-serum".to_owned()]),
+            },
+        )
+        .unwrap();
+        book.keep_secrets(&secrets).unwrap();
+        drop(book);
+        let (book, kept) = LinkBook::open_offline(dir.path(), BookMeters::default())
+            .unwrap()
+            .expect("the secrets kept");
+        assert_eq!(
+            (kept, book.store_id(), book.links()),
+            (secrets, "store-a".to_owned(), 1)
+        );
+        // Made another store's, the book forgets them with its links.
+        book.belong_to("store-b").unwrap();
+        drop(book);
+        assert!(LinkBook::open_offline(dir.path(), BookMeters::default())
+            .unwrap()
+            .is_none());
     }
 
     #[test]

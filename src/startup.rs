@@ -26,7 +26,7 @@ use crate::domain::Campaign;
 use crate::http::AppState;
 use crate::spool::Spool;
 use crate::store::embedded::{DiskFaults, EmbeddedStore};
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisStore, Target};
 use crate::store::{RecordsExt, Store};
 use crate::telemetry::Meters;
 
@@ -80,25 +80,27 @@ impl Application {
                 settings.trusted_proxies
             );
         }
-        let store = open_store(&settings, clock.clone(), faults).await?;
-        check_retention(store.as_ref(), settings.click_retention_days).await?;
+        let meters = Arc::new(Meters::default());
         // The classifier's regexes compile once, here, not on a follower's first tap.
         tokio::task::spawn_blocking(crate::classify::warm).await?;
-        // Coupons kept under the keys of an older rule move to their new ones (`CouponKey`).
-        let moved = store.fold_coupon_keys().await?;
-        if moved > 0 {
-            tracing::info!(moved, "coupons moved to the keys of the case rule for every alphabet");
-        }
-        let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), &settings).await?;
-        let visitor_key = {
-            let candidate = hex::encode(rand::random::<[u8; 32]>());
-            crate::classify::VisitorKey::new(store.init_secret("visitor_key", &candidate).await?.0.as_bytes())
+        let Started {
+            store,
+            admin_hash,
+            generated_admin_token,
+            secrets,
+            book,
+            book_copy,
+        } = match offline_start(&settings, clock.clone(), &meters).await? {
+            Some(started) => started,
+            None => {
+                let store = open_store(&settings, clock.clone(), faults).await?;
+                online_start(&settings, store, &meters).await?
+            }
         };
-        let session_key = {
-            let candidate = hex::encode(rand::random::<[u8; 32]>());
-            let key = store.init_secret("session_key", &candidate).await?.0.into_bytes();
-            Arc::new(crate::http::views::session::SessionKey::new(key))
-        };
+        let visitor_key = crate::classify::VisitorKey::new(secrets.visitor_key.as_bytes());
+        let session_key = Arc::new(crate::http::views::session::SessionKey::new(
+            secrets.session_key.into_bytes(),
+        ));
         let session_key_refresh = AbortOnDrop(
             tokio::spawn(crate::http::views::session::keep_key_fresh(
                 store.clone(),
@@ -106,14 +108,12 @@ impl Application {
             ))
             .abort_handle(),
         );
-        let meters = Arc::new(Meters::default());
         if spool.holds_clicks() {
             tracing::info!(
                 clicks = spool.depth().clicks,
                 "replaying clicks an earlier run left in the spool"
             );
         }
-        let (book, book_copy) = link_book(&settings, store.clone(), &meters).await;
         let (writer, writer_task) = ClickWriter::start(store.clone(), spool.clone(), meters.clone(), clock.clone());
         let windows = AbortOnDrop(tokio::spawn(keep_clicks_for_every_window(store.clone())).abort_handle());
         let hours = AbortOnDrop(
@@ -212,6 +212,193 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The store, and what a start reads of it.
+struct Started {
+    store: Arc<dyn Store>,
+    admin_hash: [u8; 32],
+    generated_admin_token: Option<String>,
+    secrets: crate::link_book::StartSecrets,
+    book: Option<Arc<crate::link_book::LinkBook>>,
+    book_copy: Option<AbortOnDrop>,
+}
+
+/// A start with the store answering: what it checks, and the secrets it reads (made on a first
+/// start), kept in the link book for a start while the store does not answer.
+async fn online_start(settings: &Settings, store: Arc<dyn Store>, meters: &Meters) -> anyhow::Result<Started> {
+    check_retention(store.as_ref(), settings.click_retention_days).await?;
+    // Coupons kept under the keys of an older rule move to their new ones (`CouponKey`).
+    let moved = store.fold_coupon_keys().await?;
+    if moved > 0 {
+        tracing::info!(moved, "coupons moved to the keys of the case rule for every alphabet");
+    }
+    let (admin_hash, generated_admin_token) = admin_token(store.as_ref(), settings).await?;
+    let secret = async |name: &str| {
+        let candidate = hex::encode(rand::random::<[u8; 32]>());
+        anyhow::Ok(store.init_secret(name, &candidate).await?.0)
+    };
+    let secrets = crate::link_book::StartSecrets {
+        admin_token_sha256: hex::encode(admin_hash),
+        visitor_key: secret("visitor_key").await?,
+        session_key: secret("session_key").await?,
+    };
+    let (book, book_copy) = link_book(settings, store.clone(), meters).await;
+    if let Some(b) = book.clone() {
+        let kept = secrets.clone();
+        match tokio::task::spawn_blocking(move || b.keep_secrets(&kept)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "the link book keeps no secrets: a start while Redis does not answer waits for it"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the link book keeps no secrets"),
+        }
+    }
+    Ok(Started {
+        store,
+        admin_hash,
+        generated_admin_token,
+        secrets,
+        book,
+        book_copy,
+    })
+}
+
+/// A start while Redis does not answer, from the link book (`link_book::StartSecrets`): on one
+/// Redis whose connection is refused or times out, with a book that keeps what a start needs.
+/// Links redirect from the book and their clicks are spooled, as in an outage of a running
+/// process; what a start checks is done once Redis answers (`finish_offline_start`). `None`:
+/// start as usual (a Redis Cluster, the embedded store, no book or secrets kept). Redis
+/// answering, the usual start is done here.
+async fn offline_start(settings: &Settings, clock: SharedClock, meters: &Meters) -> anyhow::Result<Option<Started>> {
+    let Some(Target::Single(url)) = settings
+        .redis_target()
+        .filter(|_| settings.storage() == StorageKind::Redis)
+    else {
+        return Ok(None);
+    };
+    let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
+    let wait_replicas = settings.redis_wait_replicas as usize;
+    let tried = RedisStore::connect(
+        &Target::Single(url.clone()),
+        &settings.redis_prefix,
+        retention,
+        wait_replicas,
+        clock.clone(),
+    )
+    .await;
+    match tried {
+        Ok(store) => return online_start(settings, Arc::new(store), meters).await.map(Some),
+        Err(e) if not_answering(&e) => {
+            tracing::warn!(error = %format!("{e:#}"), "Redis does not answer");
+        }
+        Err(e) => return Err(e),
+    }
+    let dir = settings.spool_dir();
+    let book_meters = crate::link_book::BookMeters::from(meters);
+    let opened =
+        tokio::task::spawn_blocking(move || crate::link_book::LinkBook::open_offline(&dir, book_meters)).await?;
+    let (book, secrets) = match opened {
+        Ok(Some(kept)) => kept,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the link book could not be opened");
+            return Ok(None);
+        }
+    };
+    let admin_hash: [u8; 32] = match &settings.admin_token {
+        Some(t) => Sha256::digest(t.as_bytes()).into(),
+        None => {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(&secrets.admin_token_sha256, &mut bytes)
+                .context("Failed to read the admin token hash the link book keeps")?;
+            bytes
+        }
+    };
+    let redis =
+        Arc::new(RedisStore::connect_lazily(&url, &settings.redis_prefix, retention, wait_replicas, clock).await?);
+    let store: Arc<dyn Store> = redis.clone();
+    let book = Arc::new(book);
+    tracing::warn!(
+        links = book.links(),
+        "started from the link book while Redis does not answer: its links redirect and their clicks are spooled until it does"
+    );
+    let job = tokio::spawn(finish_offline_start(
+        redis,
+        store.clone(),
+        settings.click_retention_days,
+        secrets.clone(),
+        book.clone(),
+    ));
+    Ok(Some(Started {
+        store,
+        admin_hash,
+        generated_admin_token: None,
+        secrets,
+        book: Some(book),
+        book_copy: Some(AbortOnDrop(job.abort_handle())),
+    }))
+}
+
+/// What a start asks of the store, once it answers after a start from the link book; then the
+/// book is kept up to date as usual. A store that does not hold what the process started with
+/// (its secrets: a flushed or another Redis) is said, for the process to be restarted: its
+/// visitor hashes and sessions are then another store's.
+async fn finish_offline_start(
+    redis: Arc<RedisStore>,
+    store: Arc<dyn Store>,
+    retention_days: u32,
+    secrets: crate::link_book::StartSecrets,
+    book: Arc<crate::link_book::LinkBook>,
+) {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match redis.finish_start().await {
+            Ok(()) => break,
+            Err(e) => {
+                crate::telemetry::warn_limited!(error = %format!("{e:#}"), "Redis does not answer yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(8));
+            }
+        }
+    }
+    tracing::info!("Redis answers: the start from the link book is complete");
+    if let Err(e) = check_retention(store.as_ref(), retention_days).await {
+        tracing::error!(error = %format!("{e:#}"), "restart this process with a longer click retention");
+    }
+    if let Err(e) = store.fold_coupon_keys().await {
+        tracing::warn!(error = %e, "coupons kept under older keys not moved");
+    }
+    for (name, kept) in [
+        ("admin_token_sha256", &secrets.admin_token_sha256),
+        ("visitor_key", &secrets.visitor_key),
+        ("session_key", &secrets.session_key),
+    ] {
+        match store.init_secret(name, kept).await {
+            Ok((stored, _)) if &stored == kept => {}
+            Ok(_) => tracing::error!(
+                secret = name,
+                "the store holds another secret than the link book kept (a flushed or another Redis): restart this process"
+            ),
+            Err(e) => tracing::warn!(error = %e, secret = name, "the store's secret was not read"),
+        }
+    }
+    // A flushed or another Redis: the book is made its store's (emptied if another's).
+    match store.init_secret("link_book_store", &book.store_id()).await {
+        Ok((id, _)) => {
+            let b = book.clone();
+            match tokio::task::spawn_blocking(move || b.belong_to(&id)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the link book was not checked against its store")
+                }
+                Err(e) => tracing::warn!(error = %e, "the link book was not checked against its store"),
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the store's id was not read"),
+    }
+    crate::link_book::keep(book, store).await;
 }
 
 async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults) -> anyhow::Result<Arc<dyn Store>> {

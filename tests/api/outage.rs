@@ -533,6 +533,59 @@ async fn a_link_changed_by_an_older_process_reaches_the_link_book_by_a_whole_cop
     assert_eq!(status, 410, "stopped, as the book now says");
 }
 
+/// A process restarted while Redis is down (a deploy, a crash, a node moved) started only once
+/// Redis answered again, up to a minute later, or not at all: every link it served was down
+/// with it. It now starts from its link book, which keeps what a start needs: its links
+/// redirect and their clicks wait in the spool, and once Redis answers the start completes
+/// and the clicks are stored once. The admin API answers 503 meanwhile.
+#[tokio::test]
+async fn a_process_restarted_while_redis_is_down_starts_from_its_link_book() {
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
+    let until = Instant::now() + Duration::from_secs(20);
+    while app.metric("kolink_link_book_links").await < 1.0 {
+        assert!(Instant::now() < until, "the link book never held the link");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut backing, settings) = app.stop().await;
+    backing.redis.as_mut().unwrap().kill();
+
+    let started = Instant::now();
+    let mut app = start(backing, settings).await;
+    let took = started.elapsed();
+    let tap = app.tap("amy-serum").await;
+    let (status, location) = (
+        tap.status().as_u16(),
+        tap.headers().get("location").map(|l| l.to_str().unwrap().to_owned()),
+    );
+    let api = app.get("/api/v1/links/amy-serum").await.status().as_u16();
+    let (ready, _) = readyz(&app).await;
+    app.redis.as_mut().unwrap().start_again();
+
+    assert!(took < Duration::from_secs(30), "started after {took:?}");
+    assert_eq!((status, api, ready), (302, 503, 503));
+    assert!(location.unwrap().contains("kl_cid="));
+    wait_until_ready(&app).await;
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let clicks = app.get_ok("/api/v1/links/amy-serum/stats").await["totals"]["clicks"].clone();
+        if clicks == 2 {
+            break;
+        }
+        assert!(Instant::now() < until, "the spooled click was not stored: {clicks}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The start completed: the book is kept up to date again.
+    app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-new"}))
+        .await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while app.metric("kolink_link_book_links").await < 2.0 {
+        assert!(Instant::now() < until, "the link book is not copied after the start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The book belongs to one store: after Redis was emptied (flushed, or restored from an older
 /// backup) a process on the same disk does not send anyone to a link the store no longer has.
 #[tokio::test]

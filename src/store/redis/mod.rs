@@ -212,6 +212,45 @@ fn parse_stream_id(s: &str) -> Option<EntryId> {
     })
 }
 
+/// A connection to `target` (and the bulk readers' address on one Redis): made now, or, with
+/// `lazy` (one Redis only), on first use.
+async fn open(target: &Target, lazy: bool) -> anyhow::Result<(conn::Conn, Option<bulk::BulkReads>)> {
+    Ok(match target {
+        Target::Single(url) => {
+            let client = redis::Client::open(url.as_str()).context("Failed to parse the Redis URL")?;
+            let info = client.get_connection_info().clone();
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(5)))
+                .set_response_timeout(Some(Duration::from_secs(5)))
+                .set_number_of_retries(3)
+                .set_max_delay(Duration::from_secs(2));
+            let conn = if lazy {
+                ConnectionManager::new_lazy_with_config(client, config)
+                    .context("Failed to set up the Redis connection")?
+            } else {
+                ConnectionManager::new_with_config(client, config)
+                    .await
+                    .context("Failed to connect to Redis")?
+            };
+            (conn::Conn::Single(conn), bulk::BulkReads::new(&info))
+        }
+        Target::Cluster(_) if lazy => anyhow::bail!("a Redis Cluster is not connected to lazily"),
+        Target::Cluster(seeds) => {
+            let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+                .connection_timeout(Duration::from_secs(5))
+                .response_timeout(Duration::from_secs(5))
+                .retries(3)
+                .build()
+                .context("Failed to parse the Redis Cluster seeds")?;
+            let conn = client
+                .get_async_connection()
+                .await
+                .context("Failed to connect to the Redis Cluster")?;
+            (conn::Conn::Cluster(conn), None)
+        }
+    })
+}
+
 impl RedisStore {
     /// Connects (the connection reconnects by itself later) and loads the scripts.
     /// `wait_replicas`: how many replicas must hold a click before it counts as written.
@@ -222,44 +261,52 @@ impl RedisStore {
         wait_replicas: usize,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        let open = || async {
-            anyhow::Ok(match target {
-                Target::Single(url) => {
-                    let client = redis::Client::open(url.as_str()).context("Failed to parse the Redis URL")?;
-                    let info = client.get_connection_info().clone();
-                    let config = redis::aio::ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(Duration::from_secs(5)))
-                        .set_response_timeout(Some(Duration::from_secs(5)))
-                        .set_number_of_retries(3)
-                        .set_max_delay(Duration::from_secs(2));
-                    let conn = ConnectionManager::new_with_config(client, config)
-                        .await
-                        .context("Failed to connect to Redis")?;
-                    (conn::Conn::Single(conn), bulk::BulkReads::new(&info))
-                }
-                Target::Cluster(seeds) => {
-                    let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
-                        .connection_timeout(Duration::from_secs(5))
-                        .response_timeout(Duration::from_secs(5))
-                        .retries(3)
-                        .build()
-                        .context("Failed to parse the Redis Cluster seeds")?;
-                    let conn = client
-                        .get_async_connection()
-                        .await
-                        .context("Failed to connect to the Redis Cluster")?;
-                    (conn::Conn::Cluster(conn), None)
-                }
-            })
-        };
-        let (conn, bulk) = open().await?;
+        let store = Self::opened(target, false, prefix, click_retention, wait_replicas, clock).await?;
+        store.finish_start().await?;
+        Ok(store)
+    }
+
+    /// One Redis (not a cluster), connected to on first use and not asked anything yet: a
+    /// process started while Redis does not answer (`startup`), which calls `finish_start`
+    /// once it does. Until then every call fails as `Unavailable`.
+    pub async fn connect_lazily(
+        url: &str,
+        prefix: &str,
+        click_retention: Duration,
+        wait_replicas: usize,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        let target = Target::Single(url.to_owned());
+        Self::opened(&target, true, prefix, click_retention, wait_replicas, clock).await
+    }
+
+    /// What a start asks of Redis: the scripts loaded, the layout brought up to date, and a
+    /// word about its durability.
+    pub async fn finish_start(&self) -> anyhow::Result<()> {
+        self.load_scripts().await.context("Failed to load the Redis scripts")?;
+        self.migrate().await?;
+        if !self.redis.is_cluster() {
+            self.warn_unless_durable().await;
+        }
+        Ok(())
+    }
+
+    async fn opened(
+        target: &Target,
+        lazy: bool,
+        prefix: &str,
+        click_retention: Duration,
+        wait_replicas: usize,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        let (conn, bulk) = open(target, lazy).await?;
         // Writes that wait for replicas get a connection of their own (see `conn`).
         let waiting = if wait_replicas > 0 {
-            open().await?.0
+            open(target, lazy).await?.0
         } else {
             conn.clone()
         };
-        let store = Self {
+        Ok(Self {
             redis: conn::Redis::new(conn, waiting, wait_replicas),
             bulk,
             prefix: prefix.to_owned(),
@@ -281,13 +328,7 @@ impl RedisStore {
             put_insights: Script::new(PUT_INSIGHTS),
             copy_insights: Script::new(COPY_INSIGHTS),
             prune_hours: Script::new(PRUNE_HOURS),
-        };
-        store.load_scripts().await.context("Failed to load the Redis scripts")?;
-        store.migrate().await?;
-        if matches!(target, Target::Single(_)) {
-            store.warn_unless_durable().await;
-        }
-        Ok(store)
+        })
     }
 
     /// Says at start when the Redis kolink keeps everything in would lose it: no append-only
