@@ -459,11 +459,26 @@ where
     }
 }
 
-/// Whether a failed connection is Redis not answering (yet), rather than a wrong setting.
+/// Whether a failed connection is Redis not answering (yet), rather than a wrong setting:
+/// not listening, timing out, or up but not serving yet (loading its data after a restart, a
+/// cluster without a master for a slot).
 fn not_answering(e: &anyhow::Error) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
     e.chain().any(|c| {
         c.downcast_ref::<redis::RedisError>().is_some_and(|r| {
-            r.is_io_error() || r.is_timeout() || r.is_connection_refusal() || r.is_connection_dropped()
+            r.is_io_error()
+                || r.is_timeout()
+                || r.is_connection_refusal()
+                || r.is_connection_dropped()
+                || matches!(
+                    r.kind(),
+                    ErrorKind::Server(
+                        ServerErrorKind::BusyLoading
+                            | ServerErrorKind::MasterDown
+                            | ServerErrorKind::ClusterDown
+                            | ServerErrorKind::TryAgain
+                    )
+                )
         })
     })
 }
@@ -576,4 +591,23 @@ async fn admin_token(store: &dyn Store, settings: &Settings) -> anyhow::Result<(
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(&stored, &mut bytes).context("Failed to read the stored admin token hash")?;
     Ok((bytes, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Redis restarted with its host loads its data before it serves (`LOADING`): a kolink
+    /// started with it exited at once, as for a wrong password, rather than waiting for it.
+    #[test]
+    fn a_redis_loading_its_data_is_waited_for_and_a_wrong_password_is_not() {
+        use redis::{ErrorKind, RedisError, ServerErrorKind};
+        let failed = |kind: ErrorKind| {
+            anyhow::Error::from(RedisError::from((kind, "from the test"))).context("Failed to load the Redis scripts")
+        };
+        assert!(not_answering(&failed(ErrorKind::Server(ServerErrorKind::BusyLoading))));
+        assert!(not_answering(&failed(ErrorKind::Server(ServerErrorKind::ClusterDown))));
+        assert!(!not_answering(&failed(ErrorKind::AuthenticationFailed)));
+        assert!(!not_answering(&failed(ErrorKind::Server(ServerErrorKind::NoPerm))));
+    }
 }
