@@ -113,6 +113,16 @@ async fn readyz(app: &TestApp) -> (u16, Value) {
 }
 
 /// Waits until the store answers and the spool is empty.
+/// Waits up to 20 s for the `/metrics` value `name` to reach `at_least`; else fails, saying
+/// what never happened (`what`).
+async fn wait_for_metric(app: &TestApp, name: &str, at_least: f64, what: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while app.metric(name).await < at_least {
+        assert!(Instant::now() < until, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_until_ready(app: &TestApp) -> Value {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
@@ -436,11 +446,13 @@ async fn a_link_never_followed_here_redirects_while_redis_is_down() {
     // Created after the change above: a copy that holds it holds the change too.
     app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-last"}))
         .await;
-    let until = Instant::now() + Duration::from_secs(20);
-    while app.metric("kolink_link_book_links").await < 3.0 {
-        assert!(Instant::now() < until, "the link book never held the 3 links");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_metric(
+        &app,
+        "kolink_link_book_links",
+        3.0,
+        "the link book never held the 3 links",
+    )
+    .await;
 
     app.redis.as_mut().unwrap().kill();
     let tap = app.tap("amy-serum").await;
@@ -475,21 +487,20 @@ async fn the_link_book_reads_only_the_links_changed_since_its_last_copy() {
         r#"kolink_link_book_copies_total{kind="whole"}"#,
         r#"kolink_link_book_copies_total{kind="changes"}"#,
     );
-    let until = Instant::now() + Duration::from_secs(20);
-    while app.metric(whole).await < 1.0 {
-        assert!(Instant::now() < until, "the link book was never copied");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_metric(&app, whole, 1.0, "the link book was never copied").await;
     app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-new"}))
         .await;
     app.patch_ok("/api/v1/links/amy-serum", &json!({"status": "disabled"}))
         .await;
     // The change's copy holds both: the link minted first, then the one stopped.
-    let until = Instant::now() + Duration::from_secs(20);
-    while app.metric(changes).await < 1.0 || app.metric("kolink_link_book_links").await < 2.0 {
-        assert!(Instant::now() < until, "the changes never reached the link book");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_metric(&app, changes, 1.0, "the changes were never copied").await;
+    wait_for_metric(
+        &app,
+        "kolink_link_book_links",
+        2.0,
+        "the changes never reached the link book",
+    )
+    .await;
     assert_eq!(app.metric(whole).await, 1.0, "no whole copy after the first");
 
     app.redis.as_mut().unwrap().kill();
@@ -507,11 +518,7 @@ async fn a_link_changed_by_an_older_process_reaches_the_link_book_by_a_whole_cop
     let mut app = spawn_app(Backend::Redis).await;
     app.seed().await;
     let whole = r#"kolink_link_book_copies_total{kind="whole"}"#;
-    let until = Instant::now() + Duration::from_secs(20);
-    while app.metric("kolink_link_book_links").await < 1.0 {
-        assert!(Instant::now() < until, "the link book never held the link");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_metric(&app, "kolink_link_book_links", 1.0, "the link book never held the link").await;
     let copied_whole = app.metric(whole).await;
     // What an older version's `UPDATE_LINK` does: the record, and a new version.
     use redis::AsyncCommands;
@@ -521,11 +528,7 @@ async fn a_link_changed_by_an_older_process_reaches_the_link_book_by_a_whole_cop
     assert_ne!(record, stopped);
     let _: () = conn.hset("kl:{meta}:links", "amy-serum", &stopped).await.unwrap();
     let _: () = conn.set("kl:{meta}:links:version", 42).await.unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    while app.metric(whole).await < copied_whole + 1.0 {
-        assert!(Instant::now() < until, "the change was never copied");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_metric(&app, whole, copied_whole + 1.0, "the change was never copied").await;
 
     app.redis.as_mut().unwrap().kill();
     let status = app.tap("amy-serum").await.status().as_u16();
@@ -543,11 +546,7 @@ async fn a_process_restarted_while_redis_is_down_starts_from_its_link_book() {
     let app = spawn_app(Backend::Redis).await;
     app.seed().await;
     assert_eq!(app.tap("amy-serum").await.status(), 302);
-    let until = Instant::now() + Duration::from_secs(20);
-    while app.metric("kolink_link_book_links").await < 1.0 {
-        assert!(Instant::now() < until, "the link book never held the link");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_metric(&app, "kolink_link_book_links", 1.0, "the link book never held the link").await;
     let (mut backing, settings) = app.stop().await;
     backing.redis.as_mut().unwrap().kill();
 
@@ -579,11 +578,13 @@ async fn a_process_restarted_while_redis_is_down_starts_from_its_link_book() {
     // The start completed: the book is kept up to date again.
     app.create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-new"}))
         .await;
-    let until = Instant::now() + Duration::from_secs(20);
-    while app.metric("kolink_link_book_links").await < 2.0 {
-        assert!(Instant::now() < until, "the link book is not copied after the start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_metric(
+        &app,
+        "kolink_link_book_links",
+        2.0,
+        "the link book is not copied after the start",
+    )
+    .await;
 }
 
 /// The book belongs to one store: after Redis was emptied (flushed, or restored from an older
@@ -592,11 +593,7 @@ async fn a_process_restarted_while_redis_is_down_starts_from_its_link_book() {
 async fn the_link_book_forgets_the_links_of_a_store_that_lost_them() {
     let app = spawn_app(Backend::Redis).await;
     app.seed().await;
-    let until = Instant::now() + Duration::from_secs(20);
-    while app.metric("kolink_link_book_links").await < 1.0 {
-        assert!(Instant::now() < until, "the link book never held the link");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_metric(&app, "kolink_link_book_links", 1.0, "the link book never held the link").await;
     let mut app = crate::helpers::restart_with_store_changed(
         app,
         async |conn, _| {
