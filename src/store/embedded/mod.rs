@@ -631,14 +631,27 @@ impl Links for EmbeddedStore {
 
 #[async_trait::async_trait]
 impl ClickLog for EmbeddedStore {
+    /// The group answered once it is in the journal and the database's memory; a checkpoint
+    /// then due runs after the answer, before the writer's next job (`journal::Journal::write`).
     async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
         let clicks = clicks.to_vec();
-        let journal = self.journal.clone();
-        self.run_writing(move |db| {
-            journal.write(db, &clicks)?;
-            Ok(clicks.iter().map(|c| c.entry).collect())
-        })
-        .await
+        let (journal, db) = (self.journal.clone(), self.db.clone());
+        let ticket = db.ticket(Calls::Writes)?;
+        self.writer
+            .run_then(move || {
+                let written = db.with(|d| journal.write(d, &clicks));
+                let then: Option<pool::Then> = (written.is_ok() && journal.due()).then(|| {
+                    Box::new(move || {
+                        let _ticket = ticket;
+                        if let Err(e) = db.with(|d| journal.checkpoint(d)) {
+                            crate::telemetry::warn_limited!(error = %e, "the embedded store's clicks were not checkpointed; the journal keeps them");
+                        }
+                    }) as pool::Then
+                });
+                (written.map(|()| clicks.iter().map(|c| c.entry).collect()), then)
+            })
+            .await
+            .map_err(|_| StoreError::Corrupt(anyhow::anyhow!("An embedded store call failed (it panicked)")))?
     }
 
     async fn get_click(&self, code: &str, entry: EntryId) -> Result<Option<StoredClick>> {

@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 type Job = Box<dyn FnOnce() + Send>;
+/// Work a job leaves for its thread after its result was handed back (`Pool::run_then`).
+pub(super) type Then = Box<dyn FnOnce() + Send>;
 
 /// Threads that run jobs in the order given, as many at once as there are threads.
 pub(super) struct Pool {
@@ -47,10 +49,24 @@ impl Pool {
 
     /// Runs `f` on one of the pool's threads and waits (asynchronously) for its result.
     pub(super) async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Lost> {
+        self.run_then(move || (f(), None)).await
+    }
+
+    /// `run`, where `f` may leave work to do on the same thread once its result is handed
+    /// back (the caller does not wait for it; the thread's next job does).
+    pub(super) async fn run_then<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> (T, Option<Then>) + Send + 'static,
+    ) -> Result<T, Lost> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(out) => {
+            Ok((out, then)) => {
                 let _ = done.send(out);
+                if let Some(then) = then {
+                    if catch_unwind(AssertUnwindSafe(then)).is_err() {
+                        tracing::error!("an embedded store call panicked");
+                    }
+                }
             }
             Err(_) => tracing::error!("an embedded store call panicked"),
         });
