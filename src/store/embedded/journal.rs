@@ -9,8 +9,9 @@
 //! read at once. Only then are its redirects answered: an answered click is on disk (in the
 //! journal) and readable (in the database).
 //!
-//! A durable commit (`checkpoint`) writes what the non-durable ones left: with the first group
-//! `CHECKPOINT_EVERY` after the journal's oldest, whenever the journal is half full, within a
+//! A durable commit (`checkpoint`) writes what the non-durable ones left: after the answer to the
+//! first group `CHECKPOINT_EVERY` after the journal's oldest (the group does not wait for it;
+//! the writer's next job does), whenever the journal is half full, within a
 //! second once clicks stop coming (the store's upkeep task), before old clicks are pruned, and
 //! at a graceful stop. After it the journal starts over. (Every other write of the store commits
 //! durably too, which writes the clicks before it; the journal still starts over only after a
