@@ -230,7 +230,7 @@ impl Writer {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
-        if !self.spool.holds_clicks() {
+        if !self.spool.holds_clicks() && !self.spool.held() {
             match tokio::time::timeout_at(deadline, self.store.write_clicks(&clicks)).await {
                 Ok(Ok(ids)) => {
                     self.meters.clicks_written.inc_by(ids.len() as u64);
@@ -337,6 +337,9 @@ async fn replay(
 /// Replays one chunk. `Ok(true)`: the spool is empty; `Ok(false)`: more to do; `Err`: the store
 /// did not take it (try again later).
 async fn replay_some(store: &Arc<dyn Store>, spool: &Arc<Spool>, meters: &Meters) -> Result<bool, ()> {
+    if spool.held() {
+        return Err(());
+    }
     let s = spool.clone();
     let chunk = match tokio::task::spawn_blocking(move || s.next_chunk(MAX_BATCH)).await {
         Ok(Ok(Some(chunk))) => chunk,

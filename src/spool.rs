@@ -97,6 +97,8 @@ pub struct Spool {
     end: AtomicU64,
     /// The replayer's last attempt failed: the store does not take clicks now.
     refused: AtomicBool,
+    /// Clicks are kept here, neither written to the store nor replayed (`hold`).
+    held: AtomicBool,
     /// The replayer is writing the spool's last records: new clicks wait for it, briefly, so
     /// that the spool empties under a steady load too.
     closing: AtomicBool,
@@ -187,6 +189,7 @@ impl Spool {
             waiting_bytes: AtomicU64::new(0),
             end: AtomicU64::new(HEADER),
             refused: AtomicBool::new(false),
+            held: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             state: Mutex::new(state),
         };
@@ -224,6 +227,18 @@ impl Spool {
     /// replayer's last attempt failed, and clicks wait in the spool.
     pub fn store_refuses(&self) -> bool {
         self.refused.load(Ordering::SeqCst) && self.holds_clicks()
+    }
+
+    /// Keeps every click here, new ones and those waiting, until released: the store is not
+    /// known yet to be the one they belong to (a start from the link book, before Redis
+    /// answered and was checked). Never waits.
+    pub fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
+    }
+
+    /// Whether clicks are held here (`hold`). Never waits.
+    pub fn held(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Records whether the store refused the last write of clicks (the writer's or the

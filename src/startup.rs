@@ -90,7 +90,7 @@ impl Application {
             secrets,
             book,
             book_copy,
-        } = match offline_start(&settings, clock.clone(), &meters).await? {
+        } = match offline_start(&settings, clock.clone(), &meters, &spool).await? {
             Some(started) => started,
             None => {
                 let store = open_store(&settings, clock.clone(), faults).await?;
@@ -265,36 +265,27 @@ async fn online_start(settings: &Settings, store: Arc<dyn Store>, meters: &Meter
     })
 }
 
+/// How long a start with a link book waits for Redis to answer before it starts from the book.
+const OFFLINE_AFTER: Duration = Duration::from_secs(3);
+
 /// A start while Redis does not answer, from the link book (`link_book::StartSecrets`): on one
-/// Redis whose connection is refused or times out, with a book that keeps what a start needs.
-/// Links redirect from the book and their clicks are spooled, as in an outage of a running
-/// process; what a start checks is done once Redis answers (`finish_offline_start`). `None`:
-/// start as usual (a Redis Cluster, the embedded store, no book or secrets kept). Redis
-/// answering, the usual start is done here.
-async fn offline_start(settings: &Settings, clock: SharedClock, meters: &Meters) -> anyhow::Result<Option<Started>> {
+/// Redis that does not answer within `OFFLINE_AFTER` (refused, timing out, frozen), with a book
+/// that keeps what a start needs. Links redirect from the book; clicks are held in the spool
+/// (`Spool::hold`), not written to Redis, until it answers and is found to be the store the
+/// book was made for (`finish_offline_start`). `None`: start as usual (a Redis Cluster, the
+/// embedded store, no book or secrets kept). Redis answering, the usual start is done here.
+async fn offline_start(
+    settings: &Settings,
+    clock: SharedClock,
+    meters: &Meters,
+    spool: &Arc<Spool>,
+) -> anyhow::Result<Option<Started>> {
     let Some(Target::Single(url)) = settings
         .redis_target()
         .filter(|_| settings.storage() == StorageKind::Redis)
     else {
         return Ok(None);
     };
-    let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
-    let wait_replicas = settings.redis_wait_replicas as usize;
-    let tried = RedisStore::connect(
-        &Target::Single(url.clone()),
-        &settings.redis_prefix,
-        retention,
-        wait_replicas,
-        clock.clone(),
-    )
-    .await;
-    match tried {
-        Ok(store) => return online_start(settings, Arc::new(store), meters).await.map(Some),
-        Err(e) if not_answering(&e) => {
-            tracing::warn!(error = %format!("{e:#}"), "Redis does not answer");
-        }
-        Err(e) => return Err(e),
-    }
     let dir = settings.spool_dir();
     let book_meters = crate::link_book::BookMeters::from(meters);
     let opened =
@@ -307,6 +298,24 @@ async fn offline_start(settings: &Settings, clock: SharedClock, meters: &Meters)
             return Ok(None);
         }
     };
+    let retention = Duration::from_secs(u64::from(settings.click_retention_days) * 86_400);
+    let wait_replicas = settings.redis_wait_replicas as usize;
+    let target = Target::Single(url.clone());
+    let tried = tokio::time::timeout(
+        OFFLINE_AFTER,
+        RedisStore::connect(&target, &settings.redis_prefix, retention, wait_replicas, clock.clone()),
+    )
+    .await;
+    match tried {
+        Ok(Ok(store)) => {
+            // The usual start opens the book again.
+            drop(book);
+            return online_start(settings, Arc::new(store), meters).await.map(Some);
+        }
+        Ok(Err(e)) if !not_answering(&e) => return Err(e),
+        Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "Redis does not answer"),
+        Err(_) => tracing::warn!(within = ?OFFLINE_AFTER, "Redis does not answer"),
+    }
     let admin_hash: [u8; 32] = match &settings.admin_token {
         Some(t) => Sha256::digest(t.as_bytes()).into(),
         None => {
@@ -320,9 +329,10 @@ async fn offline_start(settings: &Settings, clock: SharedClock, meters: &Meters)
         Arc::new(RedisStore::connect_lazily(&url, &settings.redis_prefix, retention, wait_replicas, clock).await?);
     let store: Arc<dyn Store> = redis.clone();
     let book = Arc::new(book);
+    spool.hold(true);
     tracing::warn!(
         links = book.links(),
-        "started from the link book while Redis does not answer: its links redirect and their clicks are spooled until it does"
+        "started from the link book while Redis does not answer: its links redirect, and their clicks wait in the spool until Redis answers and is found to be this store"
     );
     let job = tokio::spawn(finish_offline_start(
         redis,
@@ -330,6 +340,7 @@ async fn offline_start(settings: &Settings, clock: SharedClock, meters: &Meters)
         settings.click_retention_days,
         secrets.clone(),
         book.clone(),
+        spool.clone(),
     ));
     Ok(Some(Started {
         store,
@@ -341,63 +352,86 @@ async fn offline_start(settings: &Settings, clock: SharedClock, meters: &Meters)
     }))
 }
 
-/// What a start asks of the store, once it answers after a start from the link book; then the
-/// book is kept up to date as usual. A store that does not hold what the process started with
-/// (its secrets: a flushed or another Redis) is said, for the process to be restarted: its
-/// visitor hashes and sessions are then another store's.
+/// What a start asks of the store, once it answers after a start from the link book: the
+/// scripts and layout, then whether it is the store the book was made for (the keys and id it
+/// keeps). Only then are the clicks held in the spool written (`Spool::hold`), and the book
+/// kept up to date as usual. A store that is not (flushed, restored from an older backup,
+/// another Redis at the address) is said, and the clicks stay in the spool for the operator.
 async fn finish_offline_start(
     redis: Arc<RedisStore>,
     store: Arc<dyn Store>,
     retention_days: u32,
     secrets: crate::link_book::StartSecrets,
     book: Arc<crate::link_book::LinkBook>,
+    spool: Arc<Spool>,
 ) {
     let mut pause = Duration::from_secs(1);
     loop {
         match redis.finish_start().await {
             Ok(()) => break,
-            Err(e) => {
+            Err(e) if not_answering(&e) => {
                 crate::telemetry::warn_limited!(error = %format!("{e:#}"), "Redis does not answer yet");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(8));
+            }
+            Err(e) => tracing::error!(
+                error = %format!("{e:#}"),
+                "Redis answers but refuses this process (its password or settings?): links redirect from the link book and clicks wait in the spool; correct the setting and restart"
+            ),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(8));
+    }
+    let kept = [
+        ("visitor_key", secrets.visitor_key.clone()),
+        ("session_key", secrets.session_key.clone()),
+        ("link_book_store", book.store_id()),
+    ];
+    let mut pause = Duration::from_secs(1);
+    let found = loop {
+        let mut found = Vec::new();
+        let mut read = Ok(());
+        for (name, _) in &kept {
+            match store.secret(name).await {
+                Ok(value) => found.push(value),
+                Err(e) => {
+                    read = Err(e);
+                    break;
+                }
             }
         }
+        match read {
+            Ok(()) => break found,
+            Err(e) => crate::telemetry::warn_limited!(error = %e, "the store's keys were not read"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(8));
+    };
+    let other = kept
+        .iter()
+        .zip(&found)
+        .filter(|((_, kept), found)| found.as_deref() != Some(kept.as_str()))
+        .map(|((name, _), found)| (*name, found.is_none()))
+        .collect::<Vec<_>>();
+    if !other.is_empty() {
+        let flushed = other.iter().all(|(_, missing)| *missing);
+        tracing::error!(
+            keys = ?other.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+            clicks = spool.depth().clicks,
+            "Redis is not the store this process started from ({}): the clicks taken meanwhile stay in the spool, not written to it; restart this process to start on this Redis (its spool is then written to it)",
+            if flushed { "it holds none of its keys: flushed, or a new Redis" } else { "it holds other keys: another Redis, or restored from a backup" }
+        );
+        return;
     }
-    tracing::info!("Redis answers: the start from the link book is complete");
     if let Err(e) = check_retention(store.as_ref(), retention_days).await {
         tracing::error!(error = %format!("{e:#}"), "restart this process with a longer click retention");
     }
     if let Err(e) = store.fold_coupon_keys().await {
         tracing::warn!(error = %e, "coupons kept under older keys not moved");
     }
-    for (name, kept) in [
-        ("admin_token_sha256", &secrets.admin_token_sha256),
-        ("visitor_key", &secrets.visitor_key),
-        ("session_key", &secrets.session_key),
-    ] {
-        match store.init_secret(name, kept).await {
-            Ok((stored, _)) if &stored == kept => {}
-            Ok(_) => tracing::error!(
-                secret = name,
-                "the store holds another secret than the link book kept (a flushed or another Redis): restart this process"
-            ),
-            Err(e) => tracing::warn!(error = %e, secret = name, "the store's secret was not read"),
-        }
-    }
-    // A flushed or another Redis: the book is made its store's (emptied if another's).
-    match store.init_secret("link_book_store", &book.store_id()).await {
-        Ok((id, _)) => {
-            let b = book.clone();
-            match tokio::task::spawn_blocking(move || b.belong_to(&id)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %format!("{e:#}"), "the link book was not checked against its store")
-                }
-                Err(e) => tracing::warn!(error = %e, "the link book was not checked against its store"),
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "the store's id was not read"),
-    }
+    spool.hold(false);
+    tracing::info!(
+        clicks = spool.depth().clicks,
+        "Redis answers and is this process's store: the start from the link book is complete, and the clicks spooled meanwhile are written"
+    );
     crate::link_book::keep(book, store).await;
 }
 
@@ -465,6 +499,10 @@ where
 fn not_answering(e: &anyhow::Error) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
     e.chain().any(|c| {
+        // A store's error holds Redis's own (the scripts' loading wraps it so).
+        if let Some(crate::store::StoreError::Unavailable(inner)) = c.downcast_ref::<crate::store::StoreError>() {
+            return not_answering(inner);
+        }
         c.downcast_ref::<redis::RedisError>().is_some_and(|r| {
             r.is_io_error()
                 || r.is_timeout()
@@ -602,8 +640,13 @@ mod tests {
     #[test]
     fn a_redis_loading_its_data_is_waited_for_and_a_wrong_password_is_not() {
         use redis::{ErrorKind, RedisError, ServerErrorKind};
+        // As the scripts' loading wraps it: a store's error holding Redis's, with context.
         let failed = |kind: ErrorKind| {
-            anyhow::Error::from(RedisError::from((kind, "from the test"))).context("Failed to load the Redis scripts")
+            let redis = anyhow::Error::from(RedisError::from((kind, "from the test")));
+            anyhow::Error::from(crate::store::StoreError::Unavailable(
+                redis.context("Failed to load a Redis script"),
+            ))
+            .context("Failed to load the Redis scripts")
         };
         assert!(not_answering(&failed(ErrorKind::Server(ServerErrorKind::BusyLoading))));
         assert!(not_answering(&failed(ErrorKind::Server(ServerErrorKind::ClusterDown))));

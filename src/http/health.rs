@@ -23,6 +23,11 @@ pub async fn readyz(state: State) -> HttpResponse {
         Ok(Ok(())) if state.spool.store_refuses() => Err(StoreError::Unavailable(anyhow::anyhow!(
             "the store does not take the spooled clicks"
         ))),
+        // Started from the link book: the store answers, but is not yet known to be this
+        // process's (`startup`).
+        Ok(Ok(())) if state.spool.held() => Err(StoreError::Unavailable(anyhow::anyhow!(
+            "the start from the link book is not complete"
+        ))),
         Ok(r) => r,
         Err(_) => Err(StoreError::Unavailable(anyhow::anyhow!(
             "the store did not answer within {PING_DEADLINE:?}"

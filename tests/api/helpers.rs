@@ -121,6 +121,15 @@ impl RedisServer {
         self.wait_ready();
     }
 
+    /// `start_again`, with its data gone (a flushed Redis, or a new one at the address).
+    pub fn start_again_empty(&mut self) {
+        for entry in std::fs::read_dir(self.dir.path()).expect("the server's dir") {
+            let path = entry.expect("an entry").path();
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+        self.start_again();
+    }
+
     /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
     pub fn pause(&self) {
         self.signal("-STOP");

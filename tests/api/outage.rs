@@ -587,6 +587,48 @@ async fn a_process_restarted_while_redis_is_down_starts_from_its_link_book() {
     .await;
 }
 
+/// A process started from its link book writes nothing to a Redis that comes back without the
+/// keys the book was made with (flushed, or a new Redis at the address): the clicks it took
+/// meanwhile stay in its spool and it is not ready, where the verification of the first
+/// version found them written, as clicks of links that store does not have.
+#[tokio::test]
+async fn a_start_from_the_link_book_writes_nothing_to_a_redis_that_came_back_empty() {
+    use redis::AsyncCommands;
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    wait_for_metric(&app, "kolink_link_book_links", 1.0, "the link book never held the link").await;
+    let (mut backing, settings) = app.stop().await;
+    backing.redis.as_mut().unwrap().kill();
+    let mut app = start(backing, settings).await;
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
+
+    let redis = app.redis.as_mut().unwrap();
+    redis.start_again_empty();
+    let mut conn = redis.connection().await;
+    // Once the process has loaded its scripts, it has read the keys right after.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if stats.contains("cmdstat_script") {
+            break;
+        }
+        assert!(Instant::now() < until, "the process never came back to Redis");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let clicks: bool = conn.exists("kl:{amy-serum}:clicks").await.unwrap();
+    let (ready, body) = readyz(&app).await;
+    assert_eq!(
+        (clicks, ready, &body["spool"]["clicks"]),
+        (false, 503, &json!(1)),
+        "{body}"
+    );
+}
+
 /// The book belongs to one store: after Redis was emptied (flushed, or restored from an older
 /// backup) a process on the same disk does not send anyone to a link the store no longer has.
 #[tokio::test]

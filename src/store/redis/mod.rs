@@ -268,7 +268,7 @@ impl RedisStore {
 
     /// One Redis (not a cluster), connected to on first use and not asked anything yet: a
     /// process started while Redis does not answer (`startup`), which calls `finish_start`
-    /// once it does. Until then every call fails as `Unavailable`.
+    /// once it does. Calls made while Redis does not answer fail as `Unavailable`.
     pub async fn connect_lazily(
         url: &str,
         prefix: &str,
