@@ -111,7 +111,7 @@ impl Application {
         if spool.holds_clicks() {
             tracing::info!(
                 clicks = spool.depth().clicks,
-                "replaying clicks an earlier run left in the spool"
+                "clicks an earlier run left in the spool are written to the store as soon as it takes them"
             );
         }
         let (writer, writer_task) = ClickWriter::start(store.clone(), spool.clone(), meters.clone(), clock.clone());
