@@ -58,12 +58,24 @@ pub fn check_hourly(from: NaiveDate, today: NaiveDate, retention_days: u32) -> R
 
 /// Prunes the hours of days before the first kept one, and again whenever that day moves,
 /// until the process ends. Does nothing when every hour is kept.
-pub async fn keep(store: Arc<dyn Store>, clock: SharedClock, retention_days: u32, meters: Arc<Meters>) {
+/// Nothing is pruned while the spool is `held`: a process started from its link book has not
+/// yet found Redis to be its store.
+pub async fn keep(
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    retention_days: u32,
+    meters: Arc<Meters>,
+    spool: Arc<crate::spool::Spool>,
+) {
     if retention_days == 0 {
         return;
     }
     let mut done = None;
     loop {
+        if spool.held() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         let first = first_kept_day(clock.now().date_naive(), retention_days);
         let Some(first) = first.filter(|f| done != Some(*f)) else {
             tokio::time::sleep(LOOK_EVERY).await;

@@ -122,6 +122,7 @@ impl Application {
                 clock.clone(),
                 settings.hourly_retention_days,
                 meters.clone(),
+                spool.clone(),
             ))
             .abort_handle(),
         );

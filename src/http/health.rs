@@ -45,7 +45,12 @@ pub async fn readyz(state: State) -> HttpResponse {
         }
         Err(e) => {
             crate::telemetry::warn_limited!(error = %e, "readiness check failed");
-            body(Code::StorageUnavailable, "Storage does not answer.")
+            let said = if state.spool.held() {
+                "Storage is not yet found to be this process's (it started while storage did not answer)."
+            } else {
+                "Storage does not answer."
+            };
+            body(Code::StorageUnavailable, said)
         }
     };
     let status = if spool_full { "unavailable" } else { "degraded" };

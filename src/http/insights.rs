@@ -155,7 +155,8 @@ async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, Ap
         .await?
         .ok_or_else(|| ApiError::not_found("No link has this code."))?;
     let now = state.clock.now();
-    if link.is_live(now) {
+    // Not counted on a Redis not yet found to be this process's store (`Spool::held`).
+    if link.is_live(now) && !state.spool.held() {
         state
             .store()
             .bump_counter(link.code.as_str(), &crate::counters::pixel_field(now))

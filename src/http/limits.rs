@@ -78,6 +78,17 @@ pub fn too_many(wait: u64) -> HttpResponse {
     res
 }
 
+/// The answer while a start from the link book is not complete (`limit`).
+pub fn not_started() -> HttpResponse {
+    let e = ApiError::new(
+        Code::StorageUnavailable,
+        "Storage is not ready yet (this process started while it did not answer); retry in a moment.",
+    );
+    let mut res: HttpResponse = e.error_response();
+    res.headers_mut().insert(header::RETRY_AFTER, 5.into());
+    res
+}
+
 /// The client address of a request, as the budgets count it.
 pub fn client_of(req: &actix_web::HttpRequest, state: &super::State) -> IpAddr {
     super::redirect::client_ip(req, state)
@@ -85,13 +96,19 @@ pub fn client_of(req: &actix_web::HttpRequest, state: &super::State) -> IpAddr {
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
-/// The middleware: answers `429` when the client is past its budget.
+/// The middleware of the API and the webhooks: answers `429` when the client is past its
+/// budget, and `503` while a process started from its link book has not yet found Redis to
+/// be its store (`Spool::held`): nothing is read from or written to a Redis that may be
+/// another (a shop's delivery is retried later).
 pub async fn limit(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl actix_web::body::MessageBody>>, actix_web::Error> {
     let state = req.app_data::<super::State>().cloned();
     if let Some(state) = state {
+        if state.spool.held() {
+            return Ok(req.into_response(not_started()).map_into_right_body());
+        }
         if let Err(wait) = state.limits.check(client_of(req.request(), &state)) {
             return Ok(req.into_response(too_many(wait)).map_into_right_body());
         }

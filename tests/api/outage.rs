@@ -627,6 +627,16 @@ async fn a_start_from_the_link_book_writes_nothing_to_a_redis_that_came_back_emp
         (false, 503, &json!(1)),
         "{body}"
     );
+    // Nor through the API, nor from a shop's delivery (both retried later).
+    let kol = app
+        .post(
+            "/api/v1/kols",
+            &json!({"id": "ben", "name": "Ben", "platform": "instagram"}),
+        )
+        .await;
+    crate::helpers::assert_error(kol, 503, "storage_unavailable").await;
+    let kols: bool = conn.exists("kl:{meta}:kols").await.unwrap();
+    assert!(!kols, "nothing written through the API");
 }
 
 /// The book belongs to one store: after Redis was emptied (flushed, or restored from an older

@@ -22,6 +22,10 @@ use crate::stats::Range;
 /// The session of a form post with its right CSRF token; else the answer to give (to the
 /// sign-in page, or "this form has expired").
 pub(super) fn form_post(req: &HttpRequest, state: &State, csrf: &str) -> Result<String, Box<HttpResponse>> {
+    // Nothing is written to a Redis not yet found to be this process's store (`limits::limit`).
+    if state.spool.held() {
+        return Err(Box::new(crate::http::limits::not_started()));
+    }
     let Some(s) = signed_in(req, state) else {
         return Err(Box::new(to_sign_in(req)));
     };
