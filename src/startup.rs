@@ -366,46 +366,21 @@ async fn finish_offline_start(
     book: Arc<crate::link_book::LinkBook>,
     spool: Arc<Spool>,
 ) {
-    let mut pause = Duration::from_secs(1);
-    loop {
-        match redis.finish_start().await {
-            Ok(()) => break,
-            Err(e) if not_answering(&e) => {
-                crate::telemetry::warn_limited!(error = %format!("{e:#}"), "Redis does not answer yet");
-            }
-            Err(e) => tracing::error!(
-                error = %format!("{e:#}"),
-                "Redis answers but refuses this process (its password or settings?): links redirect from the link book and clicks wait in the spool; correct the setting and restart"
-            ),
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(8));
-    }
+    // Whether Redis is this process's store is asked first, with reads alone: a Redis that is
+    // not gets nothing written, not even the layout's version.
     let kept = [
         ("visitor_key", secrets.visitor_key.clone()),
         ("session_key", secrets.session_key.clone()),
         ("link_book_store", book.store_id()),
     ];
-    let mut pause = Duration::from_secs(1);
-    let found = loop {
+    let found = until_answered(|| async {
         let mut found = Vec::new();
-        let mut read = Ok(());
         for (name, _) in &kept {
-            match store.secret(name).await {
-                Ok(value) => found.push(value),
-                Err(e) => {
-                    read = Err(e);
-                    break;
-                }
-            }
+            found.push(store.secret(name).await?);
         }
-        match read {
-            Ok(()) => break found,
-            Err(e) => crate::telemetry::warn_limited!(error = %e, "the store's keys were not read"),
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(8));
-    };
+        anyhow::Ok(found)
+    })
+    .await;
     let other = kept
         .iter()
         .zip(&found)
@@ -422,6 +397,7 @@ async fn finish_offline_start(
         );
         return;
     }
+    until_answered(|| redis.finish_start()).await;
     if let Err(e) = check_retention(store.as_ref(), retention_days).await {
         tracing::error!(error = %format!("{e:#}"), "restart this process with a longer click retention");
     }
@@ -434,6 +410,30 @@ async fn finish_offline_start(
         "Redis answers and is this process's store: the start from the link book is complete, and the clicks spooled meanwhile are written"
     );
     crate::link_book::keep(book, store).await;
+}
+
+/// `f`'s answer, asked again until Redis gives one (backing off to every 8 s), saying each time
+/// why not: Redis not answering yet, or refusing this process (a password or setting).
+async fn until_answered<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) if not_answering(&e) => {
+                crate::telemetry::warn_limited!(error = %format!("{e:#}"), "Redis does not answer yet");
+            }
+            Err(e) => tracing::error!(
+                error = %format!("{e:#}"),
+                "Redis answers but refuses this process (its password or settings?): links redirect from the link book and clicks wait in the spool; correct the setting and restart"
+            ),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(8));
+    }
 }
 
 async fn open_store(settings: &Settings, clock: SharedClock, faults: DiskFaults) -> anyhow::Result<Arc<dyn Store>> {
