@@ -441,6 +441,32 @@ pub struct DayInsights {
     pub saves: u64,
 }
 
+impl DayInsights {
+    /// The six numbers in the order of the fields (as the dashboard's forms and lists show them).
+    pub fn numbers(&self) -> [u64; 6] {
+        [
+            self.impressions,
+            self.reach,
+            self.likes,
+            self.comments,
+            self.shares,
+            self.saves,
+        ]
+    }
+
+    /// The day of six numbers in the order of `numbers`.
+    pub fn from_numbers([impressions, reach, likes, comments, shares, saves]: [u64; 6]) -> Self {
+        Self {
+            impressions,
+            reach,
+            likes,
+            comments,
+            shares,
+            saves,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

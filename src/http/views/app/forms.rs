@@ -673,15 +673,11 @@ pub(super) async fn report_insights(
             .await?
             .remove(&date)
             .unwrap_or_default();
-        let kept = |i: usize, was: u64| numbers[i].unwrap_or(was);
-        let insights = crate::domain::DayInsights {
-            impressions: kept(0, saved.impressions),
-            reach: kept(1, saved.reach),
-            likes: kept(2, saved.likes),
-            comments: kept(3, saved.comments),
-            shares: kept(4, saved.shares),
-            saves: kept(5, saved.saves),
-        };
+        let mut kept = saved.numbers();
+        for (was, typed) in kept.iter_mut().zip(numbers) {
+            *was = typed.unwrap_or(*was);
+        }
+        let insights = crate::domain::DayInsights::from_numbers(kept);
         // The day's own checks (how far back, how far ahead).
         crate::http::insights::report_day(&state, &link, date, &insights)
             .await
@@ -797,7 +793,6 @@ pub(super) fn card_insights(
     (saved, removed): (bool, Option<&crate::domain::DayInsights>),
     days: &std::collections::BTreeMap<chrono::NaiveDate, crate::domain::DayInsights>,
 ) -> CardInsights {
-    let numbers = |n: &crate::domain::DayInsights| [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves];
     // A day just removed fills the form with what it held: saving it puts them back.
     let on_day = removed.or_else(|| day.and_then(|d| days.get(&d)));
     CardInsights {
@@ -816,14 +811,14 @@ pub(super) fn card_insights(
             _ => None,
         },
         date: day.map(|d| d.to_string()).unwrap_or_default(),
-        values: on_day.map_or_else(Default::default, |n| numbers(n).map(|v| v.to_string())),
+        values: on_day.map_or_else(Default::default, |n| n.numbers().map(|v| v.to_string())),
         days: days
             .iter()
             .rev()
             .take(DAYS_SHOWN)
             .map(|(d, n)| ReportedDay {
                 day: d.to_string(),
-                numbers: numbers(n).iter().map(|v| crate::http::views::count(*v)).collect(),
+                numbers: n.numbers().iter().map(|v| crate::http::views::count(*v)).collect(),
                 href: format!("{page}&edit={code}&day={d}#link-{code}"),
             })
             .collect(),
@@ -863,9 +858,8 @@ pub(super) fn saved_note(lang: Lang, day: chrono::NaiveDate, n: &crate::domain::
 
 /// A day's six numbers, named ("impressions 1,000, reach 0, …").
 fn numbers_said(lang: Lang, n: &crate::domain::DayInsights) -> String {
-    let numbers = [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves];
     let count = crate::http::views::count;
-    let parts = INSIGHTS.iter().zip(numbers).map(|((en, zh), v)| match lang {
+    let parts = INSIGHTS.iter().zip(n.numbers()).map(|((en, zh), v)| match lang {
         Lang::En => format!("{} {}", en.to_lowercase(), count(v)),
         Lang::ZhTw => format!("{zh} {}", count(v)),
     });
@@ -876,9 +870,7 @@ fn numbers_said(lang: Lang, n: &crate::domain::DayInsights) -> String {
 
 /// A day's six numbers in an address (`removed=`), and read back from one.
 pub(super) fn numbers_in_address(n: &crate::domain::DayInsights) -> String {
-    [n.impressions, n.reach, n.likes, n.comments, n.shares, n.saves]
-        .map(|v| v.to_string())
-        .join("-")
+    n.numbers().map(|v| v.to_string()).join("-")
 }
 
 pub(super) fn numbers_from_address(s: &str) -> Option<crate::domain::DayInsights> {
