@@ -105,6 +105,7 @@ impl Application {
             tokio::spawn(crate::http::views::session::keep_key_fresh(
                 store.clone(),
                 session_key.clone(),
+                spool.clone(),
             ))
             .abort_handle(),
         );

@@ -53,10 +53,15 @@ pub async fn sign_out(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reads the store's session key every `KEY_REFRESH`, until the process ends.
-pub async fn keep_key_fresh(store: Arc<dyn Store>, key: Arc<SessionKey>) {
+/// Reads the store's session key every `KEY_REFRESH`, until the process ends. Not while the
+/// spool is `held`: a process started from its link book has not yet found Redis to be its
+/// store, and another store's key would end its sessions (and sign the next ones with it).
+pub async fn keep_key_fresh(store: Arc<dyn Store>, key: Arc<SessionKey>, spool: Arc<crate::spool::Spool>) {
     loop {
         tokio::time::sleep(KEY_REFRESH).await;
+        if spool.held() {
+            continue;
+        }
         match store.secret("session_key").await {
             Ok(Some(k)) => key.set(k.into_bytes()),
             Ok(None) => {}
@@ -123,4 +128,49 @@ pub fn csrf(state: &AppState, session: &str) -> String {
 /// True when `given` is the CSRF token of `session`.
 pub fn csrf_ok(state: &AppState, session: &str, given: &str) -> bool {
     bool::from(given.as_bytes().ct_eq(csrf(state, session).as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    /// A process started from its link book reads no key from a Redis not yet found to be its
+    /// store (another Redis at the address holds another store's key); once the start is
+    /// finished (the spool released), it does.
+    #[tokio::test(start_paused = true)]
+    async fn the_key_is_not_read_again_while_the_start_is_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+        let store: Arc<dyn Store> = Arc::new(
+            EmbeddedStore::open(dir.path(), std::time::Duration::from_secs(3600), clock)
+                .await
+                .unwrap(),
+        );
+        store.init_secret("session_key", "another-store's-key").await.unwrap();
+        let spool = Arc::new(crate::spool::Spool::open(&dir.path().join("spool"), 1 << 20).unwrap());
+        spool.hold(true);
+        let key = Arc::new(SessionKey::new(b"the book's key".to_vec()));
+        let refresh = tokio::spawn(keep_key_fresh(store, key.clone(), spool.clone()));
+        let read = || key.with(<[u8]>::to_vec) == b"another-store's-key";
+        // The store answers on its own threads, in the machine's time: the paused clock runs
+        // (each refresh passes at once) for a while of that time.
+        assert!(!run_for(std::time::Duration::from_millis(300), read).await);
+        spool.hold(false);
+        assert!(run_for(std::time::Duration::from_secs(10), read).await);
+        refresh.abort();
+    }
+
+    /// Lets the paused clock run, a refresh at a time, until `done` or for `real` of the
+    /// machine's time; whether `done`.
+    async fn run_for(real: std::time::Duration, done: impl Fn() -> bool) -> bool {
+        let end = std::time::Instant::now() + real;
+        while std::time::Instant::now() < end {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(KEY_REFRESH).await;
+        }
+        done()
+    }
 }
