@@ -475,6 +475,8 @@ pub const START_WAIT: Duration = Duration::from_secs(60);
 /// `connect()`, tried again while Redis does not answer (not listening yet, timing out), for
 /// up to `wait`: kolink and its Redis are often started together (a compose file, a reboot),
 /// and kolink would otherwise exit before Redis listens. A wrong URL or password fails at once.
+/// A try that takes the rest of `wait` ends there: a Redis that accepts connections and never
+/// replies (stopped, overloaded) would make each try last the client's own retries (about 21 s).
 pub async fn connect_waiting<F, Fut>(wait: Duration, connect: F) -> anyhow::Result<RedisStore>
 where
     F: Fn() -> Fut,
@@ -483,7 +485,14 @@ where
     let until = std::time::Instant::now() + wait;
     let mut pause = Duration::from_secs(1);
     loop {
-        match connect().await {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let Ok(tried) = tokio::time::timeout(left.max(Duration::from_secs(1)), connect()).await else {
+            anyhow::bail!(
+                "Redis did not answer within {} s: it takes connections but does not reply (stopped, or overloaded)",
+                wait.as_secs()
+            );
+        };
+        match tried {
             Ok(store) => return Ok(store),
             Err(e) if not_answering(&e) && std::time::Instant::now() + pause < until => {
                 tracing::warn!(error = %format!("{e:#}"), "Redis does not answer yet: trying again in {} s", pause.as_secs());
@@ -654,5 +663,28 @@ mod tests {
         assert!(not_answering(&failed(ErrorKind::Server(ServerErrorKind::ClusterDown))));
         assert!(!not_answering(&failed(ErrorKind::AuthenticationFailed)));
         assert!(!not_answering(&failed(ErrorKind::Server(ServerErrorKind::NoPerm))));
+    }
+
+    /// A Redis that takes connections and never replies: each try lasted the client's own
+    /// retries (about 21 s), so the start gave up long after its minute. Here a try that never
+    /// ends: the wait gives up once its time is over.
+    #[tokio::test(start_paused = true)]
+    async fn a_redis_that_never_replies_is_given_up_on_when_the_wait_is_over() {
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let waited = tokio::time::timeout(
+            Duration::from_secs(600),
+            connect_waiting(Duration::from_secs(60), || {
+                tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::future::pending()
+            }),
+        )
+        .await
+        .expect("a Redis that never replies is given up on");
+        let e = waited.err().expect("a try that never ends is no connection");
+        assert!(format!("{e:#}").contains("did not answer within 60 s"), "{e:#}");
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The clock is paused: this is the wait's own arithmetic, not the machine's speed.
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
     }
 }
