@@ -116,7 +116,7 @@ pub(crate) async fn report_day(
         .unwrap_or(NaiveDate::MAX);
     if date > tomorrow {
         return Err(ApiError::invalid(
-            "date is in the future: report a day that has happened.",
+            "date is in the future: report a day that has happened (tomorrow in UTC at the latest).",
         ));
     }
     // A link's series reaches back to its first day of data: a typo such as 1926 would make

@@ -222,6 +222,22 @@ async fn a_series_with_one_end_open_reaches_no_further_than_the_links_life(backe
     }
     let s = app.get_ok("/api/v1/links/amy-serum/stats").await;
     assert_eq!(s["series"].as_array().unwrap().len(), 3651);
+    // Tomorrow in UTC is a day that has begun somewhere; the day after is refused, and the
+    // refusal says so.
+    let r = app
+        .post(
+            "/api/v1/links/amy-serum/metrics",
+            &json!({"date": "2026-11-22", "impressions": 5}),
+        )
+        .await;
+    let body = assert_error(r, 400, "invalid_input").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tomorrow in UTC at the latest"),
+        "{body}"
+    );
 
     // A day reported by mistake (a mistyped year) is listed, and removed: the series starts
     // where the link's data does again, and the day's numbers leave the totals.
