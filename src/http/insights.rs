@@ -140,10 +140,18 @@ const GIF: &[u8] = &[
     0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
+/// Pixel impressions counted at once, at most. Anyone can load a pixel, and each count is a
+/// store write of its own: a flood of them filled the embedded store's queue, which clicks,
+/// webhooks and the API write through (their writes were refused `503`, clicks spooled until
+/// the spool was full). Past this, a pixel waits for its turn as a redirect waits for the
+/// store, then is answered `503` uncounted. One writer's queue serves no more than this anyway.
+pub const PIXELS_IN_FLIGHT: usize = 8;
+
 /// `GET /p/{code}.gif`: counts one pixel impression of a live link. Codes are checked for
 /// their shape before any lookup (so that no junk reaches the store or the link cache, and
 /// the error never echoes it); a disabled or expired link still gets its GIF (the page
-/// embedding it should not break) but counts nothing.
+/// embedding it should not break) but counts nothing. While `PIXELS_IN_FLIGHT` others are
+/// being counted for longer than a redirect waits for the store, `503` and nothing counted.
 async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let code = file
         .strip_suffix(".gif")
@@ -157,6 +165,11 @@ async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, Ap
     let now = state.clock.now();
     // Not counted on a Redis not yet found to be this process's store (`Spool::held`).
     if link.is_live(now) && !state.spool.held() {
+        let Ok(Ok(_turn)) = tokio::time::timeout(crate::clicks::STORE_DEADLINE, state.pixels.acquire()).await else {
+            return Err(ApiError::Unavailable(anyhow::anyhow!(
+                "pixels are arriving faster than the store takes them; this one was not counted"
+            )));
+        };
         state
             .store()
             .bump_counter(link.code.as_str(), &crate::counters::pixel_field(now))

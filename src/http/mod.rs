@@ -8,6 +8,7 @@ pub mod deadline;
 mod exports;
 mod health;
 mod insights;
+pub use insights::PIXELS_IN_FLIGHT;
 pub(crate) mod kols;
 pub mod limits;
 mod links;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub limits: limits::RateLimits,
     /// The dashboard's sign-in attempts, per address (`limits::RateLimits::sign_in`).
     pub sign_in_limits: limits::RateLimits,
+    /// Pixel impressions being counted at once (`PIXELS_IN_FLIGHT`).
+    pub pixels: tokio::sync::Semaphore,
     pub clock: SharedClock,
     /// SHA-256 of the admin token.
     pub admin_hash: [u8; 32],

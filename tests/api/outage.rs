@@ -373,6 +373,52 @@ async fn a_hung_disk_gets_a_prompt_503_not_a_hanging_request() {
     assert_eq!(app.get("/api/v1/campaigns/spring-sale").await.status(), 200);
 }
 
+/// Anyone can load a pixel, and each is a store write: a flood of them filled the embedded
+/// store's queue, so that webhooks and API writes were refused and clicks spooled. Pixels being
+/// counted are bounded: with the store stuck, the ones past the bound are answered `503`
+/// (uncounted) after a redirect's wait rather than joining the queue, and the ones counted are
+/// answered once the store takes them.
+#[tokio::test]
+async fn a_flood_of_pixels_takes_a_bounded_share_of_the_store() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    app.faults.set_hung(true);
+    let mut waiting = Vec::new();
+    for _ in 0..20 {
+        let request = app.api.get(app.url("/p/amy-serum.gif")).send();
+        waiting.push(tokio::spawn(async move { request.await.unwrap() }));
+    }
+    // Those past the bound come back while the store is still stuck.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut refused = 0;
+    let mut pending = Vec::new();
+    for p in waiting {
+        if p.is_finished() {
+            let r = p.await.unwrap();
+            assert!(r.headers().get("retry-after").is_some());
+            crate::helpers::assert_error(r, 503, "storage_unavailable").await;
+            refused += 1;
+        } else {
+            pending.push(p);
+        }
+    }
+    app.faults.set_hung(false);
+    for p in pending {
+        let r = p.await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/gif");
+    }
+    assert_eq!(refused, 12, "20 pixels, 8 counted at once");
+    let stats = app.get_ok("/api/v1/links/amy-serum/stats").await;
+    assert_eq!(stats["totals"]["pixel_impressions"], 8, "{stats}");
+    // The server and the store serve on.
+    assert_eq!(app.tap("amy-serum").await.status(), 302);
+    assert_eq!(
+        app.api.get(app.url("/p/amy-serum.gif")).send().await.unwrap().status(),
+        200
+    );
+}
+
 /// A purchase carrying the click id of a redirect answered from the spool can reach kolink
 /// before the replay has written that click: the store is back, the click not yet. It is still
 /// attributed to the click (it waits for the replay), not stored unattributed for good.
