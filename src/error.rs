@@ -80,6 +80,9 @@ pub enum ApiError {
     /// Not the client's doing; the cause is logged, never shown.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
+    /// The client is past a budget of its address: `429` with `Retry-After: wait`.
+    #[error("too many requests: retry in {wait} s")]
+    RateLimited { wait: u64 },
 }
 
 /// How long a client is asked to wait before retrying a `503`, in seconds.
@@ -116,6 +119,7 @@ impl ApiError {
             ApiError::Client { code, .. } => *code,
             ApiError::Unavailable(_) => Code::StorageUnavailable,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::RateLimited { .. } => Code::RateLimited,
         }
     }
 }
@@ -186,6 +190,11 @@ impl ResponseError for ApiError {
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
                 "Something went wrong on our side; it has been logged.".to_owned()
+            }
+            ApiError::RateLimited { wait } => {
+                let wait = (*wait).max(1);
+                res.insert_header((header::RETRY_AFTER, wait));
+                format!("Too many requests from this address: retry in {wait} s.")
             }
         };
         res.json(body(self.code(), &message))

@@ -134,6 +134,7 @@ impl Application {
             suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
             limits: crate::http::limits::RateLimits::new(settings.rate_limit_per_second, settings.rate_limit_burst),
             sign_in_limits: crate::http::limits::RateLimits::sign_in(settings.rate_limit_per_second),
+            token_guesses: crate::http::limits::TokenGuesses::default(),
             pixels: tokio::sync::Semaphore::new(crate::http::PIXELS_IN_FLIGHT),
             link_lists: crate::lookup::LinkLists::new(
                 match settings.storage() {

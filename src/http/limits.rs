@@ -2,7 +2,8 @@
 //! steady rate and a burst (GCRA, the `governor` crate), configurable; past them `429` with
 //! `Retry-After`. Redirects and the pixel are never limited (API.md: a click is never refused
 //! for rate; floods become suspicious clicks). Sign-in attempts have a far smaller budget of
-//! their own (`RateLimits::sign_in`). The client address is the peer's, or the one the trusted
+//! their own (`RateLimits::sign_in`), which the API's wrong admin tokens take from too
+//! (`TokenGuesses`). The client address is the peer's, or the one the trusted
 //! proxies wrote into their header when one is configured (`redirect::client_ip`).
 
 use std::net::IpAddr;
@@ -67,15 +68,53 @@ impl RateLimits {
     }
 }
 
+/// Wrong admin tokens sent to the API. Each takes from the address's sign-in budget
+/// (`RateLimits::sign_in`), so that the API guesses no faster than the sign-in page; an
+/// address past it is refused every bearer token for the wait, the right one too, since a
+/// right token that still passed would tell a guess right from wrong at any rate.
+#[derive(Default)]
+pub struct TokenGuesses {
+    blocked: std::sync::Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
+}
+
+/// Addresses blocked at once before the ones whose wait is over are forgotten.
+const BLOCKED_KEPT: usize = 10_000;
+
+impl TokenGuesses {
+    /// `Err(seconds to wait)` while `client` is blocked.
+    pub fn check(&self, client: IpAddr) -> Result<(), u64> {
+        let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        match blocked.get(&client) {
+            Some(until) => {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    Ok(())
+                } else {
+                    Err(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A wrong token from `client`: `Err(seconds to wait)` once past `budget`, and blocked
+    /// for that long.
+    pub fn wrong(&self, budget: &RateLimits, client: IpAddr) -> Result<(), u64> {
+        let wait = budget.check(client).err().map(|w| w.max(1));
+        let Some(wait) = wait else { return Ok(()) };
+        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if blocked.len() >= BLOCKED_KEPT {
+            blocked.retain(|_, until| *until > now);
+        }
+        blocked.insert(client, now + std::time::Duration::from_secs(wait));
+        Err(wait)
+    }
+}
+
 /// `429 rate_limited` with `Retry-After`: the client may try again in `wait` seconds.
 pub fn too_many(wait: u64) -> HttpResponse {
-    let e = ApiError::new(
-        Code::RateLimited,
-        format!("Too many requests from this address: retry in {wait} s."),
-    );
-    let mut res: HttpResponse = e.error_response();
-    res.headers_mut().insert(header::RETRY_AFTER, wait.max(1).into());
-    res
+    ApiError::RateLimited { wait }.error_response()
 }
 
 /// The answer while a start from the link book is not complete (`limit`).

@@ -59,6 +59,8 @@ pub struct AppState {
     pub limits: limits::RateLimits,
     /// The dashboard's sign-in attempts, per address (`limits::RateLimits::sign_in`).
     pub sign_in_limits: limits::RateLimits,
+    /// Addresses that sent too many wrong admin tokens to the API (`limits::TokenGuesses`).
+    pub token_guesses: limits::TokenGuesses,
     /// Pixel impressions being counted at once (`PIXELS_IN_FLIGHT`).
     pub pixels: tokio::sync::Semaphore,
     pub clock: SharedClock,
@@ -123,10 +125,21 @@ fn check_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
             "Send the admin token as 'Authorization: Bearer <token>'.",
         ));
     };
+    // Wrong tokens take from the sign-in budget of the address (`limits::TokenGuesses`).
+    let client = limits::client_of(req, state);
+    let too_many = |wait: u64| {
+        crate::telemetry::warn_limited!(%client, "wrong admin tokens past their budget");
+        ApiError::RateLimited { wait }
+    };
+    state.token_guesses.check(client).map_err(too_many)?;
     let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     if bool::from(hash.ct_eq(&state.admin_hash)) {
         Ok(Admin)
     } else {
+        state
+            .token_guesses
+            .wrong(&state.sign_in_limits, client)
+            .map_err(too_many)?;
         Err(ApiError::new(Code::Unauthorized, "The admin token is not valid."))
     }
 }

@@ -1569,6 +1569,46 @@ async fn sign_in_guesses_from_one_address_are_few() {
     assert_eq!(app.get("/api/v1/campaigns").await.status(), 200);
 }
 
+/// The API's bearer check told a wrong admin token with `401` at the API's rate (a burst of
+/// 200, then 50 a second: about 180,000 guesses an hour). Wrong tokens now take from the
+/// sign-in budget of the address; past it every bearer token from there is refused for the
+/// wait, the right one too, so that an answer cannot tell a guess right from wrong.
+#[tokio::test]
+async fn api_token_guesses_from_one_address_are_as_few_as_sign_in_guesses() {
+    let backing = crate::helpers::Backing::new(Backend::Embedded);
+    let mut settings = crate::helpers::settings_for(&backing);
+    settings.rate_limit_per_second = 50;
+    settings.rate_limit_burst = 200;
+    let app = crate::helpers::start(backing, settings).await;
+    let call = |token: &'static str| {
+        let request = app.api.get(app.url("/api/v1/campaigns")).bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(call(TOKEN).await.status(), 200);
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(call("wrong-token-guess").await.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 2], "{statuses:?}");
+    let right = call(TOKEN).await;
+    let wait: u64 = right.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=6).contains(&wait), "{wait}");
+    crate::helpers::assert_error(right, 429, "rate_limited").await;
+    // The budget is the sign-in page's too: no more guesses there.
+    let page = app
+        .api
+        .post(app.url("/app/login"))
+        .form(&[("token", "another-guess")])
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_error(page, 429, "rate_limited").await;
+    // Once the wait is over, the right token is taken again.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    assert_eq!(call(TOKEN).await.status(), 200);
+}
+
 per_store!(a_refused_form_says_why_in_the_readers_language_and_what_to_do);
 /// The dashboard's forms meet the same refusals as the API; a zh-TW reader is told why in
 /// Chinese, and everyone what to type instead. A cost typed as the dashboard shows money
