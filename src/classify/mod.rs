@@ -215,7 +215,10 @@ fn app_browser_name(app: &str) -> &'static str {
     }
 }
 
-/// The referring site: host of the `Referer`, without `www.`-like prefixes; empty when none.
+/// The referring site: host of the `Referer`, without `www.`-like prefixes; empty when none,
+/// and when the host is not a name or an address. The parser takes almost anything as the host
+/// of a scheme it does not know (`x://news;=HYPERLINK(…)/`): a visitor's text that reports and
+/// click exports would carry, and that a spreadsheet splitting at `;` would run.
 pub fn referrer_host(referer: Option<&str>) -> String {
     let Some(referer) = referer else {
         return String::new();
@@ -227,6 +230,10 @@ pub fn referrer_host(referer: Option<&str>) -> String {
             Err(_) => return String::new(),
         },
     };
+    let named = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':');
+    if !host.bytes().all(named) {
+        return String::new();
+    }
     ["www.", "m.", "l.", "lm.", "mobile."]
         .iter()
         .find_map(|p| host.strip_prefix(p))
@@ -467,6 +474,10 @@ mod tests {
         assert_eq!(referrer_host(Some("https://xn--fiq228c.tw/")), "xn--fiq228c.tw");
         assert_eq!(referrer_host(Some("https://中文.tw/")), "xn--fiq228c.tw");
         assert_eq!(referrer_host(Some("https://shop.example.com:99999/")), "");
+        // Another scheme's opaque host is kept only when it is a name.
+        assert_eq!(referrer_host(Some("x://news;=HYPERLINK(1)/")), "");
+        assert_eq!(referrer_host(Some("x://a'b\"c=d(e)!f&g%h;i/")), "");
+        assert_eq!(referrer_host(Some("ios-app://1234/com.app")), "1234");
         assert_eq!(plain_host("https://l.instagram.com/"), Some("l.instagram.com"));
         assert_eq!(plain_host("http://1.2.3.4/"), None);
     }

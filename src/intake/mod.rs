@@ -154,6 +154,19 @@ impl Claim {
     }
 }
 
+/// A claim worth keeping: not empty, at most 128 bytes, no control characters, and a click id
+/// or a link's code only of the characters kolink writes them with (letters, digits, `-`, `_`).
+/// Shoppers can put anything in a cart attribute or a landing URL, and a conversion's audit
+/// keeps its claims for the dashboard and the conversions CSV (`x;=HYPERLINK(…)`, which a
+/// spreadsheet splitting at `;` would run).
+pub(super) fn fair_claim(c: &Claim) -> bool {
+    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    !c.value.is_empty()
+        && c.value.len() <= 128
+        && !crate::domain::has_control_chars(&c.value)
+        && (!matches!(c.method, Method::ClickId | Method::Code) || plain(&c.value))
+}
+
 /// What the shop is told about one conversion.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Receipt {

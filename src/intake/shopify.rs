@@ -173,7 +173,7 @@ fn purchase(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Incoming, ApiEr
     for c in o.discount_codes.iter().filter_map(|c| c.code.clone()) {
         claims.push(Claim::new(Method::Coupon, c, "discount_code"));
     }
-    claims.retain(|c| !c.value.is_empty() && c.value.len() <= 128);
+    claims.retain(super::fair_claim);
     Ok(Incoming {
         shop: shop.id.clone(),
         order_id: id_text(&o.id)?,

@@ -148,7 +148,7 @@ fn conversions(shop: &Shop, o: Order, now: DateTime<Utc>) -> Result<Vec<Incoming
             claims.push(Claim::new(Method::Code, v, "order_attribution"));
         }
     }
-    claims.retain(|c| c.value.len() <= 128);
+    claims.retain(super::fair_claim);
     let paid_at = gmt(o.date_paid_gmt.as_deref())
         .or_else(|| gmt(o.date_created_gmt.as_deref()))
         .unwrap_or(now)

@@ -700,6 +700,49 @@ async fn shopify_orders_meet_the_window_and_the_campaigns_currency(backend: Back
     );
 }
 
+per_store!(what_shoppers_write_into_an_order_reaches_no_audit_unless_it_is_a_claim);
+/// A cart attribute and a landing URL are the shopper's to write: a `kl_cid` of formula text
+/// or control characters was kept in the conversion's audit, and so in the conversions CSV. The
+/// order is still taken, by its coupon; the junk is not kept.
+async fn what_shoppers_write_into_an_order_reaches_no_audit_unless_it_is_a_claim(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let attrs = json!([
+        {"name": "kl_cid", "value": "x;=HYPERLINK(CHAR(104))"},
+        {"name": "kl_cid", "value": "1-abc\t\u{7}"},
+    ]);
+    let order = with(
+        fixture("shopify-order"),
+        json!({"id": 21, "note_attributes": attrs, "discount_codes": [{"code": "AMY10"}],
+               "landing_site": "/products/serum?kl_cid=a%3B%3Dcmd()"}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await).await;
+    assert_eq!(v["status"], "attributed", "{v}");
+    let audit = conversions(&app).await[0]["audit"].clone();
+    let methods: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["coupon"], "{audit}");
+    let csv = app
+        .api
+        .get(app.url("/api/v1/conversions?format=csv"))
+        .bearer_auth(crate::helpers::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !csv.to_ascii_uppercase().contains("HYPERLINK") && !csv.contains("cmd()"),
+        "{csv}"
+    );
+}
+
 per_store!(malformed_platform_deliveries_and_bad_rotations_are_clear_errors);
 async fn malformed_platform_deliveries_and_bad_rotations_are_clear_errors(backend: Backend) {
     let app = spawn_app(backend).await;
