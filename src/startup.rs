@@ -135,6 +135,7 @@ impl Application {
             limits: crate::http::limits::RateLimits::new(settings.rate_limit_per_second, settings.rate_limit_burst),
             sign_in_limits: crate::http::limits::RateLimits::sign_in(settings.rate_limit_per_second),
             token_guesses: crate::http::limits::TokenGuesses::default(),
+            webhook_bodies: crate::http::limits::WebhookBodies::default(),
             pixels: tokio::sync::Semaphore::new(crate::http::PIXELS_IN_FLIGHT),
             link_lists: crate::lookup::LinkLists::new(
                 match settings.storage() {

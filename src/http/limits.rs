@@ -112,6 +112,69 @@ impl TokenGuesses {
     }
 }
 
+/// Webhook bodies being read at once: at most `WEBHOOK_BODIES` in all and
+/// `WEBHOOK_BODIES_PER_ADDRESS` from one address. A body is read whole (up to 1 MiB) before its
+/// signature can be checked, and a sender has 10 s to send it: without a bound, slow bodies
+/// that never finish held as much memory as a sender opened connections (825 MB from one
+/// address in 9 s).
+pub struct WebhookBodies {
+    all: std::sync::Arc<tokio::sync::Semaphore>,
+    by_address: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>,
+}
+
+/// Webhook bodies read at once, in all (64 MiB at most).
+pub const WEBHOOK_BODIES: usize = 64;
+/// Webhook bodies read at once from one address: a shop platform's deliveries take
+/// milliseconds each.
+pub const WEBHOOK_BODIES_PER_ADDRESS: usize = 8;
+
+impl Default for WebhookBodies {
+    fn default() -> Self {
+        Self {
+            all: std::sync::Arc::new(tokio::sync::Semaphore::new(WEBHOOK_BODIES)),
+            by_address: Default::default(),
+        }
+    }
+}
+
+/// A webhook body's turn to be read; the turn ends when it is dropped.
+pub struct BodyTurn {
+    _all: tokio::sync::OwnedSemaphorePermit,
+    client: IpAddr,
+    by_address: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for BodyTurn {
+    fn drop(&mut self) {
+        let mut by_address = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = by_address.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                by_address.remove(&self.client);
+            }
+        }
+    }
+}
+
+impl WebhookBodies {
+    /// A turn to read a body from `client`, or `None` while that address, or every sender,
+    /// has as many being read as it may. Never waits.
+    pub fn turn(&self, client: IpAddr) -> Option<BodyTurn> {
+        let all = self.all.clone().try_acquire_owned().ok()?;
+        let mut by_address = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
+        let n = by_address.entry(client).or_insert(0);
+        if *n >= WEBHOOK_BODIES_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(BodyTurn {
+            _all: all,
+            client,
+            by_address: self.by_address.clone(),
+        })
+    }
+}
+
 /// `429 rate_limited` with `Retry-After`: the client may try again in `wait` seconds.
 pub fn too_many(wait: u64) -> HttpResponse {
     ApiError::RateLimited { wait }.error_response()

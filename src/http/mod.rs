@@ -61,6 +61,8 @@ pub struct AppState {
     pub sign_in_limits: limits::RateLimits,
     /// Addresses that sent too many wrong admin tokens to the API (`limits::TokenGuesses`).
     pub token_guesses: limits::TokenGuesses,
+    /// Webhook bodies being read at once (`limits::WebhookBodies`).
+    pub webhook_bodies: limits::WebhookBodies,
     /// Pixel impressions being counted at once (`PIXELS_IN_FLIGHT`).
     pub pixels: tokio::sync::Semaphore,
     pub clock: SharedClock,

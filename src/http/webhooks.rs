@@ -29,7 +29,13 @@ async fn receive(
             shop.id, shop.platform
         )));
     }
+    let client = super::limits::client_of(&req, &state);
+    let Some(turn) = state.webhook_bodies.turn(client) else {
+        crate::telemetry::warn_limited!(%client, "webhook bodies past their bound; refused");
+        return Err(ApiError::RateLimited { wait: 1 });
+    };
     let body = read_webhook_body(payload).await?;
+    drop(turn);
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let delivery = Delivery {
         header: &header,

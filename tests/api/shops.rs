@@ -743,6 +743,53 @@ async fn what_shoppers_write_into_an_order_reaches_no_audit_unless_it_is_a_claim
     );
 }
 
+/// A webhook's body is read whole before its signature can be checked, and its sender has
+/// 10 s to send it: slow bodies that never finish held 825 MB from one address in 9 s. An
+/// address gets 8 bodies read at once (and everyone 64); past that `429` at once, and a
+/// delivery is taken again as soon as the slow ones are gone.
+#[tokio::test]
+async fn slow_webhook_bodies_from_one_address_are_bounded() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let head = "POST /webhooks/shopify/glow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n";
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&[b' '; 4096]).await.unwrap();
+        slow.push(s);
+    }
+    // The server has taken the eight heads once a ninth is refused.
+    let order = with(fixture("shopify-order"), json!({"id": 41}));
+    let mut refused = None;
+    for _ in 0..100 {
+        let r = shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await;
+        if r.status() == 429 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200, "before the slow bodies are all being read");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let refused = refused.expect("a delivery past the bound is refused");
+    assert!(refused.headers().get("retry-after").is_some());
+    assert_error(refused, 429, "rate_limited").await;
+    drop(slow);
+    let mut taken = false;
+    for _ in 0..100 {
+        let r = shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await;
+        if r.status() == 200 {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(taken, "deliveries are taken again once the slow bodies are gone");
+}
+
 per_store!(malformed_platform_deliveries_and_bad_rotations_are_clear_errors);
 async fn malformed_platform_deliveries_and_bad_rotations_are_clear_errors(backend: Backend) {
     let app = spawn_app(backend).await;
