@@ -478,6 +478,7 @@ mod tests {
         assert_eq!(referrer_host(Some("x://news;=HYPERLINK(1)/")), "");
         assert_eq!(referrer_host(Some("x://a'b\"c=d(e)!f&g%h;i/")), "");
         assert_eq!(referrer_host(Some("ios-app://1234/com.app")), "1234");
+        assert_eq!(referrer_host(Some("https://例子.测试/")), "xn--fsqu00a.xn--0zwm56d");
         assert_eq!(plain_host("https://l.instagram.com/"), Some("l.instagram.com"));
         assert_eq!(plain_host("http://1.2.3.4/"), None);
     }
