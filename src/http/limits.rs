@@ -156,18 +156,57 @@ impl Drop for BodyTurn {
     }
 }
 
+/// Why a webhook body was not given a turn.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoTurn {
+    /// Its address has `WEBHOOK_BODIES_PER_ADDRESS` being read.
+    Address,
+    /// Every sender together has `WEBHOOK_BODIES` being read.
+    All,
+}
+
+impl NoTurn {
+    /// `429` with `Retry-After: 1`, saying which bound it met.
+    pub fn answer(&self) -> HttpResponse {
+        match self {
+            NoTurn::Address => ApiError::RateLimited { wait: 1 }.error_response(),
+            NoTurn::All => {
+                let e = ApiError::new(
+                    Code::RateLimited,
+                    "kolink is reading as many webhook bodies as it takes at once; retry in a moment.",
+                );
+                let mut res: HttpResponse = e.error_response();
+                res.headers_mut().insert(header::RETRY_AFTER, 1.into());
+                res
+            }
+        }
+    }
+}
+
+/// The address a sender is counted as: an IPv6 address by its /64 (one host's, usually).
+fn sender(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 impl WebhookBodies {
-    /// A turn to read a body from `client`, or `None` while that address, or every sender,
-    /// has as many being read as it may. Never waits.
-    pub fn turn(&self, client: IpAddr) -> Option<BodyTurn> {
-        let all = self.all.clone().try_acquire_owned().ok()?;
+    /// A turn to read a body from `client`, or why not: that address (an IPv6 one by its /64),
+    /// or every sender, has as many being read as it may. Never waits.
+    pub fn turn(&self, client: IpAddr) -> Result<BodyTurn, NoTurn> {
+        let client = sender(client);
+        let all = self.all.clone().try_acquire_owned().map_err(|_| NoTurn::All)?;
         let mut by_address = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
         let n = by_address.entry(client).or_insert(0);
         if *n >= WEBHOOK_BODIES_PER_ADDRESS {
-            return None;
+            return Err(NoTurn::Address);
         }
         *n += 1;
-        Some(BodyTurn {
+        Ok(BodyTurn {
             _all: all,
             client,
             by_address: self.by_address.clone(),
@@ -216,4 +255,40 @@ pub async fn limit(
         }
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address gets `WEBHOOK_BODIES_PER_ADDRESS` turns, an IPv6 host's /64 as one address,
+    /// and everyone `WEBHOOK_BODIES`; a turn ended is free again.
+    #[test]
+    fn webhook_bodies_are_bounded_by_address_and_in_all() {
+        let bodies = WebhookBodies::default();
+        let v6 = |last: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, last));
+        let mut held: Vec<BodyTurn> = (0..WEBHOOK_BODIES_PER_ADDRESS)
+            .map(|i| bodies.turn(v6(i as u16)).expect("a turn"))
+            .collect();
+        assert_eq!(bodies.turn(v6(1000)).err(), Some(NoTurn::Address), "the same /64");
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
+        held.push(bodies.turn(other).expect("another /64"));
+        held.pop();
+        held.pop();
+        held.push(bodies.turn(v6(7)).expect("a turn ended is free again"));
+        for i in 0..(WEBHOOK_BODIES - WEBHOOK_BODIES_PER_ADDRESS) {
+            held.push(
+                bodies
+                    .turn(IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8]))
+                    .expect("a turn"),
+            );
+        }
+        assert_eq!(bodies.turn(IpAddr::from([10, 9, 9, 9])).err(), Some(NoTurn::All));
+        drop(held);
+        assert!(bodies.turn(IpAddr::from([10, 9, 9, 9])).is_ok());
+        assert!(
+            bodies.by_address.lock().unwrap().len() <= 1,
+            "addresses with nothing read are forgotten"
+        );
+    }
 }

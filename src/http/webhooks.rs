@@ -30,9 +30,12 @@ async fn receive(
         )));
     }
     let client = super::limits::client_of(&req, &state);
-    let Some(turn) = state.webhook_bodies.turn(client) else {
-        crate::telemetry::warn_limited!(%client, "webhook bodies past their bound; refused");
-        return Err(ApiError::RateLimited { wait: 1 });
+    let turn = match state.webhook_bodies.turn(client) {
+        Ok(turn) => turn,
+        Err(bound) => {
+            crate::telemetry::warn_limited!(%client, ?bound, "webhook bodies past their bound; refused");
+            return Ok(bound.answer());
+        }
     };
     let body = read_webhook_body(payload).await?;
     drop(turn);
