@@ -38,6 +38,8 @@ pub struct Settings {
     pub spool_dir: Option<PathBuf>,
     pub spool_max_mb: u64,
     pub admin_token: Option<String>,
+    /// The bearer token `/metrics` asks for; none: `/metrics` is open.
+    pub metrics_token: Option<String>,
     pub default_currency: String,
     pub default_attribution_window_days: u32,
     pub click_retention_days: u32,
@@ -64,6 +66,7 @@ impl std::fmt::Debug for Settings {
             .field("storage", &self.storage())
             .field("data_dir", &self.data_dir)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +148,9 @@ impl Settings {
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             bail!("admin_token must be at least 16 characters");
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            bail!("metrics_token must be at least 16 characters");
         }
         if let Err(e) = self.log.parse::<tracing_subscriber::filter::Targets>() {
             bail!(

@@ -70,8 +70,36 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
 
 /// The meters in Prometheus' text format: OpenMetrics for a scraper that asks for it (as
 /// Prometheus does, in `Accept`), else the classic format (0.0.4), as Prometheus' own client
-/// libraries negotiate.
+/// libraries negotiate. With `metrics_token` set, only for a request that brings it as a
+/// bearer token (`401` otherwise): a kolink the internet reaches need not show its figures.
 pub async fn metrics(req: HttpRequest, state: State) -> HttpResponse {
+    if let Some(token) = &state.settings.metrics_token {
+        let given = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        let right = given.is_some_and(|g| {
+            use sha2::Digest;
+            use subtle::ConstantTimeEq;
+            // Compared as digests: equal lengths, and no early exit on the first byte that differs.
+            let (g, t) = (
+                sha2::Sha256::digest(g.as_bytes()),
+                sha2::Sha256::digest(token.as_bytes()),
+            );
+            bool::from(g.ct_eq(&t))
+        });
+        if !right {
+            use actix_web::ResponseError;
+            return crate::error::ApiError::new(
+                crate::error::Code::Unauthorized,
+                "Send the metrics token (setting metrics_token) as 'Authorization: Bearer <token>'.",
+            )
+            .error_response();
+        }
+    }
     let spool = state.spool.depth();
     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     state.meters.spool_clicks.set(gauge(spool.clicks));

@@ -156,6 +156,40 @@ async fn metrics_count_redirects_and_click_writes(backend: Backend) {
     );
 }
 
+/// `/metrics` showed anyone a kolink's figures (its conversions, its answers), on the port whose
+/// redirects must be public. With `metrics_token` set it asks for that token; the rest of the
+/// operational paths stay open.
+#[tokio::test]
+async fn metrics_ask_for_their_token_when_one_is_set() {
+    let backing = crate::helpers::Backing::new(Backend::Embedded);
+    let mut settings = crate::helpers::settings_for(&backing);
+    settings.metrics_token = Some("metrics-token-0123456789".into());
+    let app = crate::helpers::start(backing, settings).await;
+    let scrape = |token: Option<&'static str>| {
+        let mut r = app.api.get(app.url("/metrics"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    assert_error(scrape(None).await, 401, "unauthorized").await;
+    assert_error(scrape(Some("metrics-token-wrong")).await, 401, "unauthorized").await;
+    assert_error(scrape(Some(crate::helpers::TOKEN)).await, 401, "unauthorized").await;
+    let r = scrape(Some("metrics-token-0123456789")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("kolink_spool_clicks"));
+    for open in ["/healthz", "/readyz"] {
+        let r = app.api.get(app.url(open)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{open}");
+    }
+    // A token too short to be one is refused at start.
+    let backing = crate::helpers::Backing::new(Backend::Embedded);
+    let mut settings = crate::helpers::settings_for(&backing);
+    settings.metrics_token = Some("short".into());
+    let e = settings.validate().expect_err("a short metrics token is refused");
+    assert!(e.to_string().contains("metrics_token"), "{e}");
+}
+
 #[tokio::test]
 async fn metrics_are_openmetrics_for_prometheus_and_the_classic_format_for_the_rest() {
     let app = spawn_app(Backend::Embedded).await;
