@@ -170,15 +170,13 @@ impl NoTurn {
     pub fn answer(&self) -> HttpResponse {
         match self {
             NoTurn::Address => ApiError::RateLimited { wait: 1 }.error_response(),
-            NoTurn::All => {
-                let e = ApiError::new(
+            NoTurn::All => retry_after(
+                ApiError::new(
                     Code::RateLimited,
                     "kolink is reading as many webhook bodies as it takes at once; retry in a moment.",
-                );
-                let mut res: HttpResponse = e.error_response();
-                res.headers_mut().insert(header::RETRY_AFTER, 1.into());
-                res
-            }
+                ),
+                1,
+            ),
         }
     }
 }
@@ -221,12 +219,19 @@ pub fn too_many(wait: u64) -> HttpResponse {
 
 /// The answer while a start from the link book is not complete (`limit`).
 pub fn not_started() -> HttpResponse {
-    let e = ApiError::new(
-        Code::StorageUnavailable,
-        "Storage is not ready yet (this process started while it did not answer); retry in a moment.",
-    );
+    retry_after(
+        ApiError::new(
+            Code::StorageUnavailable,
+            "Storage is not ready yet (this process started while it did not answer); retry in a moment.",
+        ),
+        5,
+    )
+}
+
+/// `e`'s answer, with `Retry-After: seconds`.
+fn retry_after(e: ApiError, seconds: u32) -> HttpResponse {
     let mut res: HttpResponse = e.error_response();
-    res.headers_mut().insert(header::RETRY_AFTER, 5.into());
+    res.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     res
 }
 
