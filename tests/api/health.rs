@@ -156,12 +156,12 @@ async fn metrics_count_redirects_and_click_writes(backend: Backend) {
     );
 }
 
+per_store!(metrics_ask_for_their_token_when_one_is_set);
 /// `/metrics` showed anyone a kolink's figures (its conversions, its answers), on the port whose
 /// redirects must be public. With `metrics_token` set it asks for that token; the rest of the
 /// operational paths stay open.
-#[tokio::test]
-async fn metrics_ask_for_their_token_when_one_is_set() {
-    let backing = crate::helpers::Backing::new(Backend::Embedded);
+async fn metrics_ask_for_their_token_when_one_is_set(backend: Backend) {
+    let backing = crate::helpers::Backing::new(backend);
     let mut settings = crate::helpers::settings_for(&backing);
     settings.metrics_token = Some("metrics-token-0123456789".into());
     let app = crate::helpers::start(backing, settings).await;

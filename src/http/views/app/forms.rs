@@ -875,17 +875,7 @@ pub(super) fn numbers_in_address(n: &crate::domain::DayInsights) -> String {
 
 pub(super) fn numbers_from_address(s: &str) -> Option<crate::domain::DayInsights> {
     let v: Vec<u64> = s.split('-').map(str::parse).collect::<Result<_, _>>().ok()?;
-    let [impressions, reach, likes, comments, shares, saves] = v[..] else {
-        return None;
-    };
-    Some(crate::domain::DayInsights {
-        impressions,
-        reach,
-        likes,
-        comments,
-        shares,
-        saves,
-    })
+    Some(crate::domain::DayInsights::from_numbers(v.try_into().ok()?))
 }
 
 /// A count as people type it: "120,000" or "120000" (grouped by thousands only: a typo such as
