@@ -27,6 +27,15 @@ impl Destination {
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(bad("must start with http:// or https://"));
         }
+        // The parser is lenient where a person typed wrong: "https:///p", "https:/p" and
+        // "https:p" all become https://p/. The host must be written as typed, after "//".
+        let authority = s.get(url.scheme().len() + 1..).unwrap_or_default();
+        if !authority.starts_with("//") || authority[2..].starts_with(['/', '\\']) {
+            return Err(bad(&format!(
+                "must be written as {}://host/path, with the host right after the two slashes",
+                url.scheme()
+            )));
+        }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(bad("must name a host"));
         }
@@ -112,6 +121,14 @@ mod tests {
             "https://example.com/\ta",
             "https://example.com/a b",
             "file:///etc/passwd",
+            // The WHATWG parser reads each of these as https://p/ or https://example.com/: a
+            // typo would send people to a host nobody typed.
+            "https:///p",
+            "https:/p",
+            "https:p",
+            "https:////example.com/",
+            "https:\\\\example.com/",
+            "http:example.com",
             "",
             long.as_str(),
         ] {

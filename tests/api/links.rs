@@ -102,6 +102,8 @@ async fn bad_link_fields_are_rejected(backend: Backend) {
             400,
             "invalid_destination",
         ),
+        // A slash too many: the URL parser would have sent people to the host "p".
+        (with("destination", json!("https:///p")), 400, "invalid_destination"),
         (
             with("destination", json!("https://shop.example.com/a\r\nb")),
             400,
