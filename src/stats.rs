@@ -233,8 +233,9 @@ impl Totals {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Interval {
+    #[default]
     Day,
     Hour,
 }
@@ -311,6 +312,21 @@ pub fn add_daily(sums: &mut [(u64, u64)], tally: &Tally, goal: Event, from: Naiv
             s.0 += c.clicks;
             s.1 += c.event(goal);
         }
+    }
+}
+
+/// Adds a link's hourly human clicks and `goal` conversions from `from` on to `sums`, 24 to a
+/// day: a campaign's hourly chart. The tally must hold the link's hours (a full map).
+pub fn add_hourly(sums: &mut [(u64, u64)], tally: &Tally, goal: Event, from: NaiveDate) {
+    for (&(day, hour), c) in tally.hours.range((from, 0)..) {
+        let at = usize::try_from((day - from).num_days())
+            .ok()
+            .and_then(|d| d.checked_mul(24)?.checked_add(hour as usize));
+        let Some(s) = at.and_then(|i| sums.get_mut(i)) else {
+            break;
+        };
+        s.0 += c.clicks;
+        s.1 += c.event(goal);
     }
 }
 

@@ -90,18 +90,28 @@ async fn campaign_stats(
     id: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(campaign_report(&state, &id, &q).await?))
+    Ok(HttpResponse::Ok().json(campaign_report(&state, &id, &q, q.interval()?).await?))
 }
 
-/// The campaign's report that `q` asks for: the JSON and the CSV answer the same one.
-async fn campaign_report(state: &State, id: &str, q: &StatsQuery) -> Result<report::CampaignReport, ApiError> {
+/// The campaign's report that `q` asks for, its series by `interval`: the JSON and the CSV
+/// answer the same one.
+async fn campaign_report(
+    state: &State,
+    id: &str,
+    q: &StatsQuery,
+    interval: Interval,
+) -> Result<report::CampaignReport, ApiError> {
+    let ask = report::CampaignAsk {
+        range: q.range()?,
+        sort: q.sort()?,
+        interval,
+    };
     report::campaign(
         state.store(),
         &state.link_lists,
         state.clock.as_ref(),
         id,
-        q.range()?,
-        q.sort()?,
+        ask,
         state.settings.hourly_retention_days,
     )
     .await
@@ -114,7 +124,9 @@ async fn campaign_csv(
     id: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = campaign_report(&state, &id, &q).await?;
+    // The CSV has no series: an interval is only checked to be one, as `/stats` would.
+    q.interval()?;
+    let r = campaign_report(&state, &id, &q, Interval::Day).await?;
     let body = report::campaign_csv(&r)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("Failed to write report.csv")))?;
     Ok(HttpResponse::Ok()
@@ -132,6 +144,12 @@ async fn kol_stats(
     id: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    // A KOL's stats have no series: an hourly one is refused rather than left out unsaid.
+    if q.interval()? == Interval::Hour {
+        return Err(ApiError::invalid(
+            "interval: a KOL's stats have no series; a link's or a campaign's stats give one by the hour.",
+        ));
+    }
     Ok(HttpResponse::Ok().json(
         report::kol(
             state.store(),

@@ -149,6 +149,6 @@ pub async fn kol_page(
         campaign_name: campaign.and_then(|c| names.get(c).cloned()),
         totals: PageFigures::from(&total.totals()),
         links: page_links,
-        series: page_points(&daily, from),
+        series: page_points(&daily, from, crate::stats::Interval::Day),
     })
 }

@@ -26,8 +26,8 @@ use crate::domain::{Campaign, DayInsights, Event, Kol, LinkSummary, Tier};
 use crate::error::ApiError;
 use crate::lookup::{self, LinkFilter, LinkLists};
 use crate::stats::{
-    add_daily, breakdown, click_days, point_time, series, Breakdown, BreakdownSums, Counts, Interval, Point, Range,
-    Totals,
+    add_daily, add_hourly, breakdown, click_days, point_time, series, Breakdown, BreakdownSums, Counts, Interval,
+    Point, Range, Totals,
 };
 use crate::store::{Detail, LinkData, RecordsExt, Store, EXACT_VISITORS};
 
@@ -351,16 +351,13 @@ pub async fn link(
         // An open daily range is the link's life: as long as its data, never capped.
         Interval::Day if range.from.is_none() || range.to.is_none() => u64::MAX,
         Interval::Day => 400,
-        Interval::Hour => 31,
+        Interval::Hour => HOURLY_SERIES_DAYS,
     };
     if from
         .checked_add_days(Days::new(max_days))
         .is_some_and(|limit| to >= limit)
     {
-        return Err(ApiError::invalid(format!(
-            "A {} series spans at most {max_days} days: narrow from and to.",
-            if interval == Interval::Day { "daily" } else { "hourly" }
-        )));
+        return Err(too_long(interval, max_days));
     }
     if interval == Interval::Hour {
         crate::hours::check_hourly(from, today, hourly_retention_days)?;
@@ -375,6 +372,26 @@ pub async fn link(
         series: series(&c.tally, &c.uniques, campaign.goal_event, from, to, interval),
         breakdown: breakdown([&c.tally], range),
     })
+}
+
+/// An hourly series spans at most this many days.
+const HOURLY_SERIES_DAYS: u64 = 31;
+
+/// The answer to a series longer than `max_days`.
+fn too_long(interval: Interval, max_days: u64) -> ApiError {
+    ApiError::invalid(format!(
+        "A {} series spans at most {max_days} days: narrow from and to.",
+        if interval == Interval::Day { "daily" } else { "hourly" }
+    ))
+}
+
+/// What a campaign's report is asked for: its range, the order of its rows, and its series'
+/// points (a day's or an hour's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CampaignAsk {
+    pub range: Range,
+    pub sort: Sort,
+    pub interval: Interval,
 }
 
 /// The first and last day that a link's counts or insights name.
@@ -393,32 +410,51 @@ fn data_days(c: &LinkCounts) -> (Option<NaiveDate>, Option<NaiveDate>) {
 }
 
 /// A campaign's report. `hourly_retention_days` says which days keep their hours
-/// (`crate::hours`): a range of them can be read from the links' rollups alone.
+/// (`crate::hours`): a range of them can be read from the links' rollups alone. Its series
+/// covers the range asked for; without one, the last 30 days, or by the hour yesterday and
+/// today (UTC).
 pub async fn campaign(
     store: &dyn Store,
     lists: &LinkLists,
     clock: &dyn Clock,
     id: &str,
-    range: Range,
-    sort: Sort,
+    ask: CampaignAsk,
     hourly_retention_days: u32,
 ) -> Result<CampaignReport, ApiError> {
+    let CampaignAsk { range, sort, interval } = ask;
+    let today = clock.now().date_naive();
+    let to = range.to.unwrap_or(today);
+    let from = match interval {
+        Interval::Day => range
+            .from
+            .unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to))
+            .max(to.checked_sub_days(Days::new(399)).unwrap_or(to)),
+        Interval::Hour => {
+            let from = range
+                .from
+                .unwrap_or_else(|| to.checked_sub_days(Days::new(1)).unwrap_or(to));
+            if from
+                .checked_add_days(Days::new(HOURLY_SERIES_DAYS))
+                .is_some_and(|limit| to >= limit)
+            {
+                return Err(too_long(interval, HOURLY_SERIES_DAYS));
+            }
+            crate::hours::check_hourly(from, today, hourly_retention_days)?;
+            from
+        }
+    };
+    let hourly = interval == Interval::Hour;
     let campaign = lookup::campaign(store, id).await?;
     let filter = LinkFilter {
         campaign: Some(campaign.id.to_string()),
         kol: None,
     };
     let goals = HashMap::from([(campaign.id.to_string(), campaign.goal_event)]);
-    let to = range.to.unwrap_or_else(|| clock.now().date_naive());
-    let from = range
-        .from
-        .unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to))
-        .max(to.checked_sub_days(Days::new(399)).unwrap_or(to));
-    let mut daily = vec![(0, 0); days_between(from, to)];
+    let mut sums = vec![(0, 0); days_between(from, to) * if hourly { 24 } else { 1 }];
     let mut breakdown = BreakdownSums::new(range);
     let mut per_kol: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut total = Counts::default();
-    let hours_kept_from = crate::hours::first_kept_day(clock.now().date_naive(), hourly_retention_days);
+    let hours_kept_from = crate::hours::first_kept_day(today, hourly_retention_days);
     // The campaign's links are counted as their pages arrive: its goal is all a count needs.
     let (pages, arriving) = mpsc::unbounded_channel();
     // The sender goes with the closure once the list is read: the count's end.
@@ -430,9 +466,12 @@ pub async fn campaign(
             .await
             .map_err(ApiError::from)
     };
-    let counting = each_counts(store, arriving, &goals, range, false, hours_kept_from, |l, c| {
+    let counting = each_counts(store, arriving, &goals, range, hourly, hours_kept_from, |l, c| {
         total.add(&c.counts);
-        add_daily(&mut daily, &c.tally, campaign.goal_event, from);
+        match interval {
+            Interval::Day => add_daily(&mut sums, &c.tally, campaign.goal_event, from),
+            Interval::Hour => add_hourly(&mut sums, &c.tally, campaign.goal_event, from),
+        }
         breakdown.add(&c.tally);
         match per_kol.get_mut(l.kol.as_str()) {
             Some(e) => {
@@ -485,7 +524,7 @@ pub async fn campaign(
         totals: total.totals(),
         kols: kol_rows,
         tiers: tier_rows,
-        series: page_points(&daily, from),
+        series: page_points(&sums, from, interval),
         breakdown: breakdown.finish(),
     })
 }
@@ -577,15 +616,18 @@ fn days_between(from: NaiveDate, to: NaiveDate) -> usize {
     usize::try_from((to - from).num_days() + 1).unwrap_or(0)
 }
 
-/// A chart's points from daily (clicks, conversions) sums starting at `from`.
-fn page_points(daily: &[(u64, u64)], from: NaiveDate) -> Vec<PagePoint> {
-    daily
-        .iter()
-        .zip(from.iter_days())
-        .map(|(&(clicks, conversions), day)| PagePoint {
-            t: point_time(day, 0),
-            clicks,
-            conversions,
-        })
+/// A chart's points from (clicks, conversions) sums, a day's or an hour's each, starting at
+/// `from`.
+fn page_points(sums: &[(u64, u64)], from: NaiveDate, interval: Interval) -> Vec<PagePoint> {
+    let times = from.iter_days().flat_map(|day| {
+        let hours = match interval {
+            Interval::Day => 0..1,
+            Interval::Hour => 0..24,
+        };
+        hours.map(move |hour| point_time(day, hour))
+    });
+    sums.iter()
+        .zip(times)
+        .map(|(&(clicks, conversions), t)| PagePoint { t, clicks, conversions })
         .collect()
 }

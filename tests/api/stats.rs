@@ -164,6 +164,75 @@ async fn link_stats_have_a_daily_series_and_reject_bad_ranges(backend: Backend) 
     crate::helpers::assert_error(app.get("/api/v1/links/nope/stats").await, 404, "not_found").await;
 }
 
+per_store!(campaign_stats_give_an_hourly_series_when_asked);
+/// A campaign's chart by the hour, for the day a post went live: `interval=hour` was ignored
+/// (a daily series came back) and `interval=week` was taken without a word.
+async fn campaign_stats_give_an_hourly_series_when_asked(backend: Backend) {
+    let clock = ManualClock::at(at("2026-11-19T08:00:00Z"));
+    let app = crate::helpers::spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    app.create_kol("ben", 800).await;
+    app.create_link(json!({"campaign": "spring-sale", "kol": "ben", "code": "ben-serum"}))
+        .await;
+    for (when, code) in [
+        ("2026-11-19T09:15:00Z", "amy-serum"),
+        ("2026-11-20T09:05:00Z", "amy-serum"),
+        ("2026-11-20T09:40:00Z", "ben-serum"),
+        ("2026-11-20T21:00:00Z", "ben-serum"),
+    ] {
+        clock.set(at(when));
+        assert_eq!(app.tap(code).await.status(), 302);
+    }
+    let points = |s: &Value| -> Vec<(String, u64)> {
+        s["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["clicks"] != 0)
+            .map(|p| (p["t"].as_str().unwrap().to_owned(), p["clicks"].as_u64().unwrap()))
+            .collect()
+    };
+    let day = app
+        .get_ok("/api/v1/campaigns/spring-sale/stats?interval=hour&from=2026-11-20&to=2026-11-20")
+        .await;
+    assert_eq!(day["series"].as_array().unwrap().len(), 24);
+    assert_eq!(
+        points(&day),
+        [
+            ("2026-11-20T09:00:00Z".to_owned(), 2),
+            ("2026-11-20T21:00:00Z".to_owned(), 1)
+        ]
+    );
+    assert_eq!(day["totals"]["clicks"], 3);
+    // Without a range, the hours of yesterday and today (UTC); the totals stay all-time.
+    let open = app.get_ok("/api/v1/campaigns/spring-sale/stats?interval=hour").await;
+    assert_eq!(open["series"].as_array().unwrap().len(), 48);
+    assert_eq!(open["series"][0]["t"], "2026-11-19T00:00:00Z");
+    assert_eq!(points(&open)[0], ("2026-11-19T09:00:00Z".to_owned(), 1));
+    assert_eq!(open["totals"]["clicks"], 4);
+    // The daily series is as before.
+    let daily = app.get_ok("/api/v1/campaigns/spring-sale/stats?interval=day").await;
+    assert_eq!(
+        points(&daily),
+        [
+            ("2026-11-19T00:00:00Z".to_owned(), 1),
+            ("2026-11-20T00:00:00Z".to_owned(), 3)
+        ]
+    );
+    for q in ["interval=week", "interval=hour&from=2026-09-01&to=2026-11-20"] {
+        let r = app.get(&format!("/api/v1/campaigns/spring-sale/stats?{q}")).await;
+        crate::helpers::assert_error(r, 400, "invalid_input").await;
+    }
+    let r = app.get("/api/v1/campaigns/spring-sale/report.csv?interval=week").await;
+    crate::helpers::assert_error(r, 400, "invalid_input").await;
+    // A KOL's stats have no series: an interval is refused rather than ignored.
+    for q in ["interval=week", "interval=hour"] {
+        let r = app.get(&format!("/api/v1/kols/amy/stats?{q}")).await;
+        crate::helpers::assert_error(r, 400, "invalid_input").await;
+    }
+    app.get_ok("/api/v1/kols/amy/stats?interval=day").await;
+}
+
 per_store!(a_series_with_one_end_open_reaches_no_further_than_the_links_life);
 /// An open end of a link's daily series is the link's life; the other end, given, may lie far
 /// outside it (`from=0000-01-01`): the series starts where the link's days do, not 740,000 days

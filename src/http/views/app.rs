@@ -183,8 +183,7 @@ async fn campaigns_page(
             &state.link_lists,
             state.clock.as_ref(),
             c.id.as_str(),
-            Range::default(),
-            Sort::default(),
+            report::CampaignAsk::default(),
             state.settings.hourly_retention_days,
         )
         .await?;
@@ -534,8 +533,11 @@ async fn campaign_page(
         &state.link_lists,
         state.clock.as_ref(),
         id,
-        range,
-        sort,
+        report::CampaignAsk {
+            range,
+            sort,
+            interval: crate::stats::Interval::Day,
+        },
         state.settings.hourly_retention_days,
     )
     .await?;
