@@ -157,11 +157,50 @@ fn unfit(what: &str, e: serde_path_to_error::Error<serde_json::Error>) -> ApiErr
     let text = text
         .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
         .unwrap_or(&text);
+    let text = in_plain_words(text);
     if path == "." {
         ApiError::invalid(format!("The body is not {what}: {text}."))
     } else {
         ApiError::invalid(format!("The body is not {what}: {path}: {text}."))
     }
+}
+
+/// serde's account of a value that does not fit, in the words of the JSON a client sent rather
+/// than of kolink's Rust types ("expected struct CreateCampaign", "expected u64").
+fn in_plain_words(text: &str) -> String {
+    // A struct may be sent as an array of its fields in order (serde's reading of a sequence):
+    // "invalid length 0, expected struct CreateCampaign with 7 elements".
+    if text.starts_with("invalid length ") && text.contains(", expected struct ") {
+        return "expected a JSON object ({…}), not an array".to_owned();
+    }
+    let mut out = text.to_owned();
+    if let Some(at) = out.find(", expected struct ") {
+        out.replace_range(at.., ", expected a JSON object ({…})");
+    }
+    for (rust, words) in [
+        ("invalid type: sequence", "invalid type: an array"),
+        ("invalid type: map", "invalid type: an object"),
+        ("expected a sequence", "expected an array ([…])"),
+        ("expected a map", "expected a JSON object ({…})"),
+    ] {
+        out = out.replace(rust, words);
+    }
+    for (rust, words) in [
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number, 0 or more"),
+        ("usize", "a whole number, 0 or more"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+        ("f64", "a number"),
+    ] {
+        if let Some(head) = out.strip_suffix(&format!("expected {rust}")) {
+            out = format!("{head}expected {words}");
+            break;
+        }
+    }
+    out
 }
 
 pub(crate) fn not_json(e: &serde_json::Error) -> ApiError {
@@ -232,7 +271,7 @@ mod tests {
             message(e),
             (
                 Code::InvalidInput,
-                "The body is not valid: lines[1].qty: invalid value: integer `-1`, expected u32.".into()
+                "The body is not valid: lines[1].qty: invalid value: integer `-1`, expected a whole number from 0 to 4294967295.".into()
             )
         );
         let value = serde_json::json!({"lines": [{"qty": "two"}]});
@@ -242,6 +281,36 @@ mod tests {
             text.starts_with("The body is not valid: lines[0].qty: invalid type: string"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn what_does_not_fit_is_said_in_json_s_words_not_rust_s() {
+        // A body that is an array, an object where an array goes, a fraction for a count.
+        for (body, said) in [
+            (&br#"[]"#[..], "The body is not valid: expected a JSON object ({…}), not an array."),
+            (
+                br#"{"lines": {"qty": 1}}"#,
+                "The body is not valid: lines: invalid type: an object, expected an array ([…]).",
+            ),
+            (
+                br#"{"lines": [[]]}"#,
+                "The body is not valid: lines[0]: expected a JSON object ({…}), not an array.",
+            ),
+            (
+                br#"{"lines": ["one"]}"#,
+                "The body is not valid: lines[0]: invalid type: string \"one\", expected a JSON object ({…}).",
+            ),
+            (
+                br#"{"lines": [{"qty": 1.5}]}"#,
+                "The body is not valid: lines[0].qty: invalid type: floating point `1.5`, expected a whole number from 0 to 4294967295.",
+            ),
+        ] {
+            let (code, text) = message(from_json::<Order>(body, "valid").unwrap_err());
+            assert_eq!((code, text.as_str()), (Code::InvalidInput, said));
+            for rust in ["struct", "Order", "Line", "u32", "sequence"] {
+                assert!(!text.contains(rust), "{text}");
+            }
+        }
     }
 
     #[test]

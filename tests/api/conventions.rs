@@ -79,6 +79,24 @@ async fn wrong_types_and_unknown_fields_are_invalid_input(backend: Backend) {
     assert!(body["error"]["message"].as_str().unwrap().contains("destinaton"));
     let r = app.post("/api/v1/campaigns", &json!({"name": "X"})).await;
     assert_error(r, 400, "invalid_input").await;
+    // The message speaks of the JSON sent, not of kolink's Rust types ("expected struct
+    // CreateCampaign with 7 elements", "expected u64").
+    for (path, body, said) in [
+        (
+            "/api/v1/campaigns",
+            json!([]),
+            "expected a JSON object ({…}), not an array",
+        ),
+        (
+            "/api/v1/kols",
+            json!({"id": "amy", "name": "Amy", "followers": 1.5}),
+            "followers: invalid type: floating point `1.5`, expected a whole number, 0 or more",
+        ),
+    ] {
+        let body = assert_error(app.post(path, &body).await, 400, "invalid_input").await;
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(said), "{message}");
+    }
 }
 
 per_store!(unknown_paths_and_methods_answer_in_the_error_format);
