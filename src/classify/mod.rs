@@ -102,6 +102,17 @@ pub fn is_bot(user_agent: &str) -> bool {
     classify_agent(user_agent).bot
 }
 
+/// Mail services' image proxies, which load a newsletter's images when a reader opens it, and
+/// so stand for that reader, though crawler lists name them (Gmail's, Yahoo Mail's).
+const MAIL_IMAGE_PROXIES: [&str; 2] = ["GoogleImageProxy", "YahooMailProxy"];
+
+/// Whether a pixel loaded by `user_agent` is a person's impression: a person's browser or mail
+/// app, or a mail service's image proxy loading it for a reader; never a crawler rendering a
+/// page, a preview fetcher or a tool.
+pub fn pixel_counts(user_agent: &str) -> bool {
+    !agent(user_agent).bot || MAIL_IMAGE_PROXIES.iter().any(|p| user_agent.contains(p))
+}
+
 /// Classifying runs a large regex set; the same agents come back again and again (one app
 /// version on one phone model), so answers are kept in a bounded cache, shared rather than
 /// copied out on each hit.
@@ -373,6 +384,33 @@ fn classify(d: Dimension, f: &RequestFacts<'_>, agent: &Agent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pixel_counts_for_people_and_mail_proxies_but_not_for_crawlers() {
+        for (ua, counts) in [
+            (PEOPLE[0], true),
+            (
+                "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+                true,
+            ),
+            (
+                "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
+                true,
+            ),
+            (
+                "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+                false,
+            ),
+            (
+                "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+                false,
+            ),
+            ("curl/8.5.0", false),
+            ("", false),
+        ] {
+            assert_eq!(pixel_counts(ua), counts, "{ua}");
+        }
+    }
 
     const PREVIEW_FETCHERS: &[&str] = &[
         "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",

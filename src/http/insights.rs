@@ -5,7 +5,7 @@
 //! insights, and metrics are the Prometheus counters of `crate::telemetry`.)
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Days, NaiveDate};
 
 use super::{Admin, Body, State};
@@ -150,9 +150,11 @@ pub const PIXELS_IN_FLIGHT: usize = 8;
 /// `GET /p/{code}.gif`: counts one pixel impression of a live link. Codes are checked for
 /// their shape before any lookup (so that no junk reaches the store or the link cache, and
 /// the error never echoes it); a disabled or expired link still gets its GIF (the page
-/// embedding it should not break) but counts nothing. While `PIXELS_IN_FLIGHT` others are
-/// being counted for longer than a redirect waits for the store, `503` and nothing counted.
-async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// embedding it should not break) but counts nothing, and so does a crawler rendering the
+/// page or another bot (`classify::pixel_counts`: a mail service's image proxy counts, for
+/// the reader it loads the pixel for). While `PIXELS_IN_FLIGHT` others are being counted for
+/// longer than a redirect waits for the store, `503` and nothing counted.
+async fn pixel(req: HttpRequest, state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let code = file
         .strip_suffix(".gif")
         .filter(|c| crate::domain::ShortCode::is_well_formed(c))
@@ -164,7 +166,12 @@ async fn pixel(state: State, file: web::Path<String>) -> Result<HttpResponse, Ap
         .ok_or_else(|| ApiError::not_found("No link has this code."))?;
     let now = state.clock.now();
     // Not counted on a Redis not yet found to be this process's store (`Spool::held`).
-    if link.is_live(now) && !state.spool.held() {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .unwrap_or_default();
+    if link.is_live(now) && !state.spool.held() && crate::classify::pixel_counts(&user_agent) {
         let Ok(Ok(_turn)) = tokio::time::timeout(crate::clicks::STORE_DEADLINE, state.pixels.acquire()).await else {
             return Err(ApiError::Unavailable(anyhow::anyhow!(
                 "pixels are arriving faster than the store takes them; this one was not counted"

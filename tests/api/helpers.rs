@@ -557,6 +557,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Loads a link's pixel as a person's phone would (a bot's load counts nothing).
+    pub async fn pixel(&self, code: &str) -> Response {
+        self.api
+            .get(self.url(&format!("/p/{code}.gif")))
+            .header("user-agent", PHONE)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The `kl_cid` of a redirect answer.
     pub async fn click_id(&self, code: &str) -> String {
         let r = self.tap(code).await;

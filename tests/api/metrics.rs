@@ -3,7 +3,7 @@
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, start, Backend};
+use crate::helpers::{assert_error, spawn_app, start, Backend, PHONE};
 
 per_store!(reporting_a_day_twice_replaces_it);
 async fn reporting_a_day_twice_replaces_it(backend: Backend) {
@@ -69,8 +69,19 @@ per_store!(the_pixel_is_a_gif_that_counts_impressions);
 async fn the_pixel_is_a_gif_that_counts_impressions(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed().await;
-    for _ in 0..3 {
-        let r = app.api.get(app.url("/p/amy-serum.gif")).send().await.unwrap();
+    // Two readers on phones, one who opened a newsletter in Gmail (its image proxy loads the
+    // pixel); then a crawler rendering the page, a preview fetcher and a tool, which get the
+    // GIF but are nobody's impression.
+    let gmail = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+    let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    for ua in [PHONE, PHONE, gmail, googlebot, "facebookexternalhit/1.1", ""] {
+        let r = app
+            .api
+            .get(app.url("/p/amy-serum.gif"))
+            .header("user-agent", ua)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "image/gif");
         assert!(r.bytes().await.unwrap().starts_with(b"GIF89a"));

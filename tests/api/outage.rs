@@ -385,7 +385,11 @@ async fn a_flood_of_pixels_takes_a_bounded_share_of_the_store() {
     app.faults.set_hung(true);
     let mut waiting = Vec::new();
     for _ in 0..20 {
-        let request = app.api.get(app.url("/p/amy-serum.gif")).send();
+        let request = app
+            .api
+            .get(app.url("/p/amy-serum.gif"))
+            .header("user-agent", crate::helpers::PHONE)
+            .send();
         waiting.push(tokio::spawn(async move { request.await.unwrap() }));
     }
     // Those past the bound come back while the store is still stuck.
@@ -413,10 +417,7 @@ async fn a_flood_of_pixels_takes_a_bounded_share_of_the_store() {
     assert_eq!(stats["totals"]["pixel_impressions"], 8, "{stats}");
     // The server and the store serve on.
     assert_eq!(app.tap("amy-serum").await.status(), 302);
-    assert_eq!(
-        app.api.get(app.url("/p/amy-serum.gif")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(app.pixel("amy-serum").await.status(), 200);
 }
 
 /// A purchase carrying the click id of a redirect answered from the spool can reach kolink

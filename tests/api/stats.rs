@@ -26,7 +26,7 @@ async fn people_a_preview_and_a_pixel(app: &TestApp) -> String {
     }
     app.tap_as("ben-1", DESKTOP).await;
     app.tap_as("ben-1", "facebookexternalhit/1.1").await;
-    assert_eq!(app.get("/p/amy-serum.gif").await.status(), 200);
+    assert_eq!(app.pixel("amy-serum").await.status(), 200);
     secret
 }
 
