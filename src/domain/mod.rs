@@ -36,11 +36,12 @@ impl Invalid {
     }
 }
 
-/// A time a client sent, if RFC 3339 can write it back: years 0000 to 9999.
+/// A time a client sent, if RFC 3339 can write it back (years 0000 to 9999), to the second
+/// like every time kolink writes.
 pub fn writable_time(field: &str, t: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, Invalid> {
-    use chrono::Datelike;
+    use chrono::{Datelike, SubsecRound};
     if (0..=9999).contains(&t.year()) {
-        Ok(t)
+        Ok(t.trunc_subsecs(0))
     } else {
         Err(Invalid::new(format!(
             "{field} must be a time between the years 0000 and 9999."

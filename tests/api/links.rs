@@ -327,6 +327,39 @@ async fn patching_a_link_updates_target_coupon_and_status(backend: Backend) {
     .await;
 }
 
+per_store!(expiry_times_are_kept_to_the_second_as_every_time_kolink_writes);
+/// Every time kolink answers is whole seconds; an expiry sent with a fraction or an offset came
+/// back as sent (`…00.123456Z`).
+async fn expiry_times_are_kept_to_the_second_as_every_time_kolink_writes(backend: Backend) {
+    let clock = ManualClock::at("2026-11-20T10:00:00Z".parse().unwrap());
+    let app = spawn_app_with_clock(backend, clock).await;
+    app.seed().await;
+    let l = app
+        .create_link(json!({"campaign": "spring-sale", "kol": "amy", "code": "amy-soon",
+                            "expires_at": "2027-01-01T00:00:00.123456Z"}))
+        .await;
+    assert_eq!(l["expires_at"], "2027-01-01T00:00:00Z");
+    let l = app
+        .patch_ok(
+            "/api/v1/links/amy-soon",
+            &json!({"expires_at": "2027-02-01T18:00:00.5+08:00"}),
+        )
+        .await;
+    assert_eq!(l["expires_at"], "2027-02-01T10:00:00Z");
+    assert_eq!(
+        app.get_ok("/api/v1/links/amy-soon").await["expires_at"],
+        "2027-02-01T10:00:00Z"
+    );
+    let s = app
+        .post_expect(
+            "/api/v1/kols/amy/shares",
+            &json!({"expires_at": "2027-03-01T00:00:00.999Z"}),
+            201,
+        )
+        .await;
+    assert_eq!(s["expires_at"], "2027-03-01T00:00:00Z");
+}
+
 per_store!(a_patch_cannot_end_a_link_by_a_mistyped_past_expiry);
 /// A past `expires_at` in a `PATCH` (2025 typed for 2027) would answer every tap of a live
 /// link `410` at once, its clicks lost; it is refused, as when minting (`status: disabled` is
