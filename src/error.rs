@@ -224,7 +224,9 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(e) => {
                 crate::telemetry::warn_limited!(error = format!("{e:#}"), "storage unavailable");
                 res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
-                "Storage is unavailable right now; retry in a moment.".to_owned()
+                // A store that stopped answering may still carry out a change it was sent
+                // (a frozen Redis does, once it wakes): a retry of it can find it done.
+                "Storage is unavailable right now; retry in a moment (a change sent just now may still be saved: a retry that answers 409 found it).".to_owned()
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");

@@ -147,3 +147,21 @@ async fn an_unavailable_store_is_503_with_retry_after() {
     assert_error(r, 503, "storage_unavailable").await;
     assert_eq!(app.api.get(app.url("/healthz")).send().await.unwrap().status(), 200);
 }
+
+/// A change sent while Redis is frozen is answered `503` once kolink stops waiting, but Redis
+/// has the command and carries it out when it wakes: a retry then finds it (`409`). The `503`
+/// says so, rather than only "retry", whose answer would otherwise read as someone else's.
+#[tokio::test]
+async fn a_change_answered_503_by_a_frozen_redis_may_still_be_saved_and_says_so() {
+    let app = spawn_app(Backend::Redis).await;
+    app.seed().await;
+    let redis = app.redis.as_ref().unwrap();
+    redis.pause();
+    let kol = json!({"id": "ben", "name": "Ben", "platform": "instagram", "followers": 800});
+    let body = assert_error(app.post("/api/v1/kols", &kol).await, 503, "storage_unavailable").await;
+    redis.resume();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("409"), "{message}");
+    assert_eq!(app.get_ok("/api/v1/kols/ben").await["name"], "Ben");
+    assert_error(app.post("/api/v1/kols", &kol).await, 409, "already_exists").await;
+}
