@@ -14,7 +14,11 @@ use crate::store::StoreError;
 use crate::telemetry::RedirectOutcome as Outcome;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/{code}/qr.{format}").route(web::get().to(qr)));
+    cfg.service(
+        web::resource("/{code}/qr.{format}")
+            .route(web::get().to(qr))
+            .route(web::head().to(qr)),
+    );
     cfg.service(
         web::resource("/{code}")
             .route(web::get().to(follow))
@@ -182,7 +186,7 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
 }
 
 /// `GET /{code}/qr.svg|png`: the QR code of the short URL with `?src=qr`, for print and
-/// screens; scans show up as `source = qr`.
+/// screens; scans show up as `source = qr`. `HEAD` answers the same headers.
 async fn qr(req: HttpRequest, state: State, path: web::Path<(String, String)>) -> HttpResponse {
     let (code, format) = path.into_inner();
     if !matches!(format.as_str(), "svg" | "png") {

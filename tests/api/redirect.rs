@@ -385,6 +385,11 @@ async fn qr_codes_hold_the_short_url_marked_as_a_scan(backend: Backend) {
     assert_eq!(s["breakdown"]["source"], json!([{"key": "qr", "clicks": 1}]));
     assert_error(app.get("/nope-nope/qr.svg").await, 404, "not_found").await;
     assert_error(app.get("/amy-serum/qr.gif").await, 404, "not_found").await;
+    // HEAD answers the same headers, as for the redirect (a link checker's way to look).
+    let head = app.api.head(app.url("/amy-serum/qr.svg")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "image/svg+xml");
+    assert!(head.bytes().await.unwrap().is_empty());
 }
 
 per_store!(a_short_link_with_a_trailing_slash_still_redirects);
