@@ -40,6 +40,12 @@ async fn put_insights(
         Some(serde_json::Value::String(d)) => day(&d)?,
         _ => return Err(ApiError::invalid("date is required, as YYYY-MM-DD.")),
     };
+    // A day is replaced whole: one sent with no number would become a day of zeros.
+    if body.is_empty() {
+        return Err(ApiError::invalid(
+            "No numbers were given: send at least one of impressions, reach, likes, comments, shares and saves (DELETE …/metrics/{date} removes a day).",
+        ));
+    }
     let insights: DayInsights = crate::error::from_json_value(serde_json::Value::Object(body))?;
     report_day(&state, &link, date, &insights).await?;
     let mut out = serde_json::to_value(insights).map_err(|e| ApiError::Internal(e.into()))?;

@@ -51,6 +51,8 @@ async fn bad_metrics_are_rejected(backend: Backend) {
         json!({"date": "2026-11-20", "impressions": -5}),
         json!({"date": "2026-11-20", "views": 5}),
         json!({"date": "2999-01-01", "impressions": 5}),
+        // No number at all: the day's numbers would become zeros (an explicit 0 is taken).
+        json!({"date": "2026-11-20"}),
     ] {
         assert_error(
             app.post("/api/v1/links/amy-serum/metrics", &body).await,
@@ -59,8 +61,14 @@ async fn bad_metrics_are_rejected(backend: Backend) {
         )
         .await;
     }
+    assert!(app.get_ok("/api/v1/links/amy-serum/metrics").await["days"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let zero = json!({"date": "2026-11-20", "impressions": 0});
+    app.post_expect("/api/v1/links/amy-serum/metrics", &zero, 200).await;
     let r = app
-        .post("/api/v1/links/nope/metrics", &json!({"date": "2026-11-20"}))
+        .post("/api/v1/links/nope/metrics", &json!({"date": "2026-11-20", "reach": 1}))
         .await;
     assert_error(r, 404, "not_found").await;
 }
