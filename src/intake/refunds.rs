@@ -1,5 +1,6 @@
 //! Refunds. A refund reverses (part of) a purchase and takes its attribution: same link,
-//! counted as refunds there. Several partial refunds may follow one purchase; one that would
+//! counted as refunds there (a refund of a purchase that was not counted, a test or one
+//! outside the window or in another currency, takes its status and is not counted either). Several partial refunds may follow one purchase; one that would
 //! take the order's refunds past the purchase amount is `over_refund` and not counted (checked
 //! and counted in one atomic store step). A refund that arrives before its purchase is
 //! `pending` until the purchase arrives, then applied.
@@ -28,20 +29,18 @@ pub(super) async fn attribution(
         chosen: None,
         currency: currency.clone(),
     };
-    // A refund of a test order is a test too, of the same link: never counted (only what is
-    // attributed counts), and not among the unattributed.
-    let (ConversionStatus::Attributed | ConversionStatus::Test, Some(link), Some(purchase_currency)) =
-        (purchase.status, purchase.link.clone(), purchase.currency.clone())
-    else {
+    let (Some(link), Some(purchase_currency)) = (purchase.link.clone(), purchase.currency.clone()) else {
         return Ok(unattributed);
     };
     let currency = currency.unwrap_or_else(|| purchase_currency.clone());
-    let status = if purchase.status == ConversionStatus::Test {
-        ConversionStatus::Test
-    } else if currency == purchase_currency {
-        ConversionStatus::Attributed
-    } else {
-        ConversionStatus::CurrencyMismatch
+    let status = match purchase.status {
+        ConversionStatus::Attributed if currency == purchase_currency => ConversionStatus::Attributed,
+        ConversionStatus::Attributed => ConversionStatus::CurrencyMismatch,
+        // A refund of a purchase that was not counted is not counted either (only what is
+        // attributed counts), and says why, on the purchase's link: a test order's refund is
+        // a test, one of a purchase outside the window or in another currency is that too.
+        s @ (ConversionStatus::Test | ConversionStatus::OutsideWindow | ConversionStatus::CurrencyMismatch) => s,
+        _ => return Ok(unattributed),
     };
     Ok(Decision {
         status,

@@ -207,12 +207,21 @@ async fn another_currency_is_stored_as_a_mismatch_and_not_summed(backend: Backen
         .await;
     assert_eq!(v["status"], "currency_mismatch");
     assert_eq!(app.link_totals("amy-serum").await["revenue"], "0.00");
+    // Its refund is not counted either, and says why, on the same link: it was stored
+    // `unattributed`, as if kolink had never seen the order.
+    let refund = json!({"order_id": "5", "event": "refund", "amount": "10", "currency": "USD", "refund_id": "r1"});
+    let v = app.webhook_ok("acme", &secret, &refund).await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("currency_mismatch"), Some("amy-serum"))
+    );
+    assert_eq!(app.link_totals("amy-serum").await["refunds"], "0.00");
     assert_eq!(
         app.get_ok("/api/v1/conversions?status=currency_mismatch").await["conversions"]
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 
@@ -242,6 +251,15 @@ async fn a_click_older_than_the_window_is_outside_window(backend: Backend) {
         .await;
     assert_eq!(v["status"], "attributed", "29 days is inside the window");
     assert_eq!(app.link_totals("amy-serum").await["conversions"], 1);
+    // A refund of the purchase outside the window is outside it too, on the same link, and
+    // not counted.
+    let refund = json!({"order_id": "1", "event": "refund", "amount": "100", "currency": "TWD", "refund_id": "r1"});
+    let v = app.webhook_ok("acme", &secret, &refund).await;
+    assert_eq!(
+        (v["status"].as_str(), v["link"].as_str()),
+        (Some("outside_window"), Some("amy-serum"))
+    );
+    assert_eq!(app.link_totals("amy-serum").await["refunds"], "0.00");
 }
 
 per_store!(bad_signatures_are_unauthorized_and_store_nothing);
