@@ -23,7 +23,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 pub fn pixel_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/p/{file}").route(web::get().to(pixel)));
+    cfg.service(
+        web::resource("/p/{file}")
+            .route(web::get().to(pixel))
+            .route(web::head().to(pixel_head)),
+    );
 }
 
 async fn put_insights(
@@ -161,15 +165,7 @@ pub const PIXELS_IN_FLIGHT: usize = 8;
 /// the reader it loads the pixel for). While `PIXELS_IN_FLIGHT` others are being counted for
 /// longer than a redirect waits for the store, `503` and nothing counted.
 async fn pixel(req: HttpRequest, state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let code = file
-        .strip_suffix(".gif")
-        .filter(|c| crate::domain::ShortCode::is_well_formed(c))
-        .ok_or_else(|| ApiError::not_found("The pixel lives at /p/<code>.gif, with a link's code."))?;
-    let link = state
-        .links
-        .get(&state.store, code)
-        .await?
-        .ok_or_else(|| ApiError::not_found("No link has this code."))?;
+    let link = pixel_link(&state, &file).await?;
     let now = state.clock.now();
     // Not counted on a Redis not yet found to be this process's store (`Spool::held`).
     let user_agent = req
@@ -188,8 +184,32 @@ async fn pixel(req: HttpRequest, state: State, file: web::Path<String>) -> Resul
             .bump_counter(link.code.as_str(), &crate::counters::pixel_field(now))
             .await?;
     }
-    Ok(HttpResponse::Ok()
+    Ok(gif())
+}
+
+/// `HEAD /p/{code}.gif`: the pixel's headers; counts nothing.
+async fn pixel_head(state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    pixel_link(&state, &file).await?;
+    Ok(gif())
+}
+
+/// The link of a pixel's file name, `<code>.gif`.
+async fn pixel_link(state: &State, file: &str) -> Result<std::sync::Arc<crate::domain::Redirect>, ApiError> {
+    let code = file
+        .strip_suffix(".gif")
+        .filter(|c| crate::domain::ShortCode::is_well_formed(c))
+        .ok_or_else(|| ApiError::not_found("The pixel lives at /p/<code>.gif, with a link's code."))?;
+    state
+        .links
+        .get(&state.store, code)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No link has this code."))
+}
+
+/// The pixel's answer.
+fn gif() -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("image/gif")
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .body(GIF))
+        .body(GIF)
 }

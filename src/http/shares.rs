@@ -29,7 +29,8 @@ pub fn page_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/s/{token}")
             .wrap(actix_web::middleware::from_fn(super::views::remember_lang))
-            .route(web::get().to(open)),
+            .route(web::get().to(open))
+            .route(web::head().to(open)),
     );
 }
 
@@ -188,7 +189,7 @@ async fn share_of(state: &State, token: &str) -> Result<Share, ApiError> {
 }
 
 /// `GET /s/{token}`: the KOL's page for people (HTML, in their language); `GET /s/{token}.json`:
-/// the same figures as JSON.
+/// the same figures as JSON. `HEAD` answers the same headers.
 async fn open(req: HttpRequest, state: State, token: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (token, json) = match token.strip_suffix(".json") {
         Some(t) => (t, true),

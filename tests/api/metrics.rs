@@ -94,10 +94,26 @@ async fn the_pixel_is_a_gif_that_counts_impressions(backend: Backend) {
         assert_eq!(r.headers()["content-type"], "image/gif");
         assert!(r.bytes().await.unwrap().starts_with(b"GIF89a"));
     }
+    // HEAD answers the GIF's headers and counts nothing.
+    let head = app
+        .api
+        .head(app.url("/p/amy-serum.gif"))
+        .header("user-agent", PHONE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (head.status().as_u16(), &head.headers()["content-type"]),
+        (200, &"image/gif".parse().unwrap())
+    );
     let t = app.link_totals("amy-serum").await;
     assert_eq!(
         (t["pixel_impressions"].as_u64(), t["impressions"].as_u64()),
         (Some(3), Some(3))
+    );
+    assert_eq!(
+        app.api.head(app.url("/p/nope-nope.gif")).send().await.unwrap().status(),
+        404
     );
     assert_error(
         app.api.get(app.url("/p/nope-nope.gif")).send().await.unwrap(),

@@ -138,11 +138,19 @@ async fn a_revoked_or_expired_share_is_gone_and_a_forged_one_unknown(backend: Ba
     let s = share(&app, "amy", json!({})).await;
     let url = s["url"].as_str().unwrap().to_owned();
     assert_eq!(open(&app, &url).await.status(), 200);
+    // HEAD of the page answers its headers, as a link checker asks.
+    let head = app.api.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let r = app
         .api
         .delete(app.url(&format!("/api/v1/shares/{}", s["id"].as_str().unwrap())));
     assert_eq!(r.bearer_auth(crate::helpers::TOKEN).send().await.unwrap().status(), 204);
     assert_error(open(&app, &url).await, 410, "link_gone").await;
+    assert_eq!(app.api.head(&url).send().await.unwrap().status(), 410);
 
     let expires = (kolink::clock::Clock::now(&*clock) + TimeDelta::hours(1)).to_rfc3339();
     let s = share(&app, "amy", json!({"campaign": "spring-sale", "expires_at": expires})).await;
