@@ -6,6 +6,9 @@
 //! secret, checked before the body is parsed. Retries of one delivery and several topics of one
 //! order (created, then paid) are the same purchase and count once.
 //!
+//! An order counts once it is paid or its payment authorized: at `orders/create` when it says
+//! so, else at `orders/paid` (a manual payment's order is created `pending`).
+//!
 //! Attribution, in order: the `kl_cid` cart attribute (`note_attributes`, set by kolink.js),
 //! `kl_cid` in the query of `landing_site`, then each `discount_codes[].code`. Amount:
 //! `total_price`; currency: `currency`. An order with `"test": true` is stored as `test`, and
@@ -84,9 +87,15 @@ struct Transaction {
 }
 
 impl Transaction {
-    /// Money given back: a refund that succeeded (or whose status is not told).
+    /// Money given back: a refund that succeeded, or is under way (`pending`: Shopify sends
+    /// `refunds/create` once, not again when it succeeds), or whose status is not told; not
+    /// one that failed (`failure`, `error`).
     fn refunded(&self) -> bool {
-        self.kind.as_deref() == Some("refund") && self.status.as_deref().is_none_or(|s| s == "success")
+        self.kind.as_deref() == Some("refund")
+            && self
+                .status
+                .as_deref()
+                .is_none_or(|s| matches!(s, "success" | "pending"))
     }
 }
 
@@ -123,7 +132,14 @@ impl ShopWebhooks for Shopify {
     fn parse(&self, shop: &Shop, d: &Delivery<'_>, now: DateTime<Utc>) -> Result<Vec<Incoming>, ApiError> {
         let topic = header(d, "topic").ok_or_else(|| ApiError::invalid("The X-Shopify-Topic header is missing."))?;
         match topic {
-            "orders/create" | "orders/paid" => Ok(vec![purchase(shop, read(d.body)?, now)?]),
+            "orders/create" => {
+                let o: Order = read(d.body)?;
+                match awaiting_payment(&o) {
+                    true => Ok(vec![]),
+                    false => Ok(vec![purchase(shop, o, now)?]),
+                }
+            }
+            "orders/paid" => Ok(vec![purchase(shop, read(d.body)?, now)?]),
             "orders/cancelled" => cancellation(shop, read(d.body)?, now),
             "refunds/create" => Ok(refund(shop, read(d.body)?, now)?.into_iter().collect()),
             other => Err(ApiError::invalid(format!(
@@ -145,6 +161,14 @@ fn money(field: &str, v: Option<&serde_json::Value>, round: Round) -> Result<Mon
 
 fn at(t: Option<DateTime<chrono::FixedOffset>>, now: DateTime<Utc>) -> DateTime<Utc> {
     t.map(|t| t.to_utc()).unwrap_or(now).min(now)
+}
+
+/// Whether an order is not paid yet (`pending`: a manual payment such as a bank transfer or
+/// cash on delivery, still to come) or never will be (`voided`, `expired`): it is not a
+/// conversion until `orders/paid`. An order whose payment is taken or authorized, or whose
+/// payload does not say, counts at its first delivery.
+fn awaiting_payment(o: &Order) -> bool {
+    matches!(o.financial_status.as_deref(), Some("pending" | "voided" | "expired"))
 }
 
 /// `kl_cid` in the query of a landing URL (often a path: `/products/x?kl_cid=…`).

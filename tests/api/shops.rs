@@ -273,6 +273,50 @@ async fn shopify_refunds_and_cancellations_take_money_back_once(backend: Backend
     assert_eq!(t["net_revenue"], "0.00");
 }
 
+per_store!(a_shopify_order_counts_once_paid_and_a_refund_under_way_takes_money_back);
+/// An order placed with a manual payment (bank transfer, cash on delivery) arrives by
+/// `orders/create` with `financial_status: pending`: it counted at once, revenue that may never
+/// come. It counts when paid (`orders/paid`, or a create that says it is paid or authorized),
+/// as a WooCommerce order does. A refund whose transaction is still `pending` (money on its way
+/// back; Shopify sends `refunds/create` once) was dropped for good; a failed one takes nothing.
+async fn a_shopify_order_counts_once_paid_and_a_refund_under_way_takes_money_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let order = with(
+        fixture("shopify-order"),
+        json!({"id": 31, "discount_codes": [{"code": "AMY10"}], "financial_status": "pending"}),
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &order, false).await).await;
+    assert_eq!(v["status"], "ok", "an unpaid order is not a conversion yet: {v}");
+    assert!(conversions(&app).await.is_empty());
+    let paid = with(order.clone(), json!({"financial_status": "paid"}));
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &paid, false).await).await;
+    assert_eq!(v["status"], "attributed");
+    // A create that says the payment is authorized counts at once.
+    let authorized = with(order, json!({"id": 32, "financial_status": "authorized"}));
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &authorized, false).await).await;
+    assert_eq!(v["status"], "attributed");
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["conversions"].as_u64(), t["revenue"].as_str()),
+        (Some(2), Some("2560.00"))
+    );
+
+    let refund = |id: u64, status: &str| {
+        with(
+            fixture("shopify-refund"),
+            json!({"id": id, "order_id": 31,
+                   "transactions": [{"kind": "refund", "status": status, "amount": "200.00", "currency": "TWD"}]}),
+        )
+    };
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund(41, "pending"), false).await).await;
+    assert_eq!(v["status"], "attributed", "{v}");
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "refunds/create", &refund(42, "failure"), false).await).await;
+    assert_eq!(v["status"], "ok", "a failed refund gives nothing back: {v}");
+    assert_eq!(app.link_totals("amy-serum").await["refunds"], "200.00");
+}
+
 per_store!(woocommerce_counts_an_order_once_when_it_is_first_paid);
 async fn woocommerce_counts_an_order_once_when_it_is_first_paid(backend: Backend) {
     let app = spawn_app(backend).await;
