@@ -672,19 +672,55 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
     // A range longer than the chart draws says so.
     let long = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale?from=1900-01-01").await;
     assert!(long.contains("The chart draws the last 400 days of them"), "{long}");
-    // Days that cannot be read, or run backwards, are a page saying so.
-    for bad in ["from=yesterday", &format!("from={later}&to={first_day}")] {
-        let r = app
-            .api
-            .get(app.url(&format!("/app/campaigns/spring-sale?{bad}&lang=zh-TW")))
-            .header("cookie", &cookie)
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
-        assert!(r.text().await.unwrap().contains("日期須寫成 YYYY-MM-DD"), "{bad}");
+    // Days that cannot be read, or run backwards, are refused as a form is: the campaign's
+    // page over every day, the reason beside the days' form, what was typed kept and the
+    // field at fault marked (it was a page of its own with no way back to the campaign).
+    for (bad, marked) in [
+        ("from=yesterday".to_owned(), vec!["from"]),
+        (format!("from={later}&to={first_day}"), vec!["from", "to"]),
+    ] {
+        for (lang, said) in [
+            ("zh-TW", "開始日期不可晚於結束日期"),
+            ("en", "the first day must not be after the last"),
+        ] {
+            let r = app
+                .api
+                .get(app.url(&format!("/app/campaigns/spring-sale?{bad}&lang={lang}")))
+                .header("cookie", &cookie)
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+            let page = r.text().await.unwrap();
+            assert!(page.contains(said), "{bad}: {page}");
+            assert!(page.contains(r#"id="why-range""#), "{bad}: {page}");
+            assert_eq!(figure(&page, "clicks"), "3", "every day's figures: {bad}");
+            for name in ["from", "to"] {
+                let input = page
+                    .split(&format!(r#"name="{name}""#))
+                    .nth(1)
+                    .and_then(|rest| rest.split('>').next())
+                    .unwrap()
+                    .to_owned();
+                assert_eq!(
+                    input.contains(r#"aria-invalid="true""#),
+                    marked.contains(&name),
+                    "{bad}: {name}: {input}"
+                );
+            }
+        }
     }
+    let backwards = signed_in_page(
+        &app,
+        &cookie,
+        &format!("/app/campaigns/spring-sale?from={later}&to={first_day}"),
+    )
+    .await;
+    assert!(
+        backwards.contains(&format!(r#"name="from" value="{later}""#)),
+        "what was typed is kept: {backwards}"
+    );
 }
 
 /// The seed, and amy's link `amy-other` of another campaign, `other` (which the campaign page's

@@ -340,6 +340,9 @@ struct CampaignView {
     /// (`&from=…&to=…`) for the page's own links.
     from: String,
     to: String,
+    /// Days asked for that could not be shown (the page is of every day): whether `from` and
+    /// `to` are at fault.
+    range_refused: Option<(bool, bool)>,
     range_query: String,
     /// The page's sort and days as a query (`sort=…&order=…&from=…`), which its forms send back
     /// so that the page they lead back to is the one they were on.
@@ -468,10 +471,18 @@ async fn campaign(
     let Some(s) = signed_in(&req, &state) else {
         return Ok(to_sign_in(&req));
     };
-    let asked = Sort::parse(q.sort.as_deref(), q.order.as_deref())
-        .and_then(|sort| Ok((sort, crate::http::stats::day_range(q.from.as_deref(), q.to.as_deref())?)));
-    let page = match asked {
-        Ok((sort, range)) => {
+    // Days that cannot be shown are refused as a form's fields are: the page of every day,
+    // with the reason beside the days' form.
+    let (range, refused) = match crate::http::stats::day_range(q.from.as_deref(), q.to.as_deref()) {
+        Ok(range) => (range, None),
+        Err(_) => (
+            Range::default(),
+            Some(RangeRefused::of(q.from.as_deref(), q.to.as_deref())),
+        ),
+    };
+    let days_refused = refused.is_some();
+    let page = match Sort::parse(q.sort.as_deref(), q.order.as_deref()) {
+        Ok(sort) => {
             let editing = q.edit.as_deref().map(|code| Editing {
                 code,
                 day: q.day.as_deref().and_then(|d| d.parse().ok()),
@@ -488,11 +499,16 @@ async fn campaign(
                     }
                 }),
             });
-            campaign_page(&req, &state, &s, &id, (sort, range), Sent::default(), editing).await
+            campaign_page(&req, &state, &s, &id, (sort, range, refused), Sent::default(), editing).await
         }
         Err(e) => Err(e),
     };
     match page {
+        Ok(page) if days_refused => {
+            let mut page = rendered(page)?;
+            *page.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+            Ok(page)
+        }
         Ok(page) => rendered(page),
         // An unknown campaign or sort is a page to a browser, in its reader's language and
         // with the way back to the campaigns (API.md's JSON to other clients).
@@ -500,9 +516,6 @@ async fn campaign(
             let lang = Lang::of(&req);
             let said = match (lang, code) {
                 (Lang::ZhTw, Code::NotFound) => format!("找不到代號為「{id}」的活動。"),
-                (Lang::ZhTw, Code::InvalidInput) if message.starts_with("from") || message.starts_with("to") => {
-                    "日期須寫成 YYYY-MM-DD，且開始日期不晚於結束日期。".to_owned()
-                }
                 (Lang::ZhTw, Code::InvalidInput) => "無法這樣排序：請點選排行榜的表頭排序。".to_owned(),
                 _ => message,
             };
@@ -517,12 +530,37 @@ async fn campaign(
     }
 }
 
+/// Days asked for that could not be shown: as typed, and which of the two is at fault.
+pub(super) struct RangeRefused {
+    from: String,
+    to: String,
+    from_invalid: bool,
+    to_invalid: bool,
+}
+
+impl RangeRefused {
+    fn of(from: Option<&str>, to: Option<&str>) -> Self {
+        let unread = |d: Option<&str>| d.is_some_and(|d| !d.is_empty() && d.parse::<chrono::NaiveDate>().is_err());
+        let (from_invalid, to_invalid) = match (unread(from), unread(to)) {
+            // Both read as days: they run backwards.
+            (false, false) => (true, true),
+            either => either,
+        };
+        Self {
+            from: from.unwrap_or_default().to_owned(),
+            to: to.unwrap_or_default().to_owned(),
+            from_invalid,
+            to_invalid,
+        }
+    }
+}
+
 async fn campaign_page(
     req: &HttpRequest,
     state: &State,
     session: &str,
     id: &str,
-    (sort, range): (Sort, Range),
+    (sort, range, days_refused): (Sort, Range, Option<RangeRefused>),
     mint: Sent<MintForm>,
     editing: Option<Editing<'_>>,
 ) -> Result<Result<String, askama::Error>, ApiError> {
@@ -773,8 +811,14 @@ async fn campaign_page(
         currency: c.currency.as_str().to_owned(),
         sort: sort.key.name(),
         order: sort.order.name(),
-        from: range.from.map(|d| d.to_string()).unwrap_or_default(),
-        to: range.to.map(|d| d.to_string()).unwrap_or_default(),
+        from: days_refused.as_ref().map_or_else(
+            || range.from.map(|d| d.to_string()).unwrap_or_default(),
+            |r| r.from.clone(),
+        ),
+        to: days_refused
+            .as_ref()
+            .map_or_else(|| range.to.map(|d| d.to_string()).unwrap_or_default(), |r| r.to.clone()),
+        range_refused: days_refused.as_ref().map(|r| (r.from_invalid, r.to_invalid)),
         view,
         range_query: [("from", range.from), ("to", range.to)]
             .iter()

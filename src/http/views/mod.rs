@@ -151,6 +151,7 @@ pub struct Texts {
     pub range_show: &'static str,
     pub range_all: &'static str,
     pub range_cost_note: &'static str,
+    pub range_refused: &'static str,
     pub links: &'static str,
     pub copy: &'static str,
     pub copied: &'static str,
@@ -314,6 +315,7 @@ pub static EN: Texts = Texts {
     range_all: "All days",
     range_cost_note:
         "Clicks, conversions and money are those of the days shown; cost and ROI count each link's whole cost.",
+    range_refused: "These days cannot be shown: give dates, and the first day must not be after the last. The figures below are of every day.",
     links: "Links",
     copy: "Copy",
     copied: "Copied",
@@ -478,6 +480,7 @@ pub static ZH_TW: Texts = Texts {
     range_show: "顯示",
     range_all: "全部日期",
     range_cost_note: "點擊、轉換與金額為所選日期內的數字；成本與投資報酬率以每條連結的全部成本計算。",
+    range_refused: "無法顯示這段日期：請填日期，且開始日期不可晚於結束日期。以下為全部日期的數字。",
     links: "連結",
     copy: "複製",
     copied: "已複製",

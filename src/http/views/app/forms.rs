@@ -355,7 +355,15 @@ pub(super) async fn mint(
             form_error(
                 &req,
                 e,
-                campaign_page(&req, &state, &s, &id, (Sort::default(), Range::default()), sent, None),
+                campaign_page(
+                    &req,
+                    &state,
+                    &s,
+                    &id,
+                    (Sort::default(), Range::default(), None),
+                    sent,
+                    None,
+                ),
             )
             .await
         }
@@ -608,7 +616,16 @@ async fn card_page(
         refused: Some(refused),
         did: None,
     };
-    campaign_page(req, state, session, id, (sort, range), Sent::default(), Some(editing)).await
+    campaign_page(
+        req,
+        state,
+        session,
+        id,
+        (sort, range, None),
+        Sent::default(),
+        Some(editing),
+    )
+    .await
 }
 
 /// Only a link of the page's campaign is changed from its page.
