@@ -1246,19 +1246,41 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
         !campaign.contains(&format!(r#"data-share="{share_id}""#)),
         "ended: {campaign}"
     );
-    // Only a share of this campaign is ended from its page.
-    let other = app.post_expect("/api/v1/kols/amy/shares", &json!({}), 201).await;
+    // A page of all of amy's campaigns (the API's share without a campaign) shows this one's
+    // figures too: it is listed here, said to cover all her campaigns, and ended from here (it
+    // was on no page of the dashboard).
+    let all = app.post_expect("/api/v1/kols/amy/shares", &json!({}), 201).await;
+    let all_id = all["id"].as_str().unwrap();
+    let campaign = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
+    let row = campaign
+        .split(&format!(r#"data-share="{all_id}""#))
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("listed: {campaign}"));
+    assert!(row.contains("All their campaigns"), "{row}");
+    let end = |id: String| {
+        let (app, cookie, csrf) = (&app, &cookie, &csrf);
+        async move {
+            app.api
+                .post(app.url(&format!("/app/campaigns/spring-sale/shares/{id}/revoke")))
+                .header("cookie", cookie)
+                .header("accept", "text/html")
+                .form(&[("csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(end(all_id.to_owned()).await.status(), StatusCode::SEE_OTHER);
+    let gone = all["url"].as_str().unwrap();
+    assert_eq!(app.api.get(format!("{gone}.json")).send().await.unwrap().status(), 410);
+    // A page of a KOL with no link in this campaign is not this page's to end.
+    app.create_kol("cat", 900).await;
+    let other = app.post_expect("/api/v1/kols/cat/shares", &json!({}), 201).await;
     let other_id = other["id"].as_str().unwrap();
-    let refused = app
-        .api
-        .post(app.url(&format!("/app/campaigns/spring-sale/shares/{other_id}/revoke")))
-        .header("cookie", &cookie)
-        .header("accept", "text/html")
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let campaign = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
+    assert!(!campaign.contains(&format!(r#"data-share="{other_id}""#)), "{campaign}");
+    assert_eq!(end(other_id.to_owned()).await.status(), StatusCode::NOT_FOUND);
     let still = other["url"].as_str().unwrap();
     assert_eq!(app.api.get(format!("{still}.json")).send().await.unwrap().status(), 200);
     assert!(

@@ -266,6 +266,9 @@ struct BreakdownCard {
 struct SharedRow {
     id: String,
     kol: String,
+    /// It covers every campaign of the KOL, this one among them (the API's share without a
+    /// campaign).
+    every_campaign: bool,
     since: String,
     /// When it ends by itself; empty when it does not.
     until: String,
@@ -659,16 +662,25 @@ async fn campaign_page(
         .map(|k| (k.id.to_string(), k.name))
         .collect();
     let now = state.clock.now();
-    // The KOLs' pages of this campaign that are open (of the first 500 shares).
+    // The KOLs' pages that show this campaign and are open (of the first 500 shares): its
+    // own, and those of every campaign of a KOL with a link in it.
+    let here: std::collections::HashSet<&str> = r.kols.iter().map(|k| k.key.kol.as_str()).collect();
     let shared = state
         .store()
         .list::<crate::domain::Share>(None, 500)
         .await?
         .items
         .into_iter()
-        .filter(|s| s.campaign.as_ref().is_some_and(|c| c.as_str() == id) && s.is_open(now))
+        .filter(|s| {
+            s.is_open(now)
+                && match &s.campaign {
+                    Some(c) => c.as_str() == id,
+                    None => here.contains(s.kol.as_str()),
+                }
+        })
         .map(|s| SharedRow {
             kol: name_of(s.kol.as_str()),
+            every_campaign: s.campaign.is_none(),
             since: s.created_at.format("%Y-%m-%d %H:%M").to_string(),
             until: s
                 .expires_at

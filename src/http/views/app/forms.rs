@@ -400,15 +400,7 @@ pub(super) async fn share(
     let back = format!("/app/campaigns/{id}?lang={}", lang.tag());
     let made = async {
         // Only a KOL this campaign has a link for: their page of it would be empty otherwise.
-        let filter = crate::lookup::LinkFilter {
-            campaign: Some(id.to_string()),
-            kol: Some(form.kol.clone()),
-        };
-        if crate::lookup::links(state.store(), &filter, None, 1)
-            .await?
-            .items
-            .is_empty()
-        {
+        if !has_link_in(&state, &id, &form.kol).await? {
             return Err(ApiError::not_found(match lang {
                 Lang::ZhTw => format!("這個活動沒有 KOL「{}」的連結。", form.kol),
                 Lang::En => format!("This campaign has no link of KOL '{}'.", form.kol),
@@ -468,10 +460,18 @@ pub(super) async fn revoke(
     let lang = Lang::of(&req);
     let back = format!("{}#shares", page_of(&id, form.view.as_deref(), lang));
     let ended = async {
-        // Only a share of this page's campaign.
-        match crate::store::RecordsExt::get::<crate::domain::Share>(state.store(), &share).await? {
-            Some(s) if s.campaign.as_ref().is_some_and(|c| c.as_str() == id) => {}
-            _ => {
+        // Only a share the page lists: of its campaign, or of every campaign of a KOL with a
+        // link in it.
+        let listed = match crate::store::RecordsExt::get::<crate::domain::Share>(state.store(), &share).await? {
+            Some(s) => match &s.campaign {
+                Some(c) => c.as_str() == id,
+                None => has_link_in(&state, &id, s.kol.as_str()).await?,
+            },
+            None => false,
+        };
+        match listed {
+            true => {}
+            false => {
                 return Err(ApiError::not_found(format!(
                     "No page of this campaign has id '{share}'."
                 )))
@@ -483,6 +483,18 @@ pub(super) async fn revoke(
         Ok(()) => see_other(&back),
         Err(e) => refused_with_way_back(&req, e, Typed::default(), &back),
     }
+}
+
+/// Whether campaign `id` has a link of KOL `kol`.
+async fn has_link_in(state: &State, id: &str, kol: &str) -> Result<bool, ApiError> {
+    let filter = crate::lookup::LinkFilter {
+        campaign: Some(id.to_owned()),
+        kol: Some(kol.to_owned()),
+    };
+    Ok(!crate::lookup::links(state.store(), &filter, None, 1)
+        .await?
+        .items
+        .is_empty())
 }
 
 /// A card's or a share's refusal: a page saying why in the reader's language (`typed` as
