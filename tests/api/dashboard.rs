@@ -1469,6 +1469,9 @@ async fn conversions_no_campaign_claimed_are_listed_with_their_audit(backend: Ba
     let found =
         json!({"order_id": "FOUND-1", "event": "purchase", "amount": "10", "currency": "TWD", "coupon": "AMY10"});
     app.webhook_ok("acme", &secret, &found).await;
+    // One that names nothing to attribute it by: its audit says so (the cell was empty).
+    let bare = json!({"order_id": "BARE-1", "event": "purchase", "amount": "12", "currency": "TWD"});
+    app.webhook_ok("acme", &secret, &bare).await;
     // A refund waiting for its purchase is not unclaimed (yet).
     let early = json!({"order_id": "LATER-1", "event": "refund", "amount": "5", "currency": "TWD", "refund_id": "r1"});
     assert_eq!(app.webhook_ok("acme", &secret, &early).await["status"], "pending");
@@ -1492,6 +1495,9 @@ async fn conversions_no_campaign_claimed_are_listed_with_their_audit(backend: Ba
         "{table}"
     );
     assert!(table.contains("coupon NOPE → no link"), "its audit: {table}");
+    let bare = &table[table.find("BARE-1").expect("listed")..];
+    let bare = &bare[..bare.find("</tr>").unwrap()];
+    assert!(bare.contains("No click id, coupon or link code was sent"), "{bare}");
     assert!(
         !table.contains("FOUND-1"),
         "a claimed conversion is on its campaign's page"
@@ -1502,6 +1508,7 @@ async fn conversions_no_campaign_claimed_are_listed_with_their_audit(backend: Ba
         zh.contains("未歸屬任何活動的轉換") && zh.contains("<td>未歸因</td>"),
         "{zh}"
     );
+    assert!(zh.contains("未附點擊編號、折扣碼或連結代碼"), "{zh}");
 }
 
 per_store!(a_campaign_without_links_says_so_in_each_part_of_its_page);

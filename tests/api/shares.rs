@@ -52,6 +52,15 @@ async fn a_kol_sees_their_own_links_and_figures_and_nothing_else(backend: Backen
     assert!(html.contains(r#"Coupon <b class="coupon">AMY10</b>"#), "{html}");
     // Its chart is drawn for a phone's width, so its text is not shrunk to a few pixels there.
     assert!(html.contains(r#"viewBox="0 0 380 "#), "{html}");
+    // On a narrow screen the short URL breaks before its code, never inside it (the KOL reads
+    // it out or types it: "…/a" over "my-serum" was read as "my-serum").
+    assert!(
+        html.contains(&format!(
+            r#"<span>{}/</span><wbr><span class="code">amy-serum</span>"#,
+            app.url("")
+        )),
+        "{html}"
+    );
     // The figures equal the analyst's.
     let totals = app.link_totals("amy-serum").await;
     for f in ["clicks", "unique_clicks", "conversions", "ctr", "conversion_rate"] {

@@ -392,19 +392,22 @@ fn conversion_row(t: &Texts, cv: &Conversion, by: String) -> ConversionRow {
                 .unwrap_or_default();
             format!("{sign}{}{currency}", amount(a))
         }),
-        audit: cv
-            .audit
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} {} → {}",
-                    audit_source(t, &a.source),
-                    a.value,
-                    audit_result(t, a.result)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" · "),
+        audit: match cv.audit.is_empty() {
+            true => t.audit_none.to_owned(),
+            false => cv
+                .audit
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {} → {}",
+                        audit_source(t, &a.source),
+                        a.value,
+                        audit_result(t, a.result)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+        },
     }
 }
 

@@ -298,6 +298,8 @@ pub struct Texts {
     /// A candidate's result: chosen, lower priority, no link, a bot's click, after the
     /// conversion, outside the window.
     pub audit_results: [&'static str; 6],
+    /// The audit of a conversion that named nothing to attribute it by.
+    pub audit_none: &'static str,
 }
 
 pub static EN: Texts = Texts {
@@ -467,6 +469,7 @@ pub static EN: Texts = Texts {
         "after the conversion",
         "outside the window",
     ],
+    audit_none: "No click id, coupon or link code was sent",
 };
 
 pub static ZH_TW: Texts = Texts {
@@ -635,6 +638,7 @@ pub static ZH_TW: Texts = Texts {
         "點擊晚於轉換",
         "超出歸因期間",
     ],
+    audit_none: "未附點擊編號、折扣碼或連結代碼",
 };
 
 /// A count with thousands separators.
