@@ -105,6 +105,7 @@ async fn campaign_report(
         range: q.range()?,
         sort: q.sort()?,
         interval,
+        per_link: false,
     };
     report::campaign(
         state.store(),

@@ -90,6 +90,10 @@ pub struct CampaignReport {
     pub series: Vec<PagePoint>,
     /// Human clicks of all the campaign's links by dimension (and previews by app).
     pub breakdown: Breakdown,
+    /// Each link's totals by its code, when asked for (`CampaignAsk::per_link`); not in the
+    /// JSON.
+    #[serde(skip)]
+    pub per_link: HashMap<String, Totals>,
 }
 
 #[derive(Debug, Serialize)]
@@ -392,6 +396,8 @@ pub struct CampaignAsk {
     pub range: Range,
     pub sort: Sort,
     pub interval: Interval,
+    /// Each link's totals too (`CampaignReport::per_link`): the dashboard's link cards.
+    pub per_link: bool,
 }
 
 /// The first and last day that a link's counts or insights name.
@@ -421,7 +427,12 @@ pub async fn campaign(
     ask: CampaignAsk,
     hourly_retention_days: u32,
 ) -> Result<CampaignReport, ApiError> {
-    let CampaignAsk { range, sort, interval } = ask;
+    let CampaignAsk {
+        range,
+        sort,
+        interval,
+        per_link,
+    } = ask;
     let today = clock.now().date_naive();
     let to = range.to.unwrap_or(today);
     let from = match interval {
@@ -466,7 +477,11 @@ pub async fn campaign(
             .await
             .map_err(ApiError::from)
     };
+    let mut link_totals = HashMap::new();
     let counting = each_counts(store, arriving, &goals, range, hourly, hours_kept_from, |l, c| {
+        if per_link {
+            link_totals.insert(l.code.to_string(), c.counts.totals());
+        }
         total.add(&c.counts);
         match interval {
             Interval::Day => add_daily(&mut sums, &c.tally, campaign.goal_event, from),
@@ -526,6 +541,7 @@ pub async fn campaign(
         tiers: tier_rows,
         series: page_points(&sums, from, interval),
         breakdown: breakdown.finish(),
+        per_link: link_totals,
     })
 }
 

@@ -618,6 +618,14 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
     };
     let all = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert_eq!(figure(&all, "clicks"), "3");
+    // Each link's card has its own figures, of the days shown (an analyst could not tell a
+    // KOL's reel from her story on the dashboard).
+    let card = |page: &str| -> String {
+        let at = page.find(r#"id="link-amy-serum""#).expect("the card");
+        let card = &page[at..];
+        card[..card.find("<form").unwrap()].to_owned()
+    };
+    assert!(card(&all).contains("Clicks <b>3</b>"), "{}", card(&all));
     let path = format!("/app/campaigns/spring-sale?from={later}&to={later}&sort=clicks");
     let ranged = signed_in_page(&app, &cookie, &path).await;
     let api = app
@@ -625,6 +633,7 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
         .await;
     assert_eq!(api["totals"]["clicks"], 2);
     assert_eq!(figure(&ranged, "clicks"), "2", "{ranged}");
+    assert!(card(&ranged).contains("Clicks <b>2</b>"), "{}", card(&ranged));
     assert!(
         ranged.contains(&format!(r#"<input type="date" name="from" value="{later}">"#)),
         "{ranged}"

@@ -303,6 +303,8 @@ struct LinkCard {
     cost: String,
     short_url: String,
     qr_svg: String,
+    /// Its own figures, of the days shown.
+    fig: Fig,
 }
 
 /// A list of conversions: its table's id and name, the title of its `by` column and what it
@@ -581,6 +583,7 @@ async fn campaign_page(
             range,
             sort,
             interval: crate::stats::Interval::Day,
+            per_link: true,
         },
         state.settings.hourly_retention_days,
     )
@@ -789,6 +792,11 @@ async fn campaign_page(
                 cost: amount(l.cost),
                 qr_svg: format!("{short_url}/qr.svg"),
                 short_url,
+                // A link minted while the report was read has none yet: nothing counted.
+                fig: r
+                    .per_link
+                    .get(l.code.as_str())
+                    .map_or_else(|| Fig::of(&crate::stats::Counts::default().totals()), Fig::of),
             }
         })
         .collect();
