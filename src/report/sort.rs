@@ -28,6 +28,11 @@ pub enum SortKey {
     Aov,
     Engagements,
     EngagementRate,
+    Reach,
+    PixelImpressions,
+    BotClicks,
+    Previews,
+    SuspiciousClicks,
 }
 
 /// A figure's value, compared within its kind: counts and money exactly, rates as numbers.
@@ -39,7 +44,9 @@ pub enum Figure {
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 18] = [
+    /// Every figure of `Totals` but the events by name, in the order the dashboard's columns
+    /// show them.
+    pub const ALL: [SortKey; 23] = [
         SortKey::Roi,
         SortKey::Roas,
         SortKey::Clicks,
@@ -58,6 +65,11 @@ impl SortKey {
         SortKey::Aov,
         SortKey::Engagements,
         SortKey::EngagementRate,
+        SortKey::Reach,
+        SortKey::PixelImpressions,
+        SortKey::BotClicks,
+        SortKey::Previews,
+        SortKey::SuspiciousClicks,
     ];
 
     /// The name of the figure in `totals`, and in `?sort=`.
@@ -82,6 +94,11 @@ impl SortKey {
             Aov => "aov",
             Engagements => "engagements",
             EngagementRate => "engagement_rate",
+            Reach => "reach",
+            PixelImpressions => "pixel_impressions",
+            BotClicks => "bot_clicks",
+            Previews => "previews",
+            SuspiciousClicks => "suspicious_clicks",
         }
     }
 
@@ -116,6 +133,11 @@ impl SortKey {
             Aov => money(t.aov),
             Engagements => Some(Figure::Count(t.engagements)),
             EngagementRate => rate(t.engagement_rate),
+            Reach => Some(Figure::Count(t.reach)),
+            PixelImpressions => Some(Figure::Count(t.pixel_impressions)),
+            BotClicks => Some(Figure::Count(t.bot_clicks)),
+            Previews => Some(Figure::Count(t.previews)),
+            SuspiciousClicks => Some(Figure::Count(t.suspicious_clicks)),
         }
     }
 

@@ -100,6 +100,21 @@ async fn campaign_stats_have_a_row_per_kol_and_per_tier_sorted_by_roi(backend: B
     );
     assert_eq!(worst["tiers"][0]["tier"], "micro");
     assert_eq!(worst["order"], "asc");
+    // Every count of the totals sorts too: the KOL whose link the bots fetch leads by bot
+    // clicks (a leaderboard "sortable by every figure" could not show them).
+    app.tap_as("ben-1", "facebookexternalhit/1.1").await;
+    let by_bots = app.get_ok("/api/v1/campaigns/spring-sale/stats?sort=bot_clicks").await;
+    assert_eq!(
+        (
+            by_bots["kols"][0]["kol"].as_str(),
+            by_bots["kols"][0]["bot_clicks"].as_u64()
+        ),
+        (Some("ben"), Some(1))
+    );
+    for figure in ["reach", "pixel_impressions", "previews", "suspicious_clicks"] {
+        app.get_ok(&format!("/api/v1/campaigns/spring-sale/stats?sort={figure}"))
+            .await;
+    }
     let csv = app
         .get_csv("/api/v1/campaigns/spring-sale/report.csv?sort=roi&order=asc")
         .await

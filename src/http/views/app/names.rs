@@ -25,6 +25,11 @@ pub(super) fn label(t: &Texts, k: SortKey) -> &'static str {
         SortKey::Aov => t.aov,
         SortKey::Engagements => t.engagements,
         SortKey::EngagementRate => t.engagement_rate,
+        SortKey::Reach => t.reach,
+        SortKey::PixelImpressions => t.pixel_impressions,
+        SortKey::BotClicks => t.bot_clicks,
+        SortKey::Previews => t.previews,
+        SortKey::SuspiciousClicks => t.suspicious_clicks,
     }
 }
 
