@@ -106,11 +106,20 @@ pub fn is_bot(user_agent: &str) -> bool {
 /// so stand for that reader, though crawler lists name them (Gmail's, Yahoo Mail's).
 const MAIL_IMAGE_PROXIES: [&str; 2] = ["GoogleImageProxy", "YahooMailProxy"];
 
+/// Mail apps whose user agents crawler lists take for tools: Outlook's and Yahoo Mail's apps
+/// (`Outlook-Android/2.0`, `Outlook-iOS/…`, `YahooMobile/1.0 …`).
+const MAIL_APPS: [&str; 2] = ["Outlook-", "YahooMobile"];
+
 /// Whether a pixel loaded by `user_agent` is a person's impression: a person's browser or mail
-/// app, or a mail service's image proxy loading it for a reader; never a crawler rendering a
-/// page, a preview fetcher or a tool.
+/// app, or a mail service's image proxy loading it for a reader (Apple Mail's, which loads a
+/// mail's images when it arrives, says only `Mozilla/5.0`); never a crawler rendering a page,
+/// a preview fetcher or a tool.
 pub fn pixel_counts(user_agent: &str) -> bool {
-    !agent(user_agent).bot || MAIL_IMAGE_PROXIES.iter().any(|p| user_agent.contains(p))
+    let ua = user_agent.trim();
+    !agent(ua).bot
+        || ua == "Mozilla/5.0"
+        || MAIL_IMAGE_PROXIES.iter().any(|p| ua.contains(p))
+        || MAIL_APPS.iter().any(|p| ua.starts_with(p))
 }
 
 /// Classifying runs a large regex set; the same agents come back again and again (one app
@@ -395,6 +404,14 @@ mod tests {
             ),
             (
                 "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
+                true,
+            ),
+            // Apple Mail's privacy proxy, Outlook's and Yahoo Mail's apps.
+            ("Mozilla/5.0", true),
+            ("Outlook-Android/2.0", true),
+            ("Outlook-iOS/723.4027091.prod.iphone (4.41.0)", true),
+            (
+                "YahooMobile/1.0 (mail; 7.0.0); (Linux; U; Android 12; SM-G991B Build/SP1A.210812.016);",
                 true,
             ),
             (

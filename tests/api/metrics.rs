@@ -78,11 +78,20 @@ async fn the_pixel_is_a_gif_that_counts_impressions(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed().await;
     // Two readers on phones, one who opened a newsletter in Gmail (its image proxy loads the
-    // pixel); then a crawler rendering the page, a preview fetcher and a tool, which get the
+    // pixel), one in Apple Mail; then a crawler rendering the page, a preview fetcher and a tool, which get the
     // GIF but are nobody's impression.
     let gmail = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
     let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
-    for ua in [PHONE, PHONE, gmail, googlebot, "facebookexternalhit/1.1", ""] {
+    // Apple Mail's privacy proxy says only "Mozilla/5.0".
+    for ua in [
+        PHONE,
+        PHONE,
+        gmail,
+        "Mozilla/5.0",
+        googlebot,
+        "facebookexternalhit/1.1",
+        "",
+    ] {
         let r = app
             .api
             .get(app.url("/p/amy-serum.gif"))
@@ -109,7 +118,7 @@ async fn the_pixel_is_a_gif_that_counts_impressions(backend: Backend) {
     let t = app.link_totals("amy-serum").await;
     assert_eq!(
         (t["pixel_impressions"].as_u64(), t["impressions"].as_u64()),
-        (Some(3), Some(3))
+        (Some(4), Some(4))
     );
     assert_eq!(
         app.api.head(app.url("/p/nope-nope.gif")).send().await.unwrap().status(),
