@@ -25,7 +25,8 @@ struct StatsQuery {
     order: Option<String>,
 }
 
-fn parse_day(field: &str, s: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
+/// A day of a query (`YYYY-MM-DD`); none when left out or empty.
+pub(crate) fn parse_day(field: &str, s: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
     s.filter(|s| !s.is_empty())
         .map(|s| {
             NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -145,12 +146,9 @@ async fn kol_stats(
     id: web::Path<String>,
     q: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    // A KOL's stats have no series: an hourly one is refused rather than left out unsaid.
-    if q.interval()? == Interval::Hour {
-        return Err(ApiError::invalid(
-            "interval: a KOL's stats have no series; a link's or a campaign's stats give one by the hour.",
-        ));
-    }
+    // A KOL's stats have no series: an interval is only checked to be one (a query shared
+    // with a campaign's stats may carry it).
+    q.interval()?;
     Ok(HttpResponse::Ok().json(
         report::kol(
             state.store(),

@@ -85,8 +85,8 @@ pub struct CampaignReport {
     pub totals: Totals,
     pub kols: Vec<Row<KolKey>>,
     pub tiers: Vec<Row<TierKey>>,
-    /// Daily clicks and conversions of all the campaign's links: over the range asked for, or
-    /// else its last 30 days.
+    /// Daily (or hourly) clicks and conversions of all the campaign's links: over the range
+    /// asked for, or else its last 30 days (by the hour, yesterday and today).
     pub series: Vec<PagePoint>,
     /// Human clicks of all the campaign's links by dimension (and previews by app).
     pub breakdown: Breakdown,
@@ -433,7 +433,9 @@ pub async fn campaign(
         interval,
         per_link,
     } = ask;
+    let campaign = lookup::campaign(store, id).await?;
     let today = clock.now().date_naive();
+    let hours_kept_from = crate::hours::first_kept_day(today, hourly_retention_days);
     let to = range.to.unwrap_or(today);
     let from = match interval {
         Interval::Day => range
@@ -441,9 +443,15 @@ pub async fn campaign(
             .unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to))
             .max(to.checked_sub_days(Days::new(399)).unwrap_or(to)),
         Interval::Hour => {
-            let from = range
-                .from
-                .unwrap_or_else(|| to.checked_sub_days(Days::new(1)).unwrap_or(to));
+            // The day before `to` and `to`; without `to`, yesterday and what of it keeps its
+            // hours (all of today does).
+            let from = range.from.unwrap_or_else(|| {
+                let before = to.checked_sub_days(Days::new(1)).unwrap_or(to);
+                match (range.to, hours_kept_from) {
+                    (None, Some(kept)) => before.max(kept),
+                    _ => before,
+                }
+            });
             if from
                 .checked_add_days(Days::new(HOURLY_SERIES_DAYS))
                 .is_some_and(|limit| to >= limit)
@@ -455,7 +463,6 @@ pub async fn campaign(
         }
     };
     let hourly = interval == Interval::Hour;
-    let campaign = lookup::campaign(store, id).await?;
     let filter = LinkFilter {
         campaign: Some(campaign.id.to_string()),
         kol: None,
@@ -465,7 +472,6 @@ pub async fn campaign(
     let mut breakdown = BreakdownSums::new(range);
     let mut per_kol: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
     let mut total = Counts::default();
-    let hours_kept_from = crate::hours::first_kept_day(today, hourly_retention_days);
     // The campaign's links are counted as their pages arrive: its goal is all a count needs.
     let (pages, arriving) = mpsc::unbounded_channel();
     // The sender goes with the closure once the list is read: the count's end.

@@ -686,6 +686,8 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
     // field at fault marked (it was a page of its own with no way back to the campaign).
     for (bad, marked) in [
         ("from=yesterday".to_owned(), vec!["from"]),
+        // A day with a space after it is not read as a day: that field is the one marked.
+        ("from=2026-01-05%20".to_owned(), vec!["from"]),
         (format!("from={later}&to={first_day}"), vec!["from", "to"]),
     ] {
         for (lang, said) in [

@@ -114,6 +114,29 @@ async fn hours_past_their_retention_are_pruned_and_their_days_stay_whole(backend
     assert_eq!(refunded["totals"]["net_revenue"], "1000.00");
 }
 
+per_store!(a_campaigns_hourly_chart_without_a_range_keeps_to_the_hours_kept);
+/// A campaign's hourly chart without a range covers yesterday and today, or only today when
+/// only today keeps its hours (`hourly_retention_days = 1`): it was refused there, every time.
+/// The campaign is looked up first: an unknown one is 404 whatever its range.
+async fn a_campaigns_hourly_chart_without_a_range_keeps_to_the_hours_kept(backend: Backend) {
+    let clock = ManualClock::at(at("2026-08-01T10:00:00Z"));
+    let app = spawn_app_keeping_hours(backend, clock.clone(), 1).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    let s = app.get_ok("/api/v1/campaigns/spring-sale/stats?interval=hour").await;
+    let series = s["series"].as_array().unwrap();
+    assert_eq!(series.len(), 24, "{s}");
+    assert_eq!(series[10]["clicks"], 1);
+    let r = app
+        .get("/api/v1/campaigns/spring-sale/stats?interval=hour&from=2026-07-01&to=2026-07-02")
+        .await;
+    assert_error(r, 400, "hours_not_kept").await;
+    let r = app
+        .get("/api/v1/campaigns/nope/stats?interval=hour&from=2026-01-01&to=2026-08-01")
+        .await;
+    assert_error(r, 404, "not_found").await;
+}
+
 per_store!(an_hourly_series_of_an_open_range_reaching_past_the_kept_hours_is_refused);
 /// Without `from`, an hourly series starts on the link's first day with data: when that day's
 /// hours are gone, the answer says from which day they are kept.

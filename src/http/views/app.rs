@@ -548,7 +548,7 @@ pub(super) struct RangeRefused {
 
 impl RangeRefused {
     fn of(from: Option<&str>, to: Option<&str>) -> Self {
-        let unread = |d: Option<&str>| d.is_some_and(|d| !d.is_empty() && d.parse::<chrono::NaiveDate>().is_err());
+        let unread = |d: Option<&str>| crate::http::stats::parse_day("", d).is_err();
         let (from_invalid, to_invalid) = match (unread(from), unread(to)) {
             // Both read as days: they run backwards.
             (false, false) => (true, true),
