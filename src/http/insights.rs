@@ -168,11 +168,7 @@ async fn pixel(req: HttpRequest, state: State, file: web::Path<String>) -> Resul
     let link = pixel_link(&state, &file).await?;
     let now = state.clock.now();
     // Not counted on a Redis not yet found to be this process's store (`Spool::held`).
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
-        .unwrap_or_default();
+    let user_agent = super::redirect::user_agent(&req);
     if link.is_live(now) && !state.spool.held() && crate::classify::pixel_counts(&user_agent) {
         let Ok(Ok(_turn)) = tokio::time::timeout(crate::clicks::STORE_DEADLINE, state.pixels.acquire()).await else {
             return Err(ApiError::Unavailable(anyhow::anyhow!(

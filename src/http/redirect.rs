@@ -124,15 +124,7 @@ async fn follow(req: HttpRequest, state: State, code: web::Path<String>) -> Http
     };
     let headers = req.headers();
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    // A user agent with bytes outside ASCII is read lossily, never dropped. Checked whole
-    // first: `from_utf8` reads ASCII a word at a time, the lossy reader a byte at a time.
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .map(|v| match std::str::from_utf8(v.as_bytes()) {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(v.as_bytes()),
-        })
-        .unwrap_or_default();
+    let user_agent = user_agent(&req);
     let ip = client_ip(&req, &state);
     let source = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "src")
@@ -223,6 +215,19 @@ async fn qr(req: HttpRequest, state: State, path: web::Path<(String, String)>) -
             )
         }
     }
+}
+
+/// The request's user agent. One with bytes outside ASCII is read lossily, never dropped.
+/// Checked whole first: `from_utf8` reads ASCII a word at a time, the lossy reader a byte at a
+/// time.
+pub(super) fn user_agent(req: &HttpRequest) -> std::borrow::Cow<'_, str> {
+    req.headers()
+        .get(header::USER_AGENT)
+        .map(|v| match std::str::from_utf8(v.as_bytes()) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()),
+        })
+        .unwrap_or_default()
 }
 
 /// The client address: the peer, or the address the trusted proxies wrote into their header.

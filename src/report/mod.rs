@@ -357,15 +357,7 @@ pub async fn link(
         Interval::Day => 400,
         Interval::Hour => HOURLY_SERIES_DAYS,
     };
-    if from
-        .checked_add_days(Days::new(max_days))
-        .is_some_and(|limit| to >= limit)
-    {
-        return Err(too_long(interval, max_days));
-    }
-    if interval == Interval::Hour {
-        crate::hours::check_hourly(from, today, hourly_retention_days)?;
-    }
+    check_series(from, to, interval, max_days, today, hourly_retention_days)?;
     Ok(LinkReport {
         code: link.code.to_string(),
         campaign: link.campaign.to_string(),
@@ -381,12 +373,29 @@ pub async fn link(
 /// An hourly series spans at most this many days.
 const HOURLY_SERIES_DAYS: u64 = 31;
 
-/// The answer to a series longer than `max_days`.
-fn too_long(interval: Interval, max_days: u64) -> ApiError {
-    ApiError::invalid(format!(
-        "A {} series spans at most {max_days} days: narrow from and to.",
-        if interval == Interval::Day { "daily" } else { "hourly" }
-    ))
+/// Refuses a series from `from` to `to` longer than `max_days`, or hourly before the hours
+/// kept (`crate::hours`).
+fn check_series(
+    from: NaiveDate,
+    to: NaiveDate,
+    interval: Interval,
+    max_days: u64,
+    today: NaiveDate,
+    hourly_retention_days: u32,
+) -> Result<(), ApiError> {
+    if from
+        .checked_add_days(Days::new(max_days))
+        .is_some_and(|limit| to >= limit)
+    {
+        return Err(ApiError::invalid(format!(
+            "A {} series spans at most {max_days} days: narrow from and to.",
+            if interval == Interval::Day { "daily" } else { "hourly" }
+        )));
+    }
+    if interval == Interval::Hour {
+        crate::hours::check_hourly(from, today, hourly_retention_days)?;
+    }
+    Ok(())
 }
 
 /// What a campaign's report is asked for: its range, the order of its rows, and its series'
@@ -452,13 +461,7 @@ pub async fn campaign(
                     _ => before,
                 }
             });
-            if from
-                .checked_add_days(Days::new(HOURLY_SERIES_DAYS))
-                .is_some_and(|limit| to >= limit)
-            {
-                return Err(too_long(interval, HOURLY_SERIES_DAYS));
-            }
-            crate::hours::check_hourly(from, today, hourly_retention_days)?;
+            check_series(from, to, interval, HOURLY_SERIES_DAYS, today, hourly_retention_days)?;
             from
         }
     };

@@ -469,13 +469,10 @@ pub(super) async fn revoke(
             },
             None => false,
         };
-        match listed {
-            true => {}
-            false => {
-                return Err(ApiError::not_found(format!(
-                    "No page of this campaign has id '{share}'."
-                )))
-            }
+        if !listed {
+            return Err(ApiError::not_found(format!(
+                "No page of this campaign has id '{share}'."
+            )));
         }
         crate::http::shares::end_share(&state, &share).await
     };
