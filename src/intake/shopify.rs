@@ -132,15 +132,25 @@ impl ShopWebhooks for Shopify {
     fn parse(&self, shop: &Shop, d: &Delivery<'_>, now: DateTime<Utc>) -> Result<Vec<Incoming>, ApiError> {
         let topic = header(d, "topic").ok_or_else(|| ApiError::invalid("The X-Shopify-Topic header is missing."))?;
         match topic {
-            "orders/create" => {
+            // The signature covers the body and not the topic header, so each topic's body
+            // must say what the topic does: a signed unpaid order sent again as `orders/paid`
+            // is still unpaid, and a body without `cancelled_at` cancels nothing.
+            "orders/create" | "orders/paid" => {
                 let o: Order = read(d.body)?;
                 match awaiting_payment(&o) {
                     true => Ok(vec![]),
                     false => Ok(vec![purchase(shop, o, now)?]),
                 }
             }
-            "orders/paid" => Ok(vec![purchase(shop, read(d.body)?, now)?]),
-            "orders/cancelled" => cancellation(shop, read(d.body)?, now),
+            "orders/cancelled" => {
+                let o: Order = read(d.body)?;
+                if o.cancelled_at.is_none() {
+                    return Err(ApiError::invalid(
+                        "An orders/cancelled payload must say when the order was cancelled (cancelled_at).",
+                    ));
+                }
+                cancellation(shop, o, now)
+            }
             "refunds/create" => Ok(refund(shop, read(d.body)?, now)?.into_iter().collect()),
             other => Err(ApiError::invalid(format!(
                 "The topic '{other}' is not taken: subscribe orders/create, orders/paid, orders/cancelled and refunds/create."

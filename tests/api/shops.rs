@@ -317,6 +317,52 @@ async fn a_shopify_order_counts_once_paid_and_a_refund_under_way_takes_money_bac
     assert_eq!(app.link_totals("amy-serum").await["refunds"], "200.00");
 }
 
+per_store!(a_signed_shopify_body_under_another_topic_counts_nothing);
+/// Shopify signs the body, not the topic header: whoever holds one signed delivery could send
+/// it again under another topic. An unpaid order's body sent as `orders/paid` counted as paid
+/// revenue, and a paid order's body sent as `orders/cancelled` (whose `cancelled_at` is null)
+/// took the whole order back. Each topic's body must now say what the topic says.
+async fn a_signed_shopify_body_under_another_topic_counts_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    platform_shop(&app, "glow", "shopify", SHOPIFY_SECRET).await;
+    let unpaid = with(
+        fixture("shopify-order"),
+        json!({"id": 61, "discount_codes": [{"code": "AMY10"}], "financial_status": "pending"}),
+    );
+    assert_eq!(
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &unpaid, false).await).await["status"],
+        "ok"
+    );
+    let v = ok(shopify(&app, SHOPIFY_SECRET, "orders/paid", &unpaid, false).await).await;
+    assert_eq!(
+        v["status"], "ok",
+        "an order whose body says it is unpaid is not paid: {v}"
+    );
+    assert!(conversions(&app).await.is_empty());
+
+    let paid = with(
+        fixture("shopify-order"),
+        json!({"id": 62, "discount_codes": [{"code": "AMY10"}]}),
+    );
+    assert_eq!(
+        ok(shopify(&app, SHOPIFY_SECRET, "orders/create", &paid, false).await).await["status"],
+        "attributed"
+    );
+    assert_error(
+        shopify(&app, SHOPIFY_SECRET, "orders/cancelled", &paid, false).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(
+        (t["conversions"].as_u64(), t["revenue"].as_str(), t["refunds"].as_str()),
+        (Some(1), Some("1280.00"), Some("0.00"))
+    );
+    assert_eq!(conversions(&app).await.len(), 1);
+}
+
 per_store!(woocommerce_counts_an_order_once_when_it_is_first_paid);
 async fn woocommerce_counts_an_order_once_when_it_is_first_paid(backend: Backend) {
     let app = spawn_app(backend).await;
