@@ -71,6 +71,52 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Settings whose value is text: a `KOLINK_*` variable gives them its value as written.
+const TEXT_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "storage",
+    "redis_url",
+    "redis_cluster",
+    "redis_prefix",
+    "data_dir",
+    "spool_dir",
+    "admin_token",
+    "metrics_token",
+    "default_currency",
+    "client_ip_header",
+    "country_header",
+    "log",
+];
+
+/// The `KOLINK_*` variables as a layer, keyed by setting (lower case). A text setting takes the
+/// value as written: figment's own `Env` reads every value as TOML would, so a token of digits
+/// was a number that no text setting takes (the start failed), and a token in quotes lost its
+/// quotes. The other settings are read that way still (`30`, `true`).
+struct EnvLayer(Vec<(String, String)>);
+
+impl figment::Provider for EnvLayer {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("`KOLINK_` environment variable(s)")
+            .interpolater(|_, keys| format!("KOLINK_{}", keys.join("_").to_ascii_uppercase()))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let dict = self
+            .0
+            .iter()
+            .map(|(key, value)| {
+                let value = match TEXT_KEYS.contains(&key.as_str()) {
+                    true => figment::value::Value::from(value.clone()),
+                    false => value.parse().expect("reading a value as TOML's is infallible"),
+                };
+                (key.clone(), value)
+            })
+            .collect();
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
 impl Settings {
     /// Reads the layers from the process environment.
     pub fn load() -> anyhow::Result<Self> {
@@ -96,11 +142,10 @@ impl Settings {
                 }
             }
         }
-        let fig = fig.merge(
-            Env::prefixed("KOLINK_")
-                .ignore(&["config"])
-                .filter(move |k| keys.iter().any(|known| known.eq_ignore_ascii_case(k.as_str()))),
-        );
+        let env = Env::prefixed("KOLINK_")
+            .ignore(&["config"])
+            .filter(move |k| keys.iter().any(|known| known.eq_ignore_ascii_case(k.as_str())));
+        let fig = fig.merge(EnvLayer(env.iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect()));
         let settings: Settings = fig.extract().context("Failed to read the settings")?;
         settings.validate()
     }
@@ -174,7 +219,11 @@ impl Settings {
             );
         }
         if u64::from(self.click_retention_days) < u64::from(self.default_attribution_window_days) {
-            bail!("click_retention_days must be at least default_attribution_window_days");
+            bail!(
+                "click_retention_days (KOLINK_CLICK_RETENTION_DAYS, {}) must be at least default_attribution_window_days (KOLINK_DEFAULT_ATTRIBUTION_WINDOW_DAYS, {}): clicks are kept as long as a window looks back",
+                self.click_retention_days,
+                self.default_attribution_window_days
+            );
         }
         Ok(self)
     }
@@ -233,6 +282,42 @@ mod tests {
         match s.redis_target() {
             Some(Target::Cluster(seeds)) => assert_eq!(seeds, ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]),
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn with_env(vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Figment::from(Toml::string(DEFAULTS))
+            .merge(EnvLayer(vars))
+            .extract()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_variable_gives_a_text_setting_its_value_as_written() {
+        for key in TEXT_KEYS.iter().filter(|k| **k != "storage") {
+            for value in ["12345678901234567890", "\"quoted-token-0123456789\"", "[abc]", "true"] {
+                let s = with_env(&[(key, value)]).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+                assert_eq!(serde_json::to_value(&s).unwrap()[*key], value, "{key}");
+            }
+        }
+        let s = with_env(&[("click_retention_days", "500"), ("workers", "3")]).unwrap();
+        assert_eq!((s.click_retention_days, s.workers), (500, Some(3)));
+        let e = with_env(&[("click_retention_days", "many")]).unwrap_err();
+        assert!(e.contains("KOLINK_CLICK_RETENTION_DAYS"), "{e}");
+    }
+
+    #[test]
+    fn every_setting_that_takes_text_is_listed_as_text() {
+        for key in Settings::keys() {
+            let takes_text = Figment::from(Toml::string(DEFAULTS))
+                .merge(Toml::string(&format!("{key} = \"x\"")))
+                .extract::<Settings>()
+                .is_ok();
+            assert!(
+                !takes_text || TEXT_KEYS.contains(&key.as_str()),
+                "{key} takes text: list it in TEXT_KEYS"
+            );
         }
     }
 
