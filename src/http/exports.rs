@@ -1,5 +1,6 @@
 //! Exports: a link's raw clicks in log order, as JSON a page at a time, or as CSV (`Accept:
-//! text/csv` or `?format=csv`): without `limit` one download of every click (after `after`),
+//! text/csv` or `?format=csv`): without `limit` one download of every click (after `after`, or
+//! `cursor` as the other lists name it),
 //! read from the store a page at a time while it is sent; with `limit` one page, and a `Link`
 //! header (`rel="next"`) names the next one.
 
@@ -21,8 +22,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ClicksQuery {
     after: Option<String>,
+    /// The same as `after`, as every other list pages (`next_cursor` is a click id).
+    cursor: Option<String>,
     limit: Option<String>,
     /// `csv`: the same as `Accept: text/csv`, for download links.
     format: Option<String>,
@@ -44,12 +48,20 @@ async fn clicks(
             .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| ApiError::invalid("limit must be a whole number from 1 to 10000."))?,
     };
-    let after = match q.after.as_deref().filter(|a| !a.is_empty()) {
+    let after = match (q.after.as_deref(), q.cursor.as_deref()) {
+        (Some(a), Some(c)) if a != c => {
+            return Err(ApiError::invalid(
+                "after and cursor name the same place: give one of them.",
+            ));
+        }
+        (a, c) => a.or(c),
+    };
+    let after = match after.filter(|a| !a.is_empty()) {
         None => None,
         Some(a) => Some(
             ClickId::parse(a)
                 .filter(|c| c.link_id == link.id)
-                .ok_or_else(|| ApiError::invalid("after must be a click id of this link."))?
+                .ok_or_else(|| ApiError::invalid("after (or cursor) must be a click id of this link."))?
                 .entry,
         ),
     };

@@ -39,6 +39,13 @@ async fn raw_clicks_read_in_order_page_by_page(backend: Backend) {
     assert_eq!(rest.len(), 3);
     assert_eq!(rest[1]["id"], ids[4].as_str());
     assert_eq!(rest[2]["bot"], true);
+    // `cursor`, as every other list pages, reads the same page as `after` (it read the first
+    // page again, and a client paging like the other lists never ended).
+    let by_cursor = app
+        .get_ok(&format!("/api/v1/links/amy-serum/clicks?cursor={next}"))
+        .await;
+    assert_eq!(by_cursor["clicks"].as_array().unwrap().len(), 3);
+    assert_eq!(by_cursor["clicks"][1]["id"], ids[4].as_str());
 }
 
 per_store!(raw_clicks_export_as_csv);
@@ -125,6 +132,22 @@ async fn bad_export_parameters_are_invalid_input(backend: Backend) {
     )
     .await;
     assert_error(app.get("/api/v1/links/nope/clicks").await, 404, "not_found").await;
+    // A parameter the export does not take was ignored: the first page came back as if asked.
+    assert_error(
+        app.get("/api/v1/links/amy-serum/clicks?page=2").await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    let id = app.click_id("amy-serum").await;
+    let other = app.click_id("amy-serum").await;
+    assert_error(
+        app.get(&format!("/api/v1/links/amy-serum/clicks?after={id}&cursor={other}"))
+            .await,
+        400,
+        "invalid_input",
+    )
+    .await;
 }
 
 per_store!(exports_never_hand_a_spreadsheet_a_formula);
