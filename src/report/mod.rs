@@ -58,6 +58,8 @@ pub struct TierKey {
 pub struct CampaignKey {
     pub campaign: String,
     pub name: String,
+    /// The currency of the row's money figures (a KOL's campaigns may use several).
+    pub currency: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -346,6 +348,14 @@ pub async fn link(
     );
     let (from, to) = match (range.from, range.to) {
         (Some(from), Some(to)) => (from, to),
+        // By the hour, the last days of the link's life, as many as a series spans and whose
+        // hours are kept (an old day of insights made it longer than a series may be).
+        (None, None) if interval == Interval::Hour => {
+            let last_days = life.1.checked_sub_days(Days::new(HOURLY_SERIES_DAYS - 1));
+            let kept = crate::hours::first_kept_day(today, hourly_retention_days);
+            let from = [Some(life.0), last_days, kept].into_iter().flatten().max();
+            (from.unwrap_or(life.0), life.1)
+        }
         (from, to) => (
             from.map_or(life.0, |f| f.max(life.0)),
             to.map_or(life.1, |t| t.min(life.1)),
@@ -388,8 +398,12 @@ fn check_series(
         .is_some_and(|limit| to >= limit)
     {
         return Err(ApiError::invalid(format!(
-            "A {} series spans at most {max_days} days: narrow from and to.",
-            if interval == Interval::Day { "daily" } else { "hourly" }
+            "{} series spans at most {max_days} days: narrow from and to.",
+            if interval == Interval::Day {
+                "A daily"
+            } else {
+                "An hourly"
+            }
         )));
     }
     if interval == Interval::Hour {
@@ -611,13 +625,17 @@ pub async fn kol(
     let mut rows: Vec<Row<CampaignKey>> = per
         .into_iter()
         .map(|(cid, (n, c))| {
-            let name = campaigns
+            let (name, currency) = campaigns
                 .get(&cid)
                 .and_then(|c| c.as_ref())
-                .map(|c| c.name.clone())
+                .map(|c| (c.name.clone(), c.currency.as_str().to_owned()))
                 .unwrap_or_default();
             Row {
-                key: CampaignKey { campaign: cid, name },
+                key: CampaignKey {
+                    campaign: cid,
+                    name,
+                    currency,
+                },
                 links: n,
                 totals: c.totals(),
             }

@@ -168,6 +168,18 @@ async fn a_kols_totals_never_add_two_currencies(backend: Backend) {
     assert_eq!(s["totals_by_currency"]["TWD"]["cost"], "5000.00");
     assert_eq!(s["totals_by_currency"]["USD"]["revenue"], "30.00");
     assert_eq!(s["totals_by_currency"]["USD"]["roi"], json!(-0.7));
+    // Each campaign's row names the currency of its money (it gave "30.00" with no currency).
+    let rows = s["campaigns"].as_array().unwrap();
+    let of = |revenue: &str| {
+        rows.iter()
+            .find(|r| r["revenue"] == revenue)
+            .map(|r| r["currency"].clone())
+    };
+    assert_eq!(
+        (of("1000.00"), of("30.00")),
+        (Some(json!("TWD")), Some(json!("USD"))),
+        "{s}"
+    );
 }
 
 per_store!(a_campaigns_currency_is_locked_once_it_has_a_conversion);

@@ -137,6 +137,35 @@ async fn a_campaigns_hourly_chart_without_a_range_keeps_to_the_hours_kept(backen
     assert_error(r, 404, "not_found").await;
 }
 
+per_store!(a_links_hourly_chart_without_a_range_is_its_last_31_days_of_kept_hours);
+/// A link's hourly chart without a range covered its whole life, and a link with a day of
+/// insights reported more than 31 days ago was refused "narrow from and to", though neither
+/// was sent. It is now the last 31 days of the link's life, within the hours kept.
+async fn a_links_hourly_chart_without_a_range_is_its_last_31_days_of_kept_hours(backend: Backend) {
+    let clock = ManualClock::at(at("2026-08-01T10:00:00Z"));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    app.seed().await;
+    app.post_expect(
+        "/api/v1/links/amy-serum/metrics",
+        &json!({"date": "2026-05-01", "impressions": 500}),
+        200,
+    )
+    .await;
+    app.tap("amy-serum").await;
+    let s = app.get_ok("/api/v1/links/amy-serum/stats?interval=hour").await;
+    let series = s["series"].as_array().unwrap();
+    assert_eq!(series.len(), 31 * 24, "{}", series.len());
+    assert_eq!(series[0]["t"], "2026-07-02T00:00:00Z");
+    assert_eq!(series[30 * 24 + 10]["clicks"], 1);
+    assert_eq!((s["from"].clone(), s["to"].clone()), (json!(null), json!(null)));
+
+    let short = spawn_app_keeping_hours(backend, clock.clone(), 1).await;
+    short.seed().await;
+    short.tap("amy-serum").await;
+    let s = short.get_ok("/api/v1/links/amy-serum/stats?interval=hour").await;
+    assert_eq!(s["series"].as_array().unwrap().len(), 24, "only today keeps its hours");
+}
+
 per_store!(an_hourly_series_of_an_open_range_reaching_past_the_kept_hours_is_refused);
 /// Without `from`, an hourly series starts on the link's first day with data: when that day's
 /// hours are gone, the answer says from which day they are kept.
