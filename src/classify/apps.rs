@@ -6,6 +6,7 @@
 const APPS: &[(&str, &str)] = &[
     ("FBAN/Messenger", "messenger"),
     ("FB_IAB/Orca-Android", "messenger"),
+    ("FB_IAB/MESSENGER", "messenger"),
     ("Barcelona ", "threads"),
     ("Instagram ", "instagram"),
     ("FBAN/", "facebook"),
@@ -28,6 +29,7 @@ const APPS: &[(&str, &str)] = &[
     ("DingTalk/", "dingtalk"),
     ("NAVER(inapp", "naver"),
     ("baiduboxapp/", "baidu"),
+    ("BaiduBoxApp/", "baidu"),
     ("GSA/", "google"),
     ("GoogleApp/", "google"),
     ("LinkedInApp", "linkedin"),
@@ -35,8 +37,10 @@ const APPS: &[(&str, &str)] = &[
     ("AppleNews/", "applenews"),
 ];
 
-/// Browsers that a broad bot pattern would name (Sogou's mobile browser, against `sogou`).
-const BROWSERS: &[&str] = &["SogouMobileBrowser/"];
+/// Browsers and apps' web views that a broad bot pattern would name (Sogou's mobile browser
+/// and search app, against `sogou`; Google Maps on iOS, against `google`; Roblox, whose web
+/// view names the Play Store).
+const BROWSERS: &[&str] = &["SogouMobileBrowser/", "SogouSearch", "GmmClient:", "RobloxApp/"];
 
 /// True for a known people's browser that the bot list must not override.
 pub fn is_known_browser(ua: &str) -> bool {
@@ -54,6 +58,17 @@ pub fn in_app(ua: &str) -> Option<&'static str> {
     }
     if has_token(ua, "QQ/") && (ua.contains("_SQ_") || ua.contains("QQTheme")) {
         return Some("qq");
+    }
+    // Snapchat's Android web view writes its version right after the name (`Snapchat12.54.0`).
+    if ua
+        .match_indices("Snapchat")
+        .any(|(i, n)| ua[i + n.len()..].bytes().next().is_some_and(|b| b.is_ascii_digit()))
+    {
+        return Some("snapchat");
+    }
+    // Apple News's older form on iOS: ` News/3280 Version/2.0`.
+    if (ua.contains("(iPhone") || ua.contains("(iPad")) && has_token(ua, "News/") {
+        return Some("applenews");
     }
     None
 }

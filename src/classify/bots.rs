@@ -101,6 +101,13 @@ const EXTRA: &[&str] = &[
     r"^mozilla/5\.0 \((windows nt|macintosh|x11|linux)[^)]*\)$",
     r"^(test|null|undefined|-|\{.*\}|\$\{.*\})$",
     r"\(link preview\)",
+    r"assetnote",
+    r"\bhlb/\d",
+    r"yunjiankong",
+    r"amazon-kendra",
+    r"geckotrail",
+    r"\breaver\b",
+    r"[<>]",
 ];
 
 /// Link-preview fetchers, by the app whose link card they draw: (lower-case needle, app).
@@ -137,7 +144,9 @@ const PREVIEWERS: &[(&str, &str)] = &[
     ("discourse", "discourse"),
     ("tumblr/", "tumblr"),
     ("viber/", "viber"),
-    ("linespider", "line"),
+    ("viberurldownloader", "viber"),
+    ("facebookexternalua", "facebook"),
+    ("facebookscraper", "facebook"),
 ];
 
 /// The app whose link preview this fetch is for, if it is one. Checked on user agents that
