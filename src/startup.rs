@@ -132,6 +132,7 @@ impl Application {
             spool,
             meters,
             suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
+            pixel_windows: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
             limits: crate::http::limits::RateLimits::new(settings.rate_limit_per_second, settings.rate_limit_burst),
             sign_in_limits: crate::http::limits::RateLimits::sign_in(settings.rate_limit_per_second),
             token_guesses: crate::http::limits::TokenGuesses::default(),

@@ -139,10 +139,15 @@ const MAIL_APPS: [&str; 2] = ["Outlook-", "YahooMobile"];
 /// a preview fetcher or a tool.
 pub fn pixel_counts(user_agent: &str) -> bool {
     let ua = user_agent.trim();
-    !agent(ua).bot
-        || ua == "Mozilla/5.0"
-        || MAIL_IMAGE_PROXIES.iter().any(|p| ua.contains(p))
-        || MAIL_APPS.iter().any(|p| ua.starts_with(p))
+    !agent(ua).bot || loads_for_many_readers(ua) || MAIL_APPS.iter().any(|p| ua.starts_with(p))
+}
+
+/// Whether a pixel load comes from a mail service's image proxy (Gmail's, Yahoo Mail's,
+/// Apple Mail's), which loads it for every reader who opens the mail from a few addresses:
+/// many loads a minute from one of them are many readers, not one visitor reloading.
+pub fn loads_for_many_readers(user_agent: &str) -> bool {
+    let ua = user_agent.trim();
+    ua == "Mozilla/5.0" || MAIL_IMAGE_PROXIES.iter().any(|p| ua.contains(p))
 }
 
 /// Classifying runs a large regex set; the same agents come back again and again (one app

@@ -162,14 +162,18 @@ pub const PIXELS_IN_FLIGHT: usize = 8;
 /// the error never echoes it); a disabled or expired link still gets its GIF (the page
 /// embedding it should not break) but counts nothing, and so does a crawler rendering the
 /// page or another bot (`classify::pixel_counts`: a mail service's image proxy counts, for
-/// the reader it loads the pixel for). While `PIXELS_IN_FLIGHT` others are being counted for
+/// the reader it loads the pixel for), and a visitor's loads past ten a minute (`reloaded`). While `PIXELS_IN_FLIGHT` others are being counted for
 /// longer than a redirect waits for the store, `503` and nothing counted.
 async fn pixel(req: HttpRequest, state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let link = pixel_link(&state, &file).await?;
     let now = state.clock.now();
     // Not counted on a Redis not yet found to be this process's store (`Spool::held`).
     let user_agent = super::redirect::user_agent(&req);
-    if link.is_live(now) && !state.spool.held() && crate::classify::pixel_counts(&user_agent) {
+    if link.is_live(now)
+        && !state.spool.held()
+        && crate::classify::pixel_counts(&user_agent)
+        && !reloaded(&req, &state, link.id, &user_agent, now)
+    {
         let Ok(Ok(_turn)) = tokio::time::timeout(crate::clicks::STORE_DEADLINE, state.pixels.acquire()).await else {
             return Err(ApiError::Unavailable(anyhow::anyhow!(
                 "pixels are arriving faster than the store takes them; this one was not counted"
@@ -181,6 +185,27 @@ async fn pixel(req: HttpRequest, state: State, file: web::Path<String>) -> Resul
             .await?;
     }
     Ok(gif())
+}
+
+/// Whether this load is past `suspicion::LIMIT` loads of one visitor on the link within a
+/// minute, as a click is suspicious past that many: anyone can load a pixel, and one client
+/// reloading it drove a link's impressions up and its CTR down at will. A mail service's image
+/// proxy loads for every reader of a mail from a few addresses, and is not held to it.
+fn reloaded(
+    req: &HttpRequest,
+    state: &State,
+    link_id: u64,
+    user_agent: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    if crate::classify::loads_for_many_readers(user_agent) {
+        return false;
+    }
+    let ip = super::redirect::client_ip(req, state);
+    let visitor = state
+        .visitor_key
+        .hash(&crate::counters::day_string(now), &ip, user_agent);
+    state.pixel_windows.click(link_id, &visitor, now)
 }
 
 /// `HEAD /p/{code}.gif`: the pixel's headers; counts nothing.

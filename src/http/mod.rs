@@ -56,6 +56,9 @@ pub struct AppState {
     /// The link lists of campaigns and KOLs that reports read, while unchanged.
     pub link_lists: crate::lookup::LinkLists,
     pub suspicion: crate::suspicion::Suspicion,
+    /// The last pixel loads of each visitor on each link: past `suspicion::LIMIT` a minute they
+    /// count nothing (`insights::pixel`).
+    pub pixel_windows: crate::suspicion::Suspicion,
     pub limits: limits::RateLimits,
     /// The dashboard's sign-in attempts, per address (`limits::RateLimits::sign_in`).
     pub sign_in_limits: limits::RateLimits,

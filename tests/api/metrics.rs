@@ -73,6 +73,32 @@ async fn bad_metrics_are_rejected(backend: Backend) {
     assert_error(r, 404, "not_found").await;
 }
 
+per_store!(one_visitor_reloading_the_pixel_counts_ten_a_minute_and_mail_proxies_count_every_load);
+/// Anyone can load a pixel: one client reloading it 50 times gave 50 impressions, driving the
+/// link's CTR down at will. A visitor's loads past ten a minute on a link now count nothing,
+/// as clicks past ten are suspicious; a mail service's image proxy, which loads for every
+/// reader of a newsletter from a few addresses, counts every load.
+async fn one_visitor_reloading_the_pixel_counts_ten_a_minute_and_mail_proxies_count_every_load(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let gmail = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+    for ua in std::iter::repeat_n(PHONE, 15).chain(std::iter::repeat_n(gmail, 15)) {
+        let r = app
+            .api
+            .get(app.url("/p/amy-serum.gif"))
+            .header("user-agent", ua)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()),
+            (200, "image/gif")
+        );
+    }
+    let t = app.link_totals("amy-serum").await;
+    assert_eq!(t["pixel_impressions"], 10 + 15, "{t}");
+}
+
 per_store!(the_pixel_is_a_gif_that_counts_impressions);
 async fn the_pixel_is_a_gif_that_counts_impressions(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -384,11 +384,12 @@ async fn a_flood_of_pixels_takes_a_bounded_share_of_the_store() {
     app.seed().await;
     app.faults.set_hung(true);
     let mut waiting = Vec::new();
-    for _ in 0..20 {
+    // Twenty readers (one visitor's loads past ten a minute count nothing anyway).
+    for reader in 0..20 {
         let request = app
             .api
             .get(app.url("/p/amy-serum.gif"))
-            .header("user-agent", crate::helpers::PHONE)
+            .header("user-agent", format!("{} reader/{reader}", crate::helpers::PHONE))
             .send();
         waiting.push(tokio::spawn(async move { request.await.unwrap() }));
     }
