@@ -186,7 +186,36 @@ async fn shopify_deliveries_are_verified_in_both_header_forms_and_forgeries_stor
         "invalid_input",
     )
     .await;
-    // A generic shop's URL for a Shopify delivery, and an unknown shop.
+    // A Shopify delivery sent to the generic shops' URL is told where to go; an unsigned one
+    // learns nothing of the shop (its platform was named before any signature was checked).
+    let raw = serde_json::to_vec(&order).unwrap();
+    let misdirected = app
+        .api
+        .post(app.url("/webhooks/conversions/glow"))
+        .header("x-shopify-topic", "orders/create")
+        .header("x-shopify-hmac-sha256", body_hmac(SHOPIFY_SECRET.as_bytes(), &raw))
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    let e = assert_error(misdirected, 400, "invalid_input").await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/webhooks/shopify/glow"),
+        "{e}"
+    );
+    let stranger = app
+        .api
+        .post(app.url("/webhooks/conversions/glow"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let e = assert_error(stranger, 401, "invalid_signature").await;
+    assert!(!e["error"]["message"].as_str().unwrap().contains("Shopify"), "{e}");
+    // An unknown shop.
     let r = app
         .api
         .post(app.url("/webhooks/shopify/nope"))
