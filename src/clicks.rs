@@ -359,7 +359,13 @@ async fn replay_some(store: &Arc<dyn Store>, spool: &Arc<Spool>, meters: &Meters
         .into_iter()
         .map(|c| new_click(c.code.clone(), c.entry(), c.info))
         .collect();
-    match tokio::time::timeout(REPLAY_DEADLINE, store.write_clicks(&clicks)).await {
+    // A Redis that came back without its data is not this process's store: the clicks stay
+    // here rather than go to it (checked before each chunk, not only by the store's watch).
+    let written = async {
+        store.confirm_identity().await?;
+        store.write_clicks(&clicks).await
+    };
+    match tokio::time::timeout(REPLAY_DEADLINE, written).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             spool.reopen_after_failure();

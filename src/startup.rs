@@ -249,6 +249,7 @@ async fn online_start(settings: &Settings, store: Arc<dyn Store>, meters: &Meter
         visitor_key: secret("visitor_key").await?,
         session_key: secret("session_key").await?,
     };
+    watch_identity(&store, &secrets.visitor_key);
     let (book, book_copy) = link_book(settings, store.clone(), meters).await;
     if let Some(b) = book.clone() {
         let kept = secrets.clone();
@@ -358,6 +359,45 @@ async fn offline_start(
     }))
 }
 
+/// How often a process checks that Redis is still its store (`watch_identity`), and how
+/// soon again while it is not known to be.
+const IDENTITY_EVERY: Duration = Duration::from_secs(1);
+const IDENTITY_RETRY: Duration = Duration::from_millis(100);
+
+/// Holds the store to the visitor key this process started with, and checks every
+/// `IDENTITY_EVERY`, and at once when a connection to it dropped, that Redis still keeps it
+/// (`Store::confirm_identity`): a Redis that came back flushed or without its data, under a
+/// running process, took the clicks spooled during the gap, and its empty link list turned
+/// every link into a 404. It is now unavailable to the process until its data is back (or the
+/// process is restarted on it). The replay of the spool checks before each chunk too. The
+/// embedded store, held by this process alone, is not watched.
+fn watch_identity(store: &Arc<dyn Store>, visitor_key: &str) {
+    store.hold_to_identity(visitor_key);
+    if store.backend() != "redis" {
+        return;
+    }
+    let store = Arc::downgrade(store);
+    tokio::spawn(async move {
+        let mut wait = IDENTITY_EVERY;
+        loop {
+            {
+                let Some(store) = store.upgrade() else { return };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = store.identity_in_doubt() => {}
+                }
+            }
+            let Some(store) = store.upgrade() else { return };
+            // Its outcome is the store's to keep (`confirm_identity`), and said there; while the
+            // store is not confirmed, it is asked again soon.
+            wait = match store.confirm_identity().await {
+                Ok(()) => IDENTITY_EVERY,
+                Err(_) => IDENTITY_RETRY,
+            };
+        }
+    });
+}
+
 /// What a start asks of the store, once it answers after a start from the link book: the
 /// scripts and layout, then whether it is the store the book was made for (the keys and id it
 /// keeps). Only then are the clicks held in the spool written (`Spool::hold`), and the book
@@ -402,6 +442,7 @@ async fn finish_offline_start(
         );
         return;
     }
+    watch_identity(&store, &secrets.visitor_key);
     until_answered(|| redis.finish_start()).await;
     if let Err(e) = check_retention(store.as_ref(), retention_days).await {
         tracing::error!(error = %format!("{e:#}"), "restart this process with a longer click retention");
@@ -486,14 +527,16 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<RedisStore>>,
 {
-    let until = std::time::Instant::now() + wait;
+    let started = std::time::Instant::now();
+    let until = started + wait;
     let mut pause = Duration::from_secs(1);
     loop {
         let left = until.saturating_duration_since(std::time::Instant::now());
         let Ok(tried) = tokio::time::timeout(left.max(Duration::from_secs(1)), connect()).await else {
+            // The client's own retries were cut short: the cause may be any of these.
             anyhow::bail!(
-                "Redis did not answer within {} s: it takes connections but does not reply (stopped, or overloaded)",
-                wait.as_secs()
+                "Redis did not answer within {} s: check that it runs at the address set (it refused the connection, could not be reached, or took it without replying)",
+                started.elapsed().as_secs().max(1)
             );
         };
         match tried {

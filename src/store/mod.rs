@@ -571,6 +571,25 @@ pub trait Store: Records + Links + ClickLog + Counters + Conversions + Send + Sy
     /// Keeps `value` under `name`, over what was there.
     async fn replace_secret(&self, name: &str, value: &str) -> Result<()>;
 
+    /// Takes the store as this process's only while it keeps `visitor_key` (the value this
+    /// process started with), as `confirm_identity` checks. The embedded store, whose files
+    /// this process holds alone, needs no such check.
+    fn hold_to_identity(&self, _visitor_key: &str) {}
+
+    /// Checks now that the store is this process's (`hold_to_identity`). One that is not (a
+    /// Redis that came back flushed or without its data, or another Redis at the address) is
+    /// `Unavailable` from then on, for every call, until it is again: clicks wait in the spool,
+    /// links redirect from the link book, the API answers 503, and nothing is written to it.
+    async fn confirm_identity(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Waits until the store's identity is in doubt (a dropped connection: what answers next
+    /// may be another Redis), for `confirm_identity` to be asked at once. Never, by default.
+    async fn identity_in_doubt(&self) {
+        std::future::pending::<()>().await
+    }
+
     /// Stops background work (pruning) and waits for it; called once at shutdown.
     async fn close(&self) {}
 }

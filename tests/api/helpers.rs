@@ -74,6 +74,8 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Its data while it runs without (`start_again_without_its_data`).
+    aside: Option<tempfile::TempDir>,
     /// The password clients must give (`requirepass`), if any.
     password: Option<String>,
 }
@@ -96,6 +98,7 @@ impl RedisServer {
             child,
             port,
             dir,
+            aside: None,
             password,
         };
         server.wait_ready();
@@ -126,6 +129,24 @@ impl RedisServer {
         for entry in std::fs::read_dir(self.dir.path()).expect("the server's dir") {
             let path = entry.expect("an entry").path();
             let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+        self.start_again();
+    }
+
+    /// Kills the server and starts it again on an empty directory, its data set aside for
+    /// `start_again_with_its_data` (a Redis restarted without its data, then restored).
+    pub fn start_again_without_its_data(&mut self) {
+        self.kill();
+        let empty = tempfile::tempdir().expect("temp dir");
+        self.aside = Some(std::mem::replace(&mut self.dir, empty));
+        self.start_again();
+    }
+
+    /// Kills the server and starts it again on the data `start_again_without_its_data` set aside.
+    pub fn start_again_with_its_data(&mut self) {
+        self.kill();
+        if let Some(dir) = self.aside.take() {
+            self.dir = dir;
         }
         self.start_again();
     }

@@ -12,13 +12,14 @@
 //! counts only once that many replicas of each shard it wrote to hold the writes, so a master
 //! that dies after answering loses nothing its replica is promoted with.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 /// How long `WAIT` waits for replicas before the write counts as not done (the click goes to
 /// the spool and is written again, once, later). A replica acknowledges within a round trip;
@@ -29,17 +30,26 @@ const WAIT_TIMEOUT: Duration = Duration::from_millis(200);
 /// Redis Cluster's number of hash slots.
 const SLOTS: u16 = 16384;
 
+/// A connection to one Redis or a cluster, refusing every command while its Redis is found
+/// not to be this process's store (`Foreign`).
+/// A connection to one Redis or a cluster, held to the store's identity (`Foreign`).
 #[derive(Clone)]
-pub(super) enum Conn {
+pub(super) struct Conn {
+    link: Link,
+    foreign: Foreign,
+}
+
+#[derive(Clone)]
+enum Link {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for Conn {
+impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Link::Single(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -50,16 +60,214 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Link::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Link::Single(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+/// Whether the Redis answering is this process's store, as far as is known. Once a process
+/// holds its store's identity (`arm`: the key of its visitor hashes, as read at start), a Redis
+/// found not to keep it (it came back flushed, restarted without its data, or another Redis
+/// took the address) is `FOREIGN`: every command fails as an unavailable store's would, so that
+/// clicks wait in the spool, links redirect from the link book and the API answers 503, and
+/// nothing is read from or written to it. On one Redis, a dropped connection puts it
+/// `IN_DOUBT`: the next command reads the identity first, then runs or fails. A store's
+/// connections share one.
+#[derive(Clone, Default)]
+pub(super) struct Foreign(Arc<ForeignState>);
+
+#[derive(Default)]
+pub(super) struct ForeignState {
+    state: AtomicU8,
+    /// The key that holds the identity, and its value.
+    identity: std::sync::OnceLock<(String, String)>,
+    /// Woken when a dropped connection puts the identity in doubt.
+    doubt: tokio::sync::Notify,
+}
+
+/// No identity held yet (a start, before the store's secrets are read): nothing is refused.
+const UNARMED: u8 = 0;
+const CONFIRMED: u8 = 1;
+const IN_DOUBT: u8 = 2;
+const FOREIGN: u8 = 3;
+
+impl Foreign {
+    fn state(&self) -> u8 {
+        self.0.state.load(Ordering::SeqCst)
+    }
+
+    /// Whether Redis was found not to be this process's store (commands are refused).
+    pub(super) fn is_foreign(&self) -> bool {
+        self.state() == FOREIGN
+    }
+
+    /// Whether the identity must be read before the next command.
+    pub(super) fn in_doubt(&self) -> bool {
+        self.state() == IN_DOUBT
+    }
+
+    /// Holds the store to `value`, kept under `key` (as read at start).
+    pub(super) fn arm(&self, key: String, value: String) {
+        if self.0.identity.set((key, value)).is_ok() {
+            let _ = self
+                .0
+                .state
+                .compare_exchange(UNARMED, CONFIRMED, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+
+    /// A connection dropped: whatever answers next may be another Redis.
+    fn doubt(&self) {
+        if self
+            .0
+            .state
+            .compare_exchange(CONFIRMED, IN_DOUBT, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.0.doubt.notify_one();
+        }
+    }
+
+    /// Waits until a dropped connection puts the identity in doubt.
+    pub(super) async fn doubted(&self) {
+        self.0.doubt.notified().await
+    }
+
+    /// Reads the identity over `link` and says what it found: `Ok` when Redis is this
+    /// process's store (or none is held yet), the refusal when it is not, Redis's error when
+    /// it does not answer.
+    async fn confirm(&self, link: &mut Link) -> RedisResult<()> {
+        let Some((key, expected)) = self.0.identity.get() else {
+            return Ok(());
+        };
+        let found: Option<String> = match redis::cmd("GET").arg(key).query_async(link).await {
+            Ok(found) => found,
+            Err(e) => {
+                if Self::dropped(&e) && matches!(link, Link::Single(_)) {
+                    self.doubt();
+                }
+                return Err(e);
+            }
+        };
+        let ours = found.as_deref() == Some(expected.as_str());
+        let was = self
+            .0
+            .state
+            .swap(if ours { CONFIRMED } else { FOREIGN }, Ordering::SeqCst);
+        match (ours, was == FOREIGN) {
+            (true, true) => tracing::warn!(
+                "Redis is this process's store again: clicks waiting in the spool are written, and it is read and written as before"
+            ),
+            (false, false) => tracing::error!(
+                flushed = found.is_none(),
+                "Redis answers but is not this process's store ({}): nothing is read from or written to it; clicks wait in the spool and links redirect from the link book until its data is back, or this process is restarted to start on this Redis",
+                if found.is_none() {
+                    "it holds none of its keys: flushed, or restarted without its data"
+                } else {
+                    "it holds another store's keys"
+                }
+            ),
+            _ => {}
+        }
+        match ours {
+            true => Ok(()),
+            false => Err(Self::refusal()),
+        }
+    }
+
+    /// Whether an error says the connection dropped (or never came): what answers after it
+    /// may be another Redis.
+    fn dropped(e: &RedisError) -> bool {
+        e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error()
+    }
+
+    /// The error every command gets while Redis is foreign.
+    pub(super) fn refusal() -> RedisError {
+        RedisError::from((
+            ErrorKind::Io,
+            "Redis is not this process's store",
+            "it does not hold the keys this process started with (flushed, restarted without its data, or another Redis)".to_owned(),
+        ))
+    }
+}
+
+impl Conn {
+    pub(super) fn single(c: ConnectionManager, foreign: Foreign) -> Self {
+        Conn {
+            link: Link::Single(c),
+            foreign,
+        }
+    }
+
+    pub(super) fn cluster(c: ClusterConnection, foreign: Foreign) -> Self {
+        Conn {
+            link: Link::Cluster(c),
+            foreign,
+        }
+    }
+
+    /// Reads the store's identity now (`Foreign::confirm`).
+    pub(super) async fn confirm_identity(&self) -> RedisResult<()> {
+        self.foreign.confirm(&mut self.link.clone()).await
+    }
+
+    fn cluster_link(&self) -> Option<ClusterConnection> {
+        match &self.link {
+            Link::Cluster(c) => Some(c.clone()),
+            Link::Single(_) => None,
+        }
+    }
+
+    /// Runs `f` on the link as the identity allows: refused while Redis is foreign, after
+    /// reading the identity while it is in doubt; a dropped connection (one Redis) puts it in
+    /// doubt.
+    fn guarded<'a, T: Send + 'a>(
+        &'a mut self,
+        f: impl FnOnce(&'a mut Link) -> RedisFuture<'a, T> + Send + 'a,
+    ) -> RedisFuture<'a, T> {
+        Box::pin(async move {
+            match self.foreign.state() {
+                FOREIGN => return Err(Foreign::refusal()),
+                IN_DOUBT => self.foreign.confirm(&mut self.link).await?,
+                _ => {}
+            }
+            let single = matches!(self.link, Link::Single(_));
+            let foreign = self.foreign.clone();
+            let r = f(&mut self.link).await;
+            if let Err(e) = &r {
+                if single && Foreign::dropped(e) {
+                    foreign.doubt();
+                }
+            }
+            r
+        })
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        self.guarded(move |link| link.req_packed_command(cmd))
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.guarded(move |link| link.req_packed_commands(pipeline, offset, count))
+    }
+
+    fn get_db(&self) -> i64 {
+        self.link.get_db()
     }
 }
 
@@ -137,7 +345,7 @@ impl Redis {
     }
 
     pub(super) fn is_cluster(&self) -> bool {
-        matches!(self.conn, Conn::Cluster(_))
+        matches!(self.conn.link, Link::Cluster(_))
     }
 
     pub(super) fn spread(&self) -> Spread {
@@ -241,7 +449,11 @@ impl Redis {
             }
             pipe_with_wait(&mut pipe, wait);
             let route = SingleNodeRoutingInfo::SpecificNode(Route::new(spread.slots[idx[0]], SlotAddr::Master));
-            let Conn::Cluster(mut conn) = self.conn_for(wait) else {
+            let conn = self.conn_for(wait);
+            if conn.foreign.is_foreign() {
+                return Err(Foreign::refusal());
+            }
+            let Some(mut conn) = conn.cluster_link() else {
                 unreachable!("shard pipelines are sent on a cluster only")
             };
             let keep_errors = spread.keep_errors;

@@ -125,6 +125,8 @@ pub struct RedisStore {
     /// Reports' reads of many links' counters on connections of their own, past the client's
     /// reply parser (`bulk`); on one Redis, not on a cluster.
     bulk: Option<bulk::BulkReads>,
+    /// Set while Redis is found not to be this process's store (`confirm_identity`).
+    foreign: conn::Foreign,
     prefix: String,
     /// How long clicks are kept, in milliseconds: the setting, or longer
     /// (`keep_clicks_for_at_least`).
@@ -214,7 +216,11 @@ fn parse_stream_id(s: &str) -> Option<EntryId> {
 
 /// A connection to `target` (and the bulk readers' address on one Redis): made now, or, with
 /// `lazy` (one Redis only), on first use.
-async fn open(target: &Target, lazy: bool) -> anyhow::Result<(conn::Conn, Option<bulk::BulkReads>)> {
+async fn open(
+    target: &Target,
+    lazy: bool,
+    foreign: &conn::Foreign,
+) -> anyhow::Result<(conn::Conn, Option<bulk::BulkReads>)> {
     Ok(match target {
         Target::Single(url) => {
             let client = redis::Client::open(url.as_str()).context("Failed to parse the Redis URL")?;
@@ -232,7 +238,7 @@ async fn open(target: &Target, lazy: bool) -> anyhow::Result<(conn::Conn, Option
                     .await
                     .context("Failed to connect to Redis")?
             };
-            (conn::Conn::Single(conn), bulk::BulkReads::new(&info))
+            (conn::Conn::single(conn, foreign.clone()), bulk::BulkReads::new(&info))
         }
         Target::Cluster(_) if lazy => anyhow::bail!("a Redis Cluster is not connected to lazily"),
         Target::Cluster(seeds) => {
@@ -246,7 +252,7 @@ async fn open(target: &Target, lazy: bool) -> anyhow::Result<(conn::Conn, Option
                 .get_async_connection()
                 .await
                 .context("Failed to connect to the Redis Cluster")?;
-            (conn::Conn::Cluster(conn), None)
+            (conn::Conn::cluster(conn, foreign.clone()), None)
         }
     })
 }
@@ -299,16 +305,18 @@ impl RedisStore {
         wait_replicas: usize,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        let (conn, bulk) = open(target, lazy).await?;
+        let foreign = conn::Foreign::default();
+        let (conn, bulk) = open(target, lazy, &foreign).await?;
         // Writes that wait for replicas get a connection of their own (see `conn`).
         let waiting = if wait_replicas > 0 {
-            open(target, lazy).await?.0
+            open(target, lazy, &foreign).await?.0
         } else {
             conn.clone()
         };
         Ok(Self {
             redis: conn::Redis::new(conn, waiting, wait_replicas),
             bulk,
+            foreign,
             prefix: prefix.to_owned(),
             click_retention_ms: std::sync::atomic::AtomicU64::new(
                 u64::try_from(click_retention.as_millis()).unwrap_or(u64::MAX),
@@ -867,6 +875,23 @@ impl Store for RedisStore {
         self.conn().get(&key).await.map_err(failed("Failed to read a secret"))
     }
 
+    fn hold_to_identity(&self, visitor_key: &str) {
+        self.foreign
+            .arm(self.meta("secret:visitor_key"), visitor_key.to_owned());
+    }
+
+    async fn confirm_identity(&self) -> Result<()> {
+        self.redis
+            .conn
+            .confirm_identity()
+            .await
+            .map_err(failed("Failed to read the store's identity"))
+    }
+
+    async fn identity_in_doubt(&self) {
+        self.foreign.doubted().await
+    }
+
     async fn replace_secret(&self, name: &str, value: &str) -> Result<()> {
         let key = self.meta(&format!("secret:{name}"));
         self.conn()
@@ -1229,6 +1254,13 @@ impl RedisStore {
         what: &'static str,
         mut each: impl FnMut(ReadReply<'_>) -> Result<()>,
     ) -> Result<()> {
+        // Its own connections bypass `conn::Conn`: held to the store's identity here.
+        if self.foreign.in_doubt() {
+            self.redis.conn.confirm_identity().await.map_err(failed(what))?;
+        }
+        if self.foreign.is_foreign() {
+            return Err(failed(what)(conn::Foreign::refusal()));
+        }
         let Some(bulk) = &self.bulk else {
             let mut spread = self.redis.spread();
             for (i, key) in keys.iter().enumerate() {
