@@ -73,6 +73,9 @@ pub struct Depth {
     pub clicks: u64,
     /// Bytes those clicks take.
     pub bytes: u64,
+    /// Bytes of the capacity taken: replayed records' room is used again only once the spool
+    /// is empty, so this, not `bytes`, is what a full spool is judged by (`nearly_full`).
+    pub used_bytes: u64,
     /// The most the spool holds.
     pub capacity_bytes: u64,
 }
@@ -150,7 +153,7 @@ impl Spool {
         while file.try_lock().is_err() {
             if std::time::Instant::now() >= until {
                 bail!(
-                    "Another kolink process uses the click spool {}; give each process its own KOLINK_SPOOL_DIR",
+                    "Another kolink process uses the click log {}: one process at a time runs on an embedded store's data directory (KOLINK_DATA_DIR), and processes on one Redis each need their own KOLINK_SPOOL_DIR",
                     path.display()
                 );
             }
@@ -170,7 +173,20 @@ impl Spool {
             let replayed = u64::from_le_bytes(head[16..24].try_into().expect("8 bytes"));
             // To the file's end, not the cap: a cap lowered since keeps what was spooled.
             let len = file.metadata()?.len();
-            scan(file, generation, replayed, len.max(capacity))?
+            scan(file, generation, replayed, len.max(capacity), &path)?
+        } else if head.iter().any(|&b| b != 0) {
+            // Not a log's header, and not a new file's zeros: kept aside, not written over, and
+            // said (what it held may still be read from it).
+            let aside = path.with_extension(format!("damaged-{}", chrono::Utc::now().timestamp()));
+            std::fs::rename(&path, &aside)
+                .with_context(|| format!("Failed to set the unreadable click log {} aside", path.display()))?;
+            tracing::error!(
+                path = %path.display(),
+                kept_as = %aside.display(),
+                "the click log's header is not one kolink writes: the file is kept aside and a new log started; the clicks it held are not replayed"
+            );
+            drop(file);
+            return Self::open_file(&path, capacity);
         } else {
             let state = State {
                 file,
@@ -252,6 +268,7 @@ impl Spool {
         Depth {
             clicks: self.waiting_clicks.load(Ordering::SeqCst),
             bytes: self.waiting_bytes.load(Ordering::SeqCst),
+            used_bytes: self.end.load(Ordering::SeqCst).saturating_sub(HEADER),
             capacity_bytes: self.capacity,
         }
     }
@@ -308,10 +325,17 @@ impl Spool {
         let mut at = s.replayed;
         let mut clicks = Vec::new();
         while at < s.end && (clicks.is_empty() || clicks.len() < max_clicks) {
-            let (record, next) = read_record(&s.file, at, s.generation, s.end)?
-                .context("the click spool has a record it cannot read inside its written part")?;
-            clicks.extend(record);
-            at = next;
+            match read_record(&s.file, at, s.generation, s.end)? {
+                Some((record, next)) => {
+                    clicks.extend(record);
+                    at = next;
+                }
+                // A damaged record the opening's scan skipped (and said).
+                None => {
+                    at = damaged(&s.file, at, s.generation, s.end)?
+                        .context("the click spool has a record it cannot read inside its written part")?;
+                }
+            }
         }
         // Only while the store takes replays: waiting on a store that may not answer would
         // only slow the redirects down.
@@ -376,14 +400,35 @@ fn write_header(file: &File, generation: u64, replayed: u64, sync: bool) -> std:
 }
 
 /// Finds the end of the log of `generation` and how many clicks wait after `replayed`.
-fn scan(file: File, generation: u64, replayed: u64, limit: u64) -> anyhow::Result<State> {
+fn scan(file: File, generation: u64, replayed: u64, limit: u64, path: &Path) -> anyhow::Result<State> {
     let mut at = HEADER;
     let mut boundaries = vec![HEADER];
     let mut counts = vec![0u64];
-    while let Some((clicks, next)) = read_record(&file, at, generation, limit)? {
+    loop {
+        let next = match read_record(&file, at, generation, limit)? {
+            Some((clicks, next)) => {
+                counts.push(counts.last().copied().unwrap_or(0) + clicks.len() as u64);
+                next
+            }
+            // A record of this log that does not read (a byte changed on the disk) but whose
+            // length does, followed by one that reads: the log goes on past it. It was taken
+            // for the log's end, and every click after it was dropped without a word.
+            None => match damaged(&file, at, generation, limit)? {
+                Some(next) => {
+                    tracing::error!(
+                        path = %path.display(),
+                        offset = at,
+                        bytes = next - at,
+                        "a damaged record of the click log is skipped: its clicks are lost, the records after it are kept"
+                    );
+                    counts.push(counts.last().copied().unwrap_or(0));
+                    next
+                }
+                None => break,
+            },
+        };
         at = next;
         boundaries.push(at);
-        counts.push(counts.last().copied().unwrap_or(0) + clicks.len() as u64);
     }
     // A replayed-up-to offset that is not a record boundary (a torn header): replay from the top;
     // the stores count nothing twice.
@@ -421,6 +466,24 @@ fn read_record(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Res
         Ok(clicks) => Ok(Some((clicks, next))),
         Err(_) => Ok(None),
     }
+}
+
+/// Where the record at `at` would end, when it is one of `generation`'s that does not read
+/// and the record after it does: a damaged record inside the log, not its end (a record cut
+/// short by a crash is the last one).
+fn damaged(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Result<Option<u64>> {
+    if at + RECORD_HEAD as u64 > limit {
+        return Ok(None);
+    }
+    let mut head = [0u8; RECORD_HEAD];
+    file.read_exact_at(&mut head, at)?;
+    let len = u64::from(u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")));
+    let stamp = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+    let next = at + RECORD_HEAD as u64 + len;
+    if len == 0 || stamp != generation || next > limit {
+        return Ok(None);
+    }
+    Ok(read_record(file, next, generation, limit)?.map(|_| next))
 }
 
 fn checksum(generation: u64, payload: &[u8]) -> u32 {
@@ -618,6 +681,81 @@ mod tests {
         assert_eq!(spool.depth().clicks, 0);
         let many: Vec<SpooledClick> = (0..200).map(|i| click("a", i)).collect();
         assert!(matches!(spool.append(&many), Err(SpoolError::Full(_))));
+    }
+
+    /// Found by a fault audit: one byte changed in the third of 94 records dropped the 91
+    /// sound records after it, and a log whose header was damaged was written over, both
+    /// without a word.
+    #[test]
+    fn a_damaged_record_loses_its_clicks_alone_and_an_unknown_header_is_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let mut starts = Vec::new();
+        for i in 0..5 {
+            starts.push(spool.state().end);
+            spool.append(&[click("a", i), click("b", i)]).unwrap();
+        }
+        // A byte of the third record's payload changed.
+        spool
+            .state()
+            .file
+            .write_all_at(b"#", starts[2] + RECORD_HEAD as u64 + 3)
+            .unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let chunk = spool.next_chunk(100).unwrap().unwrap();
+        let ms: Vec<u64> = chunk.clicks.iter().map(|c| c.ms).collect();
+        assert_eq!(ms, [0, 0, 1, 1, 3, 3, 4, 4]);
+        assert_eq!(spool.depth().clicks, 8);
+        // The last record cut short (a crash) still ends the log.
+        spool
+            .state()
+            .file
+            .write_all_at(b"#", starts[4] + RECORD_HEAD as u64 + 3)
+            .unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.depth().clicks, 6);
+
+        spool.state().file.write_all_at(b"garbage!", 0).unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.depth().clicks, 0);
+        let aside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("clicks.damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+    }
+
+    /// Found by a fault audit: redirects were refused "spool full" while `/readyz` and
+    /// `/metrics` showed the spool a third full, since replayed room is used again only once
+    /// the spool is empty. `used_bytes` is what the refusal is judged by.
+    #[test]
+    fn the_room_taken_is_what_a_full_spool_is_judged_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), HEADER * 4).unwrap();
+        assert_eq!(spool.depth().used_bytes, 0);
+        let mut n = 0;
+        while !spool.nearly_full() {
+            spool.append(&[click("a", n)]).unwrap();
+            n += 1;
+        }
+        let chunk = spool.next_chunk(n as usize - 1).unwrap().unwrap();
+        spool.mark_replayed(chunk.upto, chunk.clicks.len() as u64).unwrap();
+        let d = spool.depth();
+        assert_eq!(d.clicks, 1);
+        assert!(spool.nearly_full());
+        assert!(d.bytes < d.capacity_bytes / 10, "{}", d.bytes);
+        assert!(
+            d.used_bytes + HEADER + d.capacity_bytes / 100 > d.capacity_bytes,
+            "{}",
+            d.used_bytes
+        );
+        let last = spool.next_chunk(10).unwrap().unwrap();
+        spool.mark_replayed(last.upto, 1).unwrap();
+        assert_eq!(spool.depth().used_bytes, 0, "a drained spool starts over at the top");
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub struct Meters {
     pub spool_clicks: Gauge,
     /// Bytes of spool in use now, and the most it holds.
     pub spool_bytes: Gauge,
+    pub spool_used_bytes: Gauge,
     pub spool_capacity_bytes: Gauge,
     /// Hourly counter fields removed past their retention (`crate::hours`).
     pub hourly_fields_pruned: Counter,
@@ -155,6 +156,7 @@ impl Default for Meters {
         let clicks_replayed = Counter::default();
         let spool_clicks = Gauge::default();
         let spool_bytes = Gauge::default();
+        let spool_used_bytes = Gauge::default();
         let spool_capacity_bytes = Gauge::default();
         registry.register(
             "clicks_spooled",
@@ -171,7 +173,16 @@ impl Default for Meters {
             "Clicks waiting in the spool for the store",
             spool_clicks.clone(),
         );
-        registry.register("spool_bytes", "Bytes of the spool in use", spool_bytes.clone());
+        registry.register(
+            "spool_bytes",
+            "Bytes of the clicks waiting in the spool",
+            spool_bytes.clone(),
+        );
+        registry.register(
+            "spool_used_bytes",
+            "Bytes of the spool's capacity taken (replayed room is used again once the spool is empty): a full spool refuses redirects",
+            spool_used_bytes.clone(),
+        );
         registry.register(
             "spool_capacity_bytes",
             "The most the spool holds, in bytes",
@@ -235,6 +246,7 @@ impl Default for Meters {
             clicks_replayed,
             spool_clicks,
             spool_bytes,
+            spool_used_bytes,
             spool_capacity_bytes,
             redirects,
             clicks_written,

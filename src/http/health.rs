@@ -104,6 +104,7 @@ pub async fn metrics(req: HttpRequest, state: State) -> HttpResponse {
     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     state.meters.spool_clicks.set(gauge(spool.clicks));
     state.meters.spool_bytes.set(gauge(spool.bytes));
+    state.meters.spool_used_bytes.set(gauge(spool.used_bytes));
     state.meters.spool_capacity_bytes.set(gauge(spool.capacity_bytes));
     if super::accepts(&req, "application/openmetrics-text") {
         HttpResponse::Ok()
