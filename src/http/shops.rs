@@ -54,6 +54,9 @@ fn view<'a>(state: &State, s: &'a Shop, with_secret: bool) -> ShopView<'a> {
     }
 }
 
+/// The fewest characters a platform shop's secret has.
+const MIN_SECRET_CHARS: usize = 16;
+
 /// The secret a shop signs with: generated for generic shops, given (the platform's own) for
 /// Shopify and WooCommerce.
 fn secret_for(platform: ShopPlatform, given: Option<String>) -> Result<String, ApiError> {
@@ -66,6 +69,10 @@ fn secret_for(platform: ShopPlatform, given: Option<String>) -> Result<String, A
         (_, Some(s)) if s.trim() != s || s.is_empty() => Err(ApiError::invalid(
             "secret must be the platform's signing secret exactly, without spaces around it.",
         )),
+        // Whoever guesses it forges the shop's conversions: platforms' own are long.
+        (_, Some(s)) if s.chars().count() < MIN_SECRET_CHARS => Err(ApiError::invalid(format!(
+            "secret must be the platform's signing secret, at least {MIN_SECRET_CHARS} characters: a short one is guessed (Shopify's and WooCommerce's generated ones are longer)."
+        ))),
         (_, Some(s)) if s.len() <= 256 && !has_control_chars(&s) => Ok(s),
         (_, _) => Err(ApiError::invalid(
             "secret is required for shopify and woocommerce shops: the one the shop platform signs with.",
