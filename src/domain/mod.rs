@@ -85,6 +85,20 @@ pub fn has_control_chars(s: &str) -> bool {
     s.chars().any(|c| c.is_control())
 }
 
+/// True when `s` would show other than it reads, or nothing: it holds a bidirectional override
+/// or isolate (U+202A–U+202E, U+2066–U+2069: "Amy \u{202e}gnp.exe" shows as "Amy exe.png"), or
+/// it is made of invisible characters alone (spaces, zero-width characters, a byte-order mark).
+/// Names and handles on screens are refused so; zero-width joiners inside emoji are kept.
+pub fn hides_its_text(s: &str) -> bool {
+    let invisible = |c: char| {
+        c.is_whitespace()
+            || matches!(c, '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+    };
+    s.chars()
+        .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        || s.chars().all(invisible)
+}
+
 /// Deserializes a field that may be absent (outer `None`), `null` (inner `None`) or a value:
 /// how a PATCH tells "leave as is" from "clear". Use with `#[serde(default)]`.
 pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>

@@ -42,6 +42,11 @@ fn parse_handle(h: &str) -> Result<String, ApiError> {
             "handle must be 1 to 100 characters without control characters.",
         ));
     }
+    if crate::domain::hides_its_text(h) {
+        return Err(ApiError::invalid(
+            "handle must show what it says: no right-to-left overrides or isolates, and not only invisible characters.",
+        ));
+    }
     Ok(h.to_owned())
 }
 

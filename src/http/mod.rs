@@ -511,6 +511,11 @@ pub fn parse_name(field: &str, s: &str) -> Result<String, ApiError> {
             "{field} must be 1 to 200 characters without control characters."
         )));
     }
+    if crate::domain::hides_its_text(t) {
+        return Err(ApiError::invalid(format!(
+            "{field} must show what it says: no right-to-left overrides or isolates, and not only invisible characters."
+        )));
+    }
     Ok(t.to_owned())
 }
 

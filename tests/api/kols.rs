@@ -62,3 +62,47 @@ async fn invalid_kols_are_rejected_and_duplicates_conflict(backend: Backend) {
     let list = app.get_ok("/api/v1/kols").await;
     assert_eq!(list["kols"].as_array().unwrap().len(), 1);
 }
+
+per_store!(names_that_reverse_or_hide_their_text_are_refused);
+/// A name with a right-to-left override ("Amy \u{202e}gnp.exe", shown as "Amy exe.png") or
+/// made of invisible characters alone was taken, and shown as written on the dashboard and a
+/// KOL's page (security audit). Emoji joined by a zero-width joiner are still names.
+async fn names_that_reverse_or_hide_their_text_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (i, bad) in [
+        "Amy \u{202e}gnp.exe\u{202c}",
+        "\u{2067}Amy\u{2069}",
+        "\u{200b}\u{200b}\u{200b}",
+        "\u{feff}",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = app
+            .post(
+                "/api/v1/kols",
+                &json!({"id": format!("k{i}"), "name": bad, "platform": "tiktok"}),
+            )
+            .await;
+        assert_error(r, 400, "invalid_input").await;
+        let r = app
+            .post(
+                "/api/v1/kols",
+                &json!({"id": format!("h{i}"), "name": "Amy", "handle": bad, "platform": "tiktok"}),
+            )
+            .await;
+        assert_error(r, 400, "invalid_input").await;
+        let r = app
+            .post("/api/v1/campaigns", &json!({"id": format!("c{i}"), "name": bad}))
+            .await;
+        assert_error(r, 400, "invalid_input").await;
+    }
+    let v = app
+        .post_expect(
+            "/api/v1/kols",
+            &json!({"id": "amy", "name": "Amy \u{1f469}\u{200d}\u{1f4bb}", "platform": "tiktok"}),
+            201,
+        )
+        .await;
+    assert_eq!(v["name"], "Amy \u{1f469}\u{200d}\u{1f4bb}");
+}
