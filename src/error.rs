@@ -124,9 +124,19 @@ impl ApiError {
     }
 }
 
+/// A domain rule's words, as a sentence of the API: capitalised, with its full stop (they
+/// are written to be quoted inside others: "amount: … ").
 impl From<crate::domain::Invalid> for ApiError {
     fn from(e: crate::domain::Invalid) -> Self {
-        ApiError::invalid(e.0)
+        let mut chars = e.0.chars();
+        let mut sentence: String = match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => String::new(),
+        };
+        if !sentence.ends_with(['.', '!', '?']) {
+            sentence.push('.');
+        }
+        ApiError::invalid(sentence)
     }
 }
 
@@ -242,9 +252,61 @@ impl ResponseError for ApiError {
     }
 }
 
+/// An error and its causes as one line, `outer: inner: …`, for a fatal error's last words. A
+/// cause whose words the part before already ends with is left out: Redis's errors repeat
+/// their own cause ("Connection refused (os error 111): Connection refused (os error 111)").
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for part in e.chain().map(|c| c.to_string()) {
+        if line.ends_with(&part) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&part);
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fatal_error_says_each_cause_once_and_domain_words_are_sentences() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
+        let e = anyhow::Error::new(RepeatsItsCause(io)).context("Failed to connect to Redis");
+        assert_eq!(
+            chain_text(&e),
+            "Failed to connect to Redis: Connection refused (os error 111)"
+        );
+        let ApiError::Client { message: m, .. } =
+            ApiError::from(crate::domain::Currency::parse_listed("TWN").unwrap_err())
+        else {
+            panic!("invalid input");
+        };
+        assert!(m.starts_with("'TWN' is not") && m.ends_with("\"JPY\"."), "{m}");
+    }
+
+    /// An error whose words end with its cause's, as Redis's do.
+    #[derive(Debug)]
+    struct RepeatsItsCause(std::io::Error);
+
+    impl std::fmt::Display for RepeatsItsCause {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}", self.0)
+        }
+    }
+
+    impl std::error::Error for RepeatsItsCause {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -55,7 +55,7 @@ async fn main() -> std::process::ExitCode {
     match serve().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kolink: {e:#}");
+            eprintln!("kolink: {}", kolink::error::chain_text(&e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -82,7 +82,7 @@ async fn tail() -> std::process::ExitCode {
     match run.await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kolink tail: {e:#}");
+            eprintln!("kolink tail: {}", kolink::error::chain_text(&e));
             std::process::ExitCode::FAILURE
         }
     }

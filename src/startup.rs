@@ -546,6 +546,12 @@ where
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(8));
             }
+            Err(e) if not_answering(&e) && !wait.is_zero() => {
+                return Err(e.context(format!(
+                    "Redis did not answer for {} s, tried again until then",
+                    started.elapsed().as_secs()
+                )))
+            }
             Err(e) => return Err(e),
         }
     }

@@ -216,8 +216,12 @@ impl<T: serde::de::DeserializeOwned + Default + 'static> FromRequest for Optiona
 }
 
 fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default()
-        .error_handler(|err, _req| ApiError::invalid(format!("The query string is not valid: {err}.")).into())
+    web::QueryConfig::default().error_handler(|err, _req| {
+        // actix names its own step ("Query deserialize error: unknown field `foo`, …").
+        let text = err.to_string();
+        let words = text.strip_prefix("Query deserialize error: ").unwrap_or(&text);
+        ApiError::invalid(format!("The query string is not valid: {words}.")).into()
+    })
 }
 
 /// Whether the client's `Accept` names `media` (`text/html`: a browser; `text/csv`: a download).
