@@ -94,7 +94,7 @@ impl Application {
             Some(started) => started,
             None => {
                 let store = open_store(&settings, clock.clone(), faults).await?;
-                online_start(&settings, store, &meters).await?
+                online_start(&settings, store, &meters, &clock).await?
             }
         };
         let visitor_key = crate::classify::VisitorKey::new(secrets.visitor_key.as_bytes());
@@ -232,7 +232,12 @@ struct Started {
 
 /// A start with the store answering: what it checks, and the secrets it reads (made on a first
 /// start), kept in the link book for a start while the store does not answer.
-async fn online_start(settings: &Settings, store: Arc<dyn Store>, meters: &Meters) -> anyhow::Result<Started> {
+async fn online_start(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    meters: &Meters,
+    clock: &SharedClock,
+) -> anyhow::Result<Started> {
     check_retention(store.as_ref(), settings.click_retention_days).await?;
     // Coupons kept under the keys of an older rule move to their new ones (`CouponKey`).
     let moved = store.fold_coupon_keys().await?;
@@ -250,6 +255,7 @@ async fn online_start(settings: &Settings, store: Arc<dyn Store>, meters: &Meter
         session_key: secret("session_key").await?,
     };
     watch_identity(&store, &secrets.visitor_key);
+    complete_conversions(&store, clock);
     let (book, book_copy) = link_book(settings, store.clone(), meters).await;
     if let Some(b) = book.clone() {
         let kept = secrets.clone();
@@ -317,7 +323,7 @@ async fn offline_start(
         Ok(Ok(store)) => {
             // The usual start opens the book again.
             drop(book);
-            return online_start(settings, Arc::new(store), meters).await.map(Some);
+            return online_start(settings, Arc::new(store), meters, &clock).await.map(Some);
         }
         Ok(Err(e)) if !not_answering(&e) => return Err(e),
         Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "Redis does not answer"),
@@ -332,8 +338,9 @@ async fn offline_start(
             bytes
         }
     };
-    let redis =
-        Arc::new(RedisStore::connect_lazily(&url, &settings.redis_prefix, retention, wait_replicas, clock).await?);
+    let redis = Arc::new(
+        RedisStore::connect_lazily(&url, &settings.redis_prefix, retention, wait_replicas, clock.clone()).await?,
+    );
     let store: Arc<dyn Store> = redis.clone();
     let book = Arc::new(book);
     spool.hold(true);
@@ -348,6 +355,7 @@ async fn offline_start(
         secrets.clone(),
         book.clone(),
         spool.clone(),
+        clock.clone(),
     ));
     Ok(Some(Started {
         store,
@@ -357,6 +365,26 @@ async fn offline_start(
         book: Some(book),
         book_copy: Some(AbortOnDrop(job.abort_handle())),
     }))
+}
+
+/// Finishes, in the background, the conversions of the last day whose counting a stop cut
+/// short after they were stored (`intake::complete_recent`).
+fn complete_conversions(store: &Arc<dyn Store>, clock: &SharedClock) {
+    let store = store.clone();
+    let since = clock.now() - crate::intake::COMPLETE_SINCE;
+    tokio::spawn(async move {
+        match crate::intake::complete_recent(store.as_ref(), since).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                conversions = n,
+                "conversions stored but not counted when a process stopped are counted now"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the conversions of the last day were not checked for a count a stop cut short"
+            ),
+        }
+    });
 }
 
 /// How often a process checks that Redis is still its store (`watch_identity`), and how
@@ -410,6 +438,7 @@ async fn finish_offline_start(
     secrets: crate::link_book::StartSecrets,
     book: Arc<crate::link_book::LinkBook>,
     spool: Arc<Spool>,
+    clock: SharedClock,
 ) {
     // Whether Redis is this process's store is asked first, with reads alone: a Redis that is
     // not gets nothing written, not even the layout's version.
@@ -444,6 +473,7 @@ async fn finish_offline_start(
     }
     watch_identity(&store, &secrets.visitor_key);
     until_answered(|| redis.finish_start()).await;
+    complete_conversions(&store, &clock);
     if let Err(e) = check_retention(store.as_ref(), retention_days).await {
         tracing::error!(error = %format!("{e:#}"), "restart this process with a longer click retention");
     }

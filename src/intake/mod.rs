@@ -167,6 +167,66 @@ pub(super) fn fair_claim(c: &Claim) -> bool {
         && (!matches!(c.method, Method::ClickId | Method::Code) || plain(&c.value))
 }
 
+/// What follows a conversion's storing: an attributed one counts, once, and a refund only
+/// within its purchase; a refund stored `pending` waits for its purchase (`fresh`: this call
+/// stored it), and a purchase settles the refunds waiting for it. Each step may be taken again:
+/// a delivery again, or `complete_recent`, finishes what a stop cut short. Returns the status
+/// after counting and whether it counted now.
+async fn after_save(
+    store: &dyn Store,
+    stored: &Conversion,
+    fresh: bool,
+) -> crate::store::Result<(ConversionStatus, bool)> {
+    let (status, counted_now) = match stored.status {
+        ConversionStatus::Attributed => refunds::count(store, stored).await?,
+        s => (s, false),
+    };
+    match stored.event {
+        Event::Refund if fresh && stored.status == ConversionStatus::Pending => {
+            let purchase = Conversion::key_of(stored.shop.as_str(), Event::Purchase, &stored.order_id);
+            store.add_pending(&purchase, &stored.idempotency_key()).await?;
+            // The purchase may have been stored between this refund's look and now.
+            refunds::settle(store, stored.shop.as_str(), &stored.order_id).await?;
+        }
+        Event::Purchase => refunds::settle(store, stored.shop.as_str(), &stored.order_id).await?,
+        _ => {}
+    }
+    Ok((status, counted_now))
+}
+
+/// How far back a start looks for conversions whose counting a stop cut short.
+pub const COMPLETE_SINCE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// The most conversions a start looks at for `complete_recent`.
+const COMPLETE_AT_MOST: usize = 20_000;
+
+/// Finishes the conversions received since `since` whose counting a stop (a kill, a crash, a
+/// store that went away mid-way) cut short after they were stored: they were listed as
+/// attributed and not in the figures until the shop delivered them again, and a shop that
+/// did not left the list and the figures apart for good. Every step is taken once whatever
+/// is asked again (`after_save`). Returns how many counted now.
+pub async fn complete_recent(store: &dyn Store, since: DateTime<Utc>) -> crate::store::Result<usize> {
+    let mut after = None;
+    let (mut seen, mut completed) = (0, 0);
+    loop {
+        let page = store.scan_conversions(after.take(), 500).await?;
+        let last = page.len() < 500;
+        for (cursor, c) in page {
+            if c.received_at < since || seen >= COMPLETE_AT_MOST {
+                return Ok(completed);
+            }
+            seen += 1;
+            if after_save(store, &c, true).await?.1 {
+                completed += 1;
+            }
+            after = Some(cursor);
+        }
+        if last {
+            return Ok(completed);
+        }
+    }
+}
+
 /// What the shop is told about one conversion.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Receipt {
@@ -240,21 +300,7 @@ pub async fn accept(store: &dyn Store, clock: &dyn Clock, mut incoming: Incoming
     };
     let stored = store.save_conversion(&conversion).await?;
     let fresh = stored.id == conversion.id;
-    // Only an attributed conversion counts, once, and a refund only within its purchase.
-    let (status, counted_now) = match stored.status {
-        ConversionStatus::Attributed => refunds::count(store, &stored).await?,
-        s => (s, false),
-    };
-    match stored.event {
-        Event::Refund if fresh && stored.status == ConversionStatus::Pending => {
-            let purchase = Conversion::key_of(stored.shop.as_str(), Event::Purchase, &stored.order_id);
-            store.add_pending(&purchase, &stored.idempotency_key()).await?;
-            // The purchase may have been stored between this refund's look and now.
-            refunds::settle(store, stored.shop.as_str(), &stored.order_id).await?;
-        }
-        Event::Purchase => refunds::settle(store, stored.shop.as_str(), &stored.order_id).await?,
-        _ => {}
-    }
+    let (status, counted_now) = after_save(store, &stored, fresh).await?;
     // Exactly one answer per conversion says `attributed`: the delivery that counted it (the
     // first, or the one that completed an interrupted first). Deliveries racing it, and later
     // ones, are `duplicate`; so are re-deliveries of conversions that were not counted.

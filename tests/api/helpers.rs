@@ -53,6 +53,30 @@ pub struct Backing {
 }
 
 impl Backing {
+    /// The store this backing holds, opened directly (no server), its "now" from `clock`.
+    pub async fn open_store(&self, clock: kolink::clock::SharedClock) -> std::sync::Arc<dyn kolink::store::Store> {
+        use kolink::store::redis::{RedisStore, Target};
+        let retention = Duration::from_secs(400 * 86_400);
+        match (&self.redis, &self.cluster, &self.data) {
+            (Some(redis), _, _) => std::sync::Arc::new(
+                RedisStore::connect(&Target::Single(redis.url()), "kl", retention, 0, clock)
+                    .await
+                    .unwrap(),
+            ),
+            (None, Some(lease), _) => std::sync::Arc::new(
+                RedisStore::connect(&lease.target(), &lease.prefix, retention, 0, clock)
+                    .await
+                    .unwrap(),
+            ),
+            (None, None, Some(dir)) => std::sync::Arc::new(
+                kolink::store::embedded::EmbeddedStore::open(dir.path(), retention, clock)
+                    .await
+                    .unwrap(),
+            ),
+            (None, None, None) => unreachable!("a backing has a redis, a cluster or a data dir"),
+        }
+    }
+
     pub fn new(backend: Backend) -> Self {
         let (redis, data) = match backend {
             Backend::Redis => (Some(RedisServer::start()), None),

@@ -22,22 +22,7 @@ async fn open(backend: Backend) -> (Arc<dyn Store>, Backing) {
 /// `open`, with the store's "now" from `clock` (what its click retention counts from).
 async fn open_with_clock(backend: Backend, clock: SharedClock) -> (Arc<dyn Store>, Backing) {
     let backing = Backing::new(backend);
-    let retention = Duration::from_secs(400 * 86_400);
-    let store: Arc<dyn Store> = match (&backing.redis, &backing.cluster, &backing.data) {
-        (Some(redis), _, _) => Arc::new(
-            RedisStore::connect(&Target::Single(redis.url()), "kl", retention, 0, clock.clone())
-                .await
-                .unwrap(),
-        ),
-        (None, Some(lease), _) => Arc::new(
-            RedisStore::connect(&lease.target(), &lease.prefix, retention, 0, clock.clone())
-                .await
-                .unwrap(),
-        ),
-        (None, None, Some(dir)) => Arc::new(EmbeddedStore::open(dir.path(), retention, clock.clone()).await.unwrap()),
-        (None, None, None) => unreachable!("a backing has a redis, a cluster or a data dir"),
-    };
-    (store, backing)
+    (backing.open_store(clock).await, backing)
 }
 
 fn click(code: &str, ms: u64, seq: u64, visitor: &str) -> NewClick {

@@ -535,3 +535,48 @@ async fn conversions_are_listed_by_kol_and_by_day(backend: Backend) {
         assert_error(r, 400, "invalid_input").await;
     }
 }
+
+per_store!(a_conversion_stored_but_not_counted_when_its_process_stopped_is_counted_at_the_next_start);
+/// A process killed between storing a conversion and counting it (a fault audit found one in
+/// 1,160 under a kill loop) left it listed as attributed and out of the figures until the shop
+/// delivered it again; a shop that did not left them apart for good. A start now finishes the
+/// conversions of the last day that a stop cut short.
+async fn a_conversion_stored_but_not_counted_when_its_process_stopped_is_counted_at_the_next_start(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed().await;
+    let secret = app.create_shop("acme").await;
+    app.webhook_ok("acme", &secret, &purchase("1", json!({"coupon": "AMY10"})))
+        .await;
+    let (backing, settings) = app.stop().await;
+    {
+        // The second order, stored as the intake stores it and cut short before its count.
+        let store = backing
+            .open_store(std::sync::Arc::new(kolink::clock::SystemClock))
+            .await;
+        let key = kolink::domain::Conversion::key_of("acme", kolink::domain::Event::Purchase, "1");
+        let first = store.find_conversion(&key).await.unwrap().expect("the first order");
+        let mut cut = first.clone();
+        cut.id = "cv_cut_short_before_its_count".into();
+        cut.order_id = "2".into();
+        cut.received_at = chrono::Utc::now();
+        store.save_conversion(&cut).await.unwrap();
+        store.close().await;
+    }
+    let app = crate::helpers::start(backing, settings).await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let t = app.link_totals("amy-serum").await;
+        if t["conversions"] == 2 {
+            assert_eq!(t["revenue"], "2560.00", "{t}");
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "never counted: {t}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A delivery of it now is a duplicate, counted once.
+    let again = app
+        .webhook_ok("acme", &secret, &purchase("2", json!({"coupon": "AMY10"})))
+        .await;
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(app.link_totals("amy-serum").await["conversions"], 2);
+}
