@@ -149,11 +149,18 @@ impl EmbeddedStore {
         let path = dir.join("kolink.redb");
         warn_if_others_read(&path);
         let journal_path = dir.join("kolink.journal");
+        let shown = dir.display().to_string();
         let (db, journal) = tokio::task::spawn_blocking(move || {
+            // Which file a failure is of, and what a full disk means here: a start writes (the
+            // tables, the journal's clicks), and was refused with a bare "No space left".
+            let of = |what: &str| {
+                format!("Failed to open the embedded store's {what} in {shown} (a start writes to it: a full disk stops it)")
+            };
             // The database first: its lock tells a second process that the directory is taken.
-            let db = create_tables(disk::open_file(&path, cache_bytes, &faults))?;
-            let journal = Arc::new(journal::Journal::open(&journal_path, faults.clone())?);
-            let n = journal.recover(&db)?;
+            let db = create_tables(disk::open_file(&path, cache_bytes, &faults)).with_context(|| of("database"))?;
+            let journal =
+                Arc::new(journal::Journal::open(&journal_path, faults.clone()).with_context(|| of("click journal"))?);
+            let n = journal.recover(&db).with_context(|| of("click journal"))?;
             if n > 0 {
                 tracing::info!(clicks = n, "applied the clicks the embedded store's journal held");
             }
