@@ -440,6 +440,14 @@ async fn copy(book: &Arc<LinkBook>, store: &dyn Store) -> anyhow::Result<(usize,
         seen.extend(page.iter().map(|l| l.code.as_str().to_owned()));
         let b = book.clone();
         let Some(n) = next else {
+            // A whole copy drops the codes the store no longer has: only once the store is
+            // found to be the one the process started with (a Redis flushed or restarted
+            // without its data, in the moment before the process noticed, would have emptied
+            // the book it then redirects from).
+            store
+                .confirm_identity()
+                .await
+                .context("The link book is not copied whole from a store not known to be this process's")?;
             let links = seen.len();
             changed += tokio::task::spawn_blocking(move || b.write(&page, Written::Whole { seen: &seen }))
                 .await?

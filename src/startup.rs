@@ -44,6 +44,8 @@ pub struct Application {
     book_copy: Option<AbortOnDrop>,
     /// The job that reads the session key again (`session::keep_key_fresh`).
     session_key_refresh: AbortOnDrop,
+    /// The count of conversions a stop cut short (`complete_conversions`).
+    completion: Option<AbortOnDrop>,
     /// The admin token generated at this start, if one was (it is shown once).
     pub generated_admin_token: Option<String>,
 }
@@ -90,6 +92,7 @@ impl Application {
             secrets,
             book,
             book_copy,
+            completion,
         } = match offline_start(&settings, clock.clone(), &meters, &spool).await? {
             Some(started) => started,
             None => {
@@ -133,6 +136,7 @@ impl Application {
             meters,
             suspicion: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
             pixel_windows: crate::suspicion::Suspicion::new(settings.link_cache_capacity.max(100_000)),
+            proxy_pixel_windows: crate::suspicion::Suspicion::with_limit(10_000, crate::http::PROXY_LOADS_A_MINUTE),
             limits: crate::http::limits::RateLimits::new(settings.rate_limit_per_second, settings.rate_limit_burst),
             sign_in_limits: crate::http::limits::RateLimits::sign_in(settings.rate_limit_per_second),
             token_guesses: crate::http::limits::TokenGuesses::default(),
@@ -183,6 +187,7 @@ impl Application {
             windows,
             book_copy,
             session_key_refresh,
+            completion,
             generated_admin_token,
         })
     }
@@ -205,6 +210,7 @@ impl Application {
         drop(self.windows);
         drop(self.book_copy);
         drop(self.session_key_refresh);
+        drop(self.completion);
         self.writer.finish().await;
         self.store.close().await;
         served
@@ -228,6 +234,8 @@ struct Started {
     secrets: crate::link_book::StartSecrets,
     book: Option<Arc<crate::link_book::LinkBook>>,
     book_copy: Option<AbortOnDrop>,
+    /// The count of conversions a stop cut short (`complete_conversions`), when it runs apart.
+    completion: Option<AbortOnDrop>,
 }
 
 /// A start with the store answering: what it checks, and the secrets it reads (made on a first
@@ -255,7 +263,10 @@ async fn online_start(
         session_key: secret("session_key").await?,
     };
     watch_identity(&store, &secrets.visitor_key);
-    complete_conversions(&store, clock);
+    let completion = {
+        let (store, now) = (store.clone(), clock.now());
+        AbortOnDrop(tokio::spawn(async move { complete_conversions(store.as_ref(), now).await }).abort_handle())
+    };
     let (book, book_copy) = link_book(settings, store.clone(), meters).await;
     if let Some(b) = book.clone() {
         let kept = secrets.clone();
@@ -275,6 +286,7 @@ async fn online_start(
         secrets,
         book,
         book_copy,
+        completion: Some(completion),
     })
 }
 
@@ -364,27 +376,25 @@ async fn offline_start(
         secrets,
         book: Some(book),
         book_copy: Some(AbortOnDrop(job.abort_handle())),
+        completion: None,
     }))
 }
 
-/// Finishes, in the background, the conversions of the last day whose counting a stop cut
-/// short after they were stored (`intake::complete_recent`).
-fn complete_conversions(store: &Arc<dyn Store>, clock: &SharedClock) {
-    let store = store.clone();
-    let since = clock.now() - crate::intake::COMPLETE_SINCE;
-    tokio::spawn(async move {
-        match crate::intake::complete_recent(store.as_ref(), since).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                conversions = n,
-                "conversions stored but not counted when a process stopped are counted now"
-            ),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "the conversions of the last day were not checked for a count a stop cut short"
-            ),
-        }
-    });
+/// Finishes the conversions of the last day whose counting a stop cut short after they were
+/// stored (`intake::complete_recent`), the youngest minute left to whoever is counting them.
+async fn complete_conversions(store: &dyn Store, now: chrono::DateTime<chrono::Utc>) {
+    let (since, until) = (now - crate::intake::COMPLETE_SINCE, now - crate::intake::COMPLETE_GRACE);
+    match crate::intake::complete_recent(store, since, until).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            conversions = n,
+            "conversions stored but not counted when a process stopped are counted now"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "the conversions of the last day were not checked for a count a stop cut short"
+        ),
+    }
 }
 
 /// How often a process checks that Redis is still its store (`watch_identity`), and how
@@ -473,7 +483,6 @@ async fn finish_offline_start(
     }
     watch_identity(&store, &secrets.visitor_key);
     until_answered(|| redis.finish_start()).await;
-    complete_conversions(&store, &clock);
     if let Err(e) = check_retention(store.as_ref(), retention_days).await {
         tracing::error!(error = %format!("{e:#}"), "restart this process with a longer click retention");
     }
@@ -485,6 +494,7 @@ async fn finish_offline_start(
         clicks = spool.depth().clicks,
         "Redis answers and is this process's store: the start from the link book is complete, and the clicks spooled meanwhile are written"
     );
+    complete_conversions(store.as_ref(), clock.now()).await;
     crate::link_book::keep(book, store).await;
 }
 

@@ -197,15 +197,20 @@ async fn after_save(
 /// How far back a start looks for conversions whose counting a stop cut short.
 pub const COMPLETE_SINCE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
+/// How old a conversion must be for a start to finish it: younger ones may be a delivery that
+/// another process (on one Redis) is counting now, which would then be answered `duplicate`.
+pub const COMPLETE_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 /// The most conversions a start looks at for `complete_recent`.
 const COMPLETE_AT_MOST: usize = 20_000;
 
-/// Finishes the conversions received since `since` whose counting a stop (a kill, a crash, a
-/// store that went away mid-way) cut short after they were stored: they were listed as
-/// attributed and not in the figures until the shop delivered them again, and a shop that
-/// did not left the list and the figures apart for good. Every step is taken once whatever
-/// is asked again (`after_save`). Returns how many counted now.
-pub async fn complete_recent(store: &dyn Store, since: DateTime<Utc>) -> crate::store::Result<usize> {
+/// Finishes the conversions received from `since` to `until` whose counting a stop (a kill, a
+/// crash, a store that went away mid-way) cut short after they were stored: they were listed
+/// as attributed and not in the figures until the shop delivered them again, and a shop that
+/// did not left the list and the figures apart for good. Only what is missing is written: an
+/// attributed conversion not counted yet, a pending refund (its waiting is noted again), and
+/// a purchase's waiting refunds. Returns how many counted now.
+pub async fn complete_recent(store: &dyn Store, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<usize> {
     let mut after = None;
     let (mut seen, mut completed) = (0, 0);
     loop {
@@ -216,10 +221,22 @@ pub async fn complete_recent(store: &dyn Store, since: DateTime<Utc>) -> crate::
                 return Ok(completed);
             }
             seen += 1;
-            if after_save(store, &c, true).await?.1 {
-                completed += 1;
-            }
             after = Some(cursor);
+            if c.received_at > until {
+                continue;
+            }
+            let uncounted = match (&c.status, &c.link) {
+                (ConversionStatus::Attributed, Some(code)) => !store.is_counted(code, &c.id).await?,
+                _ => false,
+            };
+            let pending_refund = c.event == Event::Refund && c.status == ConversionStatus::Pending;
+            if uncounted || pending_refund {
+                if after_save(store, &c, true).await?.1 {
+                    completed += 1;
+                }
+            } else if c.event == Event::Purchase && !store.pending(&c.idempotency_key()).await?.is_empty() {
+                refunds::settle(store, c.shop.as_str(), &c.order_id).await?;
+            }
         }
         if last {
             return Ok(completed);

@@ -521,6 +521,8 @@ pub trait Conversions: Send + Sync {
         fields: &[(String, i64)],
         refund: Option<&RefundCap>,
     ) -> Result<Counted>;
+    /// Whether `conversion_id` is counted on the link `code` (`count_conversion` added it).
+    async fn is_counted(&self, code: &str, conversion_id: &str) -> Result<bool>;
     /// Replaces the stored conversion with the same idempotency key (its status changed).
     async fn update_conversion(&self, conversion: &Conversion) -> Result<()>;
     /// Remembers a refund (by idempotency key) that waits for the purchase `order_key`.

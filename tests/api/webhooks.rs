@@ -558,7 +558,8 @@ async fn a_conversion_stored_but_not_counted_when_its_process_stopped_is_counted
         let mut cut = first.clone();
         cut.id = "cv_cut_short_before_its_count".into();
         cut.order_id = "2".into();
-        cut.received_at = chrono::Utc::now();
+        // Older than a minute: a younger one may be another process's delivery, counting now.
+        cut.received_at = chrono::Utc::now() - chrono::TimeDelta::minutes(2);
         store.save_conversion(&cut).await.unwrap();
         store.close().await;
     }

@@ -20,7 +20,8 @@
 //! recognised by their entry ids and counted once, exactly as a replayed spool.
 //!
 //! The journal has the spool's file format (`crate::spool`): records with a checksum and a
-//! generation, a torn tail ends the log, and its space is reserved when it opens. Its writes go
+//! generation, a torn tail ends the log (a damaged record inside it is skipped and said), and
+//! its space is reserved when it opens. Its writes go
 //! through `DiskFaults` like the database's, so a disk made full refuses clicks as before.
 
 use std::path::Path;

@@ -903,6 +903,15 @@ impl Conversions for EmbeddedStore {
         .await
     }
 
+    async fn is_counted(&self, code: &str, conversion_id: &str) -> Result<bool> {
+        let (code, id) = (code.to_owned(), conversion_id.to_owned());
+        self.run(move |db| {
+            let orders = db.begin_read()?.open_table(ORDERS)?;
+            Ok(orders.get((code.as_str(), id.as_str()))?.is_some())
+        })
+        .await
+    }
+
     async fn update_conversion(&self, conversion: &Conversion) -> Result<()> {
         let (key, json) = (conversion.idempotency_key(), serde_json::to_string(conversion)?);
         self.write(move |txn| {

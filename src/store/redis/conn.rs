@@ -11,6 +11,9 @@
 //! With `wait_replicas` set, a spread that writes ends each pipeline with `WAIT`: its answer
 //! counts only once that many replicas of each shard it wrote to hold the writes, so a master
 //! that dies after answering loses nothing its replica is promoted with.
+//!
+//! Every command is held to the store's identity ([`Foreign`]): a Redis found not to keep the
+//! visitor-hash key the process started with is refused every command, as an unavailable one.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
@@ -87,11 +90,18 @@ pub(super) struct Foreign(Arc<ForeignState>);
 #[derive(Default)]
 pub(super) struct ForeignState {
     state: AtomicU8,
+    /// One read of the identity at a time: the commands that find it in doubt wait for the
+    /// one under way rather than each read it (a slow Redis would get them all at once).
+    reading: tokio::sync::Mutex<()>,
     /// The key that holds the identity, and its value.
     identity: std::sync::OnceLock<(String, String)>,
     /// Woken when a dropped connection puts the identity in doubt.
     doubt: tokio::sync::Notify,
 }
+
+const REFUSAL: &str = "Redis is not this process's store";
+const REFUSAL_DETAIL: &str =
+    "it does not hold the keys this process started with (flushed, restarted without its data, or another Redis)";
 
 /// No identity held yet (a start, before the store's secrets are read): nothing is refused.
 const UNARMED: u8 = 0;
@@ -148,6 +158,14 @@ impl Foreign {
         let Some((key, expected)) = self.0.identity.get() else {
             return Ok(());
         };
+        let doubted = self.state() == IN_DOUBT;
+        let _one = self.0.reading.lock().await;
+        // A doubt the read before this one settled.
+        match self.state() {
+            CONFIRMED if doubted => return Ok(()),
+            FOREIGN if doubted => return Err(Self::refusal()),
+            _ => {}
+        }
         let found: Option<String> = match redis::cmd("GET").arg(key).query_async(link).await {
             Ok(found) => found,
             Err(e) => {
@@ -184,18 +202,23 @@ impl Foreign {
     }
 
     /// Whether an error says the connection dropped (or never came): what answers after it
-    /// may be another Redis.
+    /// may be another Redis. A reply that is late is not one (a frozen or slow Redis is the
+    /// same Redis), nor this guard's own refusal.
     fn dropped(e: &RedisError) -> bool {
-        e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error()
+        (e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error())
+            && !e.is_timeout()
+            && !Self::is_refusal(e)
     }
 
-    /// The error every command gets while Redis is foreign.
+    /// The error every command gets while Redis is foreign: an I/O error's kind, so that it is
+    /// an unavailable store's everywhere.
     pub(super) fn refusal() -> RedisError {
-        RedisError::from((
-            ErrorKind::Io,
-            "Redis is not this process's store",
-            "it does not hold the keys this process started with (flushed, restarted without its data, or another Redis)".to_owned(),
-        ))
+        RedisError::from((ErrorKind::Io, REFUSAL, REFUSAL_DETAIL.to_owned()))
+    }
+
+    /// Whether `e` is `refusal`'s.
+    pub(super) fn is_refusal(e: &RedisError) -> bool {
+        e.detail() == Some(REFUSAL_DETAIL)
     }
 }
 
@@ -440,6 +463,11 @@ impl Redis {
                 None => groups.push((shard, vec![i])),
             }
         }
+        // Before any shard's pipeline goes: a refusal after some were sent would be a write
+        // made in part.
+        if self.conn.foreign.is_foreign() {
+            return Err(Foreign::refusal());
+        }
         let commands: Vec<&Cmd> = spread.pipe.cmd_iter().collect();
         let mut tasks = Vec::with_capacity(groups.len());
         for (_, idx) in &groups {
@@ -449,11 +477,7 @@ impl Redis {
             }
             pipe_with_wait(&mut pipe, wait);
             let route = SingleNodeRoutingInfo::SpecificNode(Route::new(spread.slots[idx[0]], SlotAddr::Master));
-            let conn = self.conn_for(wait);
-            if conn.foreign.is_foreign() {
-                return Err(Foreign::refusal());
-            }
-            let Some(mut conn) = conn.cluster_link() else {
+            let Some(mut conn) = self.conn_for(wait).cluster_link() else {
                 unreachable!("shard pipelines are sent on a cluster only")
             };
             let keep_errors = spread.keep_errors;

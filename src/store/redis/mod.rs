@@ -7,7 +7,7 @@
 //!
 //! | key                               | type   | holds                                             |
 //! |-----------------------------------|--------|---------------------------------------------------|
-//! | `kl:{meta}:secret:<name>`         | string | admin token hash, visitor-hash key                |
+//! | `kl:{meta}:secret:<name>`         | string | admin token hash, visitor-hash key (the store's identity, `conn::Foreign`), session key, link book's store id |
 //! | `kl:{meta}:<kinds>`               | hash   | campaign / KOL / shop id → JSON record            |
 //! | `kl:{meta}:<kinds>:idx`           | zset   | id scored by creation sequence (newest-first lists)|
 //! | `kl:{meta}:seq:<kind>`            | string | creation sequence per kind; `link` gives link ids |
@@ -1621,6 +1621,13 @@ impl Conversions for RedisStore {
             .map_err(failed("Failed to remember a pending refund in Redis"))
     }
 
+    async fn is_counted(&self, code: &str, conversion_id: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        conn.sismember(self.link_key(code, "orders"), conversion_id)
+            .await
+            .map_err(failed("Failed to read whether a conversion is counted"))
+    }
+
     async fn pending(&self, order_key: &str) -> Result<Vec<String>> {
         let mut conn = self.conn();
         conn.smembers(self.conv(&format!("pending:{order_key}")))
@@ -1663,6 +1670,8 @@ impl RedisStore {
                     self.load_scripts().await?;
                     last_err = Some(e);
                 }
+                // Not this process's store: no try will do (`conn::Foreign`).
+                Err(e) if conn::Foreign::is_refusal(&e) => return Err(failed("Failed to write clicks to Redis")(e)),
                 Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
                     crate::telemetry::warn_limited!(attempt, error = %e, "click batch write failed; retrying");
                     tokio::time::sleep(Duration::from_millis(20 * (attempt as u64 + 1))).await;
