@@ -215,6 +215,17 @@ async fn shopify_deliveries_are_verified_in_both_header_forms_and_forgeries_stor
         .unwrap();
     let e = assert_error(stranger, 401, "invalid_signature").await;
     assert!(!e["error"]["message"].as_str().unwrap().contains("Shopify"), "{e}");
+    // The words a generic shop gets for the same post: nothing tells the two apart.
+    let secret = app.create_shop("acme").await;
+    assert!(!secret.is_empty());
+    let generic = app
+        .api
+        .post(app.url("/webhooks/conversions/acme"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assert_error(generic, 401, "invalid_signature").await, e);
     // An unknown shop.
     let r = app
         .api
