@@ -23,6 +23,8 @@ type Recent = Arc<Mutex<VecDeque<DateTime<Utc>>>>;
 /// Keyed by (link id, the visitor hash's first 64 bits): no allocation per click.
 pub struct Suspicion {
     windows: Arc<quick_cache::sync::Cache<(u64, u64), Recent>>,
+    /// Events allowed per key within `WINDOW` (`LIMIT` unless made `with_limit`).
+    limit: usize,
     /// When windows were last swept (Unix seconds).
     swept_at: AtomicI64,
 }
@@ -34,6 +36,16 @@ impl Suspicion {
                 usize::try_from(capacity).unwrap_or(usize::MAX).max(1),
             )),
             swept_at: AtomicI64::new(0),
+            limit: LIMIT,
+        }
+    }
+
+    /// Windows that allow `limit` events a minute (a mail service's image proxy loads a pixel
+    /// for many readers from one address).
+    pub fn with_limit(capacity: u64, limit: usize) -> Self {
+        Self {
+            limit,
+            ..Self::new(capacity)
         }
     }
 
@@ -94,7 +106,7 @@ impl Suspicion {
         while times.front().is_some_and(|t| now - *t >= WINDOW) {
             times.pop_front();
         }
-        if times.len() >= LIMIT {
+        if times.len() >= self.limit {
             return true;
         }
         times.push_back(now);

@@ -190,7 +190,8 @@ async fn pixel(req: HttpRequest, state: State, file: web::Path<String>) -> Resul
 /// Whether this load is past `suspicion::LIMIT` loads of one visitor on the link within a
 /// minute, as a click is suspicious past that many: anyone can load a pixel, and one client
 /// reloading it drove a link's impressions up and its CTR down at will. A mail service's image
-/// proxy loads for every reader of a mail from a few addresses, and is not held to it.
+/// proxy loads for every reader of a mail from a few addresses: it is held to
+/// `PROXY_LOADS_A_MINUTE` an address.
 fn reloaded(
     req: &HttpRequest,
     state: &State,
@@ -198,15 +199,21 @@ fn reloaded(
     user_agent: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> bool {
-    if crate::classify::loads_for_many_readers(user_agent) {
-        return false;
-    }
     let ip = super::redirect::client_ip(req, state);
-    let visitor = state
-        .visitor_key
-        .hash(&crate::counters::day_string(now), &ip, user_agent);
+    let day = crate::counters::day_string(now);
+    if crate::classify::loads_for_many_readers(user_agent) {
+        // Anyone can say so: an address is held to `PROXY_LOADS_A_MINUTE` on a link then.
+        let address = state.visitor_key.hash(&day, &ip, "");
+        return state.proxy_pixel_windows.click(link_id, &address, now);
+    }
+    let visitor = state.visitor_key.hash(&day, &ip, user_agent);
     state.pixel_windows.click(link_id, &visitor, now)
 }
+
+/// Pixel loads a minute that one address saying it is a mail service's image proxy counts on
+/// a link: a proxy loads for every reader who opens the mail, but a client that only says it
+/// is one would otherwise count without bound.
+pub const PROXY_LOADS_A_MINUTE: usize = 600;
 
 /// `HEAD /p/{code}.gif`: the pixel's headers; counts nothing.
 async fn pixel_head(state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -8,7 +8,7 @@ pub mod deadline;
 mod exports;
 mod health;
 mod insights;
-pub use insights::PIXELS_IN_FLIGHT;
+pub use insights::{PIXELS_IN_FLIGHT, PROXY_LOADS_A_MINUTE};
 pub(crate) mod kols;
 pub mod limits;
 mod links;
@@ -59,6 +59,9 @@ pub struct AppState {
     /// The last pixel loads of each visitor on each link: past `suspicion::LIMIT` a minute they
     /// count nothing (`insights::pixel`).
     pub pixel_windows: crate::suspicion::Suspicion,
+    /// The same for loads that say they come from a mail service's image proxy, by address
+    /// alone and at `insights::PROXY_LOADS_A_MINUTE`.
+    pub proxy_pixel_windows: crate::suspicion::Suspicion,
     pub limits: limits::RateLimits,
     /// The dashboard's sign-in attempts, per address (`limits::RateLimits::sign_in`).
     pub sign_in_limits: limits::RateLimits,
