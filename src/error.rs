@@ -124,15 +124,12 @@ impl ApiError {
     }
 }
 
-/// A domain rule's words, as a sentence of the API: capitalised, with its full stop (they
-/// are written to be quoted inside others: "amount: … ").
+/// A domain rule's words, as a sentence of the API: with its full stop (they are written to
+/// be quoted inside others: "amount: … "). Their first word stays as written: it may be a
+/// field's name (`utm.source must …`).
 impl From<crate::domain::Invalid> for ApiError {
     fn from(e: crate::domain::Invalid) -> Self {
-        let mut chars = e.0.chars();
-        let mut sentence: String = match chars.next() {
-            Some(first) => first.to_uppercase().chain(chars).collect(),
-            None => String::new(),
-        };
+        let mut sentence = e.0;
         if !sentence.ends_with(['.', '!', '?']) {
             sentence.push('.');
         }
@@ -274,7 +271,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fatal_error_says_each_cause_once_and_domain_words_are_sentences() {
+    fn a_fatal_error_says_each_cause_once_and_domain_words_end_as_sentences() {
         let io = std::io::Error::new(
             std::io::ErrorKind::ConnectionRefused,
             "Connection refused (os error 111)",

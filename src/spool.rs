@@ -11,9 +11,12 @@
 //!
 //! A group of clicks is one record, appended and fsync'd before any of its redirects is
 //! answered (the click writer calls this with a whole group, so one fsync serves many clicks).
-//! Records of an older generation, a torn tail or a bad checksum end the log: when everything
-//! was replayed the generation goes up and writing starts over at 4096, so leftovers of an
-//! earlier round are never read again. The replayed-up-to offset is written without fsync: after
+//! Records of an older generation, or a torn tail, end the log: when everything was replayed
+//! the generation goes up and writing starts over at 4096, so leftovers of an earlier round are
+//! never read again. A record of this generation with a bad checksum ends it too, unless the
+//! record its length points to reads: then it is a damaged record inside the log, skipped (its
+//! clicks lost) and said. A file whose header is not one of these is set aside
+//! (`<name>.damaged-<time>`) and a new log started, not written over. The replayed-up-to offset is written without fsync: after
 //! a crash a few groups may be replayed twice, which the stores recognise by their entry ids
 //! and count once.
 //!

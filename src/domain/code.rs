@@ -97,6 +97,11 @@ impl ShortCode {
     }
 }
 
+/// The first path segments a code may not be (`RESERVED`), for the OpenAPI document's check.
+pub fn reserved_words() -> &'static [&'static str] {
+    RESERVED
+}
+
 fn is_reserved(s: &str) -> bool {
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
 }

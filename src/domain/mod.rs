@@ -15,7 +15,7 @@ mod stamp;
 mod utm;
 
 pub use click_id::{ClickId, EntryId};
-pub use code::{CodeError, ShortCode};
+pub use code::{reserved_words, CodeError, ShortCode};
 pub use coupon::{Coupon, CouponKey};
 pub use destination::{with_click_id, Destination};
 pub use dimension::{ClickInfo, Dimension, Dimensions};
@@ -87,12 +87,30 @@ pub fn has_control_chars(s: &str) -> bool {
 
 /// True when `s` would show other than it reads, or nothing: it holds a bidirectional override
 /// or isolate (U+202A–U+202E, U+2066–U+2069: "Amy \u{202e}gnp.exe" shows as "Amy exe.png"), or
-/// it is made of invisible characters alone (spaces, zero-width characters, a byte-order mark).
+/// it is made of invisible characters alone (spaces, zero-width characters, fillers, variation
+/// selectors, tags, a byte-order mark).
 /// Names and handles on screens are refused so; zero-width joiners inside emoji are kept.
 pub fn hides_its_text(s: &str) -> bool {
     let invisible = |c: char| {
         c.is_whitespace()
-            || matches!(c, '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+            || matches!(
+                c,
+                '\u{00AD}'
+                    | '\u{034F}'
+                    | '\u{061C}'
+                    | '\u{115F}'
+                    | '\u{1160}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{2800}'
+                    | '\u{3164}'
+                    | '\u{FE00}'..='\u{FE0F}'
+                    | '\u{FEFF}'
+                    | '\u{FFA0}'
+                    | '\u{E0000}'..='\u{E007F}'
+                    | '\u{E0100}'..='\u{E01EF}'
+            )
     };
     s.chars()
         .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))

@@ -74,6 +74,7 @@ async fn names_that_reverse_or_hide_their_text_are_refused(backend: Backend) {
         "\u{2067}Amy\u{2069}",
         "\u{200b}\u{200b}\u{200b}",
         "\u{feff}",
+        "\u{3164}",
     ]
     .into_iter()
     .enumerate()
