@@ -180,7 +180,7 @@ impl Spool {
         } else if head.iter().any(|&b| b != 0) {
             // Not a log's header, and not a new file's zeros: kept aside, not written over, and
             // said (what it held may still be read from it).
-            let aside = path.with_extension(format!("damaged-{}", chrono::Utc::now().timestamp()));
+            let aside = path.with_extension(format!("damaged-{}", chrono::Utc::now().timestamp_micros()));
             std::fs::rename(&path, &aside)
                 .with_context(|| format!("Failed to set the unreadable click log {} aside", path.display()))?;
             tracing::error!(
@@ -336,7 +336,8 @@ impl Spool {
                 // A damaged record the opening's scan skipped (and said).
                 None => {
                     at = damaged(&s.file, at, s.generation, s.end)?
-                        .context("the click spool has a record it cannot read inside its written part")?;
+                        .context("the click spool has a record it cannot read inside its written part")?
+                        .0;
                 }
             }
         }
@@ -417,11 +418,12 @@ fn scan(file: File, generation: u64, replayed: u64, limit: u64, path: &Path) -> 
             // length does, followed by one that reads: the log goes on past it. It was taken
             // for the log's end, and every click after it was dropped without a word.
             None => match damaged(&file, at, generation, limit)? {
-                Some(next) => {
+                Some((next, clicks)) => {
                     tracing::error!(
                         path = %path.display(),
                         offset = at,
                         bytes = next - at,
+                        clicks,
                         "a damaged record of the click log is skipped: its clicks are lost, the records after it are kept"
                     );
                     counts.push(counts.last().copied().unwrap_or(0));
@@ -446,21 +448,28 @@ fn scan(file: File, generation: u64, replayed: u64, limit: u64, path: &Path) -> 
     })
 }
 
-/// The record at `at`, and where the next one starts; `None` where the log of `generation` ends.
-fn read_record(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Result<Option<(Vec<SpooledClick>, u64)>> {
+/// A record's head at `at`: where the record ends, how many clicks it says it holds, and its
+/// checksum; `None` where no record of `generation` starts (the log's end).
+fn head_at(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Result<Option<(u64, u32, u32)>> {
     if at + RECORD_HEAD as u64 > limit {
         return Ok(None);
     }
     let mut head = [0u8; RECORD_HEAD];
     file.read_exact_at(&mut head, at)?;
     let len = u64::from(u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")));
+    let clicks = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
     let stamp = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
     let next = at + RECORD_HEAD as u64 + len;
-    if len == 0 || stamp != generation || next > limit {
+    Ok((len > 0 && stamp == generation && next <= limit).then_some((next, clicks, crc)))
+}
+
+/// The record at `at`, and where the next one starts; `None` where the log of `generation` ends.
+fn read_record(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Result<Option<(Vec<SpooledClick>, u64)>> {
+    let Some((next, _, crc)) = head_at(file, at, generation, limit)? else {
         return Ok(None);
-    }
-    let mut payload = vec![0u8; len as usize];
+    };
+    let mut payload = vec![0u8; (next - at) as usize - RECORD_HEAD];
     file.read_exact_at(&mut payload, at + RECORD_HEAD as u64)?;
     if checksum(generation, &payload) != crc {
         return Ok(None);
@@ -471,22 +480,14 @@ fn read_record(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Res
     }
 }
 
-/// Where the record at `at` would end, when it is one of `generation`'s that does not read
-/// and the record after it does: a damaged record inside the log, not its end (a record cut
-/// short by a crash is the last one).
-fn damaged(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Result<Option<u64>> {
-    if at + RECORD_HEAD as u64 > limit {
+/// Where the record at `at` would end, and the clicks it says it held, when it is one of
+/// `generation`'s that does not read and the record after it does: a damaged record inside
+/// the log, not its end (a record cut short by a crash is the last one).
+fn damaged(file: &File, at: u64, generation: u64, limit: u64) -> anyhow::Result<Option<(u64, u32)>> {
+    let Some((next, clicks, _)) = head_at(file, at, generation, limit)? else {
         return Ok(None);
-    }
-    let mut head = [0u8; RECORD_HEAD];
-    file.read_exact_at(&mut head, at)?;
-    let len = u64::from(u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")));
-    let stamp = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
-    let next = at + RECORD_HEAD as u64 + len;
-    if len == 0 || stamp != generation || next > limit {
-        return Ok(None);
-    }
-    Ok(read_record(file, next, generation, limit)?.map(|_| next))
+    };
+    Ok(read_record(file, next, generation, limit)?.map(|_| (next, clicks)))
 }
 
 fn checksum(generation: u64, payload: &[u8]) -> u32 {

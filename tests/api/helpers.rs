@@ -604,9 +604,14 @@ impl TestApp {
 
     /// Loads a link's pixel as a person's phone would (a bot's load counts nothing).
     pub async fn pixel(&self, code: &str) -> Response {
+        self.pixel_as(code, PHONE).await
+    }
+
+    /// The pixel of `code`, loaded by `user_agent`.
+    pub async fn pixel_as(&self, code: &str, user_agent: &str) -> Response {
         self.api
             .get(self.url(&format!("/p/{code}.gif")))
-            .header("user-agent", PHONE)
+            .header("user-agent", user_agent)
             .send()
             .await
             .unwrap()

@@ -83,13 +83,7 @@ async fn one_visitor_reloading_the_pixel_counts_ten_a_minute_and_a_mail_proxys_a
     app.seed().await;
     let gmail = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
     for ua in std::iter::repeat_n(PHONE, 15).chain(std::iter::repeat_n(gmail, 15)) {
-        let r = app
-            .api
-            .get(app.url("/p/amy-serum.gif"))
-            .header("user-agent", ua)
-            .send()
-            .await
-            .unwrap();
+        let r = app.pixel_as("amy-serum", ua).await;
         assert_eq!(
             (r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()),
             (200, "image/gif")
@@ -101,14 +95,7 @@ async fn one_visitor_reloading_the_pixel_counts_ten_a_minute_and_a_mail_proxys_a
     // does is held to 600 loads a minute on a link.
     let over = kolink::http::PROXY_LOADS_A_MINUTE + 5 - 15;
     for _ in 0..over {
-        let r = app
-            .api
-            .get(app.url("/p/amy-serum.gif"))
-            .header("user-agent", "Mozilla/5.0")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(app.pixel_as("amy-serum", "Mozilla/5.0").await.status(), 200);
     }
     let t = app.link_totals("amy-serum").await;
     assert_eq!(t["pixel_impressions"], 10 + 600, "{t}");
@@ -133,13 +120,7 @@ async fn the_pixel_is_a_gif_that_counts_impressions(backend: Backend) {
         "facebookexternalhit/1.1",
         "",
     ] {
-        let r = app
-            .api
-            .get(app.url("/p/amy-serum.gif"))
-            .header("user-agent", ua)
-            .send()
-            .await
-            .unwrap();
+        let r = app.pixel_as("amy-serum", ua).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "image/gif");
         assert!(r.bytes().await.unwrap().starts_with(b"GIF89a"));
