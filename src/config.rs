@@ -106,9 +106,11 @@ impl figment::Provider for EnvLayer {
             .0
             .iter()
             .map(|(key, value)| {
-                let value = match TEXT_KEYS.contains(&key.as_str()) {
-                    true => figment::value::Value::from(value.clone()),
-                    false => value.parse().expect("reading a value as TOML's is infallible"),
+                let value = if TEXT_KEYS.contains(&key.as_str()) {
+                    figment::value::Value::from(value.clone())
+                } else {
+                    let Ok(read) = value.parse();
+                    read
                 };
                 (key.clone(), value)
             })

@@ -418,14 +418,11 @@ fn watch_identity(store: &Arc<dyn Store>, visitor_key: &str) {
     tokio::spawn(async move {
         let mut wait = IDENTITY_EVERY;
         loop {
-            {
-                let Some(store) = store.upgrade() else { return };
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = store.identity_in_doubt() => {}
-                }
-            }
             let Some(store) = store.upgrade() else { return };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = store.identity_in_doubt() => {}
+            }
             // Its outcome is the store's to keep (`confirm_identity`), and said there; while the
             // store is not confirmed, it is asked again soon.
             wait = match store.confirm_identity().await {

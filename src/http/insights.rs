@@ -162,8 +162,9 @@ pub const PIXELS_IN_FLIGHT: usize = 8;
 /// the error never echoes it); a disabled or expired link still gets its GIF (the page
 /// embedding it should not break) but counts nothing, and so does a crawler rendering the
 /// page or another bot (`classify::pixel_counts`: a mail service's image proxy counts, for
-/// the reader it loads the pixel for), and a visitor's loads past ten a minute (`reloaded`). While `PIXELS_IN_FLIGHT` others are being counted for
-/// longer than a redirect waits for the store, `503` and nothing counted.
+/// the reader it loads the pixel for), and a visitor's loads past ten a minute (`reloaded`).
+/// While `PIXELS_IN_FLIGHT` others are being counted for longer than a redirect waits for the
+/// store, `503` and nothing counted.
 async fn pixel(req: HttpRequest, state: State, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let link = pixel_link(&state, &file).await?;
     let now = state.clock.now();

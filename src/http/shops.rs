@@ -41,13 +41,22 @@ struct ShopView<'a> {
     created_at: DateTime<Utc>,
 }
 
+/// Where a shop's platform sends its deliveries.
+pub(super) fn webhook_url(state: &State, s: &Shop) -> String {
+    format!(
+        "{}/webhooks/{}/{}",
+        state.public_base,
+        crate::intake::path_of(s.platform),
+        s.id
+    )
+}
+
 fn view<'a>(state: &State, s: &'a Shop, with_secret: bool) -> ShopView<'a> {
-    let path = crate::intake::path_of(s.platform);
     ShopView {
         id: s.id.as_str(),
         name: &s.name,
         platform: s.platform,
-        webhook_url: format!("{}/webhooks/{path}/{}", state.public_base, s.id),
+        webhook_url: webhook_url(state, s),
         secret: with_secret.then_some(s.secret.as_str()),
         previous_secret_valid_until: s.previous_until,
         created_at: s.created_at,

@@ -26,7 +26,7 @@ async fn receive(
     // A delivery is verified as the shop's own platform signs it, wherever it was sent: a shop
     // owner who pasted the wrong URL is told where to send it, and a stranger learns nothing
     // of the shop (its platform was named before any signature was checked).
-    let own = intake::by_path(intake::path_of(shop.platform)).unwrap_or(platform);
+    let own = intake::of_platform(shop.platform).unwrap_or(platform);
     let client = super::limits::client_of(&req, &state);
     let turn = match state.webhook_bodies.turn(client) {
         Ok(turn) => turn,
@@ -63,10 +63,9 @@ async fn receive(
     }
     if misdirected {
         return Err(ApiError::invalid(format!(
-            "This delivery is signed for shop '{}', whose webhooks go to /webhooks/{}/{} (its webhook_url), not here.",
+            "This delivery is signed for shop '{}', whose webhooks go to its webhook_url, {}, not here.",
             shop.id,
-            own.path(),
-            shop.id
+            super::shops::webhook_url(&state, &shop)
         )));
     }
     let mut receipts = Vec::new();

@@ -109,13 +109,14 @@ pub fn by_path(path: &str) -> Option<&'static dyn ShopWebhooks> {
     PLATFORMS.iter().copied().find(|p| p.path() == path)
 }
 
-/// The webhook path segment of a shop platform (every platform is in `PLATFORMS`; a test
-/// says so).
+/// The webhooks of a shop platform (every platform is in `PLATFORMS`; a test says so).
+pub fn of_platform(platform: ShopPlatform) -> Option<&'static dyn ShopWebhooks> {
+    PLATFORMS.iter().copied().find(|p| p.platform() == platform)
+}
+
+/// The webhook path segment of a shop platform.
 pub fn path_of(platform: ShopPlatform) -> &'static str {
-    PLATFORMS
-        .iter()
-        .find(|p| p.platform() == platform)
-        .map_or("conversions", |p| p.path())
+    of_platform(platform).map_or("conversions", |p| p.path())
 }
 
 /// A conversion as a shop reported it, already validated.
@@ -172,11 +173,7 @@ pub(super) fn fair_claim(c: &Claim) -> bool {
 /// stored it), and a purchase settles the refunds waiting for it. Each step may be taken again:
 /// a delivery again, or `complete_recent`, finishes what a stop cut short. Returns the status
 /// after counting and whether it counted now.
-async fn after_save(
-    store: &dyn Store,
-    stored: &Conversion,
-    fresh: bool,
-) -> crate::store::Result<(ConversionStatus, bool)> {
+async fn after_save(store: &dyn Store, stored: &Conversion, fresh: bool) -> Result<(ConversionStatus, bool)> {
     let (status, counted_now) = match stored.status {
         ConversionStatus::Attributed => refunds::count(store, stored).await?,
         s => (s, false),
@@ -234,7 +231,7 @@ pub async fn complete_recent(store: &dyn Store, since: DateTime<Utc>, until: Dat
                 if after_save(store, &c, true).await?.1 {
                     completed += 1;
                 }
-            } else if c.event == Event::Purchase && !store.pending(&c.idempotency_key()).await?.is_empty() {
+            } else if c.event == Event::Purchase {
                 refunds::settle(store, c.shop.as_str(), &c.order_id).await?;
             }
         }

@@ -256,15 +256,15 @@ impl Conn {
         &'a mut self,
         f: impl FnOnce(&'a mut Link) -> RedisFuture<'a, T> + Send + 'a,
     ) -> RedisFuture<'a, T> {
+        let Conn { link, foreign } = self;
         Box::pin(async move {
-            match self.foreign.state() {
+            match foreign.state() {
                 FOREIGN => return Err(Foreign::refusal()),
-                IN_DOUBT => self.foreign.confirm(&mut self.link).await?,
+                IN_DOUBT => foreign.confirm(link).await?,
                 _ => {}
             }
-            let single = matches!(self.link, Link::Single(_));
-            let foreign = self.foreign.clone();
-            let r = f(&mut self.link).await;
+            let single = matches!(link, Link::Single(_));
+            let r = f(link).await;
             if let Err(e) = &r {
                 if single && Foreign::dropped(e) {
                     foreign.doubt();
