@@ -11,8 +11,16 @@ use crate::minting::parse_destination;
 use crate::store::RecordsExt;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/campaigns").get(list).post(create))
-        .service(web::resource("/campaigns/{id}").get(get).patch(patch));
+    cfg.service(
+        web::resource("/campaigns")
+            .route(super::get_or_head().to(list))
+            .post(create),
+    )
+    .service(
+        web::resource("/campaigns/{id}")
+            .route(super::get_or_head().to(get))
+            .patch(patch),
+    );
 }
 
 #[derive(Deserialize, Default)]

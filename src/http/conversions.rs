@@ -20,7 +20,7 @@ use crate::store::{Cursor, Page, Store};
 const CSV_PAGE: usize = 200;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/conversions").get(list));
+    cfg.service(web::resource("/conversions").route(super::get_or_head().to(list)));
 }
 
 /// A parameter this list does not know is refused: ignored, it would hand back more than asked

@@ -18,7 +18,7 @@ use crate::lookup;
 use crate::store::Store;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/links/{code}/clicks").get(clicks));
+    cfg.service(web::resource("/links/{code}/clicks").route(super::get_or_head().to(clicks)));
 }
 
 #[derive(Deserialize)]

@@ -17,7 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/links/{code}/metrics")
             .post(put_insights)
-            .get(list_insights),
+            .route(super::get_or_head().to(list_insights)),
     )
     .service(web::resource("/links/{code}/metrics/{date}").delete(remove_insights));
 }

@@ -10,8 +10,12 @@ use crate::lookup;
 use crate::store::RecordsExt;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/kols").get(list).post(create))
-        .service(web::resource("/kols/{id}").get(get).patch(patch));
+    cfg.service(web::resource("/kols").route(super::get_or_head().to(list)).post(create))
+        .service(
+            web::resource("/kols/{id}")
+                .route(super::get_or_head().to(get))
+                .patch(patch),
+        );
 }
 
 #[derive(Deserialize)]

@@ -12,9 +12,17 @@ use crate::lookup::{self, LinkFilter};
 use crate::minting::{BulkSpec, LinkPatch, LinkSpec};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/links").get(list).post(create))
-        .service(web::resource("/links/{code}").get(get).patch(patch))
-        .service(web::resource("/campaigns/{id}/links").post(create_bulk));
+    cfg.service(
+        web::resource("/links")
+            .route(super::get_or_head().to(list))
+            .post(create),
+    )
+    .service(
+        web::resource("/links/{code}")
+            .route(super::get_or_head().to(get))
+            .patch(patch),
+    )
+    .service(web::resource("/campaigns/{id}/links").post(create_bulk));
 }
 
 /// What the API shows of a link.

@@ -452,8 +452,14 @@ pub fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
             ),
             _ => (Code::InvalidInput, "The request could not be read: check its form."),
         };
+        // The methods a 405's path takes (RFC 9110 asks for them): actix's own answer names them.
+        let allow = res.headers().get(header::ALLOW).cloned();
         let (req, _) = res.into_parts();
-        let new = HttpResponse::build(status).json(body(code, msg));
+        let mut new = HttpResponse::build(status);
+        if let Some(allow) = allow {
+            new.insert_header((header::ALLOW, allow));
+        }
+        let new = new.json(body(code, msg));
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(req, new).map_into_right_body(),
         ))
@@ -467,7 +473,7 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 
 /// A route for `GET` and `HEAD` (answered as `GET`; the server sends no body): load balancers
 /// and uptime monitors often probe with `HEAD`.
-fn get_or_head() -> actix_web::Route {
+pub(crate) fn get_or_head() -> actix_web::Route {
     use actix_web::guard;
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }

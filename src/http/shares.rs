@@ -21,8 +21,12 @@ use crate::lookup;
 use crate::store::{fill_page, Kind, RecordsExt};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/kols/{id}/shares").get(list).post(create))
-        .service(web::resource("/shares/{id}").delete(revoke));
+    cfg.service(
+        web::resource("/kols/{id}/shares")
+            .route(super::get_or_head().to(list))
+            .post(create),
+    )
+    .service(web::resource("/shares/{id}").delete(revoke));
 }
 
 pub fn page_routes(cfg: &mut web::ServiceConfig) {

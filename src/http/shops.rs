@@ -13,9 +13,13 @@ use crate::signature::WebhookSecret;
 use crate::store::RecordsExt;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/shops").get(list).post(create))
-        .service(web::resource("/shops/{id}").get(get))
-        .service(web::resource("/shops/{id}/secret").post(rotate));
+    cfg.service(
+        web::resource("/shops")
+            .route(super::get_or_head().to(list))
+            .post(create),
+    )
+    .service(web::resource("/shops/{id}").route(super::get_or_head().to(get)))
+    .service(web::resource("/shops/{id}/secret").post(rotate));
 }
 
 #[derive(Deserialize)]

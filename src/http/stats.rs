@@ -10,10 +10,10 @@ use crate::report::{self, Sort};
 use crate::stats::{Interval, Range};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/links/{code}/stats").get(link_stats))
-        .service(web::resource("/campaigns/{id}/stats").get(campaign_stats))
-        .service(web::resource("/campaigns/{id}/report.csv").get(campaign_csv))
-        .service(web::resource("/kols/{id}/stats").get(kol_stats));
+    cfg.service(web::resource("/links/{code}/stats").route(super::get_or_head().to(link_stats)))
+        .service(web::resource("/campaigns/{id}/stats").route(super::get_or_head().to(campaign_stats)))
+        .service(web::resource("/campaigns/{id}/report.csv").route(super::get_or_head().to(campaign_csv)))
+        .service(web::resource("/kols/{id}/stats").route(super::get_or_head().to(kol_stats)));
 }
 
 #[derive(Deserialize)]

@@ -338,3 +338,90 @@ fn assert_names(error: Value, field: &str) {
         "{field} not named in: {message}"
     );
 }
+
+/// Every path of the OpenAPI document answers a method it does not take with `405` and an
+/// `Allow` header naming the methods it does take (RFC 9110), those of the document (and `HEAD`
+/// where `GET` is).
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_naming_the_methods_it_takes() {
+    let app = spawn_app(Backend::Embedded).await;
+    let doc = include_str!("../../src/http/openapi.yaml");
+    let mut paths: Vec<(String, Vec<String>)> = Vec::new();
+    for line in doc.lines().skip_while(|l| *l != "paths:").skip(1) {
+        if !line.is_empty() && !line.starts_with(' ') {
+            break;
+        }
+        if let Some(path) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
+            paths.push((format!("/{path}"), Vec::new()));
+        } else if let Some(method) = line
+            .strip_prefix("    ")
+            .and_then(|m| m.split_once(':'))
+            .map(|(m, _)| m)
+        {
+            if ["get", "head", "post", "put", "patch", "delete"].contains(&method) {
+                paths
+                    .last_mut()
+                    .expect("a path before its methods")
+                    .1
+                    .push(method.to_uppercase());
+            }
+        }
+    }
+    assert!(paths.len() > 30, "the document's paths were not read: {paths:?}");
+    for (path, documented) in paths {
+        assert!(!documented.is_empty(), "{path} has no method");
+        // Parameters as a real request would fill them.
+        let concrete = path
+            .replace("{date}", "2026-12-01")
+            .replace("{code}", "amy-serum")
+            .replace(['{', '}'], "");
+        let wrong = ["PATCH", "PUT", "DELETE", "POST"]
+            .into_iter()
+            .find(|m| !documented.iter().any(|d| d == m))
+            .expect("a method the path does not take");
+        let r = app
+            .api
+            .request(wrong.parse().unwrap(), app.url(&concrete))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let allow = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{wrong} {concrete}: no Allow header"));
+        let mut allowed: Vec<String> = allow.split(',').map(|m| m.trim().to_owned()).collect();
+        allowed.sort();
+        allowed.dedup();
+        let mut expected = documented.clone();
+        if expected.iter().any(|m| m == "GET") && !expected.iter().any(|m| m == "HEAD") {
+            expected.push("HEAD".to_owned());
+        }
+        expected.sort();
+        assert_eq!(allowed, expected, "{wrong} {concrete}: Allow: {allow}");
+        assert_error(r, 405, "method_not_allowed").await;
+    }
+    // HEAD is GET's answer without its body, behind the same token.
+    let r = app
+        .api
+        .head(app.url("/api/v1/campaigns"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = app.api.head(app.url("/api/v1/campaigns")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // The dashboard's pages, which the document does not list, alike.
+    let r = app.api.head(app.url("/app")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let r = app.api.put(app.url("/app/login")).send().await.unwrap();
+    assert_eq!(r.headers()["allow"], "GET, HEAD, POST");
+    assert_eq!(r.status(), 405);
+}

@@ -279,7 +279,7 @@ async fn the_openapi_document_describes_every_path() {
         );
     }
     // A link's code in a path is never one of kolink's own first segments: the fuzz run sent
-    // HEAD /app (the dashboard's, 405) as a link's code. The document names them all.
+    // HEAD /app (the dashboard's) as a link's code. The document names them all.
     let reserved = doc
         .lines()
         .find(|l| l.contains("- { not: { enum: ["))

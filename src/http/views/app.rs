@@ -40,18 +40,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // Every page keeps the language it was asked for (`remember_lang`).
     let page = |path: &str| web::resource(path).wrap(from_fn(super::remember_lang));
     // A form's address: opened as a page (a reload of a refused form), the form's page.
-    let form = |path: &str| page(path).route(web::get().to(to_form_page));
-    cfg.service(page("/app").route(web::get().to(campaigns)))
+    let form = |path: &str| page(path).route(crate::http::get_or_head().to(to_form_page));
+    cfg.service(page("/app").route(crate::http::get_or_head().to(campaigns)))
         .service(
             page("/app/login")
                 .wrap(from_fn(crate::http::limits::limit))
-                .route(web::get().to(login_form))
+                .route(crate::http::get_or_head().to(login_form))
                 .route(web::post().to(login)),
         )
         .service(page("/app/logout").route(web::post().to(logout)))
         .service(form("/app/campaigns").route(web::post().to(create_campaign)))
         .service(form("/app/kols").route(web::post().to(create_kol)))
-        .service(page("/app/campaigns/{id}").route(web::get().to(campaign)))
+        .service(page("/app/campaigns/{id}").route(crate::http::get_or_head().to(campaign)))
         .service(form("/app/campaigns/{id}/links").route(web::post().to(mint)))
         .service(form("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)))
         .service(form("/app/campaigns/{id}/links/{code}/insights").route(web::post().to(report_insights)))
