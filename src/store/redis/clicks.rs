@@ -1,12 +1,13 @@
 //! The click log in Redis: writing groups of clicks with the `CLICKS` script, reading entries back.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use redis::{AsyncCommands, Value};
 
-use super::{failed, parse_stream_id, stream_id, RedisStore};
+use super::{conn, failed, is_noscript, parse_stream_id, stream_id, RedisStore, CLICK_WRITE_TRIES};
 use crate::domain::{ClickInfo, Dimension, EntryId, StoredClick};
-use crate::store::{NewClick, Result};
+use crate::store::{ClickLog, NewClick, Result, StoreError};
 
 impl RedisStore {
     /// Writes a group of clicks: one script call per link, all in one pipelined round trip.
@@ -320,6 +321,93 @@ pub(super) fn click_from_entry(id: &str, fields: &HashMap<String, Value>) -> Opt
         entry: own.or_else(|| parse_stream_id(id))?,
         info,
     })
+}
+
+#[async_trait::async_trait]
+impl ClickLog for RedisStore {
+    fn keep_clicks_for_at_least(&self, days: u32) {
+        let ms = u64::from(days).saturating_mul(86_400_000);
+        let before = self
+            .click_retention_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        if ms > before {
+            tracing::warn!(
+                days,
+                "a campaign's attribution window is longer than click_retention_days: this process keeps clicks that long"
+            );
+        }
+    }
+
+    /// Unbounded here: the click writer and the spool's replayer set the deadline.
+    async fn write_clicks(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
+        self.write_clicks_retrying(clicks).await
+    }
+
+    /// The click by the id its redirect handed out; a click re-keyed on replay (stored under
+    /// an id Redis chose) is found through its writer's index, and keeps its own id and time.
+    async fn get_click(&self, code: &str, entry: EntryId) -> Result<Option<StoredClick>> {
+        let id = stream_id(entry);
+        if let Some(click) = self.read_range(code, &id, &id, 1).await?.pop() {
+            return Ok(Some(click));
+        }
+        let stored: Option<String> = self
+            .conn()
+            .hget(self.link_key(code, "writers"), format!("r|{id}"))
+            .await
+            .map_err(failed("Failed to read a re-keyed click's id from Redis"))?;
+        let Some(stored) = stored else { return Ok(None) };
+        Ok(self
+            .read_range(code, &stored, &stored, 1)
+            .await?
+            .pop()
+            .map(|click| StoredClick { entry, ..click }))
+    }
+
+    async fn read_clicks(&self, code: &str, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredClick>> {
+        let start = match after {
+            // A re-keyed click's id names its proposed place: the page goes on after its entry.
+            Some(a) => {
+                let id = stream_id(a);
+                let moved: Option<String> = self
+                    .conn()
+                    .hget(self.link_key(code, "writers"), format!("r|{id}"))
+                    .await
+                    .map_err(failed("Failed to read a re-keyed click's id from Redis"))?;
+                format!("({}", moved.unwrap_or(id))
+            }
+            None => "-".to_owned(),
+        };
+        self.read_range(code, &start, "+", limit).await
+    }
+}
+
+impl RedisStore {
+    /// Writes a click group, again after connection errors (the script skips what is stored).
+    async fn write_clicks_retrying(&self, clicks: &[NewClick]) -> Result<Vec<EntryId>> {
+        let mut last_err = None;
+        for attempt in 0..CLICK_WRITE_TRIES {
+            match self.invoke_clicks(clicks).await {
+                Ok(ids) => return Ok(ids),
+                Err(e) if is_noscript(&e) => {
+                    // Redis restarted or flushed its script cache; load and write again.
+                    self.load_scripts().await?;
+                    last_err = Some(e);
+                }
+                // Not this process's store: no try will do (`conn::Foreign`).
+                Err(e) if conn::Foreign::is_refusal(&e) => return Err(failed("Failed to write clicks to Redis")(e)),
+                Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                    crate::telemetry::warn_limited!(attempt, error = %e, "click batch write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * (attempt as u64 + 1))).await;
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(failed("Failed to write clicks to Redis")(e)),
+            }
+        }
+        Err(match last_err {
+            Some(e) => failed("Failed to write clicks to Redis")(e),
+            None => StoreError::corrupt("no attempt made to write clicks"),
+        })
+    }
 }
 
 #[cfg(test)]
