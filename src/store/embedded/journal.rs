@@ -169,7 +169,7 @@ impl Journal {
             })
             .collect();
         let txn = db.begin_write()?;
-        super::apply_clicks(&txn, &clicks, &info_json(&clicks)?)?;
+        super::clicks::apply_clicks(&txn, &clicks, &info_json(&clicks)?)?;
         txn.commit()?;
         self.emptied()?;
         Ok(clicks.len())
@@ -190,7 +190,7 @@ fn apply_in_memory(db: &Database, clicks: &[NewClick], infos: &[Box<RawValue>]) 
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::None)
         .map_err(|e| StoreError::Corrupt(anyhow::Error::new(e).context("Failed to start a click write")))?;
-    super::apply_clicks(&txn, clicks, infos)?;
+    super::clicks::apply_clicks(&txn, clicks, infos)?;
     txn.commit()?;
     Ok(())
 }
