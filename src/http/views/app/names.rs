@@ -167,7 +167,7 @@ pub(super) fn enum_text<T: serde::Serialize>(v: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::views::app::UNCLAIMED_SCAN;
+    use crate::http::views::app::campaigns::UNCLAIMED_SCAN;
     use crate::http::views::{EN, ZH_TW};
 
     #[test]
