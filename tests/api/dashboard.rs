@@ -678,6 +678,28 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
         ranged.contains(&format!("format=csv&#38;from={later}&#38;to={later}")),
         "{ranged}"
     );
+    // So is report.csv, in the page's order: it was of every day whatever the page showed.
+    let at = ranged.find("/report.csv?").expect("the report's download");
+    let href = &ranged[at..at + ranged[at..].find('"').unwrap()];
+    let href = href.replace("&amp;", "&").replace("&#38;", "&");
+    assert_eq!(
+        href,
+        format!("/report.csv?sort=clicks&order=desc&from={later}&to={later}"),
+        "{ranged}"
+    );
+    let download = get_signed_in(&app, &cookie, &format!("/api/v1/campaigns/spring-sale{href}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let every_day = get_signed_in(&app, &cookie, "/api/v1/campaigns/spring-sale/report.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_ne!(download, every_day, "the range counts fewer clicks");
+    let amy = |csv: &str| csv.lines().find(|l| l.contains("amy")).map(str::to_owned);
+    assert!(amy(&download).unwrap().contains(",2,"), "{download}");
     // A range longer than the chart draws says so.
     let long = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale?from=1900-01-01").await;
     assert!(long.contains("The chart draws the last 400 days of them"), "{long}");
