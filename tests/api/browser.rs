@@ -602,6 +602,20 @@ async fn an_analyst_signs_in_reads_a_campaign_and_sorts_its_leaderboard() {
         )
         .await;
     assert!(button == "✓" || button == said, "{button}");
+    // Where nothing copies (an in-app browser without the clipboard), the whole short URL is
+    // selected for the reader to copy: the host alone was.
+    browser
+        .script(
+            "Object.defineProperty(navigator, 'clipboard', {value: undefined}); \
+             document.execCommand = function () { return false; }; return 0",
+            json!([]),
+        )
+        .await;
+    browser.click(r#"[data-code="ben-1"] button[data-copy]"#).await;
+    let selected = browser
+        .script("return window.getSelection().toString()", json!([]))
+        .await;
+    assert_eq!(selected, format!("{}/ben-1", app.address), "the link selected by hand");
     // The leaderboard's KOL column stays in view while the table scrolls sideways.
     browser
         .script(

@@ -113,6 +113,14 @@ async fn a_link_that_no_longer_redirects_is_marked_and_offers_no_copy_on_the_kol
             html.contains(&format!(r#"data-copy="{}""#, app.url("/amy-live"))),
             "{html}"
         );
+        // Hidden until the page's script shows it: without scripts it would do nothing.
+        assert!(
+            html.contains(&format!(
+                r#"<button type="button" hidden data-copy="{}""#,
+                app.url("/amy-live")
+            )),
+            "{html}"
+        );
         for ended in ["/amy-serum", "/amy-soon"] {
             assert!(
                 !html.contains(&format!(r#"data-copy="{}""#, app.url(ended))),
