@@ -443,7 +443,7 @@ pub fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
         let status = res.status();
         let (code, msg) = match status {
             StatusCode::METHOD_NOT_ALLOWED => (Code::MethodNotAllowed, "This method is not allowed on this path."),
-            StatusCode::NOT_FOUND => (Code::NotFound, "Nothing is here: check the path."),
+            StatusCode::NOT_FOUND => (Code::NotFound, NOTHING_HERE),
             StatusCode::PAYLOAD_TOO_LARGE => (Code::PayloadTooLarge, "The request is too large."),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (Code::UnsupportedMediaType, "This media type is not accepted here."),
             StatusCode::UNAUTHORIZED => (
@@ -467,9 +467,39 @@ pub fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
     ErrorHandlers::new().default_handler_client(rewrite)
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("Nothing is here: check the path."))
+/// What no route answers. A page's address with a slash after it (`/s/<token>/`, `/app/`:
+/// apps and people add one to an address they share) leads to the page; a browser asking for
+/// any other page that is not there gets an HTML page rather than the API's JSON. The API and
+/// the webhooks answer JSON whatever was asked for.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let is_page =
+        |p: &str| p == "/app" || p.starts_with("/app/") || p.strip_prefix("/s/").is_some_and(|t| !t.is_empty());
+    let path = req.path();
+    let page = is_page(path) || path == "/s/";
+    let read = matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    );
+    if let Some(trimmed) = path
+        .strip_suffix('/')
+        .filter(|t| read && is_page(t) && !t.ends_with('/'))
+    {
+        let to = match req.query_string() {
+            "" => trimmed.to_owned(),
+            q => format!("{trimmed}?{q}"),
+        };
+        return HttpResponse::PermanentRedirect()
+            .insert_header((header::LOCATION, to))
+            .finish();
+    }
+    if page {
+        return redirect::page(&req, Code::NotFound, NOTHING_HERE);
+    }
+    actix_web::ResponseError::error_response(&ApiError::not_found(NOTHING_HERE))
 }
+
+/// What an unknown path is told.
+pub(crate) const NOTHING_HERE: &str = "Nothing is here: check the path.";
 
 /// A route for `GET` and `HEAD` (answered as `GET`; the server sends no body): load balancers
 /// and uptime monitors often probe with `HEAD`.

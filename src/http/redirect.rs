@@ -370,8 +370,9 @@ fn zh_title(status: actix_web::http::StatusCode) -> &'static str {
 /// The messages of the pages people meet most (a link or a share link that is gone or not
 /// there, a form that expired) in Traditional Chinese; any other is shown as it is.
 fn zh_message(message: &str) -> &str {
-    const ZH: [(&str, &str); 6] = [
+    const ZH: [(&str, &str); 7] = [
         (NOT_A_LINK, "這個連結不存在，請確認是否完整複製。"),
+        (crate::http::NOTHING_HERE, "這裡沒有頁面：請確認網址。"),
         (LINK_ENDED, "這個連結已經停用。"),
         (
             crate::http::shares::NOT_A_SHARE,

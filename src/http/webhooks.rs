@@ -20,7 +20,7 @@ async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let (platform, shop) = path.into_inner();
     let Some(platform) = intake::by_path(&platform) else {
-        return Err(ApiError::not_found("Nothing is here: check the path."));
+        return Err(ApiError::not_found(super::NOTHING_HERE));
     };
     let shop = lookup::shop(state.store(), &shop).await?;
     // A delivery is verified as the shop's own platform signs it, wherever it was sent: a shop

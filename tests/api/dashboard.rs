@@ -1248,7 +1248,7 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
     assert_eq!(r.headers()["cache-control"], "private, no-store");
     let shown = r.text().await.unwrap();
     let from = shown.find(&app.url("/s/")).expect("the address");
-    let url = shown[from..from + shown[from..].find(' ').unwrap()].to_owned();
+    let url = shown[from..from + shown[from..].find('<').unwrap()].to_owned();
     let kol_page = app.json_of(&format!("{url}.json")).await;
     assert_eq!(
         (kol_page["kol"].as_str(), kol_page["campaign"].as_str()),

@@ -313,3 +313,45 @@ async fn pages_cannot_be_framed_and_no_answer_is_sniffed() {
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{}", r.url());
     }
 }
+
+/// A page's address with a slash after it (apps and people add one to an address they share)
+/// leads to the page; a page that is not there is an HTML page for a browser. The API stays
+/// JSON whatever is asked for.
+#[tokio::test]
+async fn a_kols_page_with_a_slash_after_it_leads_to_the_page_and_a_missing_page_is_html() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    let s = share(&app, "amy", json!({})).await;
+    let token = s["token"].as_str().unwrap();
+    let get = |path: String| app.api.get(app.url(&path)).header("accept", "text/html").send();
+    for (from, to) in [
+        (format!("/s/{token}/"), format!("/s/{token}")),
+        (format!("/s/{token}/?lang=zh-TW"), format!("/s/{token}?lang=zh-TW")),
+        ("/app/".to_owned(), "/app".to_owned()),
+        ("/app/login/".to_owned(), "/app/login".to_owned()),
+    ] {
+        let r = get(from.clone()).await.unwrap();
+        assert_eq!(r.status(), 308, "{from}");
+        assert_eq!(r.headers()["location"], to.as_str(), "{from}");
+    }
+    let page = get(format!("/s/{token}")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    for missing in ["/app/nothing", "/s/", "/app//"] {
+        let r = get(missing.to_owned()).await.unwrap();
+        assert_eq!(r.status(), 404, "{missing}");
+        assert!(
+            r.headers()["content-type"].to_str().unwrap().starts_with("text/html"),
+            "{missing}"
+        );
+        assert!(r.text().await.unwrap().contains("Nothing is here"), "{missing}");
+    }
+    let zh = get("/app/nothing?lang=zh-TW".to_owned()).await.unwrap();
+    assert!(zh.text().await.unwrap().contains("這裡沒有頁面"));
+    // A client that asks for JSON is answered in JSON there too; the API always.
+    let r = app.api.get(app.url("/app/nothing")).send().await.unwrap();
+    assert_error(r, 404, "not_found").await;
+    for path in ["/api/v1/nothing", "/api/v1/campaigns/", "/webhooks/nothing"] {
+        let r = get(path.to_owned()).await.unwrap();
+        assert_error(r, 404, "not_found").await;
+    }
+}
