@@ -158,13 +158,14 @@ pub fn amount(m: crate::domain::Money) -> String {
     format!("{sign}{}.{:02}", count(abs / 100), abs % 100)
 }
 
-/// A rate as a percentage with two decimals; `–` when there is none.
+/// A rate as a percentage with two decimals; `–` when there is none. Negative ones take the
+/// minus sign amounts take.
 pub fn percent(r: Option<f64>) -> String {
     r.map_or_else(
         || "–".to_owned(),
         |r| {
             let p = r * 100.0;
-            if p != 0.0 && p.abs() < 0.01 {
+            let decimals = if p != 0.0 && p.abs() < 0.01 {
                 // Two significant digits, so that a small rate (2 clicks of 120,000
                 // impressions) does not read as none: as many decimals as the exponent of the
                 // value rounded to two digits asks (`1.7e-3` → 4).
@@ -173,13 +174,54 @@ pub fn percent(r: Option<f64>) -> String {
                     .next()
                     .and_then(|e| e.parse().ok())
                     .unwrap_or(-2);
-                let decimals = (1 - exp).clamp(2, 12) as usize;
-                format!("{p:.decimals$} %")
+                (1 - exp).clamp(2, 12) as usize
             } else {
-                format!("{p:.2} %")
-            }
+                2
+            };
+            let digits = decimal(r.abs(), 2, decimals);
+            let sign = if r < 0.0 && digits.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+                "−"
+            } else {
+                ""
+            };
+            format!("{sign}{digits} %")
         },
     )
+}
+
+/// `x` (not negative) × 10^`shift` with `decimals` decimals, rounded half up as `x`'s shortest
+/// decimal form reads: 11 clicks of 4,000 impressions are 0.00275, whose float is a hair below
+/// it, and formatting the float times 100 showed 0.27 % where the figure is 0.275 %.
+pub fn decimal(x: f64, shift: usize, decimals: usize) -> String {
+    let text = x.to_string();
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    // Where the point falls once shifted.
+    let mut point = int.len() + shift;
+    digits.resize(digits.len().max(point + decimals + 1), 0);
+    let up = digits[point + decimals] >= 5;
+    digits.truncate(point + decimals);
+    if up {
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, 1);
+                point += 1;
+                break;
+            }
+            i -= 1;
+            if digits[i] == 9 {
+                digits[i] = 0;
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let whole: String = digits[..point].iter().map(|d| char::from(b'0' + d)).collect();
+    let whole = whole.trim_start_matches('0');
+    let fraction: String = digits[point..].iter().map(|d| char::from(b'0' + d)).collect();
+    format!("{}.{fraction}", if whole.is_empty() { "0" } else { whole })
 }
 
 /// The width the dashboard's charts are drawn for (a desktop's column).
@@ -428,7 +470,20 @@ mod tests {
         assert_eq!(percent(Some(0.000_000_01)), "0.0000010 %");
         assert_eq!(percent(Some(0.000_099_9)), "0.010 %", "rounded up to the next decade");
         assert_eq!(percent(Some(0.0001)), "0.01 %");
-        assert_eq!(percent(Some(-0.000_000_3)), "-0.000030 %");
+        assert_eq!(percent(Some(-0.000_000_3)), "−0.000030 %");
+        // Rounded as the figure reads, not as its float is stored.
+        assert_eq!(percent(Some(11.0 / 4000.0)), "0.28 %");
+        assert_eq!(percent(Some(0.00274)), "0.27 %");
+        assert_eq!(percent(Some(-0.146)), "−14.60 %");
+        assert_eq!(percent(Some(-0.000_001)), "−0.00010 %");
+        assert_eq!(percent(Some(0.999_96)), "100.00 %");
+        assert_eq!(percent(Some(12.5)), "1250.00 %");
+        assert_eq!(percent(Some(-0.000_000_000_000_1)), "−0.000000000010 %");
+        assert_eq!(percent(Some(1.0 / 3.0)), "33.33 %");
+        assert_eq!(percent(Some(2.0 / 3.0)), "66.67 %");
+        assert_eq!(decimal(2.675, 0, 2), "2.68");
+        assert_eq!(decimal(0.0, 0, 2), "0.00");
+        assert_eq!(decimal(9.995, 0, 2), "10.00");
     }
 
     #[test]
