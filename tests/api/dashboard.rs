@@ -1808,3 +1808,32 @@ async fn a_refused_form_says_why_in_the_readers_language_and_what_to_do(backend:
     let links = app.get_ok("/api/v1/links?kol=ben").await;
     assert_eq!(links["links"][0]["cost"], "1500.50", "{links}");
 }
+
+/// A table wider than a phone scrolls inside its box; a keyboard reaches what is out of view
+/// only if the box takes focus (the campaign list's Revenue, Cost and ROI could not be reached).
+#[tokio::test]
+async fn every_scrolling_table_can_be_scrolled_from_the_keyboard() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.seed().await;
+    app.tap("amy-serum").await;
+    app.post_expect(
+        "/api/v1/links/amy-serum/metrics",
+        &json!({"date": "2026-12-01", "impressions": 100}),
+        200,
+    )
+    .await;
+    app.post_expect("/api/v1/kols/amy/shares", &json!({}), 201).await;
+    let cookie = sign_in(&app).await;
+    for path in ["/app", "/app/campaigns/spring-sale"] {
+        let page = signed_in_page(&app, &cookie, path).await;
+        let boxes: Vec<&str> = page.split(r#"<div class="scroll""#).skip(1).collect();
+        assert!(boxes.len() >= if path == "/app" { 1 } else { 5 }, "{path}: {page}");
+        for b in boxes {
+            let tag = &b[..b.find('>').unwrap()];
+            assert!(
+                tag.contains(r#" role="region" aria-label=""#) && tag.contains(r#" tabindex="0""#),
+                "{path}: <div class=\"scroll\"{tag}>"
+            );
+        }
+    }
+}
