@@ -305,9 +305,11 @@ pub(super) fn page_with_way_back(
     if super::accepts(req, "text/html") {
         let lang = super::views::Lang::of(req);
         let html_lang = lang.texts().html_lang;
-        let (title, message) = match lang {
-            super::views::Lang::En => (en_title(status), message),
-            super::views::Lang::ZhTw => (zh_title(status), zh_message(message)),
+        let (title, message) = match (lang, own_title(message)) {
+            (super::views::Lang::En, Some((en, _))) => (en, message),
+            (super::views::Lang::ZhTw, Some((_, zh))) => (zh, zh_message(message)),
+            (super::views::Lang::En, None) => (en_title(status), message),
+            (super::views::Lang::ZhTw, None) => (zh_title(status), zh_message(message)),
         };
         // Messages can name what the client sent (an id from the path): text, never markup.
         let escape = |s: &str| {
@@ -332,6 +334,13 @@ pub(super) fn page_with_way_back(
             .insert_header(super::views::NOSNIFF)
             .json(body(code, message))
     }
+}
+
+/// The title of a page whose message its status does not sum up (English, Traditional
+/// Chinese): a form that expired is `401` as a session that ended is, but its reader is still
+/// signed in, and "Please sign in again" sent them the wrong way.
+fn own_title(message: &str) -> Option<(&'static str, &'static str)> {
+    (message == crate::http::views::app::FORM_EXPIRED).then_some(("This form has expired", "表單已過期"))
 }
 
 /// An error page's title in English: what happened, in words a visitor knows (HTTP's own

@@ -875,6 +875,8 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
         said.contains(r#"<a href="/app/campaigns/spring-sale?lang=zh-TW">回到頁面，重新填寫</a>"#),
         "the way back to a fresh form: {said}"
     );
+    // Its reader is still signed in: the page says the form expired, not to sign in again.
+    assert!(said.contains("<h1>表單已過期</h1>") && !said.contains("需要重新登入"), "{said}");
     let link = app.get_ok("/api/v1/links/amy-serum").await;
     assert_eq!(
         (link["status"].as_str(), link["cost"].as_str()),
