@@ -180,10 +180,30 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
         "AUT1"
     );
 
-    // Signing out ends the cookie.
+    // Signing out ends the cookie, and the sign-in page says so.
     let out = sign_out(&app, &cookie, &csrf).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let to = out.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/app/login?signed_out=1");
+    let said = app.page_text(&app.url(&to)).await;
+    assert!(said.contains("Signed out, in every browser."), "{said}");
+    // A form sent once its session is over and its cookie gone (the browser lets an expired
+    // one go) says the session ended: the sign-in page said nothing.
+    let late = app
+        .api
+        .post(app.url("/app/campaigns"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("id", "winter"),
+            ("name", "Winter"),
+            ("currency", "twd"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), StatusCode::SEE_OTHER);
+    assert_eq!(late.headers()["location"], "/app/login?ended=1");
 }
 
 per_store!(signing_out_ends_every_session_and_a_copied_cookie_with_it);
@@ -876,7 +896,10 @@ async fn a_link_is_stopped_started_and_costed_from_its_card(backend: Backend) {
         "the way back to a fresh form: {said}"
     );
     // Its reader is still signed in: the page says the form expired, not to sign in again.
-    assert!(said.contains("<h1>表單已過期</h1>") && !said.contains("需要重新登入"), "{said}");
+    assert!(
+        said.contains("<h1>表單已過期</h1>") && !said.contains("需要重新登入"),
+        "{said}"
+    );
     let link = app.get_ok("/api/v1/links/amy-serum").await;
     assert_eq!(
         (link["status"].as_str(), link["cost"].as_str()),

@@ -33,7 +33,9 @@ pub(super) fn to_sign_in(req: &HttpRequest) -> HttpResponse {
         to.extend(url::form_urlencoded::byte_serialize(back.as_bytes()));
         sep = '&';
     }
-    if req.cookie(session::COOKIE).is_some() {
+    // A form sent without a session was on a page signed in: its session expired (and the
+    // browser let its cookie go), which the page says as it does for a session ended.
+    if req.cookie(session::COOKIE).is_some() || req.method() == actix_web::http::Method::POST {
         to.push(sep);
         to.push_str("ended=1");
     }
@@ -76,6 +78,8 @@ struct LoginView {
     next: String,
     /// The browser's session ended: say so.
     ended: bool,
+    /// Just signed out (everywhere): say so.
+    signed_out: bool,
 }
 
 impl LoginView {
@@ -87,6 +91,7 @@ impl LoginView {
             wait: None,
             next: next.and_then(local_page).unwrap_or_default().to_owned(),
             ended,
+            signed_out: false,
         }
     }
 
@@ -108,10 +113,13 @@ impl LoginView {
 pub(super) struct LoginQuery {
     next: Option<String>,
     ended: Option<String>,
+    signed_out: Option<String>,
 }
 
 pub(super) async fn login_form(req: HttpRequest, q: web::Query<LoginQuery>) -> Result<HttpResponse, ApiError> {
-    rendered(LoginView::new(Lang::of(&req), q.next.as_deref(), q.ended.is_some()).render())
+    let mut view = LoginView::new(Lang::of(&req), q.next.as_deref(), q.ended.is_some());
+    view.signed_out = q.signed_out.is_some();
+    rendered(view.render())
 }
 
 #[derive(Deserialize)]
@@ -190,6 +198,6 @@ pub(super) async fn logout(req: HttpRequest, state: State, form: web::Form<CsrfF
     }
     HttpResponse::SeeOther()
         .cookie(session::end(&state))
-        .insert_header((header::LOCATION, "/app/login"))
+        .insert_header((header::LOCATION, "/app/login?signed_out=1"))
         .finish()
 }
