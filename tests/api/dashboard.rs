@@ -175,9 +175,19 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        app.get_ok("/api/v1/links?campaign=autumn").await["links"][0]["coupon"],
-        "AUT1"
+    let minted = app.get_ok("/api/v1/links?campaign=autumn").await["links"][0].clone();
+    assert_eq!(minted["coupon"], "AUT1");
+    // The page it leads to is at the new link's card, which says it was made (it was listed
+    // far above the form with nothing said).
+    let code = minted["code"].as_str().unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.ends_with(&format!("&edit={code}&did=created#link-{code}")), "{to}");
+    let page = signed_in_page(&app, &cookie, &to).await;
+    let card = &page[page.find(&format!(r#"id="link-{code}""#)).expect("the card")..];
+    assert!(
+        card[..card[1..].find(r#"data-code=""#).map_or(card.len(), |e| e + 1)]
+            .contains("Link created: copy it for the KOL."),
+        "{card}"
     );
 
     // Signing out ends the cookie, and the sign-in page says so.
@@ -1296,13 +1306,19 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
     assert_eq!(end.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         end.headers()["location"],
-        "/app/campaigns/spring-sale?sort=clicks&order=desc&lang=en#shares"
+        "/app/campaigns/spring-sale?sort=clicks&order=desc&lang=en&page_ended=amy#shares"
     );
     assert_eq!(app.api.get(format!("{url}.json")).send().await.unwrap().status(), 410);
-    let campaign = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
+    let to = end.headers()["location"].to_str().unwrap().to_owned();
+    let campaign = signed_in_page(&app, &cookie, &to).await;
     assert!(
         !campaign.contains(&format!(r#"data-share="{share_id}""#)),
         "ended: {campaign}"
+    );
+    // It says so (the row went without a word), where the list was.
+    assert!(
+        campaign.contains(r#"<p role="status" id="shares">Page ended; its address no longer opens: amy</p>"#),
+        "{campaign}"
     );
     // A page of all of amy's campaigns (the API's share without a campaign) shows this one's
     // figures too: it is listed here, said to cover all her campaigns, and ended from here (it
@@ -1316,6 +1332,8 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
         .and_then(|rest| rest.split("</tr>").next())
         .unwrap_or_else(|| panic!("listed: {campaign}"));
     assert!(row.contains("All their campaigns"), "{row}");
+    // Its button says it ends the page of every campaign, not this campaign's alone.
+    assert!(row.contains(">End this page (all their campaigns)</button>"), "{row}");
     let end = |id: String| {
         let (app, cookie, csrf) = (&app, &cookie, &csrf);
         async move {

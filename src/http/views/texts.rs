@@ -73,6 +73,7 @@ pub struct Texts {
     /// Before why a card's form was not taken.
     pub not_saved: &'static str,
     /// What a card says once its cost was saved, or its link stopped or started again.
+    pub link_created: &'static str,
     pub cost_saved: &'static str,
     pub link_stopped: &'static str,
     pub link_started: &'static str,
@@ -100,6 +101,10 @@ pub struct Texts {
     pub shared_this_campaign: &'static str,
     pub shared_every_campaign: &'static str,
     pub revoke: &'static str,
+    /// The button of a page that covers every campaign of its KOL.
+    pub revoke_every_campaign: &'static str,
+    /// Said once a page was ended, before the KOL's id.
+    pub page_ended: &'static str,
     pub share_title: &'static str,
     pub share_once: &'static str,
     pub share_revoke: &'static str,
@@ -241,6 +246,7 @@ pub static EN: Texts = Texts {
     amount: "Amount",
     not_created: "Not created:",
     not_saved: "Not saved:",
+    link_created: "Link created: copy it for the KOL.",
     cost_saved: "Cost saved.",
     link_stopped: "Link stopped: it no longer redirects.",
     link_started: "Link started again: it redirects.",
@@ -268,6 +274,8 @@ pub static EN: Texts = Texts {
     shared_this_campaign: "This campaign",
     shared_every_campaign: "All their campaigns",
     revoke: "End this page",
+    revoke_every_campaign: "End this page (all their campaigns)",
+    page_ended: "Page ended; its address no longer opens:",
     share_title: "A page for",
     share_once: "Send this address to the KOL: it opens their own figures of this campaign, read-only, with their links and QR codes. It is shown only now; make another if it is lost.",
     share_revoke: "To end it, use \"End this page\" under the campaign's links.",
@@ -415,6 +423,7 @@ pub static ZH_TW: Texts = Texts {
     amount: "金額",
     not_created: "未建立：",
     not_saved: "未儲存：",
+    link_created: "已建立連結：可複製給 KOL。",
     cost_saved: "已儲存成本。",
     link_stopped: "連結已停用，不再轉址。",
     link_started: "連結已重新啟用，恢復轉址。",
@@ -442,6 +451,8 @@ pub static ZH_TW: Texts = Texts {
     shared_this_campaign: "此活動",
     shared_every_campaign: "其所有活動",
     revoke: "停用此頁面",
+    revoke_every_campaign: "停用此頁面（其所有活動）",
+    page_ended: "已停用頁面，網址已無法開啟：",
     share_title: "專屬頁面：",
     share_once: "把這個網址傳給 KOL：打開即可看到他在這個活動的數據、連結與 QR 碼（唯讀）。網址只會顯示這一次，遺失了請再建立一個。",
     share_revoke: "要停用時，請在活動頁面連結下方按「停用此頁面」。",

@@ -129,6 +129,8 @@ pub(super) struct CampaignView {
     /// The page's sort and days as a query (`sort=…&order=…&from=…`), which its forms send back
     /// so that the page they lead back to is the one they were on.
     pub(super) view: String,
+    /// A KOL's page just ended from here, said above the pages shared.
+    pub(super) page_ended: Option<String>,
     /// The last day the insights forms take, tomorrow (as the API: it is already today east
     /// of UTC). Their first day is yesterday (UTC: insights are read the day after).
     pub(super) tomorrow: String,
@@ -205,8 +207,8 @@ pub(super) struct CampaignQuery {
     /// The numbers of the `day` just removed from the `edit` card (`insights::numbers_in_address`):
     /// the card says so, its form filled with them.
     pub(super) removed: Option<String>,
-    /// What was just done to the `edit` card's link from its card: `cost`, `disable`, `enable`
-    /// (the card says so).
+    /// What was just done to the `edit` card's link: `created` (the form for a new link),
+    /// `cost`, `disable`, `enable` (from its card); the card says so.
     pub(super) did: Option<String>,
 }
 
@@ -277,6 +279,7 @@ pub(super) async fn campaign(
                 did: q.did.as_deref().and_then(|d| {
                     let t = Lang::of(&req).texts();
                     match d {
+                        "created" => Some(t.link_created),
                         "cost" => Some(t.cost_saved),
                         "disable" => Some(t.link_stopped),
                         "enable" => Some(t.link_started),
@@ -620,6 +623,9 @@ pub(super) async fn campaign_page(
             .map_or_else(|| range.to.map(|d| d.to_string()).unwrap_or_default(), |r| r.to.clone()),
         range_refused: days_refused.as_ref().map(|r| (r.from_invalid, r.to_invalid)),
         view,
+        page_ended: url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == "page_ended")
+            .map(|(_, kol)| format!("{} {kol}", t.page_ended)),
         range_query: [("from", range.from), ("to", range.to)]
             .iter()
             .filter_map(|(k, d)| d.map(|d| format!("&{k}={d}")))

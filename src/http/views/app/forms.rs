@@ -343,7 +343,12 @@ pub(super) async fn mint(
         expires_at: None,
     };
     match state.minter().one(&id, spec).await {
-        Ok(_) => see_other(&page_of(&id, f.view.as_deref(), Lang::of(&req))),
+        // The new link's card, saying it was made: it was listed far above the form, unsaid.
+        Ok(link) => see_other(&format!(
+            "{}&edit={code}&did=created#link-{code}",
+            page_of(&id, f.view.as_deref(), Lang::of(&req)),
+            code = link.code
+        )),
         Err(e) => {
             let (kol, coupon) = (f.kol.clone(), f.coupon.clone().unwrap_or_default());
             let typed = Typed {
@@ -458,27 +463,28 @@ pub(super) async fn revoke(
     }
     let (id, share) = path.into_inner();
     let lang = Lang::of(&req);
-    let back = format!("{}#shares", page_of(&id, form.view.as_deref(), lang));
+    let page = page_of(&id, form.view.as_deref(), lang);
     let ended = async {
         // Only a share the page lists: of its campaign, or of every campaign of a KOL with a
         // link in it.
         let listed = match crate::store::RecordsExt::get::<crate::domain::Share>(state.store(), &share).await? {
             Some(s) => match &s.campaign {
-                Some(c) => c.as_str() == id,
-                None => has_link_in(&state, &id, s.kol.as_str()).await?,
+                Some(c) if c.as_str() == id => Some(s.kol),
+                Some(_) => None,
+                None => has_link_in(&state, &id, s.kol.as_str()).await?.then_some(s.kol),
             },
-            None => false,
+            None => None,
         };
-        if !listed {
+        let Some(kol) = listed else {
             return Err(ApiError::not_found(format!(
                 "No page of this campaign has id '{share}'."
             )));
-        }
-        crate::http::shares::end_share(&state, &share).await
+        };
+        crate::http::shares::end_share(&state, &share).await.map(|()| kol)
     };
     match ended.await {
-        Ok(()) => see_other(&back),
-        Err(e) => refused_with_way_back(&req, e, Typed::default(), &back),
+        Ok(kol) => see_other(&format!("{page}&page_ended={kol}#shares")),
+        Err(e) => refused_with_way_back(&req, e, Typed::default(), &format!("{page}#shares")),
     }
 }
 
