@@ -648,6 +648,11 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
     };
     let all = signed_in_page(&app, &cookie, "/app/campaigns/spring-sale").await;
     assert_eq!(figure(&all, "clicks"), "3");
+    // The totals say what they cover: the chart below them draws only the last 30 days.
+    assert!(
+        all.contains(r#"<p class="muted" id="kpi-period">Totals of every day</p>"#),
+        "{all}"
+    );
     // Each link's card has its own figures, of the days shown (an analyst could not tell a
     // KOL's reel from her story on the dashboard).
     let card = |page: &str| -> String {
@@ -658,6 +663,7 @@ async fn a_campaign_page_shows_the_days_asked_for(backend: Backend) {
     assert!(card(&all).contains("Clicks <b>3</b>"), "{}", card(&all));
     let path = format!("/app/campaigns/spring-sale?from={later}&to={later}&sort=clicks");
     let ranged = signed_in_page(&app, &cookie, &path).await;
+    assert!(ranged.contains(">Totals of the days chosen (UTC)</p>"), "{ranged}");
     let api = app
         .get_ok(&format!("/api/v1/campaigns/spring-sale/stats?from={later}&to={later}"))
         .await;

@@ -47,6 +47,10 @@ async fn a_kol_sees_their_own_links_and_figures_and_nothing_else(backend: Backen
     let html = app.api.get(url).header("accept", "text/html").send().await.unwrap();
     let html = html.text().await.unwrap();
     assert!(html.contains("Campaign spring-sale · "));
+    assert!(
+        html.contains(r#"<p class="muted" id="kpi-period">Totals of every day</p>"#),
+        "{html}"
+    );
     // The coupon the KOL gives their followers, with the link it belongs to.
     assert_eq!(link["coupon"], "AMY10");
     assert!(html.contains(r#"Coupon <b class="coupon">AMY10</b>"#), "{html}");
