@@ -159,6 +159,8 @@ async fn the_dashboard_needs_a_session_and_forms_need_their_csrf_token(backend: 
         .await
         .unwrap();
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    // To the new campaign's page, in the language the form was in (it was dropped).
+    assert_eq!(ok.headers()["location"], "/app/campaigns/autumn?lang=en");
     assert_eq!(app.get_ok("/api/v1/campaigns/autumn").await["currency"], "TWD");
     let mint = [
         ("csrf", csrf.as_str()),
@@ -1689,6 +1691,13 @@ async fn sign_in_guesses_from_one_address_are_few() {
         page.contains("Too many attempts from this address: try again in") && page.contains(r#"name="token""#),
         "{page}"
     );
+    // The token's field names the message, as it names the wrong token's; and the sign-in page
+    // has no footer about figures, of which there are none before signing in.
+    assert!(
+        page.contains(r#"aria-describedby="why-wait""#) && page.contains(r#"id="why-wait""#),
+        "{page}"
+    );
+    assert!(!page.contains("<footer>"), "{page}");
     let zh = app
         .api
         .post(app.url("/app/login"))

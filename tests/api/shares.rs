@@ -125,6 +125,8 @@ async fn a_link_that_no_longer_redirects_is_marked_and_offers_no_copy_on_the_kol
             )),
             "{html}"
         );
+        // A link without a QR code leaves no empty column beside its text.
+        assert!(!html.contains("<span></span>"), "{html}");
         for ended in ["/amy-serum", "/amy-soon"] {
             assert!(
                 !html.contains(&format!(r#"data-copy="{}""#, app.url(ended))),

@@ -245,7 +245,7 @@ pub(super) async fn create_campaign(req: HttpRequest, state: State, form: web::F
         ..CreateCampaign::default()
     };
     match new_campaign(&state, body).await {
-        Ok(c) => see_other(&format!("/app/campaigns/{}", c.id)),
+        Ok(c) => see_other(&format!("/app/campaigns/{}?lang={}", c.id, Lang::of(&req).tag())),
         Err(e) => {
             let id = f.id.clone();
             let typed = Typed {
