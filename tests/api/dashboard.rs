@@ -1287,9 +1287,37 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
         async move { post_signed_in(app, cookie, "/app/campaigns/spring-sale/shares?lang=en", &form).await }
     };
     let r = post("amy", csrf.clone()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    // The answer leads to the page that shows the address, which it carries in a cookie of
+    // that page alone: reloading the form's answer made another live page each time.
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/app/campaigns/spring-sale/shares?kol=amy&lang=en");
+    let carried = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        carried.contains("HttpOnly")
+            && carried.contains("SameSite=Strict")
+            && carried.contains("Path=/app/campaigns/spring-sale/shares"),
+        "{carried}"
+    );
+    let carried = carried.split(';').next().unwrap();
+    let r = get_signed_in(&app, &format!("{cookie}; {carried}"), &to).await;
+    assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "private, no-store");
+    assert!(
+        r.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"),
+        "shown once"
+    );
     let shown = r.text().await.unwrap();
+    // Reloaded (the cookie gone), it says the address was shown, and makes no other page.
+    let again = signed_in_page(&app, &cookie, &to).await;
+    assert!(!again.contains("/s/") && again.contains("was shown once"), "{again}");
+    assert_eq!(
+        app.get_ok("/api/v1/kols/amy/shares").await["shares"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let from = shown.find(&app.url("/s/")).expect("the address");
     let url = shown[from..from + shown[from..].find('<').unwrap()].to_owned();
     let kol_page = app.json_of(&format!("{url}.json")).await;

@@ -51,7 +51,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(form("/app/campaigns/{id}/links/{code}").route(web::post().to(edit_link)))
         .service(form("/app/campaigns/{id}/links/{code}/insights").route(web::post().to(report_insights)))
         .service(form("/app/campaigns/{id}/links/{code}/insights/{day}/remove").route(web::post().to(remove_insights)))
-        .service(form("/app/campaigns/{id}/shares").route(web::post().to(share)))
+        .service(
+            page("/app/campaigns/{id}/shares")
+                .route(crate::http::get_or_head().to(forms::shown_share))
+                .route(web::post().to(share)),
+        )
         .service(form("/app/campaigns/{id}/shares/{share}/revoke").route(web::post().to(revoke)));
 }
 

@@ -387,11 +387,18 @@ struct ShareView<'a> {
     t: &'static crate::http::views::Texts,
     kol: &'a str,
     campaign: &'a str,
-    url: String,
+    /// The new page's address; none once it was shown.
+    url: Option<String>,
 }
 
+/// The cookie that carries a new KOL page's token from the form's answer to the page that
+/// shows it (`shown_share`), once.
+const SHOWN_SHARE: &str = "kolink_shown_share";
+
 /// A page for a KOL of this campaign, shared from a link's card: its address is shown once,
-/// as the API's `POST /api/v1/kols/{id}/shares` shows it, to send to the KOL.
+/// as the API's `POST /api/v1/kols/{id}/shares` shows it, to send to the KOL. The answer leads
+/// to the page that shows it (`shown_share`), with the token in a cookie of that page alone, so
+/// that reloading it makes no other page (reloading the form's answer made one each time).
 pub(super) async fn share(
     req: HttpRequest,
     state: State,
@@ -417,20 +424,12 @@ pub(super) async fn share(
     };
     match made.await {
         Ok((kol, token)) => {
-            let page = ShareView {
-                t: lang.texts(),
-                kol: if kol.name.is_empty() {
-                    kol.id.as_str()
-                } else {
-                    &kol.name
-                },
-                campaign: &id,
-                url: format!("{}/s/{token}", state.public_base),
-            };
-            match askama::Template::render(&page) {
-                Ok(body) => crate::http::views::html_page(actix_web::http::StatusCode::CREATED).body(body),
-                Err(e) => actix_web::ResponseError::error_response(&ApiError::Internal(anyhow::Error::new(e))),
-            }
+            let shown = shown_share_cookie(&state, &id, token);
+            let to = format!("/app/campaigns/{id}/shares?kol={}&lang={}", kol.id, lang.tag());
+            HttpResponse::SeeOther()
+                .cookie(shown)
+                .insert_header((actix_web::http::header::LOCATION, to))
+                .finish()
         }
         Err(e) => refused_with_way_back(
             &req,
@@ -441,6 +440,71 @@ pub(super) async fn share(
             },
             &back,
         ),
+    }
+}
+
+/// The cookie of `SHOWN_SHARE` for campaign `id`'s share page: `token`, or its removal.
+fn shown_share_cookie(state: &State, id: &str, token: String) -> actix_web::cookie::Cookie<'static> {
+    let mut c = actix_web::cookie::Cookie::build(SHOWN_SHARE, token.clone())
+        .path(format!("/app/campaigns/{id}/shares"))
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .secure(state.public_base.starts_with("https://"))
+        .max_age(actix_web::cookie::time::Duration::minutes(5))
+        .finish();
+    if token.is_empty() {
+        c.make_removal();
+    }
+    c
+}
+
+#[derive(Deserialize)]
+pub(super) struct ShownShareQuery {
+    kol: Option<String>,
+}
+
+/// `GET /app/campaigns/{id}/shares?kol=…`: the address of the KOL page just made (`share`),
+/// shown once: the cookie that carries it goes with this answer, and a reload says it was shown.
+pub(super) async fn shown_share(
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+    q: web::Query<ShownShareQuery>,
+) -> HttpResponse {
+    if signed_in(&req, &state).is_none() {
+        return to_sign_in(&req);
+    }
+    // The form's address opened as a page (no KOL named): the form's page, as for every form.
+    let Some(kol) = q.kol.as_deref() else {
+        return super::to_form_page(req).await;
+    };
+    let lang = Lang::of(&req);
+    let kol = match crate::lookup::kol(state.store(), kol).await {
+        Ok(kol) => kol,
+        Err(e) => {
+            let back = format!("/app/campaigns/{id}?lang={}", lang.tag());
+            return refused_with_way_back(&req, e, Typed::default(), &back);
+        }
+    };
+    let token = req
+        .cookie(SHOWN_SHARE)
+        .map(|c| c.value().to_owned())
+        .filter(|t| !t.is_empty());
+    let page = ShareView {
+        t: lang.texts(),
+        kol: if kol.name.is_empty() {
+            kol.id.as_str()
+        } else {
+            &kol.name
+        },
+        campaign: &id,
+        url: token.map(|token| format!("{}/s/{token}", state.public_base)),
+    };
+    match askama::Template::render(&page) {
+        Ok(body) => crate::http::views::html_page(actix_web::http::StatusCode::OK)
+            .cookie(shown_share_cookie(&state, &id, String::new()))
+            .body(body),
+        Err(e) => actix_web::ResponseError::error_response(&ApiError::Internal(anyhow::Error::new(e))),
     }
 }
 
