@@ -469,8 +469,8 @@ pub fn error_format() -> ErrorHandlers<actix_web::body::BoxBody> {
 
 /// What no route answers. A page's address with a slash after it (`/s/<token>/`, `/app/`:
 /// apps and people add one to an address they share) leads to the page; a browser asking for
-/// any other page that is not there gets an HTML page rather than the API's JSON. The API and
-/// the webhooks answer JSON whatever was asked for.
+/// a dashboard or KOL page (`/app…`, `/s/…`) that is not there gets an HTML page rather than
+/// the API's JSON. Every other path answers JSON whatever was asked for.
 async fn not_found(req: HttpRequest) -> HttpResponse {
     let is_page =
         |p: &str| p == "/app" || p.starts_with("/app/") || p.strip_prefix("/s/").is_some_and(|t| !t.is_empty());

@@ -421,6 +421,12 @@ async fn a_method_a_path_does_not_take_is_405_naming_the_methods_it_takes() {
     // The dashboard's pages, which the document does not list, alike.
     let r = app.api.head(app.url("/app")).send().await.unwrap();
     assert_eq!(r.status(), 303);
+    // With the same headers as GET: the way back after signing in, its query too.
+    let page = "/app/campaigns/spring-sale?sort=clicks&order=asc";
+    let by_head = app.api.head(app.url(page)).send().await.unwrap();
+    let by_get = app.api.get(app.url(page)).send().await.unwrap();
+    assert_eq!(by_head.headers()["location"], by_get.headers()["location"]);
+    assert!(by_get.headers()["location"].to_str().unwrap().contains("order%3Dasc"));
     let r = app.api.put(app.url("/app/login")).send().await.unwrap();
     assert_eq!(r.headers()["allow"], "GET, HEAD, POST");
     assert_eq!(r.status(), 405);

@@ -1356,6 +1356,13 @@ async fn a_kols_page_is_shared_from_a_link_card(backend: Backend) {
         campaign.contains(r#"<p role="status" id="shares">Page ended; its address no longer opens: amy</p>"#),
         "{campaign}"
     );
+    // Only of a KOL of this campaign: the address can be typed, and other words are not said.
+    let typed = "/app/campaigns/spring-sale?page_ended=amy.%20Sign%20in%20at%20evil.example";
+    let campaign = signed_in_page(&app, &cookie, typed).await;
+    assert!(
+        !campaign.contains("Page ended") && !campaign.contains("evil"),
+        "{campaign}"
+    );
     // A page of all of amy's campaigns (the API's share without a campaign) shows this one's
     // figures too: it is listed here, said to cover all her campaigns, and ended from here (it
     // was on no page of the dashboard).
@@ -1910,10 +1917,15 @@ async fn every_scrolling_table_can_be_scrolled_from_the_keyboard() {
     .await;
     app.post_expect("/api/v1/kols/amy/shares", &json!({}), 201).await;
     let cookie = sign_in(&app).await;
-    for path in ["/app", "/app/campaigns/spring-sale"] {
+    // The campaign page with a card's days of insights open, whose table scrolls too.
+    for (path, at_least) in [("/app", 1), ("/app/campaigns/spring-sale?edit=amy-serum", 6)] {
         let page = signed_in_page(&app, &cookie, path).await;
+        assert!(
+            path == "/app" || page.contains("Days reported, newest first"),
+            "{path}: {page}"
+        );
         let boxes: Vec<&str> = page.split(r#"<div class="scroll""#).skip(1).collect();
-        assert!(boxes.len() >= if path == "/app" { 1 } else { 5 }, "{path}: {page}");
+        assert!(boxes.len() >= at_least, "{path}: {page}");
         for b in boxes {
             let tag = &b[..b.find('>').unwrap()];
             assert!(

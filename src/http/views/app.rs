@@ -122,8 +122,7 @@ fn cell(key: SortKey, t: &Totals) -> String {
         None => "–".to_owned(),
         Some(Figure::Count(n)) => count(n),
         Some(Figure::Minor(m)) => amount(Money::from_minor(m)),
-        Some(Figure::Rate(r)) if key == SortKey::Roas && r < 0.0 => format!("−{}", super::decimal(-r, 0, 2)),
-        Some(Figure::Rate(r)) if key == SortKey::Roas => super::decimal(r, 0, 2),
+        Some(Figure::Rate(r)) if key == SortKey::Roas => super::signed(r, super::decimal(r.abs(), 0, 2)),
         Some(Figure::Rate(r)) => percent(Some(r)),
     }
 }

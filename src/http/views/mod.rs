@@ -178,21 +178,26 @@ pub fn percent(r: Option<f64>) -> String {
             } else {
                 2
             };
-            let digits = decimal(r.abs(), 2, decimals);
-            let sign = if r < 0.0 && digits.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
-                "−"
-            } else {
-                ""
-            };
-            format!("{sign}{digits} %")
+            format!("{} %", signed(r, decimal(r.abs(), 2, decimals)))
         },
     )
+}
+
+/// `digits` (the figure `r` written without its sign) with the minus sign amounts take when
+/// `r` is negative and the digits are not all zero: a rate of −0.0001 % is shown as 0.00.
+pub fn signed(r: f64, digits: String) -> String {
+    if r < 0.0 && digits.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+        format!("−{digits}")
+    } else {
+        digits
+    }
 }
 
 /// `x` (not negative) × 10^`shift` with `decimals` decimals, rounded half up as `x`'s shortest
 /// decimal form reads: 11 clicks of 4,000 impressions are 0.00275, whose float is a hair below
 /// it, and formatting the float times 100 showed 0.27 % where the figure is 0.275 %.
 pub fn decimal(x: f64, shift: usize, decimals: usize) -> String {
+    debug_assert!(x >= 0.0 && x.is_finite(), "{x}");
     let text = x.to_string();
     let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
     let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
@@ -484,6 +489,12 @@ mod tests {
         assert_eq!(decimal(2.675, 0, 2), "2.68");
         assert_eq!(decimal(0.0, 0, 2), "0.00");
         assert_eq!(decimal(9.995, 0, 2), "10.00");
+        assert_eq!(
+            signed(-0.0001, decimal(0.0001, 0, 2)),
+            "0.00",
+            "no minus before nothing"
+        );
+        assert_eq!(percent(Some(-0.000_000_000_000_000_01)), "0.000000000000 %");
     }
 
     #[test]

@@ -451,6 +451,12 @@ pub(super) async fn campaign_page(
     // The KOLs' pages that show this campaign and are open (of the first 500 shares): its
     // own, and those of every campaign of a KOL with a link in it.
     let here: std::collections::HashSet<&str> = r.kols.iter().map(|k| k.key.kol.as_str()).collect();
+    // A KOL's page just ended from here (`forms::revoke`): only a KOL of this campaign, since
+    // the address can be typed.
+    let page_ended = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "page_ended")
+        .filter(|(_, kol)| here.contains(kol.as_ref()))
+        .map(|(_, kol)| format!("{} {kol}", t.page_ended));
     let shared = state
         .store()
         .list::<crate::domain::Share>(None, 500)
@@ -623,9 +629,7 @@ pub(super) async fn campaign_page(
             .map_or_else(|| range.to.map(|d| d.to_string()).unwrap_or_default(), |r| r.to.clone()),
         range_refused: days_refused.as_ref().map(|r| (r.from_invalid, r.to_invalid)),
         view,
-        page_ended: url::form_urlencoded::parse(req.query_string().as_bytes())
-            .find(|(k, _)| k == "page_ended")
-            .map(|(_, kol)| format!("{} {kol}", t.page_ended)),
+        page_ended,
         range_query: [("from", range.from), ("to", range.to)]
             .iter()
             .filter_map(|(k, d)| d.map(|d| format!("&{k}={d}")))

@@ -18,7 +18,10 @@ pub(crate) const FORM_EXPIRED: &str = "This form has expired: load its page agai
 /// the form was on), and says so when the browser's session has ended (signed out elsewhere,
 /// or past its life) rather than never begun.
 pub(super) fn to_sign_in(req: &HttpRequest) -> HttpResponse {
-    let back = if req.method() == actix_web::http::Method::GET {
+    let back = if matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) {
         match req.query_string() {
             "" => req.path().to_owned(),
             q => format!("{}?{q}", req.path()),
