@@ -4,9 +4,9 @@
 //! audit, downloads). Every figure comes from `crate::report`, as the API's do.
 //!
 //! The pages: `campaigns` (the first page) and `campaign` (a campaign's). Beside them:
-//! `sign_in` (signing in and out), `forms` (creating campaigns and KOLs, minting, changing and
-//! sharing links, through the API's own rules), `insights` (a link card's insights form),
-//! `names` (what the pages call things, in each language).
+//! `sign_in` (signing in and out), `forms` (creating campaigns and KOLs, minting and changing
+//! links, through the API's own rules), `insights` (a link card's insights form), `shares`
+//! (a KOL's page made and ended), `names` (what the pages call things, in each language).
 
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
@@ -24,10 +24,12 @@ mod campaigns;
 mod forms;
 mod insights;
 mod names;
+mod shares;
 mod sign_in;
 
-use forms::{create_campaign, create_kol, edit_link, form_post, mint, revoke, share};
+use forms::{create_campaign, create_kol, edit_link, form_post, mint};
 use insights::{remove_insights, report_insights};
+use shares::{revoke, share};
 pub(crate) use sign_in::FORM_EXPIRED;
 use sign_in::{login, login_form, logout, to_sign_in};
 
@@ -53,7 +55,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(form("/app/campaigns/{id}/links/{code}/insights/{day}/remove").route(web::post().to(remove_insights)))
         .service(
             page("/app/campaigns/{id}/shares")
-                .route(crate::http::get_or_head().to(forms::shown_share))
+                .route(crate::http::get_or_head().to(shares::shown_share))
                 .route(web::post().to(share)),
         )
         .service(form("/app/campaigns/{id}/shares/{share}/revoke").route(web::post().to(revoke)));
