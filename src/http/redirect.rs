@@ -305,11 +305,10 @@ pub(super) fn page_with_way_back(
     if super::accepts(req, "text/html") {
         let lang = super::views::Lang::of(req);
         let html_lang = lang.texts().html_lang;
-        let (title, message) = match (lang, own_title(message)) {
-            (super::views::Lang::En, Some((en, _))) => (en, message),
-            (super::views::Lang::ZhTw, Some((_, zh))) => (zh, zh_message(message)),
-            (super::views::Lang::En, None) => (en_title(status), message),
-            (super::views::Lang::ZhTw, None) => (zh_title(status), zh_message(message)),
+        let (en, zh) = own_title(message).unwrap_or((en_title(status), zh_title(status)));
+        let (title, message) = match lang {
+            super::views::Lang::En => (en, message),
+            super::views::Lang::ZhTw => (zh, zh_message(message)),
         };
         // Messages can name what the client sent (an id from the path): text, never markup.
         let escape = |s: &str| {

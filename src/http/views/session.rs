@@ -8,7 +8,7 @@
 //! (one admin: signing out signs out every browser). Every process reads the key again every
 //! [`KEY_REFRESH`] ([`keep_key_fresh`]), so a sign-out through one ends sessions in all.
 
-use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, CookieBuilder, SameSite};
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -82,27 +82,28 @@ fn mac(state: &AppState, purpose: &str, value: &str) -> String {
     B64URL.encode(m.finalize().into_bytes())
 }
 
+/// A cookie only kolink's own pages send back and scripts cannot read: `HttpOnly`,
+/// `SameSite=Strict`, under `path`, and `Secure` where kolink is served over https.
+pub fn private(state: &AppState, name: &'static str, value: String, path: String) -> CookieBuilder<'static> {
+    Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.public_base.starts_with("https://"))
+}
+
 /// A new session cookie for someone who just gave the admin token.
 pub fn start(state: &AppState) -> Cookie<'static> {
     let expires = state.clock.now().timestamp() + HOURS * 3600;
     let value = format!("{expires}.{}", mac(state, "session", &expires.to_string()));
-    Cookie::build(COOKIE, value)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(state.public_base.starts_with("https://"))
+    private(state, COOKIE, value, "/".to_owned())
         .max_age(CookieDuration::hours(HOURS))
         .finish()
 }
 
 /// The cookie that ends a session.
 pub fn end(state: &AppState) -> Cookie<'static> {
-    let mut c = Cookie::build(COOKIE, "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(state.public_base.starts_with("https://"))
-        .finish();
+    let mut c = private(state, COOKIE, String::new(), "/".to_owned()).finish();
     c.make_removal();
     c
 }

@@ -59,7 +59,7 @@ pub(super) async fn share(
     };
     match made.await {
         Ok((kol, token)) => {
-            let shown = shown_share_cookie(&state, &id, token);
+            let shown = shown_share_cookie(&state, &id, Some(token));
             let to = format!("/app/campaigns/{id}/shares?kol={}&lang={}", kol.id, lang.tag());
             HttpResponse::SeeOther()
                 .cookie(shown)
@@ -78,16 +78,15 @@ pub(super) async fn share(
     }
 }
 
-/// The cookie of `SHOWN_SHARE` for campaign `id`'s share page: `token`, or its removal.
-fn shown_share_cookie(state: &State, id: &str, token: String) -> actix_web::cookie::Cookie<'static> {
-    let mut c = actix_web::cookie::Cookie::build(SHOWN_SHARE, token.clone())
-        .path(format!("/app/campaigns/{id}/shares"))
-        .http_only(true)
-        .same_site(actix_web::cookie::SameSite::Strict)
-        .secure(state.public_base.starts_with("https://"))
+/// The cookie of `SHOWN_SHARE` for campaign `id`'s share page: `token` for five minutes, or
+/// (`None`) its removal.
+fn shown_share_cookie(state: &State, id: &str, token: Option<String>) -> actix_web::cookie::Cookie<'static> {
+    let path = format!("/app/campaigns/{id}/shares");
+    let removal = token.is_none();
+    let mut c = crate::http::views::session::private(state, SHOWN_SHARE, token.unwrap_or_default(), path)
         .max_age(actix_web::cookie::time::Duration::minutes(5))
         .finish();
-    if token.is_empty() {
+    if removal {
         c.make_removal();
     }
     c
@@ -137,7 +136,7 @@ pub(super) async fn shown_share(
     };
     match askama::Template::render(&page) {
         Ok(body) => crate::http::views::html_page(actix_web::http::StatusCode::OK)
-            .cookie(shown_share_cookie(&state, &id, String::new()))
+            .cookie(shown_share_cookie(&state, &id, None))
             .body(body),
         Err(e) => actix_web::ResponseError::error_response(&ApiError::Internal(anyhow::Error::new(e))),
     }
