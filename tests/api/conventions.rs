@@ -339,12 +339,12 @@ fn assert_names(error: Value, field: &str) {
     );
 }
 
+per_store!(a_method_a_path_does_not_take_is_405_naming_the_methods_it_takes);
 /// Every path of the OpenAPI document answers a method it does not take with `405` and an
 /// `Allow` header naming the methods it does take (RFC 9110), those of the document (and `HEAD`
 /// where `GET` is).
-#[tokio::test]
-async fn a_method_a_path_does_not_take_is_405_naming_the_methods_it_takes() {
-    let app = spawn_app(Backend::Embedded).await;
+async fn a_method_a_path_does_not_take_is_405_naming_the_methods_it_takes(backend: Backend) {
+    let app = spawn_app(backend).await;
     let doc = include_str!("../../src/http/openapi.yaml");
     let mut paths: Vec<(String, Vec<String>)> = Vec::new();
     for line in doc.lines().skip_while(|l| *l != "paths:").skip(1) {

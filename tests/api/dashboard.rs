@@ -1902,11 +1902,11 @@ async fn a_refused_form_says_why_in_the_readers_language_and_what_to_do(backend:
     assert_eq!(links["links"][0]["cost"], "1500.50", "{links}");
 }
 
+per_store!(every_scrolling_table_can_be_scrolled_from_the_keyboard);
 /// A table wider than a phone scrolls inside its box; a keyboard reaches what is out of view
 /// only if the box takes focus (the campaign list's Revenue, Cost and ROI could not be reached).
-#[tokio::test]
-async fn every_scrolling_table_can_be_scrolled_from_the_keyboard() {
-    let app = spawn_app(Backend::Embedded).await;
+async fn every_scrolling_table_can_be_scrolled_from_the_keyboard(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.seed().await;
     app.tap("amy-serum").await;
     app.post_expect(

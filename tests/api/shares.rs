@@ -320,12 +320,12 @@ async fn pages_cannot_be_framed_and_no_answer_is_sniffed() {
     }
 }
 
+per_store!(a_kols_page_with_a_slash_after_it_leads_to_the_page_and_a_missing_page_is_html);
 /// A page's address with a slash after it (apps and people add one to an address they share)
 /// leads to the page; a page that is not there is an HTML page for a browser. The API stays
 /// JSON whatever is asked for.
-#[tokio::test]
-async fn a_kols_page_with_a_slash_after_it_leads_to_the_page_and_a_missing_page_is_html() {
-    let app = spawn_app(Backend::Embedded).await;
+async fn a_kols_page_with_a_slash_after_it_leads_to_the_page_and_a_missing_page_is_html(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.seed().await;
     let s = share(&app, "amy", json!({})).await;
     let token = s["token"].as_str().unwrap();
